@@ -1,0 +1,219 @@
+//! Delegates (人大代表): a person with one or more mandates, at any of the five levels.
+
+use std::collections::BTreeMap;
+
+use chrono::NaiveDate;
+use serde::{Deserialize, Serialize};
+
+use super::RecordId;
+use crate::region::{Level, RegionCode};
+use crate::validate::{ValidationError, bounded_text, required_text};
+
+labelled_enum!(Gender {
+    Male => ("male", "男"),
+    Female => ("female", "女"),
+});
+
+labelled_enum!(
+    /// A mandate's standing. Only 在任 counts towards quotas and routing.
+    MandateStatus {
+        Serving => ("serving", "在任"),
+        Suspended => ("suspended", "暂停执行职务"),
+        Resigned => ("resigned", "辞职"),
+        Recalled => ("recalled", "罢免"),
+        Terminated => ("terminated", "终止"),
+    }
+);
+
+/// One mandate: a seat in one congress for one term (届).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Mandate {
+    pub congress: RegionCode,
+    /// Kept beside the congress code so routing and rollups read it without deriving it.
+    pub level: Level,
+    /// 届, e.g. 17 for 第十七届.
+    pub term: u32,
+    /// 选区 (direct elections, township and county) or 选举单位 (indirect, city and above).
+    pub constituency: String,
+    pub status: MandateStatus,
+    /// When the current status began; empty for a mandate still at its first status.
+    #[serde(default)]
+    pub status_since: Option<NaiveDate>,
+}
+
+impl Mandate {
+    /// The key a mandate is stored under: one map entry per congress and term, so changing two
+    /// mandates on two nodes at once never conflicts.
+    pub fn key(congress: &RegionCode, term: u32) -> String {
+        format!("{congress}-{term}")
+    }
+
+    pub fn validate(&self) -> Result<(), ValidationError> {
+        if !self.congress.has_congress() {
+            return Err(ValidationError::new(
+                "congress",
+                format!(
+                    "{} 没有人民代表大会（街道、村或统计分组），不能作为代表所属的人大",
+                    self.congress
+                ),
+            ));
+        }
+        if !(1..=99).contains(&self.term) {
+            return Err(ValidationError::new("term", "届次必须在 1 到 99 之间"));
+        }
+        required_text("constituency", &self.constituency)
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Delegate {
+    pub name: String,
+    pub gender: Gender,
+    #[serde(default)]
+    pub birth_year: Option<i32>,
+    #[serde(default)]
+    pub ethnicity: Option<String>,
+    #[serde(default)]
+    pub party: Option<String>,
+    pub occupation: String,
+    /// The liaison station (代表联络站) the delegate is registered at, if any.
+    #[serde(default)]
+    pub station: Option<RecordId>,
+    /// Keyed by [`Mandate::key`].
+    pub mandates: BTreeMap<String, Mandate>,
+}
+
+impl Delegate {
+    pub fn validate(&self) -> Result<(), ValidationError> {
+        required_text("name", &self.name)?;
+        required_text("occupation", &self.occupation)?;
+        for (field, value) in [("ethnicity", &self.ethnicity), ("party", &self.party)] {
+            if let Some(v) = value {
+                bounded_text(field, v)?;
+            }
+        }
+        if let Some(year) = self.birth_year
+            && !(1900..=2015).contains(&year)
+        {
+            return Err(ValidationError::new(
+                "birth-year",
+                "出生年份必须在 1900 到 2015 之间",
+            ));
+        }
+        if self.mandates.is_empty() {
+            return Err(ValidationError::new(
+                "congress",
+                "代表至少要有一个代表资格（所属人大、届次、选区）",
+            ));
+        }
+        for (key, mandate) in &self.mandates {
+            mandate.validate()?;
+            if *key != Mandate::key(&mandate.congress, mandate.term) {
+                return Err(ValidationError::new(
+                    "mandates",
+                    format!("代表资格的键“{key}”与所属人大和届次不符"),
+                ));
+            }
+            if mandate.level != mandate.congress.level().unwrap_or(Level::Township) {
+                return Err(ValidationError::new(
+                    "level",
+                    "代表资格的级别与所属人大的区划代码不符",
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Serving mandates, highest level first.
+    pub fn serving(&self) -> impl Iterator<Item = &Mandate> {
+        let mut serving: Vec<&Mandate> = self
+            .mandates
+            .values()
+            .filter(|m| m.status == MandateStatus::Serving)
+            .collect();
+        serving.sort_by_key(|m| m.level);
+        serving.into_iter()
+    }
+
+    /// The highest level at which the delegate currently serves.
+    pub fn highest_level(&self) -> Option<Level> {
+        self.serving().next().map(|m| m.level)
+    }
+
+    /// The delegate's standing as staff see it: serving if any mandate is, else the status of
+    /// the most recent term.
+    pub fn status(&self) -> MandateStatus {
+        if self.serving().next().is_some() {
+            return MandateStatus::Serving;
+        }
+        self.mandates
+            .values()
+            .max_by_key(|m| (m.term, m.level))
+            .map_or(MandateStatus::Terminated, |m| m.status)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mandate(congress: &str, term: u32, status: MandateStatus) -> Mandate {
+        let congress = RegionCode::parse("congress", congress).unwrap();
+        Mandate {
+            congress,
+            level: congress.level().unwrap(),
+            term,
+            constituency: "第七选区".into(),
+            status,
+            status_since: None,
+        }
+    }
+
+    fn delegate(mandates: Vec<Mandate>) -> Delegate {
+        Delegate {
+            name: "沈建华".into(),
+            gender: Gender::Male,
+            birth_year: Some(1972),
+            ethnicity: None,
+            party: None,
+            occupation: "村党总支书记".into(),
+            station: None,
+            mandates: mandates
+                .into_iter()
+                .map(|m| (Mandate::key(&m.congress, m.term), m))
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn highest_serving_level_and_status() {
+        let d = delegate(vec![
+            mandate("330411101000", 17, MandateStatus::Serving),
+            mandate("330411000000", 9, MandateStatus::Serving),
+            mandate("330400000000", 9, MandateStatus::Resigned),
+        ]);
+        d.validate().unwrap();
+        assert_eq!(d.highest_level(), Some(Level::County));
+        assert_eq!(d.status(), MandateStatus::Serving);
+        let gone = delegate(vec![mandate("330411101000", 17, MandateStatus::Recalled)]);
+        assert_eq!(gone.highest_level(), None);
+        assert_eq!(gone.status(), MandateStatus::Recalled);
+    }
+
+    #[test]
+    fn invalid_delegates_name_the_field() {
+        assert_eq!(delegate(vec![]).validate().unwrap_err().field, "congress");
+        let street = delegate(vec![mandate("330411001000", 17, MandateStatus::Serving)]);
+        assert_eq!(street.validate().unwrap_err().field, "congress");
+        let mut nameless = delegate(vec![mandate("330411101000", 17, MandateStatus::Serving)]);
+        nameless.name = " ".into();
+        assert_eq!(nameless.validate().unwrap_err().field, "name");
+        assert!(MandateStatus::parse("status", "辞职").is_ok());
+        assert!(
+            MandateStatus::parse("status", "退休")
+                .unwrap_err()
+                .rule
+                .contains("在任")
+        );
+    }
+}

@@ -1,0 +1,295 @@
+//! [`RecordDoc`]: a record's automerge document and the only code that reads or writes its layout.
+//!
+//! Layout of every document:
+//!
+//! ```text
+//! { header: { id, kind, home, created_at, created_by: { node, user } },   written once
+//!   fields: { ...kind-specific... },                                      last writer wins per key
+//!   events: [ { id, lamport, recorded_at, date, author, action, ... } ] }  workflow kinds only
+//! }
+//! ```
+//!
+//! Fields are written through automerge's `update_object`, which diffs against the current
+//! value, so a change touches only the keys that changed and concurrent edits of different fields
+//! both survive a merge. Events are appended as whole maps and never edited.
+
+use automerge::hydrate;
+use automerge::transaction::{CommitOptions, Transactable};
+use automerge::{ActorId, Automerge, Change, ChangeHash, ObjType, ROOT, ReadDoc, ScalarValue};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use super::Header;
+use super::event::{Event, EventEntry};
+
+/// A document that could not be read or written. Every variant is an input problem (bytes from
+/// disk or a peer), never a reason to panic.
+#[derive(Debug, thiserror::Error)]
+pub enum DocError {
+    #[error("automerge document failed to load: {0}")]
+    Load(String),
+    #[error("document has no valid header: {0}")]
+    Header(String),
+    #[error("document fields do not match the record kind: {0}")]
+    Fields(String),
+    #[error("document events are malformed: {0}")]
+    Events(String),
+    #[error("automerge change failed to decode: {0}")]
+    Change(String),
+    #[error("a change would alter the immutable header of record {0}")]
+    HeaderChanged(String),
+    #[error("automerge operation failed: {0}")]
+    Automerge(#[from] automerge::AutomergeError),
+    #[error("document value could not be written: {0}")]
+    Update(String),
+}
+
+/// One record's automerge document.
+#[derive(Debug)]
+pub struct RecordDoc {
+    doc: Automerge,
+}
+
+impl RecordDoc {
+    /// Creates a document with its header, fields and (for workflow kinds) an empty event list,
+    /// as one automerge change written by `actor`.
+    pub fn create<T: Serialize>(
+        header: &Header,
+        fields: &T,
+        actor: &ActorId,
+    ) -> Result<RecordDoc, DocError> {
+        let mut doc = Automerge::new().with_actor(actor.clone());
+        let header_value = to_hydrate(
+            &serde_json::to_value(header).map_err(|e| DocError::Header(e.to_string()))?,
+        )?;
+        let fields_value = to_hydrate(
+            &serde_json::to_value(fields).map_err(|e| DocError::Fields(e.to_string()))?,
+        )?;
+        let mut tx = doc.transaction();
+        tx.batch_create_object(ROOT, "header", &header_value, false)?;
+        tx.batch_create_object(ROOT, "fields", &fields_value, false)?;
+        if header.kind.has_workflow() {
+            tx.put_object(ROOT, "events", ObjType::List)?;
+        }
+        tx.commit_with(
+            CommitOptions::default()
+                .with_time(header.created_at.timestamp_millis())
+                .with_message(format!("create {} {}", header.kind.as_str(), header.id)),
+        );
+        Ok(RecordDoc { doc })
+    }
+
+    /// Loads saved bytes. Fails cleanly on anything that is not a valid automerge document.
+    pub fn load(bytes: &[u8], actor: &ActorId) -> Result<RecordDoc, DocError> {
+        let doc = Automerge::load(bytes).map_err(|e| DocError::Load(e.to_string()))?;
+        Ok(RecordDoc {
+            doc: doc.with_actor(actor.clone()),
+        })
+    }
+
+    pub fn save(&self) -> Vec<u8> {
+        self.doc.save()
+    }
+
+    pub fn heads(&self) -> Vec<ChangeHash> {
+        self.doc.get_heads()
+    }
+
+    /// Changes not covered by `have` (all of them for an empty slice).
+    pub fn changes_since(&self, have: &[ChangeHash]) -> Vec<Change> {
+        self.doc.get_changes(have)
+    }
+
+    fn value_at(&self, key: &str) -> Result<Option<serde_json::Value>, String> {
+        match self.doc.hydrate(None) {
+            hydrate::Value::Map(root) => match root.get(key) {
+                Some(value) => from_hydrate(value).map(Some),
+                None => Ok(None),
+            },
+            _ => Err("document root is not a map".into()),
+        }
+    }
+
+    pub fn header(&self) -> Result<Header, DocError> {
+        let value = self
+            .value_at("header")
+            .map_err(DocError::Header)?
+            .ok_or_else(|| DocError::Header("no `header` map".into()))?;
+        serde_json::from_value(value).map_err(|e| DocError::Header(e.to_string()))
+    }
+
+    pub fn fields<T: DeserializeOwned>(&self) -> Result<T, DocError> {
+        let value = self
+            .value_at("fields")
+            .map_err(DocError::Fields)?
+            .ok_or_else(|| DocError::Fields("no `fields` map".into()))?;
+        serde_json::from_value(value).map_err(|e| DocError::Fields(e.to_string()))
+    }
+
+    /// The event list as written, each entry decoded on its own so one unreadable event does not
+    /// hide the others.
+    pub fn events<A: DeserializeOwned>(&self) -> Result<Vec<EventEntry<A>>, DocError> {
+        match self.value_at("events").map_err(DocError::Events)? {
+            None => Ok(Vec::new()),
+            Some(serde_json::Value::Array(items)) => {
+                Ok(items.into_iter().map(EventEntry::decode).collect())
+            }
+            Some(_) => Err(DocError::Events("`events` is not a list".into())),
+        }
+    }
+
+    /// Writes new field values as one change; keys whose value did not change are not touched.
+    /// Returns the change, or `None` when nothing differed.
+    pub fn set_fields<T: Serialize>(
+        &mut self,
+        fields: &T,
+        time_ms: i64,
+        message: &str,
+    ) -> Result<Option<Change>, DocError> {
+        let value = to_hydrate(
+            &serde_json::to_value(fields).map_err(|e| DocError::Fields(e.to_string()))?,
+        )?;
+        let fields_id = match self.doc.get(ROOT, "fields")? {
+            Some((automerge::Value::Object(ObjType::Map), id)) => id,
+            _ => return Err(DocError::Fields("no `fields` map".into())),
+        };
+        let mut tx = self.doc.transaction();
+        tx.update_object(&fields_id, &value)
+            .map_err(|e| DocError::Update(e.to_string()))?;
+        if tx.pending_ops() == 0 {
+            tx.rollback();
+            return Ok(None);
+        }
+        let (hash, _) = tx.commit_with(
+            CommitOptions::default()
+                .with_time(time_ms)
+                .with_message(message.to_string()),
+        );
+        Ok(hash.and_then(|h| self.doc.get_change_by_hash(&h)))
+    }
+
+    /// Appends an event to the workflow list as one change.
+    pub fn append_event<A: Serialize>(&mut self, event: &Event<A>) -> Result<Change, DocError> {
+        let value =
+            to_hydrate(&serde_json::to_value(event).map_err(|e| DocError::Events(e.to_string()))?)?;
+        let events_id = match self.doc.get(ROOT, "events")? {
+            Some((automerge::Value::Object(ObjType::List), id)) => id,
+            _ => {
+                return Err(DocError::Events(
+                    "this record kind has no event list".into(),
+                ));
+            }
+        };
+        let len = self.doc.length(&events_id);
+        let mut tx = self.doc.transaction();
+        tx.batch_create_object(&events_id, len, &value, true)?;
+        let (hash, _) = tx.commit_with(
+            CommitOptions::default()
+                .with_time(event.recorded_at.timestamp_millis())
+                .with_message(format!("event {}", event.id)),
+        );
+        hash.and_then(|h| self.doc.get_change_by_hash(&h))
+            .ok_or_else(|| DocError::Events("appending the event produced no change".into()))
+    }
+
+    /// The change with this hash, if the document has it.
+    pub fn change(&self, hash: &ChangeHash) -> Option<Change> {
+        self.doc.get_change_by_hash(hash)
+    }
+
+    /// Applies changes from elsewhere (a replica or a peer) and returns the ones that were new.
+    /// Applying a change the document already has is a no-op. A change that would alter the
+    /// header is refused and the document is left as it was.
+    pub fn apply_changes(&mut self, changes: Vec<Change>) -> Result<Vec<Change>, DocError> {
+        let header_before = self.header()?;
+        let fresh: Vec<Change> = changes
+            .into_iter()
+            .filter(|c| self.doc.get_change_by_hash(&c.hash()).is_none())
+            .collect();
+        if fresh.is_empty() {
+            return Ok(fresh);
+        }
+        let mut candidate = self.doc.fork();
+        candidate.apply_changes(fresh.clone())?;
+        let candidate = RecordDoc { doc: candidate };
+        if candidate.header()? != header_before {
+            return Err(DocError::HeaderChanged(header_before.id.to_string()));
+        }
+        let actor = self.doc.get_actor().clone();
+        self.doc = candidate.doc.with_actor(actor);
+        // Changes whose dependencies are missing wait in automerge's queue; only the ones now in
+        // the document count as applied.
+        Ok(fresh
+            .into_iter()
+            .filter(|c| self.doc.get_change_by_hash(&c.hash()).is_some())
+            .collect())
+    }
+
+    /// Decodes one change from its wire bytes.
+    pub fn decode_change(bytes: &[u8]) -> Result<Change, DocError> {
+        Change::try_from(bytes).map_err(|e| DocError::Change(e.to_string()))
+    }
+}
+
+/// JSON (from serde) to automerge's hydrate tree. Strings become scalar strings, not text
+/// objects: record fields are replaced whole, never edited character by character.
+pub(crate) fn to_hydrate(value: &serde_json::Value) -> Result<hydrate::Value, DocError> {
+    use serde_json::Value as J;
+    Ok(match value {
+        J::Null => hydrate::Value::Scalar(ScalarValue::Null),
+        J::Bool(b) => hydrate::Value::Scalar(ScalarValue::Boolean(*b)),
+        J::Number(n) => {
+            if let Some(i) = n.as_i64() {
+                hydrate::Value::Scalar(ScalarValue::Int(i))
+            } else if let Some(u) = n.as_u64() {
+                hydrate::Value::Scalar(ScalarValue::Uint(u))
+            } else {
+                hydrate::Value::Scalar(ScalarValue::F64(n.as_f64().unwrap_or(0.0)))
+            }
+        }
+        J::String(s) => hydrate::Value::from(s.as_str()),
+        J::Array(items) => {
+            let list: Result<Vec<_>, _> = items.iter().map(to_hydrate).collect();
+            hydrate::Value::List(hydrate::List::from(list?))
+        }
+        J::Object(map) => {
+            let mut out = std::collections::HashMap::new();
+            for (k, v) in map {
+                out.insert(k.clone(), to_hydrate(v)?);
+            }
+            hydrate::Value::Map(hydrate::Map::from(out))
+        }
+    })
+}
+
+/// The hydrate tree back to JSON, for serde to decode into typed fields.
+pub(crate) fn from_hydrate(value: &hydrate::Value) -> Result<serde_json::Value, String> {
+    use serde_json::Value as J;
+    Ok(match value {
+        hydrate::Value::Scalar(s) => match s {
+            ScalarValue::Null => J::Null,
+            ScalarValue::Boolean(b) => J::Bool(*b),
+            ScalarValue::Int(i) | ScalarValue::Timestamp(i) => J::from(*i),
+            ScalarValue::Uint(u) => J::from(*u),
+            ScalarValue::F64(f) => serde_json::Number::from_f64(*f).map_or(J::Null, J::Number),
+            ScalarValue::Counter(c) => J::from(i64::from(c)),
+            ScalarValue::Str(s) => J::String(s.to_string()),
+            ScalarValue::Bytes(_) | ScalarValue::Unknown { .. } => {
+                return Err("unsupported scalar type (bytes or unknown)".into());
+            }
+        },
+        hydrate::Value::Text(t) => J::String(t.to_string()),
+        hydrate::Value::List(list) => J::Array(
+            list.iter()
+                .map(|v| from_hydrate(&v.value))
+                .collect::<Result<_, _>>()?,
+        ),
+        hydrate::Value::Map(map) => {
+            let mut out = serde_json::Map::new();
+            for (k, v) in map.iter() {
+                out.insert(k.clone(), from_hydrate(&v.value)?);
+            }
+            J::Object(out)
+        }
+    })
+}

@@ -1,0 +1,145 @@
+//! Workflow events: the append-only history inside an opinion or suggestion document.
+//!
+//! Events are ordered for folding by `(lamport, id)`. A new event's lamport is one more than the
+//! largest lamport in the document it is appended to, so an event always sorts after every event
+//! its author had seen (an evaluation after the answer it evaluates), whatever the node clocks
+//! say; concurrent events sort by id, the same way on every replica.
+
+use std::fmt;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use crate::region::RegionCode;
+
+/// Who wrote a change: the node that recorded it and the user at that node.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Author {
+    pub node: RegionCode,
+    pub user: String,
+}
+
+impl fmt::Display for Author {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}@{}", self.user, self.node)
+    }
+}
+
+/// An event's identity; a ULID so ties in lamport order break the same way everywhere.
+pub type EventId = super::RecordId;
+
+/// One step of a workflow.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Event<A> {
+    pub id: EventId,
+    /// Causal order: greater than every lamport the author saw in the document.
+    pub lamport: u64,
+    /// When the step was recorded (wall clock of the recording node).
+    pub recorded_at: DateTime<Utc>,
+    /// The date the step took effect, which deadlines count from. A clerk entering yesterday's
+    /// paper form records today but dates the step yesterday.
+    pub date: NaiveDate,
+    pub author: Author,
+    #[serde(flatten)]
+    pub action: A,
+}
+
+/// Why the fold refused an event. `rule` is a stable English identifier for programs and audit
+/// logs; `reason` says it in Chinese for staff.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rejection {
+    pub rule: String,
+    pub reason: String,
+}
+
+impl Rejection {
+    pub fn new(rule: &str, reason: impl Into<String>) -> Rejection {
+        Rejection {
+            rule: rule.to_string(),
+            reason: reason.into(),
+        }
+    }
+}
+
+impl fmt::Display for Rejection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} [{}]", self.reason, self.rule)
+    }
+}
+
+impl std::error::Error for Rejection {}
+
+/// An entry of a document's event list as read back: either a decodable event or the raw value
+/// of one this version cannot read (written by a newer node, or damaged). Undecodable entries
+/// stay visible in the history as rejected; they never change the status.
+#[derive(Clone, Debug, PartialEq)]
+pub enum EventEntry<A> {
+    Event(Event<A>),
+    Undecodable {
+        raw: serde_json::Value,
+        error: String,
+    },
+}
+
+impl<A: DeserializeOwned> EventEntry<A> {
+    pub(crate) fn decode(raw: serde_json::Value) -> EventEntry<A> {
+        match serde_json::from_value::<Event<A>>(raw.clone()) {
+            Ok(event) => EventEntry::Event(event),
+            Err(e) => EventEntry::Undecodable {
+                raw,
+                error: e.to_string(),
+            },
+        }
+    }
+}
+
+/// The events of a list in fold order; undecodable entries are left out.
+pub fn in_fold_order<A>(entries: &[EventEntry<A>]) -> Vec<&Event<A>> {
+    let mut events: Vec<&Event<A>> = entries
+        .iter()
+        .filter_map(|e| match e {
+            EventEntry::Event(ev) => Some(ev),
+            EventEntry::Undecodable { .. } => None,
+        })
+        .collect();
+    events.sort_by(|a, b| (a.lamport, a.id).cmp(&(b.lamport, b.id)));
+    events
+}
+
+/// The lamport a new event appended to `entries` must carry.
+pub fn next_lamport<A>(entries: &[EventEntry<A>]) -> u64 {
+    entries
+        .iter()
+        .filter_map(|e| match e {
+            EventEntry::Event(ev) => Some(ev.lamport),
+            EventEntry::Undecodable { raw, .. } => raw.get("lamport").and_then(|l| l.as_u64()),
+        })
+        .max()
+        .map_or(1, |l| l.saturating_add(1))
+}
+
+/// One line of a folded history: the event and whether the fold applied it.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct HistoryLine<A> {
+    #[serde(flatten)]
+    pub event: Event<A>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rejected: Option<Rejection>,
+}
+
+/// What the office layer needs of a workflow record to append a checked event.
+pub trait Workflow {
+    type Action: Serialize + DeserializeOwned + Clone;
+    type Status;
+
+    fn entries(&self) -> &[EventEntry<Self::Action>];
+    fn status(&self, header: &super::Header) -> Self::Status;
+    /// Whether `event` may follow the current status; nothing is changed.
+    fn check(
+        &self,
+        status: &Self::Status,
+        header: &super::Header,
+        event: &Event<Self::Action>,
+    ) -> Result<(), Rejection>;
+}

@@ -1,0 +1,276 @@
+//! The record model: one automerge document per record.
+//!
+//! Every record has a time-ordered [`RecordId`] and an immutable [`Header`] (kind, home region,
+//! created at, created by) that the store copies into SQLite columns, so routing can read it
+//! without loading the document. The kind-specific part lives under `fields`; the workflow kinds
+//! (opinions and suggestions) also keep an append-only `events` list whose status is a pure fold
+//! ([`suggestion::fold`], [`opinion::fold`]).
+//!
+//! Architecture invariant: this module knows nothing of SQLite or gRPC. It turns documents into
+//! typed records and back, and decides which workflow events are legal; storing and sending
+//! documents is someone else's job.
+
+/// Declares an enum whose values have a stable English identifier (stored, and typed on the
+/// command line) and a Chinese label (shown to staff); `parse` accepts either.
+macro_rules! labelled_enum {
+    ($(#[$meta:meta])* $name:ident { $($variant:ident => ($id:literal, $label:literal)),+ $(,)? }) => {
+        $(#[$meta])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+        pub enum $name {
+            $(#[serde(rename = $id)] $variant),+
+        }
+
+        impl $name {
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+
+            pub fn as_str(self) -> &'static str {
+                match self { $($name::$variant => $id),+ }
+            }
+
+            pub fn label(self) -> &'static str {
+                match self { $($name::$variant => $label),+ }
+            }
+
+            pub fn parse(field: &str, s: &str) -> Result<$name, $crate::validate::ValidationError> {
+                let s = s.trim();
+                Self::ALL.iter().copied().find(|v| v.as_str() == s || v.label() == s).ok_or_else(|| {
+                    let choices: Vec<String> =
+                        Self::ALL.iter().map(|v| format!("{}({})", v.label(), v.as_str())).collect();
+                    $crate::validate::ValidationError::new(
+                        field,
+                        format!("必须是以下之一：{}，实际为“{}”", choices.join("、"), s),
+                    )
+                })
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.label())
+            }
+        }
+    };
+}
+
+pub mod activity;
+pub mod delegate;
+pub mod doc;
+pub mod event;
+pub mod group;
+pub mod notice;
+pub mod opinion;
+pub mod personal;
+pub mod projection;
+pub mod suggestion;
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::str::FromStr;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::region::RegionCode;
+use crate::validate::ValidationError;
+
+pub use doc::{DocError, RecordDoc};
+pub use event::{Author, Event, EventId, Rejection};
+
+/// A record's stable identity: a ULID, so ids sort by creation time across every node and two
+/// nodes never mint the same id without coordinating.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RecordId(ulid::Ulid);
+
+impl RecordId {
+    pub fn new() -> RecordId {
+        RecordId(ulid::Ulid::generate())
+    }
+
+    pub fn parse(field: &str, s: &str) -> Result<RecordId, ValidationError> {
+        ulid::Ulid::from_string(s.trim())
+            .map(RecordId)
+            .map_err(|_| {
+                ValidationError::new(field, format!("记录编号必须是26位 ULID，实际为“{s}”"))
+            })
+    }
+}
+
+impl Default for RecordId {
+    fn default() -> Self {
+        RecordId::new()
+    }
+}
+
+impl fmt::Display for RecordId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+impl fmt::Debug for RecordId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "RecordId({})", self.0)
+    }
+}
+
+impl FromStr for RecordId {
+    type Err = ValidationError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        RecordId::parse("id", s)
+    }
+}
+
+impl Serialize for RecordId {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for RecordId {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        RecordId::parse("id", &s).map_err(serde::de::Error::custom)
+    }
+}
+
+/// The kinds of record a node keeps.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RecordKind {
+    Delegate,
+    Group,
+    Venue,
+    Activity,
+    Opinion,
+    Suggestion,
+    Notice,
+    /// Personal data (phones, ID numbers, constituents' names) split off from its subject so
+    /// that routing can keep it at home and the parent.
+    Personal,
+}
+
+impl RecordKind {
+    pub const ALL: [RecordKind; 8] = [
+        RecordKind::Delegate,
+        RecordKind::Group,
+        RecordKind::Venue,
+        RecordKind::Activity,
+        RecordKind::Opinion,
+        RecordKind::Suggestion,
+        RecordKind::Notice,
+        RecordKind::Personal,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RecordKind::Delegate => "delegate",
+            RecordKind::Group => "group",
+            RecordKind::Venue => "venue",
+            RecordKind::Activity => "activity",
+            RecordKind::Opinion => "opinion",
+            RecordKind::Suggestion => "suggestion",
+            RecordKind::Notice => "notice",
+            RecordKind::Personal => "personal",
+        }
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            RecordKind::Delegate => "代表",
+            RecordKind::Group => "代表小组",
+            RecordKind::Venue => "阵地",
+            RecordKind::Activity => "活动",
+            RecordKind::Opinion => "民情",
+            RecordKind::Suggestion => "建议",
+            RecordKind::Notice => "通知",
+            RecordKind::Personal => "个人信息",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<RecordKind> {
+        RecordKind::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+
+    /// Workflow kinds carry an event list.
+    pub fn has_workflow(self) -> bool {
+        matches!(self, RecordKind::Opinion | RecordKind::Suggestion)
+    }
+}
+
+/// The immutable part of every record, written once at creation.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Header {
+    pub id: RecordId,
+    pub kind: RecordKind,
+    /// The region whose node created the record and answers for it.
+    pub home: RegionCode,
+    pub created_at: DateTime<Utc>,
+    pub created_by: Author,
+}
+
+/// A set of record ids kept as an automerge map (id → true), so two nodes adding different
+/// members concurrently both keep their additions after a merge; a list would not.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct IdSet(pub BTreeSet<RecordId>);
+
+impl Serialize for IdSet {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_map(self.0.iter().map(|id| (id.to_string(), true)))
+    }
+}
+
+impl<'de> Deserialize<'de> for IdSet {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let map = std::collections::BTreeMap::<RecordId, bool>::deserialize(d)?;
+        Ok(IdSet(
+            map.into_iter()
+                .filter(|(_, present)| *present)
+                .map(|(id, _)| id)
+                .collect(),
+        ))
+    }
+}
+
+/// A record decoded into its typed body.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Record {
+    pub header: Header,
+    pub body: Body,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Body {
+    Delegate(delegate::Delegate),
+    Group(group::Group),
+    Venue(group::Venue),
+    Activity(activity::Activity),
+    Opinion(opinion::Opinion),
+    Suggestion(suggestion::Suggestion),
+    Notice(notice::Notice),
+    Personal(personal::PersonalData),
+}
+
+impl Record {
+    /// Decodes a document into a typed record. Fails with a [`DocError`] naming what is missing
+    /// or malformed; never panics, whatever the bytes said.
+    pub fn from_doc(doc: &RecordDoc) -> Result<Record, DocError> {
+        let header = doc.header()?;
+        let body = match header.kind {
+            RecordKind::Delegate => Body::Delegate(doc.fields()?),
+            RecordKind::Group => Body::Group(doc.fields()?),
+            RecordKind::Venue => Body::Venue(doc.fields()?),
+            RecordKind::Activity => Body::Activity(doc.fields()?),
+            RecordKind::Notice => Body::Notice(doc.fields()?),
+            RecordKind::Personal => Body::Personal(doc.fields()?),
+            RecordKind::Opinion => Body::Opinion(opinion::Opinion {
+                fields: doc.fields()?,
+                events: doc.events()?,
+            }),
+            RecordKind::Suggestion => Body::Suggestion(suggestion::Suggestion {
+                fields: doc.fields()?,
+                events: doc.events()?,
+            }),
+        };
+        Ok(Record { header, body })
+    }
+}

@@ -1,0 +1,193 @@
+//! Query projections: the few columns a list, a filter or a rollup needs, derived from a record
+//! by a pure function so every replica that holds the same document derives the same row.
+
+use chrono::NaiveDate;
+use serde::Serialize;
+use serde_json::json;
+
+use super::{Body, Record, RecordId};
+
+/// How a delegate is linked to a record, for "every record of this delegate" queries (履职档案).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PersonRole {
+    /// The delegate record itself.
+    Delegate,
+    GroupMember,
+    GroupLeader,
+    Participant,
+    Receiver,
+    Lead,
+    Cosigner,
+}
+
+impl PersonRole {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PersonRole::Delegate => "delegate",
+            PersonRole::GroupMember => "group_member",
+            PersonRole::GroupLeader => "group_leader",
+            PersonRole::Participant => "participant",
+            PersonRole::Receiver => "receiver",
+            PersonRole::Lead => "lead",
+            PersonRole::Cosigner => "cosigner",
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Projection {
+    /// What a list shows as the record's name: a delegate's name, a suggestion's title …
+    pub label: String,
+    /// The workflow state or standing, as its English identifier.
+    pub status: Option<String>,
+    /// The date the record is about: an activity's date, when an opinion was received …
+    pub occurred_on: Option<NaiveDate>,
+    /// When an awaited answer is due; overdue is derived from it at query time.
+    pub due_on: Option<NaiveDate>,
+    pub people: Vec<(RecordId, PersonRole)>,
+    /// Everything else a list or rollup reads, so neither loads the document.
+    pub summary: serde_json::Value,
+}
+
+pub fn project(record: &Record) -> Projection {
+    match &record.body {
+        Body::Delegate(d) => Projection {
+            label: d.name.clone(),
+            status: Some(d.status().as_str().to_string()),
+            occurred_on: None,
+            due_on: None,
+            people: vec![(record.header.id, PersonRole::Delegate)],
+            summary: json!({
+                "gender": d.gender,
+                "occupation": d.occupation,
+                "highest_level": d.highest_level(),
+                "station": d.station,
+                "mandates": d.mandates.values().map(|m| json!({
+                    "congress": m.congress, "level": m.level, "term": m.term, "status": m.status,
+                })).collect::<Vec<_>>(),
+            }),
+        },
+        Body::Group(g) => {
+            let mut people: Vec<_> = g
+                .members
+                .0
+                .iter()
+                .map(|id| (*id, PersonRole::GroupMember))
+                .collect();
+            if let Some(leader) = g.leader {
+                people.push((leader, PersonRole::GroupLeader));
+            }
+            Projection {
+                label: g.name.clone(),
+                status: None,
+                occurred_on: None,
+                due_on: None,
+                people,
+                summary: json!({
+                    "kind": g.kind, "field": g.field, "congress": g.congress,
+                    "members": g.members.0.len(), "leader": g.leader,
+                }),
+            }
+        }
+        Body::Venue(v) => Projection {
+            label: v.name.clone(),
+            status: None,
+            occurred_on: None,
+            due_on: None,
+            people: Vec::new(),
+            summary: json!({ "kind": v.kind, "region": v.region, "address": v.address }),
+        },
+        Body::Activity(a) => Projection {
+            label: a.topic.clone(),
+            status: None,
+            occurred_on: Some(a.date),
+            due_on: None,
+            people: a
+                .participants
+                .keys()
+                .map(|id| (*id, PersonRole::Participant))
+                .collect(),
+            summary: json!({
+                "kind": a.kind, "organiser": a.organiser, "group": a.group, "venue": a.venue,
+                "sign_ins": a.participants.len(),
+                "constituents_received": a.constituents_received,
+                "highest_level": a.highest_participant_level(),
+            }),
+        },
+        Body::Opinion(o) => {
+            let (status, _) = o.fold(&record.header);
+            Projection {
+                label: o.fields.content.chars().take(40).collect(),
+                status: Some(status.state.as_str().to_string()),
+                occurred_on: status.received_on,
+                due_on: None,
+                people: o
+                    .fields
+                    .delegate
+                    .map(|d| (d, PersonRole::Receiver))
+                    .into_iter()
+                    .collect(),
+                summary: json!({
+                    "source": o.fields.source, "region": o.fields.region,
+                    "passed_on": status.passed_on_to.is_some(),
+                    "passed_on_to": status.passed_on_to,
+                    "answered_on_spot": status.answered_on_spot,
+                    "handled_on": status.handled_on,
+                    "rating": status.rating,
+                    "rejected_events": status.rejected_events,
+                }),
+            }
+        }
+        Body::Suggestion(s) => {
+            let (status, _) = s.fold(&record.header);
+            let mut people = vec![(s.fields.lead, PersonRole::Lead)];
+            people.extend(
+                s.fields
+                    .cosigners
+                    .iter()
+                    .map(|c| (c.id, PersonRole::Cosigner)),
+            );
+            Projection {
+                label: s.fields.title.clone(),
+                status: Some(status.state.as_str().to_string()),
+                occurred_on: status.submitted_on,
+                due_on: status.due,
+                people,
+                summary: json!({
+                    "number": status.number,
+                    "category": s.fields.category,
+                    "lead_name": s.fields.lead_name,
+                    "addressed_to": s.fields.addressed_to,
+                    "session": s.fields.session,
+                    "units": status.units,
+                    "assigned_on": status.assigned_on,
+                    "class": status.class,
+                    "answered_on_time": status.answered_on_time,
+                    "evaluation": status.evaluation,
+                    "key_supervision": status.key_supervision,
+                    "round": status.round,
+                    "closed_on": status.closed_on,
+                    "rejected_events": status.rejected_events,
+                }),
+            }
+        }
+        Body::Notice(n) => Projection {
+            label: n.title.clone(),
+            status: None,
+            occurred_on: Some(n.issued_on),
+            due_on: None,
+            people: Vec::new(),
+            summary: json!({ "category": n.category, "audience": n.audience }),
+        },
+        Body::Personal(p) => Projection {
+            // Personal data never appears in lists: only the link to its subject does.
+            label: String::new(),
+            status: None,
+            occurred_on: None,
+            due_on: None,
+            people: Vec::new(),
+            summary: json!({ "subject": p.subject, "subject_kind": p.subject_kind }),
+        },
+    }
+}

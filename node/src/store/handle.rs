@@ -1,0 +1,55 @@
+//! [`StoreHandle`]: the async face of the store. One thread owns the SQLite connection; every
+//! other task sends it a closure and awaits the answer, so writes are serialised without locks
+//! and no task ever blocks the async runtime on disk.
+
+use tokio::sync::{mpsc, oneshot};
+
+use super::{Store, StoreError, WriteTx};
+
+type Job = Box<dyn FnOnce(&mut Store) + Send>;
+
+#[derive(Clone, Debug)]
+pub struct StoreHandle {
+    jobs: mpsc::Sender<Job>,
+}
+
+impl StoreHandle {
+    /// Moves the store onto its own thread. The thread ends when the last handle is dropped.
+    pub fn spawn(mut store: Store) -> Result<StoreHandle, StoreError> {
+        // A short queue: callers wait for the store rather than pile up work it cannot keep up with.
+        let (jobs, mut rx) = mpsc::channel::<Job>(64);
+        std::thread::Builder::new()
+            .name("renda-store".into())
+            .spawn(move || {
+                while let Some(job) = rx.blocking_recv() {
+                    job(&mut store);
+                }
+            })
+            .map_err(|e| StoreError::Io(format!("cannot start the store thread: {e}")))?;
+        Ok(StoreHandle { jobs })
+    }
+
+    /// Runs `f` on the store's thread and returns its result.
+    pub async fn call<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Store) -> Result<T, StoreError> + Send + 'static,
+    {
+        let (tx, rx) = oneshot::channel();
+        let job: Job = Box::new(move |store| {
+            // The caller may have given up waiting; then nobody needs the answer.
+            let _ = tx.send(f(store));
+        });
+        self.jobs.send(job).await.map_err(|_| StoreError::Closed)?;
+        rx.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// Runs `f` in one write transaction on the store's thread.
+    pub async fn write<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut WriteTx<'_>) -> Result<T, StoreError> + Send + 'static,
+    {
+        self.call(move |store| store.write(f)).await
+    }
+}

@@ -1,0 +1,637 @@
+//! The SQLite store: the only code that touches SQLite.
+//!
+//! A node's data directory holds one database, `renda.sqlite`, in WAL mode with
+//! `synchronous = FULL`: a write that returned success is on disk and survives kill -9 and power
+//! loss. Every write goes through [`Store::write`], one `BEGIN IMMEDIATE` transaction in which the
+//! saved document, its new changes in the change sequence, and its projection rows are written
+//! together, or nothing is.
+//!
+//! Architecture invariant: the store knows how to keep documents, not what they mean. It asks the
+//! record model for headers and projections and never interprets fields itself.
+
+mod handle;
+mod schema;
+
+use std::path::{Path, PathBuf};
+
+use automerge::{ActorId, Change};
+use chrono::{DateTime, NaiveDate, Utc};
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+use serde::Serialize;
+
+use crate::record::projection::project;
+use crate::record::{Author, DocError, Header, Record, RecordDoc, RecordId, RecordKind, Rejection};
+use crate::region::RegionCode;
+use crate::validate::ValidationError;
+
+pub use handle::StoreHandle;
+
+pub const DB_FILE: &str = "renda.sqlite";
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("{0}")]
+    Invalid(#[from] ValidationError),
+    #[error("记录 {record}: {rejection}")]
+    Rejected {
+        record: RecordId,
+        rejection: Rejection,
+    },
+    #[error("找不到{kind}记录“{id}”")]
+    NotFound { kind: &'static str, id: String },
+    #[error("编号前缀“{prefix}”对应多条{kind}记录，请输入更长的编号")]
+    Ambiguous { kind: &'static str, prefix: String },
+    #[error("数据目录 {0} 还没有初始化节点，请先运行 renda init")]
+    NotInitialised(PathBuf),
+    #[error("数据目录 {0} 已经初始化过节点")]
+    AlreadyInitialised(PathBuf),
+    #[error("记录 {id} 的文档无法读取: {source}")]
+    Corrupt { id: String, source: DocError },
+    #[error("数据库结构版本 {found} 比本程序支持的版本 {supported} 新，请升级 renda")]
+    SchemaTooNew { found: usize, supported: usize },
+    #[error("数据库错误: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("存储任务已经停止")]
+    Closed,
+    #[error("文件错误: {0}")]
+    Io(String),
+}
+
+/// Who this node is. Written once by `renda init`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct NodeIdentity {
+    pub region: RegionCode,
+    pub name: String,
+    /// The parent's sync address; `None` at the top of the tree or until the node is attached.
+    pub parent_addr: Option<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// A row of a record list, read from the projection columns without loading documents.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ListRow {
+    pub id: RecordId,
+    pub kind: RecordKind,
+    pub home: RegionCode,
+    pub label: String,
+    pub status: Option<String>,
+    pub occurred_on: Option<NaiveDate>,
+    pub due_on: Option<NaiveDate>,
+    pub created_at: DateTime<Utc>,
+    pub summary: serde_json::Value,
+}
+
+/// Filters for [`Store::list`]. Empty fields do not filter.
+#[derive(Clone, Debug, Default)]
+pub struct ListQuery {
+    pub kind: Option<RecordKind>,
+    pub status: Option<String>,
+    /// Records homed in this region's subtree.
+    pub within: Option<RegionCode>,
+    /// Records that involve this delegate in any role.
+    pub delegate: Option<RecordId>,
+    /// Only records whose awaited answer is overdue on this date.
+    pub overdue_on: Option<NaiveDate>,
+    pub limit: Option<u32>,
+    pub offset: u32,
+}
+
+/// Counts for `renda status`.
+#[derive(Clone, Debug, Serialize)]
+pub struct StoreStats {
+    pub records_by_kind: Vec<(RecordKind, u64)>,
+    pub changes: u64,
+    pub last_seq: i64,
+    pub file_bytes: u64,
+}
+
+pub struct Store {
+    conn: Connection,
+    path: PathBuf,
+    node: NodeIdentity,
+    /// The automerge actor of every change written here: stable per node, so a document
+    /// edited many times does not accumulate one actor per edit.
+    actor: ActorId,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("path", &self.path)
+            .field("node", &self.node)
+            .finish()
+    }
+}
+
+fn connect(path: &Path) -> Result<Connection, StoreError> {
+    let mut conn = Connection::open(path)?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    conn.busy_timeout(std::time::Duration::from_secs(10))?;
+    schema::migrate(&mut conn)?;
+    Ok(conn)
+}
+
+impl Store {
+    /// Creates the data directory's database and records the node's identity.
+    pub fn init(
+        dir: &Path,
+        region: RegionCode,
+        name: &str,
+        parent_addr: Option<String>,
+    ) -> Result<Store, StoreError> {
+        if !region.has_congress() {
+            return Err(ValidationError::new(
+                "region",
+                format!("{region} 没有人民代表大会（街道由所在区、村由所在乡镇代行），不能作为节点的区划"),
+            )
+            .into());
+        }
+        crate::validate::required_text("name", name)?;
+        let path = dir.join(DB_FILE);
+        if path.exists() {
+            return Err(StoreError::AlreadyInitialised(dir.to_path_buf()));
+        }
+        std::fs::create_dir_all(dir)
+            .map_err(|e| StoreError::Io(format!("{}: {e}", dir.display())))?;
+        let mut conn = connect(&path)?;
+        let actor = ActorId::from(ulid::Ulid::generate().to_bytes().to_vec());
+        let created_at = Utc::now();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        tx.execute(
+            "INSERT INTO node (singleton, region, name, parent_addr, actor, created_at) VALUES (1, ?1, ?2, ?3, ?4, ?5)",
+            params![region.as_str(), name.trim(), parent_addr, actor.to_bytes(), created_at.to_rfc3339()],
+        )?;
+        tx.commit()?;
+        Store::open(dir)
+    }
+
+    /// Opens an initialised data directory.
+    pub fn open(dir: &Path) -> Result<Store, StoreError> {
+        let path = dir.join(DB_FILE);
+        if !path.exists() {
+            return Err(StoreError::NotInitialised(dir.to_path_buf()));
+        }
+        let conn = connect(&path)?;
+        let row = conn
+            .query_row(
+                "SELECT region, name, parent_addr, actor, created_at FROM node WHERE singleton = 1",
+                [],
+                |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, Option<String>>(2)?,
+                        r.get::<_, Vec<u8>>(3)?,
+                        r.get::<_, String>(4)?,
+                    ))
+                },
+            )
+            .optional()?;
+        let Some((region, name, parent_addr, actor, created_at)) = row else {
+            return Err(StoreError::NotInitialised(dir.to_path_buf()));
+        };
+        let corrupt = |what: &str| StoreError::Corrupt {
+            id: "node".into(),
+            source: DocError::Header(what.to_string()),
+        };
+        let node = NodeIdentity {
+            region: RegionCode::parse("node.region", &region)
+                .map_err(|e| corrupt(&e.to_string()))?,
+            name,
+            parent_addr,
+            created_at: DateTime::parse_from_rfc3339(&created_at)
+                .map_err(|e| corrupt(&e.to_string()))?
+                .with_timezone(&Utc),
+        };
+        Ok(Store {
+            conn,
+            path,
+            node,
+            actor: ActorId::from(actor),
+        })
+    }
+
+    pub fn identity(&self) -> &NodeIdentity {
+        &self.node
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Runs `f` in one write transaction. If `f` fails, nothing it wrote is kept.
+    pub fn write<T>(
+        &mut self,
+        f: impl FnOnce(&mut WriteTx<'_>) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let mut wtx = WriteTx {
+            tx,
+            actor: &self.actor,
+            node: &self.node,
+        };
+        let out = f(&mut wtx)?;
+        wtx.tx.commit()?;
+        Ok(out)
+    }
+
+    pub fn load_doc(&self, id: &RecordId) -> Result<RecordDoc, StoreError> {
+        load_doc(&self.conn, &self.actor, id)
+    }
+
+    pub fn get(&self, id: &RecordId) -> Result<Record, StoreError> {
+        let doc = self.load_doc(id)?;
+        Record::from_doc(&doc).map_err(|source| StoreError::Corrupt {
+            id: id.to_string(),
+            source,
+        })
+    }
+
+    /// Finds a record of `kind` by its full id or a unique prefix of it.
+    pub fn resolve(
+        &self,
+        kind: RecordKind,
+        field: &str,
+        text: &str,
+    ) -> Result<RecordId, StoreError> {
+        resolve(&self.conn, kind, field, text)
+    }
+
+    pub fn list(&self, q: &ListQuery) -> Result<Vec<ListRow>, StoreError> {
+        let mut sql = String::from(
+            "SELECT r.id, r.kind, r.home, r.label, r.status, r.occurred_on, r.due_on, r.created_at, r.summary FROM records r WHERE 1=1",
+        );
+        let mut args: Vec<Box<dyn rusqlite::ToSql>> = Vec::new();
+        if let Some(kind) = q.kind {
+            sql.push_str(" AND r.kind = ?");
+            args.push(Box::new(kind.as_str()));
+        } else {
+            // Personal data is never listed with the rest.
+            sql.push_str(" AND r.kind <> 'personal'");
+        }
+        if let Some(status) = &q.status {
+            sql.push_str(" AND r.status = ?");
+            args.push(Box::new(status.clone()));
+        }
+        if let Some(within) = &q.within {
+            // A subtree is a code prefix once trailing zero segments are dropped.
+            sql.push_str(" AND r.home LIKE ?");
+            args.push(Box::new(format!("{}%", subtree_prefix(within))));
+        }
+        if let Some(delegate) = &q.delegate {
+            sql.push_str(
+                " AND r.id IN (SELECT record_id FROM record_people WHERE delegate_id = ?)",
+            );
+            args.push(Box::new(delegate.to_string()));
+        }
+        if let Some(day) = &q.overdue_on {
+            sql.push_str(" AND r.due_on IS NOT NULL AND r.due_on < ? AND r.status IN ('assigned', 'rehandling')");
+            args.push(Box::new(day.to_string()));
+        }
+        sql.push_str(" ORDER BY r.id");
+        if let Some(limit) = q.limit {
+            sql.push_str(&format!(" LIMIT {limit} OFFSET {}", q.offset));
+        }
+        let mut stmt = self.conn.prepare(&sql)?;
+        let rows = stmt.query_map(
+            rusqlite::params_from_iter(args.iter().map(|a| a.as_ref())),
+            |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, String>(3)?,
+                    r.get::<_, Option<String>>(4)?,
+                    r.get::<_, Option<String>>(5)?,
+                    r.get::<_, Option<String>>(6)?,
+                    r.get::<_, String>(7)?,
+                    r.get::<_, String>(8)?,
+                ))
+            },
+        )?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (id, kind, home, label, status, occurred_on, due_on, created_at, summary) = row?;
+            let bad = |what: &str| StoreError::Corrupt {
+                id: id.clone(),
+                source: DocError::Header(format!("projection column {what} is malformed")),
+            };
+            out.push(ListRow {
+                id: RecordId::parse("id", &id).map_err(|_| bad("id"))?,
+                kind: RecordKind::parse(&kind).ok_or_else(|| bad("kind"))?,
+                home: RegionCode::parse("home", &home).map_err(|_| bad("home"))?,
+                label,
+                status,
+                occurred_on: occurred_on
+                    .map(|d| d.parse())
+                    .transpose()
+                    .map_err(|_| bad("occurred_on"))?,
+                due_on: due_on
+                    .map(|d| d.parse())
+                    .transpose()
+                    .map_err(|_| bad("due_on"))?,
+                created_at: DateTime::parse_from_rfc3339(&created_at)
+                    .map_err(|_| bad("created_at"))?
+                    .with_timezone(&Utc),
+                summary: serde_json::from_str(&summary).map_err(|_| bad("summary"))?,
+            });
+        }
+        Ok(out)
+    }
+
+    /// The personal-data record kept for `subject`, if any.
+    pub fn personal_for(&self, subject: &RecordId) -> Result<Option<Record>, StoreError> {
+        let id: Option<String> = self
+            .conn
+            .query_row(
+                "SELECT id FROM records WHERE subject = ?1 AND kind = 'personal' ORDER BY id LIMIT 1",
+                [subject.to_string()],
+                |r| r.get(0),
+            )
+            .optional()?;
+        match id {
+            None => Ok(None),
+            Some(id) => {
+                let id = RecordId::parse("id", &id).map_err(|e| StoreError::Corrupt {
+                    id: id.clone(),
+                    source: DocError::Header(e.to_string()),
+                })?;
+                self.get(&id).map(Some)
+            }
+        }
+    }
+
+    pub fn stats(&self) -> Result<StoreStats, StoreError> {
+        let mut records_by_kind = Vec::new();
+        for kind in RecordKind::ALL {
+            let n: i64 = self.conn.query_row(
+                "SELECT count(*) FROM records WHERE kind = ?1",
+                [kind.as_str()],
+                |r| r.get(0),
+            )?;
+            records_by_kind.push((kind, n.max(0) as u64));
+        }
+        let (changes, last_seq): (i64, Option<i64>) =
+            self.conn
+                .query_row("SELECT count(*), max(seq) FROM changes", [], |r| {
+                    Ok((r.get(0)?, r.get(1)?))
+                })?;
+        let file_bytes = ["", "-wal"]
+            .iter()
+            .filter_map(|suffix| std::fs::metadata(format!("{}{suffix}", self.path.display())).ok())
+            .map(|m| m.len())
+            .sum();
+        Ok(StoreStats {
+            records_by_kind,
+            changes: changes.max(0) as u64,
+            last_seq: last_seq.unwrap_or(0),
+            file_bytes,
+        })
+    }
+
+    /// SQLite's own consistency check; `Ok(())` when the file is sound.
+    pub fn integrity_check(&self) -> Result<(), StoreError> {
+        let verdict: String = self
+            .conn
+            .query_row("PRAGMA integrity_check", [], |r| r.get(0))?;
+        if verdict == "ok" {
+            Ok(())
+        } else {
+            Err(StoreError::Io(format!("integrity check failed: {verdict}")))
+        }
+    }
+}
+
+/// The code prefix shared by every code in `region`'s subtree.
+fn subtree_prefix(region: &RegionCode) -> &str {
+    let s = region.as_str();
+    let len = match region.level() {
+        Some(crate::region::Level::National) => 0,
+        Some(crate::region::Level::Province) => 2,
+        Some(crate::region::Level::City) => 4,
+        Some(crate::region::Level::County) => 6,
+        Some(crate::region::Level::Township) | None => 9,
+    };
+    &s[..len]
+}
+
+fn load_doc(conn: &Connection, actor: &ActorId, id: &RecordId) -> Result<RecordDoc, StoreError> {
+    let bytes: Option<Vec<u8>> = conn
+        .query_row(
+            "SELECT doc FROM records WHERE id = ?1",
+            [id.to_string()],
+            |r| r.get(0),
+        )
+        .optional()?;
+    let bytes = bytes.ok_or_else(|| StoreError::NotFound {
+        kind: "",
+        id: id.to_string(),
+    })?;
+    RecordDoc::load(&bytes, actor).map_err(|source| StoreError::Corrupt {
+        id: id.to_string(),
+        source,
+    })
+}
+
+fn resolve(
+    conn: &Connection,
+    kind: RecordKind,
+    field: &str,
+    text: &str,
+) -> Result<RecordId, StoreError> {
+    let text = text.trim().to_ascii_uppercase();
+    if text.len() < 4 || !text.chars().all(|c| c.is_ascii_alphanumeric()) {
+        return Err(ValidationError::new(
+            field,
+            format!("记录编号（或其前缀，至少4位）格式不对：“{text}”"),
+        )
+        .into());
+    }
+    let mut stmt =
+        conn.prepare("SELECT id FROM records WHERE kind = ?1 AND id LIKE ?2 ORDER BY id LIMIT 2")?;
+    let ids: Vec<String> = stmt
+        .query_map(params![kind.as_str(), format!("{text}%")], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    match ids.as_slice() {
+        [] => Err(StoreError::NotFound {
+            kind: kind.label(),
+            id: text,
+        }),
+        [one] => RecordId::parse(field, one).map_err(StoreError::from),
+        _ => Err(StoreError::Ambiguous {
+            kind: kind.label(),
+            prefix: text,
+        }),
+    }
+}
+
+/// One open write transaction. Everything written through it commits together.
+pub struct WriteTx<'a> {
+    tx: rusqlite::Transaction<'a>,
+    actor: &'a ActorId,
+    node: &'a NodeIdentity,
+}
+
+impl WriteTx<'_> {
+    pub fn node(&self) -> &NodeIdentity {
+        self.node
+    }
+
+    pub fn author(&self, user: &str) -> Author {
+        Author {
+            node: self.node.region,
+            user: user.to_string(),
+        }
+    }
+
+    pub fn resolve(
+        &self,
+        kind: RecordKind,
+        field: &str,
+        text: &str,
+    ) -> Result<RecordId, StoreError> {
+        resolve(&self.tx, kind, field, text)
+    }
+
+    pub fn get(&self, id: &RecordId) -> Result<Record, StoreError> {
+        let doc = load_doc(&self.tx, self.actor, id)?;
+        Record::from_doc(&doc).map_err(|source| StoreError::Corrupt {
+            id: id.to_string(),
+            source,
+        })
+    }
+
+    /// The largest suggestion number already given by this node's congress, for numbering the next.
+    pub fn max_suggestion_number(&self) -> Result<u32, StoreError> {
+        let n: Option<i64> = self.tx.query_row(
+            "SELECT max(json_extract(summary, '$.number')) FROM records WHERE kind = 'suggestion' AND json_extract(summary, '$.addressed_to') = ?1",
+            [self.node.region.as_str()],
+            |r| r.get(0),
+        )?;
+        Ok(n.unwrap_or(0).clamp(0, i64::from(u32::MAX)) as u32)
+    }
+
+    /// Creates a record homed at this node. The fields must already be validated.
+    pub fn create<T: Serialize>(
+        &mut self,
+        kind: RecordKind,
+        user: &str,
+        fields: &T,
+    ) -> Result<Header, StoreError> {
+        let header = Header {
+            id: RecordId::new(),
+            kind,
+            home: self.node.region,
+            created_at: Utc::now(),
+            created_by: self.author(user),
+        };
+        let doc = RecordDoc::create(&header, fields, self.actor).map_err(|source| {
+            StoreError::Corrupt {
+                id: header.id.to_string(),
+                source,
+            }
+        })?;
+        let changes = doc.changes_since(&[]);
+        self.persist(&doc, changes, None)?;
+        Ok(header)
+    }
+
+    /// Loads a record, lets `edit` change its document, and stores the result with the changes
+    /// `edit` returned. An error from `edit` leaves the record as it was.
+    pub fn modify(
+        &mut self,
+        id: &RecordId,
+        edit: impl FnOnce(&mut RecordDoc, &Record) -> Result<Vec<Change>, StoreError>,
+    ) -> Result<Record, StoreError> {
+        let mut doc = load_doc(&self.tx, self.actor, id)?;
+        let before = Record::from_doc(&doc).map_err(|source| StoreError::Corrupt {
+            id: id.to_string(),
+            source,
+        })?;
+        let changes = edit(&mut doc, &before)?;
+        self.persist(&doc, changes, None)
+    }
+
+    /// Writes a document, the changes that are new to this node, and its projection rows.
+    fn persist(
+        &mut self,
+        doc: &RecordDoc,
+        changes: Vec<Change>,
+        origin: Option<&RegionCode>,
+    ) -> Result<Record, StoreError> {
+        let record = Record::from_doc(doc).map_err(|source| StoreError::Corrupt {
+            id: "new".into(),
+            source,
+        })?;
+        let id = record.header.id.to_string();
+        let mut last_seq: Option<i64> = None;
+        {
+            let mut insert = self.tx.prepare_cached(
+                "INSERT INTO changes (record_id, hash, bytes, origin) VALUES (?1, ?2, ?3, ?4) ON CONFLICT(hash) DO NOTHING",
+            )?;
+            for change in &changes {
+                let inserted = insert.execute(params![
+                    id,
+                    change.hash().as_ref(),
+                    change.raw_bytes(),
+                    origin.map(|o| o.as_str())
+                ])?;
+                if inserted > 0 {
+                    last_seq = Some(self.tx.last_insert_rowid());
+                }
+            }
+        }
+        let last_seq = match last_seq {
+            Some(seq) => seq,
+            None => self
+                .tx
+                .query_row("SELECT last_seq FROM records WHERE id = ?1", [&id], |r| {
+                    r.get(0)
+                })
+                .optional()?
+                .unwrap_or(0),
+        };
+        let projection = project(&record);
+        let subject = match &record.body {
+            crate::record::Body::Personal(p) => Some(p.subject.to_string()),
+            _ => None,
+        };
+        self.tx.execute(
+            "INSERT INTO records (id, kind, home, created_at, created_by, doc, last_seq, label, status, occurred_on, due_on, subject, summary)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
+             ON CONFLICT(id) DO UPDATE SET doc = excluded.doc, last_seq = excluded.last_seq, label = excluded.label,
+               status = excluded.status, occurred_on = excluded.occurred_on, due_on = excluded.due_on,
+               subject = excluded.subject, summary = excluded.summary",
+            params![
+                id,
+                record.header.kind.as_str(),
+                record.header.home.as_str(),
+                record.header.created_at.to_rfc3339(),
+                record.header.created_by.to_string(),
+                doc.save(),
+                last_seq,
+                projection.label,
+                projection.status,
+                projection.occurred_on.map(|d| d.to_string()),
+                projection.due_on.map(|d| d.to_string()),
+                subject,
+                projection.summary.to_string(),
+            ],
+        )?;
+        self.tx
+            .execute("DELETE FROM record_people WHERE record_id = ?1", [&id])?;
+        {
+            let mut people = self
+                .tx
+                .prepare_cached("INSERT OR IGNORE INTO record_people (record_id, delegate_id, role) VALUES (?1, ?2, ?3)")?;
+            for (delegate, role) in &projection.people {
+                people.execute(params![id, delegate.to_string(), role.as_str()])?;
+            }
+        }
+        Ok(record)
+    }
+}

@@ -1,0 +1,83 @@
+//! The SQLite schema and its migrations, versioned by `PRAGMA user_version`.
+
+use rusqlite::Connection;
+
+use super::StoreError;
+
+/// Each entry moves the schema one version up; an entry is never edited once released.
+const MIGRATIONS: &[&str] = &[
+    // 1: the node, its records, the local change sequence and the query projections.
+    r#"
+    CREATE TABLE node (
+        singleton   INTEGER PRIMARY KEY CHECK (singleton = 1),
+        region      TEXT NOT NULL,
+        name        TEXT NOT NULL,
+        parent_addr TEXT,
+        actor       BLOB NOT NULL,
+        created_at  TEXT NOT NULL
+    );
+
+    -- One row per record: the header as columns (routing reads these without loading the
+    -- document), the saved automerge document, and the projection columns lists filter on.
+    CREATE TABLE records (
+        id          TEXT PRIMARY KEY,
+        kind        TEXT NOT NULL,
+        home        TEXT NOT NULL,
+        created_at  TEXT NOT NULL,
+        created_by  TEXT NOT NULL,
+        doc         BLOB NOT NULL,
+        last_seq    INTEGER NOT NULL,
+        label       TEXT NOT NULL,
+        status      TEXT,
+        occurred_on TEXT,
+        due_on      TEXT,
+        subject     TEXT,
+        summary     TEXT NOT NULL
+    ) WITHOUT ROWID;
+    CREATE INDEX records_kind_status   ON records(kind, status);
+    CREATE INDEX records_kind_home     ON records(kind, home);
+    CREATE INDEX records_kind_occurred ON records(kind, occurred_on);
+    CREATE INDEX records_due           ON records(due_on) WHERE due_on IS NOT NULL;
+    CREATE INDEX records_last_seq      ON records(last_seq);
+    CREATE INDEX records_subject       ON records(subject) WHERE subject IS NOT NULL;
+
+    -- The local change sequence: every automerge change this node holds, in the order it came
+    -- to hold it. Sync checkpoints are positions in this sequence. `origin` is the peer region a
+    -- change arrived from, NULL for changes written here.
+    CREATE TABLE changes (
+        seq       INTEGER PRIMARY KEY AUTOINCREMENT,
+        record_id TEXT NOT NULL,
+        hash      BLOB NOT NULL UNIQUE,
+        bytes     BLOB NOT NULL,
+        origin    TEXT
+    );
+    CREATE INDEX changes_record ON changes(record_id, seq);
+
+    -- Which delegates a record involves, for duty records (履职档案) and per-delegate lists.
+    CREATE TABLE record_people (
+        record_id   TEXT NOT NULL,
+        delegate_id TEXT NOT NULL,
+        role        TEXT NOT NULL,
+        PRIMARY KEY (record_id, delegate_id, role)
+    ) WITHOUT ROWID;
+    CREATE INDEX record_people_delegate ON record_people(delegate_id);
+    "#,
+];
+
+pub(crate) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
+    let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    let version = usize::try_from(version).unwrap_or(usize::MAX);
+    if version > MIGRATIONS.len() {
+        return Err(StoreError::SchemaTooNew {
+            found: version,
+            supported: MIGRATIONS.len(),
+        });
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(version) {
+        let tx = conn.transaction()?;
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", (i + 1) as i64)?;
+        tx.commit()?;
+    }
+    Ok(())
+}

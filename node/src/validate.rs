@@ -1,0 +1,93 @@
+//! Field validation shared by every record kind: one error type that names the field and the
+//! rule it broke, and the small checks most fields need.
+
+use std::fmt;
+
+use chrono::NaiveDate;
+
+/// A value that broke a rule. `field` is the name the user typed (a CLI flag or JSON key), so the
+/// message points at what to fix; `rule` is the rule in the staff's language.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ValidationError {
+    pub field: String,
+    pub rule: String,
+}
+
+impl ValidationError {
+    pub fn new(field: impl Into<String>, rule: impl Into<String>) -> Self {
+        ValidationError {
+            field: field.into(),
+            rule: rule.into(),
+        }
+    }
+}
+
+impl fmt::Display for ValidationError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "字段 {}: {}", self.field, self.rule)
+    }
+}
+
+impl std::error::Error for ValidationError {}
+
+/// Longest text a single field may hold. Long enough for a suggestion's body, short enough that
+/// a pasted file or a hostile peer cannot bloat a document.
+pub const MAX_TEXT: usize = 20_000;
+
+/// A required, trimmed, bounded piece of text.
+pub fn required_text(field: &str, value: &str) -> Result<(), ValidationError> {
+    if value.trim().is_empty() {
+        return Err(ValidationError::new(field, "不能为空"));
+    }
+    bounded_text(field, value)
+}
+
+/// Optional text still has a length limit.
+pub fn bounded_text(field: &str, value: &str) -> Result<(), ValidationError> {
+    if value.chars().count() > MAX_TEXT {
+        return Err(ValidationError::new(
+            field,
+            format!("长度不能超过 {MAX_TEXT} 个字符"),
+        ));
+    }
+    Ok(())
+}
+
+/// Parses a calendar date written as `YYYY-MM-DD`.
+pub fn parse_date(field: &str, value: &str) -> Result<NaiveDate, ValidationError> {
+    NaiveDate::parse_from_str(value.trim(), "%Y-%m-%d").map_err(|_| {
+        ValidationError::new(field, format!("日期格式必须是 YYYY-MM-DD，实际为“{value}”"))
+    })
+}
+
+/// A list whose entries must be distinct (members, units, co-signers).
+pub fn distinct<T: PartialEq + fmt::Display>(
+    field: &str,
+    items: &[T],
+) -> Result<(), ValidationError> {
+    for (i, item) in items.iter().enumerate() {
+        if items[..i].contains(item) {
+            return Err(ValidationError::new(field, format!("“{item}”重复出现")));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_name_field_and_rule() {
+        let err = required_text("title", "  ").unwrap_err();
+        assert_eq!(err.to_string(), "字段 title: 不能为空");
+        assert!(
+            parse_date("date", "2026-13-01")
+                .unwrap_err()
+                .rule
+                .contains("YYYY-MM-DD")
+        );
+        assert!(distinct("member", &["a", "b", "a"]).is_err());
+        assert!(bounded_text("body", &"字".repeat(MAX_TEXT + 1)).is_err());
+    }
+}

@@ -1,0 +1,553 @@
+//! The command line: clap definitions only. Values are parsed into domain types here, so a bad
+//! value is reported by clap with the flag's name and our rule, before anything is opened.
+
+use std::path::PathBuf;
+
+use chrono::NaiveDate;
+use clap::{Args, Parser, Subcommand};
+use renda_node::record::activity::ActivityKind;
+use renda_node::record::delegate::{Gender, MandateStatus};
+use renda_node::record::group::{GroupKind, VenueKind};
+use renda_node::record::opinion::OpinionSource;
+use renda_node::record::suggestion::{AnswerClass, Satisfaction};
+use renda_node::region::RegionCode;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "renda",
+    version,
+    about = "人大代表履职数据联邦同步节点 (Renda: federated sync for the people's congresses)"
+)]
+pub struct Cli {
+    /// The node's data directory.
+    #[arg(
+        long,
+        global = true,
+        env = "RENDA_DATA_DIR",
+        default_value = "renda-data"
+    )]
+    pub data_dir: PathBuf,
+    /// Who is working at this node; recorded as the author of every change.
+    #[arg(long, global = true, env = "RENDA_USER", default_value = "clerk")]
+    pub user: String,
+    /// Print JSON instead of tables.
+    #[arg(long, global = true)]
+    pub json: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Initialise a node in the data directory.
+    Init(InitArgs),
+    /// Show the node's identity and what it holds.
+    Status,
+    /// Delegates (代表).
+    #[command(subcommand)]
+    Delegate(DelegateCmd),
+    /// Delegate groups (代表小组).
+    #[command(subcommand)]
+    Group(GroupCmd),
+    /// Liaison stations, delegate homes, studios and practice points.
+    #[command(subcommand)]
+    Venue(VenueCmd),
+    /// Activities and sign-ins (活动).
+    #[command(subcommand)]
+    Activity(ActivityCmd),
+    /// Constituents' opinions (民情).
+    #[command(subcommand)]
+    Opinion(OpinionCmd),
+    /// Delegates' suggestions and their handling (建议).
+    #[command(subcommand)]
+    Suggestion(SuggestionCmd),
+    /// Notices to the subtree (通知).
+    #[command(subcommand)]
+    Notice(NoticeCmd),
+    /// Run a node through a suggestion's whole life, from submission to 销号.
+    Demo(DemoArgs),
+    /// Tools for tests and operators.
+    #[command(subcommand, hide = true)]
+    Debug(DebugCmd),
+}
+
+pub fn region(s: &str) -> Result<RegionCode, String> {
+    RegionCode::parse("region", s).map_err(|e| e.rule)
+}
+
+pub fn date(s: &str) -> Result<NaiveDate, String> {
+    renda_node::validate::parse_date("date", s).map_err(|e| e.rule)
+}
+
+macro_rules! enum_parser {
+    ($fn_name:ident, $ty:ty) => {
+        pub fn $fn_name(s: &str) -> Result<$ty, String> {
+            <$ty>::parse("value", s).map_err(|e| e.rule)
+        }
+    };
+}
+enum_parser!(gender, Gender);
+enum_parser!(mandate_status, MandateStatus);
+enum_parser!(group_kind, GroupKind);
+enum_parser!(venue_kind, VenueKind);
+enum_parser!(activity_kind, ActivityKind);
+enum_parser!(opinion_source, OpinionSource);
+enum_parser!(answer_class, AnswerClass);
+enum_parser!(satisfaction, Satisfaction);
+
+#[derive(Args, Debug)]
+pub struct InitArgs {
+    /// The node's 12-digit region code (统计用区划代码); 000000000000 is the national congress.
+    #[arg(long, value_parser = region)]
+    pub region: RegionCode,
+    /// The office's name, e.g. 王店镇人大主席团.
+    #[arg(long)]
+    pub name: String,
+    /// The parent's sync address (host:port); sync arrives in a later release.
+    #[arg(long)]
+    pub parent: Option<String>,
+}
+
+/// A record id or a unique prefix of at least four characters.
+#[derive(Args, Debug)]
+pub struct IdArg {
+    pub id: String,
+}
+
+/// The date a step took effect; today when omitted.
+#[derive(Args, Debug, Clone, Copy)]
+pub struct DateArg {
+    #[arg(long, value_parser = date)]
+    pub date: Option<NaiveDate>,
+}
+
+#[derive(Args, Debug)]
+pub struct ListArgs {
+    /// Only records with this status (its English identifier, as --json prints it).
+    #[arg(long)]
+    pub status: Option<String>,
+    /// Only records homed in this region's subtree.
+    #[arg(long, value_parser = region)]
+    pub within: Option<RegionCode>,
+    /// Only records involving this delegate.
+    #[arg(long)]
+    pub delegate: Option<String>,
+    /// At most this many rows.
+    #[arg(long)]
+    pub limit: Option<u32>,
+    #[arg(long, default_value_t = 0)]
+    pub offset: u32,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum DelegateCmd {
+    /// Register a delegate with a first mandate.
+    Add(DelegateAdd),
+    /// Add another mandate (re-election, or a seat at another level).
+    Mandate(MandateAdd),
+    /// Change a mandate's status (辞职, 罢免 …); only the congress holding it may.
+    SetStatus(MandateSetStatus),
+    List(ListArgs),
+    Show(IdArg),
+}
+
+#[derive(Args, Debug)]
+pub struct MandateArgs {
+    /// The congress the mandate is in; this node's when omitted.
+    #[arg(long, value_parser = region)]
+    pub congress: Option<RegionCode>,
+    /// 届次, e.g. 17.
+    #[arg(long)]
+    pub term: u32,
+    /// 选区 or 选举单位.
+    #[arg(long)]
+    pub constituency: String,
+}
+
+#[derive(Args, Debug)]
+pub struct DelegateAdd {
+    #[arg(long)]
+    pub name: String,
+    /// 男/女 (male/female).
+    #[arg(long, value_parser = gender)]
+    pub gender: Gender,
+    #[arg(long)]
+    pub occupation: String,
+    #[arg(long)]
+    pub birth_year: Option<i32>,
+    #[arg(long)]
+    pub ethnicity: Option<String>,
+    #[arg(long)]
+    pub party: Option<String>,
+    /// The liaison station the delegate is registered at (a venue id).
+    #[arg(long)]
+    pub station: Option<String>,
+    #[command(flatten)]
+    pub mandate: MandateArgs,
+    /// Kept as personal data, never sent beyond the parent.
+    #[arg(long)]
+    pub phone: Option<String>,
+    #[arg(long)]
+    pub id_number: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct MandateAdd {
+    pub id: String,
+    #[command(flatten)]
+    pub mandate: MandateArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct MandateSetStatus {
+    pub id: String,
+    #[arg(long, value_parser = region)]
+    pub congress: Option<RegionCode>,
+    #[arg(long)]
+    pub term: u32,
+    /// 在任/暂停执行职务/辞职/罢免/终止.
+    #[arg(long, value_parser = mandate_status)]
+    pub status: MandateStatus,
+    #[command(flatten)]
+    pub date: DateArg,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum GroupCmd {
+    Add(GroupAdd),
+    /// Add members to a group.
+    Join {
+        id: String,
+        #[arg(long = "member", required = true)]
+        members: Vec<String>,
+    },
+    List(ListArgs),
+    Show(IdArg),
+}
+
+#[derive(Args, Debug)]
+pub struct GroupAdd {
+    #[arg(long)]
+    pub name: String,
+    /// 区域/专业 (regional/professional).
+    #[arg(long, value_parser = group_kind)]
+    pub kind: GroupKind,
+    /// The field of a professional group.
+    #[arg(long)]
+    pub field: Option<String>,
+    /// The congress the group belongs to; this node's when omitted.
+    #[arg(long, value_parser = region)]
+    pub congress: Option<RegionCode>,
+    #[arg(long)]
+    pub leader: Option<String>,
+    #[arg(long = "member")]
+    pub members: Vec<String>,
+    #[arg(long)]
+    pub venue: Option<String>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum VenueCmd {
+    Add(VenueAdd),
+    List(ListArgs),
+    Show(IdArg),
+}
+
+#[derive(Args, Debug)]
+pub struct VenueAdd {
+    #[arg(long)]
+    pub name: String,
+    /// station/home/studio/practice (代表联络站/代表之家/代表工作室/全过程人民民主实践点).
+    #[arg(long, value_parser = venue_kind)]
+    pub kind: VenueKind,
+    /// Where it is; this node's region when omitted.
+    #[arg(long, value_parser = region)]
+    pub region: Option<RegionCode>,
+    #[arg(long, default_value = "")]
+    pub address: String,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ActivityCmd {
+    Add(ActivityAdd),
+    /// Sign delegates in to an activity.
+    SignIn {
+        id: String,
+        #[arg(long = "delegate", required = true)]
+        delegates: Vec<String>,
+    },
+    List(ListArgs),
+    Show(IdArg),
+}
+
+#[derive(Args, Debug)]
+pub struct ActivityAdd {
+    /// The activity type, e.g. 接待选民 or reception.
+    #[arg(long, value_parser = activity_kind)]
+    pub kind: ActivityKind,
+    #[arg(long, value_parser = date)]
+    pub date: NaiveDate,
+    #[arg(long)]
+    pub topic: String,
+    /// Who organised it; this node's name when omitted.
+    #[arg(long)]
+    pub organiser: Option<String>,
+    #[arg(long)]
+    pub group: Option<String>,
+    #[arg(long)]
+    pub venue: Option<String>,
+    #[arg(long = "participant")]
+    pub participants: Vec<String>,
+    /// Constituents received (接待群众人次).
+    #[arg(long, default_value_t = 0)]
+    pub received: u32,
+    #[arg(long, default_value = "")]
+    pub outcome: String,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum OpinionCmd {
+    /// Record an opinion as received (收集).
+    Add(OpinionAdd),
+    /// Answered on the spot (当场答复): handled at once.
+    Answer {
+        id: String,
+        #[arg(long)]
+        reply: String,
+        #[command(flatten)]
+        date: DateArg,
+    },
+    /// Pass on to a named body (转交).
+    PassOn {
+        id: String,
+        #[arg(long)]
+        to: String,
+        #[command(flatten)]
+        date: DateArg,
+    },
+    /// The body has started on it (办理中).
+    Start {
+        id: String,
+        #[arg(long, default_value = "")]
+        note: String,
+        #[command(flatten)]
+        date: DateArg,
+    },
+    /// Handled (办结), with the result.
+    Handle {
+        id: String,
+        #[arg(long)]
+        result: String,
+        #[command(flatten)]
+        date: DateArg,
+    },
+    /// The citizen's rating (满意/基本满意/不满意).
+    Rate {
+        id: String,
+        #[arg(long, value_parser = satisfaction)]
+        rating: Satisfaction,
+        #[command(flatten)]
+        date: DateArg,
+    },
+    List(ListArgs),
+    Show(IdArg),
+}
+
+#[derive(Args, Debug)]
+pub struct OpinionAdd {
+    /// qr/reception/visit/hotline/other (扫码反映/接待选民/走访/热线电话/其他).
+    #[arg(long, value_parser = opinion_source)]
+    pub source: OpinionSource,
+    #[arg(long)]
+    pub content: String,
+    #[arg(long, default_value = "")]
+    pub place: String,
+    /// The village, street or township it comes from; this node's region when omitted.
+    #[arg(long, value_parser = region)]
+    pub region: Option<RegionCode>,
+    /// The delegate who received it.
+    #[arg(long)]
+    pub delegate: Option<String>,
+    #[arg(long)]
+    pub activity: Option<String>,
+    #[arg(long)]
+    pub category: Option<String>,
+    /// The constituent's name: personal data.
+    #[arg(long)]
+    pub constituent_name: Option<String>,
+    /// The constituent's phone: personal data.
+    #[arg(long)]
+    pub constituent_phone: Option<String>,
+    #[command(flatten)]
+    pub date: DateArg,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum SuggestionCmd {
+    /// Submit a suggestion (提出建议).
+    Submit(SuggestionSubmit),
+    /// Screen: accept (立案) or not accept with a reason.
+    Screen {
+        id: String,
+        #[arg(long, conflicts_with = "reject", required_unless_present = "reject")]
+        accept: bool,
+        #[arg(long, requires = "reason")]
+        reject: bool,
+        /// The number given on acceptance; the next free number when omitted.
+        #[arg(long, conflicts_with = "reject")]
+        number: Option<u32>,
+        #[arg(long)]
+        reason: Option<String>,
+        #[command(flatten)]
+        date: DateArg,
+    },
+    /// Assign to handling units (交办): one lead unit with assisting units, or separate units.
+    Assign {
+        id: String,
+        #[arg(
+            long,
+            required_unless_present = "separate_units",
+            conflicts_with = "separate_units"
+        )]
+        lead_unit: Option<String>,
+        #[arg(long = "assist-unit", requires = "lead_unit")]
+        assist_units: Vec<String>,
+        #[arg(long = "separate-unit")]
+        separate_units: Vec<String>,
+        #[command(flatten)]
+        date: DateArg,
+    },
+    /// A unit sends the suggestion back (退回).
+    SendBack {
+        id: String,
+        #[arg(long)]
+        unit: String,
+        #[arg(long)]
+        reason: String,
+        #[command(flatten)]
+        date: DateArg,
+    },
+    /// Extend the answer deadline (never past 6 months from 交办).
+    Extend {
+        id: String,
+        #[arg(long, value_parser = date)]
+        until: NaiveDate,
+        #[arg(long)]
+        reason: String,
+        #[command(flatten)]
+        date: DateArg,
+    },
+    /// A unit's answer (答复) with its class A/B/C/D.
+    Answer {
+        id: String,
+        #[arg(long)]
+        unit: String,
+        #[arg(long, value_parser = answer_class)]
+        class: AnswerClass,
+        #[arg(long)]
+        text: String,
+        #[command(flatten)]
+        date: DateArg,
+    },
+    /// The lead delegate's evaluation (满意/基本满意/不满意).
+    Evaluate {
+        id: String,
+        #[arg(long, value_parser = satisfaction)]
+        result: Satisfaction,
+        #[arg(long, default_value = "")]
+        comment: String,
+        #[command(flatten)]
+        date: DateArg,
+    },
+    /// Follow up a B or C answer (回头看).
+    Track {
+        id: String,
+        #[arg(long)]
+        note: String,
+        #[command(flatten)]
+        date: DateArg,
+    },
+    /// Close (销号).
+    Close {
+        id: String,
+        #[command(flatten)]
+        date: DateArg,
+    },
+    /// Mark as 重点督办, or clear it with --off.
+    Supervise {
+        id: String,
+        #[arg(long)]
+        off: bool,
+        #[command(flatten)]
+        date: DateArg,
+    },
+    List {
+        #[command(flatten)]
+        list: ListArgs,
+        /// Only suggestions whose answer is overdue today (or on --on).
+        #[arg(long)]
+        overdue: bool,
+        #[arg(long, value_parser = date, requires = "overdue")]
+        on: Option<NaiveDate>,
+    },
+    Show(IdArg),
+}
+
+#[derive(Args, Debug)]
+pub struct SuggestionSubmit {
+    #[arg(long)]
+    pub title: String,
+    #[arg(long)]
+    pub body: String,
+    #[arg(long)]
+    pub category: String,
+    /// The lead delegate (领衔代表).
+    #[arg(long)]
+    pub lead: String,
+    /// Co-signing delegates (联名代表).
+    #[arg(long = "cosigner")]
+    pub cosigners: Vec<String>,
+    /// The congress it is addressed to; this node's when omitted.
+    #[arg(long, value_parser = region)]
+    pub to: Option<RegionCode>,
+    /// The session it was made at; omit for 闭会期间.
+    #[arg(long)]
+    pub session: Option<String>,
+    #[command(flatten)]
+    pub date: DateArg,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum NoticeCmd {
+    Add {
+        #[arg(long)]
+        title: String,
+        #[arg(long)]
+        body: String,
+        #[arg(long, default_value = "通知")]
+        category: String,
+        /// The subtree addressed; this node's when omitted.
+        #[arg(long, value_parser = region)]
+        audience: Option<RegionCode>,
+        #[command(flatten)]
+        date: DateArg,
+    },
+    List(ListArgs),
+    Show(IdArg),
+}
+
+#[derive(Args, Debug)]
+pub struct DemoArgs {
+    /// Where to create the demo node; a fresh temporary directory when omitted.
+    #[arg(long)]
+    pub demo_dir: Option<PathBuf>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum DebugCmd {
+    /// Write opinions one transaction at a time, printing each id once it is committed.
+    WriteLoop {
+        #[arg(long, default_value_t = 1000)]
+        count: u32,
+    },
+}

@@ -1,0 +1,693 @@
+//! Runs a parsed command against the node's store. Glue only: the rules live in `renda_node`.
+
+use std::collections::BTreeMap;
+
+use anyhow::{Context, Result};
+use chrono::{Local, NaiveDate};
+use renda_node::office::{self, ActivityDraft, Contact, SuggestionDraft};
+use renda_node::record::activity::Activity;
+use renda_node::record::delegate::{Delegate, Mandate, MandateStatus};
+use renda_node::record::group::{Group, Venue};
+use renda_node::record::notice::Notice;
+use renda_node::record::opinion::{OpinionAction, OpinionFields};
+use renda_node::record::suggestion::{SuggestionAction, UnitAssignment, UnitRole};
+use renda_node::record::{Body, IdSet, Record, RecordId, RecordKind};
+use renda_node::store::{ListQuery, Store, StoreHandle};
+
+use crate::cli::*;
+use crate::render;
+
+/// Everything a command needs: the store and how to print.
+pub struct Session {
+    pub store: StoreHandle,
+    pub user: String,
+    pub json: bool,
+}
+
+pub fn today() -> NaiveDate {
+    Local::now().date_naive()
+}
+
+fn day(d: DateArg) -> NaiveDate {
+    d.date.unwrap_or_else(today)
+}
+
+impl Session {
+    pub fn open(data_dir: &std::path::Path, user: String, json: bool) -> Result<Session> {
+        let store = Store::open(data_dir)?;
+        Ok(Session {
+            store: StoreHandle::spawn(store)?,
+            user,
+            json,
+        })
+    }
+
+    /// Resolves a typed id (or unique prefix) of `kind`.
+    async fn id(&self, kind: RecordKind, field: &'static str, text: &str) -> Result<RecordId> {
+        let text = text.to_string();
+        Ok(self
+            .store
+            .call(move |s| s.resolve(kind, field, &text))
+            .await?)
+    }
+
+    async fn ids(
+        &self,
+        kind: RecordKind,
+        field: &'static str,
+        texts: &[String],
+    ) -> Result<Vec<RecordId>> {
+        let mut out = Vec::new();
+        for t in texts {
+            out.push(self.id(kind, field, t).await?);
+        }
+        Ok(out)
+    }
+
+    async fn opt_id(
+        &self,
+        kind: RecordKind,
+        field: &'static str,
+        text: &Option<String>,
+    ) -> Result<Option<RecordId>> {
+        match text {
+            Some(t) => Ok(Some(self.id(kind, field, t).await?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Prints a new record's id on stdout (for scripts) and a confirmation on stderr.
+    fn created(&self, kind: RecordKind, id: RecordId) {
+        println!("{id}");
+        eprintln!("已创建{}记录 {id}", kind.label());
+    }
+
+    async fn list(
+        &self,
+        kind: RecordKind,
+        args: &ListArgs,
+        overdue_on: Option<NaiveDate>,
+    ) -> Result<()> {
+        let delegate = self
+            .opt_id(RecordKind::Delegate, "delegate", &args.delegate)
+            .await?;
+        let q = ListQuery {
+            kind: Some(kind),
+            status: args.status.clone(),
+            within: args.within,
+            delegate,
+            overdue_on,
+            limit: args.limit,
+            offset: args.offset,
+        };
+        let rows = self.store.call(move |s| s.list(&q)).await?;
+        if self.json {
+            println!("{}", serde_json::to_string_pretty(&rows)?);
+        } else {
+            println!("{}", render::list(kind, &rows));
+        }
+        Ok(())
+    }
+
+    async fn show(&self, kind: RecordKind, id: &str) -> Result<()> {
+        let id = self.id(kind, "id", id).await?;
+        let (record, personal) = self
+            .store
+            .call(move |s| Ok((s.get(&id)?, s.personal_for(&id)?)))
+            .await?;
+        self.print_record(&record, personal.as_ref())
+    }
+
+    fn print_record(&self, record: &Record, personal: Option<&Record>) -> Result<()> {
+        if self.json {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&render::record_json(record, personal))?
+            );
+        } else {
+            println!("{}", render::record_text(record, personal));
+        }
+        Ok(())
+    }
+
+    /// Prints a workflow record's state after a step.
+    pub fn print_step(&self, record: &Record) -> Result<()> {
+        if self.json {
+            return self.print_record(record, None);
+        }
+        match &record.body {
+            Body::Suggestion(s) => {
+                let (st, _) = s.fold(&record.header);
+                let mut line = format!("建议“{}”：{}", s.fields.title, st.state.label());
+                if let Some(due) = st.due {
+                    line.push_str(&format!("，答复期限 {due}"));
+                }
+                println!("{line}");
+            }
+            Body::Opinion(o) => {
+                let (st, _) = o.fold(&record.header);
+                println!("民情 {}：{}", record.header.id, st.state.label());
+            }
+            _ => println!("已更新 {}", record.header.id),
+        }
+        Ok(())
+    }
+
+    pub async fn run(&self, command: Command) -> Result<()> {
+        match command {
+            Command::Status => self.status().await,
+            Command::Delegate(c) => self.delegate(c).await,
+            Command::Group(c) => self.group(c).await,
+            Command::Venue(c) => self.venue(c).await,
+            Command::Activity(c) => self.activity(c).await,
+            Command::Opinion(c) => self.opinion(c).await,
+            Command::Suggestion(c) => self.suggestion(c).await,
+            Command::Notice(c) => self.notice(c).await,
+            Command::Debug(DebugCmd::WriteLoop { count }) => self.write_loop(count).await,
+            Command::Init(_) | Command::Demo(_) => {
+                unreachable!("handled before a session is opened")
+            }
+        }
+    }
+
+    async fn status(&self) -> Result<()> {
+        let (identity, stats) = self
+            .store
+            .call(|s| Ok((s.identity().clone(), s.stats()?)))
+            .await?;
+        if self.json {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(
+                    &serde_json::json!({ "node": identity, "store": stats })
+                )?
+            );
+            return Ok(());
+        }
+        let mut t = render::table(&["项目", "内容"]);
+        t.add_row(vec!["节点".to_string(), identity.name.clone()]);
+        t.add_row(vec!["区划代码".to_string(), identity.region.to_string()]);
+        t.add_row(vec![
+            "级别".to_string(),
+            identity
+                .region
+                .level()
+                .map(|l| l.label())
+                .unwrap_or("")
+                .to_string(),
+        ]);
+        t.add_row(vec![
+            "上级节点".to_string(),
+            identity
+                .parent_addr
+                .clone()
+                .unwrap_or_else(|| "（未连接）".into()),
+        ]);
+        t.add_row(vec![
+            "初始化时间".to_string(),
+            identity.created_at.format("%Y-%m-%d %H:%M").to_string(),
+        ]);
+        for (kind, n) in &stats.records_by_kind {
+            t.add_row(vec![format!("{}记录", kind.label()), n.to_string()]);
+        }
+        t.add_row(vec![
+            "本地变更序列".to_string(),
+            format!("{} 条（至 {}）", stats.changes, stats.last_seq),
+        ]);
+        t.add_row(vec![
+            "数据库大小".to_string(),
+            format!("{:.1} KiB", stats.file_bytes as f64 / 1024.0),
+        ]);
+        println!("{t}");
+        Ok(())
+    }
+
+    async fn delegate(&self, c: DelegateCmd) -> Result<()> {
+        let user = self.user.clone();
+        match c {
+            DelegateCmd::Add(a) => {
+                let station = self
+                    .opt_id(RecordKind::Venue, "station", &a.station)
+                    .await?;
+                let mandate = self.mandate(a.mandate).await?;
+                let delegate = Delegate {
+                    name: a.name,
+                    gender: a.gender,
+                    birth_year: a.birth_year,
+                    ethnicity: a.ethnicity,
+                    party: a.party,
+                    occupation: a.occupation,
+                    station,
+                    mandates: BTreeMap::from([(
+                        Mandate::key(&mandate.congress, mandate.term),
+                        mandate,
+                    )]),
+                };
+                let contact = Contact {
+                    name: None,
+                    phone: a.phone,
+                    id_number: a.id_number,
+                };
+                let h = self
+                    .store
+                    .write(move |tx| office::add_delegate(tx, &user, delegate, contact))
+                    .await?;
+                self.created(RecordKind::Delegate, h.id);
+            }
+            DelegateCmd::Mandate(a) => {
+                let id = self.id(RecordKind::Delegate, "id", &a.id).await?;
+                let mandate = self.mandate(a.mandate).await?;
+                let r = self
+                    .store
+                    .write(move |tx| office::add_mandate(tx, &id, mandate))
+                    .await?;
+                self.print_step(&r)?;
+            }
+            DelegateCmd::SetStatus(a) => {
+                let id = self.id(RecordKind::Delegate, "id", &a.id).await?;
+                let congress = match a.congress {
+                    Some(c) => c,
+                    None => self.store.call(|s| Ok(s.identity().region)).await?,
+                };
+                let since = day(a.date);
+                let r = self
+                    .store
+                    .write(move |tx| {
+                        office::set_mandate_status(tx, &id, congress, a.term, a.status, since)
+                    })
+                    .await?;
+                self.print_step(&r)?;
+            }
+            DelegateCmd::List(l) => self.list(RecordKind::Delegate, &l, None).await?,
+            DelegateCmd::Show(i) => self.show(RecordKind::Delegate, &i.id).await?,
+        }
+        Ok(())
+    }
+
+    async fn mandate(&self, m: MandateArgs) -> Result<Mandate> {
+        let congress = match m.congress {
+            Some(c) => c,
+            None => self.store.call(|s| Ok(s.identity().region)).await?,
+        };
+        Ok(Mandate {
+            congress,
+            level: congress
+                .level()
+                .unwrap_or(renda_node::region::Level::Township),
+            term: m.term,
+            constituency: m.constituency,
+            status: MandateStatus::Serving,
+            status_since: None,
+        })
+    }
+
+    async fn group(&self, c: GroupCmd) -> Result<()> {
+        let user = self.user.clone();
+        match c {
+            GroupCmd::Add(a) => {
+                let congress = match a.congress {
+                    Some(c) => c,
+                    None => self.store.call(|s| Ok(s.identity().region)).await?,
+                };
+                let leader = self
+                    .opt_id(RecordKind::Delegate, "leader", &a.leader)
+                    .await?;
+                let mut members = self.ids(RecordKind::Delegate, "member", &a.members).await?;
+                if let Some(l) = leader
+                    && !members.contains(&l)
+                {
+                    members.push(l);
+                }
+                let venue = self.opt_id(RecordKind::Venue, "venue", &a.venue).await?;
+                let group = Group {
+                    name: a.name,
+                    kind: a.kind,
+                    field: a.field,
+                    congress,
+                    leader,
+                    members: IdSet(members.into_iter().collect()),
+                    venue,
+                };
+                let h = self
+                    .store
+                    .write(move |tx| office::add_group(tx, &user, group))
+                    .await?;
+                self.created(RecordKind::Group, h.id);
+            }
+            GroupCmd::Join { id, members } => {
+                let id = self.id(RecordKind::Group, "id", &id).await?;
+                let members = self.ids(RecordKind::Delegate, "member", &members).await?;
+                let r = self
+                    .store
+                    .write(move |tx| office::join_group(tx, &id, &members))
+                    .await?;
+                self.print_step(&r)?;
+            }
+            GroupCmd::List(l) => self.list(RecordKind::Group, &l, None).await?,
+            GroupCmd::Show(i) => self.show(RecordKind::Group, &i.id).await?,
+        }
+        Ok(())
+    }
+
+    async fn venue(&self, c: VenueCmd) -> Result<()> {
+        let user = self.user.clone();
+        match c {
+            VenueCmd::Add(a) => {
+                let region = match a.region {
+                    Some(r) => r,
+                    None => self.store.call(|s| Ok(s.identity().region)).await?,
+                };
+                let venue = Venue {
+                    name: a.name,
+                    kind: a.kind,
+                    region,
+                    address: a.address,
+                };
+                let h = self
+                    .store
+                    .write(move |tx| office::add_venue(tx, &user, venue))
+                    .await?;
+                self.created(RecordKind::Venue, h.id);
+            }
+            VenueCmd::List(l) => self.list(RecordKind::Venue, &l, None).await?,
+            VenueCmd::Show(i) => self.show(RecordKind::Venue, &i.id).await?,
+        }
+        Ok(())
+    }
+
+    async fn activity(&self, c: ActivityCmd) -> Result<()> {
+        let user = self.user.clone();
+        match c {
+            ActivityCmd::Add(a) => {
+                let organiser = match a.organiser {
+                    Some(o) => o,
+                    None => self.store.call(|s| Ok(s.identity().name.clone())).await?,
+                };
+                let draft = ActivityDraft {
+                    activity: Activity {
+                        kind: a.kind,
+                        date: a.date,
+                        topic: a.topic,
+                        organiser,
+                        group: self.opt_id(RecordKind::Group, "group", &a.group).await?,
+                        venue: self.opt_id(RecordKind::Venue, "venue", &a.venue).await?,
+                        participants: BTreeMap::new(),
+                        constituents_received: a.received,
+                        outcome: a.outcome,
+                    },
+                    participants: self
+                        .ids(RecordKind::Delegate, "participant", &a.participants)
+                        .await?,
+                };
+                let h = self
+                    .store
+                    .write(move |tx| office::add_activity(tx, &user, draft))
+                    .await?;
+                self.created(RecordKind::Activity, h.id);
+            }
+            ActivityCmd::SignIn { id, delegates } => {
+                let id = self.id(RecordKind::Activity, "id", &id).await?;
+                let delegates = self
+                    .ids(RecordKind::Delegate, "delegate", &delegates)
+                    .await?;
+                let r = self
+                    .store
+                    .write(move |tx| office::sign_in(tx, &id, &delegates))
+                    .await?;
+                self.print_step(&r)?;
+            }
+            ActivityCmd::List(l) => self.list(RecordKind::Activity, &l, None).await?,
+            ActivityCmd::Show(i) => self.show(RecordKind::Activity, &i.id).await?,
+        }
+        Ok(())
+    }
+
+    async fn opinion_step(&self, id: &str, action: OpinionAction, date: DateArg) -> Result<()> {
+        let id = self.id(RecordKind::Opinion, "id", id).await?;
+        let user = self.user.clone();
+        let date = day(date);
+        let r = self
+            .store
+            .write(move |tx| office::opinion_step(tx, &user, &id, action, date))
+            .await?;
+        self.print_step(&r)
+    }
+
+    async fn opinion(&self, c: OpinionCmd) -> Result<()> {
+        match c {
+            OpinionCmd::Add(a) => {
+                let region = match a.region {
+                    Some(r) => r,
+                    None => self.store.call(|s| Ok(s.identity().region)).await?,
+                };
+                let fields = OpinionFields {
+                    source: a.source,
+                    content: a.content,
+                    place: a.place,
+                    region,
+                    delegate: self
+                        .opt_id(RecordKind::Delegate, "delegate", &a.delegate)
+                        .await?,
+                    activity: self
+                        .opt_id(RecordKind::Activity, "activity", &a.activity)
+                        .await?,
+                    category: a.category,
+                };
+                let contact = Contact {
+                    name: a.constituent_name,
+                    phone: a.constituent_phone,
+                    id_number: None,
+                };
+                let user = self.user.clone();
+                let date = day(a.date);
+                let h = self
+                    .store
+                    .write(move |tx| office::add_opinion(tx, &user, fields, contact, date))
+                    .await?;
+                self.created(RecordKind::Opinion, h.id);
+                Ok(())
+            }
+            OpinionCmd::Answer { id, reply, date } => {
+                self.opinion_step(&id, OpinionAction::AnswerOnSpot { reply }, date)
+                    .await
+            }
+            OpinionCmd::PassOn { id, to, date } => {
+                self.opinion_step(&id, OpinionAction::PassOn { to }, date)
+                    .await
+            }
+            OpinionCmd::Start { id, note, date } => {
+                self.opinion_step(&id, OpinionAction::Start { note }, date)
+                    .await
+            }
+            OpinionCmd::Handle { id, result, date } => {
+                self.opinion_step(&id, OpinionAction::Handle { result }, date)
+                    .await
+            }
+            OpinionCmd::Rate { id, rating, date } => {
+                self.opinion_step(&id, OpinionAction::Rate { rating }, date)
+                    .await
+            }
+            OpinionCmd::List(l) => self.list(RecordKind::Opinion, &l, None).await,
+            OpinionCmd::Show(i) => self.show(RecordKind::Opinion, &i.id).await,
+        }
+    }
+
+    async fn suggestion_step(
+        &self,
+        id: &str,
+        action: SuggestionAction,
+        date: DateArg,
+    ) -> Result<()> {
+        let id = self.id(RecordKind::Suggestion, "id", id).await?;
+        let user = self.user.clone();
+        let date = day(date);
+        let r = self
+            .store
+            .write(move |tx| office::suggestion_step(tx, &user, &id, action, date))
+            .await?;
+        self.print_step(&r)
+    }
+
+    async fn suggestion(&self, c: SuggestionCmd) -> Result<()> {
+        use SuggestionAction as A;
+        match c {
+            SuggestionCmd::Submit(a) => {
+                let to = match a.to {
+                    Some(t) => t,
+                    None => self.store.call(|s| Ok(s.identity().region)).await?,
+                };
+                let draft = SuggestionDraft {
+                    title: a.title,
+                    body: a.body,
+                    category: a.category,
+                    lead: self.id(RecordKind::Delegate, "lead", &a.lead).await?,
+                    cosigners: self
+                        .ids(RecordKind::Delegate, "cosigner", &a.cosigners)
+                        .await?,
+                    addressed_to: to,
+                    session: a.session,
+                };
+                let user = self.user.clone();
+                let date = day(a.date);
+                let h = self
+                    .store
+                    .write(move |tx| office::submit_suggestion(tx, &user, draft, date))
+                    .await?;
+                self.created(RecordKind::Suggestion, h.id);
+                Ok(())
+            }
+            SuggestionCmd::Screen {
+                id,
+                accept,
+                number,
+                reason,
+                date,
+                ..
+            } => {
+                let action = A::Screen {
+                    accepted: accept,
+                    number,
+                    reason,
+                };
+                self.suggestion_step(&id, action, date).await
+            }
+            SuggestionCmd::Assign {
+                id,
+                lead_unit,
+                assist_units,
+                separate_units,
+                date,
+            } => {
+                let mut units = Vec::new();
+                if let Some(lead) = lead_unit {
+                    units.push(UnitAssignment {
+                        unit: lead,
+                        role: UnitRole::Lead,
+                    });
+                }
+                units.extend(assist_units.into_iter().map(|unit| UnitAssignment {
+                    unit,
+                    role: UnitRole::Assist,
+                }));
+                units.extend(separate_units.into_iter().map(|unit| UnitAssignment {
+                    unit,
+                    role: UnitRole::Separate,
+                }));
+                self.suggestion_step(&id, A::Assign { units }, date).await
+            }
+            SuggestionCmd::SendBack {
+                id,
+                unit,
+                reason,
+                date,
+            } => {
+                self.suggestion_step(&id, A::SendBack { unit, reason }, date)
+                    .await
+            }
+            SuggestionCmd::Extend {
+                id,
+                until,
+                reason,
+                date,
+            } => {
+                self.suggestion_step(&id, A::Extend { until, reason }, date)
+                    .await
+            }
+            SuggestionCmd::Answer {
+                id,
+                unit,
+                class,
+                text,
+                date,
+            } => {
+                self.suggestion_step(&id, A::Answer { unit, class, text }, date)
+                    .await
+            }
+            SuggestionCmd::Evaluate {
+                id,
+                result,
+                comment,
+                date,
+            } => {
+                self.suggestion_step(&id, A::Evaluate { result, comment }, date)
+                    .await
+            }
+            SuggestionCmd::Track { id, note, date } => {
+                self.suggestion_step(&id, A::Track { note }, date).await
+            }
+            SuggestionCmd::Close { id, date } => self.suggestion_step(&id, A::Close, date).await,
+            SuggestionCmd::Supervise { id, off, date } => {
+                self.suggestion_step(&id, A::Supervise { key: !off }, date)
+                    .await
+            }
+            SuggestionCmd::List { list, overdue, on } => {
+                let overdue_on = overdue.then(|| on.unwrap_or_else(today));
+                self.list(RecordKind::Suggestion, &list, overdue_on).await
+            }
+            SuggestionCmd::Show(i) => self.show(RecordKind::Suggestion, &i.id).await,
+        }
+    }
+
+    async fn notice(&self, c: NoticeCmd) -> Result<()> {
+        match c {
+            NoticeCmd::Add {
+                title,
+                body,
+                category,
+                audience,
+                date,
+            } => {
+                let audience = match audience {
+                    Some(a) => a,
+                    None => self.store.call(|s| Ok(s.identity().region)).await?,
+                };
+                let notice = Notice {
+                    title,
+                    body,
+                    category,
+                    issued_on: day(date),
+                    audience,
+                };
+                let user = self.user.clone();
+                let h = self
+                    .store
+                    .write(move |tx| office::add_notice(tx, &user, notice))
+                    .await?;
+                self.created(RecordKind::Notice, h.id);
+                Ok(())
+            }
+            NoticeCmd::List(l) => self.list(RecordKind::Notice, &l, None).await,
+            NoticeCmd::Show(i) => self.show(RecordKind::Notice, &i.id).await,
+        }
+    }
+
+    /// Writes opinions one committed transaction at a time and prints each id only after its
+    /// commit returned: the crash test kills this process and checks every printed id survived.
+    async fn write_loop(&self, count: u32) -> Result<()> {
+        use std::io::Write;
+        let region = self.store.call(|s| Ok(s.identity().region)).await?;
+        for i in 0..count {
+            let fields = OpinionFields {
+                source: renda_node::record::opinion::OpinionSource::QrCode,
+                content: format!("第{i}条测试民情：村道路灯损坏，夜间出行不便"),
+                place: "村委会门口".into(),
+                region,
+                delegate: None,
+                activity: None,
+                category: None,
+            };
+            let user = self.user.clone();
+            let h = self
+                .store
+                .write(move |tx| {
+                    office::add_opinion(tx, &user, fields, Contact::default(), today())
+                })
+                .await
+                .context("write loop")?;
+            let mut out = std::io::stdout().lock();
+            writeln!(out, "{}", h.id)?;
+            out.flush()?;
+        }
+        Ok(())
+    }
+}

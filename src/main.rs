@@ -1,0 +1,89 @@
+//! `renda`: one binary that runs a Renda node and its command line.
+//!
+//! Layout: [`cli`] declares the commands (clap), [`commands`] runs them against the node's store,
+//! [`render`] prints tables in Chinese or JSON, and [`demo`] walks a node through a suggestion's
+//! whole life. The domain lives in the `renda-node` crate; this binary is glue.
+
+mod cli;
+mod commands;
+mod demo;
+mod render;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use renda_node::store::{Store, StoreError};
+use tracing_subscriber::EnvFilter;
+
+use crate::cli::{Cli, Command};
+use crate::commands::Session;
+
+/// Exit status for input the user can fix (bad value, illegal step, unknown record): the same
+/// code clap uses for usage errors. Anything else (a damaged file, a failed disk) exits 1.
+const EXIT_INPUT: u8 = 2;
+
+fn exit_code(err: &anyhow::Error) -> u8 {
+    match err.downcast_ref::<StoreError>() {
+        Some(
+            StoreError::Invalid(_)
+            | StoreError::Rejected { .. }
+            | StoreError::NotFound { .. }
+            | StoreError::Ambiguous { .. }
+            | StoreError::NotInitialised(_)
+            | StoreError::AlreadyInitialised(_),
+        ) => EXIT_INPUT,
+        _ => 1,
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Init(a) => {
+            let store = Store::init(&cli.data_dir, a.region, &a.name, a.parent)?;
+            let id = store.identity();
+            println!(
+                "已初始化节点 {}（{}，{}）于 {}",
+                id.name,
+                id.region,
+                id.region.level().map(|l| l.label()).unwrap_or(""),
+                cli.data_dir.display()
+            );
+            Ok(())
+        }
+        Command::Demo(a) => demo::run(a).await,
+        command => {
+            let session = Session::open(&cli.data_dir, cli.user, cli.json)?;
+            session.run(command).await
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_env("RENDA_LOG").unwrap_or_else(|_| EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("错误: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("错误: {err}");
+            for cause in err.chain().skip(1) {
+                eprintln!("  原因: {cause}");
+            }
+            ExitCode::from(exit_code(&err))
+        }
+    }
+}
