@@ -1,1 +1,44 @@
+//! Renda's gRPC protocol: the .proto files under `proto/` and the tonic/prost code generated
+//! from them at build time (by protox, so no protoc is needed).
+//!
+//! The sync service is defined here; its client and server live in the node and hub crates.
+//! Architecture invariant: this crate holds wire types only; it knows nothing of records,
+//! SQLite or routing.
 
+/// The protocol version this build speaks. A peer sending another version is refused.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+pub mod v1 {
+    tonic::include_proto!("renda.v1");
+}
+
+#[cfg(test)]
+mod tests {
+    use prost::Message;
+
+    use super::v1::{ChangeBatch, LinkMessage, RecordChanges, RecordHeader, link_message::Body};
+
+    #[test]
+    fn a_batch_survives_the_wire_and_garbage_is_an_error() {
+        let msg = LinkMessage {
+            protocol_version: super::PROTOCOL_VERSION,
+            body: Some(Body::Batch(ChangeBatch {
+                batch_id: 7,
+                up_to_seq: 42,
+                records: vec![RecordChanges {
+                    header: Some(RecordHeader {
+                        id: "01M81MKWSYFXAJWX1BBZQ5S45M".into(),
+                        kind: "suggestion".into(),
+                        home: "330411101000".into(),
+                        created_at_ms: 1,
+                        created_by: "clerk@330411101000".into(),
+                    }),
+                    changes: vec![vec![1, 2, 3]],
+                }],
+            })),
+        };
+        let bytes = msg.encode_to_vec();
+        assert_eq!(LinkMessage::decode(bytes.as_slice()).unwrap(), msg);
+        assert!(LinkMessage::decode(&[0xff, 0xff, 0xff][..]).is_err());
+    }
+}

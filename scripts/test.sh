@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Runs every test of the workspace from a clean clone: installs what the tests need, then runs
+# `cargo test` over all crates (unit, integration, property and doc tests). Slow soak runs are
+# marked #[ignore] and run with `scripts/test.sh --soak`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if ! command -v cargo >/dev/null 2>&1; then
+    echo "cargo is not installed: Renda needs the Rust toolchain (rustup, Rust 1.90 or newer)." >&2
+    exit 1
+fi
+
+extra=()
+if [[ "${1:-}" == "--soak" ]]; then
+    extra=(-- --include-ignored)
+fi
+
+export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+# Proptest prints the seed of any failing case; a committed regression file replays it.
+cargo test --workspace --locked "${extra[@]}"

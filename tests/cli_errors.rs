@@ -1,0 +1,332 @@
+//! Bad input through the real binary: every failure names the field and the rule, exits
+//! non-zero, never panics, and writes nothing.
+
+mod common;
+
+use common::{Node, WANGDIAN, delegate};
+
+#[test]
+fn malformed_region_codes_are_refused_at_init() {
+    let node = Node::empty();
+    let err = node.fails(&["init", "--region", "33041110100", "--name", "王店镇"], 2);
+    assert!(
+        err.contains("--region") && err.contains("12位数字"),
+        "{err}"
+    );
+    let err = node.fails(&["init", "--region", "990000000000", "--name", "王店镇"], 2);
+    assert!(err.contains("省级代码"), "{err}");
+    // A street has no congress: its district acts for it.
+    let err = node.fails(
+        &["init", "--region", "330411001000", "--name", "新城街道"],
+        2,
+    );
+    assert!(
+        err.contains("region") && err.contains("没有人民代表大会"),
+        "{err}"
+    );
+    assert!(
+        !node.db().exists(),
+        "a refused init leaves no database behind"
+    );
+}
+
+#[test]
+fn a_node_is_initialised_once_and_must_exist_before_use() {
+    let node = Node::empty();
+    let err = node.fails(&["status"], 2);
+    assert!(err.contains("renda init"), "{err}");
+    node.ok(&["init", "--region", WANGDIAN, "--name", "王店镇人大主席团"]);
+    let err = node.fails(&["init", "--region", WANGDIAN, "--name", "again"], 2);
+    assert!(err.contains("已经初始化"), "{err}");
+}
+
+#[test]
+fn unknown_records_and_missing_fields_are_named() {
+    let node = Node::init(WANGDIAN, "王店镇人大主席团");
+    let before = node.change_count();
+    let err = node.fails(
+        &[
+            "suggestion",
+            "submit",
+            "--title",
+            "t",
+            "--body",
+            "b",
+            "--category",
+            "c",
+            "--lead",
+            "01M81MKWS3Q11BY2A9TVTMXHZ1",
+        ],
+        2,
+    );
+    assert!(err.contains("找不到代表记录"), "{err}");
+    let err = node.fails(
+        &[
+            "suggestion",
+            "submit",
+            "--body",
+            "b",
+            "--category",
+            "c",
+            "--lead",
+            "x",
+        ],
+        2,
+    );
+    assert!(
+        err.contains("--title"),
+        "clap names the missing flag: {err}"
+    );
+    let err = node.fails(
+        &[
+            "delegate",
+            "add",
+            "--name",
+            " ",
+            "--gender",
+            "男",
+            "--occupation",
+            "农民",
+            "--term",
+            "17",
+            "--constituency",
+            "一",
+        ],
+        2,
+    );
+    assert!(
+        err.contains("字段 name") && err.contains("不能为空"),
+        "{err}"
+    );
+    let err = node.fails(
+        &[
+            "delegate",
+            "add",
+            "--name",
+            "甲",
+            "--gender",
+            "未知",
+            "--occupation",
+            "农民",
+            "--term",
+            "17",
+            "--constituency",
+            "一",
+        ],
+        2,
+    );
+    assert!(err.contains("--gender") && err.contains("男"), "{err}");
+    let err = node.fails(
+        &[
+            "opinion",
+            "add",
+            "--source",
+            "qr",
+            "--content",
+            "x",
+            "--date",
+            "2026-02-30",
+        ],
+        2,
+    );
+    assert!(
+        err.contains("--date") && err.contains("YYYY-MM-DD"),
+        "{err}"
+    );
+    let err = node.fails(
+        &[
+            "opinion",
+            "add",
+            "--source",
+            "qr",
+            "--content",
+            "x",
+            "--region",
+            "330411102000",
+        ],
+        2,
+    );
+    assert!(err.contains("字段 region") && err.contains("辖区"), "{err}");
+    let err = node.fails(
+        &[
+            "delegate",
+            "add",
+            "--name",
+            "甲",
+            "--gender",
+            "男",
+            "--occupation",
+            "农民",
+            "--term",
+            "17",
+            "--constituency",
+            "一",
+            "--phone",
+            "12",
+        ],
+        2,
+    );
+    assert!(err.contains("字段 phone"), "{err}");
+    assert_eq!(
+        node.change_count(),
+        before,
+        "nothing was written by any refused command"
+    );
+}
+
+#[test]
+fn an_illegal_step_is_refused_with_its_rule_and_writes_nothing() {
+    let node = Node::init(WANGDIAN, "王店镇人大主席团");
+    let lead = delegate(&node, "沈建华", &[]);
+    let s = node.create(&[
+        "suggestion",
+        "submit",
+        "--title",
+        "t",
+        "--body",
+        "b",
+        "--category",
+        "c",
+        "--lead",
+        &lead,
+        "--date",
+        "2026-03-01",
+    ]);
+    let before = node.change_count();
+
+    let err = node.fails(&["suggestion", "close", &s], 2);
+    assert!(
+        err.contains("待审查") && err.contains("transition.state"),
+        "{err}"
+    );
+    let err = node.fails(&["suggestion", "assign", &s, "--lead-unit", "镇建设办"], 2);
+    assert!(err.contains("transition.state"), "{err}");
+    node.ok(&[
+        "suggestion",
+        "screen",
+        &s,
+        "--accept",
+        "--date",
+        "2026-03-02",
+    ]);
+    node.ok(&[
+        "suggestion",
+        "assign",
+        &s,
+        "--lead-unit",
+        "镇建设办",
+        "--assist-unit",
+        "镇财政所",
+        "--date",
+        "2026-03-10",
+    ]);
+    let mid = node.change_count();
+    let err = node.fails(
+        &[
+            "suggestion",
+            "answer",
+            &s,
+            "--unit",
+            "镇财政所",
+            "--class",
+            "A",
+            "--text",
+            "x",
+            "--date",
+            "2026-03-11",
+        ],
+        2,
+    );
+    assert!(err.contains("answer.assisting_unit"), "{err}");
+    let err = node.fails(
+        &[
+            "suggestion",
+            "extend",
+            &s,
+            "--until",
+            "2026-09-11",
+            "--reason",
+            "r",
+            "--date",
+            "2026-03-11",
+        ],
+        2,
+    );
+    assert!(err.contains("extend.past_six_months"), "{err}");
+    let err = node.fails(
+        &[
+            "suggestion",
+            "answer",
+            &s,
+            "--unit",
+            "镇建设办",
+            "--class",
+            "A",
+            "--text",
+            "x",
+            "--date",
+            "2026-03-09",
+        ],
+        2,
+    );
+    assert!(err.contains("date.before_previous_step"), "{err}");
+    // A suggestion addressed to the county cannot be screened at the township.
+    let err = node.fails(
+        &[
+            "suggestion",
+            "submit",
+            "--title",
+            "t",
+            "--body",
+            "b",
+            "--category",
+            "c",
+            "--lead",
+            &lead,
+            "--to",
+            "330411000000",
+        ],
+        2,
+    );
+    assert!(
+        err.contains("lead") && err.contains("不是"),
+        "the lead holds no county mandate: {err}"
+    );
+    assert_eq!(node.change_count(), mid, "refused steps write nothing");
+    assert!(mid > before);
+}
+
+#[test]
+fn a_damaged_automerge_document_is_reported_not_panicked_on() {
+    let node = Node::init(WANGDIAN, "王店镇人大主席团");
+    let lead = delegate(&node, "沈建华", &[]);
+    let s = node.create(&[
+        "suggestion",
+        "submit",
+        "--title",
+        "t",
+        "--body",
+        "b",
+        "--category",
+        "c",
+        "--lead",
+        &lead,
+    ]);
+    {
+        let db = rusqlite::Connection::open(node.db()).unwrap();
+        db.execute(
+            "UPDATE records SET doc = X'856f4a83deadbeef00' WHERE id = ?1",
+            [&s],
+        )
+        .unwrap();
+    }
+    let before = node.change_count();
+    let err = node.fails(&["suggestion", "show", &s], 1);
+    assert!(err.contains(&s) && err.contains("无法读取"), "{err}");
+    let err = node.fails(&["suggestion", "screen", &s, "--accept"], 1);
+    assert!(err.contains("无法读取"), "{err}");
+    assert_eq!(node.change_count(), before);
+    // The rest of the node still works.
+    node.ok(&["delegate", "show", &lead]);
+    node.ok(&["suggestion", "list"]);
+}

@@ -1,0 +1,121 @@
+//! Shared helpers for the multi-process tests: a node in a temporary data directory, driven
+//! through the real `renda` binary.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+
+use assert_cmd::Command;
+use serde_json::Value;
+use tempfile::TempDir;
+
+pub const WANGDIAN: &str = "330411101000";
+pub const XIUZHOU: &str = "330411000000";
+
+pub struct Node {
+    _dir: TempDir,
+    pub data: PathBuf,
+}
+
+impl Node {
+    /// An initialised node for `region`.
+    pub fn init(region: &str, name: &str) -> Node {
+        let node = Node::empty();
+        node.ok(&["init", "--region", region, "--name", name]);
+        node
+    }
+
+    /// A data directory with no node in it yet.
+    pub fn empty() -> Node {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let data = dir.path().join("data");
+        Node { _dir: dir, data }
+    }
+
+    pub fn cmd(&self) -> Command {
+        let mut cmd = Command::cargo_bin("renda").expect("renda binary");
+        cmd.env("RENDA_DATA_DIR", &self.data)
+            .env("RENDA_USER", "测试员")
+            .env_remove("RENDA_LOG");
+        cmd
+    }
+
+    /// Runs a command that must succeed and returns its stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.cmd().args(args).output().expect("run renda");
+        assert!(
+            out.status.success(),
+            "renda {args:?} failed with {:?}\nstdout: {}\nstderr: {}",
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).expect("utf-8 stdout")
+    }
+
+    /// Runs a command that creates a record and returns the new id.
+    pub fn create(&self, args: &[&str]) -> String {
+        let out = self.ok(args);
+        let id = out.trim().to_string();
+        assert_eq!(id.len(), 26, "expected a record id, got {out:?}");
+        id
+    }
+
+    /// Runs a command with `--json` and parses its output.
+    pub fn json(&self, args: &[&str]) -> Value {
+        let mut all = args.to_vec();
+        all.push("--json");
+        serde_json::from_str(&self.ok(&all)).expect("valid JSON")
+    }
+
+    /// Runs a command that must fail with `code`; returns stderr.
+    pub fn fails(&self, args: &[&str], code: i32) -> String {
+        let out = self.cmd().args(args).output().expect("run renda");
+        let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+        assert_eq!(
+            out.status.code(),
+            Some(code),
+            "renda {args:?}: stderr {stderr}"
+        );
+        assert!(
+            !stderr.contains("panicked"),
+            "renda {args:?} panicked: {stderr}"
+        );
+        stderr
+    }
+
+    /// How many changes the node holds: a write that was refused must not move it.
+    pub fn change_count(&self) -> u64 {
+        self.json(&["status"])["store"]["changes"]
+            .as_u64()
+            .expect("change count")
+    }
+
+    pub fn db(&self) -> PathBuf {
+        self.data.join("renda.sqlite")
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.data
+    }
+}
+
+/// Registers a township delegate and returns the id.
+pub fn delegate(node: &Node, name: &str, extra: &[&str]) -> String {
+    let mut args = vec![
+        "delegate",
+        "add",
+        "--name",
+        name,
+        "--gender",
+        "女",
+        "--occupation",
+        "村民委员会主任",
+        "--term",
+        "17",
+        "--constituency",
+        "第七选区",
+    ];
+    args.extend_from_slice(extra);
+    node.create(&args)
+}
