@@ -538,7 +538,14 @@ fn step(
                 }
                 Some(_) => {}
             }
-            if status.state != S::Tracking && status.answers.contains_key(unit) {
+            if status.state == S::Tracking {
+                // A new answer on a tracked B/C suggestion opens a new round: every answering
+                // unit answers again, with no deadline, and the delegate evaluates again.
+                status.state = S::Rehandling;
+                status.round += 1;
+                status.answers.clear();
+                status.due = None;
+            } else if status.answers.contains_key(unit) {
                 return Err(Rejection::new(
                     "answer.already_answered",
                     format!("“{unit}”本轮已经答复"),
