@@ -100,42 +100,34 @@ impl RecordDoc {
         self.doc.get_changes(have)
     }
 
-    fn value_at(&self, key: &str) -> Result<Option<serde_json::Value>, String> {
+    /// The document's root as JSON, hydrated once.
+    pub(crate) fn root(&self) -> Result<serde_json::Map<String, serde_json::Value>, DocError> {
         match self.doc.hydrate(None) {
-            hydrate::Value::Map(root) => match root.get(key) {
-                Some(value) => from_hydrate(value).map(Some),
-                None => Ok(None),
-            },
-            _ => Err("document root is not a map".into()),
+            hydrate::Value::Map(root) => {
+                let mut out = serde_json::Map::new();
+                for (key, value) in root.iter() {
+                    let json = from_hydrate(&value.value)
+                        .map_err(|e| DocError::Fields(format!("`{key}`: {e}")))?;
+                    out.insert(key.clone(), json);
+                }
+                Ok(out)
+            }
+            _ => Err(DocError::Header("document root is not a map".into())),
         }
     }
 
     pub fn header(&self) -> Result<Header, DocError> {
-        let value = self
-            .value_at("header")
-            .map_err(DocError::Header)?
-            .ok_or_else(|| DocError::Header("no `header` map".into()))?;
-        serde_json::from_value(value).map_err(|e| DocError::Header(e.to_string()))
+        decode_header(&mut self.root()?)
     }
 
     pub fn fields<T: DeserializeOwned>(&self) -> Result<T, DocError> {
-        let value = self
-            .value_at("fields")
-            .map_err(DocError::Fields)?
-            .ok_or_else(|| DocError::Fields("no `fields` map".into()))?;
-        serde_json::from_value(value).map_err(|e| DocError::Fields(e.to_string()))
+        decode_fields(&mut self.root()?)
     }
 
     /// The event list as written, each entry decoded on its own so one unreadable event does not
     /// hide the others.
     pub fn events<A: DeserializeOwned>(&self) -> Result<Vec<EventEntry<A>>, DocError> {
-        match self.value_at("events").map_err(DocError::Events)? {
-            None => Ok(Vec::new()),
-            Some(serde_json::Value::Array(items)) => {
-                Ok(items.into_iter().map(EventEntry::decode).collect())
-            }
-            Some(_) => Err(DocError::Events("`events` is not a list".into())),
-        }
+        decode_events(&mut self.root()?)
     }
 
     /// Writes new field values as one change; keys whose value did not change are not touched.
@@ -231,6 +223,36 @@ impl RecordDoc {
     }
 }
 
+pub(crate) fn decode_header(
+    root: &mut serde_json::Map<String, serde_json::Value>,
+) -> Result<Header, DocError> {
+    let value = root
+        .remove("header")
+        .ok_or_else(|| DocError::Header("no `header` map".into()))?;
+    serde_json::from_value(value).map_err(|e| DocError::Header(e.to_string()))
+}
+
+pub(crate) fn decode_fields<T: DeserializeOwned>(
+    root: &mut serde_json::Map<String, serde_json::Value>,
+) -> Result<T, DocError> {
+    let value = root
+        .remove("fields")
+        .ok_or_else(|| DocError::Fields("no `fields` map".into()))?;
+    serde_json::from_value(value).map_err(|e| DocError::Fields(e.to_string()))
+}
+
+pub(crate) fn decode_events<A: DeserializeOwned>(
+    root: &mut serde_json::Map<String, serde_json::Value>,
+) -> Result<Vec<EventEntry<A>>, DocError> {
+    match root.remove("events") {
+        None => Ok(Vec::new()),
+        Some(serde_json::Value::Array(items)) => {
+            Ok(items.into_iter().map(EventEntry::decode).collect())
+        }
+        Some(_) => Err(DocError::Events("`events` is not a list".into())),
+    }
+}
+
 /// JSON (from serde) to automerge's hydrate tree. Strings become scalar strings, not text
 /// objects: record fields are replaced whole, never edited character by character.
 pub(crate) fn to_hydrate(value: &serde_json::Value) -> Result<hydrate::Value, DocError> {
@@ -292,4 +314,128 @@ pub(crate) fn from_hydrate(value: &hydrate::Value) -> Result<serde_json::Value, 
             J::Object(out)
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::Utc;
+
+    use super::*;
+    use crate::record::notice::Notice;
+    use crate::record::{Author, RecordId, RecordKind};
+    use crate::region::RegionCode;
+
+    fn notice_doc(actor: u8) -> (Header, Notice, RecordDoc) {
+        let home = RegionCode::parse("home", "330411000000").unwrap();
+        let header = Header {
+            id: RecordId::new(),
+            kind: RecordKind::Notice,
+            home,
+            created_at: Utc::now(),
+            created_by: Author {
+                node: home,
+                user: "县人大办".into(),
+            },
+        };
+        let notice = Notice {
+            title: "关于开展代表活动月的通知".into(),
+            body: "各乡镇人大：……".into(),
+            category: "通知".into(),
+            issued_on: chrono::NaiveDate::from_ymd_opt(2026, 5, 1).unwrap(),
+            audience: home,
+        };
+        let doc = RecordDoc::create(&header, &notice, &ActorId::from(vec![actor; 16])).unwrap();
+        (header, notice, doc)
+    }
+
+    #[test]
+    fn a_document_round_trips_through_save_and_load() {
+        let (header, notice, doc) = notice_doc(1);
+        let loaded = RecordDoc::load(&doc.save(), &ActorId::from(vec![2; 16])).unwrap();
+        assert_eq!(loaded.header().unwrap(), header);
+        assert_eq!(loaded.fields::<Notice>().unwrap(), notice);
+        assert_eq!(loaded.heads(), doc.heads());
+    }
+
+    #[test]
+    fn writing_unchanged_fields_makes_no_change_and_a_changed_key_makes_one() {
+        let (_, mut notice, mut doc) = notice_doc(1);
+        assert!(doc.set_fields(&notice, 0, "same").unwrap().is_none());
+        notice.title = "关于开展代表活动月的补充通知".into();
+        let change = doc
+            .set_fields(&notice, 0, "retitle")
+            .unwrap()
+            .expect("a change");
+        assert_eq!(doc.fields::<Notice>().unwrap().title, notice.title);
+        // Only the title was written: the change is small, not a copy of every field.
+        assert!(
+            change.raw_bytes().len() < 200,
+            "{} bytes",
+            change.raw_bytes().len()
+        );
+    }
+
+    #[test]
+    fn concurrent_edits_of_different_fields_both_survive() {
+        let (_, notice, mut a) = notice_doc(1);
+        let mut b = RecordDoc::load(&a.save(), &ActorId::from(vec![2; 16])).unwrap();
+        let mut on_a = notice.clone();
+        on_a.title = "新标题".into();
+        let mut on_b = notice.clone();
+        on_b.body = "新正文".into();
+        let ca = a.set_fields(&on_a, 0, "a").unwrap().unwrap();
+        let cb = b.set_fields(&on_b, 0, "b").unwrap().unwrap();
+        assert_eq!(a.apply_changes(vec![cb.clone()]).unwrap().len(), 1);
+        b.apply_changes(vec![ca]).unwrap();
+        let merged: Notice = a.fields().unwrap();
+        assert_eq!(
+            (merged.title.as_str(), merged.body.as_str()),
+            ("新标题", "新正文")
+        );
+        assert_eq!(b.fields::<Notice>().unwrap(), merged);
+        assert!(
+            a.apply_changes(vec![cb]).unwrap().is_empty(),
+            "applying twice is a no-op"
+        );
+    }
+
+    #[test]
+    fn a_change_to_the_header_is_refused_and_leaves_the_document_alone() {
+        let (header, _, a) = notice_doc(1);
+        let mut forged = Automerge::load(&a.save())
+            .unwrap()
+            .with_actor(ActorId::from(vec![9; 16]));
+        let header_id = match forged.get(ROOT, "header").unwrap() {
+            Some((automerge::Value::Object(_), id)) => id,
+            _ => panic!("no header"),
+        };
+        let mut tx = forged.transaction();
+        tx.put(&header_id, "home", "330411102000").unwrap();
+        tx.commit();
+        let change = forged.get_last_local_change().unwrap();
+        let mut victim = RecordDoc::load(&a.save(), &ActorId::from(vec![2; 16])).unwrap();
+        let heads = victim.heads();
+        assert!(matches!(
+            victim.apply_changes(vec![change]),
+            Err(DocError::HeaderChanged(_))
+        ));
+        assert_eq!(victim.heads(), heads);
+        assert_eq!(victim.header().unwrap(), header);
+    }
+
+    #[test]
+    fn garbage_is_an_error_not_a_panic() {
+        let actor = ActorId::from(vec![1; 16]);
+        assert!(matches!(
+            RecordDoc::load(b"not automerge", &actor),
+            Err(DocError::Load(_))
+        ));
+        assert!(RecordDoc::decode_change(&[0x85, 0x6f, 0x4a, 0x83, 1, 2, 3]).is_err());
+        // A valid but empty document has no header.
+        let empty = RecordDoc::load(&Automerge::new().save(), &actor).unwrap();
+        assert!(matches!(
+            crate::record::Record::from_doc(&empty),
+            Err(DocError::Header(_))
+        ));
+    }
 }

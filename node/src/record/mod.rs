@@ -254,21 +254,24 @@ impl Record {
     /// Decodes a document into a typed record. Fails with a [`DocError`] naming what is missing
     /// or malformed; never panics, whatever the bytes said.
     pub fn from_doc(doc: &RecordDoc) -> Result<Record, DocError> {
-        let header = doc.header()?;
+        use doc::{decode_events, decode_fields, decode_header};
+        // One hydration of the document serves the header, the fields and the events.
+        let mut root = doc.root()?;
+        let header = decode_header(&mut root)?;
         let body = match header.kind {
-            RecordKind::Delegate => Body::Delegate(doc.fields()?),
-            RecordKind::Group => Body::Group(doc.fields()?),
-            RecordKind::Venue => Body::Venue(doc.fields()?),
-            RecordKind::Activity => Body::Activity(doc.fields()?),
-            RecordKind::Notice => Body::Notice(doc.fields()?),
-            RecordKind::Personal => Body::Personal(doc.fields()?),
+            RecordKind::Delegate => Body::Delegate(decode_fields(&mut root)?),
+            RecordKind::Group => Body::Group(decode_fields(&mut root)?),
+            RecordKind::Venue => Body::Venue(decode_fields(&mut root)?),
+            RecordKind::Activity => Body::Activity(decode_fields(&mut root)?),
+            RecordKind::Notice => Body::Notice(decode_fields(&mut root)?),
+            RecordKind::Personal => Body::Personal(decode_fields(&mut root)?),
             RecordKind::Opinion => Body::Opinion(opinion::Opinion {
-                fields: doc.fields()?,
-                events: doc.events()?,
+                fields: decode_fields(&mut root)?,
+                events: decode_events(&mut root)?,
             }),
             RecordKind::Suggestion => Body::Suggestion(suggestion::Suggestion {
-                fields: doc.fields()?,
-                events: doc.events()?,
+                fields: decode_fields(&mut root)?,
+                events: decode_events(&mut root)?,
             }),
         };
         Ok(Record { header, body })
