@@ -635,3 +635,115 @@ impl WriteTx<'_> {
         Ok(record)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::office;
+    use crate::record::group::{Venue, VenueKind};
+
+    fn venue(name: &str, region: RegionCode) -> Venue {
+        Venue {
+            name: name.into(),
+            kind: VenueKind::Station,
+            region,
+            address: String::new(),
+        }
+    }
+
+    fn township() -> RegionCode {
+        RegionCode::parse("region", "330411101000").unwrap()
+    }
+
+    #[test]
+    fn a_failed_write_keeps_nothing_and_a_reopened_store_keeps_everything() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::init(dir.path(), township(), "王店镇人大主席团", None).unwrap();
+        let kept = store
+            .write(|tx| office::add_venue(tx, "clerk", venue("联络站", township())))
+            .unwrap();
+        let before = store.stats().unwrap().changes;
+        let err = store
+            .write(|tx| {
+                office::add_venue(tx, "clerk", venue("第二联络站", township()))?;
+                Err::<(), _>(StoreError::Invalid(ValidationError::new(
+                    "name",
+                    "forced failure",
+                )))
+            })
+            .unwrap_err();
+        assert!(matches!(err, StoreError::Invalid(_)));
+        assert_eq!(store.stats().unwrap().changes, before);
+        drop(store);
+
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!(store.identity().region, township());
+        let rows = store
+            .list(&ListQuery {
+                kind: Some(RecordKind::Venue),
+                ..Default::default()
+            })
+            .unwrap();
+        assert_eq!(rows.iter().map(|r| r.id).collect::<Vec<_>>(), vec![kept.id]);
+        store.integrity_check().unwrap();
+        assert!(matches!(
+            Store::init(dir.path(), township(), "again", None),
+            Err(StoreError::AlreadyInitialised(_))
+        ));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_tasks_write_through_one_handle() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::init(dir.path(), township(), "王店镇人大主席团", None).unwrap();
+        let handle = StoreHandle::spawn(store).unwrap();
+        let mut tasks = Vec::new();
+        for i in 0..40 {
+            let handle = handle.clone();
+            tasks.push(tokio::spawn(async move {
+                handle
+                    .write(move |tx| {
+                        office::add_venue(tx, "clerk", venue(&format!("实践点{i}"), township()))
+                    })
+                    .await
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap().unwrap();
+        }
+        let stats = handle.call(|s| s.stats()).await.unwrap();
+        let venues = stats
+            .records_by_kind
+            .iter()
+            .find(|(k, _)| *k == RecordKind::Venue)
+            .unwrap()
+            .1;
+        assert_eq!(venues, 40);
+        assert_eq!(stats.changes, 40, "one automerge change per created record");
+        assert_eq!(stats.last_seq, 40);
+    }
+
+    #[test]
+    fn subtree_lists_use_the_code_prefix() {
+        let dir = tempfile::tempdir().unwrap();
+        let county = RegionCode::parse("region", "330411000000").unwrap();
+        let mut store = Store::init(dir.path(), county, "秀洲区人大常委会", None).unwrap();
+        store
+            .write(|tx| office::add_venue(tx, "clerk", venue("区代表之家", county)))
+            .unwrap();
+        let within = |code: &str| {
+            store
+                .list(&ListQuery {
+                    within: Some(RegionCode::parse("within", code).unwrap()),
+                    ..Default::default()
+                })
+                .unwrap()
+                .len()
+        };
+        assert_eq!(within("330411000000"), 1);
+        assert_eq!(within("330400000000"), 1);
+        assert_eq!(within("000000000000"), 1);
+        assert_eq!(within("330411101000"), 0);
+        assert_eq!(within("330402000000"), 0);
+    }
+}
