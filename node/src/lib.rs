@@ -8,6 +8,7 @@
 //!   opinion workflows as pure folds over append-only events;
 //! - [`store`]: the SQLite store, owned by one thread and reached through [`store::StoreHandle`];
 //! - [`office`]: the operations staff perform, each one checked write transaction;
+//! - [`route`]: which nodes hold a record, a pure function of the record and the tree;
 //! - [`validate`]: the error that names a field and the rule it broke.
 //!
 //! Sync, routing and the query service build on these in later layers; nothing here knows of
@@ -16,5 +17,6 @@
 pub mod office;
 pub mod record;
 pub mod region;
+pub mod route;
 pub mod store;
 pub mod validate;

@@ -1,0 +1,195 @@
+//! Routing: which nodes hold a record, as a pure function of the record and the region tree.
+//!
+//! - Upward, a record travels from its home to every ancestor up to the level that owns it (the
+//!   congress a suggestion is addressed to, the highest-level participant of an activity, the
+//!   delegate's highest congress) and at least up to the full-record depth (city by default).
+//!   Above that, ancestors see the record only through rollups.
+//! - Downward, a record addressed to a subtree (a notice) goes to every node in that subtree.
+//! - Personal data goes to the home node's parent and no further.
+//!
+//! Updates follow the same routes, so what a county decides on a township's suggestion flows back
+//! down to the township that holds it. Because the tree follows from region codes, every node
+//! computes the same routes without asking anyone.
+//!
+//! Architecture invariant: routing reads only a record's header and its [`RouteHints`], both kept
+//! in SQLite columns, never the document.
+
+use serde::{Deserialize, Serialize};
+
+use crate::record::{Body, Header, Record, RecordKind};
+use crate::region::{Level, RegionCode};
+
+/// What routing needs beyond the header, derived from the record when it is stored.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RouteHints {
+    /// The highest level that must hold the record in full.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner_level: Option<Level>,
+    /// Roots of subtrees every node of which must hold the record.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub down: Vec<RegionCode>,
+}
+
+impl RouteHints {
+    pub fn of(record: &Record) -> RouteHints {
+        match &record.body {
+            Body::Suggestion(s) => RouteHints {
+                owner_level: s.fields.addressed_to.level(),
+                down: Vec::new(),
+            },
+            Body::Activity(a) => RouteHints {
+                owner_level: a.highest_participant_level(),
+                down: Vec::new(),
+            },
+            Body::Delegate(d) => RouteHints {
+                owner_level: d.mandates.values().map(|m| m.level).min(),
+                down: Vec::new(),
+            },
+            Body::Group(g) => RouteHints {
+                owner_level: g.congress.level(),
+                down: Vec::new(),
+            },
+            Body::Notice(n) => RouteHints {
+                owner_level: None,
+                down: vec![n.audience],
+            },
+            Body::Venue(_) | Body::Opinion(_) | Body::Personal(_) => RouteHints::default(),
+        }
+    }
+}
+
+/// A node's routing settings.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoutePolicy {
+    /// Every record travels at least up to this level in full (city by default), so a city
+    /// dashboard can drill down to the records behind its numbers.
+    pub full_record_depth: Level,
+}
+
+impl Default for RoutePolicy {
+    fn default() -> Self {
+        RoutePolicy {
+            full_record_depth: Level::City,
+        }
+    }
+}
+
+/// Whether the node at `node` holds the record with this header and these hints.
+pub fn holds(node: &RegionCode, header: &Header, hints: &RouteHints, policy: &RoutePolicy) -> bool {
+    if *node == header.home {
+        return true;
+    }
+    if header.kind == RecordKind::Personal {
+        return header.home.parent() == Some(*node);
+    }
+    if let Some(node_level) = node.level()
+        && node.has_congress()
+        && header.home.ancestors().contains(node)
+    {
+        // The highest level the record climbs to: the owner's level or the full-record depth,
+        // whichever is higher in rank (smaller in `Level` order).
+        let top = hints.owner_level.map_or(policy.full_record_depth, |owner| {
+            owner.min(policy.full_record_depth)
+        });
+        if node_level >= top {
+            return true;
+        }
+    }
+    hints.down.iter().any(|root| node.is_within(root))
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::Utc;
+
+    use super::*;
+    use crate::record::{Author, RecordId};
+
+    fn code(s: &str) -> RegionCode {
+        RegionCode::parse("region", s).unwrap()
+    }
+
+    fn header(kind: RecordKind, home: &str) -> Header {
+        Header {
+            id: RecordId::new(),
+            kind,
+            home: code(home),
+            created_at: Utc::now(),
+            created_by: Author {
+                node: code(home),
+                user: "clerk".into(),
+            },
+        }
+    }
+
+    const TOWNSHIP: &str = "330411101000";
+    const SIBLING: &str = "330411102000";
+    const COUNTY: &str = "330411000000";
+    const CITY: &str = "330400000000";
+    const PROVINCE: &str = "330000000000";
+    const NATIONAL: &str = "000000000000";
+
+    fn holders(h: &Header, hints: &RouteHints) -> Vec<&'static str> {
+        [TOWNSHIP, SIBLING, COUNTY, CITY, PROVINCE, NATIONAL]
+            .into_iter()
+            .filter(|n| holds(&code(n), h, hints, &RoutePolicy::default()))
+            .collect()
+    }
+
+    #[test]
+    fn an_opinion_climbs_to_the_city_and_never_reaches_a_sibling() {
+        let h = header(RecordKind::Opinion, TOWNSHIP);
+        assert_eq!(
+            holders(&h, &RouteHints::default()),
+            vec![TOWNSHIP, COUNTY, CITY]
+        );
+    }
+
+    #[test]
+    fn an_activity_with_a_provincial_delegate_climbs_to_the_province() {
+        let h = header(RecordKind::Activity, TOWNSHIP);
+        let hints = RouteHints {
+            owner_level: Some(Level::Province),
+            down: vec![],
+        };
+        assert_eq!(holders(&h, &hints), vec![TOWNSHIP, COUNTY, CITY, PROVINCE]);
+        let national = RouteHints {
+            owner_level: Some(Level::National),
+            down: vec![],
+        };
+        assert_eq!(
+            holders(&h, &national),
+            vec![TOWNSHIP, COUNTY, CITY, PROVINCE, NATIONAL]
+        );
+    }
+
+    #[test]
+    fn a_suggestion_to_the_county_stays_within_the_full_record_depth() {
+        let h = header(RecordKind::Suggestion, TOWNSHIP);
+        let hints = RouteHints {
+            owner_level: Some(Level::County),
+            down: vec![],
+        };
+        assert_eq!(holders(&h, &hints), vec![TOWNSHIP, COUNTY, CITY]);
+        let shallow = RoutePolicy {
+            full_record_depth: Level::County,
+        };
+        assert!(!holds(&code(CITY), &h, &hints, &shallow));
+    }
+
+    #[test]
+    fn personal_data_stops_at_the_parent() {
+        let h = header(RecordKind::Personal, TOWNSHIP);
+        assert_eq!(holders(&h, &RouteHints::default()), vec![TOWNSHIP, COUNTY]);
+    }
+
+    #[test]
+    fn a_county_notice_reaches_every_township_below_and_the_city_above() {
+        let h = header(RecordKind::Notice, COUNTY);
+        let hints = RouteHints {
+            owner_level: None,
+            down: vec![code(COUNTY)],
+        };
+        assert_eq!(holders(&h, &hints), vec![TOWNSHIP, SIBLING, COUNTY, CITY]);
+    }
+}
