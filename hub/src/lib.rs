@@ -1,12 +1,10 @@
-//! What a node does for its subtree: accepting children's sync links, rollups over the subtree,
-//! the query service and the dashboard.
+//! What a node does for its subtree: accepting children's sync links now; rollups, the query
+//! service and the dashboard with the rollup issue.
 //!
-//! This crate is the hub layer's home in the workspace. Its parts arrive with the sync issue
-//! (accepting children), and the rollup and dashboard issue; until then a node works alone
-//! through `renda-node`, and this crate only ties the layers together in the dependency graph.
+//! - [`sync_server`]: the gRPC `Sync` service children dial, running the same link loop as the
+//!   child side in `renda_node::sync`.
 //!
-//! Architecture invariant: the hub reads records through the node's store and protocol types
-//! through `renda-proto`; it never opens SQLite itself.
+//! Architecture invariant: the hub reads and writes records only through the node's store handle
+//! and protocol types through `renda-proto`; it never opens SQLite itself.
 
-pub use renda_node as node;
-pub use renda_proto as proto;
+pub mod sync_server;

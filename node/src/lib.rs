@@ -19,4 +19,5 @@ pub mod record;
 pub mod region;
 pub mod route;
 pub mod store;
+pub mod sync;
 pub mod validate;

@@ -79,6 +79,13 @@ impl RecordDoc {
         Ok(RecordDoc { doc })
     }
 
+    /// A document with no changes yet, for a record first seen as changes from a peer.
+    pub fn empty(actor: &ActorId) -> RecordDoc {
+        RecordDoc {
+            doc: Automerge::new().with_actor(actor.clone()),
+        }
+    }
+
     /// Loads saved bytes. Fails cleanly on anything that is not a valid automerge document.
     pub fn load(bytes: &[u8], actor: &ActorId) -> Result<RecordDoc, DocError> {
         let doc = Automerge::load(bytes).map_err(|e| DocError::Load(e.to_string()))?;
@@ -193,7 +200,12 @@ impl RecordDoc {
     /// Applying a change the document already has is a no-op. A change that would alter the
     /// header is refused and the document is left as it was.
     pub fn apply_changes(&mut self, changes: Vec<Change>) -> Result<Vec<Change>, DocError> {
-        let header_before = self.header()?;
+        // A document still empty has no header to protect yet.
+        let header_before = if self.doc.get_heads().is_empty() {
+            None
+        } else {
+            Some(self.header()?)
+        };
         let fresh: Vec<Change> = changes
             .into_iter()
             .filter(|c| self.doc.get_change_by_hash(&c.hash()).is_none())
@@ -204,8 +216,10 @@ impl RecordDoc {
         let mut candidate = self.doc.fork();
         candidate.apply_changes(fresh.clone())?;
         let candidate = RecordDoc { doc: candidate };
-        if candidate.header()? != header_before {
-            return Err(DocError::HeaderChanged(header_before.id.to_string()));
+        if let Some(before) = header_before
+            && candidate.header()? != before
+        {
+            return Err(DocError::HeaderChanged(before.id.to_string()));
         }
         let actor = self.doc.get_actor().clone();
         self.doc = candidate.doc.with_actor(actor);

@@ -2,7 +2,7 @@
 //! other task sends it a closure and awaits the answer, so writes are serialised without locks
 //! and no task ever blocks the async runtime on disk.
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 
 use super::{Store, StoreError, WriteTx};
 
@@ -11,6 +11,9 @@ type Job = Box<dyn FnOnce(&mut Store) + Send>;
 #[derive(Clone, Debug)]
 pub struct StoreHandle {
     jobs: mpsc::Sender<Job>,
+    /// Bumped after every successful write through this handle, so sync links wake at once
+    /// instead of polling.
+    written: watch::Sender<u64>,
 }
 
 impl StoreHandle {
@@ -26,7 +29,10 @@ impl StoreHandle {
                 }
             })
             .map_err(|e| StoreError::Io(format!("cannot start the store thread: {e}")))?;
-        Ok(StoreHandle { jobs })
+        Ok(StoreHandle {
+            jobs,
+            written: watch::Sender::new(0),
+        })
     }
 
     /// Runs `f` on the store's thread and returns its result.
@@ -50,6 +56,13 @@ impl StoreHandle {
         T: Send + 'static,
         F: FnOnce(&mut WriteTx<'_>) -> Result<T, StoreError> + Send + 'static,
     {
-        self.call(move |store| store.write(f)).await
+        let out = self.call(move |store| store.write(f)).await?;
+        self.written.send_modify(|n| *n += 1);
+        Ok(out)
+    }
+
+    /// A receiver that changes after every successful write through any clone of this handle.
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.written.subscribe()
     }
 }

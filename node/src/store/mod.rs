@@ -11,6 +11,7 @@
 
 mod handle;
 mod schema;
+mod sync;
 
 use std::path::{Path, PathBuf};
 
@@ -25,6 +26,7 @@ use crate::region::RegionCode;
 use crate::validate::ValidationError;
 
 pub use handle::StoreHandle;
+pub use sync::{ApplyOutcome, IncomingRecord, OutgoingBatch, OutgoingRecord, PeerStatus};
 
 pub const DB_FILE: &str = "renda.sqlite";
 
@@ -600,12 +602,14 @@ impl WriteTx<'_> {
             crate::record::Body::Personal(p) => Some(p.subject.to_string()),
             _ => None,
         };
+        let route = serde_json::to_string(&crate::route::RouteHints::of(&record))
+            .unwrap_or_else(|_| "{}".into());
         self.tx.execute(
-            "INSERT INTO records (id, kind, home, created_at, created_by, doc, last_seq, label, status, occurred_on, due_on, subject, summary)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
+            "INSERT INTO records (id, kind, home, created_at, created_by, doc, last_seq, label, status, occurred_on, due_on, subject, summary, route)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)
              ON CONFLICT(id) DO UPDATE SET doc = excluded.doc, last_seq = excluded.last_seq, label = excluded.label,
                status = excluded.status, occurred_on = excluded.occurred_on, due_on = excluded.due_on,
-               subject = excluded.subject, summary = excluded.summary",
+               subject = excluded.subject, summary = excluded.summary, route = excluded.route",
             params![
                 id,
                 record.header.kind.as_str(),
@@ -620,6 +624,7 @@ impl WriteTx<'_> {
                 projection.due_on.map(|d| d.to_string()),
                 subject,
                 projection.summary.to_string(),
+                route,
             ],
         )?;
         self.tx

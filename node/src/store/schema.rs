@@ -62,6 +62,28 @@ const MIGRATIONS: &[&str] = &[
     ) WITHOUT ROWID;
     CREATE INDEX record_people_delegate ON record_people(delegate_id);
     "#,
+    // 2: sync. Route hints beside the header, and one row per peer with its checkpoints.
+    r#"
+    ALTER TABLE records ADD COLUMN route TEXT NOT NULL DEFAULT '{}';
+
+    -- One row per sync peer (the parent and each child). `received_seq` is the position in the
+    -- peer's change sequence up to which this node has applied everything the peer sent; it is
+    -- written in the same transaction as the changes it covers. `acked_seq` is the position in
+    -- this node's sequence the peer has acknowledged.
+    CREATE TABLE sync_peers (
+        peer          TEXT PRIMARY KEY,
+        received_seq  INTEGER NOT NULL DEFAULT 0,
+        acked_seq     INTEGER NOT NULL DEFAULT 0,
+        last_success  TEXT,
+        last_error    TEXT,
+        records_in    INTEGER NOT NULL DEFAULT 0,
+        records_out   INTEGER NOT NULL DEFAULT 0,
+        changes_in    INTEGER NOT NULL DEFAULT 0,
+        changes_out   INTEGER NOT NULL DEFAULT 0,
+        bytes_in      INTEGER NOT NULL DEFAULT 0,
+        bytes_out     INTEGER NOT NULL DEFAULT 0
+    ) WITHOUT ROWID;
+    "#,
 ];
 
 pub(crate) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {

@@ -1,0 +1,423 @@
+//! The store's side of sync: reading the changes a peer lacks, and applying a peer's changes
+//! together with the checkpoint that covers them.
+//!
+//! Checkpoints are positions in change sequences. A node remembers, per peer, how far into the
+//! *peer's* sequence it has applied (`received_seq`, written in the same transaction as the
+//! changes) and tells the peer on connect; the peer then sends only what follows. So a link cut
+//! mid-batch resumes after the last batch that was durably applied, and a batch delivered twice
+//! is a no-op: its changes are already held (unique by hash) and the checkpoint only moves forward.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use rusqlite::{OptionalExtension, params};
+use serde::Serialize;
+
+use super::{Store, StoreError, WriteTx, load_doc};
+use crate::record::{Author, DocError, Header, Record, RecordDoc, RecordId, RecordKind};
+use crate::region::RegionCode;
+use crate::route::{RouteHints, RoutePolicy, holds};
+
+/// One record's changes in a batch, with its header so the receiver can route and authorise it
+/// before touching the document.
+#[derive(Clone, Debug, PartialEq)]
+pub struct OutgoingRecord {
+    pub header: Header,
+    pub changes: Vec<Vec<u8>>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct OutgoingBatch {
+    /// The position in this node's sequence the batch brings the peer up to. Changes the peer
+    /// does not hold are skipped but still counted as covered.
+    pub up_to_seq: i64,
+    pub records: Vec<OutgoingRecord>,
+    pub changes: usize,
+    pub bytes: usize,
+}
+
+pub type IncomingRecord = OutgoingRecord;
+
+/// What applying a batch did.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct ApplyOutcome {
+    pub changes_applied: usize,
+    pub records_touched: usize,
+    /// Records whose changes could not all be applied because earlier changes are missing; the
+    /// sender is asked for their full history.
+    pub missing: Vec<RecordId>,
+    /// Records refused, with the rule they broke.
+    pub rejected: Vec<(String, String)>,
+}
+
+/// Sync health of one link, for `renda status`.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct PeerStatus {
+    pub peer: RegionCode,
+    pub received_seq: i64,
+    pub acked_seq: i64,
+    pub last_success: Option<DateTime<Utc>>,
+    pub last_error: Option<String>,
+    pub changes_in: i64,
+    pub changes_out: i64,
+    pub bytes_in: i64,
+    pub bytes_out: i64,
+    /// How far this node's sequence is ahead of what the peer acknowledged.
+    pub lag: i64,
+}
+
+fn header_from_columns(
+    id: &str,
+    kind: &str,
+    home: &str,
+    created_at: &str,
+    created_by: &str,
+) -> Result<Header, StoreError> {
+    let bad = |what: &str| StoreError::Corrupt {
+        id: id.to_string(),
+        source: DocError::Header(format!("header column {what} is malformed")),
+    };
+    let (user, node) = created_by
+        .rsplit_once('@')
+        .ok_or_else(|| bad("created_by"))?;
+    Ok(Header {
+        id: RecordId::parse("id", id).map_err(|_| bad("id"))?,
+        kind: RecordKind::parse(kind).ok_or_else(|| bad("kind"))?,
+        home: RegionCode::parse("home", home).map_err(|_| bad("home"))?,
+        created_at: DateTime::parse_from_rfc3339(created_at)
+            .map_err(|_| bad("created_at"))?
+            .with_timezone(&Utc),
+        created_by: Author {
+            node: RegionCode::parse("created_by", node).map_err(|_| bad("created_by"))?,
+            user: user.to_string(),
+        },
+    })
+}
+
+impl Store {
+    /// The newest position in this node's change sequence.
+    pub fn last_seq(&self) -> Result<i64, StoreError> {
+        Ok(self
+            .conn
+            .query_row("SELECT coalesce(max(seq), 0) FROM changes", [], |r| {
+                r.get(0)
+            })?)
+    }
+
+    /// How far into `peer`'s sequence this node has applied.
+    pub fn received_seq(&self, peer: &RegionCode) -> Result<i64, StoreError> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT received_seq FROM sync_peers WHERE peer = ?1",
+                [peer.as_str()],
+                |r| r.get(0),
+            )
+            .optional()?
+            .unwrap_or(0))
+    }
+
+    /// The next batch for `peer`: changes after `after_seq` that the peer holds by its routes and
+    /// did not send itself, up to about `max_bytes`.
+    pub fn outgoing(
+        &self,
+        peer: &RegionCode,
+        after_seq: i64,
+        max_bytes: usize,
+        policy: &RoutePolicy,
+    ) -> Result<OutgoingBatch, StoreError> {
+        const CHUNK: i64 = 2_000;
+        let mut batch = OutgoingBatch {
+            up_to_seq: after_seq,
+            ..Default::default()
+        };
+        let mut index: HashMap<String, usize> = HashMap::new();
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT c.seq, c.record_id, c.bytes, c.origin, r.kind, r.home, r.created_at, r.created_by, r.route
+             FROM changes c JOIN records r ON r.id = c.record_id
+             WHERE c.seq > ?1 ORDER BY c.seq LIMIT ?2",
+        )?;
+        loop {
+            let mut rows = stmt.query(params![batch.up_to_seq, CHUNK])?;
+            let mut scanned = 0;
+            while let Some(row) = rows.next()? {
+                scanned += 1;
+                let seq: i64 = row.get(0)?;
+                let id: String = row.get(1)?;
+                let origin: Option<String> = row.get(3)?;
+                batch.up_to_seq = seq;
+                if origin.as_deref() == Some(peer.as_str()) {
+                    continue;
+                }
+                let header = header_from_columns(
+                    &id,
+                    &row.get::<_, String>(4)?,
+                    &row.get::<_, String>(5)?,
+                    &row.get::<_, String>(6)?,
+                    &row.get::<_, String>(7)?,
+                )?;
+                let hints: RouteHints =
+                    serde_json::from_str(&row.get::<_, String>(8)?).unwrap_or_default();
+                if !holds(peer, &header, &hints, policy) {
+                    continue;
+                }
+                let bytes: Vec<u8> = row.get(2)?;
+                batch.bytes += bytes.len();
+                batch.changes += 1;
+                let at = *index.entry(id).or_insert_with(|| {
+                    batch.records.push(OutgoingRecord {
+                        header,
+                        changes: Vec::new(),
+                    });
+                    batch.records.len() - 1
+                });
+                batch.records[at].changes.push(bytes);
+                if batch.bytes >= max_bytes {
+                    return Ok(batch);
+                }
+            }
+            if scanned < CHUNK {
+                return Ok(batch);
+            }
+        }
+    }
+
+    /// Every change of these records that `peer` holds, for a peer that found gaps.
+    pub fn full_records(
+        &self,
+        peer: &RegionCode,
+        ids: &[RecordId],
+        policy: &RoutePolicy,
+    ) -> Result<Vec<OutgoingRecord>, StoreError> {
+        let mut out = Vec::new();
+        for id in ids {
+            let row = self
+                .conn
+                .query_row(
+                    "SELECT kind, home, created_at, created_by, route FROM records WHERE id = ?1",
+                    [id.to_string()],
+                    |r| {
+                        Ok((
+                            r.get::<_, String>(0)?,
+                            r.get::<_, String>(1)?,
+                            r.get::<_, String>(2)?,
+                            r.get::<_, String>(3)?,
+                            r.get::<_, String>(4)?,
+                        ))
+                    },
+                )
+                .optional()?;
+            let Some((kind, home, created_at, created_by, route)) = row else {
+                continue;
+            };
+            let header =
+                header_from_columns(&id.to_string(), &kind, &home, &created_at, &created_by)?;
+            let hints: RouteHints = serde_json::from_str(&route).unwrap_or_default();
+            if !holds(peer, &header, &hints, policy) {
+                continue;
+            }
+            let mut stmt = self
+                .conn
+                .prepare_cached("SELECT bytes FROM changes WHERE record_id = ?1 ORDER BY seq")?;
+            let changes = stmt
+                .query_map([id.to_string()], |r| r.get::<_, Vec<u8>>(0))?
+                .collect::<Result<Vec<_>, _>>()?;
+            out.push(OutgoingRecord { header, changes });
+        }
+        Ok(out)
+    }
+
+    pub fn peers(&self) -> Result<Vec<PeerStatus>, StoreError> {
+        let last = self.last_seq()?;
+        let mut stmt = self.conn.prepare(
+            "SELECT peer, received_seq, acked_seq, last_success, last_error, changes_in, changes_out, bytes_in, bytes_out FROM sync_peers ORDER BY peer",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, i64>(2)?,
+                r.get::<_, Option<String>>(3)?,
+                r.get::<_, Option<String>>(4)?,
+                r.get::<_, i64>(5)?,
+                r.get::<_, i64>(6)?,
+                r.get::<_, i64>(7)?,
+                r.get::<_, i64>(8)?,
+            ))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (
+                peer,
+                received_seq,
+                acked_seq,
+                last_success,
+                last_error,
+                changes_in,
+                changes_out,
+                bytes_in,
+                bytes_out,
+            ) = row?;
+            out.push(PeerStatus {
+                peer: RegionCode::parse("peer", &peer).map_err(StoreError::from)?,
+                received_seq,
+                acked_seq,
+                last_success: last_success
+                    .and_then(|t| DateTime::parse_from_rfc3339(&t).ok())
+                    .map(|t| t.with_timezone(&Utc)),
+                last_error,
+                changes_in,
+                changes_out,
+                bytes_in,
+                bytes_out,
+                lag: (last - acked_seq).max(0),
+            });
+        }
+        Ok(out)
+    }
+}
+
+impl WriteTx<'_> {
+    fn ensure_peer(&mut self, peer: &RegionCode) -> Result<(), StoreError> {
+        self.tx.execute(
+            "INSERT INTO sync_peers (peer) VALUES (?1) ON CONFLICT(peer) DO NOTHING",
+            [peer.as_str()],
+        )?;
+        Ok(())
+    }
+
+    /// Records that `peer` acknowledged this node's sequence up to `seq`, having sent `changes`
+    /// changes of `bytes` bytes.
+    pub fn record_acked(
+        &mut self,
+        peer: &RegionCode,
+        seq: i64,
+        changes: usize,
+        bytes: usize,
+    ) -> Result<(), StoreError> {
+        self.ensure_peer(peer)?;
+        self.tx.execute(
+            "UPDATE sync_peers SET acked_seq = max(acked_seq, ?2), changes_out = changes_out + ?3, bytes_out = bytes_out + ?4,
+               last_success = ?5, last_error = NULL WHERE peer = ?1",
+            params![peer.as_str(), seq, changes as i64, bytes as i64, Utc::now().to_rfc3339()],
+        )?;
+        Ok(())
+    }
+
+    /// Notes a link failure for `renda status`.
+    pub fn record_link_error(&mut self, peer: &RegionCode, error: &str) -> Result<(), StoreError> {
+        self.ensure_peer(peer)?;
+        self.tx.execute(
+            "UPDATE sync_peers SET last_error = ?2 WHERE peer = ?1",
+            params![peer.as_str(), error],
+        )?;
+        Ok(())
+    }
+
+    /// Marks a round with `peer` as complete (both sides caught up).
+    pub fn record_link_success(&mut self, peer: &RegionCode) -> Result<(), StoreError> {
+        self.ensure_peer(peer)?;
+        self.tx.execute(
+            "UPDATE sync_peers SET last_success = ?2, last_error = NULL WHERE peer = ?1",
+            params![peer.as_str(), Utc::now().to_rfc3339()],
+        )?;
+        Ok(())
+    }
+
+    /// Applies a peer's batch and moves the checkpoint to `up_to_seq` in the same transaction.
+    /// Records that break a rule are refused and reported; the rest are applied.
+    pub fn apply_incoming(
+        &mut self,
+        peer: &RegionCode,
+        up_to_seq: Option<i64>,
+        records: Vec<IncomingRecord>,
+        policy: &RoutePolicy,
+    ) -> Result<ApplyOutcome, StoreError> {
+        let mut outcome = ApplyOutcome::default();
+        let mut bytes = 0usize;
+        let mut total_changes = 0usize;
+        for incoming in records {
+            let id = incoming.header.id;
+            total_changes += incoming.changes.len();
+            bytes += incoming.changes.iter().map(Vec::len).sum::<usize>();
+            match self.apply_record(peer, incoming, policy) {
+                Ok((applied, complete)) => {
+                    outcome.changes_applied += applied;
+                    if applied > 0 {
+                        outcome.records_touched += 1;
+                    }
+                    if !complete {
+                        outcome.missing.push(id);
+                    }
+                }
+                Err(rule) => outcome.rejected.push((id.to_string(), rule)),
+            }
+        }
+        self.ensure_peer(peer)?;
+        self.tx.execute(
+            "UPDATE sync_peers SET received_seq = max(received_seq, ?2), changes_in = changes_in + ?3, bytes_in = bytes_in + ?4 WHERE peer = ?1",
+            params![peer.as_str(), up_to_seq.unwrap_or(0), total_changes as i64, bytes as i64],
+        )?;
+        Ok(outcome)
+    }
+
+    /// Applies one record's changes. Returns how many changes were new and whether every change
+    /// could be applied; `Err` carries the rule a refused record broke.
+    fn apply_record(
+        &mut self,
+        peer: &RegionCode,
+        incoming: IncomingRecord,
+        policy: &RoutePolicy,
+    ) -> Result<(usize, bool), String> {
+        let declared = &incoming.header;
+        let me = self.node.region;
+        // A child may only send records homed in its own subtree.
+        if peer.parent() == Some(me) && !declared.home.is_within(peer) {
+            return Err(format!(
+                "authority.child_subtree: {peer} may not write record {} homed at {}",
+                declared.id, declared.home
+            ));
+        }
+        let mut changes = Vec::with_capacity(incoming.changes.len());
+        for bytes in &incoming.changes {
+            changes
+                .push(RecordDoc::decode_change(bytes).map_err(|e| format!("decode.change: {e}"))?);
+        }
+        let hashes: Vec<_> = changes.iter().map(|c| c.hash()).collect();
+        let mut doc = match load_doc(&self.tx, self.actor, &declared.id) {
+            Ok(doc) => doc,
+            Err(StoreError::NotFound { .. }) => RecordDoc::empty(self.actor),
+            Err(e) => return Err(format!("store.load: {e}")),
+        };
+        let applied = doc
+            .apply_changes(changes)
+            .map_err(|e| format!("apply: {e}"))?;
+        if doc.heads().is_empty() {
+            // Nothing applied to a record this node has never seen: its first changes are missing.
+            return Ok((0, false));
+        }
+        let record = Record::from_doc(&doc).map_err(|e| format!("decode.record: {e}"))?;
+        if record.header != *declared {
+            return Err(format!(
+                "header.mismatch: the document's header differs from the declared one for {}",
+                declared.id
+            ));
+        }
+        let hints = RouteHints::of(&record);
+        if !holds(&me, &record.header, &hints, policy) {
+            return Err(format!(
+                "route.outside: record {} does not route to {me}",
+                declared.id
+            ));
+        }
+        // A change whose dependencies are missing waits outside the document: the record is
+        // incomplete until the sender resends its full history.
+        let complete = hashes.iter().all(|h| doc.change(h).is_some());
+        let applied_count = applied.len();
+        if applied_count > 0 {
+            self.persist(&doc, applied, Some(peer))
+                .map_err(|e| format!("store.persist: {e}"))?;
+        }
+        Ok((applied_count, complete))
+    }
+}

@@ -1,0 +1,324 @@
+//! The sync engine: one link between a child and its parent, both directions over one gRPC
+//! stream.
+//!
+//! After the two `Hello`s, each side runs the same loop: send the next batch of changes the peer
+//! lacks (filtered by the peer's routes, bounded in bytes), wait for its acknowledgement, and
+//! when nothing is left say `CaughtUp`; meanwhile apply whatever the peer sends, acknowledging
+//! each batch once it is durably stored. A link in [`Mode::Once`] ends when both sides are caught
+//! up; in [`Mode::Live`] it waits for new writes and keeps going until the stream breaks.
+//!
+//! Layout: this file holds the link loop; [`client`] dials the parent (`renda sync --once` and
+//! the child side of `renda run`). The parent side of the gRPC service lives in the hub crate.
+
+pub mod client;
+
+use std::time::Duration;
+
+use renda_proto::PROTOCOL_VERSION;
+use renda_proto::v1::{self, LinkMessage, link_message::Body};
+use tokio::sync::mpsc;
+use tracing::{debug, warn};
+
+use crate::record::{Author, Header, RecordId, RecordKind};
+use crate::region::RegionCode;
+use crate::route::RoutePolicy;
+use crate::store::{IncomingRecord, OutgoingRecord, StoreError, StoreHandle};
+
+/// A node's sync settings.
+#[derive(Clone, Debug)]
+pub struct LinkConfig {
+    pub policy: RoutePolicy,
+    /// A batch stops growing once it holds this many bytes of changes.
+    pub max_batch_bytes: usize,
+    /// How often a live link looks for writes made by other processes (the CLI) on this node;
+    /// writes through this process's store handle wake it at once.
+    pub poll: Duration,
+}
+
+impl Default for LinkConfig {
+    fn default() -> Self {
+        LinkConfig {
+            policy: RoutePolicy::default(),
+            max_batch_bytes: 512 * 1024,
+            poll: Duration::from_millis(200),
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// One full round both ways, then end.
+    Once,
+    /// Keep the link and send new writes as they happen.
+    Live,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    #[error("the peer speaks protocol version {0}; this node speaks {PROTOCOL_VERSION}")]
+    Version(u32),
+    #[error("protocol violation: {0}")]
+    Protocol(String),
+    #[error("the peer is not allowed on this link: {0}")]
+    Unauthorized(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("link failed: {0}")]
+    Transport(#[from] tonic::Status),
+    #[error("cannot reach {addr}: {reason}")]
+    Connect { addr: String, reason: String },
+    #[error("the link closed before sync finished")]
+    Closed,
+}
+
+/// What one link moved.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LinkReport {
+    pub changes_sent: usize,
+    pub bytes_sent: usize,
+    pub changes_received: usize,
+    pub bytes_received: usize,
+    pub batches_sent: usize,
+}
+
+pub fn message(body: Body) -> LinkMessage {
+    LinkMessage {
+        protocol_version: PROTOCOL_VERSION,
+        body: Some(body),
+    }
+}
+
+/// Checks a received message's version and takes its body.
+pub fn open(msg: LinkMessage) -> Result<Body, SyncError> {
+    if msg.protocol_version != PROTOCOL_VERSION {
+        return Err(SyncError::Version(msg.protocol_version));
+    }
+    msg.body
+        .ok_or_else(|| SyncError::Protocol("a message without a body".into()))
+}
+
+fn header_to_wire(h: &Header) -> v1::RecordHeader {
+    v1::RecordHeader {
+        id: h.id.to_string(),
+        kind: h.kind.as_str().to_string(),
+        home: h.home.to_string(),
+        created_at_ms: h.created_at.timestamp_millis(),
+        created_by: h.created_by.to_string(),
+    }
+}
+
+fn header_from_wire(h: &v1::RecordHeader) -> Result<Header, SyncError> {
+    let bad = |what: &str| SyncError::Protocol(format!("record header field {what} is malformed"));
+    let (user, node) = h
+        .created_by
+        .rsplit_once('@')
+        .ok_or_else(|| bad("created_by"))?;
+    Ok(Header {
+        id: RecordId::parse("id", &h.id).map_err(|_| bad("id"))?,
+        kind: RecordKind::parse(&h.kind).ok_or_else(|| bad("kind"))?,
+        home: RegionCode::parse("home", &h.home).map_err(|_| bad("home"))?,
+        created_at: chrono::DateTime::from_timestamp_millis(h.created_at_ms)
+            .ok_or_else(|| bad("created_at_ms"))?,
+        created_by: Author {
+            node: RegionCode::parse("created_by", node).map_err(|_| bad("created_by"))?,
+            user: user.to_string(),
+        },
+    })
+}
+
+fn batch_message(batch_id: u64, up_to_seq: i64, records: &[OutgoingRecord]) -> LinkMessage {
+    message(Body::Batch(v1::ChangeBatch {
+        batch_id,
+        up_to_seq,
+        records: records
+            .iter()
+            .map(|r| v1::RecordChanges {
+                header: Some(header_to_wire(&r.header)),
+                changes: r.changes.clone(),
+            })
+            .collect(),
+    }))
+}
+
+/// A batch sent and not yet acknowledged.
+struct InFlight {
+    batch_id: u64,
+    /// Where the peer's checkpoint stands once it acknowledges; `None` for resent records,
+    /// which do not move it.
+    up_to_seq: Option<i64>,
+    changes: usize,
+    bytes: usize,
+}
+
+/// Runs a link after the `Hello`s. `peer_received` is how far the peer said it has applied this
+/// node's sequence.
+#[allow(clippy::too_many_arguments)]
+pub async fn run_link<S>(
+    store: StoreHandle,
+    peer: RegionCode,
+    peer_received: i64,
+    mut inbound: S,
+    outbound: mpsc::Sender<LinkMessage>,
+    mode: Mode,
+    config: LinkConfig,
+) -> Result<LinkReport, SyncError>
+where
+    S: InboundStream,
+{
+    let mut report = LinkReport::default();
+    let mut cursor = peer_received;
+    let mut next_batch_id: u64 = 1;
+    let mut in_flight: Option<InFlight> = None;
+    let mut resend: Vec<RecordId> = Vec::new();
+    let mut caught_up_sent: Option<i64> = None;
+    let mut local_done = false;
+    let mut remote_done = false;
+    let mut written = store.subscribe();
+    let send = |msg: LinkMessage| {
+        let outbound = outbound.clone();
+        async move { outbound.send(msg).await.map_err(|_| SyncError::Closed) }
+    };
+
+    loop {
+        if in_flight.is_none() && !local_done {
+            if !resend.is_empty() {
+                let ids = std::mem::take(&mut resend);
+                let policy = config.policy;
+                let records = store
+                    .call(move |s| s.full_records(&peer, &ids, &policy))
+                    .await?;
+                let changes = records.iter().map(|r| r.changes.len()).sum();
+                let bytes = records.iter().flat_map(|r| &r.changes).map(Vec::len).sum();
+                send(batch_message(next_batch_id, 0, &records)).await?;
+                in_flight = Some(InFlight {
+                    batch_id: next_batch_id,
+                    up_to_seq: None,
+                    changes,
+                    bytes,
+                });
+                next_batch_id += 1;
+            } else {
+                let (policy, max) = (config.policy, config.max_batch_bytes);
+                let batch = store
+                    .call(move |s| s.outgoing(&peer, cursor, max, &policy))
+                    .await?;
+                if batch.changes == 0 {
+                    cursor = batch.up_to_seq;
+                    if caught_up_sent != Some(cursor) {
+                        send(message(Body::CaughtUp(v1::CaughtUp { seq: cursor }))).await?;
+                        caught_up_sent = Some(cursor);
+                    }
+                    local_done = true;
+                } else {
+                    debug!(%peer, changes = batch.changes, bytes = batch.bytes, up_to = batch.up_to_seq, "sending batch");
+                    send(batch_message(
+                        next_batch_id,
+                        batch.up_to_seq,
+                        &batch.records,
+                    ))
+                    .await?;
+                    in_flight = Some(InFlight {
+                        batch_id: next_batch_id,
+                        up_to_seq: Some(batch.up_to_seq),
+                        changes: batch.changes,
+                        bytes: batch.bytes,
+                    });
+                    next_batch_id += 1;
+                }
+            }
+        }
+        if mode == Mode::Once && local_done && remote_done && in_flight.is_none() {
+            return Ok(report);
+        }
+        tokio::select! {
+            msg = inbound.next_message() => {
+                let Some(msg) = msg? else {
+                    return if mode == Mode::Live { Ok(report) } else { Err(SyncError::Closed) };
+                };
+                match open(msg)? {
+                    Body::Batch(batch) => {
+                        remote_done = false;
+                        let mut records = Vec::with_capacity(batch.records.len());
+                        for r in batch.records {
+                            let header = header_from_wire(r.header.as_ref().ok_or_else(|| SyncError::Protocol("a record without a header".into()))?)?;
+                            report.changes_received += r.changes.len();
+                            report.bytes_received += r.changes.iter().map(Vec::len).sum::<usize>();
+                            records.push(IncomingRecord { header, changes: r.changes });
+                        }
+                        let policy = config.policy;
+                        let up_to = (batch.up_to_seq > 0).then_some(batch.up_to_seq);
+                        let outcome = store.write(move |tx| tx.apply_incoming(&peer, up_to, records, &policy)).await?;
+                        for (record, rule) in &outcome.rejected {
+                            warn!(%peer, record, rule, "refused a record from the peer");
+                        }
+                        send(message(Body::Ack(v1::BatchAck {
+                            batch_id: batch.batch_id,
+                            up_to_seq: batch.up_to_seq,
+                            missing: outcome.missing.iter().map(|id| id.to_string()).collect(),
+                            rejected: outcome.rejected.iter().map(|(record, rule)| v1::Rejected { record: record.clone(), rule: rule.clone() }).collect(),
+                        }))).await?;
+                    }
+                    Body::Ack(ack) => {
+                        let Some(flight) = in_flight.take() else {
+                            return Err(SyncError::Protocol("an acknowledgement with no batch in flight".into()));
+                        };
+                        if ack.batch_id != flight.batch_id {
+                            return Err(SyncError::Protocol(format!("acknowledgement of batch {} while {} is in flight", ack.batch_id, flight.batch_id)));
+                        }
+                        for r in &ack.rejected {
+                            warn!(%peer, record = %r.record, rule = %r.rule, "the peer refused a record");
+                        }
+                        for id in &ack.missing {
+                            match RecordId::parse("missing", id) {
+                                Ok(id) => resend.push(id),
+                                Err(_) => return Err(SyncError::Protocol(format!("malformed record id {id:?} in an acknowledgement"))),
+                            }
+                        }
+                        report.changes_sent += flight.changes;
+                        report.bytes_sent += flight.bytes;
+                        report.batches_sent += 1;
+                        let acked = flight.up_to_seq.unwrap_or(cursor);
+                        if let Some(seq) = flight.up_to_seq {
+                            cursor = seq;
+                        }
+                        let (changes, bytes) = (flight.changes, flight.bytes);
+                        store.write(move |tx| tx.record_acked(&peer, acked, changes, bytes)).await?;
+                    }
+                    Body::CaughtUp(c) => {
+                        remote_done = true;
+                        let seq = c.seq;
+                        let policy = config.policy;
+                        store.write(move |tx| tx.apply_incoming(&peer, Some(seq), Vec::new(), &policy)).await?;
+                        if local_done && in_flight.is_none() {
+                            debug!(%peer, seq, "both sides caught up");
+                            store.write(move |tx| tx.record_link_success(&peer)).await?;
+                        }
+                    }
+                    Body::Hello(_) => return Err(SyncError::Protocol("a second Hello on an open link".into())),
+                }
+            }
+            changed = written.changed(), if local_done && mode == Mode::Live => {
+                if changed.is_err() {
+                    return Ok(report);
+                }
+                local_done = false;
+            }
+            _ = tokio::time::sleep(config.poll), if local_done && mode == Mode::Live => {
+                local_done = false;
+            }
+        }
+    }
+}
+
+/// The receiving half of a link: tonic's `Streaming` on both the client and the server side.
+pub trait InboundStream: Send {
+    fn next_message(
+        &mut self,
+    ) -> impl std::future::Future<Output = Result<Option<LinkMessage>, SyncError>> + Send;
+}
+
+impl InboundStream for tonic::Streaming<LinkMessage> {
+    async fn next_message(&mut self) -> Result<Option<LinkMessage>, SyncError> {
+        Ok(self.message().await?)
+    }
+}
