@@ -41,8 +41,17 @@ pub struct Cli {
 pub enum Command {
     /// Initialise a node in the data directory.
     Init(InitArgs),
-    /// Show the node's identity and what it holds.
+    /// Show the node's identity, what it holds, and the health of its sync links.
     Status,
+    /// Run the node: serve children's sync links and keep a live link to the parent.
+    Run(RunArgs),
+    /// Sync with the parent.
+    Sync(SyncArgs),
+    /// Set or change the parent's sync address (host:port).
+    Attach {
+        #[arg(long)]
+        parent: String,
+    },
     /// Delegates (代表).
     #[command(subcommand)]
     Delegate(DelegateCmd),
@@ -534,6 +543,21 @@ pub enum NoticeCmd {
     },
     List(ListArgs),
     Show(IdArg),
+}
+
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    /// Where children dial this node (host:port); omit on a node with no children.
+    #[arg(long)]
+    pub listen: Option<std::net::SocketAddr>,
+}
+
+#[derive(Args, Debug)]
+pub struct SyncArgs {
+    /// One full round both ways, then exit: 0 when caught up, non-zero when the parent cannot
+    /// be reached. This is the only mode for now, for a scheduled or manual sync.
+    #[arg(long, required = true)]
+    pub once: bool,
 }
 
 #[derive(Args, Debug)]

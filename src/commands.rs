@@ -164,6 +164,14 @@ impl Session {
             Command::Suggestion(c) => self.suggestion(c).await,
             Command::Notice(c) => self.notice(c).await,
             Command::Debug(DebugCmd::WriteLoop { count }) => self.write_loop(count).await,
+            Command::Run(a) => self.run_node(a).await,
+            Command::Sync(_) => self.sync_once().await,
+            Command::Attach { parent } => {
+                let shown = parent.clone();
+                self.store.call(move |s| s.set_parent_addr(&parent)).await?;
+                println!("已设置上级节点地址：{shown}");
+                Ok(())
+            }
             Command::Init(_) | Command::Demo(_) => {
                 unreachable!("handled before a session is opened")
             }
@@ -171,15 +179,15 @@ impl Session {
     }
 
     async fn status(&self) -> Result<()> {
-        let (identity, stats) = self
+        let (identity, stats, peers) = self
             .store
-            .call(|s| Ok((s.identity().clone(), s.stats()?)))
+            .call(|s| Ok((s.identity().clone(), s.stats()?, s.peers()?)))
             .await?;
         if self.json {
             println!(
                 "{}",
                 serde_json::to_string_pretty(
-                    &serde_json::json!({ "node": identity, "store": stats })
+                    &serde_json::json!({ "node": identity, "store": stats, "peers": peers })
                 )?
             );
             return Ok(());
@@ -219,8 +227,31 @@ impl Session {
             format!("{:.1} KiB", stats.file_bytes as f64 / 1024.0),
         ]);
         println!("{t}");
+        if !peers.is_empty() {
+            let mut p = render::table(&[
+                "同步对象", "关系", "最近成功", "发出变更", "收到变更", "发出字节", "收到字节", "待确认", "最近错误",
+            ]);
+            for peer in &peers {
+                let relation = if identity.region.parent() == Some(peer.peer) { "上级" } else { "下级" };
+                p.add_row(vec![
+                    peer.peer.to_string(),
+                    relation.to_string(),
+                    peer.last_success
+                        .map(|t| t.with_timezone(&Local).format("%Y-%m-%d %H:%M:%S").to_string())
+                        .unwrap_or_else(|| "从未".into()),
+                    peer.changes_out.to_string(),
+                    peer.changes_in.to_string(),
+                    peer.bytes_out.to_string(),
+                    peer.bytes_in.to_string(),
+                    peer.lag.to_string(),
+                    peer.last_error.clone().unwrap_or_default(),
+                ]);
+            }
+            println!("同步状态\n{p}");
+        }
         Ok(())
     }
+
 
     async fn delegate(&self, c: DelegateCmd) -> Result<()> {
         let user = self.user.clone();
@@ -689,5 +720,111 @@ impl Session {
             out.flush()?;
         }
         Ok(())
+    }
+}
+
+/// Resolves on Ctrl-C or SIGTERM (systemd's stop).
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+impl Session {
+    /// Serves children and keeps a live link to the parent until Ctrl-C or SIGTERM.
+    async fn run_node(&self, args: RunArgs) -> Result<()> {
+        let identity = self.store.call(|s| Ok(s.identity().clone())).await?;
+        let config = renda_node::sync::LinkConfig::default();
+        let mut tasks = tokio::task::JoinSet::new();
+        if let Some(addr) = args.listen {
+            let listener = renda_hub::sync_server::bind(addr)
+                .await
+                .with_context(|| format!("cannot listen on {addr}"))?;
+            let bound = listener.local_addr()?;
+            let service =
+                renda_hub::sync_server::SyncService::new(self.store.clone(), identity.region, config.clone());
+            tracing::info!(region = %identity.region, %bound, "serving children");
+            println!("{}（{}）正在 {bound} 接受下级节点同步", identity.name, identity.region);
+            tasks.spawn(async move {
+                if let Err(e) = renda_hub::sync_server::serve(listener, service, std::future::pending()).await {
+                    tracing::error!(error = %e, "the sync server stopped");
+                }
+            });
+        }
+        if let Some(parent) = identity.parent_addr.clone() {
+            println!("与上级节点 {parent} 保持同步");
+            tasks.spawn(renda_node::sync::client::keep_linked(
+                self.store.clone(),
+                identity.region,
+                parent,
+                config,
+            ));
+        }
+        if tasks.is_empty() {
+            anyhow::bail!(
+                "没有可运行的同步：请用 --listen 接受下级节点，或用 renda attach --parent HOST:PORT 设置上级节点"
+            );
+        }
+        shutdown_signal().await;
+        println!("正在停止节点");
+        tasks.shutdown().await;
+        Ok(())
+    }
+
+    /// One full round with the parent both ways.
+    async fn sync_once(&self) -> Result<()> {
+        let identity = self.store.call(|s| Ok(s.identity().clone())).await?;
+        let Some(parent) = identity.parent_addr.clone() else {
+            anyhow::bail!("本节点还没有上级节点地址，请先运行 renda attach --parent HOST:PORT");
+        };
+        let result = renda_node::sync::client::sync_with_parent(
+            self.store.clone(),
+            identity.region,
+            &parent,
+            renda_node::sync::Mode::Once,
+            renda_node::sync::LinkConfig::default(),
+        )
+        .await;
+        match result {
+            Ok(report) => {
+                if self.json {
+                    println!(
+                        "{}",
+                        serde_json::json!({
+                            "changes_sent": report.changes_sent, "bytes_sent": report.bytes_sent,
+                            "changes_received": report.changes_received, "bytes_received": report.bytes_received,
+                        })
+                    );
+                } else {
+                    println!(
+                        "已与上级节点 {parent} 同步：发出 {} 条变更（{} 字节），收到 {} 条变更（{} 字节）",
+                        report.changes_sent, report.bytes_sent, report.changes_received, report.bytes_received
+                    );
+                }
+                Ok(())
+            }
+            Err(e) => {
+                if let Some(up) = identity.region.parent() {
+                    let text = e.to_string();
+                    let _ = self.store.write(move |tx| tx.record_link_error(&up, &text)).await;
+                }
+                Err(anyhow::Error::new(e).context(format!("与上级节点 {parent} 同步失败")))
+            }
+        }
     }
 }

@@ -219,6 +219,18 @@ impl Store {
         &self.node
     }
 
+    /// Attaches the node to a parent, or moves it to another address.
+    pub fn set_parent_addr(&mut self, addr: &str) -> Result<(), StoreError> {
+        crate::validate::required_text("parent", addr)?;
+        if self.node.region.parent().is_none() {
+            return Err(ValidationError::new("parent", "全国人大节点没有上级节点").into());
+        }
+        self.conn
+            .execute("UPDATE node SET parent_addr = ?1 WHERE singleton = 1", [addr.trim()])?;
+        self.node.parent_addr = Some(addr.trim().to_string());
+        Ok(())
+    }
+
     pub fn path(&self) -> &Path {
         &self.path
     }
@@ -528,7 +540,9 @@ impl WriteTx<'_> {
             id: RecordId::new(),
             kind,
             home: self.node.region,
-            created_at: Utc::now(),
+            // Milliseconds: the precision the header has on the wire, so every replica's copy
+            // of the header is identical.
+            created_at: DateTime::from_timestamp_millis(Utc::now().timestamp_millis()).unwrap_or_else(Utc::now),
             created_by: self.author(user),
         };
         let doc = RecordDoc::create(&header, fields, self.actor).map_err(|source| {

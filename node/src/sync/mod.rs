@@ -207,6 +207,9 @@ where
                     if caught_up_sent != Some(cursor) {
                         send(message(Body::CaughtUp(v1::CaughtUp { seq: cursor }))).await?;
                         caught_up_sent = Some(cursor);
+                        // Everything up to the cursor is acknowledged or not the peer's to hold.
+                        let seq = cursor;
+                        store.write(move |tx| tx.record_acked(&peer, seq, 0, 0)).await?;
                     }
                     local_done = true;
                 } else {
@@ -228,6 +231,11 @@ where
             }
         }
         if mode == Mode::Once && local_done && remote_done && in_flight.is_none() {
+            // Close our half of the stream and let the peer close its half, so the link ends
+            // cleanly rather than being reset.
+            drop(outbound);
+            let drain = async { while let Ok(Some(_)) = inbound.next_message().await {} };
+            let _ = tokio::time::timeout(Duration::from_secs(5), drain).await;
             return Ok(report);
         }
         tokio::select! {
