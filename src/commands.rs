@@ -229,15 +229,31 @@ impl Session {
         println!("{t}");
         if !peers.is_empty() {
             let mut p = render::table(&[
-                "同步对象", "关系", "最近成功", "发出变更", "收到变更", "发出字节", "收到字节", "待确认", "最近错误",
+                "同步对象",
+                "关系",
+                "最近成功",
+                "发出变更",
+                "收到变更",
+                "发出字节",
+                "收到字节",
+                "待确认",
+                "最近错误",
             ]);
             for peer in &peers {
-                let relation = if identity.region.parent() == Some(peer.peer) { "上级" } else { "下级" };
+                let relation = if identity.region.parent() == Some(peer.peer) {
+                    "上级"
+                } else {
+                    "下级"
+                };
                 p.add_row(vec![
                     peer.peer.to_string(),
                     relation.to_string(),
                     peer.last_success
-                        .map(|t| t.with_timezone(&Local).format("%Y-%m-%d %H:%M:%S").to_string())
+                        .map(|t| {
+                            t.with_timezone(&Local)
+                                .format("%Y-%m-%d %H:%M:%S")
+                                .to_string()
+                        })
                         .unwrap_or_else(|| "从未".into()),
                     peer.changes_out.to_string(),
                     peer.changes_in.to_string(),
@@ -251,7 +267,6 @@ impl Session {
         }
         Ok(())
     }
-
 
     async fn delegate(&self, c: DelegateCmd) -> Result<()> {
         let user = self.user.clone();
@@ -727,13 +742,14 @@ impl Session {
 async fn shutdown_signal() {
     #[cfg(unix)]
     {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-                return;
-            }
-        };
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = tokio::signal::ctrl_c().await;
+                    return;
+                }
+            };
         tokio::select! {
             _ = tokio::signal::ctrl_c() => {}
             _ = term.recv() => {}
@@ -756,12 +772,20 @@ impl Session {
                 .await
                 .with_context(|| format!("cannot listen on {addr}"))?;
             let bound = listener.local_addr()?;
-            let service =
-                renda_hub::sync_server::SyncService::new(self.store.clone(), identity.region, config.clone());
+            let service = renda_hub::sync_server::SyncService::new(
+                self.store.clone(),
+                identity.region,
+                config.clone(),
+            );
             tracing::info!(region = %identity.region, %bound, "serving children");
-            println!("{}（{}）正在 {bound} 接受下级节点同步", identity.name, identity.region);
+            println!(
+                "{}（{}）正在 {bound} 接受下级节点同步",
+                identity.name, identity.region
+            );
             tasks.spawn(async move {
-                if let Err(e) = renda_hub::sync_server::serve(listener, service, std::future::pending()).await {
+                if let Err(e) =
+                    renda_hub::sync_server::serve(listener, service, std::future::pending()).await
+                {
                     tracing::error!(error = %e, "the sync server stopped");
                 }
             });
@@ -813,7 +837,10 @@ impl Session {
                 } else {
                     println!(
                         "已与上级节点 {parent} 同步：发出 {} 条变更（{} 字节），收到 {} 条变更（{} 字节）",
-                        report.changes_sent, report.bytes_sent, report.changes_received, report.bytes_received
+                        report.changes_sent,
+                        report.bytes_sent,
+                        report.changes_received,
+                        report.bytes_received
                     );
                 }
                 Ok(())
@@ -821,7 +848,10 @@ impl Session {
             Err(e) => {
                 if let Some(up) = identity.region.parent() {
                     let text = e.to_string();
-                    let _ = self.store.write(move |tx| tx.record_link_error(&up, &text)).await;
+                    let _ = self
+                        .store
+                        .write(move |tx| tx.record_link_error(&up, &text))
+                        .await;
                 }
                 Err(anyhow::Error::new(e).context(format!("与上级节点 {parent} 同步失败")))
             }

@@ -23,7 +23,9 @@ use crate::commands::Session;
 const EXIT_INPUT: u8 = 2;
 
 fn exit_code(err: &anyhow::Error) -> u8 {
-    if let Some(renda_node::sync::SyncError::Connect { .. }) = err.downcast_ref::<renda_node::sync::SyncError>() {
+    if let Some(renda_node::sync::SyncError::Connect { .. }) =
+        err.downcast_ref::<renda_node::sync::SyncError>()
+    {
         // The parent could not be reached: a scheduled sync should retry later.
         return 3;
     }

@@ -225,8 +225,10 @@ impl Store {
         if self.node.region.parent().is_none() {
             return Err(ValidationError::new("parent", "全国人大节点没有上级节点").into());
         }
-        self.conn
-            .execute("UPDATE node SET parent_addr = ?1 WHERE singleton = 1", [addr.trim()])?;
+        self.conn.execute(
+            "UPDATE node SET parent_addr = ?1 WHERE singleton = 1",
+            [addr.trim()],
+        )?;
         self.node.parent_addr = Some(addr.trim().to_string());
         Ok(())
     }
@@ -542,7 +544,8 @@ impl WriteTx<'_> {
             home: self.node.region,
             // Milliseconds: the precision the header has on the wire, so every replica's copy
             // of the header is identical.
-            created_at: DateTime::from_timestamp_millis(Utc::now().timestamp_millis()).unwrap_or_else(Utc::now),
+            created_at: DateTime::from_timestamp_millis(Utc::now().timestamp_millis())
+                .unwrap_or_else(Utc::now),
             created_by: self.author(user),
         };
         let doc = RecordDoc::create(&header, fields, self.actor).map_err(|source| {

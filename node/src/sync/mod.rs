@@ -209,7 +209,9 @@ where
                         caught_up_sent = Some(cursor);
                         // Everything up to the cursor is acknowledged or not the peer's to hold.
                         let seq = cursor;
-                        store.write(move |tx| tx.record_acked(&peer, seq, 0, 0)).await?;
+                        store
+                            .write(move |tx| tx.record_acked(&peer, seq, 0, 0))
+                            .await?;
                     }
                     local_done = true;
                 } else {

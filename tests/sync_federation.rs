@@ -1,0 +1,438 @@
+//! A five-level federation over real gRPC on loopback: records land exactly where their routes
+//! say, and a suggestion handled at three levels derives the same status everywhere.
+
+mod common;
+
+use std::collections::BTreeMap;
+
+use chrono::NaiveDate;
+use common::fed::{Federation, code};
+use renda_node::office::{self, ActivityDraft, Contact, SuggestionDraft};
+use renda_node::record::activity::{Activity, ActivityKind};
+use renda_node::record::delegate::{Delegate, Gender, Mandate, MandateStatus};
+use renda_node::record::notice::Notice;
+use renda_node::record::opinion::{OpinionAction, OpinionFields, OpinionSource};
+use renda_node::record::suggestion::{
+    AnswerClass, Satisfaction, SuggestionAction, SuggestionStatus, UnitAssignment, UnitRole,
+};
+use renda_node::record::{Body, RecordId};
+use renda_node::store::StoreHandle;
+
+const NATIONAL: &str = "000000000000";
+const PROVINCE: &str = "330000000000";
+const CITY: &str = "330400000000";
+const XIUZHOU: &str = "330411000000";
+const NANHU: &str = "330402000000";
+const WANGDIAN: &str = "330411101000";
+const XINCHENG: &str = "330411102000";
+const FENGQIAO: &str = "330402101000";
+const YUXIN: &str = "330402102000";
+
+async fn five_levels() -> Federation {
+    Federation::start(&[
+        (NATIONAL, "全国人大常委会"),
+        (PROVINCE, "浙江省人大常委会"),
+        (CITY, "嘉兴市人大常委会"),
+        (XIUZHOU, "秀洲区人大常委会"),
+        (NANHU, "南湖区人大常委会"),
+        (WANGDIAN, "王店镇人大主席团"),
+        (XINCHENG, "新塍镇人大主席团"),
+        (FENGQIAO, "凤桥镇人大主席团"),
+        (YUXIN, "余新镇人大主席团"),
+    ])
+    .await
+}
+
+fn d(s: &str) -> NaiveDate {
+    NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap()
+}
+
+fn mandate(congress: &str, term: u32) -> (String, Mandate) {
+    let c = code(congress);
+    (
+        Mandate::key(&c, term),
+        Mandate {
+            congress: c,
+            level: c.level().unwrap(),
+            term,
+            constituency: "第七选区".into(),
+            status: MandateStatus::Serving,
+            status_since: None,
+        },
+    )
+}
+
+async fn add_delegate(
+    store: &StoreHandle,
+    name: &str,
+    mandates: Vec<(String, Mandate)>,
+    phone: Option<&str>,
+) -> RecordId {
+    let delegate = Delegate {
+        name: name.into(),
+        gender: Gender::Female,
+        birth_year: None,
+        ethnicity: None,
+        party: None,
+        occupation: "村委会主任".into(),
+        station: None,
+        mandates: mandates.into_iter().collect(),
+    };
+    let contact = Contact {
+        phone: phone.map(String::from),
+        ..Contact::default()
+    };
+    store
+        .write(move |tx| office::add_delegate(tx, "clerk", delegate, contact))
+        .await
+        .unwrap()
+        .id
+}
+
+async fn add_opinion(store: &StoreHandle, region: &str, content: &str) -> RecordId {
+    let fields = OpinionFields {
+        source: OpinionSource::QrCode,
+        content: content.into(),
+        place: String::new(),
+        region: code(region),
+        delegate: None,
+        activity: None,
+        category: None,
+    };
+    let contact = Contact {
+        name: Some("王阿姨".into()),
+        ..Contact::default()
+    };
+    store
+        .write(move |tx| office::add_opinion(tx, "clerk", fields, contact, d("2026-10-01")))
+        .await
+        .unwrap()
+        .id
+}
+
+async fn personal_of(store: &StoreHandle, subject: RecordId) -> Option<RecordId> {
+    store
+        .call(move |s| s.personal_for(&subject))
+        .await
+        .unwrap()
+        .map(|r| r.header.id)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_record_lands_exactly_where_its_routes_say() {
+    let fed = five_levels().await;
+    let wangdian = &fed.node(WANGDIAN).store;
+
+    let opinion = add_opinion(wangdian, WANGDIAN, "村道路灯损坏").await;
+    let opinion_personal = personal_of(wangdian, opinion)
+        .await
+        .expect("personal data kept apart");
+    let sibling_opinion = add_opinion(&fed.node(XINCHENG).store, XINCHENG, "河道需要清淤").await;
+    let other_county_opinion =
+        add_opinion(&fed.node(FENGQIAO).store, FENGQIAO, "农贸市场停车难").await;
+
+    // A delegate of the township congress who also sits in the provincial congress.
+    let provincial = add_delegate(
+        wangdian,
+        "沈建华",
+        vec![mandate(WANGDIAN, 17), mandate(PROVINCE, 14)],
+        Some("13900000000"),
+    )
+    .await;
+    let provincial_personal = personal_of(wangdian, provincial).await.unwrap();
+    let township_only = add_delegate(wangdian, "陆秀英", vec![mandate(WANGDIAN, 17)], None).await;
+    let draft = ActivityDraft {
+        activity: Activity {
+            kind: ActivityKind::Reception,
+            date: d("2026-10-15"),
+            topic: "五级代表进站接待选民".into(),
+            organiser: "王店镇人大主席团".into(),
+            group: None,
+            venue: None,
+            participants: BTreeMap::new(),
+            constituents_received: 31,
+            outcome: String::new(),
+        },
+        participants: vec![provincial, township_only],
+    };
+    let activity = wangdian
+        .write(move |tx| office::add_activity(tx, "clerk", draft))
+        .await
+        .unwrap()
+        .id;
+
+    // A county notice for its townships.
+    let notice = Notice {
+        title: "关于开展代表活动月的通知".into(),
+        body: "请各镇组织代表进站".into(),
+        category: "通知".into(),
+        issued_on: d("2026-10-01"),
+        audience: code(XIUZHOU),
+    };
+    let notice = fed
+        .node(XIUZHOU)
+        .store
+        .write(move |tx| office::add_notice(tx, "county", notice))
+        .await
+        .unwrap()
+        .id;
+
+    fed.settle().await;
+
+    assert_eq!(
+        fed.holders(opinion).await,
+        vec![CITY, XIUZHOU, WANGDIAN],
+        "an opinion climbs to the city"
+    );
+    assert_eq!(
+        fed.holders(opinion_personal).await,
+        vec![XIUZHOU, WANGDIAN],
+        "personal data stops at the parent"
+    );
+    assert_eq!(
+        fed.holders(sibling_opinion).await,
+        vec![CITY, XIUZHOU, XINCHENG],
+        "township A never holds B's opinions"
+    );
+    assert_eq!(
+        fed.holders(other_county_opinion).await,
+        vec![CITY, NANHU, FENGQIAO]
+    );
+    assert_eq!(
+        fed.holders(provincial).await,
+        vec![PROVINCE, CITY, XIUZHOU, WANGDIAN],
+        "a provincial delegate reaches the province"
+    );
+    assert_eq!(
+        fed.holders(provincial_personal).await,
+        vec![XIUZHOU, WANGDIAN]
+    );
+    assert_eq!(
+        fed.holders(township_only).await,
+        vec![CITY, XIUZHOU, WANGDIAN]
+    );
+    assert_eq!(
+        fed.holders(activity).await,
+        vec![PROVINCE, CITY, XIUZHOU, WANGDIAN],
+        "an activity climbs to its highest-level participant"
+    );
+    assert_eq!(
+        fed.holders(notice).await,
+        vec![CITY, XIUZHOU, WANGDIAN, XINCHENG],
+        "a notice reaches the county's townships"
+    );
+
+    // A second settle moves nothing: every sync is a no-op.
+    let report = fed.sync_once(WANGDIAN).await;
+    assert_eq!((report.changes_sent, report.changes_received), (0, 0));
+}
+
+async fn status_at(store: &StoreHandle, id: RecordId) -> (SuggestionStatus, usize) {
+    let record = store.call(move |s| s.get(&id)).await.unwrap();
+    let Body::Suggestion(s) = &record.body else {
+        panic!("not a suggestion")
+    };
+    let (status, history) = s.fold(&record.header);
+    (status, history.len())
+}
+
+async fn step(store: &StoreHandle, id: RecordId, action: SuggestionAction, date: &str) {
+    let date = d(date);
+    store
+        .write(move |tx| office::suggestion_step(tx, "staff", &id, action, date))
+        .await
+        .unwrap_or_else(|e| panic!("step refused: {e}"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_suggestion_handled_at_three_levels_derives_one_status_everywhere() {
+    let fed = five_levels().await;
+    let township = fed.node(WANGDIAN).store.clone();
+    let county = fed.node(XIUZHOU).store.clone();
+
+    let lead = add_delegate(
+        &township,
+        "沈建华",
+        vec![mandate(WANGDIAN, 17), mandate(XIUZHOU, 9)],
+        None,
+    )
+    .await;
+    let draft = SuggestionDraft {
+        title: "关于改造王店镇老旧农贸市场的建议".into(),
+        body: "市场设施老化，排水不畅。".into(),
+        category: "城乡建设".into(),
+        lead,
+        cosigners: vec![],
+        addressed_to: code(XIUZHOU),
+        session: Some("九届三次会议".into()),
+    };
+    let s = township
+        .write(move |tx| office::submit_suggestion(tx, "clerk", draft, d("2026-01-10")))
+        .await
+        .unwrap()
+        .id;
+
+    // The township may not screen what is addressed to the county.
+    let refused = township
+        .write(move |tx| {
+            office::suggestion_step(
+                tx,
+                "clerk",
+                &s,
+                SuggestionAction::Screen {
+                    accepted: true,
+                    number: None,
+                    reason: None,
+                },
+                d("2026-01-11"),
+            )
+        })
+        .await;
+    assert!(
+        refused
+            .unwrap_err()
+            .to_string()
+            .contains("authority.addressed_congress")
+    );
+
+    fed.settle().await;
+    step(
+        &county,
+        s,
+        SuggestionAction::Screen {
+            accepted: true,
+            number: Some(12),
+            reason: None,
+        },
+        "2026-01-15",
+    )
+    .await;
+    step(
+        &county,
+        s,
+        SuggestionAction::Assign {
+            units: vec![UnitAssignment {
+                unit: "区商务局".into(),
+                role: UnitRole::Lead,
+            }],
+        },
+        "2026-01-20",
+    )
+    .await;
+    step(
+        &county,
+        s,
+        SuggestionAction::Answer {
+            unit: "区商务局".into(),
+            class: AnswerClass::A,
+            text: "已列入改造计划并完工".into(),
+        },
+        "2026-04-10",
+    )
+    .await;
+    fed.settle().await;
+
+    let (at_township, _) = status_at(&township, s).await;
+    assert_eq!(
+        at_township.state.as_str(),
+        "answered",
+        "the county's decisions flowed down"
+    );
+    step(
+        &township,
+        s,
+        SuggestionAction::Evaluate {
+            result: Satisfaction::Satisfied,
+            comment: String::new(),
+        },
+        "2026-04-15",
+    )
+    .await;
+    fed.settle().await;
+    step(&county, s, SuggestionAction::Close, "2026-04-20").await;
+    fed.settle().await;
+
+    let mut seen = Vec::new();
+    for region in [WANGDIAN, XIUZHOU, CITY] {
+        seen.push(status_at(&fed.node(region).store, s).await);
+    }
+    assert_eq!(seen[0].0.state.as_str(), "closed");
+    assert_eq!(seen[0].0.number, Some(12));
+    assert!(
+        seen.iter().all(|st| *st == seen[0]),
+        "every holder derives the same status and history"
+    );
+    assert_eq!(fed.holders(s).await, vec![CITY, XIUZHOU, WANGDIAN]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sync_with_nothing_changed_moves_nothing_and_deliveries_twice_are_no_ops() {
+    let fed = Federation::start(&[
+        (XIUZHOU, "秀洲区人大常委会"),
+        (WANGDIAN, "王店镇人大主席团"),
+    ])
+    .await;
+    let township = fed.node(WANGDIAN).store.clone();
+    for i in 0..50 {
+        add_opinion(&township, WANGDIAN, &format!("第{i}条民情")).await;
+    }
+    let first = fed.sync_once(WANGDIAN).await;
+    assert_eq!(
+        first.changes_sent, 150,
+        "50 opinions, their receive events and their personal data"
+    );
+    let again = fed.sync_once(WANGDIAN).await;
+    assert_eq!(
+        (
+            again.changes_sent,
+            again.changes_received,
+            again.batches_sent
+        ),
+        (0, 0, 0)
+    );
+
+    // One changed record of fifty costs one change, not fifty.
+    let one = add_opinion(&township, WANGDIAN, "新的一条").await;
+    township
+        .write(move |tx| {
+            office::opinion_step(
+                tx,
+                "clerk",
+                &one,
+                OpinionAction::PassOn {
+                    to: "镇建设办".into(),
+                },
+                d("2026-10-02"),
+            )
+        })
+        .await
+        .unwrap();
+    let third = fed.sync_once(WANGDIAN).await;
+    assert_eq!(
+        third.changes_sent, 4,
+        "the new opinion (3 changes) and one pass-on"
+    );
+
+    // Replaying a batch the county already applied changes nothing there.
+    let county = fed.node(XIUZHOU).store.clone();
+    let before = county.call(|s| s.last_seq()).await.unwrap();
+    let peer = code(WANGDIAN);
+    let batch = township
+        .call(move |s| s.outgoing(&code(XIUZHOU), 0, usize::MAX, &Default::default()))
+        .await
+        .unwrap();
+    let outcome = county
+        .write(move |tx| {
+            tx.apply_incoming(
+                &peer,
+                Some(batch.up_to_seq),
+                batch.records,
+                &Default::default(),
+            )
+        })
+        .await
+        .unwrap();
+    assert_eq!(outcome.changes_applied, 0);
+    assert!(outcome.missing.is_empty() && outcome.rejected.is_empty());
+    assert_eq!(county.call(|s| s.last_seq()).await.unwrap(), before);
+}
