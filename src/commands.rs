@@ -232,11 +232,13 @@ impl Session {
                 "同步对象",
                 "关系",
                 "最近成功",
+                "发出记录",
+                "收到记录",
                 "发出变更",
                 "收到变更",
                 "发出字节",
                 "收到字节",
-                "待确认",
+                "滞后",
                 "最近错误",
             ]);
             for peer in &peers {
@@ -255,6 +257,8 @@ impl Session {
                                 .to_string()
                         })
                         .unwrap_or_else(|| "从未".into()),
+                    peer.records_out.to_string(),
+                    peer.records_in.to_string(),
                     peer.changes_out.to_string(),
                     peer.changes_in.to_string(),
                     peer.bytes_out.to_string(),

@@ -58,6 +58,8 @@ pub struct PeerStatus {
     pub acked_seq: i64,
     pub last_success: Option<DateTime<Utc>>,
     pub last_error: Option<String>,
+    pub records_in: i64,
+    pub records_out: i64,
     pub changes_in: i64,
     pub changes_out: i64,
     pub bytes_in: i64,
@@ -230,7 +232,8 @@ impl Store {
     pub fn peers(&self) -> Result<Vec<PeerStatus>, StoreError> {
         let last = self.last_seq()?;
         let mut stmt = self.conn.prepare(
-            "SELECT peer, received_seq, acked_seq, last_success, last_error, changes_in, changes_out, bytes_in, bytes_out FROM sync_peers ORDER BY peer",
+            "SELECT peer, received_seq, acked_seq, last_success, last_error, changes_in, changes_out, bytes_in, bytes_out,
+                    records_in, records_out FROM sync_peers ORDER BY peer",
         )?;
         let rows = stmt.query_map([], |r| {
             Ok((
@@ -243,6 +246,8 @@ impl Store {
                 r.get::<_, i64>(6)?,
                 r.get::<_, i64>(7)?,
                 r.get::<_, i64>(8)?,
+                r.get::<_, i64>(9)?,
+                r.get::<_, i64>(10)?,
             ))
         })?;
         let mut out = Vec::new();
@@ -257,6 +262,8 @@ impl Store {
                 changes_out,
                 bytes_in,
                 bytes_out,
+                records_in,
+                records_out,
             ) = row?;
             out.push(PeerStatus {
                 peer: RegionCode::parse("peer", &peer).map_err(StoreError::from)?,
@@ -266,6 +273,8 @@ impl Store {
                     .and_then(|t| DateTime::parse_from_rfc3339(&t).ok())
                     .map(|t| t.with_timezone(&Utc)),
                 last_error,
+                records_in,
+                records_out,
                 changes_in,
                 changes_out,
                 bytes_in,
@@ -292,14 +301,16 @@ impl WriteTx<'_> {
         &mut self,
         peer: &RegionCode,
         seq: i64,
+        records: usize,
         changes: usize,
         bytes: usize,
     ) -> Result<(), StoreError> {
         self.ensure_peer(peer)?;
         self.tx.execute(
-            "UPDATE sync_peers SET acked_seq = max(acked_seq, ?2), changes_out = changes_out + ?3, bytes_out = bytes_out + ?4,
-               last_success = ?5, last_error = NULL WHERE peer = ?1",
-            params![peer.as_str(), seq, changes as i64, bytes as i64, Utc::now().to_rfc3339()],
+            "UPDATE sync_peers SET acked_seq = max(acked_seq, ?2), records_out = records_out + ?6,
+               changes_out = changes_out + ?3, bytes_out = bytes_out + ?4, last_success = ?5, last_error = NULL
+             WHERE peer = ?1",
+            params![peer.as_str(), seq, changes as i64, bytes as i64, Utc::now().to_rfc3339(), records as i64],
         )?;
         Ok(())
     }
@@ -355,8 +366,9 @@ impl WriteTx<'_> {
         }
         self.ensure_peer(peer)?;
         self.tx.execute(
-            "UPDATE sync_peers SET received_seq = max(received_seq, ?2), changes_in = changes_in + ?3, bytes_in = bytes_in + ?4 WHERE peer = ?1",
-            params![peer.as_str(), up_to_seq.unwrap_or(0), total_changes as i64, bytes as i64],
+            "UPDATE sync_peers SET received_seq = max(received_seq, ?2), changes_in = changes_in + ?3,
+               bytes_in = bytes_in + ?4, records_in = records_in + ?5 WHERE peer = ?1",
+            params![peer.as_str(), up_to_seq.unwrap_or(0), total_changes as i64, bytes as i64, outcome.records_touched as i64],
         )?;
         Ok(outcome)
     }

@@ -146,6 +146,7 @@ struct InFlight {
     /// Where the peer's checkpoint stands once it acknowledges; `None` for resent records,
     /// which do not move it.
     up_to_seq: Option<i64>,
+    records: usize,
     changes: usize,
     bytes: usize,
 }
@@ -193,6 +194,7 @@ where
                 in_flight = Some(InFlight {
                     batch_id: next_batch_id,
                     up_to_seq: None,
+                    records: records.len(),
                     changes,
                     bytes,
                 });
@@ -210,7 +212,7 @@ where
                         // Everything up to the cursor is acknowledged or not the peer's to hold.
                         let seq = cursor;
                         store
-                            .write(move |tx| tx.record_acked(&peer, seq, 0, 0))
+                            .write(move |tx| tx.record_acked(&peer, seq, 0, 0, 0))
                             .await?;
                     }
                     local_done = true;
@@ -225,6 +227,7 @@ where
                     in_flight = Some(InFlight {
                         batch_id: next_batch_id,
                         up_to_seq: Some(batch.up_to_seq),
+                        records: batch.records.len(),
                         changes: batch.changes,
                         bytes: batch.bytes,
                     });
@@ -291,8 +294,10 @@ where
                         if let Some(seq) = flight.up_to_seq {
                             cursor = seq;
                         }
-                        let (changes, bytes) = (flight.changes, flight.bytes);
-                        store.write(move |tx| tx.record_acked(&peer, acked, changes, bytes)).await?;
+                        let (records, changes, bytes) = (flight.records, flight.changes, flight.bytes);
+                        store
+                            .write(move |tx| tx.record_acked(&peer, acked, records, changes, bytes))
+                            .await?;
                     }
                     Body::CaughtUp(c) => {
                         remote_done = true;

@@ -1,0 +1,114 @@
+//! Live links: with every node running `keep_linked`, a township write reaches the national node
+//! over four hops and a county notice reaches the township, with no manual sync.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use common::fed::{Federation, code};
+use renda_node::office::{self, Contact};
+use renda_node::record::RecordId;
+use renda_node::record::delegate::{Delegate, Gender, Mandate, MandateStatus};
+use renda_node::record::notice::Notice;
+use renda_node::store::StoreHandle;
+use renda_node::sync::client::keep_linked;
+
+async fn wait_until_held(store: &StoreHandle, id: RecordId, what: &str) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        if store.call(move |s| Ok(s.get(&id).is_ok())).await.unwrap() {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{what} never arrived"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn live_links_carry_writes_up_four_hops_and_notices_down() {
+    let chain = [
+        ("000000000000", "全国人大常委会"),
+        ("330000000000", "浙江省人大常委会"),
+        ("330400000000", "嘉兴市人大常委会"),
+        ("330411000000", "秀洲区人大常委会"),
+        ("330411101000", "王店镇人大主席团"),
+    ];
+    let fed = Federation::start(&chain).await;
+    let mut links = Vec::new();
+    for (c, _) in &chain[1..] {
+        let node = fed.node(c);
+        let parent = fed.nodes[&node.region.parent().unwrap()].addr.to_string();
+        links.push(tokio::spawn(keep_linked(
+            node.store.clone(),
+            node.region,
+            parent,
+            fed.config.clone(),
+        )));
+    }
+
+    // A national delegate registered at the township station routes all the way up.
+    let township = fed.node("330411101000").store.clone();
+    let national = code("000000000000");
+    let delegate = Delegate {
+        name: "朱丽华".into(),
+        gender: Gender::Female,
+        birth_year: None,
+        ethnicity: None,
+        party: None,
+        occupation: "农业合作社理事长".into(),
+        station: None,
+        mandates: BTreeMap::from([(
+            Mandate::key(&national, 14),
+            Mandate {
+                congress: national,
+                level: national.level().unwrap(),
+                term: 14,
+                constituency: "浙江省".into(),
+                status: MandateStatus::Serving,
+                status_since: None,
+            },
+        )]),
+    };
+    let id = township
+        .write(move |tx| office::add_delegate(tx, "clerk", delegate, Contact::default()))
+        .await
+        .unwrap()
+        .id;
+    wait_until_held(
+        &fed.node("000000000000").store,
+        id,
+        "the township's write at the national node",
+    )
+    .await;
+
+    let notice = Notice {
+        title: "关于开展代表活动月的通知".into(),
+        body: "请各镇组织代表进站履职".into(),
+        category: "通知".into(),
+        issued_on: chrono::NaiveDate::from_ymd_opt(2026, 11, 1).unwrap(),
+        audience: code("330411000000"),
+    };
+    let notice = fed
+        .node("330411000000")
+        .store
+        .write(move |tx| office::add_notice(tx, "county", notice))
+        .await
+        .unwrap()
+        .id;
+    wait_until_held(&township, notice, "the county notice at the township").await;
+    assert!(
+        !fed.node("330000000000")
+            .store
+            .call(move |s| Ok(s.get(&notice).is_ok()))
+            .await
+            .unwrap(),
+        "a county notice does not climb past the city"
+    );
+    for link in links {
+        link.abort();
+    }
+}
