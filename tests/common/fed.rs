@@ -43,7 +43,11 @@ pub struct Federation {
 impl Federation {
     /// Starts one node per `(code, name)`, each serving on a free loopback port.
     pub async fn start(specs: &[(&str, &str)]) -> Federation {
-        let config = LinkConfig::default();
+        Federation::start_with(specs, LinkConfig::default()).await
+    }
+
+    /// Like [`Federation::start`], with the given link settings on every node.
+    pub async fn start_with(specs: &[(&str, &str)], config: LinkConfig) -> Federation {
         let mut nodes = BTreeMap::new();
         for (c, name) in specs {
             let region = code(c);
@@ -94,12 +98,7 @@ impl Federation {
     /// Every child syncs once from the bottom up, then once from the top down, so anything
     /// written anywhere reaches every node its routes name.
     pub async fn settle(&self) {
-        let mut order: Vec<RegionCode> = self
-            .nodes
-            .keys()
-            .copied()
-            .filter(|r| r.parent().is_some())
-            .collect();
+        let mut order = self.children();
         order.sort_by_key(|r| std::cmp::Reverse(r.level()));
         for r in &order {
             self.sync_once(r.as_str()).await;
@@ -107,6 +106,15 @@ impl Federation {
         for r in order.iter().rev() {
             self.sync_once(r.as_str()).await;
         }
+    }
+
+    /// Nodes whose parent is also in the federation.
+    pub fn children(&self) -> Vec<RegionCode> {
+        self.nodes
+            .keys()
+            .copied()
+            .filter(|r| r.parent().is_some_and(|p| self.nodes.contains_key(&p)))
+            .collect()
     }
 
     /// Which nodes hold the record.
