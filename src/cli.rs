@@ -550,6 +550,17 @@ pub struct RunArgs {
     /// Where children dial this node (host:port); omit on a node with no children.
     #[arg(long)]
     pub listen: Option<std::net::SocketAddr>,
+    #[command(flatten)]
+    pub link: LinkArgs,
+}
+
+/// Link tuning shared by `run` and `sync`.
+#[derive(Args, Debug, Clone, Copy)]
+pub struct LinkArgs {
+    /// Largest batch of changes sent before waiting for an acknowledgement; smaller batches lose
+    /// less work when a slow link drops.
+    #[arg(long, default_value_t = 512 * 1024, value_parser = clap::value_parser!(u32).range(1024..=16 * 1024 * 1024))]
+    pub batch_bytes: u32,
 }
 
 #[derive(Args, Debug)]
@@ -558,6 +569,8 @@ pub struct SyncArgs {
     /// be reached. This is the only mode for now, for a scheduled or manual sync.
     #[arg(long, required = true)]
     pub once: bool,
+    #[command(flatten)]
+    pub link: LinkArgs,
 }
 
 #[derive(Args, Debug)]

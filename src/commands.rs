@@ -165,7 +165,7 @@ impl Session {
             Command::Notice(c) => self.notice(c).await,
             Command::Debug(DebugCmd::WriteLoop { count }) => self.write_loop(count).await,
             Command::Run(a) => self.run_node(a).await,
-            Command::Sync(_) => self.sync_once().await,
+            Command::Sync(a) => self.sync_once(a.link).await,
             Command::Attach { parent } => {
                 let shown = parent.clone();
                 self.store.call(move |s| s.set_parent_addr(&parent)).await?;
@@ -742,6 +742,13 @@ impl Session {
     }
 }
 
+fn link_config(link: LinkArgs) -> renda_node::sync::LinkConfig {
+    renda_node::sync::LinkConfig {
+        max_batch_bytes: link.batch_bytes as usize,
+        ..Default::default()
+    }
+}
+
 /// Resolves on Ctrl-C or SIGTERM (systemd's stop).
 async fn shutdown_signal() {
     #[cfg(unix)]
@@ -769,7 +776,7 @@ impl Session {
     /// Serves children and keeps a live link to the parent until Ctrl-C or SIGTERM.
     async fn run_node(&self, args: RunArgs) -> Result<()> {
         let identity = self.store.call(|s| Ok(s.identity().clone())).await?;
-        let config = renda_node::sync::LinkConfig::default();
+        let config = link_config(args.link);
         let mut tasks = tokio::task::JoinSet::new();
         if let Some(addr) = args.listen {
             let listener = renda_hub::sync_server::bind(addr)
@@ -815,7 +822,7 @@ impl Session {
     }
 
     /// One full round with the parent both ways.
-    async fn sync_once(&self) -> Result<()> {
+    async fn sync_once(&self, link: LinkArgs) -> Result<()> {
         let identity = self.store.call(|s| Ok(s.identity().clone())).await?;
         let Some(parent) = identity.parent_addr.clone() else {
             anyhow::bail!("本节点还没有上级节点地址，请先运行 renda attach --parent HOST:PORT");
@@ -825,7 +832,7 @@ impl Session {
             identity.region,
             &parent,
             renda_node::sync::Mode::Once,
-            renda_node::sync::LinkConfig::default(),
+            link_config(link),
         )
         .await;
         match result {
