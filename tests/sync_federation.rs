@@ -378,8 +378,8 @@ async fn a_sync_with_nothing_changed_moves_nothing_and_deliveries_twice_are_no_o
     }
     let first = fed.sync_once(WANGDIAN).await;
     assert_eq!(
-        first.changes_sent, 150,
-        "50 opinions, their receive events and their personal data"
+        first.changes_sent, 100,
+        "50 opinions (each created with its 收集 event) and their personal data"
     );
     let again = fed.sync_once(WANGDIAN).await;
     assert_eq!(
@@ -409,8 +409,8 @@ async fn a_sync_with_nothing_changed_moves_nothing_and_deliveries_twice_are_no_o
         .unwrap();
     let third = fed.sync_once(WANGDIAN).await;
     assert_eq!(
-        third.changes_sent, 4,
-        "the new opinion (3 changes) and one pass-on"
+        third.changes_sent, 3,
+        "the new opinion, its personal data and one pass-on"
     );
 
     // Replaying a batch the county already applied changes nothing there.

@@ -294,8 +294,14 @@ pub fn add_opinion(
     if let Some(activity) = &fields.activity {
         require_kind(tx, "activity", activity, RecordKind::Activity)?;
     }
-    let header = tx.create(RecordKind::Opinion, user, &fields)?;
-    opinion_step(tx, user, &header.id, OpinionAction::Receive, received_on)?;
+    let header = tx.create_with_event(
+        RecordKind::Opinion,
+        user,
+        &fields,
+        OpinionAction::Receive,
+        received_on,
+    )?;
+    require_first_step_applied(tx, &header)?;
     store_contact(tx, user, &header, contact, "constituent-")?;
     Ok(header)
 }
@@ -358,8 +364,14 @@ pub fn submit_suggestion(
         session: draft.session,
     };
     fields.validate()?;
-    let header = tx.create(RecordKind::Suggestion, user, &fields)?;
-    suggestion_step(tx, user, &header.id, SuggestionAction::Submit, date)?;
+    let header = tx.create_with_event(
+        RecordKind::Suggestion,
+        user,
+        &fields,
+        SuggestionAction::Submit,
+        date,
+    )?;
+    require_first_step_applied(tx, &header)?;
     Ok(header)
 }
 
@@ -446,6 +458,22 @@ fn append_step<W: Workflow>(
             })?;
         Ok(vec![doc.append_event(&event).map_err(|e| corrupt(id, e))?])
     })
+}
+
+/// A record's first event is checked by the fold like any other: refuse the record if it was not.
+fn require_first_step_applied(tx: &WriteTx<'_>, header: &Header) -> Result<(), StoreError> {
+    let rejection = match tx.get(&header.id)?.body {
+        Body::Opinion(o) => o.fold(header).1.into_iter().find_map(|l| l.rejected),
+        Body::Suggestion(s) => s.fold(header).1.into_iter().find_map(|l| l.rejected),
+        _ => None,
+    };
+    match rejection {
+        Some(rejection) => Err(StoreError::Rejected {
+            record: header.id,
+            rejection,
+        }),
+        None => Ok(()),
+    }
 }
 
 pub fn add_notice(tx: &mut WriteTx<'_>, user: &str, notice: Notice) -> Result<Header, StoreError> {

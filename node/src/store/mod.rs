@@ -538,6 +538,28 @@ impl WriteTx<'_> {
         user: &str,
         fields: &T,
     ) -> Result<Header, StoreError> {
+        self.create_inner::<T, ()>(kind, user, fields, None)
+    }
+
+    /// Creates a workflow record whose first event (收集, 提交) is written in the same change.
+    pub fn create_with_event<T: Serialize, A: Serialize>(
+        &mut self,
+        kind: RecordKind,
+        user: &str,
+        fields: &T,
+        action: A,
+        date: chrono::NaiveDate,
+    ) -> Result<Header, StoreError> {
+        self.create_inner(kind, user, fields, Some((action, date)))
+    }
+
+    fn create_inner<T: Serialize, A: Serialize>(
+        &mut self,
+        kind: RecordKind,
+        user: &str,
+        fields: &T,
+        first: Option<(A, chrono::NaiveDate)>,
+    ) -> Result<Header, StoreError> {
         let header = Header {
             id: RecordId::new(),
             kind,
@@ -548,12 +570,19 @@ impl WriteTx<'_> {
                 .unwrap_or_else(Utc::now),
             created_by: self.author(user),
         };
-        let doc = RecordDoc::create(&header, fields, self.actor).map_err(|source| {
-            StoreError::Corrupt {
+        let first = first.map(|(action, date)| crate::record::Event {
+            id: RecordId::new(),
+            lamport: 1,
+            recorded_at: header.created_at,
+            date,
+            author: header.created_by.clone(),
+            action,
+        });
+        let doc = RecordDoc::create_with_event(&header, fields, first.as_ref(), self.actor)
+            .map_err(|source| StoreError::Corrupt {
                 id: header.id.to_string(),
                 source,
-            }
-        })?;
+            })?;
         let changes = doc.changes_since(&[]);
         self.persist(&doc, changes, None)?;
         Ok(header)
