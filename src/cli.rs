@@ -75,6 +75,9 @@ pub enum Command {
     Notice(NoticeCmd),
     /// Run a node through a suggestion's whole life, from submission to 销号.
     Demo(DemoArgs),
+    /// Measure this machine: results go in docs/benchmarks.md.
+    #[command(subcommand)]
+    Bench(BenchCmd),
     /// Tools for tests and operators.
     #[command(subcommand, hide = true)]
     Debug(DebugCmd),
@@ -578,6 +581,25 @@ pub struct DemoArgs {
     /// Where to create the demo node; a fresh temporary directory when omitted.
     #[arg(long)]
     pub demo_dir: Option<PathBuf>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum BenchCmd {
+    /// Sync throughput, incremental and no-op cost, four-hop latency, county memory.
+    Sync(BenchArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct BenchArgs {
+    /// Records at the township.
+    #[arg(long, default_value_t = 10_000)]
+    pub records: usize,
+    /// Writes timed from the township to the national node.
+    #[arg(long, default_value_t = 100)]
+    pub latency_samples: usize,
+    /// Also measure a county's peak RSS with this many townships of --records each.
+    #[arg(long)]
+    pub townships: Option<usize>,
 }
 
 #[derive(Subcommand, Debug)]

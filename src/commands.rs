@@ -172,7 +172,7 @@ impl Session {
                 println!("已设置上级节点地址：{shown}");
                 Ok(())
             }
-            Command::Init(_) | Command::Demo(_) => {
+            Command::Init(_) | Command::Demo(_) | Command::Bench(_) => {
                 unreachable!("handled before a session is opened")
             }
         }

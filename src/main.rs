@@ -4,6 +4,7 @@
 //! [`render`] prints tables in Chinese or JSON, and [`demo`] walks a node through a suggestion's
 //! whole life. The domain lives in the `renda-node` crate; this binary is glue.
 
+mod bench;
 mod cli;
 mod commands;
 mod demo;
@@ -57,6 +58,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Demo(a) => demo::run(a).await,
+        Command::Bench(cli::BenchCmd::Sync(a)) => bench::run(a).await,
         command => {
             let session = Session::open(&cli.data_dir, cli.user, cli.json)?;
             session.run(command).await

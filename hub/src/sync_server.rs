@@ -14,6 +14,7 @@ use renda_proto::v1::sync_server::{Sync, SyncServer};
 use renda_proto::v1::{self, LinkMessage, link_message::Body};
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
+use tokio_stream::StreamExt;
 use tokio_stream::wrappers::{ReceiverStream, TcpListenerStream};
 use tonic::{Request, Response, Status, Streaming};
 use tracing::{Instrument, info, info_span, warn};
@@ -128,10 +129,16 @@ pub async fn serve(
     let server = SyncServer::new(service)
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_MESSAGE_BYTES);
+    // Small acknowledgements must not wait for Nagle's algorithm: set TCP_NODELAY on every
+    // accepted socket (the builder's own setting only covers listeners it binds itself).
+    let incoming = TcpListenerStream::new(listener).map(|conn| {
+        conn.inspect(|stream| {
+            let _ = stream.set_nodelay(true);
+        })
+    });
     tonic::transport::Server::builder()
-        .tcp_nodelay(true)
         .add_service(server)
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
+        .serve_with_incoming_shutdown(incoming, shutdown)
         .await
 }
 

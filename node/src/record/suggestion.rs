@@ -675,3 +675,963 @@ impl super::event::Workflow for Suggestion {
         check(status, header, &self.fields, event)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use chrono::{DateTime, Days, Utc};
+
+    use super::*;
+    use crate::record::event::next_lamport;
+    use crate::record::{Author, RecordKind};
+
+    type Entry = EventEntry<SuggestionAction>;
+    use SuggestionAction as A;
+    use SuggestionState as S;
+
+    /// 王店镇: the lead delegate's township, home of every suggestion in these tests.
+    fn township() -> RegionCode {
+        RegionCode::parse("region", "330411101000").unwrap()
+    }
+
+    /// 秀洲区: the county above the township, the addressee in the authority tests.
+    fn county() -> RegionCode {
+        RegionCode::parse("region", "330411000000").unwrap()
+    }
+
+    fn day(s: &str) -> NaiveDate {
+        NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap()
+    }
+
+    fn noon(date: NaiveDate) -> DateTime<Utc> {
+        date.and_hms_opt(12, 0, 0).unwrap().and_utc()
+    }
+
+    fn id(n: u128) -> RecordId {
+        RecordId(ulid::Ulid(n))
+    }
+
+    fn header() -> Header {
+        Header {
+            id: id(0x0197_0000_0000_0000_0000_0000_0000_0001),
+            kind: RecordKind::Suggestion,
+            home: township(),
+            created_at: noon(day("2026-03-02")),
+            created_by: Author {
+                node: township(),
+                user: "镇人大办".into(),
+            },
+        }
+    }
+
+    fn fields_to(addressed_to: RegionCode) -> SuggestionFields {
+        SuggestionFields {
+            title: "关于改善王店镇中心小学周边交通安全的建议".into(),
+            body: "上下学高峰时段车辆拥堵，建议增设信号灯和临时停车区。".into(),
+            category: "城乡建设".into(),
+            lead: id(0x0197_0000_0000_0000_0000_0000_0000_0002),
+            lead_name: "张伟".into(),
+            cosigners: vec![CoSigner {
+                id: id(0x0197_0000_0000_0000_0000_0000_0000_0003),
+                name: "李娜".into(),
+            }],
+            addressed_to,
+            session: Some("十七届三次会议".into()),
+        }
+    }
+
+    /// An event recorded at noon on the day it takes effect, as a clerk entering a step on the
+    /// day would; the `date.in_future` rule never fires for it.
+    fn ev(lamport: u64, date: NaiveDate, node: RegionCode, action: SuggestionAction) -> Entry {
+        ev_recorded(lamport, date, noon(date), node, action)
+    }
+
+    fn ev_recorded(
+        lamport: u64,
+        date: NaiveDate,
+        recorded_at: DateTime<Utc>,
+        node: RegionCode,
+        action: SuggestionAction,
+    ) -> Entry {
+        EventEntry::Event(Event {
+            id: RecordId::new(),
+            lamport,
+            recorded_at,
+            date,
+            author: Author {
+                node,
+                user: "经办人".into(),
+            },
+            action,
+        })
+    }
+
+    fn with_id(entry: Entry, event_id: RecordId) -> Entry {
+        match entry {
+            EventEntry::Event(mut event) => {
+                event.id = event_id;
+                EventEntry::Event(event)
+            }
+            other => other,
+        }
+    }
+
+    fn accept(number: u32) -> SuggestionAction {
+        A::Screen {
+            accepted: true,
+            number: Some(number),
+            reason: None,
+        }
+    }
+
+    fn not_accept(reason: Option<&str>) -> SuggestionAction {
+        A::Screen {
+            accepted: false,
+            number: None,
+            reason: reason.map(str::to_string),
+        }
+    }
+
+    fn unit(name: &str, role: UnitRole) -> UnitAssignment {
+        UnitAssignment {
+            unit: name.into(),
+            role,
+        }
+    }
+
+    fn assign(units: &[(&str, UnitRole)]) -> SuggestionAction {
+        A::Assign {
+            units: units.iter().map(|(n, r)| unit(n, *r)).collect(),
+        }
+    }
+
+    /// 住建局 leads and 交通运输局 assists: the usual way a suggestion is handed out.
+    fn lead_and_assist() -> SuggestionAction {
+        assign(&[("住建局", UnitRole::Lead), ("交通运输局", UnitRole::Assist)])
+    }
+
+    /// 住建局 and 教育局 each answer for their own part (分办).
+    fn two_separate() -> SuggestionAction {
+        assign(&[
+            ("住建局", UnitRole::Separate),
+            ("教育局", UnitRole::Separate),
+        ])
+    }
+
+    fn answer(unit: &str, class: AnswerClass) -> SuggestionAction {
+        A::Answer {
+            unit: unit.into(),
+            class,
+            text: format!("{unit}关于本建议的答复"),
+        }
+    }
+
+    fn evaluate(result: Satisfaction) -> SuggestionAction {
+        A::Evaluate {
+            result,
+            comment: String::new(),
+        }
+    }
+
+    fn extend(until: &str) -> SuggestionAction {
+        A::Extend {
+            until: day(until),
+            reason: "需要等待年度预算安排".into(),
+        }
+    }
+
+    /// A suggestion's event list built one step at a time, each step one lamport after the
+    /// last, the way the CLI appends them.
+    #[derive(Clone)]
+    struct Story {
+        fields: SuggestionFields,
+        entries: Vec<Entry>,
+    }
+
+    impl Story {
+        fn to(addressed_to: RegionCode) -> Story {
+            Story {
+                fields: fields_to(addressed_to),
+                entries: Vec::new(),
+            }
+        }
+
+        /// The congress that owns the handling.
+        fn owner(&self) -> RegionCode {
+            self.fields.addressed_to
+        }
+
+        fn next(&self, date: &str, node: RegionCode, action: SuggestionAction) -> Entry {
+            ev(next_lamport(&self.entries), day(date), node, action)
+        }
+
+        fn then(mut self, date: &str, node: RegionCode, action: SuggestionAction) -> Story {
+            let entry = self.next(date, node, action);
+            self.entries.push(entry);
+            self
+        }
+
+        /// A step taken by the owning congress.
+        fn by_owner(self, date: &str, action: SuggestionAction) -> Story {
+            let owner = self.owner();
+            self.then(date, owner, action)
+        }
+
+        /// A step taken at the lead delegate's home.
+        fn at_home(self, date: &str, action: SuggestionAction) -> Story {
+            self.then(date, township(), action)
+        }
+
+        fn submitted(self) -> Story {
+            self.at_home("2026-03-02", A::Submit)
+        }
+
+        fn accepted(self) -> Story {
+            self.submitted().by_owner("2026-03-10", accept(12))
+        }
+
+        /// Assigned on 2026-03-16, so the answer is due on 2026-06-16.
+        fn assigned(self) -> Story {
+            self.accepted().by_owner("2026-03-16", lead_and_assist())
+        }
+
+        fn answered(self, class: AnswerClass) -> Story {
+            self.assigned()
+                .by_owner("2026-05-20", answer("住建局", class))
+        }
+
+        fn status(&self) -> SuggestionStatus {
+            fold(&header(), &self.fields, &self.entries).0
+        }
+
+        fn rejections(&self) -> Vec<Rejection> {
+            fold(&header(), &self.fields, &self.entries)
+                .1
+                .into_iter()
+                .filter_map(|line| line.rejected)
+                .collect()
+        }
+
+        /// Folds the story with `entry` appended and asserts the fold refused it, left the
+        /// status exactly as the fold without it, and that the CLI's pre-check refuses it for
+        /// the same reason. Returns the rejection.
+        fn rejects(&self, entry: Entry) -> Rejection {
+            let before = self.status();
+            let EventEntry::Event(event) = entry.clone() else {
+                panic!("only decodable events can be rejected");
+            };
+            let mut entries = self.entries.clone();
+            entries.push(entry);
+            let (mut after, history) = fold(&header(), &self.fields, &entries);
+            let rejection = history
+                .iter()
+                .find(|line| line.event.id == event.id)
+                .expect("the event appears in the history")
+                .rejected
+                .clone()
+                .unwrap_or_else(|| panic!("“{}” should have been rejected", event.action.label()));
+            // The CLI checks a step before writing it; it must refuse what every replica's fold
+            // would refuse, or a clerk could write an event that silently does nothing.
+            assert_eq!(
+                check(&before, &header(), &self.fields, &event),
+                Err(rejection.clone())
+            );
+            assert_eq!(after.rejected_events, before.rejected_events + 1);
+            after.rejected_events = before.rejected_events;
+            assert_eq!(after, before, "a rejected event must not change the status");
+            rejection
+        }
+
+        /// Shorthand: the rule that refuses a step dated `date` by `node`.
+        fn rule(&self, date: &str, node: RegionCode, action: SuggestionAction) -> String {
+            self.rejects(self.next(date, node, action)).rule
+        }
+
+        fn owner_rule(&self, date: &str, action: SuggestionAction) -> String {
+            self.rule(date, self.owner(), action)
+        }
+    }
+
+    /// The township addresses its own congress, so it both owns the handling and is home.
+    fn local() -> Story {
+        Story::to(township())
+    }
+
+    // ---- Legal paths -------------------------------------------------------------------------
+
+    #[test]
+    fn a_suggestion_not_accepted_keeps_its_reason() {
+        let story = local().submitted().by_owner(
+            "2026-03-10",
+            not_accept(Some("属于信访事项，不作为代表建议")),
+        );
+        let status = story.status();
+        assert_eq!(status.state, S::NotAccepted);
+        assert_eq!(
+            status.not_accepted_reason.as_deref(),
+            Some("属于信访事项，不作为代表建议")
+        );
+        assert_eq!(status.number, None);
+        assert_eq!(status.submitted_on, Some(day("2026-03-02")));
+        assert!(story.rejections().is_empty());
+    }
+
+    #[test]
+    fn a_suggestion_runs_from_submission_to_closing_and_is_answered_on_time() {
+        let story = local().submitted().by_owner("2026-03-10", accept(7));
+        assert_eq!(story.status().state, S::Accepted);
+        assert_eq!(story.status().number, Some(7));
+
+        let story = story.by_owner("2026-03-16", lead_and_assist());
+        let status = story.status();
+        assert_eq!(status.state, S::Assigned);
+        assert_eq!(status.round, 1);
+        assert_eq!(status.assigned_on, Some(day("2026-03-16")));
+        assert_eq!(status.due, Some(day("2026-06-16")));
+        assert_eq!(status.units.len(), 2);
+
+        let story = story.by_owner("2026-05-20", answer("住建局", AnswerClass::A));
+        let status = story.status();
+        assert_eq!(status.state, S::Answered);
+        assert_eq!(status.class, Some(AnswerClass::A));
+        assert_eq!(status.first_answered_on, Some(day("2026-05-20")));
+        assert_eq!(status.answered_on_time, Some(true));
+        // Nothing is awaited any more, so there is no deadline to show.
+        assert_eq!(status.due, None);
+
+        let story = story.at_home("2026-06-01", evaluate(Satisfaction::Satisfied));
+        assert_eq!(story.status().state, S::Satisfied);
+        assert_eq!(story.status().evaluation, Some(Satisfaction::Satisfied));
+
+        let story = story.by_owner("2026-06-05", A::Close);
+        let status = story.status();
+        assert_eq!(status.state, S::Closed);
+        assert_eq!(status.closed_on, Some(day("2026-06-05")));
+        assert_eq!(status.answered_on_time, Some(true));
+        assert_eq!(status.last_step_on, Some(day("2026-06-05")));
+        assert_eq!(status.rejected_events, 0);
+    }
+
+    #[test]
+    fn a_unit_sending_back_lets_the_congress_reassign_and_restarts_the_deadline() {
+        let story = local().assigned().by_owner(
+            "2026-03-20",
+            A::SendBack {
+                unit: "住建局".into(),
+                reason: "校园周边交通不属于本局职责".into(),
+            },
+        );
+        let status = story.status();
+        assert_eq!(status.state, S::SentBack);
+        assert_eq!(status.due, None);
+        assert!(!status.is_overdue(day("2026-12-31")));
+
+        let story = story.by_owner(
+            "2026-03-25",
+            assign(&[("交通运输局", UnitRole::Lead), ("公安局", UnitRole::Assist)]),
+        );
+        let status = story.status();
+        assert_eq!(status.state, S::Assigned);
+        assert_eq!(status.assigned_on, Some(day("2026-03-25")));
+        // The three months count from the reassignment, not from the first assignment.
+        assert_eq!(status.due, Some(day("2026-06-25")));
+        assert_eq!(status.units[0].unit, "交通运输局");
+
+        let status = story
+            .by_owner("2026-06-20", answer("交通运输局", AnswerClass::A))
+            .status();
+        assert_eq!(status.state, S::Answered);
+        assert_eq!(status.answered_on_time, Some(true));
+    }
+
+    #[test]
+    fn an_extension_moves_the_deadline_that_answers_are_judged_against() {
+        let extended = local()
+            .assigned()
+            .by_owner("2026-06-10", extend("2026-08-16"));
+        let status = extended.status();
+        assert_eq!(status.state, S::Assigned);
+        assert!(status.extended);
+        assert_eq!(status.due, Some(day("2026-08-16")));
+
+        // After the original due date (2026-06-16) but within the approved extension: on time.
+        let on_time = extended
+            .clone()
+            .by_owner("2026-07-20", answer("住建局", AnswerClass::A))
+            .status();
+        assert_eq!(on_time.state, S::Answered);
+        assert_eq!(on_time.answered_on_time, Some(true));
+
+        // After the extended due date: late.
+        let late = extended
+            .by_owner("2026-08-17", answer("住建局", AnswerClass::A))
+            .status();
+        assert_eq!(late.state, S::Answered);
+        assert_eq!(late.answered_on_time, Some(false));
+
+        // Without an extension, the same answer date is late.
+        let unextended = local()
+            .assigned()
+            .by_owner("2026-07-20", answer("住建局", AnswerClass::A))
+            .status();
+        assert_eq!(unextended.answered_on_time, Some(false));
+    }
+
+    #[test]
+    fn separate_units_each_answer_and_the_least_resolved_class_counts() {
+        let assigned = local().accepted().by_owner("2026-03-16", two_separate());
+        let one = assigned
+            .clone()
+            .by_owner("2026-04-20", answer("住建局", AnswerClass::A));
+        let status = one.status();
+        // One of two 分办 units has answered: the suggestion still waits for the other.
+        assert_eq!(status.state, S::Assigned);
+        assert_eq!(status.class, None);
+        assert_eq!(status.answers.len(), 1);
+        assert_eq!(status.first_answered_on, None);
+        assert_eq!(status.due, Some(day("2026-06-16")));
+
+        let both = one.by_owner("2026-05-10", answer("教育局", AnswerClass::C));
+        let status = both.status();
+        assert_eq!(status.state, S::Answered);
+        assert_eq!(status.class, Some(AnswerClass::C));
+        assert_eq!(status.first_answered_on, Some(day("2026-05-10")));
+        assert_eq!(status.answers["住建局"].class, AnswerClass::A);
+        assert_eq!(status.answers["教育局"].class, AnswerClass::C);
+
+        // The order the units answer in does not change the class.
+        let reversed = assigned
+            .by_owner("2026-04-20", answer("教育局", AnswerClass::C))
+            .by_owner("2026-05-10", answer("住建局", AnswerClass::A))
+            .status();
+        assert_eq!(reversed.class, Some(AnswerClass::C));
+    }
+
+    #[test]
+    fn a_basically_satisfied_b_answer_is_tracked_answered_again_and_closed() {
+        let tracking = local()
+            .answered(AnswerClass::B)
+            .at_home("2026-06-01", evaluate(Satisfaction::BasicallySatisfied));
+        let status = tracking.status();
+        assert_eq!(status.state, S::Tracking);
+        assert_eq!(status.evaluation, Some(Satisfaction::BasicallySatisfied));
+
+        let tracked = tracking.by_owner(
+            "2026-07-01",
+            A::Track {
+                note: "信号灯已立项，预计九月安装".into(),
+            },
+        );
+        let status = tracked.status();
+        assert_eq!(status.state, S::Tracking);
+        assert_eq!(status.follow_ups, 1);
+
+        let reanswered = tracked.by_owner("2026-09-01", answer("住建局", AnswerClass::A));
+        let status = reanswered.status();
+        assert_eq!(status.state, S::Answered);
+        assert_eq!(status.round, 2);
+        assert_eq!(status.class, Some(AnswerClass::A));
+        // The first answer's date and timeliness are history; a later round does not rewrite them.
+        assert_eq!(status.first_answered_on, Some(day("2026-05-20")));
+        assert_eq!(status.answered_on_time, Some(true));
+        assert_eq!(status.follow_ups, 1);
+
+        let satisfied = reanswered.at_home("2026-09-10", evaluate(Satisfaction::Satisfied));
+        assert_eq!(satisfied.status().state, S::Satisfied);
+        let closed = satisfied.by_owner("2026-09-15", A::Close);
+        assert_eq!(closed.status().state, S::Closed);
+        assert_eq!(closed.status().closed_on, Some(day("2026-09-15")));
+        assert!(closed.rejections().is_empty());
+    }
+
+    #[test]
+    fn a_dissatisfied_evaluation_reopens_handling_for_one_month_in_a_new_round() {
+        let rehandling = local()
+            .answered(AnswerClass::C)
+            .at_home("2026-06-01", evaluate(Satisfaction::Dissatisfied));
+        let status = rehandling.status();
+        assert_eq!(status.state, S::Rehandling);
+        assert_eq!(status.round, 2);
+        assert_eq!(status.due, Some(day("2026-07-01")));
+        assert!(status.answers.is_empty());
+        assert!(!status.is_overdue(day("2026-07-01")));
+        assert!(status.is_overdue(day("2026-07-02")));
+
+        let status = rehandling
+            .by_owner("2026-06-25", answer("住建局", AnswerClass::A))
+            .status();
+        assert_eq!(status.state, S::Answered);
+        assert_eq!(status.round, 2);
+        assert_eq!(status.class, Some(AnswerClass::A));
+        assert_eq!(status.due, None);
+        assert_eq!(status.first_answered_on, Some(day("2026-05-20")));
+    }
+
+    #[test]
+    fn a_satisfied_d_answer_awaits_closing_but_a_satisfied_c_answer_is_tracked() {
+        let d = local()
+            .answered(AnswerClass::D)
+            .at_home("2026-06-01", evaluate(Satisfaction::Satisfied))
+            .status();
+        assert_eq!(d.state, S::Satisfied);
+
+        // A C answer promises a solution later, so even a satisfied delegate's suggestion stays
+        // under follow-up instead of being closed.
+        let c = local()
+            .answered(AnswerClass::C)
+            .at_home("2026-06-01", evaluate(Satisfaction::Satisfied))
+            .status();
+        assert_eq!(c.state, S::Tracking);
+    }
+
+    #[test]
+    fn key_supervision_is_set_and_cleared() {
+        let on = local()
+            .assigned()
+            .by_owner("2026-03-20", A::Supervise { key: true });
+        assert!(on.status().key_supervision);
+        assert_eq!(
+            on.status().state,
+            S::Assigned,
+            "supervision is not a step of handling"
+        );
+        let off = on.by_owner("2026-04-20", A::Supervise { key: false });
+        assert!(!off.status().key_supervision);
+        assert!(off.rejections().is_empty());
+    }
+
+    // ---- Illegal transitions -----------------------------------------------------------------
+
+    #[test]
+    fn screening_twice_is_refused() {
+        let story = local().accepted();
+        assert_eq!(
+            story.owner_rule("2026-03-11", accept(13)),
+            "transition.state"
+        );
+        assert_eq!(
+            story.owner_rule("2026-03-11", not_accept(Some("重复"))),
+            "transition.state"
+        );
+    }
+
+    #[test]
+    fn assigning_before_acceptance_is_refused() {
+        let story = local().submitted();
+        assert_eq!(
+            story.owner_rule("2026-03-10", lead_and_assist()),
+            "transition.state"
+        );
+    }
+
+    #[test]
+    fn answering_before_assignment_is_refused() {
+        let story = local().accepted();
+        assert_eq!(
+            story.owner_rule("2026-03-12", answer("住建局", AnswerClass::A)),
+            "transition.state"
+        );
+    }
+
+    #[test]
+    fn an_assisting_unit_cannot_answer() {
+        let story = local().assigned();
+        assert_eq!(
+            story.owner_rule("2026-04-01", answer("交通运输局", AnswerClass::A)),
+            "answer.assisting_unit"
+        );
+    }
+
+    #[test]
+    fn a_unit_not_assigned_cannot_answer() {
+        let story = local().assigned();
+        assert_eq!(
+            story.owner_rule("2026-04-01", answer("财政局", AnswerClass::A)),
+            "answer.unit"
+        );
+    }
+
+    #[test]
+    fn a_unit_cannot_answer_twice_in_one_round() {
+        let story = local()
+            .accepted()
+            .by_owner("2026-03-16", two_separate())
+            .by_owner("2026-04-01", answer("住建局", AnswerClass::B));
+        assert_eq!(
+            story.owner_rule("2026-04-02", answer("住建局", AnswerClass::A)),
+            "answer.already_answered"
+        );
+        // A lead unit's second answer finds the suggestion already answered.
+        let lead = local().answered(AnswerClass::B);
+        assert_eq!(
+            lead.owner_rule("2026-05-21", answer("住建局", AnswerClass::A)),
+            "transition.state"
+        );
+    }
+
+    #[test]
+    fn a_unit_that_already_answered_cannot_send_back() {
+        let story = local()
+            .accepted()
+            .by_owner("2026-03-16", two_separate())
+            .by_owner("2026-04-01", answer("住建局", AnswerClass::A));
+        let send_back = |unit: &str| A::SendBack {
+            unit: unit.into(),
+            reason: "不属于本单位职责".into(),
+        };
+        assert_eq!(
+            story.owner_rule("2026-04-02", send_back("住建局")),
+            "send_back.already_answered"
+        );
+        assert_eq!(
+            story.owner_rule("2026-04-02", send_back("财政局")),
+            "send_back.unit"
+        );
+        assert_eq!(
+            story.owner_rule(
+                "2026-04-02",
+                A::SendBack {
+                    unit: "教育局".into(),
+                    reason: " ".into(),
+                }
+            ),
+            "send_back.reason_required"
+        );
+    }
+
+    #[test]
+    fn an_extension_past_six_months_from_assignment_is_refused() {
+        // Assigned 2026-03-16: six months end on 2026-09-16.
+        let story = local().assigned();
+        assert_eq!(
+            story.owner_rule("2026-06-01", extend("2026-09-17")),
+            "extend.past_six_months"
+        );
+        // Two extensions together may not pass the limit either.
+        let once = story.by_owner("2026-06-01", extend("2026-08-16"));
+        assert_eq!(
+            once.owner_rule("2026-08-01", extend("2026-10-16")),
+            "extend.past_six_months"
+        );
+    }
+
+    #[test]
+    fn an_extension_must_be_later_than_the_current_deadline() {
+        let story = local().assigned();
+        assert_eq!(
+            story.owner_rule("2026-06-01", extend("2026-06-16")),
+            "extend.not_later"
+        );
+        assert_eq!(
+            story.owner_rule("2026-06-01", extend("2026-05-01")),
+            "extend.not_later"
+        );
+        let once = story.by_owner("2026-06-01", extend("2026-08-16"));
+        assert_eq!(
+            once.owner_rule("2026-08-01", extend("2026-07-16")),
+            "extend.not_later"
+        );
+    }
+
+    #[test]
+    fn evaluating_before_an_answer_is_refused() {
+        let assigned = local().assigned();
+        assert_eq!(
+            assigned.rule("2026-04-01", township(), evaluate(Satisfaction::Satisfied)),
+            "transition.state"
+        );
+        // Half of a 分办 answer is not an answer the delegate can evaluate.
+        let half = local()
+            .accepted()
+            .by_owner("2026-03-16", two_separate())
+            .by_owner("2026-04-01", answer("住建局", AnswerClass::A));
+        assert_eq!(
+            half.rule("2026-04-02", township(), evaluate(Satisfaction::Satisfied)),
+            "transition.state"
+        );
+    }
+
+    #[test]
+    fn closing_is_refused_until_the_delegate_is_satisfied() {
+        let answered = local().answered(AnswerClass::A);
+        assert_eq!(
+            answered.owner_rule("2026-05-21", A::Close),
+            "transition.state"
+        );
+        let tracking = local()
+            .answered(AnswerClass::B)
+            .at_home("2026-06-01", evaluate(Satisfaction::Satisfied));
+        assert_eq!(tracking.status().state, S::Tracking);
+        assert_eq!(
+            tracking.owner_rule("2026-06-02", A::Close),
+            "transition.state"
+        );
+        let closed = local()
+            .answered(AnswerClass::A)
+            .at_home("2026-06-01", evaluate(Satisfaction::Satisfied))
+            .by_owner("2026-06-02", A::Close);
+        assert_eq!(
+            closed.owner_rule("2026-06-03", A::Close),
+            "transition.state"
+        );
+    }
+
+    #[test]
+    fn not_accepting_without_a_reason_is_refused() {
+        let story = local().submitted();
+        assert_eq!(
+            story.owner_rule("2026-03-10", not_accept(None)),
+            "screen.reason_required"
+        );
+        assert_eq!(
+            story.owner_rule("2026-03-10", not_accept(Some("   "))),
+            "screen.reason_required"
+        );
+    }
+
+    #[test]
+    fn an_assignment_needs_one_lead_unit_or_several_separate_units() {
+        let story = local().accepted();
+        let two_leads = assign(&[("住建局", UnitRole::Lead), ("教育局", UnitRole::Lead)]);
+        assert_eq!(story.owner_rule("2026-03-16", two_leads), "assign.roles");
+        let one_separate = assign(&[("住建局", UnitRole::Separate)]);
+        assert_eq!(story.owner_rule("2026-03-16", one_separate), "assign.roles");
+        let mixed = assign(&[("住建局", UnitRole::Lead), ("教育局", UnitRole::Separate)]);
+        assert_eq!(story.owner_rule("2026-03-16", mixed), "assign.roles");
+        let only_assist = assign(&[("住建局", UnitRole::Assist)]);
+        assert_eq!(story.owner_rule("2026-03-16", only_assist), "assign.roles");
+        assert_eq!(story.owner_rule("2026-03-16", assign(&[])), "assign.units");
+    }
+
+    #[test]
+    fn duplicate_unit_names_are_refused() {
+        let story = local().accepted();
+        let twice = assign(&[("住建局", UnitRole::Lead), ("住建局", UnitRole::Assist)]);
+        assert_eq!(
+            story.owner_rule("2026-03-16", twice),
+            "assign.duplicate_unit"
+        );
+    }
+
+    #[test]
+    fn supervising_twice_with_the_same_flag_is_refused() {
+        let story = local().assigned();
+        assert_eq!(
+            story.owner_rule("2026-03-20", A::Supervise { key: false }),
+            "supervise.unchanged"
+        );
+        let on = story.by_owner("2026-03-20", A::Supervise { key: true });
+        assert_eq!(
+            on.owner_rule("2026-03-21", A::Supervise { key: true }),
+            "supervise.unchanged"
+        );
+    }
+
+    #[test]
+    fn a_step_dated_before_the_previous_step_is_refused() {
+        let story = local().accepted();
+        assert_eq!(
+            story.owner_rule("2026-03-09", lead_and_assist()),
+            "date.before_previous_step"
+        );
+        // The same day as the previous step is fine: several steps often happen on one day.
+        assert!(
+            story
+                .by_owner("2026-03-10", lead_and_assist())
+                .rejections()
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn a_step_dated_well_after_it_was_recorded_is_refused() {
+        let story = local().accepted();
+        let lamport = next_lamport(&story.entries);
+        let recorded = noon(day("2026-03-16"));
+        let future = ev_recorded(
+            lamport,
+            day("2026-03-20"),
+            recorded,
+            township(),
+            lead_and_assist(),
+        );
+        assert_eq!(story.rejects(future).rule, "date.in_future");
+        // One day ahead is tolerated: a clerk east of UTC records the next morning's date while
+        // UTC still says yesterday.
+        let mut entries = story.entries.clone();
+        entries.push(ev_recorded(
+            lamport,
+            day("2026-03-17"),
+            recorded,
+            township(),
+            lead_and_assist(),
+        ));
+        let (status, _) = fold(&header(), &story.fields, &entries);
+        assert_eq!(status.state, S::Assigned);
+    }
+
+    #[test]
+    fn only_the_addressed_congress_screens_assigns_answers_and_closes() {
+        let to_county = Story::to(county());
+        // The home township is not the congress the suggestion was addressed to.
+        let submitted = to_county.clone().submitted();
+        assert_eq!(
+            submitted.rule("2026-03-10", township(), accept(1)),
+            "authority.addressed_congress"
+        );
+        let accepted = to_county.clone().accepted();
+        assert_eq!(
+            accepted.rule("2026-03-16", township(), lead_and_assist()),
+            "authority.addressed_congress"
+        );
+        let assigned = to_county.clone().assigned();
+        assert_eq!(
+            assigned.rule("2026-04-01", township(), answer("住建局", AnswerClass::A)),
+            "authority.addressed_congress"
+        );
+        assert_eq!(
+            assigned.rule("2026-04-01", township(), extend("2026-07-16")),
+            "authority.addressed_congress"
+        );
+        let satisfied = to_county
+            .answered(AnswerClass::A)
+            .at_home("2026-06-01", evaluate(Satisfaction::Satisfied));
+        assert_eq!(satisfied.status().state, S::Satisfied);
+        assert_eq!(
+            satisfied.rule("2026-06-02", township(), A::Close),
+            "authority.addressed_congress"
+        );
+        // The county itself may close it: the refusals above were about who, not when.
+        assert_eq!(
+            satisfied.by_owner("2026-06-02", A::Close).status().state,
+            S::Closed
+        );
+    }
+
+    #[test]
+    fn only_the_lead_delegates_home_submits_and_evaluates() {
+        let to_county = Story::to(county());
+        assert_eq!(
+            to_county.rule("2026-03-02", county(), A::Submit),
+            "authority.lead_delegate_home"
+        );
+        let answered = to_county.answered(AnswerClass::A);
+        assert_eq!(
+            answered.rule("2026-06-01", county(), evaluate(Satisfaction::Satisfied)),
+            "authority.lead_delegate_home"
+        );
+    }
+
+    // ---- Deadlines ---------------------------------------------------------------------------
+
+    #[test]
+    fn answers_are_due_three_calendar_months_after_assignment_clamped_to_month_end() {
+        let story = local()
+            .submitted()
+            .by_owner("2026-11-20", accept(3))
+            .by_owner("2026-11-30", lead_and_assist());
+        // There is no 30 February: the deadline is the last day of February.
+        assert_eq!(story.status().due, Some(day("2027-02-28")));
+        let story = local().assigned();
+        assert_eq!(story.status().due, Some(day("2026-06-16")));
+    }
+
+    #[test]
+    fn a_suggestion_is_overdue_only_after_its_due_date_and_never_once_answered() {
+        let story = local().assigned();
+        let status = story.status();
+        assert!(!status.is_overdue(day("2026-03-16")));
+        assert!(
+            !status.is_overdue(day("2026-06-16")),
+            "the due date itself is on time"
+        );
+        assert!(status.is_overdue(day("2026-06-17")));
+
+        let answered = story
+            .by_owner("2026-06-30", answer("住建局", AnswerClass::A))
+            .status();
+        assert!(!answered.is_overdue(day("2026-07-01")));
+        assert_eq!(answered.answered_on_time, Some(false));
+
+        // An accepted suggestion not yet assigned waits for no answer, so it cannot be overdue.
+        assert!(!local().accepted().status().is_overdue(day("2030-01-01")));
+    }
+
+    #[test]
+    fn an_extension_to_exactly_six_months_after_assignment_is_allowed() {
+        let assigned = local()
+            .submitted()
+            .by_owner("2026-11-20", accept(3))
+            .by_owner("2026-11-30", lead_and_assist());
+        let extended = assigned
+            .clone()
+            .by_owner("2027-02-20", extend("2027-05-30"));
+        let status = extended.status();
+        assert_eq!(status.due, Some(day("2027-05-30")));
+        assert!(status.extended);
+        assert!(!status.is_overdue(day("2027-05-30")));
+        assert!(status.is_overdue(day("2027-05-31")));
+        assert_eq!(
+            assigned.owner_rule("2027-02-20", extend("2027-05-31")),
+            "extend.past_six_months"
+        );
+    }
+
+    // ---- Concurrent events -------------------------------------------------------------------
+
+    #[test]
+    fn concurrent_screenings_resolve_by_event_id_whatever_the_list_order() {
+        let story = local().submitted();
+        let lamport = next_lamport(&story.entries);
+        let smaller = id(0x0197_0000_0000_0000_0000_0000_0000_0100);
+        let larger = id(0x0197_0000_0000_0000_0000_0000_0000_0200);
+        let accepting = |event_id| {
+            with_id(
+                ev(lamport, day("2026-03-10"), township(), accept(5)),
+                event_id,
+            )
+        };
+        let refusing = |event_id| {
+            with_id(
+                ev(
+                    lamport,
+                    day("2026-03-10"),
+                    township(),
+                    not_accept(Some("内容不明确")),
+                ),
+                event_id,
+            )
+        };
+        let fold_in = |entries: Vec<Entry>| {
+            let mut all = story.entries.clone();
+            all.extend(entries);
+            fold(&header(), &story.fields, &all)
+        };
+
+        // Two clerks of the same congress screened at once; the acceptance has the smaller id.
+        let (first, history_first) = fold_in(vec![accepting(smaller), refusing(larger)]);
+        let (second, history_second) = fold_in(vec![refusing(larger), accepting(smaller)]);
+        assert_eq!(first, second);
+        assert_eq!(history_first, history_second);
+        assert_eq!(first.state, S::Accepted);
+        assert_eq!(first.number, Some(5));
+        assert_eq!(first.rejected_events, 1);
+        let rejected: Vec<_> = history_first
+            .iter()
+            .filter(|line| line.rejected.is_some())
+            .collect();
+        assert_eq!(rejected.len(), 1);
+        assert_eq!(rejected[0].event.id, larger);
+        assert_eq!(
+            rejected[0].rejected.as_ref().unwrap().rule,
+            "transition.state"
+        );
+
+        // Swap the ids: now the refusal comes first in fold order and wins, in either list order.
+        let (swapped, _) = fold_in(vec![accepting(larger), refusing(smaller)]);
+        let (swapped_again, _) = fold_in(vec![refusing(smaller), accepting(larger)]);
+        assert_eq!(swapped, swapped_again);
+        assert_eq!(swapped.state, S::NotAccepted);
+        assert_eq!(swapped.number, None);
+        assert_eq!(swapped.rejected_events, 1);
+    }
+}

@@ -47,14 +47,15 @@ pub async fn sync_with_parent(
             .max_encoding_message_size(MAX_MESSAGE_BYTES);
         let (tx, rx) = mpsc::channel(16);
         let received = store.call(move |s| s.received_seq(&parent)).await?;
-        tx.send(message(Body::Hello(v1::Hello {
+        let hello = message(Body::Hello(v1::Hello {
             region: me.to_string(),
             received_seq: received,
-        })))
-        .await
-        .map_err(|_| SyncError::Closed)?;
+        }));
+        let hello_bytes = prost::Message::encoded_len(&hello);
+        tx.send(hello).await.map_err(|_| SyncError::Closed)?;
         let mut inbound = client.link(ReceiverStream::new(rx)).await?.into_inner();
         let first = inbound.message().await?.ok_or(SyncError::Closed)?;
+        let first_bytes = prost::Message::encoded_len(&first);
         let Body::Hello(hello) = open(first)? else {
             return Err(SyncError::Protocol(
                 "the parent did not open with Hello".into(),
@@ -66,7 +67,10 @@ pub async fn sync_with_parent(
                 hello.region
             )));
         }
-        let report = run_link(store, parent, hello.received_seq, inbound, tx, mode, config).await?;
+        let mut report =
+            run_link(store, parent, hello.received_seq, inbound, tx, mode, config).await?;
+        report.wire_bytes_sent += hello_bytes;
+        report.wire_bytes_received += first_bytes;
         info!(
             sent = report.changes_sent,
             received = report.changes_received,

@@ -79,6 +79,10 @@ pub struct LinkReport {
     pub changes_received: usize,
     pub bytes_received: usize,
     pub batches_sent: usize,
+    /// Encoded size of every protocol message each way (before HTTP/2 framing), the honest cost
+    /// of a round including the messages that carry no changes.
+    pub wire_bytes_sent: usize,
+    pub wire_bytes_received: usize,
 }
 
 pub fn message(body: Body) -> LinkMessage {
@@ -175,7 +179,12 @@ where
     let mut local_done = false;
     let mut remote_done = false;
     let mut written = store.subscribe();
+    let wire_out = std::sync::atomic::AtomicUsize::new(0);
     let send = |msg: LinkMessage| {
+        wire_out.fetch_add(
+            prost::Message::encoded_len(&msg),
+            std::sync::atomic::Ordering::Relaxed,
+        );
         let outbound = outbound.clone();
         async move { outbound.send(msg).await.map_err(|_| SyncError::Closed) }
     };
@@ -239,6 +248,7 @@ where
             // Close our half of the stream and let the peer close its half, so the link ends
             // cleanly rather than being reset.
             drop(outbound);
+            report.wire_bytes_sent = wire_out.load(std::sync::atomic::Ordering::Relaxed);
             let drain = async { while let Ok(Some(_)) = inbound.next_message().await {} };
             let _ = tokio::time::timeout(Duration::from_secs(5), drain).await;
             return Ok(report);
@@ -246,8 +256,10 @@ where
         tokio::select! {
             msg = inbound.next_message() => {
                 let Some(msg) = msg? else {
+                    report.wire_bytes_sent = wire_out.load(std::sync::atomic::Ordering::Relaxed);
                     return if mode == Mode::Live { Ok(report) } else { Err(SyncError::Closed) };
                 };
+                report.wire_bytes_received += prost::Message::encoded_len(&msg);
                 match open(msg)? {
                     Body::Batch(batch) => {
                         remote_done = false;

@@ -1,0 +1,446 @@
+//! `renda bench sync`: measures sync on this machine with real nodes (real SQLite files, real
+//! gRPC over loopback) and prints the numbers docs/benchmarks.md records.
+//!
+//! - cold sync of N realistic records, township to county: records/s and bytes/record;
+//! - sync after 100 and after 1 of N records changed, and a no-op sync: ms and bytes;
+//! - four-hop propagation latency, township to national over live links: p50 and p99;
+//! - with `--townships K`, the county's peak RSS (a separate `renda run` process) after K
+//!   townships of N records each have synced to it.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use chrono::NaiveDate;
+use renda_hub::sync_server::{SyncService, bind, serve};
+use renda_node::office::{self, ActivityDraft, Contact, SuggestionDraft};
+use renda_node::record::RecordId;
+use renda_node::record::activity::{Activity, ActivityKind};
+use renda_node::record::delegate::{Delegate, Gender, Mandate, MandateStatus};
+use renda_node::record::opinion::{OpinionAction, OpinionFields, OpinionSource};
+use renda_node::region::RegionCode;
+use renda_node::store::{Store, StoreHandle};
+use renda_node::sync::client::{keep_linked, sync_with_parent};
+use renda_node::sync::{LinkConfig, LinkReport, Mode};
+
+use crate::cli::BenchArgs;
+
+fn code(s: &str) -> RegionCode {
+    RegionCode::parse("region", s).expect("bench region codes are valid")
+}
+
+fn day() -> NaiveDate {
+    NaiveDate::from_ymd_opt(2026, 10, 1).expect("valid date")
+}
+
+struct BenchNode {
+    region: RegionCode,
+    store: StoreHandle,
+    addr: String,
+}
+
+async fn start(dir: &Path, region: &str, name: &str) -> Result<BenchNode> {
+    let region = code(region);
+    let store = StoreHandle::spawn(Store::init(&dir.join(region.as_str()), region, name, None)?)?;
+    let listener = bind("127.0.0.1:0".parse()?).await?;
+    let addr = listener.local_addr()?.to_string();
+    let service = SyncService::new(store.clone(), region, LinkConfig::default());
+    tokio::spawn(async move {
+        let _ = serve(listener, service, std::future::pending()).await;
+    });
+    Ok(BenchNode {
+        region,
+        store,
+        addr,
+    })
+}
+
+async fn sync(child: &BenchNode, parent_addr: &str) -> Result<(LinkReport, Duration)> {
+    let started = Instant::now();
+    let report = sync_with_parent(
+        child.store.clone(),
+        child.region,
+        parent_addr,
+        Mode::Once,
+        LinkConfig::default(),
+    )
+    .await?;
+    Ok((report, started.elapsed()))
+}
+
+fn mandate(congress: RegionCode, term: u32) -> (String, Mandate) {
+    (
+        Mandate::key(&congress, term),
+        Mandate {
+            congress,
+            level: congress
+                .level()
+                .unwrap_or(renda_node::region::Level::Township),
+            term,
+            constituency: "第七选区".into(),
+            status: MandateStatus::Serving,
+            status_since: None,
+        },
+    )
+}
+
+/// Writes `n` records shaped like a township's year: for every ten, four opinions (half with a
+/// constituent's contact), three activities with sign-ins, two delegates and one suggestion.
+/// Returns the opinion ids, which the change benchmarks edit.
+async fn populate(node: &BenchNode, n: usize) -> Result<Vec<RecordId>> {
+    let region = node.region;
+    let delegates = (n / 10 * 2).max(2);
+    let mut delegate_ids = Vec::new();
+    let mut opinions = Vec::new();
+    let mut made = 0usize;
+    let names = [
+        "沈建华",
+        "陆秀英",
+        "朱伟明",
+        "钱丽华",
+        "王志强",
+        "李春燕",
+        "张国平",
+        "周桂芳",
+    ];
+    while made < delegates {
+        let chunk = (delegates - made).min(500);
+        let start = made;
+        let ids = node
+            .store
+            .write(move |tx| {
+                let mut ids = Vec::new();
+                for i in start..start + chunk {
+                    let delegate = Delegate {
+                        name: format!("{}{}", names[i % names.len()], i),
+                        gender: if i % 2 == 0 {
+                            Gender::Male
+                        } else {
+                            Gender::Female
+                        },
+                        birth_year: Some(1960 + (i % 40) as i32),
+                        ethnicity: Some("汉族".into()),
+                        party: None,
+                        occupation: "村民委员会主任".into(),
+                        station: None,
+                        mandates: BTreeMap::from([mandate(region, 17)]),
+                    };
+                    ids.push(office::add_delegate(tx, "clerk", delegate, Contact::default())?.id);
+                }
+                Ok(ids)
+            })
+            .await?;
+        delegate_ids.extend(ids);
+        made += chunk;
+    }
+    let others = n.saturating_sub(delegates);
+    let mut written = 0usize;
+    while written < others {
+        let chunk = (others - written).min(500);
+        let start = written;
+        let pool = delegate_ids.clone();
+        let ids = node
+            .store
+            .write(move |tx| {
+                let mut opinions = Vec::new();
+                for i in start..start + chunk {
+                    match i % 8 {
+                        0..=3 => {
+                            let fields = OpinionFields {
+                                source: OpinionSource::QrCode,
+                                content: format!("第{i}号：村道路灯损坏多日，夜间出行不便，希望尽快维修并加装照明设施"),
+                                place: "梅北村村道".into(),
+                                region,
+                                delegate: Some(pool[i % pool.len()]),
+                                activity: None,
+                                category: Some("城乡建设".into()),
+                            };
+                            let contact = if i % 2 == 0 {
+                                Contact { name: Some("李阿姨".into()), phone: Some("13800000000".into()), id_number: None }
+                            } else {
+                                Contact::default()
+                            };
+                            opinions.push(office::add_opinion(tx, "clerk", fields, contact, day())?.id);
+                        }
+                        4..=6 => {
+                            let draft = ActivityDraft {
+                                activity: Activity {
+                                    kind: ActivityKind::Reception,
+                                    date: day(),
+                                    topic: format!("代表活动日第{i}场：听取群众对农田水利的意见"),
+                                    organiser: "王店镇人大主席团".into(),
+                                    group: None,
+                                    venue: None,
+                                    participants: BTreeMap::new(),
+                                    constituents_received: (i % 30) as u32,
+                                    outcome: "收集意见 3 条".into(),
+                                },
+                                participants: vec![pool[i % pool.len()], pool[(i + 1) % pool.len()]],
+                            };
+                            office::add_activity(tx, "clerk", draft)?;
+                        }
+                        _ => {
+                            let draft = SuggestionDraft {
+                                title: format!("关于改善第{i}村农田灌溉设施的建议"),
+                                body: "部分灌溉渠道年久失修，渗漏严重，建议列入农田水利建设计划分段修缮。".into(),
+                                category: "农业农村".into(),
+                                lead: pool[i % pool.len()],
+                                cosigners: vec![pool[(i + 1) % pool.len()]],
+                                addressed_to: region,
+                                session: None,
+                            };
+                            office::submit_suggestion(tx, "clerk", draft, day())?;
+                        }
+                    }
+                }
+                Ok(opinions)
+            })
+            .await?;
+        opinions.extend(ids);
+        written += chunk;
+    }
+    Ok(opinions)
+}
+
+async fn pass_on(node: &BenchNode, ids: &[RecordId]) -> Result<()> {
+    let ids = ids.to_vec();
+    node.store
+        .write(move |tx| {
+            for id in &ids {
+                office::opinion_step(
+                    tx,
+                    "clerk",
+                    id,
+                    OpinionAction::PassOn {
+                        to: "镇建设办".into(),
+                    },
+                    day(),
+                )?;
+            }
+            Ok(())
+        })
+        .await?;
+    Ok(())
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+pub async fn run(args: BenchArgs) -> Result<()> {
+    let dir = tempfile::tempdir().context("temporary directory")?;
+    let n = args.records;
+    println!("renda bench sync: {n} records, township → county over loopback gRPC");
+
+    let county = start(dir.path(), "330411000000", "秀洲区人大常委会").await?;
+    let town = start(dir.path(), "330411101000", "王店镇人大主席团").await?;
+    let started = Instant::now();
+    let opinions = populate(&town, n).await?;
+    println!(
+        "  populate: {n} records in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    let records = town
+        .store
+        .call(|s| s.stats())
+        .await?
+        .records_by_kind
+        .iter()
+        .map(|(_, n)| n)
+        .sum::<u64>();
+
+    let (cold, took) = sync(&town, &county.addr).await?;
+    println!(
+        "  cold sync: {records} records ({} changes) in {:.0} ms = {:.0} records/s, {:.0} bytes/record on the wire",
+        cold.changes_sent,
+        ms(took),
+        records as f64 / took.as_secs_f64(),
+        cold.wire_bytes_sent as f64 / records as f64
+    );
+    for changed in [100usize, 1] {
+        let mut samples = Vec::new();
+        let mut bytes = 0;
+        for round in 0..5 {
+            let start = (round * changed + changed * 7) % opinions.len().max(1);
+            let ids: Vec<RecordId> = opinions
+                .iter()
+                .cycle()
+                .skip(start)
+                .take(changed)
+                .copied()
+                .collect();
+            // A re-pass-on is refused by the fold, so each round edits opinions still received.
+            let fresh: Vec<RecordId> = {
+                let ids = ids.clone();
+                town.store
+                    .call(move |s| {
+                        Ok(ids
+                            .into_iter()
+                            .filter(|id| s.get(id).map(|r| matches!(&r.body, renda_node::record::Body::Opinion(o) if o.fold(&r.header).0.passed_on_to.is_none())).unwrap_or(false))
+                            .collect::<Vec<_>>())
+                    })
+                    .await?
+            };
+            if fresh.len() < changed {
+                break;
+            }
+            pass_on(&town, &fresh).await?;
+            let (report, took) = sync(&town, &county.addr).await?;
+            anyhow::ensure!(
+                report.changes_sent == changed,
+                "expected {changed} changes, sent {}",
+                report.changes_sent
+            );
+            samples.push(took);
+            bytes = report.wire_bytes_sent + report.wire_bytes_received;
+        }
+        samples.sort();
+        println!(
+            "  {changed} of {records} changed: median {:.1} ms, {} bytes both ways",
+            ms(percentile(&samples, 0.5)),
+            bytes
+        );
+    }
+    let mut noop = Vec::new();
+    let mut noop_bytes = 0;
+    for _ in 0..20 {
+        let (report, took) = sync(&town, &county.addr).await?;
+        noop.push(took);
+        noop_bytes = report.wire_bytes_sent + report.wire_bytes_received;
+    }
+    noop.sort();
+    println!(
+        "  no-op sync at {records} records: median {:.2} ms, p99 {:.2} ms, {noop_bytes} bytes both ways",
+        ms(percentile(&noop, 0.5)),
+        ms(percentile(&noop, 0.99))
+    );
+
+    // Four hops with live links everywhere.
+    let chain = [
+        "000000000000",
+        "330000000000",
+        "330400000000",
+        "330411000000",
+        "330411101000",
+    ];
+    let mut nodes = Vec::new();
+    for c in chain {
+        nodes.push(start(&dir.path().join("chain"), c, c).await?);
+    }
+    let mut links = Vec::new();
+    for pair in nodes.windows(2) {
+        let (parent, child) = (&pair[0], &pair[1]);
+        links.push(tokio::spawn(keep_linked(
+            child.store.clone(),
+            child.region,
+            parent.addr.clone(),
+            LinkConfig::default(),
+        )));
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut hops = Vec::new();
+    let national = code("000000000000");
+    for i in 0..args.latency_samples {
+        let delegate = Delegate {
+            name: format!("全国人大代表{i}"),
+            gender: Gender::Female,
+            birth_year: None,
+            ethnicity: None,
+            party: None,
+            occupation: "农业合作社理事长".into(),
+            station: None,
+            mandates: BTreeMap::from([mandate(national, 14)]),
+        };
+        let started = Instant::now();
+        let id = nodes[4]
+            .store
+            .write(move |tx| office::add_delegate(tx, "clerk", delegate, Contact::default()))
+            .await?
+            .id;
+        loop {
+            if nodes[0].store.call(move |s| Ok(s.get(&id).is_ok())).await? {
+                break;
+            }
+            anyhow::ensure!(
+                started.elapsed() < Duration::from_secs(30),
+                "a write never reached the national node"
+            );
+            tokio::time::sleep(Duration::from_micros(500)).await;
+        }
+        hops.push(started.elapsed());
+    }
+    hops.sort();
+    println!(
+        "  four-hop propagation (township → national, live): p50 {:.1} ms, p99 {:.1} ms over {} writes",
+        ms(percentile(&hops, 0.5)),
+        ms(percentile(&hops, 0.99)),
+        hops.len()
+    );
+    for l in links {
+        l.abort();
+    }
+
+    if let Some(townships) = args.townships {
+        county_rss(dir.path(), townships, n).await?;
+    }
+    Ok(())
+}
+
+/// Runs a county as its own `renda run` process, syncs `townships` townships of `n` records
+/// each into it, and reports its peak resident set.
+async fn county_rss(dir: &Path, townships: usize, n: usize) -> Result<()> {
+    let county_dir = dir.join("rss-county");
+    let region = code("330411000000");
+    drop(Store::init(&county_dir, region, "秀洲区人大常委会", None)?);
+    let mut child = tokio::process::Command::new(std::env::current_exe()?)
+        .args(["run", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(&county_dir)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()?;
+    let pid = child.id().context("county pid")?;
+    let mut banner = String::new();
+    {
+        use tokio::io::AsyncBufReadExt;
+        let stdout = child.stdout.as_mut().context("county stdout")?;
+        tokio::io::BufReader::new(stdout)
+            .read_line(&mut banner)
+            .await?;
+    }
+    let addr = banner
+        .split("正在 ")
+        .nth(1)
+        .and_then(|r| r.split(' ').next())
+        .context("county address")?
+        .to_string();
+    let started = Instant::now();
+    for t in 0..townships {
+        let node = start(
+            &dir.join("rss-towns"),
+            &format!("330411{:03}000", 101 + t),
+            "乡镇",
+        )
+        .await?;
+        populate(&node, n).await?;
+        sync(&node, &addr).await?;
+    }
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let hwm = status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .map(|l| l.trim_start_matches("VmHWM:").trim().to_string())
+        .unwrap_or_else(|| "unknown".into());
+    println!(
+        "  county peak RSS after {townships} townships × {n} records ({:.0} s): {hwm}",
+        started.elapsed().as_secs_f64()
+    );
+    child.kill().await.ok();
+    Ok(())
+}
