@@ -198,7 +198,14 @@ fn step(
             format!("日期 {} 早于上一步的日期 {last}", event.date),
         ));
     }
-    if event.date > event.recorded_at.date_naive() + chrono::Days::new(1) {
+    // Checked: `+` panics on the calendar's last day, and `recorded_at` comes from peers. No
+    // date can be later than a day that does not exist.
+    if event
+        .recorded_at
+        .date_naive()
+        .checked_add_days(chrono::Days::new(1))
+        .is_some_and(|latest| event.date > latest)
+    {
         return Err(Rejection::new(
             "date.in_future",
             format!("日期 {} 晚于录入时间", event.date),
@@ -309,5 +316,316 @@ impl super::event::Workflow for Opinion {
         event: &Event<OpinionAction>,
     ) -> Result<(), Rejection> {
         check(status, header, event)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::{DateTime, Days, Utc};
+
+    use super::*;
+    use crate::record::event::next_lamport;
+    use crate::record::{Author, RecordKind};
+
+    type Entry = EventEntry<OpinionAction>;
+    use OpinionAction as A;
+    use OpinionState as S;
+
+    /// 王店镇: where the opinion was received.
+    fn township() -> RegionCode {
+        RegionCode::parse("region", "330411101000").unwrap()
+    }
+
+    /// 秀洲区: the county above the township.
+    fn county() -> RegionCode {
+        RegionCode::parse("region", "330411000000").unwrap()
+    }
+
+    /// 油车港镇: a neighbouring township under the same county, with no say over this opinion.
+    fn sibling_township() -> RegionCode {
+        RegionCode::parse("region", "330411102000").unwrap()
+    }
+
+    fn day(s: &str) -> NaiveDate {
+        NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap()
+    }
+
+    fn noon(date: NaiveDate) -> DateTime<Utc> {
+        date.and_hms_opt(12, 0, 0).unwrap().and_utc()
+    }
+
+    fn header() -> Header {
+        Header {
+            id: RecordId(ulid::Ulid(0x0197_0000_0000_0000_0000_0000_0000_0010)),
+            kind: RecordKind::Opinion,
+            home: township(),
+            created_at: noon(day("2026-04-01")),
+            created_by: Author {
+                node: township(),
+                user: "镇人大办".into(),
+            },
+        }
+    }
+
+    /// An event recorded at noon on the day it takes effect.
+    fn ev(lamport: u64, date: NaiveDate, node: RegionCode, action: OpinionAction) -> Entry {
+        EventEntry::Event(Event {
+            id: RecordId::new(),
+            lamport,
+            recorded_at: noon(date),
+            date,
+            author: Author {
+                node,
+                user: "经办人".into(),
+            },
+            action,
+        })
+    }
+
+    fn pass_on(to: &str) -> OpinionAction {
+        A::PassOn { to: to.into() }
+    }
+
+    fn handle() -> OpinionAction {
+        A::Handle {
+            result: "已修复路灯".into(),
+        }
+    }
+
+    fn rate(rating: Satisfaction) -> OpinionAction {
+        A::Rate { rating }
+    }
+
+    /// An opinion's events built one step at a time, each one lamport after the last.
+    #[derive(Clone, Default)]
+    struct Story {
+        entries: Vec<Entry>,
+    }
+
+    impl Story {
+        fn next(&self, date: &str, node: RegionCode, action: OpinionAction) -> Entry {
+            ev(next_lamport(&self.entries), day(date), node, action)
+        }
+
+        fn then(mut self, date: &str, node: RegionCode, action: OpinionAction) -> Story {
+            let entry = self.next(date, node, action);
+            self.entries.push(entry);
+            self
+        }
+
+        fn at_home(self, date: &str, action: OpinionAction) -> Story {
+            self.then(date, township(), action)
+        }
+
+        fn received() -> Story {
+            Story::default().at_home("2026-04-01", A::Receive)
+        }
+
+        fn passed_on() -> Story {
+            Story::received().at_home("2026-04-02", pass_on("镇城建办"))
+        }
+
+        fn status(&self) -> OpinionStatus {
+            fold(&header(), &self.entries).0
+        }
+
+        /// Folds the story with one more step, asserts the fold refused it and left the status as
+        /// it was, and that the CLI's pre-check agrees. Returns the rule.
+        fn rule(&self, date: &str, node: RegionCode, action: OpinionAction) -> String {
+            let before = self.status();
+            let entry = self.next(date, node, action);
+            let EventEntry::Event(event) = entry.clone() else {
+                unreachable!("built as an event")
+            };
+            let mut entries = self.entries.clone();
+            entries.push(entry);
+            let (mut after, history) = fold(&header(), &entries);
+            let rejection = history
+                .last()
+                .and_then(|line| line.rejected.clone())
+                .unwrap_or_else(|| panic!("“{}” should have been rejected", event.action.label()));
+            // The CLI must refuse what every replica's fold would refuse, for the same reason.
+            assert_eq!(check(&before, &header(), &event), Err(rejection.clone()));
+            assert_eq!(after.rejected_events, before.rejected_events + 1);
+            after.rejected_events = before.rejected_events;
+            assert_eq!(after, before, "a rejected event must not change the status");
+            rejection.rule
+        }
+    }
+
+    #[test]
+    fn an_opinion_answered_on_the_spot_is_handled_at_once() {
+        let status = Story::received()
+            .at_home(
+                "2026-04-01",
+                A::AnswerOnSpot {
+                    reply: "已向群众解释医保报销政策".into(),
+                },
+            )
+            .status();
+        assert_eq!(status.state, S::Handled);
+        assert!(status.answered_on_spot);
+        assert_eq!(status.received_on, Some(day("2026-04-01")));
+        assert_eq!(status.handled_on, Some(day("2026-04-01")));
+        assert_eq!(status.result.as_deref(), Some("已向群众解释医保报销政策"));
+        assert_eq!(status.passed_on_to, None);
+        assert_eq!(status.rejected_events, 0);
+    }
+
+    #[test]
+    fn an_opinion_passed_on_is_started_handled_and_rated() {
+        let passed = Story::passed_on();
+        let status = passed.status();
+        assert_eq!(status.state, S::PassedOn);
+        assert_eq!(status.passed_on_to.as_deref(), Some("镇城建办"));
+        assert_eq!(status.passed_on_on, Some(day("2026-04-02")));
+
+        let started = passed.at_home(
+            "2026-04-05",
+            A::Start {
+                note: "已派人查看".into(),
+            },
+        );
+        assert_eq!(started.status().state, S::InProgress);
+
+        let handled = started.at_home("2026-04-20", handle());
+        let status = handled.status();
+        assert_eq!(status.state, S::Handled);
+        assert_eq!(status.handled_on, Some(day("2026-04-20")));
+        assert_eq!(status.result.as_deref(), Some("已修复路灯"));
+        assert!(!status.answered_on_spot);
+
+        let status = handled
+            .at_home("2026-04-25", rate(Satisfaction::Satisfied))
+            .status();
+        assert_eq!(status.state, S::Handled);
+        assert_eq!(status.rating, Some(Satisfaction::Satisfied));
+        assert_eq!(status.last_step_on, Some(day("2026-04-25")));
+        assert_eq!(status.rejected_events, 0);
+    }
+
+    #[test]
+    fn an_opinion_passed_on_may_be_handled_without_a_recorded_start() {
+        let status = Story::passed_on().at_home("2026-04-10", handle()).status();
+        assert_eq!(status.state, S::Handled);
+        assert_eq!(status.handled_on, Some(day("2026-04-10")));
+    }
+
+    #[test]
+    fn the_county_above_may_record_the_handling() {
+        // The county often follows up an opinion its township passed on to a county bureau.
+        let status = Story::passed_on()
+            .then("2026-04-10", county(), handle())
+            .status();
+        assert_eq!(status.state, S::Handled);
+        assert_eq!(status.rejected_events, 0);
+    }
+
+    #[test]
+    fn a_sibling_township_may_not_record_anything() {
+        let passed = Story::passed_on();
+        assert_eq!(
+            passed.rule("2026-04-10", sibling_township(), handle()),
+            "authority.home_or_above"
+        );
+        assert_eq!(
+            Story::received().rule("2026-04-02", sibling_township(), pass_on("镇城建办")),
+            "authority.home_or_above"
+        );
+    }
+
+    #[test]
+    fn an_opinion_is_received_only_at_home() {
+        // The county is above the township, so it passes the authority check for later steps,
+        // but only the node that met the constituent may register the opinion.
+        assert_eq!(
+            Story::default().rule("2026-04-01", county(), A::Receive),
+            "authority.home"
+        );
+        assert_eq!(
+            Story::default().rule("2026-04-01", sibling_township(), A::Receive),
+            "authority.home_or_above"
+        );
+    }
+
+    #[test]
+    fn starting_before_passing_on_is_refused() {
+        assert_eq!(
+            Story::received().rule(
+                "2026-04-02",
+                township(),
+                A::Start {
+                    note: String::new()
+                }
+            ),
+            "transition.state"
+        );
+    }
+
+    #[test]
+    fn handling_straight_from_received_is_refused() {
+        // Without a 转交 there is no body that handled it; answering on the spot is the path for that.
+        assert_eq!(
+            Story::received().rule("2026-04-02", township(), handle()),
+            "transition.state"
+        );
+    }
+
+    #[test]
+    fn rating_before_handling_is_refused() {
+        assert_eq!(
+            Story::passed_on().rule("2026-04-03", township(), rate(Satisfaction::Satisfied)),
+            "transition.state"
+        );
+    }
+
+    #[test]
+    fn rating_twice_is_refused() {
+        let rated = Story::passed_on()
+            .at_home("2026-04-10", handle())
+            .at_home("2026-04-12", rate(Satisfaction::BasicallySatisfied));
+        assert_eq!(
+            rated.rule("2026-04-13", township(), rate(Satisfaction::Satisfied)),
+            "rate.already_rated"
+        );
+        assert_eq!(
+            rated.status().rating,
+            Some(Satisfaction::BasicallySatisfied)
+        );
+    }
+
+    #[test]
+    fn passing_on_to_no_named_body_is_refused() {
+        assert_eq!(
+            Story::received().rule("2026-04-02", township(), pass_on("  ")),
+            "pass_on.body_required"
+        );
+    }
+
+    #[test]
+    fn a_step_dated_before_the_previous_one_is_refused() {
+        assert_eq!(
+            Story::passed_on().rule("2026-04-01", township(), handle()),
+            "date.before_previous_step"
+        );
+    }
+
+    #[test]
+    fn an_event_recorded_on_the_last_day_of_the_calendar_is_folded_without_panicking() {
+        let mut entries = Story::default().entries;
+        entries.push(EventEntry::Event(Event {
+            id: RecordId::new(),
+            lamport: 1,
+            recorded_at: noon(NaiveDate::MAX),
+            date: NaiveDate::MAX - Days::new(1),
+            author: Author {
+                node: township(),
+                user: "经办人".into(),
+            },
+            action: A::Receive,
+        }));
+        // A panic here would take down every node that receives the record from a peer.
+        let (status, _) = fold(&header(), &entries);
+        assert_eq!(status.state, S::Received);
     }
 }
