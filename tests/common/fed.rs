@@ -5,6 +5,8 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::sync::Once;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use renda_hub::sync_server::{SyncService, bind, serve};
 use renda_node::record::RecordId;
@@ -14,6 +16,39 @@ use renda_node::sync::client::sync_with_parent;
 use renda_node::sync::{LinkConfig, LinkReport, Mode};
 use tempfile::TempDir;
 use tokio::task::JoinHandle;
+
+/// ERROR means data or availability is at risk: any ERROR logged while a federation runs fails
+/// the test. WARN (a cut link, a refused record) is expected and allowed.
+static ERRORS: AtomicUsize = AtomicUsize::new(0);
+
+struct ErrorCounter;
+
+impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for ErrorCounter {
+    fn on_event(
+        &self,
+        event: &tracing::Event<'_>,
+        _ctx: tracing_subscriber::layer::Context<'_, S>,
+    ) {
+        if *event.metadata().level() == tracing::Level::ERROR {
+            ERRORS.fetch_add(1, Ordering::SeqCst);
+            eprintln!(
+                "unexpected ERROR from {}: {:?}",
+                event.metadata().target(),
+                event
+            );
+        }
+    }
+}
+
+fn watch_for_errors() {
+    use tracing_subscriber::layer::SubscriberExt;
+    static INSTALL: Once = Once::new();
+    INSTALL.call_once(|| {
+        let _ = tracing::subscriber::set_global_default(
+            tracing_subscriber::registry().with(ErrorCounter),
+        );
+    });
+}
 
 pub struct FedNode {
     pub region: RegionCode,
@@ -40,6 +75,18 @@ pub struct Federation {
     pub config: LinkConfig,
 }
 
+impl Drop for Federation {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            assert_eq!(
+                ERRORS.load(Ordering::SeqCst),
+                0,
+                "an ERROR was logged while the federation ran"
+            );
+        }
+    }
+}
+
 impl Federation {
     /// Starts one node per `(code, name)`, each serving on a free loopback port.
     pub async fn start(specs: &[(&str, &str)]) -> Federation {
@@ -48,6 +95,7 @@ impl Federation {
 
     /// Like [`Federation::start`], with the given link settings on every node.
     pub async fn start_with(specs: &[(&str, &str)], config: LinkConfig) -> Federation {
+        watch_for_errors();
         let mut nodes = BTreeMap::new();
         for (c, name) in specs {
             let region = code(c);
