@@ -411,7 +411,14 @@ fn step(
             format!("日期 {} 早于上一步的日期 {last}", event.date),
         ));
     }
-    if event.date > event.recorded_at.date_naive() + chrono::Days::new(1) {
+    // Checked: `+` panics on the calendar's last day, and `recorded_at` comes from peers. No
+    // date can be later than a day that does not exist.
+    if event
+        .recorded_at
+        .date_naive()
+        .checked_add_days(chrono::Days::new(1))
+        .is_some_and(|latest| event.date > latest)
+    {
         return Err(Rejection::new(
             "date.in_future",
             format!(
@@ -459,10 +466,12 @@ fn step(
                 return Err(wrong_state(status, event));
             }
             check_units(units)?;
+            // Computed before anything changes: a rejected step must leave the status as it was.
+            let due = add_months("assign.due", event.date, ANSWER_MONTHS)?;
             status.state = S::Assigned;
             status.units = units.clone();
             status.assigned_on = Some(event.date);
-            status.due = Some(add_months("assign.due", event.date, ANSWER_MONTHS)?);
+            status.due = Some(due);
             status.extended = false;
             status.round = 1;
             status.answers.clear();
@@ -579,13 +588,20 @@ fn step(
             }
             bounded_text("comment", comment)
                 .map_err(|e| Rejection::new("evaluate.comment", e.rule))?;
+            // Computed before anything changes: a rejected step must leave the status as it was.
+            let rehandle_due = match result {
+                Satisfaction::Dissatisfied => {
+                    Some(add_months("evaluate.due", event.date, REHANDLE_MONTHS)?)
+                }
+                _ => None,
+            };
             status.evaluation = Some(*result);
             match (result, status.class) {
                 (Satisfaction::Dissatisfied, _) => {
                     status.state = S::Rehandling;
                     status.round += 1;
                     status.answers.clear();
-                    status.due = Some(add_months("evaluate.due", event.date, REHANDLE_MONTHS)?);
+                    status.due = rehandle_due;
                 }
                 (_, Some(AnswerClass::A | AnswerClass::D)) => status.state = S::Satisfied,
                 _ => status.state = S::Tracking,
@@ -1557,6 +1573,20 @@ mod tests {
     }
 
     #[test]
+    fn an_answer_on_the_due_date_itself_is_on_time() {
+        let assigned = local().assigned();
+        let on_the_day = assigned
+            .clone()
+            .by_owner("2026-06-16", answer("住建局", AnswerClass::A))
+            .status();
+        assert_eq!(on_the_day.answered_on_time, Some(true));
+        let a_day_late = assigned
+            .by_owner("2026-06-17", answer("住建局", AnswerClass::A))
+            .status();
+        assert_eq!(a_day_late.answered_on_time, Some(false));
+    }
+
+    #[test]
     fn an_extension_to_exactly_six_months_after_assignment_is_allowed() {
         let assigned = local()
             .submitted()
@@ -1633,5 +1663,66 @@ mod tests {
         assert_eq!(swapped.state, S::NotAccepted);
         assert_eq!(swapped.number, None);
         assert_eq!(swapped.rejected_events, 1);
+    }
+
+    // ---- Dates at the edge of the calendar ---------------------------------------------------
+
+    /// A date in the last month the calendar can represent: three months (or one) after it do
+    /// not exist. Only a damaged or hostile event carries such a date, but every replica must
+    /// fold it the same way and without changing the status.
+    fn last_month() -> NaiveDate {
+        NaiveDate::MAX - Days::new(5)
+    }
+
+    #[test]
+    fn an_assignment_whose_deadline_cannot_be_computed_is_refused_and_changes_nothing() {
+        let story = local().accepted();
+        let entry = ev(
+            next_lamport(&story.entries),
+            last_month(),
+            township(),
+            lead_and_assist(),
+        );
+        // `rejects` also asserts the status is exactly the status before the event: a rejected
+        // assignment must not leave the suggestion 办理中 with units but no deadline.
+        assert_eq!(story.rejects(entry).rule, "assign.due");
+    }
+
+    #[test]
+    fn a_dissatisfied_evaluation_whose_deadline_cannot_be_computed_changes_nothing() {
+        let story = local().answered(AnswerClass::B);
+        let entry = ev(
+            next_lamport(&story.entries),
+            last_month(),
+            township(),
+            evaluate(Satisfaction::Dissatisfied),
+        );
+        assert_eq!(story.rejects(entry).rule, "evaluate.due");
+    }
+
+    #[test]
+    fn an_event_recorded_on_the_last_day_of_the_calendar_is_folded_without_panicking() {
+        let story = local().submitted();
+        let event = Event {
+            id: RecordId::new(),
+            lamport: next_lamport(&story.entries),
+            recorded_at: noon(NaiveDate::MAX),
+            date: NaiveDate::MAX,
+            author: Author {
+                node: township(),
+                user: "经办人".into(),
+            },
+            action: A::Supervise { key: true },
+        };
+        // The event survives the trip through JSON, so a peer can send exactly this.
+        let entry = EventEntry::decode(serde_json::to_value(&event).unwrap());
+        assert_eq!(entry, EventEntry::Event(event));
+        let mut entries = story.entries.clone();
+        entries.push(entry);
+        // A panic here would take down every node that receives the record.
+        let (status, history) = fold(&header(), &story.fields, &entries);
+        assert_eq!(history.len(), 2);
+        assert!(status.key_supervision);
+        assert_eq!(status.last_step_on, Some(NaiveDate::MAX));
     }
 }
