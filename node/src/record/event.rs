@@ -128,6 +128,37 @@ pub struct HistoryLine<A> {
     pub rejected: Option<Rejection>,
 }
 
+/// The date rules every workflow step obeys: not dated before the previous applied step, and not
+/// dated after the day it was recorded (one day of slack for time zones).
+pub fn check_dates<A>(last_step_on: Option<NaiveDate>, event: &Event<A>) -> Result<(), Rejection> {
+    if let Some(last) = last_step_on
+        && event.date < last
+    {
+        return Err(Rejection::new(
+            "date.before_previous_step",
+            format!("日期 {} 早于上一步的日期 {last}", event.date),
+        ));
+    }
+    // Checked: `+` panics on the calendar's last day, and `recorded_at` comes from peers. No
+    // date can be later than a day that does not exist.
+    if event
+        .recorded_at
+        .date_naive()
+        .checked_add_days(chrono::Days::new(1))
+        .is_some_and(|latest| event.date > latest)
+    {
+        return Err(Rejection::new(
+            "date.in_future",
+            format!(
+                "日期 {} 晚于录入时间 {}",
+                event.date,
+                event.recorded_at.date_naive()
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// What the office layer needs of a workflow record to append a checked event.
 pub trait Workflow {
     type Action: Serialize + DeserializeOwned + Clone;

@@ -12,7 +12,7 @@
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 
-use super::event::{EventEntry, HistoryLine, Rejection, in_fold_order};
+use super::event::{EventEntry, HistoryLine, Rejection, check_dates, in_fold_order};
 use super::suggestion::Satisfaction;
 use super::{Event, Header, RecordId};
 use crate::region::RegionCode;
@@ -190,27 +190,7 @@ fn step(
     use OpinionAction as A;
     use OpinionState as S;
 
-    if let Some(last) = status.last_step_on
-        && event.date < last
-    {
-        return Err(Rejection::new(
-            "date.before_previous_step",
-            format!("日期 {} 早于上一步的日期 {last}", event.date),
-        ));
-    }
-    // Checked: `+` panics on the calendar's last day, and `recorded_at` comes from peers. No
-    // date can be later than a day that does not exist.
-    if event
-        .recorded_at
-        .date_naive()
-        .checked_add_days(chrono::Days::new(1))
-        .is_some_and(|latest| event.date > latest)
-    {
-        return Err(Rejection::new(
-            "date.in_future",
-            format!("日期 {} 晚于录入时间", event.date),
-        ));
-    }
+    check_dates(status.last_step_on, event)?;
     let from_home = event.author.node == header.home;
     if !from_home && !header.home.is_within(&event.author.node) {
         return Err(Rejection::new(

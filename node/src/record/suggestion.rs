@@ -22,7 +22,7 @@ use std::collections::BTreeMap;
 use chrono::{Months, NaiveDate};
 use serde::{Deserialize, Serialize};
 
-use super::event::{EventEntry, HistoryLine, Rejection, in_fold_order};
+use super::event::{EventEntry, HistoryLine, Rejection, check_dates, in_fold_order};
 use super::{Event, Header, RecordId};
 use crate::region::RegionCode;
 use crate::validate::{ValidationError, bounded_text, distinct, required_text};
@@ -403,31 +403,7 @@ fn step(
     use SuggestionAction as A;
     use SuggestionState as S;
 
-    if let Some(last) = status.last_step_on
-        && event.date < last
-    {
-        return Err(Rejection::new(
-            "date.before_previous_step",
-            format!("日期 {} 早于上一步的日期 {last}", event.date),
-        ));
-    }
-    // Checked: `+` panics on the calendar's last day, and `recorded_at` comes from peers. No
-    // date can be later than a day that does not exist.
-    if event
-        .recorded_at
-        .date_naive()
-        .checked_add_days(chrono::Days::new(1))
-        .is_some_and(|latest| event.date > latest)
-    {
-        return Err(Rejection::new(
-            "date.in_future",
-            format!(
-                "日期 {} 晚于录入时间 {}",
-                event.date,
-                event.recorded_at.date_naive()
-            ),
-        ));
-    }
+    check_dates(status.last_step_on, event)?;
 
     match &event.action {
         A::Submit => {
