@@ -47,6 +47,17 @@ pub enum Command {
     Run(RunArgs),
     /// Sync with the parent.
     Sync(SyncArgs),
+    /// Write a consistent copy of the node's database (safe while the node runs).
+    Backup {
+        #[arg(long)]
+        to: PathBuf,
+    },
+    /// Replace the node's database with a backup; stop the node first. Its next sync asks the
+    /// parent and children to send back what the backup lacks.
+    Restore {
+        #[arg(long)]
+        from: PathBuf,
+    },
     /// Set or change the parent's sync address (host:port).
     Attach {
         #[arg(long)]

@@ -166,13 +166,19 @@ impl Session {
             Command::Debug(DebugCmd::WriteLoop { count }) => self.write_loop(count).await,
             Command::Run(a) => self.run_node(a).await,
             Command::Sync(a) => self.sync_once(a.link).await,
+            Command::Backup { to } => {
+                let shown = to.display().to_string();
+                self.store.call(move |s| s.backup_to(&to)).await?;
+                println!("已备份到 {shown}");
+                Ok(())
+            }
             Command::Attach { parent } => {
                 let shown = parent.clone();
                 self.store.call(move |s| s.set_parent_addr(&parent)).await?;
                 println!("已设置上级节点地址：{shown}");
                 Ok(())
             }
-            Command::Init(_) | Command::Demo(_) | Command::Bench(_) => {
+            Command::Init(_) | Command::Demo(_) | Command::Bench(_) | Command::Restore { .. } => {
                 unreachable!("handled before a session is opened")
             }
         }

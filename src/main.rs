@@ -58,6 +58,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Demo(a) => demo::run(a).await,
+        Command::Restore { from } => {
+            Store::restore(&cli.data_dir, &from)?;
+            println!(
+                "已从 {} 恢复节点数据；下次同步时会从上级和下级节点取回备份之后的数据",
+                from.display()
+            );
+            Ok(())
+        }
         Command::Bench(cli::BenchCmd::Sync(a)) => bench::run(a).await,
         command => {
             let session = Session::open(&cli.data_dir, cli.user, cli.json)?;

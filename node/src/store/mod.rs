@@ -32,7 +32,7 @@ pub const DB_FILE: &str = "renda.sqlite";
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("{0}")]
+    #[error(transparent)]
     Invalid(#[from] ValidationError),
     #[error("记录 {record}: {rejection}")]
     Rejected {
@@ -407,6 +407,69 @@ impl Store {
             last_seq: last_seq.unwrap_or(0),
             file_bytes,
         })
+    }
+
+    /// Writes a consistent copy of the database to `to` while the node keeps running.
+    pub fn backup_to(&self, to: &Path) -> Result<(), StoreError> {
+        if to.exists() {
+            return Err(
+                ValidationError::new("to", format!("{} 已经存在，不会覆盖", to.display())).into(),
+            );
+        }
+        let target = to
+            .to_str()
+            .ok_or_else(|| ValidationError::new("to", "备份路径必须是 UTF-8"))?;
+        self.conn.execute("VACUUM INTO ?1", [target])?;
+        Ok(())
+    }
+
+    /// Replaces the data directory's database with a backup. The node must not be running.
+    /// After a restore the node's first sync notices it is behind its own history and asks its
+    /// peers to send everything back (see `sync`).
+    pub fn restore(dir: &Path, from: &Path) -> Result<(), StoreError> {
+        let check = Connection::open_with_flags(from, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .map_err(|e| {
+            ValidationError::new("from", format!("{} 不是可读的数据库: {e}", from.display()))
+        })?;
+        let verdict: String = check
+            .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+            .map_err(|e| {
+                ValidationError::new("from", format!("{} 不是 Renda 备份: {e}", from.display()))
+            })?;
+        let has_node: bool = check
+            .query_row("SELECT count(*) = 1 FROM node", [], |r| r.get(0))
+            .map_err(|_| {
+                ValidationError::new(
+                    "from",
+                    format!("{} 不是 Renda 备份（没有节点信息）", from.display()),
+                )
+            })?;
+        if verdict != "ok" || !has_node {
+            return Err(ValidationError::new(
+                "from",
+                format!("{} 已损坏或不是 Renda 备份", from.display()),
+            )
+            .into());
+        }
+        drop(check);
+        std::fs::create_dir_all(dir)
+            .map_err(|e| StoreError::Io(format!("{}: {e}", dir.display())))?;
+        let db = dir.join(DB_FILE);
+        let staged = dir.join(format!("{DB_FILE}.restoring"));
+        std::fs::copy(from, &staged)
+            .map_err(|e| StoreError::Io(format!("{}: {e}", from.display())))?;
+        for suffix in ["-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{suffix}", db.display()));
+        }
+        std::fs::rename(&staged, &db)
+            .map_err(|e| StoreError::Io(format!("{}: {e}", db.display())))?;
+        // Mark the restore, so every peer's next link resends everything both ways.
+        let conn = connect(&db)?;
+        conn.execute(
+            "UPDATE node SET restore_id = ?1 WHERE singleton = 1",
+            [ulid::Ulid::generate().to_string()],
+        )?;
+        Ok(())
     }
 
     /// SQLite's own consistency check; `Ok(())` when the file is sound.

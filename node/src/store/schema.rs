@@ -84,6 +84,12 @@ const MIGRATIONS: &[&str] = &[
         bytes_out     INTEGER NOT NULL DEFAULT 0
     ) WITHOUT ROWID;
     "#,
+    // 3: restores. `node.restore_id` is set by `renda restore`; a link resends everything both
+    // ways until that peer's `resynced_restore` matches it.
+    r#"
+    ALTER TABLE node ADD COLUMN restore_id TEXT;
+    ALTER TABLE sync_peers ADD COLUMN resynced_restore TEXT;
+    "#,
 ];
 
 pub(crate) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {

@@ -106,6 +106,28 @@ impl Store {
             })?)
     }
 
+    /// Whether this node was restored from a backup and has not yet resynced with `peer` since.
+    pub fn needs_resync(&self, peer: &RegionCode) -> Result<bool, StoreError> {
+        let restore: Option<String> =
+            self.conn
+                .query_row("SELECT restore_id FROM node WHERE singleton = 1", [], |r| {
+                    r.get(0)
+                })?;
+        let Some(restore) = restore else {
+            return Ok(false);
+        };
+        let done: Option<String> = self
+            .conn
+            .query_row(
+                "SELECT resynced_restore FROM sync_peers WHERE peer = ?1",
+                [peer.as_str()],
+                |r| r.get(0),
+            )
+            .optional()?
+            .flatten();
+        Ok(done.as_deref() != Some(restore.as_str()))
+    }
+
     /// How far into `peer`'s sequence this node has applied.
     pub fn received_seq(&self, peer: &RegionCode) -> Result<i64, StoreError> {
         Ok(self
@@ -128,6 +150,19 @@ impl Store {
         max_bytes: usize,
         policy: &RoutePolicy,
     ) -> Result<OutgoingBatch, StoreError> {
+        self.outgoing_from(peer, after_seq, max_bytes, policy, true)
+    }
+
+    /// Like [`Store::outgoing`]; `skip_peer_origin: false` also sends the peer's own changes back,
+    /// for a peer restored from a backup that lost them.
+    pub fn outgoing_from(
+        &self,
+        peer: &RegionCode,
+        after_seq: i64,
+        max_bytes: usize,
+        policy: &RoutePolicy,
+        skip_peer_origin: bool,
+    ) -> Result<OutgoingBatch, StoreError> {
         const CHUNK: i64 = 2_000;
         let mut batch = OutgoingBatch {
             up_to_seq: after_seq,
@@ -148,7 +183,7 @@ impl Store {
                 let id: String = row.get(1)?;
                 let origin: Option<String> = row.get(3)?;
                 batch.up_to_seq = seq;
-                if origin.as_deref() == Some(peer.as_str()) {
+                if skip_peer_origin && origin.as_deref() == Some(peer.as_str()) {
                     continue;
                 }
                 let header = header_from_columns(
@@ -287,6 +322,35 @@ impl Store {
 }
 
 impl WriteTx<'_> {
+    /// Records that the resync with `peer` after the latest restore is complete.
+    pub fn mark_resynced(&mut self, peer: &RegionCode) -> Result<(), StoreError> {
+        self.ensure_peer(peer)?;
+        self.tx.execute(
+            "UPDATE sync_peers SET resynced_restore = (SELECT restore_id FROM node WHERE singleton = 1) WHERE peer = ?1",
+            [peer.as_str()],
+        )?;
+        Ok(())
+    }
+
+    /// Moves this node's change sequence past `seq`, so writes after a restore from a backup get
+    /// positions no peer has acknowledged already.
+    pub fn advance_sequence_past(&mut self, seq: i64) -> Result<(), StoreError> {
+        let current: i64 = self.tx.query_row(
+            "SELECT coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'changes'), 0)",
+            [],
+            |r| r.get(0),
+        )?;
+        if seq > current {
+            self.tx
+                .execute("DELETE FROM sqlite_sequence WHERE name = 'changes'", [])?;
+            self.tx.execute(
+                "INSERT INTO sqlite_sequence (name, seq) VALUES ('changes', ?1)",
+                [seq],
+            )?;
+        }
+        Ok(())
+    }
+
     fn ensure_peer(&mut self, peer: &RegionCode) -> Result<(), StoreError> {
         self.tx.execute(
             "INSERT INTO sync_peers (peer) VALUES (?1) ON CONFLICT(peer) DO NOTHING",

@@ -179,6 +179,11 @@ where
     let mut local_done = false;
     let mut remote_done = false;
     let mut written = store.subscribe();
+    // Whether changes that came from the peer are left out of what we send it: always, unless
+    // the peer lost them in a restore and asked for everything back.
+    let mut skip_peer_origin = true;
+    // Set while our Resync request is unanswered: a CaughtUp from before the answer is stale.
+    let mut awaiting_resync = false;
     let wire_out = std::sync::atomic::AtomicUsize::new(0);
     let send = |msg: LinkMessage| {
         wire_out.fetch_add(
@@ -188,6 +193,26 @@ where
         let outbound = outbound.clone();
         async move { outbound.send(msg).await.map_err(|_| SyncError::Closed) }
     };
+
+    // This node was restored from a backup (`renda restore` marks it; a peer acknowledging more
+    // of our sequence than exists gives away a restore done by copying files). Our sequence
+    // numbers after the backup may repeat ones the peer already has, and the writes the backup
+    // lacked are only at the peers. So: move our sequence past the peer's claim, send the peer
+    // everything from the start, and ask it to send everything back, our own lost writes
+    // included. Changes are unique by hash, so what either side already holds costs bytes only.
+    let (last, restored) = store
+        .call(move |s| Ok((s.last_seq()?, s.needs_resync(&peer)?)))
+        .await?;
+    let resyncing = restored || peer_received > last;
+    if resyncing {
+        warn!(%peer, acknowledged = peer_received, last_seq = last, restored, "resyncing after a restore from backup");
+        store
+            .write(move |tx| tx.advance_sequence_past(peer_received))
+            .await?;
+        cursor = 0;
+        send(message(Body::Resync(v1::Resync { ack: false }))).await?;
+        awaiting_resync = true;
+    }
 
     loop {
         if in_flight.is_none() && !local_done {
@@ -210,8 +235,9 @@ where
                 next_batch_id += 1;
             } else {
                 let (policy, max) = (config.policy, config.max_batch_bytes);
+                let skip = skip_peer_origin;
                 let batch = store
-                    .call(move |s| s.outgoing(&peer, cursor, max, &policy))
+                    .call(move |s| s.outgoing_from(&peer, cursor, max, &policy, skip))
                     .await?;
                 if batch.changes == 0 {
                     cursor = batch.up_to_seq;
@@ -245,6 +271,16 @@ where
             }
         }
         if mode == Mode::Once && local_done && remote_done && in_flight.is_none() {
+            let resynced = resyncing && !awaiting_resync;
+            store
+                .write(move |tx| {
+                    tx.record_link_success(&peer)?;
+                    if resynced {
+                        tx.mark_resynced(&peer)?;
+                    }
+                    Ok(())
+                })
+                .await?;
             // Close our half of the stream and let the peer close its half, so the link ends
             // cleanly rather than being reset.
             drop(outbound);
@@ -254,86 +290,113 @@ where
             return Ok(report);
         }
         tokio::select! {
-            msg = inbound.next_message() => {
-                let Some(msg) = msg? else {
-                    report.wire_bytes_sent = wire_out.load(std::sync::atomic::Ordering::Relaxed);
-                    return if mode == Mode::Live { Ok(report) } else { Err(SyncError::Closed) };
-                };
-                report.wire_bytes_received += prost::Message::encoded_len(&msg);
-                match open(msg)? {
-                    Body::Batch(batch) => {
-                        remote_done = false;
-                        let mut records = Vec::with_capacity(batch.records.len());
-                        for r in batch.records {
-                            let header = header_from_wire(r.header.as_ref().ok_or_else(|| SyncError::Protocol("a record without a header".into()))?)?;
-                            report.changes_received += r.changes.len();
-                            report.bytes_received += r.changes.iter().map(Vec::len).sum::<usize>();
-                            records.push(IncomingRecord { header, changes: r.changes });
-                        }
-                        let policy = config.policy;
-                        let up_to = (batch.up_to_seq > 0).then_some(batch.up_to_seq);
-                        let outcome = store.write(move |tx| tx.apply_incoming(&peer, up_to, records, &policy)).await?;
-                        for (record, rule) in &outcome.rejected {
-                            warn!(%peer, record, rule, "refused a record from the peer");
-                        }
-                        send(message(Body::Ack(v1::BatchAck {
-                            batch_id: batch.batch_id,
-                            up_to_seq: batch.up_to_seq,
-                            missing: outcome.missing.iter().map(|id| id.to_string()).collect(),
-                            rejected: outcome.rejected.iter().map(|(record, rule)| v1::Rejected { record: record.clone(), rule: rule.clone() }).collect(),
-                        }))).await?;
-                    }
-                    Body::Ack(ack) => {
-                        let Some(flight) = in_flight.take() else {
-                            return Err(SyncError::Protocol("an acknowledgement with no batch in flight".into()));
+                    msg = inbound.next_message() => {
+                        let Some(msg) = msg? else {
+                            report.wire_bytes_sent = wire_out.load(std::sync::atomic::Ordering::Relaxed);
+                            return if mode == Mode::Live { Ok(report) } else { Err(SyncError::Closed) };
                         };
-                        if ack.batch_id != flight.batch_id {
-                            return Err(SyncError::Protocol(format!("acknowledgement of batch {} while {} is in flight", ack.batch_id, flight.batch_id)));
-                        }
-                        for r in &ack.rejected {
-                            warn!(%peer, record = %r.record, rule = %r.rule, "the peer refused a record");
-                        }
-                        for id in &ack.missing {
-                            match RecordId::parse("missing", id) {
-                                Ok(id) => resend.push(id),
-                                Err(_) => return Err(SyncError::Protocol(format!("malformed record id {id:?} in an acknowledgement"))),
+                        report.wire_bytes_received += prost::Message::encoded_len(&msg);
+                        match open(msg)? {
+                            Body::Batch(batch) => {
+                                remote_done = false;
+                                let mut records = Vec::with_capacity(batch.records.len());
+                                for r in batch.records {
+                                    let header = header_from_wire(r.header.as_ref().ok_or_else(|| SyncError::Protocol("a record without a header".into()))?)?;
+                                    report.changes_received += r.changes.len();
+                                    report.bytes_received += r.changes.iter().map(Vec::len).sum::<usize>();
+                                    records.push(IncomingRecord { header, changes: r.changes });
+                                }
+                                let policy = config.policy;
+                                let up_to = (batch.up_to_seq > 0).then_some(batch.up_to_seq);
+                                let outcome = store.write(move |tx| tx.apply_incoming(&peer, up_to, records, &policy)).await?;
+                                for (record, rule) in &outcome.rejected {
+                                    warn!(%peer, record, rule, "refused a record from the peer");
+                                }
+                                send(message(Body::Ack(v1::BatchAck {
+                                    batch_id: batch.batch_id,
+                                    up_to_seq: batch.up_to_seq,
+                                    missing: outcome.missing.iter().map(|id| id.to_string()).collect(),
+                                    rejected: outcome.rejected.iter().map(|(record, rule)| v1::Rejected { record: record.clone(), rule: rule.clone() }).collect(),
+                                }))).await?;
+                            }
+                            Body::Ack(ack) => {
+                                let Some(flight) = in_flight.take() else {
+                                    return Err(SyncError::Protocol("an acknowledgement with no batch in flight".into()));
+                                };
+                                if ack.batch_id != flight.batch_id {
+                                    return Err(SyncError::Protocol(format!("acknowledgement of batch {} while {} is in flight", ack.batch_id, flight.batch_id)));
+                                }
+                                for r in &ack.rejected {
+                                    warn!(%peer, record = %r.record, rule = %r.rule, "the peer refused a record");
+                                }
+                                for id in &ack.missing {
+                                    match RecordId::parse("missing", id) {
+                                        Ok(id) => resend.push(id),
+                                        Err(_) => return Err(SyncError::Protocol(format!("malformed record id {id:?} in an acknowledgement"))),
+                                    }
+                                }
+                                report.changes_sent += flight.changes;
+                                report.bytes_sent += flight.bytes;
+                                report.batches_sent += 1;
+                                let acked = flight.up_to_seq.unwrap_or(cursor);
+                                if let Some(seq) = flight.up_to_seq {
+                                    cursor = seq;
+                                }
+                                let (records, changes, bytes) = (flight.records, flight.changes, flight.bytes);
+                                store
+                                    .write(move |tx| tx.record_acked(&peer, acked, records, changes, bytes))
+                                    .await?;
+                            }
+                            Body::CaughtUp(c) => {
+                                remote_done = !awaiting_resync;
+                                let seq = c.seq;
+                                let policy = config.policy;
+                                store.write(move |tx| tx.apply_incoming(&peer, Some(seq), Vec::new(), &policy)).await?;
+                                if local_done && in_flight.is_none() {
+                                    debug!(%peer, seq, "both sides caught up");
+                                    let resynced = resyncing && !awaiting_resync;
+                                    store
+                                        .write(move |tx| {
+                                            tx.record_link_success(&peer)?;
+                                            if resynced {
+                                                tx.mark_resynced(&peer)?;
+                                            }
+                                            Ok(())
+                                        })
+                                        .await?;
+                                }
+                            }
+        Body::Resync(v1::Resync { ack: true }) => {
+                                awaiting_resync = false;
+                                remote_done = false;
+                            }
+                            Body::Resync(v1::Resync { ack: false }) => {
+                                warn!(%peer, "the peer lost data in a restore; resending everything it holds");
+                                send(message(Body::Resync(v1::Resync { ack: true }))).await?;
+                                skip_peer_origin = false;
+                                cursor = 0;
+                                caught_up_sent = None;
+                                local_done = false;
+                                // An acknowledgement still to come must not move the restarted cursor.
+                                if let Some(flight) = in_flight.as_mut() {
+                                    flight.up_to_seq = None;
+                                }
+                            }
+                            Body::Hello(_) => {
+                                return Err(SyncError::Protocol("a second Hello on an open link".into()));
                             }
                         }
-                        report.changes_sent += flight.changes;
-                        report.bytes_sent += flight.bytes;
-                        report.batches_sent += 1;
-                        let acked = flight.up_to_seq.unwrap_or(cursor);
-                        if let Some(seq) = flight.up_to_seq {
-                            cursor = seq;
-                        }
-                        let (records, changes, bytes) = (flight.records, flight.changes, flight.bytes);
-                        store
-                            .write(move |tx| tx.record_acked(&peer, acked, records, changes, bytes))
-                            .await?;
                     }
-                    Body::CaughtUp(c) => {
-                        remote_done = true;
-                        let seq = c.seq;
-                        let policy = config.policy;
-                        store.write(move |tx| tx.apply_incoming(&peer, Some(seq), Vec::new(), &policy)).await?;
-                        if local_done && in_flight.is_none() {
-                            debug!(%peer, seq, "both sides caught up");
-                            store.write(move |tx| tx.record_link_success(&peer)).await?;
+                    changed = written.changed(), if local_done && mode == Mode::Live => {
+                        if changed.is_err() {
+                            return Ok(report);
                         }
+                        local_done = false;
                     }
-                    Body::Hello(_) => return Err(SyncError::Protocol("a second Hello on an open link".into())),
+                    _ = tokio::time::sleep(config.poll), if local_done && mode == Mode::Live => {
+                        local_done = false;
+                    }
                 }
-            }
-            changed = written.changed(), if local_done && mode == Mode::Live => {
-                if changed.is_err() {
-                    return Ok(report);
-                }
-                local_done = false;
-            }
-            _ = tokio::time::sleep(config.poll), if local_done && mode == Mode::Live => {
-                local_done = false;
-            }
-        }
     }
 }
 
