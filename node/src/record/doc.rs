@@ -229,6 +229,14 @@ impl RecordDoc {
         if fresh.is_empty() {
             return Ok(fresh);
         }
+        if header_before.is_none() {
+            // Nothing to protect yet: apply in place instead of copying the document.
+            self.doc.apply_changes(fresh.clone())?;
+            return Ok(fresh
+                .into_iter()
+                .filter(|c| self.doc.get_change_by_hash(&c.hash()).is_some())
+                .collect());
+        }
         let mut candidate = self.doc.fork();
         candidate.apply_changes(fresh.clone())?;
         let candidate = RecordDoc { doc: candidate };

@@ -678,6 +678,17 @@ impl WriteTx<'_> {
             id: "new".into(),
             source,
         })?;
+        self.persist_decoded(doc, record, changes, origin)
+    }
+
+    /// [`WriteTx::persist`] for a caller that has already decoded the document.
+    fn persist_decoded(
+        &mut self,
+        doc: &RecordDoc,
+        record: Record,
+        changes: Vec<Change>,
+        origin: Option<&RegionCode>,
+    ) -> Result<Record, StoreError> {
         let id = record.header.id.to_string();
         let mut last_seq: Option<i64> = None;
         {
@@ -713,13 +724,14 @@ impl WriteTx<'_> {
         };
         let route = serde_json::to_string(&crate::route::RouteHints::of(&record))
             .unwrap_or_else(|_| "{}".into());
-        self.tx.execute(
+        self.tx.prepare_cached(
             "INSERT INTO records (id, kind, home, created_at, created_by, doc, last_seq, label, status, occurred_on, due_on, subject, summary, route)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)
              ON CONFLICT(id) DO UPDATE SET doc = excluded.doc, last_seq = excluded.last_seq, label = excluded.label,
                status = excluded.status, occurred_on = excluded.occurred_on, due_on = excluded.due_on,
                subject = excluded.subject, summary = excluded.summary, route = excluded.route",
-            params![
+        )?
+        .execute(params![
                 id,
                 record.header.kind.as_str(),
                 record.header.home.as_str(),
@@ -734,10 +746,10 @@ impl WriteTx<'_> {
                 subject,
                 projection.summary.to_string(),
                 route,
-            ],
-        )?;
+            ])?;
         self.tx
-            .execute("DELETE FROM record_people WHERE record_id = ?1", [&id])?;
+            .prepare_cached("DELETE FROM record_people WHERE record_id = ?1")?
+            .execute([&id])?;
         {
             let mut people = self
                 .tx

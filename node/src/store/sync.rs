@@ -491,7 +491,7 @@ impl WriteTx<'_> {
         let complete = hashes.iter().all(|h| doc.change(h).is_some());
         let applied_count = applied.len();
         if applied_count > 0 {
-            self.persist(&doc, applied, Some(peer))
+            self.persist_decoded(&doc, record, applied, Some(peer))
                 .map_err(|e| format!("store.persist: {e}"))?;
         }
         Ok((applied_count, complete))

@@ -236,9 +236,11 @@ where
             } else {
                 let (policy, max) = (config.policy, config.max_batch_bytes);
                 let skip = skip_peer_origin;
+                let reading = std::time::Instant::now();
                 let batch = store
                     .call(move |s| s.outgoing_from(&peer, cursor, max, &policy, skip))
                     .await?;
+                debug!(%peer, elapsed_ms = reading.elapsed().as_millis() as u64, "read outgoing batch");
                 if batch.changes == 0 {
                     cursor = batch.up_to_seq;
                     if caught_up_sent != Some(cursor) {
@@ -308,7 +310,9 @@ where
                                 }
                                 let policy = config.policy;
                                 let up_to = (batch.up_to_seq > 0).then_some(batch.up_to_seq);
+                                let applying = std::time::Instant::now();
                                 let outcome = store.write(move |tx| tx.apply_incoming(&peer, up_to, records, &policy)).await?;
+                                debug!(%peer, changes = outcome.changes_applied, elapsed_ms = applying.elapsed().as_millis() as u64, "applied batch");
                                 for (record, rule) in &outcome.rejected {
                                     warn!(%peer, record, rule, "refused a record from the peer");
                                 }
