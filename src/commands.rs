@@ -817,9 +817,11 @@ impl Session {
             ));
         }
         if tasks.is_empty() {
-            anyhow::bail!(
-                "没有可运行的同步：请用 --listen 接受下级节点，或用 renda attach --parent HOST:PORT 设置上级节点"
-            );
+            return Err(renda_node::store::StoreError::Invalid(renda_node::validate::ValidationError::new(
+                "listen",
+                "没有可运行的同步：请用 --listen 接受下级节点，或用 renda attach --parent HOST:PORT 设置上级节点",
+            ))
+            .into());
         }
         shutdown_signal().await;
         println!("正在停止节点");
@@ -831,7 +833,13 @@ impl Session {
     async fn sync_once(&self, link: LinkArgs) -> Result<()> {
         let identity = self.store.call(|s| Ok(s.identity().clone())).await?;
         let Some(parent) = identity.parent_addr.clone() else {
-            anyhow::bail!("本节点还没有上级节点地址，请先运行 renda attach --parent HOST:PORT");
+            return Err(renda_node::store::StoreError::Invalid(
+                renda_node::validate::ValidationError::new(
+                    "parent",
+                    "本节点还没有上级节点地址，请先运行 renda attach --parent HOST:PORT",
+                ),
+            )
+            .into());
         };
         let result = renda_node::sync::client::sync_with_parent(
             self.store.clone(),

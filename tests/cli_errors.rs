@@ -330,3 +330,26 @@ fn a_damaged_automerge_document_is_reported_not_panicked_on() {
     node.ok(&["delegate", "show", &lead]);
     node.ok(&["suggestion", "list"]);
 }
+
+#[test]
+fn a_sync_with_an_unreachable_parent_fails_clearly_and_is_shown_in_status() {
+    let node = Node::init(WANGDIAN, "王店镇人大主席团");
+    let err = node.fails(&["sync", "--once"], 2);
+    assert!(err.contains("renda attach"), "no parent yet: {err}");
+    // Port 9 on loopback: nothing listens there.
+    node.ok(&["attach", "--parent", "127.0.0.1:9"]);
+    let err = node.fails(&["sync", "--once"], 3);
+    assert!(
+        err.contains("同步失败") && err.contains("127.0.0.1:9"),
+        "{err}"
+    );
+    let status = node.json(&["status"]);
+    let link = &status["peers"][0];
+    assert_eq!(link["peer"], "330411000000");
+    assert!(link["last_error"].as_str().unwrap().contains("127.0.0.1:9"));
+    assert!(link["last_success"].is_null());
+    // The national congress has no parent to attach to.
+    let top = Node::init("000000000000", "全国人大常委会");
+    let err = top.fails(&["attach", "--parent", "127.0.0.1:9"], 2);
+    assert!(err.contains("parent"), "{err}");
+}
