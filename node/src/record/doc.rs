@@ -477,3 +477,36 @@ mod tests {
         ));
     }
 }
+
+#[cfg(test)]
+mod append_tests {
+    use automerge::transaction::Transactable;
+    use automerge::{ActorId, Automerge, ROOT};
+
+    #[test]
+    fn a_saved_document_followed_by_change_chunks_loads_whole() {
+        let mut doc = Automerge::new().with_actor(ActorId::from(vec![1; 16]));
+        let mut tx = doc.transaction();
+        tx.put(ROOT, "a", 1).unwrap();
+        tx.commit();
+        let mut blob = doc.save();
+        for i in 0..3 {
+            let mut tx = doc.transaction();
+            tx.put(ROOT, "a", 2 + i).unwrap();
+            tx.commit();
+            blob.extend_from_slice(doc.get_last_local_change().unwrap().raw_bytes());
+        }
+        let loaded = Automerge::load(&blob).unwrap();
+        assert_eq!(loaded.get_heads(), doc.get_heads());
+        // Change chunks alone load too.
+        let only_changes: Vec<u8> = doc
+            .get_changes(&[])
+            .iter()
+            .flat_map(|c| c.raw_bytes().to_vec())
+            .collect();
+        assert_eq!(
+            Automerge::load(&only_changes).unwrap().get_heads(),
+            doc.get_heads()
+        );
+    }
+}

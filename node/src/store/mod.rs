@@ -30,6 +30,10 @@ pub use sync::{ApplyOutcome, IncomingRecord, OutgoingBatch, OutgoingRecord, Peer
 
 pub const DB_FILE: &str = "renda.sqlite";
 
+/// How many change chunks may follow a record's last full save before the next write compacts
+/// it. Small enough that loading stays quick, large enough that most writes skip the save.
+const MAX_DOC_TAIL: i64 = 32;
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error(transparent)]
@@ -722,12 +726,36 @@ impl WriteTx<'_> {
             crate::record::Body::Personal(p) => Some(p.subject.to_string()),
             _ => None,
         };
+        // Append the new change chunks to the stored document instead of saving the whole
+        // document again; compact with a full save once the tail grows long.
+        let stored: Option<(Vec<u8>, i64)> = self
+            .tx
+            .prepare_cached("SELECT doc, doc_tail FROM records WHERE id = ?1")?
+            .query_row([&id], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?;
+        let (blob, tail) = match stored {
+            None => (
+                changes
+                    .iter()
+                    .flat_map(|c| c.raw_bytes().iter().copied())
+                    .collect::<Vec<u8>>(),
+                changes.len() as i64,
+            ),
+            Some((old, tail)) if changes.is_empty() => (old, tail),
+            Some((mut old, tail)) if tail + (changes.len() as i64) <= MAX_DOC_TAIL => {
+                for c in &changes {
+                    old.extend_from_slice(c.raw_bytes());
+                }
+                (old, tail + changes.len() as i64)
+            }
+            Some(_) => (doc.save(), 0),
+        };
         let route = serde_json::to_string(&crate::route::RouteHints::of(&record))
             .unwrap_or_else(|_| "{}".into());
         self.tx.prepare_cached(
-            "INSERT INTO records (id, kind, home, created_at, created_by, doc, last_seq, label, status, occurred_on, due_on, subject, summary, route)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)
-             ON CONFLICT(id) DO UPDATE SET doc = excluded.doc, last_seq = excluded.last_seq, label = excluded.label,
+            "INSERT INTO records (id, kind, home, created_at, created_by, doc, last_seq, label, status, occurred_on, due_on, subject, summary, route, doc_tail)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)
+             ON CONFLICT(id) DO UPDATE SET doc = excluded.doc, doc_tail = excluded.doc_tail, last_seq = excluded.last_seq, label = excluded.label,
                status = excluded.status, occurred_on = excluded.occurred_on, due_on = excluded.due_on,
                subject = excluded.subject, summary = excluded.summary, route = excluded.route",
         )?
@@ -737,7 +765,7 @@ impl WriteTx<'_> {
                 record.header.home.as_str(),
                 record.header.created_at.to_rfc3339(),
                 record.header.created_by.to_string(),
-                doc.save(),
+                blob,
                 last_seq,
                 projection.label,
                 projection.status,
@@ -746,6 +774,7 @@ impl WriteTx<'_> {
                 subject,
                 projection.summary.to_string(),
                 route,
+                tail,
             ])?;
         self.tx
             .prepare_cached("DELETE FROM record_people WHERE record_id = ?1")?
@@ -766,6 +795,7 @@ impl WriteTx<'_> {
 mod tests {
     use super::*;
     use crate::office;
+    use crate::record::Body;
     use crate::record::group::{Venue, VenueKind};
 
     fn venue(name: &str, region: RegionCode) -> Venue {
@@ -847,6 +877,89 @@ mod tests {
         assert_eq!(venues, 40);
         assert_eq!(stats.changes, 40, "one automerge change per created record");
         assert_eq!(stats.last_seq, 40);
+    }
+
+    #[test]
+    fn a_record_written_many_times_keeps_loading_as_its_tail_is_compacted() {
+        use crate::record::activity::{Activity, ActivityKind};
+        use crate::record::delegate::{Delegate, Gender, Mandate, MandateStatus};
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::init(dir.path(), township(), "王店镇人大主席团", None).unwrap();
+        let mut delegates = Vec::new();
+        for i in 0..40 {
+            let delegate = Delegate {
+                name: format!("代表{i}"),
+                gender: Gender::Female,
+                birth_year: None,
+                ethnicity: None,
+                party: None,
+                occupation: "农民".into(),
+                station: None,
+                mandates: std::collections::BTreeMap::from([(
+                    Mandate::key(&township(), 17),
+                    Mandate {
+                        congress: township(),
+                        level: crate::region::Level::Township,
+                        term: 17,
+                        constituency: "第一选区".into(),
+                        status: MandateStatus::Serving,
+                        status_since: None,
+                    },
+                )]),
+            };
+            delegates.push(
+                store
+                    .write(|tx| {
+                        office::add_delegate(tx, "clerk", delegate, office::Contact::default())
+                    })
+                    .unwrap()
+                    .id,
+            );
+        }
+        let draft = office::ActivityDraft {
+            activity: Activity {
+                kind: ActivityKind::ActivityDay,
+                date: chrono::NaiveDate::from_ymd_opt(2026, 10, 1).unwrap(),
+                topic: "代表活动日".into(),
+                organiser: "王店镇人大主席团".into(),
+                group: None,
+                venue: None,
+                participants: Default::default(),
+                constituents_received: 0,
+                outcome: String::new(),
+            },
+            participants: vec![],
+        };
+        let activity = store
+            .write(|tx| office::add_activity(tx, "clerk", draft))
+            .unwrap()
+            .id;
+        let tail = |store: &Store| -> i64 {
+            store
+                .conn
+                .query_row(
+                    "SELECT doc_tail FROM records WHERE id = ?1",
+                    [activity.to_string()],
+                    |r| r.get(0),
+                )
+                .unwrap()
+        };
+        let mut tails = Vec::new();
+        for d in &delegates {
+            store
+                .write(|tx| office::sign_in(tx, &activity, &[*d]))
+                .unwrap();
+            tails.push(tail(&store));
+        }
+        assert!(tails.iter().all(|t| *t <= MAX_DOC_TAIL), "{tails:?}");
+        assert!(
+            tails.contains(&0),
+            "the tail was compacted at least once: {tails:?}"
+        );
+        let Body::Activity(a) = store.get(&activity).unwrap().body else {
+            panic!("not an activity")
+        };
+        assert_eq!(a.participants.len(), 40);
     }
 
     #[test]

@@ -90,6 +90,11 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE node ADD COLUMN restore_id TEXT;
     ALTER TABLE sync_peers ADD COLUMN resynced_restore TEXT;
     "#,
+    // 4: a record's stored document is a full save followed by the change chunks appended since
+    // (automerge loads both); `doc_tail` counts those chunks so the store compacts now and then.
+    r#"
+    ALTER TABLE records ADD COLUMN doc_tail INTEGER NOT NULL DEFAULT 0;
+    "#,
 ];
 
 pub(crate) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
