@@ -38,10 +38,18 @@ pub enum DocError {
     Change(String),
     #[error("a change would alter the immutable header of record {0}")]
     HeaderChanged(String),
+    /// Boxed: automerge's error is large, and every `Result` that carries a `DocError` would
+    /// pay for its size.
     #[error("automerge operation failed: {0}")]
-    Automerge(#[from] automerge::AutomergeError),
+    Automerge(Box<automerge::AutomergeError>),
     #[error("document value could not be written: {0}")]
     Update(String),
+}
+
+impl From<automerge::AutomergeError> for DocError {
+    fn from(e: automerge::AutomergeError) -> Self {
+        DocError::Automerge(Box::new(e))
+    }
 }
 
 /// One record's automerge document.

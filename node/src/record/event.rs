@@ -103,7 +103,7 @@ pub fn in_fold_order<A>(entries: &[EventEntry<A>]) -> Vec<&Event<A>> {
             EventEntry::Undecodable { .. } => None,
         })
         .collect();
-    events.sort_by(|a, b| (a.lamport, a.id).cmp(&(b.lamport, b.id)));
+    events.sort_by_key(|e| (e.lamport, e.id));
     events
 }
 
