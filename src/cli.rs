@@ -583,6 +583,10 @@ pub struct SyncArgs {
     /// be reached. This is the only mode for now, for a scheduled or manual sync.
     #[arg(long, required = true)]
     pub once: bool,
+    /// Compare subtree digests first and resend whatever differs, whatever the checkpoints say
+    /// (after a damaged or hand-copied database).
+    #[arg(long)]
+    pub repair: bool,
     #[command(flatten)]
     pub link: LinkArgs,
 }

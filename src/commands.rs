@@ -165,7 +165,7 @@ impl Session {
             Command::Notice(c) => self.notice(c).await,
             Command::Debug(DebugCmd::WriteLoop { count }) => self.write_loop(count).await,
             Command::Run(a) => self.run_node(a).await,
-            Command::Sync(a) => self.sync_once(a.link).await,
+            Command::Sync(a) => self.sync_once(a.link, a.repair).await,
             Command::Backup { to } => {
                 let shown = to.display().to_string();
                 self.store.call(move |s| s.backup_to(&to)).await?;
@@ -830,7 +830,7 @@ impl Session {
     }
 
     /// One full round with the parent both ways.
-    async fn sync_once(&self, link: LinkArgs) -> Result<()> {
+    async fn sync_once(&self, link: LinkArgs, repair: bool) -> Result<()> {
         let identity = self.store.call(|s| Ok(s.identity().clone())).await?;
         let Some(parent) = identity.parent_addr.clone() else {
             return Err(renda_node::store::StoreError::Invalid(
@@ -846,7 +846,10 @@ impl Session {
             identity.region,
             &parent,
             renda_node::sync::Mode::Once,
-            link_config(link),
+            renda_node::sync::LinkConfig {
+                repair,
+                ..link_config(link)
+            },
         )
         .await;
         match result {

@@ -76,6 +76,7 @@ impl Sync for SyncService {
         tx.send(message(Body::Hello(v1::Hello {
             region: self.me.to_string(),
             received_seq: received,
+            repair: hello.repair,
         })))
         .await
         .map_err(|_| Status::internal("link closed"))?;
@@ -87,7 +88,9 @@ impl Sync for SyncService {
                 }
             }
         });
-        let (store, config) = (self.store.clone(), self.config.clone());
+        let (store, mut config) = (self.store.clone(), self.config.clone());
+        // Either side may ask for a digest comparison; both then take part.
+        config.repair |= hello.repair;
         let span = info_span!("sync", region = %self.me, %peer);
         tokio::spawn(
             async move {

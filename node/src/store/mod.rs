@@ -489,6 +489,18 @@ impl Store {
     }
 }
 
+/// A short hash of a record's heads: equal exactly when two replicas hold the same changes.
+pub(crate) fn heads_hash(heads: &[automerge::ChangeHash]) -> Vec<u8> {
+    use sha2::{Digest, Sha256};
+    let mut sorted: Vec<&automerge::ChangeHash> = heads.iter().collect();
+    sorted.sort();
+    let mut hasher = Sha256::new();
+    for h in sorted {
+        hasher.update(h.as_ref());
+    }
+    hasher.finalize()[..16].to_vec()
+}
+
 /// The code prefix shared by every code in `region`'s subtree.
 fn subtree_prefix(region: &RegionCode) -> &str {
     let s = region.as_str();
@@ -753,9 +765,9 @@ impl WriteTx<'_> {
         let route = serde_json::to_string(&crate::route::RouteHints::of(&record))
             .unwrap_or_else(|_| "{}".into());
         self.tx.prepare_cached(
-            "INSERT INTO records (id, kind, home, created_at, created_by, doc, last_seq, label, status, occurred_on, due_on, subject, summary, route, doc_tail)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)
-             ON CONFLICT(id) DO UPDATE SET doc = excluded.doc, doc_tail = excluded.doc_tail, last_seq = excluded.last_seq, label = excluded.label,
+            "INSERT INTO records (id, kind, home, created_at, created_by, doc, last_seq, label, status, occurred_on, due_on, subject, summary, route, doc_tail, heads_hash)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)
+             ON CONFLICT(id) DO UPDATE SET doc = excluded.doc, doc_tail = excluded.doc_tail, heads_hash = excluded.heads_hash, last_seq = excluded.last_seq, label = excluded.label,
                status = excluded.status, occurred_on = excluded.occurred_on, due_on = excluded.due_on,
                subject = excluded.subject, summary = excluded.summary, route = excluded.route",
         )?
@@ -775,6 +787,7 @@ impl WriteTx<'_> {
                 projection.summary.to_string(),
                 route,
                 tail,
+                heads_hash(&doc.heads()),
             ])?;
         self.tx
             .prepare_cached("DELETE FROM record_people WHERE record_id = ?1")?

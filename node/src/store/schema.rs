@@ -95,6 +95,10 @@ const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE records ADD COLUMN doc_tail INTEGER NOT NULL DEFAULT 0;
     "#,
+    // 5: a hash of each record's heads, for subtree digests.
+    r#"
+    ALTER TABLE records ADD COLUMN heads_hash BLOB;
+    "#,
 ];
 
 pub(crate) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {

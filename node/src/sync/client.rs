@@ -50,6 +50,7 @@ pub async fn sync_with_parent(
         let hello = message(Body::Hello(v1::Hello {
             region: me.to_string(),
             received_seq: received,
+            repair: config.repair,
         }));
         let hello_bytes = prost::Message::encoded_len(&hello);
         tx.send(hello).await.map_err(|_| SyncError::Closed)?;

@@ -33,6 +33,9 @@ pub struct LinkConfig {
     /// How often a live link looks for writes made by other processes (the CLI) on this node;
     /// writes through this process's store handle wake it at once.
     pub poll: Duration,
+    /// Compare subtree digests at the start of the link and resend the records that differ,
+    /// whatever the checkpoints say (`renda sync --once --repair`).
+    pub repair: bool,
 }
 
 impl Default for LinkConfig {
@@ -41,6 +44,7 @@ impl Default for LinkConfig {
             policy: RoutePolicy::default(),
             max_batch_bytes: 512 * 1024,
             poll: Duration::from_millis(200),
+            repair: false,
         }
     }
 }
@@ -214,6 +218,20 @@ where
         awaiting_resync = true;
     }
 
+    // Repair: both sides send a digest of the records they should share; each then lists its
+    // records in the buckets that differ, and each resends the records the other lacks or holds
+    // at other heads. `DigestDone` says the sender has queued those resends.
+    let mut awaiting_entries = false;
+    let mut awaiting_peer_done = false;
+    let mut differing: Vec<bool> = Vec::new();
+    if config.repair {
+        let policy = config.policy;
+        let buckets = store.call(move |s| s.digest(&peer, &policy)).await?;
+        send(message(Body::Digest(v1::Digest { buckets }))).await?;
+        awaiting_entries = true;
+        awaiting_peer_done = true;
+    }
+
     loop {
         if in_flight.is_none() && !local_done {
             if !resend.is_empty() {
@@ -272,7 +290,13 @@ where
                 }
             }
         }
-        if mode == Mode::Once && local_done && remote_done && in_flight.is_none() {
+        if mode == Mode::Once
+            && local_done
+            && remote_done
+            && in_flight.is_none()
+            && !awaiting_entries
+            && !awaiting_peer_done
+        {
             let resynced = resyncing && !awaiting_resync;
             store
                 .write(move |tx| {
@@ -352,7 +376,7 @@ where
                                     .await?;
                             }
                             Body::CaughtUp(c) => {
-                                remote_done = !awaiting_resync;
+                                remote_done = !awaiting_resync && !awaiting_peer_done;
                                 let seq = c.seq;
                                 let policy = config.policy;
                                 store.write(move |tx| tx.apply_incoming(&peer, Some(seq), Vec::new(), &policy)).await?;
@@ -370,6 +394,56 @@ where
                                         .await?;
                                 }
                             }
+                    Body::Digest(theirs) => {
+                        let policy = config.policy;
+                        let ours = store.call(move |s| s.digest(&peer, &policy)).await?;
+                        if theirs.buckets.len() != ours.len() {
+                            return Err(SyncError::Protocol(format!(
+                                "a digest of {} buckets; expected {}",
+                                theirs.buckets.len(),
+                                ours.len()
+                            )));
+                        }
+                        differing = ours.iter().zip(&theirs.buckets).map(|(a, b)| a != b).collect();
+                        let marked = differing.clone();
+                        let entries = store.call(move |s| s.digest_entries(&peer, &policy, &marked)).await?;
+                        debug!(%peer, buckets = differing.iter().filter(|d| **d).count(), entries = entries.len(), "digest compared");
+                        send(message(Body::DigestEntries(v1::DigestEntries {
+                            entries: entries
+                                .into_iter()
+                                .map(|(id, heads)| v1::RecordDigest { id, heads })
+                                .collect(),
+                        })))
+                        .await?;
+                    }
+                    Body::DigestEntries(theirs) => {
+                        if differing.is_empty() {
+                            return Err(SyncError::Protocol("digest entries before a digest".into()));
+                        }
+                        let policy = config.policy;
+                        let marked = differing.clone();
+                        let ours = store.call(move |s| s.digest_entries(&peer, &policy, &marked)).await?;
+                        let theirs: std::collections::HashMap<String, Vec<u8>> =
+                            theirs.entries.into_iter().map(|e| (e.id, e.heads)).collect();
+                        for (id, heads) in ours {
+                            if theirs.get(&id) != Some(&heads) {
+                                let id = RecordId::parse("digest.id", &id)
+                                    .map_err(|e| SyncError::Protocol(e.to_string()))?;
+                                resend.push(id);
+                            }
+                        }
+                        if !resend.is_empty() {
+                            warn!(%peer, records = resend.len(), "repair: resending records the peer lacks or holds at other heads");
+                        }
+                        awaiting_entries = false;
+                        local_done = false;
+                        caught_up_sent = None;
+                        send(message(Body::DigestDone(v1::DigestDone {}))).await?;
+                    }
+                    Body::DigestDone(_) => {
+                        awaiting_peer_done = false;
+                        remote_done = false;
+                    }
         Body::Resync(v1::Resync { ack: true }) => {
                                 awaiting_resync = false;
                                 remote_done = false;
