@@ -31,6 +31,7 @@ fn hello(version: u32, region: &str) -> LinkMessage {
         body: Some(Body::Hello(Hello {
             region: region.into(),
             received_seq: 0,
+            repair: false,
         })),
     }
 }
