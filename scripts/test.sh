@@ -16,5 +16,7 @@ if [[ "${1:-}" == "--soak" ]]; then
 fi
 
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+# Lints first (warnings are errors), so the test summary stays the run's last word.
+cargo clippy --workspace --all-targets --locked -- -D warnings
 # Proptest prints the seed of any failing case; a committed regression file replays it.
 cargo test --workspace --locked "${extra[@]}"
