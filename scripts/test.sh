@@ -19,4 +19,10 @@ export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 # Lints first (warnings are errors), so the test summary stays the run's last word.
 cargo clippy --workspace --all-targets --locked -- -D warnings
 # Proptest prints the seed of any failing case; a committed regression file replays it.
-cargo test --workspace --locked "${extra[@]}"
+log="$(mktemp)"
+trap 'rm -f "$log"' EXIT
+cargo test --workspace --locked "${extra[@]}" 2>&1 | tee "$log"
+# cargo prints one summary per test binary, the last often a doc-test run with nothing in it;
+# close with the total over all of them.
+awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed;?$/) p += $i; if ($(i+1) ~ /^failed;?$/) f += $i } }
+     END { printf "summary: %d passed, %d failed\n", p, f }' "$log"
