@@ -3,11 +3,8 @@
 
 mod common;
 
-use chrono::NaiveDate;
 use common::fed::{Federation, code};
-use renda_node::office::{self, Contact};
 use renda_node::record::RecordId;
-use renda_node::record::opinion::{OpinionFields, OpinionSource};
 use renda_node::sync::client::sync_with_parent;
 use renda_node::sync::{LinkConfig, LinkReport, Mode};
 
@@ -38,24 +35,7 @@ async fn a_digest_repair_resends_exactly_the_records_that_differ() {
     let town = fed.node(TOWNSHIP).store.clone();
     let mut ids: Vec<RecordId> = Vec::new();
     for i in 0..200 {
-        let fields = OpinionFields {
-            source: OpinionSource::QrCode,
-            content: format!("第{i}条"),
-            place: String::new(),
-            region: code(TOWNSHIP),
-            delegate: None,
-            activity: None,
-            category: None,
-        };
-        let date = NaiveDate::from_ymd_opt(2026, 10, 1).unwrap();
-        ids.push(
-            town.write(move |tx| {
-                office::add_opinion(tx, "clerk", fields, Contact::default(), date)
-            })
-            .await
-            .unwrap()
-            .id,
-        );
+        ids.push(common::fed::write_opinion(&town, code(TOWNSHIP), format!("第{i}条")).await);
     }
     sync(&fed, false).await;
 

@@ -5,11 +5,8 @@ mod common;
 
 use std::time::Duration;
 
-use chrono::NaiveDate;
 use common::fed::{Federation, code};
-use renda_node::office::{self, Contact};
 use renda_node::record::RecordId;
-use renda_node::record::opinion::{OpinionFields, OpinionSource};
 use renda_node::store::{ListQuery, Store, StoreHandle};
 use renda_node::sync::client::sync_with_parent;
 use renda_node::sync::{LinkConfig, LinkReport, Mode};
@@ -20,23 +17,7 @@ const COUNTY: &str = "330411000000";
 async fn write(store: &StoreHandle, n: usize, tag: &str) -> Vec<RecordId> {
     let mut ids = Vec::new();
     for i in 0..n {
-        let fields = OpinionFields {
-            source: OpinionSource::Visit,
-            content: format!("{tag}第{i}条"),
-            place: String::new(),
-            region: code(TOWNSHIP),
-            delegate: None,
-            activity: None,
-            category: None,
-        };
-        let date = NaiveDate::from_ymd_opt(2026, 10, 1).unwrap();
-        ids.push(
-            store
-                .write(move |tx| office::add_opinion(tx, "clerk", fields, Contact::default(), date))
-                .await
-                .unwrap()
-                .id,
-        );
+        ids.push(common::fed::write_opinion(store, code(TOWNSHIP), format!("{tag}第{i}条")).await);
     }
     ids
 }

@@ -190,3 +190,30 @@ impl Federation {
             .len()
     }
 }
+
+/// Writes an opinion at `store`'s node (received today's test date) and returns its id.
+pub async fn write_opinion(store: &StoreHandle, region: RegionCode, content: String) -> RecordId {
+    let fields = renda_node::record::opinion::OpinionFields {
+        source: renda_node::record::opinion::OpinionSource::QrCode,
+        content,
+        place: String::new(),
+        region,
+        delegate: None,
+        activity: None,
+        category: None,
+    };
+    let date = chrono::NaiveDate::from_ymd_opt(2026, 10, 1).expect("valid date");
+    store
+        .write(move |tx| {
+            renda_node::office::add_opinion(
+                tx,
+                "clerk",
+                fields,
+                renda_node::office::Contact::default(),
+                date,
+            )
+        })
+        .await
+        .expect("write an opinion")
+        .id
+}

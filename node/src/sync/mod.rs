@@ -297,16 +297,7 @@ where
             && !awaiting_entries
             && !awaiting_peer_done
         {
-            let resynced = resyncing && !awaiting_resync;
-            store
-                .write(move |tx| {
-                    tx.record_link_success(&peer)?;
-                    if resynced {
-                        tx.mark_resynced(&peer)?;
-                    }
-                    Ok(())
-                })
-                .await?;
+            record_round(&store, peer, resyncing && !awaiting_resync).await?;
             // Close our half of the stream and let the peer close its half, so the link ends
             // cleanly rather than being reset.
             drop(outbound);
@@ -382,16 +373,7 @@ where
                                 store.write(move |tx| tx.apply_incoming(&peer, Some(seq), Vec::new(), &policy)).await?;
                                 if local_done && in_flight.is_none() {
                                     debug!(%peer, seq, "both sides caught up");
-                                    let resynced = resyncing && !awaiting_resync;
-                                    store
-                                        .write(move |tx| {
-                                            tx.record_link_success(&peer)?;
-                                            if resynced {
-                                                tx.mark_resynced(&peer)?;
-                                            }
-                                            Ok(())
-                                        })
-                                        .await?;
+                                    record_round(&store, peer, resyncing && !awaiting_resync).await?;
                                 }
                             }
                     Body::Digest(theirs) => {
@@ -476,6 +458,25 @@ where
                     }
                 }
     }
+}
+
+/// Records a completed round with `peer`, and the end of the resync after a restore if this
+/// round was one.
+async fn record_round(
+    store: &StoreHandle,
+    peer: RegionCode,
+    resynced: bool,
+) -> Result<(), SyncError> {
+    store
+        .write(move |tx| {
+            tx.record_link_success(&peer)?;
+            if resynced {
+                tx.mark_resynced(&peer)?;
+            }
+            Ok(())
+        })
+        .await?;
+    Ok(())
 }
 
 /// The receiving half of a link: tonic's `Streaming` on both the client and the server side.
