@@ -1,7 +1,7 @@
 //! Everything one Renda node needs on its own.
 //!
 //! A node is one congress's office (township, county, city, province or national), named by its
-//! 12-digit region code. This crate holds what works without any network:
+//! 12-digit region code. This crate holds the node itself and its side of every link:
 //!
 //! - [`region`]: region codes, levels, and the tree they imply;
 //! - [`record`]: the record model, one automerge document per record, with the suggestion and
@@ -9,10 +9,12 @@
 //! - [`store`]: the SQLite store, owned by one thread and reached through [`store::StoreHandle`];
 //! - [`office`]: the operations staff perform, each one checked write transaction;
 //! - [`route`]: which nodes hold a record, a pure function of the record and the tree;
+//! - [`sync`]: the link loop both ends of a parent–child link run, and the child's client;
 //! - [`validate`]: the error that names a field and the rule it broke.
 //!
-//! Sync, routing and the query service build on these in later layers; nothing here knows of
-//! gRPC or HTTP.
+//! Only [`sync`] knows of gRPC; the record model, routing and the store know nothing of the
+//! network, and nothing here serves HTTP. The parent's side of the gRPC service lives in the hub
+//! crate, the query service and dashboard will too.
 
 pub mod office;
 pub mod record;

@@ -242,6 +242,20 @@ impl RegionCode {
         false
     }
 
+    /// The code prefix every code in this subtree shares (the significant segments), for
+    /// prefix queries over stored codes.
+    pub fn subtree_prefix(&self) -> &str {
+        let len = match self.division() {
+            Division::Congress(Level::National) => 0,
+            Division::Congress(Level::Province) => 2,
+            Division::Congress(Level::City) => 4,
+            Division::Congress(Level::County) => 6,
+            Division::Congress(Level::Township) | Division::Street => 9,
+            Division::Village => 12,
+        };
+        &self.as_str()[..len]
+    }
+
     /// The chain of congresses above this one, nearest first, ending at the national congress.
     pub fn ancestors(&self) -> Vec<RegionCode> {
         let mut chain = Vec::new();
@@ -328,6 +342,25 @@ mod tests {
         // 仙桃市 (province-administered) answers to 湖北省.
         assert_eq!(code("429004000000").parent(), Some(code("420000000000")));
         assert_eq!(RegionCode::NATIONAL.parent(), None);
+    }
+
+    #[test]
+    fn subtree_prefixes_agree_with_membership() {
+        assert_eq!(RegionCode::NATIONAL.subtree_prefix(), "");
+        assert_eq!(code("330400000000").subtree_prefix(), "3304");
+        assert_eq!(code("330411101000").subtree_prefix(), "330411101");
+        assert_eq!(code("330411101203").subtree_prefix(), "330411101203");
+        for (inner, outer) in [
+            ("330411101203", "330411101000"),
+            ("330411101000", "330400000000"),
+        ] {
+            assert!(code(inner).is_within(&code(outer)));
+            assert!(
+                code(inner)
+                    .as_str()
+                    .starts_with(code(outer).subtree_prefix())
+            );
+        }
     }
 
     #[test]

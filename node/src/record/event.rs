@@ -20,6 +20,18 @@ pub struct Author {
     pub user: String,
 }
 
+impl Author {
+    /// Parses the `user@region` form that [`Display`](fmt::Display) writes: the form headers
+    /// take in SQLite columns and on the wire.
+    pub fn parse(s: &str) -> Option<Author> {
+        let (user, node) = s.rsplit_once('@')?;
+        Some(Author {
+            node: RegionCode::parse("created_by", node).ok()?,
+            user: user.to_string(),
+        })
+    }
+}
+
 impl fmt::Display for Author {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}@{}", self.user, self.node)

@@ -300,7 +300,7 @@ impl Store {
         if let Some(within) = &q.within {
             // A subtree is a code prefix once trailing zero segments are dropped.
             sql.push_str(" AND r.home LIKE ?");
-            args.push(Box::new(format!("{}%", subtree_prefix(within))));
+            args.push(Box::new(format!("{}%", within.subtree_prefix())));
         }
         if let Some(delegate) = &q.delegate {
             sql.push_str(
@@ -499,19 +499,6 @@ pub(crate) fn heads_hash(heads: &[automerge::ChangeHash]) -> Vec<u8> {
         hasher.update(h.as_ref());
     }
     hasher.finalize()[..16].to_vec()
-}
-
-/// The code prefix shared by every code in `region`'s subtree.
-fn subtree_prefix(region: &RegionCode) -> &str {
-    let s = region.as_str();
-    let len = match region.level() {
-        Some(crate::region::Level::National) => 0,
-        Some(crate::region::Level::Province) => 2,
-        Some(crate::region::Level::City) => 4,
-        Some(crate::region::Level::County) => 6,
-        Some(crate::region::Level::Township) | None => 9,
-    };
-    &s[..len]
 }
 
 fn load_doc(conn: &Connection, actor: &ActorId, id: &RecordId) -> Result<RecordDoc, StoreError> {

@@ -79,9 +79,6 @@ fn header_from_columns(
         id: id.to_string(),
         source: DocError::Header(format!("header column {what} is malformed")),
     };
-    let (user, node) = created_by
-        .rsplit_once('@')
-        .ok_or_else(|| bad("created_by"))?;
     Ok(Header {
         id: RecordId::parse("id", id).map_err(|_| bad("id"))?,
         kind: RecordKind::parse(kind).ok_or_else(|| bad("kind"))?,
@@ -89,10 +86,7 @@ fn header_from_columns(
         created_at: DateTime::parse_from_rfc3339(created_at)
             .map_err(|_| bad("created_at"))?
             .with_timezone(&Utc),
-        created_by: Author {
-            node: RegionCode::parse("created_by", node).map_err(|_| bad("created_by"))?,
-            user: user.to_string(),
-        },
+        created_by: Author::parse(created_by).ok_or_else(|| bad("created_by"))?,
     })
 }
 

@@ -117,20 +117,13 @@ fn header_to_wire(h: &Header) -> v1::RecordHeader {
 
 fn header_from_wire(h: &v1::RecordHeader) -> Result<Header, SyncError> {
     let bad = |what: &str| SyncError::Protocol(format!("record header field {what} is malformed"));
-    let (user, node) = h
-        .created_by
-        .rsplit_once('@')
-        .ok_or_else(|| bad("created_by"))?;
     Ok(Header {
         id: RecordId::parse("id", &h.id).map_err(|_| bad("id"))?,
         kind: RecordKind::parse(&h.kind).ok_or_else(|| bad("kind"))?,
         home: RegionCode::parse("home", &h.home).map_err(|_| bad("home"))?,
         created_at: chrono::DateTime::from_timestamp_millis(h.created_at_ms)
             .ok_or_else(|| bad("created_at_ms"))?,
-        created_by: Author {
-            node: RegionCode::parse("created_by", node).map_err(|_| bad("created_by"))?,
-            user: user.to_string(),
-        },
+        created_by: Author::parse(&h.created_by).ok_or_else(|| bad("created_by"))?,
     })
 }
 
