@@ -95,6 +95,17 @@ pub enum EventEntry<A> {
 }
 
 impl<A: DeserializeOwned> EventEntry<A> {
+    /// Decodes an event stored as JSON text; text that is not JSON is kept as a string.
+    pub(crate) fn decode_text(text: &str) -> EventEntry<A> {
+        match serde_json::from_str::<serde_json::Value>(text) {
+            Ok(raw) => Self::decode(raw),
+            Err(e) => EventEntry::Undecodable {
+                raw: serde_json::Value::String(text.to_string()),
+                error: e.to_string(),
+            },
+        }
+    }
+
     pub(crate) fn decode(raw: serde_json::Value) -> EventEntry<A> {
         match serde_json::from_value::<Event<A>>(raw.clone()) {
             Ok(event) => EventEntry::Event(event),

@@ -99,6 +99,13 @@ const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE records ADD COLUMN heads_hash BLOB;
     "#,
+    // 6: a record's document is its last full save (`doc`, empty if it never had one) followed
+    // by its changes after `doc_seq` in the change table, which holds them anyway; `doc_tail`
+    // counts those changes. Documents saved before this hold all their changes already.
+    r#"
+    ALTER TABLE records ADD COLUMN doc_seq INTEGER NOT NULL DEFAULT 0;
+    UPDATE records SET doc_seq = last_seq, doc_tail = 0;
+    "#,
 ];
 
 pub(crate) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {

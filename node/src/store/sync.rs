@@ -14,6 +14,8 @@ use rusqlite::{OptionalExtension, params};
 use serde::Serialize;
 
 use super::{Store, StoreError, WriteTx, load_doc};
+use automerge::{ActorId, Change};
+
 use crate::record::{Author, DocError, Header, Record, RecordDoc, RecordId, RecordKind};
 use crate::region::RegionCode;
 use crate::route::{RouteHints, RoutePolicy, holds};
@@ -37,6 +39,97 @@ pub struct OutgoingBatch {
 }
 
 pub type IncomingRecord = OutgoingRecord;
+
+/// A peer's record made ready for the store without the store: its changes decoded and, in case
+/// the record is new here, a document built from those changes alone and read into a [`Record`].
+/// That is most of the work of applying a batch and none of it touches SQLite, so the link
+/// prepares a batch on every core ([`prepare_batch`]) while the store thread writes the batch
+/// before it.
+pub struct PreparedRecord {
+    header: Header,
+    /// Encoded size of the changes, for the link statistics.
+    bytes: usize,
+    /// The decoded changes, or the rule the record broke while decoding them.
+    changes: Result<Vec<Change>, String>,
+    /// The record as its incoming changes alone make it. The store uses it when it does not hold
+    /// the record yet, which is every record of a first sync; otherwise the changes are applied
+    /// to the stored document instead. `None` if the changes could not make a document.
+    fresh: Option<Fresh>,
+}
+
+struct Fresh {
+    doc: RecordDoc,
+    record: Record,
+    applied: Vec<Change>,
+}
+
+impl PreparedRecord {
+    pub fn new(incoming: IncomingRecord) -> PreparedRecord {
+        let bytes = incoming.changes.iter().map(Vec::len).sum();
+        let changes: Result<Vec<Change>, String> = incoming
+            .changes
+            .iter()
+            .map(|b| RecordDoc::decode_change(b).map_err(|e| format!("decode.change: {e}")))
+            .collect();
+        let fresh = changes.as_ref().ok().and_then(|changes| {
+            let mut doc = RecordDoc::empty(&ActorId::random());
+            let applied = doc.apply_changes(changes.clone()).ok()?;
+            if doc.heads().is_empty() {
+                return None;
+            }
+            let record = Record::from_doc(&doc).ok()?;
+            Some(Fresh {
+                doc,
+                record,
+                applied,
+            })
+        });
+        PreparedRecord {
+            header: incoming.header,
+            bytes,
+            changes,
+            fresh,
+        }
+    }
+}
+
+/// Prepares a batch's records on up to `threads` threads. Pure CPU work: call it off the
+/// async runtime and off the store thread.
+pub fn prepare_batch(records: Vec<IncomingRecord>, threads: usize) -> Vec<PreparedRecord> {
+    let threads = threads.clamp(1, 16);
+    if threads == 1 || records.len() < 2 * threads {
+        return records.into_iter().map(PreparedRecord::new).collect();
+    }
+    let per_thread = records.len().div_ceil(threads);
+    let mut chunks: Vec<Vec<IncomingRecord>> = Vec::with_capacity(threads);
+    let mut records = records.into_iter();
+    loop {
+        let chunk: Vec<IncomingRecord> = records.by_ref().take(per_thread).collect();
+        if chunk.is_empty() {
+            break;
+        }
+        chunks.push(chunk);
+    }
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = chunks
+            .into_iter()
+            .map(|chunk| {
+                scope.spawn(move || {
+                    chunk
+                        .into_iter()
+                        .map(PreparedRecord::new)
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            // A worker only panics if automerge does; let that panic go on up rather than
+            // lose records silently.
+            .flat_map(|w| w.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+            .collect()
+    })
+}
 
 /// What applying a batch did.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
@@ -402,14 +495,26 @@ impl WriteTx<'_> {
         records: Vec<IncomingRecord>,
         policy: &RoutePolicy,
     ) -> Result<ApplyOutcome, StoreError> {
+        let prepared = records.into_iter().map(PreparedRecord::new).collect();
+        self.apply_prepared(peer, up_to_seq, prepared, policy)
+    }
+
+    /// [`WriteTx::apply_incoming`] for records already prepared with [`prepare_batch`].
+    pub fn apply_prepared(
+        &mut self,
+        peer: &RegionCode,
+        up_to_seq: Option<i64>,
+        records: Vec<PreparedRecord>,
+        policy: &RoutePolicy,
+    ) -> Result<ApplyOutcome, StoreError> {
         let mut outcome = ApplyOutcome::default();
         let mut bytes = 0usize;
         let mut total_changes = 0usize;
-        for incoming in records {
-            let id = incoming.header.id;
-            total_changes += incoming.changes.len();
-            bytes += incoming.changes.iter().map(Vec::len).sum::<usize>();
-            match self.apply_record(peer, incoming, policy) {
+        for prepared in records {
+            let id = prepared.header.id;
+            total_changes += prepared.changes.as_ref().map_or(0, Vec::len);
+            bytes += prepared.bytes;
+            match self.apply_record(peer, prepared, policy) {
                 Ok((applied, complete)) => {
                     outcome.changes_applied += applied;
                     if applied > 0 {
@@ -436,10 +541,10 @@ impl WriteTx<'_> {
     fn apply_record(
         &mut self,
         peer: &RegionCode,
-        incoming: IncomingRecord,
+        prepared: PreparedRecord,
         policy: &RoutePolicy,
     ) -> Result<(usize, bool), String> {
-        let declared = &incoming.header;
+        let declared = &prepared.header;
         let me = self.node.region;
         // A child may only send records homed in its own subtree.
         if peer.parent() == Some(me) && !declared.home.is_within(peer) {
@@ -448,25 +553,40 @@ impl WriteTx<'_> {
                 declared.id, declared.home
             ));
         }
-        let mut changes = Vec::with_capacity(incoming.changes.len());
-        for bytes in &incoming.changes {
-            changes
-                .push(RecordDoc::decode_change(bytes).map_err(|e| format!("decode.change: {e}"))?);
-        }
+        let changes = prepared.changes?;
         let hashes: Vec<_> = changes.iter().map(|c| c.hash()).collect();
-        let mut doc = match load_doc(&self.tx, self.actor, &declared.id) {
-            Ok(doc) => doc,
-            Err(StoreError::NotFound { .. }) => RecordDoc::empty(self.actor),
+        let stored = match load_doc(&self.tx, self.actor, &declared.id) {
+            Ok(doc) => Some(doc),
+            Err(StoreError::NotFound { .. }) => None,
             Err(e) => return Err(format!("store.load: {e}")),
         };
-        let applied = doc
-            .apply_changes(changes)
-            .map_err(|e| format!("apply: {e}"))?;
-        if doc.heads().is_empty() {
-            // Nothing applied to a record this node has never seen: its first changes are missing.
-            return Ok((0, false));
-        }
-        let record = Record::from_doc(&doc).map_err(|e| format!("decode.record: {e}"))?;
+        let (doc, record, applied) = match (stored, prepared.fresh) {
+            (None, Some(fresh)) => (fresh.doc, fresh.record, fresh.applied),
+            // The changes could not make a document on their own: redo the work here to tell
+            // why. Nothing applies to a record this node has never seen when its first changes
+            // are missing.
+            (None, None) => {
+                let mut doc = RecordDoc::empty(self.actor);
+                let applied = doc
+                    .apply_changes(changes)
+                    .map_err(|e| format!("apply: {e}"))?;
+                if doc.heads().is_empty() {
+                    return Ok((0, false));
+                }
+                let record = Record::from_doc(&doc).map_err(|e| format!("decode.record: {e}"))?;
+                (doc, record, applied)
+            }
+            (Some(mut doc), _) => {
+                let applied = doc
+                    .apply_changes(changes)
+                    .map_err(|e| format!("apply: {e}"))?;
+                if applied.is_empty() {
+                    return Ok((0, hashes.iter().all(|h| doc.has_change(h))));
+                }
+                let record = Record::from_doc(&doc).map_err(|e| format!("decode.record: {e}"))?;
+                (doc, record, applied)
+            }
+        };
         if record.header != *declared {
             return Err(format!(
                 "header.mismatch: the document's header differs from the declared one for {}",
@@ -482,7 +602,7 @@ impl WriteTx<'_> {
         }
         // A change whose dependencies are missing waits outside the document: the record is
         // incomplete until the sender resends its full history.
-        let complete = hashes.iter().all(|h| doc.change(h).is_some());
+        let complete = hashes.iter().all(|h| doc.has_change(h));
         let applied_count = applied.len();
         if applied_count > 0 {
             self.persist_decoded(&doc, record, applied, Some(peer))

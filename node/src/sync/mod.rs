@@ -22,7 +22,9 @@ use tracing::{debug, warn};
 use crate::record::{Author, Header, RecordId, RecordKind};
 use crate::region::RegionCode;
 use crate::route::RoutePolicy;
-use crate::store::{IncomingRecord, OutgoingRecord, StoreError, StoreHandle};
+use crate::store::{
+    IncomingRecord, OutgoingRecord, PreparedRecord, StoreError, StoreHandle, prepare_batch,
+};
 
 /// A node's sync settings.
 #[derive(Clone, Debug)]
@@ -141,6 +143,97 @@ fn batch_message(batch_id: u64, up_to_seq: i64, records: &[OutgoingRecord]) -> L
     }))
 }
 
+/// How many batches a sender keeps unacknowledged. Two let the receiver prepare one batch while
+/// its store writes the other; more would only queue.
+const WINDOW: usize = 2;
+
+/// Work for the task that applies a peer's messages in the order they came.
+enum ApplyJob {
+    Batch {
+        batch_id: u64,
+        up_to_seq: i64,
+        /// The records, being prepared on the blocking pool since the batch arrived.
+        prepared: tokio::task::JoinHandle<Vec<PreparedRecord>>,
+    },
+    /// The peer is caught up to `seq`. `epoch` and `counts` come from when it arrived: whether
+    /// it still said the peer was done once everything before it was applied.
+    CaughtUp { seq: i64, epoch: u64, counts: bool },
+}
+
+/// What the applying task reports back to the link loop.
+enum Applied {
+    Batch,
+    CaughtUp { epoch: u64, counts: bool },
+}
+
+/// Applies a peer's batches and checkpoints in arrival order and acknowledges each batch once
+/// it is durably stored. It runs beside the link loop so that the next batch can arrive and be
+/// prepared while the store writes this one.
+async fn apply_in_order(
+    store: StoreHandle,
+    peer: RegionCode,
+    policy: RoutePolicy,
+    mut jobs: mpsc::Receiver<ApplyJob>,
+    done: mpsc::UnboundedSender<Result<Applied, SyncError>>,
+    outbound: mpsc::Sender<LinkMessage>,
+    wire_out: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+) {
+    while let Some(job) = jobs.recv().await {
+        let result = async {
+            match job {
+                ApplyJob::Batch {
+                    batch_id,
+                    up_to_seq,
+                    prepared,
+                } => {
+                    let prepared = prepared.await.map_err(|e| {
+                        SyncError::Protocol(format!("preparing batch {batch_id} failed: {e}"))
+                    })?;
+                    let up_to = (up_to_seq > 0).then_some(up_to_seq);
+                    let applying = std::time::Instant::now();
+                    let outcome = store
+                        .write(move |tx| tx.apply_prepared(&peer, up_to, prepared, &policy))
+                        .await?;
+                    debug!(%peer, changes = outcome.changes_applied, elapsed_ms = applying.elapsed().as_millis() as u64, "applied batch");
+                    for (record, rule) in &outcome.rejected {
+                        warn!(%peer, record, rule, "refused a record from the peer");
+                    }
+                    let ack = message(Body::Ack(v1::BatchAck {
+                        batch_id,
+                        up_to_seq,
+                        missing: outcome.missing.iter().map(|id| id.to_string()).collect(),
+                        rejected: outcome
+                            .rejected
+                            .iter()
+                            .map(|(record, rule)| v1::Rejected {
+                                record: record.clone(),
+                                rule: rule.clone(),
+                            })
+                            .collect(),
+                    }));
+                    wire_out.fetch_add(
+                        prost::Message::encoded_len(&ack),
+                        std::sync::atomic::Ordering::Relaxed,
+                    );
+                    outbound.send(ack).await.map_err(|_| SyncError::Closed)?;
+                    Ok(Applied::Batch)
+                }
+                ApplyJob::CaughtUp { seq, epoch, counts } => {
+                    store
+                        .write(move |tx| tx.apply_incoming(&peer, Some(seq), Vec::new(), &policy))
+                        .await?;
+                    Ok(Applied::CaughtUp { epoch, counts })
+                }
+            }
+        }
+        .await;
+        let failed = result.is_err();
+        if done.send(result).is_err() || failed {
+            return;
+        }
+    }
+}
+
 /// A batch sent and not yet acknowledged.
 struct InFlight {
     batch_id: u64,
@@ -169,19 +262,35 @@ where
 {
     let mut report = LinkReport::default();
     let mut cursor = peer_received;
+    // Where the next batch starts: after the last batch sent, acknowledged or not.
+    let mut next_from = peer_received;
     let mut next_batch_id: u64 = 1;
-    let mut in_flight: Option<InFlight> = None;
+    let mut in_flight: std::collections::VecDeque<InFlight> = std::collections::VecDeque::new();
     let mut resend: Vec<RecordId> = Vec::new();
     let mut caught_up_sent: Option<i64> = None;
     let mut local_done = false;
     let mut remote_done = false;
+    // Bumped by every message after which the peer is not done; a CaughtUp counts only if no
+    // such message came after it by the time it is applied.
+    let mut remote_epoch: u64 = 0;
     let mut written = store.subscribe();
     // Whether changes that came from the peer are left out of what we send it: always, unless
     // the peer lost them in a restore and asked for everything back.
     let mut skip_peer_origin = true;
     // Set while our Resync request is unanswered: a CaughtUp from before the answer is stale.
     let mut awaiting_resync = false;
-    let wire_out = std::sync::atomic::AtomicUsize::new(0);
+    let wire_out = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let (jobs, jobs_rx) = mpsc::channel::<ApplyJob>(WINDOW + 2);
+    let (done_tx, mut done) = mpsc::unbounded_channel();
+    let applier = tokio::spawn(apply_in_order(
+        store.clone(),
+        peer,
+        config.policy,
+        jobs_rx,
+        done_tx,
+        outbound.clone(),
+        wire_out.clone(),
+    ));
     let send = |msg: LinkMessage| {
         wire_out.fetch_add(
             prost::Message::encoded_len(&msg),
@@ -207,6 +316,7 @@ where
             .write(move |tx| tx.advance_sequence_past(peer_received))
             .await?;
         cursor = 0;
+        next_from = 0;
         send(message(Body::Resync(v1::Resync { ack: false }))).await?;
         awaiting_resync = true;
     }
@@ -226,7 +336,7 @@ where
     }
 
     loop {
-        if in_flight.is_none() && !local_done {
+        if in_flight.len() < WINDOW && !local_done {
             if !resend.is_empty() {
                 let ids = std::mem::take(&mut resend);
                 let policy = config.policy;
@@ -236,7 +346,7 @@ where
                 let changes = records.iter().map(|r| r.changes.len()).sum();
                 let bytes = records.iter().flat_map(|r| &r.changes).map(Vec::len).sum();
                 send(batch_message(next_batch_id, 0, &records)).await?;
-                in_flight = Some(InFlight {
+                in_flight.push_back(InFlight {
                     batch_id: next_batch_id,
                     up_to_seq: None,
                     records: records.len(),
@@ -248,12 +358,16 @@ where
                 let (policy, max) = (config.policy, config.max_batch_bytes);
                 let skip = skip_peer_origin;
                 let reading = std::time::Instant::now();
+                let from = next_from;
                 let batch = store
-                    .call(move |s| s.outgoing_from(&peer, cursor, max, &policy, skip))
+                    .call(move |s| s.outgoing_from(&peer, from, max, &policy, skip))
                     .await?;
                 debug!(%peer, elapsed_ms = reading.elapsed().as_millis() as u64, "read outgoing batch");
-                if batch.changes == 0 {
+                if batch.changes == 0 && !in_flight.is_empty() {
+                    // Nothing more to send; say so once the batches in flight are acknowledged.
+                } else if batch.changes == 0 {
                     cursor = batch.up_to_seq;
+                    next_from = cursor;
                     if caught_up_sent != Some(cursor) {
                         send(message(Body::CaughtUp(v1::CaughtUp { seq: cursor }))).await?;
                         caught_up_sent = Some(cursor);
@@ -272,7 +386,8 @@ where
                         &batch.records,
                     ))
                     .await?;
-                    in_flight = Some(InFlight {
+                    next_from = batch.up_to_seq;
+                    in_flight.push_back(InFlight {
                         batch_id: next_batch_id,
                         up_to_seq: Some(batch.up_to_seq),
                         records: batch.records.len(),
@@ -286,13 +401,16 @@ where
         if mode == Mode::Once
             && local_done
             && remote_done
-            && in_flight.is_none()
+            && in_flight.is_empty()
             && !awaiting_entries
             && !awaiting_peer_done
         {
             record_round(&store, peer, resyncing && !awaiting_resync).await?;
             // Close our half of the stream and let the peer close its half, so the link ends
-            // cleanly rather than being reset.
+            // cleanly rather than being reset. The applying task holds a sender too: it ends
+            // once its queue is closed, and everything it was given is applied by now.
+            drop(jobs);
+            let _ = applier.await;
             drop(outbound);
             report.wire_bytes_sent = wire_out.load(std::sync::atomic::Ordering::Relaxed);
             let drain = async { while let Ok(Some(_)) = inbound.next_message().await {} };
@@ -309,6 +427,7 @@ where
                         match open(msg)? {
                             Body::Batch(batch) => {
                                 remote_done = false;
+                                remote_epoch += 1;
                                 let mut records = Vec::with_capacity(batch.records.len());
                                 for r in batch.records {
                                     let header = header_from_wire(r.header.as_ref().ok_or_else(|| SyncError::Protocol("a record without a header".into()))?)?;
@@ -316,23 +435,14 @@ where
                                     report.bytes_received += r.changes.iter().map(Vec::len).sum::<usize>();
                                     records.push(IncomingRecord { header, changes: r.changes });
                                 }
-                                let policy = config.policy;
-                                let up_to = (batch.up_to_seq > 0).then_some(batch.up_to_seq);
-                                let applying = std::time::Instant::now();
-                                let outcome = store.write(move |tx| tx.apply_incoming(&peer, up_to, records, &policy)).await?;
-                                debug!(%peer, changes = outcome.changes_applied, elapsed_ms = applying.elapsed().as_millis() as u64, "applied batch");
-                                for (record, rule) in &outcome.rejected {
-                                    warn!(%peer, record, rule, "refused a record from the peer");
-                                }
-                                send(message(Body::Ack(v1::BatchAck {
-                                    batch_id: batch.batch_id,
-                                    up_to_seq: batch.up_to_seq,
-                                    missing: outcome.missing.iter().map(|id| id.to_string()).collect(),
-                                    rejected: outcome.rejected.iter().map(|(record, rule)| v1::Rejected { record: record.clone(), rule: rule.clone() }).collect(),
-                                }))).await?;
+                                let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+                                let prepared = tokio::task::spawn_blocking(move || prepare_batch(records, threads));
+                                jobs.send(ApplyJob::Batch { batch_id: batch.batch_id, up_to_seq: batch.up_to_seq, prepared })
+                                    .await
+                                    .map_err(|_| SyncError::Closed)?;
                             }
                             Body::Ack(ack) => {
-                                let Some(flight) = in_flight.take() else {
+                                let Some(flight) = in_flight.pop_front() else {
                                     return Err(SyncError::Protocol("an acknowledgement with no batch in flight".into()));
                                 };
                                 if ack.batch_id != flight.batch_id {
@@ -360,14 +470,10 @@ where
                                     .await?;
                             }
                             Body::CaughtUp(c) => {
-                                remote_done = !awaiting_resync && !awaiting_peer_done;
-                                let seq = c.seq;
-                                let policy = config.policy;
-                                store.write(move |tx| tx.apply_incoming(&peer, Some(seq), Vec::new(), &policy)).await?;
-                                if local_done && in_flight.is_none() {
-                                    debug!(%peer, seq, "both sides caught up");
-                                    record_round(&store, peer, resyncing && !awaiting_resync).await?;
-                                }
+                                let counts = !awaiting_resync && !awaiting_peer_done;
+                                jobs.send(ApplyJob::CaughtUp { seq: c.seq, epoch: remote_epoch, counts })
+                                    .await
+                                    .map_err(|_| SyncError::Closed)?;
                             }
                     Body::Digest(theirs) => {
                         let policy = config.policy;
@@ -418,26 +524,45 @@ where
                     Body::DigestDone(_) => {
                         awaiting_peer_done = false;
                         remote_done = false;
+                        remote_epoch += 1;
                     }
         Body::Resync(v1::Resync { ack: true }) => {
                                 awaiting_resync = false;
                                 remote_done = false;
+                                remote_epoch += 1;
                             }
                             Body::Resync(v1::Resync { ack: false }) => {
                                 warn!(%peer, "the peer lost data in a restore; resending everything it holds");
                                 send(message(Body::Resync(v1::Resync { ack: true }))).await?;
                                 skip_peer_origin = false;
                                 cursor = 0;
+                                next_from = 0;
                                 caught_up_sent = None;
                                 local_done = false;
-                                // An acknowledgement still to come must not move the restarted cursor.
-                                if let Some(flight) = in_flight.as_mut() {
+                                // Acknowledgements still to come must not move the restarted cursor.
+                                for flight in in_flight.iter_mut() {
                                     flight.up_to_seq = None;
                                 }
                             }
                             Body::Hello(_) => {
                                 return Err(SyncError::Protocol("a second Hello on an open link".into()));
                             }
+                        }
+                    }
+                    applied = done.recv() => {
+                        match applied {
+                            Some(Ok(Applied::Batch)) => {}
+                            Some(Ok(Applied::CaughtUp { epoch, counts })) => {
+                                if counts && epoch == remote_epoch {
+                                    remote_done = true;
+                                }
+                                if local_done && in_flight.is_empty() {
+                                    debug!(%peer, "both sides caught up");
+                                    record_round(&store, peer, resyncing && !awaiting_resync).await?;
+                                }
+                            }
+                            Some(Err(e)) => return Err(e),
+                            None => return Err(SyncError::Closed),
                         }
                     }
                     changed = written.changed(), if local_done && mode == Mode::Live => {
