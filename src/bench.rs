@@ -87,6 +87,157 @@ fn mandate(congress: RegionCode, term: u32) -> (String, Mandate) {
 
 /// Writes `n` records shaped like a township's year: for every ten, four opinions (half with a
 /// constituent's contact), three activities with sign-ins, two delegates and one suggestion.
+/// Text in the vocabulary of opinions and suggestions, different for every `seed`: records then
+/// compress on the wire the way real ones do, not the way one sentence repeated ten thousand
+/// times would.
+fn prose(seed: usize, min_chars: usize) -> String {
+    const WORDS: &[&str] = &[
+        "村道",
+        "路灯",
+        "损坏",
+        "夜间",
+        "出行",
+        "不便",
+        "希望",
+        "尽快",
+        "维修",
+        "加装",
+        "照明",
+        "设施",
+        "农田",
+        "灌溉",
+        "渠道",
+        "年久失修",
+        "渗漏",
+        "严重",
+        "建议",
+        "列入",
+        "计划",
+        "分段",
+        "修缮",
+        "群众",
+        "反映",
+        "道路",
+        "积水",
+        "排水",
+        "不畅",
+        "雨季",
+        "影响",
+        "通行",
+        "学校",
+        "周边",
+        "交通",
+        "安全",
+        "隐患",
+        "增设",
+        "红绿灯",
+        "减速带",
+        "养老",
+        "服务",
+        "中心",
+        "老人",
+        "就餐",
+        "困难",
+        "社区",
+        "食堂",
+        "医疗",
+        "卫生室",
+        "医生",
+        "短缺",
+        "看病",
+        "配备",
+        "垃圾",
+        "分类",
+        "清运",
+        "不及时",
+        "异味",
+        "环境",
+        "整治",
+        "河道",
+        "污水",
+        "处理",
+        "生活",
+        "饮用水",
+        "水质",
+        "检测",
+        "公开",
+        "停车",
+        "位置",
+        "紧张",
+        "规划",
+        "公交",
+        "线路",
+        "班次",
+        "太少",
+        "延长",
+        "运营",
+        "时间",
+        "就业",
+        "培训",
+        "补贴",
+        "发放",
+        "标准",
+        "政策",
+        "宣传",
+        "到位",
+        "落实",
+        "农户",
+        "合作社",
+        "销路",
+        "电商",
+        "直播",
+        "帮助",
+        "拓宽",
+        "文化",
+        "礼堂",
+        "活动",
+        "场地",
+        "开放",
+        "健身",
+        "器材",
+        "老化",
+        "更换",
+        "消防",
+        "通道",
+        "占用",
+        "清理",
+        "物业",
+        "管理",
+        "费用",
+        "监督",
+        "村务",
+        "公开",
+        "及时",
+        "回应",
+        "诉求",
+        "满意",
+        "调查",
+        "核实",
+    ];
+    const MARKS: [&str; 6] = ["，", "，", "，", "。", "；", "、"];
+    // xorshift64 seeded from the record's number: the same text on every run.
+    let mut state = (seed as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state as usize
+    };
+    let mut out = String::new();
+    let mut chars = 0;
+    while chars < min_chars {
+        let word = WORDS[next() % WORDS.len()];
+        out.push_str(word);
+        chars += word.chars().count();
+        if next() % 3 == 0 {
+            out.push_str(MARKS[next() % MARKS.len()]);
+            chars += 1;
+        }
+    }
+    out.push('。');
+    out
+}
+
 /// Returns the opinion ids, which the change benchmarks edit.
 async fn populate(node: &BenchNode, n: usize) -> Result<Vec<RecordId>> {
     let region = node.region;
@@ -149,41 +300,49 @@ async fn populate(node: &BenchNode, n: usize) -> Result<Vec<RecordId>> {
                         0..=3 => {
                             let fields = OpinionFields {
                                 source: OpinionSource::QrCode,
-                                content: format!("第{i}号：村道路灯损坏多日，夜间出行不便，希望尽快维修并加装照明设施"),
-                                place: "梅北村村道".into(),
+                                content: prose(i, 40 + i * 7 % 120),
+                                place: format!("梅北村{}组", i % 12 + 1),
                                 region,
                                 delegate: Some(pool[i % pool.len()]),
                                 activity: None,
                                 category: Some("城乡建设".into()),
                             };
                             let contact = if i % 2 == 0 {
-                                Contact { name: Some("李阿姨".into()), phone: Some("13800000000".into()), id_number: None }
+                                Contact {
+                                    name: Some("李阿姨".into()),
+                                    phone: Some("13800000000".into()),
+                                    id_number: None,
+                                }
                             } else {
                                 Contact::default()
                             };
-                            opinions.push(office::add_opinion(tx, "clerk", fields, contact, day())?.id);
+                            opinions
+                                .push(office::add_opinion(tx, "clerk", fields, contact, day())?.id);
                         }
                         4..=6 => {
                             let draft = ActivityDraft {
                                 activity: Activity {
                                     kind: ActivityKind::Reception,
                                     date: day(),
-                                    topic: format!("代表活动日第{i}场：听取群众对农田水利的意见"),
+                                    topic: format!("代表活动日：{}", prose(i, 10 + i % 20)),
                                     organiser: "王店镇人大主席团".into(),
                                     group: None,
                                     venue: None,
                                     participants: BTreeMap::new(),
                                     constituents_received: (i % 30) as u32,
-                                    outcome: "收集意见 3 条".into(),
+                                    outcome: prose(i + 1, 20 + i % 40),
                                 },
-                                participants: vec![pool[i % pool.len()], pool[(i + 1) % pool.len()]],
+                                participants: vec![
+                                    pool[i % pool.len()],
+                                    pool[(i + 1) % pool.len()],
+                                ],
                             };
                             office::add_activity(tx, "clerk", draft)?;
                         }
                         _ => {
                             let draft = SuggestionDraft {
-                                title: format!("关于改善第{i}村农田灌溉设施的建议"),
-                                body: "部分灌溉渠道年久失修，渗漏严重，建议列入农田水利建设计划分段修缮。".into(),
+                                title: format!("关于{}的建议", prose(i, 8 + i % 12)),
+                                body: prose(i + 2, 150 + i * 13 % 250),
                                 category: "农业农村".into(),
                                 lead: pool[i % pool.len()],
                                 cosigners: vec![pool[(i + 1) % pool.len()]],
@@ -257,11 +416,12 @@ pub async fn run(args: BenchArgs) -> Result<()> {
 
     let (cold, took) = sync(&town, &county.addr).await?;
     println!(
-        "  cold sync: {records} records ({} changes) in {:.0} ms = {:.0} records/s, {:.0} bytes/record on the wire",
+        "  cold sync: {records} records ({} changes) in {:.0} ms = {:.0} records/s, {:.0} bytes/record on the wire ({:.0} before compression)",
         cold.changes_sent,
         ms(took),
         records as f64 / took.as_secs_f64(),
-        cold.wire_bytes_sent as f64 / records as f64
+        cold.wire_bytes_sent as f64 / records as f64,
+        cold.bytes_sent as f64 / records as f64
     );
     // Each round passes on opinions not yet passed on, so every edit is a legal step.
     let mut untouched = opinions.iter().copied();

@@ -6,7 +6,7 @@
 //! SQLite or routing.
 
 /// The protocol version this build speaks. A peer sending another version is refused.
-pub const PROTOCOL_VERSION: u32 = 1;
+pub const PROTOCOL_VERSION: u32 = 2;
 
 pub mod v1 {
     tonic::include_proto!("renda.v1");
@@ -35,6 +35,7 @@ mod tests {
                     }),
                     changes: vec![vec![1, 2, 3]],
                 }],
+                deflated_records: Vec::new(),
             })),
         };
         let bytes = msg.encode_to_vec();

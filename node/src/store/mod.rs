@@ -28,7 +28,6 @@ use crate::validate::ValidationError;
 pub use handle::StoreHandle;
 pub use sync::{
     ApplyOutcome, IncomingRecord, OutgoingBatch, OutgoingRecord, PeerStatus, PreparedRecord,
-    prepare_batch,
 };
 
 pub const DB_FILE: &str = "renda.sqlite";

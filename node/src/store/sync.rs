@@ -43,8 +43,7 @@ pub type IncomingRecord = OutgoingRecord;
 /// A peer's record made ready for the store without the store: its changes decoded and, in case
 /// the record is new here, a document built from those changes alone and read into a [`Record`].
 /// That is most of the work of applying a batch and none of it touches SQLite, so the link
-/// prepares a batch on every core ([`prepare_batch`]) while the store thread writes the batch
-/// before it.
+/// prepares a batch on every core while the store thread writes the batch before it.
 pub struct PreparedRecord {
     header: Header,
     /// Encoded size of the changes, for the link statistics.
@@ -91,44 +90,6 @@ impl PreparedRecord {
             fresh,
         }
     }
-}
-
-/// Prepares a batch's records on up to `threads` threads. Pure CPU work: call it off the
-/// async runtime and off the store thread.
-pub fn prepare_batch(records: Vec<IncomingRecord>, threads: usize) -> Vec<PreparedRecord> {
-    let threads = threads.clamp(1, 16);
-    if threads == 1 || records.len() < 2 * threads {
-        return records.into_iter().map(PreparedRecord::new).collect();
-    }
-    let per_thread = records.len().div_ceil(threads);
-    let mut chunks: Vec<Vec<IncomingRecord>> = Vec::with_capacity(threads);
-    let mut records = records.into_iter();
-    loop {
-        let chunk: Vec<IncomingRecord> = records.by_ref().take(per_thread).collect();
-        if chunk.is_empty() {
-            break;
-        }
-        chunks.push(chunk);
-    }
-    std::thread::scope(|scope| {
-        let workers: Vec<_> = chunks
-            .into_iter()
-            .map(|chunk| {
-                scope.spawn(move || {
-                    chunk
-                        .into_iter()
-                        .map(PreparedRecord::new)
-                        .collect::<Vec<_>>()
-                })
-            })
-            .collect();
-        workers
-            .into_iter()
-            // A worker only panics if automerge does; let that panic go on up rather than
-            // lose records silently.
-            .flat_map(|w| w.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
-            .collect()
-    })
 }
 
 /// What applying a batch did.

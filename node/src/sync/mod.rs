@@ -22,9 +22,7 @@ use tracing::{debug, warn};
 use crate::record::{Author, Header, RecordId, RecordKind};
 use crate::region::RegionCode;
 use crate::route::RoutePolicy;
-use crate::store::{
-    IncomingRecord, OutgoingRecord, PreparedRecord, StoreError, StoreHandle, prepare_batch,
-};
+use crate::store::{IncomingRecord, OutgoingRecord, PreparedRecord, StoreError, StoreHandle};
 
 /// A node's sync settings.
 #[derive(Clone, Debug)]
@@ -129,18 +127,97 @@ fn header_from_wire(h: &v1::RecordHeader) -> Result<Header, SyncError> {
     })
 }
 
-fn batch_message(batch_id: u64, up_to_seq: i64, records: &[OutgoingRecord]) -> LinkMessage {
+/// A batch message with its records compressed. CPU work: build it off the async runtime.
+fn batch_message(batch_id: u64, up_to_seq: i64, records: Vec<OutgoingRecord>) -> LinkMessage {
+    use std::io::Write;
+    let plain = prost::Message::encode_to_vec(&v1::BatchRecords {
+        records: records
+            .into_iter()
+            .map(|r| v1::RecordChanges {
+                header: Some(header_to_wire(&r.header)),
+                changes: r.changes,
+            })
+            .collect(),
+    });
+    let mut deflater = flate2::write::DeflateEncoder::new(
+        Vec::with_capacity(plain.len() / 2),
+        flate2::Compression::fast(),
+    );
+    let deflated = match deflater.write_all(&plain).and_then(|()| deflater.finish()) {
+        Ok(bytes) => bytes,
+        Err(_) => unreachable!("compressing into memory does not fail"),
+    };
     message(Body::Batch(v1::ChangeBatch {
         batch_id,
         up_to_seq,
-        records: records
-            .iter()
-            .map(|r| v1::RecordChanges {
-                header: Some(header_to_wire(&r.header)),
-                changes: r.changes.clone(),
-            })
-            .collect(),
+        records: Vec::new(),
+        deflated_records: deflated,
     }))
+}
+
+async fn build_batch_message(
+    batch_id: u64,
+    up_to_seq: i64,
+    records: Vec<OutgoingRecord>,
+) -> Result<LinkMessage, SyncError> {
+    tokio::task::spawn_blocking(move || batch_message(batch_id, up_to_seq, records))
+        .await
+        .map_err(|e| SyncError::Protocol(format!("building batch {batch_id} failed: {e}")))
+}
+
+/// A received batch's records, inflated and checked, with the number of changes and their
+/// bytes. CPU work: call it off the async runtime.
+fn open_batch(
+    records: Vec<v1::RecordChanges>,
+    deflated: Vec<u8>,
+) -> Result<(Vec<IncomingRecord>, usize, usize), SyncError> {
+    use std::io::Read;
+    let records = match (records.is_empty(), deflated.is_empty()) {
+        (_, true) => records,
+        (true, false) => {
+            let mut plain = Vec::new();
+            flate2::read::DeflateDecoder::new(deflated.as_slice())
+                .take(client::MAX_MESSAGE_BYTES as u64 + 1)
+                .read_to_end(&mut plain)
+                .map_err(|e| {
+                    SyncError::Protocol(format!("batch field deflated_records: not DEFLATE: {e}"))
+                })?;
+            if plain.len() > client::MAX_MESSAGE_BYTES {
+                return Err(SyncError::Protocol(format!(
+                    "batch field deflated_records: inflates past {} bytes",
+                    client::MAX_MESSAGE_BYTES
+                )));
+            }
+            <v1::BatchRecords as prost::Message>::decode(plain.as_slice())
+                .map_err(|e| {
+                    SyncError::Protocol(format!(
+                        "batch field deflated_records: not a BatchRecords message: {e}"
+                    ))
+                })?
+                .records
+        }
+        (false, false) => {
+            return Err(SyncError::Protocol(
+                "a batch with both records and deflated_records".into(),
+            ));
+        }
+    };
+    let (mut changes, mut bytes) = (0, 0);
+    let mut out = Vec::with_capacity(records.len());
+    for r in records {
+        let header = header_from_wire(
+            r.header
+                .as_ref()
+                .ok_or_else(|| SyncError::Protocol("a record without a header".into()))?,
+        )?;
+        changes += r.changes.len();
+        bytes += r.changes.iter().map(Vec::len).sum::<usize>();
+        out.push(IncomingRecord {
+            header,
+            changes: r.changes,
+        });
+    }
+    Ok((out, changes, bytes))
 }
 
 /// How many batches a sender keeps unacknowledged. Two let the receiver prepare one batch while
@@ -152,17 +229,58 @@ enum ApplyJob {
     Batch {
         batch_id: u64,
         up_to_seq: i64,
-        /// The records, being prepared on the blocking pool since the batch arrived.
-        prepared: tokio::task::JoinHandle<Vec<PreparedRecord>>,
+        /// The records, being inflated and prepared since the batch arrived, with the number of
+        /// changes and their bytes.
+        prepared: tokio::task::JoinHandle<Result<Prepared, SyncError>>,
     },
     /// The peer is caught up to `seq`. `epoch` and `counts` come from when it arrived: whether
     /// it still said the peer was done once everything before it was applied.
     CaughtUp { seq: i64, epoch: u64, counts: bool },
 }
 
+type Prepared = (Vec<PreparedRecord>, usize, usize);
+
+/// Inflates and decodes a received batch, then prepares its records for the store
+/// ([`PreparedRecord`]) on every core of the blocking pool, whose threads (and their allocator
+/// caches) outlive the batch.
+async fn prepare_batch(
+    records: Vec<v1::RecordChanges>,
+    deflated: Vec<u8>,
+) -> Result<Prepared, SyncError> {
+    let failed =
+        |e: tokio::task::JoinError| SyncError::Protocol(format!("preparing a batch failed: {e}"));
+    let (records, changes, bytes) =
+        tokio::task::spawn_blocking(move || open_batch(records, deflated))
+            .await
+            .map_err(failed)??;
+    let workers = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .clamp(1, 8);
+    let per_worker = records.len().div_ceil(workers).max(1);
+    let mut records = records.into_iter();
+    let mut tasks = Vec::with_capacity(workers);
+    loop {
+        let chunk: Vec<IncomingRecord> = records.by_ref().take(per_worker).collect();
+        if chunk.is_empty() {
+            break;
+        }
+        tasks.push(tokio::task::spawn_blocking(move || {
+            chunk
+                .into_iter()
+                .map(PreparedRecord::new)
+                .collect::<Vec<_>>()
+        }));
+    }
+    let mut prepared = Vec::new();
+    for task in tasks {
+        prepared.extend(task.await.map_err(failed)?);
+    }
+    Ok((prepared, changes, bytes))
+}
+
 /// What the applying task reports back to the link loop.
 enum Applied {
-    Batch,
+    Batch { changes: usize, bytes: usize },
     CaughtUp { epoch: u64, counts: bool },
 }
 
@@ -186,9 +304,9 @@ async fn apply_in_order(
                     up_to_seq,
                     prepared,
                 } => {
-                    let prepared = prepared.await.map_err(|e| {
+                    let (prepared, changes, bytes) = prepared.await.map_err(|e| {
                         SyncError::Protocol(format!("preparing batch {batch_id} failed: {e}"))
-                    })?;
+                    })??;
                     let up_to = (up_to_seq > 0).then_some(up_to_seq);
                     let applying = std::time::Instant::now();
                     let outcome = store
@@ -216,7 +334,7 @@ async fn apply_in_order(
                         std::sync::atomic::Ordering::Relaxed,
                     );
                     outbound.send(ack).await.map_err(|_| SyncError::Closed)?;
-                    Ok(Applied::Batch)
+                    Ok(Applied::Batch { changes, bytes })
                 }
                 ApplyJob::CaughtUp { seq, epoch, counts } => {
                     store
@@ -345,11 +463,12 @@ where
                     .await?;
                 let changes = records.iter().map(|r| r.changes.len()).sum();
                 let bytes = records.iter().flat_map(|r| &r.changes).map(Vec::len).sum();
-                send(batch_message(next_batch_id, 0, &records)).await?;
+                let count = records.len();
+                send(build_batch_message(next_batch_id, 0, records).await?).await?;
                 in_flight.push_back(InFlight {
                     batch_id: next_batch_id,
                     up_to_seq: None,
-                    records: records.len(),
+                    records: count,
                     changes,
                     bytes,
                 });
@@ -380,17 +499,14 @@ where
                     local_done = true;
                 } else {
                     debug!(%peer, changes = batch.changes, bytes = batch.bytes, up_to = batch.up_to_seq, "sending batch");
-                    send(batch_message(
-                        next_batch_id,
-                        batch.up_to_seq,
-                        &batch.records,
-                    ))
-                    .await?;
+                    let count = batch.records.len();
+                    send(build_batch_message(next_batch_id, batch.up_to_seq, batch.records).await?)
+                        .await?;
                     next_from = batch.up_to_seq;
                     in_flight.push_back(InFlight {
                         batch_id: next_batch_id,
                         up_to_seq: Some(batch.up_to_seq),
-                        records: batch.records.len(),
+                        records: count,
                         changes: batch.changes,
                         bytes: batch.bytes,
                     });
@@ -428,15 +544,7 @@ where
                             Body::Batch(batch) => {
                                 remote_done = false;
                                 remote_epoch += 1;
-                                let mut records = Vec::with_capacity(batch.records.len());
-                                for r in batch.records {
-                                    let header = header_from_wire(r.header.as_ref().ok_or_else(|| SyncError::Protocol("a record without a header".into()))?)?;
-                                    report.changes_received += r.changes.len();
-                                    report.bytes_received += r.changes.iter().map(Vec::len).sum::<usize>();
-                                    records.push(IncomingRecord { header, changes: r.changes });
-                                }
-                                let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-                                let prepared = tokio::task::spawn_blocking(move || prepare_batch(records, threads));
+                                let prepared = tokio::spawn(prepare_batch(batch.records, batch.deflated_records));
                                 jobs.send(ApplyJob::Batch { batch_id: batch.batch_id, up_to_seq: batch.up_to_seq, prepared })
                                     .await
                                     .map_err(|_| SyncError::Closed)?;
@@ -551,7 +659,10 @@ where
                     }
                     applied = done.recv() => {
                         match applied {
-                            Some(Ok(Applied::Batch)) => {}
+                            Some(Ok(Applied::Batch { changes, bytes })) => {
+                                report.changes_received += changes;
+                                report.bytes_received += bytes;
+                            }
                             Some(Ok(Applied::CaughtUp { epoch, counts })) => {
                                 if counts && epoch == remote_epoch {
                                     remote_done = true;
@@ -607,5 +718,105 @@ pub trait InboundStream: Send {
 impl InboundStream for tonic::Streaming<LinkMessage> {
     async fn next_message(&mut self) -> Result<Option<LinkMessage>, SyncError> {
         Ok(self.message().await?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+
+    use chrono::Utc;
+
+    use super::*;
+
+    fn record(user: &str, changes: Vec<Vec<u8>>) -> OutgoingRecord {
+        let home = RegionCode::parse("home", "330411101000").unwrap();
+        OutgoingRecord {
+            header: Header {
+                id: RecordId::new(),
+                kind: RecordKind::Opinion,
+                home,
+                created_at: chrono::DateTime::from_timestamp_millis(Utc::now().timestamp_millis())
+                    .unwrap(),
+                created_by: Author {
+                    node: home,
+                    user: user.into(),
+                },
+            },
+            changes,
+        }
+    }
+
+    fn body_of(msg: LinkMessage) -> v1::ChangeBatch {
+        match msg.body {
+            Some(Body::Batch(batch)) => batch,
+            other => panic!("not a batch: {other:?}"),
+        }
+    }
+
+    fn deflate(bytes: &[u8]) -> Vec<u8> {
+        let mut d = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::best());
+        d.write_all(bytes).unwrap();
+        d.finish().unwrap()
+    }
+
+    #[test]
+    fn a_compressed_batch_opens_to_the_records_sent() {
+        let sent = vec![
+            record("镇人大办", vec![vec![7; 300], vec![8; 40]]),
+            record("clerk", vec![b"change".to_vec()]),
+        ];
+        let batch = body_of(batch_message(3, 99, sent.clone()));
+        assert!(batch.records.is_empty(), "records travel compressed");
+        assert!(
+            batch.deflated_records.len() < 340,
+            "{} bytes",
+            batch.deflated_records.len()
+        );
+        let (opened, changes, bytes) = open_batch(batch.records, batch.deflated_records).unwrap();
+        assert_eq!(opened, sent);
+        assert_eq!((changes, bytes), (3, 346));
+    }
+
+    #[test]
+    fn a_batch_that_inflates_too_far_or_is_not_deflate_is_refused() {
+        // A bomb: a few kilobytes that inflate past the largest message a node accepts.
+        let bomb = deflate(&vec![0u8; client::MAX_MESSAGE_BYTES + 1024]);
+        assert!(bomb.len() < 100_000);
+        let err = open_batch(Vec::new(), bomb).unwrap_err().to_string();
+        assert!(
+            err.contains("deflated_records") && err.contains("inflates past"),
+            "{err}"
+        );
+
+        let err = open_batch(Vec::new(), vec![0xff; 64])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("deflated_records"), "{err}");
+
+        // Valid DEFLATE of bytes that are not a BatchRecords message.
+        let err = open_batch(Vec::new(), deflate(&[0xff; 16]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("not a BatchRecords message"), "{err}");
+
+        // Both forms at once is a protocol error, not a guess.
+        let plain = body_of(batch_message(1, 1, vec![record("clerk", vec![vec![1]])]));
+        let records = vec![v1::RecordChanges {
+            header: None,
+            changes: Vec::new(),
+        }];
+        let err = open_batch(records, plain.deflated_records)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("both"), "{err}");
+
+        // A record without its header.
+        let records = vec![v1::RecordChanges {
+            header: None,
+            changes: vec![vec![1]],
+        }];
+        let err = open_batch(records, Vec::new()).unwrap_err().to_string();
+        assert!(err.contains("without a header"), "{err}");
     }
 }
