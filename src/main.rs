@@ -19,12 +19,6 @@ use tracing_subscriber::EnvFilter;
 use crate::cli::{Cli, Command};
 use crate::commands::Session;
 
-/// mimalloc instead of glibc's allocator: automerge allocates and frees many small objects per
-/// change, from several threads at once while a batch is prepared, and glibc's arenas spent a
-/// fifth of a first sync's CPU time on it.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 /// Exit status for input the user can fix (bad value, illegal step, unknown record): the same
 /// code clap uses for usage errors. Anything else (a damaged file, a failed disk) exits 1.
 const EXIT_INPUT: u8 = 2;

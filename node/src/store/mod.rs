@@ -142,8 +142,9 @@ fn connect(path: &Path) -> Result<Connection, StoreError> {
     // times, which halved the cost of committing a first sync's batches. A node's log file may
     // grow to that size.
     conn.pragma_update(None, "wal_autocheckpoint", 10_000)?;
-    // A 32 MiB page cache instead of 2 MiB: a batch's index pages stay in memory until commit.
-    conn.pragma_update(None, "cache_size", -32_768)?;
+    // An 8 MiB page cache instead of 2 MiB: more of a batch's index pages stay in memory until
+    // commit, and a county's memory stays small.
+    conn.pragma_update(None, "cache_size", -8_192)?;
     conn.busy_timeout(std::time::Duration::from_secs(10))?;
     schema::migrate(&mut conn)?;
     Ok(conn)

@@ -224,6 +224,12 @@ fn open_batch(
 /// its store writes the other; more would only queue.
 const WINDOW: usize = 2;
 
+/// How many received batches this process holds prepared (decoded and merged) at once, over all
+/// its links. A county with many townships syncing at once would otherwise hold two batches per
+/// link in memory while its one store thread works through them; waiting for a permit also
+/// slows the peers down instead of letting work pile up.
+static PREPARED_BATCHES: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(2);
+
 /// Work for the task that applies a peer's messages in the order they came.
 enum ApplyJob {
     Batch {
@@ -232,6 +238,8 @@ enum ApplyJob {
         /// The records, being inflated and prepared since the batch arrived, with the number of
         /// changes and their bytes.
         prepared: tokio::task::JoinHandle<Result<Prepared, SyncError>>,
+        /// Held until the batch is written.
+        permit: tokio::sync::SemaphorePermit<'static>,
     },
     /// The peer is caught up to `seq`. `epoch` and `counts` come from when it arrived: whether
     /// it still said the peer was done once everything before it was applied.
@@ -303,6 +311,7 @@ async fn apply_in_order(
                     batch_id,
                     up_to_seq,
                     prepared,
+                    permit,
                 } => {
                     let (prepared, changes, bytes) = prepared.await.map_err(|e| {
                         SyncError::Protocol(format!("preparing batch {batch_id} failed: {e}"))
@@ -313,6 +322,7 @@ async fn apply_in_order(
                         .write(move |tx| tx.apply_prepared(&peer, up_to, prepared, &policy))
                         .await?;
                     debug!(%peer, changes = outcome.changes_applied, elapsed_ms = applying.elapsed().as_millis() as u64, "applied batch");
+                    drop(permit);
                     for (record, rule) in &outcome.rejected {
                         warn!(%peer, record, rule, "refused a record from the peer");
                     }
@@ -544,8 +554,10 @@ where
                             Body::Batch(batch) => {
                                 remote_done = false;
                                 remote_epoch += 1;
+                                // The semaphore is never closed, so acquiring only waits.
+                                let permit = PREPARED_BATCHES.acquire().await.map_err(|_| SyncError::Closed)?;
                                 let prepared = tokio::spawn(prepare_batch(batch.records, batch.deflated_records));
-                                jobs.send(ApplyJob::Batch { batch_id: batch.batch_id, up_to_seq: batch.up_to_seq, prepared })
+                                jobs.send(ApplyJob::Batch { batch_id: batch.batch_id, up_to_seq: batch.up_to_seq, prepared, permit })
                                     .await
                                     .map_err(|_| SyncError::Closed)?;
                             }
