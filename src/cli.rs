@@ -47,6 +47,9 @@ pub enum Command {
     Run(RunArgs),
     /// Sync with the parent.
     Sync(SyncArgs),
+    /// Recompute this node's rollup (the numbers of its whole subtree) and show it, or show a
+    /// descendant's rollup held here.
+    Rollup(RollupArgs),
     /// Write a consistent copy of the node's database (safe while the node runs).
     Backup {
         #[arg(long)]
@@ -575,6 +578,32 @@ pub struct LinkArgs {
     /// less work when a slow link drops.
     #[arg(long, default_value_t = 512 * 1024, value_parser = clap::value_parser!(u32).range(1024..=16 * 1024 * 1024))]
     pub batch_bytes: u32,
+    #[command(flatten)]
+    pub rollup: StalenessArgs,
+}
+
+/// When a descendant's numbers count as stale.
+#[derive(Args, Debug, Clone, Copy)]
+pub struct StalenessArgs {
+    /// A descendant whose rollup is older than this many hours is listed as not synced.
+    #[arg(long, default_value_t = 72, value_parser = clap::value_parser!(u32).range(1..=24 * 366))]
+    pub stale_after_hours: u32,
+}
+
+impl StalenessArgs {
+    pub fn stale_after(self) -> chrono::Duration {
+        chrono::Duration::hours(i64::from(self.stale_after_hours))
+    }
+}
+
+#[derive(Args, Debug)]
+pub struct RollupArgs {
+    /// Show the rollup of this region (a descendant's, as last synced here) instead of this
+    /// node's own, freshly computed one.
+    #[arg(long, value_parser = region)]
+    pub region: Option<RegionCode>,
+    #[command(flatten)]
+    pub staleness: StalenessArgs,
 }
 
 #[derive(Args, Debug)]

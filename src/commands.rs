@@ -166,6 +166,7 @@ impl Session {
             Command::Debug(DebugCmd::WriteLoop { count }) => self.write_loop(count).await,
             Command::Run(a) => self.run_node(a).await,
             Command::Sync(a) => self.sync_once(a.link, a.repair).await,
+            Command::Rollup(a) => self.rollup(a).await,
             Command::Backup { to } => {
                 let shown = to.display().to_string();
                 self.store.call(move |s| s.backup_to(&to)).await?;
@@ -782,6 +783,13 @@ impl Session {
     /// Serves children and keeps a live link to the parent until Ctrl-C or SIGTERM.
     async fn run_node(&self, args: RunArgs) -> Result<()> {
         let identity = self.store.call(|s| Ok(s.identity().clone())).await?;
+        if args.listen.is_none() && identity.parent_addr.is_none() {
+            return Err(renda_node::store::StoreError::Invalid(renda_node::validate::ValidationError::new(
+                "listen",
+                "没有可运行的同步：请用 --listen 接受下级节点，或用 renda attach --parent HOST:PORT 设置上级节点",
+            ))
+            .into());
+        }
         let config = link_config(args.link);
         let mut tasks = tokio::task::JoinSet::new();
         if let Some(addr) = args.listen {
@@ -807,6 +815,11 @@ impl Session {
                 }
             });
         }
+        tasks.spawn(renda_hub::rollups::keep_fresh(
+            self.store.clone(),
+            std::time::Duration::from_secs(2),
+            args.link.rollup.stale_after(),
+        ));
         if let Some(parent) = identity.parent_addr.clone() {
             println!("与上级节点 {parent} 保持同步");
             tasks.spawn(renda_node::sync::client::keep_linked(
@@ -816,16 +829,38 @@ impl Session {
                 config,
             ));
         }
-        if tasks.is_empty() {
-            return Err(renda_node::store::StoreError::Invalid(renda_node::validate::ValidationError::new(
-                "listen",
-                "没有可运行的同步：请用 --listen 接受下级节点，或用 renda attach --parent HOST:PORT 设置上级节点",
-            ))
-            .into());
-        }
         shutdown_signal().await;
         println!("正在停止节点");
         tasks.shutdown().await;
+        Ok(())
+    }
+
+    /// Computes and prints this node's rollup, or prints a descendant's.
+    async fn rollup(&self, args: RollupArgs) -> Result<()> {
+        let identity = self.store.call(|s| Ok(s.identity().clone())).await?;
+        let region = args.region.unwrap_or(identity.region);
+        let rollup = if region == identity.region {
+            renda_hub::rollups::refresh(&self.store, args.staleness.stale_after()).await?
+        } else {
+            self.store
+                .call(move |s| s.rollup(&region))
+                .await?
+                .ok_or_else(|| {
+                    renda_node::store::StoreError::Invalid(
+                        renda_node::validate::ValidationError::new(
+                            "region",
+                            format!(
+                                "本节点没有 {region} 的汇总：它不在本节点的辖区内，或还没有同步上来"
+                            ),
+                        ),
+                    )
+                })?
+        };
+        if self.json {
+            println!("{}", serde_json::to_string_pretty(&rollup)?);
+        } else {
+            println!("{}", render::rollup(&region, &rollup));
+        }
         Ok(())
     }
 
@@ -841,6 +876,8 @@ impl Session {
             )
             .into());
         };
+        // The parent gets this node's current numbers with this round.
+        renda_hub::rollups::refresh(&self.store, link.rollup.stale_after()).await?;
         let result = renda_node::sync::client::sync_with_parent(
             self.store.clone(),
             identity.region,

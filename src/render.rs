@@ -170,6 +170,19 @@ pub fn list(kind: RecordKind, rows: &[ListRow]) -> String {
             t
         }
         RecordKind::Personal => table(&["编号"]),
+        RecordKind::Rollup => {
+            let mut t = table(&["编号", "汇总", "计算日期", "下级数", "数据滞后的地区数"]);
+            for r in rows {
+                t.add_row(vec![
+                    r.id.to_string(),
+                    r.label.clone(),
+                    r.occurred_on.map(|d| d.to_string()).unwrap_or_default(),
+                    r.summary["children"].to_string(),
+                    r.summary["stale"].to_string(),
+                ]);
+            }
+            t
+        }
     };
     format!("{t}\n共 {} 条{}记录", rows.len(), kind.label())
 }
@@ -187,6 +200,7 @@ pub fn record_json(record: &Record, personal: Option<&Record>) -> Value {
         Body::Activity(a) => (json!(a), Value::Null, Value::Null),
         Body::Notice(n) => (json!(n), Value::Null, Value::Null),
         Body::Personal(p) => (json!(p), Value::Null, Value::Null),
+        Body::Rollup(r) => (json!(r), Value::Null, Value::Null),
         Body::Opinion(o) => {
             let (st, h) = o.fold(&record.header);
             (json!(o.fields), json!(st), history(&h))
@@ -338,6 +352,22 @@ pub fn record_text(record: &Record, personal: Option<&Record>) -> String {
             ("正文", n.body.clone()),
         ]),
         Body::Personal(p) => rows.extend([("所属记录", p.subject.to_string())]),
+        Body::Rollup(r) => {
+            let rate = |v: Option<f64>| v.map(|v| format!("{:.1}%", v * 100.0)).unwrap_or_default();
+            rows.extend([
+                (
+                    "计算时间",
+                    r.computed_at.format("%Y-%m-%d %H:%M").to_string(),
+                ),
+                ("民情（全辖区）", r.total.opinions_total().to_string()),
+                ("建议（全辖区）", r.total.suggestions_total().to_string()),
+                ("按时答复率", rate(r.total.on_time_rate())),
+                ("满意率", rate(r.total.satisfaction_rate())),
+                ("超期未答复", r.total.overdue.to_string()),
+                ("下级汇总数", r.children.len().to_string()),
+                ("数据滞后的地区数", r.stale.len().to_string()),
+            ]);
+        }
         Body::Opinion(o) => {
             let (st, hist) = o.fold(h);
             rows.extend([
@@ -481,4 +511,115 @@ pub fn record_text(record: &Record, personal: Option<&Record>) -> String {
         out.push_str(&extra);
     }
     out
+}
+
+fn percent(rate: Option<f64>) -> String {
+    rate.map(|r| format!("{:.1}%", r * 100.0))
+        .unwrap_or_else(|| "—".to_string())
+}
+
+/// A total followed by its counts by state, in the workflow's order and with the states'
+/// Chinese names: `5（已收集 2，已办结 3）`.
+fn by_state<S: Copy>(
+    counts: &std::collections::BTreeMap<String, u64>,
+    states: &[S],
+    id: impl Fn(S) -> &'static str,
+    label: impl Fn(S) -> &'static str,
+) -> String {
+    let total: u64 = counts.values().sum();
+    let parts: Vec<String> = states
+        .iter()
+        .filter_map(|s| counts.get(id(*s)).map(|n| format!("{} {n}", label(*s))))
+        .collect();
+    if parts.is_empty() {
+        total.to_string()
+    } else {
+        format!("{total}（{}）", parts.join("，"))
+    }
+}
+
+/// A rollup for staff: the subtree's numbers, each child's numbers with their date, and the
+/// descendants that have not synced for too long.
+pub fn rollup(
+    region: &renda_node::region::RegionCode,
+    r: &renda_node::record::rollup::Rollup,
+) -> String {
+    use renda_node::record::opinion::OpinionState;
+    let t = &r.total;
+    let mut out = table(&["指标", "全辖区"]);
+    let activities: u64 = t.activities.values().flat_map(|k| k.values()).sum();
+    out.add_rows(vec![
+        vec![
+            "代表".to_string(),
+            t.delegates.values().sum::<u64>().to_string(),
+        ],
+        vec!["活动".to_string(), activities.to_string()],
+        vec!["代表签到（人次）".to_string(), t.sign_ins.to_string()],
+        vec![
+            "接待群众（人次）".to_string(),
+            t.constituents_received.to_string(),
+        ],
+        vec![
+            "民情".to_string(),
+            by_state(
+                &t.opinions,
+                OpinionState::ALL,
+                |s| s.as_str(),
+                |s| s.label(),
+            ),
+        ],
+        vec![
+            "建议".to_string(),
+            by_state(
+                &t.suggestions,
+                SuggestionState::ALL,
+                |s| s.as_str(),
+                |s| s.label(),
+            ),
+        ],
+        vec!["按时答复率".to_string(), percent(t.on_time_rate())],
+        vec![
+            "满意率（满意+基本满意）".to_string(),
+            percent(t.satisfaction_rate()),
+        ],
+        vec!["超期未答复".to_string(), t.overdue.to_string()],
+    ]);
+    let mut children = table(&["下级", "民情", "建议", "按时答复率", "满意率", "数据时间"]);
+    for (code, child) in &r.children {
+        children.add_row(vec![
+            code.clone(),
+            child.total.opinions_total().to_string(),
+            child.total.suggestions_total().to_string(),
+            percent(child.total.on_time_rate()),
+            percent(child.total.satisfaction_rate()),
+            child.as_of.format("%Y-%m-%d %H:%M").to_string(),
+        ]);
+    }
+    let mut text = format!(
+        "{region} 汇总（计算于 {}）\n{out}",
+        r.computed_at.format("%Y-%m-%d %H:%M")
+    );
+    if !r.children.is_empty() {
+        text.push_str(&format!("\n下级汇总\n{children}"));
+    }
+    if r.stale.is_empty() {
+        if !r.children.is_empty() {
+            text.push_str("\n所有下级的数据都在时限内");
+        }
+    } else {
+        let mut stale = table(&["地区", "最近数据时间"]);
+        for s in &r.stale {
+            stale.add_row(vec![
+                s.region.to_string(),
+                s.as_of
+                    .map(|t| t.format("%Y-%m-%d %H:%M").to_string())
+                    .unwrap_or_else(|| "从未同步".to_string()),
+            ]);
+        }
+        text.push_str(&format!(
+            "\n数据滞后的地区（{} 个）\n{stale}",
+            r.stale.len()
+        ));
+    }
+    text
 }

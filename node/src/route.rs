@@ -53,6 +53,11 @@ impl RouteHints {
                 owner_level: None,
                 down: vec![n.audience],
             },
+            // The parent composes its rollup from its children's.
+            Body::Rollup(_) => RouteHints {
+                owner_level: record.header.home.parent().and_then(|p| p.level()),
+                down: Vec::new(),
+            },
             Body::Venue(_) | Body::Opinion(_) | Body::Personal(_) => RouteHints::default(),
         }
     }

@@ -61,6 +61,7 @@ pub mod notice;
 pub mod opinion;
 pub mod personal;
 pub mod projection;
+pub mod rollup;
 pub mod suggestion;
 
 use std::collections::BTreeSet;
@@ -147,10 +148,12 @@ pub enum RecordKind {
     /// Personal data (phones, ID numbers, constituents' names) split off from its subject so
     /// that routing can keep it at home and the parent.
     Personal,
+    /// A node's numbers for its subtree ([`rollup::Rollup`]), one per node.
+    Rollup,
 }
 
 impl RecordKind {
-    pub const ALL: [RecordKind; 8] = [
+    pub const ALL: [RecordKind; 9] = [
         RecordKind::Delegate,
         RecordKind::Group,
         RecordKind::Venue,
@@ -159,6 +162,7 @@ impl RecordKind {
         RecordKind::Suggestion,
         RecordKind::Notice,
         RecordKind::Personal,
+        RecordKind::Rollup,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -171,6 +175,7 @@ impl RecordKind {
             RecordKind::Suggestion => "suggestion",
             RecordKind::Notice => "notice",
             RecordKind::Personal => "personal",
+            RecordKind::Rollup => "rollup",
         }
     }
 
@@ -184,6 +189,7 @@ impl RecordKind {
             RecordKind::Suggestion => "建议",
             RecordKind::Notice => "通知",
             RecordKind::Personal => "个人信息",
+            RecordKind::Rollup => "汇总",
         }
     }
 
@@ -248,6 +254,8 @@ pub enum Body {
     Suggestion(suggestion::Suggestion),
     Notice(notice::Notice),
     Personal(personal::PersonalData),
+    /// Boxed: a rollup's three sets of metrics would make every `Body` that large.
+    Rollup(Box<rollup::Rollup>),
 }
 
 impl Record {
@@ -265,6 +273,7 @@ impl Record {
             RecordKind::Activity => Body::Activity(decode_fields(&mut root)?),
             RecordKind::Notice => Body::Notice(decode_fields(&mut root)?),
             RecordKind::Personal => Body::Personal(decode_fields(&mut root)?),
+            RecordKind::Rollup => Body::Rollup(decode_fields(&mut root)?),
             RecordKind::Opinion => Body::Opinion(opinion::Opinion {
                 fields: decode_fields(&mut root)?,
                 events: decode_events(&mut root)?,

@@ -180,6 +180,14 @@ pub fn project(record: &Record) -> Projection {
             people: Vec::new(),
             summary: json!({ "category": n.category, "audience": n.audience }),
         },
+        Body::Rollup(r) => Projection {
+            label: format!("{} 汇总", record.header.home),
+            status: None,
+            occurred_on: Some(r.computed_at.date_naive()),
+            due_on: None,
+            people: Vec::new(),
+            summary: json!({ "children": r.children.len(), "stale": r.stale.len() }),
+        },
         Body::Personal(p) => Projection {
             // Personal data never appears in lists: only the link to its subject does.
             label: String::new(),

@@ -10,6 +10,7 @@
 //! record model for headers and projections and never interprets fields itself.
 
 mod handle;
+mod rollup;
 mod schema;
 mod sync;
 

@@ -1,0 +1,353 @@
+//! Rollups: a node's numbers for its whole subtree, as a record of its own.
+//!
+//! A node counts the records homed at itself (`own`) and adds the rollups its direct children
+//! sent up (`children`); it never counts the children's records it happens to hold in full, so
+//! nothing is counted twice however deep full records travel. The rollup is an ordinary record
+//! (kind `rollup`, homed at the node) and syncs up like one: to the parent, and as far as the
+//! full-record depth, so a city can drill down to every township's numbers.
+//!
+//! Counting is a pure function of projected rows ([`CountedRow`]): the store feeds it the
+//! projection columns it already keeps, so a rollup never loads a document.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::RecordKind;
+use super::suggestion::Satisfaction;
+use crate::region::RegionCode;
+
+/// The numbers of one subtree (or of one node's own records).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Metrics {
+    /// Delegate records by `"{highest level}/{status}"`.
+    pub delegates: BTreeMap<String, u64>,
+    /// Activities by month (`"2026-05"`) and then by kind.
+    pub activities: BTreeMap<String, BTreeMap<String, u64>>,
+    /// Delegates signed in at activities.
+    pub sign_ins: u64,
+    /// Constituents received at activities.
+    pub constituents_received: u64,
+    /// Opinions by workflow state.
+    pub opinions: BTreeMap<String, u64>,
+    /// Suggestions by workflow state.
+    pub suggestions: BTreeMap<String, u64>,
+    /// Suggestions by the class of their current answer (A–D).
+    pub answer_classes: BTreeMap<String, u64>,
+    /// Suggestions with a first complete answer, and how many of those came by the deadline.
+    pub answered: u64,
+    pub answered_on_time: u64,
+    /// Suggestions whose awaited answer is past due.
+    pub overdue: u64,
+    /// Suggestions the delegate evaluated, and how many of those 满意 or 基本满意.
+    pub evaluated: u64,
+    pub satisfied: u64,
+}
+
+impl Metrics {
+    /// Adds another subtree's numbers to these.
+    pub fn add(&mut self, other: &Metrics) {
+        fn merge(into: &mut BTreeMap<String, u64>, from: &BTreeMap<String, u64>) {
+            for (k, v) in from {
+                *into.entry(k.clone()).or_default() += v;
+            }
+        }
+        merge(&mut self.delegates, &other.delegates);
+        for (month, kinds) in &other.activities {
+            merge(self.activities.entry(month.clone()).or_default(), kinds);
+        }
+        self.sign_ins += other.sign_ins;
+        self.constituents_received += other.constituents_received;
+        merge(&mut self.opinions, &other.opinions);
+        merge(&mut self.suggestions, &other.suggestions);
+        merge(&mut self.answer_classes, &other.answer_classes);
+        self.answered += other.answered;
+        self.answered_on_time += other.answered_on_time;
+        self.overdue += other.overdue;
+        self.evaluated += other.evaluated;
+        self.satisfied += other.satisfied;
+    }
+
+    /// Counts one record from its projection, as of `today` (which decides what is overdue).
+    pub fn count(&mut self, row: &CountedRow<'_>, today: NaiveDate) {
+        let text = |key: &str| row.summary.get(key).and_then(|v| v.as_str());
+        let number = |key: &str| row.summary.get(key).and_then(|v| v.as_u64()).unwrap_or(0);
+        match row.kind {
+            RecordKind::Delegate => {
+                let level = text("highest_level").unwrap_or("unknown");
+                let status = row.status.unwrap_or("unknown");
+                *self
+                    .delegates
+                    .entry(format!("{level}/{status}"))
+                    .or_default() += 1;
+            }
+            RecordKind::Activity => {
+                let month = row
+                    .occurred_on
+                    .map_or_else(|| "unknown".to_string(), |d| d.format("%Y-%m").to_string());
+                let kind = text("kind").unwrap_or("unknown").to_string();
+                *self
+                    .activities
+                    .entry(month)
+                    .or_default()
+                    .entry(kind)
+                    .or_default() += 1;
+                self.sign_ins += number("sign_ins");
+                self.constituents_received += number("constituents_received");
+            }
+            RecordKind::Opinion => {
+                let state = row.status.unwrap_or("unknown").to_string();
+                *self.opinions.entry(state).or_default() += 1;
+            }
+            RecordKind::Suggestion => {
+                let state = row.status.unwrap_or("unknown").to_string();
+                *self.suggestions.entry(state).or_default() += 1;
+                if let Some(class) = text("class") {
+                    *self.answer_classes.entry(class.to_string()).or_default() += 1;
+                }
+                if let Some(on_time) = row
+                    .summary
+                    .get("answered_on_time")
+                    .and_then(|v| v.as_bool())
+                {
+                    self.answered += 1;
+                    self.answered_on_time += u64::from(on_time);
+                }
+                if row.due_on.is_some_and(|due| due < today) {
+                    self.overdue += 1;
+                }
+                if let Some(evaluation) = text("evaluation") {
+                    self.evaluated += 1;
+                    if evaluation == Satisfaction::Satisfied.as_str()
+                        || evaluation == Satisfaction::BasicallySatisfied.as_str()
+                    {
+                        self.satisfied += 1;
+                    }
+                }
+            }
+            RecordKind::Group
+            | RecordKind::Venue
+            | RecordKind::Notice
+            | RecordKind::Personal
+            | RecordKind::Rollup => {}
+        }
+    }
+
+    /// Share of first answers that came by their deadline; `None` before any answer.
+    pub fn on_time_rate(&self) -> Option<f64> {
+        (self.answered > 0).then(|| self.answered_on_time as f64 / self.answered as f64)
+    }
+
+    /// (满意 + 基本满意) over evaluated; `None` before any evaluation.
+    pub fn satisfaction_rate(&self) -> Option<f64> {
+        (self.evaluated > 0).then(|| self.satisfied as f64 / self.evaluated as f64)
+    }
+
+    /// All opinions, whatever their state.
+    pub fn opinions_total(&self) -> u64 {
+        self.opinions.values().sum()
+    }
+
+    /// All suggestions, whatever their state.
+    pub fn suggestions_total(&self) -> u64 {
+        self.suggestions.values().sum()
+    }
+}
+
+/// The projection columns of one record, as counting reads them.
+#[derive(Clone, Copy, Debug)]
+pub struct CountedRow<'a> {
+    pub kind: RecordKind,
+    pub status: Option<&'a str>,
+    pub occurred_on: Option<NaiveDate>,
+    pub due_on: Option<NaiveDate>,
+    pub summary: &'a serde_json::Value,
+}
+
+/// A direct child's numbers as its last rollup gave them.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChildRollup {
+    /// When the child computed them: the numbers are as of then.
+    pub as_of: DateTime<Utc>,
+    pub total: Metrics,
+}
+
+/// A descendant whose numbers are older than the counting node's staleness limit.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StaleRegion {
+    pub region: RegionCode,
+    /// When its numbers were computed; `None` if none ever arrived.
+    pub as_of: Option<DateTime<Utc>>,
+}
+
+/// A node's rollup record.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rollup {
+    /// When these numbers were last computed with a difference from the ones before.
+    pub computed_at: DateTime<Utc>,
+    /// The node's own records.
+    pub own: Metrics,
+    /// Each direct child's last rollup, keyed by its region code.
+    #[serde(default)]
+    pub children: BTreeMap<String, ChildRollup>,
+    /// `own` plus every child's total: the whole subtree.
+    pub total: Metrics,
+    /// Descendants, at any depth, whose numbers are stale, as this node and its children see it.
+    #[serde(default)]
+    pub stale: Vec<StaleRegion>,
+}
+
+impl Rollup {
+    /// Composes a rollup from the node's own numbers and its children's rollups.
+    /// `expected_children` are the children this node has ever linked with: one that never sent a
+    /// rollup is stale too.
+    pub fn compose(
+        now: DateTime<Utc>,
+        own: Metrics,
+        children: BTreeMap<RegionCode, Rollup>,
+        expected_children: &[RegionCode],
+        stale_after: chrono::Duration,
+    ) -> Rollup {
+        let mut total = own.clone();
+        let mut stale = Vec::new();
+        let mut entries = BTreeMap::new();
+        for (region, child) in &children {
+            total.add(&child.total);
+            if now - child.computed_at > stale_after {
+                stale.push(StaleRegion {
+                    region: *region,
+                    as_of: Some(child.computed_at),
+                });
+            }
+            stale.extend(child.stale.iter().cloned());
+            entries.insert(
+                region.to_string(),
+                ChildRollup {
+                    as_of: child.computed_at,
+                    total: child.total.clone(),
+                },
+            );
+        }
+        for region in expected_children {
+            if !children.contains_key(region) {
+                stale.push(StaleRegion {
+                    region: *region,
+                    as_of: None,
+                });
+            }
+        }
+        stale.sort_by_key(|s| s.region);
+        stale.dedup_by_key(|s| s.region);
+        Rollup {
+            computed_at: now,
+            own,
+            children: entries,
+            total,
+            stale,
+        }
+    }
+
+    /// Whether `other` says the same as this rollup, apart from when it was computed.
+    pub fn same_numbers(&self, other: &Rollup) -> bool {
+        self.own == other.own
+            && self.children == other.children
+            && self.total == other.total
+            && self.stale == other.stale
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn day(s: &str) -> NaiveDate {
+        s.parse().unwrap()
+    }
+
+    fn code(s: &str) -> RegionCode {
+        RegionCode::parse("region", s).unwrap()
+    }
+
+    #[test]
+    fn suggestions_count_answers_deadlines_and_satisfaction() {
+        let mut m = Metrics::default();
+        let today = day("2026-06-01");
+        let rows = [
+            (Some("assigned"), Some(day("2026-05-01")), json!({})),
+            (Some("assigned"), Some(day("2026-07-01")), json!({})),
+            (
+                Some("answered"),
+                None,
+                json!({"class": "A", "answered_on_time": true}),
+            ),
+            (
+                Some("closed"),
+                None,
+                json!({"class": "B", "answered_on_time": false, "evaluation": "basically_satisfied"}),
+            ),
+            (
+                Some("rehandling"),
+                None,
+                json!({"class": "C", "answered_on_time": true, "evaluation": "dissatisfied"}),
+            ),
+        ];
+        for (status, due_on, summary) in &rows {
+            m.count(
+                &CountedRow {
+                    kind: RecordKind::Suggestion,
+                    status: *status,
+                    occurred_on: None,
+                    due_on: *due_on,
+                    summary,
+                },
+                today,
+            );
+        }
+        assert_eq!(m.suggestions_total(), 5);
+        assert_eq!(m.suggestions["assigned"], 2);
+        assert_eq!((m.answered, m.answered_on_time), (3, 2));
+        assert_eq!(m.overdue, 1, "only the answer due before today is overdue");
+        assert_eq!((m.evaluated, m.satisfied), (2, 1));
+        assert_eq!(m.satisfaction_rate(), Some(0.5));
+        assert_eq!(m.answer_classes.len(), 3);
+    }
+
+    #[test]
+    fn a_subtree_total_is_its_own_records_plus_its_childrens_totals() {
+        let now = Utc::now();
+        let mut own = Metrics::default();
+        own.opinions.insert("received".into(), 2);
+        let mut child_total = Metrics::default();
+        child_total.opinions.insert("received".into(), 3);
+        child_total.opinions.insert("handled".into(), 1);
+        let child = Rollup {
+            computed_at: now - chrono::Duration::days(3),
+            own: child_total.clone(),
+            children: BTreeMap::new(),
+            total: child_total,
+            stale: vec![StaleRegion {
+                region: code("330411101000"),
+                as_of: None,
+            }],
+        };
+        let rollup = Rollup::compose(
+            now,
+            own,
+            BTreeMap::from([(code("330411102000"), child)]),
+            &[code("330411102000"), code("330411103000")],
+            chrono::Duration::days(1),
+        );
+        assert_eq!(rollup.total.opinions["received"], 5);
+        assert_eq!(rollup.total.opinions["handled"], 1);
+        let stale: Vec<_> = rollup.stale.iter().map(|s| s.region.to_string()).collect();
+        assert_eq!(
+            stale,
+            ["330411101000", "330411102000", "330411103000"],
+            "the grandchild the child reported, the child itself (3 days old), the silent child"
+        );
+    }
+}

@@ -1,0 +1,71 @@
+//! `renda rollup`: a node's numbers from the command line, in Chinese and as JSON.
+
+mod common;
+
+use common::Node;
+
+const WANGDIAN: &str = "330411101000";
+
+fn add_opinion(node: &Node, content: &str) -> String {
+    node.create(&[
+        "opinion",
+        "add",
+        "--source",
+        "走访",
+        "--content",
+        content,
+        "--date",
+        "2026-02-15",
+    ])
+}
+
+#[test]
+fn a_township_rollup_counts_its_opinions_and_is_written_only_when_it_changes() {
+    let node = Node::init(WANGDIAN, "王店镇人大主席团");
+    add_opinion(&node, "村道破损");
+    let passed = add_opinion(&node, "河道需要清淤");
+    node.ok(&[
+        "opinion",
+        "pass-on",
+        &passed,
+        "--to",
+        "镇水利站",
+        "--date",
+        "2026-02-16",
+    ]);
+
+    let shown = node.ok(&["rollup"]);
+    assert!(
+        shown.contains("民情") && shown.contains("已收集 1") && shown.contains("已转交 1"),
+        "{shown}"
+    );
+
+    let json = node.json(&["rollup"]);
+    assert_eq!(json["total"]["opinions"]["received"], 1);
+    assert_eq!(json["total"]["opinions"]["passed_on"], 1);
+    assert_eq!(json["own"], json["total"], "a township has no children");
+
+    // Nothing changed: showing the rollup again writes nothing.
+    let before = node.change_count();
+    node.ok(&["rollup"]);
+    assert_eq!(node.change_count(), before);
+    add_opinion(&node, "路灯不亮");
+    node.ok(&["rollup"]);
+    assert_eq!(
+        node.change_count(),
+        before + 2,
+        "the new opinion and the rollup's update"
+    );
+}
+
+#[test]
+fn a_rollup_this_node_does_not_hold_is_a_clear_error() {
+    let node = Node::init(WANGDIAN, "王店镇人大主席团");
+    let err = node.fails(&["rollup", "--region", "330411000000"], 2);
+    assert!(
+        err.contains("region") && err.contains("330411000000"),
+        "{err}"
+    );
+    let err = node.fails(&["rollup", "--region", "33041"], 2);
+    assert!(err.contains("--region"), "{err}");
+}

@@ -1,0 +1,386 @@
+//! Rollups across a real five-level federation: every number at the city and the national node
+//! equals a direct count over the records that produced it, and a county's published opinion
+//! figures arrive unchanged at the city.
+//!
+//! The generated federation is random; the seed is printed, and `RENDA_SEED=<n>` replays it.
+
+mod common;
+
+use std::collections::BTreeMap;
+
+use chrono::{Duration, NaiveDate, Utc};
+use common::fed::{Federation, code};
+use rand::rngs::StdRng;
+use rand::{RngExt, SeedableRng};
+use renda_node::office::{self, ActivityDraft, Contact, SuggestionDraft};
+use renda_node::record::activity::{Activity, ActivityKind};
+use renda_node::record::delegate::{Delegate, Gender, Mandate, MandateStatus};
+use renda_node::record::opinion::{OpinionAction, OpinionFields, OpinionSource};
+use renda_node::record::rollup::Rollup;
+use renda_node::record::{Body, RecordId, RecordKind};
+use renda_node::region::{Level, RegionCode};
+use renda_node::store::{ListQuery, StoreHandle};
+
+const NATIONAL: &str = "000000000000";
+const PROVINCE: &str = "330000000000";
+const CITY: &str = "330400000000";
+const XIUZHOU: &str = "330411000000";
+const NANHU: &str = "330402000000";
+const WANGDIAN: &str = "330411101000";
+const XINCHENG: &str = "330411102000";
+const FENGQIAO: &str = "330402101000";
+const YUXIN: &str = "330402102000";
+
+async fn five_levels() -> Federation {
+    Federation::start(&[
+        (NATIONAL, "全国人大常委会"),
+        (PROVINCE, "浙江省人大常委会"),
+        (CITY, "嘉兴市人大常委会"),
+        (XIUZHOU, "秀洲区人大常委会"),
+        (NANHU, "南湖区人大常委会"),
+        (WANGDIAN, "王店镇人大主席团"),
+        (XINCHENG, "新塍镇人大主席团"),
+        (FENGQIAO, "凤桥镇人大主席团"),
+        (YUXIN, "余新镇人大主席团"),
+    ])
+    .await
+}
+
+fn d(s: &str) -> NaiveDate {
+    s.parse().unwrap()
+}
+
+/// Refreshes rollups level by level from the townships up, syncing each level to its parents,
+/// as nodes that refresh before they sync do.
+async fn roll_up(fed: &Federation) {
+    for level in [
+        Level::Township,
+        Level::County,
+        Level::City,
+        Level::Province,
+        Level::National,
+    ] {
+        let at_level: Vec<RegionCode> = fed
+            .nodes
+            .keys()
+            .copied()
+            .filter(|r| r.level() == Some(level))
+            .collect();
+        for region in &at_level {
+            fed.nodes[region]
+                .store
+                .write(|tx| tx.refresh_rollup(Utc::now(), Duration::days(3)))
+                .await
+                .unwrap();
+        }
+        if level != Level::National {
+            for region in &at_level {
+                fed.sync_once(region.as_str()).await;
+            }
+        }
+    }
+}
+
+async fn rollup_at(store: &StoreHandle, region: &str) -> Rollup {
+    let region = code(region);
+    store
+        .call(move |s| s.rollup(&region))
+        .await
+        .unwrap()
+        .unwrap_or_else(|| panic!("no rollup of {region}"))
+}
+
+async fn add_delegate(store: &StoreHandle, congress: RegionCode, name: String) -> RecordId {
+    let mandate = Mandate {
+        congress,
+        level: congress.level().unwrap(),
+        term: 17,
+        constituency: "第一选区".into(),
+        status: MandateStatus::Serving,
+        status_since: None,
+    };
+    let delegate = Delegate {
+        name,
+        gender: Gender::Male,
+        birth_year: None,
+        ethnicity: None,
+        party: None,
+        occupation: "村民委员会主任".into(),
+        station: None,
+        mandates: BTreeMap::from([(Mandate::key(&congress, 17), mandate)]),
+    };
+    store
+        .write(move |tx| office::add_delegate(tx, "clerk", delegate, Contact::default()))
+        .await
+        .unwrap()
+        .id
+}
+
+/// Writes an opinion and moves it through the first `steps` of 转交, 开始办理, 办结.
+async fn add_opinion(store: &StoreHandle, region: RegionCode, steps: usize) {
+    let fields = OpinionFields {
+        source: OpinionSource::Visit,
+        content: "村道破损，希望修缮".into(),
+        place: String::new(),
+        region,
+        delegate: None,
+        activity: None,
+        category: None,
+    };
+    store
+        .write(move |tx| {
+            let id =
+                office::add_opinion(tx, "clerk", fields, Contact::default(), d("2026-03-02"))?.id;
+            let actions = [
+                OpinionAction::PassOn {
+                    to: "镇建设办".into(),
+                },
+                OpinionAction::Start {
+                    note: String::new(),
+                },
+                OpinionAction::Handle {
+                    result: "已修缮".into(),
+                },
+            ];
+            for (i, action) in actions.into_iter().take(steps).enumerate() {
+                office::opinion_step(
+                    tx,
+                    "clerk",
+                    &id,
+                    action,
+                    d("2026-03-03") + Duration::days(i as i64),
+                )?;
+            }
+            Ok(())
+        })
+        .await
+        .unwrap();
+}
+
+/// A township's year, drawn from `rng`.
+async fn populate(store: &StoreHandle, region: RegionCode, rng: &mut StdRng) {
+    let mut delegates = Vec::new();
+    for i in 0..rng.random_range(2..5) {
+        delegates.push(add_delegate(store, region, format!("代表{i}")).await);
+    }
+    for _ in 0..rng.random_range(5..20) {
+        add_opinion(store, region, rng.random_range(0..4)).await;
+    }
+    for _ in 0..rng.random_range(2..8) {
+        let month = rng.random_range(1..=9);
+        let kind = if rng.random_range(0..2) == 0 {
+            ActivityKind::Reception
+        } else {
+            ActivityKind::ActivityDay
+        };
+        let participants: Vec<RecordId> = delegates
+            .iter()
+            .copied()
+            .filter(|_| rng.random_range(0..3) > 0)
+            .collect();
+        let draft = ActivityDraft {
+            activity: Activity {
+                kind,
+                date: NaiveDate::from_ymd_opt(2026, month, 10).unwrap(),
+                topic: "代表进站接待选民".into(),
+                organiser: "人大主席团".into(),
+                group: None,
+                venue: None,
+                participants: BTreeMap::new(),
+                constituents_received: rng.random_range(0..40),
+                outcome: String::new(),
+            },
+            participants,
+        };
+        store
+            .write(move |tx| office::add_activity(tx, "clerk", draft))
+            .await
+            .unwrap();
+    }
+    for i in 0..rng.random_range(1..4) {
+        let draft = SuggestionDraft {
+            title: format!("关于改善农田灌溉设施的建议{i}"),
+            body: "部分渠道年久失修。".into(),
+            category: "农业农村".into(),
+            lead: delegates[0],
+            cosigners: Vec::new(),
+            addressed_to: region,
+            session: None,
+        };
+        store
+            .write(move |tx| office::submit_suggestion(tx, "clerk", draft, d("2026-03-01")))
+            .await
+            .unwrap();
+    }
+}
+
+/// What the rollups should say, counted straight from the records homed at `homes`: each
+/// record loaded and its workflow folded, not read from the projections rollups use.
+#[derive(Debug, Default, PartialEq)]
+struct Direct {
+    opinions: BTreeMap<String, u64>,
+    suggestions: BTreeMap<String, u64>,
+    activities: BTreeMap<String, BTreeMap<String, u64>>,
+    sign_ins: u64,
+    constituents_received: u64,
+    delegates: u64,
+}
+
+async fn direct_count(fed: &Federation, homes: &[RegionCode]) -> Direct {
+    let mut direct = Direct::default();
+    for home in homes {
+        let store = fed.nodes[home].store.clone();
+        let home = *home;
+        let records = store
+            .call(move |s| {
+                let rows = s.list(&ListQuery {
+                    within: Some(home),
+                    ..ListQuery::default()
+                })?;
+                rows.into_iter()
+                    .filter(|r| r.home == home)
+                    .map(|r| s.get(&r.id))
+                    .collect::<Result<Vec<_>, _>>()
+            })
+            .await
+            .unwrap();
+        for record in records {
+            match &record.body {
+                Body::Opinion(o) => {
+                    let state = o.fold(&record.header).0.state.as_str().to_string();
+                    *direct.opinions.entry(state).or_default() += 1;
+                }
+                Body::Suggestion(s) => {
+                    let state = s.fold(&record.header).0.state.as_str().to_string();
+                    *direct.suggestions.entry(state).or_default() += 1;
+                }
+                Body::Activity(a) => {
+                    *direct
+                        .activities
+                        .entry(a.date.format("%Y-%m").to_string())
+                        .or_default()
+                        .entry(a.kind.as_str().to_string())
+                        .or_default() += 1;
+                    direct.sign_ins += a.participants.len() as u64;
+                    direct.constituents_received += u64::from(a.constituents_received);
+                }
+                Body::Delegate(_) => direct.delegates += 1,
+                _ => {}
+            }
+        }
+    }
+    direct
+}
+
+fn said(rollup: &Rollup) -> Direct {
+    let t = &rollup.total;
+    Direct {
+        opinions: t.opinions.clone(),
+        suggestions: t.suggestions.clone(),
+        activities: t.activities.clone(),
+        sign_ins: t.sign_ins,
+        constituents_received: t.constituents_received,
+        delegates: t.delegates.values().sum(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rollups_at_the_city_and_the_nation_equal_a_direct_count_of_the_records() {
+    let seed: u64 = std::env::var("RENDA_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(rand::random);
+    println!("rollup federation seed: {seed} (replay with RENDA_SEED={seed})");
+    let mut rng = StdRng::seed_from_u64(seed);
+    let fed = five_levels().await;
+    let mut homes = Vec::new();
+    for region in [WANGDIAN, XINCHENG, FENGQIAO, YUXIN, XIUZHOU, NANHU] {
+        populate(&fed.node(region).store, code(region), &mut rng).await;
+        homes.push(code(region));
+    }
+    // Full records climb to the city, so the city holds every township's records: a rollup
+    // that counted them as well as the counties' rollups would count them twice.
+    fed.settle().await;
+    roll_up(&fed).await;
+
+    let city = rollup_at(&fed.node(CITY).store, CITY).await;
+    assert_eq!(said(&city), direct_count(&fed, &homes).await);
+    assert_eq!(city.children.len(), 2, "the two counties");
+    assert!(city.stale.is_empty(), "{:?}", city.stale);
+
+    let national = rollup_at(&fed.node(NATIONAL).store, NATIONAL).await;
+    assert_eq!(said(&national), direct_count(&fed, &homes).await);
+    assert_eq!(
+        national.total, city.total,
+        "nothing outside the city was written"
+    );
+
+    // Drill-down: the city holds each township's rollup, and a county's children add up.
+    let xiuzhou = rollup_at(&fed.node(CITY).store, XIUZHOU).await;
+    assert_eq!(
+        said(&xiuzhou),
+        direct_count(&fed, &[code(WANGDIAN), code(XINCHENG), code(XIUZHOU)]).await
+    );
+    rollup_at(&fed.node(CITY).store, WANGDIAN).await;
+
+    // Refreshing again with nothing new writes nothing.
+    let before = fed.node(CITY).store.call(|s| s.last_seq()).await.unwrap();
+    fed.node(CITY)
+        .store
+        .write(|tx| tx.refresh_rollup(Utc::now(), Duration::days(3)))
+        .await
+        .unwrap();
+    assert_eq!(
+        fed.node(CITY).store.call(|s| s.last_seq()).await.unwrap(),
+        before
+    );
+}
+
+/// The published figures of one county: 212 opinions collected, all passed on, 27 still being
+/// handled and 185 handled.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_countys_212_opinions_arrive_at_the_city_as_published() {
+    let fed = five_levels().await;
+    let wangdian = fed.node(WANGDIAN).store.clone();
+    let xincheng = fed.node(XINCHENG).store.clone();
+    for i in 0..212 {
+        let (store, region) = if i % 2 == 0 {
+            (&wangdian, WANGDIAN)
+        } else {
+            (&xincheng, XINCHENG)
+        };
+        // The first 27 are being handled; the rest are handled.
+        add_opinion(store, code(region), if i < 27 { 2 } else { 3 }).await;
+    }
+    fed.settle().await;
+    roll_up(&fed).await;
+    for (holder, region) in [(XIUZHOU, XIUZHOU), (CITY, XIUZHOU), (CITY, CITY)] {
+        let rollup = rollup_at(&fed.node(holder).store, region).await;
+        let opinions = &rollup.total.opinions;
+        assert_eq!(
+            rollup.total.opinions_total(),
+            212,
+            "{region} at {holder}: {opinions:?}"
+        );
+        assert_eq!(opinions.get("in_progress"), Some(&27));
+        assert_eq!(opinions.get("handled"), Some(&185));
+        assert_eq!(opinions.get("received"), None, "all were passed on");
+    }
+    // The county's own rollup record is one record, whatever was counted.
+    let rollups = fed
+        .node(CITY)
+        .store
+        .call(|s| {
+            s.list(&ListQuery {
+                kind: Some(RecordKind::Rollup),
+                ..ListQuery::default()
+            })
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        rollups.len(),
+        7,
+        "the city's own, two counties', four townships'"
+    );
+}
