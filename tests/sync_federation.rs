@@ -6,7 +6,9 @@ mod common;
 use std::collections::BTreeMap;
 
 use chrono::NaiveDate;
-use common::fed::{Federation, code};
+use common::fed::{
+    CITY, FENGQIAO, Federation, NANHU, PROVINCE, WANGDIAN, XINCHENG, XIUZHOU, code, five_levels,
+};
 use renda_node::office::{self, ActivityDraft, Contact, SuggestionDraft};
 use renda_node::record::activity::{Activity, ActivityKind};
 use renda_node::record::delegate::{Delegate, Gender, Mandate, MandateStatus};
@@ -17,31 +19,6 @@ use renda_node::record::suggestion::{
 };
 use renda_node::record::{Body, RecordId};
 use renda_node::store::StoreHandle;
-
-const NATIONAL: &str = "000000000000";
-const PROVINCE: &str = "330000000000";
-const CITY: &str = "330400000000";
-const XIUZHOU: &str = "330411000000";
-const NANHU: &str = "330402000000";
-const WANGDIAN: &str = "330411101000";
-const XINCHENG: &str = "330411102000";
-const FENGQIAO: &str = "330402101000";
-const YUXIN: &str = "330402102000";
-
-async fn five_levels() -> Federation {
-    Federation::start(&[
-        (NATIONAL, "全国人大常委会"),
-        (PROVINCE, "浙江省人大常委会"),
-        (CITY, "嘉兴市人大常委会"),
-        (XIUZHOU, "秀洲区人大常委会"),
-        (NANHU, "南湖区人大常委会"),
-        (WANGDIAN, "王店镇人大主席团"),
-        (XINCHENG, "新塍镇人大主席团"),
-        (FENGQIAO, "凤桥镇人大主席团"),
-        (YUXIN, "余新镇人大主席团"),
-    ])
-    .await
-}
 
 fn d(s: &str) -> NaiveDate {
     NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap()

@@ -70,6 +70,33 @@ pub fn code(s: &str) -> RegionCode {
     RegionCode::parse("region", s).expect("test region code")
 }
 
+/// The five-level test federation's regions: 浙江省 嘉兴市 with two districts of two towns each.
+pub const NATIONAL: &str = "000000000000";
+pub const PROVINCE: &str = "330000000000";
+pub const CITY: &str = "330400000000";
+pub const XIUZHOU: &str = "330411000000";
+pub const NANHU: &str = "330402000000";
+pub const WANGDIAN: &str = "330411101000";
+pub const XINCHENG: &str = "330411102000";
+pub const FENGQIAO: &str = "330402101000";
+pub const YUXIN: &str = "330402102000";
+
+/// 1 national, 1 province, 1 city, 2 counties and 4 townships, each a real node.
+pub async fn five_levels() -> Federation {
+    Federation::start(&[
+        (NATIONAL, "全国人大常委会"),
+        (PROVINCE, "浙江省人大常委会"),
+        (CITY, "嘉兴市人大常委会"),
+        (XIUZHOU, "秀洲区人大常委会"),
+        (NANHU, "南湖区人大常委会"),
+        (WANGDIAN, "王店镇人大主席团"),
+        (XINCHENG, "新塍镇人大主席团"),
+        (FENGQIAO, "凤桥镇人大主席团"),
+        (YUXIN, "余新镇人大主席团"),
+    ])
+    .await
+}
+
 pub struct Federation {
     pub nodes: BTreeMap<RegionCode, FedNode>,
     pub config: LinkConfig,
