@@ -579,20 +579,40 @@ pub struct LinkArgs {
     #[arg(long, default_value_t = 512 * 1024, value_parser = clap::value_parser!(u32).range(1024..=16 * 1024 * 1024))]
     pub batch_bytes: u32,
     #[command(flatten)]
-    pub rollup: StalenessArgs,
+    pub rollup: RollupRulesArgs,
 }
 
-/// When a descendant's numbers count as stale.
+/// What this node's rollup is computed with: staleness and the local duty quotas.
 #[derive(Args, Debug, Clone, Copy)]
-pub struct StalenessArgs {
+pub struct RollupRulesArgs {
     /// A descendant whose rollup is older than this many hours is listed as not synced.
     #[arg(long, default_value_t = 72, value_parser = clap::value_parser!(u32).range(1..=24 * 366))]
     pub stale_after_hours: u32,
+    /// Activities a delegate group must hold every quarter.
+    #[arg(long, default_value_t = 1)]
+    pub group_activities_per_quarter: u32,
+    /// Activities a delegate group must hold in a year.
+    #[arg(long, default_value_t = 4)]
+    pub group_activities_per_year: u32,
+    /// Receptions of constituents a delegate must join in a year.
+    #[arg(long, default_value_t = 3)]
+    pub delegate_receptions_per_year: u32,
+    /// Suggestions a delegate must make or co-sign in a year.
+    #[arg(long, default_value_t = 1)]
+    pub delegate_suggestions_per_year: u32,
 }
 
-impl StalenessArgs {
-    pub fn stale_after(self) -> chrono::Duration {
-        chrono::Duration::hours(i64::from(self.stale_after_hours))
+impl RollupRulesArgs {
+    pub fn rules(self) -> renda_node::record::rollup::RollupRules {
+        renda_node::record::rollup::RollupRules {
+            stale_after: chrono::Duration::hours(i64::from(self.stale_after_hours)),
+            quotas: renda_node::record::rollup::QuotaRules {
+                group_per_quarter: self.group_activities_per_quarter,
+                group_per_year: self.group_activities_per_year,
+                delegate_receptions: self.delegate_receptions_per_year,
+                delegate_suggestions: self.delegate_suggestions_per_year,
+            },
+        }
     }
 }
 
@@ -603,7 +623,7 @@ pub struct RollupArgs {
     #[arg(long, value_parser = region)]
     pub region: Option<RegionCode>,
     #[command(flatten)]
-    pub staleness: StalenessArgs,
+    pub rules: RollupRulesArgs,
 }
 
 #[derive(Args, Debug)]

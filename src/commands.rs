@@ -818,7 +818,7 @@ impl Session {
         tasks.spawn(renda_hub::rollups::keep_fresh(
             self.store.clone(),
             std::time::Duration::from_secs(2),
-            args.link.rollup.stale_after(),
+            args.link.rollup.rules(),
         ));
         if let Some(parent) = identity.parent_addr.clone() {
             println!("与上级节点 {parent} 保持同步");
@@ -840,7 +840,7 @@ impl Session {
         let identity = self.store.call(|s| Ok(s.identity().clone())).await?;
         let region = args.region.unwrap_or(identity.region);
         let rollup = if region == identity.region {
-            renda_hub::rollups::refresh(&self.store, args.staleness.stale_after()).await?
+            renda_hub::rollups::refresh(&self.store, args.rules.rules()).await?
         } else {
             self.store
                 .call(move |s| s.rollup(&region))
@@ -877,7 +877,7 @@ impl Session {
             .into());
         };
         // The parent gets this node's current numbers with this round.
-        renda_hub::rollups::refresh(&self.store, link.rollup.stale_after()).await?;
+        renda_hub::rollups::refresh(&self.store, link.rollup.rules()).await?;
         let result = renda_node::sync::client::sync_with_parent(
             self.store.clone(),
             identity.region,

@@ -513,6 +513,10 @@ pub fn record_text(record: &Record, personal: Option<&Record>) -> String {
     out
 }
 
+fn quota(q: renda_node::record::rollup::Quota) -> String {
+    format!("{}/{}（{}）", q.met, q.total, percent(q.rate()))
+}
+
 fn percent(rate: Option<f64>) -> String {
     rate.map(|r| format!("{:.1}%", r * 100.0))
         .unwrap_or_else(|| "—".to_string())
@@ -583,6 +587,8 @@ pub fn rollup(
             percent(t.satisfaction_rate()),
         ],
         vec!["超期未答复".to_string(), t.overdue.to_string()],
+        vec!["代表小组活动达标（本年）".to_string(), quota(t.group_quota)],
+        vec!["代表履职达标（本年）".to_string(), quota(t.delegate_quota)],
     ]);
     let mut children = table(&["下级", "民情", "建议", "按时答复率", "满意率", "数据时间"]);
     for (code, child) in &r.children {

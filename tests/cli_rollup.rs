@@ -69,3 +69,26 @@ fn a_rollup_this_node_does_not_hold_is_a_clear_error() {
     let err = node.fails(&["rollup", "--region", "33041"], 2);
     assert!(err.contains("--region"), "{err}");
 }
+
+#[test]
+fn quotas_follow_the_nodes_own_rules() {
+    let node = Node::init(WANGDIAN, "王店镇人大主席团");
+    common::delegate(&node, "沈建华", &[]);
+    let json = node.json(&["rollup"]);
+    assert_eq!(json["total"]["delegate_quota"]["total"], 1);
+    assert_eq!(
+        json["total"]["delegate_quota"]["met"], 0,
+        "no receptions, no suggestions"
+    );
+    assert_eq!(json["quotas"]["delegate_receptions"], 3);
+    // A congress whose rules ask for nothing this year: the delegate meets them.
+    let json = node.json(&[
+        "rollup",
+        "--delegate-receptions-per-year",
+        "0",
+        "--delegate-suggestions-per-year",
+        "0",
+    ]);
+    assert_eq!(json["total"]["delegate_quota"]["met"], 1);
+    assert_eq!(json["quotas"]["delegate_receptions"], 0);
+}

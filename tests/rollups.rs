@@ -19,7 +19,7 @@ use renda_node::office::{self, ActivityDraft, Contact, SuggestionDraft};
 use renda_node::record::activity::{Activity, ActivityKind};
 use renda_node::record::delegate::{Delegate, Gender, Mandate, MandateStatus};
 use renda_node::record::opinion::{OpinionAction, OpinionFields, OpinionSource};
-use renda_node::record::rollup::Rollup;
+use renda_node::record::rollup::{Rollup, RollupRules};
 use renda_node::record::{Body, RecordId, RecordKind};
 use renda_node::region::{Level, RegionCode};
 use renda_node::store::{ListQuery, StoreHandle};
@@ -47,7 +47,7 @@ async fn roll_up(fed: &Federation) {
         for region in &at_level {
             fed.nodes[region]
                 .store
-                .write(|tx| tx.refresh_rollup(Utc::now(), Duration::days(3)))
+                .write(|tx| tx.refresh_rollup(Utc::now(), &RollupRules::default()))
                 .await
                 .unwrap();
         }
@@ -144,7 +144,7 @@ async fn populate(store: &StoreHandle, region: RegionCode, rng: &mut StdRng) {
     for _ in 0..rng.random_range(5..20) {
         add_opinion(store, region, rng.random_range(0..4)).await;
     }
-    for _ in 0..rng.random_range(2..8) {
+    for _ in 0..rng.random_range(4..12) {
         let month = rng.random_range(1..=9);
         let kind = if rng.random_range(0..2) == 0 {
             ActivityKind::Reception
@@ -202,10 +202,17 @@ struct Direct {
     sign_ins: u64,
     constituents_received: u64,
     delegates: u64,
+    /// Delegates, and those who already joined 3 receptions and made 1 suggestion this year.
+    delegate_quota: (u64, u64),
 }
 
 async fn direct_count(fed: &Federation, homes: &[RegionCode]) -> Direct {
+    use chrono::Datelike;
     let mut direct = Direct::default();
+    let this_year = Utc::now().year();
+    let mut receptions: BTreeMap<RecordId, u32> = BTreeMap::new();
+    let mut suggestions: BTreeMap<RecordId, u32> = BTreeMap::new();
+    let mut delegates = Vec::new();
     for home in homes {
         let store = fed.nodes[home].store.clone();
         let home = *home;
@@ -229,8 +236,17 @@ async fn direct_count(fed: &Federation, homes: &[RegionCode]) -> Direct {
                     *direct.opinions.entry(state).or_default() += 1;
                 }
                 Body::Suggestion(s) => {
-                    let state = s.fold(&record.header).0.state.as_str().to_string();
-                    *direct.suggestions.entry(state).or_default() += 1;
+                    let status = s.fold(&record.header).0;
+                    *direct
+                        .suggestions
+                        .entry(status.state.as_str().to_string())
+                        .or_default() += 1;
+                    if status.submitted_on.is_some_and(|d| d.year() == this_year) {
+                        *suggestions.entry(s.fields.lead).or_default() += 1;
+                        for c in &s.fields.cosigners {
+                            *suggestions.entry(c.id).or_default() += 1;
+                        }
+                    }
                 }
                 Body::Activity(a) => {
                     *direct
@@ -241,12 +257,28 @@ async fn direct_count(fed: &Federation, homes: &[RegionCode]) -> Direct {
                         .or_default() += 1;
                     direct.sign_ins += a.participants.len() as u64;
                     direct.constituents_received += u64::from(a.constituents_received);
+                    if a.kind == ActivityKind::Reception && a.date.year() == this_year {
+                        for id in a.participants.keys() {
+                            *receptions.entry(*id).or_default() += 1;
+                        }
+                    }
                 }
-                Body::Delegate(_) => direct.delegates += 1,
+                Body::Delegate(_) => {
+                    direct.delegates += 1;
+                    delegates.push(record.header.id);
+                }
                 _ => {}
             }
         }
     }
+    let met = delegates
+        .iter()
+        .filter(|id| {
+            receptions.get(*id).copied().unwrap_or(0) >= 3
+                && suggestions.get(*id).copied().unwrap_or(0) >= 1
+        })
+        .count();
+    direct.delegate_quota = (delegates.len() as u64, met as u64);
     direct
 }
 
@@ -259,6 +291,7 @@ fn said(rollup: &Rollup) -> Direct {
         sign_ins: t.sign_ins,
         constituents_received: t.constituents_received,
         delegates: t.delegates.values().sum(),
+        delegate_quota: (t.delegate_quota.total, t.delegate_quota.met),
     }
 }
 
@@ -284,6 +317,12 @@ async fn rollups_at_the_city_and_the_nation_equal_a_direct_count_of_the_records(
     let city = rollup_at(&fed.node(CITY).store, CITY).await;
     assert_eq!(said(&city), direct_count(&fed, &homes).await);
     assert_eq!(city.children.len(), 2, "the two counties");
+    let quota = city.total.delegate_quota;
+    println!(
+        "delegates meeting this year's quota: {} of {}",
+        quota.met, quota.total
+    );
+    assert!(quota.total > 0);
     assert!(city.stale.is_empty(), "{:?}", city.stale);
 
     let national = rollup_at(&fed.node(NATIONAL).store, NATIONAL).await;
@@ -305,7 +344,7 @@ async fn rollups_at_the_city_and_the_nation_equal_a_direct_count_of_the_records(
     let before = fed.node(CITY).store.call(|s| s.last_seq()).await.unwrap();
     fed.node(CITY)
         .store
-        .write(|tx| tx.refresh_rollup(Utc::now(), Duration::days(3)))
+        .write(|tx| tx.refresh_rollup(Utc::now(), &RollupRules::default()))
         .await
         .unwrap();
     assert_eq!(

@@ -3,23 +3,20 @@
 
 use std::time::Duration;
 
-use renda_node::record::rollup::Rollup;
+use renda_node::record::rollup::{Rollup, RollupRules};
 use renda_node::store::{StoreError, StoreHandle};
 use tracing::{debug, warn};
 
 /// Recomputes the node's rollup now; it is written only if a number changed.
-pub async fn refresh(
-    store: &StoreHandle,
-    stale_after: chrono::Duration,
-) -> Result<Rollup, StoreError> {
+pub async fn refresh(store: &StoreHandle, rules: RollupRules) -> Result<Rollup, StoreError> {
     store
-        .write(move |tx| tx.refresh_rollup(chrono::Utc::now(), stale_after))
+        .write(move |tx| tx.refresh_rollup(chrono::Utc::now(), &rules))
         .await
 }
 
 /// Runs for as long as the node runs: every `every`, if anything was written since the last
 /// refresh, refreshes the rollup. An idle node does nothing.
-pub async fn keep_fresh(store: StoreHandle, every: Duration, stale_after: chrono::Duration) {
+pub async fn keep_fresh(store: StoreHandle, every: Duration, rules: RollupRules) {
     let mut seen: Option<i64> = None;
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -36,7 +33,7 @@ pub async fn keep_fresh(store: StoreHandle, every: Duration, stale_after: chrono
         if seen == Some(last) {
             continue;
         }
-        match refresh(&store, stale_after).await {
+        match refresh(&store, rules).await {
             Ok(rollup) => {
                 debug!(stale = rollup.stale.len(), "rollup refreshed");
                 // Our own rollup write moved the sequence; that is not a reason to refresh again.

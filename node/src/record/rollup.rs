@@ -44,6 +44,89 @@ pub struct Metrics {
     /// Suggestions the delegate evaluated, and how many of those 满意 or 基本满意.
     pub evaluated: u64,
     pub satisfied: u64,
+    /// Delegate groups and whether their activities so far this year meet the quota.
+    pub group_quota: Quota,
+    /// Delegates and whether their receptions and suggestions so far this year meet the quota.
+    pub delegate_quota: Quota,
+}
+
+/// How many of a kind there are and how many meet their quota.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Quota {
+    pub total: u64,
+    pub met: u64,
+}
+
+impl Quota {
+    fn add(&mut self, other: Quota) {
+        self.total += other.total;
+        self.met += other.met;
+    }
+
+    /// Share that meets the quota; `None` when there is nothing to count.
+    pub fn rate(self) -> Option<f64> {
+        (self.total > 0).then(|| self.met as f64 / self.total as f64)
+    }
+}
+
+/// The duty quotas a congress sets; local rules differ, so each node keeps its own.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QuotaRules {
+    /// Activities a group holds at least every quarter …
+    pub group_per_quarter: u32,
+    /// … and at least in a year.
+    pub group_per_year: u32,
+    /// Receptions of constituents a delegate joins at least in a year …
+    pub delegate_receptions: u32,
+    /// … and suggestions a delegate makes or co-signs at least in a year.
+    pub delegate_suggestions: u32,
+}
+
+impl Default for QuotaRules {
+    fn default() -> Self {
+        QuotaRules {
+            group_per_quarter: 1,
+            group_per_year: 4,
+            delegate_receptions: 3,
+            delegate_suggestions: 1,
+        }
+    }
+}
+
+impl QuotaRules {
+    /// Whether a group meets the quota so far in a year of which `completed_quarters` are over:
+    /// every finished quarter had its activities, and the year's total reached the yearly
+    /// minimum (a group cannot fail the yearly minimum before the year is over).
+    pub fn group_meets(self, by_quarter: [u32; 4], completed_quarters: usize) -> bool {
+        let quarters_ok = by_quarter
+            .iter()
+            .take(completed_quarters.min(4))
+            .all(|n| *n >= self.group_per_quarter);
+        let year: u32 = by_quarter.iter().sum();
+        quarters_ok && (completed_quarters < 4 || year >= self.group_per_year)
+    }
+
+    /// Whether a delegate has already met this year's quota.
+    pub fn delegate_meets(self, receptions: u32, suggestions: u32) -> bool {
+        receptions >= self.delegate_receptions && suggestions >= self.delegate_suggestions
+    }
+}
+
+/// What a node's rollup is computed with: when descendants count as stale, and its quotas.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RollupRules {
+    pub stale_after: chrono::Duration,
+    pub quotas: QuotaRules,
+}
+
+impl Default for RollupRules {
+    fn default() -> Self {
+        RollupRules {
+            stale_after: chrono::Duration::hours(72),
+            quotas: QuotaRules::default(),
+        }
+    }
 }
 
 impl Metrics {
@@ -68,6 +151,8 @@ impl Metrics {
         self.overdue += other.overdue;
         self.evaluated += other.evaluated;
         self.satisfied += other.satisfied;
+        self.group_quota.add(other.group_quota);
+        self.delegate_quota.add(other.delegate_quota);
     }
 
     /// Counts one record from its projection, as of `today` (which decides what is overdue).
@@ -197,6 +282,9 @@ pub struct Rollup {
     /// Descendants, at any depth, whose numbers are stale, as this node and its children see it.
     #[serde(default)]
     pub stale: Vec<StaleRegion>,
+    /// The quotas this node counted its own groups and delegates against.
+    #[serde(default)]
+    pub quotas: QuotaRules,
 }
 
 impl Rollup {
@@ -208,8 +296,9 @@ impl Rollup {
         own: Metrics,
         children: BTreeMap<RegionCode, Rollup>,
         expected_children: &[RegionCode],
-        stale_after: chrono::Duration,
+        rules: &RollupRules,
     ) -> Rollup {
+        let stale_after = rules.stale_after;
         let mut total = own.clone();
         let mut stale = Vec::new();
         let mut entries = BTreeMap::new();
@@ -246,6 +335,7 @@ impl Rollup {
             children: entries,
             total,
             stale,
+            quotas: rules.quotas,
         }
     }
 
@@ -255,6 +345,7 @@ impl Rollup {
             && self.children == other.children
             && self.total == other.total
             && self.stale == other.stale
+            && self.quotas == other.quotas
     }
 }
 
@@ -317,6 +408,34 @@ mod tests {
     }
 
     #[test]
+    fn quotas_judge_finished_quarters_and_the_whole_year() {
+        let rules = QuotaRules::default();
+        // Early in the year nothing is finished, so nothing has failed yet.
+        assert!(rules.group_meets([0, 0, 0, 0], 0));
+        assert!(rules.group_meets([1, 0, 0, 0], 1));
+        assert!(
+            !rules.group_meets([0, 2, 0, 0], 1),
+            "an empty first quarter"
+        );
+        assert!(
+            !rules.group_meets([1, 1, 1, 0], 4),
+            "an empty fourth quarter"
+        );
+        assert!(rules.group_meets([1, 1, 1, 1], 4));
+        let strict = QuotaRules {
+            group_per_year: 6,
+            ..rules
+        };
+        assert!(
+            !strict.group_meets([1, 1, 1, 1], 4),
+            "six a year under local rules"
+        );
+        assert!(rules.delegate_meets(3, 1));
+        assert!(!rules.delegate_meets(3, 0));
+        assert!(!rules.delegate_meets(2, 5));
+    }
+
+    #[test]
     fn a_subtree_total_is_its_own_records_plus_its_childrens_totals() {
         let now = Utc::now();
         let mut own = Metrics::default();
@@ -333,13 +452,17 @@ mod tests {
                 region: code("330411101000"),
                 as_of: None,
             }],
+            quotas: QuotaRules::default(),
         };
         let rollup = Rollup::compose(
             now,
             own,
             BTreeMap::from([(code("330411102000"), child)]),
             &[code("330411102000"), code("330411103000")],
-            chrono::Duration::days(1),
+            &RollupRules {
+                stale_after: chrono::Duration::days(1),
+                quotas: QuotaRules::default(),
+            },
         );
         assert_eq!(rollup.total.opinions["received"], 5);
         assert_eq!(rollup.total.opinions["handled"], 1);

@@ -7,7 +7,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use rusqlite::Connection;
 
 use super::{Store, StoreError, WriteTx};
-use crate::record::rollup::{CountedRow, Metrics, Rollup};
+use crate::record::rollup::{CountedRow, Metrics, Quota, QuotaRules, Rollup, RollupRules};
 use crate::record::{Body, RecordId, RecordKind};
 use crate::region::RegionCode;
 
@@ -51,6 +51,70 @@ fn own_metrics(
         );
     }
     Ok(metrics)
+}
+
+/// The quotas of the groups and delegates homed at `me`, over the activities and suggestions of
+/// `today`'s year held here.
+fn quotas(
+    conn: &Connection,
+    me: &RegionCode,
+    today: NaiveDate,
+    rules: QuotaRules,
+) -> Result<(Quota, Quota), StoreError> {
+    use chrono::Datelike;
+    let year = today.year().to_string();
+    let completed_quarters = (today.month0() / 3) as usize;
+    let mut groups: BTreeMap<String, [u32; 4]> = conn
+        .prepare_cached("SELECT id FROM records WHERE kind = 'group' AND home = ?1")?
+        .query_map([me.as_str()], |r| r.get::<_, String>(0))?
+        .map(|id| id.map(|id| (id, [0u32; 4])))
+        .collect::<Result<_, _>>()?;
+    let mut stmt = conn.prepare_cached(
+        "SELECT json_extract(summary, '$.group'), occurred_on FROM records
+         WHERE kind = 'activity' AND substr(occurred_on, 1, 4) = ?1
+           AND json_extract(summary, '$.group') IS NOT NULL",
+    )?;
+    let mut rows = stmt.query([&year])?;
+    while let Some(row) = rows.next()? {
+        let group: String = row.get(0)?;
+        let on: Option<NaiveDate> = row
+            .get::<_, Option<String>>(1)?
+            .and_then(|d| d.parse().ok());
+        if let (Some(counts), Some(on)) = (groups.get_mut(&group), on) {
+            counts[(on.month0() / 3) as usize] += 1;
+        }
+    }
+    let group_quota = Quota {
+        total: groups.len() as u64,
+        met: groups
+            .values()
+            .filter(|q| rules.group_meets(**q, completed_quarters))
+            .count() as u64,
+    };
+    // Per delegate homed here: receptions joined and suggestions led or co-signed this year.
+    let mut stmt = conn.prepare_cached(
+        "SELECT d.id,
+           (SELECT count(*) FROM record_people p JOIN records a ON a.id = p.record_id
+             WHERE p.delegate_id = d.id AND p.role = 'participant' AND a.kind = 'activity'
+               AND json_extract(a.summary, '$.kind') = 'reception'
+               AND substr(a.occurred_on, 1, 4) = ?2),
+           (SELECT count(*) FROM record_people p JOIN records s ON s.id = p.record_id
+             WHERE p.delegate_id = d.id AND p.role IN ('lead', 'cosigner')
+               AND s.kind = 'suggestion' AND substr(s.occurred_on, 1, 4) = ?2)
+         FROM records d WHERE d.kind = 'delegate' AND d.home = ?1",
+    )?;
+    let mut delegate_quota = Quota::default();
+    let mut rows = stmt.query([me.as_str(), year.as_str()])?;
+    while let Some(row) = rows.next()? {
+        let receptions: i64 = row.get(1)?;
+        let suggestions: i64 = row.get(2)?;
+        delegate_quota.total += 1;
+        let count = |n: i64| u32::try_from(n).unwrap_or(u32::MAX);
+        if rules.delegate_meets(count(receptions), count(suggestions)) {
+            delegate_quota.met += 1;
+        }
+    }
+    Ok((group_quota, delegate_quota))
 }
 
 /// Every rollup record held here, by the region it counts.
@@ -99,10 +163,12 @@ impl WriteTx<'_> {
     pub fn refresh_rollup(
         &mut self,
         now: DateTime<Utc>,
-        stale_after: chrono::Duration,
+        rules: &RollupRules,
     ) -> Result<Rollup, StoreError> {
         let me = self.node.region;
-        let own = own_metrics(&self.tx, &me, now.date_naive())?;
+        let mut own = own_metrics(&self.tx, &me, now.date_naive())?;
+        (own.group_quota, own.delegate_quota) =
+            quotas(&self.tx, &me, now.date_naive(), rules.quotas)?;
         let mut held = rollups(|id| self.get(id), &self.tx)?;
         let mine = held.remove(&me);
         let children: BTreeMap<RegionCode, Rollup> = held
@@ -120,7 +186,7 @@ impl WriteTx<'_> {
             .filter(|p| p.parent() == Some(me))
             .collect();
         drop(stmt);
-        let rollup = Rollup::compose(now, own, children, &expected, stale_after);
+        let rollup = Rollup::compose(now, own, children, &expected, rules);
         match mine {
             None => {
                 self.create(RecordKind::Rollup, SYSTEM_USER, &rollup)?;
