@@ -590,7 +590,15 @@ pub fn rollup(
         vec!["代表小组活动达标（本年）".to_string(), quota(t.group_quota)],
         vec!["代表履职达标（本年）".to_string(), quota(t.delegate_quota)],
     ]);
-    let mut children = table(&["下级", "民情", "建议", "按时答复率", "满意率", "数据时间"]);
+    let mut children = table(&[
+        "下级",
+        "民情",
+        "建议",
+        "按时答复率",
+        "满意率",
+        "数据时间",
+        "最近同步",
+    ]);
     for (code, child) in &r.children {
         children.add_row(vec![
             code.clone(),
@@ -599,6 +607,10 @@ pub fn rollup(
             percent(child.total.on_time_rate()),
             percent(child.total.satisfaction_rate()),
             child.as_of.format("%Y-%m-%d %H:%M").to_string(),
+            child
+                .last_sync
+                .map(|t| t.format("%Y-%m-%d %H:%M").to_string())
+                .unwrap_or_else(|| "从未".to_string()),
         ]);
     }
     let mut text = format!(

@@ -317,6 +317,10 @@ async fn rollups_at_the_city_and_the_nation_equal_a_direct_count_of_the_records(
     let city = rollup_at(&fed.node(CITY).store, CITY).await;
     assert_eq!(said(&city), direct_count(&fed, &homes).await);
     assert_eq!(city.children.len(), 2, "the two counties");
+    assert!(
+        city.children.values().all(|c| c.last_sync.is_some()),
+        "each child's numbers come with when it last synced"
+    );
     let quota = city.total.delegate_quota;
     println!(
         "delegates meeting this year's quota: {} of {}",

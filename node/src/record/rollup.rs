@@ -11,7 +11,7 @@
 
 use std::collections::BTreeMap;
 
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, DurationRound, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::RecordKind;
@@ -256,6 +256,10 @@ pub struct CountedRow<'a> {
 pub struct ChildRollup {
     /// When the child computed them: the numbers are as of then.
     pub as_of: DateTime<Utc>,
+    /// When this node last completed a sync round with the child, to the minute (finer would
+    /// rewrite the rollup on every round for nothing).
+    #[serde(default)]
+    pub last_sync: Option<DateTime<Utc>>,
     pub total: Metrics,
 }
 
@@ -295,7 +299,7 @@ impl Rollup {
         now: DateTime<Utc>,
         own: Metrics,
         children: BTreeMap<RegionCode, Rollup>,
-        expected_children: &[RegionCode],
+        links: &BTreeMap<RegionCode, Option<DateTime<Utc>>>,
         rules: &RollupRules,
     ) -> Rollup {
         let stale_after = rules.stale_after;
@@ -315,11 +319,16 @@ impl Rollup {
                 region.to_string(),
                 ChildRollup {
                     as_of: child.computed_at,
+                    last_sync: links
+                        .get(region)
+                        .copied()
+                        .flatten()
+                        .map(|t| t.duration_trunc(chrono::Duration::minutes(1)).unwrap_or(t)),
                     total: child.total.clone(),
                 },
             );
         }
-        for region in expected_children {
+        for region in links.keys() {
             if !children.contains_key(region) {
                 stale.push(StaleRegion {
                     region: *region,
@@ -458,7 +467,10 @@ mod tests {
             now,
             own,
             BTreeMap::from([(code("330411102000"), child)]),
-            &[code("330411102000"), code("330411103000")],
+            &BTreeMap::from([
+                (code("330411102000"), Some(now)),
+                (code("330411103000"), None),
+            ]),
             &RollupRules {
                 stale_after: chrono::Duration::days(1),
                 quotas: QuotaRules::default(),

@@ -176,17 +176,15 @@ impl WriteTx<'_> {
             .filter(|(region, _)| region.parent() == Some(me))
             .map(|(region, (_, r))| (region, r))
             .collect();
-        // Every child this node has linked with is expected to send a rollup.
-        let mut stmt = self.tx.prepare_cached("SELECT peer FROM sync_peers")?;
-        let expected: Vec<RegionCode> = stmt
-            .query_map([], |r| r.get::<_, String>(0))?
-            .collect::<Result<Vec<_>, _>>()?
-            .into_iter()
-            .filter_map(|p| RegionCode::parse("peer", &p).ok())
-            .filter(|p| p.parent() == Some(me))
-            .collect();
-        drop(stmt);
-        let rollup = Rollup::compose(now, own, children, &expected, rules);
+        // Every child this node has linked with is expected to send a rollup; when each last
+        // completed a round is the freshness shown beside its numbers.
+        let links: BTreeMap<RegionCode, Option<DateTime<Utc>>> =
+            super::sync::peer_statuses(&self.tx)?
+                .into_iter()
+                .filter(|p| p.peer.parent() == Some(me))
+                .map(|p| (p.peer, p.last_success))
+                .collect();
+        let rollup = Rollup::compose(now, own, children, &links, rules);
         match mine {
             None => {
                 self.create(RecordKind::Rollup, SYSTEM_USER, &rollup)?;

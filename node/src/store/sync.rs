@@ -313,60 +313,67 @@ impl Store {
     }
 
     pub fn peers(&self) -> Result<Vec<PeerStatus>, StoreError> {
-        let last = self.last_seq()?;
-        let mut stmt = self.conn.prepare(
+        peer_statuses(&self.conn)
+    }
+}
+
+/// Sync health of every link, read from `sync_peers`.
+pub(crate) fn peer_statuses(conn: &rusqlite::Connection) -> Result<Vec<PeerStatus>, StoreError> {
+    let last: i64 = conn.query_row("SELECT coalesce(max(seq), 0) FROM changes", [], |r| {
+        r.get(0)
+    })?;
+    let mut stmt = conn.prepare(
             "SELECT peer, received_seq, acked_seq, last_success, last_error, changes_in, changes_out, bytes_in, bytes_out,
                     records_in, records_out FROM sync_peers ORDER BY peer",
         )?;
-        let rows = stmt.query_map([], |r| {
-            Ok((
-                r.get::<_, String>(0)?,
-                r.get::<_, i64>(1)?,
-                r.get::<_, i64>(2)?,
-                r.get::<_, Option<String>>(3)?,
-                r.get::<_, Option<String>>(4)?,
-                r.get::<_, i64>(5)?,
-                r.get::<_, i64>(6)?,
-                r.get::<_, i64>(7)?,
-                r.get::<_, i64>(8)?,
-                r.get::<_, i64>(9)?,
-                r.get::<_, i64>(10)?,
-            ))
-        })?;
-        let mut out = Vec::new();
-        for row in rows {
-            let (
-                peer,
-                received_seq,
-                acked_seq,
-                last_success,
-                last_error,
-                changes_in,
-                changes_out,
-                bytes_in,
-                bytes_out,
-                records_in,
-                records_out,
-            ) = row?;
-            out.push(PeerStatus {
-                peer: RegionCode::parse("peer", &peer).map_err(StoreError::from)?,
-                received_seq,
-                acked_seq,
-                last_success: last_success
-                    .and_then(|t| DateTime::parse_from_rfc3339(&t).ok())
-                    .map(|t| t.with_timezone(&Utc)),
-                last_error,
-                records_in,
-                records_out,
-                changes_in,
-                changes_out,
-                bytes_in,
-                bytes_out,
-                lag: (last - acked_seq).max(0),
-            });
-        }
-        Ok(out)
+    let rows = stmt.query_map([], |r| {
+        Ok((
+            r.get::<_, String>(0)?,
+            r.get::<_, i64>(1)?,
+            r.get::<_, i64>(2)?,
+            r.get::<_, Option<String>>(3)?,
+            r.get::<_, Option<String>>(4)?,
+            r.get::<_, i64>(5)?,
+            r.get::<_, i64>(6)?,
+            r.get::<_, i64>(7)?,
+            r.get::<_, i64>(8)?,
+            r.get::<_, i64>(9)?,
+            r.get::<_, i64>(10)?,
+        ))
+    })?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (
+            peer,
+            received_seq,
+            acked_seq,
+            last_success,
+            last_error,
+            changes_in,
+            changes_out,
+            bytes_in,
+            bytes_out,
+            records_in,
+            records_out,
+        ) = row?;
+        out.push(PeerStatus {
+            peer: RegionCode::parse("peer", &peer).map_err(StoreError::from)?,
+            received_seq,
+            acked_seq,
+            last_success: last_success
+                .and_then(|t| DateTime::parse_from_rfc3339(&t).ok())
+                .map(|t| t.with_timezone(&Utc)),
+            last_error,
+            records_in,
+            records_out,
+            changes_in,
+            changes_out,
+            bytes_in,
+            bytes_out,
+            lag: (last - acked_seq).max(0),
+        });
     }
+    Ok(out)
 }
 
 impl WriteTx<'_> {
