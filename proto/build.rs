@@ -2,7 +2,7 @@
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("cargo:rerun-if-changed=proto");
-    let descriptors = protox::compile(["renda/v1/sync.proto"], ["proto"])?;
+    let descriptors = protox::compile(["renda/v1/sync.proto", "renda/v1/query.proto"], ["proto"])?;
     tonic_prost_build::configure().compile_fds(descriptors)?;
     Ok(())
 }

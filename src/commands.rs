@@ -122,7 +122,7 @@ impl Session {
         if self.json {
             println!(
                 "{}",
-                serde_json::to_string_pretty(&render::record_json(record, personal))?
+                serde_json::to_string_pretty(&record.to_json(personal))?
             );
         } else {
             println!("{}", render::record_text(record, personal));

@@ -10,8 +10,7 @@ use renda_node::record::suggestion::{AnswerClass, Satisfaction, SuggestionState}
 use renda_node::record::{Body, Record, RecordKind};
 use renda_node::region::Level;
 use renda_node::store::ListRow;
-use serde::Serialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 pub fn table(headers: &[&str]) -> Table {
     let mut t = Table::new();
@@ -185,36 +184,6 @@ pub fn list(kind: RecordKind, rows: &[ListRow]) -> String {
         }
     };
     format!("{t}\n共 {} 条{}记录", rows.len(), kind.label())
-}
-
-/// The JSON form of one record: header, fields, derived status and history, and personal data
-/// when this node holds it.
-pub fn record_json(record: &Record, personal: Option<&Record>) -> Value {
-    fn history<A: Serialize>(h: &[HistoryLine<A>]) -> Value {
-        serde_json::to_value(h).unwrap_or(Value::Null)
-    }
-    let (fields, status, hist) = match &record.body {
-        Body::Delegate(d) => (json!(d), Value::Null, Value::Null),
-        Body::Group(g) => (json!(g), Value::Null, Value::Null),
-        Body::Venue(v) => (json!(v), Value::Null, Value::Null),
-        Body::Activity(a) => (json!(a), Value::Null, Value::Null),
-        Body::Notice(n) => (json!(n), Value::Null, Value::Null),
-        Body::Personal(p) => (json!(p), Value::Null, Value::Null),
-        Body::Rollup(r) => (json!(r), Value::Null, Value::Null),
-        Body::Opinion(o) => {
-            let (st, h) = o.fold(&record.header);
-            (json!(o.fields), json!(st), history(&h))
-        }
-        Body::Suggestion(sg) => {
-            let (st, h) = sg.fold(&record.header);
-            (json!(sg.fields), json!(st), history(&h))
-        }
-    };
-    let personal = personal.and_then(|p| match &p.body {
-        Body::Personal(p) => Some(json!(p)),
-        _ => None,
-    });
-    json!({ "header": record.header, "fields": fields, "status": status, "history": hist, "personal": personal })
 }
 
 fn kv(rows: Vec<(&str, String)>) -> Table {

@@ -1,13 +1,16 @@
 //! What a node does for its subtree: accepting children's sync links and keeping the subtree's
-//! rollup fresh; the query service and the dashboard are still to come.
+//! rollup fresh, and answering queries; the dashboard is still to come.
 //!
 //! - [`sync_server`]: the gRPC `Sync` service children dial, running the same link loop as the
 //!   child side in `renda_node::sync`.
 //! - [`rollups`]: recomputing the node's rollup when its records or its children's rollups
 //!   change.
+//! - [`query_server`]: the gRPC `Query` service (rollups, record lists, one record, a
+//!   delegate's duty record), served on the same port as `Sync`.
 //!
 //! Architecture invariant: the hub reads and writes records only through the node's store handle
 //! and protocol types through `renda-proto`; it never opens SQLite itself.
 
+pub mod query_server;
 pub mod rollups;
 pub mod sync_server;

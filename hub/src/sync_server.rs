@@ -19,6 +19,7 @@ use tokio_stream::wrappers::{ReceiverStream, TcpListenerStream};
 use tonic::{Request, Response, Status, Streaming};
 use tracing::{Instrument, info, info_span, warn};
 
+#[derive(Clone)]
 pub struct SyncService {
     store: StoreHandle,
     me: RegionCode,
@@ -129,7 +130,7 @@ pub async fn serve(
     service: SyncService,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), tonic::transport::Error> {
-    let server = SyncServer::new(service)
+    let server = SyncServer::new(service.clone())
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_MESSAGE_BYTES);
     // Small acknowledgements must not wait for Nagle's algorithm: set TCP_NODELAY on every
@@ -139,8 +140,12 @@ pub async fn serve(
             let _ = stream.set_nodelay(true);
         })
     });
+    let query = renda_proto::v1::query_server::QueryServer::new(
+        crate::query_server::QueryService::new(service.store.clone(), service.me),
+    );
     tonic::transport::Server::builder()
         .add_service(server)
+        .add_service(query)
         .serve_with_incoming_shutdown(incoming, shutdown)
         .await
 }

@@ -259,6 +259,37 @@ pub enum Body {
 }
 
 impl Record {
+    /// The JSON form of a record, for `--json` and the query service: header, fields, the
+    /// derived status and history of a workflow, and its personal data when given.
+    pub fn to_json(&self, personal: Option<&Record>) -> serde_json::Value {
+        use serde_json::{Value, json};
+        fn history<T: serde::Serialize>(h: &T) -> Value {
+            serde_json::to_value(h).unwrap_or(Value::Null)
+        }
+        let (fields, status, hist) = match &self.body {
+            Body::Delegate(d) => (json!(d), Value::Null, Value::Null),
+            Body::Group(g) => (json!(g), Value::Null, Value::Null),
+            Body::Venue(v) => (json!(v), Value::Null, Value::Null),
+            Body::Activity(a) => (json!(a), Value::Null, Value::Null),
+            Body::Notice(n) => (json!(n), Value::Null, Value::Null),
+            Body::Personal(p) => (json!(p), Value::Null, Value::Null),
+            Body::Rollup(r) => (json!(r), Value::Null, Value::Null),
+            Body::Opinion(o) => {
+                let (st, h) = o.fold(&self.header);
+                (json!(o.fields), json!(st), history(&h))
+            }
+            Body::Suggestion(sg) => {
+                let (st, h) = sg.fold(&self.header);
+                (json!(sg.fields), json!(st), history(&h))
+            }
+        };
+        let personal = personal.and_then(|p| match &p.body {
+            Body::Personal(p) => Some(json!(p)),
+            _ => None,
+        });
+        json!({ "header": self.header, "fields": fields, "status": status, "history": hist, "personal": personal })
+    }
+
     /// Decodes a document into a typed record. Fails with a [`DocError`] naming what is missing
     /// or malformed; never panics, whatever the bytes said.
     pub fn from_doc(doc: &RecordDoc) -> Result<Record, DocError> {

@@ -1,0 +1,245 @@
+//! The gRPC `Query` service: read-only answers about what this node holds, for its dashboard and
+//! for other programs. Personal data is never answered.
+
+use chrono::{Datelike, NaiveDate};
+use renda_node::record::rollup::QuotaRules;
+use renda_node::record::{RecordId, RecordKind};
+use renda_node::region::RegionCode;
+use renda_node::store::{ListQuery, ListRow, StoreError, StoreHandle};
+use renda_proto::v1::query_server::Query;
+use renda_proto::v1::{
+    GetDutyRecordReply, GetDutyRecordRequest, GetRecordReply, GetRecordRequest, GetRollupReply,
+    GetRollupRequest, ListRecordsReply, ListRecordsRequest, RecordRow,
+};
+use tonic::{Request, Response, Status};
+
+const DEFAULT_PAGE: u32 = 50;
+const MAX_PAGE: u32 = 500;
+
+pub struct QueryService {
+    store: StoreHandle,
+    me: RegionCode,
+}
+
+impl QueryService {
+    pub fn new(store: StoreHandle, me: RegionCode) -> QueryService {
+        QueryService { store, me }
+    }
+}
+
+fn invalid(field: &str, rule: impl std::fmt::Display) -> Status {
+    Status::invalid_argument(format!("{field}: {rule}"))
+}
+
+fn store_status(e: StoreError) -> Status {
+    match e {
+        StoreError::NotFound { .. } => Status::not_found(e.to_string()),
+        StoreError::Invalid(v) => invalid(&v.field, v.rule),
+        other => Status::internal(other.to_string()),
+    }
+}
+
+fn optional<T>(
+    text: &str,
+    parse: impl FnOnce(&str) -> Result<T, String>,
+) -> Result<Option<T>, String> {
+    if text.is_empty() {
+        Ok(None)
+    } else {
+        parse(text).map(Some)
+    }
+}
+
+fn row(r: ListRow) -> RecordRow {
+    RecordRow {
+        id: r.id.to_string(),
+        kind: r.kind.as_str().to_string(),
+        home: r.home.to_string(),
+        label: r.label,
+        status: r.status.unwrap_or_default(),
+        occurred_on: r.occurred_on.map(|d| d.to_string()).unwrap_or_default(),
+        due_on: r.due_on.map(|d| d.to_string()).unwrap_or_default(),
+        summary_json: r.summary.to_string(),
+    }
+}
+
+#[tonic::async_trait]
+impl Query for QueryService {
+    async fn get_rollup(
+        &self,
+        request: Request<GetRollupRequest>,
+    ) -> Result<Response<GetRollupReply>, Status> {
+        let asked = request.into_inner().region;
+        let region = optional(&asked, |s| {
+            RegionCode::parse("region", s).map_err(|e| e.rule)
+        })
+        .map_err(|rule| invalid("region", rule))?
+        .unwrap_or(self.me);
+        let rollup = self
+            .store
+            .call(move |s| s.rollup(&region))
+            .await
+            .map_err(store_status)?
+            .ok_or_else(|| {
+                Status::not_found(format!("region: no rollup of {region} is held here"))
+            })?;
+        Ok(Response::new(GetRollupReply {
+            region: region.to_string(),
+            rollup_json: serde_json::to_string(&rollup)
+                .map_err(|e| Status::internal(e.to_string()))?,
+        }))
+    }
+
+    async fn list_records(
+        &self,
+        request: Request<ListRecordsRequest>,
+    ) -> Result<Response<ListRecordsReply>, Status> {
+        let r = request.into_inner();
+        let kind = optional(&r.kind, |s| {
+            RecordKind::parse(s).ok_or_else(|| format!("unknown record kind {s:?}"))
+        })
+        .map_err(|rule| invalid("kind", rule))?;
+        if kind == Some(RecordKind::Personal) {
+            return Err(Status::permission_denied(
+                "kind: personal data is not answered by the query service",
+            ));
+        }
+        let within = optional(&r.within, |s| {
+            RegionCode::parse("within", s).map_err(|e| e.rule)
+        })
+        .map_err(|rule| invalid("within", rule))?;
+        let delegate = optional(&r.delegate, |s| {
+            RecordId::parse("delegate", s).map_err(|e| e.rule)
+        })
+        .map_err(|rule| invalid("delegate", rule))?;
+        let overdue_on = optional(&r.overdue_on, |s| {
+            s.parse::<NaiveDate>()
+                .map_err(|_| format!("not a date (YYYY-MM-DD): {s:?}"))
+        })
+        .map_err(|rule| invalid("overdue_on", rule))?;
+        let offset = optional(&r.page_token, |s| {
+            s.parse::<u32>()
+                .map_err(|_| "not a token this service gave".to_string())
+        })
+        .map_err(|rule| invalid("page_token", rule))?
+        .unwrap_or(0);
+        let size = match r.page_size {
+            0 => DEFAULT_PAGE,
+            n if n > MAX_PAGE => {
+                return Err(invalid("page_size", format!("at most {MAX_PAGE}")));
+            }
+            n => n,
+        };
+        let query = ListQuery {
+            kind,
+            status: (!r.status.is_empty()).then_some(r.status),
+            within,
+            delegate,
+            overdue_on,
+            // One more than asked, to know whether another page follows.
+            limit: Some(size + 1),
+            offset,
+        };
+        let mut rows = self
+            .store
+            .call(move |s| s.list(&query))
+            .await
+            .map_err(store_status)?;
+        let more = rows.len() > size as usize;
+        rows.truncate(size as usize);
+        Ok(Response::new(ListRecordsReply {
+            records: rows
+                .into_iter()
+                .filter(|r| r.kind != RecordKind::Personal)
+                .map(row)
+                .collect(),
+            next_page_token: if more {
+                (offset + size).to_string()
+            } else {
+                String::new()
+            },
+        }))
+    }
+
+    async fn get_record(
+        &self,
+        request: Request<GetRecordRequest>,
+    ) -> Result<Response<GetRecordReply>, Status> {
+        let id =
+            RecordId::parse("id", &request.into_inner().id).map_err(|e| invalid("id", e.rule))?;
+        let record = self
+            .store
+            .call(move |s| s.get(&id))
+            .await
+            .map_err(store_status)?;
+        if record.header.kind == RecordKind::Personal {
+            return Err(Status::permission_denied(
+                "id: personal data is not answered by the query service",
+            ));
+        }
+        Ok(Response::new(GetRecordReply {
+            record_json: record.to_json(None).to_string(),
+        }))
+    }
+
+    async fn get_duty_record(
+        &self,
+        request: Request<GetDutyRecordRequest>,
+    ) -> Result<Response<GetDutyRecordReply>, Status> {
+        let r = request.into_inner();
+        let delegate =
+            RecordId::parse("delegate", &r.delegate).map_err(|e| invalid("delegate", e.rule))?;
+        let year = if r.year == 0 {
+            chrono::Utc::now().year()
+        } else {
+            r.year
+        };
+        let me = self.me;
+        let (record, activities, suggestions, quotas) = self
+            .store
+            .call(move |s| {
+                let record = s.get(&delegate)?;
+                if record.header.kind != RecordKind::Delegate {
+                    return Err(StoreError::NotFound {
+                        kind: "delegate",
+                        id: delegate.to_string(),
+                    });
+                }
+                let of = |kind| {
+                    s.list(&ListQuery {
+                        kind: Some(kind),
+                        delegate: Some(delegate),
+                        ..ListQuery::default()
+                    })
+                };
+                let in_year = |rows: Vec<ListRow>| -> Vec<ListRow> {
+                    rows.into_iter()
+                        .filter(|r| r.occurred_on.is_some_and(|d| d.year() == year))
+                        .collect()
+                };
+                let quotas = s.rollup(&me)?.map(|r| r.quotas).unwrap_or_default();
+                Ok((
+                    record,
+                    in_year(of(RecordKind::Activity)?),
+                    in_year(of(RecordKind::Suggestion)?),
+                    quotas,
+                ))
+            })
+            .await
+            .map_err(store_status)?;
+        let receptions = activities
+            .iter()
+            .filter(|a| a.summary["kind"] == "reception")
+            .count() as u32;
+        let made = suggestions.len() as u32;
+        let rules: QuotaRules = quotas;
+        Ok(Response::new(GetDutyRecordReply {
+            delegate_json: record.to_json(None).to_string(),
+            activities: activities.into_iter().map(row).collect(),
+            suggestions: suggestions.into_iter().map(row).collect(),
+            receptions,
+            suggestions_made: made,
+            meets_quota: rules.delegate_meets(receptions, made),
+        }))
+    }
+}

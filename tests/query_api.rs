@@ -1,0 +1,264 @@
+//! The `Query` gRPC service over a real socket: rollups, paged record lists, one record, a
+//! delegate's duty record, and clear errors for bad questions.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use chrono::{Datelike, NaiveDate, Utc};
+use common::fed::{Federation, WANGDIAN, XIUZHOU, code};
+use renda_node::office::{self, ActivityDraft, Contact};
+use renda_node::record::RecordId;
+use renda_node::record::activity::{Activity, ActivityKind};
+use renda_node::record::delegate::{Delegate, Gender, Mandate, MandateStatus};
+use renda_node::record::opinion::{OpinionFields, OpinionSource};
+use renda_node::record::rollup::RollupRules;
+use renda_proto::v1::query_client::QueryClient;
+use renda_proto::v1::{
+    GetDutyRecordRequest, GetRecordRequest, GetRollupRequest, ListRecordsRequest,
+};
+use serde_json::Value;
+use tonic::Code;
+
+fn this_year(month: u32, day: u32) -> NaiveDate {
+    NaiveDate::from_ymd_opt(Utc::now().year(), month, day).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_query_service_answers_from_what_the_node_holds() {
+    let fed = Federation::start(&[
+        (XIUZHOU, "秀洲区人大常委会"),
+        (WANGDIAN, "王店镇人大主席团"),
+    ])
+    .await;
+    let town = fed.node(WANGDIAN).store.clone();
+    let region = code(WANGDIAN);
+    let delegate = Delegate {
+        name: "沈建华".into(),
+        gender: Gender::Male,
+        birth_year: None,
+        ethnicity: None,
+        party: None,
+        occupation: "村民委员会主任".into(),
+        station: None,
+        mandates: BTreeMap::from([(
+            Mandate::key(&region, 17),
+            Mandate {
+                congress: region,
+                level: region.level().unwrap(),
+                term: 17,
+                constituency: "第一选区".into(),
+                status: MandateStatus::Serving,
+                status_since: None,
+            },
+        )]),
+    };
+    let delegate = town
+        .write(move |tx| office::add_delegate(tx, "clerk", delegate, Contact::default()))
+        .await
+        .unwrap()
+        .id;
+    for month in [3, 5, 7] {
+        let draft = ActivityDraft {
+            activity: Activity {
+                kind: ActivityKind::Reception,
+                date: this_year(month, 10),
+                topic: "进站接待选民".into(),
+                organiser: "王店镇人大主席团".into(),
+                group: None,
+                venue: None,
+                participants: BTreeMap::new(),
+                constituents_received: 12,
+                outcome: String::new(),
+            },
+            participants: vec![delegate],
+        };
+        town.write(move |tx| office::add_activity(tx, "clerk", draft))
+            .await
+            .unwrap();
+    }
+    let mut opinions = BTreeSet::new();
+    for i in 0..5 {
+        let fields = OpinionFields {
+            source: OpinionSource::Visit,
+            content: format!("第{i}条：河道需要清淤"),
+            place: String::new(),
+            region,
+            delegate: Some(delegate),
+            activity: None,
+            category: None,
+        };
+        let contact = Contact {
+            phone: Some("13900000000".into()),
+            ..Contact::default()
+        };
+        let id = town
+            .write(move |tx| office::add_opinion(tx, "clerk", fields, contact, this_year(3, 1)))
+            .await
+            .unwrap()
+            .id;
+        opinions.insert(id.to_string());
+    }
+    town.write(|tx| tx.refresh_rollup(Utc::now(), &RollupRules::default()))
+        .await
+        .unwrap();
+    fed.sync_once(WANGDIAN).await;
+    fed.node(XIUZHOU)
+        .store
+        .write(|tx| tx.refresh_rollup(Utc::now(), &RollupRules::default()))
+        .await
+        .unwrap();
+
+    let mut county = QueryClient::connect(format!("http://{}", fed.node(XIUZHOU).addr))
+        .await
+        .unwrap();
+
+    // Rollups: the county's own, and the township's as it arrived.
+    let own = county
+        .get_rollup(GetRollupRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(own.region, XIUZHOU);
+    let own: Value = serde_json::from_str(&own.rollup_json).unwrap();
+    assert_eq!(own["total"]["opinions"]["received"], 5);
+    assert_eq!(own["total"]["constituents_received"], 36);
+    let township = county
+        .get_rollup(GetRollupRequest {
+            region: WANGDIAN.into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let township: Value = serde_json::from_str(&township.rollup_json).unwrap();
+    assert_eq!(township["total"], own["total"]);
+    let err = county
+        .get_rollup(GetRollupRequest {
+            region: "33041".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert!(err.message().starts_with("region"), "{}", err.message());
+
+    // Paged lists: every opinion exactly once over pages of two.
+    let mut seen = Vec::new();
+    let mut token = String::new();
+    let mut pages = 0;
+    loop {
+        let page = county
+            .list_records(ListRecordsRequest {
+                kind: "opinion".into(),
+                within: WANGDIAN.into(),
+                page_size: 2,
+                page_token: token.clone(),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        pages += 1;
+        seen.extend(page.records.into_iter().map(|r| r.id));
+        if page.next_page_token.is_empty() {
+            break;
+        }
+        token = page.next_page_token;
+    }
+    assert_eq!(pages, 3);
+    assert_eq!(seen.len(), 5);
+    assert_eq!(seen.iter().cloned().collect::<BTreeSet<_>>(), opinions);
+
+    // Personal data is never answered, listed alone or among everything.
+    let err = county
+        .list_records(ListRecordsRequest {
+            kind: "personal".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::PermissionDenied);
+    let everything = county
+        .list_records(ListRecordsRequest {
+            page_size: 500,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(everything.records.iter().all(|r| r.kind != "personal"));
+    for (request, field) in [
+        (
+            ListRecordsRequest {
+                kind: "bogus".into(),
+                ..Default::default()
+            },
+            "kind",
+        ),
+        (
+            ListRecordsRequest {
+                page_size: 501,
+                ..Default::default()
+            },
+            "page_size",
+        ),
+        (
+            ListRecordsRequest {
+                overdue_on: "2026-13-01".into(),
+                ..Default::default()
+            },
+            "overdue_on",
+        ),
+        (
+            ListRecordsRequest {
+                page_token: "abc".into(),
+                ..Default::default()
+            },
+            "page_token",
+        ),
+    ] {
+        let err = county.list_records(request).await.unwrap_err();
+        assert_eq!(err.code(), Code::InvalidArgument);
+        assert!(err.message().starts_with(field), "{}", err.message());
+    }
+
+    // One record with its history.
+    let id = opinions.iter().next().unwrap().clone();
+    let record = county
+        .get_record(GetRecordRequest { id: id.clone() })
+        .await
+        .unwrap()
+        .into_inner();
+    let record: Value = serde_json::from_str(&record.record_json).unwrap();
+    assert_eq!(record["header"]["id"], id.as_str());
+    assert_eq!(record["status"]["state"], "received");
+    assert_eq!(record["personal"], Value::Null);
+    let err = county
+        .get_record(GetRecordRequest {
+            id: RecordId::new().to_string(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::NotFound);
+
+    // The delegate's duty record: three receptions this year, no suggestion yet.
+    let duty = county
+        .get_duty_record(GetDutyRecordRequest {
+            delegate: delegate.to_string(),
+            year: 0,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(duty.activities.len(), 3);
+    assert_eq!((duty.receptions, duty.suggestions_made), (3, 0));
+    assert!(!duty.meets_quota, "a suggestion a year is still missing");
+    let last_year = county
+        .get_duty_record(GetDutyRecordRequest {
+            delegate: delegate.to_string(),
+            year: Utc::now().year() - 1,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(last_year.receptions, 0);
+}
