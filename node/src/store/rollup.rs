@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, NaiveDate, Utc};
-use rusqlite::Connection;
+use rusqlite::{Connection, OptionalExtension};
 
 use super::{Store, StoreError, WriteTx};
 use crate::record::rollup::{CountedRow, Metrics, Quota, QuotaRules, Rollup, RollupRules};
@@ -62,7 +62,9 @@ fn quotas(
     rules: QuotaRules,
 ) -> Result<(Quota, Quota), StoreError> {
     use chrono::Datelike;
-    let year = today.year().to_string();
+    // The year as a range of dates, so the (kind, occurred_on) index answers it.
+    let from = format!("{:04}-01-01", today.year());
+    let until = format!("{:04}-01-01", today.year() + 1);
     let completed_quarters = (today.month0() / 3) as usize;
     let mut groups: BTreeMap<String, [u32; 4]> = conn
         .prepare_cached("SELECT id FROM records WHERE kind = 'group' AND home = ?1")?
@@ -71,10 +73,10 @@ fn quotas(
         .collect::<Result<_, _>>()?;
     let mut stmt = conn.prepare_cached(
         "SELECT json_extract(summary, '$.group'), occurred_on FROM records
-         WHERE kind = 'activity' AND substr(occurred_on, 1, 4) = ?1
+         WHERE kind = 'activity' AND occurred_on >= ?1 AND occurred_on < ?2
            AND json_extract(summary, '$.group') IS NOT NULL",
     )?;
-    let mut rows = stmt.query([&year])?;
+    let mut rows = stmt.query([&from, &until])?;
     while let Some(row) = rows.next()? {
         let group: String = row.get(0)?;
         let on: Option<NaiveDate> = row
@@ -97,14 +99,14 @@ fn quotas(
            (SELECT count(*) FROM record_people p JOIN records a ON a.id = p.record_id
              WHERE p.delegate_id = d.id AND p.role = 'participant' AND a.kind = 'activity'
                AND json_extract(a.summary, '$.kind') = 'reception'
-               AND substr(a.occurred_on, 1, 4) = ?2),
+               AND a.occurred_on >= ?2 AND a.occurred_on < ?3),
            (SELECT count(*) FROM record_people p JOIN records s ON s.id = p.record_id
              WHERE p.delegate_id = d.id AND p.role IN ('lead', 'cosigner')
-               AND s.kind = 'suggestion' AND substr(s.occurred_on, 1, 4) = ?2)
+               AND s.kind = 'suggestion' AND s.occurred_on >= ?2 AND s.occurred_on < ?3)
          FROM records d WHERE d.kind = 'delegate' AND d.home = ?1",
     )?;
     let mut delegate_quota = Quota::default();
-    let mut rows = stmt.query([me.as_str(), year.as_str()])?;
+    let mut rows = stmt.query([me.as_str(), from.as_str(), until.as_str()])?;
     while let Some(row) = rows.next()? {
         let receptions: i64 = row.get(1)?;
         let suggestions: i64 = row.get(2)?;
@@ -142,9 +144,18 @@ fn rollups(
 impl Store {
     /// The rollup of `region` held here: this node's own, or one a descendant sent up.
     pub fn rollup(&self, region: &RegionCode) -> Result<Option<Rollup>, StoreError> {
-        Ok(rollups(|id| self.get(id), &self.conn)?
-            .remove(region)
-            .map(|(_, r)| r))
+        let id: Option<String> = self
+            .conn
+            .prepare_cached("SELECT id FROM records WHERE kind = 'rollup' AND home = ?1")?
+            .query_row([region.as_str()], |r| r.get(0))
+            .optional()?;
+        let Some(id) = id.and_then(|id| RecordId::parse("id", &id).ok()) else {
+            return Ok(None);
+        };
+        match self.get(&id)?.body {
+            Body::Rollup(rollup) => Ok(Some(*rollup)),
+            _ => Ok(None),
+        }
     }
 
     /// Every rollup held here, by region.
