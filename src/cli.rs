@@ -9,6 +9,7 @@ use renda_node::record::activity::ActivityKind;
 use renda_node::record::delegate::{Gender, MandateStatus};
 use renda_node::record::group::{GroupKind, VenueKind};
 use renda_node::record::opinion::OpinionSource;
+use renda_node::record::rollup::Period;
 use renda_node::record::suggestion::{AnswerClass, Satisfaction};
 use renda_node::region::RegionCode;
 
@@ -101,6 +102,10 @@ pub fn region(s: &str) -> Result<RegionCode, String> {
     RegionCode::parse("region", s).map_err(|e| e.rule)
 }
 
+pub fn period(s: &str) -> Result<Period, String> {
+    Period::parse(s)
+}
+
 pub fn date(s: &str) -> Result<NaiveDate, String> {
     renda_node::validate::parse_date("date", s).map_err(|e| e.rule)
 }
@@ -158,6 +163,9 @@ pub struct ListArgs {
     /// Only records involving this delegate.
     #[arg(long)]
     pub delegate: Option<String>,
+    /// Only records that happened in this year (2026) or month (2026-05).
+    #[arg(long, value_parser = period)]
+    pub period: Option<Period>,
     /// At most this many rows.
     #[arg(long)]
     pub limit: Option<u32>,

@@ -97,8 +97,10 @@ impl Session {
             within: args.within,
             delegate,
             overdue_on,
+            period: args.period.clone(),
             limit: args.limit,
             offset: args.offset,
+            ..ListQuery::default()
         };
         let rows = self.store.call(move |s| s.list(&q)).await?;
         if self.json {

@@ -368,6 +368,7 @@ fn empty_list() -> crate::cli::ListArgs {
         status: None,
         within: None,
         delegate: None,
+        period: None,
         limit: None,
         offset: 0,
     }

@@ -2,7 +2,9 @@
 //! for other programs. Personal data is never answered.
 
 use chrono::{Datelike, NaiveDate};
-use renda_node::record::rollup::QuotaRules;
+use renda_node::record::activity::ActivityKind;
+use renda_node::record::rollup::{Period, QuotaRules};
+use renda_node::record::suggestion::AnswerClass;
 use renda_node::record::{RecordId, RecordKind};
 use renda_node::region::RegionCode;
 use renda_node::store::{ListQuery, ListRow, StoreError, StoreHandle};
@@ -69,8 +71,9 @@ impl Query for QueryService {
         &self,
         request: Request<GetRollupRequest>,
     ) -> Result<Response<GetRollupReply>, Status> {
-        let asked = request.into_inner().region;
-        let region = optional(&asked, |s| {
+        let asked = request.into_inner();
+        let period = optional(&asked.period, Period::parse).map_err(|rule| invalid("period", rule))?;
+        let region = optional(&asked.region, |s| {
             RegionCode::parse("region", s).map_err(|e| e.rule)
         })
         .map_err(|rule| invalid("region", rule))?
@@ -83,6 +86,10 @@ impl Query for QueryService {
             .ok_or_else(|| {
                 Status::not_found(format!("region: no rollup of {region} is held here"))
             })?;
+        let rollup = match period {
+            Some(period) => rollup.in_period(&period),
+            None => rollup,
+        };
         Ok(Response::new(GetRollupReply {
             region: region.to_string(),
             rollup_json: serde_json::to_string(&rollup)
@@ -117,6 +124,19 @@ impl Query for QueryService {
                 .map_err(|_| format!("not a date (YYYY-MM-DD): {s:?}"))
         })
         .map_err(|rule| invalid("overdue_on", rule))?;
+        let period = optional(&r.period, Period::parse).map_err(|rule| invalid("period", rule))?;
+        let activity_kind = optional(&r.activity_kind, |s| {
+            ActivityKind::parse("activity_kind", s)
+                .map(|k| k.as_str().to_string())
+                .map_err(|e| e.rule)
+        })
+        .map_err(|rule| invalid("activity_kind", rule))?;
+        let answer_class = optional(&r.answer_class, |s| {
+            AnswerClass::parse("answer_class", s)
+                .map(|c| c.as_str().to_string())
+                .map_err(|e| e.rule)
+        })
+        .map_err(|rule| invalid("answer_class", rule))?;
         let offset = optional(&r.page_token, |s| {
             s.parse::<u32>()
                 .map_err(|_| "not a token this service gave".to_string())
@@ -136,6 +156,9 @@ impl Query for QueryService {
             within,
             delegate,
             overdue_on,
+            period,
+            activity_kind,
+            answer_class,
             // One more than asked, to know whether another page follows.
             limit: Some(size + 1),
             offset,

@@ -63,6 +63,7 @@ pub mod personal;
 pub mod projection;
 pub mod rollup;
 pub mod suggestion;
+pub mod view;
 
 use std::collections::BTreeSet;
 use std::fmt;

@@ -32,8 +32,12 @@ pub struct Metrics {
     pub constituents_received: u64,
     /// Opinions by workflow state.
     pub opinions: BTreeMap<String, u64>,
+    /// Opinions by the month they were collected.
+    pub opinions_by_month: BTreeMap<String, u64>,
     /// Suggestions by workflow state.
     pub suggestions: BTreeMap<String, u64>,
+    /// Suggestions by the month they were made.
+    pub suggestions_by_month: BTreeMap<String, u64>,
     /// Suggestions by the class of their current answer (A–D).
     pub answer_classes: BTreeMap<String, u64>,
     /// Suggestions with a first complete answer, and how many of those came by the deadline.
@@ -145,6 +149,8 @@ impl Metrics {
         self.constituents_received += other.constituents_received;
         merge(&mut self.opinions, &other.opinions);
         merge(&mut self.suggestions, &other.suggestions);
+        merge(&mut self.opinions_by_month, &other.opinions_by_month);
+        merge(&mut self.suggestions_by_month, &other.suggestions_by_month);
         merge(&mut self.answer_classes, &other.answer_classes);
         self.answered += other.answered;
         self.answered_on_time += other.answered_on_time;
@@ -159,6 +165,9 @@ impl Metrics {
     pub fn count(&mut self, row: &CountedRow<'_>, today: NaiveDate) {
         let text = |key: &str| row.summary.get(key).and_then(|v| v.as_str());
         let number = |key: &str| row.summary.get(key).and_then(|v| v.as_u64()).unwrap_or(0);
+        let month = row
+            .occurred_on
+            .map_or_else(|| "unknown".to_string(), |d| d.format("%Y-%m").to_string());
         match row.kind {
             RecordKind::Delegate => {
                 let level = text("highest_level").unwrap_or("unknown");
@@ -169,9 +178,6 @@ impl Metrics {
                     .or_default() += 1;
             }
             RecordKind::Activity => {
-                let month = row
-                    .occurred_on
-                    .map_or_else(|| "unknown".to_string(), |d| d.format("%Y-%m").to_string());
                 let kind = text("kind").unwrap_or("unknown").to_string();
                 *self
                     .activities
@@ -185,10 +191,12 @@ impl Metrics {
             RecordKind::Opinion => {
                 let state = row.status.unwrap_or("unknown").to_string();
                 *self.opinions.entry(state).or_default() += 1;
+                *self.opinions_by_month.entry(month).or_default() += 1;
             }
             RecordKind::Suggestion => {
                 let state = row.status.unwrap_or("unknown").to_string();
                 *self.suggestions.entry(state).or_default() += 1;
+                *self.suggestions_by_month.entry(month).or_default() += 1;
                 if let Some(class) = text("class") {
                     *self.answer_classes.entry(class.to_string()).or_default() += 1;
                 }
@@ -220,6 +228,30 @@ impl Metrics {
         }
     }
 
+    /// These numbers with the monthly series cut to the months of `period` (`"2026"` or
+    /// `"2026-05"`). Counts by state are the subtree's state now and are kept whole: a
+    /// suggestion's state has no month.
+    pub fn in_period(&self, period: &Period) -> Metrics {
+        let keep = |series: &BTreeMap<String, u64>| -> BTreeMap<String, u64> {
+            series
+                .iter()
+                .filter(|(month, _)| period.contains(month))
+                .map(|(k, v)| (k.clone(), *v))
+                .collect()
+        };
+        Metrics {
+            activities: self
+                .activities
+                .iter()
+                .filter(|(month, _)| period.contains(month))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+            opinions_by_month: keep(&self.opinions_by_month),
+            suggestions_by_month: keep(&self.suggestions_by_month),
+            ..self.clone()
+        }
+    }
+
     /// Share of first answers that came by their deadline; `None` before any answer.
     pub fn on_time_rate(&self) -> Option<f64> {
         (self.answered > 0).then(|| self.answered_on_time as f64 / self.answered as f64)
@@ -241,6 +273,51 @@ impl Metrics {
     }
 }
 
+/// A year or a month, as the monthly series of a rollup are cut to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Period(String);
+
+impl Period {
+    /// Parses `"2026"` or `"2026-05"`; the error names the rule broken.
+    pub fn parse(text: &str) -> Result<Period, String> {
+        let year_ok = |y: &str| y.len() == 4 && y.bytes().all(|b| b.is_ascii_digit());
+        let ok = match text.split_once('-') {
+            None => year_ok(text),
+            Some((y, m)) => {
+                year_ok(y) && m.len() == 2 && m.parse::<u32>().is_ok_and(|m| (1..=12).contains(&m))
+            }
+        };
+        if ok {
+            Ok(Period(text.to_string()))
+        } else {
+            Err(format!("a year (2026) or a month (2026-05) is expected, not {text:?}"))
+        }
+    }
+
+    /// Whether a month key (`"2026-05"`) falls in this period.
+    pub fn contains(&self, month: &str) -> bool {
+        month == self.0 || month.strip_prefix(self.0.as_str()).is_some_and(|rest| rest.starts_with('-'))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The first day of the period and the first day after it, as `YYYY-MM-DD` text, so a
+    /// date column can be compared against them with an index.
+    pub fn date_range(&self) -> (String, String) {
+        let (year, month) = match self.0.split_once('-') {
+            None => (self.0.parse::<i32>().unwrap_or(0), None),
+            Some((y, m)) => (y.parse().unwrap_or(0), m.parse::<u32>().ok()),
+        };
+        match month {
+            None => (format!("{year:04}-01-01"), format!("{:04}-01-01", year + 1)),
+            Some(12) => (format!("{year:04}-12-01"), format!("{:04}-01-01", year + 1)),
+            Some(m) => (format!("{year:04}-{m:02}-01"), format!("{year:04}-{:02}-01", m + 1)),
+        }
+    }
+}
+
 /// The projection columns of one record, as counting reads them.
 #[derive(Clone, Copy, Debug)]
 pub struct CountedRow<'a> {
@@ -254,6 +331,9 @@ pub struct CountedRow<'a> {
 /// A direct child's numbers as its last rollup gave them.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChildRollup {
+    /// The child node's name (王店镇人大主席团), so a parent can show its children by name.
+    #[serde(default)]
+    pub name: String,
     /// When the child computed them: the numbers are as of then.
     pub as_of: DateTime<Utc>,
     /// When this node last completed a sync round with the child, to the minute (finer would
@@ -274,6 +354,9 @@ pub struct StaleRegion {
 /// A node's rollup record.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Rollup {
+    /// The name of the node that counted these numbers.
+    #[serde(default)]
+    pub name: String,
     /// When these numbers were last computed with a difference from the ones before.
     pub computed_at: DateTime<Utc>,
     /// The node's own records.
@@ -318,6 +401,7 @@ impl Rollup {
             entries.insert(
                 region.to_string(),
                 ChildRollup {
+                    name: child.name.clone(),
                     as_of: child.computed_at,
                     last_sync: links
                         .get(region)
@@ -339,6 +423,7 @@ impl Rollup {
         stale.sort_by_key(|s| s.region);
         stale.dedup_by_key(|s| s.region);
         Rollup {
+            name: String::new(),
             computed_at: now,
             own,
             children: entries,
@@ -348,9 +433,32 @@ impl Rollup {
         }
     }
 
+    /// This rollup with every monthly series cut to `period` (see [`Metrics::in_period`]).
+    pub fn in_period(&self, period: &Period) -> Rollup {
+        Rollup {
+            own: self.own.in_period(period),
+            total: self.total.in_period(period),
+            children: self
+                .children
+                .iter()
+                .map(|(region, child)| {
+                    (
+                        region.clone(),
+                        ChildRollup {
+                            total: child.total.in_period(period),
+                            ..child.clone()
+                        },
+                    )
+                })
+                .collect(),
+            ..self.clone()
+        }
+    }
+
     /// Whether `other` says the same as this rollup, apart from when it was computed.
     pub fn same_numbers(&self, other: &Rollup) -> bool {
-        self.own == other.own
+        self.name == other.name
+            && self.own == other.own
             && self.children == other.children
             && self.total == other.total
             && self.stale == other.stale
@@ -363,6 +471,32 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+
+    #[test]
+    fn a_period_is_a_year_or_a_month_and_cuts_the_monthly_series() {
+        for bad in ["", "26", "2026-13", "2026-5", "2026-05-01", "abcd"] {
+            assert!(Period::parse(bad).is_err(), "{bad:?} was accepted");
+        }
+        let year = Period::parse("2026").unwrap();
+        let may = Period::parse("2026-05").unwrap();
+        assert!(year.contains("2026-05") && year.contains("2026-12"));
+        assert!(!year.contains("2025-05") && !year.contains("20261-01"));
+        assert!(may.contains("2026-05") && !may.contains("2026-06"));
+        assert_eq!(may.date_range(), ("2026-05-01".into(), "2026-06-01".into()));
+        assert_eq!(
+            Period::parse("2026-12").unwrap().date_range(),
+            ("2026-12-01".into(), "2027-01-01".into())
+        );
+        assert_eq!(year.date_range(), ("2026-01-01".into(), "2027-01-01".into()));
+        let mut m = Metrics::default();
+        m.opinions.insert("handled".into(), 3);
+        m.opinions_by_month.insert("2026-05".into(), 2);
+        m.opinions_by_month.insert("2025-12".into(), 1);
+        let cut = m.in_period(&year);
+        assert_eq!(cut.opinions_by_month.len(), 1);
+        assert_eq!(cut.opinions_by_month["2026-05"], 2);
+        assert_eq!(cut.opinions["handled"], 3, "states are kept whole");
+    }
 
     fn day(s: &str) -> NaiveDate {
         s.parse().unwrap()
@@ -453,6 +587,7 @@ mod tests {
         child_total.opinions.insert("received".into(), 3);
         child_total.opinions.insert("handled".into(), 1);
         let child = Rollup {
+            name: "秀洲区人大常委会".into(),
             computed_at: now - chrono::Duration::days(3),
             own: child_total.clone(),
             children: BTreeMap::new(),

@@ -101,6 +101,12 @@ pub struct ListQuery {
     pub delegate: Option<RecordId>,
     /// Only records whose awaited answer is overdue on this date.
     pub overdue_on: Option<NaiveDate>,
+    /// Only records that happened (were held, collected, made) in this year or month.
+    pub period: Option<crate::record::rollup::Period>,
+    /// Only activities of this kind (`reception`, `inspection` …).
+    pub activity_kind: Option<String>,
+    /// Only suggestions whose current answer is of this class (`A`–`D`).
+    pub answer_class: Option<String>,
     pub limit: Option<u32>,
     pub offset: u32,
 }
@@ -323,6 +329,20 @@ impl Store {
         if let Some(day) = &q.overdue_on {
             sql.push_str(" AND r.due_on IS NOT NULL AND r.due_on < ? AND r.status IN ('assigned', 'rehandling')");
             args.push(Box::new(day.to_string()));
+        }
+        if let Some(period) = &q.period {
+            let (from, until) = period.date_range();
+            sql.push_str(" AND r.occurred_on >= ? AND r.occurred_on < ?");
+            args.push(Box::new(from));
+            args.push(Box::new(until));
+        }
+        if let Some(kind) = &q.activity_kind {
+            sql.push_str(" AND r.kind = 'activity' AND json_extract(r.summary, '$.kind') = ?");
+            args.push(Box::new(kind.clone()));
+        }
+        if let Some(class) = &q.answer_class {
+            sql.push_str(" AND r.kind = 'suggestion' AND json_extract(r.summary, '$.class') = ?");
+            args.push(Box::new(class.clone()));
         }
         sql.push_str(" ORDER BY r.id");
         if let Some(limit) = q.limit {

@@ -195,7 +195,8 @@ impl WriteTx<'_> {
                 .filter(|p| p.peer.parent() == Some(me))
                 .map(|p| (p.peer, p.last_success))
                 .collect();
-        let rollup = Rollup::compose(now, own, children, &links, rules);
+        let mut rollup = Rollup::compose(now, own, children, &links, rules);
+        rollup.name = self.node.name.clone();
         match mine {
             None => {
                 self.create(RecordKind::Rollup, SYSTEM_USER, &rollup)?;
