@@ -575,6 +575,9 @@ pub struct RunArgs {
     /// Where children dial this node (host:port); omit on a node with no children.
     #[arg(long)]
     pub listen: Option<std::net::SocketAddr>,
+    /// Where the dashboard is served (host:port, e.g. 127.0.0.1:8080); omit for no dashboard.
+    #[arg(long)]
+    pub http: Option<std::net::SocketAddr>,
     #[command(flatten)]
     pub link: LinkArgs,
 }

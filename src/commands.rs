@@ -785,10 +785,10 @@ impl Session {
     /// Serves children and keeps a live link to the parent until Ctrl-C or SIGTERM.
     async fn run_node(&self, args: RunArgs) -> Result<()> {
         let identity = self.store.call(|s| Ok(s.identity().clone())).await?;
-        if args.listen.is_none() && identity.parent_addr.is_none() {
+        if args.listen.is_none() && identity.parent_addr.is_none() && args.http.is_none() {
             return Err(renda_node::store::StoreError::Invalid(renda_node::validate::ValidationError::new(
                 "listen",
-                "没有可运行的同步：请用 --listen 接受下级节点，或用 renda attach --parent HOST:PORT 设置上级节点",
+                "没有可运行的服务：请用 --listen 接受下级节点、--http 提供看板，或用 renda attach --parent HOST:PORT 设置上级节点",
             ))
             .into());
         }
@@ -814,6 +814,26 @@ impl Session {
                     renda_hub::sync_server::serve(listener, service, std::future::pending()).await
                 {
                     tracing::error!(error = %e, "the sync server stopped");
+                }
+            });
+        }
+        if let Some(addr) = args.http {
+            let listener = renda_hub::dashboard::bind(addr)
+                .await
+                .with_context(|| format!("cannot serve the dashboard on {addr}"))?;
+            let bound = listener.local_addr()?;
+            let dashboard = renda_hub::dashboard::Dashboard::new(
+                self.store.clone(),
+                identity.region,
+                identity.name.clone(),
+            );
+            tracing::info!(region = %identity.region, %bound, "serving the dashboard");
+            println!("看板：http://{bound}/");
+            tasks.spawn(async move {
+                if let Err(e) =
+                    renda_hub::dashboard::serve(listener, dashboard, std::future::pending()).await
+                {
+                    tracing::error!(error = %e, "the dashboard stopped");
                 }
             });
         }

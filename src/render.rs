@@ -245,13 +245,9 @@ pub fn rollup(
     use renda_node::record::opinion::OpinionState;
     let t = &r.total;
     let mut out = table(&["指标", "全辖区"]);
-    let activities: u64 = t.activities.values().flat_map(|k| k.values()).sum();
     out.add_rows(vec![
-        vec![
-            "代表".to_string(),
-            t.delegates.values().sum::<u64>().to_string(),
-        ],
-        vec!["活动".to_string(), activities.to_string()],
+        vec!["代表".to_string(), t.delegates_total().to_string()],
+        vec!["活动".to_string(), t.activities_total().to_string()],
         vec!["代表签到（人次）".to_string(), t.sign_ins.to_string()],
         vec![
             "接待群众（人次）".to_string(),

@@ -126,6 +126,7 @@ async fn the_query_service_answers_from_what_the_node_holds() {
     let township = county
         .get_rollup(GetRollupRequest {
             region: WANGDIAN.into(),
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -135,11 +136,54 @@ async fn the_query_service_answers_from_what_the_node_holds() {
     let err = county
         .get_rollup(GetRollupRequest {
             region: "33041".into(),
+            ..Default::default()
         })
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::InvalidArgument);
     assert!(err.message().starts_with("region"), "{}", err.message());
+
+    // A period cuts the monthly series; states stay whole.
+    let may = format!("{}-05", Utc::now().year());
+    let cut = county
+        .get_rollup(GetRollupRequest {
+            region: String::new(),
+            period: may.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let cut: Value = serde_json::from_str(&cut.rollup_json).unwrap();
+    let months: Vec<&String> = cut["total"]["activities"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .collect();
+    assert_eq!(months, vec![&may]);
+    assert_eq!(cut["total"]["activities"][&may]["reception"], 1);
+    assert_eq!(cut["total"]["opinions"]["received"], 5);
+    let err = county
+        .get_rollup(GetRollupRequest {
+            region: String::new(),
+            period: "2026-5".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert!(err.message().starts_with("period"), "{}", err.message());
+    // The records behind a month's receptions.
+    let behind = county
+        .list_records(ListRecordsRequest {
+            kind: "activity".into(),
+            activity_kind: "reception".into(),
+            period: may.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(behind.records.len(), 1);
+    assert!(behind.records[0].occurred_on.starts_with(&may));
 
     // Paged lists: every opinion exactly once over pages of two.
     let mut seen = Vec::new();
@@ -207,6 +251,27 @@ async fn the_query_service_answers_from_what_the_node_holds() {
                 ..Default::default()
             },
             "overdue_on",
+        ),
+        (
+            ListRecordsRequest {
+                period: "05".into(),
+                ..Default::default()
+            },
+            "period",
+        ),
+        (
+            ListRecordsRequest {
+                activity_kind: "party".into(),
+                ..Default::default()
+            },
+            "activity_kind",
+        ),
+        (
+            ListRecordsRequest {
+                answer_class: "E".into(),
+                ..Default::default()
+            },
+            "answer_class",
         ),
         (
             ListRecordsRequest {

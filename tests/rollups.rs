@@ -8,189 +8,19 @@ mod common;
 
 use std::collections::BTreeMap;
 
-use chrono::{Duration, NaiveDate, Utc};
+use chrono::Utc;
+use common::data::{add_opinion, populate, roll_up, rollup_at};
 use common::fed::{
     CITY, FENGQIAO, Federation, NANHU, NATIONAL, WANGDIAN, XINCHENG, XIUZHOU, YUXIN, code,
     five_levels,
 };
+use rand::SeedableRng;
 use rand::rngs::StdRng;
-use rand::{RngExt, SeedableRng};
-use renda_node::office::{self, ActivityDraft, Contact, SuggestionDraft};
-use renda_node::record::activity::{Activity, ActivityKind};
-use renda_node::record::delegate::{Delegate, Gender, Mandate, MandateStatus};
-use renda_node::record::opinion::{OpinionAction, OpinionFields, OpinionSource};
+use renda_node::record::activity::ActivityKind;
 use renda_node::record::rollup::{Rollup, RollupRules};
 use renda_node::record::{Body, RecordId, RecordKind};
-use renda_node::region::{Level, RegionCode};
-use renda_node::store::{ListQuery, StoreHandle};
-
-fn d(s: &str) -> NaiveDate {
-    s.parse().unwrap()
-}
-
-/// Refreshes rollups level by level from the townships up, syncing each level to its parents,
-/// as nodes that refresh before they sync do.
-async fn roll_up(fed: &Federation) {
-    for level in [
-        Level::Township,
-        Level::County,
-        Level::City,
-        Level::Province,
-        Level::National,
-    ] {
-        let at_level: Vec<RegionCode> = fed
-            .nodes
-            .keys()
-            .copied()
-            .filter(|r| r.level() == Some(level))
-            .collect();
-        for region in &at_level {
-            fed.nodes[region]
-                .store
-                .write(|tx| tx.refresh_rollup(Utc::now(), &RollupRules::default()))
-                .await
-                .unwrap();
-        }
-        if level != Level::National {
-            for region in &at_level {
-                fed.sync_once(region.as_str()).await;
-            }
-        }
-    }
-}
-
-async fn rollup_at(store: &StoreHandle, region: &str) -> Rollup {
-    let region = code(region);
-    store
-        .call(move |s| s.rollup(&region))
-        .await
-        .unwrap()
-        .unwrap_or_else(|| panic!("no rollup of {region}"))
-}
-
-async fn add_delegate(store: &StoreHandle, congress: RegionCode, name: String) -> RecordId {
-    let mandate = Mandate {
-        congress,
-        level: congress.level().unwrap(),
-        term: 17,
-        constituency: "第一选区".into(),
-        status: MandateStatus::Serving,
-        status_since: None,
-    };
-    let delegate = Delegate {
-        name,
-        gender: Gender::Male,
-        birth_year: None,
-        ethnicity: None,
-        party: None,
-        occupation: "村民委员会主任".into(),
-        station: None,
-        mandates: BTreeMap::from([(Mandate::key(&congress, 17), mandate)]),
-    };
-    store
-        .write(move |tx| office::add_delegate(tx, "clerk", delegate, Contact::default()))
-        .await
-        .unwrap()
-        .id
-}
-
-/// Writes an opinion and moves it through the first `steps` of 转交, 开始办理, 办结.
-async fn add_opinion(store: &StoreHandle, region: RegionCode, steps: usize) {
-    let fields = OpinionFields {
-        source: OpinionSource::Visit,
-        content: "村道破损，希望修缮".into(),
-        place: String::new(),
-        region,
-        delegate: None,
-        activity: None,
-        category: None,
-    };
-    store
-        .write(move |tx| {
-            let id =
-                office::add_opinion(tx, "clerk", fields, Contact::default(), d("2026-03-02"))?.id;
-            let actions = [
-                OpinionAction::PassOn {
-                    to: "镇建设办".into(),
-                },
-                OpinionAction::Start {
-                    note: String::new(),
-                },
-                OpinionAction::Handle {
-                    result: "已修缮".into(),
-                },
-            ];
-            for (i, action) in actions.into_iter().take(steps).enumerate() {
-                office::opinion_step(
-                    tx,
-                    "clerk",
-                    &id,
-                    action,
-                    d("2026-03-03") + Duration::days(i as i64),
-                )?;
-            }
-            Ok(())
-        })
-        .await
-        .unwrap();
-}
-
-/// A township's year, drawn from `rng`.
-async fn populate(store: &StoreHandle, region: RegionCode, rng: &mut StdRng) {
-    let mut delegates = Vec::new();
-    for i in 0..rng.random_range(2..5) {
-        delegates.push(add_delegate(store, region, format!("代表{i}")).await);
-    }
-    for _ in 0..rng.random_range(5..20) {
-        add_opinion(store, region, rng.random_range(0..4)).await;
-    }
-    for _ in 0..rng.random_range(4..12) {
-        let month = rng.random_range(1..=9);
-        let kind = if rng.random_range(0..2) == 0 {
-            ActivityKind::Reception
-        } else {
-            ActivityKind::ActivityDay
-        };
-        let participants: Vec<RecordId> = delegates
-            .iter()
-            .copied()
-            .filter(|_| rng.random_range(0..3) > 0)
-            .collect();
-        let draft = ActivityDraft {
-            activity: Activity {
-                kind,
-                date: NaiveDate::from_ymd_opt(2026, month, 10).unwrap(),
-                topic: "代表进站接待选民".into(),
-                organiser: "人大主席团".into(),
-                group: None,
-                venue: None,
-                participants: BTreeMap::new(),
-                constituents_received: rng.random_range(0..40),
-                outcome: String::new(),
-            },
-            participants,
-        };
-        store
-            .write(move |tx| office::add_activity(tx, "clerk", draft))
-            .await
-            .unwrap();
-    }
-    for i in 0..rng.random_range(1..4) {
-        let draft = SuggestionDraft {
-            title: format!("关于改善农田灌溉设施的建议{i}"),
-            body: "部分渠道年久失修。".into(),
-            category: "农业农村".into(),
-            lead: delegates[0],
-            cosigners: Vec::new(),
-            addressed_to: region,
-            session: None,
-        };
-        store
-            .write(move |tx| office::submit_suggestion(tx, "clerk", draft, d("2026-03-01")))
-            .await
-            .unwrap();
-    }
-}
+use renda_node::region::RegionCode;
+use renda_node::store::ListQuery;
 
 /// What the rollups should say, counted straight from the records homed at `homes`: each
 /// record loaded and its workflow folded, not read from the projections rollups use.

@@ -11,6 +11,7 @@
 //! Architecture invariant: the hub reads and writes records only through the node's store handle
 //! and protocol types through `renda-proto`; it never opens SQLite itself.
 
+pub mod dashboard;
 pub mod query_server;
 pub mod rollups;
 pub mod sync_server;

@@ -3,7 +3,7 @@
 
 use chrono::{Datelike, NaiveDate};
 use renda_node::record::activity::ActivityKind;
-use renda_node::record::rollup::{Period, QuotaRules};
+use renda_node::record::rollup::Period;
 use renda_node::record::suggestion::AnswerClass;
 use renda_node::record::{RecordId, RecordKind};
 use renda_node::region::RegionCode;
@@ -72,7 +72,8 @@ impl Query for QueryService {
         request: Request<GetRollupRequest>,
     ) -> Result<Response<GetRollupReply>, Status> {
         let asked = request.into_inner();
-        let period = optional(&asked.period, Period::parse).map_err(|rule| invalid("period", rule))?;
+        let period =
+            optional(&asked.period, Period::parse).map_err(|rule| invalid("period", rule))?;
         let region = optional(&asked.region, |s| {
             RegionCode::parse("region", s).map_err(|e| e.rule)
         })
@@ -217,52 +218,18 @@ impl Query for QueryService {
         } else {
             r.year
         };
-        let me = self.me;
-        let (record, activities, suggestions, quotas) = self
+        let duty = self
             .store
-            .call(move |s| {
-                let record = s.get(&delegate)?;
-                if record.header.kind != RecordKind::Delegate {
-                    return Err(StoreError::NotFound {
-                        kind: "delegate",
-                        id: delegate.to_string(),
-                    });
-                }
-                let of = |kind| {
-                    s.list(&ListQuery {
-                        kind: Some(kind),
-                        delegate: Some(delegate),
-                        ..ListQuery::default()
-                    })
-                };
-                let in_year = |rows: Vec<ListRow>| -> Vec<ListRow> {
-                    rows.into_iter()
-                        .filter(|r| r.occurred_on.is_some_and(|d| d.year() == year))
-                        .collect()
-                };
-                let quotas = s.rollup(&me)?.map(|r| r.quotas).unwrap_or_default();
-                Ok((
-                    record,
-                    in_year(of(RecordKind::Activity)?),
-                    in_year(of(RecordKind::Suggestion)?),
-                    quotas,
-                ))
-            })
+            .call(move |s| s.duty_record(&delegate, year))
             .await
             .map_err(store_status)?;
-        let receptions = activities
-            .iter()
-            .filter(|a| a.summary["kind"] == "reception")
-            .count() as u32;
-        let made = suggestions.len() as u32;
-        let rules: QuotaRules = quotas;
         Ok(Response::new(GetDutyRecordReply {
-            delegate_json: record.to_json(None).to_string(),
-            activities: activities.into_iter().map(row).collect(),
-            suggestions: suggestions.into_iter().map(row).collect(),
-            receptions,
-            suggestions_made: made,
-            meets_quota: rules.delegate_meets(receptions, made),
+            delegate_json: duty.delegate.to_json(None).to_string(),
+            receptions: duty.receptions,
+            suggestions_made: duty.suggestions.len() as u32,
+            meets_quota: duty.meets_quota(),
+            activities: duty.activities.into_iter().map(row).collect(),
+            suggestions: duty.suggestions.into_iter().map(row).collect(),
         }))
     }
 }

@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod data;
 pub mod fed;
 
 use std::path::{Path, PathBuf};

@@ -262,6 +262,16 @@ impl Metrics {
         (self.evaluated > 0).then(|| self.satisfied as f64 / self.evaluated as f64)
     }
 
+    /// Delegate records, whatever their level and status.
+    pub fn delegates_total(&self) -> u64 {
+        self.delegates.values().sum()
+    }
+
+    /// Activities of every month and kind.
+    pub fn activities_total(&self) -> u64 {
+        self.activities.values().flat_map(|k| k.values()).sum()
+    }
+
     /// All opinions, whatever their state.
     pub fn opinions_total(&self) -> u64 {
         self.opinions.values().sum()
@@ -290,13 +300,18 @@ impl Period {
         if ok {
             Ok(Period(text.to_string()))
         } else {
-            Err(format!("a year (2026) or a month (2026-05) is expected, not {text:?}"))
+            Err(format!(
+                "a year (2026) or a month (2026-05) is expected, not {text:?}"
+            ))
         }
     }
 
     /// Whether a month key (`"2026-05"`) falls in this period.
     pub fn contains(&self, month: &str) -> bool {
-        month == self.0 || month.strip_prefix(self.0.as_str()).is_some_and(|rest| rest.starts_with('-'))
+        month == self.0
+            || month
+                .strip_prefix(self.0.as_str())
+                .is_some_and(|rest| rest.starts_with('-'))
     }
 
     pub fn as_str(&self) -> &str {
@@ -313,7 +328,10 @@ impl Period {
         match month {
             None => (format!("{year:04}-01-01"), format!("{:04}-01-01", year + 1)),
             Some(12) => (format!("{year:04}-12-01"), format!("{:04}-01-01", year + 1)),
-            Some(m) => (format!("{year:04}-{m:02}-01"), format!("{year:04}-{:02}-01", m + 1)),
+            Some(m) => (
+                format!("{year:04}-{m:02}-01"),
+                format!("{year:04}-{:02}-01", m + 1),
+            ),
         }
     }
 }
@@ -487,7 +505,10 @@ mod tests {
             Period::parse("2026-12").unwrap().date_range(),
             ("2026-12-01".into(), "2027-01-01".into())
         );
-        assert_eq!(year.date_range(), ("2026-01-01".into(), "2027-01-01".into()));
+        assert_eq!(
+            year.date_range(),
+            ("2026-01-01".into(), "2027-01-01".into())
+        );
         let mut m = Metrics::default();
         m.opinions.insert("handled".into(), 3);
         m.opinions_by_month.insert("2026-05".into(), 2);

@@ -321,4 +321,3 @@ pub fn view(record: &Record, personal: Option<&Record>) -> RecordView {
         tables,
     }
 }
-

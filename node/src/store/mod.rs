@@ -27,6 +27,7 @@ use crate::region::RegionCode;
 use crate::validate::ValidationError;
 
 pub use handle::StoreHandle;
+pub use rollup::DutyRecord;
 pub use sync::{
     ApplyOutcome, IncomingRecord, OutgoingBatch, OutgoingRecord, PeerStatus, PreparedRecord,
 };
@@ -118,6 +119,53 @@ pub struct StoreStats {
     pub changes: u64,
     pub last_seq: i64,
     pub file_bytes: u64,
+}
+
+/// The `WHERE` clause of a [`ListQuery`] over `records r`, with its arguments.
+fn list_filter(q: &ListQuery) -> (String, Vec<Box<dyn rusqlite::ToSql>>) {
+    let mut sql = String::from(" WHERE 1=1");
+    let mut args: Vec<Box<dyn rusqlite::ToSql>> = Vec::new();
+    if let Some(kind) = q.kind {
+        sql.push_str(" AND r.kind = ?");
+        args.push(Box::new(kind.as_str()));
+    } else {
+        // Personal data is never listed with the rest.
+        sql.push_str(" AND r.kind <> 'personal'");
+    }
+    if let Some(status) = &q.status {
+        sql.push_str(" AND r.status = ?");
+        args.push(Box::new(status.clone()));
+    }
+    if let Some(within) = &q.within {
+        // A subtree is a code prefix once trailing zero segments are dropped.
+        sql.push_str(" AND r.home LIKE ?");
+        args.push(Box::new(format!("{}%", within.subtree_prefix())));
+    }
+    if let Some(delegate) = &q.delegate {
+        sql.push_str(" AND r.id IN (SELECT record_id FROM record_people WHERE delegate_id = ?)");
+        args.push(Box::new(delegate.to_string()));
+    }
+    if let Some(day) = &q.overdue_on {
+        sql.push_str(
+            " AND r.due_on IS NOT NULL AND r.due_on < ? AND r.status IN ('assigned', 'rehandling')",
+        );
+        args.push(Box::new(day.to_string()));
+    }
+    if let Some(period) = &q.period {
+        let (from, until) = period.date_range();
+        sql.push_str(" AND r.occurred_on >= ? AND r.occurred_on < ?");
+        args.push(Box::new(from));
+        args.push(Box::new(until));
+    }
+    if let Some(kind) = &q.activity_kind {
+        sql.push_str(" AND r.kind = 'activity' AND json_extract(r.summary, '$.kind') = ?");
+        args.push(Box::new(kind.clone()));
+    }
+    if let Some(class) = &q.answer_class {
+        sql.push_str(" AND r.kind = 'suggestion' AND json_extract(r.summary, '$.class') = ?");
+        args.push(Box::new(class.clone()));
+    }
+    (sql, args)
 }
 
 pub struct Store {
@@ -299,51 +347,23 @@ impl Store {
         resolve(&self.conn, kind, field, text)
     }
 
+    /// How many records a list would hold without its limit: what the dashboard shows beside a
+    /// page of them.
+    pub fn count(&self, q: &ListQuery) -> Result<u64, StoreError> {
+        let (filter, args) = list_filter(q);
+        let sql = format!("SELECT count(*) FROM records r{filter}");
+        let n: i64 = self.conn.prepare(&sql)?.query_row(
+            rusqlite::params_from_iter(args.iter().map(|a| a.as_ref())),
+            |r| r.get(0),
+        )?;
+        Ok(n.max(0) as u64)
+    }
+
     pub fn list(&self, q: &ListQuery) -> Result<Vec<ListRow>, StoreError> {
-        let mut sql = String::from(
-            "SELECT r.id, r.kind, r.home, r.label, r.status, r.occurred_on, r.due_on, r.created_at, r.summary FROM records r WHERE 1=1",
+        let (filter, args) = list_filter(q);
+        let mut sql = format!(
+            "SELECT r.id, r.kind, r.home, r.label, r.status, r.occurred_on, r.due_on, r.created_at, r.summary FROM records r{filter}"
         );
-        let mut args: Vec<Box<dyn rusqlite::ToSql>> = Vec::new();
-        if let Some(kind) = q.kind {
-            sql.push_str(" AND r.kind = ?");
-            args.push(Box::new(kind.as_str()));
-        } else {
-            // Personal data is never listed with the rest.
-            sql.push_str(" AND r.kind <> 'personal'");
-        }
-        if let Some(status) = &q.status {
-            sql.push_str(" AND r.status = ?");
-            args.push(Box::new(status.clone()));
-        }
-        if let Some(within) = &q.within {
-            // A subtree is a code prefix once trailing zero segments are dropped.
-            sql.push_str(" AND r.home LIKE ?");
-            args.push(Box::new(format!("{}%", within.subtree_prefix())));
-        }
-        if let Some(delegate) = &q.delegate {
-            sql.push_str(
-                " AND r.id IN (SELECT record_id FROM record_people WHERE delegate_id = ?)",
-            );
-            args.push(Box::new(delegate.to_string()));
-        }
-        if let Some(day) = &q.overdue_on {
-            sql.push_str(" AND r.due_on IS NOT NULL AND r.due_on < ? AND r.status IN ('assigned', 'rehandling')");
-            args.push(Box::new(day.to_string()));
-        }
-        if let Some(period) = &q.period {
-            let (from, until) = period.date_range();
-            sql.push_str(" AND r.occurred_on >= ? AND r.occurred_on < ?");
-            args.push(Box::new(from));
-            args.push(Box::new(until));
-        }
-        if let Some(kind) = &q.activity_kind {
-            sql.push_str(" AND r.kind = 'activity' AND json_extract(r.summary, '$.kind') = ?");
-            args.push(Box::new(kind.clone()));
-        }
-        if let Some(class) = &q.answer_class {
-            sql.push_str(" AND r.kind = 'suggestion' AND json_extract(r.summary, '$.class') = ?");
-            args.push(Box::new(class.clone()));
-        }
         sql.push_str(" ORDER BY r.id");
         if let Some(limit) = q.limit {
             sql.push_str(&format!(" LIMIT {limit} OFFSET {}", q.offset));

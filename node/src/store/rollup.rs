@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, NaiveDate, Utc};
 use rusqlite::{Connection, OptionalExtension};
 
-use super::{Store, StoreError, WriteTx};
-use crate::record::rollup::{CountedRow, Metrics, Quota, QuotaRules, Rollup, RollupRules};
+use super::{ListQuery, ListRow, Store, StoreError, WriteTx};
+use crate::record::rollup::{CountedRow, Metrics, Period, Quota, QuotaRules, Rollup, RollupRules};
 use crate::record::{Body, RecordId, RecordKind};
 use crate::region::RegionCode;
 
@@ -158,12 +158,75 @@ impl Store {
         }
     }
 
+    /// A delegate's duty record for `year`: every activity and suggestion of theirs held here
+    /// that happened in that year, counted against this node's quotas.
+    pub fn duty_record(&self, delegate: &RecordId, year: i32) -> Result<DutyRecord, StoreError> {
+        let record = self.get(delegate)?;
+        if record.header.kind != RecordKind::Delegate {
+            return Err(StoreError::NotFound {
+                kind: "delegate",
+                id: delegate.to_string(),
+            });
+        }
+        let period = Period::parse(&format!("{year:04}")).map_err(|rule| {
+            StoreError::Invalid(crate::validate::ValidationError::new("year", rule))
+        })?;
+        let of = |kind| {
+            self.list(&ListQuery {
+                kind: Some(kind),
+                delegate: Some(*delegate),
+                period: Some(period.clone()),
+                ..ListQuery::default()
+            })
+        };
+        let activities = of(RecordKind::Activity)?;
+        let suggestions = of(RecordKind::Suggestion)?;
+        let receptions = activities
+            .iter()
+            .filter(|a| a.summary["kind"] == "reception")
+            .count() as u32;
+        let quotas = self
+            .rollup(&self.node.region)?
+            .map(|r| r.quotas)
+            .unwrap_or_default();
+        Ok(DutyRecord {
+            delegate: record,
+            year,
+            activities,
+            suggestions,
+            receptions,
+            quotas,
+        })
+    }
+
     /// Every rollup held here, by region.
     pub fn rollups(&self) -> Result<BTreeMap<RegionCode, Rollup>, StoreError> {
         Ok(rollups(|id| self.get(id), &self.conn)?
             .into_iter()
             .map(|(region, (_, r))| (region, r))
             .collect())
+    }
+}
+
+/// A delegate's duty record (履职档案) for one year, from what this node holds.
+#[derive(Clone, Debug)]
+pub struct DutyRecord {
+    pub delegate: crate::record::Record,
+    pub year: i32,
+    /// The year's activities the delegate signed in at.
+    pub activities: Vec<ListRow>,
+    /// The year's suggestions the delegate led or co-signed.
+    pub suggestions: Vec<ListRow>,
+    /// Of the activities, the receptions of constituents.
+    pub receptions: u32,
+    /// The quotas of this node, which the counts are held against.
+    pub quotas: QuotaRules,
+}
+
+impl DutyRecord {
+    pub fn meets_quota(&self) -> bool {
+        self.quotas
+            .delegate_meets(self.receptions, self.suggestions.len() as u32)
     }
 }
 

@@ -1,0 +1,269 @@
+//! The HTTP dashboard a node serves to its staff and leaders, in Chinese: the subtree's overview,
+//! suggestion handling, activities and opinions, quota compliance, delegates' duty records and
+//! sync health, with drill-down from any region to its children and from a number to the
+//! records behind it where this node holds them.
+//!
+//! Pages are HTML made on the server ([`maud`] escapes every value) with SVG charts drawn here
+//! ([`charts`]); nothing is loaded from outside the node, so a dashboard on an office network
+//! with no internet works the same. Every number carries a `data-metric` attribute naming what it
+//! counts, which is how the browser tests read it back against the query API.
+//!
+//! - [`pages`]: one handler per page, each reading what it shows in one call to the store.
+//! - [`charts`]: bar charts, stacked columns and shares as SVG.
+
+mod charts;
+mod pages;
+
+use std::future::Future;
+use std::net::SocketAddr;
+
+use axum::Router;
+use axum::http::StatusCode;
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+use maud::{DOCTYPE, Markup, PreEscaped, html};
+use renda_node::region::RegionCode;
+use renda_node::store::{StoreError, StoreHandle};
+use tokio::net::TcpListener;
+
+/// What every page handler shares.
+#[derive(Clone)]
+pub struct Dashboard {
+    store: StoreHandle,
+    /// The region this node serves: the root of every page's region chain.
+    me: RegionCode,
+    /// The node's name, shown in every page's header.
+    name: String,
+}
+
+impl Dashboard {
+    pub fn new(store: StoreHandle, me: RegionCode, name: impl Into<String>) -> Dashboard {
+        Dashboard {
+            store,
+            me,
+            name: name.into(),
+        }
+    }
+}
+
+/// Every page of the dashboard.
+pub fn router(dashboard: Dashboard) -> Router {
+    Router::new()
+        .route("/", get(pages::overview))
+        .route("/suggestions", get(pages::suggestions))
+        .route("/activities", get(pages::activities))
+        .route("/quotas", get(pages::quotas))
+        .route("/sync", get(pages::sync_health))
+        .route("/records", get(pages::records))
+        .route("/records/{id}", get(pages::record))
+        .route("/delegates/{id}", get(pages::duty_record))
+        .fallback(pages::not_found)
+        .with_state(dashboard)
+}
+
+pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    TcpListener::bind(addr).await
+}
+
+/// Serves the dashboard on `listener` until `shutdown` completes.
+pub async fn serve(
+    listener: TcpListener,
+    dashboard: Dashboard,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(dashboard))
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+/// A page that could not be shown, with the status and the sentence staff read.
+#[derive(Debug)]
+pub(crate) struct PageError {
+    status: StatusCode,
+    message: String,
+}
+
+impl PageError {
+    /// A request naming something wrong: the message starts with the field and says the rule.
+    fn bad(field: &str, rule: impl std::fmt::Display) -> PageError {
+        PageError {
+            status: StatusCode::BAD_REQUEST,
+            message: format!("{field}：{rule}"),
+        }
+    }
+
+    fn not_found(message: impl Into<String>) -> PageError {
+        PageError {
+            status: StatusCode::NOT_FOUND,
+            message: message.into(),
+        }
+    }
+
+    fn forbidden(message: impl Into<String>) -> PageError {
+        PageError {
+            status: StatusCode::FORBIDDEN,
+            message: message.into(),
+        }
+    }
+}
+
+impl From<StoreError> for PageError {
+    fn from(e: StoreError) -> PageError {
+        match e {
+            StoreError::NotFound { kind, id } => {
+                PageError::not_found(format!("本节点没有这条记录（{kind} {id}）"))
+            }
+            StoreError::Invalid(v) => PageError::bad(&v.field, v.rule),
+            other => {
+                // The page fails, and the store failing is the operator's business.
+                tracing::error!(error = %other, "the dashboard could not read the store");
+                PageError {
+                    status: StatusCode::INTERNAL_SERVER_ERROR,
+                    message: "读取本节点数据时出错，请联系运维人员查看日志".to_string(),
+                }
+            }
+        }
+    }
+}
+
+impl IntoResponse for PageError {
+    fn into_response(self) -> Response {
+        let title = match self.status {
+            StatusCode::BAD_REQUEST => "请求有误",
+            StatusCode::NOT_FOUND => "未找到",
+            StatusCode::FORBIDDEN => "不予显示",
+            _ => "出错了",
+        };
+        let body = html! {
+            section.error data-status=(self.status.as_u16()) {
+                h1 { (title) }
+                p.message { (self.message) }
+                p { a href="/" { "返回概览" } }
+            }
+        };
+        (self.status, page_html("", title, None, body)).into_response()
+    }
+}
+
+/// The tabs of every page, with the path each opens.
+const TABS: &[(&str, &str)] = &[
+    ("/", "概览"),
+    ("/suggestions", "建议办理"),
+    ("/activities", "活动与民情"),
+    ("/quotas", "履职达标"),
+    ("/sync", "同步状况"),
+];
+
+const STYLE: &str = include_str!("style.css");
+
+/// Where a page is: the node, and the region chain from the node down to the region shown.
+pub(crate) struct Place<'a> {
+    /// The path of the current tab, to mark it.
+    tab: &'a str,
+    /// `(region, name)` from this node down to the region shown.
+    crumbs: &'a [(RegionCode, String)],
+}
+
+fn page_html(
+    node_name: &str,
+    title: &str,
+    place: Option<&Place<'_>>,
+    body: Markup,
+) -> Html<String> {
+    let shown = place.and_then(|p| p.crumbs.last()).map(|(r, _)| *r);
+    let markup = html! {
+        (DOCTYPE)
+        html lang="zh-CN" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                title { (title) @if !node_name.is_empty() { " · " (node_name) } }
+                style { (PreEscaped(STYLE)) }
+            }
+            body {
+                header {
+                    div.brand { "人大代表履职数据平台" @if !node_name.is_empty() { span.node { (node_name) } } }
+                    @if let Some(place) = place {
+                        nav.tabs {
+                            @for (path, label) in TABS {
+                                @let href = link(path, &[("region", shown.map(|r| r.to_string()))]);
+                                @if *path == place.tab {
+                                    a.active href=(href) { (label) }
+                                } @else {
+                                    a href=(href) { (label) }
+                                }
+                            }
+                        }
+                        nav.crumbs aria-label="地区" {
+                            @for (i, (region, name)) in place.crumbs.iter().enumerate() {
+                                @if i > 0 { span.sep { "›" } }
+                                a href=(link(place.tab, &[("region", Some(region.to_string()))])) data-region=(region) {
+                                    (display_name(name, region))
+                                }
+                            }
+                        }
+                    }
+                }
+                main { (body) }
+                footer { "本页由本节点生成，不加载任何外部资源。" }
+            }
+        }
+    };
+    Html(markup.into_string())
+}
+
+/// A region's name as its node calls itself, or its code when no name has arrived.
+fn display_name(name: &str, region: &RegionCode) -> String {
+    if name.is_empty() {
+        region.to_string()
+    } else {
+        name.to_string()
+    }
+}
+
+/// A path with its query, leaving out empty parameters.
+fn link(path: &str, params: &[(&str, Option<String>)]) -> String {
+    let present: Vec<(&str, &str)> = params
+        .iter()
+        .filter_map(|(k, v)| v.as_deref().filter(|v| !v.is_empty()).map(|v| (*k, v)))
+        .collect();
+    if present.is_empty() {
+        return path.to_string();
+    }
+    // Encoding plain pairs of strings cannot fail.
+    let query = serde_urlencoded::to_string(&present).unwrap_or_default();
+    format!("{path}?{query}")
+}
+
+/// A share as staff read it: `87.5%`, or a dash when there is nothing to count yet.
+fn percent(rate: Option<f64>) -> String {
+    rate.map(|r| format!("{:.1}%", r * 100.0))
+        .unwrap_or_else(|| "—".to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn links_encode_their_parameters_and_drop_empty_ones() {
+        assert_eq!(link("/records", &[("kind", None)]), "/records");
+        assert_eq!(
+            link(
+                "/records",
+                &[
+                    ("kind", Some("opinion".into())),
+                    ("status", Some(String::new())),
+                    ("q", Some("a&b=c 中".into())),
+                ]
+            ),
+            "/records?kind=opinion&q=a%26b%3Dc+%E4%B8%AD"
+        );
+    }
+
+    #[test]
+    fn percentages_show_a_dash_when_nothing_is_counted() {
+        assert_eq!(percent(None), "—");
+        assert_eq!(percent(Some(0.875)), "87.5%");
+    }
+}

@@ -1,0 +1,885 @@
+//! One handler per page. Each reads what it shows in one call to the store, then renders; none
+//! writes anything.
+
+use std::collections::BTreeMap;
+
+use axum::extract::{Path, Query, State};
+use axum::response::Html;
+use chrono::{DateTime, Datelike, Utc};
+use maud::{Markup, html};
+use renda_node::record::activity::ActivityKind;
+use renda_node::record::delegate::MandateStatus;
+use renda_node::record::opinion::OpinionState;
+use renda_node::record::rollup::{Metrics, Period, Rollup};
+use renda_node::record::suggestion::{AnswerClass, SuggestionState};
+use renda_node::record::view::RecordView;
+use renda_node::record::{RecordId, RecordKind};
+use renda_node::region::{Level, RegionCode};
+use renda_node::store::{ListQuery, ListRow, PeerStatus, Store, StoreError};
+use serde::Deserialize;
+
+use super::charts::{self, Bar, Column};
+use super::{Dashboard, PageError, Place, display_name, link, page_html, percent};
+
+/// Rows on one page of a record list.
+const PAGE_ROWS: u32 = 50;
+
+/// Query parameters any page may take; each page reads the ones it needs and checks them.
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct Params {
+    region: Option<String>,
+    kind: Option<String>,
+    status: Option<String>,
+    period: Option<String>,
+    activity_kind: Option<String>,
+    answer_class: Option<String>,
+    overdue: Option<String>,
+    page: Option<String>,
+    year: Option<String>,
+}
+
+fn given(v: &Option<String>) -> Option<&str> {
+    v.as_deref().map(str::trim).filter(|s| !s.is_empty())
+}
+
+/// A region on a page: the one asked for, its rollup, and the chain from this node down to it.
+struct Shown {
+    region: RegionCode,
+    rollup: Rollup,
+    crumbs: Vec<(RegionCode, String)>,
+}
+
+impl Dashboard {
+    /// The region a page asks for: this node's own when none is given; otherwise one inside
+    /// this node's subtree whose rollup arrived here.
+    fn region(&self, params: &Params) -> Result<RegionCode, PageError> {
+        let Some(text) = given(&params.region) else {
+            return Ok(self.me);
+        };
+        let region =
+            RegionCode::parse("region", text).map_err(|e| PageError::bad("region", e.rule))?;
+        if !region.is_within(&self.me) {
+            return Err(PageError::not_found(format!(
+                "region：{region} 不在本节点（{}）的辖区内",
+                self.me
+            )));
+        }
+        Ok(region)
+    }
+
+    /// Reads the shown region and whatever else the page needs in one call to the store.
+    async fn read<T: Send + 'static>(
+        &self,
+        params: &Params,
+        more: impl FnOnce(&Store, RegionCode, &Rollup) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<(Shown, T), PageError> {
+        let region = self.region(params)?;
+        let me = self.me;
+        let (rollup, crumbs, extra) = self
+            .store
+            .call(move |s| {
+                let Some(rollup) = s.rollup(&region)? else {
+                    return Ok((None, Vec::new(), None));
+                };
+                let mut chain: Vec<RegionCode> = region
+                    .ancestors()
+                    .into_iter()
+                    .filter(|r| r.is_within(&me))
+                    .collect();
+                chain.reverse();
+                let mut crumbs = Vec::new();
+                for r in chain {
+                    let name = s.rollup(&r)?.map(|r| r.name).unwrap_or_default();
+                    crumbs.push((r, name));
+                }
+                crumbs.push((region, rollup.name.clone()));
+                let extra = more(s, region, &rollup)?;
+                Ok((Some(rollup), crumbs, Some(extra)))
+            })
+            .await?;
+        match (rollup, extra) {
+            (Some(rollup), Some(extra)) => Ok((
+                Shown {
+                    region,
+                    rollup,
+                    crumbs,
+                },
+                extra,
+            )),
+            _ if region == self.me => Err(PageError::not_found(
+                "本节点的汇总还没有算出，请稍候刷新".to_string(),
+            )),
+            _ => Err(PageError::not_found(format!(
+                "region：本节点没有 {region} 的汇总：它还没有同步上来，或不在汇总可达的范围内"
+            ))),
+        }
+    }
+
+    fn page(&self, tab: &str, title: &str, shown: &Shown, body: Markup) -> Html<String> {
+        let place = Place {
+            tab,
+            crumbs: &shown.crumbs,
+        };
+        page_html(&self.name, title, Some(&place), body)
+    }
+}
+
+fn time(t: DateTime<Utc>) -> String {
+    t.format("%Y-%m-%d %H:%M").to_string()
+}
+
+/// A number on a card: what it counts, and where its records are listed when they can be.
+fn card(label: &str, metric: &str, value: u64, href: Option<String>) -> Markup {
+    html! {
+        div.card {
+            span.label { (label) }
+            @match href {
+                Some(href) => a.num href=(href) data-metric=(metric) { (value) },
+                None => span.num data-metric=(metric) { (value) },
+            }
+        }
+    }
+}
+
+fn rate_card(label: &str, metric: &str, rate: Option<f64>) -> Markup {
+    html! {
+        div.card {
+            span.label { (label) }
+            (charts::share(metric, rate))
+        }
+    }
+}
+
+/// The list of records behind a number, in the shown region's subtree.
+fn records_link(region: RegionCode, params: &[(&str, &str)]) -> String {
+    let mut all: Vec<(&str, Option<String>)> = params
+        .iter()
+        .map(|(k, v)| (*k, Some(v.to_string())))
+        .collect();
+    all.push(("region", Some(region.to_string())));
+    link("/records", &all)
+}
+
+fn region_link(tab: &str, region: &RegionCode) -> String {
+    link(tab, &[("region", Some(region.to_string()))])
+}
+
+/// Whether the children of a rollup are fresh, by the stale list the rollup carries.
+fn is_stale(rollup: &Rollup, region: &str) -> bool {
+    rollup.stale.iter().any(|s| s.region.as_str() == region)
+}
+
+fn level_label(region: &RegionCode) -> &'static str {
+    region.level().map(Level::label).unwrap_or("")
+}
+
+fn suggestion_state(id: &str) -> String {
+    SuggestionState::parse("status", id)
+        .map(|s| s.label().to_string())
+        .unwrap_or_else(|_| id.to_string())
+}
+
+fn opinion_state(id: &str) -> String {
+    OpinionState::parse("status", id)
+        .map(|s| s.label().to_string())
+        .unwrap_or_else(|_| id.to_string())
+}
+
+fn activity_kind(id: &str) -> String {
+    ActivityKind::parse("activity_kind", id)
+        .map(|s| s.label().to_string())
+        .unwrap_or_else(|_| id.to_string())
+}
+
+/// A record's status in Chinese, whatever its kind.
+fn status_label(kind: RecordKind, id: &str) -> String {
+    match kind {
+        RecordKind::Suggestion => suggestion_state(id),
+        RecordKind::Opinion => opinion_state(id),
+        RecordKind::Delegate => MandateStatus::parse("status", id)
+            .map(|s| s.label().to_string())
+            .unwrap_or_else(|_| id.to_string()),
+        _ => id.to_string(),
+    }
+}
+
+/// `"county/serving"` as `县级 在任`.
+fn delegate_key(key: &str) -> String {
+    let (level, status) = key.split_once('/').unwrap_or((key, ""));
+    let level = Level::parse("level", level)
+        .map(|l| l.label().to_string())
+        .unwrap_or_else(|_| level.to_string());
+    format!("{level} {}", status_label(RecordKind::Delegate, status))
+}
+
+/// 概览: the subtree's key numbers, its children with theirs and their freshness.
+pub(crate) async fn overview(
+    State(d): State<Dashboard>,
+    Query(params): Query<Params>,
+) -> Result<Html<String>, PageError> {
+    let (shown, ()) = d.read(&params, |_, _, _| Ok(())).await?;
+    let r = &shown.rollup;
+    let region = shown.region;
+    let t = &r.total;
+    let body = html! {
+        h1 { (display_name(&r.name, &region)) " 辖区概览" }
+        p.meta {
+            "区划代码 " (region) " · " (level_label(&region))
+            " · 数据计算于 " span data-metric="computed_at" { (time(r.computed_at)) }
+            " · 下级 " (r.children.len()) " 个"
+            @if !r.stale.is_empty() { "，" span.stale { (r.stale.len()) " 个地区数据滞后" } }
+        }
+        div.cards {
+            (card("代表", "delegates.total", t.delegates_total(), Some(records_link(region, &[("kind", "delegate")]))))
+            (card("履职活动", "activities.total", t.activities_total(), Some(records_link(region, &[("kind", "activity")]))))
+            (card("代表签到（人次）", "sign_ins", t.sign_ins, None))
+            (card("接待群众（人次）", "constituents_received", t.constituents_received, None))
+            (card("民情意见", "opinions.total", t.opinions_total(), Some(records_link(region, &[("kind", "opinion")]))))
+            (card("代表建议", "suggestions.total", t.suggestions_total(), Some(records_link(region, &[("kind", "suggestion")]))))
+            (card("超期未答复", "overdue", t.overdue, Some(records_link(region, &[("kind", "suggestion"), ("overdue", "1")]))))
+            (rate_card("按时答复率", "on_time_rate", t.on_time_rate()))
+            (rate_card("满意率", "satisfaction_rate", t.satisfaction_rate()))
+            (rate_card("小组活动达标率", "group_quota.rate", t.group_quota.rate()))
+            (rate_card("代表履职达标率", "delegate_quota.rate", t.delegate_quota.rate()))
+        }
+        (charts::bars("delegates", "代表（按最高层级和状态）", &t.delegates.iter().map(|(key, n)| Bar {
+            label: delegate_key(key),
+            value: *n,
+            href: None,
+        }).collect::<Vec<_>>()))
+        h2 { "下级与本级" }
+        @if r.children.is_empty() {
+            p.meta { "本级没有下级节点的汇总。" }
+        }
+        (children_table(r, region, "/"))
+        @if !r.stale.is_empty() {
+            h2 { "数据滞后的地区" }
+            (stale_table(r))
+        }
+    };
+    Ok(d.page("/", "概览", &shown, body))
+}
+
+/// Each child's key numbers with their freshness, and the node's own records as a last row.
+fn children_table(r: &Rollup, region: RegionCode, tab: &str) -> Markup {
+    let row = |m: &Metrics| {
+        html! {
+            td.n data-metric="delegates.total" { (m.delegates_total()) }
+            td.n data-metric="activities.total" { (m.activities_total()) }
+            td.n data-metric="opinions.total" { (m.opinions_total()) }
+            td.n data-metric="suggestions.total" { (m.suggestions_total()) }
+            td.n data-metric="overdue" { (m.overdue) }
+            td.n { (percent(m.on_time_rate())) }
+            td.n { (percent(m.satisfaction_rate())) }
+        }
+    };
+    html! {
+        table.children {
+            thead { tr {
+                th { "地区" } th { "区划代码" } th { "代表" } th { "活动" } th { "民情" } th { "建议" }
+                th { "超期" } th { "按时答复率" } th { "满意率" } th { "数据时间" } th { "最近同步" } th { "状态" }
+            } }
+            tbody {
+                @for (code, child) in &r.children {
+                    @let stale = is_stale(r, code);
+                    tr data-region=(code) {
+                        td { @match RegionCode::parse("region", code) {
+                            Ok(c) => a href=(region_link(tab, &c)) { (display_name(&child.name, &c)) },
+                            Err(_) => (code),
+                        } }
+                        td { (code) }
+                        (row(&child.total))
+                        td { (time(child.as_of)) }
+                        td { (child.last_sync.map(time).unwrap_or_else(|| "从未".to_string())) }
+                        td { @if stale { span.stale { "滞后" } } @else { span.fresh { "正常" } } }
+                    }
+                }
+                tr data-region=(region) .own {
+                    td { "本级（" (display_name(&r.name, &region)) "）" }
+                    td { (region) }
+                    (row(&r.own))
+                    td { (time(r.computed_at)) }
+                    td { "—" }
+                    td { span.fresh { "本节点" } }
+                }
+            }
+        }
+    }
+}
+
+fn stale_table(r: &Rollup) -> Markup {
+    html! {
+        table.stale-regions {
+            thead { tr { th { "地区" } th { "最近数据时间" } } }
+            tbody {
+                @for s in &r.stale {
+                    tr data-region=(s.region) {
+                        td { (s.region) }
+                        td { (s.as_of.map(time).unwrap_or_else(|| "从未同步".to_string())) }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// 建议办理: the status funnel, answer classes, on-time and satisfaction, the overdue list.
+pub(crate) async fn suggestions(
+    State(d): State<Dashboard>,
+    Query(params): Query<Params>,
+) -> Result<Html<String>, PageError> {
+    let today = Utc::now().date_naive();
+    let (shown, overdue) = d
+        .read(&params, move |s, region, _| {
+            s.list(&ListQuery {
+                kind: Some(RecordKind::Suggestion),
+                within: Some(region),
+                overdue_on: Some(today),
+                limit: Some(PAGE_ROWS),
+                ..ListQuery::default()
+            })
+        })
+        .await?;
+    let r = &shown.rollup;
+    let region = shown.region;
+    let t = &r.total;
+    let funnel: Vec<Bar> = SuggestionState::ALL
+        .iter()
+        .filter(|s| **s != SuggestionState::Draft)
+        .map(|s| Bar {
+            label: s.label().to_string(),
+            value: t.suggestions.get(s.as_str()).copied().unwrap_or(0),
+            href: Some(records_link(
+                region,
+                &[("kind", "suggestion"), ("status", s.as_str())],
+            )),
+        })
+        .collect();
+    let classes: Vec<Bar> = AnswerClass::ALL
+        .iter()
+        .map(|c| Bar {
+            label: c.label().to_string(),
+            value: t.answer_classes.get(c.as_str()).copied().unwrap_or(0),
+            href: Some(records_link(
+                region,
+                &[("kind", "suggestion"), ("answer_class", c.as_str())],
+            )),
+        })
+        .collect();
+    let body = html! {
+        h1 { (display_name(&r.name, &region)) " 建议办理" }
+        div.cards {
+            (card("代表建议", "suggestions.total", t.suggestions_total(), Some(records_link(region, &[("kind", "suggestion")]))))
+            (card("已答复", "answered", t.answered, None))
+            (card("按时答复", "answered_on_time", t.answered_on_time, None))
+            (rate_card("按时答复率", "on_time_rate", t.on_time_rate()))
+            (card("已评价", "evaluated", t.evaluated, None))
+            (card("满意和基本满意", "satisfied", t.satisfied, None))
+            (rate_card("满意率", "satisfaction_rate", t.satisfaction_rate()))
+            (card("超期未答复", "overdue", t.overdue, Some(records_link(region, &[("kind", "suggestion"), ("overdue", "1")]))))
+        }
+        (charts::bars("suggestion-states", "办理进度", &funnel))
+        (charts::bars("answer-classes", "答复类别", &classes))
+        h2 { "超期未答复的建议" }
+        @if overdue.is_empty() {
+            p.meta { "本节点持有的建议中没有超期未答复的。" }
+        } @else {
+            (record_table(&overdue, Some(today)))
+        }
+        h2 { "下级对比" }
+        table.children {
+            thead { tr { th { "地区" } th { "建议" } th { "按时答复率" } th { "满意率" } th { "超期" } } }
+            tbody {
+                @for (code, child) in &r.children {
+                    tr data-region=(code) {
+                        td { @match RegionCode::parse("region", code) {
+                            Ok(c) => a href=(region_link("/suggestions", &c)) { (display_name(&child.name, &c)) },
+                            Err(_) => (code),
+                        } }
+                        td.n { (child.total.suggestions_total()) }
+                        td.n { (percent(child.total.on_time_rate())) }
+                        td.n { (percent(child.total.satisfaction_rate())) }
+                        td.n { (child.total.overdue) }
+                    }
+                }
+            }
+        }
+    };
+    Ok(d.page("/suggestions", "建议办理", &shown, body))
+}
+
+/// 活动与民情: activities by month and kind, sign-ins, opinions by state and by month.
+pub(crate) async fn activities(
+    State(d): State<Dashboard>,
+    Query(params): Query<Params>,
+) -> Result<Html<String>, PageError> {
+    let period = given(&params.period)
+        .map(|p| Period::parse(p).map_err(|rule| PageError::bad("period", rule)))
+        .transpose()?;
+    let (shown, ()) = d.read(&params, |_, _, _| Ok(())).await?;
+    let r = &shown.rollup;
+    let region = shown.region;
+    let t = match &period {
+        Some(p) => r.total.in_period(p),
+        None => r.total.clone(),
+    };
+    // The last twelve months that had activities, oldest first.
+    let months: Vec<&String> = t
+        .activities
+        .keys()
+        .rev()
+        .take(12)
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+        .collect();
+    let kinds: Vec<ActivityKind> = ActivityKind::ALL
+        .iter()
+        .copied()
+        .filter(|k| t.activities.values().any(|m| m.contains_key(k.as_str())))
+        .collect();
+    let columns: Vec<Column> = months
+        .iter()
+        .map(|month| Column {
+            label: month.to_string(),
+            parts: kinds
+                .iter()
+                .map(|k| t.activities[*month].get(k.as_str()).copied().unwrap_or(0))
+                .collect(),
+            href: Period::parse(month)
+                .ok()
+                .map(|_| records_link(region, &[("kind", "activity"), ("period", month)])),
+        })
+        .collect();
+    let mut by_kind: BTreeMap<&str, u64> = BTreeMap::new();
+    for kinds in t.activities.values() {
+        for (k, n) in kinds {
+            *by_kind.entry(k.as_str()).or_default() += n;
+        }
+    }
+    let kind_bars: Vec<Bar> = kinds
+        .iter()
+        .map(|k| Bar {
+            label: k.label().to_string(),
+            value: by_kind.get(k.as_str()).copied().unwrap_or(0),
+            href: Some(records_link(
+                region,
+                &[("kind", "activity"), ("activity_kind", k.as_str())],
+            )),
+        })
+        .collect();
+    let opinion_bars: Vec<Bar> = OpinionState::ALL
+        .iter()
+        .filter(|s| **s != OpinionState::Draft)
+        .map(|s| Bar {
+            label: s.label().to_string(),
+            value: t.opinions.get(s.as_str()).copied().unwrap_or(0),
+            href: Some(records_link(
+                region,
+                &[("kind", "opinion"), ("status", s.as_str())],
+            )),
+        })
+        .collect();
+    let monthly = |series: &BTreeMap<String, u64>, kind: &str| -> Vec<Bar> {
+        let keys: Vec<&String> = series.keys().rev().take(12).collect();
+        keys.into_iter()
+            .rev()
+            .map(|month| Bar {
+                label: month.clone(),
+                value: series[month],
+                href: Period::parse(month)
+                    .ok()
+                    .map(|_| records_link(region, &[("kind", kind), ("period", month)])),
+            })
+            .collect()
+    };
+    let series: Vec<String> = kinds.iter().map(|k| k.label().to_string()).collect();
+    let body = html! {
+        h1 { (display_name(&r.name, &region)) " 活动与民情" }
+        @if let Some(p) = &period { p.meta { "期间：" (p.as_str()) "（办理状态为当前状态）" } }
+        div.cards {
+            (card("履职活动", "activities.total", t.activities_total(), Some(records_link(region, &[("kind", "activity")]))))
+            (card("代表签到（人次）", "sign_ins", t.sign_ins, None))
+            (card("接待群众（人次）", "constituents_received", t.constituents_received, None))
+            (card("民情意见", "opinions.total", t.opinions_total(), Some(records_link(region, &[("kind", "opinion")]))))
+        }
+        (charts::stacked_columns("activities-by-month", "各月履职活动（按类型）", &series, &columns))
+        (charts::bars("activities-by-kind", "活动类型", &kind_bars))
+        h2 { "民情意见" }
+        (charts::bars("opinion-states", "民情办理状态", &opinion_bars))
+        (charts::bars("opinions-by-month", "各月收集的民情", &monthly(&t.opinions_by_month, "opinion")))
+        (charts::bars("suggestions-by-month", "各月提出的建议", &monthly(&t.suggestions_by_month, "suggestion")))
+    };
+    Ok(d.page("/activities", "活动与民情", &shown, body))
+}
+
+/// 履职达标: quota compliance of groups and delegates, and the delegates held here.
+pub(crate) async fn quotas(
+    State(d): State<Dashboard>,
+    Query(params): Query<Params>,
+) -> Result<Html<String>, PageError> {
+    let page = page_number(&params)?;
+    let (shown, (delegates, held)) = d
+        .read(&params, move |s, region, _| {
+            let q = ListQuery {
+                kind: Some(RecordKind::Delegate),
+                within: Some(region),
+                limit: Some(PAGE_ROWS),
+                offset: (page - 1) * PAGE_ROWS,
+                ..ListQuery::default()
+            };
+            Ok((s.list(&q)?, s.count(&q)?))
+        })
+        .await?;
+    let r = &shown.rollup;
+    let region = shown.region;
+    let t = &r.total;
+    let q = r.quotas;
+    let body = html! {
+        h1 { (display_name(&r.name, &region)) " 履职达标（本年）" }
+        p.meta {
+            "本级的标准：代表小组每季度至少 " (q.group_per_quarter) " 次、全年至少 " (q.group_per_year)
+            " 次活动；代表全年至少参加 " (q.delegate_receptions) " 次接待选民、提出或联名 "
+            (q.delegate_suggestions) " 件建议。各级可按本地规定设定，下级按各自的标准统计。"
+        }
+        div.cards {
+            (card("代表小组", "group_quota.total", t.group_quota.total, None))
+            (card("达标小组", "group_quota.met", t.group_quota.met, None))
+            (rate_card("小组达标率", "group_quota.rate", t.group_quota.rate()))
+            (card("代表", "delegate_quota.total", t.delegate_quota.total, None))
+            (card("达标代表", "delegate_quota.met", t.delegate_quota.met, None))
+            (rate_card("代表达标率", "delegate_quota.rate", t.delegate_quota.rate()))
+        }
+        h2 { "下级对比" }
+        table.children {
+            thead { tr { th { "地区" } th { "小组达标" } th { "小组达标率" } th { "代表达标" } th { "代表达标率" } } }
+            tbody {
+                @for (code, child) in &r.children {
+                    tr data-region=(code) {
+                        td { @match RegionCode::parse("region", code) {
+                            Ok(c) => a href=(region_link("/quotas", &c)) { (display_name(&child.name, &c)) },
+                            Err(_) => (code),
+                        } }
+                        td.n { (child.total.group_quota.met) " / " (child.total.group_quota.total) }
+                        td.n { (percent(child.total.group_quota.rate())) }
+                        td.n { (child.total.delegate_quota.met) " / " (child.total.delegate_quota.total) }
+                        td.n { (percent(child.total.delegate_quota.rate())) }
+                    }
+                }
+            }
+        }
+        h2 { "代表履职档案" }
+        p.meta { "本节点持有的本辖区代表 " span data-metric="delegates.held" { (held) } " 名，点击姓名查看履职档案。" }
+        table.delegates {
+            thead { tr { th { "姓名" } th { "最高层级" } th { "状态" } th { "所属区划" } } }
+            tbody {
+                @for row in &delegates {
+                    tr {
+                        td { a href=(format!("/delegates/{}", row.id)) { (row.label) } }
+                        td { (row.summary["highest_level"].as_str().map(|l| Level::parse("level", l).map(|l| l.label()).unwrap_or("")).unwrap_or("")) }
+                        td { (row.status.as_deref().map(|s| status_label(RecordKind::Delegate, s)).unwrap_or_default()) }
+                        td { (row.home) }
+                    }
+                }
+            }
+        }
+        (pager("/quotas", &params, page, held))
+    };
+    Ok(d.page("/quotas", "履职达标", &shown, body))
+}
+
+/// 同步状况: every link's health and the subtree's freshness.
+pub(crate) async fn sync_health(
+    State(d): State<Dashboard>,
+    Query(params): Query<Params>,
+) -> Result<Html<String>, PageError> {
+    let (shown, peers) = d.read(&params, |s, _, _| s.peers()).await?;
+    let r = &shown.rollup;
+    let region = shown.region;
+    let me = d.me;
+    let body = html! {
+        h1 { (display_name(&r.name, &region)) " 同步状况" }
+        h2 { "本节点的同步链路" }
+        @if peers.is_empty() {
+            p.meta { "本节点还没有与任何节点同步过。" }
+        } @else {
+            (peer_table(me, &peers))
+        }
+        h2 { "下级数据时间" }
+        (children_table(r, region, "/sync"))
+        h2 { "数据滞后的地区" }
+        @if r.stale.is_empty() {
+            p.meta data-metric="stale.count" { "所有下级的数据都在时限内。" }
+        } @else {
+            (stale_table(r))
+        }
+    };
+    Ok(d.page("/sync", "同步状况", &shown, body))
+}
+
+fn peer_table(me: RegionCode, peers: &[PeerStatus]) -> Markup {
+    html! {
+        table.peers {
+            thead { tr {
+                th { "对端" } th { "关系" } th { "最近成功" } th { "最近错误" } th { "收到记录" } th { "发出记录" }
+                th { "收到字节" } th { "发出字节" } th { "待对端确认的变更" }
+            } }
+            tbody {
+                @for p in peers {
+                    tr data-peer=(p.peer) {
+                        td { (p.peer) }
+                        td { @if me.parent() == Some(p.peer) { "上级" } @else { "下级" } }
+                        td { (p.last_success.map(time).unwrap_or_else(|| "从未".to_string())) }
+                        td { (p.last_error.clone().unwrap_or_default()) }
+                        td.n { (p.records_in) } td.n { (p.records_out) }
+                        td.n { (p.bytes_in) } td.n { (p.bytes_out) }
+                        td.n data-metric="lag" { (p.lag) }
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn page_number(params: &Params) -> Result<u32, PageError> {
+    match given(&params.page) {
+        None => Ok(1),
+        Some(text) => text
+            .parse::<u32>()
+            .ok()
+            .filter(|n| (1..=100_000).contains(n))
+            .ok_or_else(|| PageError::bad("page", "页码须为 1 到 100000 之间的整数")),
+    }
+}
+
+/// Links to the pages before and after this one, keeping every other parameter.
+fn pager(path: &str, params: &Params, page: u32, total: u64) -> Markup {
+    let pages = total.div_ceil(u64::from(PAGE_ROWS)).max(1);
+    let at = |n: u32| {
+        link(
+            path,
+            &[
+                ("region", params.region.clone()),
+                ("kind", params.kind.clone()),
+                ("status", params.status.clone()),
+                ("period", params.period.clone()),
+                ("activity_kind", params.activity_kind.clone()),
+                ("answer_class", params.answer_class.clone()),
+                ("overdue", params.overdue.clone()),
+                ("page", Some(n.to_string())),
+            ],
+        )
+    };
+    html! {
+        div.pager {
+            span { "第 " (page) " / " (pages) " 页，共 " (total) " 条" }
+            @if page > 1 { a rel="prev" href=(at(page - 1)) { "上一页" } }
+            @if u64::from(page) < pages { a rel="next" href=(at(page + 1)) { "下一页" } }
+        }
+    }
+}
+
+fn record_table(rows: &[ListRow], overdue_on: Option<chrono::NaiveDate>) -> Markup {
+    html! {
+        table.records {
+            thead { tr {
+                th { "类型" } th { "名称/标题" } th { "所属区划" } th { "状态" } th { "日期" } th { "答复期限" }
+                @if overdue_on.is_some() { th { "逾期天数" } }
+            } }
+            tbody {
+                @for row in rows {
+                    tr data-id=(row.id) {
+                        td { (row.kind.label()) }
+                        td { a href=(format!("/records/{}", row.id)) { (row.label) } }
+                        td { (row.home) }
+                        td { (row.status.as_deref().map(|s| status_label(row.kind, s)).unwrap_or_default()) }
+                        td { (row.occurred_on.map(|d| d.to_string()).unwrap_or_default()) }
+                        td { (row.due_on.map(|d| d.to_string()).unwrap_or_default()) }
+                        @if let Some(day) = overdue_on {
+                            td.n { (row.due_on.map(|due| (day - due).num_days().to_string()).unwrap_or_default()) }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// 记录: the records behind a number, as far as this node holds them, a page at a time.
+pub(crate) async fn records(
+    State(d): State<Dashboard>,
+    Query(params): Query<Params>,
+) -> Result<Html<String>, PageError> {
+    let kind = given(&params.kind)
+        .map(|k| {
+            RecordKind::parse(k)
+                .ok_or_else(|| PageError::bad("kind", format!("未知的记录类型“{k}”")))
+        })
+        .transpose()?;
+    if kind == Some(RecordKind::Personal) {
+        return Err(PageError::forbidden("kind：个人信息不在看板中显示"));
+    }
+    let status = given(&params.status).map(str::to_string);
+    let period = given(&params.period)
+        .map(|p| Period::parse(p).map_err(|rule| PageError::bad("period", rule)))
+        .transpose()?;
+    let activity_kind = given(&params.activity_kind)
+        .map(|k| {
+            ActivityKind::parse("activity_kind", k)
+                .map(|k| k.as_str().to_string())
+                .map_err(|e| PageError::bad("activity_kind", e.rule))
+        })
+        .transpose()?;
+    let answer_class = given(&params.answer_class)
+        .map(|c| {
+            AnswerClass::parse("answer_class", c)
+                .map(|c| c.as_str().to_string())
+                .map_err(|e| PageError::bad("answer_class", e.rule))
+        })
+        .transpose()?;
+    let overdue_on = match given(&params.overdue) {
+        None | Some("0") => None,
+        Some("1") => Some(Utc::now().date_naive()),
+        Some(_) => return Err(PageError::bad("overdue", "只能是 1（只看超期）或 0")),
+    };
+    let page = page_number(&params)?;
+    let filters: Vec<String> = [
+        kind.map(|k| format!("类型：{}", k.label())),
+        status.as_deref().map(|s| {
+            format!(
+                "状态：{}",
+                kind.map_or(s.to_string(), |k| status_label(k, s))
+            )
+        }),
+        period.as_ref().map(|p| format!("期间：{}", p.as_str())),
+        activity_kind
+            .as_deref()
+            .map(|k| format!("活动类型：{}", activity_kind_label(k))),
+        answer_class.as_deref().map(|c| format!("答复类别：{c}")),
+        overdue_on.map(|_| "超期未答复".to_string()),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    let (shown, (rows, held)) = d
+        .read(&params, move |s, region, _| {
+            let q = ListQuery {
+                kind,
+                status,
+                within: Some(region),
+                overdue_on,
+                period,
+                activity_kind,
+                answer_class,
+                limit: Some(PAGE_ROWS),
+                offset: (page - 1) * PAGE_ROWS,
+                ..ListQuery::default()
+            };
+            Ok((s.list(&q)?, s.count(&q)?))
+        })
+        .await?;
+    let region = shown.region;
+    let body = html! {
+        h1 { (display_name(&shown.rollup.name, &region)) " 记录" }
+        p.filters { @for f in &filters { span { (f) } } }
+        p.note {
+            "列表只含本节点持有的记录。民情等记录只同步到上一级，汇总数字可能多于这里能列出的记录；"
+            "请到下级地区查看其余记录。"
+        }
+        p.meta { "本节点持有 " span data-metric="records.held" { (held) } " 条" }
+        (record_table(&rows, overdue_on))
+        (pager("/records", &params, page, held))
+    };
+    Ok(d.page("/records", "记录", &shown, body))
+}
+
+fn activity_kind_label(id: &str) -> String {
+    activity_kind(id)
+}
+
+fn view_markup(view: &RecordView) -> Markup {
+    html! {
+        table.fields {
+            tbody {
+                @for (label, value) in &view.fields {
+                    tr { th { (label) } td data-field=(label) { (value) } }
+                }
+            }
+        }
+        @for t in &view.tables {
+            h2 { (t.title) }
+            table.history {
+                thead { tr { @for h in &t.headers { th { (h) } } } }
+                tbody { @for row in &t.rows { tr { @for cell in row { td { (cell) } } } } }
+            }
+        }
+    }
+}
+
+/// One record with its handling history; personal data is never shown here.
+pub(crate) async fn record(
+    State(d): State<Dashboard>,
+    Path(id): Path<String>,
+) -> Result<Html<String>, PageError> {
+    let id = RecordId::parse("id", &id).map_err(|e| PageError::bad("id", e.rule))?;
+    let params = Params::default();
+    let (shown, record) = d.read(&params, move |s, _, _| s.get(&id)).await?;
+    if record.header.kind == RecordKind::Personal {
+        return Err(PageError::forbidden("id：个人信息不在看板中显示"));
+    }
+    let view = renda_node::record::view::view(&record, None);
+    let body = html! {
+        h1 { (record.header.kind.label()) " " (record.header.id) }
+        (view_markup(&view))
+    };
+    Ok(d.page("/records", "记录详情", &shown, body))
+}
+
+/// 履职档案: a delegate's activities and suggestions of a year against the quotas.
+pub(crate) async fn duty_record(
+    State(d): State<Dashboard>,
+    Path(id): Path<String>,
+    Query(params): Query<Params>,
+) -> Result<Html<String>, PageError> {
+    let id = RecordId::parse("id", &id).map_err(|e| PageError::bad("id", e.rule))?;
+    let year = match given(&params.year) {
+        None => Utc::now().year(),
+        Some(y) => y
+            .parse::<i32>()
+            .ok()
+            .filter(|y| (1949..=9999).contains(y))
+            .ok_or_else(|| PageError::bad("year", "须为四位年份，如 2026"))?,
+    };
+    let root = Params::default();
+    let (shown, duty) = d
+        .read(&root, move |s, _, _| s.duty_record(&id, year))
+        .await?;
+    let view = renda_node::record::view::view(&duty.delegate, None);
+    let q = duty.quotas;
+    let body = html! {
+        h1 { (duty.delegate.header.kind.label()) "履职档案 · " (year) " 年" }
+        div.cards {
+            (card("参加活动", "duty.activities", duty.activities.len() as u64, None))
+            (card("接待选民", "duty.receptions", u64::from(duty.receptions), None))
+            (card("提出或联名建议", "duty.suggestions", duty.suggestions.len() as u64, None))
+            div.card {
+                span.label { "本年达标" }
+                span.num data-metric="duty.meets_quota" data-value=(duty.meets_quota()) {
+                    @if duty.meets_quota() { "已达标" } @else { "未达标" }
+                }
+            }
+        }
+        p.meta { "标准：全年至少 " (q.delegate_receptions) " 次接待选民、" (q.delegate_suggestions) " 件建议。" }
+        (view_markup(&view))
+        h2 { "本年参加的活动" }
+        (record_table(&duty.activities, None))
+        h2 { "本年提出或联名的建议" }
+        (record_table(&duty.suggestions, None))
+        p { a href=(link(&format!("/delegates/{id}"), &[("year", Some((year - 1).to_string()))])) { "查看上一年" } }
+    };
+    Ok(d.page("/quotas", "履职档案", &shown, body))
+}
+
+pub(crate) async fn not_found() -> PageError {
+    PageError::not_found("没有这个页面")
+}
