@@ -10,6 +10,23 @@ if ! command -v cargo >/dev/null 2>&1; then
     exit 1
 fi
 
+# The dashboard's browser tests drive Debian's Chromium through chromedriver; never a
+# downloaded browser.
+if [[ ! -x /usr/bin/chromium || ! -x /usr/bin/chromedriver ]]; then
+    if ! command -v apt-get >/dev/null 2>&1; then
+        echo "the dashboard tests need Debian's chromium and chromium-driver packages" >&2
+        exit 1
+    fi
+    sudo=()
+    if [[ "$(id -u)" != 0 ]]; then
+        sudo=(sudo)
+    fi
+    export DEBIAN_FRONTEND=noninteractive
+    "${sudo[@]}" apt-get install -y -q chromium chromium-driver >/dev/null ||
+        { "${sudo[@]}" apt-get update -q >/dev/null &&
+          "${sudo[@]}" apt-get install -y -q chromium chromium-driver >/dev/null; }
+fi
+
 extra=()
 if [[ "${1:-}" == "--soak" ]]; then
     extra=(-- --include-ignored)

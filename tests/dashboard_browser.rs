@@ -1,0 +1,462 @@
+//! The dashboard in a real headless Chromium (Debian's `chromium`, driven over WebDriver by
+//! `chromedriver`; scripts/test.sh installs both): every page renders, its numbers are the ones
+//! the gRPC query service gives, and drill-down from a region to its children and from a number
+//! to its records works by clicking.
+//!
+//! The federation's records are random; the seed is printed, and `RENDA_SEED=<n>` replays it.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::process::Stdio;
+use std::time::Duration;
+
+use common::data::{populate, roll_up};
+use common::fed::{
+    CITY, FENGQIAO, NANHU, NATIONAL, PROVINCE, WANGDIAN, XINCHENG, XIUZHOU, YUXIN, code,
+    five_levels,
+};
+use fantoccini::{Client, ClientBuilder, Locator};
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use renda_hub::dashboard::{self, Dashboard};
+use renda_proto::v1::query_client::QueryClient;
+use renda_proto::v1::{GetDutyRecordRequest, GetRollupRequest, ListRecordsRequest};
+use serde_json::{Value, json};
+use tonic::transport::Channel;
+
+const CHROMIUM: &str = "/usr/bin/chromium";
+const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+
+/// A chromedriver process on a free loopback port, killed when dropped.
+struct Driver {
+    _process: tokio::process::Child,
+    url: String,
+    /// Chromium's profile, thrown away after the test.
+    profile: tempfile::TempDir,
+}
+
+async fn start_driver() -> Driver {
+    for path in [CHROMIUM, CHROMEDRIVER] {
+        assert!(
+            std::path::Path::new(path).exists(),
+            "{path} is missing: install Debian's chromium and chromium-driver (scripts/test.sh does)"
+        );
+    }
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let process = tokio::process::Command::new(CHROMEDRIVER)
+        .arg(format!("--port={port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start chromedriver");
+    for _ in 0..100 {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_ok()
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Driver {
+        _process: process,
+        url: format!("http://127.0.0.1:{port}"),
+        profile: tempfile::tempdir().unwrap(),
+    }
+}
+
+async fn browser(driver: &Driver) -> Client {
+    let mut caps = serde_json::Map::new();
+    caps.insert(
+        "goog:chromeOptions".into(),
+        json!({
+            "binary": CHROMIUM,
+            "args": [
+                "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                "--disable-background-networking", "--disable-component-update",
+                "--disable-sync", "--no-first-run", "--disable-quic",
+                format!("--user-data-dir={}", driver.profile.path().display()),
+            ],
+        }),
+    );
+    ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+        .capabilities(caps)
+        .connect(&driver.url)
+        .await
+        .expect("open a Chromium session through chromedriver")
+}
+
+/// Serves a node's dashboard on a free loopback port.
+async fn serve_dashboard(fed: &common::fed::Federation, region: &str) -> SocketAddr {
+    let node = fed.node(region);
+    let listener = dashboard::bind("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let addr = listener.local_addr().unwrap();
+    let d = Dashboard::new(node.store.clone(), node.region, node.name.clone());
+    tokio::spawn(dashboard::serve(listener, d, std::future::pending()));
+    addr
+}
+
+async fn rollup(query: &mut QueryClient<Channel>, region: &str) -> Value {
+    let reply = query
+        .get_rollup(GetRollupRequest {
+            region: region.into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    serde_json::from_str(&reply.rollup_json).unwrap()
+}
+
+/// Every record of a list, over all its pages.
+async fn list_all(
+    query: &mut QueryClient<Channel>,
+    mut request: ListRecordsRequest,
+) -> Vec<String> {
+    let mut ids = Vec::new();
+    request.page_size = 500;
+    loop {
+        let page = query
+            .list_records(request.clone())
+            .await
+            .unwrap()
+            .into_inner();
+        ids.extend(page.records.into_iter().map(|r| r.id));
+        if page.next_page_token.is_empty() {
+            return ids;
+        }
+        request.page_token = page.next_page_token;
+    }
+}
+
+fn sum(v: &Value) -> u64 {
+    v.as_object()
+        .map(|m| m.values().filter_map(Value::as_u64).sum())
+        .unwrap_or(0)
+}
+
+/// The numbers of a subtree as the query service gives them, by the dashboard's metric names.
+fn expected(total: &Value) -> Vec<(&'static str, String)> {
+    let activities: u64 = total["activities"]
+        .as_object()
+        .map(|m| m.values().map(sum).sum())
+        .unwrap_or(0);
+    let share = |num: &str, den: &str| {
+        let (n, d) = (
+            total[num].as_u64().unwrap_or(0),
+            total[den].as_u64().unwrap_or(0),
+        );
+        if d == 0 {
+            "—".to_string()
+        } else {
+            format!("{:.1}%", n as f64 / d as f64 * 100.0)
+        }
+    };
+    vec![
+        ("delegates.total", sum(&total["delegates"]).to_string()),
+        ("activities.total", activities.to_string()),
+        ("sign_ins", total["sign_ins"].to_string()),
+        (
+            "constituents_received",
+            total["constituents_received"].to_string(),
+        ),
+        ("opinions.total", sum(&total["opinions"]).to_string()),
+        ("suggestions.total", sum(&total["suggestions"]).to_string()),
+        ("overdue", total["overdue"].to_string()),
+        ("on_time_rate", share("answered_on_time", "answered")),
+        ("satisfaction_rate", share("satisfied", "evaluated")),
+    ]
+}
+
+async fn text(c: &Client, css: &str) -> String {
+    c.find(Locator::Css(css))
+        .await
+        .unwrap_or_else(|e| panic!("no element {css}: {e}"))
+        .text()
+        .await
+        .unwrap()
+        .trim()
+        .to_string()
+}
+
+/// Asserts the overview's cards show the subtree numbers the query service gives.
+async fn assert_cards(c: &Client, total: &Value, what: &str) {
+    for (metric, want) in expected(total) {
+        let shown = text(c, &format!(".cards [data-metric=\"{metric}\"]")).await;
+        assert_eq!(shown, want, "{what}: {metric}");
+    }
+}
+
+async fn assert_no_error(c: &Client, what: &str) {
+    let errors = c.find_all(Locator::Css("section.error")).await.unwrap();
+    assert!(errors.is_empty(), "{what} shows an error page");
+    assert!(!text(c, "main h1").await.is_empty(), "{what} has a heading");
+}
+
+async fn click(c: &Client, css: &str) {
+    c.find(Locator::Css(css))
+        .await
+        .unwrap_or_else(|e| panic!("no element {css}: {e}"))
+        .click()
+        .await
+        .unwrap_or_else(|e| panic!("cannot click {css}: {e}"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dashboard_in_chromium_shows_the_query_apis_numbers_and_drills_down() {
+    let seed: u64 = std::env::var("RENDA_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(rand::random);
+    println!("dashboard federation seed: {seed} (replay with RENDA_SEED={seed})");
+    let mut rng = StdRng::seed_from_u64(seed);
+    let fed = five_levels().await;
+    for region in [WANGDIAN, XINCHENG, FENGQIAO, YUXIN, XIUZHOU, NANHU] {
+        populate(&fed.node(region).store, code(region), &mut rng).await;
+    }
+    fed.settle().await;
+    roll_up(&fed).await;
+
+    let city_web = serve_dashboard(&fed, CITY).await;
+    let national_web = serve_dashboard(&fed, NATIONAL).await;
+    let mut city = QueryClient::connect(format!("http://{}", fed.node(CITY).addr))
+        .await
+        .unwrap();
+    let mut national = QueryClient::connect(format!("http://{}", fed.node(NATIONAL).addr))
+        .await
+        .unwrap();
+    let driver = start_driver().await;
+    let c = browser(&driver).await;
+
+    // Every tab renders at the city and at the national node.
+    for (web, region) in [(city_web, CITY), (national_web, NATIONAL)] {
+        for path in ["/", "/suggestions", "/activities", "/quotas", "/sync"] {
+            c.goto(&format!("http://{web}{path}")).await.unwrap();
+            assert_no_error(&c, &format!("{region}{path}")).await;
+            let lang = c
+                .find(Locator::Css("html"))
+                .await
+                .unwrap()
+                .attr("lang")
+                .await
+                .unwrap();
+            assert_eq!(lang.as_deref(), Some("zh-CN"));
+        }
+    }
+
+    // The city's overview: its subtree's numbers and each county's, as the query API says.
+    c.goto(&format!("http://{city_web}/")).await.unwrap();
+    let city_rollup = rollup(&mut city, CITY).await;
+    assert_cards(&c, &city_rollup["total"], "city overview").await;
+    for county in [XIUZHOU, NANHU] {
+        let county_rollup = rollup(&mut city, county).await;
+        let row_metrics = [
+            "delegates.total",
+            "activities.total",
+            "opinions.total",
+            "suggestions.total",
+            "overdue",
+        ];
+        for (metric, want) in expected(&county_rollup["total"])
+            .into_iter()
+            .filter(|(m, _)| row_metrics.contains(m))
+        {
+            let shown = text(
+                &c,
+                &format!("table.children tr[data-region=\"{county}\"] [data-metric=\"{metric}\"]"),
+            )
+            .await;
+            assert_eq!(shown, want, "county {county} row: {metric}");
+        }
+    }
+    assert!(text(&c, "h1").await.contains("嘉兴市人大常委会"));
+
+    // The national node sees the same subtree totals without holding the township records.
+    c.goto(&format!("http://{national_web}/")).await.unwrap();
+    let national_rollup = rollup(&mut national, NATIONAL).await;
+    assert_eq!(national_rollup["total"], city_rollup["total"]);
+    assert_cards(&c, &national_rollup["total"], "national overview").await;
+    let province_row = text(
+        &c,
+        &format!("table.children tr[data-region=\"{PROVINCE}\"] a"),
+    )
+    .await;
+    assert_eq!(province_row, "浙江省人大常委会");
+
+    // Drill down by clicking: city → 秀洲区 → 王店镇.
+    c.goto(&format!("http://{city_web}/")).await.unwrap();
+    click(
+        &c,
+        &format!("table.children tr[data-region=\"{XIUZHOU}\"] a"),
+    )
+    .await;
+    assert!(c.current_url().await.unwrap().as_str().contains(XIUZHOU));
+    assert!(text(&c, "h1").await.contains("秀洲区人大常委会"));
+    assert_cards(
+        &c,
+        &rollup(&mut city, XIUZHOU).await["total"],
+        "秀洲区 via drill-down",
+    )
+    .await;
+    click(
+        &c,
+        &format!("table.children tr[data-region=\"{WANGDIAN}\"] a"),
+    )
+    .await;
+    assert!(text(&c, "h1").await.contains("王店镇人大主席团"));
+    let township = rollup(&mut city, WANGDIAN).await;
+    assert_cards(&c, &township["total"], "王店镇 via drill-down").await;
+    let crumbs = c.find_all(Locator::Css("nav.crumbs a")).await.unwrap();
+    assert_eq!(crumbs.len(), 3, "嘉兴市 › 秀洲区 › 王店镇");
+
+    // From a number to the records behind it: the city holds every township record, so the
+    // list holds exactly what the number counts, and the same records the query API lists.
+    click(&c, ".cards a[data-metric=\"opinions.total\"]").await;
+    assert_no_error(&c, "opinions behind the number").await;
+    let held = text(&c, "[data-metric=\"records.held\"]").await;
+    assert_eq!(held, sum(&township["total"]["opinions"]).to_string());
+    let listed = list_all(
+        &mut city,
+        ListRecordsRequest {
+            kind: "opinion".into(),
+            within: WANGDIAN.into(),
+            ..Default::default()
+        },
+    )
+    .await;
+    assert_eq!(held, listed.len().to_string());
+    let shown_rows = c
+        .find_all(Locator::Css("table.records tbody tr"))
+        .await
+        .unwrap();
+    assert_eq!(shown_rows.len(), listed.len().min(50));
+    for row in shown_rows {
+        let id = row.attr("data-id").await.unwrap().unwrap();
+        assert!(listed.contains(&id), "{id} is not in the query API's list");
+    }
+
+    // The suggestion funnel: each bar is a count by state, and clicking it lists those records.
+    c.goto(&format!("http://{city_web}/suggestions?region={WANGDIAN}"))
+        .await
+        .unwrap();
+    let bars = c
+        .find_all(Locator::Css("svg[data-chart=\"suggestion-states\"] g.bar"))
+        .await
+        .unwrap();
+    let mut clicked = None;
+    for bar in &bars {
+        let value: u64 = bar
+            .attr("data-value")
+            .await
+            .unwrap()
+            .unwrap()
+            .parse()
+            .unwrap();
+        let label = bar.attr("data-label").await.unwrap().unwrap();
+        let state = renda_node::record::suggestion::SuggestionState::parse("state", &label)
+            .unwrap()
+            .as_str();
+        assert_eq!(
+            value,
+            township["total"]["suggestions"][state]
+                .as_u64()
+                .unwrap_or(0),
+            "funnel bar {label}"
+        );
+        if value > 0 && clicked.is_none() {
+            clicked = Some((state, value));
+        }
+    }
+    let (state, value) = clicked.expect("every township has suggestions");
+    click(
+        &c,
+        &format!("svg[data-chart=\"suggestion-states\"] g.bar a[href*=\"status={state}\"] rect"),
+    )
+    .await;
+    assert_eq!(
+        text(&c, "[data-metric=\"records.held\"]").await,
+        value.to_string()
+    );
+
+    // One record with its history.
+    click(&c, "table.records tbody tr a").await;
+    assert_no_error(&c, "a suggestion's page").await;
+    assert!(
+        c.find_all(Locator::Css("table.history"))
+            .await
+            .unwrap()
+            .len()
+            == 1,
+        "a suggestion shows its handling history"
+    );
+
+    // A delegate's duty record against the query API's.
+    c.goto(&format!("http://{city_web}/quotas?region={WANGDIAN}"))
+        .await
+        .unwrap();
+    click(&c, "table.delegates tbody tr a").await;
+    let url = c.current_url().await.unwrap();
+    let delegate = url.path().rsplit('/').next().unwrap().to_string();
+    let duty = city
+        .get_duty_record(GetDutyRecordRequest {
+            delegate: delegate.clone(),
+            year: 0,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        text(&c, "[data-metric=\"duty.activities\"]").await,
+        duty.activities.len().to_string()
+    );
+    assert_eq!(
+        text(&c, "[data-metric=\"duty.receptions\"]").await,
+        duty.receptions.to_string()
+    );
+    assert_eq!(
+        text(&c, "[data-metric=\"duty.suggestions\"]").await,
+        duty.suggestions_made.to_string()
+    );
+    let meets = c
+        .find(Locator::Css("[data-metric=\"duty.meets_quota\"]"))
+        .await
+        .unwrap()
+        .attr("data-value")
+        .await
+        .unwrap();
+    assert_eq!(
+        meets.as_deref(),
+        Some(if duty.meets_quota { "true" } else { "false" })
+    );
+
+    // Bad questions get a page that names the field.
+    for (path, field) in [
+        ("/records?kind=bogus", "kind"),
+        ("/?region=3304", "region"),
+        ("/records?period=2026-13", "period"),
+        ("/records/not-an-id", "id"),
+    ] {
+        c.goto(&format!("http://{city_web}{path}")).await.unwrap();
+        let message = text(&c, "section.error .message").await;
+        assert!(message.starts_with(field), "{path}: {message}");
+    }
+    // A region outside the node's subtree is not shown.
+    c.goto(&format!("http://{city_web}/?region=410000000000"))
+        .await
+        .unwrap();
+    assert!(
+        text(&c, "section.error .message")
+            .await
+            .contains("不在本节点")
+    );
+
+    c.close().await.unwrap();
+}
