@@ -26,7 +26,7 @@ use renda_node::sync::{LinkConfig, LinkReport, Mode};
 
 use crate::cli::BenchArgs;
 
-fn code(s: &str) -> RegionCode {
+pub(crate) fn code(s: &str) -> RegionCode {
     RegionCode::parse("region", s).expect("bench region codes are valid")
 }
 
@@ -34,13 +34,13 @@ fn day() -> NaiveDate {
     NaiveDate::from_ymd_opt(2026, 10, 1).expect("valid date")
 }
 
-struct BenchNode {
-    region: RegionCode,
-    store: StoreHandle,
-    addr: String,
+pub(crate) struct BenchNode {
+    pub(crate) region: RegionCode,
+    pub(crate) store: StoreHandle,
+    pub(crate) addr: String,
 }
 
-async fn start(dir: &Path, region: &str, name: &str) -> Result<BenchNode> {
+pub(crate) async fn start(dir: &Path, region: &str, name: &str) -> Result<BenchNode> {
     let region = code(region);
     let store = StoreHandle::spawn(Store::init(&dir.join(region.as_str()), region, name, None)?)?;
     let listener = bind("127.0.0.1:0".parse()?).await?;
@@ -56,7 +56,7 @@ async fn start(dir: &Path, region: &str, name: &str) -> Result<BenchNode> {
     })
 }
 
-async fn sync(child: &BenchNode, parent_addr: &str) -> Result<(LinkReport, Duration)> {
+pub(crate) async fn sync(child: &BenchNode, parent_addr: &str) -> Result<(LinkReport, Duration)> {
     let started = Instant::now();
     let report = sync_with_parent(
         child.store.clone(),
@@ -239,9 +239,19 @@ fn prose(seed: usize, min_chars: usize) -> String {
 }
 
 /// Returns the opinion ids, which the change benchmarks edit.
-async fn populate(node: &BenchNode, n: usize) -> Result<Vec<RecordId>> {
+pub(crate) async fn populate(node: &BenchNode, n: usize) -> Result<Vec<RecordId>> {
+    populate_with(node, n, (n / 10 * 2).max(2)).await
+}
+
+/// Writes `n` records at a township, `delegates` of them delegates and the rest opinions,
+/// activities and suggestions of those delegates.
+pub(crate) async fn populate_with(
+    node: &BenchNode,
+    n: usize,
+    delegates: usize,
+) -> Result<Vec<RecordId>> {
     let region = node.region;
-    let delegates = (n / 10 * 2).max(2);
+    let delegates = delegates.clamp(2, n.max(2));
     let mut delegate_ids = Vec::new();
     let mut opinions = Vec::new();
     let mut made = 0usize;
@@ -383,11 +393,11 @@ async fn pass_on(node: &BenchNode, ids: &[RecordId]) -> Result<()> {
     Ok(())
 }
 
-fn ms(d: Duration) -> f64 {
+pub(crate) fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
 
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
+pub(crate) fn percentile(sorted: &[Duration], p: f64) -> Duration {
     let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
     sorted[i.min(sorted.len() - 1)]
 }

@@ -662,6 +662,25 @@ pub struct DemoArgs {
 pub enum BenchCmd {
     /// Sync throughput, incremental and no-op cost, four-hop latency, county memory.
     Sync(BenchArgs),
+    /// Query latency at a city holding its subtree's records: rollups and filtered lists.
+    Query(QueryBenchArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct QueryBenchArgs {
+    /// Records the city ends up holding, made at its townships and synced up through two
+    /// counties.
+    #[arg(long, default_value_t = 500_000)]
+    pub records: usize,
+    /// Townships the records are spread over (half under each county).
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(2..=100))]
+    pub townships: u32,
+    /// Timed calls of each query.
+    #[arg(long, default_value_t = 500)]
+    pub samples: usize,
+    /// Keep the nodes' data in this (empty) directory instead of a temporary one.
+    #[arg(long)]
+    pub keep: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]

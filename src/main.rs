@@ -5,6 +5,7 @@
 //! whole life. The domain lives in the `renda-node` crate; this binary is glue.
 
 mod bench;
+mod bench_query;
 mod cli;
 mod commands;
 mod demo;
@@ -67,6 +68,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Bench(cli::BenchCmd::Sync(a)) => bench::run(a).await,
+        Command::Bench(cli::BenchCmd::Query(a)) => bench_query::run(a).await,
         command => {
             let session = Session::open(&cli.data_dir, cli.user, cli.json)?;
             session.run(command).await

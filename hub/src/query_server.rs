@@ -138,12 +138,12 @@ impl Query for QueryService {
                 .map_err(|e| e.rule)
         })
         .map_err(|rule| invalid("answer_class", rule))?;
-        let offset = optional(&r.page_token, |s| {
-            s.parse::<u32>()
+        // A page token is the id of the last record of the previous page.
+        let after = optional(&r.page_token, |s| {
+            RecordId::parse("page_token", s)
                 .map_err(|_| "not a token this service gave".to_string())
         })
-        .map_err(|rule| invalid("page_token", rule))?
-        .unwrap_or(0);
+        .map_err(|rule| invalid("page_token", rule))?;
         let size = match r.page_size {
             0 => DEFAULT_PAGE,
             n if n > MAX_PAGE => {
@@ -160,9 +160,10 @@ impl Query for QueryService {
             period,
             activity_kind,
             answer_class,
+            after,
             // One more than asked, to know whether another page follows.
             limit: Some(size + 1),
-            offset,
+            offset: 0,
         };
         let mut rows = self
             .store
@@ -171,17 +172,17 @@ impl Query for QueryService {
             .map_err(store_status)?;
         let more = rows.len() > size as usize;
         rows.truncate(size as usize);
+        let next_page_token = match rows.last() {
+            Some(last) if more => last.id.to_string(),
+            _ => String::new(),
+        };
         Ok(Response::new(ListRecordsReply {
             records: rows
                 .into_iter()
                 .filter(|r| r.kind != RecordKind::Personal)
                 .map(row)
                 .collect(),
-            next_page_token: if more {
-                (offset + size).to_string()
-            } else {
-                String::new()
-            },
+            next_page_token,
         }))
     }
 

@@ -108,6 +108,9 @@ pub struct ListQuery {
     pub activity_kind: Option<String>,
     /// Only suggestions whose current answer is of this class (`A`–`D`).
     pub answer_class: Option<String>,
+    /// Only records after this id: where the previous page ended. Unlike an offset, it costs the
+    /// same on the hundredth page as on the first.
+    pub after: Option<RecordId>,
     pub limit: Option<u32>,
     pub offset: u32,
 }
@@ -122,7 +125,15 @@ pub struct StoreStats {
 }
 
 /// The `WHERE` clause of a [`ListQuery`] over `records r`, with its arguments.
-fn list_filter(q: &ListQuery) -> (String, Vec<Box<dyn rusqlite::ToSql>>) {
+///
+/// Lists come a page at a time in id order, so the clause leads SQLite to walk an index that is
+/// already in id order and stop after the page: the kind (or kind and status) index, whose
+/// entries end with the id. The other filters are written with a unary `+`, which keeps the
+/// planner from sorting the whole of a broad range (a county's subtree, a month) for one page.
+/// Sparse filters (a delegate, overdue answers) keep their own indexes: few rows to sort.
+/// A count (`paged` false) has no order to keep, and lets the planner range over any index.
+fn list_filter(q: &ListQuery, paged: bool) -> (String, Vec<Box<dyn rusqlite::ToSql>>) {
+    let plus = if paged { "+" } else { "" };
     let mut sql = String::from(" WHERE 1=1");
     let mut args: Vec<Box<dyn rusqlite::ToSql>> = Vec::new();
     if let Some(kind) = q.kind {
@@ -137,9 +148,14 @@ fn list_filter(q: &ListQuery) -> (String, Vec<Box<dyn rusqlite::ToSql>>) {
         args.push(Box::new(status.clone()));
     }
     if let Some(within) = &q.within {
-        // A subtree is a code prefix once trailing zero segments are dropped.
-        sql.push_str(" AND r.home LIKE ?");
-        args.push(Box::new(format!("{}%", within.subtree_prefix())));
+        // A subtree is a code prefix once trailing zero segments are dropped; codes are digits,
+        // so every code with the prefix sorts between it and the prefix followed by a letter.
+        let prefix = within.subtree_prefix();
+        if !prefix.is_empty() {
+            sql.push_str(&format!(" AND {plus}r.home >= ? AND {plus}r.home < ?"));
+            args.push(Box::new(prefix.to_string()));
+            args.push(Box::new(format!("{prefix}a")));
+        }
     }
     if let Some(delegate) = &q.delegate {
         sql.push_str(" AND r.id IN (SELECT record_id FROM record_people WHERE delegate_id = ?)");
@@ -153,17 +169,23 @@ fn list_filter(q: &ListQuery) -> (String, Vec<Box<dyn rusqlite::ToSql>>) {
     }
     if let Some(period) = &q.period {
         let (from, until) = period.date_range();
-        sql.push_str(" AND r.occurred_on >= ? AND r.occurred_on < ?");
+        sql.push_str(&format!(
+            " AND {plus}r.occurred_on >= ? AND {plus}r.occurred_on < ?"
+        ));
         args.push(Box::new(from));
         args.push(Box::new(until));
     }
     if let Some(kind) = &q.activity_kind {
-        sql.push_str(" AND r.kind = 'activity' AND json_extract(r.summary, '$.kind') = ?");
+        sql.push_str(" AND +r.kind = 'activity' AND json_extract(r.summary, '$.kind') = ?");
         args.push(Box::new(kind.clone()));
     }
     if let Some(class) = &q.answer_class {
-        sql.push_str(" AND r.kind = 'suggestion' AND json_extract(r.summary, '$.class') = ?");
+        sql.push_str(" AND +r.kind = 'suggestion' AND json_extract(r.summary, '$.class') = ?");
         args.push(Box::new(class.clone()));
+    }
+    if let Some(after) = &q.after {
+        sql.push_str(" AND r.id > ?");
+        args.push(Box::new(after.to_string()));
     }
     (sql, args)
 }
@@ -350,7 +372,7 @@ impl Store {
     /// How many records a list would hold without its limit: what the dashboard shows beside a
     /// page of them.
     pub fn count(&self, q: &ListQuery) -> Result<u64, StoreError> {
-        let (filter, args) = list_filter(q);
+        let (filter, args) = list_filter(q, false);
         let sql = format!("SELECT count(*) FROM records r{filter}");
         let n: i64 = self.conn.prepare(&sql)?.query_row(
             rusqlite::params_from_iter(args.iter().map(|a| a.as_ref())),
@@ -360,7 +382,7 @@ impl Store {
     }
 
     pub fn list(&self, q: &ListQuery) -> Result<Vec<ListRow>, StoreError> {
-        let (filter, args) = list_filter(q);
+        let (filter, args) = list_filter(q, true);
         let mut sql = format!(
             "SELECT r.id, r.kind, r.home, r.label, r.status, r.occurred_on, r.due_on, r.created_at, r.summary FROM records r{filter}"
         );

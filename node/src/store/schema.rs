@@ -106,6 +106,11 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE records ADD COLUMN doc_seq INTEGER NOT NULL DEFAULT 0;
     UPDATE records SET doc_seq = last_seq, doc_tail = 0;
     "#,
+    // 7: records of a kind in id order (the primary key follows every index entry), so a list
+    // of a kind walks its records in page order and stops after a page.
+    r#"
+    CREATE INDEX records_kind ON records(kind);
+    "#,
 ];
 
 pub(crate) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
