@@ -93,6 +93,9 @@ pub enum Command {
     /// Measure this machine: results go in docs/benchmarks.md.
     #[command(subcommand)]
     Bench(BenchCmd),
+    /// The federation's certificate authority and the nodes' certificates.
+    #[command(subcommand)]
+    Ca(CaCmd),
     /// Tools for tests and operators.
     #[command(subcommand, hide = true)]
     Debug(DebugCmd),
@@ -656,6 +659,40 @@ pub struct DemoArgs {
     /// Where to create the demo node; a fresh temporary directory when omitted.
     #[arg(long)]
     pub demo_dir: Option<PathBuf>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum CaCmd {
+    /// Create the federation's CA (ca.pem, ca-key.pem) in a new directory. Keep the key offline.
+    Init {
+        /// Where the CA's files are written; existing files are never replaced.
+        #[arg(long)]
+        dir: PathBuf,
+        /// The CA's name.
+        #[arg(long, default_value = "人大代表履职数据平台 CA")]
+        name: String,
+        /// Days the CA is valid.
+        #[arg(long, default_value_t = 3650, value_parser = clap::value_parser!(u32).range(1..=36500))]
+        days: u32,
+    },
+    /// Issue a node's certificate: its single URI SAN names the region.
+    Issue {
+        /// The CA's directory (from `renda ca init`).
+        #[arg(long)]
+        ca: PathBuf,
+        /// The node's region code.
+        #[arg(long, value_parser = region)]
+        region: RegionCode,
+        /// The node's name, for the certificate's subject.
+        #[arg(long, default_value = "")]
+        name: String,
+        /// Days the certificate is valid.
+        #[arg(long, default_value_t = 365, value_parser = clap::value_parser!(u32).range(1..=3650))]
+        days: u32,
+        /// Where node.pem, node-key.pem and a copy of ca.pem are written.
+        #[arg(long)]
+        out: PathBuf,
+    },
 }
 
 #[derive(Subcommand, Debug)]

@@ -181,7 +181,11 @@ impl Session {
                 println!("已设置上级节点地址：{shown}");
                 Ok(())
             }
-            Command::Init(_) | Command::Demo(_) | Command::Bench(_) | Command::Restore { .. } => {
+            Command::Init(_)
+            | Command::Demo(_)
+            | Command::Bench(_)
+            | Command::Ca(_)
+            | Command::Restore { .. } => {
                 unreachable!("handled before a session is opened")
             }
         }

@@ -31,6 +31,14 @@ fn exit_code(err: &anyhow::Error) -> u8 {
         // The parent could not be reached: a scheduled sync should retry later.
         return 3;
     }
+    if let Some(e) = err.downcast_ref::<renda_node::pki::PkiError>() {
+        use renda_node::pki::PkiError;
+        return match e {
+            PkiError::Generate(_) => 1,
+            PkiError::Io { source, .. } if source.kind() != std::io::ErrorKind::NotFound => 1,
+            _ => EXIT_INPUT,
+        };
+    }
     match err.downcast_ref::<StoreError>() {
         Some(
             StoreError::Invalid(_)
@@ -59,6 +67,37 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Demo(a) => demo::run(a).await,
+        Command::Ca(cli::CaCmd::Init { dir, name, days }) => {
+            let ca = renda_node::pki::CertificateAuthority::create(&name, days)?;
+            ca.save(&dir)?;
+            println!(
+                "已创建证书颁发机构“{name}”（有效期 {days} 天）于 {}；请离线妥善保管 {}",
+                dir.display(),
+                dir.join(renda_node::pki::CA_KEY).display()
+            );
+            Ok(())
+        }
+        Command::Ca(cli::CaCmd::Issue {
+            ca,
+            region,
+            name,
+            days,
+            out,
+        }) => {
+            let authority = renda_node::pki::CertificateAuthority::load(&ca)?;
+            let name = if name.is_empty() {
+                region.to_string()
+            } else {
+                name
+            };
+            let cert = authority.issue(&region, &name, days)?;
+            cert.save(&out, &authority.cert_pem)?;
+            println!(
+                "已为 {region}（{name}）签发节点证书（有效期 {days} 天）于 {}",
+                out.display()
+            );
+            Ok(())
+        }
         Command::Restore { from } => {
             Store::restore(&cli.data_dir, &from)?;
             println!(

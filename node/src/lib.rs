@@ -17,6 +17,7 @@
 //! crate, the query service and dashboard will too.
 
 pub mod office;
+pub mod pki;
 pub mod record;
 pub mod region;
 pub mod route;
