@@ -23,4 +23,5 @@ pub mod region;
 pub mod route;
 pub mod store;
 pub mod sync;
+pub mod tls;
 pub mod validate;

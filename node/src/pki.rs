@@ -50,6 +50,17 @@ pub enum IdentityError {
     Unusable(String),
     #[error("certificate: malformed ({0})")]
     Malformed(String),
+    #[error("certificate: names {found}, but this link is to {expected}")]
+    NotThePeer { expected: String, found: String },
+}
+
+/// Which end of a link a certificate is checked for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Usage {
+    /// A child dialing its parent.
+    Client,
+    /// A parent answering its child.
+    Server,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -278,6 +289,7 @@ pub fn verify_peer(
     cert: &CertificateDer<'_>,
     ca: &CertificateDer<'_>,
     now: DateTime<Utc>,
+    usage: Usage,
 ) -> Result<Verified, IdentityError> {
     let anchor = webpki::anchor_from_trusted_cert(ca)
         .map_err(|e| IdentityError::Malformed(format!("CA certificate: {e}")))?;
@@ -296,7 +308,10 @@ pub fn verify_peer(
             &[anchor],
             &[],
             UnixTime::since_unix_epoch(std::time::Duration::from_secs(seconds)),
-            webpki::KeyUsage::client_auth(),
+            match usage {
+                Usage::Client => webpki::KeyUsage::client_auth(),
+                Usage::Server => webpki::KeyUsage::server_auth(),
+            },
             None,
             None,
         )
@@ -356,14 +371,14 @@ mod tests {
         let now = Utc::now();
         let town = code("330411101000");
         let cert = ca.issue(&town, "王店镇人大主席团", 30).unwrap();
-        let verified = verify_peer(&cert.der().unwrap(), &ca_der, now).unwrap();
+        let verified = verify_peer(&cert.der().unwrap(), &ca_der, now, Usage::Client).unwrap();
         assert_eq!(verified.region, town);
         assert!(verified.not_after > now + chrono::Duration::days(29));
 
         let (other, _) = self::ca();
         let foreign = other.issue(&town, "冒充", 30).unwrap();
         assert_eq!(
-            verify_peer(&foreign.der().unwrap(), &ca_der, now),
+            verify_peer(&foreign.der().unwrap(), &ca_der, now, Usage::Client),
             Err(IdentityError::UnknownIssuer)
         );
 
@@ -375,7 +390,7 @@ mod tests {
         };
         let expired = ca.issue_with(spec(vec![region_uri(&town)], 1, 10)).unwrap();
         assert!(matches!(
-            verify_peer(&expired.der().unwrap(), &ca_der, now),
+            verify_peer(&expired.der().unwrap(), &ca_der, now, Usage::Client),
             Err(IdentityError::Expired(_))
         ));
         let two = ca
@@ -386,19 +401,19 @@ mod tests {
             ))
             .unwrap();
         assert_eq!(
-            verify_peer(&two.der().unwrap(), &ca_der, now),
+            verify_peer(&two.der().unwrap(), &ca_der, now, Usage::Client),
             Err(IdentityError::ManyUris(2))
         );
         let none = ca.issue_with(spec(vec![], 30, 0)).unwrap();
         assert_eq!(
-            verify_peer(&none.der().unwrap(), &ca_der, now),
+            verify_peer(&none.der().unwrap(), &ca_der, now, Usage::Client),
             Err(IdentityError::NoRegion)
         );
         let bad = ca
             .issue_with(spec(vec!["urn:renda:region:33041".into()], 30, 0))
             .unwrap();
         assert!(matches!(
-            verify_peer(&bad.der().unwrap(), &ca_der, now),
+            verify_peer(&bad.der().unwrap(), &ca_der, now, Usage::Client),
             Err(IdentityError::BadRegion(_))
         ));
     }
@@ -412,7 +427,7 @@ mod tests {
             b"not a certificate at all",
         ] {
             assert!(
-                verify_peer(&CertificateDer::from(bytes.to_vec()), &ca_der, Utc::now()).is_err()
+                verify_peer(&CertificateDer::from(bytes.to_vec()), &ca_der, Utc::now(), Usage::Client).is_err()
             );
         }
     }

@@ -1,0 +1,189 @@
+//! Mutual TLS on node-to-node links, with rustls.
+//!
+//! A node's TLS directory (`<data dir>/tls`, written by `renda ca issue --out`) holds its
+//! certificate, its key and the federation CA's certificate. Both ends of a link present their
+//! certificate and check the other's against the CA with [`crate::pki::verify_peer`]: the parent
+//! learns the child's region from the child's certificate, and the child refuses any server whose
+//! certificate does not name its parent. Host names play no part: a node is its region.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use rustls::server::WebPkiClientVerifier;
+use rustls::{DigitallySignedStruct, SignatureScheme};
+
+use crate::pki::{self, IdentityError, PkiError, Usage};
+use crate::region::RegionCode;
+
+/// The directory under a node's data directory that holds its TLS files.
+pub const TLS_DIR: &str = "tls";
+
+/// The name a child puts in its TLS hello. Certificates are checked for the parent's region, not
+/// for this name, which is the same on every link.
+pub const SERVER_NAME: &str = "node.renda.invalid";
+
+fn provider() -> Arc<CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+/// A node's certificate, key and the CA it trusts.
+#[derive(Debug)]
+pub struct NodeTls {
+    pub region: RegionCode,
+    /// When the node's own certificate stops being valid, for `renda status`.
+    pub not_after: DateTime<Utc>,
+    ca: CertificateDer<'static>,
+    cert: CertificateDer<'static>,
+    key: PrivateKeyDer<'static>,
+}
+
+impl Clone for NodeTls {
+    fn clone(&self) -> Self {
+        NodeTls {
+            region: self.region,
+            not_after: self.not_after,
+            ca: self.ca.clone(),
+            cert: self.cert.clone(),
+            key: self.key.clone_key(),
+        }
+    }
+}
+
+impl NodeTls {
+    /// Reads `dir` and checks that its certificate is the CA's and names `region`.
+    pub fn load(dir: &Path, region: RegionCode) -> Result<NodeTls, PkiError> {
+        use rustls::pki_types::pem::PemObject;
+        let read = |name: &str| -> Result<(PathBuf, String), PkiError> {
+            let path = dir.join(name);
+            std::fs::read_to_string(&path)
+                .map(|text| (path.clone(), text))
+                .map_err(|source| PkiError::Io { path, source })
+        };
+        let (ca_path, ca) = read(pki::CA_CERT)?;
+        let (cert_path, cert) = read(pki::NODE_CERT)?;
+        let (key_path, key) = read(pki::NODE_KEY)?;
+        let ca = pki::pem_cert(&ca, &ca_path)?;
+        let cert = pki::pem_cert(&cert, &cert_path)?;
+        let key = PrivateKeyDer::from_pem_slice(key.as_bytes()).map_err(|e| PkiError::Invalid {
+            path: key_path,
+            rule: format!("not a PEM private key: {e:?}"),
+        })?;
+        let verified = pki::verify_peer(&cert, &ca, Utc::now(), Usage::Client)
+            .map_err(|e| PkiError::Invalid {
+                path: cert_path.clone(),
+                rule: e.to_string(),
+            })?;
+        if verified.region != region {
+            return Err(PkiError::Invalid {
+                path: cert_path,
+                rule: format!(
+                    "the certificate names {}, but this node is {region}",
+                    verified.region
+                ),
+            });
+        }
+        Ok(NodeTls {
+            region,
+            not_after: verified.not_after,
+            ca,
+            cert,
+            key,
+        })
+    }
+
+    /// The CA's certificate, which a parent checks its children's certificates against.
+    pub fn ca(&self) -> &CertificateDer<'static> {
+        &self.ca
+    }
+
+    /// The server side of a link: every client must present a certificate from the CA.
+    pub fn server_config(&self) -> Result<rustls::ServerConfig, rustls::Error> {
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(self.ca.clone())?;
+        let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider())
+            .build()
+            .map_err(|e| rustls::Error::General(e.to_string()))?;
+        let mut config = rustls::ServerConfig::builder_with_provider(provider())
+            .with_safe_default_protocol_versions()?
+            .with_client_cert_verifier(verifier)
+            .with_single_cert(vec![self.cert.clone()], self.key.clone_key())?;
+        config.alpn_protocols = vec![b"h2".to_vec()];
+        Ok(config)
+    }
+
+    /// The client side of a link to the node of `parent`.
+    pub fn client_config(&self, parent: RegionCode) -> Result<rustls::ClientConfig, rustls::Error> {
+        let verifier = Arc::new(ParentVerifier {
+            ca: self.ca.clone(),
+            parent,
+            algorithms: provider().signature_verification_algorithms,
+        });
+        let mut config = rustls::ClientConfig::builder_with_provider(provider())
+            .with_safe_default_protocol_versions()?
+            .dangerous()
+            .with_custom_certificate_verifier(verifier)
+            .with_client_auth_cert(vec![self.cert.clone()], self.key.clone_key())?;
+        config.alpn_protocols = vec![b"h2".to_vec()];
+        Ok(config)
+    }
+}
+
+/// Accepts the server only if the CA signed its certificate and the certificate names the
+/// parent's region.
+#[derive(Debug)]
+struct ParentVerifier {
+    ca: CertificateDer<'static>,
+    parent: RegionCode,
+    algorithms: WebPkiSupportedAlgorithms,
+}
+
+impl ServerCertVerifier for ParentVerifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        let now = DateTime::from_timestamp(now.as_secs() as i64, 0).unwrap_or_else(Utc::now);
+        let verified = pki::verify_peer(end_entity, &self.ca, now, Usage::Server)
+            .map_err(|e| rustls::Error::General(e.to_string()))?;
+        if verified.region != self.parent {
+            return Err(rustls::Error::General(
+                IdentityError::NotThePeer {
+                    expected: self.parent.to_string(),
+                    found: verified.region.to_string(),
+                }
+                .to_string(),
+            ));
+        }
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algorithms)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.algorithms.supported_schemes()
+    }
+}
