@@ -24,6 +24,9 @@ pub struct Session {
     pub json: bool,
 }
 
+/// A node certificate this close to its end is warned about in `renda status`.
+const CERT_WARN_DAYS: i64 = 30;
+
 pub fn today() -> NaiveDate {
     Local::now().date_naive()
 }
@@ -196,12 +199,24 @@ impl Session {
             .store
             .call(|s| Ok((s.identity().clone(), s.stats()?, s.peers()?)))
             .await?;
+        // The certificate is shown, not required: a broken one is reported here, not fatal.
+        let certificate = match self.node_tls().await {
+            Ok(Some(tls)) => {
+                let left = (tls.not_after - chrono::Utc::now()).num_days();
+                if left < CERT_WARN_DAYS {
+                    tracing::warn!(not_after = %tls.not_after, "the node certificate expires in {left} days");
+                }
+                serde_json::json!({ "installed": true, "not_after": tls.not_after, "days_left": left })
+            }
+            Ok(None) => serde_json::json!({ "installed": false }),
+            Err(e) => serde_json::json!({ "installed": true, "error": e.to_string() }),
+        };
         if self.json {
             println!(
                 "{}",
-                serde_json::to_string_pretty(
-                    &serde_json::json!({ "node": identity, "store": stats, "peers": peers })
-                )?
+                serde_json::to_string_pretty(&serde_json::json!({
+                    "node": identity, "store": stats, "peers": peers, "certificate": certificate
+                }))?
             );
             return Ok(());
         }
@@ -223,6 +238,21 @@ impl Session {
                 .parent_addr
                 .clone()
                 .unwrap_or_else(|| "（未连接）".into()),
+        ]);
+        t.add_row(vec![
+            "节点证书".to_string(),
+            match (
+                certificate["not_after"].as_str(),
+                certificate["days_left"].as_i64(),
+                certificate["error"].as_str(),
+            ) {
+                (_, _, Some(error)) => format!("无法使用：{error}"),
+                (Some(until), Some(left), _) if left < CERT_WARN_DAYS => {
+                    format!("有效至 {until}，仅剩 {left} 天，请尽快换发")
+                }
+                (Some(until), Some(left), _) => format!("有效至 {until}（剩余 {left} 天）"),
+                _ => "未安装：同步链路为明文".to_string(),
+            },
         ]);
         t.add_row(vec![
             "初始化时间".to_string(),
@@ -755,10 +785,39 @@ impl Session {
     }
 }
 
-fn link_config(link: LinkArgs) -> renda_node::sync::LinkConfig {
-    renda_node::sync::LinkConfig {
-        max_batch_bytes: link.batch_bytes as usize,
-        ..Default::default()
+impl Session {
+    /// The node's TLS directory, `<data dir>/tls`.
+    async fn tls_dir(&self) -> Result<std::path::PathBuf> {
+        let db = self.store.call(|s| Ok(s.path().to_path_buf())).await?;
+        Ok(db
+            .parent()
+            .unwrap_or(std::path::Path::new("."))
+            .join(renda_node::tls::TLS_DIR))
+    }
+
+    /// The node's certificate, if one is installed; a broken installation is an error, never a
+    /// silent fall back to plaintext.
+    async fn node_tls(&self) -> Result<Option<renda_node::tls::NodeTls>> {
+        let dir = self.tls_dir().await?;
+        if !dir.exists() {
+            return Ok(None);
+        }
+        let region = self.store.call(|s| Ok(s.identity().region)).await?;
+        Ok(Some(renda_node::tls::NodeTls::load(&dir, region)?))
+    }
+
+    async fn link_config(&self, link: LinkArgs) -> Result<renda_node::sync::LinkConfig> {
+        let tls = self.node_tls().await?;
+        if tls.is_none() {
+            tracing::warn!(
+                "no certificate in the data directory's tls/: links are plaintext; install one with renda ca issue --out <data dir>/tls"
+            );
+        }
+        Ok(renda_node::sync::LinkConfig {
+            max_batch_bytes: link.batch_bytes as usize,
+            tls: tls.map(std::sync::Arc::new),
+            ..Default::default()
+        })
     }
 }
 
@@ -796,7 +855,7 @@ impl Session {
             ))
             .into());
         }
-        let config = link_config(args.link);
+        let config = self.link_config(args.link).await?;
         let mut tasks = tokio::task::JoinSet::new();
         if let Some(addr) = args.listen {
             let listener = renda_hub::sync_server::bind(addr)
@@ -911,7 +970,7 @@ impl Session {
             renda_node::sync::Mode::Once,
             renda_node::sync::LinkConfig {
                 repair,
-                ..link_config(link)
+                ..self.link_config(link).await?
             },
         )
         .await;

@@ -52,7 +52,13 @@ fn a_ca_issues_node_certificates_and_is_never_overwritten() {
     );
     let der = renda_node::pki::pem_cert(&cert, std::path::Path::new("node.pem")).unwrap();
     let ca_der = renda_node::pki::pem_cert(&ca_cert, std::path::Path::new("ca.pem")).unwrap();
-    let verified = renda_node::pki::verify_peer(&der, &ca_der, chrono::Utc::now(), renda_node::pki::Usage::Server).unwrap();
+    let verified = renda_node::pki::verify_peer(
+        &der,
+        &ca_der,
+        chrono::Utc::now(),
+        renda_node::pki::Usage::Server,
+    )
+    .unwrap();
     assert_eq!(verified.region.as_str(), "330411101000");
 
     renda()

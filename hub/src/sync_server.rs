@@ -4,15 +4,14 @@
 //! is one of this node's children, answers with its own `Hello`, and runs the same link loop as
 //! the child, live, until the child goes away.
 
-use std::net::SocketAddr;
-
+use renda_node::pki::{IdentityError, Usage, verify_peer};
 use renda_node::region::RegionCode;
 use renda_node::store::StoreHandle;
 use renda_node::sync::client::MAX_MESSAGE_BYTES;
 use renda_node::sync::{LinkConfig, Mode, SyncError, message, open, run_link};
 use renda_proto::v1::sync_server::{Sync, SyncServer};
 use renda_proto::v1::{self, LinkMessage, link_message::Body};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tokio_stream::StreamExt;
 use tokio_stream::wrappers::{ReceiverStream, TcpListenerStream};
@@ -49,7 +48,15 @@ impl Sync for SyncService {
         &self,
         request: Request<Streaming<LinkMessage>>,
     ) -> Result<Response<Self::LinkStream>, Status> {
-        let remote = request.remote_addr();
+        use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo};
+        let tls_info = request
+            .extensions()
+            .get::<TlsConnectInfo<TcpConnectInfo>>()
+            .cloned();
+        let remote = request
+            .remote_addr()
+            .or_else(|| tls_info.as_ref().and_then(|i| i.get_ref().remote_addr()));
+        let peer_certs = tls_info.and_then(|i| i.peer_certs());
         let mut inbound = request.into_inner();
         let first = inbound
             .message()
@@ -58,8 +65,32 @@ impl Sync for SyncService {
         let Body::Hello(hello) = open(first).map_err(refusal)? else {
             return Err(Status::invalid_argument("a link must open with Hello"));
         };
-        let peer = RegionCode::parse("hello.region", &hello.region)
+        let said = RegionCode::parse("hello.region", &hello.region)
             .map_err(|e| Status::invalid_argument(e.to_string()))?;
+        // Over TLS the peer is who its certificate names, whatever its Hello says.
+        let peer = match &self.config.tls {
+            None => said,
+            Some(tls) => {
+                let certs = peer_certs
+                    .ok_or_else(|| Status::unauthenticated(IdentityError::Missing.to_string()))?;
+                let cert = certs
+                    .first()
+                    .ok_or_else(|| Status::unauthenticated(IdentityError::Missing.to_string()))?;
+                let verified = verify_peer(cert, tls.ca(), chrono::Utc::now(), Usage::Client)
+                    .map_err(|e| {
+                        warn!(region = %self.me, ?remote, error = %e, "refused a certificate");
+                        Status::unauthenticated(e.to_string())
+                    })?;
+                if verified.region != said {
+                    warn!(region = %self.me, peer = %verified.region, said = %said, "refused a Hello naming another node");
+                    return Err(Status::permission_denied(format!(
+                        "hello.region: says {said}, but the certificate names {}",
+                        verified.region
+                    )));
+                }
+                verified.region
+            }
+        };
         if peer.parent() != Some(self.me) {
             warn!(region = %self.me, %peer, ?remote, "refused a link from a node that is not a child");
             return Err(Status::permission_denied(format!(
@@ -135,22 +166,90 @@ pub async fn serve(
         .max_encoding_message_size(MAX_MESSAGE_BYTES);
     // Small acknowledgements must not wait for Nagle's algorithm: set TCP_NODELAY on every
     // accepted socket (the builder's own setting only covers listeners it binds itself).
-    let incoming = TcpListenerStream::new(listener).map(|conn| {
-        conn.inspect(|stream| {
-            let _ = stream.set_nodelay(true);
-        })
-    });
     let query = renda_proto::v1::query_server::QueryServer::new(
         crate::query_server::QueryService::new(service.store.clone(), service.me),
     );
-    tonic::transport::Server::builder()
+    let router = tonic::transport::Server::builder()
         .add_service(server)
-        .add_service(query)
-        .serve_with_incoming_shutdown(incoming, shutdown)
-        .await
+        .add_service(query);
+    match &service.config.tls {
+        None => {
+            let incoming = TcpListenerStream::new(listener).map(|conn| {
+                conn.inspect(|stream| {
+                    let _ = stream.set_nodelay(true);
+                })
+            });
+            router
+                .serve_with_incoming_shutdown(incoming, shutdown)
+                .await
+        }
+        Some(tls) => {
+            let config = tls
+                .server_config()
+                .map_err(|e| std::io::Error::other(format!("TLS settings: {e}")));
+            let incoming = match config {
+                Ok(config) => tls_incoming(listener, service.me, config),
+                Err(e) => {
+                    // Serving nothing is better than serving plaintext to children that expect TLS.
+                    tracing::error!(region = %service.me, error = %e, "cannot serve TLS");
+                    return router
+                        .serve_with_incoming_shutdown(
+                            tokio_stream::iter(Vec::<Result<TcpStream, std::io::Error>>::new()),
+                            shutdown,
+                        )
+                        .await;
+                }
+            };
+            router
+                .serve_with_incoming_shutdown(incoming, shutdown)
+                .await
+        }
+    }
 }
 
-/// Binds `addr` for [`serve`]; port 0 picks a free port.
-pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
+/// Accepted connections after a completed TLS handshake. A handshake that fails (no
+/// certificate, another CA's, an expired one) is logged and dropped without holding up others.
+fn tls_incoming(
+    listener: TcpListener,
+    me: RegionCode,
+    config: rustls::ServerConfig,
+) -> ReceiverStream<Result<tokio_rustls::server::TlsStream<TcpStream>, std::io::Error>> {
+    let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config));
+    let (tx, rx) = mpsc::channel(16);
+    tokio::spawn(async move {
+        loop {
+            let accepted = tokio::select! {
+                _ = tx.closed() => break,
+                accepted = listener.accept() => accepted,
+            };
+            let (tcp, remote) = match accepted {
+                Ok(conn) => conn,
+                Err(e) => {
+                    warn!(region = %me, error = %e, "accepting a connection failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                    continue;
+                }
+            };
+            let _ = tcp.set_nodelay(true);
+            let (acceptor, tx) = (acceptor.clone(), tx.clone());
+            tokio::spawn(async move {
+                let handshake =
+                    tokio::time::timeout(std::time::Duration::from_secs(10), acceptor.accept(tcp));
+                match handshake.await {
+                    Ok(Ok(stream)) => {
+                        let _ = tx.send(Ok(stream)).await;
+                    }
+                    Ok(Err(e)) => {
+                        warn!(region = %me, %remote, error = %e, "refused a TLS handshake")
+                    }
+                    Err(_) => warn!(region = %me, %remote, "a TLS handshake timed out"),
+                }
+            });
+        }
+    });
+    ReceiverStream::new(rx)
+}
+
+pub async fn bind(addr: std::net::SocketAddr) -> std::io::Result<TcpListener> {
     TcpListener::bind(addr).await
 }

@@ -209,12 +209,7 @@ impl CertificateAuthority {
         params.subject_alt_names = spec
             .uris
             .iter()
-            .map(|u| {
-                u.as_str()
-                    .try_into()
-                    .map(SanType::URI)
-                    .map_err(rcgen::Error::from)
-            })
+            .map(|u| u.as_str().try_into().map(SanType::URI))
             .collect::<Result<_, _>>()?;
         params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
         // A node is a server to its children and a client of its parent.
@@ -427,7 +422,13 @@ mod tests {
             b"not a certificate at all",
         ] {
             assert!(
-                verify_peer(&CertificateDer::from(bytes.to_vec()), &ca_der, Utc::now(), Usage::Client).is_err()
+                verify_peer(
+                    &CertificateDer::from(bytes.to_vec()),
+                    &ca_der,
+                    Utc::now(),
+                    Usage::Client
+                )
+                .is_err()
             );
         }
     }

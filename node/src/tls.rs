@@ -72,11 +72,12 @@ impl NodeTls {
             path: key_path,
             rule: format!("not a PEM private key: {e:?}"),
         })?;
-        let verified = pki::verify_peer(&cert, &ca, Utc::now(), Usage::Client)
-            .map_err(|e| PkiError::Invalid {
+        let verified = pki::verify_peer(&cert, &ca, Utc::now(), Usage::Client).map_err(|e| {
+            PkiError::Invalid {
                 path: cert_path.clone(),
                 rule: e.to_string(),
-            })?;
+            }
+        })?;
         if verified.region != region {
             return Err(PkiError::Invalid {
                 path: cert_path,
@@ -91,6 +92,29 @@ impl NodeTls {
             not_after: verified.not_after,
             ca,
             cert,
+            key,
+        })
+    }
+
+    /// A node's TLS material from PEM text, without checking it: what a peer holding these
+    /// files would present. `load` is what a node uses; this is for tests of refusal.
+    pub fn from_pem_unchecked(
+        region: RegionCode,
+        ca_pem: &str,
+        cert_pem: &str,
+        key_pem: &str,
+    ) -> Result<NodeTls, PkiError> {
+        use rustls::pki_types::pem::PemObject;
+        let key =
+            PrivateKeyDer::from_pem_slice(key_pem.as_bytes()).map_err(|e| PkiError::Invalid {
+                path: PathBuf::from(pki::NODE_KEY),
+                rule: format!("not a PEM private key: {e:?}"),
+            })?;
+        Ok(NodeTls {
+            region,
+            not_after: DateTime::<Utc>::MIN_UTC,
+            ca: pki::pem_cert(ca_pem, Path::new(pki::CA_CERT))?,
+            cert: pki::pem_cert(cert_pem, Path::new(pki::NODE_CERT))?,
             key,
         })
     }
@@ -117,19 +141,40 @@ impl NodeTls {
 
     /// The client side of a link to the node of `parent`.
     pub fn client_config(&self, parent: RegionCode) -> Result<rustls::ClientConfig, rustls::Error> {
-        let verifier = Arc::new(ParentVerifier {
-            ca: self.ca.clone(),
-            parent,
-            algorithms: provider().signature_verification_algorithms,
-        });
-        let mut config = rustls::ClientConfig::builder_with_provider(provider())
-            .with_safe_default_protocol_versions()?
-            .dangerous()
-            .with_custom_certificate_verifier(verifier)
+        let mut config = client_builder(self.ca.clone(), parent)?
             .with_client_auth_cert(vec![self.cert.clone()], self.key.clone_key())?;
         config.alpn_protocols = vec![b"h2".to_vec()];
         Ok(config)
     }
+}
+
+fn client_builder(
+    ca: CertificateDer<'static>,
+    parent: RegionCode,
+) -> Result<
+    rustls::ConfigBuilder<rustls::ClientConfig, rustls::client::WantsClientCert>,
+    rustls::Error,
+> {
+    let verifier = Arc::new(ParentVerifier {
+        ca,
+        parent,
+        algorithms: provider().signature_verification_algorithms,
+    });
+    Ok(rustls::ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()?
+        .dangerous()
+        .with_custom_certificate_verifier(verifier))
+}
+
+/// What a peer with no certificate of its own would dial with: it checks the parent but
+/// presents nothing. Parents refuse it; tests use it to show that they do.
+pub fn anonymous_client_config(
+    ca: CertificateDer<'static>,
+    parent: RegionCode,
+) -> Result<rustls::ClientConfig, rustls::Error> {
+    let mut config = client_builder(ca, parent)?.with_no_client_auth();
+    config.alpn_protocols = vec![b"h2".to_vec()];
+    Ok(config)
 }
 
 /// Accepts the server only if the CA signed its certificate and the certificate names the

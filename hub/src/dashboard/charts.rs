@@ -76,6 +76,9 @@ pub struct Column {
     pub href: Option<String>,
 }
 
+/// One part of a stacked column: its series, its value, where it starts and how tall it is.
+type Segment = (usize, u64, u32, u32);
+
 /// Stacked columns (activities of each month by kind), with a legend of the series.
 pub fn stacked_columns(chart: &str, title: &str, series: &[String], columns: &[Column]) -> Markup {
     const PLOT_HEIGHT: u32 = 180;
@@ -88,8 +91,8 @@ pub fn stacked_columns(chart: &str, title: &str, series: &[String], columns: &[C
     let width = 40 + COLUMN * columns.len().max(1) as u32;
     let height = PLOT_HEIGHT + 40;
     let base = PLOT_HEIGHT + 10;
-    // Each column's segments bottom up, as (series, value, y, height), and the column's top.
-    let stacks: Vec<(Vec<(usize, u64, u32, u32)>, u32)> = columns
+    // Each column's segments bottom up, and the column's top.
+    let stacks: Vec<(Vec<Segment>, u32)> = columns
         .iter()
         .map(|column| {
             let mut top = base;

@@ -17,6 +17,18 @@ use crate::store::StoreHandle;
 /// Largest message a link accepts; batches are far smaller, this only bounds a hostile peer.
 pub const MAX_MESSAGE_BYTES: usize = 32 * 1024 * 1024;
 
+/// An error with its causes, which is where a TLS refusal says what was wrong.
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
 /// One link to the parent at `addr` (host:port).
 pub async fn sync_with_parent(
     store: StoreHandle,
@@ -38,10 +50,32 @@ pub async fn sync_with_parent(
             .map_err(|e| connect_err(e.to_string()))?
             .connect_timeout(Duration::from_secs(5))
             .tcp_nodelay(true);
-        let channel = endpoint
-            .connect()
-            .await
-            .map_err(|e| connect_err(e.to_string()))?;
+        let channel = match &config.tls {
+            None => endpoint.connect().await,
+            Some(tls) => {
+                let client_config = tls
+                    .client_config(parent)
+                    .map_err(|e| connect_err(format!("TLS settings: {e}")))?;
+                let connector =
+                    tokio_rustls::TlsConnector::from(std::sync::Arc::new(client_config));
+                let addr = addr.to_string();
+                endpoint
+                    .connect_with_connector(tower::service_fn(move |_: tonic::transport::Uri| {
+                        let (connector, addr) = (connector.clone(), addr.clone());
+                        async move {
+                            let tcp = tokio::net::TcpStream::connect(&addr).await?;
+                            tcp.set_nodelay(true)?;
+                            let name =
+                                rustls::pki_types::ServerName::try_from(crate::tls::SERVER_NAME)
+                                    .map_err(std::io::Error::other)?;
+                            let stream = connector.connect(name, tcp).await?;
+                            Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(stream))
+                        }
+                    }))
+                    .await
+            }
+        }
+        .map_err(|e| connect_err(error_chain(&e)))?;
         let mut client = SyncClient::new(channel)
             .max_decoding_message_size(MAX_MESSAGE_BYTES)
             .max_encoding_message_size(MAX_MESSAGE_BYTES);

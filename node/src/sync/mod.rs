@@ -36,6 +36,10 @@ pub struct LinkConfig {
     /// Compare subtree digests at the start of the link and resend the records that differ,
     /// whatever the checkpoints say (`renda sync --once --repair`).
     pub repair: bool,
+    /// The node's certificate, key and CA: with them every link is mutual TLS and a peer is
+    /// who its certificate says; without them links are plaintext h2 (tests and trusted
+    /// networks only, and `renda run` warns).
+    pub tls: Option<std::sync::Arc<crate::tls::NodeTls>>,
 }
 
 impl Default for LinkConfig {
@@ -45,6 +49,7 @@ impl Default for LinkConfig {
             max_batch_bytes: 512 * 1024,
             poll: Duration::from_millis(200),
             repair: false,
+            tls: None,
         }
     }
 }

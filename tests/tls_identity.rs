@@ -1,0 +1,249 @@
+//! Mutual TLS on real loopback sockets: the identity matrix. A county serves its townships over
+//! TLS; of the peers that dial it, only one with a valid certificate from the federation's CA
+//! naming one of its townships syncs. The others are refused and leave nothing behind: no
+//! certificate, another CA's, an expired one, one with two URI SANs, one for a region outside the
+//! county, and a valid one whose Hello claims another region. A child also refuses a server
+//! whose certificate does not name its parent.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::fed::{WANGDIAN, XIUZHOU, code, write_opinion};
+use renda_hub::sync_server::{SyncService, bind, serve};
+use renda_node::pki::{CertificateAuthority, NodeCertificateSpec, region_uri};
+use renda_node::record::RecordKind;
+use renda_node::region::RegionCode;
+use renda_node::store::{ListQuery, Store, StoreHandle};
+use renda_node::sync::client::sync_with_parent;
+use renda_node::sync::{LinkConfig, Mode, SyncError};
+use renda_node::tls::NodeTls;
+use renda_proto::v1::sync_client::SyncClient;
+use renda_proto::v1::{Hello, LinkMessage, link_message::Body};
+
+/// 南湖区's 凤桥镇: a township, but not one of 秀洲区's.
+const FENGQIAO: &str = "330402101000";
+
+fn tls(ca: &CertificateAuthority, region: &str, spec: Option<NodeCertificateSpec>) -> NodeTls {
+    let region = code(region);
+    let cert = match spec {
+        None => ca.issue(&region, "node", 30).unwrap(),
+        Some(spec) => ca.issue_with(spec).unwrap(),
+    };
+    NodeTls::from_pem_unchecked(region, &ca.cert_pem, &cert.cert_pem, &cert.key_pem).unwrap()
+}
+
+struct Town {
+    store: StoreHandle,
+    _dir: tempfile::TempDir,
+}
+
+async fn town(region: &str) -> Town {
+    let dir = tempfile::tempdir().unwrap();
+    let store =
+        StoreHandle::spawn(Store::init(dir.path(), code(region), "乡镇", None).unwrap()).unwrap();
+    write_opinion(&store, code(region), "路灯不亮".into()).await;
+    Town { store, _dir: dir }
+}
+
+async fn dial(town: &Town, region: &str, addr: &str, node: NodeTls) -> Result<(), SyncError> {
+    let config = LinkConfig {
+        tls: Some(Arc::new(node)),
+        ..LinkConfig::default()
+    };
+    tokio::time::timeout(
+        Duration::from_secs(20),
+        sync_with_parent(town.store.clone(), code(region), addr, Mode::Once, config),
+    )
+    .await
+    .expect("a refused link ends promptly")
+    .map(|_| ())
+}
+
+async fn opinions_at(store: &StoreHandle) -> usize {
+    store
+        .call(|s| {
+            s.list(&ListQuery {
+                kind: Some(RecordKind::Opinion),
+                ..ListQuery::default()
+            })
+        })
+        .await
+        .unwrap()
+        .len()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_a_valid_certificate_naming_a_child_syncs() {
+    let ca = CertificateAuthority::create("联邦 CA", 365).unwrap();
+    let other_ca = CertificateAuthority::create("别处的 CA", 365).unwrap();
+    let county_dir = tempfile::tempdir().unwrap();
+    let county = StoreHandle::spawn(
+        Store::init(county_dir.path(), code(XIUZHOU), "秀洲区人大常委会", None).unwrap(),
+    )
+    .unwrap();
+    let county_tls = tls(&ca, XIUZHOU, None);
+    let listener = bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let service = SyncService::new(
+        county.clone(),
+        code(XIUZHOU),
+        LinkConfig {
+            tls: Some(Arc::new(county_tls)),
+            ..LinkConfig::default()
+        },
+    );
+    tokio::spawn(serve(listener, service, std::future::pending()));
+
+    let wangdian = town(WANGDIAN).await;
+    let spec = |uris: Vec<String>, days, backdate_days| NodeCertificateSpec {
+        uris,
+        name: "node".into(),
+        days,
+        backdate: chrono::Duration::days(backdate_days),
+    };
+    // A foreign CA's certificate for the right region: the peer trusts our CA for the server,
+    // but presents a certificate our CA never signed.
+    let foreign = {
+        let cert = other_ca.issue(&code(WANGDIAN), "冒充", 30).unwrap();
+        NodeTls::from_pem_unchecked(code(WANGDIAN), &ca.cert_pem, &cert.cert_pem, &cert.key_pem)
+            .unwrap()
+    };
+    let refused: Vec<(&str, &str, NodeTls)> = vec![
+        ("another CA's certificate", WANGDIAN, foreign),
+        (
+            "an expired certificate",
+            WANGDIAN,
+            tls(
+                &ca,
+                WANGDIAN,
+                Some(spec(vec![region_uri(&code(WANGDIAN))], 1, 10)),
+            ),
+        ),
+        (
+            "two URI SANs",
+            WANGDIAN,
+            tls(
+                &ca,
+                WANGDIAN,
+                Some(spec(
+                    vec![region_uri(&code(WANGDIAN)), region_uri(&code(XIUZHOU))],
+                    30,
+                    0,
+                )),
+            ),
+        ),
+        (
+            "a Hello claiming 王店镇 under 凤桥镇's certificate",
+            WANGDIAN,
+            tls(&ca, FENGQIAO, None),
+        ),
+    ];
+    for (what, region, node) in refused {
+        let result = dial(&wangdian, region, &addr, node).await;
+        assert!(result.is_err(), "{what} was accepted");
+        println!("{what}: refused: {}", result.unwrap_err());
+        assert_eq!(opinions_at(&county).await, 0, "{what} left a record");
+    }
+
+    // A valid certificate for a township of another county. Its own node would refuse to dial a
+    // county that is not its parent; a hostile copy that skips that check is refused by the
+    // county as not a child.
+    let fengqiao = tls(&ca, FENGQIAO, None)
+        .client_config(code(XIUZHOU))
+        .unwrap();
+    let err = hello(&addr, fengqiao, FENGQIAO).await.unwrap_err();
+    assert!(err.contains("not a child"), "{err}");
+    assert_eq!(opinions_at(&county).await, 0);
+    assert!(county.call(|s| s.peers()).await.unwrap().is_empty());
+
+    // No certificate at all: the handshake itself fails.
+    let anonymous = renda_node::tls::anonymous_client_config(
+        renda_node::pki::pem_cert(&ca.cert_pem, std::path::Path::new("ca.pem")).unwrap(),
+        code(XIUZHOU),
+    )
+    .unwrap();
+    assert!(
+        hello(&addr, anonymous, WANGDIAN).await.is_err(),
+        "a peer without a certificate was let in"
+    );
+    assert_eq!(opinions_at(&county).await, 0);
+
+    // The valid one syncs, and the county learns who it is from its certificate.
+    dial(&wangdian, WANGDIAN, &addr, tls(&ca, WANGDIAN, None))
+        .await
+        .expect("a valid certificate syncs");
+    assert_eq!(opinions_at(&county).await, 1);
+    let peers = county.call(|s| s.peers()).await.unwrap();
+    assert_eq!(
+        peers.iter().map(|p| p.peer).collect::<Vec<_>>(),
+        vec![code(WANGDIAN)]
+    );
+
+    // A child refuses a server that is not its parent: 王店镇 dialing a server whose
+    // certificate names 凤桥镇's county.
+    let impostor_dir = tempfile::tempdir().unwrap();
+    let impostor_region: RegionCode = code("330402000000");
+    let impostor = StoreHandle::spawn(
+        Store::init(impostor_dir.path(), impostor_region, "冒充的上级", None).unwrap(),
+    )
+    .unwrap();
+    let listener = bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let impostor_addr = listener.local_addr().unwrap().to_string();
+    let service = SyncService::new(
+        impostor.clone(),
+        impostor_region,
+        LinkConfig {
+            tls: Some(Arc::new(tls(&ca, "330402000000", None))),
+            ..LinkConfig::default()
+        },
+    );
+    tokio::spawn(serve(listener, service, std::future::pending()));
+    let err = dial(
+        &wangdian,
+        WANGDIAN,
+        &impostor_addr,
+        tls(&ca, WANGDIAN, None),
+    )
+    .await
+    .unwrap_err();
+    assert!(err.to_string().contains("330402000000"), "{err}");
+    assert_eq!(opinions_at(&impostor).await, 0);
+}
+
+/// Opens a TLS connection with `config` and sends a Hello naming `region`, as a hand-made
+/// client would; the error is whatever the county answered.
+async fn hello(addr: &str, config: rustls::ClientConfig, region: &str) -> Result<(), String> {
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+    let target = addr.to_string();
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .connect_with_connector(tower::service_fn(move |_: tonic::transport::Uri| {
+            let (connector, target) = (connector.clone(), target.clone());
+            async move {
+                let tcp = tokio::net::TcpStream::connect(&target).await?;
+                let name = rustls::pki_types::ServerName::try_from(renda_node::tls::SERVER_NAME)
+                    .map_err(std::io::Error::other)?;
+                let stream = connector.connect(name, tcp).await?;
+                Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(stream))
+            }
+        }))
+        .await
+        .map_err(|e| e.to_string())?;
+    let hello = LinkMessage {
+        protocol_version: renda_proto::PROTOCOL_VERSION,
+        body: Some(Body::Hello(Hello {
+            region: region.into(),
+            received_seq: 0,
+            repair: false,
+        })),
+    };
+    let mut stream = SyncClient::new(channel)
+        .link(tokio_stream::iter(vec![hello]))
+        .await
+        .map_err(|e| e.to_string())?
+        .into_inner();
+    stream.message().await.map_err(|e| e.to_string())?;
+    Ok(())
+}
