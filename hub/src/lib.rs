@@ -1,5 +1,6 @@
-//! What a node does for its subtree: accepting children's sync links and keeping the subtree's
-//! rollup fresh, and answering queries; the dashboard is still to come.
+//! What a node does for its subtree: accepting children's sync links (over mutual TLS when the
+//! node has a certificate), keeping the subtree's rollup fresh, answering queries, and serving
+//! the dashboard.
 //!
 //! - [`sync_server`]: the gRPC `Sync` service children dial, running the same link loop as the
 //!   child side in `renda_node::sync`.
@@ -7,6 +8,7 @@
 //!   change.
 //! - [`query_server`]: the gRPC `Query` service (rollups, record lists, one record, a
 //!   delegate's duty record), served on the same port as `Sync`.
+//! - [`dashboard`]: the HTTP dashboard in Chinese, pages made on the server with SVG charts.
 //!
 //! Architecture invariant: the hub reads and writes records only through the node's store handle
 //! and protocol types through `renda-proto`; it never opens SQLite itself.

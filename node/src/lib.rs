@@ -10,11 +10,13 @@
 //! - [`office`]: the operations staff perform, each one checked write transaction;
 //! - [`route`]: which nodes hold a record, a pure function of the record and the tree;
 //! - [`sync`]: the link loop both ends of a parent–child link run, and the child's client;
-//! - [`validate`]: the error that names a field and the rule it broke.
+//! - [`validate`]: the error that names a field and the rule it broke;
+//! - [`pki`]: the federation's CA and node certificates, and reading a region from a verified
+//!   certificate; [`tls`]: a node's certificate as rustls configurations for both ends of a link.
 //!
-//! Only [`sync`] knows of gRPC; the record model, routing and the store know nothing of the
-//! network, and nothing here serves HTTP. The parent's side of the gRPC service lives in the hub
-//! crate, the query service and dashboard will too.
+//! Only [`sync`] and [`tls`] know of the network; the record model, routing and the store know
+//! nothing of it, and nothing here serves HTTP. The parent's side of the gRPC service, the query
+//! service and the dashboard live in the hub crate.
 
 pub mod office;
 pub mod pki;
