@@ -415,14 +415,7 @@ pub async fn run(args: BenchArgs) -> Result<()> {
         "  populate: {n} records in {:.1} s",
         started.elapsed().as_secs_f64()
     );
-    let records = town
-        .store
-        .call(|s| s.stats())
-        .await?
-        .records_by_kind
-        .iter()
-        .map(|(_, n)| n)
-        .sum::<u64>();
+    let records = town.store.call(|s| s.stats()).await?.records_total();
 
     let (cold, took) = sync(&town, &county.addr).await?;
     println!(

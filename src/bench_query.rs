@@ -107,14 +107,7 @@ pub async fn run(args: QueryBenchArgs) -> Result<()> {
     }
     refresh(&city).await?;
     lap(&mut counting);
-    let held = city
-        .store
-        .call(|s| s.stats())
-        .await?
-        .records_by_kind
-        .iter()
-        .map(|(_, n)| n)
-        .sum::<u64>();
+    let held = city.store.call(|s| s.stats()).await?.records_total();
     println!(
         "  setup: {held} records at the city in {:.0} s (writing {:.0} s, syncing {:.0} s, rollups {:.0} s)",
         started.elapsed().as_secs_f64(),

@@ -5,8 +5,7 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use common::{Node, WANGDIAN, XIUZHOU};
 
@@ -45,23 +44,7 @@ fn nodes_with_certificates_sync_over_tls() {
     assert!(status["certificate"]["days_left"].as_i64().unwrap() >= 364);
     assert!(township.ok(&["status"]).contains("有效至"));
 
-    let mut server = Command::new(env!("CARGO_BIN_EXE_renda"))
-        .args(["run", "--listen", "127.0.0.1:0"])
-        .env("RENDA_DATA_DIR", county.path())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(server.stdout.as_mut().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let addr = line
-        .split("正在 ")
-        .nth(1)
-        .and_then(|rest| rest.split(' ').next())
-        .unwrap_or_else(|| panic!("no address in {line:?}"))
-        .to_string();
+    let (mut server, addr) = county.run_listening();
 
     let id = township.create(&[
         "opinion",

@@ -4,34 +4,11 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{Node, WANGDIAN, XIUZHOU};
-
-/// Starts `renda run` for the node and returns the process and the address it listens on.
-fn run_node(node: &Node) -> (Child, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_renda"))
-        .args(["run", "--listen", "127.0.0.1:0"])
-        .env("RENDA_DATA_DIR", node.path())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start renda run");
-    let mut line = String::new();
-    BufReader::new(child.stdout.as_mut().unwrap())
-        .read_line(&mut line)
-        .expect("read the banner");
-    let addr = line
-        .split("正在 ")
-        .nth(1)
-        .and_then(|rest| rest.split(' ').next())
-        .unwrap_or_else(|| panic!("no address in {line:?}"))
-        .to_string();
-    (child, addr)
-}
 
 fn county_view(db: &Path) -> (i64, i64) {
     let conn = rusqlite::Connection::open(db).unwrap();
@@ -62,7 +39,7 @@ fn a_county_killed_mid_sync_resumes_from_its_checkpoint_without_resending() {
     // the township's rollup, which `renda sync --once` refreshes before it syncs.
     let total_changes = opinions as i64 + 1;
 
-    let (mut server, addr) = run_node(&county);
+    let (mut server, addr) = county.run_listening();
     township.ok(&["attach", "--parent", &addr]);
     let mut sync = Command::new(env!("CARGO_BIN_EXE_renda"))
         .args(["sync", "--once", "--batch-bytes", "1024"])
@@ -97,7 +74,7 @@ fn a_county_killed_mid_sync_resumes_from_its_checkpoint_without_resending() {
     );
     assert_eq!(held, received, "checkpoint and data were written together");
 
-    let (mut server, addr) = run_node(&county);
+    let (mut server, addr) = county.run_listening();
     township.ok(&["attach", "--parent", &addr]);
     let report = township.json(&["sync", "--once"]);
     assert_eq!(

@@ -6,11 +6,11 @@ mod common;
 use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{Datelike, NaiveDate, Utc};
+use common::data::add_delegate;
 use common::fed::{Federation, WANGDIAN, XIUZHOU, code};
 use renda_node::office::{self, ActivityDraft, Contact};
 use renda_node::record::RecordId;
 use renda_node::record::activity::{Activity, ActivityKind};
-use renda_node::record::delegate::{Delegate, Gender, Mandate, MandateStatus};
 use renda_node::record::opinion::{OpinionFields, OpinionSource};
 use renda_node::record::rollup::RollupRules;
 use renda_proto::v1::query_client::QueryClient;
@@ -33,31 +33,7 @@ async fn the_query_service_answers_from_what_the_node_holds() {
     .await;
     let town = fed.node(WANGDIAN).store.clone();
     let region = code(WANGDIAN);
-    let delegate = Delegate {
-        name: "沈建华".into(),
-        gender: Gender::Male,
-        birth_year: None,
-        ethnicity: None,
-        party: None,
-        occupation: "村民委员会主任".into(),
-        station: None,
-        mandates: BTreeMap::from([(
-            Mandate::key(&region, 17),
-            Mandate {
-                congress: region,
-                level: region.level().unwrap(),
-                term: 17,
-                constituency: "第一选区".into(),
-                status: MandateStatus::Serving,
-                status_since: None,
-            },
-        )]),
-    };
-    let delegate = town
-        .write(move |tx| office::add_delegate(tx, "clerk", delegate, Contact::default()))
-        .await
-        .unwrap()
-        .id;
+    let delegate = add_delegate(&town, region, "沈建华".into()).await;
     for month in [3, 5, 7] {
         let draft = ActivityDraft {
             activity: Activity {

@@ -98,6 +98,31 @@ impl Node {
         self.data.join("renda.sqlite")
     }
 
+    /// Starts `renda run --listen` on a free loopback port and returns the process and the
+    /// address it listens on, read from its banner.
+    pub fn run_listening(&self) -> (std::process::Child, String) {
+        use std::io::{BufRead, BufReader};
+        use std::process::Stdio;
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_renda"))
+            .args(["run", "--listen", "127.0.0.1:0"])
+            .env("RENDA_DATA_DIR", self.path())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start renda run");
+        let mut line = String::new();
+        BufReader::new(child.stdout.as_mut().expect("piped stdout"))
+            .read_line(&mut line)
+            .expect("read the banner");
+        let addr = line
+            .split("正在 ")
+            .nth(1)
+            .and_then(|rest| rest.split(' ').next())
+            .unwrap_or_else(|| panic!("no address in {line:?}"))
+            .to_string();
+        (child, addr)
+    }
+
     pub fn path(&self) -> &Path {
         &self.data
     }

@@ -13,6 +13,36 @@ const LABEL_WIDTH: u32 = 180;
 const BAR_WIDTH: u32 = 380;
 const ROW_HEIGHT: u32 = 26;
 
+/// A chart's frame: its caption, the SVG canvas around `plot`, and what goes under it.
+fn figure(
+    chart: &str,
+    title: &str,
+    width: u32,
+    height: u32,
+    plot: Markup,
+    below: Markup,
+) -> Markup {
+    html! {
+        figure.chart {
+            figcaption { (title) }
+            svg xmlns="http://www.w3.org/2000/svg" role="img" aria-label=(title)
+                data-chart=(chart) viewBox=(format!("0 0 {width} {height}"))
+                width=(width) height=(height) {
+                (plot)
+            }
+            (below)
+        }
+    }
+}
+
+/// `inner` inside a link to `href`, or alone when there is nothing to link to.
+fn linked(href: &Option<String>, inner: Markup) -> Markup {
+    match href {
+        Some(href) => html! { a href=(href) { (inner) } },
+        None => inner,
+    }
+}
+
 /// One bar: its label, its value and, when the records behind it can be listed, where.
 pub struct Bar {
     pub label: String,
@@ -36,36 +66,22 @@ pub fn bars(chart: &str, title: &str, bars: &[Bar]) -> Markup {
     let max = bars.iter().map(|b| b.value).max().unwrap_or(0);
     let height = ROW_HEIGHT * bars.len().max(1) as u32 + 8;
     let width = LABEL_WIDTH + BAR_WIDTH + 70;
-    html! {
-        figure.chart {
-            figcaption { (title) }
-            svg xmlns="http://www.w3.org/2000/svg" role="img" aria-label=(title)
-                data-chart=(chart) viewBox=(format!("0 0 {width} {height}"))
-                width=(width) height=(height) {
-                @for (i, bar) in bars.iter().enumerate() {
-                    @let y = 4 + ROW_HEIGHT * i as u32;
-                    @let w = scaled(bar.value, max, BAR_WIDTH);
-                    g.bar data-label=(bar.label) data-value=(bar.value) {
-                        text x=(LABEL_WIDTH - 8) y=(y + 17) text-anchor="end" { (bar.label) }
-                        @match &bar.href {
-                            Some(href) => {
-                                a href=(href) {
-                                    rect x=(LABEL_WIDTH) y=(y + 3) width=(w) height=(ROW_HEIGHT - 8)
-                                        fill=(PALETTE[0]) {}
-                                    text x=(LABEL_WIDTH + w + 6) y=(y + 17) { (bar.value) }
-                                }
-                            }
-                            None => {
-                                rect x=(LABEL_WIDTH) y=(y + 3) width=(w) height=(ROW_HEIGHT - 8)
-                                    fill=(PALETTE[2]) {}
-                                text x=(LABEL_WIDTH + w + 6) y=(y + 17) { (bar.value) }
-                            }
-                        }
-                    }
-                }
+    let plot = html! {
+        @for (i, bar) in bars.iter().enumerate() {
+            @let y = 4 + ROW_HEIGHT * i as u32;
+            @let w = scaled(bar.value, max, BAR_WIDTH);
+            g.bar data-label=(bar.label) data-value=(bar.value) {
+                text x=(LABEL_WIDTH - 8) y=(y + 17) text-anchor="end" { (bar.label) }
+                @let fill = if bar.href.is_some() { PALETTE[0] } else { PALETTE[2] };
+                (linked(&bar.href, html! {
+                    rect x=(LABEL_WIDTH) y=(y + 3) width=(w) height=(ROW_HEIGHT - 8)
+                        fill=(fill) {}
+                    text x=(LABEL_WIDTH + w + 6) y=(y + 17) { (bar.value) }
+                }))
             }
         }
-    }
+    };
+    figure(chart, title, width, height, plot, html! {})
 }
 
 /// One column of a stacked chart: a month, its parts by series, and where its records are.
@@ -107,45 +123,34 @@ pub fn stacked_columns(chart: &str, title: &str, series: &[String], columns: &[C
             (segments, top)
         })
         .collect();
-    html! {
-        figure.chart {
-            figcaption { (title) }
-            svg xmlns="http://www.w3.org/2000/svg" role="img" aria-label=(title)
-                data-chart=(chart) viewBox=(format!("0 0 {width} {height}"))
-                width=(width) height=(height) {
-                line x1="30" y1=(base) x2=(width) y2=(base) stroke="#999" {}
-                @for (i, (column, (segments, top))) in columns.iter().zip(&stacks).enumerate() {
-                    @let x = 36 + COLUMN * i as u32;
-                    @let middle = x + (COLUMN - 10) / 2;
-                    @let total: u64 = column.parts.iter().sum();
-                    g.column data-label=(column.label) data-value=(total) {
-                        @for (s, part, y, h) in segments {
-                            rect x=(x) y=(y) width=(COLUMN - 10) height=(h)
-                                fill=(PALETTE[s % PALETTE.len()]) {
-                                title { (series.get(*s).map(String::as_str).unwrap_or("")) "：" (part) }
-                            }
-                        }
-                        @match &column.href {
-                            Some(href) => {
-                                a href=(href) {
-                                    text x=(middle) y=(top.saturating_sub(4)) text-anchor="middle" { (total) }
-                                }
-                            }
-                            None => {
-                                text x=(middle) y=(top.saturating_sub(4)) text-anchor="middle" { (total) }
-                            }
-                        }
-                        text x=(middle) y=(base + 16) text-anchor="middle" font-size="10" { (column.label) }
+    let plot = html! {
+        line x1="30" y1=(base) x2=(width) y2=(base) stroke="#999" {}
+        @for (i, (column, (segments, top))) in columns.iter().zip(&stacks).enumerate() {
+            @let x = 36 + COLUMN * i as u32;
+            @let middle = x + (COLUMN - 10) / 2;
+            @let total: u64 = column.parts.iter().sum();
+            g.column data-label=(column.label) data-value=(total) {
+                @for (s, part, y, h) in segments {
+                    rect x=(x) y=(y) width=(COLUMN - 10) height=(h)
+                        fill=(PALETTE[s % PALETTE.len()]) {
+                        title { (series.get(*s).map(String::as_str).unwrap_or("")) "：" (part) }
                     }
                 }
-            }
-            ul.legend {
-                @for (s, name) in series.iter().enumerate() {
-                    li { span.swatch style=(format!("background:{}", PALETTE[s % PALETTE.len()])) {} (name) }
-                }
+                (linked(&column.href, html! {
+                    text x=(middle) y=(top.saturating_sub(4)) text-anchor="middle" { (total) }
+                }))
+                text x=(middle) y=(base + 16) text-anchor="middle" font-size="10" { (column.label) }
             }
         }
-    }
+    };
+    let legend = html! {
+        ul.legend {
+            @for (s, name) in series.iter().enumerate() {
+                li { span.swatch style=(format!("background:{}", PALETTE[s % PALETTE.len()])) {} (name) }
+            }
+        }
+    };
+    figure(chart, title, width, height, plot, legend)
 }
 
 /// A share drawn as a filled bar with its percentage, or a dash when there is nothing to count.

@@ -203,6 +203,22 @@ fn status_label(kind: RecordKind, id: &str) -> String {
     }
 }
 
+/// One bar per workflow state, in the workflow's order, each linking to the records in it.
+fn state_bars<'a>(
+    states: impl Iterator<Item = (&'a str, &'a str)>,
+    counts: &BTreeMap<String, u64>,
+    kind: &str,
+    region: RegionCode,
+) -> Vec<Bar> {
+    states
+        .map(|(id, label)| Bar {
+            label: label.to_string(),
+            value: counts.get(id).copied().unwrap_or(0),
+            href: Some(records_link(region, &[("kind", kind), ("status", id)])),
+        })
+        .collect()
+}
+
 /// `"county/serving"` as `县级 在任`.
 fn delegate_key(key: &str) -> String {
     let (level, status) = key.split_once('/').unwrap_or((key, ""));
@@ -343,18 +359,15 @@ pub(crate) async fn suggestions(
     let r = &shown.rollup;
     let region = shown.region;
     let t = &r.total;
-    let funnel: Vec<Bar> = SuggestionState::ALL
-        .iter()
-        .filter(|s| **s != SuggestionState::Draft)
-        .map(|s| Bar {
-            label: s.label().to_string(),
-            value: t.suggestions.get(s.as_str()).copied().unwrap_or(0),
-            href: Some(records_link(
-                region,
-                &[("kind", "suggestion"), ("status", s.as_str())],
-            )),
-        })
-        .collect();
+    let funnel = state_bars(
+        SuggestionState::ALL
+            .iter()
+            .filter(|s| **s != SuggestionState::Draft)
+            .map(|s| (s.as_str(), s.label())),
+        &t.suggestions,
+        "suggestion",
+        region,
+    );
     let classes: Vec<Bar> = AnswerClass::ALL
         .iter()
         .map(|c| Bar {
@@ -468,18 +481,15 @@ pub(crate) async fn activities(
             )),
         })
         .collect();
-    let opinion_bars: Vec<Bar> = OpinionState::ALL
-        .iter()
-        .filter(|s| **s != OpinionState::Draft)
-        .map(|s| Bar {
-            label: s.label().to_string(),
-            value: t.opinions.get(s.as_str()).copied().unwrap_or(0),
-            href: Some(records_link(
-                region,
-                &[("kind", "opinion"), ("status", s.as_str())],
-            )),
-        })
-        .collect();
+    let opinion_bars = state_bars(
+        OpinionState::ALL
+            .iter()
+            .filter(|s| **s != OpinionState::Draft)
+            .map(|s| (s.as_str(), s.label())),
+        &t.opinions,
+        "opinion",
+        region,
+    );
     let monthly = |series: &BTreeMap<String, u64>, kind: &str| -> Vec<Bar> {
         let keys: Vec<&String> = series.keys().rev().take(12).collect();
         keys.into_iter()

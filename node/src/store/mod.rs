@@ -124,6 +124,13 @@ pub struct StoreStats {
     pub file_bytes: u64,
 }
 
+impl StoreStats {
+    /// Records of every kind.
+    pub fn records_total(&self) -> u64 {
+        self.records_by_kind.iter().map(|(_, n)| n).sum()
+    }
+}
+
 /// The `WHERE` clause of a [`ListQuery`] over `records r`, with its arguments.
 ///
 /// Lists come a page at a time in id order, so the clause leads SQLite to walk an index that is
