@@ -837,3 +837,122 @@ mod tests {
         assert!(err.contains("without a header"), "{err}");
     }
 }
+
+/// Every decoder of what a peer sends, fed random and mangled bytes: a link message, a batch's
+/// compressed records, an automerge change, a saved document. None may panic, and none may
+/// allocate past the message limit; each either decodes or says what was wrong. Failing cases
+/// print their seed and are kept in `proptest-regressions/`, which the normal test run replays.
+#[cfg(test)]
+mod hostile_input {
+    use automerge::ActorId;
+    use chrono::Utc;
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::record::notice::Notice;
+    use crate::record::{Record, RecordDoc};
+    use crate::store::PreparedRecord;
+
+    fn header() -> Header {
+        let home = RegionCode::parse("home", "330411000000").unwrap();
+        Header {
+            id: RecordId::new(),
+            kind: RecordKind::Notice,
+            home,
+            created_at: chrono::DateTime::from_timestamp_millis(Utc::now().timestamp_millis())
+                .unwrap(),
+            created_by: Author {
+                node: home,
+                user: "clerk".into(),
+            },
+        }
+    }
+
+    /// A real change: a notice as a county writes it.
+    fn real_change() -> Vec<u8> {
+        let notice = Notice {
+            title: "关于做好代表联络站活动的通知".into(),
+            category: "工作通知".into(),
+            issued_on: Utc::now().date_naive(),
+            audience: RegionCode::parse("audience", "330411000000").unwrap(),
+            body: "各乡镇人大：请于月底前完成。".into(),
+        };
+        let doc = RecordDoc::create(&header(), &notice, &ActorId::random()).unwrap();
+        doc.changes_since(&[])[0].raw_bytes().to_vec()
+    }
+
+    /// Opens whatever `bytes` decode to as a link message, as a receiving link would.
+    fn receive(bytes: &[u8]) {
+        let Ok(msg) = <LinkMessage as prost::Message>::decode(bytes) else {
+            return;
+        };
+        if let Ok(Body::Batch(batch)) = open(msg)
+            && let Ok((records, _, _)) = open_batch(batch.records, batch.deflated_records)
+        {
+            for record in records {
+                let _ = PreparedRecord::new(record);
+            }
+        }
+    }
+
+    fn mangle(mut bytes: Vec<u8>, edits: &[(usize, u8)]) -> Vec<u8> {
+        for (at, value) in edits {
+            if !bytes.is_empty() {
+                let i = at % bytes.len();
+                bytes[i] = *value;
+            }
+        }
+        bytes
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn random_link_messages_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..2048)) {
+            receive(&bytes);
+        }
+
+        #[test]
+        fn mangled_batches_never_panic(edits in proptest::collection::vec((any::<usize>(), any::<u8>()), 1..8)) {
+            let sent = vec![OutgoingRecord { header: header(), changes: vec![real_change()] }];
+            let msg = batch_message(1, 1, sent);
+            let bytes = mangle(prost::Message::encode_to_vec(&msg), &edits);
+            receive(&bytes);
+            // The compressed records alone, mangled after compression.
+            let batch = match msg.body {
+                Some(Body::Batch(batch)) => batch,
+                other => panic!("not a batch: {other:?}"),
+            };
+            let _ = open_batch(Vec::new(), mangle(batch.deflated_records, &edits));
+        }
+
+        #[test]
+        fn mangled_changes_never_panic(edits in proptest::collection::vec((any::<usize>(), any::<u8>()), 1..8)) {
+            let change = mangle(real_change(), &edits);
+            let _ = PreparedRecord::new(OutgoingRecord { header: header(), changes: vec![change] });
+        }
+
+        #[test]
+        fn mangled_documents_never_panic(
+            edits in proptest::collection::vec((any::<usize>(), any::<u8>()), 1..8),
+            random in proptest::collection::vec(any::<u8>(), 0..512),
+        ) {
+            let notice_doc = {
+                let notice = Notice {
+                    title: "通知".into(),
+                    category: "工作通知".into(),
+                    issued_on: Utc::now().date_naive(),
+                    audience: RegionCode::parse("audience", "330411000000").unwrap(),
+                    body: "正文".into(),
+                };
+                RecordDoc::create(&header(), &notice, &ActorId::random()).unwrap().save()
+            };
+            for bytes in [mangle(notice_doc, &edits), random] {
+                if let Ok(doc) = RecordDoc::load(&bytes, &ActorId::random()) {
+                    let _ = Record::from_doc(&doc);
+                }
+            }
+        }
+    }
+}
