@@ -808,6 +808,16 @@ impl Session {
 
     async fn link_config(&self, link: LinkArgs) -> Result<renda_node::sync::LinkConfig> {
         let tls = self.node_tls().await?;
+        if let Some(tls) = &tls {
+            let left = (tls.not_after - chrono::Utc::now()).num_days();
+            if left < CERT_WARN_DAYS {
+                tracing::warn!(not_after = %tls.not_after, "the node certificate expires in {left} days");
+                eprintln!(
+                    "注意：本节点证书将于 {} 到期（剩余 {left} 天），请尽快用 renda ca issue 换发",
+                    tls.not_after.format("%Y-%m-%d")
+                );
+            }
+        }
         if tls.is_none() {
             tracing::warn!(
                 "no certificate in the data directory's tls/: links are plaintext; install one with renda ca issue --out <data dir>/tls"

@@ -399,20 +399,22 @@ pub(crate) async fn suggestions(
         } @else {
             (record_table(&overdue, Some(today)))
         }
-        h2 { "下级对比" }
-        table.children {
-            thead { tr { th { "地区" } th { "建议" } th { "按时答复率" } th { "满意率" } th { "超期" } } }
-            tbody {
-                @for (code, child) in &r.children {
-                    tr data-region=(code) {
-                        td { @match RegionCode::parse("region", code) {
-                            Ok(c) => a href=(region_link("/suggestions", &c)) { (display_name(&child.name, &c)) },
-                            Err(_) => (code),
-                        } }
-                        td.n { (child.total.suggestions_total()) }
-                        td.n { (percent(child.total.on_time_rate())) }
-                        td.n { (percent(child.total.satisfaction_rate())) }
-                        td.n { (child.total.overdue) }
+        @if !r.children.is_empty() {
+            h2 { "下级对比" }
+            table.children {
+                thead { tr { th { "地区" } th { "建议" } th { "按时答复率" } th { "满意率" } th { "超期" } } }
+                tbody {
+                    @for (code, child) in &r.children {
+                        tr data-region=(code) {
+                            td { @match RegionCode::parse("region", code) {
+                                Ok(c) => a href=(region_link("/suggestions", &c)) { (display_name(&child.name, &c)) },
+                                Err(_) => (code),
+                            } }
+                            td.n { (child.total.suggestions_total()) }
+                            td.n { (percent(child.total.on_time_rate())) }
+                            td.n { (percent(child.total.satisfaction_rate())) }
+                            td.n { (child.total.overdue) }
+                        }
                     }
                 }
             }
@@ -560,20 +562,22 @@ pub(crate) async fn quotas(
             (card("达标代表", "delegate_quota.met", t.delegate_quota.met, None))
             (rate_card("代表达标率", "delegate_quota.rate", t.delegate_quota.rate()))
         }
-        h2 { "下级对比" }
-        table.children {
-            thead { tr { th { "地区" } th { "小组达标" } th { "小组达标率" } th { "代表达标" } th { "代表达标率" } } }
-            tbody {
-                @for (code, child) in &r.children {
-                    tr data-region=(code) {
-                        td { @match RegionCode::parse("region", code) {
-                            Ok(c) => a href=(region_link("/quotas", &c)) { (display_name(&child.name, &c)) },
-                            Err(_) => (code),
-                        } }
-                        td.n { (child.total.group_quota.met) " / " (child.total.group_quota.total) }
-                        td.n { (percent(child.total.group_quota.rate())) }
-                        td.n { (child.total.delegate_quota.met) " / " (child.total.delegate_quota.total) }
-                        td.n { (percent(child.total.delegate_quota.rate())) }
+        @if !r.children.is_empty() {
+            h2 { "下级对比" }
+            table.children {
+                thead { tr { th { "地区" } th { "小组达标" } th { "小组达标率" } th { "代表达标" } th { "代表达标率" } } }
+                tbody {
+                    @for (code, child) in &r.children {
+                        tr data-region=(code) {
+                            td { @match RegionCode::parse("region", code) {
+                                Ok(c) => a href=(region_link("/quotas", &c)) { (display_name(&child.name, &c)) },
+                                Err(_) => (code),
+                            } }
+                            td.n { (child.total.group_quota.met) " / " (child.total.group_quota.total) }
+                            td.n { (percent(child.total.group_quota.rate())) }
+                            td.n { (child.total.delegate_quota.met) " / " (child.total.delegate_quota.total) }
+                            td.n { (percent(child.total.delegate_quota.rate())) }
+                        }
                     }
                 }
             }
