@@ -8,7 +8,6 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use renda_node::record::rollup::RollupRules;
-use renda_proto::v1::query_client::QueryClient;
 use renda_proto::v1::{GetRollupRequest, ListRecordsRequest};
 
 use crate::bench::{BenchNode, code, ms, percentile, populate_with, start, sync};
@@ -116,7 +115,15 @@ pub async fn run(args: QueryBenchArgs) -> Result<()> {
         counting.as_secs_f64()
     );
 
-    let query = QueryClient::connect(format!("http://{}", city.addr)).await?;
+    // Every query carries a viewer's token, as the dashboard's and other programs' do, so the
+    // credential lookup is part of what is timed.
+    let token = city
+        .store
+        .write(|tx| tx.add_credential("bench", renda_node::access::Role::Viewer))
+        .await?;
+    let query = renda_hub::auth::query_client(format!("http://{}", city.addr), &token)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot reach the city's query service: {e}"))?;
     let town = towns[0].region.to_string();
     let county = code(COUNTIES[0]).to_string();
     let samples = args.samples;

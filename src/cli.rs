@@ -96,9 +96,43 @@ pub enum Command {
     /// The federation's certificate authority and the nodes' certificates.
     #[command(subcommand)]
     Ca(CaCmd),
+    /// Credentials of the dashboard and the query API (roles admin, clerk, viewer).
+    #[command(subcommand)]
+    Credential(CredentialCmd),
+    /// Changes from peers this node refused, newest first: who sent them, which record, which
+    /// rule.
+    Audit {
+        #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+        limit: u32,
+    },
     /// Tools for tests and operators.
     #[command(subcommand, hide = true)]
     Debug(DebugCmd),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum CredentialCmd {
+    /// Create a credential and print its token (shown only this once; stored hashed).
+    Add {
+        /// Who uses it, e.g. 代表工委 张三.
+        #[arg(long)]
+        name: String,
+        /// viewer (查看): read pages and queries; clerk (办理): also record steps such as
+        /// 重点督办; admin (管理): also the audit log.
+        #[arg(long, value_parser = role)]
+        role: renda_node::access::Role,
+    },
+    /// Every credential, revoked ones included.
+    List,
+    /// Revoke a credential: its token stops working at once.
+    Revoke {
+        /// The credential's name.
+        name: String,
+    },
+}
+
+pub fn role(s: &str) -> Result<renda_node::access::Role, String> {
+    renda_node::access::Role::parse("role", s).map_err(|e| e.rule)
 }
 
 pub fn region(s: &str) -> Result<RegionCode, String> {

@@ -172,6 +172,8 @@ impl Session {
             Command::Run(a) => self.run_node(a).await,
             Command::Sync(a) => self.sync_once(a.link, a.repair).await,
             Command::Rollup(a) => self.rollup(a).await,
+            Command::Credential(c) => self.credential(c).await,
+            Command::Audit { limit } => self.audit(limit).await,
             Command::Backup { to } => {
                 let shown = to.display().to_string();
                 self.store.call(move |s| s.backup_to(&to)).await?;
@@ -282,6 +284,7 @@ impl Session {
                 "发出字节",
                 "收到字节",
                 "滞后",
+                "拒收",
                 "最近错误",
             ]);
             for peer in &peers {
@@ -307,11 +310,109 @@ impl Session {
                     peer.bytes_out.to_string(),
                     peer.bytes_in.to_string(),
                     peer.lag.to_string(),
-                    peer.last_error.clone().unwrap_or_default(),
+                    // Refused from the peer (in this node's audit log) / refused by the peer.
+                    format!("收 {} / 被拒 {}", peer.refused_in, peer.refused_out),
+                    peer.last_error
+                        .clone()
+                        .or_else(|| peer.last_refusal.clone())
+                        .unwrap_or_default(),
                 ]);
             }
             println!("同步状态\n{p}");
         }
+        Ok(())
+    }
+
+    async fn credential(&self, c: CredentialCmd) -> Result<()> {
+        match c {
+            CredentialCmd::Add { name, role } => {
+                let shown = name.trim().to_string();
+                let token = self
+                    .store
+                    .write(move |tx| tx.add_credential(&name, role))
+                    .await?;
+                if self.json {
+                    println!(
+                        "{}",
+                        serde_json::json!({ "name": shown, "role": role, "token": token })
+                    );
+                } else {
+                    // The token goes alone on stdout, so a script can take it; the advice goes
+                    // to stderr.
+                    println!("{token}");
+                    eprintln!(
+                        "已创建凭据“{shown}”（{}）。令牌只显示这一次，本节点只保存其哈希，请妥善转交。",
+                        role.label()
+                    );
+                }
+                Ok(())
+            }
+            CredentialCmd::List => {
+                let all = self.store.call(|s| s.credentials()).await?;
+                if self.json {
+                    println!("{}", serde_json::to_string_pretty(&all)?);
+                    return Ok(());
+                }
+                let mut t = render::table(&["名称", "角色", "创建时间", "状态"]);
+                for c in &all {
+                    t.add_row(vec![
+                        c.name.clone(),
+                        c.role.label().to_string(),
+                        c.created_at
+                            .with_timezone(&Local)
+                            .format("%Y-%m-%d %H:%M")
+                            .to_string(),
+                        match c.revoked_at {
+                            Some(at) => format!(
+                                "已吊销（{}）",
+                                at.with_timezone(&Local).format("%Y-%m-%d %H:%M")
+                            ),
+                            None => "有效".to_string(),
+                        },
+                    ]);
+                }
+                println!("{t}");
+                Ok(())
+            }
+            CredentialCmd::Revoke { name } => {
+                let revoked = self
+                    .store
+                    .write(move |tx| tx.revoke_credential(&name))
+                    .await?;
+                println!("已吊销凭据“{}”，其令牌立即失效", revoked.name);
+                Ok(())
+            }
+        }
+    }
+
+    async fn audit(&self, limit: u32) -> Result<()> {
+        let entries = self
+            .store
+            .call(move |s| s.audit_log(limit as usize))
+            .await?;
+        if self.json {
+            println!("{}", serde_json::to_string_pretty(&entries)?);
+            return Ok(());
+        }
+        if entries.is_empty() {
+            println!("没有拒收记录");
+            return Ok(());
+        }
+        let mut t = render::table(&["时间", "发送方", "记录", "类型", "规则", "原因", "变更数"]);
+        for e in &entries {
+            t.add_row(vec![
+                e.at.with_timezone(&Local)
+                    .format("%Y-%m-%d %H:%M:%S")
+                    .to_string(),
+                e.peer.clone(),
+                e.record.clone(),
+                RecordKind::parse(&e.kind).map_or(e.kind.clone(), |k| k.label().to_string()),
+                e.rule.clone(),
+                e.reason.clone(),
+                e.changes.to_string(),
+            ]);
+        }
+        println!("{t}");
         Ok(())
     }
 
@@ -902,6 +1003,21 @@ impl Session {
             );
             tracing::info!(region = %identity.region, %bound, "serving the dashboard");
             println!("看板：http://{bound}/");
+            let live = self
+                .store
+                .call(|s| {
+                    Ok(s.credentials()?
+                        .iter()
+                        .filter(|c| c.revoked_at.is_none())
+                        .count())
+                })
+                .await?;
+            if live == 0 {
+                tracing::warn!("no credential exists: nobody can log in to the dashboard");
+                eprintln!(
+                    "注意：本节点还没有任何凭据，看板无法登录。请用 renda credential add --name 姓名 --role viewer 创建。"
+                );
+            }
             tasks.spawn(async move {
                 if let Err(e) =
                     renda_hub::dashboard::serve(listener, dashboard, std::future::pending()).await

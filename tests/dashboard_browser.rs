@@ -19,11 +19,11 @@ use common::fed::{
 use fantoccini::{Client, ClientBuilder, Locator};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
+use renda_hub::auth::{QueryClient, query_client};
 use renda_hub::dashboard::{self, Dashboard};
-use renda_proto::v1::query_client::QueryClient;
+use renda_node::access::Role;
 use renda_proto::v1::{GetDutyRecordRequest, GetRollupRequest, ListRecordsRequest};
 use serde_json::{Value, json};
-use tonic::transport::Channel;
 
 const CHROMIUM: &str = "/usr/bin/chromium";
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
@@ -104,7 +104,7 @@ async fn serve_dashboard(fed: &common::fed::Federation, region: &str) -> SocketA
     addr
 }
 
-async fn rollup(query: &mut QueryClient<Channel>, region: &str) -> Value {
+async fn rollup(query: &mut QueryClient, region: &str) -> Value {
     let reply = query
         .get_rollup(GetRollupRequest {
             region: region.into(),
@@ -117,10 +117,7 @@ async fn rollup(query: &mut QueryClient<Channel>, region: &str) -> Value {
 }
 
 /// Every record of a list, over all its pages.
-async fn list_all(
-    query: &mut QueryClient<Channel>,
-    mut request: ListRecordsRequest,
-) -> Vec<String> {
+async fn list_all(query: &mut QueryClient, mut request: ListRecordsRequest) -> Vec<String> {
     let mut ids = Vec::new();
     request.page_size = 500;
     loop {
@@ -201,6 +198,35 @@ async fn assert_no_error(c: &Client, what: &str) {
     assert!(!text(c, "main h1").await.is_empty(), "{what} has a heading");
 }
 
+/// A credential of `role` at the node.
+async fn credential(fed: &common::fed::Federation, region: &str, name: &str, role: Role) -> String {
+    let name = name.to_string();
+    fed.node(region)
+        .store
+        .write(move |tx| tx.add_credential(&name, role))
+        .await
+        .unwrap()
+}
+
+/// Logs the browser in to the dashboard at `web` through its login page, as staff do. Every
+/// dashboard of the test is on 127.0.0.1, where cookies do not tell ports apart, so each switch
+/// of node logs in again.
+async fn login(c: &Client, web: SocketAddr, token: &str) {
+    c.goto(&format!("http://{web}/login")).await.unwrap();
+    c.find(Locator::Css("form.login input[name=token]"))
+        .await
+        .unwrap()
+        .send_keys(token)
+        .await
+        .unwrap();
+    click(c, "form.login button[type=submit]").await;
+    c.wait()
+        .at_most(Duration::from_secs(10))
+        .for_element(Locator::Css("header .who"))
+        .await
+        .unwrap_or_else(|e| panic!("not logged in at {web}: {e}"));
+}
+
 async fn click(c: &Client, css: &str) {
     c.find(Locator::Css(css))
         .await
@@ -227,17 +253,34 @@ async fn the_dashboard_in_chromium_shows_the_query_apis_numbers_and_drills_down(
 
     let city_web = serve_dashboard(&fed, CITY).await;
     let national_web = serve_dashboard(&fed, NATIONAL).await;
-    let mut city = QueryClient::connect(format!("http://{}", fed.node(CITY).addr))
+    let city_token = credential(&fed, CITY, "市人大代表工委", Role::Viewer).await;
+    let national_token = credential(&fed, NATIONAL, "全国人大代表工委", Role::Viewer).await;
+    let mut city = query_client(format!("http://{}", fed.node(CITY).addr), &city_token)
         .await
         .unwrap();
-    let mut national = QueryClient::connect(format!("http://{}", fed.node(NATIONAL).addr))
-        .await
-        .unwrap();
+    let mut national = query_client(
+        format!("http://{}", fed.node(NATIONAL).addr),
+        &national_token,
+    )
+    .await
+    .unwrap();
     let driver = start_driver().await;
     let c = browser(&driver).await;
 
+    // Without logging in, every page leads to the login page.
+    c.goto(&format!("http://{city_web}/suggestions"))
+        .await
+        .unwrap();
+    let url = c.current_url().await.unwrap();
+    assert_eq!(url.path(), "/login", "{url}");
+    assert!(c.find(Locator::Css("form.login")).await.is_ok());
+
     // Every tab renders at the city and at the national node.
-    for (web, region) in [(city_web, CITY), (national_web, NATIONAL)] {
+    for (web, region, token) in [
+        (city_web, CITY, &city_token),
+        (national_web, NATIONAL, &national_token),
+    ] {
+        login(&c, web, token).await;
         for path in ["/", "/suggestions", "/activities", "/quotas", "/sync"] {
             c.goto(&format!("http://{web}{path}")).await.unwrap();
             assert_no_error(&c, &format!("{region}{path}")).await;
@@ -253,6 +296,7 @@ async fn the_dashboard_in_chromium_shows_the_query_apis_numbers_and_drills_down(
     }
 
     // The city's overview: its subtree's numbers and each county's, as the query API says.
+    login(&c, city_web, &city_token).await;
     c.goto(&format!("http://{city_web}/")).await.unwrap();
     let city_rollup = rollup(&mut city, CITY).await;
     assert_cards(&c, &city_rollup["total"], "city overview").await;
@@ -280,6 +324,7 @@ async fn the_dashboard_in_chromium_shows_the_query_apis_numbers_and_drills_down(
     assert!(text(&c, "h1").await.contains("嘉兴市人大常委会"));
 
     // The national node sees the same subtree totals without holding the township records.
+    login(&c, national_web, &national_token).await;
     c.goto(&format!("http://{national_web}/")).await.unwrap();
     let national_rollup = rollup(&mut national, NATIONAL).await;
     assert_eq!(national_rollup["total"], city_rollup["total"]);
@@ -292,6 +337,7 @@ async fn the_dashboard_in_chromium_shows_the_query_apis_numbers_and_drills_down(
     assert_eq!(province_row, "浙江省人大常委会");
 
     // Drill down by clicking: city → 秀洲区 → 王店镇.
+    login(&c, city_web, &city_token).await;
     c.goto(&format!("http://{city_web}/")).await.unwrap();
     click(
         &c,
@@ -457,6 +503,119 @@ async fn the_dashboard_in_chromium_shows_the_query_apis_numbers_and_drills_down(
             .await
             .contains("不在本节点")
     );
+
+    // Roles, at a township whose suggestions are addressed to its own congress. A viewer sees
+    // no 重点督办 button and a hand-made POST is refused; a clerk sets it by clicking; only an
+    // admin sees the audit log.
+    let town_web = serve_dashboard(&fed, WANGDIAN).await;
+    let town = fed.node(WANGDIAN).store.clone();
+    let target = town
+        .call(|s| {
+            let rows = s.list(&renda_node::store::ListQuery {
+                kind: Some(renda_node::record::RecordKind::Suggestion),
+                ..Default::default()
+            })?;
+            Ok(rows
+                .into_iter()
+                .find(|r| {
+                    !matches!(
+                        r.status.as_deref(),
+                        Some("closed" | "not_accepted" | "draft")
+                    )
+                })
+                .map(|r| r.id))
+        })
+        .await
+        .unwrap()
+        .expect("a suggestion still in handling");
+    let supervised = |store: renda_node::store::StoreHandle| async move {
+        store
+            .call(move |s| match s.get(&target)?.body {
+                renda_node::record::Body::Suggestion(sg) => {
+                    let header = s.get(&target)?.header;
+                    Ok(sg.fold(&header).0.key_supervision)
+                }
+                _ => unreachable!(),
+            })
+            .await
+            .unwrap()
+    };
+    assert!(!supervised(town.clone()).await);
+
+    let viewer = credential(&fed, WANGDIAN, "镇人大 查看", Role::Viewer).await;
+    login(&c, town_web, &viewer).await;
+    c.goto(&format!("http://{town_web}/records/{target}"))
+        .await
+        .unwrap();
+    assert_no_error(&c, "the suggestion as a viewer").await;
+    assert!(
+        c.find_all(Locator::Css("[data-action=supervise]"))
+            .await
+            .unwrap()
+            .is_empty(),
+        "a viewer is offered no write"
+    );
+    let status = c
+        .execute(
+            &format!(
+                "return fetch('/records/{target}/supervise', {{method: 'POST', \
+                 headers: {{'Content-Type': 'application/x-www-form-urlencoded'}}, \
+                 body: 'key=true'}}).then(r => r.status)"
+            ),
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(status, json!(403), "a viewer's write is refused");
+    assert!(!supervised(town.clone()).await);
+    c.goto(&format!("http://{town_web}/audit")).await.unwrap();
+    assert_eq!(
+        c.find(Locator::Css("section.error"))
+            .await
+            .unwrap()
+            .attr("data-status")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("403")
+    );
+
+    let clerk = credential(&fed, WANGDIAN, "镇人大 办事员", Role::Clerk).await;
+    login(&c, town_web, &clerk).await;
+    c.goto(&format!("http://{town_web}/records/{target}"))
+        .await
+        .unwrap();
+    click(&c, "[data-action=supervise]").await;
+    assert_no_error(&c, "the suggestion after 重点督办").await;
+    assert!(
+        supervised(town.clone()).await,
+        "the clerk's click was recorded"
+    );
+    assert!(
+        text(&c, "[data-action=supervise]").await.contains("取消"),
+        "the page now offers to clear it"
+    );
+
+    let admin = credential(&fed, WANGDIAN, "镇人大 运维", Role::Admin).await;
+    login(&c, town_web, &admin).await;
+    click(&c, "nav.tabs a[href^=\"/audit\"]").await;
+    assert_no_error(&c, "the audit log").await;
+    assert_eq!(
+        c.find(Locator::Css("[data-metric=\"audit.count\"]"))
+            .await
+            .unwrap()
+            .attr("data-value")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("0"),
+        "no honest node was refused anything"
+    );
+
+    // Logging out ends the session.
+    click(&c, "header .who button").await;
+    c.goto(&format!("http://{town_web}/")).await.unwrap();
+    assert_eq!(c.current_url().await.unwrap().path(), "/login");
 
     c.close().await.unwrap();
 }

@@ -8,6 +8,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use chrono::{Datelike, NaiveDate, Utc};
 use common::data::add_delegate;
 use common::fed::{Federation, WANGDIAN, XIUZHOU, code};
+use renda_hub::auth::query_client;
+use renda_node::access::Role;
 use renda_node::office::{self, ActivityDraft, Contact};
 use renda_node::record::RecordId;
 use renda_node::record::activity::{Activity, ActivityKind};
@@ -15,7 +17,7 @@ use renda_node::record::opinion::{OpinionFields, OpinionSource};
 use renda_node::record::rollup::RollupRules;
 use renda_proto::v1::query_client::QueryClient;
 use renda_proto::v1::{
-    GetDutyRecordRequest, GetRecordRequest, GetRollupRequest, ListRecordsRequest,
+    GetDutyRecordRequest, GetRecordRequest, GetRollupRequest, ListAuditRequest, ListRecordsRequest,
 };
 use serde_json::Value;
 use tonic::Code;
@@ -85,7 +87,13 @@ async fn the_query_service_answers_from_what_the_node_holds() {
         .await
         .unwrap();
 
-    let mut county = QueryClient::connect(format!("http://{}", fed.node(XIUZHOU).addr))
+    let token = fed
+        .node(XIUZHOU)
+        .store
+        .write(|tx| tx.add_credential("代表工委", Role::Viewer))
+        .await
+        .unwrap();
+    let mut county = query_client(format!("http://{}", fed.node(XIUZHOU).addr), &token)
         .await
         .unwrap();
 
@@ -302,4 +310,75 @@ async fn the_query_service_answers_from_what_the_node_holds() {
         .unwrap()
         .into_inner();
     assert_eq!(last_year.receptions, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_query_service_needs_a_credential_whose_role_allows_the_call() {
+    let fed = Federation::start(&[(XIUZHOU, "秀洲区人大常委会")]).await;
+    let store = fed.node(XIUZHOU).store.clone();
+    let endpoint = format!("http://{}", fed.node(XIUZHOU).addr);
+    store
+        .write(|tx| tx.refresh_rollup(Utc::now(), &RollupRules::default()))
+        .await
+        .unwrap();
+
+    // No credential at all.
+    let mut anonymous = QueryClient::connect(endpoint.clone()).await.unwrap();
+    let err = anonymous
+        .get_rollup(GetRollupRequest::default())
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::Unauthenticated);
+    assert!(
+        err.message().starts_with("authorization"),
+        "{}",
+        err.message()
+    );
+
+    // A token this node never issued.
+    let mut stranger = query_client(endpoint.clone(), "renda_0123").await.unwrap();
+    let err = stranger
+        .get_rollup(GetRollupRequest::default())
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::Unauthenticated);
+
+    // A viewer reads, but not the audit log; an admin reads both.
+    let viewer = store
+        .write(|tx| tx.add_credential("领导", Role::Viewer))
+        .await
+        .unwrap();
+    let admin = store
+        .write(|tx| tx.add_credential("运维", Role::Admin))
+        .await
+        .unwrap();
+    let mut as_viewer = query_client(endpoint.clone(), &viewer).await.unwrap();
+    as_viewer
+        .get_rollup(GetRollupRequest::default())
+        .await
+        .expect("a viewer reads rollups");
+    let err = as_viewer
+        .list_audit(ListAuditRequest::default())
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::PermissionDenied);
+    assert!(err.message().contains("admin"), "{}", err.message());
+    let mut as_admin = query_client(endpoint.clone(), &admin).await.unwrap();
+    let audit = as_admin
+        .list_audit(ListAuditRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(audit.entries_json, "[]");
+
+    // Revoked: the same token stops working at once.
+    store
+        .write(|tx| tx.revoke_credential("领导"))
+        .await
+        .unwrap();
+    let err = as_viewer
+        .get_rollup(GetRollupRequest::default())
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::Unauthenticated);
 }

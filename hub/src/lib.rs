@@ -9,10 +9,12 @@
 //! - [`query_server`]: the gRPC `Query` service (rollups, record lists, one record, a
 //!   delegate's duty record), served on the same port as `Sync`.
 //! - [`dashboard`]: the HTTP dashboard in Chinese, pages made on the server with SVG charts.
+//! - [`auth`]: bearer tokens of credentials, and the role each call needs.
 //!
 //! Architecture invariant: the hub reads and writes records only through the node's store handle
 //! and protocol types through `renda-proto`; it never opens SQLite itself.
 
+pub mod auth;
 pub mod dashboard;
 pub mod query_server;
 pub mod rollups;

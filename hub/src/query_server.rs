@@ -1,7 +1,9 @@
 //! The gRPC `Query` service: read-only answers about what this node holds, for its dashboard and
-//! for other programs. Personal data is never answered.
+//! for other programs. Personal data is never answered. Every call carries a bearer token of a
+//! credential whose role allows it (viewer for reads, admin for the audit log).
 
 use chrono::{Datelike, NaiveDate};
+use renda_node::access::Role;
 use renda_node::record::activity::ActivityKind;
 use renda_node::record::rollup::Period;
 use renda_node::record::suggestion::AnswerClass;
@@ -13,7 +15,10 @@ use renda_proto::v1::{
     GetDutyRecordReply, GetDutyRecordRequest, GetRecordReply, GetRecordRequest, GetRollupReply,
     GetRollupRequest, ListRecordsReply, ListRecordsRequest, RecordRow,
 };
+use renda_proto::v1::{ListAuditReply, ListAuditRequest};
 use tonic::{Request, Response, Status};
+
+use crate::auth::{Denied, authorize, bearer};
 
 const DEFAULT_PAGE: u32 = 50;
 const MAX_PAGE: u32 = 500;
@@ -26,6 +31,22 @@ pub struct QueryService {
 impl QueryService {
     pub fn new(store: StoreHandle, me: RegionCode) -> QueryService {
         QueryService { store, me }
+    }
+}
+
+impl QueryService {
+    /// Lets the call in if its bearer token proves a credential whose role allows `needs`.
+    async fn allow<T>(&self, request: &Request<T>, needs: Role) -> Result<(), Status> {
+        let header = request
+            .metadata()
+            .get("authorization")
+            .and_then(|v| v.to_str().ok());
+        match authorize(&self.store, bearer(header), needs).await {
+            Ok(_) => Ok(()),
+            Err(e @ Denied::Unauthenticated(_)) => Err(Status::unauthenticated(e.to_string())),
+            Err(e @ Denied::Forbidden { .. }) => Err(Status::permission_denied(e.to_string())),
+            Err(Denied::Store(e)) => Err(store_status(e)),
+        }
     }
 }
 
@@ -71,6 +92,7 @@ impl Query for QueryService {
         &self,
         request: Request<GetRollupRequest>,
     ) -> Result<Response<GetRollupReply>, Status> {
+        self.allow(&request, Role::Viewer).await?;
         let asked = request.into_inner();
         let period =
             optional(&asked.period, Period::parse).map_err(|rule| invalid("period", rule))?;
@@ -102,6 +124,7 @@ impl Query for QueryService {
         &self,
         request: Request<ListRecordsRequest>,
     ) -> Result<Response<ListRecordsReply>, Status> {
+        self.allow(&request, Role::Viewer).await?;
         let r = request.into_inner();
         let kind = optional(&r.kind, |s| {
             RecordKind::parse(s).ok_or_else(|| format!("unknown record kind {s:?}"))
@@ -190,6 +213,7 @@ impl Query for QueryService {
         &self,
         request: Request<GetRecordRequest>,
     ) -> Result<Response<GetRecordReply>, Status> {
+        self.allow(&request, Role::Viewer).await?;
         let id =
             RecordId::parse("id", &request.into_inner().id).map_err(|e| invalid("id", e.rule))?;
         let record = self
@@ -211,6 +235,7 @@ impl Query for QueryService {
         &self,
         request: Request<GetDutyRecordRequest>,
     ) -> Result<Response<GetDutyRecordReply>, Status> {
+        self.allow(&request, Role::Viewer).await?;
         let r = request.into_inner();
         let delegate =
             RecordId::parse("delegate", &r.delegate).map_err(|e| invalid("delegate", e.rule))?;
@@ -231,6 +256,27 @@ impl Query for QueryService {
             meets_quota: duty.meets_quota(),
             activities: duty.activities.into_iter().map(row).collect(),
             suggestions: duty.suggestions.into_iter().map(row).collect(),
+        }))
+    }
+
+    async fn list_audit(
+        &self,
+        request: Request<ListAuditRequest>,
+    ) -> Result<Response<ListAuditReply>, Status> {
+        self.allow(&request, Role::Admin).await?;
+        let limit = match request.into_inner().limit {
+            0 => 100,
+            n if n > 1000 => return Err(invalid("limit", "at most 1000")),
+            n => n as usize,
+        };
+        let entries = self
+            .store
+            .call(move |s| s.audit_log(limit))
+            .await
+            .map_err(store_status)?;
+        Ok(Response::new(ListAuditReply {
+            entries_json: serde_json::to_string(&entries)
+                .map_err(|e| Status::internal(e.to_string()))?,
         }))
     }
 }

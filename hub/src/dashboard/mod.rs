@@ -10,9 +10,12 @@
 //!
 //! - [`pages`]: one handler per page, each reading what it shows in one call to the store.
 //! - [`charts`]: bar charts, stacked columns and shares as SVG.
+//! - [`session`]: logging in with a credential's token, and the role each page needs: viewer
+//!   to read, clerk to record a step (重点督办), admin for the audit log.
 
 mod charts;
 mod pages;
+mod session;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -20,7 +23,7 @@ use std::net::SocketAddr;
 use axum::Router;
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use maud::{DOCTYPE, Markup, PreEscaped, html};
 use renda_node::region::RegionCode;
 use renda_node::store::{StoreError, StoreHandle};
@@ -57,7 +60,15 @@ pub fn router(dashboard: Dashboard) -> Router {
         .route("/records", get(pages::records))
         .route("/records/{id}", get(pages::record))
         .route("/delegates/{id}", get(pages::duty_record))
+        .route("/records/{id}/supervise", post(pages::supervise))
+        .route("/audit", get(pages::audit))
+        .route("/login", get(session::login_form).post(session::login))
+        .route("/logout", post(session::logout))
         .fallback(pages::not_found)
+        .layer(axum::middleware::from_fn_with_state(
+            dashboard.clone(),
+            session::gate,
+        ))
         .with_state(dashboard)
 }
 
@@ -99,6 +110,20 @@ impl PageError {
         }
     }
 
+    fn unauthorized(message: impl Into<String>) -> PageError {
+        PageError {
+            status: StatusCode::UNAUTHORIZED,
+            message: message.into(),
+        }
+    }
+
+    fn conflict(message: impl Into<String>) -> PageError {
+        PageError {
+            status: StatusCode::CONFLICT,
+            message: message.into(),
+        }
+    }
+
     fn forbidden(message: impl Into<String>) -> PageError {
         PageError {
             status: StatusCode::FORBIDDEN,
@@ -131,7 +156,9 @@ impl IntoResponse for PageError {
         let title = match self.status {
             StatusCode::BAD_REQUEST => "请求有误",
             StatusCode::NOT_FOUND => "未找到",
-            StatusCode::FORBIDDEN => "不予显示",
+            StatusCode::FORBIDDEN => "无权操作",
+            StatusCode::UNAUTHORIZED => "请先登录",
+            StatusCode::CONFLICT => "未能办理",
             _ => "出错了",
         };
         let body = html! {
@@ -153,6 +180,14 @@ const TABS: &[(&str, &str)] = &[
     ("/quotas", "履职达标"),
     ("/sync", "同步状况"),
 ];
+
+/// The tabs only an admin sees.
+fn admin_tabs() -> &'static [(&'static str, &'static str)] {
+    match session::current() {
+        Some(c) if c.role.allows(renda_node::access::Role::Admin) => &[("/audit", "审计日志")],
+        _ => &[],
+    }
+}
 
 const STYLE: &str = include_str!("style.css");
 
@@ -182,10 +217,16 @@ fn page_html(
             }
             body {
                 header {
+                    @if let Some(who) = session::current() {
+                        div.who data-user=(who.name) data-role=(who.role.as_str()) {
+                            (who.name) "（" (who.role.label()) "）"
+                            form method="post" action="/logout" { button type="submit" { "退出" } }
+                        }
+                    }
                     div.brand { "人大代表履职数据平台" @if !node_name.is_empty() { span.node { (node_name) } } }
                     @if let Some(place) = place {
                         nav.tabs {
-                            @for (path, label) in TABS {
+                            @for (path, label) in TABS.iter().chain(admin_tabs()) {
                                 @let href = link(path, &[("region", shown.map(|r| r.to_string()))]);
                                 @if *path == place.tab {
                                     a.active href=(href) { (label) }

@@ -1,5 +1,7 @@
-//! One handler per page. Each reads what it shows in one call to the store, then renders; none
-//! writes anything.
+//! One handler per page. Each reads what it shows in one call to the store, then renders. The
+//! one write, setting or clearing 重点督办 on a suggestion, goes through the same checked office
+//! operation as the command line, under the logged-in credential's name, and needs the clerk
+//! role.
 
 use std::collections::BTreeMap;
 
@@ -19,7 +21,9 @@ use renda_node::store::{ListQuery, ListRow, PeerStatus, Store, StoreError};
 use serde::Deserialize;
 
 use super::charts::{self, Bar, Column};
+use super::session;
 use super::{Dashboard, PageError, Place, display_name, link, page_html, percent};
+use renda_node::access::Role;
 
 /// Rows on one page of a record list.
 const PAGE_ROWS: u32 = 50;
@@ -842,11 +846,119 @@ pub(crate) async fn record(
         return Err(PageError::forbidden("id：个人信息不在看板中显示"));
     }
     let view = renda_node::record::view::view(&record, None);
+    // Staff of the congress a suggestion is addressed to may set or clear 重点督办 here.
+    let supervise = match &record.body {
+        renda_node::record::Body::Suggestion(sg)
+            if sg.fields.addressed_to == d.me
+                && session::current().is_some_and(|c| c.role.allows(Role::Clerk)) =>
+        {
+            let status = sg.fold(&record.header).0;
+            (!matches!(
+                status.state,
+                SuggestionState::Draft | SuggestionState::NotAccepted | SuggestionState::Closed
+            ))
+            .then_some(status.key_supervision)
+        }
+        _ => None,
+    };
     let body = html! {
         h1 { (record.header.kind.label()) " " (record.header.id) }
+        @if let Some(key) = supervise {
+            form.act method="post" action=(format!("/records/{id}/supervise")) {
+                input type="hidden" name="key" value=(!key);
+                button type="submit" data-action="supervise" {
+                    @if key { "取消重点督办" } @else { "列为重点督办" }
+                }
+            }
+        }
         (view_markup(&view))
     };
     Ok(d.page("/records", "记录详情", &shown, body))
+}
+
+#[derive(Deserialize)]
+pub(crate) struct SuperviseForm {
+    key: String,
+}
+
+/// 重点督办: sets or clears the flag on a suggestion addressed to this congress. Needs the clerk
+/// role; the office operation checks the rest (the state, and that this node is the owner).
+pub(crate) async fn supervise(
+    State(d): State<Dashboard>,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> Result<axum::response::Redirect, PageError> {
+    let credential = session::require(Role::Clerk)?;
+    let id = RecordId::parse("id", &id).map_err(|e| PageError::bad("id", e.rule))?;
+    let form: SuperviseForm = serde_urlencoded::from_bytes(&body)
+        .map_err(|_| PageError::bad("key", "表单须含 key=true 或 key=false"))?;
+    let key = match form.key.as_str() {
+        "true" => true,
+        "false" => false,
+        other => {
+            return Err(PageError::bad(
+                "key",
+                format!("须为 true 或 false，实际为“{other}”"),
+            ));
+        }
+    };
+    let today = chrono::Local::now().date_naive();
+    let user = credential.name.clone();
+    let written = d
+        .store
+        .write(move |tx| {
+            renda_node::office::suggestion_step(
+                tx,
+                &user,
+                &id,
+                renda_node::record::suggestion::SuggestionAction::Supervise { key },
+                today,
+            )
+        })
+        .await;
+    match written {
+        Ok(_) => {
+            tracing::info!(record = %id, key, by = %credential.name, "key supervision set from the dashboard");
+            Ok(axum::response::Redirect::to(&format!("/records/{id}")))
+        }
+        Err(StoreError::Rejected { rejection, .. }) => Err(PageError::conflict(format!(
+            "{}（规则 {}）",
+            rejection.reason, rejection.rule
+        ))),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// 审计日志: the changes from peers this node refused, newest first. Admin only.
+pub(crate) async fn audit(State(d): State<Dashboard>) -> Result<Html<String>, PageError> {
+    session::require(Role::Admin)?;
+    let params = Params::default();
+    let (shown, entries) = d.read(&params, |s, _, _| s.audit_log(500)).await?;
+    let body = html! {
+        h1 { "审计日志" }
+        p.meta { "下级或上级发来、被本节点拒收的变更：拒收的变更从未写入，这里记下谁发来、哪条记录、违反哪条规则。" }
+        @if entries.is_empty() {
+            p data-metric="audit.count" data-value="0" { "没有拒收记录。" }
+        } @else {
+            table.audit data-metric="audit.count" data-value=(entries.len()) {
+                thead { tr { th { "时间" } th { "发送方" } th { "记录" } th { "类型" } th { "规则" } th { "原因" } th { "变更数" } } }
+                tbody {
+                    @for e in &entries {
+                        tr data-rule=(e.rule) {
+                            td { (time(e.at)) }
+                            td { (e.peer) }
+                            td { (e.record) }
+                            td { (RecordKind::parse(&e.kind).map_or(e.kind.as_str(), |k| k.label())) }
+                            td { code { (e.rule) } }
+                            td { (e.reason) }
+                            td.n { (e.changes) }
+                        }
+                    }
+                }
+            }
+        }
+    };
+    Ok(d.page("/audit", "审计日志", &shown, body))
 }
 
 /// 履职档案: a delegate's activities and suggestions of a year against the quotas.

@@ -53,6 +53,7 @@ macro_rules! labelled_enum {
 }
 
 pub mod activity;
+pub mod authority;
 pub mod delegate;
 pub mod doc;
 pub mod event;

@@ -182,15 +182,10 @@ fn need(rule: &str, what: &str, text: &str) -> Result<(), Rejection> {
     required_text(what, text).map_err(|e| Rejection::new(rule, format!("{what}{}", e.rule)))
 }
 
-fn step(
-    status: &mut OpinionStatus,
-    header: &Header,
-    event: &Event<OpinionAction>,
-) -> Result<(), Rejection> {
-    use OpinionAction as A;
-    use OpinionState as S;
-
-    check_dates(status.last_step_on, event)?;
+/// Who may write `event`, whatever state the opinion is in: the node that collected it
+/// registers it, and that node or any congress above it handles it. Like the suggestion's
+/// authority rules, this depends on nothing concurrent, so a receiver may refuse what breaks it.
+pub fn authority(header: &Header, event: &Event<OpinionAction>) -> Result<(), Rejection> {
     let from_home = event.author.node == header.home;
     if !from_home && !header.home.is_within(&event.author.node) {
         return Err(Rejection::new(
@@ -201,6 +196,25 @@ fn step(
             ),
         ));
     }
+    if matches!(event.action, OpinionAction::Receive) && !from_home {
+        return Err(Rejection::new(
+            "authority.home",
+            "只有收集民情的节点可以登记",
+        ));
+    }
+    Ok(())
+}
+
+fn step(
+    status: &mut OpinionStatus,
+    header: &Header,
+    event: &Event<OpinionAction>,
+) -> Result<(), Rejection> {
+    use OpinionAction as A;
+    use OpinionState as S;
+
+    check_dates(status.last_step_on, event)?;
+    authority(header, event)?;
     let wrong_state = || {
         Rejection::new(
             "transition.state",
@@ -213,12 +227,6 @@ fn step(
     };
     match &event.action {
         A::Receive => {
-            if !from_home {
-                return Err(Rejection::new(
-                    "authority.home",
-                    "只有收集民情的节点可以登记",
-                ));
-            }
             if status.state != S::Draft {
                 return Err(wrong_state());
             }

@@ -394,6 +394,30 @@ fn require_text(rule: &str, what: &str, text: &str) -> Result<(), Rejection> {
     bounded_text(what, text).map_err(|e| Rejection::new(rule, e.rule))
 }
 
+/// Who may write `event`, whatever state the suggestion is in: the addressed congress screens,
+/// assigns, takes a unit's send-back, extends, records answers, tracks, supervises and closes;
+/// the lead delegate's home node submits and evaluates. Unlike the state rules, this never
+/// depends on what else happened concurrently, so a receiving node can refuse an event that
+/// breaks it without two replicas ever disagreeing about an honest event.
+pub fn authority(
+    header: &Header,
+    fields: &SuggestionFields,
+    event: &Event<SuggestionAction>,
+) -> Result<(), Rejection> {
+    use SuggestionAction as A;
+    match &event.action {
+        A::Submit | A::Evaluate { .. } => require_home(header, event),
+        A::Screen { .. }
+        | A::Assign { .. }
+        | A::SendBack { .. }
+        | A::Extend { .. }
+        | A::Answer { .. }
+        | A::Track { .. }
+        | A::Close
+        | A::Supervise { .. } => require_owner(fields, event),
+    }
+}
+
 fn step(
     status: &mut SuggestionStatus,
     header: &Header,
@@ -404,10 +428,10 @@ fn step(
     use SuggestionState as S;
 
     check_dates(status.last_step_on, event)?;
+    authority(header, fields, event)?;
 
     match &event.action {
         A::Submit => {
-            require_home(header, event)?;
             if status.state != S::Draft {
                 return Err(wrong_state(status, event));
             }
@@ -419,7 +443,6 @@ fn step(
             number,
             reason,
         } => {
-            require_owner(fields, event)?;
             if status.state != S::Submitted {
                 return Err(wrong_state(status, event));
             }
@@ -437,7 +460,6 @@ fn step(
             }
         }
         A::Assign { units } => {
-            require_owner(fields, event)?;
             if !matches!(status.state, S::Accepted | S::SentBack) {
                 return Err(wrong_state(status, event));
             }
@@ -454,7 +476,6 @@ fn step(
             status.class = None;
         }
         A::SendBack { unit, reason } => {
-            require_owner(fields, event)?;
             if status.state != S::Assigned {
                 return Err(wrong_state(status, event));
             }
@@ -476,7 +497,6 @@ fn step(
             status.answers.clear();
         }
         A::Extend { until, reason } => {
-            require_owner(fields, event)?;
             if status.state != S::Assigned {
                 return Err(wrong_state(status, event));
             }
@@ -503,7 +523,6 @@ fn step(
             status.extended = true;
         }
         A::Answer { unit, class, text } => {
-            require_owner(fields, event)?;
             if !matches!(status.state, S::Assigned | S::Rehandling | S::Tracking) {
                 return Err(wrong_state(status, event));
             }
@@ -558,7 +577,6 @@ fn step(
             }
         }
         A::Evaluate { result, comment } => {
-            require_home(header, event)?;
             if status.state != S::Answered {
                 return Err(wrong_state(status, event));
             }
@@ -584,7 +602,6 @@ fn step(
             }
         }
         A::Track { note } => {
-            require_owner(fields, event)?;
             if status.state != S::Tracking {
                 return Err(wrong_state(status, event));
             }
@@ -592,7 +609,6 @@ fn step(
             status.follow_ups += 1;
         }
         A::Close => {
-            require_owner(fields, event)?;
             if status.state != S::Satisfied {
                 return Err(wrong_state(status, event));
             }
@@ -600,7 +616,6 @@ fn step(
             status.closed_on = Some(event.date);
         }
         A::Supervise { key } => {
-            require_owner(fields, event)?;
             if matches!(status.state, S::Draft | S::NotAccepted | S::Closed) {
                 return Err(wrong_state(status, event));
             }

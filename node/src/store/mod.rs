@@ -9,6 +9,7 @@
 //! Architecture invariant: the store knows how to keep documents, not what they mean. It asks the
 //! record model for headers and projections and never interprets fields itself.
 
+mod access;
 mod handle;
 mod rollup;
 mod schema;
@@ -29,7 +30,8 @@ use crate::validate::ValidationError;
 pub use handle::StoreHandle;
 pub use rollup::DutyRecord;
 pub use sync::{
-    ApplyOutcome, IncomingRecord, OutgoingBatch, OutgoingRecord, PeerStatus, PreparedRecord,
+    ApplyOutcome, AuditEntry, IncomingRecord, OutgoingBatch, OutgoingRecord, PeerStatus,
+    PreparedRecord, Refused,
 };
 
 pub const DB_FILE: &str = "renda.sqlite";
@@ -257,7 +259,8 @@ impl Store {
         std::fs::create_dir_all(dir)
             .map_err(|e| StoreError::Io(format!("{}: {e}", dir.display())))?;
         let mut conn = connect(&path)?;
-        let actor = ActorId::from(ulid::Ulid::generate().to_bytes().to_vec());
+        // The actor names the region, so every peer can tell who wrote each change.
+        let actor = crate::record::authority::node_actor(&region);
         let created_at = Utc::now();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         tx.execute(

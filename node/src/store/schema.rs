@@ -111,6 +111,35 @@ const MIGRATIONS: &[&str] = &[
     r#"
     CREATE INDEX records_kind ON records(kind);
     "#,
+    // 8: changes a peer sent that this node refused (who sent them, for which record, which
+    // rule), kept for audit. The refused changes themselves are never stored.
+    r#"
+    CREATE TABLE audit (
+        id        INTEGER PRIMARY KEY AUTOINCREMENT,
+        at        TEXT NOT NULL,
+        peer      TEXT NOT NULL,
+        record_id TEXT NOT NULL,
+        kind      TEXT NOT NULL,
+        rule      TEXT NOT NULL,
+        reason    TEXT NOT NULL,
+        changes   INTEGER NOT NULL
+    );
+    -- Per link: records this node refused from the peer, records the peer refused from this
+    -- node, and the peer's word on the last one it refused (so the sender can see it too).
+    ALTER TABLE sync_peers ADD COLUMN refused_in INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE sync_peers ADD COLUMN refused_out INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE sync_peers ADD COLUMN last_refusal TEXT;
+    "#,
+    // 9: credentials of the local API and the dashboard. Only a hash of each token is kept.
+    r#"
+    CREATE TABLE credentials (
+        name       TEXT PRIMARY KEY,
+        role       TEXT NOT NULL,
+        token_hash BLOB NOT NULL UNIQUE,
+        created_at TEXT NOT NULL,
+        revoked_at TEXT
+    ) WITHOUT ROWID;
+    "#,
 ];
 
 pub(crate) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {

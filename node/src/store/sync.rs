@@ -16,6 +16,8 @@ use serde::Serialize;
 use super::{Store, StoreError, WriteTx, load_doc};
 use automerge::{ActorId, Change};
 
+use crate::record::authority::{Held, Sender, check_incoming, needs_before};
+use crate::record::event::Rejection;
 use crate::record::{Author, DocError, Header, Record, RecordDoc, RecordId, RecordKind};
 use crate::region::RegionCode;
 use crate::route::{RouteHints, RoutePolicy, holds};
@@ -100,8 +102,31 @@ pub struct ApplyOutcome {
     /// Records whose changes could not all be applied because earlier changes are missing; the
     /// sender is asked for their full history.
     pub missing: Vec<RecordId>,
-    /// Records refused, with the rule they broke.
-    pub rejected: Vec<(String, String)>,
+    /// Records whose changes were refused, none of them stored; each is also in the audit log.
+    pub rejected: Vec<Refused>,
+}
+
+/// A record whose incoming changes a node refused, and why.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Refused {
+    pub record: String,
+    /// A stable English rule id, such as `authority.addressed_congress`.
+    pub rule: String,
+    /// What was wrong, in Chinese, for the staff who read the audit log.
+    pub reason: String,
+}
+
+/// One line of the audit log: a peer's changes this node refused.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct AuditEntry {
+    pub at: DateTime<Utc>,
+    pub peer: String,
+    pub record: String,
+    pub kind: String,
+    pub rule: String,
+    pub reason: String,
+    /// How many changes of the record the peer sent in the refused set.
+    pub changes: i64,
 }
 
 /// Sync health of one link, for `renda status`.
@@ -120,6 +145,11 @@ pub struct PeerStatus {
     pub bytes_out: i64,
     /// How far this node's sequence is ahead of what the peer acknowledged.
     pub lag: i64,
+    /// Records this node refused from the peer (each is in the audit log).
+    pub refused_in: i64,
+    /// Records the peer refused from this node, and the peer's word on the last of them.
+    pub refused_out: i64,
+    pub last_refusal: Option<String>,
 }
 
 fn header_from_columns(
@@ -315,6 +345,39 @@ impl Store {
     pub fn peers(&self) -> Result<Vec<PeerStatus>, StoreError> {
         peer_statuses(&self.conn)
     }
+
+    /// The newest `limit` entries of the audit log, newest first.
+    pub fn audit_log(&self, limit: usize) -> Result<Vec<AuditEntry>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT at, peer, record_id, kind, rule, reason, changes FROM audit ORDER BY id DESC LIMIT ?1",
+        )?;
+        let rows = stmt.query_map([limit as i64], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                AuditEntry {
+                    at: DateTime::<Utc>::UNIX_EPOCH,
+                    peer: r.get(1)?,
+                    record: r.get(2)?,
+                    kind: r.get(3)?,
+                    rule: r.get(4)?,
+                    reason: r.get(5)?,
+                    changes: r.get(6)?,
+                },
+            ))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (at, mut entry) = row?;
+            entry.at = DateTime::parse_from_rfc3339(&at)
+                .map_err(|_| StoreError::Corrupt {
+                    id: format!("audit {}", entry.record),
+                    source: DocError::Header(format!("audit time {at:?} is malformed")),
+                })?
+                .with_timezone(&Utc);
+            out.push(entry);
+        }
+        Ok(out)
+    }
 }
 
 /// Sync health of every link, read from `sync_peers`.
@@ -324,7 +387,7 @@ pub(crate) fn peer_statuses(conn: &rusqlite::Connection) -> Result<Vec<PeerStatu
     })?;
     let mut stmt = conn.prepare(
             "SELECT peer, received_seq, acked_seq, last_success, last_error, changes_in, changes_out, bytes_in, bytes_out,
-                    records_in, records_out FROM sync_peers ORDER BY peer",
+                    records_in, records_out, refused_in, refused_out, last_refusal FROM sync_peers ORDER BY peer",
         )?;
     let rows = stmt.query_map([], |r| {
         Ok((
@@ -339,6 +402,11 @@ pub(crate) fn peer_statuses(conn: &rusqlite::Connection) -> Result<Vec<PeerStatu
             r.get::<_, i64>(8)?,
             r.get::<_, i64>(9)?,
             r.get::<_, i64>(10)?,
+            (
+                r.get::<_, i64>(11)?,
+                r.get::<_, i64>(12)?,
+                r.get::<_, Option<String>>(13)?,
+            ),
         ))
     })?;
     let mut out = Vec::new();
@@ -355,6 +423,7 @@ pub(crate) fn peer_statuses(conn: &rusqlite::Connection) -> Result<Vec<PeerStatu
             bytes_out,
             records_in,
             records_out,
+            (refused_in, refused_out, last_refusal),
         ) = row?;
         out.push(PeerStatus {
             peer: RegionCode::parse("peer", &peer).map_err(StoreError::from)?,
@@ -371,6 +440,9 @@ pub(crate) fn peer_statuses(conn: &rusqlite::Connection) -> Result<Vec<PeerStatu
             bytes_in,
             bytes_out,
             lag: (last - acked_seq).max(0),
+            refused_in,
+            refused_out,
+            last_refusal,
         });
     }
     Ok(out)
@@ -434,6 +506,27 @@ impl WriteTx<'_> {
         Ok(())
     }
 
+    /// Notes that `peer` refused records this node sent, with the peer's reasons.
+    pub fn record_refused_by_peer(
+        &mut self,
+        peer: &RegionCode,
+        refused: &[Refused],
+    ) -> Result<(), StoreError> {
+        let Some(last) = refused.last() else {
+            return Ok(());
+        };
+        self.ensure_peer(peer)?;
+        self.tx.execute(
+            "UPDATE sync_peers SET refused_out = refused_out + ?2, last_refusal = ?3 WHERE peer = ?1",
+            params![
+                peer.as_str(),
+                refused.len() as i64,
+                format!("{} 拒收记录 {}：{} [{}]", peer, last.record, last.reason, last.rule)
+            ],
+        )?;
+        Ok(())
+    }
+
     /// Notes a link failure for `renda status`.
     pub fn record_link_error(&mut self, peer: &RegionCode, error: &str) -> Result<(), StoreError> {
         self.ensure_peer(peer)?;
@@ -480,9 +573,11 @@ impl WriteTx<'_> {
         let mut total_changes = 0usize;
         for prepared in records {
             let id = prepared.header.id;
-            total_changes += prepared.changes.as_ref().map_or(0, Vec::len);
+            let kind = prepared.header.kind;
+            let sent = prepared.changes.as_ref().map_or(0, Vec::len);
+            total_changes += sent;
             bytes += prepared.bytes;
-            match self.apply_record(peer, prepared, policy) {
+            match self.apply_record(peer, prepared, policy)? {
                 Ok((applied, complete)) => {
                     outcome.changes_applied += applied;
                     if applied > 0 {
@@ -492,42 +587,94 @@ impl WriteTx<'_> {
                         outcome.missing.push(id);
                     }
                 }
-                Err(rule) => outcome.rejected.push((id.to_string(), rule)),
+                Err(rejection) => {
+                    // The peer and the audit log both learn which record, whatever the rule.
+                    let reason = if rejection.reason.contains(&id.to_string()) {
+                        rejection.reason
+                    } else {
+                        format!("记录 {id}：{}", rejection.reason)
+                    };
+                    self.tx
+                        .prepare_cached(
+                            "INSERT INTO audit (at, peer, record_id, kind, rule, reason, changes)
+                             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                        )?
+                        .execute(params![
+                            Utc::now().to_rfc3339(),
+                            peer.as_str(),
+                            id.to_string(),
+                            kind.as_str(),
+                            rejection.rule,
+                            reason,
+                            sent as i64
+                        ])?;
+                    outcome.rejected.push(Refused {
+                        record: id.to_string(),
+                        rule: rejection.rule,
+                        reason,
+                    });
+                }
             }
         }
         self.ensure_peer(peer)?;
         self.tx.execute(
             "UPDATE sync_peers SET received_seq = max(received_seq, ?2), changes_in = changes_in + ?3,
-               bytes_in = bytes_in + ?4, records_in = records_in + ?5 WHERE peer = ?1",
-            params![peer.as_str(), up_to_seq.unwrap_or(0), total_changes as i64, bytes as i64, outcome.records_touched as i64],
+               bytes_in = bytes_in + ?4, records_in = records_in + ?5, refused_in = refused_in + ?6 WHERE peer = ?1",
+            params![peer.as_str(), up_to_seq.unwrap_or(0), total_changes as i64, bytes as i64, outcome.records_touched as i64,
+                    outcome.rejected.len() as i64],
         )?;
         Ok(outcome)
     }
 
     /// Applies one record's changes. Returns how many changes were new and whether every change
-    /// could be applied; `Err` carries the rule a refused record broke.
+    /// could be applied, or the rule a refused record broke (nothing of it is then written). The
+    /// outer error is the store failing, which fails the whole batch.
     fn apply_record(
         &mut self,
         peer: &RegionCode,
         prepared: PreparedRecord,
         policy: &RoutePolicy,
-    ) -> Result<(usize, bool), String> {
+    ) -> Result<Result<(usize, bool), Rejection>, StoreError> {
         let declared = &prepared.header;
         let me = self.node.region;
+        let sender = if peer.parent() == Some(me) {
+            Sender::Child(*peer)
+        } else {
+            Sender::Parent(*peer)
+        };
         // A child may only send records homed in its own subtree.
-        if peer.parent() == Some(me) && !declared.home.is_within(peer) {
-            return Err(format!(
-                "authority.child_subtree: {peer} may not write record {} homed at {}",
-                declared.id, declared.home
-            ));
+        if matches!(sender, Sender::Child(_)) && !declared.home.is_within(peer) {
+            return Ok(Err(Rejection::new(
+                "authority.child_subtree",
+                format!(
+                    "{peer} 不能写入记录 {}：它属于 {}，不在 {peer} 的辖区内",
+                    declared.id, declared.home
+                ),
+            )));
         }
-        let changes = prepared.changes?;
+        let changes = match prepared.changes {
+            Ok(changes) => changes,
+            Err(e) => return Ok(Err(Rejection::new("decode.change", e))),
+        };
         let hashes: Vec<_> = changes.iter().map(|c| c.hash()).collect();
+        // A damaged local copy refuses the peer's changes to that record instead of failing
+        // the whole link: every other record still syncs.
+        let damaged = |e: &dyn std::fmt::Display| {
+            Rejection::new(
+                "store.damaged_local_copy",
+                format!("本节点保存的记录 {} 已损坏，无法合并：{e}", declared.id),
+            )
+        };
         let stored = match load_doc(&self.tx, self.actor, &declared.id) {
             Ok(doc) => Some(doc),
             Err(StoreError::NotFound { .. }) => None,
-            Err(e) => return Err(format!("store.load: {e}")),
+            Err(e @ StoreError::Corrupt { .. }) => return Ok(Err(damaged(&e))),
+            Err(e) => return Err(e),
         };
+        let is_new = stored.is_none();
+        let apply_failed = |e: DocError| Rejection::new("decode.apply", e.to_string());
+        let unreadable = |e: DocError| Rejection::new("decode.record", e.to_string());
+        let mut before = None;
         let (doc, record, applied) = match (stored, prepared.fresh) {
             (None, Some(fresh)) => (fresh.doc, fresh.record, fresh.applied),
             // The changes could not make a document on their own: redo the work here to tell
@@ -535,48 +682,71 @@ impl WriteTx<'_> {
             // are missing.
             (None, None) => {
                 let mut doc = RecordDoc::empty(self.actor);
-                let applied = doc
-                    .apply_changes(changes)
-                    .map_err(|e| format!("apply: {e}"))?;
+                let applied = match doc.apply_changes(changes) {
+                    Ok(applied) => applied,
+                    Err(e) => return Ok(Err(apply_failed(e))),
+                };
                 if doc.heads().is_empty() {
-                    return Ok((0, false));
+                    return Ok(Ok((0, false)));
                 }
-                let record = Record::from_doc(&doc).map_err(|e| format!("decode.record: {e}"))?;
+                let record = match Record::from_doc(&doc) {
+                    Ok(record) => record,
+                    Err(e) => return Ok(Err(unreadable(e))),
+                };
                 (doc, record, applied)
             }
             (Some(mut doc), _) => {
-                let applied = doc
-                    .apply_changes(changes)
-                    .map_err(|e| format!("apply: {e}"))?;
-                if applied.is_empty() {
-                    return Ok((0, hashes.iter().all(|h| doc.has_change(h))));
+                if needs_before(declared.kind) {
+                    match Record::from_doc(&doc) {
+                        Ok(record) => before = Some(record),
+                        Err(e) => return Ok(Err(damaged(&e))),
+                    }
                 }
-                let record = Record::from_doc(&doc).map_err(|e| format!("decode.record: {e}"))?;
+                let applied = match doc.apply_changes(changes) {
+                    Ok(applied) => applied,
+                    Err(e) => return Ok(Err(apply_failed(e))),
+                };
+                if applied.is_empty() {
+                    return Ok(Ok((0, hashes.iter().all(|h| doc.has_change(h)))));
+                }
+                let record = match Record::from_doc(&doc) {
+                    Ok(record) => record,
+                    Err(e) => return Ok(Err(unreadable(e))),
+                };
                 (doc, record, applied)
             }
         };
         if record.header != *declared {
-            return Err(format!(
-                "header.mismatch: the document's header differs from the declared one for {}",
-                declared.id
-            ));
+            return Ok(Err(Rejection::new(
+                "header.mismatch",
+                format!("记录 {} 的文档头与声明的不符", declared.id),
+            )));
         }
         let hints = RouteHints::of(&record);
         if !holds(&me, &record.header, &hints, policy) {
-            return Err(format!(
-                "route.outside: record {} does not route to {me}",
-                declared.id
-            ));
+            return Ok(Err(Rejection::new(
+                "route.outside",
+                format!("记录 {} 不应发往本节点 {me}", declared.id),
+            )));
+        }
+        let held = match &before {
+            Some(b) => Held::Record(b),
+            None if is_new => Held::Nothing,
+            None => Held::Unread,
+        };
+        if let Err(rejection) =
+            check_incoming(sender, held, &record, applied.iter().map(|c| c.actor_id()))
+        {
+            return Ok(Err(rejection));
         }
         // A change whose dependencies are missing waits outside the document: the record is
         // incomplete until the sender resends its full history.
         let complete = hashes.iter().all(|h| doc.has_change(h));
         let applied_count = applied.len();
         if applied_count > 0 {
-            self.persist_decoded(&doc, record, applied, Some(peer))
-                .map_err(|e| format!("store.persist: {e}"))?;
+            self.persist_decoded(&doc, record, applied, Some(peer))?;
         }
-        Ok((applied_count, complete))
+        Ok(Ok((applied_count, complete)))
     }
 }
 

@@ -328,8 +328,8 @@ async fn apply_in_order(
                         .await?;
                     debug!(%peer, changes = outcome.changes_applied, elapsed_ms = applying.elapsed().as_millis() as u64, "applied batch");
                     drop(permit);
-                    for (record, rule) in &outcome.rejected {
-                        warn!(%peer, record, rule, "refused a record from the peer");
+                    for r in &outcome.rejected {
+                        warn!(%peer, record = %r.record, rule = %r.rule, "refused a record from the peer");
                     }
                     let ack = message(Body::Ack(v1::BatchAck {
                         batch_id,
@@ -338,9 +338,10 @@ async fn apply_in_order(
                         rejected: outcome
                             .rejected
                             .iter()
-                            .map(|(record, rule)| v1::Rejected {
-                                record: record.clone(),
-                                rule: rule.clone(),
+                            .map(|r| v1::Rejected {
+                                record: r.record.clone(),
+                                rule: r.rule.clone(),
+                                reason: r.reason.clone(),
                             })
                             .collect(),
                     }));
@@ -573,8 +574,18 @@ where
                                 if ack.batch_id != flight.batch_id {
                                     return Err(SyncError::Protocol(format!("acknowledgement of batch {} while {} is in flight", ack.batch_id, flight.batch_id)));
                                 }
-                                for r in &ack.rejected {
-                                    warn!(%peer, record = %r.record, rule = %r.rule, "the peer refused a record");
+                                if !ack.rejected.is_empty() {
+                                    // Our changes to these records will not reach the peer:
+                                    // data this node holds is not going where its routes say.
+                                    let refused: Vec<crate::store::Refused> = ack
+                                        .rejected
+                                        .iter()
+                                        .map(|r| crate::store::Refused { record: r.record.clone(), rule: r.rule.clone(), reason: r.reason.clone() })
+                                        .collect();
+                                    for r in &refused {
+                                        tracing::error!(%peer, record = %r.record, rule = %r.rule, reason = %r.reason, "the peer refused a record");
+                                    }
+                                    store.write(move |tx| tx.record_refused_by_peer(&peer, &refused)).await?;
                                 }
                                 for id in &ack.missing {
                                     match RecordId::parse("missing", id) {

@@ -1,0 +1,528 @@
+//! Who may write what, checked on what a peer sends.
+//!
+//! A node stores nothing it cannot attribute. Every node's automerge actor begins with its
+//! region code ([`node_actor`]), so the author of each change is known from the change itself;
+//! a workflow event also names its author's region. A node receiving a peer's changes compares
+//! the record before and after them ([`check_incoming`]) and refuses the whole set when:
+//!
+//! - the peer is a child and a change, a new record or a new event claims an author outside the
+//!   child's subtree (a township cannot write as its county, nor as its neighbour);
+//! - a new event breaks its workflow's authority rule (only the addressed congress assigns,
+//!   only the lead delegate's home evaluates, …);
+//! - an event the node held was removed or rewritten (events are append-only);
+//! - a delegate's existing mandate changed although no change came from the congress that
+//!   holds it.
+//!
+//! Only rules that hold whatever else happened concurrently are checked here. A step that merely
+//! lost a race (two concurrent screenings) is still stored and shown as rejected by the fold, so
+//! honest replicas never refuse each other's changes and still converge.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use automerge::ActorId;
+
+use super::event::{EventEntry, Rejection};
+use super::{Body, Record, RecordKind, opinion, suggestion};
+use crate::region::RegionCode;
+
+/// Length of the region prefix of a node's actor id.
+const REGION_LEN: usize = 12;
+
+/// A fresh actor id for a node of `region`: the region code's twelve ASCII digits and eight
+/// random bytes, so every change the node ever writes names the region that wrote it.
+pub fn node_actor(region: &RegionCode) -> ActorId {
+    let mut bytes = region.as_str().as_bytes().to_vec();
+    bytes.extend_from_slice(&ulid::Ulid::generate().to_bytes()[8..]);
+    ActorId::from(bytes)
+}
+
+/// The region whose node wrote changes under `actor`, or `None` for an actor that names none.
+pub fn actor_region(actor: &ActorId) -> Option<RegionCode> {
+    let bytes = actor.to_bytes();
+    let prefix = bytes.get(..REGION_LEN)?;
+    let text = std::str::from_utf8(prefix).ok()?;
+    RegionCode::parse("actor", text).ok()
+}
+
+/// Who sent the changes being checked, as the verified link says.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Sender {
+    /// A child may write only as itself or a node below it.
+    Child(RegionCode),
+    /// A parent writes for its own congress and relays what came from above and from other
+    /// subtrees, so authorship is not bounded; the workflow rules still are.
+    Parent(RegionCode),
+}
+
+/// Whether [`check_incoming`] needs the record as it was before the changes: the kinds whose
+/// events or mandates it compares. For the others, decoding the stored record is saved.
+pub fn needs_before(kind: RecordKind) -> bool {
+    matches!(
+        kind,
+        RecordKind::Suggestion | RecordKind::Opinion | RecordKind::Delegate
+    )
+}
+
+/// What this node held of a record before a peer's changes.
+#[derive(Clone, Copy, Debug)]
+pub enum Held<'a> {
+    /// The record is new here.
+    Nothing,
+    /// The record as it was; given for the kinds [`needs_before`] names.
+    Record(&'a Record),
+    /// The record is held, and its kind needs no comparison.
+    Unread,
+}
+
+/// Checks what a peer's changes did to a record: `held` is what this node held of it, `after`
+/// the record with the changes applied, `actors` the authors of the changes new to this node.
+/// `Err` names the rule broken, and the whole set is refused.
+pub fn check_incoming<'a>(
+    sender: Sender,
+    held: Held<'_>,
+    after: &Record,
+    actors: impl IntoIterator<Item = &'a ActorId>,
+) -> Result<(), Rejection> {
+    let bound = match sender {
+        Sender::Child(region) => Some(region),
+        Sender::Parent(_) => None,
+    };
+    let within = |region: &RegionCode| bound.is_none_or(|b| region.is_within(&b));
+    let mut writers = BTreeSet::new();
+    for actor in actors {
+        let Some(region) = actor_region(actor) else {
+            return Err(Rejection::new(
+                "authority.change_author",
+                format!(
+                    "记录 {} 的变更没有可识别的作者节点（{actor}）",
+                    after.header.id
+                ),
+            ));
+        };
+        if !within(&region) {
+            return Err(Rejection::new(
+                "authority.change_author",
+                format!(
+                    "记录 {} 的变更由 {region} 写入，不属于发送方 {} 及其下级",
+                    after.header.id,
+                    bound.map_or_else(String::new, |b| b.to_string())
+                ),
+            ));
+        }
+        writers.insert(region);
+    }
+    let before = match held {
+        Held::Record(record) => Some(record),
+        Held::Nothing | Held::Unread => None,
+    };
+    if matches!(held, Held::Nothing) && !within(&after.header.created_by.node) {
+        return Err(Rejection::new(
+            "authority.created_by",
+            format!(
+                "记录 {} 自称由 {} 创建，不属于发送方及其下级",
+                after.header.id, after.header.created_by.node
+            ),
+        ));
+    }
+    match (&after.body, before.map(|b| &b.body)) {
+        (Body::Suggestion(now), was) => {
+            let was = match was {
+                Some(Body::Suggestion(s)) => Some(&s.events[..]),
+                _ => None,
+            };
+            for event in new_events(was, &now.events, &after.header.id)? {
+                check_author(&within, &after.header.id, &event.author.node)?;
+                suggestion::authority(&after.header, &now.fields, event)?;
+            }
+        }
+        (Body::Opinion(now), was) => {
+            let was = match was {
+                Some(Body::Opinion(o)) => Some(&o.events[..]),
+                _ => None,
+            };
+            for event in new_events(was, &now.events, &after.header.id)? {
+                check_author(&within, &after.header.id, &event.author.node)?;
+                opinion::authority(&after.header, event)?;
+            }
+        }
+        (Body::Delegate(now), Some(Body::Delegate(was))) => {
+            for (key, old) in &was.mandates {
+                if now.mandates.get(key) == Some(old) {
+                    continue;
+                }
+                if !writers.contains(&old.congress) || !within(&old.congress) {
+                    return Err(Rejection::new(
+                        "authority.mandate_congress",
+                        format!(
+                            "代表 {} 在 {} 第{}届的代表资格只能由该人大变更",
+                            after.header.id, old.congress, old.term
+                        ),
+                    ));
+                }
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+fn check_author(
+    within: &impl Fn(&RegionCode) -> bool,
+    record: &super::RecordId,
+    author: &RegionCode,
+) -> Result<(), Rejection> {
+    if within(author) {
+        Ok(())
+    } else {
+        Err(Rejection::new(
+            "authority.event_author",
+            format!("记录 {record} 的办理步骤自称来自 {author}，不属于发送方及其下级"),
+        ))
+    }
+}
+
+/// The events of `now` that `was` lacks. Every event `was` held must still be there unchanged.
+fn new_events<'a, A: PartialEq>(
+    was: Option<&[EventEntry<A>]>,
+    now: &'a [EventEntry<A>],
+    record: &super::RecordId,
+) -> Result<Vec<&'a super::event::Event<A>>, Rejection> {
+    let events = |entries: &'a [EventEntry<A>]| {
+        entries
+            .iter()
+            .filter_map(|e| match e {
+                EventEntry::Event(ev) => Some((ev.id, ev)),
+                EventEntry::Undecodable { .. } => None,
+            })
+            .collect::<BTreeMap<_, _>>()
+    };
+    let mut now_events = events(now);
+    let undecodable = |entries: &[EventEntry<A>]| {
+        entries
+            .iter()
+            .filter(|e| matches!(e, EventEntry::Undecodable { .. }))
+            .count()
+    };
+    let new_undecodable = undecodable(now) - was.map_or(0, undecodable).min(undecodable(now));
+    if new_undecodable > 0 {
+        return Err(Rejection::new(
+            "authority.event_unreadable",
+            format!("记录 {record} 收到无法解读的办理步骤"),
+        ));
+    }
+    if let Some(was) = was {
+        for entry in was {
+            let EventEntry::Event(old) = entry else {
+                continue;
+            };
+            match now_events.remove(&old.id) {
+                Some(kept) if kept == old => {}
+                Some(_) => {
+                    return Err(Rejection::new(
+                        "authority.event_edited",
+                        format!(
+                            "记录 {record} 的办理步骤 {} 被改写；办理步骤只能追加",
+                            old.id
+                        ),
+                    ));
+                }
+                None => {
+                    return Err(Rejection::new(
+                        "authority.event_removed",
+                        format!(
+                            "记录 {record} 的办理步骤 {} 被删除；办理步骤只能追加",
+                            old.id
+                        ),
+                    ));
+                }
+            }
+        }
+    }
+    Ok(now_events.into_values().collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::delegate::{Delegate, Gender, Mandate, MandateStatus};
+    use crate::record::event::Event;
+    use crate::record::suggestion::{Suggestion, SuggestionAction, SuggestionFields};
+    use crate::record::{Author, Header, RecordId};
+
+    fn code(s: &str) -> RegionCode {
+        RegionCode::parse("region", s).unwrap()
+    }
+
+    const TOWN: &str = "330411101000";
+    const COUNTY: &str = "330411000000";
+    const OTHER_TOWN: &str = "330411102000";
+
+    fn header(kind: RecordKind, home: &str) -> Header {
+        Header {
+            id: RecordId::new(),
+            kind,
+            home: code(home),
+            created_at: chrono::DateTime::from_timestamp_millis(1_770_000_000_000).unwrap(),
+            created_by: Author {
+                node: code(home),
+                user: "clerk".into(),
+            },
+        }
+    }
+
+    fn mandate(congress: &str, status: MandateStatus) -> (String, Mandate) {
+        let c = code(congress);
+        (
+            Mandate::key(&c, 17),
+            Mandate {
+                congress: c,
+                level: c.level().unwrap(),
+                term: 17,
+                constituency: "第七选区".into(),
+                status,
+                status_since: None,
+            },
+        )
+    }
+
+    fn delegate(header: &Header, mandates: Vec<(String, Mandate)>) -> Record {
+        Record {
+            header: header.clone(),
+            body: Body::Delegate(Delegate {
+                name: "沈建华".into(),
+                gender: Gender::Male,
+                birth_year: None,
+                ethnicity: None,
+                party: None,
+                occupation: "教师".into(),
+                station: None,
+                mandates: mandates.into_iter().collect(),
+            }),
+        }
+    }
+
+    fn suggestion(header: &Header, events: Vec<Event<SuggestionAction>>) -> Record {
+        Record {
+            header: header.clone(),
+            body: Body::Suggestion(Suggestion {
+                fields: SuggestionFields {
+                    title: "关于修缮灌溉渠道的建议".into(),
+                    body: "渠道渗漏。".into(),
+                    category: "农业农村".into(),
+                    lead: RecordId::new(),
+                    lead_name: "沈建华".into(),
+                    cosigners: vec![],
+                    addressed_to: code(COUNTY),
+                    session: None,
+                },
+                events: events.into_iter().map(EventEntry::Event).collect(),
+            }),
+        }
+    }
+
+    fn step(author: &str, action: SuggestionAction) -> Event<SuggestionAction> {
+        Event {
+            id: RecordId::new(),
+            lamport: 1,
+            recorded_at: chrono::Utc::now(),
+            date: chrono::NaiveDate::from_ymd_opt(2026, 3, 2).unwrap(),
+            author: Author {
+                node: code(author),
+                user: "clerk".into(),
+            },
+            action,
+        }
+    }
+
+    fn rule(result: Result<(), Rejection>) -> String {
+        result.map_or_else(|r| r.rule, |()| "accepted".into())
+    }
+
+    #[test]
+    fn a_mandate_changes_only_by_changes_of_its_congress() {
+        let h = header(RecordKind::Delegate, TOWN);
+        let before = delegate(
+            &h,
+            vec![
+                mandate(TOWN, MandateStatus::Serving),
+                mandate(COUNTY, MandateStatus::Serving),
+            ],
+        );
+        let county_mandate_ended = delegate(
+            &h,
+            vec![
+                mandate(TOWN, MandateStatus::Serving),
+                mandate(COUNTY, MandateStatus::Recalled),
+            ],
+        );
+        let town_actor = node_actor(&code(TOWN));
+        let county_actor = node_actor(&code(COUNTY));
+        // The township may not end the county's mandate; the county may.
+        assert_eq!(
+            rule(check_incoming(
+                Sender::Child(code(TOWN)),
+                Held::Record(&before),
+                &county_mandate_ended,
+                [&town_actor],
+            )),
+            "authority.mandate_congress"
+        );
+        assert_eq!(
+            rule(check_incoming(
+                Sender::Parent(code(COUNTY)),
+                Held::Record(&before),
+                &county_mandate_ended,
+                [&county_actor],
+            )),
+            "accepted"
+        );
+        // A new mandate may be registered by whoever holds the record.
+        let more = delegate(
+            &h,
+            vec![
+                mandate(TOWN, MandateStatus::Serving),
+                mandate(COUNTY, MandateStatus::Serving),
+                mandate("330400000000", MandateStatus::Serving),
+            ],
+        );
+        assert_eq!(
+            rule(check_incoming(
+                Sender::Child(code(TOWN)),
+                Held::Record(&before),
+                &more,
+                [&town_actor],
+            )),
+            "accepted"
+        );
+    }
+
+    #[test]
+    fn events_are_append_only() {
+        let h = header(RecordKind::Suggestion, TOWN);
+        let submit = step(TOWN, SuggestionAction::Submit);
+        let before = suggestion(&h, vec![submit.clone()]);
+        let actor = node_actor(&code(TOWN));
+        let removed = suggestion(&h, vec![]);
+        assert_eq!(
+            rule(check_incoming(
+                Sender::Child(code(TOWN)),
+                Held::Record(&before),
+                &removed,
+                [&actor]
+            )),
+            "authority.event_removed"
+        );
+        let mut edited_event = submit.clone();
+        edited_event.date = chrono::NaiveDate::from_ymd_opt(2026, 1, 1).unwrap();
+        let edited = suggestion(&h, vec![edited_event]);
+        assert_eq!(
+            rule(check_incoming(
+                Sender::Child(code(TOWN)),
+                Held::Record(&before),
+                &edited,
+                [&actor]
+            )),
+            "authority.event_edited"
+        );
+    }
+
+    #[test]
+    fn authorship_is_bounded_by_a_childs_subtree_but_workflow_rules_bind_everyone() {
+        let h = header(RecordKind::Suggestion, TOWN);
+        let before = suggestion(&h, vec![step(TOWN, SuggestionAction::Submit)]);
+        let town_actor = node_actor(&code(TOWN));
+        let county_actor = node_actor(&code(COUNTY));
+        let with = |e| {
+            let Body::Suggestion(mut s) = before.body.clone() else {
+                unreachable!()
+            };
+            s.events.push(EventEntry::Event(e));
+            Record {
+                header: h.clone(),
+                body: Body::Suggestion(s),
+            }
+        };
+        let close_by_county = with(step(COUNTY, SuggestionAction::Close));
+        // From the county itself (a parent), the owner's step is fine.
+        assert_eq!(
+            rule(check_incoming(
+                Sender::Parent(code(COUNTY)),
+                Held::Record(&before),
+                &close_by_county,
+                [&county_actor],
+            )),
+            "accepted"
+        );
+        // From the township, the same step claims an author above it.
+        assert_eq!(
+            rule(check_incoming(
+                Sender::Child(code(TOWN)),
+                Held::Record(&before),
+                &close_by_county,
+                [&town_actor],
+            )),
+            "authority.event_author"
+        );
+        // A parent, too, may not evaluate for the lead delegate's home.
+        let evaluate_by_county = with(step(
+            COUNTY,
+            SuggestionAction::Evaluate {
+                result: crate::record::suggestion::Satisfaction::Satisfied,
+                comment: String::new(),
+            },
+        ));
+        assert_eq!(
+            rule(check_incoming(
+                Sender::Parent(code(COUNTY)),
+                Held::Record(&before),
+                &evaluate_by_county,
+                [&county_actor],
+            )),
+            "authority.lead_delegate_home"
+        );
+        // A change under a neighbour's actor, or under no region at all.
+        let submit_again = with(step(TOWN, SuggestionAction::Track { note: "x".into() }));
+        let neighbour = node_actor(&code(OTHER_TOWN));
+        let anonymous = ActorId::from(vec![7u8; 16]);
+        for actor in [&neighbour, &anonymous] {
+            assert_eq!(
+                rule(check_incoming(
+                    Sender::Child(code(TOWN)),
+                    Held::Record(&before),
+                    &submit_again,
+                    [actor],
+                )),
+                "authority.change_author"
+            );
+        }
+        // A new record claiming to be created elsewhere.
+        let forged = suggestion(&header(RecordKind::Suggestion, OTHER_TOWN), vec![]);
+        assert_eq!(
+            rule(check_incoming(
+                Sender::Child(code(TOWN)),
+                Held::Nothing,
+                &forged,
+                [&town_actor]
+            )),
+            "authority.created_by"
+        );
+    }
+
+    #[test]
+    fn a_node_actor_names_its_region() {
+        let region = RegionCode::parse("region", "330411101000").unwrap();
+        let actor = node_actor(&region);
+        assert_eq!(actor_region(&actor), Some(region));
+        assert_ne!(node_actor(&region), actor, "each node gets its own actor");
+    }
+
+    #[test]
+    fn an_actor_without_a_region_names_none() {
+        assert_eq!(actor_region(&ActorId::from(vec![1u8; 16])), None);
+        assert_eq!(actor_region(&ActorId::from(b"33041110100".to_vec())), None);
+        assert_eq!(
+            actor_region(&ActorId::from(b"abcdefghijkl12345678".to_vec())),
+            None
+        );
+    }
+}

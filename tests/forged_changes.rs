@@ -1,0 +1,497 @@
+//! A malicious child over a real gRPC link: it forges another township's record, the county's
+//! 交办 (in the county's name and in its own), a change under another node's actor, and, one
+//! level up, a county evaluates a township delegate's suggestion. Each is refused with the
+//! record and the rule named in the acknowledgement, nothing of it is stored anywhere, the
+//! receiver keeps an audit record, and the honest record sent in the same batch, and every
+//! honest sync after it, still converges.
+
+mod common;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use common::fed::{CITY, Federation, WANGDIAN, XINCHENG, XIUZHOU, code};
+use renda_node::office::{self, SuggestionDraft};
+use renda_node::record::authority::node_actor;
+use renda_node::record::delegate::{Delegate, Gender, Mandate, MandateStatus};
+use renda_node::record::event::{Event, next_lamport};
+use renda_node::record::opinion::{OpinionFields, OpinionSource};
+use renda_node::record::suggestion::{
+    AnswerClass, Satisfaction, SuggestionAction, SuggestionState, UnitAssignment, UnitRole,
+};
+use renda_node::record::{Author, Body, Header, RecordDoc, RecordId, RecordKind};
+use renda_node::route::RoutePolicy;
+use renda_node::store::StoreHandle;
+use renda_proto::v1::sync_client::SyncClient;
+use renda_proto::v1::{self, ChangeBatch, Hello, LinkMessage, link_message::Body as Msg};
+
+fn d(s: &str) -> NaiveDate {
+    NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap()
+}
+
+fn msg(body: Msg) -> LinkMessage {
+    LinkMessage {
+        protocol_version: renda_proto::PROTOCOL_VERSION,
+        body: Some(body),
+    }
+}
+
+fn wire(header: &Header, changes: Vec<Vec<u8>>) -> v1::RecordChanges {
+    v1::RecordChanges {
+        header: Some(v1::RecordHeader {
+            id: header.id.to_string(),
+            kind: header.kind.as_str().into(),
+            home: header.home.to_string(),
+            created_at_ms: header.created_at.timestamp_millis(),
+            created_by: header.created_by.to_string(),
+        }),
+        changes,
+    }
+}
+
+/// Opens a link to `parent` claiming to be `child` (plaintext: the tests of identity live in
+/// tls_identity.rs), sends one batch and returns the parent's acknowledgement of it.
+async fn send_batch(
+    parent: &Federation,
+    child: &str,
+    received_seq: i64,
+    up_to_seq: i64,
+    records: Vec<v1::RecordChanges>,
+) -> v1::BatchAck {
+    let region = code(child);
+    let addr = parent.nodes[&region.parent().unwrap()].addr;
+    let mut client = SyncClient::connect(format!("http://{addr}"))
+        .await
+        .expect("connect");
+    let (tx, rx) = tokio::sync::mpsc::channel(8);
+    tx.send(msg(Msg::Hello(Hello {
+        region: child.into(),
+        received_seq,
+        repair: false,
+    })))
+    .await
+    .unwrap();
+    tx.send(msg(Msg::Batch(ChangeBatch {
+        batch_id: 1,
+        up_to_seq,
+        records,
+        deflated_records: Vec::new(),
+    })))
+    .await
+    .unwrap();
+    let mut inbound = client
+        .link(tokio_stream::wrappers::ReceiverStream::new(rx))
+        .await
+        .expect("the link opens")
+        .into_inner();
+    loop {
+        let message = inbound
+            .message()
+            .await
+            .expect("the link stays up")
+            .expect("the parent answers");
+        if let Some(Msg::Ack(ack)) = message.body
+            && ack.batch_id == 1
+        {
+            return ack;
+        }
+    }
+}
+
+fn rule_for<'a>(ack: &'a v1::BatchAck, id: &RecordId) -> Option<&'a str> {
+    ack.rejected
+        .iter()
+        .find(|r| r.record == id.to_string())
+        .map(|r| r.rule.as_str())
+}
+
+fn event(
+    author: &str,
+    lamport: u64,
+    date: &str,
+    action: SuggestionAction,
+) -> Event<SuggestionAction> {
+    Event {
+        id: RecordId::new(),
+        lamport,
+        recorded_at: Utc::now(),
+        date: d(date),
+        author: Author {
+            node: code(author),
+            user: "forger".into(),
+        },
+        action,
+    }
+}
+
+/// A change appending `event` to the record as `store` holds it, written under an actor of
+/// `writer`'s node.
+async fn forged_event(
+    store: &StoreHandle,
+    id: RecordId,
+    writer: renda_node::region::RegionCode,
+    make: impl FnOnce(u64) -> Event<SuggestionAction> + Send + 'static,
+) -> Vec<u8> {
+    store
+        .call(move |s| {
+            let saved = s.load_doc(&id)?.save();
+            let mut doc = RecordDoc::load(&saved, &node_actor(&writer)).expect("reload");
+            let lamport = match s.get(&id)?.body {
+                Body::Suggestion(sg) => next_lamport(&sg.events),
+                _ => unreachable!(),
+            };
+            Ok(doc
+                .append_event(&make(lamport))
+                .expect("append")
+                .raw_bytes()
+                .to_vec())
+        })
+        .await
+        .unwrap()
+}
+
+async fn suggestion_state(store: &StoreHandle, id: RecordId) -> Option<(SuggestionState, usize)> {
+    store
+        .call(move |s| {
+            Ok(match s.get(&id) {
+                Ok(r) => {
+                    let Body::Suggestion(sg) = &r.body else {
+                        unreachable!()
+                    };
+                    Some((sg.fold(&r.header).0.state, sg.events.len()))
+                }
+                Err(_) => None,
+            })
+        })
+        .await
+        .unwrap()
+}
+
+async fn audit_rules(store: &StoreHandle) -> Vec<(String, String, String)> {
+    store
+        .call(|s| s.audit_log(100))
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| (e.peer, e.record, e.rule))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forged_changes_are_refused_audited_and_stored_nowhere() {
+    let fed = Federation::start(&[
+        (CITY, "嘉兴市人大常委会"),
+        (XIUZHOU, "秀洲区人大常委会"),
+        (WANGDIAN, "王店镇人大主席团"),
+        (XINCHENG, "新塍镇人大主席团"),
+    ])
+    .await;
+    let township = fed.node(WANGDIAN).store.clone();
+    let county = fed.node(XIUZHOU).store.clone();
+    let city = fed.node(CITY).store.clone();
+
+    // Honest history: a township delegate's suggestion to the county, synced everywhere.
+    let wd = code(WANGDIAN);
+    let delegate = Delegate {
+        name: "沈建华".into(),
+        gender: Gender::Male,
+        birth_year: None,
+        ethnicity: None,
+        party: None,
+        occupation: "村党总支书记".into(),
+        station: None,
+        mandates: [(wd, 17), (code(XIUZHOU), 9)]
+            .into_iter()
+            .map(|(congress, term)| {
+                (
+                    Mandate::key(&congress, term),
+                    Mandate {
+                        congress,
+                        level: congress.level().unwrap(),
+                        term,
+                        constituency: "第七选区".into(),
+                        status: MandateStatus::Serving,
+                        status_since: None,
+                    },
+                )
+            })
+            .collect(),
+    };
+    let lead = township
+        .write(move |tx| office::add_delegate(tx, "clerk", delegate, office::Contact::default()))
+        .await
+        .unwrap()
+        .id;
+    let draft = SuggestionDraft {
+        title: "关于修缮梅北村灌溉渠道的建议".into(),
+        body: "渠道渗漏严重。".into(),
+        category: "农业农村".into(),
+        lead,
+        cosigners: vec![],
+        addressed_to: code(XIUZHOU),
+        session: None,
+    };
+    let suggestion = township
+        .write(move |tx| office::submit_suggestion(tx, "clerk", draft, d("2026-03-02")))
+        .await
+        .unwrap()
+        .id;
+    fed.settle().await;
+    assert_eq!(
+        suggestion_state(&county, suggestion).await,
+        Some((SuggestionState::Submitted, 1))
+    );
+
+    // An honest opinion written since, to travel in the same batch as the forgeries.
+    let honest = common::fed::write_opinion(&township, wd, "村口路灯不亮".into()).await;
+    let (received, up_to, honest_changes) = {
+        let policy = RoutePolicy::default();
+        township
+            .call(move |s| {
+                let county = code(XIUZHOU);
+                let received = s.received_seq(&county)?;
+                let acked = s
+                    .peers()?
+                    .into_iter()
+                    .find(|p| p.peer == county)
+                    .unwrap()
+                    .acked_seq;
+                let batch = s.outgoing(&county, acked, 1 << 20, &policy)?;
+                let records: Vec<_> = batch
+                    .records
+                    .into_iter()
+                    .map(|r| wire(&r.header, r.changes))
+                    .collect();
+                Ok((received, batch.up_to_seq, records))
+            })
+            .await
+            .unwrap()
+    };
+    assert!(
+        !honest_changes.is_empty(),
+        "the honest opinion is due to travel"
+    );
+
+    // 1. A record of another township (新塍镇), written as if by that township.
+    let xc = code(XINCHENG);
+    let other = Header {
+        id: RecordId::new(),
+        kind: RecordKind::Opinion,
+        home: xc,
+        created_at: DateTime::from_timestamp_millis(Utc::now().timestamp_millis()).unwrap(),
+        created_by: Author {
+            node: xc,
+            user: "forger".into(),
+        },
+    };
+    let fields = OpinionFields {
+        source: OpinionSource::Visit,
+        content: "伪造的民情".into(),
+        place: String::new(),
+        region: xc,
+        delegate: None,
+        activity: None,
+        category: None,
+    };
+    let other_doc = RecordDoc::create(&other, &fields, &node_actor(&xc)).unwrap();
+    let other_changes: Vec<Vec<u8>> = other_doc
+        .changes_since(&[])
+        .iter()
+        .map(|c| c.raw_bytes().to_vec())
+        .collect();
+
+    let units = vec![UnitAssignment {
+        unit: "镇农业农村办".into(),
+        role: UnitRole::Lead,
+    }];
+    let header = township
+        .call(move |s| Ok(s.get(&suggestion)?.header))
+        .await
+        .unwrap();
+
+    // 2. The county's 交办 in the county's name, and 3. in the township's own name.
+    let u = units.clone();
+    let assign_as_county = forged_event(&township, suggestion, wd, move |l| {
+        event(
+            XIUZHOU,
+            l,
+            "2026-03-10",
+            SuggestionAction::Assign { units: u },
+        )
+    })
+    .await;
+    let u = units.clone();
+    let assign_as_township = forged_event(&township, suggestion, wd, move |l| {
+        event(
+            WANGDIAN,
+            l,
+            "2026-03-10",
+            SuggestionAction::Assign { units: u },
+        )
+    })
+    .await;
+    // 4. An honest-looking step under the county's actor: the change itself claims the county.
+    let u = units.clone();
+    let under_county_actor = forged_event(&township, suggestion, code(XIUZHOU), move |l| {
+        event(
+            XIUZHOU,
+            l,
+            "2026-03-10",
+            SuggestionAction::Assign { units: u },
+        )
+    })
+    .await;
+
+    for (forged, rule) in [
+        (
+            vec![wire(&other, other_changes.clone())],
+            "authority.child_subtree",
+        ),
+        (
+            vec![wire(&header, vec![assign_as_county.clone()])],
+            "authority.event_author",
+        ),
+        (
+            vec![wire(&header, vec![assign_as_township.clone()])],
+            "authority.addressed_congress",
+        ),
+        (
+            vec![wire(&header, vec![under_county_actor.clone()])],
+            "authority.change_author",
+        ),
+    ] {
+        let id = RecordId::parse("id", &forged[0].header.as_ref().unwrap().id).unwrap();
+        // Every forgery travels with the honest records, which must still land.
+        let mut records = forged;
+        records.extend(honest_changes.iter().cloned());
+        let ack = send_batch(&fed, WANGDIAN, received, up_to, records).await;
+        assert_eq!(rule_for(&ack, &id), Some(rule), "{ack:?}");
+        assert_eq!(
+            ack.rejected.len(),
+            1,
+            "only the forgery is refused: {ack:?}"
+        );
+        assert!(
+            ack.rejected[0].reason.contains(&id.to_string()),
+            "the reason names the record: {:?}",
+            ack.rejected[0]
+        );
+    }
+    let audited = audit_rules(&county).await;
+    for rule in [
+        "authority.child_subtree",
+        "authority.event_author",
+        "authority.addressed_congress",
+        "authority.change_author",
+    ] {
+        assert!(
+            audited
+                .iter()
+                .any(|(peer, _, r)| peer == WANGDIAN && r == rule),
+            "audit log lacks {rule}: {audited:?}"
+        );
+    }
+
+    // The honest opinion landed; nothing forged did.
+    assert_eq!(fed.holders(honest).await, vec![XIUZHOU, WANGDIAN]);
+    assert!(fed.holders(other.id).await.is_empty());
+    assert_eq!(
+        suggestion_state(&county, suggestion).await,
+        Some((SuggestionState::Submitted, 1)),
+        "no forged 交办 reached the county's copy"
+    );
+
+    // One level up: the county records the township delegate's evaluation in its own name.
+    for (action, date) in [
+        (
+            SuggestionAction::Screen {
+                accepted: true,
+                number: None,
+                reason: None,
+            },
+            "2026-03-06",
+        ),
+        (
+            SuggestionAction::Assign {
+                units: units.clone(),
+            },
+            "2026-03-10",
+        ),
+        (
+            SuggestionAction::Answer {
+                unit: "镇农业农村办".into(),
+                class: AnswerClass::A,
+                text: "已完成渠道修缮。".into(),
+            },
+            "2026-04-20",
+        ),
+    ] {
+        county
+            .write(move |tx| office::suggestion_step(tx, "staff", &suggestion, action, d(date)))
+            .await
+            .unwrap();
+    }
+    fed.settle().await;
+    let county_seq = county.call(|s| s.last_seq()).await.unwrap();
+    let county_received = county.call(|s| s.received_seq(&code(CITY))).await.unwrap();
+    let evaluate = forged_event(&county, suggestion, code(XIUZHOU), |l| {
+        event(
+            XIUZHOU,
+            l,
+            "2026-04-25",
+            SuggestionAction::Evaluate {
+                result: Satisfaction::Satisfied,
+                comment: String::new(),
+            },
+        )
+    })
+    .await;
+    let ack = send_batch(
+        &fed,
+        XIUZHOU,
+        county_received,
+        county_seq,
+        vec![wire(&header, vec![evaluate])],
+    )
+    .await;
+    assert_eq!(
+        rule_for(&ack, &suggestion),
+        Some("authority.lead_delegate_home"),
+        "{ack:?}"
+    );
+    assert!(
+        audit_rules(&city)
+            .await
+            .iter()
+            .any(|(peer, record, rule)| peer == XIUZHOU
+                && *record == suggestion.to_string()
+                && rule == "authority.lead_delegate_home")
+    );
+
+    // Honest nodes are unaffected: the real evaluation from the delegate's township goes
+    // through, and every holder derives the same status with no forged step in it.
+    township
+        .write(move |tx| {
+            office::suggestion_step(
+                tx,
+                "clerk",
+                &suggestion,
+                SuggestionAction::Evaluate {
+                    result: Satisfaction::Satisfied,
+                    comment: String::new(),
+                },
+                d("2026-04-28"),
+            )
+        })
+        .await
+        .unwrap();
+    fed.settle().await;
+    for store in [&township, &county, &city] {
+        assert_eq!(
+            suggestion_state(store, suggestion).await,
+            Some((SuggestionState::Satisfied, 5)),
+        );
+    }
+    assert!(fed.holders(other.id).await.is_empty());
+    // The honest township itself was never refused anything.
+    let peers = township.call(|s| s.peers()).await.unwrap();
+    assert!(peers.iter().all(|p| p.refused_out == 0), "{peers:?}");
+}
