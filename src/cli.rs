@@ -135,6 +135,10 @@ pub fn role(s: &str) -> Result<renda_node::access::Role, String> {
     renda_node::access::Role::parse("role", s).map_err(|e| e.rule)
 }
 
+pub fn level(s: &str) -> Result<renda_node::region::Level, String> {
+    renda_node::region::Level::parse("full-record-depth", s).map_err(|e| e.rule)
+}
+
 pub fn region(s: &str) -> Result<RegionCode, String> {
     RegionCode::parse("region", s).map_err(|e| e.rule)
 }
@@ -609,12 +613,25 @@ pub enum NoticeCmd {
 
 #[derive(Args, Debug)]
 pub struct RunArgs {
+    /// Run from a configuration file (deploy/config/*.toml): it sets the data directory, the
+    /// node's region and name (initialising the node on its first run), the parent, and every
+    /// setting below.
+    #[arg(long, conflicts_with_all = [
+        "listen", "http", "metrics", "batch_bytes", "full_record_depth", "stale_after_hours",
+        "group_activities_per_quarter", "group_activities_per_year",
+        "delegate_receptions_per_year", "delegate_suggestions_per_year",
+    ])]
+    pub config: Option<PathBuf>,
     /// Where children dial this node (host:port); omit on a node with no children.
     #[arg(long)]
     pub listen: Option<std::net::SocketAddr>,
     /// Where the dashboard is served (host:port, e.g. 127.0.0.1:8080); omit for no dashboard.
     #[arg(long)]
     pub http: Option<std::net::SocketAddr>,
+    /// Where Prometheus metrics are served (host:port; `GET /metrics`); no credential needed,
+    /// so bind it to an address only the monitoring system reaches.
+    #[arg(long)]
+    pub metrics: Option<std::net::SocketAddr>,
     #[command(flatten)]
     pub link: LinkArgs,
 }
@@ -626,6 +643,11 @@ pub struct LinkArgs {
     /// less work when a slow link drops.
     #[arg(long, default_value_t = 512 * 1024, value_parser = clap::value_parser!(u32).range(1024..=16 * 1024 * 1024))]
     pub batch_bytes: u32,
+    /// Every record travels in full at least up to this level (national, province, city,
+    /// county or township), so that level's dashboard can open the records behind its numbers.
+    /// Every node of a federation must use the same value.
+    #[arg(long, default_value = "city", value_parser = level)]
+    pub full_record_depth: renda_node::region::Level,
     #[command(flatten)]
     pub rollup: RollupRulesArgs,
 }
@@ -690,9 +712,17 @@ pub struct SyncArgs {
 
 #[derive(Args, Debug)]
 pub struct DemoArgs {
-    /// Where to create the demo node; a fresh temporary directory when omitted.
+    /// Where to keep the federation's nodes; a fresh temporary directory when omitted. A
+    /// directory a previous demo left is cleared first.
     #[arg(long)]
     pub demo_dir: Option<PathBuf>,
+    /// Where the first dashboard (the national node's) is served; the city's, the county's
+    /// and 沈丘县's follow on the next ports. Port 0 picks free ports.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub http: std::net::SocketAddr,
+    /// Stop after printing the numbers instead of serving the dashboards.
+    #[arg(long)]
+    pub no_serve: bool,
 }
 
 #[derive(Subcommand, Debug)]

@@ -927,6 +927,9 @@ impl Session {
         Ok(renda_node::sync::LinkConfig {
             max_batch_bytes: link.batch_bytes as usize,
             tls: tls.map(std::sync::Arc::new),
+            policy: renda_node::route::RoutePolicy {
+                full_record_depth: link.full_record_depth,
+            },
             ..Default::default()
         })
     }
@@ -1023,6 +1026,24 @@ impl Session {
                     renda_hub::dashboard::serve(listener, dashboard, std::future::pending()).await
                 {
                     tracing::error!(error = %e, "the dashboard stopped");
+                }
+            });
+        }
+        if let Some(addr) = args.metrics {
+            let listener = renda_hub::dashboard::bind(addr)
+                .await
+                .with_context(|| format!("cannot serve metrics on {addr}"))?;
+            let bound = listener.local_addr()?;
+            let not_after = config.tls.as_ref().map(|t| t.not_after);
+            let metrics =
+                renda_hub::metrics::Metrics::new(self.store.clone(), identity.region, not_after);
+            tracing::info!(region = %identity.region, %bound, "serving metrics");
+            println!("监控指标：http://{bound}/metrics");
+            tasks.spawn(async move {
+                if let Err(e) =
+                    renda_hub::metrics::serve(listener, metrics, std::future::pending()).await
+                {
+                    tracing::error!(error = %e, "the metrics endpoint stopped");
                 }
             });
         }

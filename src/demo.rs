@@ -1,156 +1,233 @@
-//! `renda demo`: a real node, on real SQLite, taken through a suggestion's whole life (提出 →
-//! 审查立案 → 交办 → 答复 → 评价 → 销号), with the station, delegates, group, activity and opinions
-//! a township keeps around it. Every step goes through the same office operations as the CLI.
+//! `renda demo`: a five-level federation on this machine, every node a real server on loopback
+//! with its own SQLite file and a certificate from a CA made for the run, every link mutual TLS.
+//!
+//! The data is shaped like the counties' published reports: 沈丘县 collected 212 opinions, passed
+//! all on, 27 in progress and 185 handled; 太湖县 has 109 liaison stations and 15 delegate homes,
+//! 3,162 activities with 19,601 delegate sign-ins and 329 suggestions, all closed with every
+//! delegate satisfied; 秀洲区's three townships record a year of activities and opinions, and one
+//! suggestion of 王店镇 goes through its whole handling across two levels. Two townships then go
+//! offline and keep working, and come back. The demo prints each level's rolled-up numbers, then
+//! serves the dashboards with a login until Ctrl-C (`--no-serve` stops after the numbers).
+//!
+//! Everything goes through the same office operations, sync links and rollups as `renda run`:
+//! nothing here is staged.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
-use anyhow::Result;
-use chrono::NaiveDate;
+use anyhow::{Context, Result, bail};
+use chrono::{Datelike, NaiveDate};
+use renda_node::access::Role;
 use renda_node::office::{self, ActivityDraft, Contact, SuggestionDraft};
 use renda_node::record::activity::{Activity, ActivityKind};
 use renda_node::record::delegate::{Delegate, Gender, Mandate, MandateStatus};
 use renda_node::record::group::{Group, GroupKind, Venue, VenueKind};
 use renda_node::record::opinion::{OpinionAction, OpinionFields, OpinionSource};
+use renda_node::record::rollup::{Rollup, RollupRules};
 use renda_node::record::suggestion::{
-    AnswerClass, Satisfaction, SuggestionAction, UnitAssignment, UnitRole,
+    AnswerClass, Satisfaction, SuggestionAction, SuggestionState, UnitAssignment, UnitRole,
 };
-use renda_node::record::{IdSet, RecordId};
+use renda_node::record::{Body, IdSet, RecordId};
 use renda_node::region::RegionCode;
 use renda_node::store::{Store, StoreHandle};
+use renda_node::sync::LinkConfig;
+use tokio::task::JoinHandle;
 
 use crate::cli::DemoArgs;
-use crate::commands::Session;
 
-/// 浙江省嘉兴市秀洲区王店镇.
-const WANGDIAN: &str = "330411101000";
-/// 秀洲区.
-const XIUZHOU: &str = "330411000000";
-const USER: &str = "王店镇人大办";
+/// The federation: region code, name, parent (index into this list). County and higher codes
+/// are the real 统计用区划代码; township segments follow the code table's form.
+const NODES: &[(&str, &str, Option<usize>)] = &[
+    ("000000000000", "全国人大常委会", None),
+    ("330000000000", "浙江省人大常委会", Some(0)),
+    ("330400000000", "嘉兴市人大常委会", Some(1)),
+    ("330411000000", "秀洲区人大常委会", Some(2)),
+    ("330411101000", "王店镇人大主席团", Some(3)),
+    ("330411100000", "王江泾镇人大主席团", Some(3)),
+    ("330411102000", "新塍镇人大主席团", Some(3)),
+    ("410000000000", "河南省人大常委会", Some(0)),
+    ("411600000000", "周口市人大常委会", Some(7)),
+    ("411624000000", "沈丘县人大常委会", Some(8)),
+    ("340000000000", "安徽省人大常委会", Some(0)),
+    ("340800000000", "安庆市人大常委会", Some(10)),
+    ("340825000000", "太湖县人大常委会", Some(11)),
+];
+const NATIONAL: usize = 0;
+const JIAXING: usize = 2;
+const XIUZHOU: usize = 3;
+const WANGDIAN: usize = 4;
+const OFFLINE: [usize; 2] = [5, 6];
+const SHENQIU: usize = 9;
+const TAIHU: usize = 12;
+
+/// Marks a directory as the demo's own, so a second run may clear it.
+const MARKER: &str = "renda-demo.txt";
 
 fn d(s: &str) -> NaiveDate {
     NaiveDate::parse_from_str(s, "%Y-%m-%d").expect("demo dates are valid")
 }
 
-fn region(s: &str) -> RegionCode {
-    RegionCode::parse("region", s).expect("demo region codes are valid")
+/// A day of this year, moved back to today if it has not come yet: a step may not be dated
+/// after the day it is recorded.
+fn past(year: i32, month: u32, day: u32) -> NaiveDate {
+    let today = chrono::Local::now().date_naive();
+    NaiveDate::from_ymd_opt(year, month, day)
+        .unwrap_or(today)
+        .min(today)
 }
 
-fn mandate(congress: &str, term: u32, constituency: &str) -> (String, Mandate) {
-    let congress = region(congress);
-    let m = Mandate {
-        congress,
-        level: congress.level().expect("a congress"),
-        term,
-        constituency: constituency.into(),
-        status: MandateStatus::Serving,
-        status_since: None,
-    };
-    (Mandate::key(&congress, term), m)
+fn region(i: usize) -> RegionCode {
+    RegionCode::parse("region", NODES[i].0).expect("demo region codes are valid")
 }
 
-fn step(n: u32, text: &str) {
-    println!("\n【第{n}步】{text}");
+fn mandate(congress: RegionCode, term: u32, constituency: &str) -> (String, Mandate) {
+    (
+        Mandate::key(&congress, term),
+        Mandate {
+            congress,
+            level: congress.level().expect("a congress"),
+            term,
+            constituency: constituency.into(),
+            status: MandateStatus::Serving,
+            status_since: None,
+        },
+    )
 }
 
-pub async fn run(args: DemoArgs) -> Result<()> {
-    let dir: PathBuf = args
-        .demo_dir
-        .unwrap_or_else(|| std::env::temp_dir().join(format!("renda-demo-{}", RecordId::new())));
-    println!("Renda 演示：王店镇人大节点上一件代表建议的完整办理过程");
-    println!("数据目录：{}", dir.display());
+fn delegate(name: String, mandates: Vec<(String, Mandate)>, station: Option<RecordId>) -> Delegate {
+    Delegate {
+        name,
+        gender: if mandates.len().is_multiple_of(2) {
+            Gender::Female
+        } else {
+            Gender::Male
+        },
+        birth_year: None,
+        ethnicity: Some("汉族".into()),
+        party: None,
+        occupation: "村民委员会主任".into(),
+        station,
+        mandates: mandates.into_iter().collect(),
+    }
+}
 
-    step(1, "初始化王店镇人大主席团节点（区划代码 330411101000）");
-    let store = Store::init(&dir, region(WANGDIAN), "王店镇人大主席团", None)?;
-    let handle = StoreHandle::spawn(store)?;
-    let session = Session {
-        store: handle.clone(),
-        user: USER.into(),
-        json: false,
-    };
+const SURNAMES: &[&str] = &[
+    "沈", "陆", "朱", "钱", "王", "李", "张", "陈", "周", "吴", "徐", "孙",
+];
+const GIVEN: &[&str] = &[
+    "建华", "秀英", "伟明", "丽华", "国强", "海燕", "志刚", "桂芳", "永清", "文静",
+];
 
-    step(2, "建立代表联络站，登记五级代表中在本站履职的代表");
-    let station = handle
-        .write(|tx| {
+fn person(n: usize) -> String {
+    format!(
+        "{}{}",
+        SURNAMES[n % SURNAMES.len()],
+        GIVEN[(n / SURNAMES.len()) % GIVEN.len()]
+    )
+}
+
+/// One running node: its store, where children dial it, and its live link to the parent.
+struct DemoNode {
+    store: StoreHandle,
+    addr: std::net::SocketAddr,
+    config: LinkConfig,
+    link: Option<JoinHandle<()>>,
+}
+
+fn rules() -> RollupRules {
+    RollupRules::default()
+}
+
+/// Writes `count` items in transactions of at most 200 records each: a county entering a year's
+/// paper forms does it in batches, and one transaction per batch keeps the demo quick.
+async fn in_batches<F>(store: &StoreHandle, count: usize, make: F) -> Result<Vec<RecordId>>
+where
+    F: Fn(
+            &mut renda_node::store::WriteTx<'_>,
+            usize,
+        ) -> Result<RecordId, renda_node::store::StoreError>
+        + Send
+        + Sync
+        + Clone
+        + 'static,
+{
+    let mut ids = Vec::with_capacity(count);
+    let mut start = 0;
+    while start < count {
+        let end = (start + 200).min(count);
+        let make = make.clone();
+        let batch = store
+            .write(move |tx| {
+                (start..end)
+                    .map(|i| make(tx, i))
+                    .collect::<Result<Vec<_>, _>>()
+            })
+            .await?;
+        ids.extend(batch);
+        start = end;
+    }
+    Ok(ids)
+}
+
+async fn add_station(
+    store: &StoreHandle,
+    at: RegionCode,
+    name: String,
+    kind: VenueKind,
+) -> Result<RecordId> {
+    Ok(store
+        .write(move |tx| {
             office::add_venue(
                 tx,
-                USER,
+                "工作人员",
                 Venue {
-                    name: "王店镇人大代表联络站".into(),
-                    kind: VenueKind::Station,
-                    region: region(WANGDIAN),
-                    address: "嘉兴市秀洲区王店镇建设街1号".into(),
+                    name,
+                    kind,
+                    region: at,
+                    address: "便民服务中心二楼".into(),
                 },
             )
         })
         .await?
-        .id;
-    let people = [
-        (
-            "沈建华",
-            Gender::Male,
-            "梅北村党总支书记",
-            vec![
-                mandate(WANGDIAN, 17, "第七选区"),
-                mandate(XIUZHOU, 9, "王店镇选区"),
-            ],
-        ),
-        (
-            "陆秀英",
-            Gender::Female,
-            "王店镇中心小学教师",
-            vec![mandate(WANGDIAN, 17, "第七选区")],
-        ),
-        (
-            "朱伟明",
-            Gender::Male,
-            "个体工商户",
-            vec![mandate(WANGDIAN, 17, "第八选区")],
-        ),
-        (
-            "钱丽华",
-            Gender::Female,
-            "镇卫生院医生",
-            vec![mandate(WANGDIAN, 17, "第九选区")],
-        ),
-    ];
-    let mut delegates = Vec::new();
-    for (name, gender, occupation, mandates) in people {
-        let delegate = Delegate {
-            name: name.into(),
-            gender,
-            birth_year: None,
-            ethnicity: Some("汉族".into()),
-            party: None,
-            occupation: occupation.into(),
-            station: Some(station),
-            mandates: mandates.into_iter().collect::<BTreeMap<_, _>>(),
-        };
-        let id = handle
-            .write(move |tx| office::add_delegate(tx, USER, delegate, Contact::default()))
-            .await?
-            .id;
-        delegates.push(id);
-    }
-    session
-        .run(crate::cli::Command::Delegate(
-            crate::cli::DelegateCmd::List(empty_list()),
-        ))
-        .await?;
+        .id)
+}
 
-    step(3, "成立王店镇第七代表小组，组织一次接待选民活动");
-    let members = IdSet(delegates[..3].iter().copied().collect());
+/// A township's year: a station, delegates, a group, monthly 代表活动日 with sign-ins, and the
+/// opinions collected at them at every step of handling.
+async fn township_year(store: &StoreHandle, i: usize, seed: usize) -> Result<()> {
+    let me = region(i);
+    let name = NODES[i].1.trim_end_matches("人大主席团").to_string();
+    let station = add_station(
+        store,
+        me,
+        format!("{name}人大代表联络站"),
+        VenueKind::Station,
+    )
+    .await?;
+    let county = region(XIUZHOU);
+    let delegates = in_batches(store, 12, move |tx, n| {
+        let mut mandates = vec![mandate(me, 17, &format!("第{}选区", n % 6 + 1))];
+        if n % 4 == 0 {
+            mandates.push(mandate(county, 9, &format!("{name}选区")));
+        }
+        let person = delegate(person(seed * 31 + n), mandates, Some(station));
+        Ok(office::add_delegate(tx, "工作人员", person, Contact::default())?.id)
+    })
+    .await?;
+    let members = IdSet(delegates[..6].iter().copied().collect());
     let leader = delegates[0];
-    let group = handle
+    let group_name = format!("{}第一代表小组", NODES[i].1.trim_end_matches("人大主席团"));
+    let group = store
         .write(move |tx| {
             office::add_group(
                 tx,
-                USER,
+                "工作人员",
                 Group {
-                    name: "王店镇第七代表小组".into(),
+                    name: group_name,
                     kind: GroupKind::Regional,
                     field: None,
-                    congress: region(WANGDIAN),
+                    congress: me,
                     leader: Some(leader),
                     members,
                     venue: Some(station),
@@ -159,138 +236,482 @@ pub async fn run(args: DemoArgs) -> Result<()> {
         })
         .await?
         .id;
-    let participants = delegates[..3].to_vec();
-    let activity = handle
-        .write(move |tx| {
-            office::add_activity(
-                tx,
-                USER,
-                ActivityDraft {
-                    activity: Activity {
-                        kind: ActivityKind::Reception,
-                        date: d("2026-02-15"),
-                        topic: "代表活动日：听取梅北村群众对道路照明和农田水利的意见".into(),
-                        organiser: "王店镇人大主席团".into(),
-                        group: Some(group),
-                        venue: Some(station),
-                        participants: BTreeMap::new(),
-                        constituents_received: 23,
-                        outcome: "收集意见 2 条，当场答复 1 条".into(),
-                    },
-                    participants,
-                },
-            )
-        })
-        .await?
-        .id;
-    session
-        .run(crate::cli::Command::Activity(
-            crate::cli::ActivityCmd::List(empty_list()),
-        ))
-        .await?;
-
-    step(4, "登记活动中收集的民情：一条当场答复，一条转交办理后办结");
-    let receiver = delegates[0];
-    let opinions = [
-        (
-            "梅北村至长水塘的村道有 12 盏路灯损坏，夜间出行不安全",
-            "梅北村村道",
-            true,
-        ),
-        ("询问今年农村医保缴费时间", "梅北村文化礼堂", false),
-    ];
-    for (content, place, pass_on) in opinions {
+    let year = chrono::Local::now().year();
+    let months = chrono::Local::now().month();
+    let people = delegates.clone();
+    let organiser = NODES[i].1.to_string();
+    let activities = in_batches(store, months as usize, move |tx, m| {
+        let participants = people.iter().skip(m % 3).step_by(2).copied().collect();
+        let draft = ActivityDraft {
+            activity: Activity {
+                kind: ActivityKind::Reception,
+                date: past(year, m as u32 + 1, 15),
+                topic: "代表活动日：进站接待选民".into(),
+                organiser: organiser.clone(),
+                group: Some(group),
+                venue: Some(station),
+                participants: BTreeMap::new(),
+                constituents_received: 10 + (m as u32 * 7) % 15,
+                outcome: "收集意见建议，能当场答复的当场答复".into(),
+            },
+            participants,
+        };
+        Ok(office::add_activity(tx, "工作人员", draft)?.id)
+    })
+    .await?;
+    let opinions = 20 + seed * 3;
+    let receivers = delegates.clone();
+    in_batches(store, opinions, move |tx, n| {
+        let activity = activities[n % activities.len()];
+        let date = past(year, (n % months as usize) as u32 + 1, 15);
         let fields = OpinionFields {
             source: OpinionSource::Reception,
-            content: content.into(),
-            place: place.into(),
-            region: region("330411101203"),
-            delegate: Some(receiver),
-            activity: Some(activity),
-            category: Some(
-                if pass_on {
-                    "城乡建设"
-                } else {
-                    "社会保障"
-                }
+            content: [
+                "村道路灯损坏，夜间出行不便",
+                "农田灌溉渠道渗漏",
+                "希望增设公交站点",
+                "垃圾分类收运不及时",
+            ][n % 4]
                 .into(),
-            ),
+            place: "联络站".into(),
+            region: me,
+            delegate: Some(receivers[n % receivers.len()]),
+            activity: Some(activity),
+            category: Some("城乡建设".into()),
         };
-        let contact = Contact {
-            name: Some("李阿姨".into()),
-            phone: Some("0573-8321 0000".into()),
-            id_number: None,
+        let id = office::add_opinion(tx, "工作人员", fields, Contact::default(), date)?.id;
+        let steps: &[OpinionAction] = match n % 4 {
+            0 => &[],
+            1 => &[OpinionAction::AnswerOnSpot {
+                reply: "已当场说明政策".into(),
+            }],
+            _ => &[],
         };
-        let id = handle
-            .write(move |tx| office::add_opinion(tx, USER, fields, contact, d("2026-02-15")))
-            .await?
-            .id;
-        let steps: Vec<(OpinionAction, &str)> = if pass_on {
-            vec![
-                (
-                    OpinionAction::PassOn {
-                        to: "王店镇人民政府建设办".into(),
-                    },
-                    "2026-02-16",
-                ),
-                (
-                    OpinionAction::Start {
-                        note: "已派人现场查看".into(),
-                    },
-                    "2026-02-20",
-                ),
-                (
-                    OpinionAction::Handle {
-                        result: "已更换损坏路灯 12 盏".into(),
-                    },
-                    "2026-03-20",
-                ),
-                (
-                    OpinionAction::Rate {
-                        rating: Satisfaction::Satisfied,
-                    },
-                    "2026-03-25",
-                ),
-            ]
-        } else {
-            vec![(
-                OpinionAction::AnswerOnSpot {
-                    reply: "每年 9 月至 12 月缴费，可在村便民服务中心办理".into(),
-                },
-                "2026-02-15",
-            )]
-        };
-        for (action, date) in steps {
-            let date = d(date);
-            handle
-                .write(move |tx| office::opinion_step(tx, USER, &id, action, date))
-                .await?;
+        for step in steps {
+            office::opinion_step(tx, "工作人员", &id, step.clone(), date)?;
         }
-    }
-    session
-        .run(crate::cli::Command::Opinion(crate::cli::OpinionCmd::List(
-            empty_list(),
-        )))
-        .await?;
+        if n % 4 >= 2 {
+            office::opinion_step(
+                tx,
+                "工作人员",
+                &id,
+                OpinionAction::PassOn {
+                    to: "镇人民政府".into(),
+                },
+                date,
+            )?;
+            if n % 4 == 3 {
+                office::opinion_step(
+                    tx,
+                    "工作人员",
+                    &id,
+                    OpinionAction::Start {
+                        note: String::new(),
+                    },
+                    date,
+                )?;
+                office::opinion_step(
+                    tx,
+                    "工作人员",
+                    &id,
+                    OpinionAction::Handle {
+                        result: "已办理".into(),
+                    },
+                    date,
+                )?;
+            }
+        }
+        Ok(id)
+    })
+    .await?;
+    Ok(())
+}
 
-    step(5, "沈建华代表领衔、两位代表联名，向镇人大提出建议");
+/// 沈丘县: 212 opinions collected, all passed on, 27 in progress and 185 handled.
+async fn shenqiu(store: &StoreHandle) -> Result<()> {
+    let me = region(SHENQIU);
+    let year = chrono::Local::now().year();
+    in_batches(store, 212, move |tx, n| {
+        let date = past(year, 1 + (n % 10) as u32, 1 + (n % 27) as u32);
+        let fields = OpinionFields {
+            source: if n % 3 == 0 {
+                OpinionSource::QrCode
+            } else {
+                OpinionSource::Reception
+            },
+            content: [
+                "乡村道路需要硬化",
+                "小学周边交通安全隐患",
+                "农村饮水安全",
+                "秸秆禁烧后的综合利用",
+            ][n % 4]
+                .into(),
+            place: "县人大代表联络站".into(),
+            region: me,
+            delegate: None,
+            activity: None,
+            category: Some("民生".into()),
+        };
+        let id = office::add_opinion(tx, "工作人员", fields, Contact::default(), date)?.id;
+        office::opinion_step(
+            tx,
+            "工作人员",
+            &id,
+            OpinionAction::PassOn {
+                to: "县相关职能部门".into(),
+            },
+            date,
+        )?;
+        office::opinion_step(
+            tx,
+            "工作人员",
+            &id,
+            OpinionAction::Start {
+                note: String::new(),
+            },
+            date,
+        )?;
+        if n >= 27 {
+            office::opinion_step(
+                tx,
+                "工作人员",
+                &id,
+                OpinionAction::Handle {
+                    result: "已办结并反馈群众".into(),
+                },
+                date,
+            )?;
+        }
+        Ok(id)
+    })
+    .await?;
+    Ok(())
+}
+
+/// 太湖县: 109 stations and 15 delegate homes, 3,162 activities with 19,601 sign-ins, and 329
+/// suggestions of the term, every one closed and every delegate satisfied.
+async fn taihu(store: &StoreHandle) -> Result<()> {
+    let me = region(TAIHU);
+    let mut venues = Vec::new();
+    for n in 0..109 {
+        venues.push(
+            add_station(
+                store,
+                me,
+                format!("太湖县第{}代表联络站", n + 1),
+                VenueKind::Station,
+            )
+            .await?,
+        );
+    }
+    for n in 0..15 {
+        venues.push(
+            add_station(
+                store,
+                me,
+                format!("太湖县第{}代表之家", n + 1),
+                VenueKind::Home,
+            )
+            .await?,
+        );
+    }
+    let delegates = in_batches(store, 240, move |tx, n| {
+        let person = delegate(
+            person(n),
+            vec![mandate(me, 18, &format!("第{}选区", n % 40 + 1))],
+            None,
+        );
+        Ok(office::add_delegate(tx, "工作人员", person, Contact::default())?.id)
+    })
+    .await?;
+    // 19,601 sign-ins over 3,162 activities: six each, and seven at the first 629.
+    let year = chrono::Local::now().year();
+    let months = chrono::Local::now().month() as usize;
+    let people = delegates.clone();
+    let kinds = [
+        ActivityKind::Reception,
+        ActivityKind::Inspection,
+        ActivityKind::Research,
+        ActivityKind::ActivityDay,
+    ];
+    in_batches(store, 3162, move |tx, n| {
+        let size = if n < 629 { 7 } else { 6 };
+        let participants = (0..size)
+            .map(|k| people[(n * 7 + k * 37) % people.len()])
+            .collect();
+        let draft = ActivityDraft {
+            activity: Activity {
+                kind: kinds[n % kinds.len()],
+                date: past(year, (n % months) as u32 + 1, 1 + (n % 28) as u32),
+                topic: "代表进站履职".into(),
+                organiser: "太湖县人大常委会".into(),
+                group: None,
+                venue: Some(venues[n % venues.len()]),
+                participants: BTreeMap::new(),
+                constituents_received: (n % 9) as u32,
+                outcome: String::new(),
+            },
+            participants,
+        };
+        Ok(office::add_activity(tx, "工作人员", draft)?.id)
+    })
+    .await?;
+    let leads = delegates.clone();
+    in_batches(store, 329, move |tx, n| {
+        use SuggestionAction as A;
+        let draft = SuggestionDraft {
+            title: format!("关于改善太湖县第{}号民生事项的建议", n + 1),
+            body: "群众反映集中，建议列入年度民生实事。".into(),
+            category: "民生".into(),
+            lead: leads[n % leads.len()],
+            cosigners: vec![],
+            addressed_to: me,
+            session: Some("十八届一次会议".into()),
+        };
+        let day = |m: u32| past(year, m, 1 + (n % 27) as u32);
+        let id = office::submit_suggestion(tx, "工作人员", draft, day(1))?.id;
+        let steps = [
+            (
+                A::Screen {
+                    accepted: true,
+                    number: None,
+                    reason: None,
+                },
+                day(1),
+            ),
+            (
+                A::Assign {
+                    units: vec![UnitAssignment {
+                        unit: "县相关职能部门".into(),
+                        role: UnitRole::Lead,
+                    }],
+                },
+                day(2),
+            ),
+            (
+                A::Answer {
+                    unit: "县相关职能部门".into(),
+                    class: AnswerClass::A,
+                    text: "已解决".into(),
+                },
+                day(3),
+            ),
+            (
+                A::Evaluate {
+                    result: Satisfaction::Satisfied,
+                    comment: String::new(),
+                },
+                day(4),
+            ),
+            (A::Close, day(4)),
+        ];
+        for (action, date) in steps {
+            office::suggestion_step(tx, "工作人员", &id, action, date)?;
+        }
+        Ok(id)
+    })
+    .await?;
+    Ok(())
+}
+
+/// Polls `done` until it holds, or fails after `limit` naming `what`.
+async fn until<F, Fut>(what: &str, limit: Duration, mut done: F) -> Result<Duration>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<bool>>,
+{
+    let started = Instant::now();
+    loop {
+        if done().await? {
+            return Ok(started.elapsed());
+        }
+        if started.elapsed() > limit {
+            bail!("the demo federation did not converge: {what} after {limit:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+async fn holds(store: &StoreHandle, id: RecordId) -> Result<bool> {
+    Ok(store.call(move |s| Ok(s.get(&id).is_ok())).await?)
+}
+
+async fn suggestion_state(store: &StoreHandle, id: RecordId) -> Result<Option<SuggestionState>> {
+    Ok(store
+        .call(move |s| {
+            Ok(match s.get(&id) {
+                Ok(r) => match &r.body {
+                    Body::Suggestion(sg) => Some(sg.fold(&r.header).0.state),
+                    _ => None,
+                },
+                Err(_) => None,
+            })
+        })
+        .await?)
+}
+
+async fn rollup_of(store: &StoreHandle, of: RegionCode) -> Result<Option<Rollup>> {
+    Ok(store.call(move |s| s.rollup(&of)).await?)
+}
+
+/// Starts node `i`: its store, its certificate, its server (if it has children), its rollups.
+async fn start_node(
+    dir: &Path,
+    ca: &renda_node::pki::CertificateAuthority,
+    i: usize,
+) -> Result<DemoNode> {
+    let (code, name, _) = NODES[i];
+    let me = region(i);
+    let data = dir.join(code);
+    let store = Store::init(&data, me, name, None)?;
+    let store = StoreHandle::spawn(store)?;
+    let tls_dir = data.join("tls");
+    ca.issue(&me, name, 30)?.save(&tls_dir, &ca.cert_pem)?;
+    let tls = renda_node::tls::NodeTls::load(&tls_dir, me)?;
+    let config = LinkConfig {
+        tls: Some(std::sync::Arc::new(tls)),
+        ..LinkConfig::default()
+    };
+    let listener = renda_hub::sync_server::bind("127.0.0.1:0".parse()?).await?;
+    let addr = listener.local_addr()?;
+    let service = renda_hub::sync_server::SyncService::new(store.clone(), me, config.clone());
+    tokio::spawn(async move {
+        if let Err(e) =
+            renda_hub::sync_server::serve(listener, service, std::future::pending()).await
+        {
+            tracing::error!(error = %e, "a demo node's sync server stopped");
+        }
+    });
+    tokio::spawn(renda_hub::rollups::keep_fresh(
+        store.clone(),
+        Duration::from_millis(500),
+        rules(),
+    ));
+    Ok(DemoNode {
+        store,
+        addr,
+        config,
+        link: None,
+    })
+}
+
+fn link(nodes: &mut [DemoNode], i: usize) {
+    let Some(parent) = NODES[i].2 else { return };
+    let addr = nodes[parent].addr.to_string();
+    let node = &mut nodes[i];
+    node.link = Some(tokio::spawn(renda_node::sync::client::keep_linked(
+        node.store.clone(),
+        region(i),
+        addr,
+        node.config.clone(),
+    )));
+}
+
+fn percent(rate: Option<f64>) -> String {
+    rate.map_or_else(|| "—".into(), |r| format!("{:.1}%", r * 100.0))
+}
+
+pub async fn run(args: DemoArgs) -> Result<()> {
+    let started = Instant::now();
+    let dir: PathBuf = args
+        .demo_dir
+        .unwrap_or_else(|| std::env::temp_dir().join(format!("renda-demo-{}", RecordId::new())));
+    if dir.exists() {
+        if !dir.join(MARKER).exists() && std::fs::read_dir(&dir)?.next().is_some() {
+            return Err(renda_node::store::StoreError::Invalid(
+                renda_node::validate::ValidationError::new(
+                    "demo-dir",
+                    format!("{} 不是空目录，也不是上一次演示留下的目录", dir.display()),
+                ),
+            )
+            .into());
+        }
+        std::fs::remove_dir_all(&dir).with_context(|| format!("cannot clear {}", dir.display()))?;
+    }
+    std::fs::create_dir_all(&dir)?;
+    std::fs::write(dir.join(MARKER), "renda demo federation; safe to delete\n")?;
+
+    println!("Renda 演示：全国、省、市、县、乡五级人大节点组成的联邦，在本机回环地址上运行");
+    println!("数据目录：{}", dir.display());
+
+    println!(
+        "\n【1】创建联邦证书颁发机构，为 {} 个节点签发证书，启动节点（双向 TLS）",
+        NODES.len()
+    );
+    let ca = renda_node::pki::CertificateAuthority::create("Renda 演示联邦 CA", 30)?;
+    ca.save(&dir.join("ca"))?;
+    let mut nodes = Vec::new();
+    for (i, (code, name, _)) in NODES.iter().enumerate() {
+        let node = start_node(&dir, &ca, i).await?;
+        let level = region(i).level().map_or("", |l| l.label());
+        println!(
+            "  {name}（{code}，{level}）  127.0.0.1:{}",
+            node.addr.port()
+        );
+        nodes.push(node);
+    }
+    for i in 0..NODES.len() {
+        link(&mut nodes, i);
+    }
+
+    println!("\n【2】各地录入履职数据（与各县公开报道的数字一致）");
+    for (seed, &i) in [WANGDIAN, OFFLINE[0], OFFLINE[1]].iter().enumerate() {
+        township_year(&nodes[i].store, i, seed).await?;
+        println!(
+            "  {}：代表、联络站、代表小组、每月代表活动日、收集的民情",
+            NODES[i].1
+        );
+    }
+    shenqiu(&nodes[SHENQIU].store).await?;
+    println!("  沈丘县：收集民情 212 条，全部转交，办理中 27 条，已办结 185 条");
+    taihu(&nodes[TAIHU].store).await?;
+    println!(
+        "  太湖县：联络站 109 个、代表之家 15 个，活动 3162 场、代表签到 19601 人次，建议 329 件全部办结"
+    );
+
+    println!("\n【3】王店镇沈建华代表向秀洲区人大提出建议，区、镇两级在各自节点上办理");
+    let (wangdian, county) = (nodes[WANGDIAN].store.clone(), nodes[XIUZHOU].store.clone());
+    let me = region(WANGDIAN);
+    let county_code = region(XIUZHOU);
+    let lead = wangdian
+        .write(move |tx| {
+            let person = delegate(
+                "沈建华".into(),
+                vec![
+                    mandate(me, 17, "第七选区"),
+                    mandate(county_code, 9, "王店镇选区"),
+                ],
+                None,
+            );
+            Ok(office::add_delegate(tx, "王店镇人大办", person, Contact::default())?.id)
+        })
+        .await?;
     let draft = SuggestionDraft {
         title: "关于完善梅北村农田灌溉设施的建议".into(),
-        body: "梅北村部分灌溉渠道年久失修，渗漏严重，影响约 600 亩水稻灌溉。建议将其列入今年农田水利建设计划，分段修缮。".into(),
+        body: "梅北村部分灌溉渠道年久失修，渗漏严重，影响约 600 亩水稻灌溉。建议列入今年农田水利建设计划，分段修缮。".into(),
         category: "农业农村".into(),
-        lead: delegates[0],
-        cosigners: vec![delegates[1], delegates[2]],
-        addressed_to: region(WANGDIAN),
-        session: None,
+        lead,
+        cosigners: vec![],
+        addressed_to: county_code,
+        session: Some("九届三次会议".into()),
     };
-    let suggestion = handle
-        .write(move |tx| office::submit_suggestion(tx, USER, draft, d("2026-03-02")))
+    let suggestion = wangdian
+        .write(move |tx| office::submit_suggestion(tx, "王店镇人大办", draft, d("2026-03-02")))
         .await?
         .id;
-    println!("建议编号 {suggestion}");
-
+    println!("  王店镇：提交建议 {suggestion}");
+    let waited = until(
+        "the suggestion reaching the county",
+        Duration::from_secs(30),
+        || {
+            let county = county.clone();
+            async move { holds(&county, suggestion).await }
+        },
+    )
+    .await?;
+    println!("  {:.1} 秒后秀洲区收到", waited.as_secs_f64());
     use SuggestionAction as A;
-    let life = [
+    let county_steps = [
         (
             "审查立案",
             A::Screen {
@@ -301,15 +722,15 @@ pub async fn run(args: DemoArgs) -> Result<()> {
             "2026-03-06",
         ),
         (
-            "交办：镇农业农村办主办，镇财政所协办，答复期限为交办后三个月",
+            "交办：区农业农村局主办，王店镇人民政府协办，三个月内答复",
             A::Assign {
                 units: vec![
                     UnitAssignment {
-                        unit: "王店镇农业农村办".into(),
+                        unit: "秀洲区农业农村局".into(),
                         role: UnitRole::Lead,
                     },
                     UnitAssignment {
-                        unit: "王店镇财政所".into(),
+                        unit: "王店镇人民政府".into(),
                         role: UnitRole::Assist,
                     },
                 ],
@@ -318,58 +739,274 @@ pub async fn run(args: DemoArgs) -> Result<()> {
         ),
         ("列为重点督办", A::Supervise { key: true }, "2026-03-12"),
         (
-            "主办单位答复（A类：已解决或基本解决）",
+            "答复（A类：已解决或基本解决）",
             A::Answer {
-                unit: "王店镇农业农村办".into(),
+                unit: "秀洲区农业农村局".into(),
                 class: AnswerClass::A,
-                text: "已将梅北村灌溉渠道修缮列入 2026 年农田水利计划，完成 2.3 公里渠道防渗改造。"
-                    .into(),
+                text: "已完成梅北村 2.3 公里渠道防渗改造。".into(),
             },
             "2026-05-20",
         ),
-        (
-            "领衔代表评价：满意",
-            A::Evaluate {
-                result: Satisfaction::Satisfied,
-                comment: "渠道已修好，群众满意".into(),
-            },
-            "2026-05-28",
-        ),
-        ("销号", A::Close, "2026-06-05"),
     ];
-    for (i, (text, action, date)) in life.into_iter().enumerate() {
-        step(6 + i as u32, text);
+    for (text, action, date) in county_steps {
         let date = d(date);
-        let record = handle
-            .write(move |tx| office::suggestion_step(tx, USER, &suggestion, action, date))
+        county
+            .write(move |tx| {
+                office::suggestion_step(tx, "秀洲区人大代表工委", &suggestion, action, date)
+            })
             .await?;
-        session.print_step(&record)?;
+        println!("  秀洲区：{text}");
     }
-    session
-        .run(crate::cli::Command::Suggestion(
-            crate::cli::SuggestionCmd::Show(crate::cli::IdArg {
-                id: suggestion.to_string(),
-            }),
-        ))
-        .await?;
-
-    println!("\n节点概况：");
-    session.run(crate::cli::Command::Status).await?;
+    let waited = until(
+        "the answer reaching the township",
+        Duration::from_secs(30),
+        || {
+            let wangdian = wangdian.clone();
+            async move {
+                Ok(suggestion_state(&wangdian, suggestion).await?
+                    == Some(SuggestionState::Answered))
+            }
+        },
+    )
+    .await?;
     println!(
-        "\n演示完成。可以继续用命令行查看这个节点，例如：\n  renda --data-dir {} suggestion list\n  renda --data-dir {} suggestion show {suggestion}",
-        dir.display(),
-        dir.display()
+        "  {:.1} 秒后王店镇看到答复，沈建华代表评价：满意",
+        waited.as_secs_f64()
     );
-    Ok(())
-}
+    wangdian
+        .write(move |tx| {
+            office::suggestion_step(
+                tx,
+                "王店镇人大办",
+                &suggestion,
+                A::Evaluate {
+                    result: Satisfaction::Satisfied,
+                    comment: "渠道已修好，群众满意".into(),
+                },
+                d("2026-05-28"),
+            )
+        })
+        .await?;
+    until(
+        "the evaluation reaching the county",
+        Duration::from_secs(30),
+        || {
+            let county = county.clone();
+            async move {
+                Ok(
+                    suggestion_state(&county, suggestion).await?
+                        == Some(SuggestionState::Satisfied),
+                )
+            }
+        },
+    )
+    .await?;
+    county
+        .write(move |tx| {
+            office::suggestion_step(
+                tx,
+                "秀洲区人大代表工委",
+                &suggestion,
+                A::Close,
+                d("2026-06-05"),
+            )
+        })
+        .await?;
+    println!("  秀洲区：销号，建议办结");
 
-fn empty_list() -> crate::cli::ListArgs {
-    crate::cli::ListArgs {
-        status: None,
-        within: None,
-        delegate: None,
-        period: None,
-        limit: None,
-        offset: 0,
+    println!("\n【4】王江泾镇、新塍镇断网，离线期间继续登记民情");
+    for &i in &OFFLINE {
+        if let Some(link) = nodes[i].link.take() {
+            link.abort();
+        }
     }
+    let mut offline_ids = Vec::new();
+    for &i in &OFFLINE {
+        let me = region(i);
+        let ids = in_batches(&nodes[i].store, 5, move |tx, n| {
+            let fields = OpinionFields {
+                source: OpinionSource::Visit,
+                content: format!("离线期间走访收集的第{}条民情", n + 1),
+                place: "村委会".into(),
+                region: me,
+                delegate: None,
+                activity: None,
+                category: None,
+            };
+            Ok(office::add_opinion(
+                tx,
+                "工作人员",
+                fields,
+                Contact::default(),
+                chrono::Local::now().date_naive(),
+            )?
+            .id)
+        })
+        .await?;
+        offline_ids.extend(ids);
+        println!("  {}：离线登记 5 条", NODES[i].1);
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let mut arrived = 0;
+    for id in &offline_ids {
+        arrived += usize::from(holds(&county, *id).await?);
+    }
+    println!("  秀洲区此时收到其中 {arrived} 条（链路断开）");
+    for &i in &OFFLINE {
+        link(&mut nodes, i);
+    }
+    let ids = offline_ids.clone();
+    let waited = until(
+        "the offline opinions reaching the county",
+        Duration::from_secs(60),
+        || {
+            let (county, ids) = (county.clone(), ids.clone());
+            async move {
+                for id in ids {
+                    if !holds(&county, id).await? {
+                        return Ok(false);
+                    }
+                }
+                Ok(true)
+            }
+        },
+    )
+    .await?;
+    println!(
+        "  恢复联网，{:.1} 秒内全部同步到秀洲区",
+        waited.as_secs_f64()
+    );
+
+    println!("\n【5】等待各级汇总逐级上报到全国人大节点");
+    // Every node's own numbers, counted where they were recorded: the national rollup must add
+    // up to their sum.
+    let mut expected = renda_node::record::rollup::Metrics::default();
+    for (i, node) in nodes.iter().enumerate() {
+        let own = renda_hub::rollups::refresh(&node.store, rules()).await?;
+        debug_assert_eq!(own.name, NODES[i].1);
+        expected.add(&own.own);
+    }
+    let national = nodes[NATIONAL].store.clone();
+    let waited = until("the national rollup", Duration::from_secs(120), || {
+        let national = national.clone();
+        let expected = expected.clone();
+        async move {
+            Ok(rollup_of(&national, region(NATIONAL))
+                .await?
+                .is_some_and(|r| {
+                    r.total.opinions == expected.opinions
+                        && r.total.suggestions == expected.suggestions
+                        && r.total.activities_total() == expected.activities_total()
+                        && r.total.sign_ins == expected.sign_ins
+                }))
+        }
+    })
+    .await?;
+    println!("  {:.1} 秒后全国汇总与各地记录一致", waited.as_secs_f64());
+
+    println!("\n【6】各级汇总（每个节点自己的汇总：本级记录加下级上报的汇总）");
+    let mut table = crate::render::table(&[
+        "节点",
+        "级别",
+        "代表",
+        "活动",
+        "签到",
+        "民情",
+        "已办结民情",
+        "建议",
+        "已办结建议",
+        "满意率",
+        "下级",
+    ]);
+    for (i, node) in nodes.iter().enumerate() {
+        let Some(r) = rollup_of(&node.store, region(i)).await? else {
+            continue;
+        };
+        let t = &r.total;
+        table.add_row(vec![
+            NODES[i].1.to_string(),
+            region(i).level().map_or("", |l| l.label()).to_string(),
+            t.delegates_total().to_string(),
+            t.activities_total().to_string(),
+            t.sign_ins.to_string(),
+            t.opinions_total().to_string(),
+            t.opinions.get("handled").copied().unwrap_or(0).to_string(),
+            t.suggestions_total().to_string(),
+            t.suggestions
+                .get("closed")
+                .copied()
+                .unwrap_or(0)
+                .to_string(),
+            percent(t.satisfaction_rate()),
+            r.children.len().to_string(),
+        ]);
+    }
+    println!("{table}");
+    // The national node holds no county's records, nor the counties' rollups: only its
+    // provinces'. Henan's numbers are 沈丘县's, Anhui's are 太湖县's.
+    let national_view = rollup_of(&nodes[NATIONAL].store, region(NATIONAL))
+        .await?
+        .context("the national rollup")?;
+    if let Some(henan) = national_view.children.get(NODES[7].0) {
+        let o = &henan.total.opinions;
+        println!(
+            "  全国节点看到的河南省（沈丘县）：民情 {} 条，已转交后办理中 {} 条，已办结 {} 条",
+            henan.total.opinions_total(),
+            o.get("in_progress").copied().unwrap_or(0),
+            o.get("handled").copied().unwrap_or(0)
+        );
+    }
+    if let Some(anhui) = national_view.children.get(NODES[10].0) {
+        println!(
+            "  全国节点看到的安徽省（太湖县）：活动 {} 场，签到 {} 人次，建议 {} 件，满意率 {}",
+            anhui.total.activities_total(),
+            anhui.total.sign_ins,
+            anhui.total.suggestions_total(),
+            percent(anhui.total.satisfaction_rate())
+        );
+    }
+    let held = nodes[NATIONAL].store.call(|s| s.stats()).await?;
+    println!(
+        "  全国节点自己只保存 {} 条记录（各级汇总），不保存县乡的原始记录",
+        held.records_total()
+    );
+    println!("  准备用时 {:.0} 秒", started.elapsed().as_secs_f64());
+
+    if args.no_serve {
+        println!(
+            "\n演示完成（--no-serve：不启动看板）。节点数据保留在 {}",
+            dir.display()
+        );
+        return Ok(());
+    }
+
+    println!("\n【7】看板（按 Ctrl-C 结束演示）");
+    let mut port = args.http.port();
+    for &i in &[NATIONAL, JIAXING, XIUZHOU, SHENQIU] {
+        let store = nodes[i].store.clone();
+        let token = store
+            .write(|tx| tx.add_credential("演示管理员", Role::Admin))
+            .await?;
+        let addr = std::net::SocketAddr::new(args.http.ip(), port);
+        let listener = renda_hub::dashboard::bind(addr).await.with_context(|| {
+            format!("cannot serve a dashboard on {addr}: use --http with a free port")
+        })?;
+        let bound = listener.local_addr()?;
+        let dashboard = renda_hub::dashboard::Dashboard::new(store, region(i), NODES[i].1);
+        tokio::spawn(async move {
+            if let Err(e) =
+                renda_hub::dashboard::serve(listener, dashboard, std::future::pending()).await
+            {
+                tracing::error!(error = %e, "a demo dashboard stopped");
+            }
+        });
+        println!("  {}：http://{bound}/  登录令牌：{token}", NODES[i].1);
+        if port != 0 {
+            port += 1;
+        }
+    }
+    println!("  （令牌角色为“管理”：可查看全部页面和审计日志）");
+    tokio::signal::ctrl_c().await?;
+    println!("演示结束。节点数据保留在 {}", dir.display());
+    Ok(())
 }

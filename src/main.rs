@@ -8,6 +8,7 @@ mod bench;
 mod bench_query;
 mod cli;
 mod commands;
+mod config;
 mod demo;
 mod render;
 
@@ -67,6 +68,46 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Demo(a) => demo::run(a).await,
+        Command::Run(cli::RunArgs {
+            config: Some(path), ..
+        }) => {
+            let loaded = config::load(&path)?;
+            // The first run initialises the node the file describes; later runs check that
+            // the data directory still holds that node.
+            if !loaded.data_dir.join(renda_node::store::DB_FILE).exists() {
+                Store::init(&loaded.data_dir, loaded.region, &loaded.name, None)?;
+                println!(
+                    "已按配置初始化节点 {}（{}）于 {}",
+                    loaded.name,
+                    loaded.region,
+                    loaded.data_dir.display()
+                );
+            }
+            let mut store = Store::open(&loaded.data_dir)?;
+            if store.identity().region != loaded.region {
+                return Err(
+                    StoreError::Invalid(renda_node::validate::ValidationError::new(
+                        "region",
+                        format!(
+                            "配置文件 {} 写的是 {}，数据目录 {} 中的节点是 {}",
+                            path.display(),
+                            loaded.region,
+                            loaded.data_dir.display(),
+                            store.identity().region
+                        ),
+                    ))
+                    .into(),
+                );
+            }
+            if let Some(parent) = &loaded.parent
+                && store.identity().parent_addr.as_deref() != Some(parent.as_str())
+            {
+                store.set_parent_addr(parent)?;
+            }
+            drop(store);
+            let session = Session::open(&loaded.data_dir, cli.user, cli.json)?;
+            session.run(Command::Run(loaded.run)).await
+        }
         Command::Ca(cli::CaCmd::Init { dir, name, days }) => {
             let ca = renda_node::pki::CertificateAuthority::create(&name, days)?;
             ca.save(&dir)?;

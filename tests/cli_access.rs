@@ -8,7 +8,14 @@ use common::{Node, XIUZHOU};
 #[test]
 fn credentials_are_created_listed_and_revoked() {
     let node = Node::init(XIUZHOU, "秀洲区人大常委会");
-    let token = node.ok(&["credential", "add", "--name", "代表工委 张三", "--role", "clerk"]);
+    let token = node.ok(&[
+        "credential",
+        "add",
+        "--name",
+        "代表工委 张三",
+        "--role",
+        "clerk",
+    ]);
     let token = token.trim();
     assert!(token.starts_with("renda_") && token.len() == 70, "{token}");
     let db = std::fs::read(node.db()).unwrap();
@@ -34,17 +41,30 @@ fn credentials_are_created_listed_and_revoked() {
 #[test]
 fn bad_credential_commands_name_the_field_and_write_nothing() {
     let node = Node::init(XIUZHOU, "秀洲区人大常委会");
-    let err = node.fails(&["credential", "add", "--name", "张三", "--role", "root"], 2);
+    let err = node.fails(
+        &["credential", "add", "--name", "张三", "--role", "root"],
+        2,
+    );
     assert!(err.contains("role") && err.contains("root"), "{err}");
-    let err = node.fails(&["credential", "add", "--name", "  ", "--role", "viewer"], 2);
+    let err = node.fails(
+        &["credential", "add", "--name", "  ", "--role", "viewer"],
+        2,
+    );
     assert!(err.contains("name"), "{err}");
     node.ok(&["credential", "add", "--name", "张三", "--role", "viewer"]);
-    let err = node.fails(&["credential", "add", "--name", "张三", "--role", "admin"], 2);
+    let err = node.fails(
+        &["credential", "add", "--name", "张三", "--role", "admin"],
+        2,
+    );
     assert!(err.contains("name") && err.contains("张三"), "{err}");
     let err = node.fails(&["credential", "revoke", "李四"], 2);
     assert!(err.contains("没有"), "{err}");
     let listed = node.json(&["credential", "list"]);
-    assert_eq!(listed.as_array().unwrap().len(), 1, "nothing partly written");
+    assert_eq!(
+        listed.as_array().unwrap().len(),
+        1,
+        "nothing partly written"
+    );
     assert_eq!(listed[0]["role"], "viewer");
 }
 

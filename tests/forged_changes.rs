@@ -495,3 +495,167 @@ async fn forged_changes_are_refused_audited_and_stored_nowhere() {
     let peers = township.call(|s| s.peers()).await.unwrap();
     assert!(peers.iter().all(|p| p.refused_out == 0), "{peers:?}");
 }
+
+/// Every record id in a batch the parent sent, compressed or not.
+fn batch_ids(batch: &ChangeBatch) -> Vec<String> {
+    use std::io::Read;
+    let mut records = batch.records.clone();
+    if !batch.deflated_records.is_empty() {
+        let mut plain = Vec::new();
+        flate2::read::DeflateDecoder::new(batch.deflated_records.as_slice())
+            .read_to_end(&mut plain)
+            .expect("a batch the parent made inflates");
+        let decoded: v1::BatchRecords = prost::Message::decode(plain.as_slice()).unwrap();
+        records.extend(decoded.records);
+    }
+    records
+        .into_iter()
+        .map(|r| r.header.expect("a header").id)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_child_asking_for_what_it_may_not_hold_gets_none_of_it() {
+    let fed = Federation::start(&[
+        (XIUZHOU, "秀洲区人大常委会"),
+        (WANGDIAN, "王店镇人大主席团"),
+        (XINCHENG, "新塍镇人大主席团"),
+    ])
+    .await;
+    let county = fed.node(XIUZHOU).store.clone();
+    let other = fed.node(XINCHENG).store.clone();
+
+    // What 王店镇 may hold: the county's notice to its townships. What it may not: 新塍镇's
+    // opinion and the constituent's contact kept with it, and a county delegate's phone.
+    let notice = county
+        .write(|tx| {
+            office::add_notice(
+                tx,
+                "staff",
+                renda_node::record::notice::Notice {
+                    title: "关于开展代表活动月的通知".into(),
+                    category: "工作通知".into(),
+                    issued_on: d("2026-05-01"),
+                    audience: code(XIUZHOU),
+                    body: "各乡镇人大：请组织代表进站。".into(),
+                },
+            )
+        })
+        .await
+        .unwrap()
+        .id;
+    let fields = OpinionFields {
+        source: OpinionSource::Reception,
+        content: "新塍镇的民情".into(),
+        place: String::new(),
+        region: code(XINCHENG),
+        delegate: None,
+        activity: None,
+        category: None,
+    };
+    let contact = office::Contact {
+        name: Some("王阿姨".into()),
+        phone: Some("13900000001".into()),
+        id_number: None,
+    };
+    let opinion = other
+        .write(move |tx| office::add_opinion(tx, "clerk", fields, contact, d("2026-05-02")))
+        .await
+        .unwrap()
+        .id;
+    let county_delegate = {
+        let xz = code(XIUZHOU);
+        let delegate = Delegate {
+            name: "陆秀英".into(),
+            gender: Gender::Female,
+            birth_year: None,
+            ethnicity: None,
+            party: None,
+            occupation: "教师".into(),
+            station: None,
+            mandates: [(
+                Mandate::key(&xz, 9),
+                Mandate {
+                    congress: xz,
+                    level: xz.level().unwrap(),
+                    term: 9,
+                    constituency: "第三选区".into(),
+                    status: MandateStatus::Serving,
+                    status_since: None,
+                },
+            )]
+            .into_iter()
+            .collect(),
+        };
+        let contact = office::Contact {
+            phone: Some("13900000002".into()),
+            ..office::Contact::default()
+        };
+        county
+            .write(move |tx| office::add_delegate(tx, "staff", delegate, contact))
+            .await
+            .unwrap()
+            .id
+    };
+    fed.sync_once(XINCHENG).await;
+    let forbidden: Vec<String> = county
+        .call(move |s| {
+            let mut ids = vec![opinion.to_string()];
+            for subject in [opinion, county_delegate] {
+                let personal = s.personal_for(&subject)?.expect("contact kept");
+                ids.push(personal.header.id.to_string());
+            }
+            Ok(ids)
+        })
+        .await
+        .unwrap();
+
+    // 王店镇 asks every way there is: from the start, as a restored node (Resync), by a digest
+    // that differs in every bucket, and by naming the forbidden records as missing.
+    let addr = fed.node(XIUZHOU).addr;
+    let mut client = SyncClient::connect(format!("http://{addr}")).await.unwrap();
+    let (tx, rx) = tokio::sync::mpsc::channel(64);
+    for body in [
+        Msg::Hello(Hello {
+            region: WANGDIAN.into(),
+            received_seq: 0,
+            repair: true,
+        }),
+        Msg::Resync(v1::Resync { ack: false }),
+        Msg::Digest(v1::Digest {
+            buckets: vec![0; 256],
+        }),
+        Msg::DigestEntries(v1::DigestEntries { entries: vec![] }),
+    ] {
+        tx.send(msg(body)).await.unwrap();
+    }
+    let mut inbound = client
+        .link(tokio_stream::wrappers::ReceiverStream::new(rx))
+        .await
+        .unwrap()
+        .into_inner();
+    let mut received = Vec::new();
+    loop {
+        let next = tokio::time::timeout(std::time::Duration::from_secs(2), inbound.message()).await;
+        let Ok(Ok(Some(message))) = next else { break };
+        if let Some(Msg::Batch(batch)) = message.body {
+            received.extend(batch_ids(&batch));
+            let ack = v1::BatchAck {
+                batch_id: batch.batch_id,
+                up_to_seq: batch.up_to_seq,
+                missing: forbidden.clone(),
+                rejected: vec![],
+            };
+            if tx.send(msg(Msg::Ack(ack))).await.is_err() {
+                break;
+            }
+        }
+    }
+    assert!(
+        received.contains(&notice.to_string()),
+        "the child got what it may hold: {received:?}"
+    );
+    for id in &forbidden {
+        assert!(!received.contains(id), "{id} was sent to 王店镇");
+    }
+}

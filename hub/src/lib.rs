@@ -10,12 +10,14 @@
 //!   delegate's duty record), served on the same port as `Sync`.
 //! - [`dashboard`]: the HTTP dashboard in Chinese, pages made on the server with SVG charts.
 //! - [`auth`]: bearer tokens of credentials, and the role each call needs.
+//! - [`metrics`]: the operators' Prometheus endpoint (link counters, lag, refusals, store size).
 //!
 //! Architecture invariant: the hub reads and writes records only through the node's store handle
 //! and protocol types through `renda-proto`; it never opens SQLite itself.
 
 pub mod auth;
 pub mod dashboard;
+pub mod metrics;
 pub mod query_server;
 pub mod rollups;
 pub mod sync_server;

@@ -48,6 +48,25 @@ pub enum DocError {
     Automerge(Box<automerge::AutomergeError>),
     #[error("document value could not be written: {0}")]
     Update(String),
+    /// Automerge panicked on the input (it does on some malformed changes and documents; the
+    /// fuzzer found them, `fuzz/artifacts/`). The panic is caught so that bytes from a peer or
+    /// a file cannot stop the node.
+    #[error("automerge could not process the input: {0}")]
+    Malformed(String),
+}
+
+/// Runs automerge on untrusted input, turning a panic inside it into [`DocError::Malformed`].
+/// The closures only touch documents the caller throws away on error, so nothing half-updated
+/// survives a caught panic.
+fn guarded<T>(what: &str, f: impl FnOnce() -> Result<T, DocError>) -> Result<T, DocError> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or_else(|panic| {
+        let detail = panic
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        Err(DocError::Malformed(format!("{what}: {detail}")))
+    })
 }
 
 impl From<automerge::AutomergeError> for DocError {
@@ -118,7 +137,9 @@ impl RecordDoc {
 
     /// Loads saved bytes. Fails cleanly on anything that is not a valid automerge document.
     pub fn load(bytes: &[u8], actor: &ActorId) -> Result<RecordDoc, DocError> {
-        let doc = Automerge::load(bytes).map_err(|e| DocError::Load(e.to_string()))?;
+        let doc = guarded("load", || {
+            Automerge::load(bytes).map_err(|e| DocError::Load(e.to_string()))
+        })?;
         Ok(RecordDoc {
             doc: doc.with_actor(actor.clone()),
         })
@@ -139,7 +160,7 @@ impl RecordDoc {
 
     /// The document's root as JSON, hydrated once.
     pub(crate) fn root(&self) -> Result<serde_json::Map<String, serde_json::Value>, DocError> {
-        match self.doc.hydrate(None) {
+        match guarded("read", || Ok(self.doc.hydrate(None)))? {
             hydrate::Value::Map(root) => {
                 let mut out = serde_json::Map::new();
                 for (key, value) in root.iter() {
@@ -254,15 +275,21 @@ impl RecordDoc {
             return Ok(fresh);
         }
         if header_before.is_none() {
-            // Nothing to protect yet: apply in place instead of copying the document.
-            self.doc.apply_changes(fresh.clone())?;
+            // Nothing to protect yet: apply in place instead of copying the document. If
+            // automerge panics half-way, the document starts over empty.
+            let applied = guarded("apply", || Ok(self.doc.apply_changes(fresh.clone())?));
+            if let Err(e) = applied {
+                let actor = self.doc.get_actor().clone();
+                self.doc = Automerge::new().with_actor(actor);
+                return Err(e);
+            }
             return Ok(fresh
                 .into_iter()
                 .filter(|c| self.has_change(&c.hash()))
                 .collect());
         }
         let mut candidate = self.doc.fork();
-        candidate.apply_changes(fresh.clone())?;
+        guarded("apply", || Ok(candidate.apply_changes(fresh.clone())?))?;
         let candidate = RecordDoc { doc: candidate };
         if let Some(before) = header_before
             && candidate.header()? != before
@@ -279,9 +306,38 @@ impl RecordDoc {
             .collect())
     }
 
-    /// Decodes one change from its wire bytes.
+    /// Decodes one change from its wire bytes, and screens its operations: a record's document
+    /// only ever holds maps, lists and plain scalars, so a change with text objects, tables,
+    /// counters or marks came from no Renda node. Screening matters beyond tidiness: automerge
+    /// 0.12 aborts the process (a panic during unwinding, which nothing can catch) on some
+    /// malformed mark operations, found by the fuzzer (`fuzz/artifacts/link_message/`).
     pub fn decode_change(bytes: &[u8]) -> Result<Change, DocError> {
-        Change::try_from(bytes).map_err(|e| DocError::Change(e.to_string()))
+        use automerge::legacy::OpType;
+        guarded("decode change", || {
+            let change = Change::try_from(bytes).map_err(|e| DocError::Change(e.to_string()))?;
+            for op in change.decode().operations {
+                match op.action {
+                    OpType::Make(ObjType::Map | ObjType::List) | OpType::Delete => {}
+                    OpType::Put(ScalarValue::Counter(_)) => {
+                        return Err(DocError::Change(
+                            "a counter has no place in a record".into(),
+                        ));
+                    }
+                    OpType::Put(_) => {}
+                    OpType::Make(other) => {
+                        return Err(DocError::Change(format!(
+                            "a {other:?} object has no place in a record"
+                        )));
+                    }
+                    OpType::Increment(_) | OpType::MarkBegin(_) | OpType::MarkEnd(_) => {
+                        return Err(DocError::Change(
+                            "counters and marks have no place in a record".into(),
+                        ));
+                    }
+                }
+            }
+            Ok(change)
+        })
     }
 }
 

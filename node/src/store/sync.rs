@@ -346,6 +346,14 @@ impl Store {
         peer_statuses(&self.conn)
     }
 
+    /// How many entries the audit log holds.
+    pub fn audit_count(&self) -> Result<u64, StoreError> {
+        Ok(self
+            .conn
+            .query_row("SELECT count(*) FROM audit", [], |r| r.get::<_, i64>(0))?
+            .max(0) as u64)
+    }
+
     /// The newest `limit` entries of the audit log, newest first.
     pub fn audit_log(&self, limit: usize) -> Result<Vec<AuditEntry>, StoreError> {
         let mut stmt = self.conn.prepare_cached(

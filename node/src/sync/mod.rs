@@ -8,9 +8,12 @@
 //! up; in [`Mode::Live`] it waits for new writes and keeps going until the stream breaks.
 //!
 //! Layout: this file holds the link loop; [`client`] dials the parent (`renda sync --once` and
-//! the child side of `renda run`). The parent side of the gRPC service lives in the hub crate.
+//! the child side of `renda run`); [`untrusted`] is every decoding path of network input as one
+//! function each, for the fuzz targets. The parent side of the gRPC service lives in the hub
+//! crate.
 
 pub mod client;
+pub mod untrusted;
 
 use std::time::Duration;
 
@@ -401,6 +404,7 @@ where
     let mut next_batch_id: u64 = 1;
     let mut in_flight: std::collections::VecDeque<InFlight> = std::collections::VecDeque::new();
     let mut resend: Vec<RecordId> = Vec::new();
+    let mut resent: std::collections::HashSet<RecordId> = std::collections::HashSet::new();
     let mut caught_up_sent: Option<i64> = None;
     let mut local_done = false;
     let mut remote_done = false;
@@ -472,11 +476,20 @@ where
     loop {
         if in_flight.len() < WINDOW && !local_done {
             if !resend.is_empty() {
-                let ids = std::mem::take(&mut resend);
+                // A record is resent whole at most once per link: an honest peer is complete
+                // after one full history, and a peer that keeps asking must not keep the link
+                // busy. Records it may not hold are filtered out by `full_records`.
+                let ids: Vec<RecordId> = std::mem::take(&mut resend)
+                    .into_iter()
+                    .filter(|id| resent.insert(*id))
+                    .collect();
                 let policy = config.policy;
                 let records = store
                     .call(move |s| s.full_records(&peer, &ids, &policy))
                     .await?;
+                if records.is_empty() {
+                    continue;
+                }
                 let changes = records.iter().map(|r| r.changes.len()).sum();
                 let bytes = records.iter().flat_map(|r| &r.changes).map(Vec::len).sum();
                 let count = records.len();
@@ -894,16 +907,7 @@ mod hostile_input {
 
     /// Opens whatever `bytes` decode to as a link message, as a receiving link would.
     fn receive(bytes: &[u8]) {
-        let Ok(msg) = <LinkMessage as prost::Message>::decode(bytes) else {
-            return;
-        };
-        if let Ok(Body::Batch(batch)) = open(msg)
-            && let Ok((records, _, _)) = open_batch(batch.records, batch.deflated_records)
-        {
-            for record in records {
-                let _ = PreparedRecord::new(record);
-            }
-        }
+        super::untrusted::receive_link_message(bytes);
     }
 
     fn mangle(mut bytes: Vec<u8>, edits: &[(usize, u8)]) -> Vec<u8> {

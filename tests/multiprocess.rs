@@ -1,0 +1,338 @@
+//! A federation of real `renda run` processes started from deploy/'s configuration files, one
+//! per level plus a second township, every link mutual TLS with certificates from `renda ca`.
+//! Clerks write opinions through the CLI at both townships; half-way the county hub is killed
+//! with SIGKILL and restarted while the writes go on. Afterwards every replica converges and no
+//! write the CLI acknowledged is lost.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::io::Read;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_renda");
+
+/// One node: its level's file from deploy/config, with the addresses and the data directory
+/// changed to this machine's loopback and a temporary directory.
+struct Spec {
+    level: &'static str,
+    region: &'static str,
+    name: &'static str,
+    parent: Option<usize>,
+    listens: bool,
+}
+
+const SPECS: &[Spec] = &[
+    Spec {
+        level: "national",
+        region: "000000000000",
+        name: "全国人大常委会",
+        parent: None,
+        listens: true,
+    },
+    Spec {
+        level: "province",
+        region: "330000000000",
+        name: "浙江省人大常委会",
+        parent: Some(0),
+        listens: true,
+    },
+    Spec {
+        level: "city",
+        region: "330400000000",
+        name: "嘉兴市人大常委会",
+        parent: Some(1),
+        listens: true,
+    },
+    Spec {
+        level: "county",
+        region: "330411000000",
+        name: "秀洲区人大常委会",
+        parent: Some(2),
+        listens: true,
+    },
+    Spec {
+        level: "township",
+        region: "330411101000",
+        name: "王店镇人大主席团",
+        parent: Some(3),
+        listens: false,
+    },
+    Spec {
+        level: "township",
+        region: "330411102000",
+        name: "新塍镇人大主席团",
+        parent: Some(3),
+        listens: false,
+    },
+];
+const CITY: usize = 2;
+const COUNTY: usize = 3;
+const TOWNSHIPS: [usize; 2] = [4, 5];
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn renda(args: &[&str], data: &Path) -> std::process::Output {
+    Command::new(BIN)
+        .args(args)
+        .env("RENDA_DATA_DIR", data)
+        .env("RENDA_USER", "测试员")
+        .env_remove("RENDA_LOG")
+        .output()
+        .expect("run renda")
+}
+
+fn ok(args: &[&str], data: &Path) -> String {
+    let out = renda(args, data);
+    assert!(
+        out.status.success(),
+        "renda {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// A running `renda run --config`, killed with SIGKILL when dropped.
+struct Running {
+    child: Child,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start(config: &Path, log: &Path) -> Running {
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .unwrap();
+    let child = Command::new(BIN)
+        .args(["run", "--config"])
+        .arg(config)
+        .env("RENDA_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(file)
+        .spawn()
+        .expect("start renda run");
+    Running { child }
+}
+
+fn wait_for(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
+    let started = Instant::now();
+    while !done() {
+        assert!(started.elapsed() < limit, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn opinion_ids(data: &Path) -> BTreeSet<String> {
+    let out = renda(&["opinion", "list", "--json"], data);
+    if !out.status.success() {
+        // The node may be starting up or busy: try again later.
+        return BTreeSet::new();
+    }
+    let rows: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+    rows.as_array()
+        .map(|rows| {
+            rows.iter()
+                .filter_map(|r| r["id"].as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn a_federation_of_processes_from_deploys_configs_survives_a_killed_hub() {
+    let root = tempfile::tempdir().unwrap();
+    let deploy = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/config");
+    let ports: Vec<u16> = SPECS.iter().map(|_| free_port()).collect();
+    let metrics_port = free_port();
+
+    // The federation's CA, and one certificate per node in its data directory's tls/.
+    let ca = root.path().join("ca");
+    ok(&["ca", "init", "--dir", ca.to_str().unwrap()], root.path());
+    let mut configs = Vec::new();
+    for (i, spec) in SPECS.iter().enumerate() {
+        let data = root.path().join(format!("{}-{}", spec.level, spec.region));
+        ok(
+            &[
+                "ca",
+                "issue",
+                "--ca",
+                ca.to_str().unwrap(),
+                "--region",
+                spec.region,
+                "--name",
+                spec.name,
+                "--out",
+                data.join("tls").to_str().unwrap(),
+            ],
+            root.path(),
+        );
+        let text = std::fs::read_to_string(deploy.join(format!("{}.toml", spec.level)))
+            .expect("deploy/config has a file for every level");
+        let mut table: toml::Table = toml::from_str(&text).expect("deploy's file parses");
+        table.insert("data_dir".into(), data.to_str().unwrap().into());
+        table.insert("region".into(), spec.region.into());
+        table.insert("name".into(), spec.name.into());
+        table.remove("http");
+        table.remove("metrics");
+        if spec.listens {
+            assert!(table.contains_key("listen"), "{}.toml listens", spec.level);
+            table.insert("listen".into(), format!("127.0.0.1:{}", ports[i]).into());
+        } else {
+            assert!(!table.contains_key("listen"), "a township only dials out");
+        }
+        match spec.parent {
+            Some(p) => {
+                assert!(
+                    table.contains_key("parent"),
+                    "{}.toml names a parent",
+                    spec.level
+                );
+                table.insert("parent".into(), format!("127.0.0.1:{}", ports[p]).into());
+            }
+            None => assert!(!table.contains_key("parent")),
+        }
+        if i == COUNTY {
+            table.insert("metrics".into(), format!("127.0.0.1:{metrics_port}").into());
+        }
+        let path = root
+            .path()
+            .join(format!("{}-{}.toml", spec.level, spec.region));
+        std::fs::write(&path, toml::to_string(&table).unwrap()).unwrap();
+        configs.push((path, data));
+    }
+    let log = |i: usize| root.path().join(format!("node-{i}.log"));
+    let mut running: Vec<Option<Running>> = configs
+        .iter()
+        .enumerate()
+        .map(|(i, (config, _))| Some(start(config, &log(i))))
+        .collect();
+    // Every node initialises itself from its file on the first run.
+    for (i, (_, data)) in configs.iter().enumerate() {
+        wait_for("every node to initialise", Duration::from_secs(30), || {
+            renda(&["status", "--json"], data).status.success()
+        });
+        let status: serde_json::Value =
+            serde_json::from_str(&ok(&["status", "--json"], data)).unwrap();
+        assert_eq!(status["node"]["region"], SPECS[i].region);
+        assert_eq!(status["certificate"]["installed"], true);
+    }
+
+    // Clerks write at both townships; the county is killed half-way and restarted.
+    let mut written = BTreeSet::new();
+    let per_township = 30;
+    for n in 0..per_township {
+        if n == per_township / 2 {
+            // Dropping it sends SIGKILL: no chance to finish a write or a batch.
+            drop(running[COUNTY].take());
+        }
+        if n == per_township / 2 + 5 {
+            running[COUNTY] = Some(start(&configs[COUNTY].0, &log(COUNTY)));
+        }
+        for &t in &TOWNSHIPS {
+            let id = ok(
+                &[
+                    "opinion",
+                    "add",
+                    "--source",
+                    "扫码反映",
+                    "--content",
+                    &format!("{} 第{n}条民情：村道路灯不亮", SPECS[t].name),
+                ],
+                &configs[t].1,
+            );
+            written.insert(id.trim().to_string());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(written.len(), per_township * TOWNSHIPS.len());
+
+    // Every acknowledged write reaches the county and the city (the full-record depth).
+    for node in [COUNTY, CITY] {
+        wait_for(
+            &format!("{} to hold every opinion", SPECS[node].name),
+            Duration::from_secs(90),
+            || opinion_ids(&configs[node].1) == written,
+        );
+    }
+    // Each township holds its own opinions and not its neighbour's.
+    for &t in &TOWNSHIPS {
+        let held = opinion_ids(&configs[t].1);
+        assert_eq!(held.len(), per_township, "{}", SPECS[t].name);
+        assert!(held.is_subset(&written));
+    }
+    // Every replica of a record is the same record.
+    let sample: Vec<&String> = written.iter().step_by(7).collect();
+    for id in sample {
+        let home = TOWNSHIPS
+            .iter()
+            .copied()
+            .find(|&t| opinion_ids(&configs[t].1).contains(id))
+            .expect("a home township");
+        let at_home = ok(&["opinion", "show", id, "--json"], &configs[home].1);
+        for node in [COUNTY, CITY] {
+            assert_eq!(
+                ok(&["opinion", "show", id, "--json"], &configs[node].1),
+                at_home,
+                "{id} at {}",
+                SPECS[node].name
+            );
+        }
+    }
+    // The national node holds no township record, but its rollup counts every opinion.
+    wait_for("the national rollup", Duration::from_secs(90), || {
+        let out = renda(
+            &["rollup", "--region", "000000000000", "--json"],
+            &configs[0].1,
+        );
+        out.status.success()
+            && serde_json::from_slice::<serde_json::Value>(&out.stdout)
+                .map(|r| r["total"]["opinions"]["received"] == written.len())
+                .unwrap_or(false)
+    });
+    assert!(opinion_ids(&configs[0].1).is_empty());
+
+    // The restarted county reports its links to Prometheus.
+    let mut body = String::new();
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", metrics_port)).unwrap();
+    std::io::Write::write_all(
+        &mut stream,
+        b"GET /metrics HTTP/1.1\r\nHost: county\r\nConnection: close\r\n\r\n",
+    )
+    .unwrap();
+    stream.read_to_string(&mut body).unwrap();
+    assert!(body.starts_with("HTTP/1.1 200"), "{body}");
+    for township in ["330411101000", "330411102000"] {
+        assert!(
+            body.contains(&format!(
+                "renda_sync_records_total{{node=\"330411000000\",peer=\"{township}\",direction=\"in\"}}"
+            )),
+            "{body}"
+        );
+    }
+
+    // Nothing was at risk: no process logged an ERROR.
+    drop(running);
+    for (i, spec) in SPECS.iter().enumerate() {
+        let text = std::fs::read_to_string(log(i)).unwrap_or_default();
+        assert!(
+            !text.lines().any(|l| l.contains(" ERROR ")),
+            "{} logged an ERROR:\n{text}",
+            spec.name
+        );
+    }
+}
