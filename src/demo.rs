@@ -813,6 +813,18 @@ pub async fn run(args: DemoArgs) -> Result<()> {
         })
         .await?;
     println!("  秀洲区：销号，建议办结");
+    let waited = until(
+        "the closing reaching the township",
+        Duration::from_secs(30),
+        || {
+            let wangdian = wangdian.clone();
+            async move {
+                Ok(suggestion_state(&wangdian, suggestion).await? == Some(SuggestionState::Closed))
+            }
+        },
+    )
+    .await?;
+    println!("  {:.1} 秒后王店镇看到“已办结”", waited.as_secs_f64());
 
     println!("\n【4】王江泾镇、新塍镇断网，离线期间继续登记民情");
     for &i in &OFFLINE {
@@ -878,26 +890,28 @@ pub async fn run(args: DemoArgs) -> Result<()> {
     );
 
     println!("\n【5】等待各级汇总逐级上报到全国人大节点");
-    // Every node's own numbers, counted where they were recorded: the national rollup must add
-    // up to their sum.
-    let mut expected = renda_node::record::rollup::Metrics::default();
-    for (i, node) in nodes.iter().enumerate() {
-        let own = renda_hub::rollups::refresh(&node.store, rules()).await?;
-        debug_assert_eq!(own.name, NODES[i].1);
-        expected.add(&own.own);
-    }
-    let national = nodes[NATIONAL].store.clone();
-    let waited = until("the national rollup", Duration::from_secs(120), || {
-        let national = national.clone();
-        let expected = expected.clone();
+    // Every node's own numbers, counted where they were recorded, must add up to the national
+    // total. Both sides keep moving until the last step has reached every holder, so the sum is
+    // taken afresh each time.
+    let stores: Vec<StoreHandle> = nodes.iter().map(|n| n.store.clone()).collect();
+    let waited = until("the national rollup", Duration::from_secs(180), || {
+        let stores = stores.clone();
         async move {
-            Ok(rollup_of(&national, region(NATIONAL))
+            let mut expected = renda_node::record::rollup::Metrics::default();
+            for (i, store) in stores.iter().enumerate() {
+                match rollup_of(store, region(i)).await? {
+                    Some(r) => expected.add(&r.own),
+                    None => return Ok(false),
+                }
+            }
+            Ok(rollup_of(&stores[NATIONAL], region(NATIONAL))
                 .await?
                 .is_some_and(|r| {
                     r.total.opinions == expected.opinions
                         && r.total.suggestions == expected.suggestions
                         && r.total.activities_total() == expected.activities_total()
                         && r.total.sign_ins == expected.sign_ins
+                        && r.total.delegates_total() == expected.delegates_total()
                 }))
         }
     })
