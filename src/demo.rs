@@ -193,6 +193,33 @@ async fn add_station(
         .id)
 }
 
+/// Records an opinion collected on `date` and takes it through `steps` the same day.
+fn opinion(
+    tx: &mut renda_node::store::WriteTx<'_>,
+    fields: OpinionFields,
+    date: NaiveDate,
+    steps: Vec<OpinionAction>,
+) -> Result<RecordId, renda_node::store::StoreError> {
+    let id = office::add_opinion(tx, "工作人员", fields, Contact::default(), date)?.id;
+    for step in steps {
+        office::opinion_step(tx, "工作人员", &id, step, date)?;
+    }
+    Ok(id)
+}
+
+/// 转交 to `to`, 开始办理, 办结 with `result`.
+fn handled(to: &str, result: &str) -> Vec<OpinionAction> {
+    vec![
+        OpinionAction::PassOn { to: to.into() },
+        OpinionAction::Start {
+            note: String::new(),
+        },
+        OpinionAction::Handle {
+            result: result.into(),
+        },
+    ]
+}
+
 /// A township's year: a station, delegates, a group, monthly 代表活动日 with sign-ins, and the
 /// opinions collected at them at every step of handling.
 async fn township_year(store: &StoreHandle, i: usize, seed: usize) -> Result<()> {
@@ -279,49 +306,17 @@ async fn township_year(store: &StoreHandle, i: usize, seed: usize) -> Result<()>
             activity: Some(activity),
             category: Some("城乡建设".into()),
         };
-        let id = office::add_opinion(tx, "工作人员", fields, Contact::default(), date)?.id;
-        let steps: &[OpinionAction] = match n % 4 {
-            0 => &[],
-            1 => &[OpinionAction::AnswerOnSpot {
+        let steps = match n % 4 {
+            0 => vec![],
+            1 => vec![OpinionAction::AnswerOnSpot {
                 reply: "已当场说明政策".into(),
             }],
-            _ => &[],
+            2 => vec![OpinionAction::PassOn {
+                to: "镇人民政府".into(),
+            }],
+            _ => handled("镇人民政府", "已办理"),
         };
-        for step in steps {
-            office::opinion_step(tx, "工作人员", &id, step.clone(), date)?;
-        }
-        if n % 4 >= 2 {
-            office::opinion_step(
-                tx,
-                "工作人员",
-                &id,
-                OpinionAction::PassOn {
-                    to: "镇人民政府".into(),
-                },
-                date,
-            )?;
-            if n % 4 == 3 {
-                office::opinion_step(
-                    tx,
-                    "工作人员",
-                    &id,
-                    OpinionAction::Start {
-                        note: String::new(),
-                    },
-                    date,
-                )?;
-                office::opinion_step(
-                    tx,
-                    "工作人员",
-                    &id,
-                    OpinionAction::Handle {
-                        result: "已办理".into(),
-                    },
-                    date,
-                )?;
-            }
-        }
-        Ok(id)
+        opinion(tx, fields, date, steps)
     })
     .await?;
     Ok(())
@@ -352,37 +347,12 @@ async fn shenqiu(store: &StoreHandle) -> Result<()> {
             activity: None,
             category: Some("民生".into()),
         };
-        let id = office::add_opinion(tx, "工作人员", fields, Contact::default(), date)?.id;
-        office::opinion_step(
-            tx,
-            "工作人员",
-            &id,
-            OpinionAction::PassOn {
-                to: "县相关职能部门".into(),
-            },
-            date,
-        )?;
-        office::opinion_step(
-            tx,
-            "工作人员",
-            &id,
-            OpinionAction::Start {
-                note: String::new(),
-            },
-            date,
-        )?;
-        if n >= 27 {
-            office::opinion_step(
-                tx,
-                "工作人员",
-                &id,
-                OpinionAction::Handle {
-                    result: "已办结并反馈群众".into(),
-                },
-                date,
-            )?;
+        let mut steps = handled("县相关职能部门", "已办结并反馈群众");
+        if n < 27 {
+            // In progress: passed on and started, not yet handled.
+            steps.pop();
         }
-        Ok(id)
+        opinion(tx, fields, date, steps)
     })
     .await?;
     Ok(())
@@ -898,11 +868,10 @@ pub async fn run(args: DemoArgs) -> Result<()> {
         let stores = stores.clone();
         async move {
             let mut expected = renda_node::record::rollup::Metrics::default();
-            for (i, store) in stores.iter().enumerate() {
-                match rollup_of(store, region(i)).await? {
-                    Some(r) => expected.add(&r.own),
-                    None => return Ok(false),
-                }
+            // Counted now, not as last stored: a node's stored rollup may still lag its
+            // latest writes by one refresh.
+            for store in &stores {
+                expected.add(&renda_hub::rollups::refresh(store, rules()).await?.own);
             }
             Ok(rollup_of(&stores[NATIONAL], region(NATIONAL))
                 .await?

@@ -96,43 +96,6 @@ async fn key_supervision(store: &StoreHandle, id: RecordId) -> bool {
         .unwrap()
 }
 
-/// A delegate of both the township's and the county's congress.
-async fn two_mandates(store: &StoreHandle) -> RecordId {
-    use renda_node::record::delegate::{Delegate, Gender, Mandate, MandateStatus};
-    let mandates = [(WANGDIAN, 17), (XIUZHOU, 9)]
-        .into_iter()
-        .map(|(congress, term)| {
-            let congress = code(congress);
-            (
-                Mandate::key(&congress, term),
-                Mandate {
-                    congress,
-                    level: congress.level().unwrap(),
-                    term,
-                    constituency: "第七选区".into(),
-                    status: MandateStatus::Serving,
-                    status_since: None,
-                },
-            )
-        })
-        .collect();
-    let delegate = Delegate {
-        name: "沈建华".into(),
-        gender: Gender::Male,
-        birth_year: None,
-        ethnicity: None,
-        party: None,
-        occupation: "村党总支书记".into(),
-        station: None,
-        mandates,
-    };
-    store
-        .write(move |tx| office::add_delegate(tx, "clerk", delegate, office::Contact::default()))
-        .await
-        .unwrap()
-        .id
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_dashboard_lets_in_only_credentials_whose_role_allows_the_request() {
     let fed = Federation::start(&[
@@ -142,7 +105,12 @@ async fn the_dashboard_lets_in_only_credentials_whose_role_allows_the_request() 
     .await;
     let county = fed.node(XIUZHOU).store.clone();
     let township = fed.node(WANGDIAN).store.clone();
-    let lead = two_mandates(&township).await;
+    let lead = common::data::add_delegate_with(
+        &township,
+        "沈建华".into(),
+        &[(code(WANGDIAN), 17), (code(XIUZHOU), 9)],
+    )
+    .await;
     // One suggestion addressed to the county, one to the township itself.
     let mut ids = Vec::new();
     for to in [XIUZHOU, WANGDIAN] {

@@ -190,36 +190,12 @@ async fn forged_changes_are_refused_audited_and_stored_nowhere() {
 
     // Honest history: a township delegate's suggestion to the county, synced everywhere.
     let wd = code(WANGDIAN);
-    let delegate = Delegate {
-        name: "沈建华".into(),
-        gender: Gender::Male,
-        birth_year: None,
-        ethnicity: None,
-        party: None,
-        occupation: "村党总支书记".into(),
-        station: None,
-        mandates: [(wd, 17), (code(XIUZHOU), 9)]
-            .into_iter()
-            .map(|(congress, term)| {
-                (
-                    Mandate::key(&congress, term),
-                    Mandate {
-                        congress,
-                        level: congress.level().unwrap(),
-                        term,
-                        constituency: "第七选区".into(),
-                        status: MandateStatus::Serving,
-                        status_since: None,
-                    },
-                )
-            })
-            .collect(),
-    };
-    let lead = township
-        .write(move |tx| office::add_delegate(tx, "clerk", delegate, office::Contact::default()))
-        .await
-        .unwrap()
-        .id;
+    let lead = common::data::add_delegate_with(
+        &township,
+        "沈建华".into(),
+        &[(wd, 17), (code(XIUZHOU), 9)],
+    )
+    .await;
     let draft = SuggestionDraft {
         title: "关于修缮梅北村灌溉渠道的建议".into(),
         body: "渠道渗漏严重。".into(),

@@ -68,14 +68,32 @@ pub async fn rollup_at(store: &StoreHandle, region: &str) -> Rollup {
 }
 
 pub async fn add_delegate(store: &StoreHandle, congress: RegionCode, name: String) -> RecordId {
-    let mandate = Mandate {
-        congress,
-        level: congress.level().unwrap(),
-        term: 17,
-        constituency: "第一选区".into(),
-        status: MandateStatus::Serving,
-        status_since: None,
-    };
+    add_delegate_with(store, name, &[(congress, 17)]).await
+}
+
+/// A delegate serving in each `(congress, term)`: a township delegate who is also a county
+/// delegate, say.
+pub async fn add_delegate_with(
+    store: &StoreHandle,
+    name: String,
+    mandates: &[(RegionCode, u32)],
+) -> RecordId {
+    let mandates = mandates
+        .iter()
+        .map(|&(congress, term)| {
+            (
+                Mandate::key(&congress, term),
+                Mandate {
+                    congress,
+                    level: congress.level().unwrap(),
+                    term,
+                    constituency: "第一选区".into(),
+                    status: MandateStatus::Serving,
+                    status_since: None,
+                },
+            )
+        })
+        .collect();
     let delegate = Delegate {
         name,
         gender: Gender::Male,
@@ -84,7 +102,7 @@ pub async fn add_delegate(store: &StoreHandle, congress: RegionCode, name: Strin
         party: None,
         occupation: "村民委员会主任".into(),
         station: None,
-        mandates: BTreeMap::from([(Mandate::key(&congress, 17), mandate)]),
+        mandates,
     };
     store
         .write(move |tx| office::add_delegate(tx, "clerk", delegate, Contact::default()))

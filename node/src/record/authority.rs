@@ -17,11 +17,13 @@
 //! lost a race (two concurrent screenings) is still stored and shown as rejected by the fold, so
 //! honest replicas never refuse each other's changes and still converge.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeSet, HashMap};
 
 use automerge::ActorId;
 
-use super::event::{EventEntry, Rejection};
+use super::event::{Event, Rejection};
+use super::opinion::OpinionAction;
+use super::suggestion::SuggestionAction;
 use super::{Body, Record, RecordKind, opinion, suggestion};
 use crate::region::RegionCode;
 
@@ -54,13 +56,11 @@ pub enum Sender {
     Parent(RegionCode),
 }
 
-/// Whether [`check_incoming`] needs the record as it was before the changes: the kinds whose
-/// events or mandates it compares. For the others, decoding the stored record is saved.
+/// Whether [`check_incoming`] needs the record as it was before the changes, decoded: only a
+/// delegate, whose mandates it compares. Workflow kinds need only their event texts
+/// ([`Held::Events`]); the others nothing.
 pub fn needs_before(kind: RecordKind) -> bool {
-    matches!(
-        kind,
-        RecordKind::Suggestion | RecordKind::Opinion | RecordKind::Delegate
-    )
+    kind == RecordKind::Delegate
 }
 
 /// What this node held of a record before a peer's changes.
@@ -68,19 +68,24 @@ pub fn needs_before(kind: RecordKind) -> bool {
 pub enum Held<'a> {
     /// The record is new here.
     Nothing,
-    /// The record as it was; given for the kinds [`needs_before`] names.
+    /// A delegate as it was (its mandates are compared).
     Record(&'a Record),
+    /// A workflow record's events as they were written (`RecordDoc::event_texts`): comparing
+    /// the texts needs no hydration of the document.
+    Events(&'a [String]),
     /// The record is held, and its kind needs no comparison.
     Unread,
 }
 
 /// Checks what a peer's changes did to a record: `held` is what this node held of it, `after`
-/// the record with the changes applied, `actors` the authors of the changes new to this node.
-/// `Err` names the rule broken, and the whole set is refused.
+/// the record with the changes applied and `after_events` its event texts (empty for kinds
+/// without events), `actors` the authors of the changes new to this node. `Err` names the rule
+/// broken, and the whole set is refused.
 pub fn check_incoming<'a>(
     sender: Sender,
     held: Held<'_>,
     after: &Record,
+    after_events: &[String],
     actors: impl IntoIterator<Item = &'a ActorId>,
 ) -> Result<(), Rejection> {
     let bound = match sender {
@@ -113,7 +118,11 @@ pub fn check_incoming<'a>(
     }
     let before = match held {
         Held::Record(record) => Some(record),
-        Held::Nothing | Held::Unread => None,
+        Held::Nothing | Held::Unread | Held::Events(_) => None,
+    };
+    let before_events: &[String] = match held {
+        Held::Events(texts) => texts,
+        _ => &[],
     };
     if matches!(held, Held::Nothing) && !within(&after.header.created_by.node) {
         return Err(Rejection::new(
@@ -124,25 +133,18 @@ pub fn check_incoming<'a>(
             ),
         ));
     }
+    let id = &after.header.id;
     match (&after.body, before.map(|b| &b.body)) {
-        (Body::Suggestion(now), was) => {
-            let was = match was {
-                Some(Body::Suggestion(s)) => Some(&s.events[..]),
-                _ => None,
-            };
-            for event in new_events(was, &now.events, &after.header.id)? {
-                check_author(&within, &after.header.id, &event.author.node)?;
-                suggestion::authority(&after.header, &now.fields, event)?;
+        (Body::Suggestion(now), _) => {
+            for event in new_events::<SuggestionAction>(before_events, after_events, id)? {
+                check_author(&within, id, &event.author.node)?;
+                suggestion::authority(&after.header, &now.fields, &event)?;
             }
         }
-        (Body::Opinion(now), was) => {
-            let was = match was {
-                Some(Body::Opinion(o)) => Some(&o.events[..]),
-                _ => None,
-            };
-            for event in new_events(was, &now.events, &after.header.id)? {
-                check_author(&within, &after.header.id, &event.author.node)?;
-                opinion::authority(&after.header, event)?;
+        (Body::Opinion(_), _) => {
+            for event in new_events::<OpinionAction>(before_events, after_events, id)? {
+                check_author(&within, id, &event.author.node)?;
+                opinion::authority(&after.header, &event)?;
             }
         }
         (Body::Delegate(now), Some(Body::Delegate(was))) => {
@@ -181,64 +183,61 @@ fn check_author(
     }
 }
 
-/// The events of `now` that `was` lacks. Every event `was` held must still be there unchanged.
-fn new_events<'a, A: PartialEq>(
-    was: Option<&[EventEntry<A>]>,
-    now: &'a [EventEntry<A>],
+/// The events whose texts `now` has and `was` lacks, decoded. Every event `was` held must still
+/// be there, to the byte: events are append-only.
+fn new_events<A: serde::de::DeserializeOwned>(
+    was: &[String],
+    now: &[String],
     record: &super::RecordId,
-) -> Result<Vec<&'a super::event::Event<A>>, Rejection> {
-    let events = |entries: &'a [EventEntry<A>]| {
-        entries
-            .iter()
-            .filter_map(|e| match e {
-                EventEntry::Event(ev) => Some((ev.id, ev)),
-                EventEntry::Undecodable { .. } => None,
-            })
-            .collect::<BTreeMap<_, _>>()
-    };
-    let mut now_events = events(now);
-    let undecodable = |entries: &[EventEntry<A>]| {
-        entries
-            .iter()
-            .filter(|e| matches!(e, EventEntry::Undecodable { .. }))
-            .count()
-    };
-    let new_undecodable = undecodable(now) - was.map_or(0, undecodable).min(undecodable(now));
-    if new_undecodable > 0 {
-        return Err(Rejection::new(
-            "authority.event_unreadable",
-            format!("记录 {record} 收到无法解读的办理步骤"),
-        ));
+) -> Result<Vec<Event<A>>, Rejection> {
+    let mut unmatched: HashMap<&str, usize> = HashMap::new();
+    for text in now {
+        *unmatched.entry(text.as_str()).or_default() += 1;
     }
-    if let Some(was) = was {
-        for entry in was {
-            let EventEntry::Event(old) = entry else {
-                continue;
-            };
-            match now_events.remove(&old.id) {
-                Some(kept) if kept == old => {}
-                Some(_) => {
-                    return Err(Rejection::new(
+    let id_of = |text: &str| {
+        serde_json::from_str::<serde_json::Value>(text)
+            .ok()
+            .and_then(|v| v.get("id").and_then(|id| id.as_str()).map(String::from))
+    };
+    for old in was {
+        match unmatched.get_mut(old.as_str()) {
+            Some(n) if *n > 0 => *n -= 1,
+            _ => {
+                let old_id = id_of(old);
+                let edited = old_id.is_some() && now.iter().any(|t| id_of(t) == old_id);
+                let shown = old_id.unwrap_or_default();
+                return Err(if edited {
+                    Rejection::new(
                         "authority.event_edited",
-                        format!(
-                            "记录 {record} 的办理步骤 {} 被改写；办理步骤只能追加",
-                            old.id
-                        ),
-                    ));
-                }
-                None => {
-                    return Err(Rejection::new(
+                        format!("记录 {record} 的办理步骤 {shown} 被改写；办理步骤只能追加"),
+                    )
+                } else {
+                    Rejection::new(
                         "authority.event_removed",
-                        format!(
-                            "记录 {record} 的办理步骤 {} 被删除；办理步骤只能追加",
-                            old.id
-                        ),
-                    ));
-                }
+                        format!("记录 {record} 的办理步骤 {shown} 被删除；办理步骤只能追加"),
+                    )
+                });
             }
         }
     }
-    Ok(now_events.into_values().collect())
+    let mut out = Vec::new();
+    for text in now {
+        let Some(n) = unmatched.get_mut(text.as_str()) else {
+            continue;
+        };
+        if *n == 0 {
+            continue;
+        }
+        *n -= 1;
+        let event = serde_json::from_str::<Event<A>>(text).map_err(|_| {
+            Rejection::new(
+                "authority.event_unreadable",
+                format!("记录 {record} 收到无法解读的办理步骤"),
+            )
+        })?;
+        out.push(event);
+    }
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -246,6 +245,7 @@ mod tests {
     use super::*;
     use crate::record::delegate::{Delegate, Gender, Mandate, MandateStatus};
     use crate::record::event::Event;
+    use crate::record::event::EventEntry;
     use crate::record::suggestion::{Suggestion, SuggestionAction, SuggestionFields};
     use crate::record::{Author, Header, RecordId};
 
@@ -334,6 +334,21 @@ mod tests {
         }
     }
 
+    /// A workflow record's events as the document holds them: one JSON text each.
+    fn texts(record: &Record) -> Vec<String> {
+        match &record.body {
+            Body::Suggestion(s) => s
+                .events
+                .iter()
+                .filter_map(|e| match e {
+                    EventEntry::Event(ev) => serde_json::to_string(ev).ok(),
+                    EventEntry::Undecodable { .. } => None,
+                })
+                .collect(),
+            _ => Vec::new(),
+        }
+    }
+
     fn rule(result: Result<(), Rejection>) -> String {
         result.map_or_else(|r| r.rule, |()| "accepted".into())
     }
@@ -363,6 +378,7 @@ mod tests {
                 Sender::Child(code(TOWN)),
                 Held::Record(&before),
                 &county_mandate_ended,
+                &[],
                 [&town_actor],
             )),
             "authority.mandate_congress"
@@ -372,6 +388,7 @@ mod tests {
                 Sender::Parent(code(COUNTY)),
                 Held::Record(&before),
                 &county_mandate_ended,
+                &[],
                 [&county_actor],
             )),
             "accepted"
@@ -390,6 +407,7 @@ mod tests {
                 Sender::Child(code(TOWN)),
                 Held::Record(&before),
                 &more,
+                &[],
                 [&town_actor],
             )),
             "accepted"
@@ -406,8 +424,9 @@ mod tests {
         assert_eq!(
             rule(check_incoming(
                 Sender::Child(code(TOWN)),
-                Held::Record(&before),
+                Held::Events(&texts(&before)),
                 &removed,
+                &texts(&removed),
                 [&actor]
             )),
             "authority.event_removed"
@@ -418,8 +437,9 @@ mod tests {
         assert_eq!(
             rule(check_incoming(
                 Sender::Child(code(TOWN)),
-                Held::Record(&before),
+                Held::Events(&texts(&before)),
                 &edited,
+                &texts(&edited),
                 [&actor]
             )),
             "authority.event_edited"
@@ -447,8 +467,9 @@ mod tests {
         assert_eq!(
             rule(check_incoming(
                 Sender::Parent(code(COUNTY)),
-                Held::Record(&before),
+                Held::Events(&texts(&before)),
                 &close_by_county,
+                &texts(&close_by_county),
                 [&county_actor],
             )),
             "accepted"
@@ -457,8 +478,9 @@ mod tests {
         assert_eq!(
             rule(check_incoming(
                 Sender::Child(code(TOWN)),
-                Held::Record(&before),
+                Held::Events(&texts(&before)),
                 &close_by_county,
+                &texts(&close_by_county),
                 [&town_actor],
             )),
             "authority.event_author"
@@ -474,8 +496,9 @@ mod tests {
         assert_eq!(
             rule(check_incoming(
                 Sender::Parent(code(COUNTY)),
-                Held::Record(&before),
+                Held::Events(&texts(&before)),
                 &evaluate_by_county,
+                &texts(&evaluate_by_county),
                 [&county_actor],
             )),
             "authority.lead_delegate_home"
@@ -488,8 +511,9 @@ mod tests {
             assert_eq!(
                 rule(check_incoming(
                     Sender::Child(code(TOWN)),
-                    Held::Record(&before),
+                    Held::Events(&texts(&before)),
                     &submit_again,
+                    &texts(&submit_again),
                     [actor],
                 )),
                 "authority.change_author"
@@ -502,6 +526,7 @@ mod tests {
                 Sender::Child(code(TOWN)),
                 Held::Nothing,
                 &forged,
+                &[],
                 [&town_actor]
             )),
             "authority.created_by"

@@ -186,6 +186,27 @@ impl RecordDoc {
         }
     }
 
+    /// The event list's entries as the JSON text each was written as, in list order, without
+    /// hydrating the rest of the document: what a receiver compares before and after a peer's
+    /// changes. An entry that is not text reads as an empty string, which no event decodes from.
+    pub fn event_texts(&self) -> Result<Vec<String>, DocError> {
+        let events = match self.doc.get(ROOT, "events")? {
+            Some((automerge::Value::Object(ObjType::List), id)) => id,
+            _ => return Ok(Vec::new()),
+        };
+        let mut out = Vec::with_capacity(self.doc.length(&events));
+        for index in 0..self.doc.length(&events) {
+            out.push(match self.doc.get(&events, index)? {
+                Some((automerge::Value::Scalar(s), _)) => match s.as_ref() {
+                    ScalarValue::Str(text) => text.to_string(),
+                    _ => String::new(),
+                },
+                _ => String::new(),
+            });
+        }
+        Ok(out)
+    }
+
     pub fn fields<T: DeserializeOwned>(&self) -> Result<T, DocError> {
         decode_fields(&mut self.root()?)
     }

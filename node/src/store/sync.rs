@@ -683,6 +683,7 @@ impl WriteTx<'_> {
         let apply_failed = |e: DocError| Rejection::new("decode.apply", e.to_string());
         let unreadable = |e: DocError| Rejection::new("decode.record", e.to_string());
         let mut before = None;
+        let mut before_events: Option<Vec<String>> = None;
         let (doc, record, applied) = match (stored, prepared.fresh) {
             (None, Some(fresh)) => (fresh.doc, fresh.record, fresh.applied),
             // The changes could not make a document on their own: redo the work here to tell
@@ -707,6 +708,12 @@ impl WriteTx<'_> {
                 if needs_before(declared.kind) {
                     match Record::from_doc(&doc) {
                         Ok(record) => before = Some(record),
+                        Err(e) => return Ok(Err(damaged(&e))),
+                    }
+                }
+                if declared.kind.has_workflow() {
+                    match doc.event_texts() {
+                        Ok(texts) => before_events = Some(texts),
                         Err(e) => return Ok(Err(damaged(&e))),
                     }
                 }
@@ -737,14 +744,27 @@ impl WriteTx<'_> {
                 format!("记录 {} 不应发往本节点 {me}", declared.id),
             )));
         }
-        let held = match &before {
-            Some(b) => Held::Record(b),
-            None if is_new => Held::Nothing,
-            None => Held::Unread,
+        let held = match (&before, &before_events) {
+            (Some(b), _) => Held::Record(b),
+            (None, Some(texts)) => Held::Events(texts),
+            (None, None) if is_new => Held::Nothing,
+            (None, None) => Held::Unread,
         };
-        if let Err(rejection) =
-            check_incoming(sender, held, &record, applied.iter().map(|c| c.actor_id()))
-        {
+        let after_events = if declared.kind.has_workflow() {
+            match doc.event_texts() {
+                Ok(texts) => texts,
+                Err(e) => return Ok(Err(unreadable(e))),
+            }
+        } else {
+            Vec::new()
+        };
+        if let Err(rejection) = check_incoming(
+            sender,
+            held,
+            &record,
+            &after_events,
+            applied.iter().map(|c| c.actor_id()),
+        ) {
             return Ok(Err(rejection));
         }
         // A change whose dependencies are missing waits outside the document: the record is
