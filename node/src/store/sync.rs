@@ -70,7 +70,7 @@ impl PreparedRecord {
         let changes: Result<Vec<Change>, String> = incoming
             .changes
             .iter()
-            .map(|b| RecordDoc::decode_change(b).map_err(|e| format!("decode.change: {e}")))
+            .map(|b| RecordDoc::decode_change(b).map_err(|e| e.to_string()))
             .collect();
         let fresh = changes.as_ref().ok().and_then(|changes| {
             let mut doc = RecordDoc::empty(&ActorId::random());
