@@ -316,7 +316,31 @@ async fn forged_changes_are_refused_audited_and_stored_nowhere() {
     })
     .await;
 
+    // 5. Re-addressing the suggestion to the township itself, which would make its own 交办 legal.
+    let readdressed = township
+        .call(move |s| {
+            let saved = s.load_doc(&suggestion)?.save();
+            let mut doc = RecordDoc::load(&saved, &node_actor(&wd)).expect("reload");
+            let Body::Suggestion(sg) = s.get(&suggestion)?.body else {
+                unreachable!()
+            };
+            let mut fields = sg.fields.clone();
+            fields.addressed_to = wd;
+            Ok(doc
+                .set_fields(&fields, Utc::now().timestamp_millis(), "")
+                .expect("edit fields")
+                .expect("a change")
+                .raw_bytes()
+                .to_vec())
+        })
+        .await
+        .unwrap();
+
     for (forged, rule) in [
+        (
+            vec![wire(&header, vec![readdressed.clone()])],
+            "authority.readdressed",
+        ),
         (
             vec![wire(&other, other_changes.clone())],
             "authority.child_subtree",
@@ -353,6 +377,7 @@ async fn forged_changes_are_refused_audited_and_stored_nowhere() {
     }
     let audited = audit_rules(&county).await;
     for rule in [
+        "authority.readdressed",
         "authority.child_subtree",
         "authority.event_author",
         "authority.addressed_congress",

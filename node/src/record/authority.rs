@@ -58,7 +58,7 @@ pub enum Sender {
 
 /// Whether [`check_incoming`] needs the record as it was before the changes, decoded: only a
 /// delegate, whose mandates it compares. Workflow kinds need only their event texts
-/// ([`Held::Events`]); the others nothing.
+/// ([`Held::Workflow`]); the others nothing.
 pub fn needs_before(kind: RecordKind) -> bool {
     kind == RecordKind::Delegate
 }
@@ -70,9 +70,13 @@ pub enum Held<'a> {
     Nothing,
     /// A delegate as it was (its mandates are compared).
     Record(&'a Record),
-    /// A workflow record's events as they were written (`RecordDoc::event_texts`): comparing
-    /// the texts needs no hydration of the document.
-    Events(&'a [String]),
+    /// A workflow record as it was, read without hydrating the document: its events as they
+    /// were written (`RecordDoc::event_texts`) and, for a suggestion, the congress it was
+    /// addressed to (`RecordDoc::field_text`), which owns its handling and so may not change.
+    Workflow {
+        events: &'a [String],
+        addressed_to: Option<&'a str>,
+    },
     /// The record is held, and its kind needs no comparison.
     Unread,
 }
@@ -118,10 +122,10 @@ pub fn check_incoming<'a>(
     }
     let before = match held {
         Held::Record(record) => Some(record),
-        Held::Nothing | Held::Unread | Held::Events(_) => None,
+        Held::Nothing | Held::Unread | Held::Workflow { .. } => None,
     };
     let before_events: &[String] = match held {
-        Held::Events(texts) => texts,
+        Held::Workflow { events, .. } => events,
         _ => &[],
     };
     if matches!(held, Held::Nothing) && !within(&after.header.created_by.node) {
@@ -136,6 +140,22 @@ pub fn check_incoming<'a>(
     let id = &after.header.id;
     match (&after.body, before.map(|b| &b.body)) {
         (Body::Suggestion(now), _) => {
+            // Whoever the suggestion is addressed to takes its owner's steps, so re-addressing
+            // it would hand those steps to someone else.
+            if let Held::Workflow {
+                addressed_to: Some(was),
+                ..
+            } = held
+                && was != now.fields.addressed_to.as_str()
+            {
+                return Err(Rejection::new(
+                    "authority.readdressed",
+                    format!(
+                        "记录 {id} 的提交对象由 {was} 改为 {}；建议的提交对象在提出时确定，不能更改",
+                        now.fields.addressed_to
+                    ),
+                ));
+            }
             for event in new_events::<SuggestionAction>(before_events, after_events, id)? {
                 check_author(&within, id, &event.author.node)?;
                 suggestion::authority(&after.header, &now.fields, &event)?;
@@ -415,6 +435,32 @@ mod tests {
     }
 
     #[test]
+    fn a_suggestion_keeps_the_congress_it_was_addressed_to() {
+        let h = header(RecordKind::Suggestion, TOWN);
+        let before = suggestion(&h, vec![step(TOWN, SuggestionAction::Submit)]);
+        let mut readdressed = before.clone();
+        if let Body::Suggestion(s) = &mut readdressed.body {
+            s.fields.addressed_to = code(TOWN);
+            s.events
+                .push(EventEntry::Event(step(TOWN, SuggestionAction::Close)));
+        }
+        let actor = node_actor(&code(TOWN));
+        assert_eq!(
+            rule(check_incoming(
+                Sender::Child(code(TOWN)),
+                Held::Workflow {
+                    events: &texts(&before),
+                    addressed_to: Some(COUNTY),
+                },
+                &readdressed,
+                &texts(&readdressed),
+                [&actor],
+            )),
+            "authority.readdressed"
+        );
+    }
+
+    #[test]
     fn events_are_append_only() {
         let h = header(RecordKind::Suggestion, TOWN);
         let submit = step(TOWN, SuggestionAction::Submit);
@@ -424,7 +470,10 @@ mod tests {
         assert_eq!(
             rule(check_incoming(
                 Sender::Child(code(TOWN)),
-                Held::Events(&texts(&before)),
+                Held::Workflow {
+                    events: &texts(&before),
+                    addressed_to: Some(COUNTY),
+                },
                 &removed,
                 &texts(&removed),
                 [&actor]
@@ -437,7 +486,10 @@ mod tests {
         assert_eq!(
             rule(check_incoming(
                 Sender::Child(code(TOWN)),
-                Held::Events(&texts(&before)),
+                Held::Workflow {
+                    events: &texts(&before),
+                    addressed_to: Some(COUNTY),
+                },
                 &edited,
                 &texts(&edited),
                 [&actor]
@@ -467,7 +519,10 @@ mod tests {
         assert_eq!(
             rule(check_incoming(
                 Sender::Parent(code(COUNTY)),
-                Held::Events(&texts(&before)),
+                Held::Workflow {
+                    events: &texts(&before),
+                    addressed_to: Some(COUNTY),
+                },
                 &close_by_county,
                 &texts(&close_by_county),
                 [&county_actor],
@@ -478,7 +533,10 @@ mod tests {
         assert_eq!(
             rule(check_incoming(
                 Sender::Child(code(TOWN)),
-                Held::Events(&texts(&before)),
+                Held::Workflow {
+                    events: &texts(&before),
+                    addressed_to: Some(COUNTY),
+                },
                 &close_by_county,
                 &texts(&close_by_county),
                 [&town_actor],
@@ -496,7 +554,10 @@ mod tests {
         assert_eq!(
             rule(check_incoming(
                 Sender::Parent(code(COUNTY)),
-                Held::Events(&texts(&before)),
+                Held::Workflow {
+                    events: &texts(&before),
+                    addressed_to: Some(COUNTY),
+                },
                 &evaluate_by_county,
                 &texts(&evaluate_by_county),
                 [&county_actor],
@@ -511,7 +572,10 @@ mod tests {
             assert_eq!(
                 rule(check_incoming(
                     Sender::Child(code(TOWN)),
-                    Held::Events(&texts(&before)),
+                    Held::Workflow {
+                        events: &texts(&before),
+                        addressed_to: Some(COUNTY),
+                    },
                     &submit_again,
                     &texts(&submit_again),
                     [actor],

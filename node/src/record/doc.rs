@@ -207,6 +207,21 @@ impl RecordDoc {
         Ok(out)
     }
 
+    /// One text field as written, without hydrating the document; `None` if absent or not text.
+    pub fn field_text(&self, key: &str) -> Result<Option<String>, DocError> {
+        let fields = match self.doc.get(ROOT, "fields")? {
+            Some((automerge::Value::Object(ObjType::Map), id)) => id,
+            _ => return Ok(None),
+        };
+        Ok(match self.doc.get(&fields, key)? {
+            Some((automerge::Value::Scalar(s), _)) => match s.as_ref() {
+                ScalarValue::Str(text) => Some(text.to_string()),
+                _ => None,
+            },
+            _ => None,
+        })
+    }
+
     pub fn fields<T: DeserializeOwned>(&self) -> Result<T, DocError> {
         decode_fields(&mut self.root()?)
     }

@@ -684,6 +684,7 @@ impl WriteTx<'_> {
         let unreadable = |e: DocError| Rejection::new("decode.record", e.to_string());
         let mut before = None;
         let mut before_events: Option<Vec<String>> = None;
+        let mut before_addressed: Option<String> = None;
         let (doc, record, applied) = match (stored, prepared.fresh) {
             (None, Some(fresh)) => (fresh.doc, fresh.record, fresh.applied),
             // The changes could not make a document on their own: redo the work here to tell
@@ -717,6 +718,12 @@ impl WriteTx<'_> {
                         Err(e) => return Ok(Err(damaged(&e))),
                     }
                 }
+                if declared.kind == RecordKind::Suggestion {
+                    match doc.field_text("addressed_to") {
+                        Ok(addressed) => before_addressed = addressed,
+                        Err(e) => return Ok(Err(damaged(&e))),
+                    }
+                }
                 let applied = match doc.apply_changes(changes) {
                     Ok(applied) => applied,
                     Err(e) => return Ok(Err(apply_failed(e))),
@@ -746,7 +753,10 @@ impl WriteTx<'_> {
         }
         let held = match (&before, &before_events) {
             (Some(b), _) => Held::Record(b),
-            (None, Some(texts)) => Held::Events(texts),
+            (None, Some(texts)) => Held::Workflow {
+                events: texts,
+                addressed_to: before_addressed.as_deref(),
+            },
             (None, None) if is_new => Held::Nothing,
             (None, None) => Held::Unread,
         };
