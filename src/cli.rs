@@ -88,7 +88,8 @@ pub enum Command {
     /// Notices to the subtree (通知).
     #[command(subcommand)]
     Notice(NoticeCmd),
-    /// Run a node through a suggestion's whole life, from submission to 销号.
+    /// Run a five-level federation of real nodes on this machine, with the counties' published
+    /// figures, offline townships and the dashboards.
     Demo(DemoArgs),
     /// Measure this machine: results go in docs/benchmarks.md.
     #[command(subcommand)]
@@ -175,7 +176,7 @@ pub struct InitArgs {
     /// The office's name, e.g. 王店镇人大主席团.
     #[arg(long)]
     pub name: String,
-    /// The parent's sync address (host:port); sync arrives in a later release.
+    /// The parent's sync address (host:port); `renda attach` sets or changes it later.
     #[arg(long)]
     pub parent: Option<String>,
 }

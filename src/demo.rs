@@ -135,10 +135,6 @@ struct DemoNode {
     link: Option<JoinHandle<()>>,
 }
 
-fn rules() -> RollupRules {
-    RollupRules::default()
-}
-
 /// Writes `count` items in transactions of at most 200 records each: a county entering a year's
 /// paper forms does it in batches, and one transaction per batch keeps the demo quick.
 async fn in_batches<F>(store: &StoreHandle, count: usize, make: F) -> Result<Vec<RecordId>>
@@ -555,7 +551,7 @@ async fn start_node(
     tokio::spawn(renda_hub::rollups::keep_fresh(
         store.clone(),
         Duration::from_millis(500),
-        rules(),
+        RollupRules::default(),
     ));
     Ok(DemoNode {
         store,
@@ -575,10 +571,6 @@ fn link(nodes: &mut [DemoNode], i: usize) {
         addr,
         node.config.clone(),
     )));
-}
-
-fn percent(rate: Option<f64>) -> String {
-    rate.map_or_else(|| "—".into(), |r| format!("{:.1}%", r * 100.0))
 }
 
 pub async fn run(args: DemoArgs) -> Result<()> {
@@ -871,7 +863,11 @@ pub async fn run(args: DemoArgs) -> Result<()> {
             // Counted now, not as last stored: a node's stored rollup may still lag its
             // latest writes by one refresh.
             for store in &stores {
-                expected.add(&renda_hub::rollups::refresh(store, rules()).await?.own);
+                expected.add(
+                    &renda_hub::rollups::refresh(store, RollupRules::default())
+                        .await?
+                        .own,
+                );
             }
             Ok(rollup_of(&stores[NATIONAL], region(NATIONAL))
                 .await?
@@ -920,7 +916,7 @@ pub async fn run(args: DemoArgs) -> Result<()> {
                 .copied()
                 .unwrap_or(0)
                 .to_string(),
-            percent(t.satisfaction_rate()),
+            crate::render::percent(t.satisfaction_rate()),
             r.children.len().to_string(),
         ]);
     }
@@ -945,7 +941,7 @@ pub async fn run(args: DemoArgs) -> Result<()> {
             anhui.total.activities_total(),
             anhui.total.sign_ins,
             anhui.total.suggestions_total(),
-            percent(anhui.total.satisfaction_rate())
+            crate::render::percent(anhui.total.satisfaction_rate())
         );
     }
     let held = nodes[NATIONAL].store.call(|s| s.stats()).await?;

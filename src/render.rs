@@ -211,7 +211,7 @@ fn quota(q: renda_node::record::rollup::Quota) -> String {
     format!("{}/{}（{}）", q.met, q.total, percent(q.rate()))
 }
 
-fn percent(rate: Option<f64>) -> String {
+pub(crate) fn percent(rate: Option<f64>) -> String {
     rate.map(|r| format!("{:.1}%", r * 100.0))
         .unwrap_or_else(|| "—".to_string())
 }

@@ -8,7 +8,6 @@ use std::net::SocketAddr;
 
 use chrono::NaiveDate;
 use common::fed::{Federation, WANGDIAN, XIUZHOU, code};
-use renda_hub::dashboard::{self, Dashboard};
 use renda_node::access::Role;
 use renda_node::office::{self, SuggestionDraft};
 use renda_node::record::{Body, RecordId};
@@ -72,17 +71,6 @@ async fn request(
     }
 }
 
-async fn serve(fed: &Federation, region: &str) -> SocketAddr {
-    let node = fed.node(region);
-    let listener = dashboard::bind("127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap();
-    let addr = listener.local_addr().unwrap();
-    let d = Dashboard::new(node.store.clone(), node.region, node.name.clone());
-    tokio::spawn(dashboard::serve(listener, d, std::future::pending()));
-    addr
-}
-
 async fn key_supervision(store: &StoreHandle, id: RecordId) -> bool {
     store
         .call(move |s| {
@@ -139,7 +127,7 @@ async fn the_dashboard_lets_in_only_credentials_whose_role_allows_the_request() 
         .await
         .unwrap();
 
-    let web = serve(&fed, XIUZHOU).await;
+    let web = fed.serve_dashboard(XIUZHOU).await;
     let token = |name: &'static str, role| {
         let county = county.clone();
         async move {

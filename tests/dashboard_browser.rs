@@ -20,7 +20,6 @@ use fantoccini::{Client, ClientBuilder, Locator};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use renda_hub::auth::{QueryClient, query_client};
-use renda_hub::dashboard::{self, Dashboard};
 use renda_node::access::Role;
 use renda_proto::v1::{GetDutyRecordRequest, GetRollupRequest, ListRecordsRequest};
 use serde_json::{Value, json};
@@ -90,18 +89,6 @@ async fn browser(driver: &Driver) -> Client {
         .connect(&driver.url)
         .await
         .expect("open a Chromium session through chromedriver")
-}
-
-/// Serves a node's dashboard on a free loopback port.
-async fn serve_dashboard(fed: &common::fed::Federation, region: &str) -> SocketAddr {
-    let node = fed.node(region);
-    let listener = dashboard::bind("127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap();
-    let addr = listener.local_addr().unwrap();
-    let d = Dashboard::new(node.store.clone(), node.region, node.name.clone());
-    tokio::spawn(dashboard::serve(listener, d, std::future::pending()));
-    addr
 }
 
 async fn rollup(query: &mut QueryClient, region: &str) -> Value {
@@ -251,8 +238,8 @@ async fn the_dashboard_in_chromium_shows_the_query_apis_numbers_and_drills_down(
     fed.settle().await;
     roll_up(&fed).await;
 
-    let city_web = serve_dashboard(&fed, CITY).await;
-    let national_web = serve_dashboard(&fed, NATIONAL).await;
+    let city_web = fed.serve_dashboard(CITY).await;
+    let national_web = fed.serve_dashboard(NATIONAL).await;
     let city_token = credential(&fed, CITY, "市人大代表工委", Role::Viewer).await;
     let national_token = credential(&fed, NATIONAL, "全国人大代表工委", Role::Viewer).await;
     let mut city = query_client(format!("http://{}", fed.node(CITY).addr), &city_token)
@@ -507,7 +494,7 @@ async fn the_dashboard_in_chromium_shows_the_query_apis_numbers_and_drills_down(
     // Roles, at a township whose suggestions are addressed to its own congress. A viewer sees
     // no 重点督办 button and a hand-made POST is refused; a clerk sets it by clicking; only an
     // admin sees the audit log.
-    let town_web = serve_dashboard(&fed, WANGDIAN).await;
+    let town_web = fed.serve_dashboard(WANGDIAN).await;
     let town = fed.node(WANGDIAN).store.clone();
     let target = town
         .call(|s| {

@@ -154,6 +154,19 @@ impl Federation {
         &self.nodes[&code(c)]
     }
 
+    /// Serves a node's dashboard on a free loopback port for the rest of the test.
+    pub async fn serve_dashboard(&self, c: &str) -> SocketAddr {
+        use renda_hub::dashboard::{self, Dashboard};
+        let node = self.node(c);
+        let listener = dashboard::bind("127.0.0.1:0".parse().unwrap())
+            .await
+            .expect("bind the dashboard");
+        let addr = listener.local_addr().unwrap();
+        let d = Dashboard::new(node.store.clone(), node.region, node.name.clone());
+        tokio::spawn(dashboard::serve(listener, d, std::future::pending()));
+        addr
+    }
+
     /// One `sync --once` of `child` with its parent.
     pub async fn sync_once(&self, child: &str) -> LinkReport {
         let node = self.node(child);

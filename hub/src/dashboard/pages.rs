@@ -128,6 +128,16 @@ impl Dashboard {
     }
 }
 
+/// A child's row heading in a 下级对比 table: its name, linking to the same tab for that region.
+fn child_cell(tab: &str, code: &str, name: &str) -> Markup {
+    html! {
+        td { @match RegionCode::parse("region", code) {
+            Ok(c) => a href=(region_link(tab, &c)) { (display_name(name, &c)) },
+            Err(_) => (code),
+        } }
+    }
+}
+
 fn time(t: DateTime<Utc>) -> String {
     t.format("%Y-%m-%d %H:%M").to_string()
 }
@@ -303,10 +313,7 @@ fn children_table(r: &Rollup, region: RegionCode, tab: &str) -> Markup {
                 @for (code, child) in &r.children {
                     @let stale = is_stale(r, code);
                     tr data-region=(code) {
-                        td { @match RegionCode::parse("region", code) {
-                            Ok(c) => a href=(region_link(tab, &c)) { (display_name(&child.name, &c)) },
-                            Err(_) => (code),
-                        } }
+                        (child_cell(tab, code, &child.name))
                         td { (code) }
                         (row(&child.total))
                         td { (time(child.as_of)) }
@@ -410,10 +417,7 @@ pub(crate) async fn suggestions(
                 tbody {
                     @for (code, child) in &r.children {
                         tr data-region=(code) {
-                            td { @match RegionCode::parse("region", code) {
-                                Ok(c) => a href=(region_link("/suggestions", &c)) { (display_name(&child.name, &c)) },
-                                Err(_) => (code),
-                            } }
+                            (child_cell("/suggestions", code, &child.name))
                             td.n { (child.total.suggestions_total()) }
                             td.n { (percent(child.total.on_time_rate())) }
                             td.n { (percent(child.total.satisfaction_rate())) }
@@ -573,10 +577,7 @@ pub(crate) async fn quotas(
                 tbody {
                     @for (code, child) in &r.children {
                         tr data-region=(code) {
-                            td { @match RegionCode::parse("region", code) {
-                                Ok(c) => a href=(region_link("/quotas", &c)) { (display_name(&child.name, &c)) },
-                                Err(_) => (code),
-                            } }
+                            (child_cell("/quotas", code, &child.name))
                             td.n { (child.total.group_quota.met) " / " (child.total.group_quota.total) }
                             td.n { (percent(child.total.group_quota.rate())) }
                             td.n { (child.total.delegate_quota.met) " / " (child.total.delegate_quota.total) }
