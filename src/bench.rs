@@ -416,8 +416,20 @@ pub async fn run(args: BenchArgs) -> Result<()> {
         started.elapsed().as_secs_f64()
     );
     let records = town.store.call(|s| s.stats()).await?.records_total();
+    let held_before = county.store.call(|s| s.stats()).await?;
 
     let (cold, took) = sync(&town, &county.addr).await?;
+    // A fast sync that drops records would be no result: the county must hold every record
+    // and change the township sent.
+    let held = county.store.call(|s| s.stats()).await?;
+    anyhow::ensure!(
+        held.records_total() - held_before.records_total() == records
+            && held.changes - held_before.changes == cold.changes_sent as u64,
+        "the county holds {} records and {} changes of the {records} records and {} changes sent",
+        held.records_total() - held_before.records_total(),
+        held.changes - held_before.changes,
+        cold.changes_sent
+    );
     println!(
         "  cold sync: {records} records ({} changes) in {:.0} ms = {:.0} records/s, {:.0} bytes/record on the wire ({:.0} before compression)",
         cold.changes_sent,
@@ -437,11 +449,14 @@ pub async fn run(args: BenchArgs) -> Result<()> {
                 break;
             }
             pass_on(&town, &ids).await?;
+            let before = county.store.call(|s| s.stats()).await?.changes;
             let (report, took) = sync(&town, &county.addr).await?;
+            let after = county.store.call(|s| s.stats()).await?.changes;
             anyhow::ensure!(
-                report.changes_sent == changed,
-                "expected {changed} changes, sent {}",
-                report.changes_sent
+                report.changes_sent == changed && after - before == changed as u64,
+                "expected {changed} changes; sent {}, the county stored {}",
+                report.changes_sent,
+                after - before
             );
             samples.push(took);
             bytes = report.wire_bytes_sent + report.wire_bytes_received;

@@ -30,8 +30,8 @@ use crate::validate::ValidationError;
 pub use handle::StoreHandle;
 pub use rollup::DutyRecord;
 pub use sync::{
-    ApplyOutcome, AuditEntry, IncomingRecord, OutgoingBatch, OutgoingRecord, PeerStatus,
-    PreparedRecord, Refused,
+    ApplyOutcome, AuditEntry, IncomingRecord, MergeContext, OutgoingBatch, OutgoingRecord,
+    PeerStatus, PreparedRecord, Refused, StoredState,
 };
 
 pub const DB_FILE: &str = "renda.sqlite";
@@ -589,23 +589,12 @@ pub(crate) fn heads_hash(heads: &[automerge::ChangeHash]) -> Vec<u8> {
 /// automerge loads as one byte string.
 fn load_doc(conn: &Connection, actor: &ActorId, id: &RecordId) -> Result<RecordDoc, StoreError> {
     let id_text = id.to_string();
-    let saved: Option<(Vec<u8>, i64)> = conn
-        .prepare_cached("SELECT doc, doc_seq FROM records WHERE id = ?1")?
-        .query_row([&id_text], |r| Ok((r.get(0)?, r.get(1)?)))
-        .optional()?;
-    let (mut bytes, doc_seq) = saved.ok_or_else(|| StoreError::NotFound {
+    let stored = sync::stored_bytes(conn, &id_text)?.ok_or_else(|| StoreError::NotFound {
         kind: "",
         id: id_text.clone(),
     })?;
-    let mut tail = conn.prepare_cached(
-        "SELECT bytes FROM changes WHERE record_id = ?1 AND seq > ?2 ORDER BY seq",
-    )?;
-    let mut rows = tail.query(params![id_text, doc_seq])?;
-    while let Some(row) = rows.next()? {
-        bytes.extend_from_slice(row.get_ref(0)?.as_blob().map_err(rusqlite::Error::from)?);
-    }
-    RecordDoc::load(&bytes, actor).map_err(|source| StoreError::Corrupt {
-        id: id.to_string(),
+    RecordDoc::load(stored.bytes(), actor).map_err(|source| StoreError::Corrupt {
+        id: id_text,
         source,
     })
 }
@@ -643,6 +632,17 @@ fn resolve(
 }
 
 /// One open write transaction. Everything written through it commits together.
+/// What a writer already knows of a record's row before storing it.
+#[derive(Clone, Copy, Debug)]
+enum Prior {
+    /// Nothing: the row is read.
+    Unknown,
+    /// There is no row: the record is new here.
+    Absent,
+    /// The row's `last_seq` and `doc_tail`.
+    Stored { last_seq: i64, tail: i64 },
+}
+
 pub struct WriteTx<'a> {
     tx: rusqlite::Transaction<'a>,
     actor: &'a ActorId,
@@ -772,16 +772,18 @@ impl WriteTx<'_> {
             id: "new".into(),
             source,
         })?;
-        self.persist_decoded(doc, record, changes, origin)
+        self.persist_decoded(doc, record, changes, origin, Prior::Unknown)
     }
 
-    /// [`WriteTx::persist`] for a caller that has already decoded the document.
+    /// [`WriteTx::persist`] for a caller that has already decoded the document. `prior` is
+    /// what the caller already read of the record's row, saving the queries for it.
     fn persist_decoded(
         &mut self,
         doc: &RecordDoc,
         record: Record,
         changes: Vec<Change>,
         origin: Option<&RegionCode>,
+        prior: Prior,
     ) -> Result<Record, StoreError> {
         let id = record.header.id.to_string();
         let mut last_seq: Option<i64> = None;
@@ -804,9 +806,11 @@ impl WriteTx<'_> {
             }
         }
         let inserted = new_rows;
-        let last_seq = match last_seq {
-            Some(seq) => seq,
-            None => self
+        let last_seq = match (last_seq, prior) {
+            (Some(seq), _) => seq,
+            (None, Prior::Stored { last_seq, .. }) => last_seq,
+            (None, Prior::Absent) => 0,
+            (None, Prior::Unknown) => self
                 .tx
                 .query_row("SELECT last_seq FROM records WHERE id = ?1", [&id], |r| {
                     r.get(0)
@@ -823,13 +827,17 @@ impl WriteTx<'_> {
         // change table holds anyway: a write adds its change rows and leaves the saved bytes
         // alone, and a new record has no saved bytes at all. Once the tail grows long, a full
         // save compacts it.
-        let tail: i64 = self
-            .tx
-            .prepare_cached("SELECT doc_tail FROM records WHERE id = ?1")?
-            .query_row([&id], |r| r.get(0))
-            .optional()?
-            .unwrap_or(0)
-            + inserted;
+        let tail_before = match prior {
+            Prior::Stored { tail, .. } => tail,
+            Prior::Absent => 0,
+            Prior::Unknown => self
+                .tx
+                .prepare_cached("SELECT doc_tail FROM records WHERE id = ?1")?
+                .query_row([&id], |r| r.get(0))
+                .optional()?
+                .unwrap_or(0),
+        };
+        let tail = tail_before + inserted;
         let compact = tail > MAX_DOC_TAIL;
         let (saved, doc_seq, tail) = if compact {
             (doc.save(), last_seq, 0)
@@ -868,9 +876,12 @@ impl WriteTx<'_> {
                 doc_seq,
                 compact,
             ])?;
-        self.tx
-            .prepare_cached("DELETE FROM record_people WHERE record_id = ?1")?
-            .execute([&id])?;
+        // A record new here has no rows to replace.
+        if !matches!(prior, Prior::Absent) {
+            self.tx
+                .prepare_cached("DELETE FROM record_people WHERE record_id = ?1")?
+                .execute([&id])?;
+        }
         {
             let mut people = self
                 .tx

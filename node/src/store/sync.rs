@@ -13,7 +13,7 @@ use chrono::{DateTime, Utc};
 use rusqlite::{OptionalExtension, params};
 use serde::Serialize;
 
-use super::{Store, StoreError, WriteTx, load_doc};
+use super::{Prior, Store, StoreError, WriteTx};
 use automerge::{ActorId, Change};
 
 use crate::record::authority::{Held, Sender, check_incoming, needs_before};
@@ -42,56 +42,268 @@ pub struct OutgoingBatch {
 
 pub type IncomingRecord = OutgoingRecord;
 
-/// A peer's record made ready for the store without the store: its changes decoded and, in case
-/// the record is new here, a document built from those changes alone and read into a [`Record`].
-/// That is most of the work of applying a batch and none of it touches SQLite, so the link
-/// prepares a batch on every core while the store thread writes the batch before it.
+/// Who is merging a peer's changes and from whom: everything a merge needs that is neither in
+/// the record nor in the store, so that a merge can run on any thread.
+#[derive(Clone, Copy, Debug)]
+pub struct MergeContext {
+    /// This node's region.
+    pub me: RegionCode,
+    /// The peer the changes came from.
+    pub peer: RegionCode,
+    pub policy: RoutePolicy,
+}
+
+impl MergeContext {
+    fn sender(&self) -> Sender {
+        if self.peer.parent() == Some(self.me) {
+            Sender::Child(self.peer)
+        } else {
+            Sender::Parent(self.peer)
+        }
+    }
+}
+
+/// A record as the store held it when a batch was prepared: what a merge off the store thread
+/// starts from, and the mark by which the store tells at write time whether it still holds.
+#[derive(Debug)]
+pub struct StoredState {
+    /// `records.last_seq`: every write that changes a record stores a change and so moves it,
+    /// so the same value means the same document.
+    last_seq: i64,
+    /// The last full save followed by the changes stored after it, which automerge loads as
+    /// one byte string.
+    bytes: Vec<u8>,
+}
+
+/// A peer's record made ready for the store without the store: its changes decoded and merged
+/// onto the record as the store held it when the batch arrived (onto nothing, for a record new
+/// here, which is every record of a first sync). Merging is most of the work of applying a
+/// batch and none of it touches SQLite, so a link merges a batch on every core while the store
+/// thread writes the batch before it. The store uses the merge only if the record is still as
+/// it was merged onto; otherwise it merges again itself.
 pub struct PreparedRecord {
     header: Header,
     /// Encoded size of the changes, for the link statistics.
     bytes: usize,
     /// The decoded changes, or the rule the record broke while decoding them.
-    changes: Result<Vec<Change>, String>,
-    /// The record as its incoming changes alone make it. The store uses it when it does not hold
-    /// the record yet, which is every record of a first sync; otherwise the changes are applied
-    /// to the stored document instead. `None` if the changes could not make a document.
-    fresh: Option<Fresh>,
+    changes: Result<Vec<Change>, Rejection>,
+    /// The merge, and the `last_seq` of the state it was done onto (`None`: the record was
+    /// absent). `None` until merged.
+    merged: Option<(Option<i64>, Merge)>,
 }
 
-struct Fresh {
+/// What merging one record's incoming changes came to.
+pub(crate) enum Merge {
+    /// The changes break a rule; none of them is stored.
+    Refused(Rejection),
+    /// Nothing new to store: every change was held already, or none could be applied yet.
+    /// `complete` is false while some wait for changes the sender has not sent.
+    Unchanged { complete: bool },
+    /// New changes, boxed: a merged document is large beside a refusal.
+    Changed(Box<Merged>),
+}
+
+/// New changes to a record, the document and record they make, and whether any change still
+/// waits for one the sender has not sent.
+pub(crate) struct Merged {
     doc: RecordDoc,
     record: Record,
     applied: Vec<Change>,
+    complete: bool,
 }
 
 impl PreparedRecord {
-    pub fn new(incoming: IncomingRecord) -> PreparedRecord {
+    /// Decodes a peer's record and merges it onto nothing, which is right if this node does
+    /// not hold the record; [`PreparedRecord::rebase`] merges it onto a stored state instead.
+    pub fn new(incoming: IncomingRecord, ctx: &MergeContext) -> PreparedRecord {
         let bytes = incoming.changes.iter().map(Vec::len).sum();
-        let changes: Result<Vec<Change>, String> = incoming
+        let changes: Result<Vec<Change>, Rejection> = incoming
             .changes
             .iter()
-            .map(|b| RecordDoc::decode_change(b).map_err(|e| e.to_string()))
-            .collect();
-        let fresh = changes.as_ref().ok().and_then(|changes| {
-            let mut doc = RecordDoc::empty(&ActorId::random());
-            let applied = doc.apply_changes(changes.clone()).ok()?;
-            if doc.heads().is_empty() {
-                return None;
-            }
-            let record = Record::from_doc(&doc).ok()?;
-            Some(Fresh {
-                doc,
-                record,
-                applied,
+            .map(|b| {
+                RecordDoc::decode_change(b)
+                    .map_err(|e| Rejection::new("decode.change", e.to_string()))
             })
-        });
-        PreparedRecord {
+            .collect();
+        let mut prepared = PreparedRecord {
             header: incoming.header,
             bytes,
             changes,
-            fresh,
-        }
+            merged: None,
+        };
+        prepared.merge_onto(None, ctx);
+        prepared
     }
+
+    pub fn id(&self) -> RecordId {
+        self.header.id
+    }
+
+    /// Merges again, onto the record as the store held it.
+    pub fn rebase(&mut self, stored: &StoredState, ctx: &MergeContext) {
+        self.merge_onto(Some(stored), ctx);
+    }
+
+    fn merge_onto(&mut self, stored: Option<&StoredState>, ctx: &MergeContext) {
+        let merge = match &self.changes {
+            Ok(changes) => merge(
+                ctx,
+                &self.header,
+                changes.clone(),
+                stored.map(|s| s.bytes.as_slice()),
+            ),
+            Err(rejection) => Merge::Refused(rejection.clone()),
+        };
+        self.merged = Some((stored.map(|s| s.last_seq), merge));
+    }
+}
+
+/// The actor of documents a node only merges into: merging writes no operation, and the store
+/// reloads a document with the node's own actor before the node writes to it.
+fn merging_actor() -> ActorId {
+    ActorId::from([0u8; 16])
+}
+
+/// Merges a peer's changes to one record onto the stored document (`None`: the record is new
+/// here), and checks the result against every rule that does not need the store: the sender's
+/// subtree, the header, routing and authority. Pure: it runs on any thread.
+fn merge(
+    ctx: &MergeContext,
+    declared: &Header,
+    changes: Vec<Change>,
+    stored: Option<&[u8]>,
+) -> Merge {
+    let sender = ctx.sender();
+    let peer = ctx.peer;
+    // A child may only send records homed in its own subtree.
+    if matches!(sender, Sender::Child(_)) && !declared.home.is_within(&peer) {
+        return Merge::Refused(Rejection::new(
+            "authority.child_subtree",
+            format!(
+                "{peer} 不能写入记录 {}：它属于 {}，不在 {peer} 的辖区内",
+                declared.id, declared.home
+            ),
+        ));
+    }
+    let hashes: Vec<_> = changes.iter().map(|c| c.hash()).collect();
+    // A damaged local copy refuses the peer's changes to that record instead of failing the
+    // whole link: every other record still syncs.
+    let damaged = |e: &dyn std::fmt::Display| {
+        Merge::Refused(Rejection::new(
+            "store.damaged_local_copy",
+            format!("本节点保存的记录 {} 已损坏，无法合并：{e}", declared.id),
+        ))
+    };
+    let apply_failed = |e: DocError| Merge::Refused(Rejection::new("decode.apply", e.to_string()));
+    let unreadable = |e: DocError| Merge::Refused(Rejection::new("decode.record", e.to_string()));
+    let mut before = None;
+    let mut before_events: Option<Vec<String>> = None;
+    let mut before_addressed: Option<String> = None;
+    let (doc, record, applied) = match stored {
+        // Nothing applies to a record this node has never seen when its first changes are
+        // missing: it stays absent until the sender resends its whole history.
+        None => {
+            let mut doc = RecordDoc::empty(&merging_actor());
+            let applied = match doc.apply_changes(changes) {
+                Ok(applied) => applied,
+                Err(e) => return apply_failed(e),
+            };
+            if doc.heads().is_empty() {
+                return Merge::Unchanged { complete: false };
+            }
+            let record = match Record::from_doc(&doc) {
+                Ok(record) => record,
+                Err(e) => return unreadable(e),
+            };
+            (doc, record, applied)
+        }
+        Some(bytes) => {
+            let mut doc = match RecordDoc::load(bytes, &merging_actor()) {
+                Ok(doc) => doc,
+                Err(e) => return damaged(&e),
+            };
+            if needs_before(declared.kind) {
+                match Record::from_doc(&doc) {
+                    Ok(record) => before = Some(record),
+                    Err(e) => return damaged(&e),
+                }
+            }
+            if declared.kind.has_workflow() {
+                match doc.event_texts() {
+                    Ok(texts) => before_events = Some(texts),
+                    Err(e) => return damaged(&e),
+                }
+            }
+            if declared.kind == RecordKind::Suggestion {
+                match doc.field_text("addressed_to") {
+                    Ok(addressed) => before_addressed = addressed,
+                    Err(e) => return damaged(&e),
+                }
+            }
+            let applied = match doc.apply_changes(changes) {
+                Ok(applied) => applied,
+                Err(e) => return apply_failed(e),
+            };
+            if applied.is_empty() {
+                return Merge::Unchanged {
+                    complete: hashes.iter().all(|h| doc.has_change(h)),
+                };
+            }
+            let record = match Record::from_doc(&doc) {
+                Ok(record) => record,
+                Err(e) => return unreadable(e),
+            };
+            (doc, record, applied)
+        }
+    };
+    if record.header != *declared {
+        return Merge::Refused(Rejection::new(
+            "header.mismatch",
+            format!("记录 {} 的文档头与声明的不符", declared.id),
+        ));
+    }
+    let hints = RouteHints::of(&record);
+    if !holds(&ctx.me, &record.header, &hints, &ctx.policy) {
+        return Merge::Refused(Rejection::new(
+            "route.outside",
+            format!("记录 {} 不应发往本节点 {}", declared.id, ctx.me),
+        ));
+    }
+    let held = match (&before, &before_events) {
+        (Some(b), _) => Held::Record(b),
+        (None, Some(texts)) => Held::Workflow {
+            events: texts,
+            addressed_to: before_addressed.as_deref(),
+        },
+        (None, None) if stored.is_none() => Held::Nothing,
+        (None, None) => Held::Unread,
+    };
+    let after_events = if declared.kind.has_workflow() {
+        match doc.event_texts() {
+            Ok(texts) => texts,
+            Err(e) => return unreadable(e),
+        }
+    } else {
+        Vec::new()
+    };
+    if let Err(rejection) = check_incoming(
+        sender,
+        held,
+        &record,
+        &after_events,
+        applied.iter().map(|c| c.actor_id()),
+    ) {
+        return Merge::Refused(rejection);
+    }
+    // A change whose dependencies are missing waits outside the document: the record is
+    // incomplete until the sender resends its full history.
+    let complete = hashes.iter().all(|h| doc.has_change(h));
+    Merge::Changed(Box::new(Merged {
+        doc,
+        record,
+        applied,
+        complete,
+    }))
 }
 
 /// What applying a batch did.
@@ -505,10 +717,12 @@ impl WriteTx<'_> {
         bytes: usize,
     ) -> Result<(), StoreError> {
         self.ensure_peer(peer)?;
+        // An acknowledgement that moves nothing writes nothing: the round's end records the
+        // link's success.
         self.tx.execute(
             "UPDATE sync_peers SET acked_seq = max(acked_seq, ?2), records_out = records_out + ?6,
                changes_out = changes_out + ?3, bytes_out = bytes_out + ?4, last_success = ?5, last_error = NULL
-             WHERE peer = ?1",
+             WHERE peer = ?1 AND (acked_seq < ?2 OR ?3 > 0 OR ?6 > 0 OR last_error IS NOT NULL)",
             params![peer.as_str(), seq, changes as i64, bytes as i64, Utc::now().to_rfc3339(), records as i64],
         )?;
         Ok(())
@@ -564,11 +778,19 @@ impl WriteTx<'_> {
         records: Vec<IncomingRecord>,
         policy: &RoutePolicy,
     ) -> Result<ApplyOutcome, StoreError> {
-        let prepared = records.into_iter().map(PreparedRecord::new).collect();
+        let ctx = MergeContext {
+            me: self.node.region,
+            peer: *peer,
+            policy: *policy,
+        };
+        let prepared = records
+            .into_iter()
+            .map(|r| PreparedRecord::new(r, &ctx))
+            .collect();
         self.apply_prepared(peer, up_to_seq, prepared, policy)
     }
 
-    /// [`WriteTx::apply_incoming`] for records already prepared with [`prepare_batch`].
+    /// [`WriteTx::apply_incoming`] for records already prepared off the store thread.
     pub fn apply_prepared(
         &mut self,
         peer: &RegionCode,
@@ -576,6 +798,11 @@ impl WriteTx<'_> {
         records: Vec<PreparedRecord>,
         policy: &RoutePolicy,
     ) -> Result<ApplyOutcome, StoreError> {
+        let ctx = MergeContext {
+            me: self.node.region,
+            peer: *peer,
+            policy: *policy,
+        };
         let mut outcome = ApplyOutcome::default();
         let mut bytes = 0usize;
         let mut total_changes = 0usize;
@@ -585,7 +812,7 @@ impl WriteTx<'_> {
             let sent = prepared.changes.as_ref().map_or(0, Vec::len);
             total_changes += sent;
             bytes += prepared.bytes;
-            match self.apply_record(peer, prepared, policy)? {
+            match self.apply_record(prepared, &ctx)? {
                 Ok((applied, complete)) => {
                     outcome.changes_applied += applied;
                     if applied > 0 {
@@ -625,166 +852,105 @@ impl WriteTx<'_> {
             }
         }
         self.ensure_peer(peer)?;
+        // A checkpoint that does not move and no records change no row, so a no-op round
+        // commits nothing and costs no disk flush.
         self.tx.execute(
             "UPDATE sync_peers SET received_seq = max(received_seq, ?2), changes_in = changes_in + ?3,
-               bytes_in = bytes_in + ?4, records_in = records_in + ?5, refused_in = refused_in + ?6 WHERE peer = ?1",
+               bytes_in = bytes_in + ?4, records_in = records_in + ?5, refused_in = refused_in + ?6
+             WHERE peer = ?1 AND (received_seq < ?2 OR ?3 > 0 OR ?6 > 0)",
             params![peer.as_str(), up_to_seq.unwrap_or(0), total_changes as i64, bytes as i64, outcome.records_touched as i64,
                     outcome.rejected.len() as i64],
         )?;
         Ok(outcome)
     }
 
-    /// Applies one record's changes. Returns how many changes were new and whether every change
-    /// could be applied, or the rule a refused record broke (nothing of it is then written). The
-    /// outer error is the store failing, which fails the whole batch.
+    /// Stores one record's merge, merging here first if the record changed since the merge
+    /// was prepared. Returns how many changes were new and whether every change could be
+    /// applied, or the rule a refused record broke (nothing of it is then written). The outer
+    /// error is the store failing, which fails the whole batch.
     fn apply_record(
         &mut self,
-        peer: &RegionCode,
         prepared: PreparedRecord,
-        policy: &RoutePolicy,
+        ctx: &MergeContext,
     ) -> Result<Result<(usize, bool), Rejection>, StoreError> {
-        let declared = &prepared.header;
-        let me = self.node.region;
-        let sender = if peer.parent() == Some(me) {
-            Sender::Child(*peer)
-        } else {
-            Sender::Parent(*peer)
-        };
-        // A child may only send records homed in its own subtree.
-        if matches!(sender, Sender::Child(_)) && !declared.home.is_within(peer) {
-            return Ok(Err(Rejection::new(
-                "authority.child_subtree",
-                format!(
-                    "{peer} 不能写入记录 {}：它属于 {}，不在 {peer} 的辖区内",
-                    declared.id, declared.home
-                ),
-            )));
-        }
-        let changes = match prepared.changes {
-            Ok(changes) => changes,
-            Err(e) => return Ok(Err(Rejection::new("decode.change", e))),
-        };
-        let hashes: Vec<_> = changes.iter().map(|c| c.hash()).collect();
-        // A damaged local copy refuses the peer's changes to that record instead of failing
-        // the whole link: every other record still syncs.
-        let damaged = |e: &dyn std::fmt::Display| {
-            Rejection::new(
-                "store.damaged_local_copy",
-                format!("本节点保存的记录 {} 已损坏，无法合并：{e}", declared.id),
-            )
-        };
-        let stored = match load_doc(&self.tx, self.actor, &declared.id) {
-            Ok(doc) => Some(doc),
-            Err(StoreError::NotFound { .. }) => None,
-            Err(e @ StoreError::Corrupt { .. }) => return Ok(Err(damaged(&e))),
-            Err(e) => return Err(e),
-        };
-        let is_new = stored.is_none();
-        let apply_failed = |e: DocError| Rejection::new("decode.apply", e.to_string());
-        let unreadable = |e: DocError| Rejection::new("decode.record", e.to_string());
-        let mut before = None;
-        let mut before_events: Option<Vec<String>> = None;
-        let mut before_addressed: Option<String> = None;
-        let (doc, record, applied) = match (stored, prepared.fresh) {
-            (None, Some(fresh)) => (fresh.doc, fresh.record, fresh.applied),
-            // The changes could not make a document on their own: redo the work here to tell
-            // why. Nothing applies to a record this node has never seen when its first changes
-            // are missing.
-            (None, None) => {
-                let mut doc = RecordDoc::empty(self.actor);
-                let applied = match doc.apply_changes(changes) {
-                    Ok(applied) => applied,
-                    Err(e) => return Ok(Err(apply_failed(e))),
-                };
-                if doc.heads().is_empty() {
-                    return Ok(Ok((0, false)));
+        let id = prepared.header.id.to_string();
+        let current: Option<(i64, i64)> = self
+            .tx
+            .prepare_cached("SELECT last_seq, doc_tail FROM records WHERE id = ?1")?
+            .query_row([&id], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?;
+        let merge = match prepared.merged {
+            Some((base, merge)) if base == current.map(|(seq, _)| seq) => merge,
+            _ => match prepared.changes {
+                Err(rejection) => Merge::Refused(rejection),
+                Ok(changes) => {
+                    let stored = match current {
+                        Some(_) => stored_bytes(&self.tx, &id)?.map(|s| s.bytes),
+                        None => None,
+                    };
+                    merge(ctx, &prepared.header, changes, stored.as_deref())
                 }
-                let record = match Record::from_doc(&doc) {
-                    Ok(record) => record,
-                    Err(e) => return Ok(Err(unreadable(e))),
-                };
-                (doc, record, applied)
-            }
-            (Some(mut doc), _) => {
-                if needs_before(declared.kind) {
-                    match Record::from_doc(&doc) {
-                        Ok(record) => before = Some(record),
-                        Err(e) => return Ok(Err(damaged(&e))),
-                    }
-                }
-                if declared.kind.has_workflow() {
-                    match doc.event_texts() {
-                        Ok(texts) => before_events = Some(texts),
-                        Err(e) => return Ok(Err(damaged(&e))),
-                    }
-                }
-                if declared.kind == RecordKind::Suggestion {
-                    match doc.field_text("addressed_to") {
-                        Ok(addressed) => before_addressed = addressed,
-                        Err(e) => return Ok(Err(damaged(&e))),
-                    }
-                }
-                let applied = match doc.apply_changes(changes) {
-                    Ok(applied) => applied,
-                    Err(e) => return Ok(Err(apply_failed(e))),
-                };
-                if applied.is_empty() {
-                    return Ok(Ok((0, hashes.iter().all(|h| doc.has_change(h)))));
-                }
-                let record = match Record::from_doc(&doc) {
-                    Ok(record) => record,
-                    Err(e) => return Ok(Err(unreadable(e))),
-                };
-                (doc, record, applied)
-            }
-        };
-        if record.header != *declared {
-            return Ok(Err(Rejection::new(
-                "header.mismatch",
-                format!("记录 {} 的文档头与声明的不符", declared.id),
-            )));
-        }
-        let hints = RouteHints::of(&record);
-        if !holds(&me, &record.header, &hints, policy) {
-            return Ok(Err(Rejection::new(
-                "route.outside",
-                format!("记录 {} 不应发往本节点 {me}", declared.id),
-            )));
-        }
-        let held = match (&before, &before_events) {
-            (Some(b), _) => Held::Record(b),
-            (None, Some(texts)) => Held::Workflow {
-                events: texts,
-                addressed_to: before_addressed.as_deref(),
             },
-            (None, None) if is_new => Held::Nothing,
-            (None, None) => Held::Unread,
         };
-        let after_events = if declared.kind.has_workflow() {
-            match doc.event_texts() {
-                Ok(texts) => texts,
-                Err(e) => return Ok(Err(unreadable(e))),
+        match merge {
+            Merge::Refused(rejection) => Ok(Err(rejection)),
+            Merge::Unchanged { complete } => Ok(Ok((0, complete))),
+            Merge::Changed(merged) => {
+                let Merged {
+                    doc,
+                    record,
+                    applied,
+                    complete,
+                } = *merged;
+                let count = applied.len();
+                let prior = match current {
+                    Some((last_seq, tail)) => Prior::Stored { last_seq, tail },
+                    None => Prior::Absent,
+                };
+                self.persist_decoded(&doc, record, applied, Some(&ctx.peer), prior)?;
+                Ok(Ok((count, complete)))
             }
-        } else {
-            Vec::new()
-        };
-        if let Err(rejection) = check_incoming(
-            sender,
-            held,
-            &record,
-            &after_events,
-            applied.iter().map(|c| c.actor_id()),
-        ) {
-            return Ok(Err(rejection));
         }
-        // A change whose dependencies are missing waits outside the document: the record is
-        // incomplete until the sender resends its full history.
-        let complete = hashes.iter().all(|h| doc.has_change(h));
-        let applied_count = applied.len();
-        if applied_count > 0 {
-            self.persist_decoded(&doc, record, applied, Some(peer))?;
-        }
-        Ok(Ok((applied_count, complete)))
+    }
+}
+
+impl Store {
+    /// The stored state of each record in `ids` (`None` where absent), for merging a batch
+    /// off the store thread.
+    pub fn stored_states(&self, ids: &[RecordId]) -> Result<Vec<Option<StoredState>>, StoreError> {
+        ids.iter()
+            .map(|id| stored_bytes(&self.conn, &id.to_string()))
+            .collect()
+    }
+}
+
+/// A record's stored document bytes and `last_seq`, or `None` if the record is absent.
+pub(super) fn stored_bytes(
+    conn: &rusqlite::Connection,
+    id: &str,
+) -> Result<Option<StoredState>, StoreError> {
+    let saved: Option<(Vec<u8>, i64, i64)> = conn
+        .prepare_cached("SELECT doc, doc_seq, last_seq FROM records WHERE id = ?1")?
+        .query_row([id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .optional()?;
+    let Some((mut bytes, doc_seq, last_seq)) = saved else {
+        return Ok(None);
+    };
+    // Every change after the save, whatever the row's counters say: the change table is the
+    // record of what this node holds.
+    let mut stmt = conn.prepare_cached(
+        "SELECT bytes FROM changes WHERE record_id = ?1 AND seq > ?2 ORDER BY seq",
+    )?;
+    let mut rows = stmt.query(params![id, doc_seq])?;
+    while let Some(row) = rows.next()? {
+        bytes.extend_from_slice(row.get_ref(0)?.as_blob().map_err(rusqlite::Error::from)?);
+    }
+    Ok(Some(StoredState { last_seq, bytes }))
+}
+
+impl StoredState {
+    pub fn bytes(&self) -> &[u8] {
+        &self.bytes
     }
 }
 
@@ -865,5 +1031,128 @@ impl Store {
             .into_iter()
             .filter(|(id, _)| differing.get(digest_bucket(id)).copied().unwrap_or(false))
             .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::NaiveDate;
+
+    use super::*;
+    use crate::office;
+    use crate::record::opinion::{OpinionAction, OpinionFields, OpinionSource};
+
+    fn code(s: &str) -> RegionCode {
+        RegionCode::parse("region", s).unwrap()
+    }
+
+    fn day() -> NaiveDate {
+        NaiveDate::from_ymd_opt(2026, 10, 1).unwrap()
+    }
+
+    /// What the township sends the county after `after_seq`.
+    fn sent(town: &Store, county: RegionCode, after_seq: i64) -> (Vec<IncomingRecord>, i64) {
+        let batch = town
+            .outgoing(&county, after_seq, usize::MAX, &RoutePolicy::default())
+            .unwrap();
+        (batch.records, batch.up_to_seq)
+    }
+
+    /// Two batches merged off the store thread onto the same stored state, the second building
+    /// on the first: once the first is stored, the second's merge is out of date, and storing it
+    /// as prepared would leave the second change waiting for the first forever. The store sees
+    /// the record's `last_seq` moved and merges the second batch again.
+    #[test]
+    fn a_merge_prepared_onto_an_older_state_is_merged_again() {
+        let (county_code, town_code) = (code("330411000000"), code("330411101000"));
+        let dir = tempfile::tempdir().unwrap();
+        let mut county = Store::init(
+            &dir.path().join("county"),
+            county_code,
+            "秀洲区人大常委会",
+            None,
+        )
+        .unwrap();
+        let mut town = Store::init(
+            &dir.path().join("town"),
+            town_code,
+            "王店镇人大主席团",
+            None,
+        )
+        .unwrap();
+        let fields = OpinionFields {
+            source: OpinionSource::Reception,
+            content: "村道路灯损坏，夜间出行不便".into(),
+            place: "梅北村3组".into(),
+            region: town_code,
+            delegate: None,
+            activity: None,
+            category: None,
+        };
+        let id = town
+            .write(|tx| office::add_opinion(tx, "clerk", fields, office::Contact::default(), day()))
+            .unwrap()
+            .id;
+        let (first, seq) = sent(&town, county_code, 0);
+        county
+            .write(|tx| tx.apply_incoming(&town_code, Some(seq), first, &RoutePolicy::default()))
+            .unwrap();
+
+        let step = |town: &mut Store, action: OpinionAction| {
+            town.write(|tx| office::opinion_step(tx, "clerk", &id, action, day()))
+                .unwrap();
+        };
+        step(
+            &mut town,
+            OpinionAction::PassOn {
+                to: "镇建设办".into(),
+            },
+        );
+        let (second, seq2) = sent(&town, county_code, seq);
+        step(
+            &mut town,
+            OpinionAction::Start {
+                note: "已派人查看".into(),
+            },
+        );
+        let (third, seq3) = sent(&town, county_code, seq2);
+
+        let ctx = MergeContext {
+            me: county_code,
+            peer: town_code,
+            policy: RoutePolicy::default(),
+        };
+        let state = county
+            .stored_states(&[id])
+            .unwrap()
+            .pop()
+            .flatten()
+            .unwrap();
+        let prepare = |records: Vec<IncomingRecord>| -> Vec<PreparedRecord> {
+            records
+                .into_iter()
+                .map(|r| {
+                    let mut p = PreparedRecord::new(r, &ctx);
+                    p.rebase(&state, &ctx);
+                    p
+                })
+                .collect()
+        };
+        let (second, third) = (prepare(second), prepare(third));
+        let policy = RoutePolicy::default();
+        let applied = county
+            .write(|tx| tx.apply_prepared(&town_code, Some(seq2), second, &policy))
+            .unwrap();
+        assert_eq!((applied.changes_applied, applied.missing.len()), (1, 0));
+        let applied = county
+            .write(|tx| tx.apply_prepared(&town_code, Some(seq3), third, &policy))
+            .unwrap();
+        assert_eq!(
+            (applied.changes_applied, applied.missing.clone()),
+            (1, Vec::new()),
+            "the third change is merged onto the second, not left waiting for it"
+        );
+        let town_record = town.get(&id).unwrap();
+        assert_eq!(county.get(&id).unwrap(), town_record);
     }
 }

@@ -25,7 +25,10 @@ use tracing::{debug, warn};
 use crate::record::{Author, Header, RecordId, RecordKind};
 use crate::region::RegionCode;
 use crate::route::RoutePolicy;
-use crate::store::{IncomingRecord, OutgoingRecord, PreparedRecord, StoreError, StoreHandle};
+use crate::store::{
+    IncomingRecord, MergeContext, OutgoingRecord, PreparedRecord, StoreError, StoreHandle,
+    StoredState,
+};
 
 /// A node's sync settings.
 #[derive(Clone, Debug)]
@@ -256,10 +259,13 @@ enum ApplyJob {
 
 type Prepared = (Vec<PreparedRecord>, usize, usize);
 
-/// Inflates and decodes a received batch, then prepares its records for the store
-/// ([`PreparedRecord`]) on every core of the blocking pool, whose threads (and their allocator
-/// caches) outlive the batch.
+/// Inflates and decodes a received batch, then merges its records ([`PreparedRecord`]) on every
+/// core of the blocking pool, whose threads (and their allocator caches) outlive the batch.
+/// Each record is merged onto what the store holds of it; the store thread, which writes the
+/// batch later, merges again only a record that changed in between.
 async fn prepare_batch(
+    store: StoreHandle,
+    ctx: MergeContext,
     records: Vec<v1::RecordChanges>,
     deflated: Vec<u8>,
 ) -> Result<Prepared, SyncError> {
@@ -269,29 +275,67 @@ async fn prepare_batch(
         tokio::task::spawn_blocking(move || open_batch(records, deflated))
             .await
             .map_err(failed)??;
+    // Which records the store holds is read while the batch is merged as if it held none: in a
+    // first sync it holds none, and the read may wait behind the store's current write.
+    let ids: Vec<RecordId> = records.iter().map(|r| r.header.id).collect();
+    let stored = store.call(move |s| s.stored_states(&ids));
+    let fresh = on_workers(records, move |r| PreparedRecord::new(r, &ctx));
+    let (stored, fresh) = tokio::join!(stored, fresh);
+    let mut prepared: Vec<Option<PreparedRecord>> =
+        fresh.map_err(failed)?.into_iter().map(Some).collect();
+    let held: Vec<(PreparedRecord, StoredState)> = stored?
+        .into_iter()
+        .enumerate()
+        .filter_map(|(i, state)| {
+            let state = state?;
+            Some((prepared[i].take()?, state))
+        })
+        .collect();
+    if !held.is_empty() {
+        let rebased = on_workers(held, move |(mut record, state)| {
+            record.rebase(&state, &ctx);
+            record
+        })
+        .await
+        .map_err(failed)?;
+        let mut rebased = rebased.into_iter();
+        for slot in prepared.iter_mut().filter(|slot| slot.is_none()) {
+            *slot = rebased.next();
+        }
+    }
+    Ok((prepared.into_iter().flatten().collect(), changes, bytes))
+}
+
+/// Maps `items` through `f` on the blocking pool, one chunk per core, keeping their order.
+async fn on_workers<T, U>(
+    items: Vec<T>,
+    f: impl Fn(T) -> U + Send + Clone + 'static,
+) -> Result<Vec<U>, tokio::task::JoinError>
+where
+    T: Send + 'static,
+    U: Send + 'static,
+{
     let workers = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
         .clamp(1, 8);
-    let per_worker = records.len().div_ceil(workers).max(1);
-    let mut records = records.into_iter();
+    let per_worker = items.len().div_ceil(workers).max(1);
+    let mut items = items.into_iter();
     let mut tasks = Vec::with_capacity(workers);
     loop {
-        let chunk: Vec<IncomingRecord> = records.by_ref().take(per_worker).collect();
+        let chunk: Vec<T> = items.by_ref().take(per_worker).collect();
         if chunk.is_empty() {
             break;
         }
+        let f = f.clone();
         tasks.push(tokio::task::spawn_blocking(move || {
-            chunk
-                .into_iter()
-                .map(PreparedRecord::new)
-                .collect::<Vec<_>>()
+            chunk.into_iter().map(&f).collect::<Vec<U>>()
         }));
     }
-    let mut prepared = Vec::new();
+    let mut out = Vec::new();
     for task in tasks {
-        prepared.extend(task.await.map_err(failed)?);
+        out.extend(task.await?);
     }
-    Ok((prepared, changes, bytes))
+    Ok(out)
 }
 
 /// What the applying task reports back to the link loop.
@@ -444,9 +488,14 @@ where
     // lacked are only at the peers. So: move our sequence past the peer's claim, send the peer
     // everything from the start, and ask it to send everything back, our own lost writes
     // included. Changes are unique by hash, so what either side already holds costs bytes only.
-    let (last, restored) = store
-        .call(move |s| Ok((s.last_seq()?, s.needs_resync(&peer)?)))
+    let (last, restored, me) = store
+        .call(move |s| Ok((s.last_seq()?, s.needs_resync(&peer)?, s.identity().region)))
         .await?;
+    let merging = MergeContext {
+        me,
+        peer,
+        policy: config.policy,
+    };
     let resyncing = restored || peer_received > last;
     if resyncing {
         warn!(%peer, acknowledged = peer_received, last_seq = last, restored, "resyncing after a restore from backup");
@@ -575,7 +624,7 @@ where
                                 remote_epoch += 1;
                                 // The semaphore is never closed, so acquiring only waits.
                                 let permit = PREPARED_BATCHES.acquire().await.map_err(|_| SyncError::Closed)?;
-                                let prepared = tokio::spawn(prepare_batch(batch.records, batch.deflated_records));
+                                let prepared = tokio::spawn(prepare_batch(store.clone(), merging, batch.records, batch.deflated_records));
                                 jobs.send(ApplyJob::Batch { batch_id: batch.batch_id, up_to_seq: batch.up_to_seq, prepared, permit })
                                     .await
                                     .map_err(|_| SyncError::Closed)?;
@@ -945,7 +994,7 @@ mod hostile_input {
         #[test]
         fn mangled_changes_never_panic(edits in proptest::collection::vec((any::<usize>(), any::<u8>()), 1..8)) {
             let change = mangle(real_change(), &edits);
-            let _ = PreparedRecord::new(OutgoingRecord { header: header(), changes: vec![change] });
+            let _ = PreparedRecord::new(OutgoingRecord { header: header(), changes: vec![change] }, &untrusted::sample_context());
         }
 
         #[test]

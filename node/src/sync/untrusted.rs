@@ -8,7 +8,7 @@
 
 use super::{Body, LinkMessage, open, open_batch};
 use crate::record::{Record, RecordDoc};
-use crate::store::PreparedRecord;
+use crate::store::{MergeContext, PreparedRecord};
 
 /// Decodes `bytes` as a link message and, if it is a batch, opens it and prepares every record
 /// as a receiving link does (decoding the changes, building and reading the document). Returns
@@ -24,10 +24,23 @@ pub fn receive_link_message(bytes: &[u8]) -> usize {
         return 0;
     };
     let count = records.len();
+    let ctx = sample_context();
     for record in records {
-        let _ = PreparedRecord::new(record);
+        let _ = PreparedRecord::new(record, &ctx);
     }
     count
+}
+
+/// A county receiving from one of its townships, as the fuzz targets merge.
+pub fn sample_context() -> MergeContext {
+    use crate::region::RegionCode;
+    let county = RegionCode::parse("region", "330411000000").unwrap_or(RegionCode::NATIONAL);
+    let township = RegionCode::parse("region", "330411101000").unwrap_or(RegionCode::NATIONAL);
+    MergeContext {
+        me: county,
+        peer: township,
+        policy: crate::route::RoutePolicy::default(),
+    }
 }
 
 /// Loads `bytes` as a saved document and reads it as a record, as the store does with what it
