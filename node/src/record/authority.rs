@@ -369,6 +369,21 @@ mod tests {
         }
     }
 
+    /// The rule a township's change to a suggestion addressed to the county breaks, checked as
+    /// the county receives it.
+    fn from_town(before: &Record, after: &Record, actor: &ActorId) -> String {
+        rule(check_incoming(
+            Sender::Child(code(TOWN)),
+            Held::Workflow {
+                events: &texts(before),
+                addressed_to: Some(COUNTY),
+            },
+            after,
+            &texts(after),
+            [actor],
+        ))
+    }
+
     fn rule(result: Result<(), Rejection>) -> String {
         result.map_or_else(|r| r.rule, |()| "accepted".into())
     }
@@ -446,16 +461,7 @@ mod tests {
         }
         let actor = node_actor(&code(TOWN));
         assert_eq!(
-            rule(check_incoming(
-                Sender::Child(code(TOWN)),
-                Held::Workflow {
-                    events: &texts(&before),
-                    addressed_to: Some(COUNTY),
-                },
-                &readdressed,
-                &texts(&readdressed),
-                [&actor],
-            )),
+            from_town(&before, &readdressed, &actor),
             "authority.readdressed"
         );
     }
@@ -468,32 +474,14 @@ mod tests {
         let actor = node_actor(&code(TOWN));
         let removed = suggestion(&h, vec![]);
         assert_eq!(
-            rule(check_incoming(
-                Sender::Child(code(TOWN)),
-                Held::Workflow {
-                    events: &texts(&before),
-                    addressed_to: Some(COUNTY),
-                },
-                &removed,
-                &texts(&removed),
-                [&actor]
-            )),
+            from_town(&before, &removed, &actor),
             "authority.event_removed"
         );
         let mut edited_event = submit.clone();
         edited_event.date = chrono::NaiveDate::from_ymd_opt(2026, 1, 1).unwrap();
         let edited = suggestion(&h, vec![edited_event]);
         assert_eq!(
-            rule(check_incoming(
-                Sender::Child(code(TOWN)),
-                Held::Workflow {
-                    events: &texts(&before),
-                    addressed_to: Some(COUNTY),
-                },
-                &edited,
-                &texts(&edited),
-                [&actor]
-            )),
+            from_town(&before, &edited, &actor),
             "authority.event_edited"
         );
     }

@@ -769,6 +769,14 @@ impl WriteTx<'_> {
         Ok(())
     }
 
+    fn merge_context(&self, peer: &RegionCode, policy: &RoutePolicy) -> MergeContext {
+        MergeContext {
+            me: self.node.region,
+            peer: *peer,
+            policy: *policy,
+        }
+    }
+
     /// Applies a peer's batch and moves the checkpoint to `up_to_seq` in the same transaction.
     /// Records that break a rule are refused and reported; the rest are applied.
     pub fn apply_incoming(
@@ -778,11 +786,7 @@ impl WriteTx<'_> {
         records: Vec<IncomingRecord>,
         policy: &RoutePolicy,
     ) -> Result<ApplyOutcome, StoreError> {
-        let ctx = MergeContext {
-            me: self.node.region,
-            peer: *peer,
-            policy: *policy,
-        };
+        let ctx = self.merge_context(peer, policy);
         let prepared = records
             .into_iter()
             .map(|r| PreparedRecord::new(r, &ctx))
@@ -798,11 +802,7 @@ impl WriteTx<'_> {
         records: Vec<PreparedRecord>,
         policy: &RoutePolicy,
     ) -> Result<ApplyOutcome, StoreError> {
-        let ctx = MergeContext {
-            me: self.node.region,
-            peer: *peer,
-            policy: *policy,
-        };
+        let ctx = self.merge_context(peer, policy);
         let mut outcome = ApplyOutcome::default();
         let mut bytes = 0usize;
         let mut total_changes = 0usize;
