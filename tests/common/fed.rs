@@ -184,7 +184,9 @@ impl Federation {
     }
 
     /// Every child syncs once from the bottom up, then once from the top down, so anything
-    /// written anywhere reaches every node its routes name.
+    /// written anywhere reaches every node its routes name. Then every node's stored columns
+    /// are checked against its documents: a receiver derives them from a replay of the changes
+    /// where it can, and they must be what automerge derives.
     pub async fn settle(&self) {
         let mut order = self.children();
         order.sort_by_key(|r| std::cmp::Reverse(r.level()));
@@ -193,6 +195,19 @@ impl Federation {
         }
         for r in order.iter().rev() {
             self.sync_once(r.as_str()).await;
+        }
+        self.assert_derived_columns_sound().await;
+    }
+
+    /// Fails if any node holds a record whose heads, route or list columns differ from what
+    /// its document derives.
+    pub async fn assert_derived_columns_sound(&self) {
+        for (region, node) in &self.nodes {
+            let wrong = node.store.call(|s| s.derived_mismatches()).await.unwrap();
+            assert!(
+                wrong.is_empty(),
+                "{region}: columns differ from the documents: {wrong:?}"
+            );
         }
     }
 

@@ -25,6 +25,7 @@ use serde::de::DeserializeOwned;
 
 use super::Header;
 use super::event::{Event, EventEntry};
+use super::replay::DecodedChange;
 
 /// A document that could not be read or written. Every variant is an input problem (bytes from
 /// disk or a peer), never a reason to panic.
@@ -348,11 +349,18 @@ impl RecordDoc {
     /// 0.12 aborts the process (a panic during unwinding, which nothing can catch) on some
     /// malformed mark operations, found by the fuzzer (`fuzz/artifacts/link_message/`).
     pub fn decode_change(bytes: &[u8]) -> Result<Change, DocError> {
+        Ok(Self::decode_change_ops(bytes)?.change)
+    }
+
+    /// [`RecordDoc::decode_change`], keeping the operations it expanded to screen them, which
+    /// is what a [`super::replay::Replay`] applies.
+    pub fn decode_change_ops(bytes: &[u8]) -> Result<DecodedChange, DocError> {
         use automerge::legacy::OpType;
         guarded("decode change", || {
             let change = Change::try_from(bytes).map_err(|e| DocError::Change(e.to_string()))?;
-            for op in change.decode().operations {
-                match op.action {
+            let ops = change.decode().operations;
+            for op in &ops {
+                match &op.action {
                     OpType::Make(ObjType::Map | ObjType::List) | OpType::Delete => {}
                     OpType::Put(ScalarValue::Counter(_)) => {
                         return Err(DocError::Change(
@@ -372,7 +380,7 @@ impl RecordDoc {
                     }
                 }
             }
-            Ok(change)
+            Ok(DecodedChange { change, ops })
         })
     }
 }

@@ -62,6 +62,7 @@ pub mod notice;
 pub mod opinion;
 pub mod personal;
 pub mod projection;
+pub mod replay;
 pub mod rollup;
 pub mod suggestion;
 pub mod view;
@@ -295,9 +296,16 @@ impl Record {
     /// Decodes a document into a typed record. Fails with a [`DocError`] naming what is missing
     /// or malformed; never panics, whatever the bytes said.
     pub fn from_doc(doc: &RecordDoc) -> Result<Record, DocError> {
-        use doc::{decode_events, decode_fields, decode_header};
         // One hydration of the document serves the header, the fields and the events.
-        let mut root = doc.root()?;
+        Record::from_root(doc.root()?)
+    }
+
+    /// Decodes a document's root, as hydrated from automerge or computed by a
+    /// [`replay::Replay`], into a typed record.
+    pub fn from_root(
+        mut root: serde_json::Map<String, serde_json::Value>,
+    ) -> Result<Record, DocError> {
+        use doc::{decode_events, decode_fields, decode_header};
         let header = decode_header(&mut root)?;
         let body = match header.kind {
             RecordKind::Delegate => Body::Delegate(decode_fields(&mut root)?),

@@ -560,6 +560,87 @@ impl Store {
         Ok(())
     }
 
+    /// Records whose stored columns (heads, route, list columns, people) differ from what their
+    /// documents, loaded by automerge, derive; each as "id: column". Empty on a sound node. A
+    /// receiver may derive a record's columns from a replay of its changes rather than from
+    /// automerge (`record::replay`), and this is how a test holds the two to each other.
+    pub fn derived_mismatches(&self) -> Result<Vec<String>, StoreError> {
+        type Row = (
+            String,
+            Option<String>,
+            Option<String>,
+            Option<String>,
+            Option<String>,
+        );
+        let mut out = Vec::new();
+        let mut stmt = self.conn.prepare(
+            "SELECT id, label, status, occurred_on, due_on, subject, summary, route, heads_hash FROM records ORDER BY id",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            let columns: Row = (r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?);
+            Ok((
+                r.get::<_, String>(0)?,
+                columns,
+                r.get::<_, String>(6)?,
+                r.get::<_, String>(7)?,
+                r.get::<_, Option<Vec<u8>>>(8)?,
+            ))
+        })?;
+        let mut people = self.conn.prepare(
+            "SELECT delegate_id, role FROM record_people WHERE record_id = ?1 ORDER BY delegate_id, role",
+        )?;
+        for row in rows {
+            let (id, columns, summary, route, heads) = row?;
+            let record_id = RecordId::parse("id", &id)?;
+            let doc = load_doc(&self.conn, &self.actor, &record_id)?;
+            let record = Record::from_doc(&doc).map_err(|source| StoreError::Corrupt {
+                id: id.clone(),
+                source,
+            })?;
+            let p = project(&record);
+            let subject = match &record.body {
+                crate::record::Body::Personal(personal) => Some(personal.subject.to_string()),
+                _ => None,
+            };
+            let derived: Row = (
+                p.label,
+                p.status,
+                p.occurred_on.map(|d| d.to_string()),
+                p.due_on.map(|d| d.to_string()),
+                subject,
+            );
+            let mut differs = |column: &str, same: bool| {
+                if !same {
+                    out.push(format!("{id}: {column}"));
+                }
+            };
+            differs("label, status, dates or subject", columns == derived);
+            differs(
+                "summary",
+                serde_json::from_str::<serde_json::Value>(&summary).ok() == Some(p.summary),
+            );
+            let hints = crate::route::RouteHints::of(&record);
+            differs(
+                "route",
+                route == serde_json::to_string(&hints).unwrap_or_default(),
+            );
+            differs("heads_hash", heads == Some(heads_hash(&doc.heads())));
+            let mut held: Vec<(String, String)> = people
+                .query_map([&id], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<Result<_, _>>()?;
+            held.sort();
+            let mut wanted: Vec<(String, String)> = p
+                .people
+                .iter()
+                .map(|(d, role)| (d.to_string(), role.as_str().to_string()))
+                .collect();
+            wanted.sort();
+            wanted.dedup();
+            differs("people", held == wanted);
+        }
+        Ok(out)
+    }
+
     /// SQLite's own consistency check; `Ok(())` when the file is sound.
     pub fn integrity_check(&self) -> Result<(), StoreError> {
         let verdict: String = self
@@ -589,11 +670,12 @@ pub(crate) fn heads_hash(heads: &[automerge::ChangeHash]) -> Vec<u8> {
 /// automerge loads as one byte string.
 fn load_doc(conn: &Connection, actor: &ActorId, id: &RecordId) -> Result<RecordDoc, StoreError> {
     let id_text = id.to_string();
-    let stored = sync::stored_bytes(conn, &id_text)?.ok_or_else(|| StoreError::NotFound {
-        kind: "",
-        id: id_text.clone(),
-    })?;
-    RecordDoc::load(stored.bytes(), actor).map_err(|source| StoreError::Corrupt {
+    let stored =
+        sync::stored_state(conn, &id_text, false)?.ok_or_else(|| StoreError::NotFound {
+            kind: "",
+            id: id_text.clone(),
+        })?;
+    RecordDoc::load(&stored.doc_bytes(), actor).map_err(|source| StoreError::Corrupt {
         id: id_text,
         source,
     })
@@ -772,14 +854,24 @@ impl WriteTx<'_> {
             id: "new".into(),
             source,
         })?;
-        self.persist_decoded(doc, record, changes, origin, Prior::Unknown)
+        self.persist_decoded(
+            Some(doc),
+            &doc.heads(),
+            record,
+            changes,
+            origin,
+            Prior::Unknown,
+        )
     }
 
     /// [`WriteTx::persist`] for a caller that has already decoded the document. `prior` is
-    /// what the caller already read of the record's row, saving the queries for it.
+    /// what the caller already read of the record's row, saving the queries for it. `doc` is
+    /// `None` when the record was merged by a replay of its changes rather than by automerge
+    /// (`record::replay`); it is then loaded only if the stored tail is due for compaction.
     fn persist_decoded(
         &mut self,
-        doc: &RecordDoc,
+        doc: Option<&RecordDoc>,
+        heads: &[automerge::ChangeHash],
         record: Record,
         changes: Vec<Change>,
         origin: Option<&RegionCode>,
@@ -840,7 +932,12 @@ impl WriteTx<'_> {
         let tail = tail_before + inserted;
         let compact = tail > MAX_DOC_TAIL;
         let (saved, doc_seq, tail) = if compact {
-            (doc.save(), last_seq, 0)
+            let saved = match doc {
+                Some(doc) => doc.save(),
+                // The change rows just written are part of what loads.
+                None => load_doc(&self.tx, self.actor, &record.header.id)?.save(),
+            };
+            (saved, last_seq, 0)
         } else {
             (Vec::new(), 0, tail)
         };
@@ -872,7 +969,7 @@ impl WriteTx<'_> {
                 projection.summary.to_string(),
                 route,
                 tail,
-                heads_hash(&doc.heads()),
+                heads_hash(heads),
                 doc_seq,
                 compact,
             ])?;

@@ -14,10 +14,11 @@ use rusqlite::{OptionalExtension, params};
 use serde::Serialize;
 
 use super::{Prior, Store, StoreError, WriteTx};
-use automerge::{ActorId, Change};
+use automerge::{ActorId, Change, ChangeHash};
 
 use crate::record::authority::{Held, Sender, check_incoming, needs_before};
 use crate::record::event::Rejection;
+use crate::record::replay::{Declined, DecodedChange, Replay};
 use crate::record::{Author, DocError, Header, Record, RecordDoc, RecordId, RecordKind};
 use crate::region::RegionCode;
 use crate::route::{RouteHints, RoutePolicy, holds};
@@ -70,9 +71,40 @@ pub struct StoredState {
     /// `records.last_seq`: every write that changes a record stores a change and so moves it,
     /// so the same value means the same document.
     last_seq: i64,
-    /// The last full save followed by the changes stored after it, which automerge loads as
-    /// one byte string.
-    bytes: Vec<u8>,
+    /// The last full save (empty until the first compaction) and the position in the change
+    /// sequence it covers.
+    saved: Vec<u8>,
+    doc_seq: i64,
+    /// `records.heads_hash`, which a replay of the change rows must reproduce before it is
+    /// trusted to stand for the stored document.
+    heads_hash: Option<Vec<u8>>,
+    /// The record's change rows by sequence: all of them when read for a merge, which replays
+    /// them, or only those after the save when read to load the document.
+    changes: Vec<(i64, Vec<u8>)>,
+}
+
+impl StoredState {
+    /// The last full save followed by the changes stored after it, which automerge loads as one
+    /// byte string.
+    pub fn doc_bytes(&self) -> Vec<u8> {
+        let tail = self.changes.iter().filter(|(seq, _)| *seq > self.doc_seq);
+        let mut bytes = Vec::with_capacity(
+            self.saved.len() + tail.clone().map(|(_, c)| c.len()).sum::<usize>(),
+        );
+        bytes.extend_from_slice(&self.saved);
+        for (_, change) in tail {
+            bytes.extend_from_slice(change);
+        }
+        bytes
+    }
+
+    /// Every stored change, decoded for a replay.
+    fn decoded(&self) -> Result<Vec<DecodedChange>, DocError> {
+        self.changes
+            .iter()
+            .map(|(_, bytes)| RecordDoc::decode_change_ops(bytes))
+            .collect()
+    }
 }
 
 /// A peer's record made ready for the store without the store: its changes decoded and merged
@@ -86,7 +118,7 @@ pub struct PreparedRecord {
     /// Encoded size of the changes, for the link statistics.
     bytes: usize,
     /// The decoded changes, or the rule the record broke while decoding them.
-    changes: Result<Vec<Change>, Rejection>,
+    changes: Result<Vec<DecodedChange>, Rejection>,
     /// The merge, and the `last_seq` of the state it was done onto (`None`: the record was
     /// absent). `None` until merged.
     merged: Option<(Option<i64>, Merge)>,
@@ -99,14 +131,17 @@ pub(crate) enum Merge {
     /// Nothing new to store: every change was held already, or none could be applied yet.
     /// `complete` is false while some wait for changes the sender has not sent.
     Unchanged { complete: bool },
-    /// New changes, boxed: a merged document is large beside a refusal.
+    /// New changes, boxed: a merged record is large beside a refusal.
     Changed(Box<Merged>),
 }
 
-/// New changes to a record, the document and record they make, and whether any change still
-/// waits for one the sender has not sent.
+/// New changes to a record, the record and heads they make, and whether any change still waits
+/// for one the sender has not sent.
 pub(crate) struct Merged {
-    doc: RecordDoc,
+    /// The merged document, when automerge merged it; `None` when a replay did, and then the
+    /// store loads it only to compact the record's stored tail.
+    doc: Option<RecordDoc>,
+    heads: Vec<ChangeHash>,
     record: Record,
     applied: Vec<Change>,
     complete: bool,
@@ -117,11 +152,11 @@ impl PreparedRecord {
     /// not hold the record; [`PreparedRecord::rebase`] merges it onto a stored state instead.
     pub fn new(incoming: IncomingRecord, ctx: &MergeContext) -> PreparedRecord {
         let bytes = incoming.changes.iter().map(Vec::len).sum();
-        let changes: Result<Vec<Change>, Rejection> = incoming
+        let changes: Result<Vec<DecodedChange>, Rejection> = incoming
             .changes
             .iter()
             .map(|b| {
-                RecordDoc::decode_change(b)
+                RecordDoc::decode_change_ops(b)
                     .map_err(|e| Rejection::new("decode.change", e.to_string()))
             })
             .collect();
@@ -146,12 +181,7 @@ impl PreparedRecord {
 
     fn merge_onto(&mut self, stored: Option<&StoredState>, ctx: &MergeContext) {
         let merge = match &self.changes {
-            Ok(changes) => merge(
-                ctx,
-                &self.header,
-                changes.clone(),
-                stored.map(|s| s.bytes.as_slice()),
-            ),
+            Ok(changes) => merge(ctx, &self.header, changes, stored),
             Err(rejection) => Merge::Refused(rejection.clone()),
         };
         self.merged = Some((stored.map(|s| s.last_seq), merge));
@@ -164,14 +194,220 @@ fn merging_actor() -> ActorId {
     ActorId::from([0u8; 16])
 }
 
-/// Merges a peer's changes to one record onto the stored document (`None`: the record is new
+/// What the checks need of a record as this node held it before a peer's changes.
+#[derive(Default)]
+struct Before {
+    /// The whole record, for the kinds whose checks compare it ([`needs_before`]).
+    record: Option<Record>,
+    /// A workflow record's event texts.
+    events: Option<Vec<String>>,
+    /// A suggestion's addressed congress, as written.
+    addressed: Option<String>,
+}
+
+impl Before {
+    fn held(&self) -> Held<'_> {
+        match (&self.record, &self.events) {
+            (Some(record), _) => Held::Record(record),
+            (None, Some(events)) => Held::Workflow {
+                events,
+                addressed_to: self.addressed.as_deref(),
+            },
+            (None, None) => Held::Unread,
+        }
+    }
+}
+
+/// A merge before the checks, however it was computed.
+struct Candidate {
+    doc: Option<RecordDoc>,
+    heads: Vec<ChangeHash>,
+    record: Record,
+    after_events: Vec<String>,
+    applied: Vec<Change>,
+    complete: bool,
+    /// `None`: the record is new here.
+    before: Option<Before>,
+}
+
+/// A workflow record's event texts read from its root, as [`RecordDoc::event_texts`] reads them
+/// from the document: an entry that is not text reads as an empty string.
+fn event_texts_of(root: &serde_json::Map<String, serde_json::Value>) -> Vec<String> {
+    match root.get("events") {
+        Some(serde_json::Value::Array(items)) => items
+            .iter()
+            .map(|item| item.as_str().unwrap_or_default().to_string())
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// Whether automerge, given `changes` for a record it does not hold, would apply none of them
+/// and keep them all queued without an error: none can start a document (each depends on
+/// another), and none repeats another's actor and sequence number or carries an author footer,
+/// which automerge refuses. This is every update to a record a receiver holds, merged as if
+/// new while the store reads what it holds.
+fn all_queued(changes: &[DecodedChange]) -> bool {
+    let mut seqs = std::collections::HashSet::new();
+    let mut hashes = std::collections::HashSet::new();
+    changes.iter().all(|c| {
+        let change = &c.change;
+        !change.deps().is_empty()
+            && change.author().is_none()
+            && (!hashes.insert(change.hash()) || seqs.insert((change.actor_id(), change.seq())))
+    })
+}
+
+/// Merges by replaying the stored changes and the peer's (`record::replay`), without automerge.
+/// `Ok(None)`: nothing to store, every change held already or none applicable yet. [`Declined`]
+/// when the history is one only automerge may judge, or when anything fails to read: automerge
+/// then merges, and reports.
+fn replayed(
+    declared: &Header,
+    changes: &[DecodedChange],
+    stored: Option<&StoredState>,
+) -> Result<Result<Candidate, Merge>, Declined> {
+    let unreadable = |_| Declined("the replayed document does not read");
+    let kind = declared.kind;
+    let mut replay = Replay::new();
+    let before = match stored {
+        None if all_queued(changes) => return Ok(Err(Merge::Unchanged { complete: false })),
+        None => None,
+        Some(state) => {
+            let held = state
+                .decoded()
+                .map_err(|_| Declined("a stored change does not decode"))?;
+            replay.apply(&held)?;
+            if state.heads_hash.as_deref() != Some(super::heads_hash(&replay.heads()).as_slice()) {
+                return Err(Declined("the stored changes do not make the stored heads"));
+            }
+            let root = replay.root_json().map_err(unreadable)?;
+            let mut before = Before::default();
+            if kind.has_workflow() {
+                before.events = Some(event_texts_of(&root));
+            }
+            if kind == RecordKind::Suggestion {
+                before.addressed = root
+                    .get("fields")
+                    .and_then(|f| f.get("addressed_to"))
+                    .and_then(|a| a.as_str())
+                    .map(str::to_string);
+            }
+            if needs_before(kind) {
+                before.record = Some(Record::from_root(root).map_err(unreadable)?);
+            }
+            Some(before)
+        }
+    };
+    let applied = replay.apply(changes)?;
+    if applied.is_empty() {
+        return match stored {
+            Some(_) => Ok(Err(Merge::Unchanged { complete: true })),
+            None => Err(Declined("a new record with no changes")),
+        };
+    }
+    let root = replay.root_json().map_err(unreadable)?;
+    let after_events = if kind.has_workflow() {
+        event_texts_of(&root)
+    } else {
+        Vec::new()
+    };
+    let record = Record::from_root(root).map_err(unreadable)?;
+    Ok(Ok(Candidate {
+        doc: None,
+        heads: replay.heads(),
+        record,
+        after_events,
+        applied: applied.iter().map(|&i| changes[i].change.clone()).collect(),
+        complete: true,
+        before,
+    }))
+}
+
+/// Merges with automerge: loads the stored document, reads what the checks need of it, and
+/// applies the peer's changes. `Err` is the merge's outcome without a candidate: a refusal, or
+/// nothing new.
+fn merged_by_automerge(
+    declared: &Header,
+    changes: &[DecodedChange],
+    stored: Option<&StoredState>,
+) -> Result<Candidate, Merge> {
+    let kind = declared.kind;
+    let incoming: Vec<Change> = changes.iter().map(|c| c.change.clone()).collect();
+    let hashes: Vec<_> = incoming.iter().map(|c| c.hash()).collect();
+    // A damaged local copy refuses the peer's changes to that record instead of failing the
+    // whole link: every other record still syncs.
+    let damaged = |e: &dyn std::fmt::Display| {
+        Merge::Refused(Rejection::new(
+            "store.damaged_local_copy",
+            format!("本节点保存的记录 {} 已损坏，无法合并：{e}", declared.id),
+        ))
+    };
+    let apply_failed = |e: DocError| Merge::Refused(Rejection::new("decode.apply", e.to_string()));
+    let unreadable = |e: DocError| Merge::Refused(Rejection::new("decode.record", e.to_string()));
+    let (doc, applied, before) = match stored {
+        // Nothing applies to a record this node has never seen when its first changes are
+        // missing: it stays absent until the sender resends its whole history.
+        None => {
+            let mut doc = RecordDoc::empty(&merging_actor());
+            let applied = doc.apply_changes(incoming).map_err(apply_failed)?;
+            if doc.heads().is_empty() {
+                return Err(Merge::Unchanged { complete: false });
+            }
+            (doc, applied, None)
+        }
+        Some(state) => {
+            let mut doc =
+                RecordDoc::load(&state.doc_bytes(), &merging_actor()).map_err(|e| damaged(&e))?;
+            let mut before = Before::default();
+            if needs_before(kind) {
+                before.record = Some(Record::from_doc(&doc).map_err(|e| damaged(&e))?);
+            }
+            if kind.has_workflow() {
+                before.events = Some(doc.event_texts().map_err(|e| damaged(&e))?);
+            }
+            if kind == RecordKind::Suggestion {
+                before.addressed = doc.field_text("addressed_to").map_err(|e| damaged(&e))?;
+            }
+            let applied = doc.apply_changes(incoming).map_err(apply_failed)?;
+            if applied.is_empty() {
+                return Err(Merge::Unchanged {
+                    complete: hashes.iter().all(|h| doc.has_change(h)),
+                });
+            }
+            (doc, applied, Some(before))
+        }
+    };
+    let record = Record::from_doc(&doc).map_err(unreadable)?;
+    let after_events = if kind.has_workflow() {
+        doc.event_texts().map_err(unreadable)?
+    } else {
+        Vec::new()
+    };
+    // A change whose dependencies are missing waits outside the document: the record is
+    // incomplete until the sender resends its full history.
+    let complete = hashes.iter().all(|h| doc.has_change(h));
+    Ok(Candidate {
+        heads: doc.heads(),
+        doc: Some(doc),
+        record,
+        after_events,
+        applied,
+        complete,
+        before,
+    })
+}
+
+/// Merges a peer's changes to one record onto the stored state (`None`: the record is new
 /// here), and checks the result against every rule that does not need the store: the sender's
-/// subtree, the header, routing and authority. Pure: it runs on any thread.
+/// subtree, the header, routing and authority. Pure: it runs on any thread. The merge is a
+/// replay of the changes where the history allows one, automerge's otherwise; the checks are
+/// the same either way.
 fn merge(
     ctx: &MergeContext,
     declared: &Header,
-    changes: Vec<Change>,
-    stored: Option<&[u8]>,
+    changes: &[DecodedChange],
+    stored: Option<&StoredState>,
 ) -> Merge {
     let sender = ctx.sender();
     let peer = ctx.peer;
@@ -185,77 +421,23 @@ fn merge(
             ),
         ));
     }
-    let hashes: Vec<_> = changes.iter().map(|c| c.hash()).collect();
-    // A damaged local copy refuses the peer's changes to that record instead of failing the
-    // whole link: every other record still syncs.
-    let damaged = |e: &dyn std::fmt::Display| {
-        Merge::Refused(Rejection::new(
-            "store.damaged_local_copy",
-            format!("本节点保存的记录 {} 已损坏，无法合并：{e}", declared.id),
-        ))
+    let candidate = match replayed(declared, changes, stored) {
+        Ok(Ok(candidate)) => candidate,
+        Ok(Err(merge)) => return merge,
+        Err(_) => match merged_by_automerge(declared, changes, stored) {
+            Ok(candidate) => candidate,
+            Err(merge) => return merge,
+        },
     };
-    let apply_failed = |e: DocError| Merge::Refused(Rejection::new("decode.apply", e.to_string()));
-    let unreadable = |e: DocError| Merge::Refused(Rejection::new("decode.record", e.to_string()));
-    let mut before = None;
-    let mut before_events: Option<Vec<String>> = None;
-    let mut before_addressed: Option<String> = None;
-    let (doc, record, applied) = match stored {
-        // Nothing applies to a record this node has never seen when its first changes are
-        // missing: it stays absent until the sender resends its whole history.
-        None => {
-            let mut doc = RecordDoc::empty(&merging_actor());
-            let applied = match doc.apply_changes(changes) {
-                Ok(applied) => applied,
-                Err(e) => return apply_failed(e),
-            };
-            if doc.heads().is_empty() {
-                return Merge::Unchanged { complete: false };
-            }
-            let record = match Record::from_doc(&doc) {
-                Ok(record) => record,
-                Err(e) => return unreadable(e),
-            };
-            (doc, record, applied)
-        }
-        Some(bytes) => {
-            let mut doc = match RecordDoc::load(bytes, &merging_actor()) {
-                Ok(doc) => doc,
-                Err(e) => return damaged(&e),
-            };
-            if needs_before(declared.kind) {
-                match Record::from_doc(&doc) {
-                    Ok(record) => before = Some(record),
-                    Err(e) => return damaged(&e),
-                }
-            }
-            if declared.kind.has_workflow() {
-                match doc.event_texts() {
-                    Ok(texts) => before_events = Some(texts),
-                    Err(e) => return damaged(&e),
-                }
-            }
-            if declared.kind == RecordKind::Suggestion {
-                match doc.field_text("addressed_to") {
-                    Ok(addressed) => before_addressed = addressed,
-                    Err(e) => return damaged(&e),
-                }
-            }
-            let applied = match doc.apply_changes(changes) {
-                Ok(applied) => applied,
-                Err(e) => return apply_failed(e),
-            };
-            if applied.is_empty() {
-                return Merge::Unchanged {
-                    complete: hashes.iter().all(|h| doc.has_change(h)),
-                };
-            }
-            let record = match Record::from_doc(&doc) {
-                Ok(record) => record,
-                Err(e) => return unreadable(e),
-            };
-            (doc, record, applied)
-        }
-    };
+    let Candidate {
+        doc,
+        heads,
+        record,
+        after_events,
+        applied,
+        complete,
+        before,
+    } = candidate;
     if record.header != *declared {
         return Merge::Refused(Rejection::new(
             "header.mismatch",
@@ -269,23 +451,7 @@ fn merge(
             format!("记录 {} 不应发往本节点 {}", declared.id, ctx.me),
         ));
     }
-    let held = match (&before, &before_events) {
-        (Some(b), _) => Held::Record(b),
-        (None, Some(texts)) => Held::Workflow {
-            events: texts,
-            addressed_to: before_addressed.as_deref(),
-        },
-        (None, None) if stored.is_none() => Held::Nothing,
-        (None, None) => Held::Unread,
-    };
-    let after_events = if declared.kind.has_workflow() {
-        match doc.event_texts() {
-            Ok(texts) => texts,
-            Err(e) => return unreadable(e),
-        }
-    } else {
-        Vec::new()
-    };
+    let held = before.as_ref().map_or(Held::Nothing, Before::held);
     if let Err(rejection) = check_incoming(
         sender,
         held,
@@ -295,11 +461,9 @@ fn merge(
     ) {
         return Merge::Refused(rejection);
     }
-    // A change whose dependencies are missing waits outside the document: the record is
-    // incomplete until the sender resends its full history.
-    let complete = hashes.iter().all(|h| doc.has_change(h));
     Merge::Changed(Box::new(Merged {
         doc,
+        heads,
         record,
         applied,
         complete,
@@ -885,10 +1049,10 @@ impl WriteTx<'_> {
                 Err(rejection) => Merge::Refused(rejection),
                 Ok(changes) => {
                     let stored = match current {
-                        Some(_) => stored_bytes(&self.tx, &id)?.map(|s| s.bytes),
+                        Some(_) => stored_state(&self.tx, &id, true)?,
                         None => None,
                     };
-                    merge(ctx, &prepared.header, changes, stored.as_deref())
+                    merge(ctx, &prepared.header, &changes, stored.as_ref())
                 }
             },
         };
@@ -898,6 +1062,7 @@ impl WriteTx<'_> {
             Merge::Changed(merged) => {
                 let Merged {
                     doc,
+                    heads,
                     record,
                     applied,
                     complete,
@@ -907,7 +1072,14 @@ impl WriteTx<'_> {
                     Some((last_seq, tail)) => Prior::Stored { last_seq, tail },
                     None => Prior::Absent,
                 };
-                self.persist_decoded(&doc, record, applied, Some(&ctx.peer), prior)?;
+                self.persist_decoded(
+                    doc.as_ref(),
+                    &heads,
+                    record,
+                    applied,
+                    Some(&ctx.peer),
+                    prior,
+                )?;
                 Ok(Ok((count, complete)))
             }
         }
@@ -919,39 +1091,44 @@ impl Store {
     /// off the store thread.
     pub fn stored_states(&self, ids: &[RecordId]) -> Result<Vec<Option<StoredState>>, StoreError> {
         ids.iter()
-            .map(|id| stored_bytes(&self.conn, &id.to_string()))
+            .map(|id| stored_state(&self.conn, &id.to_string(), true))
             .collect()
     }
 }
 
-/// A record's stored document bytes and `last_seq`, or `None` if the record is absent.
-pub(super) fn stored_bytes(
+/// A record's stored save, change rows and `last_seq`, or `None` if the record is absent. With
+/// `all_changes`, every change row; otherwise only those after the save, which is all that
+/// loading the document needs.
+pub(super) fn stored_state(
     conn: &rusqlite::Connection,
     id: &str,
+    all_changes: bool,
 ) -> Result<Option<StoredState>, StoreError> {
-    let saved: Option<(Vec<u8>, i64, i64)> = conn
-        .prepare_cached("SELECT doc, doc_seq, last_seq FROM records WHERE id = ?1")?
-        .query_row([id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+    let row = conn
+        .prepare_cached("SELECT doc, doc_seq, last_seq, heads_hash FROM records WHERE id = ?1")?
+        .query_row([id], |r| {
+            Ok(StoredState {
+                saved: r.get(0)?,
+                doc_seq: r.get(1)?,
+                last_seq: r.get(2)?,
+                heads_hash: r.get(3)?,
+                changes: Vec::new(),
+            })
+        })
         .optional()?;
-    let Some((mut bytes, doc_seq, last_seq)) = saved else {
+    let Some(mut state) = row else {
         return Ok(None);
     };
     // Every change after the save, whatever the row's counters say: the change table is the
     // record of what this node holds.
     let mut stmt = conn.prepare_cached(
-        "SELECT bytes FROM changes WHERE record_id = ?1 AND seq > ?2 ORDER BY seq",
+        "SELECT seq, bytes FROM changes WHERE record_id = ?1 AND seq > ?2 ORDER BY seq",
     )?;
-    let mut rows = stmt.query(params![id, doc_seq])?;
-    while let Some(row) = rows.next()? {
-        bytes.extend_from_slice(row.get_ref(0)?.as_blob().map_err(rusqlite::Error::from)?);
-    }
-    Ok(Some(StoredState { last_seq, bytes }))
-}
-
-impl StoredState {
-    pub fn bytes(&self) -> &[u8] {
-        &self.bytes
-    }
+    let from = if all_changes { 0 } else { state.doc_seq };
+    state.changes = stmt
+        .query_map(params![id, from], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<Result<Vec<(i64, Vec<u8>)>, _>>()?;
+    Ok(Some(state))
 }
 
 /// Subtree digests: how two nodes find the records on which they differ without listing all.
@@ -1154,5 +1331,171 @@ mod tests {
         );
         let town_record = town.get(&id).unwrap();
         assert_eq!(county.get(&id).unwrap(), town_record);
+    }
+
+    /// Merges `records` both ways, by replay and by automerge, onto what `county` holds, and
+    /// checks they agree and that the replay did not decline.
+    fn both_merges_agree(county: &Store, records: &[IncomingRecord]) {
+        for incoming in records {
+            let decoded: Vec<DecodedChange> = incoming
+                .changes
+                .iter()
+                .map(|b| RecordDoc::decode_change_ops(b).unwrap())
+                .collect();
+            let stored = county
+                .stored_states(&[incoming.header.id])
+                .unwrap()
+                .pop()
+                .flatten();
+            let header = &incoming.header;
+            let Ok(Ok(replayed)) = replayed(header, &decoded, stored.as_ref()) else {
+                panic!(
+                    "the replay of {} {} declined",
+                    header.kind.as_str(),
+                    header.id
+                );
+            };
+            let Ok(merged) = merged_by_automerge(header, &decoded, stored.as_ref()) else {
+                panic!("automerge did not merge {}", header.id);
+            };
+            assert_eq!(replayed.record, merged.record);
+            assert_eq!(replayed.heads, merged.heads);
+            assert_eq!(replayed.after_events, merged.after_events);
+            assert_eq!(replayed.complete, merged.complete);
+            let hashes = |c: &Candidate| c.applied.iter().map(|c| c.hash()).collect::<Vec<_>>();
+            assert_eq!(hashes(&replayed), hashes(&merged));
+            match (&replayed.before, &merged.before) {
+                (None, None) => {}
+                (Some(r), Some(m)) => {
+                    assert_eq!(r.record, m.record);
+                    assert_eq!(r.events, m.events);
+                    assert_eq!(r.addressed, m.addressed);
+                }
+                _ => panic!("one merge held {} and the other did not", header.id),
+            }
+        }
+    }
+
+    /// A county's two ways of merging a township's records agree, for new records and for
+    /// changes to held ones, and the replay takes every one of an honest township's: a
+    /// delegate, an opinion with its constituent's contact, and later steps and edits.
+    #[test]
+    fn a_replayed_merge_is_what_automerge_merges() {
+        use crate::record::delegate::{Delegate, Gender, Mandate, MandateStatus};
+        let (county_code, town_code) = (code("330411000000"), code("330411101000"));
+        let dir = tempfile::tempdir().unwrap();
+        let mut county = Store::init(
+            &dir.path().join("county"),
+            county_code,
+            "秀洲区人大常委会",
+            None,
+        )
+        .unwrap();
+        let mut town = Store::init(
+            &dir.path().join("town"),
+            town_code,
+            "王店镇人大主席团",
+            None,
+        )
+        .unwrap();
+        let delegate = town
+            .write(|tx| {
+                office::add_delegate(
+                    tx,
+                    "clerk",
+                    Delegate {
+                        name: "沈月娥".into(),
+                        gender: Gender::Female,
+                        birth_year: Some(1971),
+                        ethnicity: Some("汉族".into()),
+                        party: None,
+                        occupation: "村党总支书记".into(),
+                        station: None,
+                        mandates: [(
+                            Mandate::key(&town_code, 17),
+                            Mandate {
+                                congress: town_code,
+                                level: crate::region::Level::Township,
+                                term: 17,
+                                constituency: "第三选区".into(),
+                                status: MandateStatus::Serving,
+                                status_since: None,
+                            },
+                        )]
+                        .into(),
+                    },
+                    office::Contact::default(),
+                )
+            })
+            .unwrap()
+            .id;
+        let opinion = town
+            .write(|tx| {
+                office::add_opinion(
+                    tx,
+                    "clerk",
+                    OpinionFields {
+                        source: OpinionSource::Reception,
+                        content: "村道路灯损坏，夜间出行不便".into(),
+                        place: "梅北村3组".into(),
+                        region: town_code,
+                        delegate: Some(delegate),
+                        activity: None,
+                        category: None,
+                    },
+                    office::Contact {
+                        name: Some("王阿姨".into()),
+                        phone: Some("13800000000".into()),
+                        id_number: None,
+                    },
+                    day(),
+                )
+            })
+            .unwrap()
+            .id;
+        let policy = RoutePolicy::default();
+        let (first, seq) = sent(&town, county_code, 0);
+        assert_eq!(
+            first.len(),
+            3,
+            "the delegate, the opinion and its personal data"
+        );
+        both_merges_agree(&county, &first);
+        county
+            .write(|tx| tx.apply_incoming(&town_code, Some(seq), first, &policy))
+            .unwrap();
+
+        town.write(|tx| {
+            office::opinion_step(
+                tx,
+                "clerk",
+                &opinion,
+                OpinionAction::PassOn {
+                    to: "镇建设办".into(),
+                },
+                day(),
+            )?;
+            office::add_mandate(
+                tx,
+                &delegate,
+                Mandate {
+                    congress: town_code,
+                    level: crate::region::Level::Township,
+                    term: 18,
+                    constituency: "第三选区".into(),
+                    status: MandateStatus::Serving,
+                    status_since: None,
+                },
+            )
+        })
+        .unwrap();
+        let (second, seq2) = sent(&town, county_code, seq);
+        assert_eq!(second.len(), 2);
+        both_merges_agree(&county, &second);
+        county
+            .write(|tx| tx.apply_incoming(&town_code, Some(seq2), second, &policy))
+            .unwrap();
+        assert_eq!(county.get(&opinion).unwrap(), town.get(&opinion).unwrap());
+        assert!(county.derived_mismatches().unwrap().is_empty());
     }
 }
