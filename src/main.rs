@@ -162,6 +162,9 @@ fn main() -> ExitCode {
             EnvFilter::try_from_env("RENDA_LOG").unwrap_or_else(|_| EnvFilter::new("warn")),
         )
         .with_writer(std::io::stderr)
+        // Colour codes only for a person at a terminal: a service manager's journal or
+        // `docker logs` would show them as escape sequences.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread()

@@ -1235,28 +1235,22 @@ mod tests {
         (batch.records, batch.up_to_seq)
     }
 
+    /// A county (秀洲区) and one of its townships (王店镇), each a store of its own under `dir`.
+    fn county_and_town(dir: &std::path::Path) -> (RegionCode, RegionCode, Store, Store) {
+        let (county_code, town_code) = (code("330411000000"), code("330411101000"));
+        let county = Store::init(&dir.join("county"), county_code, "秀洲区人大常委会", None);
+        let town = Store::init(&dir.join("town"), town_code, "王店镇人大主席团", None);
+        (county_code, town_code, county.unwrap(), town.unwrap())
+    }
+
     /// Two batches merged off the store thread onto the same stored state, the second building
     /// on the first: once the first is stored, the second's merge is out of date, and storing it
     /// as prepared would leave the second change waiting for the first forever. The store sees
     /// the record's `last_seq` moved and merges the second batch again.
     #[test]
     fn a_merge_prepared_onto_an_older_state_is_merged_again() {
-        let (county_code, town_code) = (code("330411000000"), code("330411101000"));
         let dir = tempfile::tempdir().unwrap();
-        let mut county = Store::init(
-            &dir.path().join("county"),
-            county_code,
-            "秀洲区人大常委会",
-            None,
-        )
-        .unwrap();
-        let mut town = Store::init(
-            &dir.path().join("town"),
-            town_code,
-            "王店镇人大主席团",
-            None,
-        )
-        .unwrap();
+        let (county_code, town_code, mut county, mut town) = county_and_town(dir.path());
         let fields = OpinionFields {
             source: OpinionSource::Reception,
             content: "村道路灯损坏，夜间出行不便".into(),
@@ -1382,22 +1376,16 @@ mod tests {
     #[test]
     fn a_replayed_merge_is_what_automerge_merges() {
         use crate::record::delegate::{Delegate, Gender, Mandate, MandateStatus};
-        let (county_code, town_code) = (code("330411000000"), code("330411101000"));
         let dir = tempfile::tempdir().unwrap();
-        let mut county = Store::init(
-            &dir.path().join("county"),
-            county_code,
-            "秀洲区人大常委会",
-            None,
-        )
-        .unwrap();
-        let mut town = Store::init(
-            &dir.path().join("town"),
-            town_code,
-            "王店镇人大主席团",
-            None,
-        )
-        .unwrap();
+        let (county_code, town_code, mut county, mut town) = county_and_town(dir.path());
+        let mandate = |term| Mandate {
+            congress: town_code,
+            level: crate::region::Level::Township,
+            term,
+            constituency: "第三选区".into(),
+            status: MandateStatus::Serving,
+            status_since: None,
+        };
         let delegate = town
             .write(|tx| {
                 office::add_delegate(
@@ -1411,18 +1399,7 @@ mod tests {
                         party: None,
                         occupation: "村党总支书记".into(),
                         station: None,
-                        mandates: [(
-                            Mandate::key(&town_code, 17),
-                            Mandate {
-                                congress: town_code,
-                                level: crate::region::Level::Township,
-                                term: 17,
-                                constituency: "第三选区".into(),
-                                status: MandateStatus::Serving,
-                                status_since: None,
-                            },
-                        )]
-                        .into(),
+                        mandates: [(Mandate::key(&town_code, 17), mandate(17))].into(),
                     },
                     office::Contact::default(),
                 )
@@ -1475,18 +1452,7 @@ mod tests {
                 },
                 day(),
             )?;
-            office::add_mandate(
-                tx,
-                &delegate,
-                Mandate {
-                    congress: town_code,
-                    level: crate::region::Level::Township,
-                    term: 18,
-                    constituency: "第三选区".into(),
-                    status: MandateStatus::Serving,
-                    status_since: None,
-                },
-            )
+            office::add_mandate(tx, &delegate, mandate(18))
         })
         .unwrap();
         let (second, seq2) = sent(&town, county_code, seq);

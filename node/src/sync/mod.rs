@@ -277,10 +277,17 @@ async fn prepare_batch(
             .map_err(failed)??;
     // Which records the store holds is read while the batch is merged as if it held none: in a
     // first sync it holds none, and the read may wait behind the store's current write.
+    let started = std::time::Instant::now();
     let ids: Vec<RecordId> = records.iter().map(|r| r.header.id).collect();
-    let stored = store.call(move |s| s.stored_states(&ids));
-    let fresh = on_workers(records, move |r| PreparedRecord::new(r, &ctx));
-    let (stored, fresh) = tokio::join!(stored, fresh);
+    let stored = async {
+        let stored = store.call(move |s| s.stored_states(&ids)).await;
+        (stored, started.elapsed())
+    };
+    let fresh = async {
+        let fresh = on_workers(records, move |r| PreparedRecord::new(r, &ctx)).await;
+        (fresh, started.elapsed())
+    };
+    let ((stored, read_in), (fresh, fresh_in)) = tokio::join!(stored, fresh);
     let mut prepared: Vec<Option<PreparedRecord>> =
         fresh.map_err(failed)?.into_iter().map(Some).collect();
     let held: Vec<(PreparedRecord, StoredState)> = stored?
@@ -303,6 +310,13 @@ async fn prepare_batch(
             *slot = rebased.next();
         }
     }
+    debug!(
+        records = prepared.len(),
+        stored_read_ms = read_in.as_secs_f64() * 1e3,
+        merged_as_new_ms = fresh_in.as_secs_f64() * 1e3,
+        prepared_ms = started.elapsed().as_secs_f64() * 1e3,
+        "prepared batch"
+    );
     Ok((prepared.into_iter().flatten().collect(), changes, bytes))
 }
 
@@ -373,7 +387,7 @@ async fn apply_in_order(
                     let outcome = store
                         .write(move |tx| tx.apply_prepared(&peer, up_to, prepared, &policy))
                         .await?;
-                    debug!(%peer, changes = outcome.changes_applied, elapsed_ms = applying.elapsed().as_millis() as u64, "applied batch");
+                    debug!(%peer, changes = outcome.changes_applied, elapsed_ms = applying.elapsed().as_secs_f64() * 1e3, "applied batch");
                     drop(permit);
                     for r in &outcome.rejected {
                         warn!(%peer, record = %r.record, rule = %r.rule, "refused a record from the peer");
