@@ -100,7 +100,13 @@ pub struct Replay {
     heads: BTreeSet<ChangeHash>,
     root: BTreeMap<String, Entry>,
     objects: HashMap<Id, Object>,
+    /// How deep each object lies below the root. A record nests a few levels at most; bounding
+    /// it keeps reading the state back (which recurses) safe from a peer's endless nesting.
+    depths: HashMap<Id, usize>,
 }
+
+/// The deepest an object may lie below the root before a replay declines.
+const MAX_DEPTH: usize = 16;
 
 impl Default for Replay {
     fn default() -> Self {
@@ -119,6 +125,7 @@ impl Replay {
             heads: BTreeSet::new(),
             root: BTreeMap::new(),
             objects: HashMap::new(),
+            depths: HashMap::new(),
         }
     }
 
@@ -340,10 +347,15 @@ impl Replay {
             }
             _ => return Err(Declined("a key that does not fit its object")),
         }
-        if let Some(object) = made
-            && self.objects.insert(id, object).is_some()
-        {
-            return Err(Declined("an operation id used twice"));
+        if let Some(object) = made {
+            let depth = obj.map_or(0, |o| self.depths.get(&o).copied().unwrap_or(0)) + 1;
+            if depth > MAX_DEPTH {
+                return Err(Declined("objects nested deeper than any record's"));
+            }
+            if self.objects.insert(id, object).is_some() {
+                return Err(Declined("an operation id used twice"));
+            }
+            self.depths.insert(id, depth);
         }
         Ok(())
     }
@@ -508,6 +520,21 @@ mod tests {
         let changes = decoded(&doc, &[]);
         let mut replay = Replay::new();
         assert!(replay.apply(&changes[1..]).is_err());
+    }
+
+    #[test]
+    fn endless_nesting_is_declined() {
+        let mut doc = Automerge::new().with_actor(actor(1));
+        let mut tx = doc.transaction();
+        let mut obj = ROOT;
+        for _ in 0..=MAX_DEPTH {
+            obj = tx.put_object(&obj, "m", ObjType::Map).unwrap();
+        }
+        tx.commit();
+        assert_eq!(
+            Replay::new().apply(&decoded(&doc, &[])),
+            Err(Declined("objects nested deeper than any record's"))
+        );
     }
 
     #[test]

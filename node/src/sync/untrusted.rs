@@ -11,7 +11,8 @@ use crate::record::{Record, RecordDoc};
 use crate::store::{MergeContext, PreparedRecord};
 
 /// Decodes `bytes` as a link message and, if it is a batch, opens it and prepares every record
-/// as a receiving link does (decoding the changes, building and reading the document). Returns
+/// as a receiving link does (decoding the changes, replaying them or building the document,
+/// reading the record). Returns
 /// how many records were prepared.
 pub fn receive_link_message(bytes: &[u8]) -> usize {
     let Ok(msg) = <LinkMessage as prost::Message>::decode(bytes) else {
