@@ -15,9 +15,10 @@
 //!
 //! The rule of this module is that a replay is exact or it declines. Whenever a change does
 //! something outside the shapes handled here (an operation on an unknown object, a `pred` naming
-//! an operation made on another key, an insert among concurrent inserts with greater ids, a duplicate sequence number, counters, marks, text, a change whose dependencies
-//! are missing), [`Replay::apply`] returns [`Declined`] and the caller merges with automerge,
-//! which remains the authority. The proptests below hold the replay to automerge's own answer on
+//! an operation made on another key, an insert among concurrent inserts with greater ids, a
+//! repeated sequence number, counters, marks, text, nesting deeper than records nest, a change
+//! whose dependencies are missing), [`Replay::apply`] returns [`Declined`] and the caller merges
+//! with automerge, which remains the authority. The proptests below hold the replay to automerge's own answer on
 //! random histories of several replicas editing, deleting, inserting and merging.
 //!
 //! Architecture invariant: a replay never decides what a document *is* when it declines; it
