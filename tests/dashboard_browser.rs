@@ -42,11 +42,7 @@ async fn start_driver() -> Driver {
             "{path} is missing: install Debian's chromium and chromium-driver (scripts/test.sh does)"
         );
     }
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = common::free_ports(1)[0];
     let process = tokio::process::Command::new(CHROMEDRIVER)
         .arg(format!("--port={port}"))
         .stdout(Stdio::null())

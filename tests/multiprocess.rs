@@ -72,22 +72,6 @@ const CITY: usize = 2;
 const COUNTY: usize = 3;
 const TOWNSHIPS: [usize; 2] = [4, 5];
 
-/// `n` distinct ports that are free now, below the kernel's ephemeral range (32768 and up on
-/// Linux). A port the kernel hands out for `bind(0)` is closed again before the node binds it,
-/// and any other process's `bind(0)` or outgoing connection may take it in between (a node then
-/// fails to start and the federation never completes); ports below the range are handed out by
-/// no one.
-fn free_ports(n: usize) -> Vec<u16> {
-    let mut ports = Vec::new();
-    while ports.len() < n {
-        let port = 20_000 + rand::random::<u16>() % 12_000;
-        if !ports.contains(&port) && std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            ports.push(port);
-        }
-    }
-    ports
-}
-
 fn renda(args: &[&str], data: &Path) -> std::process::Output {
     Command::new(BIN)
         .args(args)
@@ -165,7 +149,7 @@ fn opinion_ids(data: &Path) -> BTreeSet<String> {
 fn a_federation_of_processes_from_deploys_configs_survives_a_killed_hub() {
     let root = tempfile::tempdir().unwrap();
     let deploy = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/config");
-    let mut ports = free_ports(SPECS.len() + 1);
+    let mut ports = common::free_ports(SPECS.len() + 1);
     let metrics_port = ports.pop().expect("one port per node and one for metrics");
 
     // The federation's CA, and one certificate per node in its data directory's tls/.

@@ -147,3 +147,19 @@ pub fn delegate(node: &Node, name: &str, extra: &[&str]) -> String {
     args.extend_from_slice(extra);
     node.create(&args)
 }
+
+/// `n` distinct ports that are free now, below the kernel's ephemeral range (32768 and up on
+/// Linux). A port the kernel hands out for `bind(0)` is closed again before the node binds it,
+/// and any other process's `bind(0)` or outgoing connection may take it in between (a node then
+/// fails to start and the federation never completes); ports below the range are handed out by
+/// no one.
+pub fn free_ports(n: usize) -> Vec<u16> {
+    let mut ports = Vec::new();
+    while ports.len() < n {
+        let port = 20_000 + rand::random::<u16>() % 12_000;
+        if !ports.contains(&port) && std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            ports.push(port);
+        }
+    }
+    ports
+}
