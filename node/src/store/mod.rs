@@ -232,6 +232,9 @@ fn connect(path: &Path) -> Result<Connection, StoreError> {
     // commit, and a county's memory stays small.
     conn.pragma_update(None, "cache_size", -8_192)?;
     conn.busy_timeout(std::time::Duration::from_secs(10))?;
+    // The store caches about twenty statements (`prepare_cached`), more than rusqlite's default
+    // of sixteen; a sync round cycling through them would prepare some again every time.
+    conn.set_prepared_statement_cache_capacity(64);
     schema::migrate(&mut conn)?;
     Ok(conn)
 }
