@@ -1464,4 +1464,64 @@ mod tests {
         assert_eq!(county.get(&opinion).unwrap(), town.get(&opinion).unwrap());
         assert!(county.derived_mismatches().unwrap().is_empty());
     }
+
+    /// A record that takes more changes by sync than a stored tail holds is compacted on the
+    /// way (the replay has no document to save, so the store loads one), and later rounds
+    /// replay it from its change rows beside the saved document: the county ends with the
+    /// township's record and columns that match its document.
+    #[test]
+    fn a_record_synced_past_its_tail_is_compacted_and_still_replays() {
+        use crate::record::delegate::{Delegate, Gender, Mandate, MandateStatus};
+        let dir = tempfile::tempdir().unwrap();
+        let (county_code, town_code, mut county, mut town) = county_and_town(dir.path());
+        let mandate = |term| Mandate {
+            congress: town_code,
+            level: crate::region::Level::Township,
+            term,
+            constituency: "第一选区".into(),
+            status: MandateStatus::Serving,
+            status_since: None,
+        };
+        let delegate = Delegate {
+            name: "周建国".into(),
+            gender: Gender::Male,
+            birth_year: None,
+            ethnicity: None,
+            party: None,
+            occupation: "农民".into(),
+            station: None,
+            mandates: [(Mandate::key(&town_code, 1), mandate(1))].into(),
+        };
+        let id = town
+            .write(|tx| office::add_delegate(tx, "clerk", delegate, office::Contact::default()))
+            .unwrap()
+            .id;
+        let policy = RoutePolicy::default();
+        let mut seq = 0;
+        for round in 0..6u32 {
+            town.write(|tx| {
+                for term in 2 + round * 8..2 + (round + 1) * 8 {
+                    office::add_mandate(tx, &id, mandate(term))?;
+                }
+                Ok(())
+            })
+            .unwrap();
+            let (records, up_to) = sent(&town, county_code, seq);
+            seq = up_to;
+            county
+                .write(|tx| tx.apply_incoming(&town_code, Some(seq), records, &policy))
+                .unwrap();
+        }
+        let doc_seq: i64 = county
+            .conn
+            .query_row(
+                "SELECT doc_seq FROM records WHERE id = ?1",
+                [id.to_string()],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert!(doc_seq > 0, "49 changes were never compacted");
+        assert_eq!(county.get(&id).unwrap(), town.get(&id).unwrap());
+        assert!(county.derived_mismatches().unwrap().is_empty());
+    }
 }
