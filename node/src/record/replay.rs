@@ -99,6 +99,8 @@ pub struct Replay {
     /// which a change depending on it must start above.
     changes: HashMap<ChangeHash, u64>,
     heads: BTreeSet<ChangeHash>,
+    /// Operations applied so far, against [`MAX_OPS`].
+    ops: usize,
     root: BTreeMap<String, Entry>,
     objects: HashMap<Id, Object>,
     /// How deep each object lies below the root. A record nests a few levels at most; bounding
@@ -108,6 +110,17 @@ pub struct Replay {
 
 /// The deepest an object may lie below the root before a replay declines.
 const MAX_DEPTH: usize = 16;
+
+/// Bounds that keep a replay's work near-linear whatever a peer sends: lists and keys are
+/// scanned per operation, so a replay declines (and automerge, whose indexes suit large
+/// documents, merges) past sizes no record reaches.
+const MAX_OPS: usize = 50_000;
+const MAX_LIST: usize = 2_048;
+const MAX_ENTRY_OPS: usize = 256;
+const MAX_PASSES: usize = 16;
+
+/// Operation counters are 32-bit in automerge's columns; it panics on one that overflows.
+const MAX_COUNTER: u64 = u32::MAX as u64;
 
 impl Default for Replay {
     fn default() -> Self {
@@ -124,6 +137,7 @@ impl Replay {
             actor_last: Vec::new(),
             changes: HashMap::new(),
             heads: BTreeSet::new(),
+            ops: 0,
             root: BTreeMap::new(),
             objects: HashMap::new(),
             depths: HashMap::new(),
@@ -152,7 +166,12 @@ impl Replay {
             })
             .collect();
         let mut applied = Vec::with_capacity(pending.len());
+        let mut passes = 0;
         while !pending.is_empty() {
+            passes += 1;
+            if passes > MAX_PASSES {
+                return Err(Declined("changes in an order that takes many passes"));
+            }
             let before = pending.len();
             let mut waiting = Vec::new();
             for i in pending {
@@ -198,6 +217,18 @@ impl Replay {
         if change.author().is_some() {
             return Err(Declined("a change with an author footer"));
         }
+        // Automerge looks up every actor a change lists and panics on one it does not know.
+        if change
+            .other_actor_ids()
+            .iter()
+            .any(|a| !self.actor_index.contains_key(a))
+        {
+            return Err(Declined("a change lists an actor with no changes here"));
+        }
+        self.ops += decoded.ops.len();
+        if self.ops > MAX_OPS {
+            return Err(Declined("more operations than any record holds"));
+        }
         let actor = self.actor(change.actor_id());
         let (last_seq, last_max) = self.actor_last[actor as usize];
         if change.seq() != last_seq + 1 {
@@ -213,14 +244,14 @@ impl Replay {
         if start <= past_max || start <= last_max {
             return Err(Declined("a change reuses operation ids"));
         }
-        let mut counter = start;
-        for op in &decoded.ops {
+        let last = start
+            .checked_add(decoded.ops.len() as u64)
+            .filter(|end| end - 1 <= MAX_COUNTER)
+            .ok_or(Declined("operation counters past 32 bits"))?;
+        for (op, counter) in decoded.ops.iter().zip(start..last) {
             self.apply_op(op, Id { counter, actor })?;
-            counter = counter
-                .checked_add(1)
-                .ok_or(Declined("operation counter overflows"))?;
         }
-        let max_op = counter - 1;
+        let max_op = last - 1;
         self.actor_last[actor as usize] = (change.seq(), max_op);
         self.changes.insert(change.hash(), max_op.max(past_max));
         for dep in change.deps() {
@@ -263,6 +294,19 @@ impl Replay {
             Key::Seq(ElementId::Id(e)) => Some(self.known(e)?),
             _ => None,
         };
+        // Everything an operation names comes before it. Automerge sorts a batch's operations
+        // by element and id and cannot place an update that sorts before the element it
+        // updates (it panics), so a replay never accepts one.
+        if pred
+            .iter()
+            .chain(obj.iter())
+            .chain(key.iter())
+            .any(|named| named.counter >= id.counter)
+        {
+            return Err(Declined(
+                "an operation names one that does not come before it",
+            ));
+        }
         // Orders visible operations as automerge does, so the last one is the winner.
         let actors = &self.actors;
         let order = |a: &Slot, b: &Slot| {
@@ -311,6 +355,9 @@ impl Replay {
                 });
                 if !greatest {
                     return Err(Declined("an insert among inserts with greater ids"));
+                }
+                if list.len() >= MAX_LIST {
+                    return Err(Declined("a list longer than any record's"));
                 }
                 let at = match (reference, key) {
                     (ElementId::Head, _) => 0,
@@ -424,6 +471,9 @@ impl Entry {
             }
         }
         self.visible.extend(new);
+        if self.visible.len() + self.hidden.len() > MAX_ENTRY_OPS {
+            return Err(Declined("a key written more often than any record's"));
+        }
         Ok(())
     }
 }
@@ -535,6 +585,131 @@ mod tests {
         assert_eq!(
             Replay::new().apply(&decoded(&doc, &[])),
             Err(Declined("objects nested deeper than any record's"))
+        );
+    }
+
+    /// A change built by hand, as a hostile peer could send it.
+    fn forged(
+        actor_id: &ActorId,
+        seq: u64,
+        start_op: u64,
+        deps: Vec<ChangeHash>,
+        operations: Vec<legacy::Op>,
+    ) -> DecodedChange {
+        let change = Change::from(automerge::ExpandedChange {
+            operations,
+            actor_id: actor_id.clone(),
+            hash: None,
+            seq,
+            start_op: std::num::NonZeroU64::new(start_op).unwrap(),
+            time: 0,
+            message: None,
+            deps,
+            extra_bytes: Vec::new(),
+            author: None,
+        });
+        DecodedChange {
+            ops: change.decode().operations,
+            change,
+        }
+    }
+
+    fn op(
+        obj: ObjectId,
+        key: Key,
+        action: OpType,
+        insert: bool,
+        pred: Vec<legacy::OpId>,
+    ) -> legacy::Op {
+        legacy::Op {
+            action,
+            obj,
+            key,
+            pred: pred.into_iter().collect(),
+            insert,
+        }
+    }
+
+    /// An update that names an element with a greater id than its own, which it cannot have
+    /// seen: automerge sorts it before the element it updates and cannot place it, so a
+    /// replay must not accept it either.
+    #[test]
+    fn an_operation_naming_a_later_one_is_declined() {
+        let (a, b) = (actor(1), actor(2));
+        let c0 = forged(
+            &a,
+            1,
+            1,
+            Vec::new(),
+            vec![op(
+                ObjectId::Root,
+                Key::Map("l".into()),
+                OpType::Make(ObjType::List),
+                false,
+                Vec::new(),
+            )],
+        );
+        let list = ObjectId::Id(legacy::OpId::new(1, &a));
+        let element = legacy::OpId::new(10, &b);
+        let cb = forged(
+            &b,
+            1,
+            10,
+            vec![c0.change.hash()],
+            vec![op(
+                list.clone(),
+                Key::Seq(ElementId::Head),
+                OpType::Put("b".into()),
+                true,
+                Vec::new(),
+            )],
+        );
+        let ca = forged(
+            &a,
+            2,
+            5,
+            vec![c0.change.hash()],
+            vec![op(
+                list,
+                Key::Seq(ElementId::Id(element.clone())),
+                OpType::Put("a".into()),
+                false,
+                vec![element],
+            )],
+        );
+        let mut replay = Replay::new();
+        assert_eq!(replay.apply(&[c0.clone(), cb.clone()]).unwrap().len(), 2);
+        assert_eq!(
+            replay.apply(&[ca]),
+            Err(Declined(
+                "an operation names one that does not come before it"
+            ))
+        );
+    }
+
+    /// Operation counters past 32 bits, which automerge's columns cannot hold.
+    #[test]
+    fn counters_past_32_bits_are_declined() {
+        let a = actor(1);
+        let put = |key: &str| {
+            op(
+                ObjectId::Root,
+                Key::Map(key.into()),
+                OpType::Put(1.into()),
+                false,
+                Vec::new(),
+            )
+        };
+        let change = forged(
+            &a,
+            1,
+            u64::from(u32::MAX),
+            Vec::new(),
+            vec![put("x"), put("y")],
+        );
+        assert_eq!(
+            Replay::new().apply(&[change]),
+            Err(Declined("operation counters past 32 bits"))
         );
     }
 

@@ -270,9 +270,15 @@ fn replayed(
     let unreadable = |_| Declined("the replayed document does not read");
     let kind = declared.kind;
     let mut replay = Replay::new();
+    let mut header_before = None;
     let before = match stored {
         None if all_queued(changes) => return Ok(Err(Merge::Unchanged { complete: false })),
         None => None,
+        // A long history loads faster from its last save than it replays change by change
+        // (a save follows every `MAX_DOC_TAIL` changes).
+        Some(state) if state.changes.len() > 2 * super::MAX_DOC_TAIL as usize => {
+            return Err(Declined("a long history loads faster from its save"));
+        }
         Some(state) => {
             let held = state
                 .decoded()
@@ -282,6 +288,7 @@ fn replayed(
                 return Err(Declined("the stored changes do not make the stored heads"));
             }
             let root = replay.root_json().map_err(unreadable)?;
+            header_before = root.get("header").cloned();
             let mut before = Before::default();
             if kind.has_workflow() {
                 before.events = Some(event_texts_of(&root));
@@ -307,6 +314,11 @@ fn replayed(
         };
     }
     let root = replay.root_json().map_err(unreadable)?;
+    // The header is written once. A change to it is automerge's to refuse
+    // (`DocError::HeaderChanged`), with the rule the sender is told.
+    if stored.is_some() && root.get("header") != header_before.as_ref() {
+        return Err(Declined("a change rewrites the header"));
+    }
     let after_events = if kind.has_workflow() {
         event_texts_of(&root)
     } else {
@@ -1522,6 +1534,64 @@ mod tests {
             .unwrap();
         assert!(doc_seq > 0, "49 changes were never compacted");
         assert_eq!(county.get(&id).unwrap(), town.get(&id).unwrap());
+        assert!(county.derived_mismatches().unwrap().is_empty());
+    }
+
+    /// A township's change that rewrites the header of a record the county holds (here who
+    /// created it, declared so in the batch, so that the record still reads) is refused
+    /// whichever way the county merges, and the county keeps the record as it was.
+    #[test]
+    fn a_change_rewriting_a_held_header_is_refused() {
+        use automerge::transaction::Transactable;
+        let dir = tempfile::tempdir().unwrap();
+        let (county_code, town_code, mut county, mut town) = county_and_town(dir.path());
+        let id = town
+            .write(|tx| {
+                let fields = OpinionFields {
+                    source: OpinionSource::Reception,
+                    content: "村道路灯损坏，夜间出行不便".into(),
+                    place: "梅北村3组".into(),
+                    region: town_code,
+                    delegate: None,
+                    activity: None,
+                    category: None,
+                };
+                office::add_opinion(tx, "clerk", fields, office::Contact::default(), day())
+            })
+            .unwrap()
+            .id;
+        let policy = RoutePolicy::default();
+        let (first, seq) = sent(&town, county_code, 0);
+        county
+            .write(|tx| tx.apply_incoming(&town_code, Some(seq), first, &policy))
+            .unwrap();
+        let held = county.get(&id).unwrap();
+
+        let mut forged = automerge::Automerge::load(&town.load_doc(&id).unwrap().save())
+            .unwrap()
+            .with_actor(crate::record::authority::node_actor(&town_code));
+        let mut header = held.header.clone();
+        header.created_by.user = "另一位文书".into();
+        let mut tx = forged.transaction();
+        tx.put(
+            automerge::ROOT,
+            "header",
+            serde_json::to_string(&header).unwrap(),
+        )
+        .unwrap();
+        tx.commit();
+        let change = forged.get_last_local_change().unwrap().raw_bytes().to_vec();
+        let incoming = vec![IncomingRecord {
+            header,
+            changes: vec![change],
+        }];
+        let outcome = county
+            .write(|tx| tx.apply_incoming(&town_code, None, incoming, &policy))
+            .unwrap();
+        assert_eq!(outcome.changes_applied, 0);
+        assert_eq!(outcome.rejected.len(), 1, "{outcome:?}");
+        assert_eq!(outcome.rejected[0].rule, "decode.apply", "{outcome:?}");
+        assert_eq!(county.get(&id).unwrap(), held);
         assert!(county.derived_mismatches().unwrap().is_empty());
     }
 }
