@@ -97,6 +97,13 @@ struct Running {
     child: Child,
 }
 
+impl Running {
+    /// Whether the process has ended (it should not have, until it is killed).
+    fn exited(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(Some(_)))
+    }
+}
+
 impl Drop for Running {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -215,8 +222,18 @@ fn a_federation_of_processes_from_deploys_configs_survives_a_killed_hub() {
         .collect();
     // Every node initialises itself from its file on the first run.
     for (i, (_, data)) in configs.iter().enumerate() {
-        wait_for("every node to initialise", Duration::from_secs(30), || {
-            renda(&["status", "--json"], data).status.success()
+        let what = format!("node {} to initialise", SPECS[i].region);
+        wait_for(&what, Duration::from_secs(30), || {
+            let status = renda(&["status", "--json"], data);
+            if !status.status.success() && running[i].as_mut().is_some_and(|r| r.exited()) {
+                panic!(
+                    "node {} exited while starting: {}\nits log:\n{}",
+                    SPECS[i].region,
+                    String::from_utf8_lossy(&status.stderr),
+                    std::fs::read_to_string(log(i)).unwrap_or_default()
+                );
+            }
+            status.status.success()
         });
         let status: serde_json::Value =
             serde_json::from_str(&ok(&["status", "--json"], data)).unwrap();

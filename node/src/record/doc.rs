@@ -284,14 +284,12 @@ impl RecordDoc {
     }
 
     /// Whether the change with this hash is applied to the document (not merely queued while
-    /// its dependencies are missing). Cheap: it looks at the change graph, whereas fetching the
-    /// change itself re-encodes it from the document's columns.
+    /// its dependencies are missing). Cheap: it reads the change graph's metadata, whereas
+    /// fetching the change itself re-encodes it from the document's columns. (Asking for the
+    /// hash's missing dependencies is not the same question: automerge adds every queued
+    /// change's, so while anything is queued even an applied change looked missing.)
     pub fn has_change(&self, hash: &ChangeHash) -> bool {
-        // A hash is reported missing unless it is applied; a queued change reports the missing
-        // dependencies that keep it queued, so the answer is empty exactly when it is applied.
-        self.doc
-            .get_missing_deps(std::slice::from_ref(hash))
-            .is_empty()
+        self.doc.get_change_meta_by_hash(hash).is_some()
     }
 
     /// Applies changes from elsewhere (a replica or a peer) and returns the ones that were new.
@@ -594,6 +592,32 @@ mod tests {
         ));
         assert_eq!(victim.heads(), heads);
         assert_eq!(victim.header().unwrap(), header);
+    }
+
+    /// Of a first, a second and a third change, the first and the third arrive: the first is
+    /// applied and reported so, the third waits for the second, and only it is missing.
+    #[test]
+    fn a_change_waiting_for_another_does_not_hide_the_ones_applied() {
+        let (_, mut notice, mut source) = notice_doc(1);
+        for title in ["补充通知", "再次补充通知"] {
+            notice.title = title.into();
+            source.set_fields(&notice, 0, "retitle").unwrap().unwrap();
+        }
+        let changes = source.changes_since(&[]);
+        let mut doc = RecordDoc::empty(&ActorId::from(vec![2; 16]));
+        let applied = doc
+            .apply_changes(vec![changes[0].clone(), changes[2].clone()])
+            .unwrap();
+        assert_eq!(applied.len(), 1);
+        assert_eq!(applied[0].hash(), changes[0].hash());
+        assert!(doc.has_change(&changes[0].hash()));
+        assert!(!doc.has_change(&changes[2].hash()));
+        // The second arrives: the third, queued until now, is applied with it.
+        let applied = doc.apply_changes(vec![changes[1].clone()]).unwrap();
+        assert_eq!(applied.len(), 1);
+        assert!(doc.has_change(&changes[2].hash()));
+        assert_eq!(doc.heads(), source.heads());
+        assert_eq!(doc.fields::<Notice>().unwrap(), notice);
     }
 
     #[test]

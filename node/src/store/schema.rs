@@ -143,19 +143,64 @@ const MIGRATIONS: &[&str] = &[
 ];
 
 pub(crate) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
-    let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
-    let version = usize::try_from(version).unwrap_or(usize::MAX);
-    if version > MIGRATIONS.len() {
-        return Err(StoreError::SchemaTooNew {
-            found: version,
-            supported: MIGRATIONS.len(),
-        });
+    let current = |conn: &Connection| -> Result<usize, StoreError> {
+        let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        let version = usize::try_from(version).unwrap_or(usize::MAX);
+        if version > MIGRATIONS.len() {
+            return Err(StoreError::SchemaTooNew {
+                found: version,
+                supported: MIGRATIONS.len(),
+            });
+        }
+        Ok(version)
+    };
+    if current(conn)? == MIGRATIONS.len() {
+        return Ok(());
     }
-    for (i, sql) in MIGRATIONS.iter().enumerate().skip(version) {
-        let tx = conn.transaction()?;
+    // Another process may be migrating the same file: a node starting for the first time while
+    // an operator runs `renda status` on its directory. Each step takes the write lock first and
+    // reads the version again under it, so a step another process has just committed is not run
+    // twice (running it twice failed with "duplicate column" and stopped the node).
+    loop {
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let version = current(&tx)?;
+        let Some(sql) = MIGRATIONS.get(version) else {
+            return Ok(());
+        };
         tx.execute_batch(sql)?;
-        tx.pragma_update(None, "user_version", (i + 1) as i64)?;
+        tx.pragma_update(None, "user_version", (version + 1) as i64)?;
         tx.commit()?;
     }
-    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Two processes opening a new database at once (here two connections on two threads,
+    /// many times over) both end with every migration applied once, and neither fails.
+    #[test]
+    fn connections_migrating_one_file_at_once_both_succeed() {
+        for round in 0..20 {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("race.sqlite");
+            let open = |path: std::path::PathBuf| {
+                std::thread::spawn(move || {
+                    let mut conn = Connection::open(&path).unwrap();
+                    conn.busy_timeout(std::time::Duration::from_secs(10))
+                        .unwrap();
+                    migrate(&mut conn)
+                })
+            };
+            let (a, b) = (open(path.clone()), open(path.clone()));
+            for result in [a.join().unwrap(), b.join().unwrap()] {
+                assert!(result.is_ok(), "round {round}: {result:?}");
+            }
+            let conn = Connection::open(&path).unwrap();
+            let version: i64 = conn
+                .query_row("PRAGMA user_version", [], |r| r.get(0))
+                .unwrap();
+            assert_eq!(version as usize, MIGRATIONS.len());
+        }
+    }
 }
