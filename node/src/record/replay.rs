@@ -113,11 +113,11 @@ const MAX_DEPTH: usize = 16;
 
 /// Bounds that keep a replay's work near-linear whatever a peer sends: lists and keys are
 /// scanned per operation, so a replay declines (and automerge, whose indexes suit large
-/// documents, merges) past sizes no record reaches.
+/// documents, merges) past sizes no record reaches. Changes are ordered in one pass whatever
+/// order they came in.
 const MAX_OPS: usize = 50_000;
 const MAX_LIST: usize = 2_048;
 const MAX_ENTRY_OPS: usize = 256;
-const MAX_PASSES: usize = 16;
 
 /// Operation counters are 32-bit in automerge's columns; it panics on one that overflows.
 const MAX_COUNTER: u64 = u32::MAX as u64;
@@ -158,35 +158,59 @@ impl Replay {
     /// and returns the indexes (into `changes`) of the ones that were new, in the order applied.
     /// On [`Declined`] the replay is left part-way and must be thrown away.
     pub fn apply(&mut self, changes: &[DecodedChange]) -> Result<Vec<usize>, Declined> {
-        let mut seen = BTreeSet::new();
-        let mut pending: Vec<usize> = (0..changes.len())
-            .filter(|&i| {
-                let hash = changes[i].change.hash();
-                !self.has_change(&hash) && seen.insert(hash)
-            })
-            .collect();
-        let mut applied = Vec::with_capacity(pending.len());
-        let mut passes = 0;
-        while !pending.is_empty() {
-            passes += 1;
-            if passes > MAX_PASSES {
-                return Err(Declined("changes in an order that takes many passes"));
+        // The new changes by hash, in the order given.
+        let mut pending: HashMap<ChangeHash, usize> = HashMap::new();
+        let mut order = Vec::new();
+        for (i, decoded) in changes.iter().enumerate() {
+            let hash = decoded.change.hash();
+            if !self.has_change(&hash) && !pending.contains_key(&hash) {
+                pending.insert(hash, i);
+                order.push(i);
             }
-            let before = pending.len();
-            let mut waiting = Vec::new();
-            for i in pending {
-                if changes[i].change.deps().iter().all(|d| self.has_change(d)) {
-                    self.apply_one(&changes[i])?;
-                    applied.push(i);
-                } else {
-                    waiting.push(i);
+        }
+        // Kahn's order: a change is ready once every dependency is applied, so the changes
+        // apply in one pass over them whatever order they came in.
+        let mut waiting_on: HashMap<usize, usize> = HashMap::new();
+        let mut dependents: HashMap<ChangeHash, Vec<usize>> = HashMap::new();
+        let mut ready = std::collections::VecDeque::new();
+        for &i in &order {
+            let mut count = 0;
+            for dep in changes[i].change.deps() {
+                if pending.contains_key(dep) {
+                    count += 1;
+                    dependents.entry(*dep).or_default().push(i);
+                } else if !self.has_change(dep) {
+                    // Automerge would keep it queued; whether the record is complete is its
+                    // call.
+                    return Err(Declined("a change waits for changes that were not sent"));
                 }
             }
-            if waiting.len() == before {
-                // Automerge would keep these queued; whether the record is complete is its call.
-                return Err(Declined("a change waits for changes that were not sent"));
+            if count == 0 {
+                ready.push_back(i);
+            } else {
+                waiting_on.insert(i, count);
             }
-            pending = waiting;
+        }
+        let mut applied = Vec::with_capacity(order.len());
+        while let Some(i) = ready.pop_front() {
+            self.apply_one(&changes[i])?;
+            applied.push(i);
+            for &next in dependents
+                .get(&changes[i].change.hash())
+                .into_iter()
+                .flatten()
+            {
+                if let Some(count) = waiting_on.get_mut(&next) {
+                    *count -= 1;
+                    if *count == 0 {
+                        waiting_on.remove(&next);
+                        ready.push_back(next);
+                    }
+                }
+            }
+        }
+        if applied.len() < order.len() {
+            return Err(Declined("changes that depend on one another in a cycle"));
         }
         Ok(applied)
     }
