@@ -568,78 +568,42 @@ impl Store {
     /// receiver may derive a record's columns from a replay of its changes rather than from
     /// automerge (`record::replay`), and this is how a test holds the two to each other.
     pub fn derived_mismatches(&self) -> Result<Vec<String>, StoreError> {
-        type Row = (
-            String,
-            Option<String>,
-            Option<String>,
-            Option<String>,
-            Option<String>,
-        );
         let mut out = Vec::new();
         let mut stmt = self.conn.prepare(
             "SELECT id, label, status, occurred_on, due_on, subject, summary, route, heads_hash FROM records ORDER BY id",
         )?;
-        let rows = stmt.query_map([], |r| {
-            let columns: Row = (r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?);
-            Ok((
-                r.get::<_, String>(0)?,
-                columns,
-                r.get::<_, String>(6)?,
-                r.get::<_, String>(7)?,
-                r.get::<_, Option<Vec<u8>>>(8)?,
-            ))
-        })?;
         let mut people = self.conn.prepare(
             "SELECT delegate_id, role FROM record_people WHERE record_id = ?1 ORDER BY delegate_id, role",
         )?;
-        for row in rows {
-            let (id, columns, summary, route, heads) = row?;
-            let record_id = RecordId::parse("id", &id)?;
-            let doc = load_doc(&self.conn, &self.actor, &record_id)?;
+        let mut rows = stmt.query([])?;
+        while let Some(r) = rows.next()? {
+            let id: String = r.get(0)?;
+            let stored = DerivedColumns {
+                label: r.get(1)?,
+                status: r.get(2)?,
+                occurred_on: r.get(3)?,
+                due_on: r.get(4)?,
+                subject: r.get(5)?,
+                summary: serde_json::from_str(&r.get::<_, String>(6)?)
+                    .unwrap_or(serde_json::Value::Null),
+                route: r.get(7)?,
+                heads_hash: r.get::<_, Option<Vec<u8>>>(8)?.unwrap_or_default(),
+                people: people
+                    .query_map([&id], |p| Ok((p.get(0)?, p.get(1)?)))?
+                    .collect::<Result<_, _>>()?,
+            };
+            let doc = load_doc(&self.conn, &self.actor, &RecordId::parse("id", &id)?)?;
             let record = Record::from_doc(&doc).map_err(|source| StoreError::Corrupt {
                 id: id.clone(),
                 source,
             })?;
-            let p = project(&record);
-            let subject = match &record.body {
-                crate::record::Body::Personal(personal) => Some(personal.subject.to_string()),
-                _ => None,
-            };
-            let derived: Row = (
-                p.label,
-                p.status,
-                p.occurred_on.map(|d| d.to_string()),
-                p.due_on.map(|d| d.to_string()),
-                subject,
+            let derived = DerivedColumns::of(&record, &doc.heads());
+            out.extend(
+                stored
+                    .differing(&derived)
+                    .into_iter()
+                    .map(|column| format!("{id}: {column}")),
             );
-            let mut differs = |column: &str, same: bool| {
-                if !same {
-                    out.push(format!("{id}: {column}"));
-                }
-            };
-            differs("label, status, dates or subject", columns == derived);
-            differs(
-                "summary",
-                serde_json::from_str::<serde_json::Value>(&summary).ok() == Some(p.summary),
-            );
-            let hints = crate::route::RouteHints::of(&record);
-            differs(
-                "route",
-                route == serde_json::to_string(&hints).unwrap_or_default(),
-            );
-            differs("heads_hash", heads == Some(heads_hash(&doc.heads())));
-            let mut held: Vec<(String, String)> = people
-                .query_map([&id], |r| Ok((r.get(0)?, r.get(1)?)))?
-                .collect::<Result<_, _>>()?;
-            held.sort();
-            let mut wanted: Vec<(String, String)> = p
-                .people
-                .iter()
-                .map(|(d, role)| (d.to_string(), role.as_str().to_string()))
-                .collect();
-            wanted.sort();
-            wanted.dedup();
-            differs("people", held == wanted);
         }
         Ok(out)
     }
@@ -716,7 +680,72 @@ fn resolve(
     }
 }
 
-/// One open write transaction. Everything written through it commits together.
+/// What a record's row derives from its document: the columns lists, rollups, routing and
+/// repair read without loading it, and its `record_people` rows. The store writes these and
+/// [`Store::derived_mismatches`] checks them, through this one derivation.
+#[derive(Debug)]
+struct DerivedColumns {
+    label: String,
+    status: Option<String>,
+    occurred_on: Option<String>,
+    due_on: Option<String>,
+    /// The record a personal-data record belongs to.
+    subject: Option<String>,
+    summary: serde_json::Value,
+    /// The record's `RouteHints` as JSON.
+    route: String,
+    heads_hash: Vec<u8>,
+    /// `(delegate, role)`, sorted and without repeats, as the table's key holds them.
+    people: Vec<(String, String)>,
+}
+
+impl DerivedColumns {
+    fn of(record: &Record, heads: &[automerge::ChangeHash]) -> DerivedColumns {
+        let projection = project(record);
+        let mut people: Vec<(String, String)> = projection
+            .people
+            .iter()
+            .map(|(delegate, role)| (delegate.to_string(), role.as_str().to_string()))
+            .collect();
+        people.sort();
+        people.dedup();
+        DerivedColumns {
+            label: projection.label,
+            status: projection.status,
+            occurred_on: projection.occurred_on.map(|d| d.to_string()),
+            due_on: projection.due_on.map(|d| d.to_string()),
+            subject: match &record.body {
+                crate::record::Body::Personal(p) => Some(p.subject.to_string()),
+                _ => None,
+            },
+            summary: projection.summary,
+            route: serde_json::to_string(&crate::route::RouteHints::of(record))
+                .unwrap_or_else(|_| "{}".into()),
+            heads_hash: heads_hash(heads),
+            people,
+        }
+    }
+
+    /// The names of the columns on which `self` and `other` differ.
+    fn differing(&self, other: &DerivedColumns) -> Vec<&'static str> {
+        [
+            ("label", self.label == other.label),
+            ("status", self.status == other.status),
+            ("occurred_on", self.occurred_on == other.occurred_on),
+            ("due_on", self.due_on == other.due_on),
+            ("subject", self.subject == other.subject),
+            ("summary", self.summary == other.summary),
+            ("route", self.route == other.route),
+            ("heads_hash", self.heads_hash == other.heads_hash),
+            ("people", self.people == other.people),
+        ]
+        .into_iter()
+        .filter(|(_, same)| !same)
+        .map(|(column, _)| column)
+        .collect()
+    }
+}
+
 /// What a writer already knows of a record's row before storing it.
 #[derive(Clone, Copy, Debug)]
 enum Prior {
@@ -728,6 +757,7 @@ enum Prior {
     Stored { last_seq: i64, tail: i64 },
 }
 
+/// One open write transaction. Everything written through it commits together.
 pub struct WriteTx<'a> {
     tx: rusqlite::Transaction<'a>,
     actor: &'a ActorId,
@@ -913,11 +943,7 @@ impl WriteTx<'_> {
                 .optional()?
                 .unwrap_or(0),
         };
-        let projection = project(&record);
-        let subject = match &record.body {
-            crate::record::Body::Personal(p) => Some(p.subject.to_string()),
-            _ => None,
-        };
+        let columns = DerivedColumns::of(&record, heads);
         // The document is its last full save plus the changes stored after it, which the
         // change table holds anyway: a write adds its change rows and leaves the saved bytes
         // alone, and a new record has no saved bytes at all. Once the tail grows long, a full
@@ -944,8 +970,6 @@ impl WriteTx<'_> {
         } else {
             (Vec::new(), 0, tail)
         };
-        let route = serde_json::to_string(&crate::route::RouteHints::of(&record))
-            .unwrap_or_else(|_| "{}".into());
         self.tx.prepare_cached(
             "INSERT INTO records (id, kind, home, created_at, created_by, doc, last_seq, label, status, occurred_on, due_on, subject, summary, route, doc_tail, heads_hash, doc_seq)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)
@@ -964,15 +988,15 @@ impl WriteTx<'_> {
                 record.header.created_by.to_string(),
                 saved,
                 last_seq,
-                projection.label,
-                projection.status,
-                projection.occurred_on.map(|d| d.to_string()),
-                projection.due_on.map(|d| d.to_string()),
-                subject,
-                projection.summary.to_string(),
-                route,
+                columns.label,
+                columns.status,
+                columns.occurred_on,
+                columns.due_on,
+                columns.subject,
+                columns.summary.to_string(),
+                columns.route,
                 tail,
-                heads_hash(heads),
+                columns.heads_hash,
                 doc_seq,
                 compact,
             ])?;
@@ -986,8 +1010,8 @@ impl WriteTx<'_> {
             let mut people = self
                 .tx
                 .prepare_cached("INSERT OR IGNORE INTO record_people (record_id, delegate_id, role) VALUES (?1, ?2, ?3)")?;
-            for (delegate, role) in &projection.people {
-                people.execute(params![id, delegate.to_string(), role.as_str()])?;
+            for (delegate, role) in &columns.people {
+                people.execute(params![id, delegate, role])?;
             }
         }
         Ok(record)

@@ -1255,6 +1255,46 @@ mod tests {
         (county_code, town_code, county.unwrap(), town.unwrap())
     }
 
+    /// A street-lamp opinion received at the township `town`, with no delegate or activity.
+    fn lamp_opinion(town: RegionCode) -> OpinionFields {
+        OpinionFields {
+            source: OpinionSource::Reception,
+            content: "村道路灯损坏，夜间出行不便".into(),
+            place: "梅北村3组".into(),
+            region: town,
+            delegate: None,
+            activity: None,
+            category: None,
+        }
+    }
+
+    /// A serving mandate at the township `town`'s congress, of term `term`.
+    fn town_mandate(town: RegionCode, term: u32) -> crate::record::delegate::Mandate {
+        crate::record::delegate::Mandate {
+            congress: town,
+            level: crate::region::Level::Township,
+            term,
+            constituency: "第三选区".into(),
+            status: crate::record::delegate::MandateStatus::Serving,
+            status_since: None,
+        }
+    }
+
+    /// A township delegate named `name`, with a seventeenth-term mandate.
+    fn town_delegate(town: RegionCode, name: &str) -> crate::record::delegate::Delegate {
+        use crate::record::delegate::{Delegate, Gender, Mandate};
+        Delegate {
+            name: name.into(),
+            gender: Gender::Female,
+            birth_year: Some(1971),
+            ethnicity: Some("汉族".into()),
+            party: None,
+            occupation: "村党总支书记".into(),
+            station: None,
+            mandates: [(Mandate::key(&town, 17), town_mandate(town, 17))].into(),
+        }
+    }
+
     /// Two batches merged off the store thread onto the same stored state, the second building
     /// on the first: once the first is stored, the second's merge is out of date, and storing it
     /// as prepared would leave the second change waiting for the first forever. The store sees
@@ -1263,15 +1303,7 @@ mod tests {
     fn a_merge_prepared_onto_an_older_state_is_merged_again() {
         let dir = tempfile::tempdir().unwrap();
         let (county_code, town_code, mut county, mut town) = county_and_town(dir.path());
-        let fields = OpinionFields {
-            source: OpinionSource::Reception,
-            content: "村道路灯损坏，夜间出行不便".into(),
-            place: "梅北村3组".into(),
-            region: town_code,
-            delegate: None,
-            activity: None,
-            category: None,
-        };
+        let fields = lamp_opinion(town_code);
         let id = town
             .write(|tx| office::add_opinion(tx, "clerk", fields, office::Contact::default(), day()))
             .unwrap()
@@ -1387,34 +1419,12 @@ mod tests {
     /// delegate, an opinion with its constituent's contact, and later steps and edits.
     #[test]
     fn a_replayed_merge_is_what_automerge_merges() {
-        use crate::record::delegate::{Delegate, Gender, Mandate, MandateStatus};
         let dir = tempfile::tempdir().unwrap();
         let (county_code, town_code, mut county, mut town) = county_and_town(dir.path());
-        let mandate = |term| Mandate {
-            congress: town_code,
-            level: crate::region::Level::Township,
-            term,
-            constituency: "第三选区".into(),
-            status: MandateStatus::Serving,
-            status_since: None,
-        };
         let delegate = town
             .write(|tx| {
-                office::add_delegate(
-                    tx,
-                    "clerk",
-                    Delegate {
-                        name: "沈月娥".into(),
-                        gender: Gender::Female,
-                        birth_year: Some(1971),
-                        ethnicity: Some("汉族".into()),
-                        party: None,
-                        occupation: "村党总支书记".into(),
-                        station: None,
-                        mandates: [(Mandate::key(&town_code, 17), mandate(17))].into(),
-                    },
-                    office::Contact::default(),
-                )
+                let delegate = town_delegate(town_code, "沈月娥");
+                office::add_delegate(tx, "clerk", delegate, office::Contact::default())
             })
             .unwrap()
             .id;
@@ -1424,13 +1434,8 @@ mod tests {
                     tx,
                     "clerk",
                     OpinionFields {
-                        source: OpinionSource::Reception,
-                        content: "村道路灯损坏，夜间出行不便".into(),
-                        place: "梅北村3组".into(),
-                        region: town_code,
                         delegate: Some(delegate),
-                        activity: None,
-                        category: None,
+                        ..lamp_opinion(town_code)
                     },
                     office::Contact {
                         name: Some("王阿姨".into()),
@@ -1464,7 +1469,7 @@ mod tests {
                 },
                 day(),
             )?;
-            office::add_mandate(tx, &delegate, mandate(18))
+            office::add_mandate(tx, &delegate, town_mandate(town_code, 18))
         })
         .unwrap();
         let (second, seq2) = sent(&town, county_code, seq);
@@ -1483,27 +1488,9 @@ mod tests {
     /// township's record and columns that match its document.
     #[test]
     fn a_record_synced_past_its_tail_is_compacted_and_still_replays() {
-        use crate::record::delegate::{Delegate, Gender, Mandate, MandateStatus};
         let dir = tempfile::tempdir().unwrap();
         let (county_code, town_code, mut county, mut town) = county_and_town(dir.path());
-        let mandate = |term| Mandate {
-            congress: town_code,
-            level: crate::region::Level::Township,
-            term,
-            constituency: "第一选区".into(),
-            status: MandateStatus::Serving,
-            status_since: None,
-        };
-        let delegate = Delegate {
-            name: "周建国".into(),
-            gender: Gender::Male,
-            birth_year: None,
-            ethnicity: None,
-            party: None,
-            occupation: "农民".into(),
-            station: None,
-            mandates: [(Mandate::key(&town_code, 1), mandate(1))].into(),
-        };
+        let delegate = town_delegate(town_code, "周建国");
         let id = town
             .write(|tx| office::add_delegate(tx, "clerk", delegate, office::Contact::default()))
             .unwrap()
@@ -1512,8 +1499,8 @@ mod tests {
         let mut seq = 0;
         for round in 0..6u32 {
             town.write(|tx| {
-                for term in 2 + round * 8..2 + (round + 1) * 8 {
-                    office::add_mandate(tx, &id, mandate(term))?;
+                for term in 18 + round * 8..18 + (round + 1) * 8 {
+                    office::add_mandate(tx, &id, town_mandate(town_code, term))?;
                 }
                 Ok(())
             })
@@ -1547,15 +1534,7 @@ mod tests {
         let (county_code, town_code, mut county, mut town) = county_and_town(dir.path());
         let id = town
             .write(|tx| {
-                let fields = OpinionFields {
-                    source: OpinionSource::Reception,
-                    content: "村道路灯损坏，夜间出行不便".into(),
-                    place: "梅北村3组".into(),
-                    region: town_code,
-                    delegate: None,
-                    activity: None,
-                    category: None,
-                };
+                let fields = lamp_opinion(town_code);
                 office::add_opinion(tx, "clerk", fields, office::Contact::default(), day())
             })
             .unwrap()
