@@ -66,6 +66,7 @@ async fn send_batch(
         region: child.into(),
         received_seq,
         repair: false,
+        received_hash: Vec::new(),
     })))
     .await
     .unwrap();
@@ -74,6 +75,7 @@ async fn send_batch(
         up_to_seq,
         records,
         deflated_records: Vec::new(),
+        up_to_hash: Vec::new(),
     })))
     .await
     .unwrap();
@@ -621,6 +623,7 @@ async fn a_child_asking_for_what_it_may_not_hold_gets_none_of_it() {
             region: WANGDIAN.into(),
             received_seq: 0,
             repair: true,
+            received_hash: Vec::new(),
         }),
         Msg::Resync(v1::Resync { ack: false }),
         Msg::Digest(v1::Digest {

@@ -402,7 +402,10 @@ async fn a_sync_with_nothing_changed_moves_nothing_and_deliveries_twice_are_no_o
         .write(move |tx| {
             tx.apply_incoming(
                 &peer,
-                Some(batch.up_to_seq),
+                Some(renda_node::store::Checkpoint {
+                    seq: batch.up_to_seq,
+                    hash: batch.up_to_hash,
+                }),
                 batch.records,
                 &Default::default(),
             )

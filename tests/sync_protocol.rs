@@ -32,6 +32,7 @@ fn hello(version: u32, region: &str) -> LinkMessage {
             region: region.into(),
             received_seq: 0,
             repair: false,
+            received_hash: Vec::new(),
         })),
     }
 }

@@ -97,3 +97,66 @@ async fn a_restored_township_loses_nothing_and_its_new_writes_still_travel() {
         "after the repair, syncs are no-ops"
     );
 }
+
+/// A township whose files were copied back from an older copy (no `renda restore`, so nothing
+/// marks it) and that then wrote more than it lost: the county's checkpoint lies within the
+/// township's sequence again, but names a change the township no longer holds there. The
+/// township resends from the start instead of resuming after positions it has since reused for
+/// other writes, and the county hands back what the copy lacked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_township_copied_back_from_old_files_resyncs_although_its_sequence_caught_up() {
+    let fed = Federation::start(&[(COUNTY, "秀洲区人大常委会")]).await;
+    let county = fed.node(COUNTY).store.clone();
+    let addr = fed.node(COUNTY).addr.to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("township");
+    let copy = dir.path().join("copy.sqlite");
+
+    let township =
+        StoreHandle::spawn(Store::init(&data, code(TOWNSHIP), "王店镇人大主席团", None).unwrap())
+            .unwrap();
+    let mut all = write(&township, 10, "复制前").await;
+    sync(&township, &addr).await;
+    // Closing the last connection folds the write-ahead log into the file.
+    drop(township);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    std::fs::copy(data.join("renda.sqlite"), &copy).unwrap();
+
+    let township = StoreHandle::spawn(Store::open(&data).unwrap()).unwrap();
+    all.extend(write(&township, 10, "复制后").await);
+    sync(&township, &addr).await;
+    drop(township);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    // The operator copies the old file back by hand.
+    for stale in ["renda.sqlite-wal", "renda.sqlite-shm"] {
+        let _ = std::fs::remove_file(data.join(stale));
+    }
+    std::fs::copy(&copy, data.join("renda.sqlite")).unwrap();
+    let township = StoreHandle::spawn(Store::open(&data).unwrap()).unwrap();
+    let county_claim = county
+        .call(|s| s.received_seq(&code(TOWNSHIP)))
+        .await
+        .unwrap();
+    // Enough new writes that the township's sequence passes the county's checkpoint again.
+    let mut fresh = Vec::new();
+    while township.call(|s| s.last_seq()).await.unwrap() <= county_claim {
+        fresh.extend(write(&township, 1, "恢复后").await);
+    }
+    all.extend(fresh);
+    sync(&township, &addr).await;
+
+    all.sort();
+    let mut at_county = opinions(&county).await;
+    at_county.sort();
+    assert_eq!(
+        at_county, all,
+        "the county has every write, including those at reused positions"
+    );
+    let mut at_township = opinions(&township).await;
+    at_township.sort();
+    assert_eq!(
+        at_township, all,
+        "the township got back what the copy lacked"
+    );
+}

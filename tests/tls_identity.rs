@@ -237,6 +237,7 @@ async fn hello(addr: &str, config: rustls::ClientConfig, region: &str) -> Result
             region: region.into(),
             received_seq: 0,
             repair: false,
+            received_hash: Vec::new(),
         })),
     };
     let mut stream = SyncClient::new(channel)

@@ -100,15 +100,16 @@ impl Sync for SyncService {
         }
         let received = self
             .store
-            .call(move |s| s.received_seq(&peer))
+            .call(move |s| s.received_checkpoint(&peer))
             .await
             .map_err(|e| Status::unavailable(e.to_string()))?;
         let (tx, mut rx) = mpsc::channel::<LinkMessage>(16);
         let (out_tx, out_rx) = mpsc::channel::<Result<LinkMessage, Status>>(16);
         tx.send(message(Body::Hello(v1::Hello {
             region: self.me.to_string(),
-            received_seq: received,
+            received_seq: received.seq,
             repair: hello.repair,
+            received_hash: received.hash,
         })))
         .await
         .map_err(|_| Status::internal("link closed"))?;
@@ -127,17 +128,13 @@ impl Sync for SyncService {
         tokio::spawn(
             async move {
                 info!(?remote, "child linked");
-                match run_link(
-                    store,
-                    peer,
-                    hello.received_seq,
-                    inbound,
-                    tx,
-                    Mode::Live,
-                    config,
-                )
-                .await
-                {
+                // The child's claim of how far it has applied our sequence is checked in
+                // `run_link` against our history before it moves anything.
+                let claim = renda_node::store::Checkpoint {
+                    seq: hello.received_seq,
+                    hash: hello.received_hash,
+                };
+                match run_link(store, peer, claim, inbound, tx, Mode::Live, config).await {
                     Ok(report) => info!(
                         sent = report.changes_sent,
                         received = report.changes_received,

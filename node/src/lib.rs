@@ -11,6 +11,7 @@
 //! - [`route`]: which nodes hold a record, a pure function of the record and the tree;
 //! - [`sync`]: the link loop both ends of a parent–child link run, and the child's client;
 //! - [`validate`]: the error that names a field and the rule it broke;
+//! - [`calendar`]: today in China Standard Time, and which dates are plausible;
 //! - [`access`]: roles and bearer tokens of the local API and the dashboard (stored hashed);
 //! - [`pki`]: the federation's CA and node certificates, and reading a region from a verified
 //!   certificate; [`tls`]: a node's certificate as rustls configurations for both ends of a link.
@@ -20,6 +21,7 @@
 //! service and the dashboard live in the hub crate.
 
 pub mod access;
+pub mod calendar;
 pub mod office;
 pub mod pki;
 pub mod record;

@@ -53,10 +53,31 @@ pub fn bounded_text(field: &str, value: &str) -> Result<(), ValidationError> {
     Ok(())
 }
 
+/// How many characters of an input an error message quotes.
+pub const QUOTE_CHARS: usize = 64;
+
+/// At most `max` characters of `text`, marked with "…" and the full length when cut. Errors
+/// quote what was typed or sent so the user can find it, but never all of it: a pasted file or a
+/// hostile peer's megabyte must not come back inside a gRPC status or a page.
+pub fn clip(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        None => text.to_string(),
+        Some((cut, _)) => format!("{}…（共 {} 个字符）", &text[..cut], text.chars().count()),
+    }
+}
+
+/// An input quoted in an error message: [`clip`] to [`QUOTE_CHARS`].
+pub fn quote(text: &str) -> String {
+    clip(text, QUOTE_CHARS)
+}
+
 /// Parses a calendar date written as `YYYY-MM-DD`.
 pub fn parse_date(field: &str, value: &str) -> Result<NaiveDate, ValidationError> {
     NaiveDate::parse_from_str(value.trim(), "%Y-%m-%d").map_err(|_| {
-        ValidationError::new(field, format!("日期格式必须是 YYYY-MM-DD，实际为“{value}”"))
+        ValidationError::new(
+            field,
+            format!("日期格式必须是 YYYY-MM-DD，实际为“{}”", quote(value)),
+        )
     })
 }
 
@@ -89,5 +110,16 @@ mod tests {
         );
         assert!(distinct("member", &["a", "b", "a"]).is_err());
         assert!(bounded_text("body", &"字".repeat(MAX_TEXT + 1)).is_err());
+    }
+
+    #[test]
+    fn quotes_are_clipped_on_a_character_boundary() {
+        assert_eq!(clip("短文本", 10), "短文本");
+        let long = "民".repeat(1_000_000);
+        let quoted = quote(&long);
+        assert!(quoted.chars().count() < QUOTE_CHARS + 20, "{quoted}");
+        assert!(quoted.ends_with("…（共 1000000 个字符）"), "{quoted}");
+        let err = parse_date("date", &"9".repeat(1_000_000)).unwrap_err();
+        assert!(err.rule.len() < 400, "{}", err.rule.len());
     }
 }

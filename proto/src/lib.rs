@@ -36,6 +36,7 @@ mod tests {
                     changes: vec![vec![1, 2, 3]],
                 }],
                 deflated_records: Vec::new(),
+                up_to_hash: vec![9; 32],
             })),
         };
         let bytes = msg.encode_to_vec();

@@ -61,9 +61,26 @@ fn token_of(headers: &HeaderMap) -> Option<String> {
         .map(|(_, value)| value.to_string())
 }
 
-/// Only a path on this site may follow a login: never another host.
+/// Only a path of this site may follow a login, never another host. Browsers strip tabs and
+/// newlines anywhere in a URL and treat a backslash as a slash, so `/\t/host/` or `/\host` in a
+/// `Location` header leads off-site although it starts with one slash; a value that is not plain
+/// printable ASCII could not even be sent as a header. So `next` must be a path that starts with
+/// exactly one slash, holds only printable ASCII and no backslash, and still does once its
+/// percent-escapes are decoded; anything else goes to the overview.
 fn safe_next(next: &str) -> &str {
-    if next.starts_with('/') && !next.starts_with("//") && !next.contains('\\') {
+    const MAX: usize = 2048;
+    fn local(path: &str) -> bool {
+        path.starts_with('/')
+            && !path.starts_with("//")
+            && !path.contains('\\')
+            && path.bytes().all(|b| b.is_ascii_graphic())
+    }
+    let decoded = percent_encoding::percent_decode_str(next).decode_utf8_lossy();
+    let decoded_local = decoded.starts_with('/')
+        && !decoded.starts_with("//")
+        && !decoded.contains('\\')
+        && !decoded.chars().any(|c| c.is_control());
+    if next.len() <= MAX && local(next) && decoded_local {
         next
     } else {
         "/"
@@ -170,13 +187,42 @@ mod tests {
 
     #[test]
     fn only_local_paths_follow_a_login() {
-        assert_eq!(
-            safe_next("/suggestions?region=330411000000"),
-            "/suggestions?region=330411000000"
-        );
-        assert_eq!(safe_next("//evil.example/"), "/");
-        assert_eq!(safe_next("https://evil.example/"), "/");
-        assert_eq!(safe_next("/\\evil"), "/");
+        for kept in [
+            "/suggestions?region=330411000000",
+            "/records?kind=opinion&status=%E5%8A%9E%E7%90%86%E4%B8%AD",
+            "/",
+        ] {
+            assert_eq!(safe_next(kept), kept);
+        }
+        // What a browser would follow to another host, as `next` arrives once the query string
+        // is decoded: a tab (the fault reported: `/%09/host/`), newlines, backslashes, two
+        // slashes, absolute URLs, and the same behind percent-escapes.
+        for refused in [
+            "/\t/evil.example/",
+            "/\n/evil.example/",
+            "/\r/evil.example/",
+            "\t//evil.example/",
+            " //evil.example/",
+            "//evil.example/",
+            "///evil.example/",
+            "/\\evil.example/",
+            "\\/evil.example/",
+            "/x\\..\\..\\evil",
+            "https://evil.example/",
+            "http:evil.example",
+            "javascript:alert(1)",
+            "evil.example/",
+            "/%09/evil.example/",
+            "/%2F/evil.example/",
+            "/%2f%2fevil.example/",
+            "/%5Cevil.example/",
+            "%2F%2Fevil.example/",
+            "/记录",
+            "",
+        ] {
+            assert_eq!(safe_next(refused), "/", "{refused:?}");
+        }
+        assert_eq!(safe_next(&format!("/{}", "a".repeat(5000))), "/");
     }
 
     #[test]

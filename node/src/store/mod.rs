@@ -30,8 +30,8 @@ use crate::validate::ValidationError;
 pub use handle::StoreHandle;
 pub use rollup::DutyRecord;
 pub use sync::{
-    ApplyOutcome, AuditEntry, IncomingRecord, MergeContext, OutgoingBatch, OutgoingRecord,
-    PeerStatus, PreparedRecord, Refused, StoredState,
+    ApplyOutcome, AuditEntry, Checkpoint, IncomingRecord, MergeContext, OutgoingBatch,
+    OutgoingRecord, PeerStatus, PreparedRecord, Refused, StoredState,
 };
 
 pub const DB_FILE: &str = "renda.sqlite";

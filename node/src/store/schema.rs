@@ -140,6 +140,12 @@ const MIGRATIONS: &[&str] = &[
         revoked_at TEXT
     ) WITHOUT ROWID;
     "#,
+    // 10: the hash of the change at `received_seq` in the peer's sequence, as the peer named it.
+    // The node names it back in its Hello, so a peer restored from a copy of its files, which
+    // holds another change (or none) there, can tell the checkpoint is not about its history.
+    r#"
+    ALTER TABLE sync_peers ADD COLUMN received_hash BLOB;
+    "#,
 ];
 
 pub(crate) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {

@@ -36,12 +36,24 @@ pub struct OutgoingBatch {
     /// The position in this node's sequence the batch brings the peer up to. Changes the peer
     /// does not hold are skipped but still counted as covered.
     pub up_to_seq: i64,
+    /// The hash of the change at `up_to_seq` (empty for 0), which the peer names back in its
+    /// next Hello so this node can check the claim against its own history.
+    pub up_to_hash: Vec<u8>,
     pub records: Vec<OutgoingRecord>,
     pub changes: usize,
     pub bytes: usize,
 }
 
 pub type IncomingRecord = OutgoingRecord;
+
+/// A position in a peer's change sequence with the hash of the change the peer holds there: a
+/// node's checkpoint of how far it has applied that peer's changes.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Checkpoint {
+    pub seq: i64,
+    /// Empty for position 0, and for checkpoints written before hashes were kept.
+    pub hash: Vec<u8>,
+}
 
 /// Who is merging a peer's changes and from whom: everything a merge needs that is neither in
 /// the record nor in the store, so that a merge can run on any thread.
@@ -596,15 +608,35 @@ impl Store {
 
     /// How far into `peer`'s sequence this node has applied.
     pub fn received_seq(&self, peer: &RegionCode) -> Result<i64, StoreError> {
+        Ok(self.received_checkpoint(peer)?.seq)
+    }
+
+    /// How far into `peer`'s sequence this node has applied, with the hash the peer named for
+    /// that position: what this node claims in its Hello.
+    pub fn received_checkpoint(&self, peer: &RegionCode) -> Result<Checkpoint, StoreError> {
         Ok(self
             .conn
             .query_row(
-                "SELECT received_seq FROM sync_peers WHERE peer = ?1",
+                "SELECT received_seq, coalesce(received_hash, x'') FROM sync_peers WHERE peer = ?1",
                 [peer.as_str()],
-                |r| r.get(0),
+                |r| {
+                    Ok(Checkpoint {
+                        seq: r.get(0)?,
+                        hash: r.get(1)?,
+                    })
+                },
             )
             .optional()?
-            .unwrap_or(0))
+            .unwrap_or_default())
+    }
+
+    /// The hash of the change at `seq` in this node's sequence, if there is one.
+    pub fn change_hash_at(&self, seq: i64) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self
+            .conn
+            .prepare_cached("SELECT hash FROM changes WHERE seq = ?1")?
+            .query_row([seq], |r| r.get(0))
+            .optional()?)
     }
 
     /// The next batch for `peer`: changes after `after_seq` that the peer holds by its routes and
@@ -636,10 +668,14 @@ impl Store {
         };
         let mut index: HashMap<String, usize> = HashMap::new();
         let mut stmt = self.conn.prepare_cached(
-            "SELECT c.seq, c.record_id, c.bytes, c.origin, r.kind, r.home, r.created_at, r.created_by, r.route
+            "SELECT c.seq, c.record_id, c.bytes, c.origin, r.kind, r.home, r.created_at, r.created_by, r.route, c.hash
              FROM changes c JOIN records r ON r.id = c.record_id
              WHERE c.seq > ?1 ORDER BY c.seq LIMIT ?2",
         )?;
+        // A batch that scans nothing stays where it started; name the change there too.
+        if after_seq > 0 {
+            batch.up_to_hash = self.change_hash_at(after_seq)?.unwrap_or_default();
+        }
         loop {
             let mut rows = stmt.query(params![batch.up_to_seq, CHUNK])?;
             let mut scanned = 0;
@@ -649,6 +685,7 @@ impl Store {
                 let id: String = row.get(1)?;
                 let origin: Option<String> = row.get(3)?;
                 batch.up_to_seq = seq;
+                batch.up_to_hash = row.get(9)?;
                 if skip_peer_origin && origin.as_deref() == Some(peer.as_str()) {
                     continue;
                 }
@@ -855,22 +892,16 @@ impl WriteTx<'_> {
         Ok(())
     }
 
-    /// Moves this node's change sequence past `seq`, so writes after a restore from a backup get
-    /// positions no peer has acknowledged already.
-    pub fn advance_sequence_past(&mut self, seq: i64) -> Result<(), StoreError> {
-        let current: i64 = self.tx.query_row(
-            "SELECT coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'changes'), 0)",
-            [],
-            |r| r.get(0),
+    /// Forgets how far this node has applied `peer`'s sequence, because the peer asked to resync:
+    /// its history may not be the one the checkpoint was about (a restore), and it resends from
+    /// the start. Lowering a checkpoint costs a resend of changes this node already holds, which
+    /// are no-ops; keeping it could skip positions the peer now uses for other changes.
+    pub fn forget_received(&mut self, peer: &RegionCode) -> Result<(), StoreError> {
+        self.ensure_peer(peer)?;
+        self.tx.execute(
+            "UPDATE sync_peers SET received_seq = 0, received_hash = NULL WHERE peer = ?1",
+            [peer.as_str()],
         )?;
-        if seq > current {
-            self.tx
-                .execute("DELETE FROM sqlite_sequence WHERE name = 'changes'", [])?;
-            self.tx.execute(
-                "INSERT INTO sqlite_sequence (name, seq) VALUES ('changes', ?1)",
-                [seq],
-            )?;
-        }
         Ok(())
     }
 
@@ -958,7 +989,7 @@ impl WriteTx<'_> {
     pub fn apply_incoming(
         &mut self,
         peer: &RegionCode,
-        up_to_seq: Option<i64>,
+        up_to_seq: Option<Checkpoint>,
         records: Vec<IncomingRecord>,
         policy: &RoutePolicy,
     ) -> Result<ApplyOutcome, StoreError> {
@@ -974,7 +1005,7 @@ impl WriteTx<'_> {
     pub fn apply_prepared(
         &mut self,
         peer: &RegionCode,
-        up_to_seq: Option<i64>,
+        up_to_seq: Option<Checkpoint>,
         records: Vec<PreparedRecord>,
         policy: &RoutePolicy,
     ) -> Result<ApplyOutcome, StoreError> {
@@ -1029,13 +1060,24 @@ impl WriteTx<'_> {
         }
         self.ensure_peer(peer)?;
         // A checkpoint that does not move and no records change no row, so a no-op round
-        // commits nothing and costs no disk flush.
+        // commits nothing and costs no disk flush. The hash moves with the position (SQLite
+        // reads the old row on the right of every assignment).
+        let up_to = up_to_seq.unwrap_or_default();
         self.tx.execute(
-            "UPDATE sync_peers SET received_seq = max(received_seq, ?2), changes_in = changes_in + ?3,
+            "UPDATE sync_peers SET received_seq = max(received_seq, ?2),
+               received_hash = CASE WHEN ?2 > received_seq THEN ?7 ELSE received_hash END,
+               changes_in = changes_in + ?3,
                bytes_in = bytes_in + ?4, records_in = records_in + ?5, refused_in = refused_in + ?6
              WHERE peer = ?1 AND (received_seq < ?2 OR ?3 > 0 OR ?6 > 0)",
-            params![peer.as_str(), up_to_seq.unwrap_or(0), total_changes as i64, bytes as i64, outcome.records_touched as i64,
-                    outcome.rejected.len() as i64],
+            params![
+                peer.as_str(),
+                up_to.seq,
+                total_changes as i64,
+                bytes as i64,
+                outcome.records_touched as i64,
+                outcome.rejected.len() as i64,
+                up_to.hash
+            ],
         )?;
         Ok(outcome)
     }
@@ -1310,7 +1352,17 @@ mod tests {
             .id;
         let (first, seq) = sent(&town, county_code, 0);
         county
-            .write(|tx| tx.apply_incoming(&town_code, Some(seq), first, &RoutePolicy::default()))
+            .write(|tx| {
+                tx.apply_incoming(
+                    &town_code,
+                    Some(Checkpoint {
+                        seq,
+                        hash: Vec::new(),
+                    }),
+                    first,
+                    &RoutePolicy::default(),
+                )
+            })
             .unwrap();
 
         let step = |town: &mut Store, action: OpinionAction| {
@@ -1356,11 +1408,31 @@ mod tests {
         let (second, third) = (prepare(second), prepare(third));
         let policy = RoutePolicy::default();
         let applied = county
-            .write(|tx| tx.apply_prepared(&town_code, Some(seq2), second, &policy))
+            .write(|tx| {
+                tx.apply_prepared(
+                    &town_code,
+                    Some(Checkpoint {
+                        seq: seq2,
+                        hash: Vec::new(),
+                    }),
+                    second,
+                    &policy,
+                )
+            })
             .unwrap();
         assert_eq!((applied.changes_applied, applied.missing.len()), (1, 0));
         let applied = county
-            .write(|tx| tx.apply_prepared(&town_code, Some(seq3), third, &policy))
+            .write(|tx| {
+                tx.apply_prepared(
+                    &town_code,
+                    Some(Checkpoint {
+                        seq: seq3,
+                        hash: Vec::new(),
+                    }),
+                    third,
+                    &policy,
+                )
+            })
             .unwrap();
         assert_eq!(
             (applied.changes_applied, applied.missing.clone()),
@@ -1456,7 +1528,17 @@ mod tests {
         );
         both_merges_agree(&county, &first);
         county
-            .write(|tx| tx.apply_incoming(&town_code, Some(seq), first, &policy))
+            .write(|tx| {
+                tx.apply_incoming(
+                    &town_code,
+                    Some(Checkpoint {
+                        seq,
+                        hash: Vec::new(),
+                    }),
+                    first,
+                    &policy,
+                )
+            })
             .unwrap();
 
         town.write(|tx| {
@@ -1476,7 +1558,17 @@ mod tests {
         assert_eq!(second.len(), 2);
         both_merges_agree(&county, &second);
         county
-            .write(|tx| tx.apply_incoming(&town_code, Some(seq2), second, &policy))
+            .write(|tx| {
+                tx.apply_incoming(
+                    &town_code,
+                    Some(Checkpoint {
+                        seq: seq2,
+                        hash: Vec::new(),
+                    }),
+                    second,
+                    &policy,
+                )
+            })
             .unwrap();
         assert_eq!(county.get(&opinion).unwrap(), town.get(&opinion).unwrap());
         assert!(county.derived_mismatches().unwrap().is_empty());
@@ -1508,7 +1600,17 @@ mod tests {
             let (records, up_to) = sent(&town, county_code, seq);
             seq = up_to;
             county
-                .write(|tx| tx.apply_incoming(&town_code, Some(seq), records, &policy))
+                .write(|tx| {
+                    tx.apply_incoming(
+                        &town_code,
+                        Some(Checkpoint {
+                            seq,
+                            hash: Vec::new(),
+                        }),
+                        records,
+                        &policy,
+                    )
+                })
                 .unwrap();
         }
         let doc_seq: i64 = county
@@ -1542,7 +1644,17 @@ mod tests {
         let policy = RoutePolicy::default();
         let (first, seq) = sent(&town, county_code, 0);
         county
-            .write(|tx| tx.apply_incoming(&town_code, Some(seq), first, &policy))
+            .write(|tx| {
+                tx.apply_incoming(
+                    &town_code,
+                    Some(Checkpoint {
+                        seq,
+                        hash: Vec::new(),
+                    }),
+                    first,
+                    &policy,
+                )
+            })
             .unwrap();
         let held = county.get(&id).unwrap();
 

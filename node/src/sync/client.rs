@@ -80,11 +80,12 @@ pub async fn sync_with_parent(
             .max_decoding_message_size(MAX_MESSAGE_BYTES)
             .max_encoding_message_size(MAX_MESSAGE_BYTES);
         let (tx, rx) = mpsc::channel(16);
-        let received = store.call(move |s| s.received_seq(&parent)).await?;
+        let received = store.call(move |s| s.received_checkpoint(&parent)).await?;
         let hello = message(Body::Hello(v1::Hello {
             region: me.to_string(),
-            received_seq: received,
+            received_seq: received.seq,
             repair: config.repair,
+            received_hash: received.hash,
         }));
         let hello_bytes = prost::Message::encoded_len(&hello);
         tx.send(hello).await.map_err(|_| SyncError::Closed)?;
@@ -99,11 +100,16 @@ pub async fn sync_with_parent(
         if hello.region != parent.as_str() {
             return Err(SyncError::Unauthorized(format!(
                 "expected the parent {parent}, but {} answered",
-                hello.region
+                crate::validate::quote(&hello.region)
             )));
         }
-        let mut report =
-            run_link(store, parent, hello.received_seq, inbound, tx, mode, config).await?;
+        // The parent's claim of how far it has applied our sequence is checked in `run_link`
+        // exactly as the child's claim is at the parent.
+        let claim = crate::store::Checkpoint {
+            seq: hello.received_seq,
+            hash: hello.received_hash,
+        };
+        let mut report = run_link(store, parent, claim, inbound, tx, mode, config).await?;
         report.wire_bytes_sent += hello_bytes;
         report.wire_bytes_received += first_bytes;
         info!(

@@ -12,6 +12,7 @@
 //! function each, for the fuzz targets. The parent side of the gRPC service lives in the hub
 //! crate.
 
+pub mod claims;
 pub mod client;
 pub mod untrusted;
 
@@ -26,8 +27,8 @@ use crate::record::{Author, Header, RecordId, RecordKind};
 use crate::region::RegionCode;
 use crate::route::RoutePolicy;
 use crate::store::{
-    IncomingRecord, MergeContext, OutgoingRecord, PreparedRecord, StoreError, StoreHandle,
-    StoredState,
+    Checkpoint, IncomingRecord, MergeContext, OutgoingRecord, PreparedRecord, StoreError,
+    StoreHandle, StoredState,
 };
 
 /// A node's sync settings.
@@ -139,7 +140,7 @@ fn header_from_wire(h: &v1::RecordHeader) -> Result<Header, SyncError> {
 }
 
 /// A batch message with its records compressed. CPU work: build it off the async runtime.
-fn batch_message(batch_id: u64, up_to_seq: i64, records: Vec<OutgoingRecord>) -> LinkMessage {
+fn batch_message(batch_id: u64, up_to: Checkpoint, records: Vec<OutgoingRecord>) -> LinkMessage {
     use std::io::Write;
     let plain = prost::Message::encode_to_vec(&v1::BatchRecords {
         records: records
@@ -160,18 +161,19 @@ fn batch_message(batch_id: u64, up_to_seq: i64, records: Vec<OutgoingRecord>) ->
     };
     message(Body::Batch(v1::ChangeBatch {
         batch_id,
-        up_to_seq,
+        up_to_seq: up_to.seq,
         records: Vec::new(),
         deflated_records: deflated,
+        up_to_hash: up_to.hash,
     }))
 }
 
 async fn build_batch_message(
     batch_id: u64,
-    up_to_seq: i64,
+    up_to: Checkpoint,
     records: Vec<OutgoingRecord>,
 ) -> Result<LinkMessage, SyncError> {
-    tokio::task::spawn_blocking(move || batch_message(batch_id, up_to_seq, records))
+    tokio::task::spawn_blocking(move || batch_message(batch_id, up_to, records))
         .await
         .map_err(|e| SyncError::Protocol(format!("building batch {batch_id} failed: {e}")))
 }
@@ -245,7 +247,8 @@ static PREPARED_BATCHES: tokio::sync::Semaphore = tokio::sync::Semaphore::const_
 enum ApplyJob {
     Batch {
         batch_id: u64,
-        up_to_seq: i64,
+        /// The peer's checkpoint this batch brings us to; `None` for resent records.
+        up_to: Option<Checkpoint>,
         /// The records, being inflated and prepared since the batch arrived, with the number of
         /// changes and their bytes.
         prepared: tokio::task::JoinHandle<Result<Prepared, SyncError>>,
@@ -254,7 +257,14 @@ enum ApplyJob {
     },
     /// The peer is caught up to `seq`. `epoch` and `counts` come from when it arrived: whether
     /// it still said the peer was done once everything before it was applied.
-    CaughtUp { seq: i64, epoch: u64, counts: bool },
+    CaughtUp {
+        seq: Checkpoint,
+        epoch: u64,
+        counts: bool,
+    },
+    /// The peer asked to resync: forget how far we applied its sequence, in order with the
+    /// batches around it, so that its resent batches move the checkpoint up from the start.
+    ForgetReceived,
 }
 
 type Prepared = (Vec<PreparedRecord>, usize, usize);
@@ -356,6 +366,7 @@ where
 enum Applied {
     Batch { changes: usize, bytes: usize },
     CaughtUp { epoch: u64, counts: bool },
+    Forgotten,
 }
 
 /// Applies a peer's batches and checkpoints in arrival order and acknowledges each batch once
@@ -375,14 +386,14 @@ async fn apply_in_order(
             match job {
                 ApplyJob::Batch {
                     batch_id,
-                    up_to_seq,
+                    up_to,
                     prepared,
                     permit,
                 } => {
                     let (prepared, changes, bytes) = prepared.await.map_err(|e| {
                         SyncError::Protocol(format!("preparing batch {batch_id} failed: {e}"))
                     })??;
-                    let up_to = (up_to_seq > 0).then_some(up_to_seq);
+                    let up_to_seq = up_to.as_ref().map_or(0, |c| c.seq);
                     let applying = std::time::Instant::now();
                     let (outcome, storing) = store
                         .write(move |tx| {
@@ -402,7 +413,7 @@ async fn apply_in_order(
                     );
                     drop(permit);
                     for r in &outcome.rejected {
-                        warn!(%peer, record = %r.record, rule = %r.rule, "refused a record from the peer");
+                        warn!(%peer, record = %r.record, rule = %r.rule, reason = %r.reason, "refused a record from the peer");
                     }
                     let ack = message(Body::Ack(v1::BatchAck {
                         batch_id,
@@ -431,6 +442,10 @@ async fn apply_in_order(
                         .await?;
                     Ok(Applied::CaughtUp { epoch, counts })
                 }
+                ApplyJob::ForgetReceived => {
+                    store.write(move |tx| tx.forget_received(&peer)).await?;
+                    Ok(Applied::Forgotten)
+                }
             }
         }
         .await;
@@ -452,13 +467,14 @@ struct InFlight {
     bytes: usize,
 }
 
-/// Runs a link after the `Hello`s. `peer_received` is how far the peer said it has applied this
-/// node's sequence.
+/// Runs a link after the `Hello`s. `peer_claim` is how far the peer's `Hello` said it has
+/// applied this node's sequence; it is checked against this node's history before anything is
+/// sent ([`claims::judge_received`]).
 #[allow(clippy::too_many_arguments)]
 pub async fn run_link<S>(
     store: StoreHandle,
     peer: RegionCode,
-    peer_received: i64,
+    peer_claim: Checkpoint,
     mut inbound: S,
     outbound: mpsc::Sender<LinkMessage>,
     mode: Mode,
@@ -468,9 +484,9 @@ where
     S: InboundStream,
 {
     let mut report = LinkReport::default();
-    let mut cursor = peer_received;
+    let mut cursor = 0;
     // Where the next batch starts: after the last batch sent, acknowledged or not.
-    let mut next_from = peer_received;
+    let mut next_from = 0;
     let mut next_batch_id: u64 = 1;
     let mut in_flight: std::collections::VecDeque<InFlight> = std::collections::VecDeque::new();
     let mut resend: Vec<RecordId> = Vec::new();
@@ -508,31 +524,47 @@ where
         async move { outbound.send(msg).await.map_err(|_| SyncError::Closed) }
     };
 
-    // This node was restored from a backup (`renda restore` marks it; a peer acknowledging more
-    // of our sequence than exists gives away a restore done by copying files). Our sequence
-    // numbers after the backup may repeat ones the peer already has, and the writes the backup
-    // lacked are only at the peers. So: move our sequence past the peer's claim, send the peer
-    // everything from the start, and ask it to send everything back, our own lost writes
-    // included. Changes are unique by hash, so what either side already holds costs bytes only.
-    let (last, restored, me) = store
-        .call(move |s| Ok((s.last_seq()?, s.needs_resync(&peer)?, s.identity().region)))
+    // The peer's checkpoint of our sequence is checked against our history before we act on
+    // it. We may have been restored from a backup (`renda restore` marks it), or from a copy of
+    // our files (the peer then claims a position past our last, or names another change there
+    // than we hold): our positions after the restore may repeat ones the peer has already
+    // applied, and the writes we lost are only at the peers. Or the peer is wrong. Either way
+    // its claim moves nothing here: we send everything from the start and ask it to resync, on
+    // which it forgets its checkpoint of our sequence (so no reused position is skipped) and
+    // sends everything back, our own lost writes included. Changes are unique by hash, so what
+    // either side already holds costs bytes only.
+    let claim = peer_claim.clone();
+    let (start, me) = store
+        .call(move |s| {
+            let last = s.last_seq()?;
+            let held = match claim.seq {
+                0 => None,
+                seq => s.change_hash_at(seq)?,
+            };
+            let start =
+                claims::judge_received(&claim, last, held.as_deref(), s.needs_resync(&peer)?);
+            Ok((start.map(|start| (start, last)), s.identity().region))
+        })
         .await?;
+    let (start, last) = start?;
     let merging = MergeContext {
         me,
         peer,
         policy: config.policy,
     };
-    let resyncing = restored || peer_received > last;
-    if resyncing {
-        warn!(%peer, acknowledged = peer_received, last_seq = last, restored, "resyncing after a restore from backup");
-        store
-            .write(move |tx| tx.advance_sequence_past(peer_received))
-            .await?;
-        cursor = 0;
-        next_from = 0;
-        send(message(Body::Resync(v1::Resync { ack: false }))).await?;
-        awaiting_resync = true;
-    }
+    let resyncing = match start {
+        claims::Start::Resume(from) => {
+            cursor = from;
+            next_from = from;
+            false
+        }
+        claims::Start::Resync(reason) => {
+            warn!(%peer, claimed = peer_claim.seq, last_seq = last, %reason, "resending everything and asking the peer to resync");
+            send(message(Body::Resync(v1::Resync { ack: false }))).await?;
+            awaiting_resync = true;
+            true
+        }
+    };
 
     // Repair: both sides send a digest of the records they should share; each then lists its
     // records in the buckets that differ, and each resends the records the other lacks or holds
@@ -568,7 +600,8 @@ where
                 let changes = records.iter().map(|r| r.changes.len()).sum();
                 let bytes = records.iter().flat_map(|r| &r.changes).map(Vec::len).sum();
                 let count = records.len();
-                send(build_batch_message(next_batch_id, 0, records).await?).await?;
+                send(build_batch_message(next_batch_id, Checkpoint::default(), records).await?)
+                    .await?;
                 in_flight.push_back(InFlight {
                     batch_id: next_batch_id,
                     up_to_seq: None,
@@ -592,7 +625,11 @@ where
                     cursor = batch.up_to_seq;
                     next_from = cursor;
                     if caught_up_sent != Some(cursor) {
-                        send(message(Body::CaughtUp(v1::CaughtUp { seq: cursor }))).await?;
+                        send(message(Body::CaughtUp(v1::CaughtUp {
+                            seq: cursor,
+                            hash: batch.up_to_hash,
+                        })))
+                        .await?;
                         caught_up_sent = Some(cursor);
                         // Everything up to the cursor is acknowledged or not the peer's to hold.
                         let seq = cursor;
@@ -604,8 +641,11 @@ where
                 } else {
                     debug!(%peer, changes = batch.changes, bytes = batch.bytes, up_to = batch.up_to_seq, "sending batch");
                     let count = batch.records.len();
-                    send(build_batch_message(next_batch_id, batch.up_to_seq, batch.records).await?)
-                        .await?;
+                    let up_to = Checkpoint {
+                        seq: batch.up_to_seq,
+                        hash: batch.up_to_hash,
+                    };
+                    send(build_batch_message(next_batch_id, up_to, batch.records).await?).await?;
                     next_from = batch.up_to_seq;
                     in_flight.push_back(InFlight {
                         batch_id: next_batch_id,
@@ -648,10 +688,15 @@ where
                             Body::Batch(batch) => {
                                 remote_done = false;
                                 remote_epoch += 1;
+                                // A batch of resent records (position 0) moves no checkpoint.
+                                let up_to = match batch.up_to_seq {
+                                    0 => None,
+                                    seq => Some(claims::check_peer_checkpoint("batch.up_to_seq", seq, &batch.up_to_hash)?),
+                                };
                                 // The semaphore is never closed, so acquiring only waits.
                                 let permit = PREPARED_BATCHES.acquire().await.map_err(|_| SyncError::Closed)?;
                                 let prepared = tokio::spawn(prepare_batch(store.clone(), merging, batch.records, batch.deflated_records));
-                                jobs.send(ApplyJob::Batch { batch_id: batch.batch_id, up_to_seq: batch.up_to_seq, prepared, permit })
+                                jobs.send(ApplyJob::Batch { batch_id: batch.batch_id, up_to, prepared, permit })
                                     .await
                                     .map_err(|_| SyncError::Closed)?;
                             }
@@ -662,14 +707,25 @@ where
                                 if ack.batch_id != flight.batch_id {
                                     return Err(SyncError::Protocol(format!("acknowledgement of batch {} while {} is in flight", ack.batch_id, flight.batch_id)));
                                 }
+                                claims::check_ack(ack.missing.len(), ack.rejected.len(), flight.records)?;
                                 if !ack.rejected.is_empty() {
                                     // Our changes to these records will not reach the peer:
                                     // data this node holds is not going where its routes say.
-                                    let refused: Vec<crate::store::Refused> = ack
+                                    // The peer's words are kept short: they go to the log and
+                                    // to `renda status`.
+                                    let refused = ack
                                         .rejected
                                         .iter()
-                                        .map(|r| crate::store::Refused { record: r.record.clone(), rule: r.rule.clone(), reason: r.reason.clone() })
-                                        .collect();
+                                        .map(|r| {
+                                            let record = RecordId::parse("rejected.record", &r.record)
+                                                .map_err(|_| SyncError::Protocol(format!("malformed record id {} in an acknowledgement", crate::validate::quote(&r.record))))?;
+                                            Ok(crate::store::Refused {
+                                                record: record.to_string(),
+                                                rule: claims::clip(&r.rule, claims::MAX_RULE_CHARS),
+                                                reason: claims::clip(&r.reason, claims::MAX_REASON_CHARS),
+                                            })
+                                        })
+                                        .collect::<Result<Vec<_>, SyncError>>()?;
                                     for r in &refused {
                                         tracing::error!(%peer, record = %r.record, rule = %r.rule, reason = %r.reason, "the peer refused a record");
                                     }
@@ -678,7 +734,7 @@ where
                                 for id in &ack.missing {
                                     match RecordId::parse("missing", id) {
                                         Ok(id) => resend.push(id),
-                                        Err(_) => return Err(SyncError::Protocol(format!("malformed record id {id:?} in an acknowledgement"))),
+                                        Err(_) => return Err(SyncError::Protocol(format!("malformed record id {} in an acknowledgement", crate::validate::quote(id)))),
                                     }
                                 }
                                 report.changes_sent += flight.changes;
@@ -694,8 +750,9 @@ where
                                     .await?;
                             }
                             Body::CaughtUp(c) => {
+                                let seq = claims::check_peer_checkpoint("caught_up.seq", c.seq, &c.hash)?;
                                 let counts = !awaiting_resync && !awaiting_peer_done;
-                                jobs.send(ApplyJob::CaughtUp { seq: c.seq, epoch: remote_epoch, counts })
+                                jobs.send(ApplyJob::CaughtUp { seq, epoch: remote_epoch, counts })
                                     .await
                                     .map_err(|_| SyncError::Closed)?;
                             }
@@ -756,7 +813,8 @@ where
                                 remote_epoch += 1;
                             }
                             Body::Resync(v1::Resync { ack: false }) => {
-                                warn!(%peer, "the peer lost data in a restore; resending everything it holds");
+                                warn!(%peer, "the peer asked to resync; forgetting its checkpoint and resending everything it holds");
+                                jobs.send(ApplyJob::ForgetReceived).await.map_err(|_| SyncError::Closed)?;
                                 send(message(Body::Resync(v1::Resync { ack: true }))).await?;
                                 skip_peer_origin = false;
                                 cursor = 0;
@@ -779,6 +837,7 @@ where
                                 report.changes_received += changes;
                                 report.bytes_received += bytes;
                             }
+                            Some(Ok(Applied::Forgotten)) => {}
                             Some(Ok(Applied::CaughtUp { epoch, counts })) => {
                                 if counts && epoch == remote_epoch {
                                     remote_done = true;
@@ -882,7 +941,14 @@ mod tests {
             record("镇人大办", vec![vec![7; 300], vec![8; 40]]),
             record("clerk", vec![b"change".to_vec()]),
         ];
-        let batch = body_of(batch_message(3, 99, sent.clone()));
+        let batch = body_of(batch_message(
+            3,
+            Checkpoint {
+                seq: 99,
+                hash: Vec::new(),
+            },
+            sent.clone(),
+        ));
         assert!(batch.records.is_empty(), "records travel compressed");
         assert!(
             batch.deflated_records.len() < 340,
@@ -917,7 +983,14 @@ mod tests {
         assert!(err.contains("not a BatchRecords message"), "{err}");
 
         // Both forms at once is a protocol error, not a guess.
-        let plain = body_of(batch_message(1, 1, vec![record("clerk", vec![vec![1]])]));
+        let plain = body_of(batch_message(
+            1,
+            Checkpoint {
+                seq: 1,
+                hash: Vec::new(),
+            },
+            vec![record("clerk", vec![vec![1]])],
+        ));
         let records = vec![v1::RecordChanges {
             header: None,
             changes: Vec::new(),
@@ -1006,7 +1079,7 @@ mod hostile_input {
         #[test]
         fn mangled_batches_never_panic(edits in proptest::collection::vec((any::<usize>(), any::<u8>()), 1..8)) {
             let sent = vec![OutgoingRecord { header: header(), changes: vec![real_change()] }];
-            let msg = batch_message(1, 1, sent);
+            let msg = batch_message(1, Checkpoint { seq: 1, hash: Vec::new() }, sent);
             let bytes = mangle(prost::Message::encode_to_vec(&msg), &edits);
             receive(&bytes);
             // The compressed records alone, mangled after compression.

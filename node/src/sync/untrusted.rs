@@ -97,7 +97,10 @@ pub fn sample_batch_message() -> Vec<u8> {
     .unwrap_or_default();
     prost::Message::encode_to_vec(&super::batch_message(
         1,
-        1,
+        crate::store::Checkpoint {
+            seq: 1,
+            hash: Vec::new(),
+        },
         vec![OutgoingRecord { header, changes }],
     ))
 }

@@ -1,0 +1,493 @@
+//! What a peer claims on a link moves nothing here beyond what this node can justify.
+//!
+//! Each test runs the link loop (`run_link`) of a real node on a real SQLite file against a
+//! scripted peer: messages in, the node's answers and its stored state after. They name no part
+//! of the loop's insides, so they hold for any rewrite of it. The rules themselves are in
+//! `renda_node::sync::claims`; `docs/architecture.md` lists every field with its check.
+
+use std::time::Duration;
+
+use renda_node::office;
+use renda_node::record::RecordId;
+use renda_node::record::notice::Notice;
+use renda_node::record::opinion::{OpinionFields, OpinionSource};
+use renda_node::region::RegionCode;
+use renda_node::store::{Checkpoint, Store, StoreHandle};
+use renda_node::sync::{InboundStream, LinkConfig, LinkReport, Mode, SyncError, message, run_link};
+use renda_proto::v1::{self, LinkMessage, link_message::Body};
+use tokio::sync::mpsc;
+
+const COUNTY: &str = "330411000000";
+const TOWNSHIP: &str = "330411101000";
+
+fn code(s: &str) -> RegionCode {
+    RegionCode::parse("region", s).unwrap()
+}
+
+/// The peer's side of the stream, driven by the test.
+struct Scripted(mpsc::Receiver<LinkMessage>);
+
+impl InboundStream for Scripted {
+    async fn next_message(&mut self) -> Result<Option<LinkMessage>, SyncError> {
+        Ok(self.0.recv().await)
+    }
+}
+
+/// A node's link with a scripted peer.
+struct Link {
+    to_node: Option<mpsc::Sender<LinkMessage>>,
+    from_node: mpsc::Receiver<LinkMessage>,
+    task: tokio::task::JoinHandle<Result<LinkReport, SyncError>>,
+}
+
+impl Link {
+    fn start(store: &StoreHandle, peer: RegionCode, claim: Checkpoint) -> Link {
+        let (to_node, inbound) = mpsc::channel(16);
+        let (outbound, from_node) = mpsc::channel(16);
+        let task = tokio::spawn(run_link(
+            store.clone(),
+            peer,
+            claim,
+            Scripted(inbound),
+            outbound,
+            Mode::Once,
+            LinkConfig::default(),
+        ));
+        Link {
+            to_node: Some(to_node),
+            from_node,
+            task,
+        }
+    }
+
+    /// The node's next message.
+    async fn next(&mut self) -> Body {
+        let msg = tokio::time::timeout(Duration::from_secs(10), self.from_node.recv())
+            .await
+            .expect("the node answers within 10 s")
+            .expect("the node's stream is open");
+        msg.body.expect("a message with a body")
+    }
+
+    async fn send(&self, body: Body) {
+        if let Some(tx) = &self.to_node {
+            // The node may have ended the link already; the test then reads its result.
+            let _ = tx.send(message(body)).await;
+        }
+    }
+
+    /// Closes the peer's side and returns how the link ended.
+    async fn end(mut self) -> Result<LinkReport, SyncError> {
+        self.to_node = None;
+        tokio::time::timeout(Duration::from_secs(10), self.task)
+            .await
+            .expect("the link ends within 10 s")
+            .expect("the link task does not panic")
+    }
+}
+
+fn node(dir: &std::path::Path, region: &str, name: &str) -> StoreHandle {
+    StoreHandle::spawn(Store::init(&dir.join(region), code(region), name, None).unwrap()).unwrap()
+}
+
+async fn write_opinion(store: &StoreHandle, region: &str, content: &str) -> RecordId {
+    let fields = OpinionFields {
+        source: OpinionSource::QrCode,
+        content: content.into(),
+        place: String::new(),
+        region: code(region),
+        delegate: None,
+        activity: None,
+        category: None,
+    };
+    let date = chrono::NaiveDate::from_ymd_opt(2026, 10, 1).unwrap();
+    store
+        .write(move |tx| office::add_opinion(tx, "clerk", fields, office::Contact::default(), date))
+        .await
+        .unwrap()
+        .id
+}
+
+/// A county notice, which travels down to every township.
+async fn write_notice(county: &StoreHandle, title: &str) -> RecordId {
+    let notice = Notice {
+        title: title.into(),
+        category: "工作通知".into(),
+        issued_on: chrono::NaiveDate::from_ymd_opt(2026, 10, 1).unwrap(),
+        audience: code(COUNTY),
+        body: "各乡镇人大：请于月底前完成。".into(),
+    };
+    county
+        .write(move |tx| office::add_notice(tx, "clerk", notice))
+        .await
+        .unwrap()
+        .id
+}
+
+/// The node's last position and the next one its change sequence will hand out, read from the
+/// file by a second connection as an operator would.
+fn sequence(store_dir: &std::path::Path) -> (i64, i64) {
+    let conn = rusqlite::Connection::open(store_dir.join("renda.sqlite")).unwrap();
+    let last: i64 = conn
+        .query_row("SELECT coalesce(max(seq), 0) FROM changes", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    let next: i64 = conn
+        .query_row(
+            "SELECT coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'changes'), 0)",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    (last, next)
+}
+
+/// A Hello claiming far more of this node's sequence than exists (2^63-1 bricked a parent:
+/// every later write failed with "database or disk is full") makes the node resend from the
+/// start and ask for a resync; its sequence stays where it was and it keeps writing.
+async fn an_overclaim_moves_nothing(me: &str, name: &str, peer: &str, claim: i64) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = node(dir.path(), me, name);
+    for i in 0..3 {
+        write_opinion(&store, me, &format!("路灯不亮第{i}处")).await;
+    }
+    let before = sequence(&dir.path().join(me));
+
+    let mut link = Link::start(
+        &store,
+        code(peer),
+        Checkpoint {
+            seq: claim,
+            hash: vec![0xAB; 32],
+        },
+    );
+    assert_eq!(
+        link.next().await,
+        Body::Resync(v1::Resync { ack: false }),
+        "{me} asks {peer} to resync instead of trusting a claim of {claim}"
+    );
+    link.send(Body::Resync(v1::Resync { ack: true })).await;
+    // Whatever it sends next starts from its first position, not from the claim.
+    match link.next().await {
+        Body::CaughtUp(c) => assert!(c.seq <= before.0, "{c:?}"),
+        Body::Batch(b) => assert!(b.up_to_seq <= before.0, "batch up to {}", b.up_to_seq),
+        other => panic!("unexpected {other:?}"),
+    }
+    let _ = link.end().await;
+
+    assert_eq!(
+        sequence(&dir.path().join(me)),
+        before,
+        "the claim of {claim} left {me}'s sequence alone"
+    );
+    write_opinion(&store, me, "链路之后的新意见").await;
+    let after = sequence(&dir.path().join(me));
+    assert!(
+        after.0 > before.0 && after.0 < before.0 + 10,
+        "{me} writes on at {after:?} after {before:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_childs_hello_claiming_past_the_parents_sequence_moves_nothing() {
+    an_overclaim_moves_nothing(COUNTY, "秀洲区人大常委会", TOWNSHIP, i64::MAX).await;
+    an_overclaim_moves_nothing(COUNTY, "秀洲区人大常委会", TOWNSHIP, 1_000_000).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_parents_hello_claiming_past_the_childs_sequence_moves_nothing() {
+    an_overclaim_moves_nothing(TOWNSHIP, "王店镇人大主席团", COUNTY, i64::MAX).await;
+    an_overclaim_moves_nothing(TOWNSHIP, "王店镇人大主席团", COUNTY, 1_000_000).await;
+}
+
+/// A claim within the sequence is taken only if it names the change held at that position: a
+/// node restored from a copy of its files reuses positions for other changes, and a peer
+/// resuming there would skip them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_claim_naming_another_change_resyncs_and_one_naming_ours_resumes() {
+    let dir = tempfile::tempdir().unwrap();
+    let county = node(dir.path(), COUNTY, "秀洲区人大常委会");
+    write_notice(&county, "第一份通知").await;
+    let last = county.call(|s| s.last_seq()).await.unwrap();
+    let held = county
+        .call(move |s| s.change_hash_at(last))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(held.len(), 32);
+
+    let mut other = held.clone();
+    other[0] ^= 0xFF;
+    let mut link = Link::start(
+        &county,
+        code(TOWNSHIP),
+        Checkpoint {
+            seq: last,
+            hash: other,
+        },
+    );
+    assert_eq!(link.next().await, Body::Resync(v1::Resync { ack: false }));
+    let _ = link.end().await;
+
+    // Naming the change it holds there: the county resumes after it and says so.
+    let mut link = Link::start(
+        &county,
+        code(TOWNSHIP),
+        Checkpoint {
+            seq: last,
+            hash: held.clone(),
+        },
+    );
+    match link.next().await {
+        Body::CaughtUp(c) => {
+            assert_eq!(c.seq, last);
+            assert_eq!(c.hash, held, "CaughtUp names the change at its position");
+        }
+        other => panic!("expected CaughtUp, got {other:?}"),
+    }
+    let _ = link.end().await;
+
+    // A new notice is sent from after the checkpoint, with the hash of its last change.
+    write_notice(&county, "第二份通知").await;
+    let mut link = Link::start(
+        &county,
+        code(TOWNSHIP),
+        Checkpoint {
+            seq: last,
+            hash: held,
+        },
+    );
+    match link.next().await {
+        Body::Batch(b) => {
+            let now = county.call(|s| s.last_seq()).await.unwrap();
+            assert_eq!(b.up_to_seq, now);
+            let at = county
+                .call(move |s| s.change_hash_at(now))
+                .await
+                .unwrap()
+                .unwrap();
+            assert_eq!(b.up_to_hash, at);
+        }
+        other => panic!("expected a batch, got {other:?}"),
+    }
+    let _ = link.end().await;
+}
+
+/// A peer that asks to resync makes this node forget how far it applied the peer's sequence (the
+/// peer resends from its start, and its positions may now name other changes), in order with
+/// the peer's batches; later checkpoints move it up again with the hash the peer names.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resync_request_forgets_the_checkpoint_of_the_peers_sequence() {
+    let dir = tempfile::tempdir().unwrap();
+    let county = node(dir.path(), COUNTY, "秀洲区人大常委会");
+    let town = code(TOWNSHIP);
+    let first = Checkpoint {
+        seq: 40,
+        hash: vec![4; 32],
+    };
+    let c = first.clone();
+    county
+        .write(move |tx| tx.apply_incoming(&town, Some(c), Vec::new(), &Default::default()))
+        .await
+        .unwrap();
+    assert_eq!(
+        county
+            .call(move |s| s.received_checkpoint(&town))
+            .await
+            .unwrap(),
+        first
+    );
+
+    let mut link = Link::start(&county, town, Checkpoint::default());
+    link.send(Body::Resync(v1::Resync { ack: false })).await;
+    let later = Checkpoint {
+        seq: 3,
+        hash: vec![3; 32],
+    };
+    link.send(Body::CaughtUp(v1::CaughtUp {
+        seq: later.seq,
+        hash: later.hash.clone(),
+    }))
+    .await;
+    let mut answered = false;
+    for _ in 0..4 {
+        if link.next().await == Body::Resync(v1::Resync { ack: true }) {
+            answered = true;
+            break;
+        }
+    }
+    assert!(answered, "the county answers the resync");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let now = county
+            .call(move |s| s.received_checkpoint(&town))
+            .await
+            .unwrap();
+        if now == later {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the checkpoint went back to the start and then to the peer's CaughtUp: {now:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let _ = link.end().await;
+}
+
+/// Malformed claims end the link with a protocol error naming the field, and move nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_claims_end_the_link_and_move_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let county = node(dir.path(), COUNTY, "秀洲区人大常委会");
+    let town = code(TOWNSHIP);
+    write_notice(&county, "通知").await;
+    let before = sequence(&dir.path().join(COUNTY));
+
+    let protocol_error = |r: Result<LinkReport, SyncError>, field: &str| match r {
+        Err(SyncError::Protocol(text)) => assert!(text.contains(field), "{text}"),
+        other => panic!("expected a protocol error naming {field}, got {other:?}"),
+    };
+
+    // A negative position and a hash that is no change hash, in the Hello.
+    for (claim, field) in [
+        (
+            Checkpoint {
+                seq: -1,
+                hash: Vec::new(),
+            },
+            "hello.received_seq",
+        ),
+        (
+            Checkpoint {
+                seq: 1,
+                hash: vec![1, 2, 3],
+            },
+            "hello.received_hash",
+        ),
+    ] {
+        let link = Link::start(&county, town, claim);
+        protocol_error(link.end().await, field);
+    }
+
+    // The same in a CaughtUp and a batch.
+    for (body, field) in [
+        (
+            Body::CaughtUp(v1::CaughtUp {
+                seq: -7,
+                hash: Vec::new(),
+            }),
+            "caught_up.seq",
+        ),
+        (
+            Body::CaughtUp(v1::CaughtUp {
+                seq: 7,
+                hash: vec![0; 31],
+            }),
+            "caught_up.seq",
+        ),
+        (
+            Body::Batch(v1::ChangeBatch {
+                batch_id: 1,
+                up_to_seq: -2,
+                ..Default::default()
+            }),
+            "batch.up_to_seq",
+        ),
+    ] {
+        let link = Link::start(&county, town, Checkpoint::default());
+        link.send(body).await;
+        // Let the node send its own batch meanwhile; the peer never acknowledges it.
+        let result = tokio::time::timeout(Duration::from_secs(10), link.task)
+            .await
+            .expect("the link ends")
+            .unwrap();
+        protocol_error(result, field);
+    }
+    assert_eq!(
+        county
+            .call(move |s| s.received_checkpoint(&town))
+            .await
+            .unwrap(),
+        Checkpoint::default(),
+        "no malformed checkpoint was kept"
+    );
+
+    // An acknowledgement refusing more records than the batch held.
+    let mut link = Link::start(&county, town, Checkpoint::default());
+    let Body::Batch(batch) = link.next().await else {
+        panic!("the notice travels to the township")
+    };
+    let refusal = |record: String| v1::Rejected {
+        record,
+        rule: "authority.subtree".into(),
+        reason: "不可能".into(),
+    };
+    link.send(Body::Ack(v1::BatchAck {
+        batch_id: batch.batch_id,
+        up_to_seq: batch.up_to_seq,
+        missing: Vec::new(),
+        rejected: (0..5)
+            .map(|_| refusal(RecordId::new().to_string()))
+            .collect(),
+    }))
+    .await;
+    protocol_error(link.end().await, "acknowledgement");
+    let peers = county.call(|s| s.peers()).await.unwrap();
+    let refused = peers
+        .iter()
+        .find(|p| p.peer == town)
+        .map_or(0, |p| p.refused_out);
+    assert_eq!(refused, 0, "no refusal was counted");
+    assert_eq!(sequence(&dir.path().join(COUNTY)), before);
+}
+
+/// A peer's refusal is kept and logged short: a megabyte of reason must not reach the status
+/// page or the log whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peers_refusal_is_kept_short() {
+    let dir = tempfile::tempdir().unwrap();
+    let county = node(dir.path(), COUNTY, "秀洲区人大常委会");
+    let town = code(TOWNSHIP);
+    let notice = write_notice(&county, "通知").await;
+
+    let mut link = Link::start(&county, town, Checkpoint::default());
+    let Body::Batch(batch) = link.next().await else {
+        panic!("the notice travels to the township")
+    };
+    link.send(Body::Ack(v1::BatchAck {
+        batch_id: batch.batch_id,
+        up_to_seq: batch.up_to_seq,
+        missing: Vec::new(),
+        rejected: vec![v1::Rejected {
+            record: notice.to_string(),
+            rule: "r".repeat(100_000),
+            reason: "拒".repeat(1_000_000),
+        }],
+    }))
+    .await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        let peers = county.call(|s| s.peers()).await.unwrap();
+        if let Some(status) = peers
+            .into_iter()
+            .find(|p| p.peer == town && p.refused_out > 0)
+        {
+            break status;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the refusal is counted"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let _ = link.end().await;
+    let text = status.last_refusal.unwrap();
+    assert!(
+        text.chars().count() < 500,
+        "{} characters kept",
+        text.chars().count()
+    );
+    assert!(text.contains(&notice.to_string()), "{text}");
+}
