@@ -618,7 +618,7 @@ pub struct RunArgs {
     /// node's region and name (initialising the node on its first run), the parent, and every
     /// setting below.
     #[arg(long, conflicts_with_all = [
-        "listen", "http", "metrics", "batch_bytes", "full_record_depth", "stale_after_hours",
+        "listen", "http", "metrics", "batch_bytes", "full_record_depth", "link_timeout_secs", "stale_after_hours",
         "group_activities_per_quarter", "group_activities_per_year",
         "delegate_receptions_per_year", "delegate_suggestions_per_year",
     ])]
@@ -649,6 +649,11 @@ pub struct LinkArgs {
     /// Every node of a federation must use the same value.
     #[arg(long, default_value = "city", value_parser = level)]
     pub full_record_depth: renda_node::region::Level,
+    /// Seconds a link may go without hearing from the peer while a reply is due before it is
+    /// dropped and redialled; a third of it is the keepalive interval, so a connection that
+    /// silently stopped forwarding is found within it too.
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u32).range(3..=3600))]
+    pub link_timeout_secs: u32,
     #[command(flatten)]
     pub rollup: RollupRulesArgs,
 }

@@ -284,6 +284,7 @@ impl Session {
                 "发出字节",
                 "收到字节",
                 "滞后",
+                "状态",
                 "拒收",
                 "最近错误",
             ]);
@@ -310,6 +311,15 @@ impl Session {
                     peer.bytes_out.to_string(),
                     peer.bytes_in.to_string(),
                     peer.lag.to_string(),
+                    // The running node's own timeout is in its configuration; the default is
+                    // what a status read beside it can know.
+                    if peer.stalled(chrono::Utc::now(), renda_node::sync::DEFAULT_LINK_TIMEOUT) {
+                        "停滞".to_string()
+                    } else if peer.lag > 0 {
+                        "同步中".to_string()
+                    } else {
+                        "正常".to_string()
+                    },
                     // Refused from the peer (in this node's audit log) / refused by the peer.
                     format!("收 {} / 被拒 {}", peer.refused_in, peer.refused_out),
                     peer.last_error
@@ -926,6 +936,7 @@ impl Session {
         }
         Ok(renda_node::sync::LinkConfig {
             max_batch_bytes: link.batch_bytes as usize,
+            timeout: std::time::Duration::from_secs(u64::from(link.link_timeout_secs)),
             tls: tls.map(std::sync::Arc::new),
             policy: renda_node::route::RoutePolicy {
                 full_record_depth: link.full_record_depth,

@@ -43,6 +43,8 @@ pub struct NodeConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct SyncSection {
     pub batch_bytes: u32,
+    /// Seconds without a word from the peer, while a reply is due, before a link is redialled.
+    pub link_timeout_secs: u32,
     /// Every node of the federation must use the same value.
     pub full_record_depth: String,
 }
@@ -51,6 +53,7 @@ impl Default for SyncSection {
     fn default() -> Self {
         SyncSection {
             batch_bytes: 512 * 1024,
+            link_timeout_secs: 30,
             full_record_depth: "city".into(),
         }
     }
@@ -124,6 +127,9 @@ pub fn load(path: &Path) -> Result<Loaded> {
     if !(1024..=16 * 1024 * 1024).contains(&config.sync.batch_bytes) {
         return Err(invalid("sync.batch_bytes", "须在 1024 到 16777216 之间"));
     }
+    if !(3..=3600).contains(&config.sync.link_timeout_secs) {
+        return Err(invalid("sync.link_timeout_secs", "须在 3 到 3600 之间"));
+    }
     if !(1..=24 * 366).contains(&config.rollup.stale_after_hours) {
         return Err(invalid("rollup.stale_after_hours", "须在 1 到 8784 之间"));
     }
@@ -157,6 +163,7 @@ pub fn load(path: &Path) -> Result<Loaded> {
             link: LinkArgs {
                 batch_bytes: config.sync.batch_bytes,
                 full_record_depth: depth,
+                link_timeout_secs: config.sync.link_timeout_secs,
                 rollup: RollupRulesArgs {
                     stale_after_hours: r.stale_after_hours,
                     group_activities_per_quarter: r.group_activities_per_quarter,

@@ -23,11 +23,21 @@ pub struct SyncService {
     store: StoreHandle,
     me: RegionCode,
     config: LinkConfig,
+    /// Each child's live link. A child that redials (its old connection stalled without
+    /// closing) replaces its old link, which is ended rather than left to wait for its peer.
+    links: std::sync::Arc<
+        std::sync::Mutex<std::collections::HashMap<RegionCode, tokio::task::AbortHandle>>,
+    >,
 }
 
 impl SyncService {
     pub fn new(store: StoreHandle, me: RegionCode, config: LinkConfig) -> SyncService {
-        SyncService { store, me, config }
+        SyncService {
+            store,
+            me,
+            config,
+            links: Default::default(),
+        }
     }
 }
 
@@ -36,6 +46,7 @@ fn refusal(e: SyncError) -> Status {
         SyncError::Version(_) => Status::failed_precondition(e.to_string()),
         SyncError::Unauthorized(_) => Status::permission_denied(e.to_string()),
         SyncError::Protocol(_) => Status::invalid_argument(e.to_string()),
+        SyncError::Stalled(_) => Status::deadline_exceeded(e.to_string()),
         other => Status::unavailable(other.to_string()),
     }
 }
@@ -125,7 +136,8 @@ impl Sync for SyncService {
         // Either side may ask for a digest comparison; both then take part.
         config.repair |= hello.repair;
         let span = info_span!("sync", region = %self.me, %peer);
-        tokio::spawn(
+        let links = self.links.clone();
+        let task = tokio::spawn(
             async move {
                 info!(?remote, "child linked");
                 // The child's claim of how far it has applied our sequence is checked in
@@ -145,9 +157,25 @@ impl Sync for SyncService {
                         let _ = out_tx.send(Err(refusal(e))).await;
                     }
                 }
+                let me = tokio::task::try_id();
+                if let Ok(mut links) = links.lock()
+                    && links.get(&peer).map(|h| Some(h.id())) == Some(me)
+                {
+                    links.remove(&peer);
+                }
             }
             .instrument(span),
         );
+        // Whatever the store thread was doing for the old link completes (each write is one
+        // transaction); only the old link's waiting ends.
+        let replaced = match self.links.lock() {
+            Ok(mut links) => links.insert(peer, task.abort_handle()),
+            Err(_) => None,
+        };
+        if let Some(old) = replaced {
+            info!(region = %self.me, %peer, "the child linked again; ending its previous link");
+            old.abort();
+        }
         Ok(Response::new(ReceiverStream::new(out_rx)))
     }
 }
@@ -166,7 +194,11 @@ pub async fn serve(
     let query = renda_proto::v1::query_server::QueryServer::new(
         crate::query_server::QueryService::new(service.store.clone(), service.me),
     );
+    // Pings find a child whose connection silently stopped forwarding; its link task then ends
+    // instead of holding the child's state until the process restarts.
     let router = tonic::transport::Server::builder()
+        .http2_keepalive_interval(Some(service.config.keepalive()))
+        .http2_keepalive_timeout(Some(service.config.keepalive()))
         .add_service(server)
         .add_service(query);
     match &service.config.tls {

@@ -637,11 +637,12 @@ pub(crate) async fn sync_health(
 }
 
 fn peer_table(me: RegionCode, peers: &[PeerStatus]) -> Markup {
+    let now = chrono::Utc::now();
     html! {
         table.peers {
             thead { tr {
                 th { "对端" } th { "关系" } th { "最近成功" } th { "最近错误" } th { "收到记录" } th { "发出记录" }
-                th { "收到字节" } th { "发出字节" } th { "待对端确认的变更" }
+                th { "收到字节" } th { "发出字节" } th { "待对端确认的变更" } th { "状态" }
             } }
             tbody {
                 @for p in peers {
@@ -653,6 +654,13 @@ fn peer_table(me: RegionCode, peers: &[PeerStatus]) -> Markup {
                         td.n { (p.records_in) } td.n { (p.records_out) }
                         td.n { (p.bytes_in) } td.n { (p.bytes_out) }
                         td.n data-metric="lag" { (p.lag) }
+                        @if p.stalled(now, renda_node::sync::DEFAULT_LINK_TIMEOUT) {
+                            td.stalled data-metric="stalled" { "停滞（对端超时未确认）" }
+                        } @else if p.lag > 0 {
+                            td { "同步中" }
+                        } @else {
+                            td { "正常" }
+                        }
                     }
                 }
             }

@@ -552,6 +552,16 @@ pub struct PeerStatus {
     pub last_refusal: Option<String>,
 }
 
+impl PeerStatus {
+    /// Whether the link is stalled: the peer owes acknowledgements (lag) and none has arrived
+    /// for longer than `after`, the link timeout. A live link that silently stopped forwarding
+    /// shows as stalled until it is dropped and redialled; an idle link owes nothing and never is.
+    pub fn stalled(&self, now: DateTime<Utc>, after: std::time::Duration) -> bool {
+        let after = chrono::Duration::from_std(after).unwrap_or(chrono::Duration::MAX);
+        self.lag > 0 && self.last_success.is_none_or(|at| now - at > after)
+    }
+}
+
 fn header_from_columns(
     id: &str,
     kind: &str,

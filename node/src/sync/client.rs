@@ -49,7 +49,12 @@ pub async fn sync_with_parent(
         let endpoint = Endpoint::from_shared(format!("http://{addr}"))
             .map_err(|e| connect_err(e.to_string()))?
             .connect_timeout(Duration::from_secs(5))
-            .tcp_nodelay(true);
+            .tcp_nodelay(true)
+            // A connection that silently stops forwarding (an expired NAT mapping, a middlebox
+            // dropping the flow) answers no ping: hyper closes it and the link is redialled.
+            .http2_keep_alive_interval(config.keepalive())
+            .keep_alive_timeout(config.keepalive())
+            .keep_alive_while_idle(true);
         let channel = match &config.tls {
             None => endpoint.connect().await,
             Some(tls) => {
@@ -129,9 +134,15 @@ pub async fn sync_with_parent(
 pub async fn keep_linked(store: StoreHandle, me: RegionCode, addr: String, config: LinkConfig) {
     let mut failures: u32 = 0;
     loop {
+        let started = tokio::time::Instant::now();
         match sync_with_parent(store.clone(), me, &addr, Mode::Live, config.clone()).await {
             Ok(_) => failures = 0,
             Err(e) => {
+                // A link that stayed up a while before it broke starts the backoff afresh: the
+                // parent is reachable, and a dropped connection should be redialled at once.
+                if started.elapsed() > config.timeout {
+                    failures = 0;
+                }
                 failures = failures.saturating_add(1);
                 warn!(region = %me, addr, error = %e, failures, "link to the parent failed; will retry");
                 if let Some(parent) = me.parent() {

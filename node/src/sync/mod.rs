@@ -47,6 +47,23 @@ pub struct LinkConfig {
     /// who its certificate says; without them links are plaintext h2 (tests and trusted
     /// networks only, and `renda run` warns).
     pub tls: Option<std::sync::Arc<crate::tls::NodeTls>>,
+    /// How long a link may go without hearing from the peer while a reply is due (an
+    /// acknowledgement, the peer's `CaughtUp`, a resync or repair answer) before it is dropped;
+    /// a third of it is the HTTP/2 keepalive interval and the time a ping may go unanswered, so
+    /// an idle link whose connection silently stopped forwarding (an expired NAT mapping) is
+    /// found too. The child redials at once; `renda status` shows a link whose lag has not
+    /// moved for longer as stalled.
+    pub timeout: Duration,
+}
+
+/// The default [`LinkConfig::timeout`]: a dead link is dropped and redialled within this.
+pub const DEFAULT_LINK_TIMEOUT: Duration = Duration::from_secs(30);
+
+impl LinkConfig {
+    /// The HTTP/2 keepalive interval, and how long a ping may go unanswered, on both ends.
+    pub fn keepalive(&self) -> Duration {
+        (self.timeout / 3).max(Duration::from_millis(500))
+    }
 }
 
 impl Default for LinkConfig {
@@ -57,6 +74,7 @@ impl Default for LinkConfig {
             poll: Duration::from_millis(200),
             repair: false,
             tls: None,
+            timeout: DEFAULT_LINK_TIMEOUT,
         }
     }
 }
@@ -85,6 +103,8 @@ pub enum SyncError {
     Connect { addr: String, reason: String },
     #[error("the link closed before sync finished")]
     Closed,
+    #[error("the peer sent nothing for {0:?} while a reply was due; the link is dropped")]
+    Stalled(Duration),
 }
 
 /// What one link moved.
@@ -484,6 +504,9 @@ where
     S: InboundStream,
 {
     let mut report = LinkReport::default();
+    // When the peer last sent anything; while a reply is due, silence past the timeout drops
+    // the link (the connection may have stopped forwarding without closing).
+    let mut last_heard = tokio::time::Instant::now();
     let mut cursor = 0;
     // Where the next batch starts: after the last batch sent, acknowledged or not.
     let mut next_from = 0;
@@ -677,8 +700,14 @@ where
             let _ = tokio::time::timeout(Duration::from_secs(5), drain).await;
             return Ok(report);
         }
+        let reply_due = !in_flight.is_empty()
+            || awaiting_resync
+            || awaiting_entries
+            || awaiting_peer_done
+            || (mode == Mode::Once && !remote_done);
         tokio::select! {
                     msg = inbound.next_message() => {
+                        last_heard = tokio::time::Instant::now();
                         let Some(msg) = msg? else {
                             report.wire_bytes_sent = wire_out.load(std::sync::atomic::Ordering::Relaxed);
                             return if mode == Mode::Live { Ok(report) } else { Err(SyncError::Closed) };
@@ -859,6 +888,10 @@ where
                     }
                     _ = tokio::time::sleep(config.poll), if local_done && mode == Mode::Live => {
                         local_done = false;
+                    }
+                    _ = tokio::time::sleep_until(last_heard + config.timeout), if reply_due => {
+                        warn!(%peer, timeout = ?config.timeout, in_flight = in_flight.len(), "the peer stopped answering; dropping the link");
+                        return Err(SyncError::Stalled(config.timeout));
                     }
                 }
     }
