@@ -64,8 +64,25 @@ pub enum Command {
     },
     /// Set or change the parent's sync address (host:port).
     Attach {
-        #[arg(long)]
+        #[arg(long, value_parser = host_port)]
         parent: String,
+    },
+    /// Check the node's database for damage (SQLite's full integrity check); exit 1 and say how
+    /// to recover if it is damaged. Safe while the node runs.
+    Check,
+    /// Replace a damaged database with a new one for the same node and fill it from its peers:
+    /// the parent holds every record of this node's subtree and its personal data. The damaged
+    /// file is kept beside it. Stop the node first; then run `renda sync --once` or `renda run`.
+    Rebuild {
+        /// The parent's sync address (host:port).
+        #[arg(long, value_parser = host_port)]
+        parent: String,
+        /// The node's region code, if the damaged file no longer says it.
+        #[arg(long, value_parser = region)]
+        region: Option<RegionCode>,
+        /// The node's name, if the damaged file no longer says it.
+        #[arg(long)]
+        name: Option<String>,
     },
     /// Delegates (代表).
     #[command(subcommand)]
@@ -144,6 +161,13 @@ pub fn region(s: &str) -> Result<RegionCode, String> {
     RegionCode::parse("region", s).map_err(|e| e.rule)
 }
 
+/// A peer's address: host:port, nothing else.
+pub fn host_port(s: &str) -> Result<String, String> {
+    renda_node::validate::host_port("parent", s)
+        .map(|()| s.trim().to_string())
+        .map_err(|e| e.rule)
+}
+
 pub fn period(s: &str) -> Result<Period, String> {
     Period::parse(s)
 }
@@ -177,7 +201,7 @@ pub struct InitArgs {
     #[arg(long)]
     pub name: String,
     /// The parent's sync address (host:port); `renda attach` sets or changes it later.
-    #[arg(long)]
+    #[arg(long, value_parser = host_port)]
     pub parent: Option<String>,
 }
 

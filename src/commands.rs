@@ -190,6 +190,8 @@ impl Session {
             | Command::Demo(_)
             | Command::Bench(_)
             | Command::Ca(_)
+            | Command::Check
+            | Command::Rebuild { .. }
             | Command::Restore { .. } => {
                 unreachable!("handled before a session is opened")
             }
@@ -981,30 +983,17 @@ impl Session {
             .into());
         }
         let config = self.link_config(args.link).await?;
+        // A quick check of every page of the database, on its own read-only connection so
+        // that nothing waits behind it; a damaged file stops the node before it syncs.
+        let db = self.store.call(|s| Ok(s.path().to_path_buf())).await?;
+        let checking = tokio::task::spawn_blocking(move || {
+            let dir = db
+                .parent()
+                .unwrap_or(std::path::Path::new("."))
+                .to_path_buf();
+            renda_node::store::check::quick_check(&dir)
+        });
         let mut tasks = tokio::task::JoinSet::new();
-        if let Some(addr) = args.listen {
-            let listener = renda_hub::sync_server::bind(addr)
-                .await
-                .with_context(|| format!("cannot listen on {addr}"))?;
-            let bound = listener.local_addr()?;
-            let service = renda_hub::sync_server::SyncService::new(
-                self.store.clone(),
-                identity.region,
-                config.clone(),
-            );
-            tracing::info!(region = %identity.region, %bound, "serving children");
-            println!(
-                "{}（{}）正在 {bound} 接受下级节点同步",
-                identity.name, identity.region
-            );
-            tasks.spawn(async move {
-                if let Err(e) =
-                    renda_hub::sync_server::serve(listener, service, std::future::pending()).await
-                {
-                    tracing::error!(error = %e, "the sync server stopped");
-                }
-            });
-        }
         if let Some(addr) = args.http {
             let listener = renda_hub::dashboard::bind(addr)
                 .await
@@ -1058,6 +1047,39 @@ impl Session {
                 }
             });
         }
+        // Sync is served, and the link to the parent started, only once the database has been
+        // read through; the dashboard and metrics answer meanwhile.
+        match checking.await {
+            Ok(Ok(())) => tracing::info!("database check passed"),
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, "the database check found damage; stopping");
+                return Err(e.into());
+            }
+            Err(e) => return Err(anyhow::anyhow!("the database check did not finish: {e}")),
+        }
+        if let Some(addr) = args.listen {
+            let listener = renda_hub::sync_server::bind(addr)
+                .await
+                .with_context(|| format!("cannot listen on {addr}"))?;
+            let bound = listener.local_addr()?;
+            let service = renda_hub::sync_server::SyncService::new(
+                self.store.clone(),
+                identity.region,
+                config.clone(),
+            );
+            tracing::info!(region = %identity.region, %bound, "serving children");
+            println!(
+                "{}（{}）正在 {bound} 接受下级节点同步",
+                identity.name, identity.region
+            );
+            tasks.spawn(async move {
+                if let Err(e) =
+                    renda_hub::sync_server::serve(listener, service, std::future::pending()).await
+                {
+                    tracing::error!(error = %e, "the sync server stopped");
+                }
+            });
+        }
         tasks.spawn(renda_hub::rollups::keep_fresh(
             self.store.clone(),
             std::time::Duration::from_secs(2),
@@ -1072,7 +1094,18 @@ impl Session {
                 config,
             ));
         }
-        shutdown_signal().await;
+        let mut damaged = self.store.damaged();
+        tokio::select! {
+            () = shutdown_signal() => {}
+            found = damaged.wait_for(Option::is_some) => {
+                let damage = found.ok().and_then(|d| d.clone());
+                tasks.shutdown().await;
+                if let Some(damage) = damage {
+                    return Err(renda_node::store::StoreError::Damaged(damage).into());
+                }
+                return Err(anyhow::anyhow!("the store stopped"));
+            }
+        }
         println!("正在停止节点");
         tasks.shutdown().await;
         Ok(())

@@ -133,6 +133,9 @@ pub fn load(path: &Path) -> Result<Loaded> {
     if !(1..=24 * 366).contains(&config.rollup.stale_after_hours) {
         return Err(invalid("rollup.stale_after_hours", "须在 1 到 8784 之间"));
     }
+    if let Some(parent) = &config.parent {
+        renda_node::validate::host_port("parent", parent).map_err(|e| invalid("parent", e.rule))?;
+    }
     if region == RegionCode::NATIONAL && config.parent.is_some() {
         return Err(invalid("parent", "全国人大节点没有上级"));
     }

@@ -139,6 +139,30 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             );
             Ok(())
         }
+        Command::Check => {
+            let dir = cli.data_dir.clone();
+            tokio::task::spawn_blocking(move || renda_node::store::check::full_check(&dir))
+                .await??;
+            println!(
+                "数据库 {} 完好（SQLite 完整性检查通过）",
+                cli.data_dir.join(renda_node::store::DB_FILE).display()
+            );
+            Ok(())
+        }
+        Command::Rebuild {
+            parent,
+            region,
+            name,
+        } => {
+            let (aside, id) = Store::rebuild(&cli.data_dir, region, name.as_deref(), &parent)?;
+            println!(
+                "已为 {}（{}）新建数据库，原文件保留在 {}；请运行 renda sync --once 或 renda run，从上级 {parent} 和下级取回全部记录。凭据须重新创建（renda credential add）。",
+                id.name,
+                id.region,
+                aside.display()
+            );
+            Ok(())
+        }
         Command::Restore { from } => {
             Store::restore(&cli.data_dir, &from)?;
             println!(

@@ -160,3 +160,125 @@ async fn a_township_copied_back_from_old_files_resyncs_although_its_sequence_cau
         "the township got back what the copy lacked"
     );
 }
+
+/// A township whose write-ahead log was lost (the file copied without it, a disk that dropped
+/// it): the database file still says which node it is (`init` puts that in the file itself), so
+/// it is not taken for an empty directory; the county's checkpoint lies past what the file holds,
+/// so the township resyncs and gets back everything the county holds for it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_township_that_lost_its_write_ahead_log_gets_everything_back() {
+    let fed = Federation::start(&[(COUNTY, "秀洲区人大常委会")]).await;
+    let county = fed.node(COUNTY).store.clone();
+    let addr = fed.node(COUNTY).addr.to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("township");
+    let township =
+        StoreHandle::spawn(Store::init(&data, code(TOWNSHIP), "王店镇人大主席团", None).unwrap())
+            .unwrap();
+    let mut all = write(&township, 12, "日志中").await;
+    sync(&township, &addr).await;
+
+    // The running node's writes are in its log; the copy has the file alone.
+    let lost = dir.path().join("lost-log");
+    std::fs::create_dir_all(&lost).unwrap();
+    std::fs::copy(data.join("renda.sqlite"), lost.join("renda.sqlite")).unwrap();
+    assert!(!lost.join("renda.sqlite-wal").exists());
+    let township =
+        StoreHandle::spawn(Store::open(&lost).expect("the node's identity survives")).unwrap();
+    assert!(
+        opinions(&township).await.len() < all.len(),
+        "the copy lacks what was in the log"
+    );
+    all.extend(write(&township, 2, "丢失日志后").await);
+    sync(&township, &addr).await;
+
+    all.sort();
+    let mut at_township = opinions(&township).await;
+    at_township.sort();
+    assert_eq!(at_township, all, "the township got back what its log held");
+    let mut at_county = opinions(&county).await;
+    at_county.sort();
+    assert_eq!(at_county, all);
+}
+
+/// A township whose database is damaged beyond use is rebuilt from its county, which holds
+/// every record of the township and its personal data (constituents' names and phones).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_damaged_township_is_rebuilt_from_its_county() {
+    use renda_node::office::{self, Contact};
+    use renda_node::record::opinion::{OpinionFields, OpinionSource};
+
+    let fed = Federation::start(&[(COUNTY, "秀洲区人大常委会")]).await;
+    let addr = fed.node(COUNTY).addr.to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("township");
+    let township =
+        StoreHandle::spawn(Store::init(&data, code(TOWNSHIP), "王店镇人大主席团", None).unwrap())
+            .unwrap();
+    let mut all = write(&township, 20, "损坏前").await;
+    let fields = OpinionFields {
+        source: OpinionSource::Visit,
+        content: "希望修缮村口的桥".into(),
+        place: String::new(),
+        region: code(TOWNSHIP),
+        delegate: None,
+        activity: None,
+        category: None,
+    };
+    let with_contact = township
+        .write(move |tx| {
+            office::add_opinion(
+                tx,
+                "clerk",
+                fields,
+                Contact {
+                    name: Some("李建国".into()),
+                    phone: Some("13900000001".into()),
+                    id_number: None,
+                },
+                chrono::NaiveDate::from_ymd_opt(2026, 10, 2).unwrap(),
+            )
+        })
+        .await
+        .unwrap()
+        .id;
+    all.push(with_contact);
+    sync(&township, &addr).await;
+    drop(township);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    // Zeroed: nothing of it can be read, not even which node it was.
+    let db = data.join("renda.sqlite");
+    let len = std::fs::metadata(&db).unwrap().len() as usize;
+    std::fs::write(&db, vec![0u8; len]).unwrap();
+    for suffix in ["-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", db.display()));
+    }
+    match Store::open(&data) {
+        Err(renda_node::store::StoreError::Damaged(_)) => {}
+        other => panic!("expected damage, got {other:?}"),
+    }
+    // Without the region the damaged file cannot say, the rebuild asks for it.
+    assert!(Store::rebuild(&data, None, None, &addr).is_err());
+    let (aside, id) =
+        Store::rebuild(&data, Some(code(TOWNSHIP)), Some("王店镇人大主席团"), &addr).unwrap();
+    assert_eq!(id.region, code(TOWNSHIP));
+    assert!(aside.exists(), "the damaged file is kept");
+
+    let township = StoreHandle::spawn(Store::open(&data).unwrap()).unwrap();
+    sync(&township, &addr).await;
+    all.sort();
+    let mut back = opinions(&township).await;
+    back.sort();
+    assert_eq!(back, all, "every record came back from the county");
+    let personal = township
+        .call(move |s| s.personal_for(&with_contact))
+        .await
+        .unwrap()
+        .expect("the constituent's contact came back");
+    let text = serde_json::to_string(&personal.to_json(None)).unwrap();
+    assert!(
+        text.contains("李建国") && text.contains("13900000001"),
+        "{text}"
+    );
+}

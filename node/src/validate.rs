@@ -81,6 +81,53 @@ pub fn parse_date(field: &str, value: &str) -> Result<NaiveDate, ValidationError
     })
 }
 
+/// A peer's address as `host:port`: a DNS name, an IPv4 address or a bracketed IPv6 address,
+/// and a port from 1 to 65535; no scheme, path or user. Links dial exactly this, so anything
+/// else would fail at every attempt instead of once, here.
+pub fn host_port(field: &str, value: &str) -> Result<(), ValidationError> {
+    let value = value.trim();
+    let bad = |why: &str| {
+        ValidationError::new(
+            field,
+            format!(
+                "地址须为“主机:端口”（如 renda-county.internal:7700），{why}：“{}”",
+                quote(value)
+            ),
+        )
+    };
+    if value.contains("://") || value.contains('/') || value.contains('@') {
+        return Err(bad("不能带协议、路径或用户名"));
+    }
+    let Some((host, port)) = value.rsplit_once(':') else {
+        return Err(bad("缺少端口"));
+    };
+    match port.parse::<u16>() {
+        Ok(p) if p > 0 && port.bytes().all(|b| b.is_ascii_digit()) => {}
+        _ => return Err(bad("端口须是 1 到 65535 之间的整数")),
+    }
+    if let Some(inner) = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+        return inner
+            .parse::<std::net::Ipv6Addr>()
+            .map(|_| ())
+            .map_err(|_| bad("方括号中须是 IPv6 地址"));
+    }
+    if host.parse::<std::net::Ipv4Addr>().is_ok() {
+        return Ok(());
+    }
+    let label_ok = |l: &str| {
+        !l.is_empty()
+            && l.len() <= 63
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+            && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+    };
+    let all_digits = host.bytes().all(|b| b.is_ascii_digit() || b == b'.');
+    if host.is_empty() || host.len() > 253 || all_digits || !host.split('.').all(label_ok) {
+        return Err(bad("主机名无效"));
+    }
+    Ok(())
+}
+
 /// A list whose entries must be distinct (members, units, co-signers).
 pub fn distinct<T: PartialEq + fmt::Display>(
     field: &str,
@@ -110,6 +157,39 @@ mod tests {
         );
         assert!(distinct("member", &["a", "b", "a"]).is_err());
         assert!(bounded_text("body", &"字".repeat(MAX_TEXT + 1)).is_err());
+    }
+
+    #[test]
+    fn a_peer_address_is_host_and_port_only() {
+        for ok in [
+            "renda-county.internal:7700",
+            "127.0.0.1:7700",
+            "[::1]:7700",
+            "localhost:1",
+        ] {
+            assert!(host_port("parent", ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "not-a-host",
+            "host:",
+            "host:0",
+            "host:70000",
+            "host:+80",
+            "http://host:7700",
+            "host:7700/path",
+            "user@host:7700",
+            ":7700",
+            "-host:7700",
+            "ho st:7700",
+            "999.1.1.1:7700",
+            "[not-v6]:7700",
+            "::1:7700",
+            "主机:7700",
+        ] {
+            let err = host_port("parent", bad).unwrap_err();
+            assert_eq!(err.field, "parent");
+            assert!(err.rule.contains("主机:端口"), "{bad}: {}", err.rule);
+        }
     }
 
     #[test]

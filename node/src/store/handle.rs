@@ -14,6 +14,8 @@ pub struct StoreHandle {
     /// Bumped after every successful write through this handle, so sync links wake at once
     /// instead of polling.
     written: watch::Sender<u64>,
+    /// Set when the store found its file damaged; `renda run` stops on it.
+    damage: std::sync::Arc<watch::Sender<Option<super::check::Damage>>>,
 }
 
 impl StoreHandle {
@@ -32,6 +34,7 @@ impl StoreHandle {
         Ok(StoreHandle {
             jobs,
             written: watch::Sender::new(0),
+            damage: std::sync::Arc::new(watch::Sender::new(None)),
         })
     }
 
@@ -44,10 +47,14 @@ impl StoreHandle {
         let (tx, rx) = oneshot::channel();
         let job: Job = Box::new(move |store| {
             // The caller may have given up waiting; then nobody needs the answer.
-            let _ = tx.send(f(store));
+            let _ = tx.send(store.guarded(f));
         });
         self.jobs.send(job).await.map_err(|_| StoreError::Closed)?;
-        rx.await.map_err(|_| StoreError::Closed)?
+        let result = rx.await.map_err(|_| StoreError::Closed)?;
+        if let Err(StoreError::Damaged(damage)) = &result {
+            self.damage.send_replace(Some(damage.clone()));
+        }
+        result
     }
 
     /// Runs `f` in one write transaction on the store's thread.
@@ -59,6 +66,11 @@ impl StoreHandle {
         let out = self.call(move |store| store.write(f)).await?;
         self.written.send_modify(|n| *n += 1);
         Ok(out)
+    }
+
+    /// A receiver that holds the damage once the store found its file damaged.
+    pub fn damaged(&self) -> watch::Receiver<Option<super::check::Damage>> {
+        self.damage.subscribe()
     }
 
     /// A receiver that changes after every successful write through any clone of this handle.

@@ -10,6 +10,7 @@
 //! record model for headers and projections and never interprets fields itself.
 
 mod access;
+pub mod check;
 mod handle;
 mod rollup;
 mod schema;
@@ -65,6 +66,8 @@ pub enum StoreError {
     Sqlite(#[from] rusqlite::Error),
     #[error("存储任务已经停止")]
     Closed,
+    #[error(transparent)]
+    Damaged(#[from] check::Damage),
     #[error("文件错误: {0}")]
     Io(String),
 }
@@ -206,6 +209,9 @@ pub struct Store {
     /// The automerge actor of every change written here: stable per node, so a document
     /// edited many times does not accumulate one actor per edit.
     actor: ActorId,
+    /// Set once SQLite reported the file damaged: from then on every call is refused, so a
+    /// node never serves or syncs from a database it knows to be damaged.
+    damaged: Option<check::Damage>,
 }
 
 impl std::fmt::Debug for Store {
@@ -255,8 +261,14 @@ impl Store {
             .into());
         }
         crate::validate::required_text("name", name)?;
+        if let Some(parent) = &parent_addr {
+            crate::validate::host_port("parent", parent)?;
+        }
         let path = dir.join(DB_FILE);
+        // Any file there, even an empty or damaged one, may be all that is left of a node's
+        // data: never write over it.
         if path.exists() {
+            check::check_file(&path)?;
             return Err(StoreError::AlreadyInitialised(dir.to_path_buf()));
         }
         std::fs::create_dir_all(dir)
@@ -271,16 +283,63 @@ impl Store {
             params![region.as_str(), name.trim(), parent_addr, actor.to_bytes(), created_at.to_rfc3339()],
         )?;
         tx.commit()?;
+        // Into the database file itself, not only the write-ahead log: a file that lost its log
+        // still says which node it is, so it is never taken for an empty directory.
+        conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+        drop(conn);
         Store::open(dir)
     }
 
-    /// Opens an initialised data directory.
+    /// Opens an initialised data directory. A file that is there but empty, damaged,
+    /// truncated or without the node's identity is reported as damaged, with how to recover,
+    /// never as a directory with no node in it.
     pub fn open(dir: &Path) -> Result<Store, StoreError> {
         let path = dir.join(DB_FILE);
         if !path.exists() {
             return Err(StoreError::NotInitialised(dir.to_path_buf()));
         }
-        let conn = connect(&path)?;
+        check::check_file(&path)?;
+        let damaged = |e: rusqlite::Error| -> StoreError {
+            if check::is_corruption(&e) {
+                check::mark_damaged(&path, &e.to_string());
+                StoreError::Damaged(check::Damage {
+                    path: path.clone(),
+                    detail: e.to_string(),
+                })
+            } else {
+                e.into()
+            }
+        };
+        // A file with no node table is not a Renda database that lost its identity through
+        // migration: refuse it before migrating writes anything into it.
+        {
+            let probe = rusqlite::Connection::open_with_flags(
+                &path,
+                rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+            )
+            .map_err(damaged)?;
+            probe
+                .busy_timeout(std::time::Duration::from_secs(10))
+                .map_err(damaged)?;
+            let has_node: bool = probe
+                .query_row(
+                    "SELECT count(*) > 0 FROM sqlite_schema WHERE type = 'table' AND name = 'node'",
+                    [],
+                    |r| r.get(0),
+                )
+                .map_err(damaged)?;
+            if !has_node {
+                return Err(StoreError::Damaged(check::Damage {
+                    path: path.clone(),
+                    detail: "文件中没有节点信息（可能丢失了预写日志 renda.sqlite-wal）".into(),
+                }));
+            }
+        }
+        let conn = match connect(&path) {
+            Ok(conn) => conn,
+            Err(StoreError::Sqlite(e)) => return Err(damaged(e)),
+            Err(e) => return Err(e),
+        };
         let row = conn
             .query_row(
                 "SELECT region, name, parent_addr, actor, created_at FROM node WHERE singleton = 1",
@@ -297,7 +356,10 @@ impl Store {
             )
             .optional()?;
         let Some((region, name, parent_addr, actor, created_at)) = row else {
-            return Err(StoreError::NotInitialised(dir.to_path_buf()));
+            return Err(StoreError::Damaged(check::Damage {
+                path,
+                detail: "文件中没有节点信息（可能丢失了预写日志 renda.sqlite-wal）".into(),
+            }));
         };
         let corrupt = |what: &str| StoreError::Corrupt {
             id: "node".into(),
@@ -317,6 +379,7 @@ impl Store {
             path,
             node,
             actor: ActorId::from(actor),
+            damaged: None,
         })
     }
 
@@ -324,9 +387,33 @@ impl Store {
         &self.node
     }
 
+    /// Runs `f` unless the file is known to be damaged, and notes damage SQLite reports while
+    /// it runs: the marker is left beside the file and every later call is refused.
+    pub(crate) fn guarded<T>(
+        &mut self,
+        f: impl FnOnce(&mut Store) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        if let Some(damage) = &self.damaged {
+            return Err(StoreError::Damaged(damage.clone()));
+        }
+        match f(self) {
+            Err(StoreError::Sqlite(e)) if check::is_corruption(&e) => {
+                check::mark_damaged(&self.path, &e.to_string());
+                let damage = check::Damage {
+                    path: self.path.clone(),
+                    detail: e.to_string(),
+                };
+                tracing::error!(path = %self.path.display(), error = %e, "the database is damaged; refusing every further read and write");
+                self.damaged = Some(damage.clone());
+                Err(StoreError::Damaged(damage))
+            }
+            other => other,
+        }
+    }
+
     /// Attaches the node to a parent, or moves it to another address.
     pub fn set_parent_addr(&mut self, addr: &str) -> Result<(), StoreError> {
-        crate::validate::required_text("parent", addr)?;
+        crate::validate::host_port("parent", addr)?;
         if self.node.region.parent().is_none() {
             return Err(ValidationError::new("parent", "全国人大节点没有上级节点").into());
         }
@@ -554,6 +641,7 @@ impl Store {
         }
         std::fs::rename(&staged, &db)
             .map_err(|e| StoreError::Io(format!("{}: {e}", db.display())))?;
+        check::clear_damaged(dir);
         // Mark the restore, so every peer's next link resends everything both ways.
         let conn = connect(&db)?;
         conn.execute(
@@ -561,6 +649,57 @@ impl Store {
             [ulid::Ulid::generate().to_string()],
         )?;
         Ok(())
+    }
+
+    /// Replaces a damaged database with a new one for the same node, to be filled from its
+    /// peers: the parent holds every record of the node's subtree and its personal data (routes
+    /// send every record at least to the city and personal data to the parent), and each child
+    /// holds its own subtree's. The damaged file is set aside, the node is marked restored, and
+    /// its next link with each peer resends everything both ways. The node's identity is read
+    /// from the damaged file where it still can be; `region` and `name` are needed otherwise and
+    /// checked against it when both exist. Credentials and link counters start afresh.
+    pub fn rebuild(
+        dir: &Path,
+        region: Option<RegionCode>,
+        name: Option<&str>,
+        parent_addr: &str,
+    ) -> Result<(PathBuf, NodeIdentity), StoreError> {
+        crate::validate::host_port("parent", parent_addr)?;
+        let db = dir.join(DB_FILE);
+        let found = check::read_identity(&db);
+        let region = match (region, &found) {
+            (Some(given), Some((stored, _))) if given != *stored => {
+                return Err(ValidationError::new(
+                    "region",
+                    format!("损坏的数据库属于 {stored}，与指定的 {given} 不符"),
+                )
+                .into());
+            }
+            (Some(given), _) => given,
+            (None, Some((stored, _))) => *stored,
+            (None, None) => {
+                return Err(ValidationError::new(
+                    "region",
+                    "损坏的数据库中读不出节点的区划代码，请用 --region 和 --name 指定",
+                )
+                .into());
+            }
+        };
+        let name = match (name, &found) {
+            (Some(given), _) => given.to_string(),
+            (None, Some((_, stored))) => stored.clone(),
+            (None, None) => {
+                return Err(ValidationError::new("name", "请用 --name 指定节点名称").into());
+            }
+        };
+        let aside = check::set_aside(dir)?.unwrap_or_else(|| db.clone());
+        check::clear_damaged(dir);
+        let store = Store::init(dir, region, &name, Some(parent_addr.to_string()))?;
+        store.conn.execute(
+            "UPDATE node SET restore_id = ?1 WHERE singleton = 1",
+            [ulid::Ulid::generate().to_string()],
+        )?;
+        Ok((aside, store.node.clone()))
     }
 
     /// Records whose stored columns (heads, route, list columns, people) differ from what their
