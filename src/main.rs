@@ -25,6 +25,10 @@ use crate::commands::Session;
 /// code clap uses for usage errors. Anything else (a damaged file, a failed disk) exits 1.
 const EXIT_INPUT: u8 = 2;
 
+/// Longest line of an error message the command line prints. Help texts are longer but are
+/// ours; an error line longer than this quotes an input.
+const MESSAGE_LINE_CHARS: usize = 400;
+
 fn exit_code(err: &anyhow::Error) -> u8 {
     if let Some(renda_node::sync::SyncError::Connect { .. }) =
         err.downcast_ref::<renda_node::sync::SyncError>()
@@ -190,7 +194,23 @@ fn main() -> ExitCode {
         // `docker logs` would show them as escape sequences.
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            // clap quotes a refused value whole; a pasted file must not come back whole.
+            let text = e.render().to_string();
+            let clipped: Vec<String> = text
+                .lines()
+                .map(|line| renda_node::validate::clip(line, MESSAGE_LINE_CHARS))
+                .collect();
+            if e.use_stderr() {
+                eprintln!("{}", clipped.join("\n"));
+            } else {
+                println!("{}", clipped.join("\n"));
+            }
+            return ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(EXIT_INPUT));
+        }
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -204,9 +224,16 @@ fn main() -> ExitCode {
     match runtime.block_on(run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("错误: {err}");
+            // Messages quote inputs clipped where they are made; this is the last guard.
+            let clip = |text: String| {
+                text.lines()
+                    .map(|line| renda_node::validate::clip(line, MESSAGE_LINE_CHARS))
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            };
+            eprintln!("错误: {}", clip(err.to_string()));
             for cause in err.chain().skip(1) {
-                eprintln!("  原因: {cause}");
+                eprintln!("  原因: {}", clip(cause.to_string()));
             }
             ExitCode::from(exit_code(&err))
         }

@@ -353,3 +353,34 @@ fn a_sync_with_an_unreachable_parent_fails_clearly_and_is_shown_in_status() {
     let err = top.fails(&["attach", "--parent", "127.0.0.1:9"], 2);
     assert!(err.contains("parent"), "{err}");
 }
+
+/// A long value is quoted short in the error, whether clap refuses it or a rule does.
+#[test]
+fn errors_quote_a_short_prefix_of_a_long_input() {
+    let node = Node::init(WANGDIAN, "王店镇人大主席团");
+    let long = "9".repeat(100_000);
+    for args in [
+        vec![
+            "opinion",
+            "add",
+            "--source",
+            "扫码反映",
+            "--content",
+            "路灯",
+            "--date",
+            long.as_str(),
+        ],
+        vec!["opinion", "show", long.as_str()],
+        vec!["rollup", "--region", long.as_str()],
+        vec!["attach", "--parent", long.as_str()],
+    ] {
+        let stderr = node.fails(&args, 2);
+        assert!(
+            stderr.len() < 2_000,
+            "{:?}: {} bytes of error",
+            &args[..2],
+            stderr.len()
+        );
+        assert!(stderr.contains("9999"), "{stderr}");
+    }
+}

@@ -264,3 +264,56 @@ async fn the_dashboard_lets_in_only_credentials_whose_role_allows_the_request() 
     fed.sync_once(WANGDIAN).await;
     assert!(key_supervision(&township, to_county).await);
 }
+
+/// A long input never comes back whole: an error page quotes a short prefix of it. And a login
+/// with `next` pointing off-site (the reported `/%09/host/`, which a browser follows to `host`
+/// once it strips the tab) goes to the overview instead.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn error_pages_quote_inputs_short_and_logins_stay_on_the_site() {
+    let fed = Federation::start(&[(XIUZHOU, "秀洲区人大常委会")]).await;
+    let county = fed.node(XIUZHOU).store.clone();
+    let web = fed.serve_dashboard(XIUZHOU).await;
+    let token = county
+        .write(|tx| tx.add_credential("区人大 领导", Role::Viewer))
+        .await
+        .unwrap();
+    let auth = format!("Bearer {token}");
+    let long = "9".repeat(60_000);
+    for path in [
+        format!("/records?kind={long}"),
+        format!("/?region={long}"),
+        format!("/records?period={long}"),
+    ] {
+        let r = request(web, "GET", &path, &[("Authorization", &auth)], "").await;
+        assert_eq!(r.status, 400, "{}", &path[..20]);
+        assert!(
+            r.body.len() < 8_000,
+            "{}: the page is {} bytes",
+            &path[..20],
+            r.body.len()
+        );
+        assert!(
+            r.body.contains("9999"),
+            "the page quotes a prefix of the input"
+        );
+    }
+
+    for next in [
+        "%2F%09%2Fevil.example%2F",
+        "/%09/evil.example/",
+        "%2F%5Cevil.example",
+        "%2F%2Fevil.example",
+        "https%3A%2F%2Fevil.example%2F",
+    ] {
+        let body = format!("token={token}&next={next}");
+        let r = request(web, "POST", "/login", &[], &body).await;
+        assert_eq!(r.status, 303, "{next}");
+        assert_eq!(r.header("location"), Some("/"), "next={next}");
+    }
+    let body = format!("token={token}&next=%2Fsuggestions%3Fregion%3D330411000000");
+    let r = request(web, "POST", "/login", &[], &body).await;
+    assert_eq!(
+        r.header("location"),
+        Some("/suggestions?region=330411000000")
+    );
+}

@@ -270,6 +270,54 @@ async fn the_query_service_answers_from_what_the_node_holds() {
         assert!(err.message().starts_with(field), "{}", err.message());
     }
 
+    // A megabyte in a field comes back as a short quote: the status must fit the client's
+    // metadata limit (it once came back whole and the client failed with RESOURCE_EXHAUSTED).
+    let huge = "民".repeat(350_000);
+    for (request, field) in [
+        (
+            ListRecordsRequest {
+                kind: huge.clone(),
+                ..Default::default()
+            },
+            "kind",
+        ),
+        (
+            ListRecordsRequest {
+                within: huge.clone(),
+                ..Default::default()
+            },
+            "within",
+        ),
+        (
+            ListRecordsRequest {
+                delegate: huge.clone(),
+                ..Default::default()
+            },
+            "delegate",
+        ),
+        (
+            ListRecordsRequest {
+                page_token: huge.clone(),
+                ..Default::default()
+            },
+            "page_token",
+        ),
+    ] {
+        let err = county.list_records(request).await.unwrap_err();
+        assert_eq!(
+            err.code(),
+            Code::InvalidArgument,
+            "{field}: {}",
+            err.message()
+        );
+        assert!(err.message().starts_with(field), "{}", err.message());
+        assert!(
+            err.message().len() < 1_500,
+            "{field}: a message of {} bytes",
+            err.message().len()
+        );
+    }
+
     // One record with its history.
     let id = opinions.iter().next().unwrap().clone();
     let record = county

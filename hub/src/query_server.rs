@@ -50,15 +50,27 @@ impl QueryService {
     }
 }
 
+/// A status message never quotes a whole input: a megabyte in `grpc-message` would fail the
+/// client on its metadata limit instead of telling it what was wrong.
+fn message(text: String) -> String {
+    renda_node::validate::clip(&text, STATUS_MESSAGE_CHARS)
+}
+
+/// Longest message a status carries.
+const STATUS_MESSAGE_CHARS: usize = 500;
+
 fn invalid(field: &str, rule: impl std::fmt::Display) -> Status {
-    Status::invalid_argument(format!("{field}: {rule}"))
+    Status::invalid_argument(message(format!(
+        "{}: {rule}",
+        renda_node::validate::quote(field)
+    )))
 }
 
 fn store_status(e: StoreError) -> Status {
     match e {
-        StoreError::NotFound { .. } => Status::not_found(e.to_string()),
+        StoreError::NotFound { .. } => Status::not_found(message(e.to_string())),
         StoreError::Invalid(v) => invalid(&v.field, v.rule),
-        other => Status::internal(other.to_string()),
+        other => Status::internal(message(other.to_string())),
     }
 }
 

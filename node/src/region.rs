@@ -90,7 +90,10 @@ impl Level {
             .ok_or_else(|| {
                 ValidationError::new(
                     field,
-                    format!("级别必须是 national/province/city/county/township 之一，实际为“{s}”"),
+                    format!(
+                        "级别必须是 national/province/city/county/township 之一，实际为“{}”",
+                        crate::validate::quote(s)
+                    ),
                 )
             })
     }
@@ -106,7 +109,10 @@ impl RegionCode {
         if bytes.len() != 12 || !bytes.iter().all(u8::is_ascii_digit) {
             return Err(ValidationError::new(
                 field,
-                format!("区划代码必须是12位数字，实际为“{s}”"),
+                format!(
+                    "区划代码必须是12位数字，实际为“{}”",
+                    crate::validate::quote(s)
+                ),
             ));
         }
         let mut raw = [0u8; 12];

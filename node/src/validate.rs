@@ -14,13 +14,18 @@ pub struct ValidationError {
 }
 
 impl ValidationError {
+    /// The rule is kept to [`MAX_RULE_CHARS`]: rules quote the input they refuse, clipped where
+    /// they quote it, and this is the guard for a quote that was not.
     pub fn new(field: impl Into<String>, rule: impl Into<String>) -> Self {
         ValidationError {
-            field: field.into(),
-            rule: rule.into(),
+            field: clip(&field.into(), QUOTE_CHARS),
+            rule: clip(&rule.into(), MAX_RULE_CHARS),
         }
     }
 }
+
+/// Longest rule text an error carries.
+pub const MAX_RULE_CHARS: usize = 400;
 
 impl fmt::Display for ValidationError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -151,8 +151,13 @@ impl From<StoreError> for PageError {
     }
 }
 
+/// Longest message an error page shows: messages quote inputs clipped where they are made, and
+/// this guards a page against one that was not.
+const PAGE_MESSAGE_CHARS: usize = 500;
+
 impl IntoResponse for PageError {
     fn into_response(self) -> Response {
+        let message = renda_node::validate::clip(&self.message, PAGE_MESSAGE_CHARS);
         let title = match self.status {
             StatusCode::BAD_REQUEST => "请求有误",
             StatusCode::NOT_FOUND => "未找到",
@@ -164,7 +169,7 @@ impl IntoResponse for PageError {
         let body = html! {
             section.error data-status=(self.status.as_u16()) {
                 h1 { (title) }
-                p.message { (self.message) }
+                p.message { (message) }
                 p { a href="/" { "返回概览" } }
             }
         };

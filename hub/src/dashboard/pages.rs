@@ -739,8 +739,12 @@ pub(crate) async fn records(
 ) -> Result<Html<String>, PageError> {
     let kind = given(&params.kind)
         .map(|k| {
-            RecordKind::parse(k)
-                .ok_or_else(|| PageError::bad("kind", format!("未知的记录类型“{k}”")))
+            RecordKind::parse(k).ok_or_else(|| {
+                PageError::bad(
+                    "kind",
+                    format!("未知的记录类型“{}”", renda_node::validate::quote(k)),
+                )
+            })
         })
         .transpose()?;
     if kind == Some(RecordKind::Personal) {
@@ -907,7 +911,10 @@ pub(crate) async fn supervise(
         other => {
             return Err(PageError::bad(
                 "key",
-                format!("须为 true 或 false，实际为“{other}”"),
+                format!(
+                    "须为 true 或 false，实际为“{}”",
+                    renda_node::validate::quote(other)
+                ),
             ));
         }
     };

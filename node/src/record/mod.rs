@@ -38,7 +38,7 @@ macro_rules! labelled_enum {
                         Self::ALL.iter().map(|v| format!("{}({})", v.label(), v.as_str())).collect();
                     $crate::validate::ValidationError::new(
                         field,
-                        format!("必须是以下之一：{}，实际为“{}”", choices.join("、"), s),
+                        format!("必须是以下之一：{}，实际为“{}”", choices.join("、"), $crate::validate::quote(s)),
                     )
                 })
             }
@@ -94,7 +94,13 @@ impl RecordId {
         ulid::Ulid::from_string(s.trim())
             .map(RecordId)
             .map_err(|_| {
-                ValidationError::new(field, format!("记录编号必须是26位 ULID，实际为“{s}”"))
+                ValidationError::new(
+                    field,
+                    format!(
+                        "记录编号必须是26位 ULID，实际为“{}”",
+                        crate::validate::quote(s)
+                    ),
+                )
             })
     }
 }

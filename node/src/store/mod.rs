@@ -797,7 +797,10 @@ fn resolve(
     if text.len() < 4 || !text.chars().all(|c| c.is_ascii_alphanumeric()) {
         return Err(ValidationError::new(
             field,
-            format!("记录编号（或其前缀，至少4位）格式不对：“{text}”"),
+            format!(
+                "记录编号（或其前缀，至少4位）格式不对：“{}”",
+                crate::validate::quote(&text)
+            ),
         )
         .into());
     }
