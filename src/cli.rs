@@ -642,7 +642,7 @@ pub struct RunArgs {
     /// node's region and name (initialising the node on its first run), the parent, and every
     /// setting below.
     #[arg(long, conflicts_with_all = [
-        "listen", "http", "metrics", "batch_bytes", "full_record_depth", "link_timeout_secs", "stale_after_hours",
+        "listen", "http", "metrics", "https_cert", "https_key", "batch_bytes", "full_record_depth", "link_timeout_secs", "stale_after_hours",
         "group_activities_per_quarter", "group_activities_per_year",
         "delegate_receptions_per_year", "delegate_suggestions_per_year",
     ])]
@@ -657,6 +657,14 @@ pub struct RunArgs {
     /// so bind it to an address only the monitoring system reaches.
     #[arg(long)]
     pub metrics: Option<std::net::SocketAddr>,
+    /// The certificate chain (PEM) to serve the dashboard and metrics over HTTPS with: the
+    /// office's own, or https.pem from `renda ca issue --server`. Needed for any address but
+    /// loopback.
+    #[arg(long, requires = "https_key")]
+    pub https_cert: Option<PathBuf>,
+    /// The private key (PEM) of --https-cert.
+    #[arg(long, requires = "https_cert")]
+    pub https_key: Option<PathBuf>,
     #[command(flatten)]
     pub link: LinkArgs,
 }
@@ -775,8 +783,19 @@ pub enum CaCmd {
         #[arg(long)]
         ca: PathBuf,
         /// The node's region code.
-        #[arg(long, value_parser = region)]
-        region: RegionCode,
+        #[arg(long, value_parser = region, required_unless_present = "server")]
+        region: Option<RegionCode>,
+        /// Issue a certificate for a node's HTTPS dashboard and metrics instead: serverAuth only,
+        /// no region, so it can never link as a node. Name the addresses browsers use with
+        /// --dns and --ip; writes https.pem and https-key.pem.
+        #[arg(long, conflicts_with = "region")]
+        server: bool,
+        /// A DNS name of the HTTPS server (repeatable).
+        #[arg(long, requires = "server")]
+        dns: Vec<String>,
+        /// An IP address of the HTTPS server (repeatable).
+        #[arg(long, requires = "server")]
+        ip: Vec<std::net::IpAddr>,
         /// The node's name, for the certificate's subject.
         #[arg(long, default_value = "")]
         name: String,

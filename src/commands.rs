@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use anyhow::{Context, Result};
-use chrono::{Local, NaiveDate};
+use chrono::NaiveDate;
 use renda_node::office::{self, ActivityDraft, Contact, SuggestionDraft};
 use renda_node::record::activity::Activity;
 use renda_node::record::delegate::{Delegate, Mandate, MandateStatus};
@@ -27,8 +27,9 @@ pub struct Session {
 /// A node certificate this close to its end is warned about in `renda status`.
 const CERT_WARN_DAYS: i64 = 30;
 
+/// Today in China, whatever the machine's own time zone.
 pub fn today() -> NaiveDate {
-    Local::now().date_naive()
+    renda_node::calendar::today()
 }
 
 fn day(d: DateArg) -> NaiveDate {
@@ -301,7 +302,7 @@ impl Session {
                     relation.to_string(),
                     peer.last_success
                         .map(|t| {
-                            t.with_timezone(&Local)
+                            t.with_timezone(&renda_node::calendar::china())
                                 .format("%Y-%m-%d %H:%M:%S")
                                 .to_string()
                         })
@@ -371,13 +372,14 @@ impl Session {
                         c.name.clone(),
                         c.role.label().to_string(),
                         c.created_at
-                            .with_timezone(&Local)
+                            .with_timezone(&renda_node::calendar::china())
                             .format("%Y-%m-%d %H:%M")
                             .to_string(),
                         match c.revoked_at {
                             Some(at) => format!(
                                 "已吊销（{}）",
-                                at.with_timezone(&Local).format("%Y-%m-%d %H:%M")
+                                at.with_timezone(&renda_node::calendar::china())
+                                    .format("%Y-%m-%d %H:%M")
                             ),
                             None => "有效".to_string(),
                         },
@@ -413,7 +415,7 @@ impl Session {
         let mut t = render::table(&["时间", "发送方", "记录", "类型", "规则", "原因", "变更数"]);
         for e in &entries {
             t.add_row(vec![
-                e.at.with_timezone(&Local)
+                e.at.with_timezone(&renda_node::calendar::china())
                     .format("%Y-%m-%d %H:%M:%S")
                     .to_string(),
                 e.peer.clone(),
@@ -983,6 +985,19 @@ impl Session {
             .into());
         }
         let config = self.link_config(args.link).await?;
+        // Plain HTTP only on loopback: logins and session cookies must not cross a network in
+        // clear, and the metrics say which links are down.
+        let https = match (&args.https_cert, &args.https_key) {
+            (Some(cert), Some(key)) => Some(renda_hub::https::server_config(cert, key)?),
+            _ => None,
+        };
+        if let Some(addr) = args.http {
+            renda_hub::https::check_plain("http", addr, https.is_some())?;
+        }
+        if let Some(addr) = args.metrics {
+            renda_hub::https::check_plain("metrics", addr, https.is_some())?;
+        }
+        let scheme = if https.is_some() { "https" } else { "http" };
         // A quick check of every page of the database, on its own read-only connection so
         // that nothing waits behind it; a damaged file stops the node before it syncs.
         let db = self.store.call(|s| Ok(s.path().to_path_buf())).await?;
@@ -1005,7 +1020,7 @@ impl Session {
                 identity.name.clone(),
             );
             tracing::info!(region = %identity.region, %bound, "serving the dashboard");
-            println!("看板：http://{bound}/");
+            println!("看板：{scheme}://{bound}/");
             let live = self
                 .store
                 .call(|s| {
@@ -1021,10 +1036,24 @@ impl Session {
                     "注意：本节点还没有任何凭据，看板无法登录。请用 renda credential add --name 姓名 --role viewer 创建。"
                 );
             }
+            let tls = https.clone();
             tasks.spawn(async move {
-                if let Err(e) =
-                    renda_hub::dashboard::serve(listener, dashboard, std::future::pending()).await
-                {
+                let served = match tls {
+                    Some(tls) => {
+                        renda_hub::dashboard::serve_tls(
+                            listener,
+                            dashboard,
+                            tls,
+                            std::future::pending(),
+                        )
+                        .await
+                    }
+                    None => {
+                        renda_hub::dashboard::serve(listener, dashboard, std::future::pending())
+                            .await
+                    }
+                };
+                if let Err(e) = served {
                     tracing::error!(error = %e, "the dashboard stopped");
                 }
             });
@@ -1038,10 +1067,11 @@ impl Session {
             let metrics =
                 renda_hub::metrics::Metrics::new(self.store.clone(), identity.region, not_after);
             tracing::info!(region = %identity.region, %bound, "serving metrics");
-            println!("监控指标：http://{bound}/metrics");
+            println!("监控指标：{scheme}://{bound}/metrics");
+            let tls = https.clone();
             tasks.spawn(async move {
                 if let Err(e) =
-                    renda_hub::metrics::serve(listener, metrics, std::future::pending()).await
+                    renda_hub::metrics::serve(listener, metrics, tls, std::future::pending()).await
                 {
                     tracing::error!(error = %e, "the metrics endpoint stopped");
                 }

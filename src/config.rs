@@ -33,10 +33,23 @@ pub struct NodeConfig {
     /// Where `/metrics` is served for Prometheus.
     #[serde(default)]
     pub metrics: Option<SocketAddr>,
+    /// The certificate the dashboard and metrics are served with over HTTPS; required when
+    /// either listens on an address other than loopback.
+    #[serde(default)]
+    pub https: Option<HttpsSection>,
     #[serde(default)]
     pub sync: SyncSection,
     #[serde(default)]
     pub rollup: RollupSection,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpsSection {
+    /// The certificate chain in PEM (the office's own, or `renda ca issue --server`'s https.pem).
+    pub cert: PathBuf,
+    /// Its private key in PEM.
+    pub key: PathBuf,
 }
 
 #[derive(Debug, Deserialize)]
@@ -152,6 +165,14 @@ pub fn load(path: &Path) -> Result<Loaded> {
     } else {
         config.data_dir.clone()
     };
+    // A relative path in the file is taken from the file's directory, like `data_dir`.
+    let relative = |p: &Path| {
+        if p.is_relative() {
+            path.parent().unwrap_or(Path::new(".")).join(p)
+        } else {
+            p.to_path_buf()
+        }
+    };
     let r = &config.rollup;
     Ok(Loaded {
         data_dir,
@@ -163,6 +184,8 @@ pub fn load(path: &Path) -> Result<Loaded> {
             listen: config.listen,
             http: config.http,
             metrics: config.metrics,
+            https_cert: config.https.as_ref().map(|h| relative(&h.cert)),
+            https_key: config.https.as_ref().map(|h| relative(&h.key)),
             link: LinkArgs {
                 batch_bytes: config.sync.batch_bytes,
                 full_record_depth: depth,

@@ -71,7 +71,7 @@ fn d(s: &str) -> NaiveDate {
 /// A day of this year, moved back to today if it has not come yet: a step may not be dated
 /// after the day it is recorded.
 fn past(year: i32, month: u32, day: u32) -> NaiveDate {
-    let today = chrono::Local::now().date_naive();
+    let today = renda_node::calendar::today();
     NaiveDate::from_ymd_opt(year, month, day)
         .unwrap_or(today)
         .min(today)
@@ -259,8 +259,8 @@ async fn township_year(store: &StoreHandle, i: usize, seed: usize) -> Result<()>
         })
         .await?
         .id;
-    let year = chrono::Local::now().year();
-    let months = chrono::Local::now().month();
+    let year = renda_node::calendar::today().year();
+    let months = renda_node::calendar::today().month();
     let people = delegates.clone();
     let organiser = NODES[i].1.to_string();
     let activities = in_batches(store, months as usize, move |tx, m| {
@@ -321,7 +321,7 @@ async fn township_year(store: &StoreHandle, i: usize, seed: usize) -> Result<()>
 /// 沈丘县: 212 opinions collected, all passed on, 27 in progress and 185 handled.
 async fn shenqiu(store: &StoreHandle) -> Result<()> {
     let me = region(SHENQIU);
-    let year = chrono::Local::now().year();
+    let year = renda_node::calendar::today().year();
     in_batches(store, 212, move |tx, n| {
         let date = past(year, 1 + (n % 10) as u32, 1 + (n % 27) as u32);
         let fields = OpinionFields {
@@ -391,8 +391,8 @@ async fn taihu(store: &StoreHandle) -> Result<()> {
     })
     .await?;
     // 19,601 sign-ins over 3,162 activities: six each, and seven at the first 629.
-    let year = chrono::Local::now().year();
-    let months = chrono::Local::now().month() as usize;
+    let year = renda_node::calendar::today().year();
+    let months = renda_node::calendar::today().month() as usize;
     let people = delegates.clone();
     let kinds = [
         ActivityKind::Reception,
@@ -812,7 +812,7 @@ pub async fn run(args: DemoArgs) -> Result<()> {
                 "工作人员",
                 fields,
                 Contact::default(),
-                chrono::Local::now().date_naive(),
+                renda_node::calendar::today(),
             )?
             .id)
         })

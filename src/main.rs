@@ -44,6 +44,10 @@ fn exit_code(err: &anyhow::Error) -> u8 {
             _ => EXIT_INPUT,
         };
     }
+    if err.downcast_ref::<renda_hub::https::HttpsError>().is_some() {
+        // A certificate file or a listening address the operator can fix.
+        return EXIT_INPUT;
+    }
     match err.downcast_ref::<StoreError>() {
         Some(
             StoreError::Invalid(_)
@@ -124,10 +128,41 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Ca(cli::CaCmd::Issue {
             ca,
-            region,
+            server: true,
+            dns,
+            ip,
             name,
             days,
             out,
+            ..
+        }) => {
+            let authority = renda_node::pki::CertificateAuthority::load(&ca)?;
+            let name = if name.is_empty() {
+                "Renda HTTPS".to_string()
+            } else {
+                name
+            };
+            let cert = authority.issue_server(&name, &dns, &ip, days)?;
+            cert.save_server(&out, &authority.cert_pem)?;
+            let names: Vec<String> = dns
+                .iter()
+                .cloned()
+                .chain(ip.iter().map(ToString::to_string))
+                .collect();
+            println!(
+                "已签发 HTTPS 服务器证书（{}，有效期 {days} 天）于 {}；浏览器需信任联邦 CA（ca.pem），否则会提示证书不受信任",
+                names.join("、"),
+                out.display()
+            );
+            Ok(())
+        }
+        Command::Ca(cli::CaCmd::Issue {
+            ca,
+            region: Some(region),
+            name,
+            days,
+            out,
+            ..
         }) => {
             let authority = renda_node::pki::CertificateAuthority::load(&ca)?;
             let name = if name.is_empty() {
@@ -167,6 +202,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             );
             Ok(())
         }
+        Command::Ca(cli::CaCmd::Issue { region: None, .. }) => Err(StoreError::Invalid(
+            renda_node::validate::ValidationError::new(
+                "region",
+                "节点证书须用 --region 指定区划；HTTPS 服务器证书用 --server",
+            ),
+        )
+        .into()),
         Command::Restore { from } => {
             Store::restore(&cli.data_dir, &from)?;
             println!(

@@ -384,3 +384,125 @@ fn errors_quote_a_short_prefix_of_a_long_input() {
         assert!(stderr.contains("9999"), "{stderr}");
     }
 }
+
+/// Dates are plausible or refused with the field and the rule, and nothing is written: nothing
+/// before the first National People's Congress (1954-09-15), nothing that happened dated after
+/// tomorrow in Beijing; an activity may be planned ahead, but nobody signs in to it before it
+/// happens. A parent's address is host:port.
+#[test]
+fn implausible_dates_and_addresses_are_refused_with_the_rule() {
+    let node = Node::init(WANGDIAN, "王店镇人大主席团");
+    let lead = delegate(&node, "沈建华", &[]);
+    let before = node.change_count();
+    let today = chrono::Utc::now()
+        .with_timezone(&chrono::FixedOffset::east_opt(8 * 3600).unwrap())
+        .date_naive();
+    let after_tomorrow = (today + chrono::Days::new(2)).to_string();
+    let tomorrow = (today + chrono::Days::new(1)).to_string();
+    let in_a_month = (today + chrono::Days::new(30)).to_string();
+
+    let stderr = node.fails(
+        &[
+            "activity",
+            "add",
+            "--kind",
+            "inspection",
+            "--date",
+            "1900-01-01",
+            "--topic",
+            "视察",
+        ],
+        2,
+    );
+    assert!(
+        stderr.contains("date") && stderr.contains("1954-09-15"),
+        "{stderr}"
+    );
+    let stderr = node.fails(
+        &[
+            "opinion",
+            "add",
+            "--source",
+            "扫码反映",
+            "--content",
+            "路灯不亮",
+            "--date",
+            &after_tomorrow,
+        ],
+        2,
+    );
+    assert!(
+        stderr.contains("date") && stderr.contains("明天"),
+        "{stderr}"
+    );
+    let stderr = node.fails(
+        &[
+            "activity",
+            "add",
+            "--kind",
+            "inspection",
+            "--date",
+            &in_a_month,
+            "--topic",
+            "视察",
+            "--participant",
+            &lead,
+        ],
+        2,
+    );
+    assert!(
+        stderr.contains("participant") && stderr.contains("签到"),
+        "{stderr}"
+    );
+    let stderr = node.fails(
+        &[
+            "activity",
+            "add",
+            "--kind",
+            "inspection",
+            "--date",
+            "2099-01-01",
+            "--topic",
+            "视察",
+        ],
+        2,
+    );
+    assert!(stderr.contains("366"), "{stderr}");
+    assert_eq!(node.change_count(), before, "nothing was written");
+
+    // Planned ahead, and signed in to only once it happens; tomorrow is allowed for a clerk
+    // ahead of the node's clock.
+    let planned = node.create(&[
+        "activity",
+        "add",
+        "--kind",
+        "inspection",
+        "--date",
+        &in_a_month,
+        "--topic",
+        "视察",
+    ]);
+    let stderr = node.fails(&["activity", "sign-in", &planned, "--delegate", &lead], 2);
+    assert!(stderr.contains("签到"), "{stderr}");
+    node.create(&[
+        "opinion",
+        "add",
+        "--source",
+        "扫码反映",
+        "--content",
+        "路灯不亮",
+        "--date",
+        &tomorrow,
+    ]);
+
+    for bad in [
+        "not-a-host",
+        "http://county:7700",
+        "county:0",
+        "county:7700/sync",
+    ] {
+        let stderr = node.fails(&["attach", "--parent", bad], 2);
+        assert!(stderr.contains("主机:端口"), "{bad}: {stderr}");
+    }
+    node.ok(&["attach", "--parent", "renda-county.internal:7700"]);
+}

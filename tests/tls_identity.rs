@@ -139,6 +139,11 @@ async fn only_a_valid_certificate_naming_a_child_syncs() {
             WANGDIAN,
             tls(&ca, FENGQIAO, None),
         ),
+        (
+            "an HTTPS server certificate from renda ca issue --server",
+            WANGDIAN,
+            https_cert_as_node(&ca, WANGDIAN),
+        ),
     ];
     for (what, region, node) in refused {
         let result = dial(&wangdian, region, &addr, node).await;
@@ -210,6 +215,39 @@ async fn only_a_valid_certificate_naming_a_child_syncs() {
     .unwrap_err();
     assert!(err.to_string().contains("330402000000"), "{err}");
     assert_eq!(opinions_at(&impostor).await, 0);
+
+    // Nor does an HTTPS server certificate make a parent: it names no region.
+    let listener = bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let https_addr = listener.local_addr().unwrap().to_string();
+    let service = SyncService::new(
+        county.clone(),
+        code(XIUZHOU),
+        LinkConfig {
+            tls: Some(Arc::new(https_cert_as_node(&ca, XIUZHOU))),
+            ..LinkConfig::default()
+        },
+    );
+    tokio::spawn(serve(listener, service, std::future::pending()));
+    let before = opinions_at(&county).await;
+    let err = dial(&wangdian, WANGDIAN, &https_addr, tls(&ca, WANGDIAN, None))
+        .await
+        .unwrap_err();
+    println!("an HTTPS certificate as the parent's: refused: {err}");
+    assert_eq!(opinions_at(&county).await, before);
+}
+
+/// A dashboard's HTTPS certificate (serverAuth only, DNS and IP names, no region) loaded as if
+/// it were a node's certificate for `region`.
+fn https_cert_as_node(ca: &CertificateAuthority, region: &str) -> NodeTls {
+    let cert = ca
+        .issue_server(
+            "秀洲区人大看板",
+            &["renda-county.internal".to_string()],
+            &["127.0.0.1".parse().unwrap()],
+            30,
+        )
+        .unwrap();
+    NodeTls::from_pem_unchecked(code(region), &ca.cert_pem, &cert.cert_pem, &cert.key_pem).unwrap()
 }
 
 /// Opens a TLS connection with `config` and sends a Hello naming `region`, as a hand-made

@@ -10,6 +10,7 @@
 //!   delegate's duty record), served on the same port as `Sync`.
 //! - [`dashboard`]: the HTTP dashboard in Chinese, pages made on the server with SVG charts.
 //! - [`auth`]: bearer tokens of credentials, and the role each call needs.
+//! - [`https`]: the dashboard and metrics over HTTPS, and plain HTTP on loopback only.
 //! - [`metrics`]: the operators' Prometheus endpoint (link counters, lag, refusals, store size).
 //!
 //! Architecture invariant: the hub reads and writes records only through the node's store handle
@@ -17,6 +18,7 @@
 
 pub mod auth;
 pub mod dashboard;
+pub mod https;
 pub mod metrics;
 pub mod query_server;
 pub mod rollups;

@@ -197,17 +197,29 @@ async fn scrape(State(m): State<Metrics>) -> Response {
 }
 
 /// Serves `GET /metrics` on `listener` until `shutdown` completes.
+/// Serves `/metrics` on `listener` until `shutdown`: over HTTPS with `tls`, else plain HTTP
+/// (which callers keep to loopback).
 pub async fn serve(
     listener: TcpListener,
     metrics: Metrics,
+    tls: Option<std::sync::Arc<rustls::ServerConfig>>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let app = Router::new()
         .route("/metrics", get(scrape))
         .with_state(metrics);
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await
+    match tls {
+        Some(tls) => {
+            axum::serve(crate::https::TlsListener::new(listener, tls)?, app)
+                .with_graceful_shutdown(shutdown)
+                .await
+        }
+        None => {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown)
+                .await
+        }
+    }
 }
 
 #[cfg(test)]

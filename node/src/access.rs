@@ -85,6 +85,20 @@ pub fn new_token() -> String {
     token
 }
 
+/// What every dashboard session id starts with.
+pub const SESSION_PREFIX: &str = "session_";
+
+/// A new random session id: what a browser's cookie holds after a login.
+pub fn new_session_id() -> String {
+    let bytes: [u8; 32] = rand::random();
+    let mut id = String::with_capacity(SESSION_PREFIX.len() + 64);
+    id.push_str(SESSION_PREFIX);
+    for b in bytes {
+        id.push_str(&format!("{b:02x}"));
+    }
+    id
+}
+
 /// The hash a token is stored and looked up by.
 pub fn token_hash(token: &str) -> Vec<u8> {
     Sha256::digest(token.trim().as_bytes()).to_vec()

@@ -6,6 +6,7 @@
 
 use chrono::{NaiveDate, Utc};
 
+use crate::calendar::{self, DateUse};
 use crate::record::activity::{Activity, SignIn};
 use crate::record::delegate::{Delegate, Mandate, MandateStatus};
 use crate::record::event::{Workflow, next_lamport};
@@ -25,6 +26,28 @@ pub struct Contact {
     pub name: Option<String>,
     pub phone: Option<String>,
     pub id_number: Option<String>,
+}
+
+/// Checks a date a user gave against the plausibility rules (`calendar::check_date`): never
+/// before the first National People's Congress, and what records something that happened never
+/// after tomorrow in China.
+fn plausible(field: &str, date: NaiveDate, use_: DateUse) -> Result<(), StoreError> {
+    calendar::check_date(field, date, use_, calendar::today(), calendar::EARLIEST)
+        .map_err(StoreError::from)
+}
+
+/// Sign-ins record what happened: never for an activity dated after tomorrow.
+fn signing_in_allowed(activity: &Activity) -> Result<(), StoreError> {
+    plausible("date", activity.date, DateUse::Happened).map_err(|_| {
+        ValidationError::new(
+            "participant",
+            format!(
+                "活动日期 {} 在明天之后：签到记录已发生的事，须在活动当天或之后录入",
+                activity.date
+            ),
+        )
+        .into()
+    })
 }
 
 fn corrupt(id: &RecordId, e: crate::record::DocError) -> StoreError {
@@ -138,6 +161,7 @@ pub fn set_mandate_status(
     status: MandateStatus,
     since: NaiveDate,
 ) -> Result<Record, StoreError> {
+    plausible("date", since, DateUse::Happened)?;
     if tx.node().region != congress {
         return Err(ValidationError::new(
             "congress",
@@ -246,6 +270,10 @@ pub fn add_activity(
 ) -> Result<Header, StoreError> {
     let mut activity = draft.activity;
     activity.validate()?;
+    plausible("date", activity.date, DateUse::Planned)?;
+    if !draft.participants.is_empty() {
+        signing_in_allowed(&activity)?;
+    }
     if let Some(venue) = &activity.venue {
         require_kind(tx, "venue", venue, RecordKind::Venue)?;
     }
@@ -269,6 +297,7 @@ pub fn sign_in(
     else {
         unreachable!("require_kind checked the kind")
     };
+    signing_in_allowed(&activity)?;
     for delegate in delegates {
         if activity.participants.contains_key(delegate) {
             return Err(ValidationError::new("delegate", format!("{delegate} 已经签到")).into());
@@ -288,6 +317,7 @@ pub fn add_opinion(
     received_on: NaiveDate,
 ) -> Result<Header, StoreError> {
     fields.validate(&tx.node().region)?;
+    plausible("date", received_on, DateUse::Happened)?;
     if let Some(delegate) = &fields.delegate {
         delegate_of(tx, "delegate", delegate)?;
     }
@@ -324,6 +354,7 @@ pub fn submit_suggestion(
     draft: SuggestionDraft,
     date: NaiveDate,
 ) -> Result<Header, StoreError> {
+    plausible("date", date, DateUse::Happened)?;
     let lead = delegate_of(tx, "lead", &draft.lead)?;
     if !lead.serving().any(|m| m.congress == draft.addressed_to) {
         return Err(ValidationError::new(
@@ -436,6 +467,7 @@ fn append_step<W: Workflow>(
     date: NaiveDate,
     workflow_of: impl Fn(&Body) -> Option<&W>,
 ) -> Result<Record, StoreError> {
+    plausible("date", date, DateUse::Happened)?;
     let author = tx.author(user);
     require_kind(tx, "id", id, kind)?;
     tx.modify(id, |doc, record| {
@@ -478,5 +510,6 @@ fn require_first_step_applied(tx: &WriteTx<'_>, header: &Header) -> Result<(), S
 
 pub fn add_notice(tx: &mut WriteTx<'_>, user: &str, notice: Notice) -> Result<Header, StoreError> {
     notice.validate(&tx.node().region)?;
+    plausible("date", notice.issued_on, DateUse::Happened)?;
     tx.create(RecordKind::Notice, user, &notice)
 }

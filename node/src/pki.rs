@@ -227,6 +227,59 @@ impl CertificateAuthority {
     }
 }
 
+impl CertificateAuthority {
+    /// A certificate for a node's HTTPS listeners (the dashboard, the metrics): the DNS names and
+    /// IP addresses browsers reach it by, the serverAuth usage only, and no region, so it can
+    /// never link as a node: a parent refuses it as a client (no clientAuth, no region) and a
+    /// child refuses it as its parent (no region).
+    pub fn issue_server(
+        &self,
+        name: &str,
+        dns: &[String],
+        ips: &[std::net::IpAddr],
+        days: u32,
+    ) -> Result<NodeCertificate, PkiError> {
+        if dns.is_empty() && ips.is_empty() {
+            return Err(PkiError::Invalid {
+                path: PathBuf::from("--dns"),
+                rule:
+                    "a server certificate names at least one DNS name (--dns) or IP address (--ip)"
+                        .into(),
+            });
+        }
+        let issuer = self.issuer(Path::new(CA_CERT))?;
+        let key = KeyPair::generate()?;
+        let mut params = CertificateParams::default();
+        let mut dn = DistinguishedName::new();
+        dn.push(DnType::CommonName, name);
+        params.distinguished_name = dn;
+        let mut names = Vec::new();
+        for d in dns {
+            let ia5 = d.as_str().try_into().map_err(|_| PkiError::Invalid {
+                path: PathBuf::from("--dns"),
+                rule: format!("{} is not a DNS name", crate::validate::quote(d)),
+            })?;
+            names.push(SanType::DnsName(ia5));
+        }
+        names.extend(ips.iter().copied().map(SanType::IpAddress));
+        params.subject_alt_names = names;
+        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        params.use_authority_key_identifier_extension = true;
+        (params.not_before, params.not_after) = validity(days, chrono::Duration::minutes(5));
+        let cert = params.signed_by(&key, &issuer)?;
+        Ok(NodeCertificate {
+            cert_pem: cert.pem(),
+            key_pem: key.serialize_pem(),
+        })
+    }
+}
+
+/// The files `renda ca issue --server` writes: the certificate (followed by the CA's, so a
+/// browser that trusts the CA has the chain) and its key.
+pub const SERVER_CERT: &str = "https.pem";
+pub const SERVER_KEY: &str = "https-key.pem";
+
 /// What a node certificate says, for [`CertificateAuthority::issue_with`].
 pub struct NodeCertificateSpec {
     pub uris: Vec<String>,
@@ -254,6 +307,21 @@ impl NodeCertificate {
         write_new(&dir.join(NODE_KEY), &self.key_pem, true)?;
         write_new(&dir.join(NODE_CERT), &self.cert_pem, false)?;
         write_new(&dir.join(CA_CERT), ca_cert_pem, false)
+    }
+
+    /// Writes an HTTPS server certificate into `dir`: [`SERVER_CERT`] (the certificate and the
+    /// CA's after it) and [`SERVER_KEY`].
+    pub fn save_server(&self, dir: &Path, ca_cert_pem: &str) -> Result<(), PkiError> {
+        std::fs::create_dir_all(dir).map_err(|source| PkiError::Io {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+        write_new(&dir.join(SERVER_KEY), &self.key_pem, true)?;
+        write_new(
+            &dir.join(SERVER_CERT),
+            &format!("{}{ca_cert_pem}", self.cert_pem),
+            false,
+        )
     }
 
     /// The certificate in DER.

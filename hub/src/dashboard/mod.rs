@@ -10,8 +10,9 @@
 //!
 //! - [`pages`]: one handler per page, each reading what it shows in one call to the store.
 //! - [`charts`]: bar charts, stacked columns and shares as SVG.
-//! - [`session`]: logging in with a credential's token, and the role each page needs: viewer
-//!   to read, clerk to record a step (重点督办), admin for the audit log.
+//! - [`session`]: logging in with a credential's token into a server-side session (rate-limited
+//!   per address), and the role each page needs: viewer to read, clerk to record a step
+//!   (重点督办), admin for the audit log.
 
 mod charts;
 mod pages;
@@ -37,6 +38,10 @@ pub struct Dashboard {
     me: RegionCode,
     /// The node's name, shown in every page's header.
     name: String,
+    /// Served over HTTPS: session cookies are then `Secure`.
+    secure: bool,
+    /// Failed logins per address.
+    logins: std::sync::Arc<session::LoginLimiter>,
 }
 
 impl Dashboard {
@@ -45,6 +50,8 @@ impl Dashboard {
             store,
             me,
             name: name.into(),
+            secure: false,
+            logins: Default::default(),
         }
     }
 }
@@ -76,15 +83,37 @@ pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
     TcpListener::bind(addr).await
 }
 
-/// Serves the dashboard on `listener` until `shutdown` completes.
+/// Serves the dashboard over plain HTTP on `listener` until `shutdown` completes. Callers keep
+/// plain HTTP to loopback (`https::check_plain`).
 pub async fn serve(
     listener: TcpListener,
     dashboard: Dashboard,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(dashboard))
-        .with_graceful_shutdown(shutdown)
-        .await
+    axum::serve(
+        listener,
+        router(dashboard).into_make_service_with_connect_info::<crate::https::ClientAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
+}
+
+/// Serves the dashboard over HTTPS with `tls` until `shutdown` completes; session cookies are
+/// `Secure`.
+pub async fn serve_tls(
+    listener: TcpListener,
+    mut dashboard: Dashboard,
+    tls: std::sync::Arc<rustls::ServerConfig>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    dashboard.secure = true;
+    let listener = crate::https::TlsListener::new(listener, tls)?;
+    axum::serve(
+        listener,
+        router(dashboard).into_make_service_with_connect_info::<crate::https::ClientAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
 }
 
 /// A page that could not be shown, with the status and the sentence staff read.

@@ -138,8 +138,11 @@ fn child_cell(tab: &str, code: &str, name: &str) -> Markup {
     }
 }
 
+/// A moment as staff read it: Beijing time.
 fn time(t: DateTime<Utc>) -> String {
-    t.format("%Y-%m-%d %H:%M").to_string()
+    t.with_timezone(&renda_node::calendar::china())
+        .format("%Y-%m-%d %H:%M")
+        .to_string()
 }
 
 /// A number on a card: what it counts, and where its records are listed when they can be.
@@ -355,7 +358,7 @@ pub(crate) async fn suggestions(
     State(d): State<Dashboard>,
     Query(params): Query<Params>,
 ) -> Result<Html<String>, PageError> {
-    let today = Utc::now().date_naive();
+    let today = renda_node::calendar::today();
     let (shown, overdue) = d
         .read(&params, move |s, region, _| {
             s.list(&ListQuery {
@@ -770,7 +773,7 @@ pub(crate) async fn records(
         .transpose()?;
     let overdue_on = match given(&params.overdue) {
         None | Some("0") => None,
-        Some("1") => Some(Utc::now().date_naive()),
+        Some("1") => Some(renda_node::calendar::today()),
         Some(_) => return Err(PageError::bad("overdue", "只能是 1（只看超期）或 0")),
     };
     let page = page_number(&params)?;
@@ -918,7 +921,7 @@ pub(crate) async fn supervise(
             ));
         }
     };
-    let today = chrono::Local::now().date_naive();
+    let today = renda_node::calendar::today();
     let user = credential.name.clone();
     let written = d
         .store

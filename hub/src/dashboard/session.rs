@@ -1,14 +1,21 @@
 //! Logging in to the dashboard, and the role each page needs.
 //!
-//! A browser logs in once with its credential's token (`renda credential add`); the token is
-//! then kept in an `HttpOnly`, `SameSite=Strict` cookie, so scripts cannot read it and no other
-//! site can make the browser send it with a form. A program may send `Authorization: Bearer`
-//! instead. Every request but the login page's is checked against the store, so a revoked
-//! credential stops working at once. The credential of the request in hand is kept in a task
-//! local for the page frame, which shows who is logged in.
+//! A browser logs in once with its credential's token (`renda credential add`) and gets a
+//! server-side session: the cookie holds a random session id, never the token, in an `HttpOnly`,
+//! `SameSite=Strict` cookie (`Secure` under HTTPS), so scripts cannot read it and no other site
+//! can make the browser send it with a form. A session ends after [`SESSION_TTL`] or at logout,
+//! which deletes it in the store. A program may send `Authorization: Bearer` instead. Every
+//! request but the login page's is checked against the store, so a revoked credential stops
+//! working at once, sessions included. Failed logins are limited per address
+//! ([`LoginLimiter`]). The credential of the request in hand is kept in a task local for the
+//! page frame, which shows who is logged in.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
-use axum::extract::{Request, State};
+use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{Html, IntoResponse, Redirect, Response};
@@ -18,7 +25,51 @@ use renda_node::access::{Credential, Role};
 use super::{Dashboard, PageError, page_html};
 use crate::auth::{Denied, authorize, bearer};
 
-const COOKIE: &str = "renda_token";
+const COOKIE: &str = "renda_session";
+
+/// How long a dashboard session lasts: a working day and its evening.
+pub const SESSION_TTL: chrono::Duration = chrono::Duration::hours(12);
+
+/// Failed logins an address may make within [`LOGIN_WINDOW`] before it must wait.
+const LOGIN_FAILURES: u32 = 5;
+const LOGIN_WINDOW: Duration = Duration::from_secs(300);
+
+/// Failed logins per address: a token is 256 random bits, so this is about keeping a guesser
+/// from loading the node and the log, not about the odds of guessing.
+#[derive(Default)]
+pub(crate) struct LoginLimiter {
+    failures: std::sync::Mutex<HashMap<IpAddr, (u32, Instant)>>,
+}
+
+impl LoginLimiter {
+    /// How long `addr` must wait before it may try again, if it must.
+    fn wait(&self, addr: IpAddr, now: Instant) -> Option<Duration> {
+        let failures = self.failures.lock().ok()?;
+        let (count, since) = failures.get(&addr)?;
+        let over = now.checked_duration_since(*since)?;
+        (*count >= LOGIN_FAILURES && over < LOGIN_WINDOW).then(|| LOGIN_WINDOW - over)
+    }
+
+    fn failed(&self, addr: IpAddr, now: Instant) {
+        if let Ok(mut failures) = self.failures.lock() {
+            // Old entries go once the map grows, so addresses that come and go cost nothing.
+            if failures.len() > 10_000 {
+                failures.retain(|_, (_, since)| now.duration_since(*since) < LOGIN_WINDOW);
+            }
+            let entry = failures.entry(addr).or_insert((0, now));
+            if now.duration_since(entry.1) >= LOGIN_WINDOW {
+                *entry = (0, now);
+            }
+            entry.0 += 1;
+        }
+    }
+
+    fn succeeded(&self, addr: IpAddr) {
+        if let Ok(mut failures) = self.failures.lock() {
+            failures.remove(&addr);
+        }
+    }
+}
 
 tokio::task_local! {
     static CURRENT: Credential;
@@ -44,13 +95,24 @@ pub(crate) fn require(needs: Role) -> Result<Credential, PageError> {
     }
 }
 
-fn token_of(headers: &HeaderMap) -> Option<String> {
+/// What a request presents: a bearer token, or a session cookie.
+#[derive(Debug, PartialEq, Eq)]
+enum Presented {
+    Token(String),
+    Session(String),
+}
+
+fn presented(headers: &HeaderMap) -> Option<Presented> {
     let auth = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
     if let Some(token) = bearer(auth) {
-        return Some(token.to_string());
+        return Some(Presented::Token(token.to_string()));
     }
+    session_of(headers).map(Presented::Session)
+}
+
+fn session_of(headers: &HeaderMap) -> Option<String> {
     headers
         .get_all(header::COOKIE)
         .iter()
@@ -59,6 +121,26 @@ fn token_of(headers: &HeaderMap) -> Option<String> {
         .filter_map(|pair| pair.trim().split_once('='))
         .find(|(name, _)| *name == COOKIE)
         .map(|(_, value)| value.to_string())
+}
+
+/// The live credential a request presents, with at least the viewer role.
+async fn credential_of(d: &Dashboard, presented: Option<Presented>) -> Result<Credential, Denied> {
+    match presented {
+        Some(Presented::Session(id)) => d
+            .store
+            .call(move |s| s.session_credential(&id, chrono::Utc::now()))
+            .await?
+            .ok_or(Denied::Unauthenticated(
+                "the session is unknown, expired or revoked",
+            )),
+        Some(Presented::Token(token)) => authorize(&d.store, Some(&token), Role::Viewer).await,
+        None => authorize(&d.store, None, Role::Viewer).await,
+    }
+}
+
+fn session_cookie(d: &Dashboard, value: &str, max_age: i64) -> String {
+    let secure = if d.secure { "; Secure" } else { "" };
+    format!("{COOKIE}={value}; HttpOnly; SameSite=Strict; Path=/; Max-Age={max_age}{secure}")
 }
 
 /// Only a path of this site may follow a login, never another host. Browsers strip tabs and
@@ -92,8 +174,8 @@ pub(crate) async fn gate(State(d): State<Dashboard>, request: Request, next: Nex
     if request.uri().path() == "/login" {
         return next.run(request).await;
     }
-    let token = token_of(request.headers());
-    match authorize(&d.store, token.as_deref(), Role::Viewer).await {
+    let presented = presented(request.headers());
+    match credential_of(&d, presented).await {
         Ok(credential) => CURRENT.scope(credential, next.run(request)).await,
         Err(Denied::Store(e)) => PageError::from(e).into_response(),
         Err(_) if request.method() == Method::GET => {
@@ -138,7 +220,26 @@ pub(crate) async fn login_form(
     login_page(&d.name, &q.next, None)
 }
 
-pub(crate) async fn login(State(d): State<Dashboard>, body: Bytes) -> Response {
+pub(crate) async fn login(
+    State(d): State<Dashboard>,
+    ConnectInfo(from): ConnectInfo<crate::https::ClientAddr>,
+    body: Bytes,
+) -> Response {
+    let addr = from.0.ip();
+    if let Some(wait) = d.logins.wait(addr, Instant::now()) {
+        tracing::warn!(%addr, "dashboard logins from this address are paused after repeated failures");
+        let minutes = wait.as_secs().div_ceil(60);
+        return (
+            StatusCode::TOO_MANY_REQUESTS,
+            [(header::RETRY_AFTER, wait.as_secs().max(1).to_string())],
+            login_page(
+                &d.name,
+                "/",
+                Some(&format!("登录失败次数过多，请 {minutes} 分钟后再试")),
+            ),
+        )
+            .into_response();
+    }
     let form: LoginQuery = match serde_urlencoded::from_bytes(&body) {
         Ok(form) => form,
         Err(_) => {
@@ -147,11 +248,18 @@ pub(crate) async fn login(State(d): State<Dashboard>, body: Bytes) -> Response {
     };
     match authorize(&d.store, Some(form.token.trim()), Role::Viewer).await {
         Ok(credential) => {
-            tracing::info!(name = %credential.name, role = %credential.role, "dashboard login");
-            let cookie = format!(
-                "{COOKIE}={}; HttpOnly; SameSite=Strict; Path=/",
-                form.token.trim()
-            );
+            d.logins.succeeded(addr);
+            let name = credential.name.clone();
+            let opened = d
+                .store
+                .write(move |tx| tx.open_session(&name, chrono::Utc::now(), SESSION_TTL))
+                .await;
+            let id = match opened {
+                Ok(id) => id,
+                Err(e) => return PageError::from(e).into_response(),
+            };
+            tracing::info!(name = %credential.name, role = %credential.role, %addr, "dashboard login");
+            let cookie = session_cookie(&d, &id, SESSION_TTL.num_seconds());
             (
                 [(header::SET_COOKIE, cookie)],
                 Redirect::to(safe_next(&form.next)),
@@ -160,7 +268,8 @@ pub(crate) async fn login(State(d): State<Dashboard>, body: Bytes) -> Response {
         }
         Err(Denied::Store(e)) => PageError::from(e).into_response(),
         Err(_) => {
-            tracing::warn!("dashboard login with an unknown or revoked token");
+            d.logins.failed(addr, Instant::now());
+            tracing::warn!(%addr, "dashboard login with an unknown or revoked token");
             (
                 StatusCode::UNAUTHORIZED,
                 login_page(&d.name, &form.next, Some("令牌无效或已被吊销")),
@@ -170,12 +279,15 @@ pub(crate) async fn login(State(d): State<Dashboard>, body: Bytes) -> Response {
     }
 }
 
-pub(crate) async fn logout() -> Response {
+/// Ends the session in the store, so the cookie is worthless even if it was copied.
+pub(crate) async fn logout(State(d): State<Dashboard>, request: Request) -> Response {
+    if let Some(id) = session_of(request.headers())
+        && let Err(e) = d.store.write(move |tx| tx.close_session(&id)).await
+    {
+        return PageError::from(e).into_response();
+    }
     (
-        [(
-            header::SET_COOKIE,
-            format!("{COOKIE}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0"),
-        )],
+        [(header::SET_COOKIE, session_cookie(&d, "", 0))],
         Redirect::to("/login"),
     )
         .into_response()
@@ -226,12 +338,43 @@ mod tests {
     }
 
     #[test]
-    fn the_token_comes_from_the_header_or_the_cookie() {
+    fn a_request_presents_a_bearer_token_or_a_session_cookie() {
         let mut h = HeaderMap::new();
-        h.insert(header::COOKIE, "a=1; renda_token=renda_ff".parse().unwrap());
-        assert_eq!(token_of(&h).as_deref(), Some("renda_ff"));
+        h.insert(
+            header::COOKIE,
+            "a=1; renda_session=session_ff".parse().unwrap(),
+        );
+        assert_eq!(presented(&h), Some(Presented::Session("session_ff".into())));
         h.insert(header::AUTHORIZATION, "Bearer renda_ee".parse().unwrap());
-        assert_eq!(token_of(&h).as_deref(), Some("renda_ee"));
-        assert_eq!(token_of(&HeaderMap::new()), None);
+        assert_eq!(presented(&h), Some(Presented::Token("renda_ee".into())));
+        assert_eq!(presented(&HeaderMap::new()), None);
+        // The old cookie held the token itself; it is no longer read.
+        let mut old = HeaderMap::new();
+        old.insert(header::COOKIE, "renda_token=renda_ff".parse().unwrap());
+        assert_eq!(presented(&old), None);
+    }
+
+    #[test]
+    fn failed_logins_pause_an_address_for_the_window() {
+        let limiter = LoginLimiter::default();
+        let (a, b): (IpAddr, IpAddr) = ("192.0.2.1".parse().unwrap(), "192.0.2.2".parse().unwrap());
+        let start = Instant::now();
+        for _ in 0..LOGIN_FAILURES {
+            assert_eq!(limiter.wait(a, start), None);
+            limiter.failed(a, start);
+        }
+        assert!(limiter.wait(a, start).is_some());
+        assert_eq!(
+            limiter.wait(b, start),
+            None,
+            "another address is not paused"
+        );
+        assert_eq!(
+            limiter.wait(a, start + LOGIN_WINDOW),
+            None,
+            "the pause ends"
+        );
+        limiter.succeeded(a);
+        assert_eq!(limiter.wait(a, start), None);
     }
 }

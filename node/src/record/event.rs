@@ -152,7 +152,8 @@ pub struct HistoryLine<A> {
 }
 
 /// The date rules every workflow step obeys: not dated before the previous applied step, and not
-/// dated after the day it was recorded (one day of slack for time zones).
+/// dated after the day after it was recorded, the day in China (one day of slack for a clerk's
+/// clock ahead of the node's).
 pub fn check_dates<A>(last_step_on: Option<NaiveDate>, event: &Event<A>) -> Result<(), Rejection> {
     if let Some(last) = last_step_on
         && event.date < last
@@ -164,19 +165,14 @@ pub fn check_dates<A>(last_step_on: Option<NaiveDate>, event: &Event<A>) -> Resu
     }
     // Checked: `+` panics on the calendar's last day, and `recorded_at` comes from peers. No
     // date can be later than a day that does not exist.
-    if event
-        .recorded_at
-        .date_naive()
+    let recorded_on = crate::calendar::day_of(event.recorded_at);
+    if recorded_on
         .checked_add_days(chrono::Days::new(1))
         .is_some_and(|latest| event.date > latest)
     {
         return Err(Rejection::new(
             "date.in_future",
-            format!(
-                "日期 {} 晚于录入时间 {}",
-                event.date,
-                event.recorded_at.date_naive()
-            ),
+            format!("日期 {} 晚于录入时间 {}", event.date, recorded_on),
         ));
     }
     Ok(())

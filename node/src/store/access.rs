@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use rusqlite::{OptionalExtension, params};
 
 use super::{Store, StoreError, WriteTx};
-use crate::access::{Credential, Role, check_name, new_token, token_hash};
+use crate::access::{Credential, Role, check_name, new_session_id, new_token, token_hash};
 use crate::validate::ValidationError;
 
 fn parse_time(text: &str, name: &str) -> Result<DateTime<Utc>, StoreError> {
@@ -96,7 +96,63 @@ impl WriteTx<'_> {
     }
 }
 
+impl WriteTx<'_> {
+    /// Opens a dashboard session for a live credential until `now + ttl` and returns its id,
+    /// which exists nowhere else afterwards (the store keeps its hash). Expired sessions are
+    /// dropped on the way.
+    pub fn open_session(
+        &mut self,
+        credential: &str,
+        now: DateTime<Utc>,
+        ttl: chrono::Duration,
+    ) -> Result<String, StoreError> {
+        self.tx.execute(
+            "DELETE FROM sessions WHERE expires_at <= ?1",
+            [now.timestamp()],
+        )?;
+        let id = new_session_id();
+        self.tx.execute(
+            "INSERT INTO sessions (id_hash, credential, created_at, expires_at) VALUES (?1, ?2, ?3, ?4)",
+            params![
+                token_hash(&id),
+                credential,
+                now.timestamp(),
+                (now + ttl).timestamp()
+            ],
+        )?;
+        Ok(id)
+    }
+
+    /// Ends a session (logout); an unknown id is already ended.
+    pub fn close_session(&mut self, id: &str) -> Result<(), StoreError> {
+        self.tx
+            .execute("DELETE FROM sessions WHERE id_hash = ?1", [token_hash(id)])?;
+        Ok(())
+    }
+}
+
 impl Store {
+    /// The live credential of a session: `None` for an unknown or expired session, or one whose
+    /// credential was revoked since.
+    pub fn session_credential(
+        &self,
+        id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Credential>, StoreError> {
+        let row: Option<(String, String, String)> = self
+            .conn
+            .prepare_cached(
+                "SELECT c.name, c.role, c.created_at FROM sessions s JOIN credentials c ON c.name = s.credential
+                 WHERE s.id_hash = ?1 AND s.expires_at > ?2 AND c.revoked_at IS NULL",
+            )?
+            .query_row(params![token_hash(id), now.timestamp()], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })
+            .optional()?;
+        row.map(|(name, role, created_at)| credential(name, role, created_at, None))
+            .transpose()
+    }
+
     /// Every credential, revoked ones included, by name.
     pub fn credentials(&self) -> Result<Vec<Credential>, StoreError> {
         let mut stmt = self
@@ -136,6 +192,45 @@ mod tests {
         let region = RegionCode::parse("region", "330411000000").unwrap();
         let store = Store::init(dir.path(), region, "秀洲区人大常委会", None).unwrap();
         (dir, store)
+    }
+
+    #[test]
+    fn a_session_lasts_until_it_expires_is_closed_or_its_credential_is_revoked() {
+        let (_dir, mut store) = store();
+        store
+            .write(|tx| tx.add_credential("代表工委 张三", Role::Clerk))
+            .unwrap();
+        let now = chrono::Utc::now();
+        let ttl = chrono::Duration::hours(12);
+        let id = store
+            .write(|tx| tx.open_session("代表工委 张三", now, ttl))
+            .unwrap();
+        assert!(id.starts_with(crate::access::SESSION_PREFIX));
+        let found = store.session_credential(&id, now).unwrap().unwrap();
+        assert_eq!(found.role, Role::Clerk);
+        assert_eq!(
+            store.authenticate(&id).unwrap(),
+            None,
+            "a session id is no token"
+        );
+        assert_eq!(
+            store.session_credential(&id, now + ttl).unwrap(),
+            None,
+            "expired"
+        );
+        store.write(|tx| tx.close_session(&id)).unwrap();
+        assert_eq!(store.session_credential(&id, now).unwrap(), None, "closed");
+        let again = store
+            .write(|tx| tx.open_session("代表工委 张三", now, ttl))
+            .unwrap();
+        store
+            .write(|tx| tx.revoke_credential("代表工委 张三"))
+            .unwrap();
+        assert_eq!(
+            store.session_credential(&again, now).unwrap(),
+            None,
+            "revoked"
+        );
     }
 
     #[test]

@@ -240,9 +240,9 @@ impl WriteTx<'_> {
         rules: &RollupRules,
     ) -> Result<Rollup, StoreError> {
         let me = self.node.region;
-        let mut own = own_metrics(&self.tx, &me, now.date_naive())?;
+        let mut own = own_metrics(&self.tx, &me, crate::calendar::day_of(now))?;
         (own.group_quota, own.delegate_quota) =
-            quotas(&self.tx, &me, now.date_naive(), rules.quotas)?;
+            quotas(&self.tx, &me, crate::calendar::day_of(now), rules.quotas)?;
         let mut held = rollups(|id| self.get(id), &self.tx)?;
         let mine = held.remove(&me);
         let children: BTreeMap<RegionCode, Rollup> = held

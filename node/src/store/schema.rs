@@ -146,6 +146,17 @@ const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE sync_peers ADD COLUMN received_hash BLOB;
     "#,
+    // 11: dashboard sessions. The browser's cookie holds a random session id, never a
+    // credential's token, so logging out or a session's expiry ends it; only its hash is kept.
+    r#"
+    CREATE TABLE sessions (
+        id_hash    BLOB PRIMARY KEY,
+        credential TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        expires_at INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    CREATE INDEX sessions_expiry ON sessions (expires_at);
+    "#,
 ];
 
 pub(crate) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
