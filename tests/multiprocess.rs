@@ -9,10 +9,9 @@ mod common;
 use std::collections::BTreeSet;
 use std::io::Read;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-const BIN: &str = env!("CARGO_BIN_EXE_renda");
+use common::procs::{Running, ok, opinion_ids, renda, start, wait_for};
 
 /// One node: its level's file from deploy/config, with the addresses and the data directory
 /// changed to this machine's loopback and a temporary directory.
@@ -71,86 +70,6 @@ const SPECS: &[Spec] = &[
 const CITY: usize = 2;
 const COUNTY: usize = 3;
 const TOWNSHIPS: [usize; 2] = [4, 5];
-
-fn renda(args: &[&str], data: &Path) -> std::process::Output {
-    Command::new(BIN)
-        .args(args)
-        .env("RENDA_DATA_DIR", data)
-        .env("RENDA_USER", "测试员")
-        .env_remove("RENDA_LOG")
-        .output()
-        .expect("run renda")
-}
-
-fn ok(args: &[&str], data: &Path) -> String {
-    let out = renda(args, data);
-    assert!(
-        out.status.success(),
-        "renda {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
-
-/// A running `renda run --config`, killed with SIGKILL when dropped.
-struct Running {
-    child: Child,
-}
-
-impl Running {
-    /// Whether the process has ended (it should not have, until it is killed).
-    fn exited(&mut self) -> bool {
-        matches!(self.child.try_wait(), Ok(Some(_)))
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start(config: &Path, log: &Path) -> Running {
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(log)
-        .unwrap();
-    let child = Command::new(BIN)
-        .args(["run", "--config"])
-        .arg(config)
-        .env("RENDA_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(file)
-        .spawn()
-        .expect("start renda run");
-    Running { child }
-}
-
-fn wait_for(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
-    let started = Instant::now();
-    while !done() {
-        assert!(started.elapsed() < limit, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
-
-fn opinion_ids(data: &Path) -> BTreeSet<String> {
-    let out = renda(&["opinion", "list", "--json"], data);
-    if !out.status.success() {
-        // The node may be starting up or busy: try again later.
-        return BTreeSet::new();
-    }
-    let rows: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
-    rows.as_array()
-        .map(|rows| {
-            rows.iter()
-                .filter_map(|r| r["id"].as_str().map(String::from))
-                .collect()
-        })
-        .unwrap_or_default()
-}
 
 #[test]
 fn a_federation_of_processes_from_deploys_configs_survives_a_killed_hub() {
