@@ -74,9 +74,9 @@ pub enum Command {
     /// the parent holds every record of this node's subtree and its personal data. The damaged
     /// file is kept beside it. Stop the node first; then run `renda sync --once` or `renda run`.
     Rebuild {
-        /// The parent's sync address (host:port).
+        /// The parent's sync address (host:port); every node but the national one has one.
         #[arg(long, value_parser = host_port)]
-        parent: String,
+        parent: Option<String>,
         /// The node's region code, if the damaged file no longer says it.
         #[arg(long, value_parser = region)]
         region: Option<RegionCode>,

@@ -314,9 +314,7 @@ impl Session {
                     peer.bytes_out.to_string(),
                     peer.bytes_in.to_string(),
                     peer.lag.to_string(),
-                    // The running node's own timeout is in its configuration; the default is
-                    // what a status read beside it can know.
-                    if peer.stalled(chrono::Utc::now(), renda_node::sync::DEFAULT_LINK_TIMEOUT) {
+                    if peer.stalled {
                         "停滞".to_string()
                     } else if peer.lag > 0 {
                         "同步中".to_string()
@@ -985,6 +983,10 @@ impl Session {
             .into());
         }
         let config = self.link_config(args.link).await?;
+        let timeout = config.timeout;
+        self.store
+            .write(move |tx| tx.set_link_timeout(timeout))
+            .await?;
         // Plain HTTP only on loopback: logins and session cookies must not cross a network in
         // clear, and the metrics say which links are down.
         let https = match (&args.https_cert, &args.https_key) {

@@ -25,6 +25,27 @@ use crate::commands::Session;
 /// code clap uses for usage errors. Anything else (a damaged file, a failed disk) exits 1.
 const EXIT_INPUT: u8 = 2;
 
+/// Most lines of an error message the command line prints.
+const MESSAGE_LINES: usize = 40;
+
+/// An error message as printed: each line clipped, and at most [`MESSAGE_LINES`] of them, so a
+/// pasted file is never echoed whole, one line at a time either.
+fn clip_message(text: &str) -> Vec<String> {
+    let lines: Vec<&str> = text.lines().collect();
+    let mut out: Vec<String> = lines
+        .iter()
+        .take(MESSAGE_LINES)
+        .map(|line| renda_node::validate::clip(line, MESSAGE_LINE_CHARS))
+        .collect();
+    if lines.len() > MESSAGE_LINES {
+        out.push(format!(
+            "…（另有 {} 行未显示）",
+            lines.len() - MESSAGE_LINES
+        ));
+    }
+    out
+}
+
 /// Longest line of an error message the command line prints. Help texts are longer but are
 /// ours; an error line longer than this quotes an input.
 const MESSAGE_LINE_CHARS: usize = 400;
@@ -193,9 +214,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             region,
             name,
         } => {
-            let (aside, id) = Store::rebuild(&cli.data_dir, region, name.as_deref(), &parent)?;
+            let (aside, id) =
+                Store::rebuild(&cli.data_dir, region, name.as_deref(), parent.as_deref())?;
             println!(
-                "已为 {}（{}）新建数据库，原文件保留在 {}；请运行 renda sync --once 或 renda run，从上级 {parent} 和下级取回全部记录。凭据须重新创建（renda credential add）。",
+                "已为 {}（{}）新建数据库，原文件保留在 {}；请运行 renda sync --once 或 renda run，从上级和下级取回全部记录。凭据须重新创建（renda credential add）。",
                 id.name,
                 id.region,
                 aside.display()
@@ -241,10 +263,11 @@ fn main() -> ExitCode {
         Err(e) => {
             // clap quotes a refused value whole; a pasted file must not come back whole.
             let text = e.render().to_string();
-            let clipped: Vec<String> = text
-                .lines()
-                .map(|line| renda_node::validate::clip(line, MESSAGE_LINE_CHARS))
-                .collect();
+            let clipped: Vec<String> = if e.use_stderr() {
+                clip_message(&text)
+            } else {
+                text.lines().map(String::from).collect()
+            };
             if e.use_stderr() {
                 eprintln!("{}", clipped.join("\n"));
             } else {
@@ -267,12 +290,7 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             // Messages quote inputs clipped where they are made; this is the last guard.
-            let clip = |text: String| {
-                text.lines()
-                    .map(|line| renda_node::validate::clip(line, MESSAGE_LINE_CHARS))
-                    .collect::<Vec<_>>()
-                    .join("\n")
-            };
+            let clip = |text: String| clip_message(&text).join("\n");
             eprintln!("错误: {}", clip(err.to_string()));
             for cause in err.chain().skip(1) {
                 eprintln!("  原因: {}", clip(cause.to_string()));

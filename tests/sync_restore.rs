@@ -259,9 +259,22 @@ async fn a_damaged_township_is_rebuilt_from_its_county() {
         other => panic!("expected damage, got {other:?}"),
     }
     // Without the region the damaged file cannot say, the rebuild asks for it.
-    assert!(Store::rebuild(&data, None, None, &addr).is_err());
-    let (aside, id) =
-        Store::rebuild(&data, Some(code(TOWNSHIP)), Some("王店镇人大主席团"), &addr).unwrap();
+    assert!(Store::rebuild(&data, None, None, Some(&addr)).is_err());
+    assert!(
+        Store::rebuild(&data, Some(code(TOWNSHIP)), Some("王店镇人大主席团"), None).is_err(),
+        "a township is rebuilt from its parent"
+    );
+    assert!(
+        data.join("renda.sqlite").exists(),
+        "a refused rebuild moves nothing"
+    );
+    let (aside, id) = Store::rebuild(
+        &data,
+        Some(code(TOWNSHIP)),
+        Some("王店镇人大主席团"),
+        Some(&addr),
+    )
+    .unwrap();
     assert_eq!(id.region, code(TOWNSHIP));
     assert!(aside.exists(), "the damaged file is kept");
 

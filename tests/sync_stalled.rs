@@ -82,6 +82,37 @@ async fn a_frozen_connection_is_dropped_and_the_link_redialled() {
     link.abort();
 }
 
+/// A live link that was idle for longer than the timeout is not dropped when it next has
+/// something to send: the deadline runs from when a reply became due.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_link_is_not_taken_for_a_stalled_one() {
+    let (fed, proxy, link) = start().await;
+    let town = fed.node(TOWNSHIP).store.clone();
+    let county = fed.node(COUNTY).store.clone();
+    let first = write_opinion(&town, code(TOWNSHIP), "桥面破损".into()).await;
+    wait_until_held(&county, first, Duration::from_secs(10), "the first opinion").await;
+    let connections = proxy.accepted();
+    tokio::time::sleep(TIMEOUT * 3).await;
+    let second = write_opinion(&town, code(TOWNSHIP), "空闲之后的意见".into()).await;
+    wait_until_held(
+        &county,
+        second,
+        Duration::from_secs(2),
+        "a write after idling",
+    )
+    .await;
+    tokio::time::sleep(TIMEOUT).await;
+    assert_eq!(
+        proxy.accepted(),
+        connections,
+        "the link was never redialled"
+    );
+    let peers = town.call(|s| s.peers()).await.unwrap();
+    let parent = peers.iter().find(|p| p.peer == code(COUNTY)).unwrap();
+    assert_eq!(parent.last_error, None);
+    link.abort();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_link_that_moves_nothing_shows_as_stalled_until_it_recovers() {
     let (fed, proxy, link) = start().await;

@@ -69,6 +69,9 @@ pub fn check_plain(field: &str, addr: SocketAddr, has_tls: bool) -> Result<(), H
     }
 }
 
+/// Most TLS handshakes in progress at once on one listener.
+const MAX_HANDSHAKES: usize = 256;
+
 /// Connections on a TCP listener after a completed TLS handshake, for `axum::serve`.
 pub struct TlsListener {
     accepted: mpsc::Receiver<(TlsStream<TcpStream>, SocketAddr)>,
@@ -80,8 +83,14 @@ impl TlsListener {
         let local = listener.local_addr()?;
         let acceptor = tokio_rustls::TlsAcceptor::from(config);
         let (tx, accepted) = mpsc::channel(64);
+        // At most this many handshakes at once: a flood of half-open connections waits at
+        // accept instead of taking a task and a buffer each.
+        let handshakes = Arc::new(tokio::sync::Semaphore::new(MAX_HANDSHAKES));
         tokio::spawn(async move {
             loop {
+                let Ok(permit) = handshakes.clone().acquire_owned().await else {
+                    break;
+                };
                 let (tcp, remote) = tokio::select! {
                     _ = tx.closed() => break,
                     accepted = listener.accept() => match accepted {
@@ -95,6 +104,7 @@ impl TlsListener {
                 };
                 let (acceptor, tx) = (acceptor.clone(), tx.clone());
                 tokio::spawn(async move {
+                    let _permit = permit;
                     let handshake = tokio::time::timeout(
                         std::time::Duration::from_secs(10),
                         acceptor.accept(tcp),

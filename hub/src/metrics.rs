@@ -106,17 +106,11 @@ pub fn render(
         "Changes of this node the peer has not acknowledged yet.",
         per_peer(&|p| vec![("", p.lag)]),
     );
-    let now = chrono::Utc::now();
     family(
         "renda_sync_link_stalled",
         "gauge",
         "1 while the peer owes acknowledgements and none arrived within the link timeout.",
-        per_peer(&|p| {
-            vec![(
-                "",
-                i64::from(p.stalled(now, renda_node::sync::DEFAULT_LINK_TIMEOUT)),
-            )]
-        }),
+        per_peer(&|p| vec![("", i64::from(p.stalled))]),
     );
     family(
         "renda_sync_last_success_timestamp_seconds",
@@ -246,6 +240,7 @@ mod tests {
             refused_in: 1,
             refused_out: 0,
             last_refusal: None,
+            stalled: false,
         };
         let stats = StoreStats {
             records_by_kind: vec![(RecordKind::Opinion, 12)],

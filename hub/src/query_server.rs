@@ -252,7 +252,7 @@ impl Query for QueryService {
         let delegate =
             RecordId::parse("delegate", &r.delegate).map_err(|e| invalid("delegate", e.rule))?;
         let year = if r.year == 0 {
-            chrono::Utc::now().year()
+            renda_node::calendar::today().year()
         } else {
             r.year
         };

@@ -23,21 +23,11 @@ pub struct SyncService {
     store: StoreHandle,
     me: RegionCode,
     config: LinkConfig,
-    /// Each child's live link. A child that redials (its old connection stalled without
-    /// closing) replaces its old link, which is ended rather than left to wait for its peer.
-    links: std::sync::Arc<
-        std::sync::Mutex<std::collections::HashMap<RegionCode, tokio::task::AbortHandle>>,
-    >,
 }
 
 impl SyncService {
     pub fn new(store: StoreHandle, me: RegionCode, config: LinkConfig) -> SyncService {
-        SyncService {
-            store,
-            me,
-            config,
-            links: Default::default(),
-        }
+        SyncService { store, me, config }
     }
 }
 
@@ -136,8 +126,11 @@ impl Sync for SyncService {
         // Either side may ask for a digest comparison; both then take part.
         config.repair |= hello.repair;
         let span = info_span!("sync", region = %self.me, %peer);
-        let links = self.links.clone();
-        let task = tokio::spawn(
+        // A child that redials because its connection stopped forwarding may briefly have two
+        // links here: both apply idempotently, and keepalive ends the dead one within the
+        // timeout. Ending the older one at once would let `renda sync --once` beside `renda run`
+        // (or anyone naming the child over plaintext) cut the live link.
+        tokio::spawn(
             async move {
                 info!(?remote, "child linked");
                 // The child's claim of how far it has applied our sequence is checked in
@@ -157,25 +150,9 @@ impl Sync for SyncService {
                         let _ = out_tx.send(Err(refusal(e))).await;
                     }
                 }
-                let me = tokio::task::try_id();
-                if let Ok(mut links) = links.lock()
-                    && links.get(&peer).map(|h| Some(h.id())) == Some(me)
-                {
-                    links.remove(&peer);
-                }
             }
             .instrument(span),
         );
-        // Whatever the store thread was doing for the old link completes (each write is one
-        // transaction); only the old link's waiting ends.
-        let replaced = match self.links.lock() {
-            Ok(mut links) => links.insert(peer, task.abort_handle()),
-            Err(_) => None,
-        };
-        if let Some(old) = replaced {
-            info!(region = %self.me, %peer, "the child linked again; ending its previous link");
-            old.abort();
-        }
         Ok(Response::new(ReceiverStream::new(out_rx)))
     }
 }

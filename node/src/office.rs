@@ -135,6 +135,9 @@ pub fn add_mandate(
     mandate: Mandate,
 ) -> Result<Record, StoreError> {
     mandate.validate()?;
+    if let Some(since) = mandate.status_since {
+        plausible("date", since, DateUse::Happened)?;
+    }
     let mut delegate = delegate_of(tx, "id", id)?;
     let key = Mandate::key(&mandate.congress, mandate.term);
     if delegate.mandates.contains_key(&key) {

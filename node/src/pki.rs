@@ -255,6 +255,12 @@ impl CertificateAuthority {
         params.distinguished_name = dn;
         let mut names = Vec::new();
         for d in dns {
+            if !crate::validate::is_dns_name(d) {
+                return Err(PkiError::Invalid {
+                    path: PathBuf::from("--dns"),
+                    rule: format!("{} is not a DNS name", crate::validate::quote(d)),
+                });
+            }
             let ia5 = d.as_str().try_into().map_err(|_| PkiError::Invalid {
                 path: PathBuf::from("--dns"),
                 rule: format!("{} is not a DNS name", crate::validate::quote(d)),

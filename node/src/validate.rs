@@ -116,9 +116,17 @@ pub fn host_port(field: &str, value: &str) -> Result<(), ValidationError> {
             .map(|_| ())
             .map_err(|_| bad("方括号中须是 IPv6 地址"));
     }
-    if host.parse::<std::net::Ipv4Addr>().is_ok() {
-        return Ok(());
+    if host.parse::<std::net::Ipv4Addr>().is_ok() || is_dns_name(host) {
+        Ok(())
+    } else {
+        Err(bad("主机名无效"))
     }
+}
+
+/// Whether `name` is a DNS host name: dot-separated labels of letters, digits and inner
+/// hyphens, at most 63 characters each and 253 in all, and not all digits (that would be an
+/// IPv4 address, or a malformed one).
+pub fn is_dns_name(name: &str) -> bool {
     let label_ok = |l: &str| {
         !l.is_empty()
             && l.len() <= 63
@@ -126,11 +134,8 @@ pub fn host_port(field: &str, value: &str) -> Result<(), ValidationError> {
             && !l.ends_with('-')
             && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
     };
-    let all_digits = host.bytes().all(|b| b.is_ascii_digit() || b == b'.');
-    if host.is_empty() || host.len() > 253 || all_digits || !host.split('.').all(label_ok) {
-        return Err(bad("主机名无效"));
-    }
-    Ok(())
+    let all_digits = name.bytes().all(|b| b.is_ascii_digit() || b == b'.');
+    !name.is_empty() && name.len() <= 253 && !all_digits && name.split('.').all(label_ok)
 }
 
 /// A list whose entries must be distinct (members, units, co-signers).

@@ -217,19 +217,6 @@ async fn a_claim_naming_another_change_resyncs_and_one_naming_ours_resumes() {
         .unwrap();
     assert_eq!(held.len(), 32);
 
-    let mut other = held.clone();
-    other[0] ^= 0xFF;
-    let mut link = Link::start(
-        &county,
-        code(TOWNSHIP),
-        Checkpoint {
-            seq: last,
-            hash: other,
-        },
-    );
-    assert_eq!(link.next().await, Body::Resync(v1::Resync { ack: false }));
-    let _ = link.end().await;
-
     // Naming the change it holds there: the county resumes after it and says so.
     let mut link = Link::start(
         &county,
@@ -255,7 +242,7 @@ async fn a_claim_naming_another_change_resyncs_and_one_naming_ours_resumes() {
         code(TOWNSHIP),
         Checkpoint {
             seq: last,
-            hash: held,
+            hash: held.clone(),
         },
     );
     match link.next().await {
@@ -271,6 +258,20 @@ async fn a_claim_naming_another_change_resyncs_and_one_naming_ours_resumes() {
         }
         other => panic!("expected a batch, got {other:?}"),
     }
+    let _ = link.end().await;
+
+    // Naming another change at a position this node holds: a resync.
+    let mut other = held.clone();
+    other[0] ^= 0xFF;
+    let mut link = Link::start(
+        &county,
+        code(TOWNSHIP),
+        Checkpoint {
+            seq: last,
+            hash: other,
+        },
+    );
+    assert_eq!(link.next().await, Body::Resync(v1::Resync { ack: false }));
     let _ = link.end().await;
 }
 
@@ -490,4 +491,113 @@ async fn a_peers_refusal_is_kept_short() {
         text.chars().count()
     );
     assert!(text.contains(&notice.to_string()), "{text}");
+}
+
+/// A resync this node starts because a claim failed its check stays owed until a round after
+/// it completes: if the link breaks first, the peer has already forgotten its checkpoint and
+/// claims nothing wrong next time, but this node's lost writes are still only at the peer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_interrupted_resync_is_asked_for_again_until_a_round_completes() {
+    let dir = tempfile::tempdir().unwrap();
+    let county = node(dir.path(), COUNTY, "秀洲区人大常委会");
+    let town = code(TOWNSHIP);
+    write_notice(&county, "通知").await;
+    let last = county.call(|s| s.last_seq()).await.unwrap();
+
+    // The claim names another change: a resync, and the link breaks before the peer's resend.
+    let mut link = Link::start(
+        &county,
+        town,
+        Checkpoint {
+            seq: last,
+            hash: vec![9; 32],
+        },
+    );
+    assert_eq!(link.next().await, Body::Resync(v1::Resync { ack: false }));
+    let _ = link.end().await;
+    assert!(county.call(move |s| s.needs_resync(&town)).await.unwrap());
+
+    // The peer forgot its checkpoint and claims nothing; the county still asks.
+    let mut link = Link::start(&county, town, Checkpoint::default());
+    assert_eq!(
+        link.next().await,
+        Body::Resync(v1::Resync { ack: false }),
+        "the resync is still owed"
+    );
+    // This time the peer answers and the round completes: acknowledged, then not owed.
+    link.send(Body::Resync(v1::Resync { ack: true })).await;
+    link.send(Body::CaughtUp(v1::CaughtUp {
+        seq: 0,
+        hash: Vec::new(),
+    }))
+    .await;
+    loop {
+        let msg = tokio::time::timeout(Duration::from_secs(10), link.from_node.recv())
+            .await
+            .expect("the node answers");
+        match msg.and_then(|m| m.body) {
+            Some(Body::Batch(b)) => {
+                link.send(Body::Ack(v1::BatchAck {
+                    batch_id: b.batch_id,
+                    up_to_seq: b.up_to_seq,
+                    missing: Vec::new(),
+                    rejected: Vec::new(),
+                }))
+                .await
+            }
+            Some(_) => {}
+            None => break,
+        }
+    }
+    let ended = link.end().await;
+    assert!(ended.is_ok(), "{ended:?}");
+    assert!(
+        !county.call(move |s| s.needs_resync(&town)).await.unwrap(),
+        "a completed round settles it"
+    );
+}
+
+/// A checkpoint kept before hashes existed gets its hash from the next CaughtUp at the same
+/// position, so it does not stay unchecked for good; and a peer asks to resync once per link.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unhashed_checkpoint_is_hashed_at_the_next_caught_up_and_one_resync_per_link() {
+    let dir = tempfile::tempdir().unwrap();
+    let county = node(dir.path(), COUNTY, "秀洲区人大常委会");
+    let town = code(TOWNSHIP);
+    let old = Checkpoint {
+        seq: 12,
+        hash: Vec::new(),
+    };
+    county
+        .write(move |tx| tx.apply_incoming(&town, Some(old), Vec::new(), &Default::default()))
+        .await
+        .unwrap();
+    let hashed = Checkpoint {
+        seq: 12,
+        hash: vec![5; 32],
+    };
+    let h = hashed.clone();
+    county
+        .write(move |tx| tx.apply_incoming(&town, Some(h), Vec::new(), &Default::default()))
+        .await
+        .unwrap();
+    assert_eq!(
+        county
+            .call(move |s| s.received_checkpoint(&town))
+            .await
+            .unwrap(),
+        hashed
+    );
+
+    let link = Link::start(&county, town, Checkpoint::default());
+    link.send(Body::Resync(v1::Resync { ack: false })).await;
+    link.send(Body::Resync(v1::Resync { ack: false })).await;
+    let result = tokio::time::timeout(Duration::from_secs(10), link.task)
+        .await
+        .unwrap()
+        .unwrap();
+    match result {
+        Err(SyncError::Protocol(text)) => assert!(text.contains("second Resync"), "{text}"),
+        other => panic!("expected a protocol error, got {other:?}"),
+    }
 }

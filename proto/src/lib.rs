@@ -6,7 +6,13 @@
 //! SQLite or routing.
 
 /// The protocol version this build speaks. A peer sending another version is refused.
-pub const PROTOCOL_VERSION: u32 = 2;
+///
+/// 3: checkpoints carry the hash of the change at their position (`Hello.received_hash`,
+/// `ChangeBatch.up_to_hash`, `CaughtUp.hash`), and a `Resync` makes its receiver forget its
+/// checkpoint of the sender's sequence instead of the sender moving its sequence past the
+/// receiver's claim. A version-2 peer would keep that checkpoint and skip positions a restored
+/// node reuses, so the two do not link (negotiating versions is issue 20's work).
+pub const PROTOCOL_VERSION: u32 = 3;
 
 pub mod v1 {
     tonic::include_proto!("renda.v1");

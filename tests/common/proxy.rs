@@ -30,6 +30,7 @@ pub struct Proxy {
     pub addr: SocketAddr,
     state: Arc<AtomicU8>,
     conns: Arc<std::sync::Mutex<Vec<Conn>>>,
+    accepted: Arc<std::sync::atomic::AtomicUsize>,
     accept: tokio::task::JoinHandle<()>,
 }
 
@@ -41,7 +42,8 @@ impl Proxy {
         let addr = listener.local_addr().unwrap();
         let state = Arc::new(AtomicU8::new(State::Pass as u8));
         let conns: Arc<std::sync::Mutex<Vec<Conn>>> = Default::default();
-        let (st, cs) = (state.clone(), conns.clone());
+        let accepted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let (st, cs, count) = (state.clone(), conns.clone(), accepted.clone());
         let accept = tokio::spawn(async move {
             loop {
                 let Ok((down, _)) = listener.accept().await else {
@@ -51,6 +53,7 @@ impl Proxy {
                     drop(down);
                     continue;
                 }
+                count.fetch_add(1, Ordering::SeqCst);
                 let frozen = Arc::new(AtomicBool::new(false));
                 let (f, st2) = (frozen.clone(), st.clone());
                 let task = tokio::spawn(async move {
@@ -75,6 +78,7 @@ impl Proxy {
             addr,
             state,
             conns,
+            accepted,
             accept,
         }
     }
@@ -97,6 +101,11 @@ impl Proxy {
             n += 1;
         }
         n
+    }
+
+    /// Connections accepted so far (a link that redials makes a new one).
+    pub fn accepted(&self) -> usize {
+        self.accepted.load(Ordering::SeqCst)
     }
 
     /// Connections open and not frozen.

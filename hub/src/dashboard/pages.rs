@@ -640,7 +640,6 @@ pub(crate) async fn sync_health(
 }
 
 fn peer_table(me: RegionCode, peers: &[PeerStatus]) -> Markup {
-    let now = chrono::Utc::now();
     html! {
         table.peers {
             thead { tr {
@@ -657,7 +656,7 @@ fn peer_table(me: RegionCode, peers: &[PeerStatus]) -> Markup {
                         td.n { (p.records_in) } td.n { (p.records_out) }
                         td.n { (p.bytes_in) } td.n { (p.bytes_out) }
                         td.n data-metric="lag" { (p.lag) }
-                        @if p.stalled(now, renda_node::sync::DEFAULT_LINK_TIMEOUT) {
+                        @if p.stalled {
                             td.stalled data-metric="stalled" { "停滞（对端超时未确认）" }
                         } @else if p.lag > 0 {
                             td { "同步中" }
@@ -988,7 +987,7 @@ pub(crate) async fn duty_record(
 ) -> Result<Html<String>, PageError> {
     let id = RecordId::parse("id", &id).map_err(|e| PageError::bad("id", e.rule))?;
     let year = match given(&params.year) {
-        None => Utc::now().year(),
+        None => renda_node::calendar::today().year(),
         Some(y) => y
             .parse::<i32>()
             .ok()

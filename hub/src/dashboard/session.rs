@@ -42,31 +42,49 @@ pub(crate) struct LoginLimiter {
 }
 
 impl LoginLimiter {
-    /// How long `addr` must wait before it may try again, if it must.
-    fn wait(&self, addr: IpAddr, now: Instant) -> Option<Duration> {
-        let failures = self.failures.lock().ok()?;
-        let (count, since) = failures.get(&addr)?;
-        let over = now.checked_duration_since(*since)?;
-        (*count >= LOGIN_FAILURES && over < LOGIN_WINDOW).then(|| LOGIN_WINDOW - over)
+    /// Most addresses tracked at once; past it the oldest windows are dropped.
+    const MAX_ADDRESSES: usize = 10_000;
+
+    /// IPv6 hosts get a /64 each, so an address is counted by its /64.
+    fn key(addr: IpAddr) -> IpAddr {
+        match addr {
+            IpAddr::V6(v6) => {
+                let mut octets = v6.octets();
+                octets[8..].fill(0);
+                IpAddr::V6(octets.into())
+            }
+            v4 => v4,
+        }
     }
 
-    fn failed(&self, addr: IpAddr, now: Instant) {
-        if let Ok(mut failures) = self.failures.lock() {
-            // Old entries go once the map grows, so addresses that come and go cost nothing.
-            if failures.len() > 10_000 {
-                failures.retain(|_, (_, since)| now.duration_since(*since) < LOGIN_WINDOW);
+    /// Counts a login attempt from `addr`, or says how long it must wait. Counting in the same
+    /// lock as the check means parallel attempts cannot all slip through; a success forgets
+    /// the count.
+    fn attempt(&self, addr: IpAddr, now: Instant) -> Result<(), Duration> {
+        let Ok(mut failures) = self.failures.lock() else {
+            return Ok(());
+        };
+        if failures.len() >= Self::MAX_ADDRESSES {
+            failures.retain(|_, (_, since)| now.duration_since(*since) < LOGIN_WINDOW);
+            if failures.len() >= Self::MAX_ADDRESSES {
+                failures.clear();
             }
-            let entry = failures.entry(addr).or_insert((0, now));
-            if now.duration_since(entry.1) >= LOGIN_WINDOW {
-                *entry = (0, now);
-            }
-            entry.0 += 1;
         }
+        let entry = failures.entry(Self::key(addr)).or_insert((0, now));
+        let over = now.duration_since(entry.1);
+        if over >= LOGIN_WINDOW {
+            *entry = (0, now);
+        }
+        if entry.0 >= LOGIN_FAILURES {
+            return Err(LOGIN_WINDOW - now.duration_since(entry.1));
+        }
+        entry.0 += 1;
+        Ok(())
     }
 
     fn succeeded(&self, addr: IpAddr) {
         if let Ok(mut failures) = self.failures.lock() {
-            failures.remove(&addr);
+            failures.remove(&Self::key(addr));
         }
     }
 }
@@ -226,7 +244,7 @@ pub(crate) async fn login(
     body: Bytes,
 ) -> Response {
     let addr = from.0.ip();
-    if let Some(wait) = d.logins.wait(addr, Instant::now()) {
+    if let Err(wait) = d.logins.attempt(addr, Instant::now()) {
         tracing::warn!(%addr, "dashboard logins from this address are paused after repeated failures");
         let minutes = wait.as_secs().div_ceil(60);
         return (
@@ -268,7 +286,6 @@ pub(crate) async fn login(
         }
         Err(Denied::Store(e)) => PageError::from(e).into_response(),
         Err(_) => {
-            d.logins.failed(addr, Instant::now());
             tracing::warn!(%addr, "dashboard login with an unknown or revoked token");
             (
                 StatusCode::UNAUTHORIZED,
@@ -360,21 +377,29 @@ mod tests {
         let (a, b): (IpAddr, IpAddr) = ("192.0.2.1".parse().unwrap(), "192.0.2.2".parse().unwrap());
         let start = Instant::now();
         for _ in 0..LOGIN_FAILURES {
-            assert_eq!(limiter.wait(a, start), None);
-            limiter.failed(a, start);
+            assert_eq!(limiter.attempt(a, start), Ok(()));
         }
-        assert!(limiter.wait(a, start).is_some());
+        assert!(limiter.attempt(a, start).is_err());
         assert_eq!(
-            limiter.wait(b, start),
-            None,
+            limiter.attempt(b, start),
+            Ok(()),
             "another address is not paused"
         );
         assert_eq!(
-            limiter.wait(a, start + LOGIN_WINDOW),
-            None,
+            limiter.attempt(a, start + LOGIN_WINDOW),
+            Ok(()),
             "the pause ends"
         );
         limiter.succeeded(a);
-        assert_eq!(limiter.wait(a, start), None);
+        assert_eq!(limiter.attempt(a, start), Ok(()));
+        // One IPv6 host is its /64.
+        let (x, y): (IpAddr, IpAddr) = (
+            "2001:db8::1".parse().unwrap(),
+            "2001:db8::ffff".parse().unwrap(),
+        );
+        for _ in 0..LOGIN_FAILURES {
+            limiter.attempt(x, start).unwrap();
+        }
+        assert!(limiter.attempt(y, start).is_err());
     }
 }

@@ -183,7 +183,7 @@ pub fn project(record: &Record) -> Projection {
         Body::Rollup(r) => Projection {
             label: format!("{} 汇总", record.header.home),
             status: None,
-            occurred_on: Some(r.computed_at.date_naive()),
+            occurred_on: Some(crate::calendar::day_of(r.computed_at)),
             due_on: None,
             people: Vec::new(),
             summary: json!({ "children": r.children.len(), "stale": r.stale.len() }),

@@ -53,9 +53,24 @@ pub fn is_corruption(e: &rusqlite::Error) -> bool {
 /// The database's size and header, checked before SQLite opens it. Cheap at any size: it reads
 /// 100 bytes and the file's length.
 pub fn check_file(path: &Path) -> Result<(), StoreError> {
+    check_file_with(path, Marker::Refuse)
+}
+
+/// Whether a check refuses a file an earlier check marked as damaged.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Marker {
+    Refuse,
+    /// `renda check`, which may find the file sound again: the marker stays in place while it
+    /// runs, so a check that is interrupted leaves the file refused.
+    Recheck,
+}
+
+fn check_file_with(path: &Path, marker: Marker) -> Result<(), StoreError> {
     use std::io::Read;
     let dir = path.parent().unwrap_or(Path::new("."));
-    if let Ok(found) = std::fs::read_to_string(dir.join(DAMAGED_MARKER)) {
+    if marker == Marker::Refuse
+        && let Ok(found) = std::fs::read_to_string(dir.join(DAMAGED_MARKER))
+    {
         return Err(damage(
             path,
             format!("上次检查发现：{}", crate::validate::clip(found.trim(), 300)),
@@ -117,8 +132,13 @@ pub fn check_file(path: &Path) -> Result<(), StoreError> {
 
 /// Runs `pragma` (`quick_check` or `integrity_check`) on a read-only connection of its own and
 /// returns the problems it lists (empty when sound). On damage it leaves the marker.
-fn run_check(path: &Path, pragma: &str) -> Result<(), StoreError> {
-    check_file(path)?;
+fn run_check(path: &Path, pragma: &str, marker: Marker) -> Result<(), StoreError> {
+    if let Err(e) = check_file_with(path, marker) {
+        if let (Marker::Recheck, StoreError::Damaged(d)) = (marker, &e) {
+            mark_damaged(path, &d.detail);
+        }
+        return Err(e);
+    }
     let found = (|| -> Result<Vec<String>, rusqlite::Error> {
         let conn = rusqlite::Connection::open_with_flags(
             path,
@@ -157,33 +177,15 @@ pub fn clear_damaged(dir: &Path) {
 /// `PRAGMA quick_check` on the data directory's database: every page read once. What
 /// `renda run` runs in the background before it serves sync.
 pub fn quick_check(dir: &Path) -> Result<(), StoreError> {
-    run_check(&dir.join(DB_FILE), "quick_check")
+    run_check(&dir.join(DB_FILE), "quick_check", Marker::Refuse)
 }
 
 /// `PRAGMA integrity_check`: also compares every index with its table. `renda check`. A sound
 /// file clears a marker an earlier check left.
 pub fn full_check(dir: &Path) -> Result<(), StoreError> {
-    let path = dir.join(DB_FILE);
-    // The marker must not stop the check that may clear it.
-    let marker = dir.join(DAMAGED_MARKER);
-    let had_marker = marker.exists();
-    if had_marker {
-        let _ = std::fs::rename(&marker, dir.join(format!("{DAMAGED_MARKER}.checking")));
-    }
-    let result = run_check(&path, "integrity_check");
-    let checking = dir.join(format!("{DAMAGED_MARKER}.checking"));
-    match &result {
-        Ok(()) => {
-            let _ = std::fs::remove_file(&checking);
-        }
-        Err(_) if had_marker && !marker.exists() => {
-            let _ = std::fs::rename(&checking, &marker);
-        }
-        Err(_) => {
-            let _ = std::fs::remove_file(&checking);
-        }
-    }
-    result
+    run_check(&dir.join(DB_FILE), "integrity_check", Marker::Recheck)?;
+    clear_damaged(dir);
+    Ok(())
 }
 
 /// The region and name a (possibly damaged) database file still says it belongs to, if they

@@ -662,9 +662,8 @@ impl Store {
         dir: &Path,
         region: Option<RegionCode>,
         name: Option<&str>,
-        parent_addr: &str,
+        parent_addr: Option<&str>,
     ) -> Result<(PathBuf, NodeIdentity), StoreError> {
-        crate::validate::host_port("parent", parent_addr)?;
         let db = dir.join(DB_FILE);
         let found = check::read_identity(&db);
         let region = match (region, &found) {
@@ -692,9 +691,32 @@ impl Store {
                 return Err(ValidationError::new("name", "请用 --name 指定节点名称").into());
             }
         };
+        // Everything is checked before the damaged file is moved, so a refused rebuild leaves
+        // the directory as it was.
+        if !region.has_congress() {
+            return Err(
+                ValidationError::new("region", format!("{region} 没有人民代表大会")).into(),
+            );
+        }
+        crate::validate::required_text("name", &name)?;
+        match (region.parent(), parent_addr) {
+            (Some(_), Some(addr)) => crate::validate::host_port("parent", addr)?,
+            (Some(_), None) => {
+                return Err(ValidationError::new(
+                    "parent",
+                    "请用 --parent 指定上级节点地址：重建的数据从上级取回",
+                )
+                .into());
+            }
+            (None, Some(_)) => {
+                return Err(ValidationError::new("parent", "全国人大节点没有上级节点").into());
+            }
+            // The national node is refilled by its children's resends alone.
+            (None, None) => {}
+        }
         let aside = check::set_aside(dir)?.unwrap_or_else(|| db.clone());
         check::clear_damaged(dir);
-        let store = Store::init(dir, region, &name, Some(parent_addr.to_string()))?;
+        let store = Store::init(dir, region, &name, parent_addr.map(str::to_string))?;
         store.conn.execute(
             "UPDATE node SET restore_id = ?1 WHERE singleton = 1",
             [ulid::Ulid::generate().to_string()],

@@ -143,8 +143,14 @@ const MIGRATIONS: &[&str] = &[
     // 10: the hash of the change at `received_seq` in the peer's sequence, as the peer named it.
     // The node names it back in its Hello, so a peer restored from a copy of its files, which
     // holds another change (or none) there, can tell the checkpoint is not about its history.
+    // `resync_owed`: this node found the peer's checkpoint of its sequence untrustworthy (its
+    // files were copied back, its log lost) and owes the peer a completed resync.
+    // `node.link_timeout_secs`: the running node's link timeout, so `renda status` beside it
+    // judges a stalled link by the same measure.
     r#"
     ALTER TABLE sync_peers ADD COLUMN received_hash BLOB;
+    ALTER TABLE sync_peers ADD COLUMN resync_owed INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE node ADD COLUMN link_timeout_secs INTEGER;
     "#,
     // 11: dashboard sessions. The browser's cookie holds a random session id, never a
     // credential's token, so logging out or a session's expiry ends it; only its hash is kept.

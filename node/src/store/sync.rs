@@ -550,12 +550,16 @@ pub struct PeerStatus {
     /// Records the peer refused from this node, and the peer's word on the last of them.
     pub refused_out: i64,
     pub last_refusal: Option<String>,
+    /// [`PeerStatus::stalled`] now, by the running node's link timeout (the default when no
+    /// node has run here).
+    pub stalled: bool,
 }
 
 impl PeerStatus {
     /// Whether the link is stalled: the peer owes acknowledgements (lag) and none has arrived
     /// for longer than `after`, the link timeout. A live link that silently stopped forwarding
-    /// shows as stalled until it is dropped and redialled; an idle link owes nothing and never is.
+    /// shows as stalled until it is dropped and redialled, and a child that is away while its
+    /// parent has news for it shows as stalled too; an idle link owes nothing and never is.
     pub fn stalled(&self, now: DateTime<Utc>, after: std::time::Duration) -> bool {
         let after = chrono::Duration::from_std(after).unwrap_or(chrono::Duration::MAX);
         self.lag > 0 && self.last_success.is_none_or(|at| now - at > after)
@@ -594,8 +598,21 @@ impl Store {
             })?)
     }
 
-    /// Whether this node was restored from a backup and has not yet resynced with `peer` since.
+    /// Whether this node was restored from a backup and has not yet resynced with `peer` since,
+    /// or owes `peer` a resync it started and did not finish.
     pub fn needs_resync(&self, peer: &RegionCode) -> Result<bool, StoreError> {
+        let owed: bool = self
+            .conn
+            .query_row(
+                "SELECT resync_owed FROM sync_peers WHERE peer = ?1",
+                [peer.as_str()],
+                |r| r.get(0),
+            )
+            .optional()?
+            .unwrap_or(false);
+        if owed {
+            return Ok(true);
+        }
         let restore: Option<String> =
             self.conn
                 .query_row("SELECT restore_id FROM node WHERE singleton = 1", [], |r| {
@@ -828,6 +845,16 @@ pub(crate) fn peer_statuses(conn: &rusqlite::Connection) -> Result<Vec<PeerStatu
     let last: i64 = conn.query_row("SELECT coalesce(max(seq), 0) FROM changes", [], |r| {
         r.get(0)
     })?;
+    let timeout: Option<i64> = conn.query_row(
+        "SELECT link_timeout_secs FROM node WHERE singleton = 1",
+        [],
+        |r| r.get(0),
+    )?;
+    let timeout = timeout.and_then(|s| u64::try_from(s).ok()).map_or(
+        crate::sync::DEFAULT_LINK_TIMEOUT,
+        std::time::Duration::from_secs,
+    );
+    let now = Utc::now();
     let mut stmt = conn.prepare(
             "SELECT peer, received_seq, acked_seq, last_success, last_error, changes_in, changes_out, bytes_in, bytes_out,
                     records_in, records_out, refused_in, refused_out, last_refusal FROM sync_peers ORDER BY peer",
@@ -886,7 +913,11 @@ pub(crate) fn peer_statuses(conn: &rusqlite::Connection) -> Result<Vec<PeerStatu
             refused_in,
             refused_out,
             last_refusal,
+            stalled: false,
         });
+        if let Some(status) = out.last_mut() {
+            status.stalled = status.stalled(now, timeout);
+        }
     }
     Ok(out)
 }
@@ -896,7 +927,28 @@ impl WriteTx<'_> {
     pub fn mark_resynced(&mut self, peer: &RegionCode) -> Result<(), StoreError> {
         self.ensure_peer(peer)?;
         self.tx.execute(
-            "UPDATE sync_peers SET resynced_restore = (SELECT restore_id FROM node WHERE singleton = 1) WHERE peer = ?1",
+            "UPDATE sync_peers SET resynced_restore = (SELECT restore_id FROM node WHERE singleton = 1), resync_owed = 0
+             WHERE peer = ?1",
+            [peer.as_str()],
+        )?;
+        Ok(())
+    }
+
+    /// Records the running node's link timeout, by which `renda status`, the metrics and the
+    /// sync page judge a link stalled.
+    pub fn set_link_timeout(&mut self, timeout: std::time::Duration) -> Result<(), StoreError> {
+        self.tx.execute(
+            "UPDATE node SET link_timeout_secs = ?1 WHERE singleton = 1 AND link_timeout_secs IS NOT ?1",
+            [i64::try_from(timeout.as_secs()).unwrap_or(i64::MAX)],
+        )?;
+        Ok(())
+    }
+
+    /// Records that this node owes `peer` a completed resync (see [`Store::needs_resync`]).
+    pub fn owe_resync(&mut self, peer: &RegionCode) -> Result<(), StoreError> {
+        self.ensure_peer(peer)?;
+        self.tx.execute(
+            "UPDATE sync_peers SET resync_owed = 1 WHERE peer = ?1",
             [peer.as_str()],
         )?;
         Ok(())
@@ -969,9 +1021,10 @@ impl WriteTx<'_> {
     /// Notes a link failure for `renda status`.
     pub fn record_link_error(&mut self, peer: &RegionCode, error: &str) -> Result<(), StoreError> {
         self.ensure_peer(peer)?;
+        // The text may quote the peer: kept short for `renda status` and the sync page.
         self.tx.execute(
             "UPDATE sync_peers SET last_error = ?2 WHERE peer = ?1",
-            params![peer.as_str(), error],
+            params![peer.as_str(), crate::validate::clip(error, 300)],
         )?;
         Ok(())
     }
@@ -1072,13 +1125,19 @@ impl WriteTx<'_> {
         // A checkpoint that does not move and no records change no row, so a no-op round
         // commits nothing and costs no disk flush. The hash moves with the position (SQLite
         // reads the old row on the right of every assignment).
+        // A checkpoint written before hashes were kept gets its hash from the next CaughtUp at
+        // the same position, so it does not stay unchecked for good.
         let up_to = up_to_seq.unwrap_or_default();
         self.tx.execute(
             "UPDATE sync_peers SET received_seq = max(received_seq, ?2),
-               received_hash = CASE WHEN ?2 > received_seq THEN ?7 ELSE received_hash END,
+               received_hash = CASE WHEN ?2 > received_seq
+                                      OR (?2 = received_seq AND coalesce(received_hash, x'') = x'')
+                                    THEN ?7 ELSE received_hash END,
                changes_in = changes_in + ?3,
                bytes_in = bytes_in + ?4, records_in = records_in + ?5, refused_in = refused_in + ?6
-             WHERE peer = ?1 AND (received_seq < ?2 OR ?3 > 0 OR ?6 > 0)",
+             WHERE peer = ?1 AND (received_seq < ?2 OR ?3 > 0 OR ?6 > 0
+                                  OR (received_seq = ?2 AND ?2 > 0 AND length(?7) > 0
+                                      AND coalesce(received_hash, x'') = x''))",
             params![
                 peer.as_str(),
                 up_to.seq,

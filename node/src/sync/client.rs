@@ -154,8 +154,8 @@ pub async fn keep_linked(store: StoreHandle, me: RegionCode, addr: String, confi
             }
         }
         let base = Duration::from_millis(500).saturating_mul(1 << failures.min(6));
-        let capped = base.min(Duration::from_secs(30));
         let jitter = rand::random_range(0.5..1.5);
-        tokio::time::sleep(capped.mul_f64(jitter)).await;
+        // Capped after the jitter, so no wait passes half a minute.
+        tokio::time::sleep(base.mul_f64(jitter).min(Duration::from_secs(30))).await;
     }
 }

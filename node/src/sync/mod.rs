@@ -253,6 +253,10 @@ fn open_batch(
     Ok((out, changes, bytes))
 }
 
+/// The slowest line a link is expected to run over (a township's, 64 KiB/s): a batch in flight
+/// gets this long per byte, beyond the timeout, before its acknowledgement is overdue.
+const SLOWEST_LINK_BYTES_PER_SEC: usize = 64 * 1024;
+
 /// How many batches a sender keeps unacknowledged. Two let the receiver prepare one batch while
 /// its store writes the other; more would only queue.
 const WINDOW: usize = 2;
@@ -507,6 +511,11 @@ where
     // When the peer last sent anything; while a reply is due, silence past the timeout drops
     // the link (the connection may have stopped forwarding without closing).
     let mut last_heard = tokio::time::Instant::now();
+    // When a reply last became due: idle time before it does not count against the peer.
+    let mut due_since = last_heard;
+    let mut was_due = false;
+    // Whether the peer asked to resync on this link: once is all an honest peer needs.
+    let mut peer_resynced = false;
     let mut cursor = 0;
     // Where the next batch starts: after the last batch sent, acknowledged or not.
     let mut next_from = 0;
@@ -583,6 +592,12 @@ where
         }
         claims::Start::Resync(reason) => {
             warn!(%peer, claimed = peer_claim.seq, last_seq = last, %reason, "resending everything and asking the peer to resync");
+            if reason != claims::ResyncReason::Restored {
+                // Owed until a round completes after the peer's resend: if this link breaks
+                // first, the peer has already forgotten its checkpoint and would claim nothing
+                // wrong next time, but our lost writes would still be only at the peer.
+                store.write(move |tx| tx.owe_resync(&peer)).await?;
+            }
             send(message(Body::Resync(v1::Resync { ack: false }))).await?;
             awaiting_resync = true;
             true
@@ -705,7 +720,21 @@ where
             || awaiting_entries
             || awaiting_peer_done
             || (mode == Mode::Once && !remote_done);
+        if reply_due && !was_due {
+            due_since = tokio::time::Instant::now();
+        }
+        was_due = reply_due;
+        // A peer that is alive answers keepalive pings within a third of the timeout; this is
+        // for one that is alive but does not answer. It gets twice the timeout, and time to
+        // take in the bytes in flight at a slow township line's pace.
+        let in_flight_bytes: usize = in_flight.iter().map(|f| f.bytes).sum();
+        let reply_by = last_heard.max(due_since)
+            + config.timeout * 2
+            + Duration::from_secs((in_flight_bytes / SLOWEST_LINK_BYTES_PER_SEC) as u64);
         tokio::select! {
+                    // Messages that are waiting go first: a link that was busy with its store
+                    // is not stalled because the peer's answer is already here.
+                    biased;
                     msg = inbound.next_message() => {
                         last_heard = tokio::time::Instant::now();
                         let Some(msg) = msg? else {
@@ -842,6 +871,9 @@ where
                                 remote_epoch += 1;
                             }
                             Body::Resync(v1::Resync { ack: false }) => {
+                                if std::mem::replace(&mut peer_resynced, true) {
+                                    return Err(SyncError::Protocol("a second Resync on one link".into()));
+                                }
                                 warn!(%peer, "the peer asked to resync; forgetting its checkpoint and resending everything it holds");
                                 jobs.send(ApplyJob::ForgetReceived).await.map_err(|_| SyncError::Closed)?;
                                 send(message(Body::Resync(v1::Resync { ack: true }))).await?;
@@ -873,7 +905,10 @@ where
                                 }
                                 if local_done && in_flight.is_empty() {
                                     debug!(%peer, "both sides caught up");
-                                    record_round(&store, peer, resyncing && !awaiting_resync).await?;
+                                    // A resync is done only once the peer's counted CaughtUp
+                                    // says its resend arrived, not on one it sent before it
+                                    // heard our Resync.
+                                    record_round(&store, peer, resyncing && !awaiting_resync && remote_done).await?;
                                 }
                             }
                             Some(Err(e)) => return Err(e),
@@ -889,7 +924,7 @@ where
                     _ = tokio::time::sleep(config.poll), if local_done && mode == Mode::Live => {
                         local_done = false;
                     }
-                    _ = tokio::time::sleep_until(last_heard + config.timeout), if reply_due => {
+                    _ = tokio::time::sleep_until(reply_by), if reply_due => {
                         warn!(%peer, timeout = ?config.timeout, in_flight = in_flight.len(), "the peer stopped answering; dropping the link");
                         return Err(SyncError::Stalled(config.timeout));
                     }
