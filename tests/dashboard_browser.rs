@@ -156,15 +156,26 @@ fn expected(total: &Value) -> Vec<(&'static str, String)> {
     ]
 }
 
+/// The text of the element `css` selects. A click on a link may return before the browser has
+/// left the old page, so an element found there can go stale before its text is read: it is
+/// then found again on the page that loaded.
 async fn text(c: &Client, css: &str) -> String {
-    c.find(Locator::Css(css))
-        .await
-        .unwrap_or_else(|e| panic!("no element {css}: {e}"))
-        .text()
-        .await
-        .unwrap()
-        .trim()
-        .to_string()
+    let mut tries = 0;
+    loop {
+        let element = c
+            .find(Locator::Css(css))
+            .await
+            .unwrap_or_else(|e| panic!("no element {css}: {e}"));
+        match element.text().await {
+            Ok(text) => return text.trim().to_string(),
+            Err(e) if tries < 20 => {
+                tries += 1;
+                println!("{css}: {e}; reading it again");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(e) => panic!("cannot read {css}: {e}"),
+        }
+    }
 }
 
 /// Asserts the overview's cards show the subtree numbers the query service gives.

@@ -85,9 +85,17 @@ fn write_seeds() {
     }
     let dir = fuzz_dir().join("corpus");
     std::fs::write(
-        dir.join("link_message/seed-notice-batch"),
+        // One seed per protocol version: seeds of an older version stay, as the fuzzer's
+        // starting points for messages a node refuses.
+        dir.join(format!(
+            "link_message/seed-notice-batch-v{}",
+            renda_proto::PROTOCOL_VERSION
+        )),
         sample_batch_message(),
     )
     .unwrap();
-    std::fs::write(dir.join("document/seed-notice-document"), sample_document()).unwrap();
+    let document = dir.join("document/seed-notice-document");
+    if !document.exists() {
+        std::fs::write(document, sample_document()).unwrap();
+    }
 }
