@@ -401,73 +401,48 @@ fn implausible_dates_and_addresses_are_refused_with_the_rule() {
     let tomorrow = (today + chrono::Days::new(1)).to_string();
     let in_a_month = (today + chrono::Days::new(30)).to_string();
 
-    let stderr = node.fails(
-        &[
+    let activity = |date: &str| -> Vec<String> {
+        [
             "activity",
             "add",
             "--kind",
             "inspection",
             "--date",
-            "1900-01-01",
+            date,
             "--topic",
             "视察",
-        ],
-        2,
-    );
-    assert!(
-        stderr.contains("date") && stderr.contains("1954-09-15"),
-        "{stderr}"
-    );
-    let stderr = node.fails(
-        &[
-            "opinion",
-            "add",
-            "--source",
-            "扫码反映",
-            "--content",
-            "路灯不亮",
-            "--date",
-            &after_tomorrow,
-        ],
-        2,
-    );
-    assert!(
-        stderr.contains("date") && stderr.contains("明天"),
-        "{stderr}"
-    );
-    let stderr = node.fails(
-        &[
-            "activity",
-            "add",
-            "--kind",
-            "inspection",
-            "--date",
-            &in_a_month,
-            "--topic",
-            "视察",
-            "--participant",
-            &lead,
-        ],
-        2,
-    );
-    assert!(
-        stderr.contains("participant") && stderr.contains("签到"),
-        "{stderr}"
-    );
-    let stderr = node.fails(
-        &[
-            "activity",
-            "add",
-            "--kind",
-            "inspection",
-            "--date",
-            "2099-01-01",
-            "--topic",
-            "视察",
-        ],
-        2,
-    );
-    assert!(stderr.contains("366"), "{stderr}");
+        ]
+        .map(String::from)
+        .to_vec()
+    };
+    let mut signed_in = activity(&in_a_month);
+    signed_in.extend(["--participant".to_string(), lead.clone()]);
+    let opinion: Vec<String> = [
+        "opinion",
+        "add",
+        "--source",
+        "扫码反映",
+        "--content",
+        "路灯不亮",
+        "--date",
+    ]
+    .map(String::from)
+    .into_iter()
+    .chain([after_tomorrow.clone()])
+    .collect();
+    for (args, field, rule) in [
+        (activity("1900-01-01"), "date", "1954-09-15"),
+        (opinion, "date", "明天"),
+        (signed_in, "participant", "签到"),
+        (activity("2099-01-01"), "date", "366"),
+    ] {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let stderr = node.fails(&args, 2);
+        assert!(
+            stderr.contains(field) && stderr.contains(rule),
+            "{args:?}: {stderr}"
+        );
+    }
     assert_eq!(node.change_count(), before, "nothing was written");
 
     // Planned ahead, and signed in to only once it happens; tomorrow is allowed for a clerk
