@@ -48,18 +48,47 @@ async fn opinions(store: &StoreHandle) -> Vec<RecordId> {
         .collect()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_restored_township_loses_nothing_and_its_new_writes_still_travel() {
+/// A county serving on loopback, and a township of its own in a temporary directory whose
+/// files the test may copy, damage or replace.
+struct Setup {
+    _fed: Federation,
+    county: StoreHandle,
+    addr: String,
+    dir: tempfile::TempDir,
+    data: std::path::PathBuf,
+    township: StoreHandle,
+}
+
+async fn setup() -> Setup {
     let fed = Federation::start(&[(COUNTY, "秀洲区人大常委会")]).await;
     let county = fed.node(COUNTY).store.clone();
     let addr = fed.node(COUNTY).addr.to_string();
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("township");
-    let backup = dir.path().join("backup.sqlite");
-
     let township =
         StoreHandle::spawn(Store::init(&data, code(TOWNSHIP), "王店镇人大主席团", None).unwrap())
             .unwrap();
+    Setup {
+        _fed: fed,
+        county,
+        addr,
+        dir,
+        data,
+        township,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restored_township_loses_nothing_and_its_new_writes_still_travel() {
+    let Setup {
+        _fed,
+        county,
+        addr,
+        dir,
+        data,
+        township,
+    } = setup().await;
+    let backup = dir.path().join("backup.sqlite");
     let mut all = write(&township, 30, "备份前").await;
     sync(&township, &addr).await;
     let to = backup.clone();
@@ -105,16 +134,15 @@ async fn a_restored_township_loses_nothing_and_its_new_writes_still_travel() {
 /// other writes, and the county hands back what the copy lacked.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_township_copied_back_from_old_files_resyncs_although_its_sequence_caught_up() {
-    let fed = Federation::start(&[(COUNTY, "秀洲区人大常委会")]).await;
-    let county = fed.node(COUNTY).store.clone();
-    let addr = fed.node(COUNTY).addr.to_string();
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("township");
+    let Setup {
+        _fed,
+        county,
+        addr,
+        dir,
+        data,
+        township,
+    } = setup().await;
     let copy = dir.path().join("copy.sqlite");
-
-    let township =
-        StoreHandle::spawn(Store::init(&data, code(TOWNSHIP), "王店镇人大主席团", None).unwrap())
-            .unwrap();
     let mut all = write(&township, 10, "复制前").await;
     sync(&township, &addr).await;
     // Closing the last connection folds the write-ahead log into the file.
@@ -167,14 +195,14 @@ async fn a_township_copied_back_from_old_files_resyncs_although_its_sequence_cau
 /// so the township resyncs and gets back everything the county holds for it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_township_that_lost_its_write_ahead_log_gets_everything_back() {
-    let fed = Federation::start(&[(COUNTY, "秀洲区人大常委会")]).await;
-    let county = fed.node(COUNTY).store.clone();
-    let addr = fed.node(COUNTY).addr.to_string();
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("township");
-    let township =
-        StoreHandle::spawn(Store::init(&data, code(TOWNSHIP), "王店镇人大主席团", None).unwrap())
-            .unwrap();
+    let Setup {
+        _fed,
+        county,
+        addr,
+        dir,
+        data,
+        township,
+    } = setup().await;
     let mut all = write(&township, 12, "日志中").await;
     sync(&township, &addr).await;
 
@@ -208,13 +236,15 @@ async fn a_damaged_township_is_rebuilt_from_its_county() {
     use renda_node::office::{self, Contact};
     use renda_node::record::opinion::{OpinionFields, OpinionSource};
 
-    let fed = Federation::start(&[(COUNTY, "秀洲区人大常委会")]).await;
-    let addr = fed.node(COUNTY).addr.to_string();
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("township");
-    let township =
-        StoreHandle::spawn(Store::init(&data, code(TOWNSHIP), "王店镇人大主席团", None).unwrap())
-            .unwrap();
+    let Setup {
+        _fed,
+        county: _,
+        addr,
+        // Held: dropping it would delete the township's directory.
+        dir: _dir,
+        data,
+        township,
+    } = setup().await;
     let mut all = write(&township, 20, "损坏前").await;
     let fields = OpinionFields {
         source: OpinionSource::Visit,
