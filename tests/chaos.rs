@@ -19,56 +19,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use common::procs::{Running, ok, record_ids, renda, start, wait_for};
+use common::procs::{FEDERATION as SPECS, Running, ok, record_ids, renda, start, wait_for};
 use common::proxy::{Proxy, State};
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 
-struct Spec {
-    level: &'static str,
-    region: &'static str,
-    name: &'static str,
-    parent: Option<usize>,
-}
-
-const SPECS: &[Spec] = &[
-    Spec {
-        level: "national",
-        region: "000000000000",
-        name: "全国人大常委会",
-        parent: None,
-    },
-    Spec {
-        level: "province",
-        region: "330000000000",
-        name: "浙江省人大常委会",
-        parent: Some(0),
-    },
-    Spec {
-        level: "city",
-        region: "330400000000",
-        name: "嘉兴市人大常委会",
-        parent: Some(1),
-    },
-    Spec {
-        level: "county",
-        region: "330411000000",
-        name: "秀洲区人大常委会",
-        parent: Some(2),
-    },
-    Spec {
-        level: "township",
-        region: "330411101000",
-        name: "王店镇人大主席团",
-        parent: Some(3),
-    },
-    Spec {
-        level: "township",
-        region: "330411102000",
-        name: "新塍镇人大主席团",
-        parent: Some(3),
-    },
-];
 const CITY: usize = 2;
 const COUNTY: usize = 3;
 const TOWNSHIPS: [usize; 2] = [4, 5];

@@ -11,62 +11,8 @@ use std::io::Read;
 use std::path::Path;
 use std::time::Duration;
 
-use common::procs::{Running, ok, opinion_ids, renda, start, wait_for};
+use common::procs::{FEDERATION as SPECS, Running, ok, opinion_ids, renda, start, wait_for};
 
-/// One node: its level's file from deploy/config, with the addresses and the data directory
-/// changed to this machine's loopback and a temporary directory.
-struct Spec {
-    level: &'static str,
-    region: &'static str,
-    name: &'static str,
-    parent: Option<usize>,
-    listens: bool,
-}
-
-const SPECS: &[Spec] = &[
-    Spec {
-        level: "national",
-        region: "000000000000",
-        name: "全国人大常委会",
-        parent: None,
-        listens: true,
-    },
-    Spec {
-        level: "province",
-        region: "330000000000",
-        name: "浙江省人大常委会",
-        parent: Some(0),
-        listens: true,
-    },
-    Spec {
-        level: "city",
-        region: "330400000000",
-        name: "嘉兴市人大常委会",
-        parent: Some(1),
-        listens: true,
-    },
-    Spec {
-        level: "county",
-        region: "330411000000",
-        name: "秀洲区人大常委会",
-        parent: Some(2),
-        listens: true,
-    },
-    Spec {
-        level: "township",
-        region: "330411101000",
-        name: "王店镇人大主席团",
-        parent: Some(3),
-        listens: false,
-    },
-    Spec {
-        level: "township",
-        region: "330411102000",
-        name: "新塍镇人大主席团",
-        parent: Some(3),
-        listens: false,
-    },
-];
 const CITY: usize = 2;
 const COUNTY: usize = 3;
 const TOWNSHIPS: [usize; 2] = [4, 5];

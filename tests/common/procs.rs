@@ -93,3 +93,58 @@ pub fn record_ids(data: &Path, kind: &str) -> BTreeSet<String> {
         })
         .unwrap_or_default()
 }
+
+/// One node of the process federations: its level's file from deploy/config, with the addresses
+/// and the data directory changed to this machine's loopback and a temporary directory.
+pub struct NodeSpec {
+    pub level: &'static str,
+    pub region: &'static str,
+    pub name: &'static str,
+    pub parent: Option<usize>,
+    pub listens: bool,
+}
+
+pub const FEDERATION: &[NodeSpec] = &[
+    NodeSpec {
+        level: "national",
+        region: "000000000000",
+        name: "全国人大常委会",
+        parent: None,
+        listens: true,
+    },
+    NodeSpec {
+        level: "province",
+        region: "330000000000",
+        name: "浙江省人大常委会",
+        parent: Some(0),
+        listens: true,
+    },
+    NodeSpec {
+        level: "city",
+        region: "330400000000",
+        name: "嘉兴市人大常委会",
+        parent: Some(1),
+        listens: true,
+    },
+    NodeSpec {
+        level: "county",
+        region: "330411000000",
+        name: "秀洲区人大常委会",
+        parent: Some(2),
+        listens: true,
+    },
+    NodeSpec {
+        level: "township",
+        region: "330411101000",
+        name: "王店镇人大主席团",
+        parent: Some(3),
+        listens: false,
+    },
+    NodeSpec {
+        level: "township",
+        region: "330411102000",
+        name: "新塍镇人大主席团",
+        parent: Some(3),
+        listens: false,
+    },
+];
