@@ -13,7 +13,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use chrono::NaiveDate;
-use renda_hub::sync_server::{SyncService, bind, serve};
+use renda_hub::node::Node;
+use renda_node::node::{NewNode, NodeConfig};
 use renda_node::office::{self, ActivityDraft, Contact, SuggestionDraft};
 use renda_node::record::RecordId;
 use renda_node::record::activity::{Activity, ActivityKind};
@@ -21,7 +22,7 @@ use renda_node::record::delegate::{Delegate, Gender, Mandate, MandateStatus};
 use renda_node::record::opinion::{OpinionAction, OpinionFields, OpinionSource};
 use renda_node::region::RegionCode;
 use renda_node::store::{Store, StoreHandle};
-use renda_node::sync::client::{keep_linked, sync_with_parent};
+use renda_node::sync::client::sync_with_parent;
 use renda_node::sync::{LinkConfig, LinkReport, Mode};
 
 use crate::cli::BenchArgs;
@@ -38,21 +39,37 @@ pub(crate) struct BenchNode {
     pub(crate) region: RegionCode,
     pub(crate) store: StoreHandle,
     pub(crate) addr: String,
+    /// Kept so the node runs as long as the bench holds it.
+    pub(crate) node: Node,
 }
 
-pub(crate) async fn start(dir: &Path, region: &str, name: &str) -> Result<BenchNode> {
+/// Starts a node serving sync on loopback, linked live to `parent` if given. Its rollup is not
+/// kept fresh: the benches measure sync and queries, and a refresh landing in a timed window
+/// would only add noise.
+pub(crate) async fn start(
+    dir: &Path,
+    region: &str,
+    name: &str,
+    parent: Option<&str>,
+) -> Result<BenchNode> {
     let region = code(region);
-    let store = StoreHandle::spawn(Store::init(&dir.join(region.as_str()), region, name, None)?)?;
-    let listener = bind("127.0.0.1:0".parse()?).await?;
-    let addr = listener.local_addr()?.to_string();
-    let service = SyncService::new(store.clone(), region, LinkConfig::default());
-    tokio::spawn(async move {
-        let _ = serve(listener, service, std::future::pending()).await;
+    let mut config = NodeConfig::new(dir.join(region.as_str()));
+    config.init = Some(NewNode {
+        region,
+        name: name.to_string(),
     });
+    config.parent = parent.map(str::to_string);
+    config.listen = Some("127.0.0.1:0".parse()?);
+    config.rollup_every = None;
+    let node = Node::start(config).await?;
     Ok(BenchNode {
         region,
-        store,
-        addr,
+        store: node.store().clone(),
+        addr: node
+            .sync_addr()
+            .context("a bench node serves sync")?
+            .to_string(),
+        node,
     })
 }
 
@@ -407,8 +424,8 @@ pub async fn run(args: BenchArgs) -> Result<()> {
     let n = args.records;
     println!("renda bench sync: {n} records, township → county over loopback gRPC");
 
-    let county = start(dir.path(), "330411000000", "秀洲区人大常委会").await?;
-    let town = start(dir.path(), "330411101000", "王店镇人大主席团").await?;
+    let county = start(dir.path(), "330411000000", "秀洲区人大常委会", None).await?;
+    let town = start(dir.path(), "330411101000", "王店镇人大主席团", None).await?;
     let started = Instant::now();
     let opinions = populate(&town, n).await?;
     println!(
@@ -494,19 +511,10 @@ pub async fn run(args: BenchArgs) -> Result<()> {
         "330411000000",
         "330411101000",
     ];
-    let mut nodes = Vec::new();
+    let mut nodes: Vec<BenchNode> = Vec::new();
     for c in chain {
-        nodes.push(start(&dir.path().join("chain"), c, c).await?);
-    }
-    let mut links = Vec::new();
-    for pair in nodes.windows(2) {
-        let (parent, child) = (&pair[0], &pair[1]);
-        links.push(tokio::spawn(keep_linked(
-            child.store.clone(),
-            child.region,
-            parent.addr.clone(),
-            LinkConfig::default(),
-        )));
+        let parent = nodes.last().map(|p| p.addr.clone());
+        nodes.push(start(&dir.path().join("chain"), c, c, parent.as_deref()).await?);
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
     let mut hops = Vec::new();
@@ -547,8 +555,8 @@ pub async fn run(args: BenchArgs) -> Result<()> {
         ms(percentile(&hops, 0.99)),
         hops.len()
     );
-    for l in links {
-        l.abort();
+    for node in nodes.into_iter().rev() {
+        node.node.shutdown().await;
     }
 
     if let Some(townships) = args.townships {
@@ -591,6 +599,7 @@ async fn county_rss(dir: &Path, townships: usize, n: usize) -> Result<()> {
             &dir.join("rss-towns"),
             &format!("330411{:03}000", 101 + t),
             "乡镇",
+            None,
         )
         .await?;
         populate(&node, n).await?;

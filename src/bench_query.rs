@@ -71,10 +71,10 @@ pub async fn run(args: QueryBenchArgs) -> Result<()> {
         "renda bench query: a city holding {} records from {townships} townships in 2 counties",
         per_township * townships
     );
-    let city = start(dir, CITY, "嘉兴市人大常委会").await?;
+    let city = start(dir, CITY, "嘉兴市人大常委会", None).await?;
     let mut counties = Vec::new();
     for (i, c) in COUNTIES.iter().enumerate() {
-        counties.push(start(dir, c, &format!("县{i}")).await?);
+        counties.push(start(dir, c, &format!("县{i}"), None).await?);
     }
     let started = Instant::now();
     let (mut making, mut syncing, mut counting) = (Duration::ZERO, Duration::ZERO, Duration::ZERO);
@@ -87,7 +87,7 @@ pub async fn run(args: QueryBenchArgs) -> Result<()> {
     for t in 0..townships {
         let county = COUNTIES[t % 2];
         let region = format!("{}{:03}000", &county[..6], 101 + t / 2);
-        let town = start(dir, &region, &format!("乡镇{t}")).await?;
+        let town = start(dir, &region, &format!("乡镇{t}"), None).await?;
         lap(&mut syncing);
         // A township has about a hundred delegates of all levels on its rolls.
         populate_with(&town, per_township, 100).await?;

@@ -153,10 +153,6 @@ pub fn role(s: &str) -> Result<renda_node::access::Role, String> {
     renda_node::access::Role::parse("role", s).map_err(|e| e.rule)
 }
 
-pub fn level(s: &str) -> Result<renda_node::region::Level, String> {
-    renda_node::region::Level::parse("full-record-depth", s).map_err(|e| e.rule)
-}
-
 pub fn region(s: &str) -> Result<RegionCode, String> {
     RegionCode::parse("region", s).map_err(|e| e.rule)
 }
@@ -647,81 +643,9 @@ pub struct RunArgs {
         "delegate_receptions_per_year", "delegate_suggestions_per_year",
     ])]
     pub config: Option<PathBuf>,
-    /// Where children dial this node (host:port); omit on a node with no children.
-    #[arg(long)]
-    pub listen: Option<std::net::SocketAddr>,
-    /// Where the dashboard is served (host:port, e.g. 127.0.0.1:8080); omit for no dashboard.
-    #[arg(long)]
-    pub http: Option<std::net::SocketAddr>,
-    /// Where Prometheus metrics are served (host:port; `GET /metrics`); no credential needed,
-    /// so bind it to an address only the monitoring system reaches.
-    #[arg(long)]
-    pub metrics: Option<std::net::SocketAddr>,
-    /// The certificate chain (PEM) to serve the dashboard and metrics over HTTPS with: the
-    /// office's own, or https.pem from `renda ca issue --server`. Needed for any address but
-    /// loopback.
-    #[arg(long, requires = "https_key")]
-    pub https_cert: Option<PathBuf>,
-    /// The private key (PEM) of --https-cert.
-    #[arg(long, requires = "https_cert")]
-    pub https_key: Option<PathBuf>,
+    /// The settings, when not read from a file.
     #[command(flatten)]
-    pub link: LinkArgs,
-}
-
-/// Link tuning shared by `run` and `sync`.
-#[derive(Args, Debug, Clone, Copy)]
-pub struct LinkArgs {
-    /// Largest batch of changes sent before waiting for an acknowledgement; smaller batches lose
-    /// less work when a slow link drops.
-    #[arg(long, default_value_t = 512 * 1024, value_parser = clap::value_parser!(u32).range(1024..=16 * 1024 * 1024))]
-    pub batch_bytes: u32,
-    /// Every record travels in full at least up to this level (national, province, city,
-    /// county or township), so that level's dashboard can open the records behind its numbers.
-    /// Every node of a federation must use the same value.
-    #[arg(long, default_value = "city", value_parser = level)]
-    pub full_record_depth: renda_node::region::Level,
-    /// Seconds a link may go without hearing from the peer while a reply is due before it is
-    /// dropped and redialled; a third of it is the keepalive interval, so a connection that
-    /// silently stopped forwarding is found within it too.
-    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u32).range(3..=3600))]
-    pub link_timeout_secs: u32,
-    #[command(flatten)]
-    pub rollup: RollupRulesArgs,
-}
-
-/// What this node's rollup is computed with: staleness and the local duty quotas.
-#[derive(Args, Debug, Clone, Copy)]
-pub struct RollupRulesArgs {
-    /// A descendant whose rollup is older than this many hours is listed as not synced.
-    #[arg(long, default_value_t = 72, value_parser = clap::value_parser!(u32).range(1..=24 * 366))]
-    pub stale_after_hours: u32,
-    /// Activities a delegate group must hold every quarter.
-    #[arg(long, default_value_t = 1)]
-    pub group_activities_per_quarter: u32,
-    /// Activities a delegate group must hold in a year.
-    #[arg(long, default_value_t = 4)]
-    pub group_activities_per_year: u32,
-    /// Receptions of constituents a delegate must join in a year.
-    #[arg(long, default_value_t = 3)]
-    pub delegate_receptions_per_year: u32,
-    /// Suggestions a delegate must make or co-sign in a year.
-    #[arg(long, default_value_t = 1)]
-    pub delegate_suggestions_per_year: u32,
-}
-
-impl RollupRulesArgs {
-    pub fn rules(self) -> renda_node::record::rollup::RollupRules {
-        renda_node::record::rollup::RollupRules {
-            stale_after: chrono::Duration::hours(i64::from(self.stale_after_hours)),
-            quotas: renda_node::record::rollup::QuotaRules {
-                group_per_quarter: self.group_activities_per_quarter,
-                group_per_year: self.group_activities_per_year,
-                delegate_receptions: self.delegate_receptions_per_year,
-                delegate_suggestions: self.delegate_suggestions_per_year,
-            },
-        }
-    }
+    pub settings: crate::config::RunSettings,
 }
 
 #[derive(Args, Debug)]
@@ -731,7 +655,7 @@ pub struct RollupArgs {
     #[arg(long, value_parser = region)]
     pub region: Option<RegionCode>,
     #[command(flatten)]
-    pub rules: RollupRulesArgs,
+    pub rules: crate::config::RollupSettings,
 }
 
 #[derive(Args, Debug)]
@@ -745,7 +669,10 @@ pub struct SyncArgs {
     #[arg(long)]
     pub repair: bool,
     #[command(flatten)]
-    pub link: LinkArgs,
+    pub link: crate::config::LinkSettings,
+    /// The rules this node's rollup, sent up with the round, is computed with.
+    #[command(flatten)]
+    pub rollup: crate::config::RollupSettings,
 }
 
 #[derive(Args, Debug)]

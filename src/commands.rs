@@ -159,47 +159,21 @@ impl Session {
         Ok(())
     }
 
-    pub async fn run(&self, command: Command) -> Result<()> {
-        match command {
-            Command::Status => self.status().await,
-            Command::Delegate(c) => self.delegate(c).await,
-            Command::Group(c) => self.group(c).await,
-            Command::Venue(c) => self.venue(c).await,
-            Command::Activity(c) => self.activity(c).await,
-            Command::Opinion(c) => self.opinion(c).await,
-            Command::Suggestion(c) => self.suggestion(c).await,
-            Command::Notice(c) => self.notice(c).await,
-            Command::Debug(DebugCmd::WriteLoop { count }) => self.write_loop(count).await,
-            Command::Run(a) => self.run_node(a).await,
-            Command::Sync(a) => self.sync_once(a.link, a.repair).await,
-            Command::Rollup(a) => self.rollup(a).await,
-            Command::Credential(c) => self.credential(c).await,
-            Command::Audit { limit } => self.audit(limit).await,
-            Command::Backup { to } => {
-                let shown = to.display().to_string();
-                self.store.call(move |s| s.backup_to(&to)).await?;
-                println!("已备份到 {shown}");
-                Ok(())
-            }
-            Command::Attach { parent } => {
-                let shown = parent.clone();
-                self.store.call(move |s| s.set_parent_addr(&parent)).await?;
-                println!("已设置上级节点地址：{shown}");
-                Ok(())
-            }
-            Command::Init(_)
-            | Command::Demo(_)
-            | Command::Bench(_)
-            | Command::Ca(_)
-            | Command::Check
-            | Command::Rebuild { .. }
-            | Command::Restore { .. } => {
-                unreachable!("handled before a session is opened")
-            }
-        }
+    pub async fn backup(&self, to: std::path::PathBuf) -> Result<()> {
+        let shown = to.display().to_string();
+        self.store.call(move |s| s.backup_to(&to)).await?;
+        println!("已备份到 {shown}");
+        Ok(())
     }
 
-    async fn status(&self) -> Result<()> {
+    pub async fn attach(&self, parent: String) -> Result<()> {
+        let shown = parent.clone();
+        self.store.call(move |s| s.set_parent_addr(&parent)).await?;
+        println!("已设置上级节点地址：{shown}");
+        Ok(())
+    }
+
+    pub async fn status(&self) -> Result<()> {
         let (identity, stats, peers) = self
             .store
             .call(|s| Ok((s.identity().clone(), s.stats()?, s.peers()?)))
@@ -334,7 +308,7 @@ impl Session {
         Ok(())
     }
 
-    async fn credential(&self, c: CredentialCmd) -> Result<()> {
+    pub async fn credential(&self, c: CredentialCmd) -> Result<()> {
         match c {
             CredentialCmd::Add { name, role } => {
                 let shown = name.trim().to_string();
@@ -397,7 +371,7 @@ impl Session {
         }
     }
 
-    async fn audit(&self, limit: u32) -> Result<()> {
+    pub async fn audit(&self, limit: u32) -> Result<()> {
         let entries = self
             .store
             .call(move |s| s.audit_log(limit as usize))
@@ -428,7 +402,7 @@ impl Session {
         Ok(())
     }
 
-    async fn delegate(&self, c: DelegateCmd) -> Result<()> {
+    pub async fn delegate(&self, c: DelegateCmd) -> Result<()> {
         let user = self.user.clone();
         match c {
             DelegateCmd::Add(a) => {
@@ -507,7 +481,7 @@ impl Session {
         })
     }
 
-    async fn group(&self, c: GroupCmd) -> Result<()> {
+    pub async fn group(&self, c: GroupCmd) -> Result<()> {
         let user = self.user.clone();
         match c {
             GroupCmd::Add(a) => {
@@ -555,7 +529,7 @@ impl Session {
         Ok(())
     }
 
-    async fn venue(&self, c: VenueCmd) -> Result<()> {
+    pub async fn venue(&self, c: VenueCmd) -> Result<()> {
         let user = self.user.clone();
         match c {
             VenueCmd::Add(a) => {
@@ -581,7 +555,7 @@ impl Session {
         Ok(())
     }
 
-    async fn activity(&self, c: ActivityCmd) -> Result<()> {
+    pub async fn activity(&self, c: ActivityCmd) -> Result<()> {
         let user = self.user.clone();
         match c {
             ActivityCmd::Add(a) => {
@@ -639,7 +613,7 @@ impl Session {
         self.print_step(&r)
     }
 
-    async fn opinion(&self, c: OpinionCmd) -> Result<()> {
+    pub async fn opinion(&self, c: OpinionCmd) -> Result<()> {
         match c {
             OpinionCmd::Add(a) => {
                 let region = match a.region {
@@ -714,7 +688,7 @@ impl Session {
         self.print_step(&r)
     }
 
-    async fn suggestion(&self, c: SuggestionCmd) -> Result<()> {
+    pub async fn suggestion(&self, c: SuggestionCmd) -> Result<()> {
         use SuggestionAction as A;
         match c {
             SuggestionCmd::Submit(a) => {
@@ -834,7 +808,7 @@ impl Session {
         }
     }
 
-    async fn notice(&self, c: NoticeCmd) -> Result<()> {
+    pub async fn notice(&self, c: NoticeCmd) -> Result<()> {
         match c {
             NoticeCmd::Add {
                 title,
@@ -869,7 +843,7 @@ impl Session {
 
     /// Writes opinions one committed transaction at a time and prints each id only after its
     /// commit returned: the crash test kills this process and checks every printed id survived.
-    async fn write_loop(&self, count: u32) -> Result<()> {
+    pub async fn write_loop(&self, count: u32) -> Result<()> {
         use std::io::Write;
         let region = self.store.call(|s| Ok(s.identity().region)).await?;
         for i in 0..count {
@@ -899,52 +873,35 @@ impl Session {
 }
 
 impl Session {
-    /// The node's TLS directory, `<data dir>/tls`.
-    async fn tls_dir(&self) -> Result<std::path::PathBuf> {
+    /// The node's data directory.
+    async fn data_dir(&self) -> Result<std::path::PathBuf> {
         let db = self.store.call(|s| Ok(s.path().to_path_buf())).await?;
         Ok(db
             .parent()
             .unwrap_or(std::path::Path::new("."))
-            .join(renda_node::tls::TLS_DIR))
+            .to_path_buf())
     }
 
     /// The node's certificate, if one is installed; a broken installation is an error, never a
     /// silent fall back to plaintext.
     async fn node_tls(&self) -> Result<Option<renda_node::tls::NodeTls>> {
-        let dir = self.tls_dir().await?;
-        if !dir.exists() {
-            return Ok(None);
-        }
+        let dir = self.data_dir().await?;
         let region = self.store.call(|s| Ok(s.identity().region)).await?;
-        Ok(Some(renda_node::tls::NodeTls::load(&dir, region)?))
+        Ok(renda_node::tls::NodeTls::installed(&dir, region)?)
     }
+}
 
-    async fn link_config(&self, link: LinkArgs) -> Result<renda_node::sync::LinkConfig> {
-        let tls = self.node_tls().await?;
-        if let Some(tls) = &tls {
-            let left = (tls.not_after - chrono::Utc::now()).num_days();
-            if left < CERT_WARN_DAYS {
-                tracing::warn!(not_after = %tls.not_after, "the node certificate expires in {left} days");
-                eprintln!(
-                    "注意：本节点证书将于 {} 到期（剩余 {left} 天），请尽快用 renda ca issue 换发",
-                    tls.not_after.format("%Y-%m-%d")
-                );
-            }
-        }
-        if tls.is_none() {
-            tracing::warn!(
-                "no certificate in the data directory's tls/: links are plaintext; install one with renda ca issue --out <data dir>/tls"
+/// Warns the operator of a node certificate close to its end.
+fn warn_if_expiring(tls: Option<&renda_node::tls::NodeTls>) {
+    if let Some(tls) = tls {
+        let left = (tls.not_after - chrono::Utc::now()).num_days();
+        if left < CERT_WARN_DAYS {
+            tracing::warn!(not_after = %tls.not_after, "the node certificate expires in {left} days");
+            eprintln!(
+                "注意：本节点证书将于 {} 到期（剩余 {left} 天），请尽快用 renda ca issue 换发",
+                tls.not_after.format("%Y-%m-%d")
             );
         }
-        Ok(renda_node::sync::LinkConfig {
-            max_batch_bytes: link.batch_bytes as usize,
-            timeout: std::time::Duration::from_secs(u64::from(link.link_timeout_secs)),
-            tls: tls.map(std::sync::Arc::new),
-            policy: renda_node::route::RoutePolicy {
-                full_record_depth: link.full_record_depth,
-            },
-            ..Default::default()
-        })
     }
 }
 
@@ -971,184 +928,93 @@ async fn shutdown_signal() {
     }
 }
 
-impl Session {
-    /// Serves children and keeps a live link to the parent until Ctrl-C or SIGTERM.
-    async fn run_node(&self, args: RunArgs) -> Result<()> {
-        let identity = self.store.call(|s| Ok(s.identity().clone())).await?;
-        if args.listen.is_none() && identity.parent_addr.is_none() && args.http.is_none() {
-            return Err(renda_node::store::StoreError::Invalid(renda_node::validate::ValidationError::new(
-                "listen",
-                "没有可运行的服务：请用 --listen 接受下级节点、--http 提供看板，或用 renda attach --parent HOST:PORT 设置上级节点",
-            ))
-            .into());
-        }
-        let config = self.link_config(args.link).await?;
-        let timeout = config.timeout;
-        self.store
-            .write(move |tx| tx.set_link_timeout(timeout))
-            .await?;
-        // Plain HTTP only on loopback: logins and session cookies must not cross a network in
-        // clear, and the metrics say which links are down.
-        let https = match (&args.https_cert, &args.https_key) {
-            (Some(cert), Some(key)) => Some(renda_hub::https::server_config(cert, key)?),
-            _ => None,
-        };
-        if let Some(addr) = args.http {
-            renda_hub::https::check_plain("http", addr, https.is_some())?;
-        }
-        if let Some(addr) = args.metrics {
-            renda_hub::https::check_plain("metrics", addr, https.is_some())?;
-        }
-        let scheme = if https.is_some() { "https" } else { "http" };
-        // A quick check of every page of the database, on its own read-only connection so
-        // that nothing waits behind it; a damaged file stops the node before it syncs.
-        let db = self.store.call(|s| Ok(s.path().to_path_buf())).await?;
-        let checking = tokio::task::spawn_blocking(move || {
-            let dir = db
-                .parent()
-                .unwrap_or(std::path::Path::new("."))
-                .to_path_buf();
-            renda_node::store::check::quick_check(&dir)
-        });
-        let mut tasks = tokio::task::JoinSet::new();
-        if let Some(addr) = args.http {
-            let listener = renda_hub::dashboard::bind(addr)
-                .await
-                .with_context(|| format!("cannot serve the dashboard on {addr}"))?;
-            let bound = listener.local_addr()?;
-            let dashboard = renda_hub::dashboard::Dashboard::new(
-                self.store.clone(),
-                identity.region,
-                identity.name.clone(),
-            );
-            tracing::info!(region = %identity.region, %bound, "serving the dashboard");
-            println!("看板：{scheme}://{bound}/");
-            let live = self
-                .store
-                .call(|s| {
-                    Ok(s.credentials()?
-                        .iter()
-                        .filter(|c| c.revoked_at.is_none())
-                        .count())
-                })
-                .await?;
-            if live == 0 {
-                tracing::warn!("no credential exists: nobody can log in to the dashboard");
-                eprintln!(
-                    "注意：本节点还没有任何凭据，看板无法登录。请用 renda credential add --name 姓名 --role viewer 创建。"
-                );
-            }
-            let tls = https.clone();
-            tasks.spawn(async move {
-                let served = match tls {
-                    Some(tls) => {
-                        renda_hub::dashboard::serve_tls(
-                            listener,
-                            dashboard,
-                            tls,
-                            std::future::pending(),
-                        )
-                        .await
-                    }
-                    None => {
-                        renda_hub::dashboard::serve(listener, dashboard, std::future::pending())
-                            .await
-                    }
-                };
-                if let Err(e) = served {
-                    tracing::error!(error = %e, "the dashboard stopped");
-                }
-            });
-        }
-        if let Some(addr) = args.metrics {
-            let listener = renda_hub::dashboard::bind(addr)
-                .await
-                .with_context(|| format!("cannot serve metrics on {addr}"))?;
-            let bound = listener.local_addr()?;
-            let not_after = config.tls.as_ref().map(|t| t.not_after);
-            let metrics =
-                renda_hub::metrics::Metrics::new(self.store.clone(), identity.region, not_after);
-            tracing::info!(region = %identity.region, %bound, "serving metrics");
-            println!("监控指标：{scheme}://{bound}/metrics");
-            let tls = https.clone();
-            tasks.spawn(async move {
-                if let Err(e) =
-                    renda_hub::metrics::serve(listener, metrics, tls, std::future::pending()).await
-                {
-                    tracing::error!(error = %e, "the metrics endpoint stopped");
-                }
-            });
-        }
-        // Sync is served, and the link to the parent started, only once the database has been
-        // read through; the dashboard and metrics answer meanwhile.
-        match checking.await {
-            Ok(Ok(())) => tracing::info!("database check passed"),
-            Ok(Err(e)) => {
-                tracing::error!(error = %e, "the database check found damage; stopping");
-                return Err(e.into());
-            }
-            Err(e) => return Err(anyhow::anyhow!("the database check did not finish: {e}")),
-        }
-        if let Some(addr) = args.listen {
-            let listener = renda_hub::sync_server::bind(addr)
-                .await
-                .with_context(|| format!("cannot listen on {addr}"))?;
-            let bound = listener.local_addr()?;
-            let service = renda_hub::sync_server::SyncService::new(
-                self.store.clone(),
-                identity.region,
-                config.clone(),
-            );
-            tracing::info!(region = %identity.region, %bound, "serving children");
-            println!(
-                "{}（{}）正在 {bound} 接受下级节点同步",
-                identity.name, identity.region
-            );
-            tasks.spawn(async move {
-                if let Err(e) =
-                    renda_hub::sync_server::serve(listener, service, std::future::pending()).await
-                {
-                    tracing::error!(error = %e, "the sync server stopped");
-                }
-            });
-        }
-        tasks.spawn(renda_hub::rollups::keep_fresh(
-            self.store.clone(),
-            std::time::Duration::from_secs(2),
-            args.link.rollup.rules(),
-        ));
-        if let Some(parent) = identity.parent_addr.clone() {
-            println!("与上级节点 {parent} 保持同步");
-            tasks.spawn(renda_node::sync::client::keep_linked(
-                self.store.clone(),
-                identity.region,
-                parent,
-                config,
-            ));
-        }
-        let mut damaged = self.store.damaged();
-        tokio::select! {
-            () = shutdown_signal() => {}
-            found = damaged.wait_for(Option::is_some) => {
-                let damage = found.ok().and_then(|d| d.clone());
-                tasks.shutdown().await;
-                if let Some(damage) = damage {
-                    return Err(renda_node::store::StoreError::Damaged(damage).into());
-                }
-                return Err(anyhow::anyhow!("the store stopped"));
-            }
-        }
-        println!("正在停止节点");
-        tasks.shutdown().await;
-        Ok(())
+/// The start of a node that could not start, as the error the binary reports: a store, a
+/// certificate or an HTTPS error keeps its type, so its exit status is the one it always had.
+fn start_error(e: renda_node::node::StartError) -> anyhow::Error {
+    use renda_node::node::StartError;
+    match e {
+        StartError::Store(e) => e.into(),
+        StartError::Certificate(e) => e.into(),
+        StartError::Part(e) => match e.downcast::<renda_hub::https::HttpsError>() {
+            Ok(e) => anyhow::Error::new(*e),
+            Err(e) => anyhow::anyhow!(e),
+        },
+        e @ StartError::Bind { .. } => e.into(),
     }
+}
 
+/// `renda run`: starts the node `config` describes and runs it until Ctrl-C or SIGTERM, or
+/// until its database is found damaged; then stops it gracefully.
+pub async fn run_node(config: renda_node::node::NodeConfig) -> Result<()> {
+    if let Some(new) = &config.init
+        && !config.data_dir.join(renda_node::store::DB_FILE).exists()
+    {
+        println!(
+            "已按配置初始化节点 {}（{}）于 {}",
+            new.name,
+            new.region,
+            config.data_dir.display()
+        );
+    }
+    let node = renda_hub::node::Node::start(config)
+        .await
+        .map_err(start_error)?;
+    warn_if_expiring(node.link_config().tls.as_deref());
+    let scheme = if node.https() { "https" } else { "http" };
+    if let Some(bound) = node.http_addr() {
+        println!("看板：{scheme}://{bound}/");
+        let live = node
+            .store()
+            .call(|s| {
+                Ok(s.credentials()?
+                    .iter()
+                    .filter(|c| c.revoked_at.is_none())
+                    .count())
+            })
+            .await?;
+        if live == 0 {
+            tracing::warn!("no credential exists: nobody can log in to the dashboard");
+            eprintln!(
+                "注意：本节点还没有任何凭据，看板无法登录。请用 renda credential add --name 姓名 --role viewer 创建。"
+            );
+        }
+    }
+    if let Some(bound) = node.metrics_addr() {
+        println!("监控指标：{scheme}://{bound}/metrics");
+    }
+    if let Some(bound) = node.sync_addr() {
+        println!(
+            "{}（{}）正在 {bound} 接受下级节点同步",
+            node.name(),
+            node.region()
+        );
+    }
+    if let Some(parent) = node.parent_addr() {
+        println!("与上级节点 {parent} 保持同步");
+    }
+    let stopped = tokio::select! {
+        () = shutdown_signal() => None,
+        damage = node.failed() => Some(damage),
+    };
+    println!("正在停止节点");
+    node.shutdown().await;
+    match stopped {
+        None => Ok(()),
+        Some(e) => Err(e.into()),
+    }
+}
+
+impl Session {
     /// Computes and prints this node's rollup, or prints a descendant's.
-    async fn rollup(&self, args: RollupArgs) -> Result<()> {
+    pub async fn rollup(&self, args: RollupArgs) -> Result<()> {
         let identity = self.store.call(|s| Ok(s.identity().clone())).await?;
         let region = args.region.unwrap_or(identity.region);
         let rollup = if region == identity.region {
-            renda_hub::rollups::refresh(&self.store, args.rules.rules()).await?
+            renda_node::rollups::refresh(
+                &self.store,
+                args.rules.rules(crate::config::Source::Flags)?,
+            )
+            .await?
         } else {
             self.store
                 .call(move |s| s.rollup(&region))
@@ -1173,7 +1039,11 @@ impl Session {
     }
 
     /// One full round with the parent both ways.
-    async fn sync_once(&self, link: LinkArgs, repair: bool) -> Result<()> {
+    pub async fn sync_once(&self, args: SyncArgs) -> Result<()> {
+        use crate::config::Source;
+        let repair = args.repair;
+        let rules = args.rollup.rules(Source::Flags)?;
+        let mut config = args.link.link_config(Source::Flags)?;
         let identity = self.store.call(|s| Ok(s.identity().clone())).await?;
         let Some(parent) = identity.parent_addr.clone() else {
             return Err(renda_node::store::StoreError::Invalid(
@@ -1185,16 +1055,22 @@ impl Session {
             .into());
         };
         // The parent gets this node's current numbers with this round.
-        renda_hub::rollups::refresh(&self.store, link.rollup.rules()).await?;
+        renda_node::rollups::refresh(&self.store, rules).await?;
+        let tls = self.node_tls().await?;
+        warn_if_expiring(tls.as_ref());
+        if tls.is_none() {
+            tracing::warn!(
+                "no certificate in the data directory's tls/: links are plaintext; install one with renda ca issue --out <data dir>/tls"
+            );
+        }
+        config.tls = tls.map(std::sync::Arc::new);
+        config.repair = repair;
         let result = renda_node::sync::client::sync_with_parent(
             self.store.clone(),
             identity.region,
             &parent,
             renda_node::sync::Mode::Once,
-            renda_node::sync::LinkConfig {
-                repair,
-                ..self.link_config(link).await?
-            },
+            config,
         )
         .await;
         match result {

@@ -1,100 +1,43 @@
-//! `renda run --config FILE`: everything a node needs to run, in one TOML file, as `deploy/`
-//! ships one per level. The file is checked whole before anything is opened: an unknown key, a
-//! malformed region or address is an error naming the key.
+//! A node's settings: one type, [`RunSettings`], read from the command line (`renda run
+//! --listen …`) or from a TOML file (`renda run --config FILE`, as `deploy/` ships one per
+//! level). Every field is optional in both; [`RunSettings::node_config`] checks the whole and
+//! fills what is missing from the defaults, which are written once, beside the parts they tune
+//! (`renda_node::sync`, `renda_node::rollups`, `RollupRules::default`).
+//!
+//! A bad value is an error naming the key as the user wrote it: `sync.batch_bytes` in a file,
+//! `--batch-bytes` on the command line.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
+use clap::Args;
+use renda_node::node::{HttpsFiles, NewNode, NodeConfig};
+use renda_node::record::rollup::RollupRules;
 use renda_node::region::{Level, RegionCode};
+use renda_node::route::RoutePolicy;
+use renda_node::sync::LinkConfig;
 use serde::Deserialize;
 
-use crate::cli::{LinkArgs, RollupRulesArgs, RunArgs};
-
-/// A node's configuration file.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct NodeConfig {
-    /// The node's data directory; created and initialised on the first run.
-    pub data_dir: PathBuf,
-    /// The node's region code: must match the node in `data_dir`, if there is one.
-    pub region: String,
-    /// The office's name, used when the node is first initialised.
-    pub name: String,
-    /// The parent's sync address (`host:port`); absent at the national node.
-    #[serde(default)]
-    pub parent: Option<String>,
-    /// Where children dial this node; absent on a township.
-    #[serde(default)]
-    pub listen: Option<SocketAddr>,
-    /// Where the dashboard is served.
-    #[serde(default)]
-    pub http: Option<SocketAddr>,
-    /// Where `/metrics` is served for Prometheus.
-    #[serde(default)]
-    pub metrics: Option<SocketAddr>,
-    /// The certificate the dashboard and metrics are served with over HTTPS; required when
-    /// either listens on an address other than loopback.
-    #[serde(default)]
-    pub https: Option<HttpsSection>,
-    #[serde(default)]
-    pub sync: SyncSection,
-    #[serde(default)]
-    pub rollup: RollupSection,
+/// Where settings came from, which decides how a key is named in an error.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Source {
+    File,
+    Flags,
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct HttpsSection {
-    /// The certificate chain in PEM (the office's own, or `renda ca issue --server`'s https.pem).
-    pub cert: PathBuf,
-    /// Its private key in PEM.
-    pub key: PathBuf,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct SyncSection {
-    pub batch_bytes: u32,
-    /// Seconds without a word from the peer, while a reply is due, before a link is redialled.
-    pub link_timeout_secs: u32,
-    /// Every node of the federation must use the same value.
-    pub full_record_depth: String,
-}
-
-impl Default for SyncSection {
-    fn default() -> Self {
-        SyncSection {
-            batch_bytes: 512 * 1024,
-            link_timeout_secs: 30,
-            full_record_depth: "city".into(),
+impl Source {
+    /// The key as the user wrote it: `section.key` in a file, `--flag-name` on the command line.
+    fn key(self, section: &str, key: &str) -> String {
+        match self {
+            Source::File if section.is_empty() => key.to_string(),
+            Source::File => format!("{section}.{key}"),
+            Source::Flags => format!("--{}", key.replace('_', "-")),
         }
     }
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct RollupSection {
-    pub stale_after_hours: u32,
-    pub group_activities_per_quarter: u32,
-    pub group_activities_per_year: u32,
-    pub delegate_receptions_per_year: u32,
-    pub delegate_suggestions_per_year: u32,
-}
-
-impl Default for RollupSection {
-    fn default() -> Self {
-        RollupSection {
-            stale_after_hours: 72,
-            group_activities_per_quarter: 1,
-            group_activities_per_year: 4,
-            delegate_receptions_per_year: 3,
-            delegate_suggestions_per_year: 1,
-        }
-    }
-}
-
-/// A configuration that broke a rule, naming the key.
+/// A setting that broke a rule, naming the key.
 fn invalid(key: &str, rule: impl std::fmt::Display) -> anyhow::Error {
     renda_node::store::StoreError::Invalid(renda_node::validate::ValidationError::new(
         key,
@@ -103,103 +46,261 @@ fn invalid(key: &str, rule: impl std::fmt::Display) -> anyhow::Error {
     .into()
 }
 
-/// What a checked configuration file says.
-pub struct Loaded {
-    pub data_dir: PathBuf,
-    pub region: RegionCode,
-    pub name: String,
+/// Everything a running node is started with.
+#[derive(Args, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunSettings {
+    /// The node's data directory (file only; the command line has the global --data-dir). A
+    /// relative path is taken from the file's directory, so a configuration and its data can
+    /// move together. Created and initialised on the first run.
+    #[arg(skip)]
+    pub data_dir: Option<PathBuf>,
+    /// The node's region code (file only): must match the node in the data directory.
+    #[arg(skip)]
+    pub region: Option<String>,
+    /// The office's name (file only), used when the node is first initialised.
+    #[arg(skip)]
+    pub name: Option<String>,
+    /// The parent's sync address, host:port (file only; on the command line `renda attach`
+    /// sets it). Absent at the national node.
+    #[arg(skip)]
     pub parent: Option<String>,
-    pub run: RunArgs,
+    /// Where children dial this node (host:port); omit on a node with no children.
+    #[arg(long)]
+    pub listen: Option<SocketAddr>,
+    /// Where the dashboard is served (host:port, e.g. 127.0.0.1:8080); omit for no dashboard.
+    #[arg(long)]
+    pub http: Option<SocketAddr>,
+    /// Where Prometheus metrics are served (host:port; `GET /metrics`); no credential needed,
+    /// so bind it to an address only the monitoring system reaches.
+    #[arg(long)]
+    pub metrics: Option<SocketAddr>,
+    #[command(flatten)]
+    #[serde(default)]
+    pub https: HttpsSettings,
+    #[command(flatten)]
+    #[serde(default)]
+    pub sync: LinkSettings,
+    #[command(flatten)]
+    #[serde(default)]
+    pub rollup: RollupSettings,
 }
 
-/// Reads and checks `path`. A relative `data_dir` is taken from the file's directory, so a
-/// configuration and its data can move together.
-pub fn load(path: &Path) -> Result<Loaded> {
+/// The certificate the dashboard and metrics are served with over HTTPS; required when either
+/// listens on an address other than loopback.
+#[derive(Args, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpsSettings {
+    /// The certificate chain (PEM) to serve the dashboard and metrics over HTTPS with: the
+    /// office's own, or https.pem from `renda ca issue --server`. Needed for any address but
+    /// loopback.
+    #[arg(long = "https-cert", id = "https_cert", requires = "https_key")]
+    pub cert: Option<PathBuf>,
+    /// The private key (PEM) of --https-cert.
+    #[arg(long = "https-key", id = "https_key", requires = "https_cert")]
+    pub key: Option<PathBuf>,
+}
+
+/// Link tuning, shared by `run` and `sync` (`[sync]` in a file).
+#[derive(Args, Debug, Default, Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct LinkSettings {
+    /// Largest batch of changes sent before waiting for an acknowledgement, in bytes (1024 to
+    /// 16777216; 524288 when omitted); smaller batches lose less work when a slow link drops.
+    #[arg(long)]
+    pub batch_bytes: Option<u32>,
+    /// Every record travels in full at least up to this level (national, province, city,
+    /// county or township; city when omitted), so that level's dashboard can open the records
+    /// behind its numbers. Every node of a federation must use the same value.
+    #[arg(long)]
+    pub full_record_depth: Option<String>,
+    /// Seconds a link may go without hearing from the peer while a reply is due before it is
+    /// dropped and redialled (3 to 3600; 30 when omitted); a third of it is the keepalive
+    /// interval, so a connection that silently stopped forwarding is found within it too.
+    #[arg(long)]
+    pub link_timeout_secs: Option<u32>,
+}
+
+/// What this node's rollup is computed with: staleness and the local duty quotas (`[rollup]`
+/// in a file).
+#[derive(Args, Debug, Default, Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct RollupSettings {
+    /// A descendant whose rollup is older than this many hours is listed as not synced (1 to
+    /// 8784; 72 when omitted).
+    #[arg(long)]
+    pub stale_after_hours: Option<u32>,
+    /// Activities a delegate group must hold every quarter (1 when omitted).
+    #[arg(long)]
+    pub group_activities_per_quarter: Option<u32>,
+    /// Activities a delegate group must hold in a year (4 when omitted).
+    #[arg(long)]
+    pub group_activities_per_year: Option<u32>,
+    /// Receptions of constituents a delegate must join in a year (3 when omitted).
+    #[arg(long)]
+    pub delegate_receptions_per_year: Option<u32>,
+    /// Suggestions a delegate must make or co-sign in a year (1 when omitted).
+    #[arg(long)]
+    pub delegate_suggestions_per_year: Option<u32>,
+}
+
+impl LinkSettings {
+    /// The link settings these give, the defaults filling what is missing.
+    pub fn link_config(&self, source: Source) -> Result<LinkConfig> {
+        let mut config = LinkConfig::default();
+        if let Some(bytes) = self.batch_bytes {
+            if !(1024..=16 * 1024 * 1024).contains(&bytes) {
+                return Err(invalid(
+                    &source.key("sync", "batch_bytes"),
+                    "须在 1024 到 16777216 之间",
+                ));
+            }
+            config.max_batch_bytes = bytes as usize;
+        }
+        if let Some(secs) = self.link_timeout_secs {
+            if !(3..=3600).contains(&secs) {
+                return Err(invalid(
+                    &source.key("sync", "link_timeout_secs"),
+                    "须在 3 到 3600 之间",
+                ));
+            }
+            config.timeout = std::time::Duration::from_secs(u64::from(secs));
+        }
+        if let Some(depth) = &self.full_record_depth {
+            let key = source.key("sync", "full_record_depth");
+            let depth = Level::parse(&key, depth).map_err(|e| invalid(&key, e.rule))?;
+            config.policy = RoutePolicy {
+                full_record_depth: depth,
+            };
+        }
+        Ok(config)
+    }
+}
+
+impl RollupSettings {
+    /// The rollup rules these give, the defaults filling what is missing.
+    pub fn rules(&self, source: Source) -> Result<RollupRules> {
+        let mut rules = RollupRules::default();
+        if let Some(hours) = self.stale_after_hours {
+            if !(1..=24 * 366).contains(&hours) {
+                return Err(invalid(
+                    &source.key("rollup", "stale_after_hours"),
+                    "须在 1 到 8784 之间",
+                ));
+            }
+            rules.stale_after = chrono::Duration::hours(i64::from(hours));
+        }
+        let quotas = &mut rules.quotas;
+        for (value, slot) in [
+            (
+                self.group_activities_per_quarter,
+                &mut quotas.group_per_quarter,
+            ),
+            (self.group_activities_per_year, &mut quotas.group_per_year),
+            (
+                self.delegate_receptions_per_year,
+                &mut quotas.delegate_receptions,
+            ),
+            (
+                self.delegate_suggestions_per_year,
+                &mut quotas.delegate_suggestions,
+            ),
+        ] {
+            if let Some(value) = value {
+                *slot = value;
+            }
+        }
+        Ok(rules)
+    }
+}
+
+impl RunSettings {
+    /// Checks the settings whole and gives the node configuration they describe. `data_dir`
+    /// is the command line's; a file names its own, relative to `base` (the file's directory).
+    pub fn node_config(&self, source: Source, data_dir: &Path, base: &Path) -> Result<NodeConfig> {
+        let relative = |p: &Path| {
+            if p.is_relative() {
+                base.join(p)
+            } else {
+                p.to_path_buf()
+            }
+        };
+        let mut config = NodeConfig::new(match (&self.data_dir, source) {
+            (Some(dir), _) => relative(dir),
+            (None, Source::Flags) => data_dir.to_path_buf(),
+            (None, Source::File) => return Err(invalid("data_dir", "配置文件须写明 data_dir")),
+        });
+        if source == Source::File {
+            let region = self
+                .region
+                .as_deref()
+                .ok_or_else(|| invalid("region", "配置文件须写明 region"))?;
+            let region =
+                RegionCode::parse("region", region).map_err(|e| invalid("region", e.rule))?;
+            if !region.has_congress() {
+                return Err(invalid(
+                    "region",
+                    format!("{region} 没有人民代表大会，不能作为节点"),
+                ));
+            }
+            let name = self.name.as_deref().unwrap_or("").trim();
+            if name.is_empty() {
+                return Err(invalid("name", "节点名称不能为空"));
+            }
+            if let Some(parent) = &self.parent {
+                renda_node::validate::host_port("parent", parent)
+                    .map_err(|e| invalid("parent", e.rule))?;
+                if region == RegionCode::NATIONAL {
+                    return Err(invalid("parent", "全国人大节点没有上级"));
+                }
+            }
+            if self.listen.is_none() && self.parent.is_none() && self.http.is_none() {
+                return Err(invalid(
+                    "listen",
+                    "没有可运行的服务：至少要有 listen、http 或 parent 之一",
+                ));
+            }
+            config.init = Some(NewNode {
+                region,
+                name: name.to_string(),
+            });
+            config.parent = self.parent.clone();
+        }
+        config.listen = self.listen;
+        config.http = self.http;
+        config.metrics = self.metrics;
+        config.https = match (&self.https.cert, &self.https.key) {
+            (Some(cert), Some(key)) => Some(HttpsFiles {
+                cert: relative(cert),
+                key: relative(key),
+            }),
+            (None, None) => None,
+            (None, Some(_)) => {
+                return Err(invalid(&source.key("https", "cert"), "须与私钥一同给出"));
+            }
+            (Some(_), None) => {
+                return Err(invalid(&source.key("https", "key"), "须与证书一同给出"));
+            }
+        };
+        config.link = self.sync.link_config(source)?;
+        config.rollup = self.rollup.rules(source)?;
+        Ok(config)
+    }
+}
+
+/// Reads and checks the configuration file at `path`.
+pub fn load(path: &Path) -> Result<NodeConfig> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read the configuration {}", path.display()))?;
-    let config: NodeConfig = toml::from_str(&text).map_err(|e| {
+    let settings: RunSettings = toml::from_str(&text).map_err(|e| {
         invalid(
             "config",
             // The full message quotes the offending line, so it names the key.
             format!("{}: {}", path.display(), e.to_string().trim()),
         )
     })?;
-    let region =
-        RegionCode::parse("region", &config.region).map_err(|e| invalid("region", e.rule))?;
-    if !region.has_congress() {
-        return Err(invalid(
-            "region",
-            format!("{region} 没有人民代表大会，不能作为节点"),
-        ));
-    }
-    if config.name.trim().is_empty() {
-        return Err(invalid("name", "节点名称不能为空"));
-    }
-    let depth = Level::parse("sync.full_record_depth", &config.sync.full_record_depth)
-        .map_err(|e| invalid("sync.full_record_depth", e.rule))?;
-    if !(1024..=16 * 1024 * 1024).contains(&config.sync.batch_bytes) {
-        return Err(invalid("sync.batch_bytes", "须在 1024 到 16777216 之间"));
-    }
-    if !(3..=3600).contains(&config.sync.link_timeout_secs) {
-        return Err(invalid("sync.link_timeout_secs", "须在 3 到 3600 之间"));
-    }
-    if !(1..=24 * 366).contains(&config.rollup.stale_after_hours) {
-        return Err(invalid("rollup.stale_after_hours", "须在 1 到 8784 之间"));
-    }
-    if let Some(parent) = &config.parent {
-        renda_node::validate::host_port("parent", parent).map_err(|e| invalid("parent", e.rule))?;
-    }
-    if region == RegionCode::NATIONAL && config.parent.is_some() {
-        return Err(invalid("parent", "全国人大节点没有上级"));
-    }
-    if config.listen.is_none() && config.parent.is_none() && config.http.is_none() {
-        return Err(invalid(
-            "listen",
-            "没有可运行的服务：至少要有 listen、http 或 parent 之一",
-        ));
-    }
-    let data_dir = if config.data_dir.is_relative() {
-        path.parent()
-            .unwrap_or(Path::new("."))
-            .join(&config.data_dir)
-    } else {
-        config.data_dir.clone()
-    };
-    // A relative path in the file is taken from the file's directory, like `data_dir`.
-    let relative = |p: &Path| {
-        if p.is_relative() {
-            path.parent().unwrap_or(Path::new(".")).join(p)
-        } else {
-            p.to_path_buf()
-        }
-    };
-    let r = &config.rollup;
-    Ok(Loaded {
-        data_dir,
-        region,
-        name: config.name.trim().to_string(),
-        parent: config.parent.clone(),
-        run: RunArgs {
-            config: None,
-            listen: config.listen,
-            http: config.http,
-            metrics: config.metrics,
-            https_cert: config.https.as_ref().map(|h| relative(&h.cert)),
-            https_key: config.https.as_ref().map(|h| relative(&h.key)),
-            link: LinkArgs {
-                batch_bytes: config.sync.batch_bytes,
-                full_record_depth: depth,
-                link_timeout_secs: config.sync.link_timeout_secs,
-                rollup: RollupRulesArgs {
-                    stale_after_hours: r.stale_after_hours,
-                    group_activities_per_quarter: r.group_activities_per_quarter,
-                    group_activities_per_year: r.group_activities_per_year,
-                    delegate_receptions_per_year: r.delegate_receptions_per_year,
-                    delegate_suggestions_per_year: r.delegate_suggestions_per_year,
-                },
-            },
-        },
-    })
+    let base = path.parent().unwrap_or(Path::new("."));
+    settings.node_config(Source::File, base, base)
 }
 
 #[cfg(test)]
@@ -228,10 +329,13 @@ mod tests {
         );
         let loaded = load(&path).unwrap();
         assert_eq!(loaded.data_dir, dir.path().join("data"));
-        assert_eq!(loaded.region.as_str(), "330411000000");
-        assert_eq!(loaded.run.link.full_record_depth, Level::City);
-        assert_eq!(loaded.run.link.rollup.stale_after_hours, 48);
-        assert_eq!(loaded.run.link.rollup.group_activities_per_year, 4);
+        assert_eq!(
+            loaded.init.as_ref().unwrap().region.as_str(),
+            "330411000000"
+        );
+        assert_eq!(loaded.link.policy.full_record_depth, Level::City);
+        assert_eq!(loaded.rollup.stale_after, chrono::Duration::hours(48));
+        assert_eq!(loaded.rollup.quotas.group_per_year, 4);
     }
 
     #[test]
@@ -264,8 +368,59 @@ mod tests {
             ),
         ] {
             let (_dir, path) = write(text);
-            let err = format!("{:#}", load(&path).err().expect(text));
+            let err = format!("{:#}", load(&path).expect_err(text));
             assert!(err.contains(key), "{text}: {err}");
         }
+    }
+
+    /// The command line and the file are one type: the same setting, given either way, makes
+    /// the same node configuration, and a bad value names the key as each user wrote it.
+    #[test]
+    fn flags_and_file_are_one_settings_type() {
+        use clap::Parser;
+        #[derive(Parser)]
+        struct Flags {
+            #[command(flatten)]
+            settings: RunSettings,
+        }
+        let flags = Flags::try_parse_from([
+            "run",
+            "--listen",
+            "127.0.0.1:7700",
+            "--batch-bytes",
+            "2048",
+            "--delegate-receptions-per-year",
+            "5",
+        ])
+        .unwrap()
+        .settings;
+        let file: RunSettings = toml::from_str(
+            "listen = '127.0.0.1:7700'\n[sync]\nbatch_bytes = 2048\n[rollup]\ndelegate_receptions_per_year = 5",
+        )
+        .unwrap();
+        let dir = Path::new("d");
+        let (a, b) = (
+            flags.node_config(Source::Flags, dir, dir).unwrap(),
+            file.node_config(Source::Flags, dir, dir).unwrap(),
+        );
+        assert_eq!(a.link.max_batch_bytes, 2048);
+        assert_eq!(a.link.max_batch_bytes, b.link.max_batch_bytes);
+        assert_eq!(a.rollup, b.rollup);
+        assert_eq!(a.rollup.quotas.delegate_receptions, 5);
+        assert_eq!(a.listen, b.listen);
+
+        let small = Flags::try_parse_from(["run", "--batch-bytes", "10"])
+            .unwrap()
+            .settings;
+        let err = format!(
+            "{:#}",
+            small.node_config(Source::Flags, dir, dir).unwrap_err()
+        );
+        assert!(err.contains("--batch-bytes"), "{err}");
+        let err = format!(
+            "{:#}",
+            small.node_config(Source::File, dir, dir).unwrap_err()
+        );
+        assert!(err.contains("data_dir"), "{err}");
     }
 }

@@ -18,7 +18,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use chrono::{Datelike, NaiveDate};
+use renda_hub::node::Node;
 use renda_node::access::Role;
+use renda_node::node::{NewNode, NodeConfig};
 use renda_node::office::{self, ActivityDraft, Contact, SuggestionDraft};
 use renda_node::record::activity::{Activity, ActivityKind};
 use renda_node::record::delegate::{Delegate, Gender, Mandate, MandateStatus};
@@ -30,9 +32,7 @@ use renda_node::record::suggestion::{
 };
 use renda_node::record::{Body, IdSet, RecordId};
 use renda_node::region::RegionCode;
-use renda_node::store::{Store, StoreHandle};
-use renda_node::sync::LinkConfig;
-use tokio::task::JoinHandle;
+use renda_node::store::StoreHandle;
 
 use crate::cli::DemoArgs;
 
@@ -125,14 +125,6 @@ fn person(n: usize) -> String {
         SURNAMES[n % SURNAMES.len()],
         GIVEN[(n / SURNAMES.len()) % GIVEN.len()]
     )
-}
-
-/// One running node: its store, where children dial it, and its live link to the parent.
-struct DemoNode {
-    store: StoreHandle,
-    addr: std::net::SocketAddr,
-    config: LinkConfig,
-    link: Option<JoinHandle<()>>,
 }
 
 /// Writes `count` items in transactions of at most 200 records each: a county entering a year's
@@ -520,57 +512,39 @@ async fn rollup_of(store: &StoreHandle, of: RegionCode) -> Result<Option<Rollup>
     Ok(store.call(move |s| s.rollup(&of)).await?)
 }
 
-/// Starts node `i`: its store, its certificate, its server (if it has children), its rollups.
+/// The demo's dashboards: the national node's, the city's, the county's and 沈丘县's, on
+/// consecutive ports from `--http`.
+const DASHBOARDS: [usize; 4] = [NATIONAL, JIAXING, XIUZHOU, SHENQIU];
+
+/// Starts node `i` with its certificate, a sync server, its rollups, its live link to its
+/// parent (started before it) and, unless `http` is `None`, its dashboard.
 async fn start_node(
     dir: &Path,
     ca: &renda_node::pki::CertificateAuthority,
     i: usize,
-) -> Result<DemoNode> {
-    let (code, name, _) = NODES[i];
+    nodes: &[Node],
+    http: Option<std::net::SocketAddr>,
+) -> Result<Node> {
+    let (code, name, parent) = NODES[i];
     let me = region(i);
     let data = dir.join(code);
-    let store = Store::init(&data, me, name, None)?;
-    let store = StoreHandle::spawn(store)?;
-    let tls_dir = data.join("tls");
-    ca.issue(&me, name, 30)?.save(&tls_dir, &ca.cert_pem)?;
-    let tls = renda_node::tls::NodeTls::load(&tls_dir, me)?;
-    let config = LinkConfig {
-        tls: Some(std::sync::Arc::new(tls)),
-        ..LinkConfig::default()
-    };
-    let listener = renda_hub::sync_server::bind("127.0.0.1:0".parse()?).await?;
-    let addr = listener.local_addr()?;
-    let service = renda_hub::sync_server::SyncService::new(store.clone(), me, config.clone());
-    tokio::spawn(async move {
-        if let Err(e) =
-            renda_hub::sync_server::serve(listener, service, std::future::pending()).await
-        {
-            tracing::error!(error = %e, "a demo node's sync server stopped");
-        }
+    ca.issue(&me, name, 30)?
+        .save(&data.join(renda_node::tls::TLS_DIR), &ca.cert_pem)?;
+    let mut config = NodeConfig::new(&data);
+    config.init = Some(NewNode {
+        region: me,
+        name: name.to_string(),
     });
-    tokio::spawn(renda_hub::rollups::keep_fresh(
-        store.clone(),
-        Duration::from_millis(500),
-        RollupRules::default(),
-    ));
-    Ok(DemoNode {
-        store,
-        addr,
-        config,
-        link: None,
+    config.parent = parent
+        .and_then(|p| nodes.get(p))
+        .and_then(Node::sync_addr)
+        .map(|addr| addr.to_string());
+    config.listen = Some("127.0.0.1:0".parse()?);
+    config.http = http;
+    config.rollup_every = Some(Duration::from_millis(500));
+    Node::start(config).await.with_context(|| {
+        format!("cannot start the demo node {name}; use --http with free ports for the dashboards")
     })
-}
-
-fn link(nodes: &mut [DemoNode], i: usize) {
-    let Some(parent) = NODES[i].2 else { return };
-    let addr = nodes[parent].addr.to_string();
-    let node = &mut nodes[i];
-    node.link = Some(tokio::spawn(renda_node::sync::client::keep_linked(
-        node.store.clone(),
-        region(i),
-        addr,
-        node.config.clone(),
-    )));
 }
 
 pub async fn run(args: DemoArgs) -> Result<()> {
@@ -602,37 +576,45 @@ pub async fn run(args: DemoArgs) -> Result<()> {
     );
     let ca = renda_node::pki::CertificateAuthority::create("Renda 演示联邦 CA", 30)?;
     ca.save(&dir.join("ca"))?;
-    let mut nodes = Vec::new();
+    let mut nodes: Vec<Node> = Vec::new();
+    let mut port = args.http.port();
     for (i, (code, name, _)) in NODES.iter().enumerate() {
-        let node = start_node(&dir, &ca, i).await?;
+        let http = (DASHBOARDS.contains(&i) && !args.no_serve).then(|| {
+            let addr = std::net::SocketAddr::new(args.http.ip(), port);
+            if port != 0 {
+                port += 1;
+            }
+            addr
+        });
+        let node = start_node(&dir, &ca, i, &nodes, http).await?;
         let level = region(i).level().map_or("", |l| l.label());
         println!(
-            "  {name}（{code}，{level}）  127.0.0.1:{}",
-            node.addr.port()
+            "  {name}（{code}，{level}）  {}",
+            node.sync_addr().map_or_else(String::new, |a| a.to_string())
         );
         nodes.push(node);
-    }
-    for i in 0..NODES.len() {
-        link(&mut nodes, i);
     }
 
     println!("\n【2】各地录入履职数据（与各县公开报道的数字一致）");
     for (seed, &i) in [WANGDIAN, OFFLINE[0], OFFLINE[1]].iter().enumerate() {
-        township_year(&nodes[i].store, i, seed).await?;
+        township_year(nodes[i].store(), i, seed).await?;
         println!(
             "  {}：代表、联络站、代表小组、每月代表活动日、收集的民情",
             NODES[i].1
         );
     }
-    shenqiu(&nodes[SHENQIU].store).await?;
+    shenqiu(nodes[SHENQIU].store()).await?;
     println!("  沈丘县：收集民情 212 条，全部转交，办理中 27 条，已办结 185 条");
-    taihu(&nodes[TAIHU].store).await?;
+    taihu(nodes[TAIHU].store()).await?;
     println!(
         "  太湖县：联络站 109 个、代表之家 15 个，活动 3162 场、代表签到 19601 人次，建议 329 件全部办结"
     );
 
     println!("\n【3】王店镇沈建华代表向秀洲区人大提出建议，区、镇两级在各自节点上办理");
-    let (wangdian, county) = (nodes[WANGDIAN].store.clone(), nodes[XIUZHOU].store.clone());
+    let (wangdian, county) = (
+        nodes[WANGDIAN].store().clone(),
+        nodes[XIUZHOU].store().clone(),
+    );
     let me = region(WANGDIAN);
     let county_code = region(XIUZHOU);
     let lead = wangdian
@@ -790,14 +772,12 @@ pub async fn run(args: DemoArgs) -> Result<()> {
 
     println!("\n【4】王江泾镇、新塍镇断网，离线期间继续登记民情");
     for &i in &OFFLINE {
-        if let Some(link) = nodes[i].link.take() {
-            link.abort();
-        }
+        nodes[i].pause_link().await;
     }
     let mut offline_ids = Vec::new();
     for &i in &OFFLINE {
         let me = region(i);
-        let ids = in_batches(&nodes[i].store, 5, move |tx, n| {
+        let ids = in_batches(nodes[i].store(), 5, move |tx, n| {
             let fields = OpinionFields {
                 source: OpinionSource::Visit,
                 content: format!("离线期间走访收集的第{}条民情", n + 1),
@@ -827,7 +807,7 @@ pub async fn run(args: DemoArgs) -> Result<()> {
     }
     println!("  秀洲区此时收到其中 {arrived} 条（链路断开）");
     for &i in &OFFLINE {
-        link(&mut nodes, i);
+        nodes[i].resume_link();
     }
     let ids = offline_ids.clone();
     let waited = until(
@@ -855,7 +835,7 @@ pub async fn run(args: DemoArgs) -> Result<()> {
     // Every node's own numbers, counted where they were recorded, must add up to the national
     // total. Both sides keep moving until the last step has reached every holder, so the sum is
     // taken afresh each time.
-    let stores: Vec<StoreHandle> = nodes.iter().map(|n| n.store.clone()).collect();
+    let stores: Vec<StoreHandle> = nodes.iter().map(|n| n.store().clone()).collect();
     let waited = until("the national rollup", Duration::from_secs(180), || {
         let stores = stores.clone();
         async move {
@@ -864,7 +844,7 @@ pub async fn run(args: DemoArgs) -> Result<()> {
             // latest writes by one refresh.
             for store in &stores {
                 expected.add(
-                    &renda_hub::rollups::refresh(store, RollupRules::default())
+                    &renda_node::rollups::refresh(store, RollupRules::default())
                         .await?
                         .own,
                 );
@@ -898,7 +878,7 @@ pub async fn run(args: DemoArgs) -> Result<()> {
         "下级",
     ]);
     for (i, node) in nodes.iter().enumerate() {
-        let Some(r) = rollup_of(&node.store, region(i)).await? else {
+        let Some(r) = rollup_of(node.store(), region(i)).await? else {
             continue;
         };
         let t = &r.total;
@@ -923,7 +903,7 @@ pub async fn run(args: DemoArgs) -> Result<()> {
     println!("{table}");
     // The national node holds no county's records, nor the counties' rollups: only its
     // provinces'. Henan's numbers are 沈丘县's, Anhui's are 太湖县's.
-    let national_view = rollup_of(&nodes[NATIONAL].store, region(NATIONAL))
+    let national_view = rollup_of(nodes[NATIONAL].store(), region(NATIONAL))
         .await?
         .context("the national rollup")?;
     if let Some(henan) = national_view.children.get(NODES[7].0) {
@@ -944,7 +924,7 @@ pub async fn run(args: DemoArgs) -> Result<()> {
             crate::render::percent(anhui.total.satisfaction_rate())
         );
     }
-    let held = nodes[NATIONAL].store.call(|s| s.stats()).await?;
+    let held = nodes[NATIONAL].store().call(|s| s.stats()).await?;
     println!(
         "  全国节点自己只保存 {} 条记录（各级汇总），不保存县乡的原始记录",
         held.records_total()
@@ -956,36 +936,30 @@ pub async fn run(args: DemoArgs) -> Result<()> {
             "\n演示完成（--no-serve：不启动看板）。节点数据保留在 {}",
             dir.display()
         );
+        shut_down(nodes).await;
         return Ok(());
     }
 
     println!("\n【7】看板（按 Ctrl-C 结束演示）");
-    let mut port = args.http.port();
-    for &i in &[NATIONAL, JIAXING, XIUZHOU, SHENQIU] {
-        let store = nodes[i].store.clone();
-        let token = store
+    for &i in &DASHBOARDS {
+        let token = nodes[i]
+            .store()
             .write(|tx| tx.add_credential("演示管理员", Role::Admin))
             .await?;
-        let addr = std::net::SocketAddr::new(args.http.ip(), port);
-        let listener = renda_hub::dashboard::bind(addr).await.with_context(|| {
-            format!("cannot serve a dashboard on {addr}: use --http with a free port")
-        })?;
-        let bound = listener.local_addr()?;
-        let dashboard = renda_hub::dashboard::Dashboard::new(store, region(i), NODES[i].1);
-        tokio::spawn(async move {
-            if let Err(e) =
-                renda_hub::dashboard::serve(listener, dashboard, std::future::pending()).await
-            {
-                tracing::error!(error = %e, "a demo dashboard stopped");
-            }
-        });
-        println!("  {}：http://{bound}/  登录令牌：{token}", NODES[i].1);
-        if port != 0 {
-            port += 1;
+        if let Some(bound) = nodes[i].http_addr() {
+            println!("  {}：http://{bound}/  登录令牌：{token}", NODES[i].1);
         }
     }
     println!("  （令牌角色为“管理”：可查看全部页面和审计日志）");
     tokio::signal::ctrl_c().await?;
+    shut_down(nodes).await;
     println!("演示结束。节点数据保留在 {}", dir.display());
     Ok(())
+}
+
+/// Stops every node, children before parents, so each link drains into a running parent.
+async fn shut_down(nodes: Vec<Node>) {
+    for node in nodes.into_iter().rev() {
+        node.shutdown().await;
+    }
 }

@@ -82,61 +82,49 @@ fn exit_code(err: &anyhow::Error) -> u8 {
     }
 }
 
+/// Runs a parsed command: the one place commands are dispatched.
 async fn run(cli: Cli) -> anyhow::Result<()> {
+    let (data_dir, user, json) = (cli.data_dir, cli.user, cli.json);
+    let session = || Session::open(&data_dir, user.clone(), json);
     match cli.command {
         Command::Init(a) => {
-            let store = Store::init(&cli.data_dir, a.region, &a.name, a.parent)?;
+            let store = Store::init(&data_dir, a.region, &a.name, a.parent)?;
             let id = store.identity();
             println!(
                 "已初始化节点 {}（{}，{}）于 {}",
                 id.name,
                 id.region,
                 id.region.level().map(|l| l.label()).unwrap_or(""),
-                cli.data_dir.display()
+                data_dir.display()
             );
             Ok(())
         }
         Command::Demo(a) => demo::run(a).await,
         Command::Run(cli::RunArgs {
             config: Some(path), ..
+        }) => commands::run_node(config::load(&path)?).await,
+        Command::Run(cli::RunArgs {
+            config: None,
+            settings,
         }) => {
-            let loaded = config::load(&path)?;
-            // The first run initialises the node the file describes; later runs check that
-            // the data directory still holds that node.
-            if !loaded.data_dir.join(renda_node::store::DB_FILE).exists() {
-                Store::init(&loaded.data_dir, loaded.region, &loaded.name, None)?;
-                println!(
-                    "已按配置初始化节点 {}（{}）于 {}",
-                    loaded.name,
-                    loaded.region,
-                    loaded.data_dir.display()
-                );
-            }
-            let mut store = Store::open(&loaded.data_dir)?;
-            if store.identity().region != loaded.region {
-                return Err(
-                    StoreError::Invalid(renda_node::validate::ValidationError::new(
-                        "region",
-                        format!(
-                            "配置文件 {} 写的是 {}，数据目录 {} 中的节点是 {}",
-                            path.display(),
-                            loaded.region,
-                            loaded.data_dir.display(),
-                            store.identity().region
-                        ),
-                    ))
-                    .into(),
-                );
-            }
-            if let Some(parent) = &loaded.parent
-                && store.identity().parent_addr.as_deref() != Some(parent.as_str())
-            {
-                store.set_parent_addr(parent)?;
-            }
-            drop(store);
-            let session = Session::open(&loaded.data_dir, cli.user, cli.json)?;
-            session.run(Command::Run(loaded.run)).await
+            let here = std::path::Path::new(".");
+            commands::run_node(settings.node_config(config::Source::Flags, &data_dir, here)?).await
         }
+        Command::Status => session()?.status().await,
+        Command::Delegate(c) => session()?.delegate(c).await,
+        Command::Group(c) => session()?.group(c).await,
+        Command::Venue(c) => session()?.venue(c).await,
+        Command::Activity(c) => session()?.activity(c).await,
+        Command::Opinion(c) => session()?.opinion(c).await,
+        Command::Suggestion(c) => session()?.suggestion(c).await,
+        Command::Notice(c) => session()?.notice(c).await,
+        Command::Debug(cli::DebugCmd::WriteLoop { count }) => session()?.write_loop(count).await,
+        Command::Sync(a) => session()?.sync_once(a).await,
+        Command::Rollup(a) => session()?.rollup(a).await,
+        Command::Credential(c) => session()?.credential(c).await,
+        Command::Audit { limit } => session()?.audit(limit).await,
+        Command::Backup { to } => session()?.backup(to).await,
+        Command::Attach { parent } => session()?.attach(parent).await,
         Command::Ca(cli::CaCmd::Init { dir, name, days }) => {
             let ca = renda_node::pki::CertificateAuthority::create(&name, days)?;
             ca.save(&dir)?;
@@ -200,12 +188,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Check => {
-            let dir = cli.data_dir.clone();
+            let dir = data_dir.clone();
             tokio::task::spawn_blocking(move || renda_node::store::check::full_check(&dir))
                 .await??;
             println!(
                 "数据库 {} 完好（SQLite 完整性检查通过）",
-                cli.data_dir.join(renda_node::store::DB_FILE).display()
+                data_dir.join(renda_node::store::DB_FILE).display()
             );
             Ok(())
         }
@@ -215,7 +203,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             name,
         } => {
             let (aside, id) =
-                Store::rebuild(&cli.data_dir, region, name.as_deref(), parent.as_deref())?;
+                Store::rebuild(&data_dir, region, name.as_deref(), parent.as_deref())?;
             println!(
                 "已为 {}（{}）新建数据库，原文件保留在 {}；请运行 renda sync --once 或 renda run，从上级和下级取回全部记录。凭据须重新创建（renda credential add）。",
                 id.name,
@@ -232,7 +220,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         )
         .into()),
         Command::Restore { from } => {
-            Store::restore(&cli.data_dir, &from)?;
+            Store::restore(&data_dir, &from)?;
             println!(
                 "已从 {} 恢复节点数据；下次同步时会从上级和下级节点取回备份之后的数据",
                 from.display()
@@ -241,10 +229,6 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Bench(cli::BenchCmd::Sync(a)) => bench::run(a).await,
         Command::Bench(cli::BenchCmd::Query(a)) => bench_query::run(a).await,
-        command => {
-            let session = Session::open(&cli.data_dir, cli.user, cli.json)?;
-            session.run(command).await
-        }
     }
 }
 

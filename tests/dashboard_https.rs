@@ -6,7 +6,7 @@ mod common;
 
 use std::sync::Arc;
 
-use common::fed::{Federation, XIUZHOU};
+use common::fed::{Federation, XIUZHOU, code, start_node};
 use renda_node::access::Role;
 use renda_node::pki::CertificateAuthority;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -70,25 +70,10 @@ async fn request(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_dashboard_serves_https_with_server_side_sessions() {
-    let fed = Federation::start(&[(XIUZHOU, "秀洲区人大常委会")]).await;
-    let county = fed.node(XIUZHOU);
-    let token = county
-        .store
-        .write(|tx| tx.add_credential("区人大 领导", Role::Viewer))
-        .await
-        .unwrap();
-    county
-        .store
-        .write(|tx| {
-            tx.refresh_rollup(
-                chrono::Utc::now(),
-                &renda_node::record::rollup::RollupRules::default(),
-            )
-        })
-        .await
-        .unwrap();
-
-    // The operator's steps: a CA, a server certificate naming the dashboard's host.
+    // An empty federation: it fails the test on any ERROR logged while the node runs.
+    let _fed = Federation::start(&[]).await;
+    // The operator's steps: a CA, a server certificate naming the dashboard's host, and the
+    // node started with it.
     let dir = tempfile::tempdir().unwrap();
     let ca = CertificateAuthority::create("联邦 CA", 365).unwrap();
     let cert = ca
@@ -100,26 +85,39 @@ async fn the_dashboard_serves_https_with_server_side_sessions() {
         )
         .unwrap();
     cert.save_server(dir.path(), &ca.cert_pem).unwrap();
-    let server = renda_hub::https::server_config(
-        &dir.path().join(renda_node::pki::SERVER_CERT),
-        &dir.path().join(renda_node::pki::SERVER_KEY),
+    let data = tempfile::tempdir().unwrap();
+    let https = renda_node::node::HttpsFiles {
+        cert: dir.path().join(renda_node::pki::SERVER_CERT),
+        key: dir.path().join(renda_node::pki::SERVER_KEY),
+    };
+    let node = start_node(
+        data.path(),
+        code(XIUZHOU),
+        "秀洲区人大常委会",
+        move |c| {
+            c.listen = None;
+            c.http = Some("127.0.0.1:0".parse().unwrap());
+            c.https = Some(https);
+            c.rollup_every = None;
+        },
     )
-    .unwrap();
-    let listener = renda_hub::dashboard::bind("127.0.0.1:0".parse().unwrap())
+    .await;
+    assert!(node.https());
+    let addr = node.http_addr().unwrap();
+    let token = node
+        .store()
+        .write(|tx| tx.add_credential("区人大 领导", Role::Viewer))
         .await
         .unwrap();
-    let addr = listener.local_addr().unwrap();
-    let dashboard = renda_hub::dashboard::Dashboard::new(
-        county.store.clone(),
-        county.region,
-        county.name.clone(),
-    );
-    tokio::spawn(renda_hub::dashboard::serve_tls(
-        listener,
-        dashboard,
-        server,
-        std::future::pending(),
-    ));
+    node.store()
+        .write(|tx| {
+            tx.refresh_rollup(
+                chrono::Utc::now(),
+                &renda_node::record::rollup::RollupRules::default(),
+            )
+        })
+        .await
+        .unwrap();
 
     let mut roots = rustls::RootCertStore::empty();
     roots
@@ -192,8 +190,7 @@ async fn the_dashboard_serves_https_with_server_side_sessions() {
         .next()
         .unwrap()
         .to_string();
-    county
-        .store
+    node.store()
         .write(|tx| tx.revoke_credential("区人大 领导"))
         .await
         .unwrap();

@@ -1,4 +1,4 @@
-//! Live links: with every node running `keep_linked`, a township write reaches the national node
+//! Live links: with every node keeping a live link to its parent, a township write reaches the national node
 //! over four hops and a county notice reaches the township, with no manual sync.
 
 mod common;
@@ -12,7 +12,6 @@ use renda_node::record::RecordId;
 use renda_node::record::delegate::{Delegate, Gender, Mandate, MandateStatus};
 use renda_node::record::notice::Notice;
 use renda_node::store::StoreHandle;
-use renda_node::sync::client::keep_linked;
 
 async fn wait_until_held(store: &StoreHandle, id: RecordId, what: &str) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
@@ -37,18 +36,7 @@ async fn live_links_carry_writes_up_four_hops_and_notices_down() {
         ("330411000000", "秀洲区人大常委会"),
         ("330411101000", "王店镇人大主席团"),
     ];
-    let fed = Federation::start(&chain).await;
-    let mut links = Vec::new();
-    for (c, _) in &chain[1..] {
-        let node = fed.node(c);
-        let parent = fed.nodes[&node.region.parent().unwrap()].addr.to_string();
-        links.push(tokio::spawn(keep_linked(
-            node.store.clone(),
-            node.region,
-            parent,
-            fed.config.clone(),
-        )));
-    }
+    let fed = Federation::start_live(&chain).await;
 
     // A national delegate registered at the township station routes all the way up.
     let township = fed.node("330411101000").store.clone();
@@ -108,7 +96,4 @@ async fn live_links_carry_writes_up_four_hops_and_notices_down() {
             .unwrap(),
         "a county notice does not climb past the city"
     );
-    for link in links {
-        link.abort();
-    }
 }

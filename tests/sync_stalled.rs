@@ -12,7 +12,6 @@ use common::proxy::{Proxy, State};
 use renda_node::record::RecordId;
 use renda_node::store::StoreHandle;
 use renda_node::sync::LinkConfig;
-use renda_node::sync::client::keep_linked;
 
 const COUNTY: &str = "330411000000";
 const TOWNSHIP: &str = "330411101000";
@@ -35,30 +34,25 @@ async fn wait_until_held(store: &StoreHandle, id: RecordId, within: Duration, wh
     }
 }
 
-async fn start() -> (Federation, Proxy, tokio::task::JoinHandle<()>) {
+/// A county, and a township whose live link to it runs through a proxy the tests control.
+async fn start() -> (Federation, Proxy) {
     let config = LinkConfig {
         timeout: TIMEOUT,
         ..LinkConfig::default()
     };
-    let fed = Federation::start_with(
-        &[(COUNTY, "秀洲区人大常委会"), (TOWNSHIP, "王店镇人大主席团")],
-        config.clone(),
-    )
-    .await;
+    let mut fed = Federation::start_with(&[(COUNTY, "秀洲区人大常委会")], config).await;
     let proxy = Proxy::start(None, fed.node(COUNTY).addr).await;
-    let town = fed.node(TOWNSHIP);
-    let link = tokio::spawn(keep_linked(
-        town.store.clone(),
-        town.region,
-        proxy.addr.to_string(),
-        config,
-    ));
-    (fed, proxy, link)
+    let through = proxy.addr.to_string();
+    fed.add(TOWNSHIP, "王店镇人大主席团", move |c| {
+        c.parent = Some(through)
+    })
+    .await;
+    (fed, proxy)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_frozen_connection_is_dropped_and_the_link_redialled() {
-    let (fed, proxy, link) = start().await;
+    let (fed, proxy) = start().await;
     let town = fed.node(TOWNSHIP).store.clone();
     let county = fed.node(COUNTY).store.clone();
 
@@ -79,14 +73,13 @@ async fn a_frozen_connection_is_dropped_and_the_link_redialled() {
     )
     .await;
     assert!(proxy.live_connections() >= 1, "the township redialled");
-    link.abort();
 }
 
 /// A live link that was idle for longer than the timeout is not dropped when it next has
 /// something to send: the deadline runs from when a reply became due.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_idle_link_is_not_taken_for_a_stalled_one() {
-    let (fed, proxy, link) = start().await;
+    let (fed, proxy) = start().await;
     let town = fed.node(TOWNSHIP).store.clone();
     let county = fed.node(COUNTY).store.clone();
     let first = write_opinion(&town, code(TOWNSHIP), "桥面破损".into()).await;
@@ -110,12 +103,11 @@ async fn an_idle_link_is_not_taken_for_a_stalled_one() {
     let peers = town.call(|s| s.peers()).await.unwrap();
     let parent = peers.iter().find(|p| p.peer == code(COUNTY)).unwrap();
     assert_eq!(parent.last_error, None);
-    link.abort();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_link_that_moves_nothing_shows_as_stalled_until_it_recovers() {
-    let (fed, proxy, link) = start().await;
+    let (fed, proxy) = start().await;
     let town = fed.node(TOWNSHIP).store.clone();
     let county = fed.node(COUNTY).store.clone();
     let first = write_opinion(&town, code(TOWNSHIP), "桥面破损".into()).await;
@@ -158,5 +150,4 @@ async fn a_link_that_moves_nothing_shows_as_stalled_until_it_recovers() {
         assert!(tokio::time::Instant::now() < deadline, "the link recovered");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    link.abort();
 }

@@ -10,11 +10,10 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::fed::{WANGDIAN, XIUZHOU, code, write_opinion};
-use renda_hub::sync_server::{SyncService, bind, serve};
+use common::fed::{WANGDIAN, XIUZHOU, code, start_node, write_opinion};
+use renda_hub::node::Node;
 use renda_node::pki::{CertificateAuthority, NodeCertificateSpec, region_uri};
 use renda_node::record::RecordKind;
-use renda_node::region::RegionCode;
 use renda_node::store::{ListQuery, Store, StoreHandle};
 use renda_node::sync::client::sync_with_parent;
 use renda_node::sync::{LinkConfig, Mode, SyncError};
@@ -61,6 +60,17 @@ async fn dial(town: &Town, region: &str, addr: &str, node: NodeTls) -> Result<()
     .map(|_| ())
 }
 
+/// A node serving sync on a free loopback port with `tls` as its certificate, whatever it is.
+async fn serving(region: &str, name: &str, tls: NodeTls) -> (Node, tempfile::TempDir, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let node = start_node(dir.path(), code(region), name, move |c| {
+        c.link.tls = Some(Arc::new(tls));
+    })
+    .await;
+    let addr = node.sync_addr().unwrap().to_string();
+    (node, dir, addr)
+}
+
 async fn opinions_at(store: &StoreHandle) -> usize {
     store
         .call(|s| {
@@ -78,23 +88,9 @@ async fn opinions_at(store: &StoreHandle) -> usize {
 async fn only_a_valid_certificate_naming_a_child_syncs() {
     let ca = CertificateAuthority::create("联邦 CA", 365).unwrap();
     let other_ca = CertificateAuthority::create("别处的 CA", 365).unwrap();
-    let county_dir = tempfile::tempdir().unwrap();
-    let county = StoreHandle::spawn(
-        Store::init(county_dir.path(), code(XIUZHOU), "秀洲区人大常委会", None).unwrap(),
-    )
-    .unwrap();
     let county_tls = tls(&ca, XIUZHOU, None);
-    let listener = bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
-    let addr = listener.local_addr().unwrap().to_string();
-    let service = SyncService::new(
-        county.clone(),
-        code(XIUZHOU),
-        LinkConfig {
-            tls: Some(Arc::new(county_tls)),
-            ..LinkConfig::default()
-        },
-    );
-    tokio::spawn(serve(listener, service, std::future::pending()));
+    let (county_node, _county_dir, addr) = serving(XIUZHOU, "秀洲区人大常委会", county_tls).await;
+    let county = county_node.store().clone();
 
     let wangdian = town(WANGDIAN).await;
     let spec = |uris: Vec<String>, days, backdate_days| NodeCertificateSpec {
@@ -188,23 +184,9 @@ async fn only_a_valid_certificate_naming_a_child_syncs() {
 
     // A child refuses a server that is not its parent: 王店镇 dialing a server whose
     // certificate names 凤桥镇's county.
-    let impostor_dir = tempfile::tempdir().unwrap();
-    let impostor_region: RegionCode = code("330402000000");
-    let impostor = StoreHandle::spawn(
-        Store::init(impostor_dir.path(), impostor_region, "冒充的上级", None).unwrap(),
-    )
-    .unwrap();
-    let listener = bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
-    let impostor_addr = listener.local_addr().unwrap().to_string();
-    let service = SyncService::new(
-        impostor.clone(),
-        impostor_region,
-        LinkConfig {
-            tls: Some(Arc::new(tls(&ca, "330402000000", None))),
-            ..LinkConfig::default()
-        },
-    );
-    tokio::spawn(serve(listener, service, std::future::pending()));
+    let (impostor_node, _impostor_dir, impostor_addr) =
+        serving("330402000000", "冒充的上级", tls(&ca, "330402000000", None)).await;
+    let impostor = impostor_node.store().clone();
     let err = dial(
         &wangdian,
         WANGDIAN,
@@ -216,18 +198,15 @@ async fn only_a_valid_certificate_naming_a_child_syncs() {
     assert!(err.to_string().contains("330402000000"), "{err}");
     assert_eq!(opinions_at(&impostor).await, 0);
 
-    // Nor does an HTTPS server certificate make a parent: it names no region.
-    let listener = bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
-    let https_addr = listener.local_addr().unwrap().to_string();
-    let service = SyncService::new(
-        county.clone(),
-        code(XIUZHOU),
-        LinkConfig {
-            tls: Some(Arc::new(https_cert_as_node(&ca, XIUZHOU))),
-            ..LinkConfig::default()
-        },
-    );
-    tokio::spawn(serve(listener, service, std::future::pending()));
+    // Nor does an HTTPS server certificate make a parent: it names no region. (A second
+    // county node serves with it; the first one's records are not involved.)
+    let (https_node, _https_dir, https_addr) = serving(
+        XIUZHOU,
+        "秀洲区人大常委会",
+        https_cert_as_node(&ca, XIUZHOU),
+    )
+    .await;
+    let county = https_node.store().clone();
     let before = opinions_at(&county).await;
     let err = dial(&wangdian, WANGDIAN, &https_addr, tls(&ca, WANGDIAN, None))
         .await

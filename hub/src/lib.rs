@@ -1,11 +1,11 @@
-//! What a node does for its subtree: accepting children's sync links (over mutual TLS when the
-//! node has a certificate), keeping the subtree's rollup fresh, answering queries, and serving
-//! the dashboard.
+//! What a node serves to others: accepting children's sync links (over mutual TLS when the node
+//! has a certificate), answering queries, and serving the dashboard and metrics; and [`node`],
+//! the one place a node's parts are wired together.
 //!
+//! - [`node`]: the `Node` builder: the node's own core from `renda_node::node` plus the servers
+//!   below, started from one configuration and stopped gracefully.
 //! - [`sync_server`]: the gRPC `Sync` service children dial, running the same link loop as the
 //!   child side in `renda_node::sync`.
-//! - [`rollups`]: recomputing the node's rollup when its records or its children's rollups
-//!   change.
 //! - [`query_server`]: the gRPC `Query` service (rollups, record lists, one record, a
 //!   delegate's duty record), served on the same port as `Sync`.
 //! - [`dashboard`]: the HTTP dashboard in Chinese, pages made on the server with SVG charts.
@@ -20,6 +20,6 @@ pub mod auth;
 pub mod dashboard;
 pub mod https;
 pub mod metrics;
+pub mod node;
 pub mod query_server;
-pub mod rollups;
 pub mod sync_server;

@@ -22,10 +22,12 @@
 
 pub mod access;
 pub mod calendar;
+pub mod node;
 pub mod office;
 pub mod pki;
 pub mod record;
 pub mod region;
+pub mod rollups;
 pub mod route;
 pub mod store;
 pub mod sync;

@@ -54,6 +54,16 @@ impl Clone for NodeTls {
 }
 
 impl NodeTls {
+    /// The certificate installed in a node's data directory (its `tls/`), if there is one. A
+    /// broken installation is an error, never a silent fall back to plaintext.
+    pub fn installed(data_dir: &Path, region: RegionCode) -> Result<Option<NodeTls>, PkiError> {
+        let dir = data_dir.join(TLS_DIR);
+        if !dir.exists() {
+            return Ok(None);
+        }
+        NodeTls::load(&dir, region).map(Some)
+    }
+
     /// Reads `dir` and checks that its certificate is the CA's and names `region`.
     pub fn load(dir: &Path, region: RegionCode) -> Result<NodeTls, PkiError> {
         use rustls::pki_types::pem::PemObject;

@@ -8,14 +8,14 @@ use std::net::SocketAddr;
 use std::sync::Once;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use renda_hub::sync_server::{SyncService, bind, serve};
+use renda_hub::node::Node;
+use renda_node::node::{NewNode, NodeConfig};
 use renda_node::record::RecordId;
 use renda_node::region::RegionCode;
-use renda_node::store::{ListQuery, Store, StoreHandle};
+use renda_node::store::{ListQuery, StoreHandle};
 use renda_node::sync::client::sync_with_parent;
 use renda_node::sync::{LinkConfig, LinkReport, Mode};
 use tempfile::TempDir;
-use tokio::task::JoinHandle;
 
 /// ERROR means data or availability is at risk: any ERROR logged while a federation runs fails
 /// the test. WARN (a cut link, a refused record) is expected and allowed.
@@ -40,7 +40,7 @@ impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for ErrorCounter {
     }
 }
 
-fn watch_for_errors() {
+pub fn watch_for_errors() {
     use tracing_subscriber::layer::SubscriberExt;
     static INSTALL: Once = Once::new();
     INSTALL.call_once(|| {
@@ -57,13 +57,26 @@ pub struct FedNode {
     pub store: StoreHandle,
     /// Where children dial this node.
     pub addr: SocketAddr,
-    server: JoinHandle<()>,
+    /// The running node; its parts stop when it is dropped.
+    pub node: Node,
 }
 
-impl Drop for FedNode {
-    fn drop(&mut self) {
-        self.server.abort();
-    }
+/// Starts a node in `dir` the way `renda run` does, with `tune` applied to its configuration
+/// (a sync server on a free loopback port unless `tune` says otherwise).
+pub async fn start_node(
+    dir: &std::path::Path,
+    region: RegionCode,
+    name: &str,
+    tune: impl FnOnce(&mut NodeConfig),
+) -> Node {
+    let mut config = NodeConfig::new(dir);
+    config.init = Some(NewNode {
+        region,
+        name: name.to_string(),
+    });
+    config.listen = Some("127.0.0.1:0".parse().unwrap());
+    tune(&mut config);
+    Node::start(config).await.expect("start the node")
 }
 
 pub fn code(s: &str) -> RegionCode {
@@ -123,48 +136,76 @@ impl Federation {
     /// Like [`Federation::start`], with the given link settings on every node.
     pub async fn start_with(specs: &[(&str, &str)], config: LinkConfig) -> Federation {
         watch_for_errors();
-        let mut nodes = BTreeMap::new();
+        let mut fed = Federation {
+            nodes: BTreeMap::new(),
+            config,
+        };
         for (c, name) in specs {
-            let region = code(c);
-            let dir = tempfile::tempdir().expect("temp dir");
-            let store = Store::init(dir.path(), region, name, None).expect("init node");
-            let store = StoreHandle::spawn(store).expect("store thread");
-            let listener = bind("127.0.0.1:0".parse().unwrap()).await.expect("bind");
-            let addr = listener.local_addr().unwrap();
-            let service = SyncService::new(store.clone(), region, config.clone());
-            let server = tokio::spawn(async move {
-                let _ = serve(listener, service, std::future::pending()).await;
-            });
-            nodes.insert(
-                region,
-                FedNode {
-                    region,
-                    name: name.to_string(),
-                    dir,
-                    store,
-                    addr,
-                    server,
-                },
-            );
+            fed.add(c, name, |_| {}).await;
         }
-        Federation { nodes, config }
+        fed
+    }
+
+    /// Like [`Federation::start`], with every node keeping a live link to its parent, as
+    /// `renda run` does; parents are started first.
+    pub async fn start_live(specs: &[(&str, &str)]) -> Federation {
+        watch_for_errors();
+        let mut fed = Federation {
+            nodes: BTreeMap::new(),
+            config: LinkConfig::default(),
+        };
+        let mut specs = specs.to_vec();
+        specs.sort_by_key(|(c, _)| code(c).level());
+        for (c, name) in specs {
+            let parent = code(c)
+                .parent()
+                .and_then(|p| fed.nodes.get(&p))
+                .map(|p| p.addr.to_string());
+            fed.add(c, name, move |config| config.parent = parent).await;
+        }
+        fed
+    }
+
+    /// Starts node `c` with the federation's link settings and `tune` applied: a sync server
+    /// and a dashboard on free loopback ports, no live link unless `tune` names a parent, and
+    /// its rollup refreshed only by hand, so nothing writes behind a test's back.
+    pub async fn add(&mut self, c: &str, name: &str, tune: impl FnOnce(&mut NodeConfig)) {
+        let region = code(c);
+        let dir = tempfile::tempdir().expect("temp dir");
+        let link = self.config.clone();
+        let node = start_node(dir.path(), region, name, move |config| {
+            config.link = link;
+            config.http = Some("127.0.0.1:0".parse().unwrap());
+            config.rollup_every = None;
+            tune(config);
+        })
+        .await;
+        self.nodes.insert(
+            region,
+            FedNode {
+                region,
+                name: name.to_string(),
+                dir,
+                store: node.store().clone(),
+                addr: node.sync_addr().expect("a sync address"),
+                node,
+            },
+        );
     }
 
     pub fn node(&self, c: &str) -> &FedNode {
         &self.nodes[&code(c)]
     }
 
-    /// Serves a node's dashboard on a free loopback port for the rest of the test.
+    /// Where node `c`'s dashboard is served: every federation node serves one on a free
+    /// loopback port.
     pub async fn serve_dashboard(&self, c: &str) -> SocketAddr {
-        use renda_hub::dashboard::{self, Dashboard};
-        let node = self.node(c);
-        let listener = dashboard::bind("127.0.0.1:0".parse().unwrap())
-            .await
-            .expect("bind the dashboard");
-        let addr = listener.local_addr().unwrap();
-        let d = Dashboard::new(node.store.clone(), node.region, node.name.clone());
-        tokio::spawn(dashboard::serve(listener, d, std::future::pending()));
-        addr
+        self.node(c).node.http_addr().expect("a dashboard address")
+    }
+
+    /// The running node `c`'s link settings (its shutdown token, its batch semaphore).
+    pub fn link_config(&self, c: &str) -> LinkConfig {
+        self.node(c).node.link_config().clone()
     }
 
     /// One `sync --once` of `child` with its parent.
@@ -177,7 +218,7 @@ impl Federation {
             node.region,
             &addr,
             Mode::Once,
-            self.config.clone(),
+            node.node.link_config().clone(),
         )
         .await
         .unwrap_or_else(|e| panic!("sync of {child} failed: {e}"))

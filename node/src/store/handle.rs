@@ -6,7 +6,12 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use super::{Store, StoreError, WriteTx};
 
-type Job = Box<dyn FnOnce(&mut Store) + Send>;
+/// Work for the store's thread.
+enum Job {
+    Run(Box<dyn FnOnce(&mut Store) + Send>),
+    /// Close the store once the work queued before this is done, and say so.
+    Close(oneshot::Sender<()>),
+}
 
 #[derive(Clone, Debug)]
 pub struct StoreHandle {
@@ -27,7 +32,16 @@ impl StoreHandle {
             .name("renda-store".into())
             .spawn(move || {
                 while let Some(job) = rx.blocking_recv() {
-                    job(&mut store);
+                    match job {
+                        Job::Run(job) => job(&mut store),
+                        Job::Close(closed) => {
+                            // Dropping the store closes its connection (and checkpoints the
+                            // write-ahead log) before anyone is told it is closed.
+                            drop(store);
+                            let _ = closed.send(());
+                            return;
+                        }
+                    }
                 }
             })
             .map_err(|e| StoreError::Io(format!("cannot start the store thread: {e}")))?;
@@ -45,10 +59,10 @@ impl StoreHandle {
         F: FnOnce(&mut Store) -> Result<T, StoreError> + Send + 'static,
     {
         let (tx, rx) = oneshot::channel();
-        let job: Job = Box::new(move |store| {
+        let job = Job::Run(Box::new(move |store| {
             // The caller may have given up waiting; then nobody needs the answer.
             let _ = tx.send(store.guarded(f));
-        });
+        }));
         self.jobs.send(job).await.map_err(|_| StoreError::Closed)?;
         let result = rx.await.map_err(|_| StoreError::Closed)?;
         if let Err(StoreError::Damaged(damage)) = &result {
@@ -66,6 +80,22 @@ impl StoreHandle {
         let out = self.call(move |store| store.write(f)).await?;
         self.written.send_modify(|n| *n += 1);
         Ok(out)
+    }
+
+    /// Closes the store for every clone of this handle: work queued before runs to its end
+    /// (a write in hand commits), then the database is closed; later calls fail with
+    /// [`StoreError::Closed`]. Returns once the file is closed, so another process may open it.
+    pub async fn close(&self) {
+        let (tx, rx) = oneshot::channel();
+        if self.jobs.send(Job::Close(tx)).await.is_ok() {
+            let _ = rx.await;
+        }
+    }
+
+    /// Records damage found outside the store's own calls (the check `renda run` starts with),
+    /// so that whoever watches [`StoreHandle::damaged`] stops the node.
+    pub fn report_damage(&self, damage: super::check::Damage) {
+        self.damage.send_replace(Some(damage));
     }
 
     /// A receiver that holds the damage once the store found its file damaged.

@@ -130,12 +130,25 @@ pub async fn sync_with_parent(
 
 /// Keeps a live link to the parent, reconnecting after failures with exponential backoff
 /// (0.5 s doubling to 30 s) and ±50% jitter so townships cut by one outage do not reconnect in
-/// lockstep. Runs until the task is dropped.
+/// lockstep. Runs until the node shuts down ([`LinkConfig::shutdown`]), when the link drains.
 pub async fn keep_linked(store: StoreHandle, me: RegionCode, addr: String, config: LinkConfig) {
     let mut failures: u32 = 0;
-    loop {
+    let shutdown = config.shutdown.clone();
+    while !shutdown.is_cancelled() {
         let started = tokio::time::Instant::now();
-        match sync_with_parent(store.clone(), me, &addr, Mode::Live, config.clone()).await {
+        let linked = tokio::select! {
+            linked = sync_with_parent(store.clone(), me, &addr, Mode::Live, config.clone()) => linked,
+            // Dialling, TLS and the Hellos are not worth waiting for once the node is stopping;
+            // a link past them drains itself and ends above.
+            () = async {
+                shutdown.cancelled().await;
+                tokio::time::sleep(super::DRAIN_TIMEOUT + Duration::from_secs(1)).await;
+            } => return,
+        };
+        if shutdown.is_cancelled() {
+            return;
+        }
+        match linked {
             Ok(_) => failures = 0,
             Err(e) => {
                 // A link that stayed up a while before it broke starts the backoff afresh: the
@@ -156,6 +169,9 @@ pub async fn keep_linked(store: StoreHandle, me: RegionCode, addr: String, confi
         let base = Duration::from_millis(500).saturating_mul(1 << failures.min(6));
         let jitter = rand::random_range(0.5..1.5);
         // Capped after the jitter, so no wait passes half a minute.
-        tokio::time::sleep(base.mul_f64(jitter).min(Duration::from_secs(30))).await;
+        tokio::select! {
+            () = tokio::time::sleep(base.mul_f64(jitter).min(Duration::from_secs(30))) => {}
+            () = shutdown.cancelled() => return,
+        }
     }
 }

@@ -21,6 +21,7 @@ use std::time::Duration;
 use renda_proto::PROTOCOL_VERSION;
 use renda_proto::v1::{self, LinkMessage, link_message::Body};
 use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
 use crate::record::{Author, Header, RecordId, RecordKind};
@@ -54,7 +55,26 @@ pub struct LinkConfig {
     /// found too. The child redials at once; `renda status` shows a link whose lag has not
     /// moved for longer as stalled.
     pub timeout: Duration,
+    /// Cancelled when the node shuts down: each link stops taking new messages, lets the
+    /// batches it has received be applied and acknowledged, and ends.
+    pub shutdown: CancellationToken,
+    /// How many received batches this node holds prepared (decoded and merged) at once, over
+    /// all its links. A county with many townships syncing at once would otherwise hold two
+    /// batches per link in memory while its one store thread works through them; waiting for a
+    /// permit also slows the peers down instead of letting work pile up. One per node: two
+    /// nodes in one process (the demo, the tests) do not wait for each other.
+    pub prepared: std::sync::Arc<tokio::sync::Semaphore>,
 }
+
+/// Batches a node holds prepared at once ([`LinkConfig::prepared`]).
+pub const PREPARED_BATCHES: usize = 2;
+
+/// The default [`LinkConfig::max_batch_bytes`].
+pub const DEFAULT_BATCH_BYTES: usize = 512 * 1024;
+
+/// How long a link being shut down waits for the batches it received to be applied and
+/// acknowledged before it ends anyway; what is not acknowledged is sent again next time.
+pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The default [`LinkConfig::timeout`]: a dead link is dropped and redialled within this.
 pub const DEFAULT_LINK_TIMEOUT: Duration = Duration::from_secs(30);
@@ -70,11 +90,13 @@ impl Default for LinkConfig {
     fn default() -> Self {
         LinkConfig {
             policy: RoutePolicy::default(),
-            max_batch_bytes: 512 * 1024,
+            max_batch_bytes: DEFAULT_BATCH_BYTES,
             poll: Duration::from_millis(200),
             repair: false,
             tls: None,
             timeout: DEFAULT_LINK_TIMEOUT,
+            shutdown: CancellationToken::new(),
+            prepared: std::sync::Arc::new(tokio::sync::Semaphore::new(PREPARED_BATCHES)),
         }
     }
 }
@@ -261,12 +283,6 @@ const SLOWEST_LINK_BYTES_PER_SEC: usize = 64 * 1024;
 /// its store writes the other; more would only queue.
 const WINDOW: usize = 2;
 
-/// How many received batches this process holds prepared (decoded and merged) at once, over all
-/// its links. A county with many townships syncing at once would otherwise hold two batches per
-/// link in memory while its one store thread works through them; waiting for a permit also
-/// slows the peers down instead of letting work pile up.
-static PREPARED_BATCHES: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(2);
-
 /// Work for the task that applies a peer's messages in the order they came.
 enum ApplyJob {
     Batch {
@@ -277,7 +293,7 @@ enum ApplyJob {
         /// changes and their bytes.
         prepared: tokio::task::JoinHandle<Result<Prepared, SyncError>>,
         /// Held until the batch is written.
-        permit: tokio::sync::SemaphorePermit<'static>,
+        permit: tokio::sync::OwnedSemaphorePermit,
     },
     /// The peer is caught up to `seq`. `epoch` and `counts` come from when it arrived: whether
     /// it still said the peer was done once everything before it was applied.
@@ -732,9 +748,19 @@ where
             + config.timeout * 2
             + Duration::from_secs((in_flight_bytes / SLOWEST_LINK_BYTES_PER_SEC) as u64);
         tokio::select! {
-                    // Messages that are waiting go first: a link that was busy with its store
-                    // is not stalled because the peer's answer is already here.
+                    // Shutting down goes first, then messages that are waiting: a link that
+                    // was busy with its store is not stalled because the peer's answer is
+                    // already here.
                     biased;
+                    () = config.shutdown.cancelled() => {
+                        // What was received is applied and acknowledged, so the peer need not
+                        // send it again; messages not yet taken in are left to the next link.
+                        debug!(%peer, "the node is shutting down; draining the link");
+                        drop(jobs);
+                        let _ = tokio::time::timeout(DRAIN_TIMEOUT, applier).await;
+                        report.wire_bytes_sent = wire_out.load(std::sync::atomic::Ordering::Relaxed);
+                        return Ok(report);
+                    }
                     msg = inbound.next_message() => {
                         last_heard = tokio::time::Instant::now();
                         let Some(msg) = msg? else {
@@ -752,7 +778,7 @@ where
                                     seq => Some(claims::check_peer_checkpoint("batch.up_to_seq", seq, &batch.up_to_hash)?),
                                 };
                                 // The semaphore is never closed, so acquiring only waits.
-                                let permit = PREPARED_BATCHES.acquire().await.map_err(|_| SyncError::Closed)?;
+                                let permit = config.prepared.clone().acquire_owned().await.map_err(|_| SyncError::Closed)?;
                                 let prepared = tokio::spawn(prepare_batch(store.clone(), merging, batch.records, batch.deflated_records));
                                 jobs.send(ApplyJob::Batch { batch_id: batch.batch_id, up_to, prepared, permit })
                                     .await

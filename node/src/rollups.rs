@@ -3,9 +3,14 @@
 
 use std::time::Duration;
 
-use renda_node::record::rollup::{Rollup, RollupRules};
-use renda_node::store::{StoreError, StoreHandle};
+use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
+
+use crate::record::rollup::{Rollup, RollupRules};
+use crate::store::{StoreError, StoreHandle};
+
+/// How often a running node looks for writes to refresh its rollup after.
+pub const DEFAULT_REFRESH_EVERY: Duration = Duration::from_secs(2);
 
 /// Recomputes the node's rollup now; it is written only if a number changed.
 pub async fn refresh(store: &StoreHandle, rules: RollupRules) -> Result<Rollup, StoreError> {
@@ -14,14 +19,22 @@ pub async fn refresh(store: &StoreHandle, rules: RollupRules) -> Result<Rollup, 
         .await
 }
 
-/// Runs for as long as the node runs: every `every`, if anything was written since the last
-/// refresh, refreshes the rollup. An idle node does nothing.
-pub async fn keep_fresh(store: StoreHandle, every: Duration, rules: RollupRules) {
+/// Runs until `shutdown`: every `every`, if anything was written since the last refresh,
+/// refreshes the rollup. An idle node does nothing.
+pub async fn keep_fresh(
+    store: StoreHandle,
+    every: Duration,
+    rules: RollupRules,
+    shutdown: CancellationToken,
+) {
     let mut seen: Option<i64> = None;
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        tick.tick().await;
+        tokio::select! {
+            _ = tick.tick() => {}
+            () = shutdown.cancelled() => return,
+        }
         let last = match store.call(|s| s.last_seq()).await {
             Ok(seq) => seq,
             Err(StoreError::Closed) => return,
