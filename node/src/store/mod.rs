@@ -188,11 +188,11 @@ fn list_filter(q: &ListQuery, paged: bool) -> (String, Vec<Box<dyn rusqlite::ToS
         args.push(Box::new(until));
     }
     if let Some(kind) = &q.activity_kind {
-        sql.push_str(" AND +r.kind = 'activity' AND json_extract(r.summary, '$.kind') = ?");
+        sql.push_str(" AND +r.kind = 'activity' AND r.tag = ?");
         args.push(Box::new(kind.clone()));
     }
     if let Some(class) = &q.answer_class {
-        sql.push_str(" AND +r.kind = 'suggestion' AND json_extract(r.summary, '$.class') = ?");
+        sql.push_str(" AND +r.kind = 'suggestion' AND r.tag = ?");
         args.push(Box::new(class.clone()));
     }
     if let Some(after) = &q.after {
@@ -731,7 +731,7 @@ impl Store {
     pub fn derived_mismatches(&self) -> Result<Vec<String>, StoreError> {
         let mut out = Vec::new();
         let mut stmt = self.conn.prepare(
-            "SELECT id, label, status, occurred_on, due_on, subject, summary, route, heads_hash FROM records ORDER BY id",
+            "SELECT id, label, status, occurred_on, due_on, subject, summary, route, heads_hash, tag, addressed_to, number, group_id FROM records ORDER BY id",
         )?;
         let mut people = self.conn.prepare(
             "SELECT delegate_id, role FROM record_people WHERE record_id = ?1 ORDER BY delegate_id, role",
@@ -749,6 +749,12 @@ impl Store {
                     .unwrap_or(serde_json::Value::Null),
                 route: r.get(7)?,
                 heads_hash: r.get::<_, Option<Vec<u8>>>(8)?.unwrap_or_default(),
+                keys: crate::record::projection::FilterKeys {
+                    tag: r.get(9)?,
+                    addressed_to: r.get(10)?,
+                    number: r.get(11)?,
+                    group: r.get(12)?,
+                },
                 people: people
                     .query_map([&id], |p| Ok((p.get(0)?, p.get(1)?)))?
                     .collect::<Result<_, _>>()?,
@@ -856,6 +862,8 @@ struct DerivedColumns {
     /// The record a personal-data record belongs to.
     subject: Option<String>,
     summary: serde_json::Value,
+    /// What lists and rollups filter on.
+    keys: crate::record::projection::FilterKeys,
     /// The record's `RouteHints` as JSON.
     route: String,
     heads_hash: Vec<u8>,
@@ -882,6 +890,10 @@ impl DerivedColumns {
                 crate::record::Body::Personal(p) => Some(p.subject.to_string()),
                 _ => None,
             },
+            keys: crate::record::projection::FilterKeys::of(
+                record.header.kind,
+                &projection.summary,
+            ),
             summary: projection.summary,
             route: serde_json::to_string(&crate::route::RouteHints::of(record))
                 .unwrap_or_else(|_| "{}".into()),
@@ -899,6 +911,13 @@ impl DerivedColumns {
             ("due_on", self.due_on == other.due_on),
             ("subject", self.subject == other.subject),
             ("summary", self.summary == other.summary),
+            ("tag", self.keys.tag == other.keys.tag),
+            (
+                "addressed_to",
+                self.keys.addressed_to == other.keys.addressed_to,
+            ),
+            ("number", self.keys.number == other.keys.number),
+            ("group_id", self.keys.group == other.keys.group),
             ("route", self.route == other.route),
             ("heads_hash", self.heads_hash == other.heads_hash),
             ("people", self.people == other.people),
@@ -960,7 +979,7 @@ impl WriteTx<'_> {
     /// The largest suggestion number already given by this node's congress, for numbering the next.
     pub fn max_suggestion_number(&self) -> Result<u32, StoreError> {
         let n: Option<i64> = self.tx.query_row(
-            "SELECT max(json_extract(summary, '$.number')) FROM records WHERE kind = 'suggestion' AND json_extract(summary, '$.addressed_to') = ?1",
+            "SELECT max(number) FROM records WHERE kind = 'suggestion' AND addressed_to = ?1",
             [self.node.region.as_str()],
             |r| r.get(0),
         )?;
@@ -1135,14 +1154,16 @@ impl WriteTx<'_> {
             (Vec::new(), 0, tail)
         };
         self.tx.prepare_cached(
-            "INSERT INTO records (id, kind, home, created_at, created_by, doc, last_seq, label, status, occurred_on, due_on, subject, summary, route, doc_tail, heads_hash, doc_seq)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)
+            "INSERT INTO records (id, kind, home, created_at, created_by, doc, last_seq, label, status, occurred_on, due_on, subject, summary, route, doc_tail, heads_hash, doc_seq, tag, addressed_to, number, group_id)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?19, ?20, ?21, ?22)
              ON CONFLICT(id) DO UPDATE SET
                doc = CASE WHEN ?18 THEN excluded.doc ELSE records.doc END,
                doc_seq = CASE WHEN ?18 THEN excluded.doc_seq ELSE records.doc_seq END,
                doc_tail = excluded.doc_tail, heads_hash = excluded.heads_hash, last_seq = excluded.last_seq, label = excluded.label,
                status = excluded.status, occurred_on = excluded.occurred_on, due_on = excluded.due_on,
-               subject = excluded.subject, summary = excluded.summary, route = excluded.route",
+               subject = excluded.subject, summary = excluded.summary, route = excluded.route,
+               tag = excluded.tag, addressed_to = excluded.addressed_to, number = excluded.number,
+               group_id = excluded.group_id",
         )?
         .execute(params![
                 id,
@@ -1163,6 +1184,10 @@ impl WriteTx<'_> {
                 columns.heads_hash,
                 doc_seq,
                 compact,
+                columns.keys.tag,
+                columns.keys.addressed_to,
+                columns.keys.number,
+                columns.keys.group,
             ])?;
         // A record new here has no rows to replace.
         if !matches!(prior, Prior::Absent) {

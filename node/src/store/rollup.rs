@@ -7,7 +7,9 @@ use chrono::{DateTime, NaiveDate, Utc};
 use rusqlite::{Connection, OptionalExtension};
 
 use super::{ListQuery, ListRow, Store, StoreError, WriteTx};
-use crate::record::rollup::{CountedRow, Metrics, Period, Quota, QuotaRules, Rollup, RollupRules};
+use crate::record::rollup::{
+    CountedRow, Involvement, Metrics, Period, Quota, QuotaRules, Rollup, RollupRules,
+};
 use crate::record::{Body, RecordId, RecordKind};
 use crate::region::RegionCode;
 
@@ -54,7 +56,8 @@ fn own_metrics(
 }
 
 /// The quotas of the groups and delegates homed at `me`, over the activities and suggestions of
-/// `today`'s year held here.
+/// `today`'s year held here. The store lists the facts (groups, delegates, what each took part
+/// in that year); which of them count is the record model's rule ([`QuotaRules`]).
 fn quotas(
     conn: &Connection,
     me: &RegionCode,
@@ -62,60 +65,62 @@ fn quotas(
     rules: QuotaRules,
 ) -> Result<(Quota, Quota), StoreError> {
     use chrono::Datelike;
-    // The year as a range of dates, so the (kind, occurred_on) index answers it.
+    // The year as a range of dates, so the indexes on occurred_on answer it.
     let from = format!("{:04}-01-01", today.year());
     let until = format!("{:04}-01-01", today.year() + 1);
-    let completed_quarters = (today.month0() / 3) as usize;
-    let mut groups: BTreeMap<String, [u32; 4]> = conn
-        .prepare_cached("SELECT id FROM records WHERE kind = 'group' AND home = ?1")?
-        .query_map([me.as_str()], |r| r.get::<_, String>(0))?
-        .map(|id| id.map(|id| (id, [0u32; 4])))
-        .collect::<Result<_, _>>()?;
-    let mut stmt = conn.prepare_cached(
-        "SELECT json_extract(summary, '$.group'), occurred_on FROM records
-         WHERE kind = 'activity' AND occurred_on >= ?1 AND occurred_on < ?2
-           AND json_extract(summary, '$.group') IS NOT NULL",
-    )?;
-    let mut rows = stmt.query([&from, &until])?;
-    while let Some(row) = rows.next()? {
-        let group: String = row.get(0)?;
-        let on: Option<NaiveDate> = row
-            .get::<_, Option<String>>(1)?
-            .and_then(|d| d.parse().ok());
-        if let (Some(counts), Some(on)) = (groups.get_mut(&group), on) {
-            counts[(on.month0() / 3) as usize] += 1;
-        }
-    }
-    let group_quota = Quota {
-        total: groups.len() as u64,
-        met: groups
-            .values()
-            .filter(|q| rules.group_meets(**q, completed_quarters))
-            .count() as u64,
+    let ids = |kind: &str| -> Result<Vec<String>, StoreError> {
+        Ok(conn
+            .prepare_cached("SELECT id FROM records WHERE kind = ?1 AND home = ?2")?
+            .query_map([kind, me.as_str()], |r| r.get::<_, String>(0))?
+            .collect::<Result<_, _>>()?)
     };
-    // Per delegate homed here: receptions joined and suggestions led or co-signed this year.
+    let groups = ids("group")?;
     let mut stmt = conn.prepare_cached(
-        "SELECT d.id,
-           (SELECT count(*) FROM record_people p JOIN records a ON a.id = p.record_id
-             WHERE p.delegate_id = d.id AND p.role = 'participant' AND a.kind = 'activity'
-               AND json_extract(a.summary, '$.kind') = 'reception'
-               AND a.occurred_on >= ?2 AND a.occurred_on < ?3),
-           (SELECT count(*) FROM record_people p JOIN records s ON s.id = p.record_id
-             WHERE p.delegate_id = d.id AND p.role IN ('lead', 'cosigner')
-               AND s.kind = 'suggestion' AND s.occurred_on >= ?2 AND s.occurred_on < ?3)
-         FROM records d WHERE d.kind = 'delegate' AND d.home = ?1",
+        "SELECT group_id, occurred_on FROM records
+         WHERE kind = 'activity' AND occurred_on >= ?1 AND occurred_on < ?2
+           AND group_id IS NOT NULL",
     )?;
-    let mut delegate_quota = Quota::default();
-    let mut rows = stmt.query([me.as_str(), from.as_str(), until.as_str()])?;
-    while let Some(row) = rows.next()? {
-        let receptions: i64 = row.get(1)?;
-        let suggestions: i64 = row.get(2)?;
-        delegate_quota.total += 1;
-        let count = |n: i64| u32::try_from(n).unwrap_or(u32::MAX);
-        if rules.delegate_meets(count(receptions), count(suggestions)) {
-            delegate_quota.met += 1;
-        }
-    }
+    let held: Vec<(String, NaiveDate)> = stmt
+        .query_map([&from, &until], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, Option<String>>(1)?))
+        })?
+        .filter_map(|row| match row {
+            Ok((group, on)) => on.and_then(|d| d.parse().ok()).map(|on| Ok((group, on))),
+            Err(e) => Some(Err(e)),
+        })
+        .collect::<Result<_, _>>()?;
+    let group_quota =
+        rules.group_quota(&groups, held.iter().map(|(g, on)| (g.as_str(), *on)), today);
+    let delegates = ids("delegate")?;
+    let mut stmt = conn.prepare_cached(
+        "SELECT p.delegate_id, p.role, r.kind, r.tag
+         FROM records d JOIN record_people p ON p.delegate_id = d.id
+           JOIN records r ON r.id = p.record_id
+         WHERE d.kind = 'delegate' AND d.home = ?1
+           AND r.occurred_on >= ?2 AND r.occurred_on < ?3",
+    )?;
+    let involvements: Vec<Involvement> = stmt
+        .query_map([me.as_str(), from.as_str(), until.as_str()], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, Option<String>>(3)?,
+            ))
+        })?
+        .filter_map(|row| match row {
+            Ok((delegate, role, kind, tag)) => RecordKind::parse(&kind).map(|kind| {
+                Ok(Involvement {
+                    delegate,
+                    role,
+                    kind,
+                    tag,
+                })
+            }),
+            Err(e) => Some(Err(e)),
+        })
+        .collect::<Result<_, _>>()?;
+    let delegate_quota = rules.delegate_quota(&delegates, &involvements);
     Ok((group_quota, delegate_quota))
 }
 

@@ -163,6 +163,24 @@ const MIGRATIONS: &[&str] = &[
     ) WITHOUT ROWID;
     CREATE INDEX sessions_expiry ON sessions (expires_at);
     "#,
+    // 12: the values lists and rollups filter on, as columns the record model derives
+    // (`FilterKeys`), so the store never reads inside a summary to find a record. Filled here
+    // from the summaries the model derived when each row was written: the same values.
+    r#"
+    ALTER TABLE records ADD COLUMN tag TEXT;
+    ALTER TABLE records ADD COLUMN addressed_to TEXT;
+    ALTER TABLE records ADD COLUMN number INTEGER;
+    ALTER TABLE records ADD COLUMN group_id TEXT;
+    UPDATE records SET
+        tag = CASE kind WHEN 'activity' THEN json_extract(summary, '$.kind')
+                        WHEN 'suggestion' THEN json_extract(summary, '$.class') END,
+        addressed_to = CASE kind WHEN 'suggestion' THEN json_extract(summary, '$.addressed_to') END,
+        number = CASE kind WHEN 'suggestion' THEN json_extract(summary, '$.number') END,
+        group_id = CASE kind WHEN 'activity' THEN json_extract(summary, '$.group') END;
+    CREATE INDEX records_kind_tag ON records(kind, tag) WHERE tag IS NOT NULL;
+    CREATE INDEX records_addressed ON records(addressed_to, number) WHERE addressed_to IS NOT NULL;
+    CREATE INDEX records_group ON records(group_id, occurred_on) WHERE group_id IS NOT NULL;
+    "#,
 ];
 
 pub(crate) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {

@@ -93,6 +93,9 @@ pub struct StoredState {
     /// The record's change rows by sequence: all of them when read for a merge, which replays
     /// them, or only those after the save when read to load the document.
     changes: Vec<(i64, Vec<u8>)>,
+    /// `records.addressed_to`: the congress a suggestion was addressed to, as the model derived
+    /// it from the stored document.
+    addressed_to: Option<String>,
 }
 
 impl StoredState {
@@ -306,11 +309,7 @@ fn replayed(
                 before.events = Some(event_texts_of(&root));
             }
             if kind == RecordKind::Suggestion {
-                before.addressed = root
-                    .get("fields")
-                    .and_then(|f| f.get("addressed_to"))
-                    .and_then(|a| a.as_str())
-                    .map(str::to_string);
+                before.addressed = state.addressed_to.clone();
             }
             if needs_before(kind) {
                 before.record = Some(Record::from_root(root).map_err(unreadable)?);
@@ -1228,7 +1227,9 @@ pub(super) fn stored_state(
     all_changes: bool,
 ) -> Result<Option<StoredState>, StoreError> {
     let row = conn
-        .prepare_cached("SELECT doc, doc_seq, last_seq, heads_hash FROM records WHERE id = ?1")?
+        .prepare_cached(
+            "SELECT doc, doc_seq, last_seq, heads_hash, addressed_to FROM records WHERE id = ?1",
+        )?
         .query_row([id], |r| {
             Ok(StoredState {
                 saved: r.get(0)?,
@@ -1236,6 +1237,7 @@ pub(super) fn stored_state(
                 last_seq: r.get(2)?,
                 heads_hash: r.get(3)?,
                 changes: Vec::new(),
+                addressed_to: r.get(4)?,
             })
         })
         .optional()?;

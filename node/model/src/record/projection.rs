@@ -35,6 +35,49 @@ impl PersonRole {
     }
 }
 
+/// The values a store filters and groups records on, each its own column: the store never
+/// reads inside a record's summary or document to find a record, it matches these.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct FilterKeys {
+    /// The record's kind within its kind: an activity's type (`reception` …), a suggestion's
+    /// answer class once answered.
+    pub tag: Option<String>,
+    /// The congress a suggestion is addressed to, which numbers it.
+    pub addressed_to: Option<String>,
+    /// A suggestion's number within its congress.
+    pub number: Option<i64>,
+    /// The delegate group an activity was held by.
+    pub group: Option<String>,
+}
+
+impl FilterKeys {
+    /// The keys of a record of `kind` whose projection has `summary`: the same values the
+    /// summary shows, so a list filtered on a key and the row it shows never disagree.
+    pub fn of(kind: super::RecordKind, summary: &serde_json::Value) -> FilterKeys {
+        use super::RecordKind;
+        let text = |key: &str| {
+            summary
+                .get(key)
+                .and_then(|v| v.as_str())
+                .map(str::to_string)
+        };
+        match kind {
+            RecordKind::Activity => FilterKeys {
+                tag: text("kind"),
+                group: text("group"),
+                ..FilterKeys::default()
+            },
+            RecordKind::Suggestion => FilterKeys {
+                tag: text("class"),
+                addressed_to: text("addressed_to"),
+                number: summary.get("number").and_then(|v| v.as_i64()),
+                ..FilterKeys::default()
+            },
+            _ => FilterKeys::default(),
+        }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Projection {
     /// What a list shows as the record's name: a delegate's name, a suggestion's title …

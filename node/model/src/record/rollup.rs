@@ -115,6 +115,70 @@ impl QuotaRules {
     pub fn delegate_meets(self, receptions: u32, suggestions: u32) -> bool {
         receptions >= self.delegate_receptions && suggestions >= self.delegate_suggestions
     }
+
+    /// The quota of `groups` as of `today`, over the activities of `today`'s year held by any
+    /// group (its id and date).
+    pub fn group_quota<'a>(
+        self,
+        groups: &[String],
+        activities: impl IntoIterator<Item = (&'a str, NaiveDate)>,
+        today: NaiveDate,
+    ) -> Quota {
+        use chrono::Datelike;
+        let mut counts: BTreeMap<&str, [u32; 4]> =
+            groups.iter().map(|g| (g.as_str(), [0u32; 4])).collect();
+        for (group, on) in activities {
+            if on.year() != today.year() {
+                continue;
+            }
+            if let Some(by_quarter) = counts.get_mut(group) {
+                by_quarter[(on.month0() / 3) as usize] += 1;
+            }
+        }
+        let completed_quarters = (today.month0() / 3) as usize;
+        Quota {
+            total: counts.len() as u64,
+            met: counts
+                .values()
+                .filter(|q| self.group_meets(**q, completed_quarters))
+                .count() as u64,
+        }
+    }
+
+    /// The quota of `delegates`, over what they took part in during the year: a reception of
+    /// constituents counts when the delegate took part, a suggestion when the delegate led or
+    /// co-signed it.
+    pub fn delegate_quota(self, delegates: &[String], involvements: &[Involvement]) -> Quota {
+        let mut counts: BTreeMap<&str, (u32, u32)> =
+            delegates.iter().map(|d| (d.as_str(), (0, 0))).collect();
+        for i in involvements {
+            let Some((receptions, suggestions)) = counts.get_mut(i.delegate.as_str()) else {
+                continue;
+            };
+            match (i.kind, i.role.as_str(), i.tag.as_deref()) {
+                (RecordKind::Activity, "participant", Some("reception")) => *receptions += 1,
+                (RecordKind::Suggestion, "lead" | "cosigner", _) => *suggestions += 1,
+                _ => {}
+            }
+        }
+        Quota {
+            total: counts.len() as u64,
+            met: counts
+                .values()
+                .filter(|(r, s)| self.delegate_meets(*r, *s))
+                .count() as u64,
+        }
+    }
+}
+
+/// A delegate's part in a record of the year, as a store lists it for [`QuotaRules`]: the
+/// record's kind and filter tag, and the delegate's role (a `PersonRole` identifier).
+#[derive(Clone, Debug)]
+pub struct Involvement {
+    pub delegate: String,
+    pub role: String,
+    pub kind: RecordKind,
+    pub tag: Option<String>,
 }
 
 /// What a node's rollup is computed with: when descendants count as stale, and its quotas.

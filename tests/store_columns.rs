@@ -1,0 +1,108 @@
+//! The store filters on columns the record model derives, never inside a summary: the filter
+//! columns added in schema version 12 are filled for a database written before them with the
+//! values the model derives, and the store's code reads no JSON field to find a record.
+
+mod common;
+
+use common::data::populate;
+use common::fed::{WANGDIAN, code};
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use renda_node::store::{Store, StoreHandle};
+
+type Keys = Vec<(
+    String,
+    Option<String>,
+    Option<String>,
+    Option<i64>,
+    Option<String>,
+)>;
+
+fn keys(conn: &rusqlite::Connection) -> Keys {
+    conn.prepare("SELECT id, tag, addressed_to, number, group_id FROM records ORDER BY id")
+        .unwrap()
+        .query_map([], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+        })
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn filter_columns_are_filled_for_a_database_written_before_them() {
+    let seed: u64 = std::env::var("RENDA_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(rand::random);
+    println!("store columns seed: {seed} (replay with RENDA_SEED={seed})");
+    let dir = tempfile::tempdir().unwrap();
+    let region = code(WANGDIAN);
+    let store =
+        StoreHandle::spawn(Store::init(dir.path(), region, "王店镇人大主席团", None).unwrap())
+            .unwrap();
+    populate(&store, region, &mut StdRng::seed_from_u64(seed)).await;
+    store.close().await;
+
+    let path = dir.path().join(renda_node::store::DB_FILE);
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let written = keys(&conn);
+    assert!(
+        written.iter().any(|k| k.1.is_some()),
+        "activities carry their type"
+    );
+    assert!(
+        written.iter().any(|k| k.2.is_some() && k.3.is_some()),
+        "suggestions their number"
+    );
+    // The file as schema version 11 left it: no filter columns.
+    conn.execute_batch(
+        "DROP INDEX records_kind_tag; DROP INDEX records_addressed; DROP INDEX records_group;
+         ALTER TABLE records DROP COLUMN tag; ALTER TABLE records DROP COLUMN addressed_to;
+         ALTER TABLE records DROP COLUMN number; ALTER TABLE records DROP COLUMN group_id;
+         PRAGMA user_version = 11;",
+    )
+    .unwrap();
+    drop(conn);
+
+    let store = Store::open(dir.path()).unwrap();
+    assert_eq!(store.derived_mismatches().unwrap(), Vec::<String>::new());
+    drop(store);
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    assert_eq!(keys(&conn), written);
+}
+
+/// Architecture invariant: the store interprets no field. Outside the migrations (which fill
+/// new columns once from what the model derived), no store code reads inside a summary or a
+/// document's JSON to filter records.
+#[test]
+fn the_store_reads_no_field_inside_a_summary() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("node/src/store");
+    let mut files = vec![
+        dir.join("mod.rs"),
+        dir.join("rollup.rs"),
+        dir.join("access.rs"),
+    ];
+    for entry in std::fs::read_dir(dir.join("sync"))
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        files.push(entry.path());
+    }
+    files.push(dir.join("sync.rs"));
+    let mut read = 0;
+    for file in files.iter().filter(|f| f.exists()) {
+        let text = std::fs::read_to_string(file).unwrap();
+        read += 1;
+        for (n, line) in text.lines().enumerate() {
+            assert!(
+                !line.contains("json_extract"),
+                "{}:{}: the store reads inside a summary: {line}",
+                file.display(),
+                n + 1
+            );
+        }
+    }
+    assert!(read >= 3, "the store's files were found");
+}
