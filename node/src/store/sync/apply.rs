@@ -1,0 +1,301 @@
+//! Applying a peer's changes together with the checkpoint that covers them, and the
+//! checkpoints themselves: how far this node applied each peer's sequence, and resyncs.
+
+use super::*;
+
+/// What applying a batch did.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct ApplyOutcome {
+    pub changes_applied: usize,
+    pub records_touched: usize,
+    /// Records whose changes could not all be applied because earlier changes are missing; the
+    /// sender is asked for their full history.
+    pub missing: Vec<RecordId>,
+    /// Records whose changes were refused, none of them stored; each is also in the audit log.
+    pub rejected: Vec<Refused>,
+}
+
+/// A record whose incoming changes a node refused, and why.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Refused {
+    pub record: String,
+    /// A stable English rule id, such as `authority.addressed_congress`.
+    pub rule: String,
+    /// What was wrong, in Chinese, for the staff who read the audit log.
+    pub reason: String,
+}
+
+impl Store {
+    /// Whether this node was restored from a backup and has not yet resynced with `peer` since,
+    /// or owes `peer` a resync it started and did not finish.
+    pub fn needs_resync(&self, peer: &RegionCode) -> Result<bool, StoreError> {
+        let owed: bool = self
+            .conn
+            .query_row(
+                "SELECT resync_owed FROM sync_peers WHERE peer = ?1",
+                [peer.as_str()],
+                |r| r.get(0),
+            )
+            .optional()?
+            .unwrap_or(false);
+        if owed {
+            return Ok(true);
+        }
+        let restore: Option<String> =
+            self.conn
+                .query_row("SELECT restore_id FROM node WHERE singleton = 1", [], |r| {
+                    r.get(0)
+                })?;
+        let Some(restore) = restore else {
+            return Ok(false);
+        };
+        let done: Option<String> = self
+            .conn
+            .query_row(
+                "SELECT resynced_restore FROM sync_peers WHERE peer = ?1",
+                [peer.as_str()],
+                |r| r.get(0),
+            )
+            .optional()?
+            .flatten();
+        Ok(done.as_deref() != Some(restore.as_str()))
+    }
+
+    /// How far into `peer`'s sequence this node has applied.
+    pub fn received_seq(&self, peer: &RegionCode) -> Result<i64, StoreError> {
+        Ok(self.received_checkpoint(peer)?.seq)
+    }
+
+    /// How far into `peer`'s sequence this node has applied, with the hash the peer named for
+    /// that position: what this node claims in its Hello.
+    pub fn received_checkpoint(&self, peer: &RegionCode) -> Result<Checkpoint, StoreError> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT received_seq, coalesce(received_hash, x'') FROM sync_peers WHERE peer = ?1",
+                [peer.as_str()],
+                |r| {
+                    Ok(Checkpoint {
+                        seq: r.get(0)?,
+                        hash: r.get(1)?,
+                    })
+                },
+            )
+            .optional()?
+            .unwrap_or_default())
+    }
+
+    /// The hash of the change at `seq` in this node's sequence, if there is one.
+    pub fn change_hash_at(&self, seq: i64) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self
+            .conn
+            .prepare_cached("SELECT hash FROM changes WHERE seq = ?1")?
+            .query_row([seq], |r| r.get(0))
+            .optional()?)
+    }
+}
+
+impl WriteTx<'_> {
+    /// Records that the resync with `peer` after the latest restore is complete.
+    pub fn mark_resynced(&mut self, peer: &RegionCode) -> Result<(), StoreError> {
+        self.ensure_peer(peer)?;
+        self.tx.execute(
+            "UPDATE sync_peers SET resynced_restore = (SELECT restore_id FROM node WHERE singleton = 1), resync_owed = 0
+             WHERE peer = ?1",
+            [peer.as_str()],
+        )?;
+        Ok(())
+    }
+
+    /// Records that this node owes `peer` a completed resync (see [`Store::needs_resync`]).
+    pub fn owe_resync(&mut self, peer: &RegionCode) -> Result<(), StoreError> {
+        self.ensure_peer(peer)?;
+        self.tx.execute(
+            "UPDATE sync_peers SET resync_owed = 1 WHERE peer = ?1",
+            [peer.as_str()],
+        )?;
+        Ok(())
+    }
+
+    /// Forgets how far this node has applied `peer`'s sequence, because the peer asked to resync:
+    /// its history may not be the one the checkpoint was about (a restore), and it resends from
+    /// the start. Lowering a checkpoint costs a resend of changes this node already holds, which
+    /// are no-ops; keeping it could skip positions the peer now uses for other changes.
+    pub fn forget_received(&mut self, peer: &RegionCode) -> Result<(), StoreError> {
+        self.ensure_peer(peer)?;
+        self.tx.execute(
+            "UPDATE sync_peers SET received_seq = 0, received_hash = NULL WHERE peer = ?1",
+            [peer.as_str()],
+        )?;
+        Ok(())
+    }
+
+    pub(super) fn merge_context(&self, peer: &RegionCode, policy: &RoutePolicy) -> MergeContext {
+        MergeContext {
+            me: self.node.region,
+            peer: *peer,
+            policy: *policy,
+        }
+    }
+
+    /// Applies a peer's batch and moves the checkpoint to `up_to_seq` in the same transaction.
+    /// Records that break a rule are refused and reported; the rest are applied.
+    pub fn apply_incoming(
+        &mut self,
+        peer: &RegionCode,
+        up_to_seq: Option<Checkpoint>,
+        records: Vec<IncomingRecord>,
+        policy: &RoutePolicy,
+    ) -> Result<ApplyOutcome, StoreError> {
+        let ctx = self.merge_context(peer, policy);
+        let prepared = records
+            .into_iter()
+            .map(|r| PreparedRecord::new(r, &ctx))
+            .collect();
+        self.apply_prepared(peer, up_to_seq, prepared, policy)
+    }
+
+    /// [`WriteTx::apply_incoming`] for records already prepared off the store thread.
+    pub fn apply_prepared(
+        &mut self,
+        peer: &RegionCode,
+        up_to_seq: Option<Checkpoint>,
+        records: Vec<PreparedRecord>,
+        policy: &RoutePolicy,
+    ) -> Result<ApplyOutcome, StoreError> {
+        let ctx = self.merge_context(peer, policy);
+        let mut outcome = ApplyOutcome::default();
+        let mut bytes = 0usize;
+        let mut total_changes = 0usize;
+        for prepared in records {
+            let id = prepared.header.id;
+            let kind = prepared.header.kind;
+            let sent = prepared.changes.as_ref().map_or(0, Vec::len);
+            total_changes += sent;
+            bytes += prepared.bytes;
+            match self.apply_record(prepared, &ctx)? {
+                Ok((applied, complete)) => {
+                    outcome.changes_applied += applied;
+                    if applied > 0 {
+                        outcome.records_touched += 1;
+                    }
+                    if !complete {
+                        outcome.missing.push(id);
+                    }
+                }
+                Err(rejection) => {
+                    // The peer and the audit log both learn which record, whatever the rule.
+                    let reason = if rejection.reason.contains(&id.to_string()) {
+                        rejection.reason
+                    } else {
+                        format!("记录 {id}：{}", rejection.reason)
+                    };
+                    self.tx
+                        .prepare_cached(
+                            "INSERT INTO audit (at, peer, record_id, kind, rule, reason, changes)
+                             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                        )?
+                        .execute(params![
+                            Utc::now().to_rfc3339(),
+                            peer.as_str(),
+                            id.to_string(),
+                            kind.as_str(),
+                            rejection.rule,
+                            reason,
+                            sent as i64
+                        ])?;
+                    outcome.rejected.push(Refused {
+                        record: id.to_string(),
+                        rule: rejection.rule,
+                        reason,
+                    });
+                }
+            }
+        }
+        self.ensure_peer(peer)?;
+        // A checkpoint that does not move and no records change no row, so a no-op round
+        // commits nothing and costs no disk flush. The hash moves with the position (SQLite
+        // reads the old row on the right of every assignment).
+        // A checkpoint written before hashes were kept gets its hash from the next CaughtUp at
+        // the same position, so it does not stay unchecked for good.
+        let up_to = up_to_seq.unwrap_or_default();
+        self.tx.execute(
+            "UPDATE sync_peers SET received_seq = max(received_seq, ?2),
+               received_hash = CASE WHEN ?2 > received_seq
+                                      OR (?2 = received_seq AND coalesce(received_hash, x'') = x'')
+                                    THEN ?7 ELSE received_hash END,
+               changes_in = changes_in + ?3,
+               bytes_in = bytes_in + ?4, records_in = records_in + ?5, refused_in = refused_in + ?6
+             WHERE peer = ?1 AND (received_seq < ?2 OR ?3 > 0 OR ?6 > 0
+                                  OR (received_seq = ?2 AND ?2 > 0 AND length(?7) > 0
+                                      AND coalesce(received_hash, x'') = x''))",
+            params![
+                peer.as_str(),
+                up_to.seq,
+                total_changes as i64,
+                bytes as i64,
+                outcome.records_touched as i64,
+                outcome.rejected.len() as i64,
+                up_to.hash
+            ],
+        )?;
+        Ok(outcome)
+    }
+
+    /// Stores one record's merge, merging here first if the record changed since the merge
+    /// was prepared. Returns how many changes were new and whether every change could be
+    /// applied, or the rule a refused record broke (nothing of it is then written). The outer
+    /// error is the store failing, which fails the whole batch.
+    pub(super) fn apply_record(
+        &mut self,
+        prepared: PreparedRecord,
+        ctx: &MergeContext,
+    ) -> Result<Result<(usize, bool), Rejection>, StoreError> {
+        let id = prepared.header.id.to_string();
+        let current: Option<(i64, i64)> = self
+            .tx
+            .prepare_cached("SELECT last_seq, doc_tail FROM records WHERE id = ?1")?
+            .query_row([&id], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?;
+        let merge = match prepared.merged {
+            Some((base, merge)) if base == current.map(|(seq, _)| seq) => merge,
+            _ => match prepared.changes {
+                Err(rejection) => Merge::Refused(rejection),
+                Ok(changes) => {
+                    let stored = match current {
+                        Some(_) => stored_state(&self.tx, &id, true)?,
+                        None => None,
+                    };
+                    merge(ctx, &prepared.header, &changes, stored.as_ref())
+                }
+            },
+        };
+        match merge {
+            Merge::Refused(rejection) => Ok(Err(rejection)),
+            Merge::Unchanged { complete } => Ok(Ok((0, complete))),
+            Merge::Changed(merged) => {
+                let Merged {
+                    doc,
+                    heads,
+                    record,
+                    applied,
+                    complete,
+                } = *merged;
+                let count = applied.len();
+                let prior = match current {
+                    Some((last_seq, tail)) => Prior::Stored { last_seq, tail },
+                    None => Prior::Absent,
+                };
+                self.persist_decoded(
+                    doc.as_ref(),
+                    &heads,
+                    record,
+                    applied,
+                    Some(&ctx.peer),
+                    prior,
+                )?;
+                Ok(Ok((count, complete)))
+            }
+        }
+    }
+}

@@ -1,0 +1,143 @@
+//! Reading what a peer lacks: the changes after its checkpoint that its routes let it hold,
+//! and whole records to resend.
+
+use super::*;
+
+impl Store {
+    /// The newest position in this node's change sequence.
+    pub fn last_seq(&self) -> Result<i64, StoreError> {
+        Ok(self
+            .conn
+            .query_row("SELECT coalesce(max(seq), 0) FROM changes", [], |r| {
+                r.get(0)
+            })?)
+    }
+
+    /// The next batch for `peer`: changes after `after_seq` that the peer holds by its routes and
+    /// did not send itself, up to about `max_bytes`.
+    pub fn outgoing(
+        &self,
+        peer: &RegionCode,
+        after_seq: i64,
+        max_bytes: usize,
+        policy: &RoutePolicy,
+    ) -> Result<OutgoingBatch, StoreError> {
+        self.outgoing_from(peer, after_seq, max_bytes, policy, true)
+    }
+
+    /// Like [`Store::outgoing`]; `skip_peer_origin: false` also sends the peer's own changes back,
+    /// for a peer restored from a backup that lost them.
+    pub fn outgoing_from(
+        &self,
+        peer: &RegionCode,
+        after_seq: i64,
+        max_bytes: usize,
+        policy: &RoutePolicy,
+        skip_peer_origin: bool,
+    ) -> Result<OutgoingBatch, StoreError> {
+        const CHUNK: i64 = 2_000;
+        let mut batch = OutgoingBatch {
+            up_to_seq: after_seq,
+            ..Default::default()
+        };
+        let mut index: HashMap<String, usize> = HashMap::new();
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT c.seq, c.record_id, c.bytes, c.origin, r.kind, r.home, r.created_at, r.created_by, r.route, c.hash
+             FROM changes c JOIN records r ON r.id = c.record_id
+             WHERE c.seq > ?1 ORDER BY c.seq LIMIT ?2",
+        )?;
+        // A batch that scans nothing stays where it started; name the change there too.
+        if after_seq > 0 {
+            batch.up_to_hash = self.change_hash_at(after_seq)?.unwrap_or_default();
+        }
+        loop {
+            let mut rows = stmt.query(params![batch.up_to_seq, CHUNK])?;
+            let mut scanned = 0;
+            while let Some(row) = rows.next()? {
+                scanned += 1;
+                let seq: i64 = row.get(0)?;
+                let id: String = row.get(1)?;
+                let origin: Option<String> = row.get(3)?;
+                batch.up_to_seq = seq;
+                batch.up_to_hash = row.get(9)?;
+                if skip_peer_origin && origin.as_deref() == Some(peer.as_str()) {
+                    continue;
+                }
+                let header = header_from_columns(
+                    &id,
+                    &row.get::<_, String>(4)?,
+                    &row.get::<_, String>(5)?,
+                    &row.get::<_, String>(6)?,
+                    &row.get::<_, String>(7)?,
+                )?;
+                let hints: RouteHints =
+                    serde_json::from_str(&row.get::<_, String>(8)?).unwrap_or_default();
+                if !holds(peer, &header, &hints, policy) {
+                    continue;
+                }
+                let bytes: Vec<u8> = row.get(2)?;
+                batch.bytes += bytes.len();
+                batch.changes += 1;
+                let at = *index.entry(id).or_insert_with(|| {
+                    batch.records.push(OutgoingRecord {
+                        header,
+                        changes: Vec::new(),
+                    });
+                    batch.records.len() - 1
+                });
+                batch.records[at].changes.push(bytes);
+                if batch.bytes >= max_bytes {
+                    return Ok(batch);
+                }
+            }
+            if scanned < CHUNK {
+                return Ok(batch);
+            }
+        }
+    }
+
+    /// Every change of these records that `peer` holds, for a peer that found gaps.
+    pub fn full_records(
+        &self,
+        peer: &RegionCode,
+        ids: &[RecordId],
+        policy: &RoutePolicy,
+    ) -> Result<Vec<OutgoingRecord>, StoreError> {
+        let mut out = Vec::new();
+        for id in ids {
+            let row = self
+                .conn
+                .query_row(
+                    "SELECT kind, home, created_at, created_by, route FROM records WHERE id = ?1",
+                    [id.to_string()],
+                    |r| {
+                        Ok((
+                            r.get::<_, String>(0)?,
+                            r.get::<_, String>(1)?,
+                            r.get::<_, String>(2)?,
+                            r.get::<_, String>(3)?,
+                            r.get::<_, String>(4)?,
+                        ))
+                    },
+                )
+                .optional()?;
+            let Some((kind, home, created_at, created_by, route)) = row else {
+                continue;
+            };
+            let header =
+                header_from_columns(&id.to_string(), &kind, &home, &created_at, &created_by)?;
+            let hints: RouteHints = serde_json::from_str(&route).unwrap_or_default();
+            if !holds(peer, &header, &hints, policy) {
+                continue;
+            }
+            let mut stmt = self
+                .conn
+                .prepare_cached("SELECT bytes FROM changes WHERE record_id = ?1 ORDER BY seq")?;
+            let changes = stmt
+                .query_map([id.to_string()], |r| r.get::<_, Vec<u8>>(0))?
+                .collect::<Result<Vec<_>, _>>()?;
+            out.push(OutgoingRecord { header, changes });
+        }
+        Ok(out)
+    }
+}

@@ -1,0 +1,288 @@
+//! Each link's counters and health, and the audit log of changes refused from peers.
+
+use super::*;
+
+/// One line of the audit log: a peer's changes this node refused.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct AuditEntry {
+    pub at: DateTime<Utc>,
+    pub peer: String,
+    pub record: String,
+    pub kind: String,
+    pub rule: String,
+    pub reason: String,
+    /// How many changes of the record the peer sent in the refused set.
+    pub changes: i64,
+}
+
+/// Sync health of one link, for `renda status`.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct PeerStatus {
+    pub peer: RegionCode,
+    pub received_seq: i64,
+    pub acked_seq: i64,
+    pub last_success: Option<DateTime<Utc>>,
+    pub last_error: Option<String>,
+    pub records_in: i64,
+    pub records_out: i64,
+    pub changes_in: i64,
+    pub changes_out: i64,
+    pub bytes_in: i64,
+    pub bytes_out: i64,
+    /// How far this node's sequence is ahead of what the peer acknowledged.
+    pub lag: i64,
+    /// Records this node refused from the peer (each is in the audit log).
+    pub refused_in: i64,
+    /// Records the peer refused from this node, and the peer's word on the last of them.
+    pub refused_out: i64,
+    pub last_refusal: Option<String>,
+    /// [`PeerStatus::stalled`] now, by the running node's link timeout (the default when no
+    /// node has run here).
+    pub stalled: bool,
+}
+
+impl PeerStatus {
+    /// Whether the link is stalled: the peer owes acknowledgements (lag) and none has arrived
+    /// for longer than `after`, the link timeout. A live link that silently stopped forwarding
+    /// shows as stalled until it is dropped and redialled, and a child that is away while its
+    /// parent has news for it shows as stalled too; an idle link owes nothing and never is.
+    pub fn stalled(&self, now: DateTime<Utc>, after: std::time::Duration) -> bool {
+        let after = chrono::Duration::from_std(after).unwrap_or(chrono::Duration::MAX);
+        self.lag > 0 && self.last_success.is_none_or(|at| now - at > after)
+    }
+}
+
+pub(super) fn header_from_columns(
+    id: &str,
+    kind: &str,
+    home: &str,
+    created_at: &str,
+    created_by: &str,
+) -> Result<Header, StoreError> {
+    let bad = |what: &str| StoreError::Corrupt {
+        id: id.to_string(),
+        source: DocError::Header(format!("header column {what} is malformed")),
+    };
+    Ok(Header {
+        id: RecordId::parse("id", id).map_err(|_| bad("id"))?,
+        kind: RecordKind::parse(kind).ok_or_else(|| bad("kind"))?,
+        home: RegionCode::parse("home", home).map_err(|_| bad("home"))?,
+        created_at: DateTime::parse_from_rfc3339(created_at)
+            .map_err(|_| bad("created_at"))?
+            .with_timezone(&Utc),
+        created_by: Author::parse(created_by).ok_or_else(|| bad("created_by"))?,
+    })
+}
+
+impl Store {
+    pub fn peers(&self) -> Result<Vec<PeerStatus>, StoreError> {
+        peer_statuses(&self.conn)
+    }
+
+    /// How many entries the audit log holds.
+    pub fn audit_count(&self) -> Result<u64, StoreError> {
+        Ok(self
+            .conn
+            .query_row("SELECT count(*) FROM audit", [], |r| r.get::<_, i64>(0))?
+            .max(0) as u64)
+    }
+
+    /// The newest `limit` entries of the audit log, newest first.
+    pub fn audit_log(&self, limit: usize) -> Result<Vec<AuditEntry>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT at, peer, record_id, kind, rule, reason, changes FROM audit ORDER BY id DESC LIMIT ?1",
+        )?;
+        let rows = stmt.query_map([limit as i64], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                AuditEntry {
+                    at: DateTime::<Utc>::UNIX_EPOCH,
+                    peer: r.get(1)?,
+                    record: r.get(2)?,
+                    kind: r.get(3)?,
+                    rule: r.get(4)?,
+                    reason: r.get(5)?,
+                    changes: r.get(6)?,
+                },
+            ))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (at, mut entry) = row?;
+            entry.at = DateTime::parse_from_rfc3339(&at)
+                .map_err(|_| StoreError::Corrupt {
+                    id: format!("audit {}", entry.record),
+                    source: DocError::Header(format!("audit time {at:?} is malformed")),
+                })?
+                .with_timezone(&Utc);
+            out.push(entry);
+        }
+        Ok(out)
+    }
+}
+
+/// Sync health of every link, read from `sync_peers`.
+pub(crate) fn peer_statuses(conn: &rusqlite::Connection) -> Result<Vec<PeerStatus>, StoreError> {
+    let last: i64 = conn.query_row("SELECT coalesce(max(seq), 0) FROM changes", [], |r| {
+        r.get(0)
+    })?;
+    let timeout: Option<i64> = conn.query_row(
+        "SELECT link_timeout_secs FROM node WHERE singleton = 1",
+        [],
+        |r| r.get(0),
+    )?;
+    let timeout = timeout.and_then(|s| u64::try_from(s).ok()).map_or(
+        crate::sync::DEFAULT_LINK_TIMEOUT,
+        std::time::Duration::from_secs,
+    );
+    let now = Utc::now();
+    let mut stmt = conn.prepare(
+            "SELECT peer, received_seq, acked_seq, last_success, last_error, changes_in, changes_out, bytes_in, bytes_out,
+                    records_in, records_out, refused_in, refused_out, last_refusal FROM sync_peers ORDER BY peer",
+        )?;
+    let rows = stmt.query_map([], |r| {
+        Ok((
+            r.get::<_, String>(0)?,
+            r.get::<_, i64>(1)?,
+            r.get::<_, i64>(2)?,
+            r.get::<_, Option<String>>(3)?,
+            r.get::<_, Option<String>>(4)?,
+            r.get::<_, i64>(5)?,
+            r.get::<_, i64>(6)?,
+            r.get::<_, i64>(7)?,
+            r.get::<_, i64>(8)?,
+            r.get::<_, i64>(9)?,
+            r.get::<_, i64>(10)?,
+            (
+                r.get::<_, i64>(11)?,
+                r.get::<_, i64>(12)?,
+                r.get::<_, Option<String>>(13)?,
+            ),
+        ))
+    })?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (
+            peer,
+            received_seq,
+            acked_seq,
+            last_success,
+            last_error,
+            changes_in,
+            changes_out,
+            bytes_in,
+            bytes_out,
+            records_in,
+            records_out,
+            (refused_in, refused_out, last_refusal),
+        ) = row?;
+        out.push(PeerStatus {
+            peer: RegionCode::parse("peer", &peer).map_err(StoreError::from)?,
+            received_seq,
+            acked_seq,
+            last_success: last_success
+                .and_then(|t| DateTime::parse_from_rfc3339(&t).ok())
+                .map(|t| t.with_timezone(&Utc)),
+            last_error,
+            records_in,
+            records_out,
+            changes_in,
+            changes_out,
+            bytes_in,
+            bytes_out,
+            lag: (last - acked_seq).max(0),
+            refused_in,
+            refused_out,
+            last_refusal,
+            stalled: false,
+        });
+        if let Some(status) = out.last_mut() {
+            status.stalled = status.stalled(now, timeout);
+        }
+    }
+    Ok(out)
+}
+
+impl WriteTx<'_> {
+    /// Records the running node's link timeout, by which `renda status`, the metrics and the
+    /// sync page judge a link stalled.
+    pub fn set_link_timeout(&mut self, timeout: std::time::Duration) -> Result<(), StoreError> {
+        self.tx.execute(
+            "UPDATE node SET link_timeout_secs = ?1 WHERE singleton = 1 AND link_timeout_secs IS NOT ?1",
+            [i64::try_from(timeout.as_secs()).unwrap_or(i64::MAX)],
+        )?;
+        Ok(())
+    }
+
+    pub(super) fn ensure_peer(&mut self, peer: &RegionCode) -> Result<(), StoreError> {
+        self.tx.execute(
+            "INSERT INTO sync_peers (peer) VALUES (?1) ON CONFLICT(peer) DO NOTHING",
+            [peer.as_str()],
+        )?;
+        Ok(())
+    }
+
+    /// Records that `peer` acknowledged this node's sequence up to `seq`, having sent `changes`
+    /// changes of `bytes` bytes.
+    pub fn record_acked(
+        &mut self,
+        peer: &RegionCode,
+        seq: i64,
+        records: usize,
+        changes: usize,
+        bytes: usize,
+    ) -> Result<(), StoreError> {
+        self.ensure_peer(peer)?;
+        // An acknowledgement that moves nothing writes nothing: the round's end records the
+        // link's success.
+        self.tx.execute(
+            "UPDATE sync_peers SET acked_seq = max(acked_seq, ?2), records_out = records_out + ?6,
+               changes_out = changes_out + ?3, bytes_out = bytes_out + ?4, last_success = ?5, last_error = NULL
+             WHERE peer = ?1 AND (acked_seq < ?2 OR ?3 > 0 OR ?6 > 0 OR last_error IS NOT NULL)",
+            params![peer.as_str(), seq, changes as i64, bytes as i64, Utc::now().to_rfc3339(), records as i64],
+        )?;
+        Ok(())
+    }
+
+    /// Notes that `peer` refused records this node sent, with the peer's reasons.
+    pub fn record_refused_by_peer(
+        &mut self,
+        peer: &RegionCode,
+        refused: &[Refused],
+    ) -> Result<(), StoreError> {
+        let Some(last) = refused.last() else {
+            return Ok(());
+        };
+        self.ensure_peer(peer)?;
+        self.tx.execute(
+            "UPDATE sync_peers SET refused_out = refused_out + ?2, last_refusal = ?3 WHERE peer = ?1",
+            params![
+                peer.as_str(),
+                refused.len() as i64,
+                format!("{} 拒收记录 {}：{} [{}]", peer, last.record, last.reason, last.rule)
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// Notes a link failure for `renda status`.
+    pub fn record_link_error(&mut self, peer: &RegionCode, error: &str) -> Result<(), StoreError> {
+        self.ensure_peer(peer)?;
+        // The text may quote the peer: kept short for `renda status` and the sync page.
+        self.tx.execute(
+            "UPDATE sync_peers SET last_error = ?2 WHERE peer = ?1",
+            params![peer.as_str(), crate::validate::clip(error, 300)],
+        )?;
+        Ok(())
+    }
+
+    /// Marks a round with `peer` as complete (both sides caught up).
+    pub fn record_link_success(&mut self, peer: &RegionCode) -> Result<(), StoreError> {
+        self.ensure_peer(peer)?;
+        self.tx.execute(
+            "UPDATE sync_peers SET last_success = ?2, last_error = NULL WHERE peer = ?1",
+            params![peer.as_str(), Utc::now().to_rfc3339()],
+        )?;
+        Ok(())
+    }
+}

@@ -1,0 +1,421 @@
+//! The store's side of sync, tested on real SQLite files: merges prepared off the store
+//! thread, replays held to automerge's answer, compaction, and refused header rewrites.
+
+use chrono::NaiveDate;
+
+use super::*;
+use crate::office;
+use crate::record::opinion::{OpinionAction, OpinionFields, OpinionSource};
+
+fn code(s: &str) -> RegionCode {
+    RegionCode::parse("region", s).unwrap()
+}
+
+fn day() -> NaiveDate {
+    NaiveDate::from_ymd_opt(2026, 10, 1).unwrap()
+}
+
+/// What the township sends the county after `after_seq`.
+fn sent(town: &Store, county: RegionCode, after_seq: i64) -> (Vec<IncomingRecord>, i64) {
+    let batch = town
+        .outgoing(&county, after_seq, usize::MAX, &RoutePolicy::default())
+        .unwrap();
+    (batch.records, batch.up_to_seq)
+}
+
+/// A county (秀洲区) and one of its townships (王店镇), each a store of its own under `dir`.
+fn county_and_town(dir: &std::path::Path) -> (RegionCode, RegionCode, Store, Store) {
+    let (county_code, town_code) = (code("330411000000"), code("330411101000"));
+    let county = Store::init(&dir.join("county"), county_code, "秀洲区人大常委会", None);
+    let town = Store::init(&dir.join("town"), town_code, "王店镇人大主席团", None);
+    (county_code, town_code, county.unwrap(), town.unwrap())
+}
+
+/// A street-lamp opinion received at the township `town`, with no delegate or activity.
+fn lamp_opinion(town: RegionCode) -> OpinionFields {
+    OpinionFields {
+        source: OpinionSource::Reception,
+        content: "村道路灯损坏，夜间出行不便".into(),
+        place: "梅北村3组".into(),
+        region: town,
+        delegate: None,
+        activity: None,
+        category: None,
+    }
+}
+
+/// A serving mandate at the township `town`'s congress, of term `term`.
+fn town_mandate(town: RegionCode, term: u32) -> crate::record::delegate::Mandate {
+    crate::record::delegate::Mandate {
+        congress: town,
+        level: crate::region::Level::Township,
+        term,
+        constituency: "第三选区".into(),
+        status: crate::record::delegate::MandateStatus::Serving,
+        status_since: None,
+    }
+}
+
+/// A township delegate named `name`, with a seventeenth-term mandate.
+fn town_delegate(town: RegionCode, name: &str) -> crate::record::delegate::Delegate {
+    use crate::record::delegate::{Delegate, Gender, Mandate};
+    Delegate {
+        name: name.into(),
+        gender: Gender::Female,
+        birth_year: Some(1971),
+        ethnicity: Some("汉族".into()),
+        party: None,
+        occupation: "村党总支书记".into(),
+        station: None,
+        mandates: [(Mandate::key(&town, 17), town_mandate(town, 17))].into(),
+    }
+}
+
+/// Two batches merged off the store thread onto the same stored state, the second building
+/// on the first: once the first is stored, the second's merge is out of date, and storing it
+/// as prepared would leave the second change waiting for the first forever. The store sees
+/// the record's `last_seq` moved and merges the second batch again.
+#[test]
+fn a_merge_prepared_onto_an_older_state_is_merged_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let (county_code, town_code, mut county, mut town) = county_and_town(dir.path());
+    let fields = lamp_opinion(town_code);
+    let id = town
+        .write(|tx| office::add_opinion(tx, "clerk", fields, office::Contact::default(), day()))
+        .unwrap()
+        .id;
+    let (first, seq) = sent(&town, county_code, 0);
+    county
+        .write(|tx| {
+            tx.apply_incoming(
+                &town_code,
+                Some(Checkpoint {
+                    seq,
+                    hash: Vec::new(),
+                }),
+                first,
+                &RoutePolicy::default(),
+            )
+        })
+        .unwrap();
+
+    let step = |town: &mut Store, action: OpinionAction| {
+        town.write(|tx| office::opinion_step(tx, "clerk", &id, action, day()))
+            .unwrap();
+    };
+    step(
+        &mut town,
+        OpinionAction::PassOn {
+            to: "镇建设办".into(),
+        },
+    );
+    let (second, seq2) = sent(&town, county_code, seq);
+    step(
+        &mut town,
+        OpinionAction::Start {
+            note: "已派人查看".into(),
+        },
+    );
+    let (third, seq3) = sent(&town, county_code, seq2);
+
+    let ctx = MergeContext {
+        me: county_code,
+        peer: town_code,
+        policy: RoutePolicy::default(),
+    };
+    let state = county
+        .stored_states(&[id])
+        .unwrap()
+        .pop()
+        .flatten()
+        .unwrap();
+    let prepare = |records: Vec<IncomingRecord>| -> Vec<PreparedRecord> {
+        records
+            .into_iter()
+            .map(|r| {
+                let mut p = PreparedRecord::new(r, &ctx);
+                p.rebase(&state, &ctx);
+                p
+            })
+            .collect()
+    };
+    let (second, third) = (prepare(second), prepare(third));
+    let policy = RoutePolicy::default();
+    let applied = county
+        .write(|tx| {
+            tx.apply_prepared(
+                &town_code,
+                Some(Checkpoint {
+                    seq: seq2,
+                    hash: Vec::new(),
+                }),
+                second,
+                &policy,
+            )
+        })
+        .unwrap();
+    assert_eq!((applied.changes_applied, applied.missing.len()), (1, 0));
+    let applied = county
+        .write(|tx| {
+            tx.apply_prepared(
+                &town_code,
+                Some(Checkpoint {
+                    seq: seq3,
+                    hash: Vec::new(),
+                }),
+                third,
+                &policy,
+            )
+        })
+        .unwrap();
+    assert_eq!(
+        (applied.changes_applied, applied.missing.clone()),
+        (1, Vec::new()),
+        "the third change is merged onto the second, not left waiting for it"
+    );
+    let town_record = town.get(&id).unwrap();
+    assert_eq!(county.get(&id).unwrap(), town_record);
+}
+
+/// Merges `records` both ways, by replay and by automerge, onto what `county` holds, and
+/// checks they agree and that the replay did not decline.
+fn both_merges_agree(county: &Store, records: &[IncomingRecord]) {
+    for incoming in records {
+        let decoded: Vec<DecodedChange> = incoming
+            .changes
+            .iter()
+            .map(|b| RecordDoc::decode_change_ops(b).unwrap())
+            .collect();
+        let stored = county
+            .stored_states(&[incoming.header.id])
+            .unwrap()
+            .pop()
+            .flatten();
+        let header = &incoming.header;
+        let Ok(Ok(replayed)) = replayed(header, &decoded, stored.as_ref()) else {
+            panic!(
+                "the replay of {} {} declined",
+                header.kind.as_str(),
+                header.id
+            );
+        };
+        let Ok(merged) = merged_by_automerge(header, &decoded, stored.as_ref()) else {
+            panic!("automerge did not merge {}", header.id);
+        };
+        assert_eq!(replayed.record, merged.record);
+        assert_eq!(replayed.heads, merged.heads);
+        assert_eq!(replayed.after_events, merged.after_events);
+        assert_eq!(replayed.complete, merged.complete);
+        let hashes = |c: &Candidate| c.applied.iter().map(|c| c.hash()).collect::<Vec<_>>();
+        assert_eq!(hashes(&replayed), hashes(&merged));
+        match (&replayed.before, &merged.before) {
+            (None, None) => {}
+            (Some(r), Some(m)) => {
+                assert_eq!(r.record, m.record);
+                assert_eq!(r.events, m.events);
+                assert_eq!(r.addressed, m.addressed);
+            }
+            _ => panic!("one merge held {} and the other did not", header.id),
+        }
+    }
+}
+
+/// A county's two ways of merging a township's records agree, for new records and for
+/// changes to held ones, and the replay takes every one of an honest township's: a
+/// delegate, an opinion with its constituent's contact, and later steps and edits.
+#[test]
+fn a_replayed_merge_is_what_automerge_merges() {
+    let dir = tempfile::tempdir().unwrap();
+    let (county_code, town_code, mut county, mut town) = county_and_town(dir.path());
+    let delegate = town
+        .write(|tx| {
+            let delegate = town_delegate(town_code, "沈月娥");
+            office::add_delegate(tx, "clerk", delegate, office::Contact::default())
+        })
+        .unwrap()
+        .id;
+    let opinion = town
+        .write(|tx| {
+            office::add_opinion(
+                tx,
+                "clerk",
+                OpinionFields {
+                    delegate: Some(delegate),
+                    ..lamp_opinion(town_code)
+                },
+                office::Contact {
+                    name: Some("王阿姨".into()),
+                    phone: Some("13800000000".into()),
+                    id_number: None,
+                },
+                day(),
+            )
+        })
+        .unwrap()
+        .id;
+    let policy = RoutePolicy::default();
+    let (first, seq) = sent(&town, county_code, 0);
+    assert_eq!(
+        first.len(),
+        3,
+        "the delegate, the opinion and its personal data"
+    );
+    both_merges_agree(&county, &first);
+    county
+        .write(|tx| {
+            tx.apply_incoming(
+                &town_code,
+                Some(Checkpoint {
+                    seq,
+                    hash: Vec::new(),
+                }),
+                first,
+                &policy,
+            )
+        })
+        .unwrap();
+
+    town.write(|tx| {
+        office::opinion_step(
+            tx,
+            "clerk",
+            &opinion,
+            OpinionAction::PassOn {
+                to: "镇建设办".into(),
+            },
+            day(),
+        )?;
+        office::add_mandate(tx, &delegate, town_mandate(town_code, 18))
+    })
+    .unwrap();
+    let (second, seq2) = sent(&town, county_code, seq);
+    assert_eq!(second.len(), 2);
+    both_merges_agree(&county, &second);
+    county
+        .write(|tx| {
+            tx.apply_incoming(
+                &town_code,
+                Some(Checkpoint {
+                    seq: seq2,
+                    hash: Vec::new(),
+                }),
+                second,
+                &policy,
+            )
+        })
+        .unwrap();
+    assert_eq!(county.get(&opinion).unwrap(), town.get(&opinion).unwrap());
+    assert!(county.derived_mismatches().unwrap().is_empty());
+}
+
+/// A record that takes more changes by sync than a stored tail holds is compacted on the
+/// way (the replay has no document to save, so the store loads one), and later rounds
+/// replay it from its change rows beside the saved document: the county ends with the
+/// township's record and columns that match its document.
+#[test]
+fn a_record_synced_past_its_tail_is_compacted_and_still_replays() {
+    let dir = tempfile::tempdir().unwrap();
+    let (county_code, town_code, mut county, mut town) = county_and_town(dir.path());
+    let delegate = town_delegate(town_code, "周建国");
+    let id = town
+        .write(|tx| office::add_delegate(tx, "clerk", delegate, office::Contact::default()))
+        .unwrap()
+        .id;
+    let policy = RoutePolicy::default();
+    let mut seq = 0;
+    for round in 0..6u32 {
+        town.write(|tx| {
+            for term in 18 + round * 8..18 + (round + 1) * 8 {
+                office::add_mandate(tx, &id, town_mandate(town_code, term))?;
+            }
+            Ok(())
+        })
+        .unwrap();
+        let (records, up_to) = sent(&town, county_code, seq);
+        seq = up_to;
+        county
+            .write(|tx| {
+                tx.apply_incoming(
+                    &town_code,
+                    Some(Checkpoint {
+                        seq,
+                        hash: Vec::new(),
+                    }),
+                    records,
+                    &policy,
+                )
+            })
+            .unwrap();
+    }
+    let doc_seq: i64 = county
+        .conn
+        .query_row(
+            "SELECT doc_seq FROM records WHERE id = ?1",
+            [id.to_string()],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert!(doc_seq > 0, "49 changes were never compacted");
+    assert_eq!(county.get(&id).unwrap(), town.get(&id).unwrap());
+    assert!(county.derived_mismatches().unwrap().is_empty());
+}
+
+/// A township's change that rewrites the header of a record the county holds (here who
+/// created it, declared so in the batch, so that the record still reads) is refused
+/// whichever way the county merges, and the county keeps the record as it was.
+#[test]
+fn a_change_rewriting_a_held_header_is_refused() {
+    use automerge::transaction::Transactable;
+    let dir = tempfile::tempdir().unwrap();
+    let (county_code, town_code, mut county, mut town) = county_and_town(dir.path());
+    let id = town
+        .write(|tx| {
+            let fields = lamp_opinion(town_code);
+            office::add_opinion(tx, "clerk", fields, office::Contact::default(), day())
+        })
+        .unwrap()
+        .id;
+    let policy = RoutePolicy::default();
+    let (first, seq) = sent(&town, county_code, 0);
+    county
+        .write(|tx| {
+            tx.apply_incoming(
+                &town_code,
+                Some(Checkpoint {
+                    seq,
+                    hash: Vec::new(),
+                }),
+                first,
+                &policy,
+            )
+        })
+        .unwrap();
+    let held = county.get(&id).unwrap();
+
+    let mut forged = automerge::Automerge::load(&town.load_doc(&id).unwrap().save())
+        .unwrap()
+        .with_actor(crate::record::authority::node_actor(&town_code));
+    let mut header = held.header.clone();
+    header.created_by.user = "另一位文书".into();
+    let mut tx = forged.transaction();
+    tx.put(
+        automerge::ROOT,
+        "header",
+        serde_json::to_string(&header).unwrap(),
+    )
+    .unwrap();
+    tx.commit();
+    let change = forged.get_last_local_change().unwrap().raw_bytes().to_vec();
+    let incoming = vec![IncomingRecord {
+        header,
+        changes: vec![change],
+    }];
+    let outcome = county
+        .write(|tx| tx.apply_incoming(&town_code, None, incoming, &policy))
+        .unwrap();
+    assert_eq!(outcome.changes_applied, 0);
+    assert_eq!(outcome.rejected.len(), 1, "{outcome:?}");
+    assert_eq!(outcome.rejected[0].rule, "decode.apply", "{outcome:?}");
+    assert_eq!(county.get(&id).unwrap(), held);
+    assert!(county.derived_mismatches().unwrap().is_empty());
+}
