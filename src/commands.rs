@@ -944,21 +944,32 @@ fn start_error(e: renda_node::node::StartError) -> anyhow::Error {
 }
 
 /// `renda run`: starts the node `config` describes and runs it until Ctrl-C or SIGTERM, or
-/// until its database is found damaged; then stops it gracefully.
+/// until its database is found damaged; then stops it gracefully, whatever ended the run.
 pub async fn run_node(config: renda_node::node::NodeConfig) -> Result<()> {
-    if let Some(new) = &config.init
-        && !config.data_dir.join(renda_node::store::DB_FILE).exists()
-    {
+    let initialising = config
+        .init
+        .clone()
+        .filter(|_| !config.data_dir.join(renda_node::store::DB_FILE).exists());
+    let data_dir = config.data_dir.clone();
+    let node = renda_hub::node::Node::start(config)
+        .await
+        .map_err(start_error)?;
+    if let Some(new) = initialising {
         println!(
             "已按配置初始化节点 {}（{}）于 {}",
             new.name,
             new.region,
-            config.data_dir.display()
+            data_dir.display()
         );
     }
-    let node = renda_hub::node::Node::start(config)
-        .await
-        .map_err(start_error)?;
+    let outcome = serve_until_stopped(&node).await;
+    println!("正在停止节点");
+    node.shutdown().await;
+    outcome
+}
+
+/// Says where the running node serves, then waits for Ctrl-C, SIGTERM or damage.
+async fn serve_until_stopped(node: &renda_hub::node::Node) -> Result<()> {
     warn_if_expiring(node.link_config().tls.as_deref());
     let scheme = if node.https() { "https" } else { "http" };
     if let Some(bound) = node.http_addr() {
@@ -992,15 +1003,9 @@ pub async fn run_node(config: renda_node::node::NodeConfig) -> Result<()> {
     if let Some(parent) = node.parent_addr() {
         println!("与上级节点 {parent} 保持同步");
     }
-    let stopped = tokio::select! {
-        () = shutdown_signal() => None,
-        damage = node.failed() => Some(damage),
-    };
-    println!("正在停止节点");
-    node.shutdown().await;
-    match stopped {
-        None => Ok(()),
-        Some(e) => Err(e.into()),
+    tokio::select! {
+        () = shutdown_signal() => Ok(()),
+        damage = node.failed() => Err(damage.into()),
     }
 }
 

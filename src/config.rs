@@ -37,6 +37,48 @@ impl Source {
     }
 }
 
+/// Bounds of the numeric settings, checked the same way for a flag (by clap, before anything is
+/// opened) and for a file's value.
+const BATCH_BYTES: std::ops::RangeInclusive<u32> = 1024..=16 * 1024 * 1024;
+const LINK_TIMEOUT_SECS: std::ops::RangeInclusive<u32> = 3..=3600;
+const STALE_AFTER_HOURS: std::ops::RangeInclusive<u32> = 1..=24 * 366;
+
+/// `value` if it lies in `range`, else the rule it broke.
+fn within(range: &std::ops::RangeInclusive<u32>, value: u32) -> Result<u32, String> {
+    if range.contains(&value) {
+        Ok(value)
+    } else {
+        Err(format!("须在 {} 到 {} 之间", range.start(), range.end()))
+    }
+}
+
+/// A flag's number, in `range`.
+fn number_in(range: &std::ops::RangeInclusive<u32>, s: &str) -> Result<u32, String> {
+    let value = s
+        .trim()
+        .parse::<u32>()
+        .map_err(|_| format!("须为整数，在 {} 到 {} 之间", range.start(), range.end()))?;
+    within(range, value)
+}
+
+fn batch_bytes(s: &str) -> Result<u32, String> {
+    number_in(&BATCH_BYTES, s)
+}
+
+fn link_timeout_secs(s: &str) -> Result<u32, String> {
+    number_in(&LINK_TIMEOUT_SECS, s)
+}
+
+fn stale_after_hours(s: &str) -> Result<u32, String> {
+    number_in(&STALE_AFTER_HOURS, s)
+}
+
+fn full_record_depth(s: &str) -> Result<String, String> {
+    Level::parse("full-record-depth", s)
+        .map(|_| s.to_string())
+        .map_err(|e| e.rule)
+}
+
 /// A setting that broke a rule, naming the key.
 fn invalid(key: &str, rule: impl std::fmt::Display) -> anyhow::Error {
     renda_node::store::StoreError::Invalid(renda_node::validate::ValidationError::new(
@@ -107,17 +149,17 @@ pub struct HttpsSettings {
 pub struct LinkSettings {
     /// Largest batch of changes sent before waiting for an acknowledgement, in bytes (1024 to
     /// 16777216; 524288 when omitted); smaller batches lose less work when a slow link drops.
-    #[arg(long)]
+    #[arg(long, value_parser = batch_bytes)]
     pub batch_bytes: Option<u32>,
     /// Every record travels in full at least up to this level (national, province, city,
     /// county or township; city when omitted), so that level's dashboard can open the records
     /// behind its numbers. Every node of a federation must use the same value.
-    #[arg(long)]
+    #[arg(long, value_parser = full_record_depth)]
     pub full_record_depth: Option<String>,
     /// Seconds a link may go without hearing from the peer while a reply is due before it is
     /// dropped and redialled (3 to 3600; 30 when omitted); a third of it is the keepalive
     /// interval, so a connection that silently stopped forwarding is found within it too.
-    #[arg(long)]
+    #[arg(long, value_parser = link_timeout_secs)]
     pub link_timeout_secs: Option<u32>,
 }
 
@@ -128,7 +170,7 @@ pub struct LinkSettings {
 pub struct RollupSettings {
     /// A descendant whose rollup is older than this many hours is listed as not synced (1 to
     /// 8784; 72 when omitted).
-    #[arg(long)]
+    #[arg(long, value_parser = stale_after_hours)]
     pub stale_after_hours: Option<u32>,
     /// Activities a delegate group must hold every quarter (1 when omitted).
     #[arg(long)]
@@ -149,21 +191,13 @@ impl LinkSettings {
     pub fn link_config(&self, source: Source) -> Result<LinkConfig> {
         let mut config = LinkConfig::default();
         if let Some(bytes) = self.batch_bytes {
-            if !(1024..=16 * 1024 * 1024).contains(&bytes) {
-                return Err(invalid(
-                    &source.key("sync", "batch_bytes"),
-                    "须在 1024 到 16777216 之间",
-                ));
-            }
+            let bytes = within(&BATCH_BYTES, bytes)
+                .map_err(|rule| invalid(&source.key("sync", "batch_bytes"), rule))?;
             config.max_batch_bytes = bytes as usize;
         }
         if let Some(secs) = self.link_timeout_secs {
-            if !(3..=3600).contains(&secs) {
-                return Err(invalid(
-                    &source.key("sync", "link_timeout_secs"),
-                    "须在 3 到 3600 之间",
-                ));
-            }
+            let secs = within(&LINK_TIMEOUT_SECS, secs)
+                .map_err(|rule| invalid(&source.key("sync", "link_timeout_secs"), rule))?;
             config.timeout = std::time::Duration::from_secs(u64::from(secs));
         }
         if let Some(depth) = &self.full_record_depth {
@@ -182,12 +216,8 @@ impl RollupSettings {
     pub fn rules(&self, source: Source) -> Result<RollupRules> {
         let mut rules = RollupRules::default();
         if let Some(hours) = self.stale_after_hours {
-            if !(1..=24 * 366).contains(&hours) {
-                return Err(invalid(
-                    &source.key("rollup", "stale_after_hours"),
-                    "须在 1 到 8784 之间",
-                ));
-            }
+            let hours = within(&STALE_AFTER_HOURS, hours)
+                .map_err(|rule| invalid(&source.key("rollup", "stale_after_hours"), rule))?;
             rules.stale_after = chrono::Duration::hours(i64::from(hours));
         }
         let quotas = &mut rules.quotas;
@@ -409,17 +439,28 @@ mod tests {
         assert_eq!(a.rollup.quotas.delegate_receptions, 5);
         assert_eq!(a.listen, b.listen);
 
-        let small = Flags::try_parse_from(["run", "--batch-bytes", "10"])
-            .unwrap()
-            .settings;
-        let err = format!(
-            "{:#}",
-            small.node_config(Source::Flags, dir, dir).unwrap_err()
+        // A bad flag is refused by clap, before anything is opened, with the same rule a file's
+        // value is held to.
+        let refused = Flags::try_parse_from(["run", "--batch-bytes", "10"])
+            .err()
+            .expect("a batch of 10 bytes")
+            .to_string();
+        assert!(
+            refused.contains("--batch-bytes") && refused.contains("1024 到 16777216"),
+            "{refused}"
         );
-        assert!(err.contains("--batch-bytes"), "{err}");
+        let file: RunSettings = toml::from_str("[sync]\nbatch_bytes = 10").unwrap();
         let err = format!(
             "{:#}",
-            small.node_config(Source::File, dir, dir).unwrap_err()
+            file.node_config(Source::Flags, dir, dir).unwrap_err()
+        );
+        assert!(
+            err.contains("--batch-bytes") && err.contains("1024 到 16777216"),
+            "{err}"
+        );
+        let err = format!(
+            "{:#}",
+            file.node_config(Source::File, dir, dir).unwrap_err()
         );
         assert!(err.contains("data_dir"), "{err}");
     }

@@ -141,3 +141,28 @@ async fn a_node_with_nothing_to_run_is_refused() {
         "{text}"
     );
 }
+
+/// A township whose parent never answers (its line drops packets: the connection is made and
+/// nothing comes back) stops at once when asked: a link still dialling has nothing to drain.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_dialling_a_silent_parent_stops_at_once() {
+    let _errors = Federation::start(&[]).await;
+    // Accepts connections into its backlog and never answers.
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let parent = silent.local_addr().unwrap().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let town = start_node(
+        dir.path(),
+        code(TOWNSHIP),
+        "王店镇人大主席团",
+        move |c| {
+            c.listen = None;
+            c.parent = Some(parent);
+        },
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    tokio::time::timeout(renda_node::sync::DRAIN_TIMEOUT / 2, town.shutdown())
+        .await
+        .expect("a link that never opened is given up at once");
+}

@@ -218,6 +218,7 @@ impl Core {
                 Ok(())
             }
             Ok(Err(e)) => {
+                tracing::error!(region = %self.identity.region, error = %e, "the database check found damage; stopping");
                 if let StoreError::Damaged(damage) = &e {
                     self.store.report_damage(damage.clone());
                 }
@@ -309,14 +310,15 @@ impl Core {
         self.shutdown.cancel();
         let grace = tokio::time::sleep(SHUTDOWN_GRACE);
         tokio::pin!(grace);
-        let link = self.link.take();
-        let link_abort = link.as_ref().map(|(_, task)| task.abort_handle());
+        let mut link = self.link.take().map(|(_, task)| task);
         {
-            let tasks = &mut self.tasks;
+            let (tasks, link) = (&mut self.tasks, &mut link);
             let drained = async move {
-                if let Some((_, task)) = link {
+                if let Some(task) = link.as_mut() {
                     let _ = task.await;
                 }
+                // Ended: there is nothing left to stop below.
+                *link = None;
                 while tasks.join_next().await.is_some() {}
             };
             tokio::select! {
@@ -326,8 +328,11 @@ impl Core {
                 }
             }
         }
-        if let Some(link) = link_abort {
-            link.abort();
+        // A part stopped where it was has ended before the store closes, so nothing of this
+        // node writes after the close.
+        if let Some(task) = link {
+            task.abort();
+            let _ = task.await;
         }
         self.tasks.shutdown().await;
         self.store.close().await;

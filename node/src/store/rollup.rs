@@ -7,6 +7,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use rusqlite::{Connection, OptionalExtension};
 
 use super::{ListQuery, ListRow, Store, StoreError, WriteTx};
+use crate::record::projection::FilterKeys;
 use crate::record::rollup::{
     CountedRow, Involvement, Metrics, Period, Quota, QuotaRules, Rollup, RollupRules,
 };
@@ -188,7 +189,10 @@ impl Store {
         let suggestions = of(RecordKind::Suggestion)?;
         let receptions = activities
             .iter()
-            .filter(|a| a.summary["kind"] == "reception")
+            .filter(|a| {
+                let keys = FilterKeys::of(RecordKind::Activity, &a.summary);
+                crate::record::rollup::is_reception(keys.tag.as_deref())
+            })
             .count() as u32;
         let quotas = self
             .rollup(&self.node.region)?

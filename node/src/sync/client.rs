@@ -41,7 +41,12 @@ pub async fn sync_with_parent(
         SyncError::Protocol(format!("{me} is the national congress and has no parent"))
     })?;
     let span = info_span!("sync", region = %me, peer = %parent, addr);
-    async move {
+    let shutdown = config.shutdown.clone();
+    // Cancelled once the Hellos are exchanged: dialling, TLS and the Hellos are given up at
+    // once when the node shuts down, a running link drains.
+    let opened = tokio_util::sync::CancellationToken::new();
+    let past_hellos = opened.clone();
+    let link = async move {
         let connect_err = |reason: String| SyncError::Connect {
             addr: addr.to_string(),
             reason,
@@ -114,6 +119,8 @@ pub async fn sync_with_parent(
             seq: hello.received_seq,
             hash: hello.received_hash,
         };
+        // From here the link watches the shutdown token itself, and drains.
+        opened.cancel();
         let mut report = run_link(store, parent, claim, inbound, tx, mode, config).await?;
         report.wire_bytes_sent += hello_bytes;
         report.wire_bytes_received += first_bytes;
@@ -124,8 +131,17 @@ pub async fn sync_with_parent(
         );
         Ok(report)
     }
-    .instrument(span)
-    .await
+    .instrument(span);
+    tokio::pin!(link);
+    tokio::select! {
+        linked = &mut link => return linked,
+        () = shutdown.cancelled() => {}
+    }
+    if past_hellos.is_cancelled() {
+        link.await
+    } else {
+        Err(SyncError::Closed)
+    }
 }
 
 /// Keeps a live link to the parent, reconnecting after failures with exponential backoff
@@ -136,15 +152,9 @@ pub async fn keep_linked(store: StoreHandle, me: RegionCode, addr: String, confi
     let shutdown = config.shutdown.clone();
     while !shutdown.is_cancelled() {
         let started = tokio::time::Instant::now();
-        let linked = tokio::select! {
-            linked = sync_with_parent(store.clone(), me, &addr, Mode::Live, config.clone()) => linked,
-            // Dialling, TLS and the Hellos are not worth waiting for once the node is stopping;
-            // a link past them drains itself and ends above.
-            () = async {
-                shutdown.cancelled().await;
-                tokio::time::sleep(super::DRAIN_TIMEOUT + Duration::from_secs(1)).await;
-            } => return,
-        };
+        // A link past its Hellos drains itself and ends when the node shuts down; one still
+        // dialling gives up at once (`sync_with_parent`).
+        let linked = sync_with_parent(store.clone(), me, &addr, Mode::Live, config.clone()).await;
         if shutdown.is_cancelled() {
             return;
         }

@@ -759,7 +759,12 @@ where
                         drop(jobs);
                         let _ = tokio::time::timeout(DRAIN_TIMEOUT, applier).await;
                         report.wire_bytes_sent = wire_out.load(std::sync::atomic::Ordering::Relaxed);
-                        return Ok(report);
+                        // A live link ends as it would when the peer goes; a round that was
+                        // to finish both ways did not.
+                        return match mode {
+                            Mode::Live => Ok(report),
+                            Mode::Once => Err(SyncError::Closed),
+                        };
                     }
                     msg = inbound.next_message() => {
                         last_heard = tokio::time::Instant::now();

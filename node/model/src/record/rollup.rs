@@ -155,9 +155,11 @@ impl QuotaRules {
             let Some((receptions, suggestions)) = counts.get_mut(i.delegate.as_str()) else {
                 continue;
             };
-            match (i.kind, i.role.as_str(), i.tag.as_deref()) {
-                (RecordKind::Activity, "participant", Some("reception")) => *receptions += 1,
-                (RecordKind::Suggestion, "lead" | "cosigner", _) => *suggestions += 1,
+            match (i.kind, i.role.as_str()) {
+                (RecordKind::Activity, "participant") if is_reception(i.tag.as_deref()) => {
+                    *receptions += 1
+                }
+                (RecordKind::Suggestion, "lead" | "cosigner") => *suggestions += 1,
                 _ => {}
             }
         }
@@ -169,6 +171,12 @@ impl QuotaRules {
                 .count() as u64,
         }
     }
+}
+
+/// Whether an activity with this filter tag ([`super::projection::FilterKeys::tag`]) is a
+/// reception of constituents, which the delegates' quota counts.
+pub fn is_reception(tag: Option<&str>) -> bool {
+    tag == Some(super::activity::ActivityKind::Reception.as_str())
 }
 
 /// A delegate's part in a record of the year, as a store lists it for [`QuotaRules`]: the

@@ -339,7 +339,7 @@ pub(super) fn merged_by_automerge(
                 before.events = Some(doc.event_texts().map_err(|e| damaged(&e))?);
             }
             if kind == RecordKind::Suggestion {
-                before.addressed = doc.field_text("addressed_to").map_err(|e| damaged(&e))?;
+                before.addressed = state.addressed_to.clone();
             }
             let applied = doc.apply_changes(incoming).map_err(apply_failed)?;
             if applied.is_empty() {
