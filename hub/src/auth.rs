@@ -40,7 +40,7 @@ pub async fn authorize(
         ))?
         .to_string();
     let credential = store
-        .call(move |s| s.authenticate(&token))
+        .read(move |s| s.authenticate(&token))
         .await?
         .ok_or(Denied::Unauthenticated("the token is unknown or revoked"))?;
     if !credential.role.allows(needs) {

@@ -172,7 +172,7 @@ pub fn render(
 async fn scrape(State(m): State<Metrics>) -> Response {
     let read = m
         .store
-        .call(|s| Ok((s.peers()?, s.stats()?, s.audit_count()?)))
+        .read(|s| Ok((s.peers()?, s.stats()?, s.audit_count()?)))
         .await;
     match read {
         Ok((peers, stats, audited)) => (

@@ -115,7 +115,7 @@ impl Query for QueryService {
         .unwrap_or(self.me);
         let rollup = self
             .store
-            .call(move |s| s.rollup(&region))
+            .read(move |s| s.rollup(&region))
             .await
             .map_err(store_status)?
             .ok_or_else(|| {
@@ -202,7 +202,7 @@ impl Query for QueryService {
         };
         let mut rows = self
             .store
-            .call(move |s| s.list(&query))
+            .read(move |s| s.list(&query))
             .await
             .map_err(store_status)?;
         let more = rows.len() > size as usize;
@@ -230,7 +230,7 @@ impl Query for QueryService {
             RecordId::parse("id", &request.into_inner().id).map_err(|e| invalid("id", e.rule))?;
         let record = self
             .store
-            .call(move |s| s.get(&id))
+            .read(move |s| s.get(&id))
             .await
             .map_err(store_status)?;
         if record.header.kind == RecordKind::Personal {
@@ -258,7 +258,7 @@ impl Query for QueryService {
         };
         let duty = self
             .store
-            .call(move |s| s.duty_record(&delegate, year))
+            .read(move |s| s.duty_record(&delegate, year))
             .await
             .map_err(store_status)?;
         Ok(Response::new(GetDutyRecordReply {
@@ -283,7 +283,7 @@ impl Query for QueryService {
         };
         let entries = self
             .store
-            .call(move |s| s.audit_log(limit))
+            .read(move |s| s.audit_log(limit))
             .await
             .map_err(store_status)?;
         Ok(Response::new(ListAuditReply {

@@ -27,6 +27,10 @@ use crate::region::RegionCode;
 use crate::store::{NodeIdentity, Store, StoreError, StoreHandle};
 use crate::sync::LinkConfig;
 
+/// Reader threads beside the store's writer, for the dashboard, the Query API and metrics:
+/// enough that a slow page does not hold up the next request, few enough for a township PC.
+pub const READERS: usize = 4;
+
 /// How long a shutdown waits for the parts to finish what they hold before it stops them.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(15);
 
@@ -174,7 +178,7 @@ impl Core {
             ))
             .into());
         }
-        let store = StoreHandle::spawn(store)?;
+        let store = StoreHandle::spawn_with_readers(store, READERS)?;
         if config.link.tls.is_none() {
             match crate::tls::NodeTls::installed(&config.data_dir, identity.region) {
                 Ok(Some(tls)) => config.link.tls = Some(Arc::new(tls)),

@@ -5,6 +5,7 @@
 
 pub mod data;
 pub mod fed;
+pub mod http;
 pub mod procs;
 pub mod proxy;
 

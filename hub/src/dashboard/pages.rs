@@ -81,7 +81,7 @@ impl Dashboard {
         let me = self.me;
         let (rollup, crumbs, extra) = self
             .store
-            .call(move |s| {
+            .read(move |s| {
                 let Some(rollup) = s.rollup(&region)? else {
                     return Ok((None, Vec::new(), None));
                 };

@@ -146,7 +146,7 @@ async fn credential_of(d: &Dashboard, presented: Option<Presented>) -> Result<Cr
     match presented {
         Some(Presented::Session(id)) => d
             .store
-            .call(move |s| s.session_credential(&id, chrono::Utc::now()))
+            .read(move |s| s.session_credential(&id, chrono::Utc::now()))
             .await?
             .ok_or(Denied::Unauthenticated(
                 "the session is unknown, expired or revoked",

@@ -1,6 +1,11 @@
-//! [`StoreHandle`]: the async face of the store. One thread owns the SQLite connection; every
-//! other task sends it a closure and awaits the answer, so writes are serialised without locks
-//! and no task ever blocks the async runtime on disk.
+//! [`StoreHandle`]: the async face of the store. One thread owns the writing SQLite connection;
+//! every other task sends it a closure and awaits the answer, so writes are serialised without
+//! locks and no task ever blocks the async runtime on disk.
+//!
+//! Reads that serve others (dashboard pages, Query calls, metrics) go to a small pool of reader
+//! threads instead ([`StoreHandle::read`]), each with its own read-only connection: a read
+//! sees the last committed snapshot and never waits behind a write, a sync batch or a rollup
+//! refresh on the writer's thread.
 
 use tokio::sync::{mpsc, oneshot, watch};
 
@@ -13,9 +18,30 @@ enum Job {
     Close(oneshot::Sender<()>),
 }
 
+/// Work for a reader thread.
+enum ReadJob {
+    Run(Box<dyn FnOnce(&mut Store) + Send>),
+    Close(oneshot::Sender<()>),
+}
+
+/// The reader threads' queue: each thread takes the next job when it is free.
+#[derive(Clone)]
+struct Readers {
+    jobs: std::sync::mpsc::Sender<ReadJob>,
+    count: usize,
+}
+
+impl std::fmt::Debug for Readers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Readers({})", self.count)
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct StoreHandle {
     jobs: mpsc::Sender<Job>,
+    /// Reader threads, when the handle was spawned with them.
+    readers: Option<Readers>,
     /// Bumped after every successful write through this handle, so sync links wake at once
     /// instead of polling.
     written: watch::Sender<u64>,
@@ -47,9 +73,73 @@ impl StoreHandle {
             .map_err(|e| StoreError::Io(format!("cannot start the store thread: {e}")))?;
         Ok(StoreHandle {
             jobs,
+            readers: None,
             written: watch::Sender::new(0),
             damage: std::sync::Arc::new(watch::Sender::new(None)),
         })
+    }
+
+    /// Like [`StoreHandle::spawn`], with `readers` reader threads beside the writer, each with
+    /// its own read-only connection, for [`StoreHandle::read`].
+    pub fn spawn_with_readers(store: Store, readers: usize) -> Result<StoreHandle, StoreError> {
+        let connections = (0..readers)
+            .map(|_| store.open_reader())
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut handle = StoreHandle::spawn(store)?;
+        let (jobs, rx) = std::sync::mpsc::channel::<ReadJob>();
+        let rx = std::sync::Arc::new(std::sync::Mutex::new(rx));
+        for (n, mut reader) in connections.into_iter().enumerate() {
+            let rx = rx.clone();
+            std::thread::Builder::new()
+                .name(format!("renda-reader-{n}"))
+                .spawn(move || {
+                    loop {
+                        // The lock is held only while taking a job, never while running one.
+                        let job = match rx.lock() {
+                            Ok(rx) => rx.recv(),
+                            Err(_) => return,
+                        };
+                        match job {
+                            Ok(ReadJob::Run(job)) => job(&mut reader),
+                            Ok(ReadJob::Close(closed)) => {
+                                drop(reader);
+                                let _ = closed.send(());
+                                return;
+                            }
+                            Err(_) => return,
+                        }
+                    }
+                })
+                .map_err(|e| StoreError::Io(format!("cannot start a reader thread: {e}")))?;
+        }
+        handle.readers = Some(Readers {
+            jobs,
+            count: readers,
+        });
+        Ok(handle)
+    }
+
+    /// Runs `f` on a reader thread, in one read transaction (a snapshot of what is committed),
+    /// and returns its result; on the writer's thread, after what is queued there, if the
+    /// handle has no readers. A read never waits for a write in progress.
+    pub async fn read<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Store) -> Result<T, StoreError> + Send + 'static,
+    {
+        let Some(readers) = &self.readers else {
+            return self.call(move |store| store.snapshot(f)).await;
+        };
+        let (tx, rx) = oneshot::channel();
+        let job = ReadJob::Run(Box::new(move |store: &mut Store| {
+            let _ = tx.send(store.guarded(move |s| s.snapshot(f)));
+        }));
+        readers.jobs.send(job).map_err(|_| StoreError::Closed)?;
+        let result = rx.await.map_err(|_| StoreError::Closed)?;
+        if let Err(StoreError::Damaged(damage)) = &result {
+            self.damage.send_replace(Some(damage.clone()));
+        }
+        result
     }
 
     /// Runs `f` on the store's thread and returns its result.
@@ -86,6 +176,19 @@ impl StoreHandle {
     /// (a write in hand commits), then the database is closed; later calls fail with
     /// [`StoreError::Closed`]. Returns once the file is closed, so another process may open it.
     pub async fn close(&self) {
+        if let Some(readers) = &self.readers {
+            // Each reader takes one Close once the reads queued before it are done.
+            let mut closed = Vec::new();
+            for _ in 0..readers.count {
+                let (tx, rx) = oneshot::channel();
+                if readers.jobs.send(ReadJob::Close(tx)).is_ok() {
+                    closed.push(rx);
+                }
+            }
+            for rx in closed {
+                let _ = rx.await;
+            }
+        }
         let (tx, rx) = oneshot::channel();
         if self.jobs.send(Job::Close(tx)).await.is_ok() {
             let _ = rx.await;

@@ -383,6 +383,39 @@ impl Store {
         })
     }
 
+    /// A read-only connection to the same file, for reading beside the writer: in WAL mode a
+    /// reader sees the last committed state and neither waits for a write in progress nor holds
+    /// one up. The writer's [`Store::open`] must have run first (it migrates the schema).
+    pub fn open_reader(&self) -> Result<Store, StoreError> {
+        let conn = Connection::open_with_flags(
+            &self.path,
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))?;
+        conn.pragma_update(None, "cache_size", -8_192)?;
+        conn.set_prepared_statement_cache_capacity(64);
+        Ok(Store {
+            conn,
+            path: self.path.clone(),
+            node: self.node.clone(),
+            actor: self.actor.clone(),
+            damaged: None,
+        })
+    }
+
+    /// Runs `f` in one read transaction, so that everything it reads is one snapshot (a page's
+    /// numbers and its list agree even while writes commit meanwhile).
+    pub fn snapshot<T>(
+        &self,
+        f: impl FnOnce(&Store) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let tx = self.conn.unchecked_transaction()?;
+        let out = f(self);
+        // A read transaction has nothing to keep; ending it lets checkpoints move past it.
+        tx.rollback()?;
+        out
+    }
+
     pub fn identity(&self) -> &NodeIdentity {
         &self.node
     }
