@@ -654,6 +654,10 @@ pub struct RollupArgs {
     /// node's own, freshly computed one.
     #[arg(long, value_parser = region)]
     pub region: Option<RegionCode>,
+    /// Recount this node's own numbers from its records one by one and compare them with the
+    /// counters every write keeps; exit 1 and name every number that differs.
+    #[arg(long, conflicts_with = "region")]
+    pub verify: bool,
     #[command(flatten)]
     pub rules: crate::config::RollupSettings,
 }

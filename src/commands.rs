@@ -1013,6 +1013,24 @@ impl Session {
     /// Computes and prints this node's rollup, or prints a descendant's.
     pub async fn rollup(&self, args: RollupArgs) -> Result<()> {
         let identity = self.store.call(|s| Ok(s.identity().clone())).await?;
+        if args.verify {
+            let today = renda_node::calendar::today();
+            let differ = self
+                .store
+                .read(move |s| s.verify_own_counters(today))
+                .await?;
+            if differ.is_empty() {
+                println!("本节点自身的计数与逐条重算的结果一致");
+                return Ok(());
+            }
+            for line in &differ {
+                eprintln!("  {line}");
+            }
+            return Err(anyhow::anyhow!(
+                "本节点自身的计数与逐条重算的结果不一致（{} 项），请报告此问题；renda rebuild 可从记录重建",
+                differ.len()
+            ));
+        }
         let region = args.region.unwrap_or(identity.region);
         let rollup = if region == identity.region {
             renda_node::rollups::refresh(

@@ -92,3 +92,39 @@ fn quotas_follow_the_nodes_own_rules() {
     assert_eq!(json["total"]["delegate_quota"]["met"], 1);
     assert_eq!(json["quotas"]["delegate_receptions"], 0);
 }
+
+/// `renda rollup --verify` recounts the node's own numbers from its records and compares them
+/// with the counters every write keeps: they agree after a workflow, and a counter set wrong
+/// behind the store's back is named.
+#[test]
+fn verify_compares_the_counters_with_a_recount_of_the_records() {
+    let node = Node::init(WANGDIAN, "王店镇人大主席团");
+    add_opinion(&node, "村道破损");
+    let passed = add_opinion(&node, "河道需要清淤");
+    node.ok(&[
+        "opinion",
+        "pass-on",
+        &passed,
+        "--to",
+        "镇水利站",
+        "--date",
+        "2026-02-16",
+    ]);
+    let agreed = node.ok(&["rollup", "--verify"]);
+    assert!(agreed.contains("一致"), "{agreed}");
+
+    let db = rusqlite::Connection::open(node.data.join("renda.sqlite")).unwrap();
+    let moved = db
+        .execute(
+            "UPDATE own_counters SET value = value + 1 WHERE name = 'opinions:passed_on'",
+            [],
+        )
+        .unwrap();
+    assert_eq!(moved, 1, "the pass-on moved the passed-on counter");
+    drop(db);
+    let stderr = node.fails(&["rollup", "--verify"], 1);
+    assert!(
+        stderr.contains("opinions") && stderr.contains("不一致"),
+        "{stderr}"
+    );
+}

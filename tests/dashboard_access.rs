@@ -4,7 +4,6 @@
 
 mod common;
 
-
 use chrono::NaiveDate;
 use common::fed::{Federation, WANGDIAN, XIUZHOU, code};
 use common::http::request;

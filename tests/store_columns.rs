@@ -55,9 +55,11 @@ async fn filter_columns_are_filled_for_a_database_written_before_them() {
         written.iter().any(|k| k.2.is_some() && k.3.is_some()),
         "suggestions their number"
     );
-    // The file as schema version 11 left it: no filter columns.
+    // The file as schema version 11 left it: no filter columns (nor the own counters of 13).
     conn.execute_batch(
-        "DROP INDEX records_kind_tag; DROP INDEX records_addressed; DROP INDEX records_group;
+        "DROP TABLE own_counters; DROP INDEX records_home_kind;
+         ALTER TABLE records DROP COLUMN counted; ALTER TABLE node DROP COLUMN counters_version;
+         DROP INDEX records_kind_tag; DROP INDEX records_addressed; DROP INDEX records_group;
          ALTER TABLE records DROP COLUMN tag; ALTER TABLE records DROP COLUMN addressed_to;
          ALTER TABLE records DROP COLUMN number; ALTER TABLE records DROP COLUMN group_id;
          PRAGMA user_version = 11;",
@@ -67,6 +69,18 @@ async fn filter_columns_are_filled_for_a_database_written_before_them() {
 
     let store = Store::open(dir.path()).unwrap();
     assert_eq!(store.derived_mismatches().unwrap(), Vec::<String>::new());
+    // The own counters are built from the rows on this first open after them.
+    assert_eq!(
+        store
+            .verify_own_counters(renda_node::calendar::today())
+            .unwrap(),
+        Vec::<String>::new()
+    );
+    let counters: i64 = rusqlite::Connection::open(dir.path().join(renda_node::store::DB_FILE))
+        .unwrap()
+        .query_row("SELECT count(*) FROM own_counters", [], |r| r.get(0))
+        .unwrap();
+    assert!(counters > 0, "the counters were built");
     drop(store);
     let conn = rusqlite::Connection::open(&path).unwrap();
     assert_eq!(keys(&conn), written);

@@ -249,6 +249,17 @@ impl Federation {
                 wrong.is_empty(),
                 "{region}: columns differ from the documents: {wrong:?}"
             );
+            // The own counters every write moved are a count of the records one by one.
+            let today = renda_node::calendar::today();
+            let wrong = node
+                .store
+                .call(move |s| s.verify_own_counters(today))
+                .await
+                .unwrap();
+            assert!(
+                wrong.is_empty(),
+                "{region}: own counters differ from the records: {wrong:?}"
+            );
         }
     }
 

@@ -16,6 +16,7 @@ mod rollup;
 mod schema;
 mod sync;
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use automerge::{ActorId, Change};
@@ -374,6 +375,7 @@ impl Store {
                 .map_err(|e| corrupt(&e.to_string()))?
                 .with_timezone(&Utc),
         };
+        rollup::ensure_counters(&conn, &node.region)?;
         Ok(Store {
             conn,
             path,
@@ -1092,6 +1094,39 @@ impl WriteTx<'_> {
         self.persist(&doc, changes, None)
     }
 
+    /// Moves this node's own counters by what a record homed here now contributes less what
+    /// its row contributed before, and returns the contribution to store with the row. Records
+    /// homed elsewhere count in their own node's rollup and contribute nothing here.
+    fn count_own(
+        &mut self,
+        record: &Record,
+        columns: &DerivedColumns,
+        id: &str,
+        prior: Prior,
+    ) -> Result<Option<String>, StoreError> {
+        if record.header.home != self.node.region {
+            return Ok(None);
+        }
+        let now = rollup::contribution_of(record.header.kind, columns);
+        let before: Option<String> = match prior {
+            Prior::Absent => None,
+            _ => self
+                .tx
+                .prepare_cached("SELECT counted FROM records WHERE id = ?1")?
+                .query_row([id], |r| r.get(0))
+                .optional()?
+                .flatten(),
+        };
+        let before: BTreeMap<String, i64> = before
+            .as_deref()
+            .and_then(|text| serde_json::from_str(text).ok())
+            .unwrap_or_default();
+        rollup::move_counters(&self.tx, &before, &now)?;
+        Ok(Some(
+            serde_json::to_string(&now).unwrap_or_else(|_| "{}".into()),
+        ))
+    }
+
     /// Writes a document, the changes that are new to this node, and its projection rows.
     fn persist(
         &mut self,
@@ -1160,6 +1195,7 @@ impl WriteTx<'_> {
                 .unwrap_or(0),
         };
         let columns = DerivedColumns::of(&record, heads);
+        let counted = self.count_own(&record, &columns, &id, prior)?;
         // The document is its last full save plus the changes stored after it, which the
         // change table holds anyway: a write adds its change rows and leaves the saved bytes
         // alone, and a new record has no saved bytes at all. Once the tail grows long, a full
@@ -1187,8 +1223,8 @@ impl WriteTx<'_> {
             (Vec::new(), 0, tail)
         };
         self.tx.prepare_cached(
-            "INSERT INTO records (id, kind, home, created_at, created_by, doc, last_seq, label, status, occurred_on, due_on, subject, summary, route, doc_tail, heads_hash, doc_seq, tag, addressed_to, number, group_id)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?19, ?20, ?21, ?22)
+            "INSERT INTO records (id, kind, home, created_at, created_by, doc, last_seq, label, status, occurred_on, due_on, subject, summary, route, doc_tail, heads_hash, doc_seq, tag, addressed_to, number, group_id, counted)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?19, ?20, ?21, ?22, ?23)
              ON CONFLICT(id) DO UPDATE SET
                doc = CASE WHEN ?18 THEN excluded.doc ELSE records.doc END,
                doc_seq = CASE WHEN ?18 THEN excluded.doc_seq ELSE records.doc_seq END,
@@ -1196,7 +1232,7 @@ impl WriteTx<'_> {
                status = excluded.status, occurred_on = excluded.occurred_on, due_on = excluded.due_on,
                subject = excluded.subject, summary = excluded.summary, route = excluded.route,
                tag = excluded.tag, addressed_to = excluded.addressed_to, number = excluded.number,
-               group_id = excluded.group_id",
+               group_id = excluded.group_id, counted = excluded.counted",
         )?
         .execute(params![
                 id,
@@ -1221,6 +1257,7 @@ impl WriteTx<'_> {
                 columns.keys.addressed_to,
                 columns.keys.number,
                 columns.keys.group,
+                counted,
             ])?;
         // A record new here has no rows to replace.
         if !matches!(prior, Prior::Absent) {

@@ -9,7 +9,7 @@ use rusqlite::{Connection, OptionalExtension};
 use super::{ListQuery, ListRow, Store, StoreError, WriteTx};
 use crate::record::projection::FilterKeys;
 use crate::record::rollup::{
-    CountedRow, Involvement, Metrics, Period, Quota, QuotaRules, Rollup, RollupRules,
+    CountedRow, Involvement, Metrics, Period, Quota, QuotaRules, Rollup, RollupRules, contribution,
 };
 use crate::record::{Body, RecordId, RecordKind};
 use crate::region::RegionCode;
@@ -54,6 +54,130 @@ fn own_metrics(
         );
     }
     Ok(metrics)
+}
+
+/// How records count toward their node's own counters. Raise it when `contribution` counts
+/// differently, and every node rebuilds its counters from its rows on its next open.
+pub(crate) const COUNTERS_VERSION: i64 = 1;
+
+/// What a row with these derived columns contributes to its home node's counters.
+pub(super) fn contribution_of(
+    kind: RecordKind,
+    columns: &super::DerivedColumns,
+) -> BTreeMap<String, i64> {
+    let day = |d: &Option<String>| d.as_deref().and_then(|d| d.parse::<NaiveDate>().ok());
+    contribution(&CountedRow {
+        kind,
+        status: columns.status.as_deref(),
+        occurred_on: day(&columns.occurred_on),
+        due_on: day(&columns.due_on),
+        summary: &columns.summary,
+    })
+}
+
+/// Moves the own counters from a row's contribution `before` to its contribution `now`: only
+/// the counters that differ are written, and a counter back at zero is removed.
+pub(super) fn move_counters(
+    conn: &Connection,
+    before: &BTreeMap<String, i64>,
+    now: &BTreeMap<String, i64>,
+) -> Result<(), StoreError> {
+    let mut add = conn.prepare_cached(
+        "INSERT INTO own_counters (name, value) VALUES (?1, ?2)
+         ON CONFLICT(name) DO UPDATE SET value = value + excluded.value",
+    )?;
+    let mut zero = conn.prepare_cached("DELETE FROM own_counters WHERE name = ?1 AND value = 0")?;
+    for name in before
+        .keys()
+        .chain(now.keys().filter(|k| !before.contains_key(*k)))
+    {
+        let delta = now.get(name).copied().unwrap_or(0) - before.get(name).copied().unwrap_or(0);
+        if delta != 0 {
+            add.execute(rusqlite::params![name, delta])?;
+            zero.execute([name])?;
+        }
+    }
+    Ok(())
+}
+
+/// Builds the own counters from the rows if they were built by another version of the counting
+/// (or never: a file from before them). Runs under the write lock and reads the version again
+/// there, so two processes opening the file at once build them once.
+pub(super) fn ensure_counters(conn: &Connection, me: &RegionCode) -> Result<(), StoreError> {
+    let version = |conn: &Connection| -> Result<i64, StoreError> {
+        Ok(conn.query_row("SELECT counters_version FROM node", [], |r| r.get(0))?)
+    };
+    if version(conn)? == COUNTERS_VERSION {
+        return Ok(());
+    }
+    conn.execute_batch("BEGIN IMMEDIATE")?;
+    let built = (|| -> Result<(), StoreError> {
+        if version(conn)? == COUNTERS_VERSION {
+            return Ok(());
+        }
+        conn.execute_batch(
+            "DELETE FROM own_counters; UPDATE records SET counted = NULL WHERE counted IS NOT NULL;",
+        )?;
+        let mut totals: BTreeMap<String, i64> = BTreeMap::new();
+        {
+            let mut rows = conn.prepare(
+                "SELECT id, kind, status, occurred_on, due_on, summary FROM records WHERE home = ?1",
+            )?;
+            let mut mark = conn.prepare("UPDATE records SET counted = ?2 WHERE id = ?1")?;
+            let mut found = rows.query([me.as_str()])?;
+            while let Some(row) = found.next()? {
+                let id: String = row.get(0)?;
+                let Some(kind) = RecordKind::parse(&row.get::<_, String>(1)?) else {
+                    continue;
+                };
+                let status: Option<String> = row.get(2)?;
+                let day = |i: usize| -> Result<Option<NaiveDate>, rusqlite::Error> {
+                    Ok(row
+                        .get::<_, Option<String>>(i)?
+                        .and_then(|d| d.parse::<NaiveDate>().ok()))
+                };
+                let summary: serde_json::Value =
+                    serde_json::from_str(&row.get::<_, String>(5)?).unwrap_or_default();
+                let counted = contribution(&CountedRow {
+                    kind,
+                    status: status.as_deref(),
+                    occurred_on: day(3)?,
+                    due_on: day(4)?,
+                    summary: &summary,
+                });
+                for (name, n) in &counted {
+                    *totals.entry(name.clone()).or_default() += n;
+                }
+                mark.execute(rusqlite::params![
+                    id,
+                    serde_json::to_string(&counted).unwrap_or_else(|_| "{}".into())
+                ])?;
+            }
+        }
+        move_counters(conn, &BTreeMap::new(), &totals)?;
+        conn.execute("UPDATE node SET counters_version = ?1", [COUNTERS_VERSION])?;
+        Ok(())
+    })();
+    match built {
+        Ok(()) => conn.execute_batch("COMMIT")?,
+        Err(e) => {
+            let _ = conn.execute_batch("ROLLBACK");
+            return Err(e);
+        }
+    }
+    Ok(())
+}
+
+/// This node's own numbers from its counters, as of `today`.
+fn own_from_counters(conn: &Connection, today: NaiveDate) -> Result<Metrics, StoreError> {
+    let counters: Vec<(String, i64)> = conn
+        .prepare_cached("SELECT name, value FROM own_counters")?
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<Result<_, _>>()?;
+    Ok(Metrics::from_counters(
+        counters.iter().map(|(name, n)| (name.as_str(), *n)),
+        today,
+    ))
 }
 
 /// The quotas of the groups and delegates homed at `me`, over the activities and suggestions of
@@ -208,6 +332,35 @@ impl Store {
         })
     }
 
+    /// Checks the node's own counters against a count of its records one by one, as of
+    /// `today`: the names of the numbers that differ, with both values; empty when they agree.
+    /// `renda rollup --verify` prints it; the tests check every node with it.
+    pub fn verify_own_counters(&self, today: NaiveDate) -> Result<Vec<String>, StoreError> {
+        let me = self.node.region;
+        let from_counters = own_from_counters(&self.conn, today)?;
+        let recount = own_metrics(&self.conn, &me, today)?;
+        if from_counters == recount {
+            return Ok(Vec::new());
+        }
+        let (a, b) = (
+            serde_json::to_value(&from_counters).unwrap_or_default(),
+            serde_json::to_value(&recount).unwrap_or_default(),
+        );
+        let mut out = Vec::new();
+        if let (Some(a), Some(b)) = (a.as_object(), b.as_object()) {
+            for (name, counted) in a {
+                let recounted = b.get(name).cloned().unwrap_or_default();
+                if *counted != recounted {
+                    out.push(format!("{name}: counters {counted}, records {recounted}"));
+                }
+            }
+        }
+        if out.is_empty() {
+            out.push("the counters and the records differ".into());
+        }
+        Ok(out)
+    }
+
     /// Every rollup held here, by region.
     pub fn rollups(&self) -> Result<BTreeMap<RegionCode, Rollup>, StoreError> {
         Ok(rollups(|id| self.get(id), &self.conn)?
@@ -249,7 +402,7 @@ impl WriteTx<'_> {
         rules: &RollupRules,
     ) -> Result<Rollup, StoreError> {
         let me = self.node.region;
-        let mut own = own_metrics(&self.tx, &me, crate::calendar::day_of(now))?;
+        let mut own = own_from_counters(&self.tx, crate::calendar::day_of(now))?;
         (own.group_quota, own.delegate_quota) =
             quotas(&self.tx, &me, crate::calendar::day_of(now), rules.quotas)?;
         let mut held = rollups(|id| self.get(id), &self.tx)?;

@@ -181,6 +181,20 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX records_addressed ON records(addressed_to, number) WHERE addressed_to IS NOT NULL;
     CREATE INDEX records_group ON records(group_id, occurred_on) WHERE group_id IS NOT NULL;
     "#,
+    // 13: the node's own counters, moved by each write of a record homed here in the same
+    // transaction (`record::rollup::contribution`), so a rollup reads them instead of counting
+    // every record. `records.counted` is the contribution a row made, to take off when it
+    // changes. The counters are built from the rows on the first open after this step
+    // (`node.counters_version`), and again whenever a release changes how records count.
+    r#"
+    CREATE TABLE own_counters (
+        name  TEXT PRIMARY KEY,
+        value INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    ALTER TABLE records ADD COLUMN counted TEXT;
+    ALTER TABLE node ADD COLUMN counters_version INTEGER NOT NULL DEFAULT 0;
+    CREATE INDEX records_home_kind ON records(home, kind);
+    "#,
 ];
 
 pub(crate) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {

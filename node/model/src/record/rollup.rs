@@ -300,6 +300,60 @@ impl Metrics {
         }
     }
 
+    /// Rebuilds the numbers from a node's own counters (the sum of its records'
+    /// [`contribution`]s), judged as of `today`: a suggestion awaiting an answer due before
+    /// today is overdue. Equal to counting the records one by one with [`Metrics::count`].
+    pub fn from_counters<'a>(
+        counters: impl IntoIterator<Item = (&'a str, i64)>,
+        today: NaiveDate,
+    ) -> Metrics {
+        let mut m = Metrics::default();
+        let today = today.to_string();
+        for (name, value) in counters {
+            let Ok(n) = u64::try_from(value) else {
+                continue;
+            };
+            let mut parts = name.split(COUNTER_SEPARATOR);
+            let (Some(head), first, second) = (parts.next(), parts.next(), parts.next()) else {
+                continue;
+            };
+            let add = |map: &mut BTreeMap<String, u64>, key: Option<&str>| {
+                if let Some(key) = key {
+                    *map.entry(key.to_string()).or_default() += n;
+                }
+            };
+            match head {
+                "delegates" => add(&mut m.delegates, first),
+                "activities" => {
+                    if let (Some(month), Some(kind)) = (first, second) {
+                        *m.activities
+                            .entry(month.to_string())
+                            .or_default()
+                            .entry(kind.to_string())
+                            .or_default() += n;
+                    }
+                }
+                "sign_ins" => m.sign_ins += n,
+                "constituents_received" => m.constituents_received += n,
+                "opinions" => add(&mut m.opinions, first),
+                "opinions_by_month" => add(&mut m.opinions_by_month, first),
+                "suggestions" => add(&mut m.suggestions, first),
+                "suggestions_by_month" => add(&mut m.suggestions_by_month, first),
+                "answer_classes" => add(&mut m.answer_classes, first),
+                "answered" => m.answered += n,
+                "answered_on_time" => m.answered_on_time += n,
+                "evaluated" => m.evaluated += n,
+                "satisfied" => m.satisfied += n,
+                // Dates in ISO form compare as text.
+                "due" if first.is_some_and(|due| due < today.as_str()) => m.overdue += n,
+                _ => {}
+            }
+        }
+        // A counter at zero is no key at all, as when counting records one by one.
+        m.delegates.retain(|_, v| *v > 0);
+        m
+    }
+
     /// These numbers with the monthly series cut to the months of `period` (`"2026"` or
     /// `"2026-05"`). Counts by state are the subtree's state now and are kept whole: a
     /// suggestion's state has no month.
@@ -416,6 +470,86 @@ pub struct CountedRow<'a> {
     pub occurred_on: Option<NaiveDate>,
     pub due_on: Option<NaiveDate>,
     pub summary: &'a serde_json::Value,
+}
+
+/// Separates the parts of a counter's name (`activities:2026-05:reception`); no part (a month,
+/// a date, a state or kind identifier, a level) contains it.
+pub const COUNTER_SEPARATOR: char = ':';
+
+/// What one record adds to its home node's own counters: named counts, a pure function of its
+/// projected row, with nothing that depends on the day it is read. A store keeps each record's
+/// contribution beside it and moves the counters by the difference when the record changes, so
+/// a write costs the counters it touches, whatever the node holds. [`Metrics::from_counters`]
+/// judges the date-dependent ones (overdue) when the numbers are read.
+pub fn contribution(row: &CountedRow<'_>) -> BTreeMap<String, i64> {
+    let mut out: BTreeMap<String, i64> = BTreeMap::new();
+    let mut add = |parts: &[&str], n: i64| {
+        if n != 0 {
+            let sep = COUNTER_SEPARATOR.to_string();
+            *out.entry(parts.join(&sep)).or_default() += n;
+        }
+    };
+    let text = |key: &str| row.summary.get(key).and_then(|v| v.as_str());
+    let number = |key: &str| {
+        row.summary
+            .get(key)
+            .and_then(|v| v.as_u64())
+            .map_or(0, |n| i64::try_from(n).unwrap_or(i64::MAX))
+    };
+    let month = row
+        .occurred_on
+        .map_or_else(|| "unknown".to_string(), |d| d.format("%Y-%m").to_string());
+    match row.kind {
+        RecordKind::Delegate => {
+            let level = text("highest_level").unwrap_or("unknown");
+            let status = row.status.unwrap_or("unknown");
+            add(&["delegates", &format!("{level}/{status}")], 1);
+        }
+        RecordKind::Activity => {
+            add(
+                &["activities", &month, text("kind").unwrap_or("unknown")],
+                1,
+            );
+            add(&["sign_ins"], number("sign_ins"));
+            add(&["constituents_received"], number("constituents_received"));
+        }
+        RecordKind::Opinion => {
+            add(&["opinions", row.status.unwrap_or("unknown")], 1);
+            add(&["opinions_by_month", &month], 1);
+        }
+        RecordKind::Suggestion => {
+            add(&["suggestions", row.status.unwrap_or("unknown")], 1);
+            add(&["suggestions_by_month", &month], 1);
+            if let Some(class) = text("class") {
+                add(&["answer_classes", class], 1);
+            }
+            if let Some(on_time) = row
+                .summary
+                .get("answered_on_time")
+                .and_then(|v| v.as_bool())
+            {
+                add(&["answered"], 1);
+                add(&["answered_on_time"], i64::from(on_time));
+            }
+            if let Some(due) = row.due_on {
+                add(&["due", &due.to_string()], 1);
+            }
+            if let Some(evaluation) = text("evaluation") {
+                add(&["evaluated"], 1);
+                if evaluation == Satisfaction::Satisfied.as_str()
+                    || evaluation == Satisfaction::BasicallySatisfied.as_str()
+                {
+                    add(&["satisfied"], 1);
+                }
+            }
+        }
+        RecordKind::Group
+        | RecordKind::Venue
+        | RecordKind::Notice
+        | RecordKind::Personal
+        | RecordKind::Rollup => {}
+    }
+    out
 }
 
 /// A direct child's numbers as its last rollup gave them.
@@ -561,6 +695,132 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+
+    mod counters {
+        use proptest::prelude::*;
+        use serde_json::json;
+
+        use super::super::*;
+
+        fn day(offset: i64) -> NaiveDate {
+            NaiveDate::from_ymd_opt(2026, 1, 1).unwrap() + chrono::Duration::days(offset)
+        }
+
+        /// A projected row as the store keeps it, of any kind and state.
+        fn row() -> impl Strategy<
+            Value = (
+                RecordKind,
+                Option<String>,
+                Option<i64>,
+                Option<i64>,
+                serde_json::Value,
+            ),
+        > {
+            let kind = prop_oneof![
+                Just(RecordKind::Delegate),
+                Just(RecordKind::Activity),
+                Just(RecordKind::Opinion),
+                Just(RecordKind::Suggestion),
+                Just(RecordKind::Group),
+                Just(RecordKind::Notice),
+            ];
+            let status = proptest::option::of(prop_oneof![
+                Just("received".to_string()),
+                Just("awaiting_answer".to_string()),
+                Just("closed".to_string()),
+                Just("serving".to_string()),
+            ]);
+            let summary = (
+                proptest::option::of(prop_oneof![Just("reception"), Just("inspection")]),
+                proptest::option::of(prop_oneof![Just("a"), Just("b"), Just("d")]),
+                proptest::option::of(any::<bool>()),
+                proptest::option::of(prop_oneof![
+                    Just("satisfied"),
+                    Just("basically_satisfied"),
+                    Just("unsatisfied")
+                ]),
+                0u64..40,
+                proptest::option::of(prop_oneof![Just("county"), Just("national")]),
+            )
+                .prop_map(|(kind, class, on_time, evaluation, sign_ins, level)| {
+                    json!({
+                        "kind": kind, "class": class, "answered_on_time": on_time,
+                        "evaluation": evaluation, "sign_ins": sign_ins,
+                        "constituents_received": sign_ins * 3, "highest_level": level,
+                    })
+                });
+            (
+                kind,
+                status,
+                proptest::option::of(0i64..800),
+                proptest::option::of(0i64..800),
+                summary,
+            )
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(256))]
+
+            /// The counters rebuilt into numbers, as of any day, are what counting the rows one
+            /// by one gives; a row changed is its old contribution taken off and its new one
+            /// added.
+            #[test]
+            fn numbers_from_counters_equal_counting_the_rows(
+                rows in proptest::collection::vec(row(), 0..40),
+                changed in proptest::collection::vec((0usize..40, row()), 0..10),
+                today in 0i64..800,
+            ) {
+                let counted = |r: &(RecordKind, Option<String>, Option<i64>, Option<i64>, serde_json::Value)| {
+                    contribution(&CountedRow {
+                        kind: r.0,
+                        status: r.1.as_deref(),
+                        occurred_on: r.2.map(day),
+                        due_on: r.3.map(day),
+                        summary: &r.4,
+                    })
+                };
+                let mut rows = rows;
+                let mut counters: BTreeMap<String, i64> = BTreeMap::new();
+                for r in &rows {
+                    for (name, n) in counted(r) {
+                        *counters.entry(name).or_default() += n;
+                    }
+                }
+                for (i, new) in changed {
+                    if rows.is_empty() {
+                        break;
+                    }
+                    let i = i % rows.len();
+                    for (name, n) in counted(&rows[i]) {
+                        *counters.entry(name).or_default() -= n;
+                    }
+                    for (name, n) in counted(&new) {
+                        *counters.entry(name).or_default() += n;
+                    }
+                    rows[i] = new;
+                }
+                counters.retain(|_, n| *n != 0);
+                let mut expected = Metrics::default();
+                for r in &rows {
+                    expected.count(
+                        &CountedRow {
+                            kind: r.0,
+                            status: r.1.as_deref(),
+                            occurred_on: r.2.map(day),
+                            due_on: r.3.map(day),
+                            summary: &r.4,
+                        },
+                        day(today),
+                    );
+                }
+                let rebuilt = Metrics::from_counters(
+                    counters.iter().map(|(k, v)| (k.as_str(), *v)),
+                    day(today),
+                );
+                prop_assert_eq!(rebuilt, expected);
+            }
+        }
+    }
 
     #[test]
     fn a_period_is_a_year_or_a_month_and_cuts_the_monthly_series() {
