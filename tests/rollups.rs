@@ -12,7 +12,7 @@ use chrono::Utc;
 use common::data::{add_opinion, populate, roll_up, rollup_at};
 use common::fed::{
     CITY, FENGQIAO, Federation, NANHU, NATIONAL, WANGDIAN, XINCHENG, XIUZHOU, YUXIN, code,
-    five_levels,
+    five_levels, write_opinion,
 };
 use rand::SeedableRng;
 use rand::rngs::StdRng;
@@ -234,4 +234,47 @@ async fn a_countys_212_opinions_arrive_at_the_city_as_published() {
         7,
         "the city's own, two counties', four townships'"
     );
+}
+
+/// A write wakes the rollup refresh: with the periodic look for other processes' writes set to
+/// an hour, a township's opinion still reaches its county's rollup over live links, because the
+/// township's write, and then the county's receipt of the township's new rollup, each wake a
+/// refresh (coalesced) instead of waiting for the next poll.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_wakes_the_rollups_up_the_live_links() {
+    let hour = Some(std::time::Duration::from_secs(3600));
+    let mut fed = Federation::start(&[]).await;
+    fed.add(XIUZHOU, "秀洲区人大常委会", |c| {
+        c.rollup_every = hour
+    })
+    .await;
+    let county = fed.node(XIUZHOU).addr.to_string();
+    fed.add(WANGDIAN, "王店镇人大主席团", move |c| {
+        c.parent = Some(county);
+        c.rollup_every = hour;
+    })
+    .await;
+    // Both nodes refreshed once on starting; what follows is what writes wake.
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let town = fed.node(WANGDIAN).store.clone();
+    write_opinion(&town, code(WANGDIAN), "村口路灯不亮".into()).await;
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let total = fed
+            .node(XIUZHOU)
+            .store
+            .read(|s| s.rollup(&code(XIUZHOU)))
+            .await
+            .unwrap()
+            .map(|r| r.total.opinions_total())
+            .unwrap_or(0);
+        if total == 1 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the county's rollup never counted the township's opinion"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
 }

@@ -9,8 +9,12 @@ use tracing::{debug, warn};
 use crate::record::rollup::{Rollup, RollupRules};
 use crate::store::{StoreError, StoreHandle};
 
-/// How often a running node looks for writes to refresh its rollup after.
+/// How often a running node looks for writes made by other processes to refresh its rollup
+/// after; writes through its own store handle wake the refresh at once.
 pub const DEFAULT_REFRESH_EVERY: Duration = Duration::from_secs(2);
+
+/// How long a refresh waits after the write that woke it, so a burst of writes makes one.
+pub const COALESCE: Duration = Duration::from_millis(200);
 
 /// Recomputes the node's rollup now; it is written only if a number changed.
 pub async fn refresh(store: &StoreHandle, rules: RollupRules) -> Result<Rollup, StoreError> {
@@ -19,22 +23,37 @@ pub async fn refresh(store: &StoreHandle, rules: RollupRules) -> Result<Rollup, 
         .await
 }
 
-/// Runs until `shutdown`: every `every`, if anything was written since the last refresh,
-/// refreshes the rollup. An idle node does nothing.
+/// Runs until `shutdown`, refreshing the rollup soon after anything is written: a write through
+/// this node's store handle wakes it at once, and it waits `COALESCE` more so a burst of writes
+/// (a sync batch, a clerk's session) makes one refresh, at most a few a second. Every `every` it
+/// also looks for writes made by other processes (the command line beside a running node), and
+/// it refreshes when the day changes, so numbers that move with the calendar (overdue) move
+/// without a write. An idle node does nothing else.
 pub async fn keep_fresh(
     store: StoreHandle,
     every: Duration,
     rules: RollupRules,
     shutdown: CancellationToken,
 ) {
-    let mut seen: Option<i64> = None;
+    let mut written = store.subscribe();
+    let mut seen: Option<(i64, chrono::NaiveDate)> = None;
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             _ = tick.tick() => {}
+            changed = written.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+                tokio::select! {
+                    () = tokio::time::sleep(COALESCE) => {}
+                    () = shutdown.cancelled() => return,
+                }
+            }
             () = shutdown.cancelled() => return,
         }
+        written.borrow_and_update();
         let last = match store.call(|s| s.last_seq()).await {
             Ok(seq) => seq,
             Err(StoreError::Closed) => return,
@@ -43,14 +62,20 @@ pub async fn keep_fresh(
                 continue;
             }
         };
-        if seen == Some(last) {
+        let today = crate::calendar::today();
+        if seen == Some((last, today)) {
             continue;
         }
         match refresh(&store, rules).await {
             Ok(rollup) => {
                 debug!(stale = rollup.stale.len(), "rollup refreshed");
                 // Our own rollup write moved the sequence; that is not a reason to refresh again.
-                seen = store.call(|s| s.last_seq()).await.ok();
+                written.borrow_and_update();
+                seen = store
+                    .call(|s| s.last_seq())
+                    .await
+                    .ok()
+                    .map(|seq| (seq, today));
             }
             Err(StoreError::Closed) => return,
             Err(e) => {
