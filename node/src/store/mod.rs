@@ -1094,20 +1094,22 @@ impl WriteTx<'_> {
         self.persist(&doc, changes, None)
     }
 
-    /// Moves this node's own counters by what a record homed here now contributes less what
-    /// its row contributed before, and returns the contribution to store with the row. Records
-    /// homed elsewhere count in their own node's rollup and contribute nothing here.
-    fn count_own(
+    /// Moves this node's counters by what a record's row now contributes less what it
+    /// contributed before, and returns the contribution to store with the row: the own numbers
+    /// of a record homed here (records homed elsewhere count in their own node's rollup), and
+    /// for any record held here what it adds to the quota counters of groups and delegates.
+    fn count_row(
         &mut self,
         record: &Record,
         columns: &DerivedColumns,
         id: &str,
         prior: Prior,
     ) -> Result<Option<String>, StoreError> {
-        if record.header.home != self.node.region {
-            return Ok(None);
-        }
-        let now = rollup::contribution_of(record.header.kind, columns);
+        let now = rollup::row_contribution(
+            record.header.kind,
+            record.header.home == self.node.region,
+            columns,
+        );
         let before: Option<String> = match prior {
             Prior::Absent => None,
             _ => self
@@ -1122,9 +1124,7 @@ impl WriteTx<'_> {
             .and_then(|text| serde_json::from_str(text).ok())
             .unwrap_or_default();
         rollup::move_counters(&self.tx, &before, &now)?;
-        Ok(Some(
-            serde_json::to_string(&now).unwrap_or_else(|_| "{}".into()),
-        ))
+        Ok((!now.is_empty()).then(|| serde_json::to_string(&now).unwrap_or_else(|_| "{}".into())))
     }
 
     /// Writes a document, the changes that are new to this node, and its projection rows.
@@ -1195,7 +1195,7 @@ impl WriteTx<'_> {
                 .unwrap_or(0),
         };
         let columns = DerivedColumns::of(&record, heads);
-        let counted = self.count_own(&record, &columns, &id, prior)?;
+        let counted = self.count_row(&record, &columns, &id, prior)?;
         // The document is its last full save plus the changes stored after it, which the
         // change table holds anyway: a write adds its change rows and leaves the saved bytes
         // alone, and a new record has no saved bytes at all. Once the tail grows long, a full

@@ -10,6 +10,7 @@ use super::{ListQuery, ListRow, Store, StoreError, WriteTx};
 use crate::record::projection::FilterKeys;
 use crate::record::rollup::{
     CountedRow, Involvement, Metrics, Period, Quota, QuotaRules, Rollup, RollupRules, contribution,
+    delegate_quota_counters, group_quota_counters, quota_contribution,
 };
 use crate::record::{Body, RecordId, RecordKind};
 use crate::region::RegionCode;
@@ -58,21 +59,38 @@ fn own_metrics(
 
 /// How records count toward their node's own counters. Raise it when `contribution` counts
 /// differently, and every node rebuilds its counters from its rows on its next open.
-pub(crate) const COUNTERS_VERSION: i64 = 1;
+pub(crate) const COUNTERS_VERSION: i64 = 2;
 
-/// What a row with these derived columns contributes to its home node's counters.
-pub(super) fn contribution_of(
+/// What a row with these derived columns contributes to this node's counters: its own numbers
+/// if it is homed here (`own`), and what it adds to the quota counters in any case.
+pub(super) fn row_contribution(
     kind: RecordKind,
+    own: bool,
     columns: &super::DerivedColumns,
 ) -> BTreeMap<String, i64> {
     let day = |d: &Option<String>| d.as_deref().and_then(|d| d.parse::<NaiveDate>().ok());
-    contribution(&CountedRow {
+    let occurred_on = day(&columns.occurred_on);
+    let mut out = if own {
+        contribution(&CountedRow {
+            kind,
+            status: columns.status.as_deref(),
+            occurred_on,
+            due_on: day(&columns.due_on),
+            summary: &columns.summary,
+        })
+    } else {
+        BTreeMap::new()
+    };
+    for (name, n) in quota_contribution(
         kind,
-        status: columns.status.as_deref(),
-        occurred_on: day(&columns.occurred_on),
-        due_on: day(&columns.due_on),
-        summary: &columns.summary,
-    })
+        &columns.people,
+        columns.keys.tag.as_deref(),
+        columns.keys.group.as_deref(),
+        occurred_on,
+    ) {
+        *out.entry(name).or_default() += n;
+    }
+    out
 }
 
 /// Moves the own counters from a row's contribution `before` to its contribution `now`: only
@@ -121,30 +139,51 @@ pub(super) fn ensure_counters(conn: &Connection, me: &RegionCode) -> Result<(), 
         let mut totals: BTreeMap<String, i64> = BTreeMap::new();
         {
             let mut rows = conn.prepare(
-                "SELECT id, kind, status, occurred_on, due_on, summary FROM records WHERE home = ?1",
+                "SELECT id, kind, home, status, occurred_on, due_on, summary, tag, group_id FROM records",
+            )?;
+            let mut people = conn.prepare(
+                "SELECT delegate_id, role FROM record_people WHERE record_id = ?1 ORDER BY delegate_id, role",
             )?;
             let mut mark = conn.prepare("UPDATE records SET counted = ?2 WHERE id = ?1")?;
-            let mut found = rows.query([me.as_str()])?;
+            let mut found = rows.query([])?;
             while let Some(row) = found.next()? {
                 let id: String = row.get(0)?;
                 let Some(kind) = RecordKind::parse(&row.get::<_, String>(1)?) else {
                     continue;
                 };
-                let status: Option<String> = row.get(2)?;
+                let own = row.get::<_, String>(2)? == me.as_str();
+                let status: Option<String> = row.get(3)?;
                 let day = |i: usize| -> Result<Option<NaiveDate>, rusqlite::Error> {
                     Ok(row
                         .get::<_, Option<String>>(i)?
                         .and_then(|d| d.parse::<NaiveDate>().ok()))
                 };
                 let summary: serde_json::Value =
-                    serde_json::from_str(&row.get::<_, String>(5)?).unwrap_or_default();
-                let counted = contribution(&CountedRow {
-                    kind,
-                    status: status.as_deref(),
-                    occurred_on: day(3)?,
-                    due_on: day(4)?,
-                    summary: &summary,
-                });
+                    serde_json::from_str(&row.get::<_, String>(6)?).unwrap_or_default();
+                let tag: Option<String> = row.get(7)?;
+                let group: Option<String> = row.get(8)?;
+                let involved: Vec<(String, String)> = people
+                    .query_map([&id], |p| Ok((p.get(0)?, p.get(1)?)))?
+                    .collect::<Result<_, _>>()?;
+                let mut counted = if own {
+                    contribution(&CountedRow {
+                        kind,
+                        status: status.as_deref(),
+                        occurred_on: day(4)?,
+                        due_on: day(5)?,
+                        summary: &summary,
+                    })
+                } else {
+                    BTreeMap::new()
+                };
+                for (name, n) in
+                    quota_contribution(kind, &involved, tag.as_deref(), group.as_deref(), day(4)?)
+                {
+                    *counted.entry(name).or_default() += n;
+                }
+                if counted.is_empty() {
+                    continue;
+                }
                 for (name, n) in &counted {
                     *totals.entry(name.clone()).or_default() += n;
                 }
@@ -177,6 +216,46 @@ fn own_from_counters(conn: &Connection, today: NaiveDate) -> Result<Metrics, Sto
     Ok(Metrics::from_counters(
         counters.iter().map(|(name, n)| (name.as_str(), *n)),
         today,
+    ))
+}
+
+/// The quotas of the groups and delegates homed at `me`, judged from the counters as of
+/// `today`: a lookup per group and delegate, whatever the node holds.
+fn quotas_from_counters(
+    conn: &Connection,
+    me: &RegionCode,
+    today: NaiveDate,
+    rules: QuotaRules,
+) -> Result<(Quota, Quota), StoreError> {
+    use chrono::Datelike;
+    let year = today.year();
+    let ids = |kind: &str| -> Result<Vec<String>, StoreError> {
+        Ok(conn
+            .prepare_cached("SELECT id FROM records WHERE kind = ?1 AND home = ?2")?
+            .query_map([kind, me.as_str()], |r| r.get::<_, String>(0))?
+            .collect::<Result<_, _>>()?)
+    };
+    let mut counter = conn.prepare_cached("SELECT value FROM own_counters WHERE name = ?1")?;
+    let mut value = |name: &str| -> Result<u32, StoreError> {
+        let n: Option<i64> = counter.query_row([name], |r| r.get(0)).optional()?;
+        Ok(u32::try_from(n.unwrap_or(0).max(0)).unwrap_or(u32::MAX))
+    };
+    let mut groups = Vec::new();
+    for group in ids("group")? {
+        let mut by_quarter = [0u32; 4];
+        for (q, name) in group_quota_counters(&group, year).iter().enumerate() {
+            by_quarter[q] = value(name)?;
+        }
+        groups.push(by_quarter);
+    }
+    let mut delegates = Vec::new();
+    for delegate in ids("delegate")? {
+        let [receptions, suggestions] = delegate_quota_counters(&delegate, year);
+        delegates.push((value(&receptions)?, value(&suggestions)?));
+    }
+    Ok((
+        rules.group_quota_of(&groups, today),
+        rules.delegate_quota_of(&delegates),
     ))
 }
 
@@ -337,8 +416,13 @@ impl Store {
     /// `renda rollup --verify` prints it; the tests check every node with it.
     pub fn verify_own_counters(&self, today: NaiveDate) -> Result<Vec<String>, StoreError> {
         let me = self.node.region;
-        let from_counters = own_from_counters(&self.conn, today)?;
-        let recount = own_metrics(&self.conn, &me, today)?;
+        // The quotas are judged by the node's own rules; any rules do, as both sides use them.
+        let rules = self.rollup(&me)?.map(|r| r.quotas).unwrap_or_default();
+        let mut from_counters = own_from_counters(&self.conn, today)?;
+        (from_counters.group_quota, from_counters.delegate_quota) =
+            quotas_from_counters(&self.conn, &me, today, rules)?;
+        let mut recount = own_metrics(&self.conn, &me, today)?;
+        (recount.group_quota, recount.delegate_quota) = quotas(&self.conn, &me, today, rules)?;
         if from_counters == recount {
             return Ok(Vec::new());
         }
@@ -404,7 +488,7 @@ impl WriteTx<'_> {
         let me = self.node.region;
         let mut own = own_from_counters(&self.tx, crate::calendar::day_of(now))?;
         (own.group_quota, own.delegate_quota) =
-            quotas(&self.tx, &me, crate::calendar::day_of(now), rules.quotas)?;
+            quotas_from_counters(&self.tx, &me, crate::calendar::day_of(now), rules.quotas)?;
         let mut held = rollups(|id| self.get(id), &self.tx)?;
         let mine = held.remove(&me);
         let children: BTreeMap<RegionCode, Rollup> = held

@@ -179,6 +179,99 @@ pub fn is_reception(tag: Option<&str>) -> bool {
     tag == Some(super::activity::ActivityKind::Reception.as_str())
 }
 
+/// What one record held by a node adds to the counters its quotas are judged from, whatever
+/// the record's home: per group, the activities it held in each quarter of a year
+/// (`quota_group:{group}:{year}:{quarter}`); per delegate, the receptions of constituents taken
+/// part in (`quota_receptions:{delegate}:{year}`) and the suggestions led or co-signed
+/// (`quota_suggestions:{delegate}:{year}`). `people` are the record's `(delegate, role)` rows.
+/// The node judges them against its rules only for the groups and delegates homed at it.
+pub fn quota_contribution(
+    kind: RecordKind,
+    people: &[(String, String)],
+    tag: Option<&str>,
+    group: Option<&str>,
+    occurred_on: Option<NaiveDate>,
+) -> BTreeMap<String, i64> {
+    use chrono::Datelike;
+    let mut out = BTreeMap::new();
+    let Some(on) = occurred_on else {
+        return out;
+    };
+    let year = on.year();
+    let sep = COUNTER_SEPARATOR;
+    match kind {
+        RecordKind::Activity => {
+            if let Some(group) = group {
+                let quarter = on.month0() / 3 + 1;
+                out.insert(
+                    format!("quota_group{sep}{group}{sep}{year}{sep}{quarter}"),
+                    1,
+                );
+            }
+            if is_reception(tag) {
+                for (delegate, role) in people {
+                    if role == "participant" {
+                        *out.entry(format!("quota_receptions{sep}{delegate}{sep}{year}"))
+                            .or_default() += 1;
+                    }
+                }
+            }
+        }
+        RecordKind::Suggestion => {
+            for (delegate, role) in people {
+                if role == "lead" || role == "cosigner" {
+                    *out.entry(format!("quota_suggestions{sep}{delegate}{sep}{year}"))
+                        .or_default() += 1;
+                }
+            }
+        }
+        _ => {}
+    }
+    out
+}
+
+/// The names of the counters [`quota_contribution`] keeps for a group's quarters of `year`.
+pub fn group_quota_counters(group: &str, year: i32) -> [String; 4] {
+    let sep = COUNTER_SEPARATOR;
+    [1, 2, 3, 4].map(|q| format!("quota_group{sep}{group}{sep}{year}{sep}{q}"))
+}
+
+/// The names of the counters [`quota_contribution`] keeps for a delegate's receptions and
+/// suggestions of `year`.
+pub fn delegate_quota_counters(delegate: &str, year: i32) -> [String; 2] {
+    let sep = COUNTER_SEPARATOR;
+    [
+        format!("quota_receptions{sep}{delegate}{sep}{year}"),
+        format!("quota_suggestions{sep}{delegate}{sep}{year}"),
+    ]
+}
+
+impl QuotaRules {
+    /// The quota of groups whose activities by quarter of `today`'s year are `groups`.
+    pub fn group_quota_of(self, groups: &[[u32; 4]], today: NaiveDate) -> Quota {
+        use chrono::Datelike;
+        let completed_quarters = (today.month0() / 3) as usize;
+        Quota {
+            total: groups.len() as u64,
+            met: groups
+                .iter()
+                .filter(|q| self.group_meets(**q, completed_quarters))
+                .count() as u64,
+        }
+    }
+
+    /// The quota of delegates whose receptions and suggestions this year are `delegates`.
+    pub fn delegate_quota_of(self, delegates: &[(u32, u32)]) -> Quota {
+        Quota {
+            total: delegates.len() as u64,
+            met: delegates
+                .iter()
+                .filter(|(r, s)| self.delegate_meets(*r, *s))
+                .count() as u64,
+        }
+    }
+}
+
 /// A delegate's part in a record of the year, as a store lists it for [`QuotaRules`]: the
 /// record's kind and filter tag, and the delegate's role (a `PersonRole` identifier).
 #[derive(Clone, Debug)]
