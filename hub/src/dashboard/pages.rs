@@ -39,7 +39,44 @@ pub(crate) struct Params {
     answer_class: Option<String>,
     overdue: Option<String>,
     page: Option<String>,
+    /// The last record of the previous page: lists page by key, so a page costs its rows
+    /// however deep it is.
+    after: Option<String>,
     year: Option<String>,
+}
+
+/// A list counts no further than this; beyond it the page says "more than".
+const COUNT_CAP: u64 = 10_000;
+
+/// Where a list page starts: after a record (a link from the previous page), or at a page
+/// number (links from before paging by key).
+#[derive(Clone, Copy)]
+enum PageStart {
+    After(RecordId),
+    Number(u32),
+}
+
+impl PageStart {
+    fn of(params: &Params) -> Result<PageStart, PageError> {
+        match given(&params.after) {
+            Some(text) => RecordId::parse("after", text)
+                .map(PageStart::After)
+                .map_err(|e| PageError::bad("after", e.rule)),
+            None => page_number(params).map(PageStart::Number),
+        }
+    }
+
+    /// Sets where `q` starts.
+    fn apply(self, q: &mut ListQuery) {
+        match self {
+            PageStart::After(id) => q.after = Some(id),
+            PageStart::Number(n) => q.offset = (n - 1) * PAGE_ROWS,
+        }
+    }
+
+    fn is_first(self) -> bool {
+        matches!(self, PageStart::Number(1))
+    }
 }
 
 fn given(v: &Option<String>) -> Option<&str> {
@@ -541,17 +578,18 @@ pub(crate) async fn quotas(
     State(d): State<Dashboard>,
     Query(params): Query<Params>,
 ) -> Result<Html<String>, PageError> {
-    let page = page_number(&params)?;
+    let start = PageStart::of(&params)?;
     let (shown, (delegates, held)) = d
         .read(&params, move |s, region, _| {
-            let q = ListQuery {
+            let mut q = ListQuery {
                 kind: Some(RecordKind::Delegate),
                 within: Some(region),
                 limit: Some(PAGE_ROWS),
-                offset: (page - 1) * PAGE_ROWS,
                 ..ListQuery::default()
             };
-            Ok((s.list(&q)?, s.count(&q)?))
+            let held = s.count_capped(&q, COUNT_CAP)?;
+            start.apply(&mut q);
+            Ok((s.list(&q)?, held))
         })
         .await?;
     let r = &shown.rollup;
@@ -591,7 +629,7 @@ pub(crate) async fn quotas(
             }
         }
         h2 { "代表履职档案" }
-        p.meta { "本节点持有的本辖区代表 " span data-metric="delegates.held" { (held) } " 名，点击姓名查看履职档案。" }
+        p.meta { "本节点持有的本辖区代表 " span data-metric="delegates.held" { (held_text(held)) } " 名，点击姓名查看履职档案。" }
         table.delegates {
             thead { tr { th { "姓名" } th { "最高层级" } th { "状态" } th { "所属区划" } } }
             tbody {
@@ -605,7 +643,7 @@ pub(crate) async fn quotas(
                 }
             }
         }
-        (pager("/quotas", &params, page, held))
+        (pager("/quotas", &params, start, &delegates))
     };
     Ok(d.page("/quotas", "履职达标", &shown, body))
 }
@@ -681,10 +719,19 @@ fn page_number(params: &Params) -> Result<u32, PageError> {
     }
 }
 
-/// Links to the pages before and after this one, keeping every other parameter.
-fn pager(path: &str, params: &Params, page: u32, total: u64) -> Markup {
-    let pages = total.div_ceil(u64::from(PAGE_ROWS)).max(1);
-    let at = |n: u32| {
+/// A capped count as a page shows it: the number, or "more than" it.
+fn held_text((n, more): (u64, bool)) -> String {
+    if more {
+        format!("超过 {n}")
+    } else {
+        n.to_string()
+    }
+}
+
+/// Links to the first page and the next one, keeping every other parameter. Pages go by key:
+/// the next page starts after the last row shown.
+fn pager(path: &str, params: &Params, start: PageStart, rows: &[ListRow]) -> Markup {
+    let at = |after: Option<String>| {
         link(
             path,
             &[
@@ -695,15 +742,17 @@ fn pager(path: &str, params: &Params, page: u32, total: u64) -> Markup {
                 ("activity_kind", params.activity_kind.clone()),
                 ("answer_class", params.answer_class.clone()),
                 ("overdue", params.overdue.clone()),
-                ("page", Some(n.to_string())),
+                ("after", after),
             ],
         )
     };
+    let next = (rows.len() == PAGE_ROWS as usize)
+        .then(|| rows.last().map(|r| r.id.to_string()))
+        .flatten();
     html! {
         div.pager {
-            span { "第 " (page) " / " (pages) " 页，共 " (total) " 条" }
-            @if page > 1 { a rel="prev" href=(at(page - 1)) { "上一页" } }
-            @if u64::from(page) < pages { a rel="next" href=(at(page + 1)) { "下一页" } }
+            @if !start.is_first() { a rel="first" href=(at(None)) { "第一页" } }
+            @if let Some(last) = next { a rel="next" href=(at(Some(last))) { "下一页" } }
         }
     }
 }
@@ -775,7 +824,7 @@ pub(crate) async fn records(
         Some("1") => Some(renda_node::calendar::today()),
         Some(_) => return Err(PageError::bad("overdue", "只能是 1（只看超期）或 0")),
     };
-    let page = page_number(&params)?;
+    let start = PageStart::of(&params)?;
     let filters: Vec<String> = [
         kind.map(|k| format!("类型：{}", k.label())),
         status.as_deref().map(|s| {
@@ -796,7 +845,7 @@ pub(crate) async fn records(
     .collect();
     let (shown, (rows, held)) = d
         .read(&params, move |s, region, _| {
-            let q = ListQuery {
+            let mut q = ListQuery {
                 kind,
                 status,
                 within: Some(region),
@@ -805,10 +854,11 @@ pub(crate) async fn records(
                 activity_kind,
                 answer_class,
                 limit: Some(PAGE_ROWS),
-                offset: (page - 1) * PAGE_ROWS,
                 ..ListQuery::default()
             };
-            Ok((s.list(&q)?, s.count(&q)?))
+            let held = s.count_capped(&q, COUNT_CAP)?;
+            start.apply(&mut q);
+            Ok((s.list(&q)?, held))
         })
         .await?;
     let region = shown.region;
@@ -819,9 +869,9 @@ pub(crate) async fn records(
             "列表只含本节点持有的记录。民情等记录只同步到上一级，汇总数字可能多于这里能列出的记录；"
             "请到下级地区查看其余记录。"
         }
-        p.meta { "本节点持有 " span data-metric="records.held" { (held) } " 条" }
+        p.meta { "本节点持有 " span data-metric="records.held" { (held_text(held)) } " 条" }
         (record_table(&rows, overdue_on))
-        (pager("/records", &params, page, held))
+        (pager("/records", &params, start, &rows))
     };
     Ok(d.page("/records", "记录", &shown, body))
 }

@@ -516,6 +516,23 @@ impl Store {
         Ok(n.max(0) as u64)
     }
 
+    /// How many records a list would hold without its limit, counting no further than `cap`:
+    /// `(cap, true)` says "more than `cap`". A page shows it beside its rows, and counting every
+    /// match of a large subtree would cost more than the page.
+    pub fn count_capped(&self, q: &ListQuery, cap: u64) -> Result<(u64, bool), StoreError> {
+        let (filter, mut args) = list_filter(q, false);
+        let sql = format!("SELECT count(*) FROM (SELECT 1 FROM records r{filter} LIMIT ?)");
+        args.push(Box::new(
+            i64::try_from(cap.saturating_add(1)).unwrap_or(i64::MAX),
+        ));
+        let n: i64 = self.conn.prepare(&sql)?.query_row(
+            rusqlite::params_from_iter(args.iter().map(|a| a.as_ref())),
+            |r| r.get(0),
+        )?;
+        let n = n.max(0) as u64;
+        Ok(if n > cap { (cap, true) } else { (n, false) })
+    }
+
     pub fn list(&self, q: &ListQuery) -> Result<Vec<ListRow>, StoreError> {
         let (filter, args) = list_filter(q, true);
         let mut sql = format!(
