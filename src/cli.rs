@@ -745,6 +745,33 @@ pub enum BenchCmd {
     Sync(BenchArgs),
     /// Query latency at a city holding its subtree's records: rollups and filtered lists.
     Query(QueryBenchArgs),
+    /// A live federation under a sustained write load: write latency at the townships, how soon
+    /// writes show at the city, and the city's pages and queries meanwhile.
+    Load(LoadBenchArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct LoadBenchArgs {
+    /// A directory `renda bench query --keep` left: its city, counties and townships are run
+    /// as they are (and grow by the writes made).
+    #[arg(long)]
+    pub dir: PathBuf,
+    /// The renda binary to run the nodes and make the writes with (an older release, to
+    /// compare); this one when omitted.
+    #[arg(long)]
+    pub binary: Option<PathBuf>,
+    /// Townships the writes are spread over, alternating between the counties.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub townships: u32,
+    /// Writes per second, over all the townships.
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub rate: u32,
+    /// How long the load lasts, in seconds.
+    #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub seconds: u64,
+    /// Seconds the running federation settles before the load starts.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(0..=3600))]
+    pub warmup: u64,
 }
 
 #[derive(Args, Debug)]

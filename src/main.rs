@@ -5,6 +5,7 @@
 //! whole life. The domain lives in the `renda-node` crate; this binary is glue.
 
 mod bench;
+mod bench_load;
 mod bench_query;
 mod cli;
 mod commands;
@@ -229,6 +230,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Bench(cli::BenchCmd::Sync(a)) => bench::run(a).await,
         Command::Bench(cli::BenchCmd::Query(a)) => bench_query::run(a).await,
+        Command::Bench(cli::BenchCmd::Load(a)) => bench_load::run(a).await,
     }
 }
 

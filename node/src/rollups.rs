@@ -9,9 +9,11 @@ use tracing::{debug, warn};
 use crate::record::rollup::{Rollup, RollupRules};
 use crate::store::{StoreError, StoreHandle};
 
-/// How often a running node looks for writes made by other processes to refresh its rollup
-/// after; writes through its own store handle wake the refresh at once.
-pub const DEFAULT_REFRESH_EVERY: Duration = Duration::from_secs(2);
+/// How often a running node looks for writes made by other processes (`renda opinion add` beside
+/// a running node) to refresh its rollup after; writes through its own store handle wake the
+/// refresh at once. A look is one indexed read on a reader thread, so it is cheap enough to make
+/// often: a clerk's command-line write then reaches the parent's numbers as soon as its own.
+pub const DEFAULT_REFRESH_EVERY: Duration = Duration::from_millis(250);
 
 /// How long a refresh waits after the write that woke it, so a burst of writes makes one.
 pub const COALESCE: Duration = Duration::from_millis(200);
@@ -54,7 +56,7 @@ pub async fn keep_fresh(
             () = shutdown.cancelled() => return,
         }
         written.borrow_and_update();
-        let last = match store.call(|s| s.last_seq()).await {
+        let last = match store.read(|s| s.last_seq()).await {
             Ok(seq) => seq,
             Err(StoreError::Closed) => return,
             Err(e) => {
@@ -72,7 +74,7 @@ pub async fn keep_fresh(
                 // Our own rollup write moved the sequence; that is not a reason to refresh again.
                 written.borrow_and_update();
                 seen = store
-                    .call(|s| s.last_seq())
+                    .read(|s| s.last_seq())
                     .await
                     .ok()
                     .map(|seq| (seq, today));

@@ -328,17 +328,24 @@ fn quotas(
     Ok((group_quota, delegate_quota))
 }
 
-/// Every rollup record held here, by the region it counts.
+/// The rollup records held here of the regions `wanted` picks, by the region each counts.
 fn rollups(
     store_get: impl Fn(&RecordId) -> Result<crate::record::Record, StoreError>,
     conn: &Connection,
+    wanted: impl Fn(&RegionCode) -> bool,
 ) -> Result<BTreeMap<RegionCode, (RecordId, Rollup)>, StoreError> {
-    let mut stmt = conn.prepare_cached("SELECT id FROM records WHERE kind = 'rollup'")?;
+    let mut stmt = conn.prepare_cached("SELECT id, home FROM records WHERE kind = 'rollup'")?;
     let ids = stmt
-        .query_map([], |r| r.get::<_, String>(0))?
+        .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?
         .collect::<Result<Vec<_>, _>>()?;
     let mut out = BTreeMap::new();
-    for id in ids {
+    for (id, home) in ids {
+        // Only the documents wanted are loaded: a city holds every descendant's rollup, and a
+        // refresh needs its own and its children's.
+        match RegionCode::parse("home", &home) {
+            Ok(home) if wanted(&home) => {}
+            _ => continue,
+        }
         let Ok(id) = RecordId::parse("id", &id) else {
             continue;
         };
@@ -447,7 +454,7 @@ impl Store {
 
     /// Every rollup held here, by region.
     pub fn rollups(&self) -> Result<BTreeMap<RegionCode, Rollup>, StoreError> {
-        Ok(rollups(|id| self.get(id), &self.conn)?
+        Ok(rollups(|id| self.get(id), &self.conn, |_| true)?
             .into_iter()
             .map(|(region, (_, r))| (region, r))
             .collect())
@@ -489,7 +496,11 @@ impl WriteTx<'_> {
         let mut own = own_from_counters(&self.tx, crate::calendar::day_of(now))?;
         (own.group_quota, own.delegate_quota) =
             quotas_from_counters(&self.tx, &me, crate::calendar::day_of(now), rules.quotas)?;
-        let mut held = rollups(|id| self.get(id), &self.tx)?;
+        let mut held = rollups(
+            |id| self.get(id),
+            &self.tx,
+            |region| *region == me || region.parent() == Some(me),
+        )?;
         let mine = held.remove(&me);
         let children: BTreeMap<RegionCode, Rollup> = held
             .into_iter()
