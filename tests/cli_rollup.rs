@@ -46,15 +46,27 @@ fn a_township_rollup_counts_its_opinions_and_is_written_only_when_it_changes() {
     assert_eq!(json["own"], json["total"], "a township has no children");
 
     // Nothing changed: showing the rollup again writes nothing.
+    let last_seq = |node: &Node| {
+        node.json(&["status"])["store"]["last_seq"]
+            .as_i64()
+            .unwrap()
+    };
     let before = node.change_count();
+    let seq_before = last_seq(&node);
     node.ok(&["rollup"]);
     assert_eq!(node.change_count(), before);
+    assert_eq!(last_seq(&node), seq_before);
     add_opinion(&node, "路灯不亮");
     node.ok(&["rollup"]);
     assert_eq!(
+        last_seq(&node),
+        seq_before + 2,
+        "the new opinion and the rollup's new publication"
+    );
+    assert_eq!(
         node.change_count(),
-        before + 2,
-        "the new opinion and the rollup's update"
+        before + 1,
+        "the publication replaces the rollup's change instead of adding one"
     );
 }
 

@@ -12,7 +12,12 @@
 /// checkpoint of the sender's sequence instead of the sender moving its sequence past the
 /// receiver's claim. A version-2 peer would keep that checkpoint and skip positions a restored
 /// node reuses, so the two do not link (negotiating versions is issue 20's work).
-pub const PROTOCOL_VERSION: u32 = 3;
+///
+/// 4: a rollup travels as a publication, one change that is its whole document, and a holder
+/// keeps the newest publication instead of merging them. A version-3 node would try to merge a
+/// publication into the history it holds and refuse it (automerge already holds another first
+/// change by the same actor), so it would keep a child's old numbers for good.
+pub const PROTOCOL_VERSION: u32 = 4;
 
 pub mod v1 {
     tonic::include_proto!("renda.v1");

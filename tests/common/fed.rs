@@ -260,6 +260,12 @@ impl Federation {
                 wrong.is_empty(),
                 "{region}: own counters differ from the records: {wrong:?}"
             );
+            // Every rollup is held as its newest publication alone, however often it moved.
+            let long = node.store.call(|s| s.unpublished_rollups()).await.unwrap();
+            assert!(
+                long.is_empty(),
+                "{region}: rollups held as more than one publication: {long:?}"
+            );
         }
     }
 

@@ -981,6 +981,19 @@ impl DerivedColumns {
     }
 }
 
+/// The changes a write brings, and what they do to the record's stored history.
+#[derive(Debug)]
+enum History {
+    /// Changes added to the history, as every edit and merge makes.
+    Extend(Vec<Change>),
+    /// Changes that are a whole document and replace the history: a rollup's publication.
+    Replace(Vec<Change>),
+}
+
+/// How many positions of replaced changes are kept for peers' checkpoints at most (see
+/// `WriteTx::retire_history`): years of publications at a busy county, about 50 MB.
+const RETIRED_KEEP: i64 = 1_000_000;
+
 /// What a writer already knows of a record's row before storing it.
 #[derive(Clone, Copy, Debug)]
 enum Prior {
@@ -1159,10 +1172,80 @@ impl WriteTx<'_> {
             Some(doc),
             &doc.heads(),
             record,
-            changes,
+            History::Extend(changes),
             origin,
             Prior::Unknown,
         )
+    }
+
+    /// Writes `rollup` as this node's rollup, published whole: a fresh document of one change
+    /// that replaces the record's stored history here, and at every holder it reaches (see
+    /// `sync::merge::publication`). Its generation is one more than the publication held, so a
+    /// holder can tell newer from older whatever order publications arrive in. Publishing
+    /// rather than editing keeps every holder's copy one change long, however often the
+    /// numbers move: an edited document would keep every refresh for good, and a parent would
+    /// load that growing history to merge each new one.
+    fn publish_rollup(
+        &mut self,
+        held: Option<(Header, u64)>,
+        rollup: &mut crate::record::rollup::Rollup,
+    ) -> Result<(), StoreError> {
+        let (header, generation) = match held {
+            Some((header, generation)) => (header, generation),
+            None => (
+                Header {
+                    id: RecordId::new(),
+                    kind: RecordKind::Rollup,
+                    home: self.node.region,
+                    created_at: DateTime::from_timestamp_millis(Utc::now().timestamp_millis())
+                        .unwrap_or_else(Utc::now),
+                    created_by: self.author(rollup::SYSTEM_USER),
+                },
+                0,
+            ),
+        };
+        rollup.generation = generation.saturating_add(1);
+        let corrupt = |source| StoreError::Corrupt {
+            id: header.id.to_string(),
+            source,
+        };
+        let doc = RecordDoc::create(&header, &*rollup, self.actor).map_err(corrupt)?;
+        let record = Record::from_doc(&doc).map_err(corrupt)?;
+        let changes = doc.changes_since(&[]);
+        self.persist_decoded(
+            Some(&doc),
+            &doc.heads(),
+            record,
+            History::Replace(changes),
+            None,
+            Prior::Unknown,
+        )?;
+        Ok(())
+    }
+
+    /// Deletes a record's change rows before a publication replaces them, keeping each one's
+    /// position and hash for the peers that may name it as their checkpoint, and forgets the
+    /// positions every peer has confirmed past. At most `RETIRED_KEEP` positions are kept, so a
+    /// peer gone for good does not keep them forever; such a peer, back, names a forgotten
+    /// position and is resent everything, as after a restore.
+    fn retire_history(&mut self, id: &str) -> Result<(), StoreError> {
+        self.tx
+            .prepare_cached(
+                "INSERT OR IGNORE INTO retired_changes (seq, hash)
+                 SELECT seq, hash FROM changes WHERE record_id = ?1",
+            )?
+            .execute([id])?;
+        self.tx
+            .prepare_cached("DELETE FROM changes WHERE record_id = ?1")?
+            .execute([id])?;
+        self.tx
+            .prepare_cached(
+                "DELETE FROM retired_changes
+                 WHERE seq < (SELECT coalesce(min(confirmed_seq), 0) FROM sync_peers)
+                    OR seq <= (SELECT seq FROM retired_changes ORDER BY seq DESC LIMIT 1 OFFSET ?1)",
+            )?
+            .execute([RETIRED_KEEP])?;
+        Ok(())
     }
 
     /// [`WriteTx::persist`] for a caller that has already decoded the document. `prior` is
@@ -1174,11 +1257,18 @@ impl WriteTx<'_> {
         doc: Option<&RecordDoc>,
         heads: &[automerge::ChangeHash],
         record: Record,
-        changes: Vec<Change>,
+        history: History,
         origin: Option<&RegionCode>,
         prior: Prior,
     ) -> Result<Record, StoreError> {
         let id = record.header.id.to_string();
+        let (changes, replacing) = match history {
+            History::Extend(changes) => (changes, false),
+            History::Replace(changes) => (changes, true),
+        };
+        if replacing {
+            self.retire_history(&id)?;
+        }
         let mut last_seq: Option<i64> = None;
         let mut new_rows = 0i64;
         {
@@ -1197,6 +1287,13 @@ impl WriteTx<'_> {
                     new_rows += 1;
                 }
             }
+        }
+        if replacing && new_rows == 0 {
+            // A publication found stored already would leave the record with no change rows.
+            return Err(StoreError::Corrupt {
+                id,
+                source: DocError::Header("a publication's change is stored already".into()),
+            });
         }
         let inserted = new_rows;
         let last_seq = match (last_seq, prior) {
@@ -1227,9 +1324,13 @@ impl WriteTx<'_> {
                 .optional()?
                 .unwrap_or(0),
         };
+        // A publication's changes are the whole document: no save is left to build on.
+        let tail_before = if replacing { 0 } else { tail_before };
         let tail = tail_before + inserted;
         let compact = tail > MAX_DOC_TAIL;
-        let (saved, doc_seq, tail) = if compact {
+        let (saved, doc_seq, tail) = if replacing {
+            (Vec::new(), 0, tail)
+        } else if compact {
             let saved = match doc {
                 Some(doc) => doc.save(),
                 // The change rows just written are part of what loads.
@@ -1269,7 +1370,7 @@ impl WriteTx<'_> {
                 tail,
                 columns.heads_hash,
                 doc_seq,
-                compact,
+                compact || replacing,
                 columns.keys.tag,
                 columns.keys.addressed_to,
                 columns.keys.number,

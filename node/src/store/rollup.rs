@@ -16,7 +16,7 @@ use crate::record::{Body, RecordId, RecordKind};
 use crate::region::RegionCode;
 
 /// The user a node's own computations are recorded under.
-const SYSTEM_USER: &str = "renda";
+pub(super) const SYSTEM_USER: &str = "renda";
 
 /// Counts the records homed at `me` (never those replicated from children).
 fn own_metrics(
@@ -333,7 +333,7 @@ fn rollups(
     store_get: impl Fn(&RecordId) -> Result<crate::record::Record, StoreError>,
     conn: &Connection,
     wanted: impl Fn(&RegionCode) -> bool,
-) -> Result<BTreeMap<RegionCode, (RecordId, Rollup)>, StoreError> {
+) -> Result<BTreeMap<RegionCode, (crate::record::Header, Rollup)>, StoreError> {
     let mut stmt = conn.prepare_cached("SELECT id, home FROM records WHERE kind = 'rollup'")?;
     let ids = stmt
         .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?
@@ -351,7 +351,7 @@ fn rollups(
         };
         let record = store_get(&id)?;
         if let Body::Rollup(rollup) = record.body {
-            out.insert(record.header.home, (id, *rollup));
+            out.insert(record.header.home, (record.header, *rollup));
         }
     }
     Ok(out)
@@ -452,6 +452,34 @@ impl Store {
         Ok(out)
     }
 
+    /// The rollups held here as anything but one publication (a save, or more than one change
+    /// row), by region: empty once every home has published since publications began, for a
+    /// holder keeps each rollup as its newest publication alone.
+    pub fn unpublished_rollups(&self) -> Result<Vec<String>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT r.home, length(r.doc), (SELECT count(*) FROM changes c WHERE c.record_id = r.id)
+             FROM records r WHERE r.kind = 'rollup'",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, Option<i64>>(1)?,
+                r.get::<_, i64>(2)?,
+            ))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (home, saved, changes) = row?;
+            if saved.unwrap_or(0) > 0 || changes != 1 {
+                out.push(format!(
+                    "{home}: {changes} changes, a save of {} bytes",
+                    saved.unwrap_or(0)
+                ));
+            }
+        }
+        Ok(out)
+    }
+
     /// Every rollup held here, by region.
     pub fn rollups(&self) -> Result<BTreeMap<RegionCode, Rollup>, StoreError> {
         Ok(rollups(|id| self.get(id), &self.conn, |_| true)?
@@ -517,24 +545,16 @@ impl WriteTx<'_> {
                 .collect();
         let mut rollup = Rollup::compose(now, own, children, &links, rules);
         rollup.name = self.node.name.clone();
-        match mine {
-            None => {
-                self.create(RecordKind::Rollup, SYSTEM_USER, &rollup)?;
-                Ok(rollup)
+        let held = match mine {
+            None => None,
+            // A rollup from before publications (generation 0) is published once even if its
+            // numbers stand, so that its history is replaced everywhere.
+            Some((_, current)) if current.same_numbers(&rollup) && current.generation > 0 => {
+                return Ok(current);
             }
-            Some((_, current)) if current.same_numbers(&rollup) => Ok(current),
-            Some((id, _)) => {
-                self.modify(&id, |doc, _| {
-                    let change = doc
-                        .set_fields(&rollup, now.timestamp_millis(), "refresh rollup")
-                        .map_err(|source| StoreError::Corrupt {
-                            id: id.to_string(),
-                            source,
-                        })?;
-                    Ok(change.into_iter().collect())
-                })?;
-                Ok(rollup)
-            }
-        }
+            Some((header, current)) => Some((header, current.generation)),
+        };
+        self.publish_rollup(held, &mut rollup)?;
+        Ok(rollup)
     }
 }

@@ -195,6 +195,19 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE node ADD COLUMN counters_version INTEGER NOT NULL DEFAULT 0;
     CREATE INDEX records_home_kind ON records(home, kind);
     "#,
+    // 14: positions of changes a newer publication replaced. A rollup is published whole and
+    // each publication replaces the record's stored history (`WriteTx::publish_rollup`), so
+    // its earlier change rows are deleted; a peer may still name one of their positions as its
+    // checkpoint of this node's sequence, and the hash kept here is what that claim is checked
+    // against. Positions every peer has confirmed past (`sync_peers.confirmed_seq`: the end of
+    // the last batch it acknowledged, which it stored with its checkpoint) are forgotten.
+    r#"
+    CREATE TABLE retired_changes (
+        seq  INTEGER PRIMARY KEY,
+        hash BLOB NOT NULL
+    );
+    ALTER TABLE sync_peers ADD COLUMN confirmed_seq INTEGER NOT NULL DEFAULT 0;
+    "#,
 ];
 
 pub(crate) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {

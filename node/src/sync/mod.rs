@@ -834,8 +834,17 @@ where
                                     cursor = seq;
                                 }
                                 let (records, changes, bytes) = (flight.records, flight.changes, flight.bytes);
+                                // The peer acknowledges a batch once it has stored it with its
+                                // checkpoint, so the batch's position is one it may claim.
+                                let stored_at = flight.up_to_seq;
                                 store
-                                    .write(move |tx| tx.record_acked(&peer, acked, records, changes, bytes))
+                                    .write(move |tx| {
+                                        tx.record_acked(&peer, acked, records, changes, bytes)?;
+                                        match stored_at {
+                                            Some(seq) => tx.record_confirmed(&peer, seq),
+                                            None => Ok(()),
+                                        }
+                                    })
                                     .await?;
                             }
                             Body::CaughtUp(c) => {

@@ -676,6 +676,11 @@ pub struct Rollup {
     pub name: String,
     /// When these numbers were last computed with a difference from the ones before.
     pub computed_at: DateTime<Utc>,
+    /// Which publication of its home node's rollup this is: one more than the one the home
+    /// held when it published. A holder keeps the publication that [`Rollup::supersedes`] the
+    /// others, whatever order they arrive in. 0 in rollups from before publications.
+    #[serde(default)]
+    pub generation: u64,
     /// The node's own records.
     pub own: Metrics,
     /// Each direct child's last rollup, keyed by its region code.
@@ -742,6 +747,7 @@ impl Rollup {
         Rollup {
             name: String::new(),
             computed_at: now,
+            generation: 0,
             own,
             children: entries,
             total,
@@ -769,6 +775,17 @@ impl Rollup {
                 })
                 .collect(),
             ..self.clone()
+        }
+    }
+
+    /// Whether this publication of a rollup is newer than `other`: a later generation, or at
+    /// the same generation (two publications a restored home made from the same point) the
+    /// later computation. Publications equal in both are told apart by their change hash.
+    pub fn supersedes(&self, other: &Rollup) -> Option<bool> {
+        match (self.generation, self.computed_at).cmp(&(other.generation, other.computed_at)) {
+            std::cmp::Ordering::Greater => Some(true),
+            std::cmp::Ordering::Less => Some(false),
+            std::cmp::Ordering::Equal => None,
         }
     }
 
@@ -1035,6 +1052,7 @@ mod tests {
         let child = Rollup {
             name: "秀洲区人大常委会".into(),
             computed_at: now - chrono::Duration::days(3),
+            generation: 1,
             own: child_total.clone(),
             children: BTreeMap::new(),
             total: child_total,

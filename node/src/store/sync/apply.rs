@@ -85,11 +85,15 @@ impl Store {
             .unwrap_or_default())
     }
 
-    /// The hash of the change at `seq` in this node's sequence, if there is one.
+    /// The hash of the change at `seq` in this node's sequence, if there is one: a stored
+    /// change, or one a newer publication replaced that a peer may still name (schema 14).
     pub fn change_hash_at(&self, seq: i64) -> Result<Option<Vec<u8>>, StoreError> {
         Ok(self
             .conn
-            .prepare_cached("SELECT hash FROM changes WHERE seq = ?1")?
+            .prepare_cached(
+                "SELECT hash FROM changes WHERE seq = ?1
+                 UNION ALL SELECT hash FROM retired_changes WHERE seq = ?1",
+            )?
             .query_row([seq], |r| r.get(0))
             .optional()?)
     }
@@ -280,6 +284,7 @@ impl WriteTx<'_> {
                     record,
                     applied,
                     complete,
+                    replaces,
                 } = *merged;
                 let count = applied.len();
                 let prior = match current {
@@ -290,7 +295,11 @@ impl WriteTx<'_> {
                     doc.as_ref(),
                     &heads,
                     record,
-                    applied,
+                    if replaces {
+                        History::Replace(applied)
+                    } else {
+                        History::Extend(applied)
+                    },
                     Some(&ctx.peer),
                     prior,
                 )?;

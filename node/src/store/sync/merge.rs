@@ -107,6 +107,8 @@ pub(crate) struct Merged {
     pub(super) record: Record,
     pub(super) applied: Vec<Change>,
     pub(super) complete: bool,
+    /// The changes are a publication that replaces the stored history instead of adding to it.
+    pub(super) replaces: bool,
 }
 
 impl PreparedRecord {
@@ -188,8 +190,10 @@ pub(super) struct Candidate {
     pub(super) after_events: Vec<String>,
     pub(super) applied: Vec<Change>,
     pub(super) complete: bool,
-    /// `None`: the record is new here.
+    /// `None`: the record is new here, or a publication replaces what was held.
     pub(super) before: Option<Before>,
+    /// A publication: the changes replace the stored history (see [`publication`]).
+    pub(super) replaces: bool,
 }
 
 /// A workflow record's event texts read from its root, as [`RecordDoc::event_texts`] reads them
@@ -293,6 +297,7 @@ pub(super) fn replayed(
         applied: applied.iter().map(|&i| changes[i].change.clone()).collect(),
         complete: true,
         before,
+        replaces: false,
     }))
 }
 
@@ -367,7 +372,111 @@ pub(super) fn merged_by_automerge(
         applied,
         complete,
         before,
+        replaces: false,
     })
+}
+
+/// A rollup arrives as a publication: one change that depends on nothing, is the whole
+/// document, and carries a generation of at least 1 (`WriteTx::publish_rollup`). A holder keeps
+/// the newest publication ([`Rollup::supersedes`], then the larger change hash) and drops the
+/// others instead of merging them, so every holder's copy stays one change long however often
+/// the numbers move, and a child's new rollup replaces its previous one whatever order they
+/// arrive in. A publication replaces only a rollup held under the same header. `None`: the
+/// changes are not a publication (a rollup written before publications, sent as its history,
+/// whose first change also stands alone but has generation 0) and merge as any record's do,
+/// unless a publication is held: such history is older than any publication, and is dropped.
+pub(super) fn publication(
+    changes: &[DecodedChange],
+    stored: Option<&StoredState>,
+) -> Option<Result<Candidate, Merge>> {
+    let refused =
+        |rule: &str, reason: String| Some(Err(Merge::Refused(Rejection::new(rule, reason))));
+    let held = |state: &StoredState| -> Result<(RecordDoc, Record), DocError> {
+        let doc = RecordDoc::load(&state.doc_bytes(), &merging_actor())?;
+        let record = Record::from_doc(&doc)?;
+        Ok((doc, record))
+    };
+    let published = |record: &Record| match &record.body {
+        Body::Rollup(rollup) if rollup.generation > 0 => Some(rollup.generation),
+        _ => None,
+    };
+    let incoming = match changes {
+        [only] if only.change.deps().is_empty() => {
+            let mut doc = RecordDoc::empty(&merging_actor());
+            match doc.apply_changes(vec![only.change.clone()]) {
+                Ok(applied) => Record::from_doc(&doc)
+                    .ok()
+                    .filter(|record| published(record).is_some())
+                    .map(|record| (doc, record, applied)),
+                Err(_) => None,
+            }
+        }
+        _ => None,
+    };
+    let Some((doc, record, applied)) = incoming else {
+        // Not a publication: history older than any publication held, or one to merge.
+        return match stored.map(held) {
+            Some(Ok((_, record))) if published(&record).is_some() => {
+                Some(Err(Merge::Unchanged { complete: true }))
+            }
+            _ => None,
+        };
+    };
+    if let Some(state) = stored {
+        let (held_doc, held_record) = match held(state) {
+            Ok(held) => held,
+            Err(e) => {
+                return refused(
+                    "store.damaged_local_copy",
+                    format!(
+                        "本节点保存的记录 {} 已损坏，无法合并：{e}",
+                        record.header.id
+                    ),
+                );
+            }
+        };
+        let Body::Rollup(current) = &held_record.body else {
+            return refused(
+                "header.mismatch",
+                format!(
+                    "记录 {} 在本节点不是汇总记录，不能以汇总替换",
+                    record.header.id
+                ),
+            );
+        };
+        if held_record.header != record.header {
+            return refused(
+                "header.mismatch",
+                format!("记录 {} 的文档头与本节点保存的不符", record.header.id),
+            );
+        }
+        if applied.iter().all(|c| held_doc.has_change(&c.hash())) {
+            return Some(Err(Merge::Unchanged { complete: true }));
+        }
+        let Body::Rollup(new) = &record.body else {
+            return None;
+        };
+        let newer = new.supersedes(current).unwrap_or_else(|| {
+            let hash = applied.first().map(|c| c.hash());
+            held_doc
+                .heads()
+                .iter()
+                .all(|h| hash.is_some_and(|hash| hash.as_ref() > h.as_ref()))
+        });
+        if !newer {
+            return Some(Err(Merge::Unchanged { complete: true }));
+        }
+    }
+    Some(Ok(Candidate {
+        heads: doc.heads(),
+        doc: Some(doc),
+        record,
+        after_events: Vec::new(),
+        applied,
+        complete: true,
+        before: None,
+        replaces: true,
+    }))
 }
 
 /// Merges a peer's changes to one record onto the stored state (`None`: the record is new
@@ -393,12 +502,20 @@ pub(super) fn merge(
             ),
         ));
     }
-    let candidate = match replayed(declared, changes, stored) {
-        Ok(Ok(candidate)) => candidate,
-        Ok(Err(merge)) => return merge,
-        Err(_) => match merged_by_automerge(declared, changes, stored) {
-            Ok(candidate) => candidate,
-            Err(merge) => return merge,
+    let published = match declared.kind {
+        RecordKind::Rollup => publication(changes, stored),
+        _ => None,
+    };
+    let candidate = match published {
+        Some(Ok(candidate)) => candidate,
+        Some(Err(merge)) => return merge,
+        None => match replayed(declared, changes, stored) {
+            Ok(Ok(candidate)) => candidate,
+            Ok(Err(merge)) => return merge,
+            Err(_) => match merged_by_automerge(declared, changes, stored) {
+                Ok(candidate) => candidate,
+                Err(merge) => return merge,
+            },
         },
     };
     let Candidate {
@@ -409,6 +526,7 @@ pub(super) fn merge(
         applied,
         complete,
         before,
+        replaces,
     } = candidate;
     if record.header != *declared {
         return Merge::Refused(Rejection::new(
@@ -439,6 +557,7 @@ pub(super) fn merge(
         record,
         applied,
         complete,
+        replaces,
     }))
 }
 

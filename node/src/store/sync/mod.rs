@@ -33,13 +33,13 @@ use chrono::{DateTime, Utc};
 use rusqlite::{OptionalExtension, params};
 use serde::Serialize;
 
-use super::{Prior, Store, StoreError, WriteTx};
+use super::{History, Prior, Store, StoreError, WriteTx};
 use automerge::{ActorId, Change, ChangeHash};
 
 use crate::record::authority::{Held, Sender, check_incoming, needs_before};
 use crate::record::event::Rejection;
 use crate::record::replay::{Declined, DecodedChange, Replay};
-use crate::record::{Author, DocError, Header, Record, RecordDoc, RecordId, RecordKind};
+use crate::record::{Author, Body, DocError, Header, Record, RecordDoc, RecordId, RecordKind};
 use crate::region::RegionCode;
 use crate::route::{RouteHints, RoutePolicy, holds};
 

@@ -244,6 +244,19 @@ impl WriteTx<'_> {
         Ok(())
     }
 
+    /// Records that `peer` has stored this node's sequence up to `seq` with its checkpoint (it
+    /// acknowledged a batch ending there). Unlike `acked_seq`, which a `CaughtUp` moves as it is
+    /// sent, this is a position the peer may name in its next Hello or a later one, so the
+    /// position of a replaced change is kept until every peer has confirmed past it
+    /// (`retired_changes`).
+    pub fn record_confirmed(&mut self, peer: &RegionCode, seq: i64) -> Result<(), StoreError> {
+        self.tx.execute(
+            "UPDATE sync_peers SET confirmed_seq = ?2 WHERE peer = ?1 AND confirmed_seq < ?2",
+            params![peer.as_str(), seq],
+        )?;
+        Ok(())
+    }
+
     /// Notes that `peer` refused records this node sent, with the peer's reasons.
     pub fn record_refused_by_peer(
         &mut self,

@@ -419,3 +419,201 @@ fn a_change_rewriting_a_held_header_is_refused() {
     assert_eq!(county.get(&id).unwrap(), held);
     assert!(county.derived_mismatches().unwrap().is_empty());
 }
+
+/// A township's rollup, refreshed after each of several writes, is published whole every
+/// time: the township holds it as one change, and so does the county, which keeps the newest
+/// publication whatever order they arrive in. An older publication after a newer one, or one
+/// applied twice, changes nothing; in order, each replaces the last. A peer's checkpoint that
+/// names the position of a replaced publication still checks out against its hash.
+#[test]
+fn rollups_are_published_whole_and_the_newest_is_kept() {
+    use crate::record::rollup::{Rollup, RollupRules};
+    let dir = tempfile::tempdir().unwrap();
+    let (county_code, town_code, mut county, mut town) = county_and_town(dir.path());
+    let mut in_order = Store::init(
+        &dir.path().join("county2"),
+        county_code,
+        "秀洲区人大常委会",
+        None,
+    )
+    .unwrap();
+    let rules = RollupRules::default();
+    let policy = RoutePolicy::default();
+    let rollup_rows = |store: &Store| -> i64 {
+        store
+            .conn
+            .query_row(
+                "SELECT count(*) FROM changes c JOIN records r ON r.id = c.record_id
+                 WHERE r.kind = 'rollup' AND r.home = ?1",
+                [town_code.as_str()],
+                |r| r.get(0),
+            )
+            .unwrap()
+    };
+    let apply = |county: &mut Store, records: Vec<IncomingRecord>| {
+        county
+            .write(|tx| tx.apply_incoming(&town_code, None, records, &policy))
+            .unwrap()
+    };
+    let mut publications: Vec<(Vec<IncomingRecord>, Rollup)> = Vec::new();
+    let mut first: Option<(i64, Vec<u8>)> = None;
+    let mut seq = 0;
+    for _ in 0..6 {
+        town.write(|tx| {
+            office::add_opinion(
+                tx,
+                "clerk",
+                lamp_opinion(town_code),
+                office::Contact::default(),
+                day(),
+            )
+        })
+        .unwrap();
+        let rollup = town
+            .write(|tx| tx.refresh_rollup(Utc::now(), &rules))
+            .unwrap();
+        let last = town.last_seq().unwrap();
+        first.get_or_insert_with(|| (last, town.change_hash_at(last).unwrap().unwrap()));
+        let (records, up_to) = sent(&town, county_code, seq);
+        seq = up_to;
+        let rollups: Vec<IncomingRecord> = records
+            .into_iter()
+            .filter(|r| r.header.kind == RecordKind::Rollup)
+            .collect();
+        assert_eq!(rollups.len(), 1);
+        assert_eq!(rollups[0].changes.len(), 1, "a publication is one change");
+        let out = apply(&mut in_order, rollups.clone());
+        assert_eq!(
+            out.changes_applied, 1,
+            "in order, each publication replaces the last"
+        );
+        assert_eq!(in_order.rollup(&town_code).unwrap().as_ref(), Some(&rollup));
+        publications.push((rollups, rollup));
+    }
+    assert_eq!(rollup_rows(&town), 1);
+    assert_eq!(rollup_rows(&in_order), 1);
+    assert_eq!(publications.last().unwrap().1.generation, 6);
+
+    // Newest first, then every older one, then the newest again.
+    let (newest, newest_rollup) = publications.last().unwrap().clone();
+    assert_eq!(apply(&mut county, newest.clone()).changes_applied, 1);
+    for (older, _) in publications.iter().rev().skip(1) {
+        let out = apply(&mut county, older.clone());
+        assert_eq!(out.changes_applied, 0, "an older publication is dropped");
+        assert!(out.rejected.is_empty() && out.missing.is_empty());
+    }
+    assert_eq!(apply(&mut county, newest).changes_applied, 0);
+    assert_eq!(county.rollup(&town_code).unwrap(), Some(newest_rollup));
+    assert_eq!(rollup_rows(&county), 1);
+    for store in [&town, &county, &in_order] {
+        assert!(store.unpublished_rollups().unwrap().is_empty());
+        assert!(store.derived_mismatches().unwrap().is_empty());
+    }
+
+    // The first publication's row was replaced; its position still names its change.
+    let (position, hash) = first.unwrap();
+    assert_eq!(town.change_hash_at(position).unwrap(), Some(hash));
+
+    // A publication replaces only a rollup held under the same header: one that claims another
+    // creation time, or a record of another kind, is refused and nothing changes.
+    let (everything, _) = sent(&town, county_code, 0);
+    let others: Vec<IncomingRecord> = everything
+        .into_iter()
+        .filter(|r| r.header.kind != RecordKind::Rollup)
+        .collect();
+    let opinion = others[0].header.clone();
+    apply(&mut county, others);
+    let held = county
+        .list(&crate::store::ListQuery {
+            kind: Some(RecordKind::Rollup),
+            ..Default::default()
+        })
+        .unwrap()[0]
+        .id;
+    let rollup_header = county.get(&held).unwrap().header;
+    let mut bigger = county.rollup(&town_code).unwrap().unwrap();
+    bigger.generation += 10;
+    let forge = |header: &Header| {
+        let doc = RecordDoc::create(header, &bigger, &town.actor).unwrap();
+        vec![IncomingRecord {
+            header: header.clone(),
+            changes: doc
+                .changes_since(&[])
+                .iter()
+                .map(|c| c.raw_bytes().to_vec())
+                .collect(),
+        }]
+    };
+    let mut later = rollup_header.clone();
+    later.created_at += chrono::Duration::milliseconds(1);
+    let mut over_opinion = opinion.clone();
+    over_opinion.kind = RecordKind::Rollup;
+    for forged in [later, over_opinion] {
+        let out = apply(&mut county, forge(&forged));
+        assert_eq!(out.changes_applied, 0);
+        assert_eq!(out.rejected.len(), 1, "{forged:?}");
+        assert_eq!(out.rejected[0].rule, "header.mismatch");
+    }
+    assert_eq!(county.get(&opinion.id).unwrap().header, opinion);
+    assert_eq!(county.get(&held).unwrap().header, rollup_header);
+    assert!(county.derived_mismatches().unwrap().is_empty());
+}
+
+/// A rollup written before publications (generation 0, edited in place) is not mistaken for
+/// one: its first change stands alone, yet its later edits merge as they always did instead of
+/// being dropped as older than a publication.
+#[test]
+fn a_rollup_from_before_publications_still_merges_its_edits() {
+    use crate::record::rollup::Rollup;
+    let dir = tempfile::tempdir().unwrap();
+    let (county_code, town_code, mut county, mut town) = county_and_town(dir.path());
+    let author = town.write(|tx| Ok(tx.author("renda"))).unwrap();
+    let header = Header {
+        id: RecordId::new(),
+        kind: RecordKind::Rollup,
+        home: town_code,
+        created_at: DateTime::from_timestamp_millis(Utc::now().timestamp_millis()).unwrap(),
+        created_by: author,
+    };
+    let mut rollup = Rollup::compose(
+        Utc::now(),
+        Default::default(),
+        Default::default(),
+        &Default::default(),
+        &Default::default(),
+    );
+    let mut doc = RecordDoc::create(&header, &rollup, &town.actor).unwrap();
+    let created: Vec<Vec<u8>> = doc
+        .changes_since(&[])
+        .iter()
+        .map(|c| c.raw_bytes().to_vec())
+        .collect();
+    let heads = doc.heads();
+    rollup.own.sign_ins = 7;
+    doc.set_fields(&rollup, Utc::now().timestamp_millis(), "refresh rollup")
+        .unwrap();
+    let edited: Vec<Vec<u8>> = doc
+        .changes_since(&heads)
+        .iter()
+        .map(|c| c.raw_bytes().to_vec())
+        .collect();
+    let policy = RoutePolicy::default();
+    for changes in [created, edited] {
+        let out = county
+            .write(|tx| {
+                tx.apply_incoming(
+                    &town_code,
+                    None,
+                    vec![IncomingRecord {
+                        header: header.clone(),
+                        changes,
+                    }],
+                    &policy,
+                )
+            })
+            .unwrap();
+        assert_eq!(out.changes_applied, 1, "{out:?}");
+    }
+    assert_eq!(county.rollup(&town_code).unwrap().unwrap().own.sign_ins, 7);
+    let _ = county_code;
+}
