@@ -52,6 +52,35 @@ pub struct Metrics {
     pub group_quota: Quota,
     /// Delegates and whether their receptions and suggestions so far this year meet the quota.
     pub delegate_quota: Quota,
+    /// Counters this release does not know, as a later release's child sent them: numbers, or
+    /// maps of them to any depth. They are summed by name like the rest and passed on up, so
+    /// a node that has not upgraded yet does not drop what its newer children count.
+    #[serde(flatten)]
+    pub later: BTreeMap<String, serde_json::Value>,
+}
+
+/// Adds `from` to `into` by name: numbers add, maps add key by key, anything else (which no
+/// release writes) is kept as it first came.
+fn add_counter(into: &mut serde_json::Value, from: &serde_json::Value) {
+    use serde_json::Value;
+    match (into, from) {
+        (Value::Number(a), Value::Number(b)) => {
+            if let (Some(x), Some(y)) = (a.as_u64(), b.as_u64()) {
+                *a = x.saturating_add(y).into();
+            }
+        }
+        (Value::Object(a), Value::Object(b)) => {
+            for (name, value) in b {
+                match a.get_mut(name) {
+                    Some(held) => add_counter(held, value),
+                    None => {
+                        a.insert(name.clone(), value.clone());
+                    }
+                }
+            }
+        }
+        _ => {}
+    }
 }
 
 /// How many of a kind there are and how many meet their quota.
@@ -324,6 +353,14 @@ impl Metrics {
         self.satisfied += other.satisfied;
         self.group_quota.add(other.group_quota);
         self.delegate_quota.add(other.delegate_quota);
+        for (name, value) in &other.later {
+            match self.later.get_mut(name) {
+                Some(held) => add_counter(held, value),
+                None => {
+                    self.later.insert(name.clone(), value.clone());
+                }
+            }
+        }
     }
 
     /// Counts one record from its projection, as of `today` (which decides what is overdue).
@@ -1011,6 +1048,48 @@ mod tests {
         assert_eq!((m.evaluated, m.satisfied), (2, 1));
         assert_eq!(m.satisfaction_rate(), Some(0.5));
         assert_eq!(m.answer_classes.len(), 3);
+    }
+
+    /// Counters a later release added (here motions by state and a plain count) reach a node
+    /// that does not know them inside its children's rollups: it sums them by name with its
+    /// own and passes them on in its rollup, instead of dropping them.
+    #[test]
+    fn counters_this_release_does_not_know_are_summed_and_passed_on() {
+        let now = chrono::Utc::now();
+        let child = |received: u64| -> Rollup {
+            serde_json::from_value(json!({
+                "computed_at": now,
+                "generation": 3,
+                "own": {},
+                "total": {
+                    "opinions": { "received": received },
+                    "motions": { "submitted": received, "by_kind": { "law": 1 } },
+                    "petitions": 2
+                }
+            }))
+            .unwrap()
+        };
+        let children = BTreeMap::from([
+            (code("330411101000"), child(1)),
+            (code("330411102000"), child(4)),
+        ]);
+        let rollup = Rollup::compose(
+            now,
+            Metrics::default(),
+            children,
+            &BTreeMap::new(),
+            &RollupRules::default(),
+        );
+        assert_eq!(rollup.total.opinions["received"], 5);
+        let sent = serde_json::to_value(&rollup).unwrap();
+        assert_eq!(
+            sent["total"]["motions"],
+            json!({ "submitted": 5, "by_kind": { "law": 2 } })
+        );
+        assert_eq!(sent["total"]["petitions"], 4);
+        // And the parent's parent reads them back as it got them.
+        let again: Rollup = serde_json::from_value(sent).unwrap();
+        assert_eq!(again.total, rollup.total);
     }
 
     #[test]
