@@ -9,15 +9,12 @@ mod common;
 use std::collections::BTreeMap;
 
 use chrono::NaiveDate;
-use common::data::{add_delegate, populate};
-use common::fed::{WANGDIAN, code};
+use common::data::{populate, township_with_group};
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 use renda_node::office::{self, ActivityDraft};
-use renda_node::record::IdSet;
 use renda_node::record::activity::{Activity, ActivityKind};
-use renda_node::record::group::{Group, GroupKind};
-use renda_node::store::{Store, StoreHandle};
+use renda_node::store::StoreHandle;
 
 async fn activities(
     store: &StoreHandle,
@@ -79,34 +76,7 @@ async fn counters_equal_a_recount_through_a_year_and_a_half_of_records() {
     println!("rollup counters seed: {seed} (replay with RENDA_SEED={seed})");
     let mut rng = StdRng::seed_from_u64(seed);
     let dir = tempfile::tempdir().unwrap();
-    let region = code(WANGDIAN);
-    let store =
-        StoreHandle::spawn(Store::init(dir.path(), region, "王店镇人大主席团", None).unwrap())
-            .unwrap();
-    let mut delegates = Vec::new();
-    for n in 0..6 {
-        delegates.push(add_delegate(&store, region, format!("代表{n}")).await);
-    }
-    let members = IdSet(delegates[..4].iter().copied().collect());
-    let group = store
-        .write(move |tx| {
-            office::add_group(
-                tx,
-                "clerk",
-                Group {
-                    name: "第一代表小组".into(),
-                    kind: GroupKind::Regional,
-                    field: None,
-                    congress: region,
-                    leader: None,
-                    members,
-                    venue: None,
-                },
-            )
-        })
-        .await
-        .unwrap()
-        .id;
+    let (store, region, delegates, group) = township_with_group(dir.path(), 6, 4).await;
     activities(&store, &mut rng, group, &delegates, 40).await;
     populate(&store, region, &mut rng).await;
     assert_eq!(differences(&store).await, Vec::<String>::new());

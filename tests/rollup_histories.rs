@@ -14,20 +14,18 @@ mod common;
 use std::collections::BTreeMap;
 
 use chrono::{Duration, NaiveDate};
-use common::data::{add_delegate, d};
-use common::fed::{WANGDIAN, code};
+use common::data::{d, township_with_group};
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 use renda_node::office::{self, ActivityDraft, Contact, SuggestionDraft};
+use renda_node::record::RecordId;
 use renda_node::record::activity::{Activity, ActivityKind};
-use renda_node::record::group::{Group, GroupKind};
 use renda_node::record::opinion::{OpinionAction, OpinionFields, OpinionSource};
 use renda_node::record::rollup::RollupRules;
 use renda_node::record::suggestion::{
     AnswerClass, Satisfaction, SuggestionAction, UnitAssignment, UnitRole,
 };
-use renda_node::record::{IdSet, RecordId};
-use renda_node::store::{Store, StoreError, StoreHandle};
+use renda_node::store::{StoreError, StoreHandle};
 
 /// A day from 2025-11-01 up to today, so histories cross a year boundary and every quarter.
 fn day(rng: &mut StdRng) -> NaiveDate {
@@ -161,34 +159,7 @@ struct Tally {
 async fn one_history(seed: u64) {
     let mut rng = StdRng::seed_from_u64(seed);
     let dir = tempfile::tempdir().unwrap();
-    let region = code(WANGDIAN);
-    let store =
-        StoreHandle::spawn(Store::init(dir.path(), region, "王店镇人大主席团", None).unwrap())
-            .unwrap();
-    let mut delegates = Vec::new();
-    for n in 0..4 {
-        delegates.push(add_delegate(&store, region, format!("代表{n}")).await);
-    }
-    let members = IdSet(delegates[..3].iter().copied().collect());
-    let group = store
-        .write(move |tx| {
-            office::add_group(
-                tx,
-                "clerk",
-                Group {
-                    name: "第一代表小组".into(),
-                    kind: GroupKind::Regional,
-                    field: None,
-                    congress: region,
-                    leader: None,
-                    members,
-                    venue: None,
-                },
-            )
-        })
-        .await
-        .unwrap()
-        .id;
+    let (store, region, delegates, group) = township_with_group(dir.path(), 4, 3).await;
 
     let mut opinions: Vec<(RecordId, NaiveDate)> = Vec::new();
     let mut suggestions: Vec<(RecordId, NaiveDate)> = Vec::new();

@@ -67,6 +67,47 @@ pub async fn rollup_at(store: &StoreHandle, region: &str) -> Rollup {
         .unwrap_or_else(|| panic!("no rollup of {region}"))
 }
 
+/// A township (王店镇) store under `dir` with `delegates` delegates, the first `members` of them
+/// in one regional delegate group: the delegates' ids and the group's.
+pub async fn township_with_group(
+    dir: &std::path::Path,
+    delegates: usize,
+    members: usize,
+) -> (StoreHandle, RegionCode, Vec<RecordId>, RecordId) {
+    use renda_node::record::IdSet;
+    use renda_node::record::group::{Group, GroupKind};
+    let region = code(super::fed::WANGDIAN);
+    let store = StoreHandle::spawn(
+        renda_node::store::Store::init(dir, region, "王店镇人大主席团", None).unwrap(),
+    )
+    .unwrap();
+    let mut ids = Vec::new();
+    for n in 0..delegates {
+        ids.push(add_delegate(&store, region, format!("代表{n}")).await);
+    }
+    let members = IdSet(ids[..members].iter().copied().collect());
+    let group = store
+        .write(move |tx| {
+            office::add_group(
+                tx,
+                "clerk",
+                Group {
+                    name: "第一代表小组".into(),
+                    kind: GroupKind::Regional,
+                    field: None,
+                    congress: region,
+                    leader: None,
+                    members,
+                    venue: None,
+                },
+            )
+        })
+        .await
+        .unwrap()
+        .id;
+    (store, region, ids, group)
+}
+
 pub async fn add_delegate(store: &StoreHandle, congress: RegionCode, name: String) -> RecordId {
     add_delegate_with(store, name, &[(congress, 17)]).await
 }
