@@ -535,13 +535,33 @@ impl Store {
 
     pub fn list(&self, q: &ListQuery) -> Result<Vec<ListRow>, StoreError> {
         let (filter, args) = list_filter(q, true);
-        let mut sql = format!(
-            "SELECT r.id, r.kind, r.home, r.label, r.status, r.occurred_on, r.due_on, r.created_at, r.summary FROM records r{filter}"
-        );
-        sql.push_str(" ORDER BY r.id");
-        if let Some(limit) = q.limit {
-            sql.push_str(&format!(" LIMIT {limit} OFFSET {}", q.offset));
-        }
+        // A kind's records within a subtree, with no filter that has an index of its own, are
+        // found by walking the kind's ids in order with their home beside each (schema 15),
+        // reading no record until the page's ids are known; SQLite left to choose sorts every
+        // record of the subtree for the first page, and walking the ids alone reads each
+        // skipped record's row.
+        let subtree_only = q.kind.is_some()
+            && q.within.is_some_and(|w| !w.subtree_prefix().is_empty())
+            && q.status.is_none()
+            && q.delegate.is_none()
+            && q.overdue_on.is_none()
+            && q.period.is_none()
+            && q.activity_kind.is_none()
+            && q.answer_class.is_none();
+        let page = match q.limit {
+            Some(limit) => format!(" ORDER BY r.id LIMIT {limit} OFFSET {}", q.offset),
+            None => " ORDER BY r.id".to_string(),
+        };
+        const COLUMNS: &str = "r.id, r.kind, r.home, r.label, r.status, r.occurred_on, r.due_on, r.created_at, r.summary";
+        let sql = if subtree_only {
+            format!(
+                "SELECT {COLUMNS} FROM records r WHERE r.id IN
+                   (SELECT r.id FROM records r INDEXED BY records_kind_list{filter}{page})
+                 ORDER BY r.id"
+            )
+        } else {
+            format!("SELECT {COLUMNS} FROM records r{filter}{page}")
+        };
         let mut stmt = self.conn.prepare(&sql)?;
         let rows = stmt.query_map(
             rusqlite::params_from_iter(args.iter().map(|a| a.as_ref())),

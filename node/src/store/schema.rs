@@ -208,6 +208,13 @@ const MIGRATIONS: &[&str] = &[
     );
     ALTER TABLE sync_peers ADD COLUMN confirmed_seq INTEGER NOT NULL DEFAULT 0;
     "#,
+    // 15: a kind's records in id order with their home beside each id, for a subtree's list
+    // (`Store::list` with `within`): walking it stops after the page and skips the records of
+    // other subtrees inside the index, where the `(kind, home)` index made SQLite sort every
+    // record of the subtree for the first page.
+    r#"
+    CREATE INDEX records_kind_list ON records(kind, id, home);
+    "#,
 ];
 
 pub(crate) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
