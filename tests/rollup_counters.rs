@@ -6,14 +6,12 @@
 
 mod common;
 
-use std::collections::BTreeMap;
-
 use chrono::NaiveDate;
-use common::data::{populate, township_with_group};
+use common::data::{populate, random_activity, township_with_group};
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
-use renda_node::office::{self, ActivityDraft};
-use renda_node::record::activity::{Activity, ActivityKind};
+use renda_node::office;
+use renda_node::record::activity::ActivityKind;
 use renda_node::store::StoreHandle;
 
 async fn activities(
@@ -33,25 +31,8 @@ async fn activities(
         let date = NaiveDate::from_ymd_opt(2025, 1, 1).unwrap()
             + chrono::Duration::days(rng.random_range(0..600));
         let date = date.min(renda_node::calendar::today());
-        let participants: Vec<_> = delegates
-            .iter()
-            .copied()
-            .filter(|_| rng.random_range(0..2) == 0)
-            .collect();
-        let draft = ActivityDraft {
-            activity: Activity {
-                kind,
-                date,
-                topic: format!("活动{n}"),
-                organiser: "人大主席团".into(),
-                group: (rng.random_range(0..3) > 0).then_some(group),
-                venue: None,
-                participants: BTreeMap::new(),
-                constituents_received: rng.random_range(0..20),
-                outcome: String::new(),
-            },
-            participants,
-        };
+        let group = (rng.random_range(0..3) > 0).then_some(group);
+        let draft = random_activity(rng, n, kind, date, group, delegates);
         store
             .write(move |tx| office::add_activity(tx, "clerk", draft))
             .await

@@ -14,12 +14,12 @@ mod common;
 use std::collections::BTreeMap;
 
 use chrono::{Duration, NaiveDate};
-use common::data::{d, township_with_group};
+use common::data::{d, random_activity, township_with_group};
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
-use renda_node::office::{self, ActivityDraft, Contact, SuggestionDraft};
+use renda_node::office::{self, Contact, SuggestionDraft};
 use renda_node::record::RecordId;
-use renda_node::record::activity::{Activity, ActivityKind};
+use renda_node::record::activity::ActivityKind;
 use renda_node::record::opinion::{OpinionAction, OpinionFields, OpinionSource};
 use renda_node::record::rollup::RollupRules;
 use renda_node::record::suggestion::{
@@ -214,25 +214,9 @@ async fn one_history(seed: u64) {
                     ActivityKind::Research,
                     ActivityKind::ActivityDay,
                 ][rng.random_range(0..3)];
-                let participants: Vec<RecordId> = delegates
-                    .iter()
-                    .copied()
-                    .filter(|_| rng.random_range(0..2) == 0)
-                    .collect();
-                let draft = ActivityDraft {
-                    activity: Activity {
-                        kind,
-                        date: day(&mut rng),
-                        topic: format!("活动{step}"),
-                        organiser: "人大主席团".into(),
-                        group: (rng.random_range(0..2) == 0).then_some(group),
-                        venue: None,
-                        participants: BTreeMap::new(),
-                        constituents_received: rng.random_range(0..20),
-                        outcome: String::new(),
-                    },
-                    participants,
-                };
+                let on = day(&mut rng);
+                let by = (rng.random_range(0..2) == 0).then_some(group);
+                let draft = random_activity(&mut rng, step, kind, on, by, &delegates);
                 store
                     .write(move |tx| office::add_activity(tx, "clerk", draft))
                     .await

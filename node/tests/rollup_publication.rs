@@ -43,7 +43,10 @@ fn publication() -> Vec<u8> {
     .unwrap();
     let changes = doc.changes_since(&[]);
     assert_eq!(changes.len(), 1, "a publication is one change");
-    assert!(changes[0].deps().is_empty(), "a publication depends on nothing");
+    assert!(
+        changes[0].deps().is_empty(),
+        "a publication depends on nothing"
+    );
     changes[0].raw_bytes().to_vec()
 }
 

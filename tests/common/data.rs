@@ -67,6 +67,37 @@ pub async fn rollup_at(store: &StoreHandle, region: &str) -> Rollup {
         .unwrap_or_else(|| panic!("no rollup of {region}"))
 }
 
+/// An activity of `kind` on `date`, held by `group` or by no group, that a random half of
+/// `delegates` signed in at and that received a random number of constituents.
+pub fn random_activity(
+    rng: &mut StdRng,
+    n: usize,
+    kind: ActivityKind,
+    date: NaiveDate,
+    group: Option<RecordId>,
+    delegates: &[RecordId],
+) -> ActivityDraft {
+    let participants: Vec<RecordId> = delegates
+        .iter()
+        .copied()
+        .filter(|_| rng.random_range(0..2) == 0)
+        .collect();
+    ActivityDraft {
+        activity: Activity {
+            kind,
+            date,
+            topic: format!("活动{n}"),
+            organiser: "人大主席团".into(),
+            group,
+            venue: None,
+            participants: BTreeMap::new(),
+            constituents_received: rng.random_range(0..20),
+            outcome: String::new(),
+        },
+        participants,
+    }
+}
+
 /// A township (王店镇) store under `dir` with `delegates` delegates, the first `members` of them
 /// in one regional delegate group: the delegates' ids and the group's.
 pub async fn township_with_group(
