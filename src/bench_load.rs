@@ -22,6 +22,9 @@ use http_body_util::{BodyExt, Empty};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use renda_node::region::{Level, RegionCode};
+
+/// The township write floor of issue #16; writes slower than this are listed one by one.
+const SLOW_WRITE: Duration = Duration::from_millis(100);
 use renda_proto::v1::{GetRollupRequest, ListRecordsRequest};
 use tokio::process::{Child, Command};
 
@@ -432,6 +435,9 @@ pub async fn run(args: LoadBenchArgs) -> Result<()> {
     };
 
     let load_started = Instant::now();
+    // Writes over the floor, with when and where, so that a stall can be matched with what the
+    // nodes were doing at the time (a checkpoint, a batch, a publication).
+    let slow = Arc::new(Mutex::new(Vec::<(Duration, RegionCode, Duration, chrono::DateTime<chrono::Utc>)>::new()));
     let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / args.rate as f64));
     let mut made = 0usize;
     let mut tasks = tokio::task::JoinSet::new();
@@ -441,9 +447,11 @@ pub async fn run(args: LoadBenchArgs) -> Result<()> {
         let content = format!("第{made}条民情：村口路灯不亮，夜间出行不便");
         let (binary, path) = (binary.clone(), data(&town));
         let (acked, writes, failed) = (acked.clone(), writes.clone(), failed.clone());
+        let slow = slow.clone();
         made += 1;
         tasks.spawn(async move {
             let t = Instant::now();
+            let wall = chrono::Utc::now();
             let out = once(
                 &binary,
                 &path,
@@ -461,7 +469,16 @@ pub async fn run(args: LoadBenchArgs) -> Result<()> {
             .await;
             match out {
                 Ok(_) => {
-                    writes.push(t.elapsed());
+                    let took = t.elapsed();
+                    writes.push(took);
+                    if took > SLOW_WRITE {
+                        slow.lock().unwrap_or_else(|e| e.into_inner()).push((
+                            t.saturating_duration_since(load_started),
+                            town,
+                            took,
+                            wall,
+                        ));
+                    }
                     acked
                         .lock()
                         .unwrap_or_else(|e| e.into_inner())
@@ -534,6 +551,17 @@ pub async fn run(args: LoadBenchArgs) -> Result<()> {
         per_write(Level::City),
     );
     writes.report("township write (`renda opinion add`, process wall time)");
+    let mut slow = slow.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    slow.sort_by_key(|(at, ..)| *at);
+    for (at, town, took, wall) in slow {
+        println!(
+            "    over {} ms: {} ms at {town}, {:.1} s into the load (started {})",
+            SLOW_WRITE.as_millis(),
+            took.as_millis(),
+            at.as_secs_f64(),
+            wall.format("%H:%M:%S%.3f"),
+        );
+    }
     shown.report("write to the city's own rollup (the dashboard's numbers)");
     if unseen > 0 {
         println!("  {unseen} writes not shown at the city within 30 s of the load's end");
