@@ -15,10 +15,11 @@ use anyhow::{Context, Result};
 use chrono::NaiveDate;
 use renda_hub::node::Node;
 use renda_node::node::{NewNode, NodeConfig};
-use renda_node::office::{self, ActivityDraft, Contact, SuggestionDraft};
+use renda_node::office::{self, ActivityDraft, Contact, SeatDraft, StationRef, SuggestionDraft};
 use renda_node::record::RecordId;
 use renda_node::record::activity::{Activity, ActivityKind};
-use renda_node::record::delegate::{Delegate, Gender, Mandate, MandateStatus};
+use renda_node::record::delegate::{Delegate, Gender};
+use renda_node::record::group::{Venue, VenueKind};
 use renda_node::record::opinion::{OpinionAction, OpinionFields, OpinionSource};
 use renda_node::region::RegionCode;
 use renda_node::store::{Store, StoreHandle};
@@ -86,20 +87,13 @@ pub(crate) async fn sync(child: &BenchNode, parent_addr: &str) -> Result<(LinkRe
     Ok((report, started.elapsed()))
 }
 
-fn mandate(congress: RegionCode, term: u32) -> (String, Mandate) {
-    (
-        Mandate::key(&congress, term),
-        Mandate {
-            congress,
-            level: congress
-                .level()
-                .unwrap_or(renda_node::region::Level::Township),
-            term,
-            constituency: "第七选区".into(),
-            status: MandateStatus::Serving,
-            status_since: None,
-        },
-    )
+/// A seat in the writing node's own congress, with no station.
+fn seat(term: u32) -> SeatDraft {
+    SeatDraft {
+        term,
+        constituency: "第七选区".into(),
+        stations: Vec::new(),
+    }
 }
 
 /// Writes `n` records shaped like a township's year: for every ten, four opinions (half with a
@@ -260,8 +254,8 @@ pub(crate) async fn populate(node: &BenchNode, n: usize) -> Result<Vec<RecordId>
     populate_with(node, n, (n / 10 * 2).max(2)).await
 }
 
-/// Writes `n` records at a township, `delegates` of them delegates and the rest opinions,
-/// activities and suggestions of those delegates.
+/// Writes `n` records at a township, `delegates` of them delegates (a person and their seat,
+/// two records each) and the rest opinions, activities and suggestions of those delegates.
 pub(crate) async fn populate_with(
     node: &BenchNode,
     n: usize,
@@ -282,8 +276,9 @@ pub(crate) async fn populate_with(
         "张国平",
         "周桂芳",
     ];
-    while made < delegates {
-        let chunk = (delegates - made).min(500);
+    let persons = (delegates / 2).max(1);
+    while made < persons {
+        let chunk = (persons - made).min(500);
         let start = made;
         let ids = node
             .store
@@ -302,9 +297,18 @@ pub(crate) async fn populate_with(
                         party: None,
                         occupation: "村民委员会主任".into(),
                         station: None,
-                        mandates: BTreeMap::from([mandate(region, 17)]),
+                        mandates: BTreeMap::new(),
                     };
-                    ids.push(office::add_delegate(tx, "clerk", delegate, Contact::default())?.id);
+                    ids.push(
+                        office::add_delegate(
+                            tx,
+                            "clerk",
+                            delegate,
+                            Contact::default(),
+                            Some(seat(17)),
+                        )?
+                        .id,
+                    );
                 }
                 Ok(ids)
             })
@@ -312,7 +316,7 @@ pub(crate) async fn populate_with(
         delegate_ids.extend(ids);
         made += chunk;
     }
-    let others = n.saturating_sub(delegates);
+    let others = n.saturating_sub(persons * 2);
     let mut written = 0usize;
     while written < others {
         let chunk = (others - written).min(500);
@@ -517,23 +521,81 @@ pub async fn run(args: BenchArgs) -> Result<()> {
         nodes.push(start(&dir.path().join("chain"), c, c, parent.as_deref()).await?);
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
+    // A national delegate stationed at the township's liaison station: the national node
+    // grants the seat naming the station, the seat's roster copy travels down four hops, and
+    // then every activity the delegate signs in to at the township climbs back up to the
+    // national node, which is what is timed.
+    let township = code(chain[4]);
+    let station = nodes[4]
+        .store
+        .write(move |tx| {
+            office::add_venue(
+                tx,
+                "clerk",
+                Venue {
+                    name: "王店镇人大代表联络站".into(),
+                    kind: VenueKind::Station,
+                    region: township,
+                    address: "王店镇建设路1号".into(),
+                },
+            )
+        })
+        .await?
+        .id;
+    let national_delegate = nodes[0]
+        .store
+        .write(move |tx| {
+            let delegate = Delegate {
+                name: "全国人大代表".into(),
+                gender: Gender::Female,
+                birth_year: None,
+                ethnicity: None,
+                party: None,
+                occupation: "农业合作社理事长".into(),
+                station: None,
+                mandates: BTreeMap::new(),
+            };
+            let mut seat = seat(14);
+            seat.stations.push(StationRef {
+                venue: station,
+                region: Some(township),
+            });
+            office::add_delegate(tx, "clerk", delegate, Contact::default(), Some(seat))
+        })
+        .await?
+        .id;
+    let started = Instant::now();
+    while nodes[4]
+        .store
+        .call(move |s| Ok(s.mandates_of(&national_delegate)?.is_empty()))
+        .await?
+    {
+        anyhow::ensure!(
+            started.elapsed() < Duration::from_secs(30),
+            "the national seat never reached the township"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
     let mut hops = Vec::new();
-    let national = code("000000000000");
     for i in 0..args.latency_samples {
-        let delegate = Delegate {
-            name: format!("全国人大代表{i}"),
-            gender: Gender::Female,
-            birth_year: None,
-            ethnicity: None,
-            party: None,
-            occupation: "农业合作社理事长".into(),
-            station: None,
-            mandates: BTreeMap::from([mandate(national, 14)]),
+        let draft = ActivityDraft {
+            activity: Activity {
+                kind: ActivityKind::Reception,
+                date: renda_node::calendar::today(),
+                topic: format!("全国人大代表进站接待选民（第{}次）", i + 1),
+                organiser: "王店镇人大主席团".into(),
+                group: None,
+                venue: Some(station),
+                participants: BTreeMap::new(),
+                constituents_received: 12,
+                outcome: String::new(),
+            },
+            participants: vec![national_delegate],
         };
         let started = Instant::now();
         let id = nodes[4]
             .store
-            .write(move |tx| office::add_delegate(tx, "clerk", delegate, Contact::default()))
+            .write(move |tx| office::add_activity(tx, "clerk", draft))
             .await?
             .id;
         loop {

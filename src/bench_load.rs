@@ -439,7 +439,12 @@ pub async fn run(args: LoadBenchArgs) -> Result<()> {
     let load_started = Instant::now();
     // Writes over the floor, with when and where, so that a stall can be matched with what the
     // nodes were doing at the time (a checkpoint, a batch, a publication).
-    let slow = Arc::new(Mutex::new(Vec::<(Duration, RegionCode, Duration, chrono::DateTime<chrono::Utc>)>::new()));
+    let slow = Arc::new(Mutex::new(Vec::<(
+        Duration,
+        RegionCode,
+        Duration,
+        chrono::DateTime<chrono::Utc>,
+    )>::new()));
     let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / args.rate as f64));
     let mut made = 0usize;
     let mut tasks = tokio::task::JoinSet::new();

@@ -237,19 +237,28 @@ pub struct ListArgs {
 
 #[derive(Subcommand, Debug)]
 pub enum DelegateCmd {
-    /// Register a delegate with a first mandate.
+    /// Register a person with the seat this node's congress grants them.
     Add(DelegateAdd),
-    /// Add another mandate (re-election, or a seat at another level).
+    /// Grant a person held here a seat in this node's congress (re-election, or a delegate of
+    /// a lower congress elected here too). Only the congress itself grants its seats.
     Mandate(MandateAdd),
+    /// Station a delegate of this congress at a liaison station (进站), or record that they
+    /// left it (--leave).
+    Station(StationArgs),
     /// Change a mandate's status (辞职, 罢免 …); only the congress holding it may.
     SetStatus(MandateSetStatus),
+    /// The persons registered here or held from below.
     List(ListArgs),
+    /// Every seat this node holds: its own congress's, and those of delegates of other
+    /// congresses stationed here (the station roster).
+    Roster(ListArgs),
     Show(IdArg),
 }
 
 #[derive(Args, Debug)]
 pub struct MandateArgs {
-    /// The congress the mandate is in; this node's when omitted.
+    /// The congress granting the seat: always this node's; another congress's seat is granted
+    /// at that congress's node.
     #[arg(long, value_parser = region)]
     pub congress: Option<RegionCode>,
     /// 届次, e.g. 17.
@@ -258,6 +267,24 @@ pub struct MandateArgs {
     /// 选区 or 选举单位.
     #[arg(long)]
     pub constituency: String,
+    /// A liaison station (venue id) the delegate works at; repeat for several.
+    #[arg(long = "station")]
+    pub stations: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct StationArgs {
+    /// The person.
+    pub id: String,
+    /// The term of this congress's seat.
+    #[arg(long)]
+    pub term: u32,
+    /// The venue id of the station.
+    #[arg(long)]
+    pub station: String,
+    /// The day the delegate stopped working at the station (YYYY-MM-DD).
+    #[arg(long, value_parser = date)]
+    pub leave: Option<NaiveDate>,
 }
 
 #[derive(Args, Debug)]
@@ -275,9 +302,6 @@ pub struct DelegateAdd {
     pub ethnicity: Option<String>,
     #[arg(long)]
     pub party: Option<String>,
-    /// The liaison station the delegate is registered at (a venue id).
-    #[arg(long)]
-    pub station: Option<String>,
     #[command(flatten)]
     pub mandate: MandateArgs,
     /// Kept as personal data, never sent beyond the parent.

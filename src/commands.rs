@@ -4,14 +4,15 @@ use std::collections::BTreeMap;
 
 use anyhow::{Context, Result};
 use chrono::NaiveDate;
-use renda_node::office::{self, ActivityDraft, Contact, SuggestionDraft};
+use renda_node::office::{self, ActivityDraft, Contact, SeatDraft, StationRef, SuggestionDraft};
 use renda_node::record::activity::Activity;
-use renda_node::record::delegate::{Delegate, Mandate, MandateStatus};
+use renda_node::record::delegate::Delegate;
 use renda_node::record::group::{Group, Venue};
 use renda_node::record::notice::Notice;
 use renda_node::record::opinion::{OpinionAction, OpinionFields};
 use renda_node::record::suggestion::{SuggestionAction, UnitAssignment, UnitRole};
 use renda_node::record::{Body, IdSet, Record, RecordId, RecordKind};
+use renda_node::region::RegionCode;
 use renda_node::store::{ListQuery, Store, StoreHandle};
 
 use crate::cli::*;
@@ -406,10 +407,7 @@ impl Session {
         let user = self.user.clone();
         match c {
             DelegateCmd::Add(a) => {
-                let station = self
-                    .opt_id(RecordKind::Venue, "station", &a.station)
-                    .await?;
-                let mandate = self.mandate(a.mandate).await?;
+                let seat = self.seat(a.mandate).await?;
                 let delegate = Delegate {
                     name: a.name,
                     gender: a.gender,
@@ -417,11 +415,8 @@ impl Session {
                     ethnicity: a.ethnicity,
                     party: a.party,
                     occupation: a.occupation,
-                    station,
-                    mandates: BTreeMap::from([(
-                        Mandate::key(&mandate.congress, mandate.term),
-                        mandate,
-                    )]),
+                    station: None,
+                    mandates: BTreeMap::new(),
                 };
                 let contact = Contact {
                     name: None,
@@ -430,16 +425,25 @@ impl Session {
                 };
                 let h = self
                     .store
-                    .write(move |tx| office::add_delegate(tx, &user, delegate, contact))
+                    .write(move |tx| office::add_delegate(tx, &user, delegate, contact, Some(seat)))
                     .await?;
                 self.created(RecordKind::Delegate, h.id);
             }
             DelegateCmd::Mandate(a) => {
                 let id = self.id(RecordKind::Delegate, "id", &a.id).await?;
-                let mandate = self.mandate(a.mandate).await?;
+                let seat = self.seat(a.mandate).await?;
+                let h = self
+                    .store
+                    .write(move |tx| office::grant_mandate(tx, &user, &id, seat))
+                    .await?;
+                self.created(RecordKind::Mandate, h.id);
+            }
+            DelegateCmd::Station(a) => {
+                let id = self.id(RecordKind::Delegate, "id", &a.id).await?;
+                let venue = self.id(RecordKind::Venue, "station", &a.station).await?;
                 let r = self
                     .store
-                    .write(move |tx| office::add_mandate(tx, &id, mandate))
+                    .write(move |tx| office::station_delegate(tx, &id, a.term, &venue, a.leave))
                     .await?;
                 self.print_step(&r)?;
             }
@@ -459,25 +463,86 @@ impl Session {
                 self.print_step(&r)?;
             }
             DelegateCmd::List(l) => self.list(RecordKind::Delegate, &l, None).await?,
-            DelegateCmd::Show(i) => self.show(RecordKind::Delegate, &i.id).await?,
+            DelegateCmd::Roster(l) => self.list(RecordKind::Mandate, &l, None).await?,
+            DelegateCmd::Show(i) => {
+                let id = self.id(RecordKind::Delegate, "id", &i.id).await?;
+                let (record, personal, seats) = self
+                    .store
+                    .call(move |s| {
+                        let record = match s.get(&id) {
+                            Ok(r) => Some(r),
+                            Err(renda_node::store::StoreError::NotFound { .. }) => None,
+                            Err(e) => return Err(e),
+                        };
+                        Ok((record, s.personal_for(&id)?, s.mandates_of(&id)?))
+                    })
+                    .await?;
+                if self.json {
+                    let seats: Vec<serde_json::Value> = seats
+                        .iter()
+                        .map(|(h, m)| serde_json::json!({ "header": h, "fields": m }))
+                        .collect();
+                    let person = record.as_ref().map(|r| r.to_json(personal.as_ref()));
+                    println!(
+                        "{}",
+                        serde_json::to_string_pretty(
+                            &serde_json::json!({ "person": person, "mandates": seats })
+                        )?
+                    );
+                } else {
+                    if let Some(record) = &record {
+                        println!("{}", render::record_text(record, personal.as_ref()));
+                    } else {
+                        println!("本节点没有该人员的登记记录，只持有其代表资格（进站名册）：");
+                    }
+                    if !seats.is_empty() {
+                        let table = renda_node::record::view::seats_table(
+                            seats.iter().map(|(h, m)| (&h.id, m)),
+                        );
+                        println!("{}", render::view_table(&table));
+                    }
+                }
+            }
         }
         Ok(())
     }
 
-    async fn mandate(&self, m: MandateArgs) -> Result<Mandate> {
-        let congress = match m.congress {
-            Some(c) => c,
-            None => self.store.call(|s| Ok(s.identity().region)).await?,
-        };
-        Ok(Mandate {
-            congress,
-            level: congress
-                .level()
-                .unwrap_or(renda_node::region::Level::Township),
+    /// The seat typed on the command line, granted by this node's congress.
+    async fn seat(&self, m: MandateArgs) -> Result<SeatDraft> {
+        let here = self.store.call(|s| Ok(s.identity().region)).await?;
+        if let Some(congress) = m.congress
+            && congress != here
+        {
+            return Err(renda_node::store::StoreError::from(
+                renda_node::validate::ValidationError::new(
+                    "congress",
+                    format!(
+                        "代表资格只能由授予它的人大登记：本节点是 {here}，{congress} 的代表资格请在该人大的节点上登记（renda delegate mandate）"
+                    ),
+                ),
+            )
+            .into());
+        }
+        let mut stations = Vec::new();
+        for text in &m.stations {
+            // `VENUE@REGION` names a station this node does not hold (a township's, seen from
+            // a province); a plain id, or an id prefix, one it holds.
+            stations.push(match text.split_once('@') {
+                Some((venue, region)) => StationRef {
+                    venue: RecordId::parse("station", venue)
+                        .map_err(renda_node::store::StoreError::from)?,
+                    region: Some(
+                        RegionCode::parse("station", region)
+                            .map_err(renda_node::store::StoreError::from)?,
+                    ),
+                },
+                None => StationRef::from(self.id(RecordKind::Venue, "station", text).await?),
+            });
+        }
+        Ok(SeatDraft {
             term: m.term,
             constituency: m.constituency,
-            status: MandateStatus::Serving,
-            status_since: None,
+            stations,
         })
     }
 

@@ -21,9 +21,9 @@ use chrono::{Datelike, NaiveDate};
 use renda_hub::node::Node;
 use renda_node::access::Role;
 use renda_node::node::{NewNode, NodeConfig};
-use renda_node::office::{self, ActivityDraft, Contact, SuggestionDraft};
+use renda_node::office::{self, ActivityDraft, Contact, SeatDraft, StationRef, SuggestionDraft};
 use renda_node::record::activity::{Activity, ActivityKind};
-use renda_node::record::delegate::{Delegate, Gender, Mandate, MandateStatus};
+use renda_node::record::delegate::{Delegate, Gender};
 use renda_node::record::group::{Group, GroupKind, Venue, VenueKind};
 use renda_node::record::opinion::{OpinionAction, OpinionFields, OpinionSource};
 use renda_node::record::rollup::{Rollup, RollupRules};
@@ -81,24 +81,19 @@ fn region(i: usize) -> RegionCode {
     RegionCode::parse("region", NODES[i].0).expect("demo region codes are valid")
 }
 
-fn mandate(congress: RegionCode, term: u32, constituency: &str) -> (String, Mandate) {
-    (
-        Mandate::key(&congress, term),
-        Mandate {
-            congress,
-            level: congress.level().expect("a congress"),
-            term,
-            constituency: constituency.into(),
-            status: MandateStatus::Serving,
-            status_since: None,
-        },
-    )
+/// A seat in the writing node's own congress.
+fn seat(term: u32, constituency: &str, stations: Vec<RecordId>) -> SeatDraft {
+    SeatDraft {
+        term,
+        constituency: constituency.into(),
+        stations: stations.into_iter().map(StationRef::from).collect(),
+    }
 }
 
-fn delegate(name: String, mandates: Vec<(String, Mandate)>, station: Option<RecordId>) -> Delegate {
+fn delegate(name: String, n: usize) -> Delegate {
     Delegate {
         name,
-        gender: if mandates.len().is_multiple_of(2) {
+        gender: if n.is_multiple_of(2) {
             Gender::Female
         } else {
             Gender::Male
@@ -107,8 +102,8 @@ fn delegate(name: String, mandates: Vec<(String, Mandate)>, station: Option<Reco
         ethnicity: Some("汉族".into()),
         party: None,
         occupation: "村民委员会主任".into(),
-        station,
-        mandates: mandates.into_iter().collect(),
+        station: None,
+        mandates: BTreeMap::new(),
     }
 }
 
@@ -220,14 +215,10 @@ async fn township_year(store: &StoreHandle, i: usize, seed: usize) -> Result<()>
         VenueKind::Station,
     )
     .await?;
-    let county = region(XIUZHOU);
     let delegates = in_batches(store, 12, move |tx, n| {
-        let mut mandates = vec![mandate(me, 17, &format!("第{}选区", n % 6 + 1))];
-        if n % 4 == 0 {
-            mandates.push(mandate(county, 9, &format!("{name}选区")));
-        }
-        let person = delegate(person(seed * 31 + n), mandates, Some(station));
-        Ok(office::add_delegate(tx, "工作人员", person, Contact::default())?.id)
+        let person = delegate(person(seed * 31 + n), n);
+        let seat = seat(17, &format!("第{}选区", n % 6 + 1), vec![station]);
+        Ok(office::add_delegate(tx, "工作人员", person, Contact::default(), Some(seat))?.id)
     })
     .await?;
     let members = IdSet(delegates[..6].iter().copied().collect());
@@ -374,12 +365,9 @@ async fn taihu(store: &StoreHandle) -> Result<()> {
         );
     }
     let delegates = in_batches(store, 240, move |tx, n| {
-        let person = delegate(
-            person(n),
-            vec![mandate(me, 18, &format!("第{}选区", n % 40 + 1))],
-            None,
-        );
-        Ok(office::add_delegate(tx, "工作人员", person, Contact::default())?.id)
+        let person = delegate(person(n), n);
+        let seat = seat(18, &format!("第{}选区", n % 40 + 1), Vec::new());
+        Ok(office::add_delegate(tx, "工作人员", person, Contact::default(), Some(seat))?.id)
     })
     .await?;
     // 19,601 sign-ins over 3,162 activities: six each, and seven at the first 629.
@@ -617,19 +605,69 @@ pub async fn run(args: DemoArgs) -> Result<()> {
     );
     let me = region(WANGDIAN);
     let county_code = region(XIUZHOU);
+    // Five-level delegates at one station (五级代表进站): the township registers 沈建华 with
+    // the seat it grants; the county, once the person and the station have reached it,
+    // grants its own seat there, stationed at the township's liaison station; the seat's
+    // roster copy comes back down, and the township can sign 沈建华 in as a county delegate.
+    let station = wangdian
+        .call(move |s| {
+            s.list(&renda_node::store::ListQuery {
+                kind: Some(renda_node::record::RecordKind::Venue),
+                within: Some(me),
+                limit: Some(1),
+                ..Default::default()
+            })
+        })
+        .await?
+        .first()
+        .map(|row| row.id)
+        .context("王店镇 has a liaison station")?;
     let lead = wangdian
         .write(move |tx| {
-            let person = delegate(
-                "沈建华".into(),
-                vec![
-                    mandate(me, 17, "第七选区"),
-                    mandate(county_code, 9, "王店镇选区"),
-                ],
-                None,
-            );
-            Ok(office::add_delegate(tx, "王店镇人大办", person, Contact::default())?.id)
+            let person = delegate("沈建华".into(), 1);
+            let seat = seat(17, "第七选区", vec![station]);
+            Ok(
+                office::add_delegate(tx, "王店镇人大办", person, Contact::default(), Some(seat))?
+                    .id,
+            )
         })
         .await?;
+    until(
+        "沈建华 reaching the county",
+        Duration::from_secs(30),
+        || {
+            let county = county.clone();
+            async move { Ok(holds(&county, lead).await? && holds(&county, station).await?) }
+        },
+    )
+    .await?;
+    county
+        .write(move |tx| {
+            office::grant_mandate(
+                tx,
+                "秀洲区人大代表工委",
+                &lead,
+                seat(9, "王店镇选区", vec![station]),
+            )
+        })
+        .await?;
+    let waited = until(
+        "沈建华's county seat reaching 王店镇",
+        Duration::from_secs(30),
+        || {
+            let wangdian = wangdian.clone();
+            async move {
+                Ok(wangdian
+                    .call(move |s| Ok(s.mandates_of(&lead)?.len() == 2))
+                    .await?)
+            }
+        },
+    )
+    .await?;
+    println!(
+        "  秀洲区人大授予沈建华区人大代表资格、进站王店镇联络站；{:.1} 秒后王店镇名册可见",
+        waited.as_secs_f64()
+    );
     let draft = SuggestionDraft {
         title: "关于完善梅北村农田灌溉设施的建议".into(),
         body: "梅北村部分灌溉渠道年久失修，渗漏严重，影响约 600 亩水稻灌溉。建议列入今年农田水利建设计划，分段修缮。".into(),

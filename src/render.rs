@@ -167,6 +167,35 @@ pub fn list(kind: RecordKind, rows: &[ListRow]) -> String {
             }
             t
         }
+        RecordKind::Mandate => {
+            let mut t = table(&[
+                "编号",
+                "姓名",
+                "人员编号",
+                "所属人大",
+                "级别",
+                "届次",
+                "状态",
+                "进站阵地",
+            ]);
+            for r in rows {
+                let stations: Vec<String> = r.summary["stations"]
+                    .as_array()
+                    .map(|a| a.iter().map(|st| s(&st["venue"])).collect())
+                    .unwrap_or_default();
+                t.add_row(vec![
+                    r.id.to_string(),
+                    r.label.clone(),
+                    s(&r.summary["person"]),
+                    s(&r.summary["congress"]),
+                    level_label(&r.summary["level"]),
+                    format!("第{}届", s(&r.summary["term"])),
+                    label!(MandateStatus, &Value::from(r.status.clone())),
+                    stations.join("\n"),
+                ]);
+            }
+            t
+        }
         RecordKind::Personal => table(&["编号"]),
         RecordKind::Rollup => {
             let mut t = table(&["编号", "汇总", "计算日期", "下级数", "数据滞后的地区数"]);
@@ -198,13 +227,19 @@ pub fn record_text(record: &Record, personal: Option<&Record>) -> String {
     let view = renda_node::record::view::view(record, personal);
     let mut out = kv(&view.fields).to_string();
     for extra in &view.tables {
-        let mut t = table(&extra.headers);
-        for row in &extra.rows {
-            t.add_row(row.clone());
-        }
-        out.push_str(&format!("\n{}\n{t}", extra.title));
+        out.push('\n');
+        out.push_str(&view_table(extra));
     }
     out
+}
+
+/// A titled table of a record's view, as text.
+pub fn view_table(extra: &renda_node::record::view::ViewTable) -> String {
+    let mut t = table(&extra.headers);
+    for row in &extra.rows {
+        t.add_row(row.clone());
+    }
+    format!("{}\n{t}", extra.title)
 }
 
 fn quota(q: renda_node::record::rollup::Quota) -> String {

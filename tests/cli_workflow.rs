@@ -483,29 +483,44 @@ fn delegates_groups_venues_activities_and_notices() {
             "33041119720101001X",
         ],
     );
+    // A township cannot grant a county seat: that is the county's to grant, at its node.
+    let err = node.fails(
+        &[
+            "delegate",
+            "mandate",
+            &county,
+            "--congress",
+            XIUZHOU,
+            "--term",
+            "9",
+            "--constituency",
+            "王店镇选区",
+        ],
+        2,
+    );
+    assert!(
+        err.contains("congress") && err.contains("只能由授予它的人大登记"),
+        "{err}"
+    );
+    // Re-elected to the township's next term.
     node.ok(&[
         "delegate",
         "mandate",
         &county,
-        "--congress",
-        XIUZHOU,
         "--term",
-        "9",
+        "18",
         "--constituency",
-        "王店镇选区",
+        "第七选区",
     ]);
     let other = delegate(&node, "陆秀英", &[]);
     let shown = node.json(&["delegate", "show", &county]);
-    assert_eq!(shown["fields"]["mandates"].as_object().unwrap().len(), 2);
-    assert_eq!(shown["personal"]["phone"], "13900000000");
-    let listed = node.json(&["delegate", "list"]);
-    let row = listed
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|r| r["id"] == county)
-        .unwrap();
-    assert_eq!(row["summary"]["highest_level"], "county");
+    let seats = shown["mandates"].as_array().unwrap();
+    assert_eq!(seats.len(), 2);
+    assert!(seats.iter().all(|m| m["fields"]["congress"] == WANGDIAN));
+    assert_eq!(seats[0]["fields"]["stations"].as_object().unwrap().len(), 1);
+    assert_eq!(shown["person"]["personal"]["phone"], "13900000000");
+    let roster = node.json(&["delegate", "roster"]);
+    assert_eq!(roster.as_array().unwrap().len(), 3, "{roster}");
 
     let group = node.create(&[
         "group",
@@ -552,8 +567,8 @@ fn delegates_groups_venues_activities_and_notices() {
     let participants = shown["fields"]["participants"].as_object().unwrap();
     assert_eq!(participants.len(), 2);
     assert_eq!(
-        participants[&county]["level"], "county",
-        "the sign-in carries the delegate's highest level"
+        participants[&county]["level"], "township",
+        "the sign-in carries the delegate's highest serving level"
     );
     assert_eq!(
         node.json(&["activity", "list", "--delegate", &other])
@@ -576,7 +591,7 @@ fn delegates_groups_venues_activities_and_notices() {
         "2026-05-01",
     ]);
     assert_eq!(
-        node.json(&["delegate", "list", "--status", "resigned"])
+        node.json(&["delegate", "roster", "--status", "resigned"])
             .as_array()
             .unwrap()
             .len(),
@@ -621,6 +636,7 @@ fn delegates_groups_venues_activities_and_notices() {
         .map(|p| (p[0].as_str().unwrap().to_string(), p[1].as_u64().unwrap()))
         .collect();
     assert_eq!(kinds["delegate"], 2);
+    assert_eq!(kinds["mandate"], 3);
     assert_eq!(kinds["personal"], 1);
     assert_eq!(kinds["notice"], 1);
 }
@@ -630,5 +646,5 @@ fn a_unique_id_prefix_finds_the_record() {
     let node = Node::init(WANGDIAN, "王店镇人大主席团");
     let lead = delegate(&node, "沈建华", &[]);
     let shown = node.json(&["delegate", "show", &lead[..20]]);
-    assert_eq!(shown["header"]["id"], lead);
+    assert_eq!(shown["person"]["header"]["id"], lead);
 }

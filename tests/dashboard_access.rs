@@ -34,12 +34,7 @@ async fn the_dashboard_lets_in_only_credentials_whose_role_allows_the_request() 
     .await;
     let county = fed.node(XIUZHOU).store.clone();
     let township = fed.node(WANGDIAN).store.clone();
-    let lead = common::data::add_delegate_with(
-        &township,
-        "沈建华".into(),
-        &[(code(WANGDIAN), 17), (code(XIUZHOU), 9)],
-    )
-    .await;
+    let lead = common::data::add_two_level_delegate(&fed, WANGDIAN, XIUZHOU, "沈建华".into()).await;
     // One suggestion addressed to the county, one to the township itself.
     let mut ids = Vec::new();
     for to in [XIUZHOU, WANGDIAN] {

@@ -7,11 +7,13 @@
 
 mod common;
 
+use std::collections::BTreeMap;
+
 use chrono::{DateTime, NaiveDate, Utc};
 use common::fed::{CITY, Federation, WANGDIAN, XINCHENG, XIUZHOU, code};
 use renda_node::office::{self, SuggestionDraft};
 use renda_node::record::authority::node_actor;
-use renda_node::record::delegate::{Delegate, Gender, Mandate, MandateStatus};
+use renda_node::record::delegate::{Delegate, Gender};
 use renda_node::record::event::{Event, next_lamport};
 use renda_node::record::opinion::{OpinionFields, OpinionSource};
 use renda_node::record::suggestion::{
@@ -192,12 +194,7 @@ async fn forged_changes_are_refused_audited_and_stored_nowhere() {
 
     // Honest history: a township delegate's suggestion to the county, synced everywhere.
     let wd = code(WANGDIAN);
-    let lead = common::data::add_delegate_with(
-        &township,
-        "沈建华".into(),
-        &[(wd, 17), (code(XIUZHOU), 9)],
-    )
-    .await;
+    let lead = common::data::add_two_level_delegate(&fed, WANGDIAN, XIUZHOU, "沈建华".into()).await;
     let draft = SuggestionDraft {
         title: "关于修缮梅北村灌溉渠道的建议".into(),
         body: "渠道渗漏严重。".into(),
@@ -567,7 +564,6 @@ async fn a_child_asking_for_what_it_may_not_hold_gets_none_of_it() {
         .unwrap()
         .id;
     let county_delegate = {
-        let xz = code(XIUZHOU);
         let delegate = Delegate {
             name: "陆秀英".into(),
             gender: Gender::Female,
@@ -576,26 +572,22 @@ async fn a_child_asking_for_what_it_may_not_hold_gets_none_of_it() {
             party: None,
             occupation: "教师".into(),
             station: None,
-            mandates: [(
-                Mandate::key(&xz, 9),
-                Mandate {
-                    congress: xz,
-                    level: xz.level().unwrap(),
-                    term: 9,
-                    constituency: "第三选区".into(),
-                    status: MandateStatus::Serving,
-                    status_since: None,
-                },
-            )]
-            .into_iter()
-            .collect(),
+            mandates: BTreeMap::new(),
         };
         let contact = office::Contact {
             phone: Some("13900000002".into()),
             ..office::Contact::default()
         };
         county
-            .write(move |tx| office::add_delegate(tx, "staff", delegate, contact))
+            .write(move |tx| {
+                office::add_delegate(
+                    tx,
+                    "staff",
+                    delegate,
+                    contact,
+                    Some(common::data::seat(9, &[])),
+                )
+            })
             .await
             .unwrap()
             .id

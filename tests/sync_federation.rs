@@ -7,11 +7,13 @@ use std::collections::BTreeMap;
 
 use chrono::NaiveDate;
 use common::fed::{
-    CITY, FENGQIAO, Federation, NANHU, PROVINCE, WANGDIAN, XINCHENG, XIUZHOU, code, five_levels,
+    CITY, FENGQIAO, Federation, NANHU, NATIONAL, PROVINCE, WANGDIAN, XINCHENG, XIUZHOU, code,
+    five_levels,
 };
-use renda_node::office::{self, ActivityDraft, Contact, SuggestionDraft};
+use renda_node::office::{self, ActivityDraft, Contact, SeatDraft, StationRef, SuggestionDraft};
 use renda_node::record::activity::{Activity, ActivityKind};
-use renda_node::record::delegate::{Delegate, Gender, Mandate, MandateStatus};
+use renda_node::record::delegate::{Delegate, Gender};
+use renda_node::record::group::{Venue, VenueKind};
 use renda_node::record::notice::Notice;
 use renda_node::record::opinion::{OpinionAction, OpinionFields, OpinionSource};
 use renda_node::record::suggestion::{
@@ -24,25 +26,13 @@ fn d(s: &str) -> NaiveDate {
     NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap()
 }
 
-fn mandate(congress: &str, term: u32) -> (String, Mandate) {
-    let c = code(congress);
-    (
-        Mandate::key(&c, term),
-        Mandate {
-            congress: c,
-            level: c.level().unwrap(),
-            term,
-            constituency: "第七选区".into(),
-            status: MandateStatus::Serving,
-            status_since: None,
-        },
-    )
-}
-
+/// Registers a person at `store`'s node with the seat (`term`) its congress grants, working at
+/// `stations`, with `phone` kept as personal data.
 async fn add_delegate(
     store: &StoreHandle,
     name: &str,
-    mandates: Vec<(String, Mandate)>,
+    term: u32,
+    stations: Vec<StationRef>,
     phone: Option<&str>,
 ) -> RecordId {
     let delegate = Delegate {
@@ -53,14 +43,19 @@ async fn add_delegate(
         party: None,
         occupation: "村委会主任".into(),
         station: None,
-        mandates: mandates.into_iter().collect(),
+        mandates: BTreeMap::new(),
     };
     let contact = Contact {
         phone: phone.map(String::from),
         ..Contact::default()
     };
+    let seat = SeatDraft {
+        term,
+        constituency: "第七选区".into(),
+        stations,
+    };
     store
-        .write(move |tx| office::add_delegate(tx, "clerk", delegate, contact))
+        .write(move |tx| office::add_delegate(tx, "clerk", delegate, contact, Some(seat)))
         .await
         .unwrap()
         .id
@@ -108,16 +103,50 @@ async fn every_record_lands_exactly_where_its_routes_say() {
     let other_county_opinion =
         add_opinion(&fed.node(FENGQIAO).store, FENGQIAO, "农贸市场停车难").await;
 
-    // A delegate of the township congress who also sits in the provincial congress.
+    // A delegate of the provincial congress stationed at the township's liaison station
+    // (五级代表进站): the province registers the person and grants the seat, naming the
+    // station, whose venue it does not hold.
+    let station = wangdian
+        .write(|tx| {
+            office::add_venue(
+                tx,
+                "clerk",
+                Venue {
+                    name: "王店镇人大代表联络站".into(),
+                    kind: VenueKind::Station,
+                    region: code(WANGDIAN),
+                    address: "王店镇建设路1号".into(),
+                },
+            )
+        })
+        .await
+        .unwrap()
+        .id;
     let provincial = add_delegate(
-        wangdian,
+        &fed.node(PROVINCE).store,
         "沈建华",
-        vec![mandate(WANGDIAN, 17), mandate(PROVINCE, 14)],
+        14,
+        vec![StationRef {
+            venue: station,
+            region: Some(code(WANGDIAN)),
+        }],
         Some("13900000000"),
     )
     .await;
-    let provincial_personal = personal_of(wangdian, provincial).await.unwrap();
-    let township_only = add_delegate(wangdian, "陆秀英", vec![mandate(WANGDIAN, 17)], None).await;
+    let provincial_personal = personal_of(&fed.node(PROVINCE).store, provincial)
+        .await
+        .unwrap();
+    let provincial_seat = fed
+        .node(PROVINCE)
+        .store
+        .call(move |s| s.mandates_of(&provincial))
+        .await
+        .unwrap()[0]
+        .0
+        .id;
+    let township_only = add_delegate(wangdian, "陆秀英", 17, Vec::new(), None).await;
+    // The township signs the provincial delegate in once the seat's roster copy has come down.
+    fed.settle().await;
     let draft = ActivityDraft {
         activity: Activity {
             kind: ActivityKind::Reception,
@@ -177,12 +206,18 @@ async fn every_record_lands_exactly_where_its_routes_say() {
     );
     assert_eq!(
         fed.holders(provincial).await,
+        vec![PROVINCE],
+        "a person registered at the province stays there"
+    );
+    assert_eq!(
+        fed.holders(provincial_seat).await,
         vec![PROVINCE, CITY, XIUZHOU, WANGDIAN],
-        "a provincial delegate reaches the province"
+        "a provincial seat reaches its station through the city and the county, and no sibling"
     );
     assert_eq!(
         fed.holders(provincial_personal).await,
-        vec![XIUZHOU, WANGDIAN]
+        vec![NATIONAL, PROVINCE],
+        "personal data stops at the parent"
     );
     assert_eq!(
         fed.holders(township_only).await,
@@ -227,13 +262,7 @@ async fn a_suggestion_handled_at_three_levels_derives_one_status_everywhere() {
     let township = fed.node(WANGDIAN).store.clone();
     let county = fed.node(XIUZHOU).store.clone();
 
-    let lead = add_delegate(
-        &township,
-        "沈建华",
-        vec![mandate(WANGDIAN, 17), mandate(XIUZHOU, 9)],
-        None,
-    )
-    .await;
+    let lead = common::data::add_two_level_delegate(&fed, WANGDIAN, XIUZHOU, "沈建华".into()).await;
     let draft = SuggestionDraft {
         title: "关于改造王店镇老旧农贸市场的建议".into(),
         body: "市场设施老化，排水不畅。".into(),

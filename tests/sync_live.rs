@@ -1,5 +1,6 @@
-//! Live links: with every node keeping a live link to its parent, a township write reaches the national node
-//! over four hops and a county notice reaches the township, with no manual sync.
+//! Live links: with every node keeping a live link to its parent, a national seat reaches its
+//! township station over four hops, the township's write reaches the national node over four
+//! hops, and a county notice reaches the township, with no manual sync.
 
 mod common;
 
@@ -7,9 +8,11 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use common::fed::{Federation, code};
-use renda_node::office::{self, Contact};
+use renda_node::office::{self, ActivityDraft, Contact, SeatDraft, StationRef};
 use renda_node::record::RecordId;
-use renda_node::record::delegate::{Delegate, Gender, Mandate, MandateStatus};
+use renda_node::record::activity::{Activity, ActivityKind};
+use renda_node::record::delegate::{Delegate, Gender};
+use renda_node::record::group::{Venue, VenueKind};
 use renda_node::record::notice::Notice;
 use renda_node::store::StoreHandle;
 
@@ -38,9 +41,27 @@ async fn live_links_carry_writes_up_four_hops_and_notices_down() {
     ];
     let fed = Federation::start_live(&chain).await;
 
-    // A national delegate registered at the township station routes all the way up.
+    // A national delegate stationed at the township's liaison station: the national congress
+    // grants the seat, whose roster copy travels four hops down; the township then signs the
+    // delegate in, and the activity travels four hops up to the delegate's congress.
     let township = fed.node("330411101000").store.clone();
-    let national = code("000000000000");
+    let national = fed.node("000000000000").store.clone();
+    let station = township
+        .write(|tx| {
+            office::add_venue(
+                tx,
+                "clerk",
+                Venue {
+                    name: "王店镇人大代表联络站".into(),
+                    kind: VenueKind::Station,
+                    region: code("330411101000"),
+                    address: "王店镇建设路1号".into(),
+                },
+            )
+        })
+        .await
+        .unwrap()
+        .id;
     let delegate = Delegate {
         name: "朱丽华".into(),
         gender: Gender::Female,
@@ -49,29 +70,55 @@ async fn live_links_carry_writes_up_four_hops_and_notices_down() {
         party: None,
         occupation: "农业合作社理事长".into(),
         station: None,
-        mandates: BTreeMap::from([(
-            Mandate::key(&national, 14),
-            Mandate {
-                congress: national,
-                level: national.level().unwrap(),
-                term: 14,
-                constituency: "浙江省".into(),
-                status: MandateStatus::Serving,
-                status_since: None,
-            },
-        )]),
+        mandates: BTreeMap::new(),
     };
-    let id = township
-        .write(move |tx| office::add_delegate(tx, "clerk", delegate, Contact::default()))
+    let seat = SeatDraft {
+        term: 14,
+        constituency: "浙江省".into(),
+        stations: vec![StationRef {
+            venue: station,
+            region: Some(code("330411101000")),
+        }],
+    };
+    let person = national
+        .write(move |tx| {
+            office::add_delegate(tx, "clerk", delegate, Contact::default(), Some(seat))
+        })
         .await
         .unwrap()
         .id;
+    let seat = national
+        .call(move |s| s.mandates_of(&person))
+        .await
+        .unwrap()[0]
+        .0
+        .id;
     wait_until_held(
-        &fed.node("000000000000").store,
-        id,
-        "the township's write at the national node",
+        &township,
+        seat,
+        "the national seat at its station's township",
     )
     .await;
+    let draft = ActivityDraft {
+        activity: Activity {
+            kind: ActivityKind::Reception,
+            date: renda_node::calendar::today(),
+            topic: "全国人大代表进站接待选民".into(),
+            organiser: "王店镇人大主席团".into(),
+            group: None,
+            venue: Some(station),
+            participants: BTreeMap::new(),
+            constituents_received: 18,
+            outcome: String::new(),
+        },
+        participants: vec![person],
+    };
+    let id = township
+        .write(move |tx| office::add_activity(tx, "clerk", draft))
+        .await
+        .unwrap()
+        .id;
+    wait_until_held(&national, id, "the township's write at the national node").await;
 
     let notice = Notice {
         title: "关于开展代表活动月的通知".into(),

@@ -8,15 +8,16 @@ use chrono::{NaiveDate, Utc};
 
 use crate::calendar::{self, DateUse};
 use crate::record::activity::{Activity, SignIn};
-use crate::record::delegate::{Delegate, Mandate, MandateStatus};
+use crate::record::delegate::{Delegate, MandateStatus};
 use crate::record::event::{Workflow, next_lamport};
 use crate::record::group::{Group, Venue};
+use crate::record::mandate::{Mandate, Station};
 use crate::record::notice::Notice;
 use crate::record::opinion::{OpinionAction, OpinionFields};
 use crate::record::personal::PersonalData;
 use crate::record::suggestion::{CoSigner, SuggestionAction, SuggestionFields};
 use crate::record::{Body, Event, Header, Record, RecordId, RecordKind};
-use crate::region::RegionCode;
+use crate::region::{Level, RegionCode};
 use crate::store::{StoreError, WriteTx};
 use crate::validate::ValidationError;
 
@@ -113,46 +114,240 @@ fn store_contact(
     Ok(())
 }
 
+/// The seat a congress grants with a registration or on its own: this node's congress, a
+/// term and a constituency, and the stations the delegate works at.
+#[derive(Clone, Debug)]
+pub struct SeatDraft {
+    pub term: u32,
+    pub constituency: String,
+    pub stations: Vec<StationRef>,
+}
+
+/// A station named in a draft: a venue, and the node holding it when this node does not hold
+/// the venue itself (a province stationing its delegate at a township's station, whose venue
+/// climbs only as far as the city).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StationRef {
+    pub venue: RecordId,
+    pub region: Option<RegionCode>,
+}
+
+impl From<RecordId> for StationRef {
+    fn from(venue: RecordId) -> StationRef {
+        StationRef {
+            venue,
+            region: None,
+        }
+    }
+}
+
+/// A delegate as this node knows them: the person's name and the seats it holds for them
+/// (its own congress's mandates, roster copies of seats granted above, and seats kept inside
+/// a person registered before mandates were records).
+struct Seats {
+    name: String,
+    /// Serving seats, one per congress, highest level first.
+    serving: Vec<(RegionCode, Level)>,
+}
+
+impl Seats {
+    fn serves_in(&self, congress: &RegionCode) -> bool {
+        self.serving.iter().any(|(c, _)| c == congress)
+    }
+}
+
+fn seats_of(tx: &WriteTx<'_>, field: &str, id: &RecordId) -> Result<Seats, StoreError> {
+    let person = match tx.get(id) {
+        Ok(record) => Some(record),
+        Err(StoreError::NotFound { .. }) => None,
+        Err(e) => return Err(e),
+    };
+    let person = match person {
+        Some(Record {
+            body: Body::Delegate(d),
+            ..
+        }) => Some(d),
+        Some(other) => {
+            return Err(ValidationError::new(
+                field,
+                format!(
+                    "{id} 是{}记录，不是{}记录",
+                    other.header.kind.label(),
+                    RecordKind::Delegate.label()
+                ),
+            )
+            .into());
+        }
+        None => None,
+    };
+    let held = tx.mandates_of(id)?;
+    let name = match (&person, held.first()) {
+        (Some(p), _) => p.name.clone(),
+        (None, Some((_, m))) => m.name.clone(),
+        (None, None) => {
+            return Err(StoreError::NotFound {
+                kind: RecordKind::Delegate.label(),
+                id: id.to_string(),
+            });
+        }
+    };
+    let mut serving: Vec<(RegionCode, Level)> = held
+        .iter()
+        .filter(|(_, m)| m.is_serving())
+        .map(|(_, m)| (m.congress, m.level))
+        .chain(
+            person
+                .iter()
+                .flat_map(|p| p.serving().map(|m| (m.congress, m.level))),
+        )
+        .collect();
+    serving.sort_by_key(|(c, level)| (*level, *c));
+    serving.dedup();
+    Ok(Seats { name, serving })
+}
+
+/// Registers a person and, with `seat`, the seat this node's congress grants them. A seat in
+/// another congress is that congress's to grant ([`grant_mandate`] at its node).
 pub fn add_delegate(
     tx: &mut WriteTx<'_>,
     user: &str,
     delegate: Delegate,
     contact: Contact,
+    seat: Option<SeatDraft>,
 ) -> Result<Header, StoreError> {
     delegate.validate()?;
+    if !delegate.mandates.is_empty() {
+        return Err(ValidationError::new(
+            "congress",
+            "代表资格由授予它的人大单独登记，不能写在人员记录里",
+        )
+        .into());
+    }
     if let Some(station) = &delegate.station {
         require_kind(tx, "station", station, RecordKind::Venue)?;
     }
     let header = tx.create(RecordKind::Delegate, user, &delegate)?;
     store_contact(tx, user, &header, contact, "")?;
+    if let Some(seat) = seat {
+        grant_mandate(tx, user, &header.id, seat)?;
+    }
     Ok(header)
 }
 
-/// Adds a mandate to a delegate (re-election, or election at another level).
-pub fn add_mandate(
-    tx: &mut WriteTx<'_>,
-    id: &RecordId,
-    mandate: Mandate,
-) -> Result<Record, StoreError> {
-    mandate.validate()?;
-    if let Some(since) = mandate.status_since {
-        plausible("date", since, DateUse::Happened)?;
+/// The stations named in a draft, each with the node that holds its venue.
+fn stations_of(
+    tx: &WriteTx<'_>,
+    refs: &[StationRef],
+) -> Result<std::collections::BTreeMap<RecordId, Station>, StoreError> {
+    let venues: Vec<RecordId> = refs.iter().map(|r| r.venue).collect();
+    crate::validate::distinct("station", &venues)?;
+    let mut out = std::collections::BTreeMap::new();
+    for r in refs {
+        let region = match (tx.get(&r.venue), r.region) {
+            (Ok(record), given) => {
+                if record.header.kind != RecordKind::Venue {
+                    return Err(ValidationError::new(
+                        "station",
+                        format!(
+                            "{} 是{}记录，不是阵地记录",
+                            r.venue,
+                            record.header.kind.label()
+                        ),
+                    )
+                    .into());
+                }
+                if given.is_some_and(|g| g != record.header.home) {
+                    return Err(ValidationError::new(
+                        "station",
+                        format!(
+                            "阵地 {} 属于 {}，不是所填的区划",
+                            r.venue, record.header.home
+                        ),
+                    )
+                    .into());
+                }
+                record.header.home
+            }
+            (Err(StoreError::NotFound { .. }), Some(region)) if region.has_congress() => region,
+            (Err(StoreError::NotFound { .. }), _) => {
+                return Err(ValidationError::new(
+                    "station",
+                    format!(
+                        "本节点没有阵地 {}；请写成“阵地编号@所在乡镇区划代码”",
+                        r.venue
+                    ),
+                )
+                .into());
+            }
+            (Err(e), _) => return Err(e),
+        };
+        out.insert(
+            r.venue,
+            Station {
+                region,
+                until: None,
+            },
+        );
     }
-    let mut delegate = delegate_of(tx, "id", id)?;
-    let key = Mandate::key(&mandate.congress, mandate.term);
-    if delegate.mandates.contains_key(&key) {
+    Ok(out)
+}
+
+/// Grants a person a seat in this node's congress (election, re-election, by-election): a
+/// mandate record homed here, which only this node will ever write.
+pub fn grant_mandate(
+    tx: &mut WriteTx<'_>,
+    user: &str,
+    person: &RecordId,
+    seat: SeatDraft,
+) -> Result<Header, StoreError> {
+    let congress = tx.node().region;
+    let record = require_kind(tx, "id", person, RecordKind::Delegate)?;
+    let Body::Delegate(d) = &record.body else {
+        unreachable!("require_kind checked the kind")
+    };
+    let taken = tx
+        .mandates_of(person)?
+        .iter()
+        .any(|(_, m)| m.congress == congress && m.term == seat.term)
+        || d.mandates
+            .values()
+            .any(|m| m.congress == congress && m.term == seat.term);
+    if taken {
         return Err(ValidationError::new(
             "term",
-            format!(
-                "代表已经有 {} 第{}届的代表资格",
-                mandate.congress, mandate.term
-            ),
+            format!("{} 已经有 {congress} 第{}届的代表资格", d.name, seat.term),
         )
         .into());
     }
-    delegate.mandates.insert(key, mandate);
-    delegate.validate()?;
-    write_fields(tx, id, &delegate, "add mandate")
+    let mandate = Mandate {
+        person: *person,
+        person_home: record.header.home,
+        name: d.name.clone(),
+        congress,
+        level: congress.level().ok_or_else(|| {
+            ValidationError::new("congress", format!("{congress} 没有人民代表大会"))
+        })?,
+        term: seat.term,
+        constituency: seat.constituency,
+        status: MandateStatus::Serving,
+        status_since: None,
+        stations: stations_of(tx, &seat.stations)?,
+    };
+    mandate.validate(&congress)?;
+    tx.create(RecordKind::Mandate, user, &mandate)
+}
+
+/// This congress's mandate of `person` for `term`, held here.
+fn own_mandate(
+    tx: &WriteTx<'_>,
+    person: &RecordId,
+    term: u32,
+) -> Result<Option<(Header, Mandate)>, StoreError> {
+    let congress = tx.node().region;
+    Ok(tx
+        .mandates_of(person)?
+        .into_iter()
+        .find(|(h, m)| h.home == congress && m.congress == congress && m.term == term))
 }
 
 /// Changes a mandate's status. Only the congress that holds the mandate may.
@@ -175,21 +370,82 @@ pub fn set_mandate_status(
         )
         .into());
     }
+    let unchanged =
+        || ValidationError::new("status", format!("代表资格已经是“{}”", status.label()));
+    if let Some((header, mut mandate)) = own_mandate(tx, id, term)? {
+        if mandate.status == status {
+            return Err(unchanged().into());
+        }
+        mandate.status = status;
+        mandate.status_since = Some(since);
+        return write_fields(tx, &header.id, &mandate, "mandate status");
+    }
+    // A seat kept inside a person registered before mandates were records.
     let mut delegate = delegate_of(tx, "id", id)?;
     let mandate = delegate
         .mandates
-        .get_mut(&Mandate::key(&congress, term))
+        .get_mut(&crate::record::delegate::LegacyMandate::key(
+            &congress, term,
+        ))
         .ok_or_else(|| {
             ValidationError::new("term", format!("代表没有 {congress} 第{term}届的代表资格"))
         })?;
     if mandate.status == status {
-        return Err(
-            ValidationError::new("status", format!("代表资格已经是“{}”", status.label())).into(),
-        );
+        return Err(unchanged().into());
     }
     mandate.status = status;
     mandate.status_since = Some(since);
     write_fields(tx, id, &delegate, "mandate status")
+}
+
+/// Stations a delegate of this congress at a liaison station (进站), or, with `leave`, records
+/// that they no longer work there. The mandate travels to every station's township it ever
+/// named, so a former station's roster learns of the change too.
+pub fn station_delegate(
+    tx: &mut WriteTx<'_>,
+    person: &RecordId,
+    term: u32,
+    venue: &RecordId,
+    leave: Option<NaiveDate>,
+) -> Result<Record, StoreError> {
+    let congress = tx.node().region;
+    let (header, mut mandate) = own_mandate(tx, person, term)?.ok_or_else(|| {
+        ValidationError::new(
+            "term",
+            format!("本节点（{congress}）没有登记该代表第{term}届的代表资格；进站由授予代表资格的人大登记"),
+        )
+    })?;
+    match leave {
+        None => {
+            if mandate
+                .stations
+                .get(venue)
+                .is_some_and(|s| s.until.is_none())
+            {
+                return Err(ValidationError::new(
+                    "station",
+                    format!("代表已经在阵地 {venue} 进站"),
+                )
+                .into());
+            }
+            mandate
+                .stations
+                .extend(stations_of(tx, &[StationRef::from(*venue)])?);
+        }
+        Some(on) => {
+            plausible("date", on, DateUse::Happened)?;
+            let station = mandate
+                .stations
+                .get_mut(venue)
+                .filter(|s| s.until.is_none())
+                .ok_or_else(|| {
+                    ValidationError::new("station", format!("代表没有在阵地 {venue} 进站"))
+                })?;
+            station.until = Some(on);
+        }
+    }
+    mandate.validate(&congress)?;
+    write_fields(tx, &header.id, &mandate, "station")
 }
 
 fn write_fields<T: serde::Serialize>(
@@ -214,7 +470,7 @@ pub fn add_venue(tx: &mut WriteTx<'_>, user: &str, venue: Venue) -> Result<Heade
 pub fn add_group(tx: &mut WriteTx<'_>, user: &str, group: Group) -> Result<Header, StoreError> {
     group.validate()?;
     for member in &group.members.0 {
-        delegate_of(tx, "member", member)?;
+        seats_of(tx, "member", member)?;
     }
     if let Some(venue) = &group.venue {
         require_kind(tx, "venue", venue, RecordKind::Venue)?;
@@ -232,7 +488,7 @@ pub fn join_group(
         unreachable!("require_kind checked the kind")
     };
     for member in members {
-        delegate_of(tx, "member", member)?;
+        seats_of(tx, "member", member)?;
         group.members.0.insert(*member);
     }
     write_fields(tx, id, &group, "join group")
@@ -246,22 +502,21 @@ pub struct ActivityDraft {
 }
 
 fn sign_in_of(tx: &WriteTx<'_>, delegate_id: &RecordId) -> Result<SignIn, StoreError> {
-    let delegate = delegate_of(tx, "participant", delegate_id)?;
-    let congresses: Vec<RegionCode> = delegate.serving().map(|m| m.congress).collect();
-    if congresses.is_empty() {
+    let seats = seats_of(tx, "participant", delegate_id)?;
+    if seats.serving.is_empty() {
         return Err(ValidationError::new(
             "participant",
             format!(
                 "{}（{delegate_id}）目前没有在任的代表资格，不能签到",
-                delegate.name
+                seats.name
             ),
         )
         .into());
     }
     Ok(SignIn {
-        name: delegate.name.clone(),
-        level: delegate.highest_level(),
-        congresses,
+        level: seats.serving.first().map(|(_, level)| *level),
+        congresses: seats.serving.iter().map(|(c, _)| *c).collect(),
+        name: seats.name,
         signed_at: Utc::now(),
     })
 }
@@ -322,7 +577,7 @@ pub fn add_opinion(
     fields.validate(&tx.node().region)?;
     plausible("date", received_on, DateUse::Happened)?;
     if let Some(delegate) = &fields.delegate {
-        delegate_of(tx, "delegate", delegate)?;
+        seats_of(tx, "delegate", delegate)?;
     }
     if let Some(activity) = &fields.activity {
         require_kind(tx, "activity", activity, RecordKind::Activity)?;
@@ -358,8 +613,8 @@ pub fn submit_suggestion(
     date: NaiveDate,
 ) -> Result<Header, StoreError> {
     plausible("date", date, DateUse::Happened)?;
-    let lead = delegate_of(tx, "lead", &draft.lead)?;
-    if !lead.serving().any(|m| m.congress == draft.addressed_to) {
+    let lead = seats_of(tx, "lead", &draft.lead)?;
+    if !lead.serves_in(&draft.addressed_to) {
         return Err(ValidationError::new(
             "lead",
             format!(
@@ -371,8 +626,8 @@ pub fn submit_suggestion(
     }
     let mut cosigners = Vec::new();
     for id in &draft.cosigners {
-        let d = delegate_of(tx, "cosigner", id)?;
-        if !d.serving().any(|m| m.congress == draft.addressed_to) {
+        let d = seats_of(tx, "cosigner", id)?;
+        if !d.serves_in(&draft.addressed_to) {
             return Err(ValidationError::new(
                 "cosigner",
                 format!(

@@ -17,7 +17,12 @@
 /// keeps the newest publication instead of merging them. A version-3 node would try to merge a
 /// publication into the history it holds and refuse it (automerge already holds another first
 /// change by the same actor), so it would keep a child's old numbers for good.
-pub const PROTOCOL_VERSION: u32 = 4;
+///
+/// 5: records of kind `mandate` (a delegate's seat, homed at the congress that grants it) and
+/// routes that address nodes below a record's home. A version-4 node cannot read the kind and
+/// would refuse every batch carrying one, and it would let a township write a county seat
+/// inside a person record, which a version-5 node refuses.
+pub const PROTOCOL_VERSION: u32 = 5;
 
 pub mod v1 {
     tonic::include_proto!("renda.v1");

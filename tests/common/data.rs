@@ -9,10 +9,10 @@ use std::collections::BTreeMap;
 use chrono::{Duration, NaiveDate, Utc};
 use rand::RngExt;
 use rand::rngs::StdRng;
-use renda_node::office::{self, ActivityDraft, Contact, SuggestionDraft};
+use renda_node::office::{self, ActivityDraft, Contact, SeatDraft, StationRef, SuggestionDraft};
 use renda_node::record::RecordId;
 use renda_node::record::activity::{Activity, ActivityKind};
-use renda_node::record::delegate::{Delegate, Gender, Mandate, MandateStatus};
+use renda_node::record::delegate::{Delegate, Gender};
 use renda_node::record::opinion::{OpinionAction, OpinionFields, OpinionSource};
 use renda_node::record::rollup::{Rollup, RollupRules};
 use renda_node::record::suggestion::{
@@ -139,33 +139,11 @@ pub async fn township_with_group(
     (store, region, ids, group)
 }
 
+/// A person registered at `store`'s node with the seat its congress grants (term 17);
+/// `congress` is that node's region.
 pub async fn add_delegate(store: &StoreHandle, congress: RegionCode, name: String) -> RecordId {
-    add_delegate_with(store, name, &[(congress, 17)]).await
-}
-
-/// A delegate serving in each `(congress, term)`: a township delegate who is also a county
-/// delegate, say.
-pub async fn add_delegate_with(
-    store: &StoreHandle,
-    name: String,
-    mandates: &[(RegionCode, u32)],
-) -> RecordId {
-    let mandates = mandates
-        .iter()
-        .map(|&(congress, term)| {
-            (
-                Mandate::key(&congress, term),
-                Mandate {
-                    congress,
-                    level: congress.level().unwrap(),
-                    term,
-                    constituency: "第一选区".into(),
-                    status: MandateStatus::Serving,
-                    status_since: None,
-                },
-            )
-        })
-        .collect();
+    let region = store.call(|s| Ok(s.identity().region)).await.unwrap();
+    assert_eq!(region, congress, "a congress grants its own seats");
     let delegate = Delegate {
         name,
         gender: Gender::Male,
@@ -174,13 +152,61 @@ pub async fn add_delegate_with(
         party: None,
         occupation: "村民委员会主任".into(),
         station: None,
-        mandates,
+        mandates: BTreeMap::new(),
     };
     store
-        .write(move |tx| office::add_delegate(tx, "clerk", delegate, Contact::default()))
+        .write(move |tx| {
+            office::add_delegate(
+                tx,
+                "clerk",
+                delegate,
+                Contact::default(),
+                Some(seat(17, &[])),
+            )
+        })
         .await
         .unwrap()
         .id
+}
+
+/// A seat with these stations, granted by the writing node's congress.
+pub fn seat(term: u32, stations: &[RecordId]) -> SeatDraft {
+    SeatDraft {
+        term,
+        constituency: "第一选区".into(),
+        stations: stations.iter().copied().map(StationRef::from).collect(),
+    }
+}
+
+/// Grants `person`, already held at `store`'s node, a seat there: a township delegate the
+/// county elects too, say. Returns the mandate's id.
+pub async fn grant_seat(
+    store: &StoreHandle,
+    person: RecordId,
+    term: u32,
+    stations: &[RecordId],
+) -> RecordId {
+    let seat = seat(term, stations);
+    store
+        .write(move |tx| office::grant_mandate(tx, "staff", &person, seat))
+        .await
+        .unwrap()
+        .id
+}
+
+/// A township delegate whom the county elects too: registered at `township` (term 17), and,
+/// once the federation has carried the person up, granted term 9 at `county`.
+pub async fn add_two_level_delegate(
+    fed: &Federation,
+    township: &str,
+    county: &str,
+    name: String,
+) -> RecordId {
+    let person = add_delegate(&fed.node(township).store, code(township), name).await;
+    fed.settle().await;
+    grant_seat(&fed.node(county).store, person, 9, &[]).await;
+    fed.settle().await;
+    person
 }
 
 /// Writes an opinion and moves it through the first `steps` of 转交, 开始办理, 办结.

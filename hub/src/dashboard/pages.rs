@@ -250,7 +250,7 @@ fn status_label(kind: RecordKind, id: &str) -> String {
     match kind {
         RecordKind::Suggestion => suggestion_state(id),
         RecordKind::Opinion => opinion_state(id),
-        RecordKind::Delegate => MandateStatus::parse("status", id)
+        RecordKind::Delegate | RecordKind::Mandate => MandateStatus::parse("status", id)
             .map(|s| s.label().to_string())
             .unwrap_or_else(|_| id.to_string()),
         _ => id.to_string(),
@@ -300,7 +300,7 @@ pub(crate) async fn overview(
             @if !r.stale.is_empty() { "，" span.stale { (r.stale.len()) " 个地区数据滞后" } }
         }
         div.cards {
-            (card("代表", "delegates.total", t.delegates_total(), Some(records_link(region, &[("kind", "delegate")]))))
+            (card("代表", "delegates.total", t.delegates_total(), Some(records_link(region, &[("kind", "mandate")]))))
             (card("履职活动", "activities.total", t.activities_total(), Some(records_link(region, &[("kind", "activity")]))))
             (card("代表签到（人次）", "sign_ins", t.sign_ins, None))
             (card("接待群众（人次）", "constituents_received", t.constituents_received, None))
@@ -312,7 +312,7 @@ pub(crate) async fn overview(
             (rate_card("小组活动达标率", "group_quota.rate", t.group_quota.rate()))
             (rate_card("代表履职达标率", "delegate_quota.rate", t.delegate_quota.rate()))
         }
-        (charts::bars("delegates", "代表（按最高层级和状态）", &t.delegates.iter().map(|(key, n)| Bar {
+        (charts::bars("delegates", "代表（按所属人大层级和状态）", &t.delegates.iter().map(|(key, n)| Bar {
             label: delegate_key(key),
             value: *n,
             href: None,
@@ -581,8 +581,10 @@ pub(crate) async fn quotas(
     let start = PageStart::of(&params)?;
     let (shown, (delegates, held)) = d
         .read(&params, move |s, region, _| {
+            // The seats granted in the subtree, each with its person's duty record: a person
+            // with seats at two levels is listed under each.
             let mut q = ListQuery {
-                kind: Some(RecordKind::Delegate),
+                kind: Some(RecordKind::Mandate),
                 within: Some(region),
                 limit: Some(PAGE_ROWS),
                 ..ListQuery::default()
@@ -629,15 +631,16 @@ pub(crate) async fn quotas(
             }
         }
         h2 { "代表履职档案" }
-        p.meta { "本节点持有的本辖区代表 " span data-metric="delegates.held" { (held_text(held)) } " 名，点击姓名查看履职档案。" }
+        p.meta { "本节点持有的本辖区代表资格 " span data-metric="delegates.held" { (held_text(held)) } " 个，点击姓名查看履职档案。" }
         table.delegates {
-            thead { tr { th { "姓名" } th { "最高层级" } th { "状态" } th { "所属区划" } } }
+            thead { tr { th { "姓名" } th { "所属人大层级" } th { "届次" } th { "状态" } th { "所属人大" } } }
             tbody {
                 @for row in &delegates {
                     tr {
-                        td { a href=(format!("/delegates/{}", row.id)) { (row.label) } }
-                        td { (row.summary["highest_level"].as_str().map(|l| Level::parse("level", l).map(|l| l.label()).unwrap_or("")).unwrap_or("")) }
-                        td { (row.status.as_deref().map(|s| status_label(RecordKind::Delegate, s)).unwrap_or_default()) }
+                        td { a href=(format!("/delegates/{}", row.summary["person"].as_str().unwrap_or_default())) { (row.label) } }
+                        td { (row.summary["level"].as_str().map(|l| Level::parse("level", l).map(|l| l.label()).unwrap_or("")).unwrap_or("")) }
+                        td { "第" (row.summary["term"]) "届" }
+                        td { (row.status.as_deref().map(|s| status_label(RecordKind::Mandate, s)).unwrap_or_default()) }
                         td { (row.home) }
                     }
                 }

@@ -4,7 +4,10 @@
 //!   congress a suggestion is addressed to, the highest-level participant of an activity, the
 //!   delegate's highest congress) and at least up to the full-record depth (city by default).
 //!   Above that, ancestors see the record only through rollups.
-//! - Downward, a record addressed to a subtree (a notice) goes to every node in that subtree.
+//! - Downward, a record addressed to a subtree (a notice) goes to every node in that subtree,
+//!   and a record addressed to particular nodes below its home (a mandate, to the townships of
+//!   the stations it names and to the person's home) goes to those nodes and every node on the
+//!   way down to them, which relay it.
 //! - Personal data goes to the home node's parent and no further.
 //!
 //! Updates follow the same routes, so what a county decides on a township's suggestion flows back
@@ -28,6 +31,10 @@ pub struct RouteHints {
     /// Roots of subtrees every node of which must hold the record.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub down: Vec<RegionCode>,
+    /// Nodes below the home that must hold the record, each with the nodes between the home
+    /// and it, but not the rest of its subtree.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub to: Vec<RegionCode>,
 }
 
 impl RouteHints {
@@ -35,28 +42,35 @@ impl RouteHints {
         match &record.body {
             Body::Suggestion(s) => RouteHints {
                 owner_level: s.fields.addressed_to.level(),
-                down: Vec::new(),
+                ..RouteHints::default()
             },
             Body::Activity(a) => RouteHints {
                 owner_level: a.highest_participant_level(),
-                down: Vec::new(),
+                ..RouteHints::default()
             },
             Body::Delegate(d) => RouteHints {
                 owner_level: d.mandates.values().map(|m| m.level).min(),
-                down: Vec::new(),
+                ..RouteHints::default()
             },
             Body::Group(g) => RouteHints {
                 owner_level: g.congress.level(),
-                down: Vec::new(),
+                ..RouteHints::default()
             },
             Body::Notice(n) => RouteHints {
                 owner_level: None,
                 down: vec![n.audience],
+                ..RouteHints::default()
             },
             // The parent composes its rollup from its children's.
             Body::Rollup(_) => RouteHints {
                 owner_level: record.header.home.parent().and_then(|p| p.level()),
-                down: Vec::new(),
+                ..RouteHints::default()
+            },
+            // A mandate climbs like any record of its congress and goes down to the stations'
+            // rosters and the person's own node.
+            Body::Mandate(m) => RouteHints {
+                to: m.reaches(),
+                ..RouteHints::default()
             },
             Body::Venue(_) | Body::Opinion(_) | Body::Personal(_) => RouteHints::default(),
         }
@@ -100,7 +114,11 @@ pub fn holds(node: &RegionCode, header: &Header, hints: &RouteHints, policy: &Ro
             return true;
         }
     }
-    hints.down.iter().any(|root| node.is_within(root))
+    if hints.down.iter().any(|root| node.is_within(root)) {
+        return true;
+    }
+    // A node on the way from the home down to a target, the target included.
+    node.is_within(&header.home) && hints.to.iter().any(|target| target.is_within(node))
 }
 
 #[cfg(test)]
@@ -155,12 +173,12 @@ mod tests {
         let h = header(RecordKind::Activity, TOWNSHIP);
         let hints = RouteHints {
             owner_level: Some(Level::Province),
-            down: vec![],
+            ..RouteHints::default()
         };
         assert_eq!(holders(&h, &hints), vec![TOWNSHIP, COUNTY, CITY, PROVINCE]);
         let national = RouteHints {
             owner_level: Some(Level::National),
-            down: vec![],
+            ..RouteHints::default()
         };
         assert_eq!(
             holders(&h, &national),
@@ -173,7 +191,7 @@ mod tests {
         let h = header(RecordKind::Suggestion, TOWNSHIP);
         let hints = RouteHints {
             owner_level: Some(Level::County),
-            down: vec![],
+            ..RouteHints::default()
         };
         assert_eq!(holders(&h, &hints), vec![TOWNSHIP, COUNTY, CITY]);
         let shallow = RoutePolicy {
@@ -194,7 +212,22 @@ mod tests {
         let hints = RouteHints {
             owner_level: None,
             down: vec![code(COUNTY)],
+            ..RouteHints::default()
         };
         assert_eq!(holders(&h, &hints), vec![TOWNSHIP, SIBLING, COUNTY, CITY]);
+    }
+
+    #[test]
+    fn a_city_mandate_reaches_its_station_through_the_county_and_no_sibling() {
+        let h = header(RecordKind::Mandate, CITY);
+        let hints = RouteHints {
+            to: vec![code(TOWNSHIP)],
+            ..RouteHints::default()
+        };
+        assert_eq!(holders(&h, &hints), vec![TOWNSHIP, COUNTY, CITY]);
+        // A target outside the home's subtree draws no path: a mandate never leaves its
+        // congress's area downward.
+        let h = header(RecordKind::Mandate, SIBLING);
+        assert_eq!(holders(&h, &hints), vec![SIBLING, COUNTY, CITY]);
     }
 }

@@ -24,8 +24,11 @@ use chrono::{DateTime, NaiveDate, Utc};
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use serde::Serialize;
 
+use crate::record::mandate::Mandate;
 use crate::record::projection::project;
-use crate::record::{Author, DocError, Header, Record, RecordDoc, RecordId, RecordKind, Rejection};
+use crate::record::{
+    Author, Body, DocError, Header, Record, RecordDoc, RecordId, RecordKind, Rejection,
+};
 use crate::region::RegionCode;
 use crate::validate::ValidationError;
 
@@ -609,6 +612,12 @@ impl Store {
         Ok(out)
     }
 
+    /// The mandates this node holds for `person`: seats its own congress granted and roster
+    /// copies of seats granted above that name a station here or the person's home.
+    pub fn mandates_of(&self, person: &RecordId) -> Result<Vec<(Header, Mandate)>, StoreError> {
+        mandates_of(&self.conn, &self.actor, person)
+    }
+
     /// The personal-data record kept for `subject`, if any.
     pub fn personal_for(&self, subject: &RecordId) -> Result<Option<Record>, StoreError> {
         let id: Option<String> = self
@@ -860,6 +869,35 @@ impl Store {
     }
 }
 
+fn mandates_of(
+    conn: &Connection,
+    actor: &ActorId,
+    person: &RecordId,
+) -> Result<Vec<(Header, Mandate)>, StoreError> {
+    let ids: Vec<String> = conn
+        .prepare_cached(
+            "SELECT record_id FROM record_people WHERE delegate_id = ?1 AND role = 'mandate' ORDER BY record_id",
+        )?
+        .query_map([person.to_string()], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    let mut out = Vec::with_capacity(ids.len());
+    for id in ids {
+        let id = RecordId::parse("id", &id).map_err(|e| StoreError::Corrupt {
+            id: id.clone(),
+            source: DocError::Header(e.to_string()),
+        })?;
+        let doc = load_doc(conn, actor, &id)?;
+        let record = Record::from_doc(&doc).map_err(|source| StoreError::Corrupt {
+            id: id.to_string(),
+            source,
+        })?;
+        if let Body::Mandate(m) = record.body {
+            out.push((record.header, m));
+        }
+    }
+    Ok(out)
+}
+
 /// A short hash of a record's heads: equal exactly when two replicas hold the same changes.
 pub(crate) fn heads_hash(heads: &[automerge::ChangeHash]) -> Vec<u8> {
     use sha2::{Digest, Sha256};
@@ -904,8 +942,16 @@ fn resolve(
         )
         .into());
     }
-    let mut stmt =
-        conn.prepare("SELECT id FROM records WHERE kind = ?1 AND id LIKE ?2 ORDER BY id LIMIT 2")?;
+    // A delegate is known here by a person record, or, for a delegate of another congress
+    // stationed here, by the roster copy of their mandate, which names the person.
+    let sql = if kind == RecordKind::Delegate {
+        "SELECT id FROM records WHERE kind = ?1 AND id LIKE ?2
+         UNION SELECT delegate_id FROM record_people WHERE role = 'mandate' AND delegate_id LIKE ?2
+         ORDER BY 1 LIMIT 2"
+    } else {
+        "SELECT id FROM records WHERE kind = ?1 AND id LIKE ?2 ORDER BY id LIMIT 2"
+    };
+    let mut stmt = conn.prepare(sql)?;
     let ids: Vec<String> = stmt
         .query_map(params![kind.as_str(), format!("{text}%")], |r| r.get(0))?
         .collect::<Result<_, _>>()?;
@@ -1059,6 +1105,11 @@ impl WriteTx<'_> {
             id: id.to_string(),
             source,
         })
+    }
+
+    /// The mandates this node holds for `person` (see [`Store::mandates_of`]).
+    pub fn mandates_of(&self, person: &RecordId) -> Result<Vec<(Header, Mandate)>, StoreError> {
+        mandates_of(&self.tx, self.actor, person)
     }
 
     /// The largest suggestion number already given by this node's congress, for numbering the next.
@@ -1506,7 +1557,7 @@ mod tests {
     #[test]
     fn a_record_written_many_times_keeps_loading_as_its_tail_is_compacted() {
         use crate::record::activity::{Activity, ActivityKind};
-        use crate::record::delegate::{Delegate, Gender, Mandate, MandateStatus};
+        use crate::record::delegate::{Delegate, Gender};
         let dir = tempfile::tempdir().unwrap();
         let mut store = Store::init(dir.path(), township(), "王店镇人大主席团", None).unwrap();
         let mut delegates = Vec::new();
@@ -1519,22 +1570,23 @@ mod tests {
                 party: None,
                 occupation: "农民".into(),
                 station: None,
-                mandates: std::collections::BTreeMap::from([(
-                    Mandate::key(&township(), 17),
-                    Mandate {
-                        congress: township(),
-                        level: crate::region::Level::Township,
-                        term: 17,
-                        constituency: "第一选区".into(),
-                        status: MandateStatus::Serving,
-                        status_since: None,
-                    },
-                )]),
+                mandates: std::collections::BTreeMap::new(),
+            };
+            let seat = office::SeatDraft {
+                term: 17,
+                constituency: "第一选区".into(),
+                stations: Vec::new(),
             };
             delegates.push(
                 store
                     .write(|tx| {
-                        office::add_delegate(tx, "clerk", delegate, office::Contact::default())
+                        office::add_delegate(
+                            tx,
+                            "clerk",
+                            delegate,
+                            office::Contact::default(),
+                            Some(seat),
+                        )
                     })
                     .unwrap()
                     .id,

@@ -207,6 +207,23 @@ pub(super) fn ensure_counters(conn: &Connection, me: &RegionCode) -> Result<(), 
     Ok(())
 }
 
+/// The delegates a congress holds to its quotas, by person id: those with a serving seat it
+/// granted (a mandate homed here), and persons homed here that carry their seats inside the
+/// record (registered before mandates were records), as such persons always were.
+const QUOTA_DELEGATES: &str = "
+    SELECT id FROM records
+    WHERE kind = 'delegate' AND home = ?1 AND json_array_length(summary, '$.mandates') > 0
+    UNION
+    SELECT p.delegate_id FROM records m JOIN record_people p ON p.record_id = m.id
+    WHERE m.kind = 'mandate' AND m.home = ?1 AND m.status = 'serving' AND p.role = 'mandate'";
+
+fn quota_delegates(conn: &Connection, me: &RegionCode) -> Result<Vec<String>, StoreError> {
+    Ok(conn
+        .prepare_cached(QUOTA_DELEGATES)?
+        .query_map([me.as_str()], |r| r.get::<_, String>(0))?
+        .collect::<Result<_, _>>()?)
+}
+
 /// This node's own numbers from its counters, as of `today`.
 fn own_from_counters(conn: &Connection, today: NaiveDate) -> Result<Metrics, StoreError> {
     let counters: Vec<(String, i64)> = conn
@@ -249,7 +266,7 @@ fn quotas_from_counters(
         groups.push(by_quarter);
     }
     let mut delegates = Vec::new();
-    for delegate in ids("delegate")? {
+    for delegate in quota_delegates(conn, me)? {
         let [receptions, suggestions] = delegate_quota_counters(&delegate, year);
         delegates.push((value(&receptions)?, value(&suggestions)?));
     }
@@ -295,14 +312,13 @@ fn quotas(
         .collect::<Result<_, _>>()?;
     let group_quota =
         rules.group_quota(&groups, held.iter().map(|(g, on)| (g.as_str(), *on)), today);
-    let delegates = ids("delegate")?;
-    let mut stmt = conn.prepare_cached(
+    let delegates = quota_delegates(conn, me)?;
+    let mut stmt = conn.prepare_cached(&format!(
         "SELECT p.delegate_id, p.role, r.kind, r.tag
-         FROM records d JOIN record_people p ON p.delegate_id = d.id
-           JOIN records r ON r.id = p.record_id
-         WHERE d.kind = 'delegate' AND d.home = ?1
-           AND r.occurred_on >= ?2 AND r.occurred_on < ?3",
-    )?;
+         FROM record_people p JOIN records r ON r.id = p.record_id
+         WHERE p.delegate_id IN ({QUOTA_DELEGATES})
+           AND r.occurred_on >= ?2 AND r.occurred_on < ?3"
+    ))?;
     let involvements: Vec<Involvement> = stmt
         .query_map([me.as_str(), from.as_str(), until.as_str()], |r| {
             Ok((

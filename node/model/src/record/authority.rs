@@ -10,8 +10,9 @@
 //! - a new event breaks its workflow's authority rule (only the addressed congress assigns,
 //!   only the lead delegate's home evaluates, …);
 //! - an event the node held was removed or rewritten (events are append-only);
-//! - a delegate's existing mandate changed although no change came from the congress that
-//!   holds it.
+//! - a delegate's seat was added to, changed in or removed from a person record although no
+//!   change came from the congress that holds it;
+//! - a mandate record was written by anyone but its congress.
 //!
 //! Only rules that hold whatever else happened concurrently are checked here. A step that merely
 //! lost a race (two concurrent screenings) is still stored and shown as rejected by the fold, so
@@ -167,12 +168,31 @@ pub fn check_incoming<'a>(
                 opinion::authority(&after.header, &event)?;
             }
         }
-        (Body::Delegate(now), Some(Body::Delegate(was))) => {
-            for (key, old) in &was.mandates {
-                if now.mandates.get(key) == Some(old) {
+        (Body::Delegate(now), was) => {
+            let was = match was {
+                Some(Body::Delegate(was)) => Some(was),
+                _ => None,
+            };
+            // A seat kept inside the person (as persons registered before mandate records
+            // carry them) may be added or changed only by the congress it is in.
+            for (key, seat) in &now.mandates {
+                let old = was.and_then(|w| w.mandates.get(key));
+                if old == Some(seat) {
                     continue;
                 }
-                if !writers.contains(&old.congress) || !within(&old.congress) {
+                let congress = old.map_or(seat.congress, |o| o.congress);
+                if !writers.contains(&congress) || !within(&congress) {
+                    return Err(Rejection::new(
+                        "authority.mandate_congress",
+                        format!(
+                            "代表 {} 在 {congress} 第{}届的代表资格只能由该人大变更",
+                            after.header.id, seat.term
+                        ),
+                    ));
+                }
+            }
+            for (key, old) in was.iter().flat_map(|w| &w.mandates) {
+                if !now.mandates.contains_key(key) && !writers.contains(&old.congress) {
                     return Err(Rejection::new(
                         "authority.mandate_congress",
                         format!(
@@ -181,6 +201,22 @@ pub fn check_incoming<'a>(
                         ),
                     ));
                 }
+            }
+        }
+        (Body::Mandate(seat), _) => {
+            // A mandate is the granting congress's own record: homed there, and written by
+            // no one else, relayed or not.
+            let home = after.header.home;
+            let stranger = writers.iter().find(|w| **w != home);
+            if seat.congress != home || stranger.is_some() {
+                return Err(Rejection::new(
+                    "authority.mandate_congress",
+                    format!(
+                        "代表资格 {id} 属于 {}，只能由该人大登记和变更{}",
+                        seat.congress,
+                        stranger.map_or_else(String::new, |w| format!("，变更却来自 {w}"))
+                    ),
+                ));
             }
         }
         _ => {}
@@ -263,9 +299,10 @@ fn new_events<A: serde::de::DeserializeOwned>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::record::delegate::{Delegate, Gender, Mandate, MandateStatus};
+    use crate::record::delegate::{Delegate, Gender, LegacyMandate, MandateStatus};
     use crate::record::event::Event;
     use crate::record::event::EventEntry;
+    use crate::record::mandate::Mandate;
     use crate::record::suggestion::{Suggestion, SuggestionAction, SuggestionFields};
     use crate::record::{Author, Header, RecordId};
 
@@ -290,11 +327,11 @@ mod tests {
         }
     }
 
-    fn mandate(congress: &str, status: MandateStatus) -> (String, Mandate) {
+    fn mandate(congress: &str, status: MandateStatus) -> (String, LegacyMandate) {
         let c = code(congress);
         (
-            Mandate::key(&c, 17),
-            Mandate {
+            LegacyMandate::key(&c, 17),
+            LegacyMandate {
                 congress: c,
                 level: c.level().unwrap(),
                 term: 17,
@@ -305,7 +342,7 @@ mod tests {
         )
     }
 
-    fn delegate(header: &Header, mandates: Vec<(String, Mandate)>) -> Record {
+    fn delegate(header: &Header, mandates: Vec<(String, LegacyMandate)>) -> Record {
         Record {
             header: header.clone(),
             body: Body::Delegate(Delegate {
@@ -428,7 +465,8 @@ mod tests {
             )),
             "accepted"
         );
-        // A new mandate may be registered by whoever holds the record.
+        // A township may not give its delegate a seat in another congress, in a record it
+        // holds already or in a new one; the congress itself may.
         let more = delegate(
             &h,
             vec![
@@ -445,7 +483,95 @@ mod tests {
                 &[],
                 [&town_actor],
             )),
+            "authority.mandate_congress"
+        );
+        let new_with_county_seat = delegate(
+            &header(RecordKind::Delegate, TOWN),
+            vec![
+                mandate(TOWN, MandateStatus::Serving),
+                mandate(COUNTY, MandateStatus::Serving),
+            ],
+        );
+        assert_eq!(
+            rule(check_incoming(
+                Sender::Child(code(TOWN)),
+                Held::Nothing,
+                &new_with_county_seat,
+                &[],
+                [&town_actor],
+            )),
+            "authority.mandate_congress"
+        );
+        let city_actor = node_actor(&code("330400000000"));
+        assert_eq!(
+            rule(check_incoming(
+                Sender::Parent(code(COUNTY)),
+                Held::Record(&before),
+                &more,
+                &[],
+                [&city_actor],
+            )),
             "accepted"
+        );
+    }
+
+    fn mandate_record(home: &str, congress: &str) -> Record {
+        let c = code(congress);
+        Record {
+            header: header(RecordKind::Mandate, home),
+            body: Body::Mandate(Mandate {
+                person: RecordId::new(),
+                person_home: code(TOWN),
+                name: "沈建华".into(),
+                congress: c,
+                level: c.level().unwrap(),
+                term: 9,
+                constituency: "王店镇选区".into(),
+                status: MandateStatus::Serving,
+                status_since: None,
+                stations: Default::default(),
+            }),
+        }
+    }
+
+    #[test]
+    fn a_mandate_record_is_written_by_its_congress_alone() {
+        let county = mandate_record(COUNTY, COUNTY);
+        let county_actor = node_actor(&code(COUNTY));
+        let town_actor = node_actor(&code(TOWN));
+        // Relayed down by the county, or by a city above it: accepted.
+        assert_eq!(
+            rule(check_incoming(
+                Sender::Parent(code(COUNTY)),
+                Held::Unread,
+                &county,
+                &[],
+                [&county_actor],
+            )),
+            "accepted"
+        );
+        // The station's township may not change it, even through its own parent link.
+        assert_eq!(
+            rule(check_incoming(
+                Sender::Parent(code(COUNTY)),
+                Held::Unread,
+                &county,
+                &[],
+                [&county_actor, &town_actor],
+            )),
+            "authority.mandate_congress"
+        );
+        // A township's record claiming a county seat is refused whoever relays it.
+        let forged = mandate_record(TOWN, COUNTY);
+        assert_eq!(
+            rule(check_incoming(
+                Sender::Parent(code(COUNTY)),
+                Held::Nothing,
+                &forged,
+                &[],
+                [&town_actor],
+            )),
+            "authority.mandate_congress"
         );
     }
 

@@ -1,4 +1,10 @@
-//! Delegates (人大代表): a person with one or more mandates, at any of the five levels.
+//! Delegates (人大代表): the person. Their seats are mandate records of their own
+//! ([`super::mandate::Mandate`]), homed at the congresses that grant them.
+//!
+//! Persons registered before mandates were records carry their seats inside the person record
+//! ([`Delegate::mandates`], [`LegacyMandate`]). Those are still read, counted and signed in by,
+//! and a congress may change their status, but nothing writes a new one: a seat is granted as a
+//! mandate record by the congress itself.
 
 use std::collections::BTreeMap;
 
@@ -25,9 +31,10 @@ labelled_enum!(
     }
 );
 
-/// One mandate: a seat in one congress for one term (届).
+/// A seat kept inside a person record, as persons registered before mandate records carry
+/// them: one congress, one term (届).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Mandate {
+pub struct LegacyMandate {
     pub congress: RegionCode,
     /// Kept beside the congress code so routing and rollups read it without deriving it.
     pub level: Level,
@@ -41,7 +48,7 @@ pub struct Mandate {
     pub status_since: Option<NaiveDate>,
 }
 
-impl Mandate {
+impl LegacyMandate {
     /// The key a mandate is stored under: one map entry per congress and term, so changing two
     /// mandates on two nodes at once never conflicts.
     pub fn key(congress: &RegionCode, term: u32) -> String {
@@ -79,8 +86,10 @@ pub struct Delegate {
     /// The liaison station (代表联络站) the delegate is registered at, if any.
     #[serde(default)]
     pub station: Option<RecordId>,
-    /// Keyed by [`Mandate::key`].
-    pub mandates: BTreeMap<String, Mandate>,
+    /// Seats recorded inside the person before mandates were records of their own, keyed by
+    /// [`LegacyMandate::key`]; empty for every person registered since.
+    #[serde(default)]
+    pub mandates: BTreeMap<String, LegacyMandate>,
 }
 
 impl Delegate {
@@ -100,15 +109,9 @@ impl Delegate {
                 "出生年份必须在 1900 到 2015 之间",
             ));
         }
-        if self.mandates.is_empty() {
-            return Err(ValidationError::new(
-                "congress",
-                "代表至少要有一个代表资格（所属人大、届次、选区）",
-            ));
-        }
         for (key, mandate) in &self.mandates {
             mandate.validate()?;
-            if *key != Mandate::key(&mandate.congress, mandate.term) {
+            if *key != LegacyMandate::key(&mandate.congress, mandate.term) {
                 return Err(ValidationError::new(
                     "mandates",
                     format!("代表资格的键“{key}”与所属人大和届次不符"),
@@ -124,9 +127,9 @@ impl Delegate {
         Ok(())
     }
 
-    /// Serving mandates, highest level first.
-    pub fn serving(&self) -> impl Iterator<Item = &Mandate> {
-        let mut serving: Vec<&Mandate> = self
+    /// Serving seats kept inside the record, highest level first.
+    pub fn serving(&self) -> impl Iterator<Item = &LegacyMandate> {
+        let mut serving: Vec<&LegacyMandate> = self
             .mandates
             .values()
             .filter(|m| m.status == MandateStatus::Serving)
@@ -157,9 +160,9 @@ impl Delegate {
 mod tests {
     use super::*;
 
-    fn mandate(congress: &str, term: u32, status: MandateStatus) -> Mandate {
+    fn mandate(congress: &str, term: u32, status: MandateStatus) -> LegacyMandate {
         let congress = RegionCode::parse("congress", congress).unwrap();
-        Mandate {
+        LegacyMandate {
             congress,
             // A street has no level of its own; the validation must refuse it, not this helper.
             level: congress.level().unwrap_or(Level::Township),
@@ -170,7 +173,7 @@ mod tests {
         }
     }
 
-    fn delegate(mandates: Vec<Mandate>) -> Delegate {
+    fn delegate(mandates: Vec<LegacyMandate>) -> Delegate {
         Delegate {
             name: "沈建华".into(),
             gender: Gender::Male,
@@ -181,7 +184,7 @@ mod tests {
             station: None,
             mandates: mandates
                 .into_iter()
-                .map(|m| (Mandate::key(&m.congress, m.term), m))
+                .map(|m| (LegacyMandate::key(&m.congress, m.term), m))
                 .collect(),
         }
     }
@@ -203,7 +206,8 @@ mod tests {
 
     #[test]
     fn invalid_delegates_name_the_field() {
-        assert_eq!(delegate(vec![]).validate().unwrap_err().field, "congress");
+        // A person registered since mandates are records of their own carries none.
+        delegate(vec![]).validate().unwrap();
         let street = delegate(vec![mandate("330411001000", 17, MandateStatus::Serving)]);
         assert_eq!(street.validate().unwrap_err().field, "congress");
         let mut nameless = delegate(vec![mandate("330411101000", 17, MandateStatus::Serving)]);

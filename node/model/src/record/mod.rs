@@ -58,6 +58,7 @@ pub mod delegate;
 pub mod doc;
 pub mod event;
 pub mod group;
+pub mod mandate;
 pub mod notice;
 pub mod opinion;
 pub mod personal;
@@ -159,10 +160,13 @@ pub enum RecordKind {
     Personal,
     /// A node's numbers for its subtree ([`rollup::Rollup`]), one per node.
     Rollup,
+    /// A person's seat in one congress for one term ([`mandate::Mandate`]), homed at that
+    /// congress. Added after the others: last, so the kinds before it keep their order.
+    Mandate,
 }
 
 impl RecordKind {
-    pub const ALL: [RecordKind; 9] = [
+    pub const ALL: [RecordKind; 10] = [
         RecordKind::Delegate,
         RecordKind::Group,
         RecordKind::Venue,
@@ -172,6 +176,7 @@ impl RecordKind {
         RecordKind::Notice,
         RecordKind::Personal,
         RecordKind::Rollup,
+        RecordKind::Mandate,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -185,6 +190,7 @@ impl RecordKind {
             RecordKind::Notice => "notice",
             RecordKind::Personal => "personal",
             RecordKind::Rollup => "rollup",
+            RecordKind::Mandate => "mandate",
         }
     }
 
@@ -199,6 +205,7 @@ impl RecordKind {
             RecordKind::Notice => "通知",
             RecordKind::Personal => "个人信息",
             RecordKind::Rollup => "汇总",
+            RecordKind::Mandate => "代表资格",
         }
     }
 
@@ -265,6 +272,7 @@ pub enum Body {
     Personal(personal::PersonalData),
     /// Boxed: a rollup's three sets of metrics would make every `Body` that large.
     Rollup(Box<rollup::Rollup>),
+    Mandate(mandate::Mandate),
 }
 
 impl Record {
@@ -283,6 +291,7 @@ impl Record {
             Body::Notice(n) => (json!(n), Value::Null, Value::Null),
             Body::Personal(p) => (json!(p), Value::Null, Value::Null),
             Body::Rollup(r) => (json!(r), Value::Null, Value::Null),
+            Body::Mandate(m) => (json!(m), Value::Null, Value::Null),
             Body::Opinion(o) => {
                 let (st, h) = o.fold(&self.header);
                 (json!(o.fields), json!(st), history(&h))
@@ -321,6 +330,7 @@ impl Record {
             RecordKind::Notice => Body::Notice(decode_fields(&mut root)?),
             RecordKind::Personal => Body::Personal(decode_fields(&mut root)?),
             RecordKind::Rollup => Body::Rollup(decode_fields(&mut root)?),
+            RecordKind::Mandate => Body::Mandate(decode_fields(&mut root)?),
             RecordKind::Opinion => Body::Opinion(opinion::Opinion {
                 fields: decode_fields(&mut root)?,
                 events: decode_events(&mut root)?,

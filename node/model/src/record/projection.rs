@@ -13,6 +13,8 @@ use super::{Body, Record, RecordId};
 pub enum PersonRole {
     /// The delegate record itself.
     Delegate,
+    /// A seat of the delegate's (a mandate record).
+    Mandate,
     GroupMember,
     GroupLeader,
     Participant,
@@ -25,6 +27,7 @@ impl PersonRole {
     pub fn as_str(self) -> &'static str {
         match self {
             PersonRole::Delegate => "delegate",
+            PersonRole::Mandate => "mandate",
             PersonRole::GroupMember => "group_member",
             PersonRole::GroupLeader => "group_leader",
             PersonRole::Participant => "participant",
@@ -97,7 +100,9 @@ pub fn project(record: &Record) -> Projection {
     match &record.body {
         Body::Delegate(d) => Projection {
             label: d.name.clone(),
-            status: Some(d.status().as_str().to_string()),
+            // A person registered since mandates are records has their standing on each
+            // seat, not on the person.
+            status: (!d.mandates.is_empty()).then(|| d.status().as_str().to_string()),
             occurred_on: None,
             due_on: None,
             people: vec![(record.header.id, PersonRole::Delegate)],
@@ -108,6 +113,20 @@ pub fn project(record: &Record) -> Projection {
                 "station": d.station,
                 "mandates": d.mandates.values().map(|m| json!({
                     "congress": m.congress, "level": m.level, "term": m.term, "status": m.status,
+                })).collect::<Vec<_>>(),
+            }),
+        },
+        Body::Mandate(m) => Projection {
+            label: m.name.clone(),
+            status: Some(m.status.as_str().to_string()),
+            occurred_on: None,
+            due_on: None,
+            people: vec![(m.person, PersonRole::Mandate)],
+            summary: json!({
+                "person": m.person, "person_home": m.person_home, "congress": m.congress,
+                "level": m.level, "term": m.term, "constituency": m.constituency,
+                "stations": m.current_stations().map(|(venue, s)| json!({
+                    "venue": venue, "region": s.region,
                 })).collect::<Vec<_>>(),
             }),
         },

@@ -371,13 +371,10 @@ impl Metrics {
             .occurred_on
             .map_or_else(|| "unknown".to_string(), |d| d.format("%Y-%m").to_string());
         match row.kind {
-            RecordKind::Delegate => {
-                let level = text("highest_level").unwrap_or("unknown");
-                let status = row.status.unwrap_or("unknown");
-                *self
-                    .delegates
-                    .entry(format!("{level}/{status}"))
-                    .or_default() += 1;
+            RecordKind::Delegate | RecordKind::Mandate => {
+                if let Some(seat) = seat_counted(row) {
+                    *self.delegates.entry(seat).or_default() += 1;
+                }
             }
             RecordKind::Activity => {
                 let kind = text("kind").unwrap_or("unknown").to_string();
@@ -630,10 +627,10 @@ pub fn contribution(row: &CountedRow<'_>) -> BTreeMap<String, i64> {
         .occurred_on
         .map_or_else(|| "unknown".to_string(), |d| d.format("%Y-%m").to_string());
     match row.kind {
-        RecordKind::Delegate => {
-            let level = text("highest_level").unwrap_or("unknown");
-            let status = row.status.unwrap_or("unknown");
-            add(&["delegates", &format!("{level}/{status}")], 1);
+        RecordKind::Delegate | RecordKind::Mandate => {
+            if let Some(seat) = seat_counted(row) {
+                add(&["delegates", &seat], 1);
+            }
         }
         RecordKind::Activity => {
             add(
@@ -680,6 +677,35 @@ pub fn contribution(row: &CountedRow<'_>) -> BTreeMap<String, i64> {
         | RecordKind::Rollup => {}
     }
     out
+}
+
+/// Where a delegate record or a mandate counts among `delegates` (`"{level}/{status}"`), if
+/// anywhere. A mandate counts at the congress that granted it, by its level: a person with
+/// seats at a township and a county counts once at each, and nowhere twice. A person record
+/// counts only if it carries seats inside itself (registered before mandates were records),
+/// by the highest of them, as it always did; a person registered since counts through their
+/// mandates alone.
+fn seat_counted(row: &CountedRow<'_>) -> Option<String> {
+    let text = |key: &str| row.summary.get(key).and_then(|v| v.as_str());
+    let level = match row.kind {
+        RecordKind::Mandate => text("level"),
+        _ => {
+            let legacy = row
+                .summary
+                .get("mandates")
+                .and_then(|m| m.as_array())
+                .is_some_and(|m| !m.is_empty());
+            if !legacy {
+                return None;
+            }
+            text("highest_level")
+        }
+    };
+    Some(format!(
+        "{}/{}",
+        level.unwrap_or("unknown"),
+        row.status.unwrap_or("unknown")
+    ))
 }
 
 /// A direct child's numbers as its last rollup gave them.

@@ -59,6 +59,38 @@ fn history<A>(lines: &[HistoryLine<A>], describe: impl Fn(&A) -> (String, String
     t
 }
 
+/// A person's mandate records as one table, for the person's page.
+pub fn seats_table<'a>(
+    seats: impl IntoIterator<Item = (&'a super::RecordId, &'a super::mandate::Mandate)>,
+) -> ViewTable {
+    let mut t = ViewTable::new(&[
+        "代表资格编号",
+        "所属人大",
+        "级别",
+        "届次",
+        "选区/选举单位",
+        "状态",
+        "变更日期",
+        "进站",
+    ]);
+    for (id, m) in seats {
+        t.rows.push(vec![
+            id.to_string(),
+            m.congress.to_string(),
+            m.level.label().to_string(),
+            format!("第{}届", m.term),
+            m.constituency.clone(),
+            m.status.label().to_string(),
+            opt(&m.status_since),
+            m.current_stations()
+                .map(|(venue, _)| venue.to_string())
+                .collect::<Vec<_>>()
+                .join("\n"),
+        ]);
+    }
+    t.titled("代表资格")
+}
+
 /// The labelled form of one record; `personal` adds its personal data where the caller may
 /// show it.
 pub fn view(record: &Record, personal: Option<&Record>) -> RecordView {
@@ -88,27 +120,53 @@ pub fn view(record: &Record, personal: Option<&Record>) -> RecordView {
                 ("党派", opt(&d.party)),
                 ("职业", d.occupation.clone()),
                 ("联络站", opt(&d.station)),
-                ("状态", d.status().label().to_string()),
             ]);
-            let mut t = ViewTable::new(&[
-                "所属人大",
-                "级别",
-                "届次",
-                "选区/选举单位",
-                "状态",
-                "变更日期",
+            // Seats kept inside the person (registered before mandates were records); a
+            // person registered since shows their mandate records through `seats_table`.
+            if !d.mandates.is_empty() {
+                rows.push(("状态", d.status().label().to_string()));
+                let mut t = ViewTable::new(&[
+                    "所属人大",
+                    "级别",
+                    "届次",
+                    "选区/选举单位",
+                    "状态",
+                    "变更日期",
+                ]);
+                for m in d.mandates.values() {
+                    t.rows.push(vec![
+                        m.congress.to_string(),
+                        m.level.label().to_string(),
+                        format!("第{}届", m.term),
+                        m.constituency.clone(),
+                        m.status.label().to_string(),
+                        opt(&m.status_since),
+                    ]);
+                }
+                tables.push(t.titled("代表资格"));
+            }
+        }
+        Body::Mandate(m) => {
+            rows.extend([
+                ("姓名", m.name.clone()),
+                ("人员编号", m.person.to_string()),
+                ("人员登记节点", m.person_home.to_string()),
+                ("所属人大", m.congress.to_string()),
+                ("级别", m.level.label().to_string()),
+                ("届次", format!("第{}届", m.term)),
+                ("选区/选举单位", m.constituency.clone()),
+                ("状态", m.status.label().to_string()),
+                ("变更日期", opt(&m.status_since)),
             ]);
-            for m in d.mandates.values() {
+            let mut t = ViewTable::new(&["阵地编号", "所在区划", "离站日期"]);
+            for (venue, station) in &m.stations {
                 t.rows.push(vec![
-                    m.congress.to_string(),
-                    m.level.label().to_string(),
-                    format!("第{}届", m.term),
-                    m.constituency.clone(),
-                    m.status.label().to_string(),
-                    opt(&m.status_since),
+                    venue.to_string(),
+                    station.region.to_string(),
+                    opt(&station.until),
                 ]);
             }
-            tables.push(t.titled("代表资格"));
+            tables.push(t.titled("进站"));
         }
         Body::Group(g) => rows.extend([
             ("名称", g.name.clone()),

@@ -44,21 +44,18 @@ fn lamp_opinion(town: RegionCode) -> OpinionFields {
     }
 }
 
-/// A serving mandate at the township `town`'s congress, of term `term`.
-fn town_mandate(town: RegionCode, term: u32) -> crate::record::delegate::Mandate {
-    crate::record::delegate::Mandate {
-        congress: town,
-        level: crate::region::Level::Township,
+/// A seat of term `term` granted by the writing township.
+fn town_seat(term: u32) -> office::SeatDraft {
+    office::SeatDraft {
         term,
         constituency: "第三选区".into(),
-        status: crate::record::delegate::MandateStatus::Serving,
-        status_since: None,
+        stations: Vec::new(),
     }
 }
 
-/// A township delegate named `name`, with a seventeenth-term mandate.
-fn town_delegate(town: RegionCode, name: &str) -> crate::record::delegate::Delegate {
-    use crate::record::delegate::{Delegate, Gender, Mandate};
+/// A township person named `name`, registered with `town_seat(17)`.
+fn town_delegate(name: &str) -> crate::record::delegate::Delegate {
+    use crate::record::delegate::{Delegate, Gender};
     Delegate {
         name: name.into(),
         gender: Gender::Female,
@@ -67,7 +64,7 @@ fn town_delegate(town: RegionCode, name: &str) -> crate::record::delegate::Deleg
         party: None,
         occupation: "村党总支书记".into(),
         station: None,
-        mandates: [(Mandate::key(&town, 17), town_mandate(town, 17))].into(),
+        mandates: Default::default(),
     }
 }
 
@@ -229,8 +226,14 @@ fn a_replayed_merge_is_what_automerge_merges() {
     let (county_code, town_code, mut county, mut town) = county_and_town(dir.path());
     let delegate = town
         .write(|tx| {
-            let delegate = town_delegate(town_code, "沈月娥");
-            office::add_delegate(tx, "clerk", delegate, office::Contact::default())
+            let delegate = town_delegate("沈月娥");
+            office::add_delegate(
+                tx,
+                "clerk",
+                delegate,
+                office::Contact::default(),
+                Some(town_seat(17)),
+            )
         })
         .unwrap()
         .id;
@@ -257,8 +260,8 @@ fn a_replayed_merge_is_what_automerge_merges() {
     let (first, seq) = sent(&town, county_code, 0);
     assert_eq!(
         first.len(),
-        3,
-        "the delegate, the opinion and its personal data"
+        4,
+        "the delegate, their seat, the opinion and its personal data"
     );
     both_merges_agree(&county, &first);
     county
@@ -285,7 +288,7 @@ fn a_replayed_merge_is_what_automerge_merges() {
             },
             day(),
         )?;
-        office::add_mandate(tx, &delegate, town_mandate(town_code, 18))
+        office::grant_mandate(tx, "clerk", &delegate, town_seat(18))
     })
     .unwrap();
     let (second, seq2) = sent(&town, county_code, seq);
@@ -316,17 +319,32 @@ fn a_replayed_merge_is_what_automerge_merges() {
 fn a_record_synced_past_its_tail_is_compacted_and_still_replays() {
     let dir = tempfile::tempdir().unwrap();
     let (county_code, town_code, mut county, mut town) = county_and_town(dir.path());
-    let delegate = town_delegate(town_code, "周建国");
-    let id = town
-        .write(|tx| office::add_delegate(tx, "clerk", delegate, office::Contact::default()))
+    let delegate = town_delegate("周建国");
+    let person = town
+        .write(|tx| {
+            office::add_delegate(
+                tx,
+                "clerk",
+                delegate,
+                office::Contact::default(),
+                Some(town_seat(17)),
+            )
+        })
         .unwrap()
         .id;
+    // The seat is the record edited: suspended and restored, 48 times.
+    let id = town.mandates_of(&person).unwrap()[0].0.id;
     let policy = RoutePolicy::default();
     let mut seq = 0;
-    for round in 0..6u32 {
+    for _ in 0..6 {
         town.write(|tx| {
-            for term in 18 + round * 8..18 + (round + 1) * 8 {
-                office::add_mandate(tx, &id, town_mandate(town_code, term))?;
+            for step in 0..8 {
+                let status = if step % 2 == 0 {
+                    crate::record::delegate::MandateStatus::Suspended
+                } else {
+                    crate::record::delegate::MandateStatus::Serving
+                };
+                office::set_mandate_status(tx, &person, town_code, 17, status, day())?;
             }
             Ok(())
         })

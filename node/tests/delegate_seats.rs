@@ -1,0 +1,149 @@
+//! The stored forms of a delegate's seats: a person record that keeps its seats inside (as every
+//! release before mandate records wrote one, protocol version 4) and a mandate record (protocol
+//! version 5). Both committed fixtures must keep loading, routing and counting as they do here
+//! in every later release; each is written once (`RENDA_WRITE_FIXTURES=1`) and never edited.
+
+use std::path::PathBuf;
+
+use renda_node::record::projection::project;
+use renda_node::record::rollup::{CountedRow, contribution};
+use renda_node::record::{Author, Body, Header, Record, RecordDoc, RecordId, RecordKind};
+use renda_node::region::{Level, RegionCode};
+use renda_node::route::{RouteHints, RoutePolicy, holds};
+
+fn fixture(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
+}
+
+fn code(s: &str) -> RegionCode {
+    RegionCode::parse("region", s).unwrap()
+}
+
+fn header(id: &str, kind: RecordKind, home: &str) -> Header {
+    Header {
+        id: RecordId::parse("id", id).unwrap(),
+        kind,
+        home: code(home),
+        created_at: chrono::DateTime::from_timestamp_millis(1_764_720_000_000).unwrap(),
+        created_by: Author {
+            node: code(home),
+            user: "clerk".into(),
+        },
+    }
+}
+
+/// Loads the fixture, writing it first from `fields` when asked to and it is missing.
+fn load(name: &str, header: &Header, fields: serde_json::Value) -> Record {
+    let path = fixture(name);
+    if std::env::var_os("RENDA_WRITE_FIXTURES").is_some() && !path.exists() {
+        let doc = RecordDoc::create(
+            header,
+            &fields,
+            &renda_node::record::authority::node_actor(&header.home),
+        )
+        .unwrap();
+        std::fs::write(&path, doc.save()).unwrap();
+    }
+    let bytes = std::fs::read(&path).expect("the committed fixture");
+    let doc = RecordDoc::load(&bytes, &automerge::ActorId::from(vec![0u8; 16])).unwrap();
+    let record = Record::from_doc(&doc).unwrap();
+    assert_eq!(&record.header, header);
+    record
+}
+
+fn counted(record: &Record) -> Vec<(String, i64)> {
+    let p = project(record);
+    contribution(&CountedRow {
+        kind: record.header.kind,
+        status: p.status.as_deref(),
+        occurred_on: p.occurred_on,
+        due_on: p.due_on,
+        summary: &p.summary,
+    })
+    .into_iter()
+    .collect()
+}
+
+#[test]
+fn a_person_with_seats_inside_still_loads_and_counts_as_before() {
+    let header = header(
+        "01KBHQ8ZZ00000000000000003",
+        RecordKind::Delegate,
+        "330411101000",
+    );
+    // The shape every release before mandate records wrote: the seats under `mandates`, keyed
+    // by congress and term.
+    let fields = serde_json::json!({
+        "name": "沈建华", "gender": "male", "birth_year": 1972, "ethnicity": "汉族",
+        "party": null, "occupation": "村党总支书记", "station": null,
+        "mandates": {
+            "330411101000-17": { "congress": "330411101000", "level": "township", "term": 17,
+                "constituency": "第七选区", "status": "serving", "status_since": null },
+            "330411000000-9": { "congress": "330411000000", "level": "county", "term": 9,
+                "constituency": "王店镇选区", "status": "serving", "status_since": null }
+        }
+    });
+    let record = load("delegate-seats-inside-v4.automerge", &header, fields);
+    let Body::Delegate(person) = &record.body else {
+        panic!("a delegate")
+    };
+    assert_eq!(person.mandates.len(), 2);
+    assert_eq!(person.highest_level(), Some(Level::County));
+    // It counts once, by its highest seat, at its home, as it always did.
+    assert_eq!(
+        counted(&record),
+        vec![("delegates:county/serving".to_string(), 1)]
+    );
+    // And it still climbs to the highest congress it names.
+    assert_eq!(RouteHints::of(&record).owner_level, Some(Level::County));
+}
+
+#[test]
+fn a_mandate_record_loads_routes_and_counts_at_its_congress() {
+    let header = header(
+        "01KBHQ8ZZ00000000000000004",
+        RecordKind::Mandate,
+        "330411000000",
+    );
+    let fields = serde_json::json!({
+        "person": "01KBHQ8ZZ00000000000000003", "person_home": "330411101000",
+        "name": "沈建华", "congress": "330411000000", "level": "county", "term": 9,
+        "constituency": "王店镇选区", "status": "serving", "status_since": null,
+        "stations": {
+            "01KBHQ8ZZ00000000000000005": { "region": "330411102000", "until": null }
+        }
+    });
+    let record = load("mandate-v5.automerge", &header, fields);
+    let Body::Mandate(seat) = &record.body else {
+        panic!("a mandate")
+    };
+    seat.validate(&record.header.home).unwrap();
+    assert_eq!(
+        counted(&record),
+        vec![("delegates:county/serving".to_string(), 1)]
+    );
+    let hints = RouteHints::of(&record);
+    let held_at: Vec<&str> = [
+        "330411101000",
+        "330411102000",
+        "330411103000",
+        "330411000000",
+        "330400000000",
+        "330000000000",
+    ]
+    .into_iter()
+    .filter(|n| holds(&code(n), &record.header, &hints, &RoutePolicy::default()))
+    .collect();
+    assert_eq!(
+        held_at,
+        vec![
+            "330411101000",
+            "330411102000",
+            "330411000000",
+            "330400000000"
+        ],
+        "the person's home, the station's township, the county and the city"
+    );
+}

@@ -1,0 +1,268 @@
+//! Five-level delegates at one station (五级代表进站), over real gRPC: a county delegate
+//! stationed at a township's liaison station is on that township's roster and nobody else's,
+//! is signed in there, and the sign-in counts in the county's duty record and quotas; a
+//! township delegate the county elects too counts once at each level; and only the congress
+//! that grants a seat may register or change it.
+
+mod common;
+
+use std::collections::BTreeMap;
+
+use common::data::{add_delegate, grant_seat, rollup_at, seat};
+use common::fed::{CITY, Federation, WANGDIAN, XINCHENG, XIUZHOU, code};
+use renda_node::office::{self, ActivityDraft, Contact};
+use renda_node::record::activity::{Activity, ActivityKind};
+use renda_node::record::delegate::{Delegate, Gender, MandateStatus};
+use renda_node::record::group::{Venue, VenueKind};
+use renda_node::record::{RecordId, RecordKind};
+use renda_node::store::{ListQuery, StoreError, StoreHandle};
+
+fn person(name: &str) -> Delegate {
+    Delegate {
+        name: name.into(),
+        gender: Gender::Female,
+        birth_year: Some(1975),
+        ethnicity: Some("汉族".into()),
+        party: None,
+        occupation: "教师".into(),
+        station: None,
+        mandates: BTreeMap::new(),
+    }
+}
+
+async fn add_station(store: &StoreHandle, region: &str) -> RecordId {
+    let region = code(region);
+    store
+        .write(move |tx| {
+            office::add_venue(
+                tx,
+                "clerk",
+                Venue {
+                    name: "王店镇人大代表联络站".into(),
+                    kind: VenueKind::Station,
+                    region,
+                    address: "王店镇建设路1号".into(),
+                },
+            )
+        })
+        .await
+        .unwrap()
+        .id
+}
+
+async fn roster(store: &StoreHandle) -> Vec<String> {
+    let rows = store
+        .call(|s| {
+            s.list(&ListQuery {
+                kind: Some(RecordKind::Mandate),
+                ..ListQuery::default()
+            })
+        })
+        .await
+        .unwrap();
+    let mut names: Vec<String> = rows
+        .iter()
+        .map(|r| format!("{}/{}", r.label, r.summary["level"].as_str().unwrap_or("?")))
+        .collect();
+    names.sort();
+    names
+}
+
+fn reception(participants: Vec<RecordId>, station: RecordId) -> ActivityDraft {
+    ActivityDraft {
+        activity: Activity {
+            kind: ActivityKind::Reception,
+            date: renda_node::calendar::today(),
+            topic: "五级代表进站接待选民".into(),
+            organiser: "王店镇人大主席团".into(),
+            group: None,
+            venue: Some(station),
+            participants: BTreeMap::new(),
+            constituents_received: 23,
+            outcome: String::new(),
+        },
+        participants,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_county_delegate_signs_in_at_a_township_station_and_counts_at_the_county() {
+    let fed = Federation::start(&[
+        (CITY, "嘉兴市人大常委会"),
+        (XIUZHOU, "秀洲区人大常委会"),
+        (WANGDIAN, "王店镇人大主席团"),
+        (XINCHENG, "新塍镇人大主席团"),
+    ])
+    .await;
+    let township = fed.node(WANGDIAN).store.clone();
+    let county = fed.node(XIUZHOU).store.clone();
+    let station = add_station(&township, WANGDIAN).await;
+    // A township delegate, whom the county elects too.
+    let both = add_delegate(&township, code(WANGDIAN), "沈建华".into()).await;
+    fed.settle().await;
+
+    // The county registers its own delegate, stationed at the township's station, and grants
+    // the township delegate a county seat there too.
+    let county_only = county
+        .write(move |tx| {
+            office::add_delegate(
+                tx,
+                "staff",
+                person("陆秀英"),
+                Contact::default(),
+                Some(seat(9, &[station])),
+            )
+        })
+        .await
+        .unwrap()
+        .id;
+    grant_seat(&county, both, 9, &[station]).await;
+    // A seat is its congress's: the county cannot grant the same one twice.
+    let again = county
+        .write(move |tx| office::grant_mandate(tx, "staff", &both, seat(9, &[])))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&again, StoreError::Invalid(e) if e.field == "term"),
+        "{again}"
+    );
+    fed.settle().await;
+
+    // The station's roster holds both county seats and the township's own; the sibling
+    // township holds none of them.
+    assert_eq!(
+        roster(&township).await,
+        vec!["沈建华/county", "沈建华/township", "陆秀英/county"]
+    );
+    assert!(roster(&fed.node(XINCHENG).store).await.is_empty());
+    assert!(
+        township
+            .call(move |s| Ok(s.get(&county_only).is_err()))
+            .await
+            .unwrap(),
+        "the person record stays at the county; the station holds the seat's roster copy"
+    );
+
+    // The township signs both in; the activity climbs to the county, the highest level there.
+    let activity = township
+        .write(move |tx| {
+            office::add_activity(tx, "clerk", reception(vec![county_only, both], station))
+        })
+        .await
+        .unwrap();
+    let signed = township.call(move |s| s.get(&activity.id)).await.unwrap();
+    let renda_node::record::Body::Activity(a) = signed.body else {
+        panic!("an activity")
+    };
+    assert_eq!(a.participants[&county_only].name, "陆秀英");
+    assert_eq!(a.participants[&county_only].congresses, vec![code(XIUZHOU)]);
+    assert_eq!(
+        a.participants[&both].congresses,
+        vec![code(XIUZHOU), code(WANGDIAN)]
+    );
+    // Rollups refreshed level by level, as nodes that refresh before they sync do.
+    for level in [[WANGDIAN, XINCHENG].as_slice(), &[XIUZHOU], &[CITY]] {
+        for region in level {
+            fed.node(region)
+                .store
+                .write(|tx| {
+                    tx.refresh_rollup(
+                        chrono::Utc::now(),
+                        &renda_node::record::rollup::RollupRules::default(),
+                    )
+                })
+                .await
+                .unwrap();
+        }
+        fed.settle().await;
+    }
+    assert_eq!(
+        fed.holders(activity.id).await,
+        vec![CITY, XIUZHOU, WANGDIAN]
+    );
+
+    // The sign-in is in the county delegate's duty record at the county.
+    let year = chrono::Datelike::year(&renda_node::calendar::today());
+    let duty = county
+        .call(move |s| s.duty_record(&county_only, year))
+        .await
+        .unwrap();
+    assert_eq!(duty.receptions, 1);
+    assert_eq!(duty.activities.len(), 1);
+
+    // Each seat counts once, at the congress that granted it; the county holds both of its
+    // delegates to its quotas, the township its one.
+    let at_county = rollup_at(&county, XIUZHOU).await;
+    assert_eq!(at_county.own.delegates.get("county/serving"), Some(&2));
+    assert_eq!(at_county.own.delegates.get("township/serving"), None);
+    assert_eq!(at_county.own.delegate_quota.total, 2);
+    assert_eq!(at_county.total.delegates.get("township/serving"), Some(&1));
+    let at_city = rollup_at(&fed.node(CITY).store, CITY).await;
+    assert_eq!(at_city.total.delegates.get("county/serving"), Some(&2));
+    assert_eq!(at_city.total.delegates.get("township/serving"), Some(&1));
+    let at_township = rollup_at(&township, WANGDIAN).await;
+    assert_eq!(at_township.own.delegate_quota.total, 1);
+    for region in [WANGDIAN, XIUZHOU, CITY] {
+        let differences = fed
+            .node(region)
+            .store
+            .call(|s| s.verify_own_counters(renda_node::calendar::today()))
+            .await
+            .unwrap();
+        assert!(differences.is_empty(), "{region}: {differences:?}");
+    }
+
+    // The township cannot change the county's seat: it has no seat of its own of that term,
+    // and a status change names the congress that holds it.
+    let refused = township
+        .write(move |tx| {
+            office::set_mandate_status(
+                tx,
+                &both,
+                code(XIUZHOU),
+                9,
+                MandateStatus::Resigned,
+                renda_node::calendar::today(),
+            )
+        })
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&refused, StoreError::Invalid(e) if e.field == "congress"),
+        "{refused}"
+    );
+    let refused = township
+        .write(move |tx| office::station_delegate(tx, &county_only, 9, &station, None))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&refused, StoreError::Invalid(e) if e.field == "term"),
+        "{refused}"
+    );
+
+    // The county ends 陆秀英's seat; the station's roster copy learns it, and she can no
+    // longer be signed in there.
+    county
+        .write(move |tx| {
+            office::set_mandate_status(
+                tx,
+                &county_only,
+                code(XIUZHOU),
+                9,
+                MandateStatus::Resigned,
+                renda_node::calendar::today(),
+            )
+        })
+        .await
+        .unwrap();
+    fed.settle().await;
+    let refused = township
+        .write(move |tx| office::add_activity(tx, "clerk", reception(vec![county_only], station)))
+        .await
+        .unwrap_err();
+    assert!(
+        refused.to_string().contains("没有在任的代表资格"),
+        "{refused}"
+    );
+    fed.assert_derived_columns_sound().await;
+}
