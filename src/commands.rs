@@ -428,6 +428,14 @@ impl Session {
                     .write(move |tx| office::add_delegate(tx, &user, delegate, contact, Some(seat)))
                     .await?;
                 self.created(RecordKind::Delegate, h.id);
+                let id = h.id;
+                let twins = self.store.call(move |s| s.likely_duplicates(&id)).await?;
+                for twin in &twins {
+                    eprintln!(
+                        "注意：可能与已登记的 {}（编号 {}，登记于 {}）是同一人：{}",
+                        twin.name, twin.id, twin.home, twin.reason
+                    );
+                }
             }
             DelegateCmd::Mandate(a) => {
                 let id = self.id(RecordKind::Delegate, "id", &a.id).await?;
@@ -466,7 +474,7 @@ impl Session {
             DelegateCmd::Roster(l) => self.list(RecordKind::Mandate, &l, None).await?,
             DelegateCmd::Show(i) => {
                 let id = self.id(RecordKind::Delegate, "id", &i.id).await?;
-                let (record, personal, seats) = self
+                let (record, personal, seats, twins) = self
                     .store
                     .call(move |s| {
                         let record = match s.get(&id) {
@@ -474,7 +482,11 @@ impl Session {
                             Err(renda_node::store::StoreError::NotFound { .. }) => None,
                             Err(e) => return Err(e),
                         };
-                        Ok((record, s.personal_for(&id)?, s.mandates_of(&id)?))
+                        let twins = match record {
+                            Some(_) => s.likely_duplicates(&id)?,
+                            None => Vec::new(),
+                        };
+                        Ok((record, s.personal_for(&id)?, s.mandates_of(&id)?, twins))
                     })
                     .await?;
                 if self.json {
@@ -485,9 +497,11 @@ impl Session {
                     let person = record.as_ref().map(|r| r.to_json(personal.as_ref()));
                     println!(
                         "{}",
-                        serde_json::to_string_pretty(
-                            &serde_json::json!({ "person": person, "mandates": seats })
-                        )?
+                        serde_json::to_string_pretty(&serde_json::json!({
+                            "person": person,
+                            "mandates": seats,
+                            "likely_duplicates": twins,
+                        }))?
                     );
                 } else {
                     if let Some(record) = &record {
@@ -500,6 +514,18 @@ impl Session {
                             seats.iter().map(|(h, m)| (&h.id, m)),
                         );
                         println!("{}", render::view_table(&table));
+                    }
+                    if !twins.is_empty() {
+                        let mut t = render::table(&["编号", "姓名", "登记于", "为何可能重复"]);
+                        for twin in &twins {
+                            t.add_row(vec![
+                                twin.id.to_string(),
+                                twin.name.clone(),
+                                twin.home.to_string(),
+                                twin.reason.clone(),
+                            ]);
+                        }
+                        println!("可能重复的人员\n{t}");
                     }
                 }
             }

@@ -266,3 +266,63 @@ async fn a_county_delegate_signs_in_at_a_township_station_and_counts_at_the_coun
     );
     fed.assert_derived_columns_sound().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_person_registered_twice_in_a_subtree_is_flagged() {
+    let fed = Federation::start(&[
+        (XIUZHOU, "秀洲区人大常委会"),
+        (WANGDIAN, "王店镇人大主席团"),
+        (XINCHENG, "新塍镇人大主席团"),
+    ])
+    .await;
+    let register = |at: &'static str, name: &'static str, born: Option<i32>| {
+        let store = fed.node(at).store.clone();
+        async move {
+            store
+                .write(move |tx| {
+                    let mut p = person(name);
+                    p.birth_year = born;
+                    office::add_delegate(tx, "clerk", p, Contact::default(), Some(seat(17, &[])))
+                })
+                .await
+                .unwrap()
+                .id
+        }
+    };
+    let town = register(WANGDIAN, "陆秀英", Some(1975)).await;
+    let unborn = register(XINCHENG, "陆秀英", None).await;
+    let namesake = register(XINCHENG, "陆秀英", Some(1988)).await;
+    fed.settle().await;
+    let county = fed.node(XIUZHOU).store.clone();
+    let again = county
+        .write(move |tx| {
+            let mut p = person("陆秀英");
+            p.birth_year = Some(1975);
+            office::add_delegate(tx, "staff", p, Contact::default(), Some(seat(9, &[])))
+        })
+        .await
+        .unwrap()
+        .id;
+    let twins = county
+        .call(move |s| s.likely_duplicates(&again))
+        .await
+        .unwrap();
+    let found: Vec<(RecordId, &str)> = twins.iter().map(|t| (t.id, t.reason.as_str())).collect();
+    let mut expected = vec![
+        (town, "同名且出生年份相同（1975）"),
+        (unborn, "同名，出生年份未登记，无法区分"),
+    ];
+    expected.sort();
+    assert_eq!(found, expected, "the namesake born in 1988 is not flagged");
+    // A township sees only its own subtree: 新塍镇 does not hold 王店镇's person.
+    let at_xincheng = fed
+        .node(XINCHENG)
+        .store
+        .call(move |s| s.likely_duplicates(&namesake))
+        .await
+        .unwrap();
+    assert_eq!(
+        at_xincheng.iter().map(|t| t.id).collect::<Vec<_>>(),
+        vec![unborn]
+    );
+}

@@ -124,6 +124,16 @@ pub struct ListQuery {
     pub offset: u32,
 }
 
+/// A person who may be the same as another ([`Store::likely_duplicates`]).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct LikelyDuplicate {
+    pub id: RecordId,
+    pub home: RegionCode,
+    pub name: String,
+    /// Why, in Chinese, for the clerk.
+    pub reason: String,
+}
+
 /// Counts for `renda status`.
 #[derive(Clone, Debug, Serialize)]
 pub struct StoreStats {
@@ -616,6 +626,52 @@ impl Store {
     /// copies of seats granted above that name a station here or the person's home.
     pub fn mandates_of(&self, person: &RecordId) -> Result<Vec<(Header, Mandate)>, StoreError> {
         mandates_of(&self.conn, &self.actor, person)
+    }
+
+    /// Persons held here, in this node's subtree, who may be the same person as `person`
+    /// (registered twice, at two levels, or twice at one): the same name, and the same birth
+    /// year or one of them without a birth year. They are flagged, never merged or refused:
+    /// namesakes exist, and only the clerk can tell.
+    pub fn likely_duplicates(&self, person: &RecordId) -> Result<Vec<LikelyDuplicate>, StoreError> {
+        let record = self.get(person)?;
+        let Body::Delegate(d) = &record.body else {
+            return Ok(Vec::new());
+        };
+        let me = self.node.region;
+        let ids: Vec<(String, String)> = self
+            .conn
+            .prepare_cached(
+                "SELECT id, home FROM records WHERE kind = 'delegate' AND label = ?1 AND id != ?2 ORDER BY id",
+            )?
+            .query_map(params![d.name, person.to_string()], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })?
+            .collect::<Result<_, _>>()?;
+        let mut out = Vec::new();
+        for (id, home) in ids {
+            let Ok(home) = RegionCode::parse("home", &home) else {
+                continue;
+            };
+            if !home.is_within(&me) {
+                continue;
+            }
+            let id = RecordId::parse("id", &id)?;
+            let Body::Delegate(other) = self.get(&id)?.body else {
+                continue;
+            };
+            let reason = match (d.birth_year, other.birth_year) {
+                (Some(a), Some(b)) if a == b => format!("同名且出生年份相同（{a}）"),
+                (Some(_), Some(_)) => continue,
+                _ => "同名，出生年份未登记，无法区分".to_string(),
+            };
+            out.push(LikelyDuplicate {
+                id,
+                home,
+                name: other.name,
+                reason,
+            });
+        }
+        Ok(out)
     }
 
     /// The personal-data record kept for `subject`, if any.
