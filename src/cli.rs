@@ -579,11 +579,14 @@ pub enum SuggestionCmd {
         #[command(flatten)]
         date: DateArg,
     },
-    /// Follow up a B or C answer (回头看).
+    /// Follow up a B or C answer (回头看); --solved when it found the matter solved, so the
+    /// suggestion can be closed (销号).
     Track {
         id: String,
         #[arg(long)]
         note: String,
+        #[arg(long)]
+        solved: bool,
         #[command(flatten)]
         date: DateArg,
     },

@@ -448,10 +448,19 @@ impl Session {
             }
             DelegateCmd::Station(a) => {
                 let id = self.id(RecordKind::Delegate, "id", &a.id).await?;
-                let venue = self.id(RecordKind::Venue, "station", &a.station).await?;
+                // Leaving needs only the venue's id, which the seat names, not the venue.
+                let station = match (a.leave, a.station.split_once('@')) {
+                    (Some(_), None) if RecordId::parse("station", &a.station).is_ok() => {
+                        StationRef::from(
+                            RecordId::parse("station", &a.station)
+                                .map_err(renda_node::store::StoreError::from)?,
+                        )
+                    }
+                    _ => self.station(&a.station).await?,
+                };
                 let r = self
                     .store
-                    .write(move |tx| office::station_delegate(tx, &id, a.term, &venue, a.leave))
+                    .write(move |tx| office::station_delegate(tx, &id, a.term, station, a.leave))
                     .await?;
                 self.print_step(&r)?;
             }
@@ -533,6 +542,22 @@ impl Session {
         Ok(())
     }
 
+    /// A station typed on the command line: `VENUE@REGION` names one this node does not hold
+    /// (a township's, seen from a province); a plain id, or an id prefix, one it holds.
+    async fn station(&self, text: &str) -> Result<StationRef> {
+        Ok(match text.split_once('@') {
+            Some((venue, region)) => StationRef {
+                venue: RecordId::parse("station", venue)
+                    .map_err(renda_node::store::StoreError::from)?,
+                region: Some(
+                    RegionCode::parse("station", region)
+                        .map_err(renda_node::store::StoreError::from)?,
+                ),
+            },
+            None => StationRef::from(self.id(RecordKind::Venue, "station", text).await?),
+        })
+    }
+
     /// The seat typed on the command line, granted by this node's congress.
     async fn seat(&self, m: MandateArgs) -> Result<SeatDraft> {
         let here = self.store.call(|s| Ok(s.identity().region)).await?;
@@ -551,19 +576,7 @@ impl Session {
         }
         let mut stations = Vec::new();
         for text in &m.stations {
-            // `VENUE@REGION` names a station this node does not hold (a township's, seen from
-            // a province); a plain id, or an id prefix, one it holds.
-            stations.push(match text.split_once('@') {
-                Some((venue, region)) => StationRef {
-                    venue: RecordId::parse("station", venue)
-                        .map_err(renda_node::store::StoreError::from)?,
-                    region: Some(
-                        RegionCode::parse("station", region)
-                            .map_err(renda_node::store::StoreError::from)?,
-                    ),
-                },
-                None => StationRef::from(self.id(RecordKind::Venue, "station", text).await?),
-            });
+            stations.push(self.station(text).await?);
         }
         Ok(SeatDraft {
             term: m.term,
@@ -883,8 +896,14 @@ impl Session {
                 self.suggestion_step(&id, A::Evaluate { result, comment }, date)
                     .await
             }
-            SuggestionCmd::Track { id, note, date } => {
-                self.suggestion_step(&id, A::Track { note }, date).await
+            SuggestionCmd::Track {
+                id,
+                note,
+                solved,
+                date,
+            } => {
+                self.suggestion_step(&id, A::Track { note, solved }, date)
+                    .await
             }
             SuggestionCmd::Close { id, date } => self.suggestion_step(&id, A::Close, date).await,
             SuggestionCmd::Supervise { id, off, date } => {

@@ -947,8 +947,9 @@ pub async fn run(args: DemoArgs) -> Result<()> {
     if let Some(henan) = national_view.children.get(NODES[7].0) {
         let o = &henan.total.opinions;
         println!(
-            "  全国节点看到的河南省（沈丘县）：民情 {} 条，已转交后办理中 {} 条，已办结 {} 条",
+            "  全国节点看到的河南省（沈丘县）：民情 {} 条，累计转交 {} 条，已转交后办理中 {} 条，已办结 {} 条",
             henan.total.opinions_total(),
+            henan.total.opinions_passed_on,
             o.get("in_progress").copied().unwrap_or(0),
             o.get("handled").copied().unwrap_or(0)
         );

@@ -294,6 +294,80 @@ async fn the_dashboard_in_chromium_shows_the_query_apis_numbers_and_drills_down(
     c.goto(&format!("http://{city_web}/")).await.unwrap();
     let city_rollup = rollup(&mut city, CITY).await;
     assert_cards(&c, &city_rollup["total"], "city overview").await;
+    // The report figures beside them: 办复率 and 办结率 over the suggestions assigned, and the
+    // opinions ever passed on, whatever their state now.
+    let total = &city_rollup["total"];
+    let states = &total["suggestions"];
+    let state = |s: &str| states[s].as_u64().unwrap_or(0);
+    let assigned: u64 = [
+        "assigned",
+        "sent_back",
+        "answered",
+        "rehandling",
+        "tracking",
+        "satisfied",
+        "closed",
+    ]
+    .iter()
+    .map(|s| state(s))
+    .sum();
+    let rate = |n: u64| {
+        if assigned == 0 {
+            "—".to_string()
+        } else {
+            format!("{:.1}%", n as f64 / assigned as f64 * 100.0)
+        }
+    };
+    c.goto(&format!("http://{city_web}/suggestions"))
+        .await
+        .unwrap();
+    assert_eq!(
+        text(&c, ".cards [data-metric=\"answered_rate\"]").await,
+        rate(total["answered"].as_u64().unwrap_or(0))
+    );
+    assert_eq!(
+        text(&c, ".cards [data-metric=\"closed_rate\"]").await,
+        rate(state("closed"))
+    );
+    c.goto(&format!("http://{city_web}/activities"))
+        .await
+        .unwrap();
+    let passed_on = text(&c, ".cards [data-metric=\"opinions.passed_on\"]").await;
+    assert_eq!(passed_on, total["opinions_passed_on"].to_string());
+    assert_ne!(passed_on, "0", "the test data passes opinions on");
+    // A period's page counts the people of its months only, as the query service does.
+    let month = total["sign_ins_by_month"]
+        .as_object()
+        .and_then(|m| m.keys().next_back().cloned())
+        .expect("sign-ins by month");
+    let in_month: Value = serde_json::from_str(
+        &city
+            .get_rollup(GetRollupRequest {
+                region: CITY.into(),
+                period: month.clone(),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .rollup_json,
+    )
+    .unwrap();
+    c.goto(&format!("http://{city_web}/activities?period={month}"))
+        .await
+        .unwrap();
+    for metric in ["sign_ins", "constituents_received"] {
+        let shown = text(&c, &format!(".cards [data-metric=\"{metric}\"]")).await;
+        assert_eq!(
+            shown,
+            in_month["total"][metric].to_string(),
+            "{month}: {metric}"
+        );
+    }
+    assert_eq!(
+        in_month["total"]["sign_ins"].as_u64().unwrap_or(0),
+        total["sign_ins_by_month"][&month].as_u64().unwrap_or(0)
+    );
+    c.goto(&format!("http://{city_web}/")).await.unwrap();
     for county in [XIUZHOU, NANHU] {
         let county_rollup = rollup(&mut city, county).await;
         let row_metrics = [

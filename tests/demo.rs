@@ -37,7 +37,7 @@ fn the_demo_federation_rolls_the_published_figures_up_and_runs_twice() {
             "全部同步到秀洲区",
             "全国汇总与各地记录一致",
             // 沈丘县 and 太湖县 as the national node sees them, through rollups alone.
-            "全国节点看到的河南省（沈丘县）：民情 212 条，已转交后办理中 27 条，已办结 185 条",
+            "全国节点看到的河南省（沈丘县）：民情 212 条，累计转交 212 条，已转交后办理中 27 条，已办结 185 条",
             "全国节点看到的安徽省（太湖县）：活动 3162 场，签到 19601 人次，建议 329 件，满意率 100.0%",
         ] {
             assert!(

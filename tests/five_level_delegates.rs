@@ -232,7 +232,7 @@ async fn a_county_delegate_signs_in_at_a_township_station_and_counts_at_the_coun
         "{refused}"
     );
     let refused = township
-        .write(move |tx| office::station_delegate(tx, &county_only, 9, &station, None))
+        .write(move |tx| office::station_delegate(tx, &county_only, 9, station.into(), None))
         .await
         .unwrap_err();
     assert!(
@@ -264,6 +264,27 @@ async fn a_county_delegate_signs_in_at_a_township_station_and_counts_at_the_coun
         refused.to_string().contains("没有在任的代表资格"),
         "{refused}"
     );
+    // Once she has left the station, the township keeps the seat's copy (it hears of changes)
+    // but no longer knows her as a delegate of its station at all.
+    county
+        .write(move |tx| {
+            office::station_delegate(
+                tx,
+                &county_only,
+                9,
+                station.into(),
+                Some(renda_node::calendar::today()),
+            )
+        })
+        .await
+        .unwrap();
+    fed.settle().await;
+    assert_eq!(roster(&township).await.len(), 3, "the copy stays");
+    let refused = township
+        .write(move |tx| office::add_activity(tx, "clerk", reception(vec![county_only], station)))
+        .await
+        .unwrap_err();
+    assert!(matches!(refused, StoreError::NotFound { .. }), "{refused}");
     fed.assert_derived_columns_sound().await;
 }
 

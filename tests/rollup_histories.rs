@@ -90,6 +90,7 @@ fn suggestion_action(rng: &mut StdRng, since: NaiveDate) -> SuggestionAction {
             if rng.random_range(0..2) == 0 {
                 SuggestionAction::Track {
                     note: "回头看：已落实".into(),
+                    solved: rng.random_range(0..2) == 0,
                 }
             } else {
                 SuggestionAction::Close

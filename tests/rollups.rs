@@ -216,6 +216,10 @@ async fn a_countys_212_opinions_arrive_at_the_city_as_published() {
         assert_eq!(opinions.get("in_progress"), Some(&27));
         assert_eq!(opinions.get("handled"), Some(&185));
         assert_eq!(opinions.get("received"), None, "all were passed on");
+        assert_eq!(
+            rollup.total.opinions_passed_on, 212,
+            "the report's 全部转交, after they were handled"
+        );
     }
     // The county's own rollup record is one record, whatever was counted.
     let rollups = fed

@@ -180,7 +180,17 @@ fn seats_of(tx: &WriteTx<'_>, field: &str, id: &RecordId) -> Result<Seats, Store
         }
         None => None,
     };
-    let held = tx.mandates_of(id)?;
+    // A seat counts here if this congress granted it, if the person is registered here, or if
+    // the delegate works at a station here now. The copies a node merely relays down, and
+    // those a station the delegate left still holds, sign no one in.
+    let me = tx.node().region;
+    let held: Vec<(Header, Mandate)> = tx
+        .mandates_of(id)?
+        .into_iter()
+        .filter(|(h, m)| {
+            h.home == me || m.person_home == me || m.current_stations().any(|(_, s)| s.region == me)
+        })
+        .collect();
     let name = match (&person, held.first()) {
         (Some(p), _) => p.name.clone(),
         (None, Some((_, m))) => m.name.clone(),
@@ -268,7 +278,13 @@ fn stations_of(
                 }
                 record.header.home
             }
-            (Err(StoreError::NotFound { .. }), Some(region)) if region.has_congress() => region,
+            // A venue held elsewhere: at a node strictly below this one (a township's, or a
+            // county's in a street), which is where its roster copy must go.
+            (Err(StoreError::NotFound { .. }), Some(region))
+                if region.has_congress() && region != tx.node().region =>
+            {
+                region
+            }
             (Err(StoreError::NotFound { .. }), _) => {
                 return Err(ValidationError::new(
                     "station",
@@ -405,9 +421,10 @@ pub fn station_delegate(
     tx: &mut WriteTx<'_>,
     person: &RecordId,
     term: u32,
-    venue: &RecordId,
+    station: StationRef,
     leave: Option<NaiveDate>,
 ) -> Result<Record, StoreError> {
+    let venue = &station.venue;
     let congress = tx.node().region;
     let (header, mut mandate) = own_mandate(tx, person, term)?.ok_or_else(|| {
         ValidationError::new(
@@ -428,9 +445,7 @@ pub fn station_delegate(
                 )
                 .into());
             }
-            mandate
-                .stations
-                .extend(stations_of(tx, &[StationRef::from(*venue)])?);
+            mandate.stations.extend(stations_of(tx, &[station])?);
         }
         Some(on) => {
             plausible("date", on, DateUse::Happened)?;

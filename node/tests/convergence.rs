@@ -262,6 +262,7 @@ impl Step {
             },
             Step::Track => A::Track {
                 note: "回头看：工程已开工".into(),
+                solved: false,
             },
             Step::Close => A::Close,
             Step::Supervise(key) => A::Supervise { key: *key },

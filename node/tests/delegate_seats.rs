@@ -98,6 +98,21 @@ fn a_person_with_seats_inside_still_loads_and_counts_as_before() {
     );
     // And it still climbs to the highest congress it names.
     assert_eq!(RouteHints::of(&record).owner_level, Some(Level::County));
+    // A county meeting it for the first time after upgrading (a township's unsynced
+    // registration, a resend, a new parent) takes it as the township wrote it, county seat
+    // and all, though no node may add such a seat to a person it holds.
+    use renda_node::record::authority::{Held, Sender, check_incoming, node_actor};
+    let township = node_actor(&code("330411101000"));
+    assert_eq!(
+        check_incoming(
+            Sender::Child(code("330411101000")),
+            Held::Nothing,
+            &record,
+            &[],
+            [&township],
+        ),
+        Ok(())
+    );
 }
 
 #[test]

@@ -21,7 +21,9 @@
 /// 5: records of kind `mandate` (a delegate's seat, homed at the congress that grants it) and
 /// routes that address nodes below a record's home. A version-4 node cannot read the kind and
 /// would refuse every batch carrying one, and it would let a township write a county seat
-/// inside a person record, which a version-5 node refuses.
+/// inside a person record, which a version-5 node refuses. A 回头看 may also find a B or C
+/// answer solved (`solved`), which a version-4 node's fold would ignore, keeping the
+/// suggestion in tracking where every version-5 replica has it waiting to be closed.
 pub const PROTOCOL_VERSION: u32 = 5;
 
 pub mod v1 {

@@ -434,7 +434,11 @@ pub(crate) async fn suggestions(
         h1 { (display_name(&r.name, &region)) " 建议办理" }
         div.cards {
             (card("代表建议", "suggestions.total", t.suggestions_total(), Some(records_link(region, &[("kind", "suggestion")]))))
+            (card("已交办", "assigned", t.assigned_total(), None))
             (card("已答复", "answered", t.answered, None))
+            (rate_card("办复率", "answered_rate", t.answered_rate()))
+            (card("已办结（销号）", "closed", t.suggestions.get("closed").copied().unwrap_or(0), None))
+            (rate_card("办结率", "closed_rate", t.closed_rate()))
             (card("按时答复", "answered_on_time", t.answered_on_time, None))
             (rate_card("按时答复率", "on_time_rate", t.on_time_rate()))
             (card("已评价", "evaluated", t.evaluated, None))
@@ -561,7 +565,12 @@ pub(crate) async fn activities(
             (card("履职活动", "activities.total", t.activities_total(), Some(records_link(region, &[("kind", "activity")]))))
             (card("代表签到（人次）", "sign_ins", t.sign_ins, None))
             (card("接待群众（人次）", "constituents_received", t.constituents_received, None))
-            (card("民情意见", "opinions.total", t.opinions_total(), Some(records_link(region, &[("kind", "opinion")]))))
+            @if let Some(p) = &period {
+                (card("本期收集民情", "opinions.collected", t.opinions_collected(), Some(records_link(region, &[("kind", "opinion"), ("period", p.as_str())]))))
+            } @else {
+                (card("民情意见", "opinions.total", t.opinions_total(), Some(records_link(region, &[("kind", "opinion")]))))
+            }
+            (card("转交（累计）", "opinions.passed_on", t.opinions_passed_on, None))
         }
         (charts::stacked_columns("activities-by-month", "各月履职活动（按类型）", &series, &columns))
         (charts::bars("activities-by-kind", "活动类型", &kind_bars))
@@ -869,8 +878,8 @@ pub(crate) async fn records(
         h1 { (display_name(&shown.rollup.name, &region)) " 记录" }
         p.filters { @for f in &filters { span { (f) } } }
         p.note {
-            "列表只含本节点持有的记录。民情等记录只同步到上一级，汇总数字可能多于这里能列出的记录；"
-            "请到下级地区查看其余记录。"
+            "列表只含本节点持有的记录：记录全量同步到设区的市一级，省和全国只收到汇总数字和上报到本级的记录，"
+            "个人信息只同步到上一级。汇总数字可能多于这里能列出的记录时，请到下级地区查看。"
         }
         p.meta { "本节点持有 " span data-metric="records.held" { (held_text(held)) } " 条" }
         (record_table(&rows, overdue_on))

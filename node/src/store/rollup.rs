@@ -59,7 +59,7 @@ fn own_metrics(
 
 /// How records count toward their node's own counters. Raise it when `contribution` counts
 /// differently, and every node rebuilds its counters from its rows on its next open.
-pub(crate) const COUNTERS_VERSION: i64 = 2;
+pub(crate) const COUNTERS_VERSION: i64 = 3;
 
 /// What a row with these derived columns contributes to this node's counters: its own numbers
 /// if it is homed here (`own`), and what it adds to the quota counters in any case.

@@ -174,13 +174,23 @@ pub fn check_incoming<'a>(
                 _ => None,
             };
             // A seat kept inside the person (as persons registered before mandate records
-            // carry them) may be added or changed only by the congress it is in.
+            // carry them) may be added to or changed in a record held here only by the
+            // congress it is in. A record new here comes as earlier releases wrote it, when
+            // the person's own node wrote every seat: it keeps the seats of its home and of
+            // the home's ancestors (nothing writes such a seat any more; refusing them would
+            // lose those persons at every node that meets them after upgrading).
             for (key, seat) in &now.mandates {
                 let old = was.and_then(|w| w.mandates.get(key));
                 if old == Some(seat) {
                     continue;
                 }
                 let congress = old.map_or(seat.congress, |o| o.congress);
+                if old.is_none()
+                    && matches!(held, Held::Nothing)
+                    && after.header.home.is_within(&congress)
+                {
+                    continue;
+                }
                 if !writers.contains(&congress) || !within(&congress) {
                     return Err(Rejection::new(
                         "authority.mandate_congress",
@@ -216,6 +226,14 @@ pub fn check_incoming<'a>(
                         seat.congress,
                         stranger.map_or_else(String::new, |w| format!("，变更却来自 {w}"))
                     ),
+                ));
+            }
+            // Its congress cannot write a seat its own node would refuse either: a level
+            // other than its own, a station or person outside its area.
+            if let Err(e) = seat.validate(&home) {
+                return Err(Rejection::new(
+                    "mandate.invalid",
+                    format!("代表资格 {id} 不合规：{}（字段 {}）", e.rule, e.field),
                 ));
             }
         }
@@ -485,6 +503,9 @@ mod tests {
             )),
             "authority.mandate_congress"
         );
+        // A person new to the receiver comes as earlier releases wrote it, with the seats of
+        // its home and the home's ancestors, whoever wrote them; a seat of another subtree's
+        // congress is refused even then.
         let new_with_county_seat = delegate(
             &header(RecordKind::Delegate, TOWN),
             vec![
@@ -497,6 +518,20 @@ mod tests {
                 Sender::Child(code(TOWN)),
                 Held::Nothing,
                 &new_with_county_seat,
+                &[],
+                [&town_actor],
+            )),
+            "accepted"
+        );
+        let new_with_stranger_seat = delegate(
+            &header(RecordKind::Delegate, TOWN),
+            vec![mandate(OTHER_TOWN, MandateStatus::Serving)],
+        );
+        assert_eq!(
+            rule(check_incoming(
+                Sender::Child(code(TOWN)),
+                Held::Nothing,
+                &new_with_stranger_seat,
                 &[],
                 [&town_actor],
             )),
@@ -560,6 +595,22 @@ mod tests {
                 [&county_actor, &town_actor],
             )),
             "authority.mandate_congress"
+        );
+        // A seat that breaks the mandate rules is refused though its congress wrote it: a
+        // township granting itself a provincial level, say.
+        let mut inflated = mandate_record(TOWN, TOWN);
+        if let Body::Mandate(m) = &mut inflated.body {
+            m.level = crate::region::Level::Province;
+        }
+        assert_eq!(
+            rule(check_incoming(
+                Sender::Child(code(TOWN)),
+                Held::Nothing,
+                &inflated,
+                &[],
+                [&town_actor],
+            )),
+            "mandate.invalid"
         );
         // A township's record claiming a county seat is refused whoever relays it.
         let forged = mandate_record(TOWN, COUNTY);
@@ -679,7 +730,13 @@ mod tests {
             "authority.lead_delegate_home"
         );
         // A change under a neighbour's actor, or under no region at all.
-        let submit_again = with(step(TOWN, SuggestionAction::Track { note: "x".into() }));
+        let submit_again = with(step(
+            TOWN,
+            SuggestionAction::Track {
+                note: "x".into(),
+                solved: false,
+            },
+        ));
         let neighbour = node_actor(&code(OTHER_TOWN));
         let anonymous = ActorId::from(vec![7u8; 16]);
         for actor in [&neighbour, &anonymous] {

@@ -30,10 +30,17 @@ pub struct Metrics {
     pub sign_ins: u64,
     /// Constituents received at activities.
     pub constituents_received: u64,
+    /// Sign-ins and constituents received by the month of their activity, so a page for a
+    /// period counts only its months.
+    pub sign_ins_by_month: BTreeMap<String, u64>,
+    pub constituents_by_month: BTreeMap<String, u64>,
     /// Opinions by workflow state.
     pub opinions: BTreeMap<String, u64>,
     /// Opinions by the month they were collected.
     pub opinions_by_month: BTreeMap<String, u64>,
+    /// Opinions ever passed on (转交), whatever their state now: a report says how many were
+    /// passed on after they have been handled.
+    pub opinions_passed_on: u64,
     /// Suggestions by workflow state.
     pub suggestions: BTreeMap<String, u64>,
     /// Suggestions by the month they were made.
@@ -341,9 +348,15 @@ impl Metrics {
         }
         self.sign_ins += other.sign_ins;
         self.constituents_received += other.constituents_received;
+        merge(&mut self.sign_ins_by_month, &other.sign_ins_by_month);
+        merge(
+            &mut self.constituents_by_month,
+            &other.constituents_by_month,
+        );
         merge(&mut self.opinions, &other.opinions);
         merge(&mut self.suggestions, &other.suggestions);
         merge(&mut self.opinions_by_month, &other.opinions_by_month);
+        self.opinions_passed_on += other.opinions_passed_on;
         merge(&mut self.suggestions_by_month, &other.suggestions_by_month);
         merge(&mut self.answer_classes, &other.answer_classes);
         self.answered += other.answered;
@@ -380,17 +393,31 @@ impl Metrics {
                 let kind = text("kind").unwrap_or("unknown").to_string();
                 *self
                     .activities
-                    .entry(month)
+                    .entry(month.clone())
                     .or_default()
                     .entry(kind)
                     .or_default() += 1;
                 self.sign_ins += number("sign_ins");
                 self.constituents_received += number("constituents_received");
+                for (series, n) in [
+                    (&mut self.sign_ins_by_month, number("sign_ins")),
+                    (
+                        &mut self.constituents_by_month,
+                        number("constituents_received"),
+                    ),
+                ] {
+                    if n > 0 {
+                        *series.entry(month.clone()).or_default() += n;
+                    }
+                }
             }
             RecordKind::Opinion => {
                 let state = row.status.unwrap_or("unknown").to_string();
                 *self.opinions.entry(state).or_default() += 1;
                 *self.opinions_by_month.entry(month).or_default() += 1;
+                if row.summary.get("passed_on").and_then(|v| v.as_bool()) == Some(true) {
+                    self.opinions_passed_on += 1;
+                }
             }
             RecordKind::Suggestion => {
                 let state = row.status.unwrap_or("unknown").to_string();
@@ -462,8 +489,11 @@ impl Metrics {
                 }
                 "sign_ins" => m.sign_ins += n,
                 "constituents_received" => m.constituents_received += n,
+                "sign_ins_by_month" => add(&mut m.sign_ins_by_month, first),
+                "constituents_by_month" => add(&mut m.constituents_by_month, first),
                 "opinions" => add(&mut m.opinions, first),
                 "opinions_by_month" => add(&mut m.opinions_by_month, first),
+                "opinions_passed_on" => m.opinions_passed_on += n,
                 "suggestions" => add(&mut m.suggestions, first),
                 "suggestions_by_month" => add(&mut m.suggestions_by_month, first),
                 "answer_classes" => add(&mut m.answer_classes, first),
@@ -478,12 +508,15 @@ impl Metrics {
         }
         // A counter at zero is no key at all, as when counting records one by one.
         m.delegates.retain(|_, v| *v > 0);
+        m.sign_ins_by_month.retain(|_, v| *v > 0);
+        m.constituents_by_month.retain(|_, v| *v > 0);
         m
     }
 
     /// These numbers with the monthly series cut to the months of `period` (`"2026"` or
-    /// `"2026-05"`). Counts by state are the subtree's state now and are kept whole: a
-    /// suggestion's state has no month.
+    /// `"2026-05"`), and the sign-ins and constituents received summed over those months.
+    /// Counts by state are the subtree's state now and are kept whole: a suggestion's state
+    /// has no month.
     pub fn in_period(&self, period: &Period) -> Metrics {
         let keep = |series: &BTreeMap<String, u64>| -> BTreeMap<String, u64> {
             series
@@ -501,8 +534,51 @@ impl Metrics {
                 .collect(),
             opinions_by_month: keep(&self.opinions_by_month),
             suggestions_by_month: keep(&self.suggestions_by_month),
+            sign_ins: keep(&self.sign_ins_by_month).values().sum(),
+            constituents_received: keep(&self.constituents_by_month).values().sum(),
+            sign_ins_by_month: keep(&self.sign_ins_by_month),
+            constituents_by_month: keep(&self.constituents_by_month),
             ..self.clone()
         }
+    }
+
+    /// Opinions collected in the months these numbers hold (all of them, or a period's).
+    pub fn opinions_collected(&self) -> u64 {
+        self.opinions_by_month.values().sum()
+    }
+
+    /// Suggestions assigned to handling units (交办) at some point: every state from 办理中 on.
+    pub fn assigned_total(&self) -> u64 {
+        use super::suggestion::SuggestionState as S;
+        [
+            S::Assigned,
+            S::SentBack,
+            S::Answered,
+            S::Rehandling,
+            S::Tracking,
+            S::Satisfied,
+            S::Closed,
+        ]
+        .iter()
+        .filter_map(|s| self.suggestions.get(s.as_str()))
+        .sum()
+    }
+
+    /// 办复率: assigned suggestions with a complete answer; `None` before any assignment.
+    pub fn answered_rate(&self) -> Option<f64> {
+        let assigned = self.assigned_total();
+        (assigned > 0).then(|| self.answered as f64 / assigned as f64)
+    }
+
+    /// 办结率: assigned suggestions closed (销号); `None` before any assignment.
+    pub fn closed_rate(&self) -> Option<f64> {
+        let assigned = self.assigned_total();
+        let closed = self
+            .suggestions
+            .get(super::suggestion::SuggestionState::Closed.as_str())
+            .copied()
+            .unwrap_or(0);
+        (assigned > 0).then(|| closed as f64 / assigned as f64)
     }
 
     /// Share of first answers that came by their deadline; `None` before any answer.
@@ -639,10 +715,18 @@ pub fn contribution(row: &CountedRow<'_>) -> BTreeMap<String, i64> {
             );
             add(&["sign_ins"], number("sign_ins"));
             add(&["constituents_received"], number("constituents_received"));
+            add(&["sign_ins_by_month", &month], number("sign_ins"));
+            add(
+                &["constituents_by_month", &month],
+                number("constituents_received"),
+            );
         }
         RecordKind::Opinion => {
             add(&["opinions", row.status.unwrap_or("unknown")], 1);
             add(&["opinions_by_month", &month], 1);
+            if row.summary.get("passed_on").and_then(|v| v.as_bool()) == Some(true) {
+                add(&["opinions_passed_on"], 1);
+            }
         }
         RecordKind::Suggestion => {
             add(&["suggestions", row.status.unwrap_or("unknown")], 1);
@@ -1022,6 +1106,87 @@ mod tests {
         assert_eq!(cut.opinions_by_month.len(), 1);
         assert_eq!(cut.opinions_by_month["2026-05"], 2);
         assert_eq!(cut.opinions["handled"], 3, "states are kept whole");
+        assert_eq!(cut.opinions_collected(), 2);
+    }
+
+    /// An activity of March and one of May, with their sign-ins and constituents, and an
+    /// opinion passed on and since handled: a page for May counts May's people only, and the
+    /// opinion counts as passed on after it was handled.
+    #[test]
+    fn a_period_counts_its_months_people_and_passed_on_opinions_stay_counted() {
+        let activity = |sign_ins: u64, received: u64| json!({ "kind": "reception", "sign_ins": sign_ins, "constituents_received": received });
+        let handled = json!({ "passed_on": true, "passed_on_to": "镇城建办" });
+        let rows = [
+            (
+                RecordKind::Activity,
+                None,
+                Some("2026-03-10"),
+                activity(4, 20),
+            ),
+            (
+                RecordKind::Activity,
+                None,
+                Some("2026-05-10"),
+                activity(6, 31),
+            ),
+            (
+                RecordKind::Opinion,
+                Some("handled"),
+                Some("2026-05-12"),
+                handled,
+            ),
+        ];
+        let mut counted = Metrics::default();
+        let mut counters: BTreeMap<String, i64> = BTreeMap::new();
+        for (kind, status, on, summary) in &rows {
+            let row = CountedRow {
+                kind: *kind,
+                status: *status,
+                occurred_on: on.map(day),
+                due_on: None,
+                summary,
+            };
+            counted.count(&row, day("2026-06-01"));
+            for (name, n) in contribution(&row) {
+                *counters.entry(name).or_default() += n;
+            }
+        }
+        let rebuilt = Metrics::from_counters(
+            counters.iter().map(|(k, v)| (k.as_str(), *v)),
+            day("2026-06-01"),
+        );
+        assert_eq!(rebuilt, counted);
+        assert_eq!(counted.opinions_passed_on, 1);
+        assert_eq!((counted.sign_ins, counted.constituents_received), (10, 51));
+        let may = counted.in_period(&Period::parse("2026-05").unwrap());
+        assert_eq!((may.sign_ins, may.constituents_received), (6, 31));
+        assert_eq!(may.opinions_collected(), 1);
+        let april = counted.in_period(&Period::parse("2026-04").unwrap());
+        assert_eq!((april.sign_ins, april.constituents_received), (0, 0));
+        assert_eq!(
+            april.opinions_passed_on, 1,
+            "a cumulative count is kept whole"
+        );
+    }
+
+    /// 办复率 and 办结率 over the suggestions assigned, whatever state each reached since.
+    #[test]
+    fn answered_and_closed_rates_are_over_the_assigned() {
+        let mut m = Metrics::default();
+        assert_eq!((m.answered_rate(), m.closed_rate()), (None, None));
+        for (state, n) in [
+            ("submitted", 5),
+            ("accepted", 1),
+            ("assigned", 2),
+            ("tracking", 1),
+            ("closed", 1),
+        ] {
+            m.suggestions.insert(state.into(), n);
+        }
+        m.answered = 2;
+        assert_eq!(m.assigned_total(), 4);
+        assert_eq!(m.answered_rate(), Some(0.5));
+        assert_eq!(m.closed_rate(), Some(0.25));
     }
 
     fn day(s: &str) -> NaiveDate {

@@ -176,9 +176,13 @@ pub enum SuggestionAction {
         #[serde(default)]
         comment: String,
     },
-    /// 回头看: a follow-up on a B or C answer.
+    /// 回头看: a follow-up on a B or C answer. With `solved`, the follow-up found the matter
+    /// solved and the delegate satisfied, and the suggestion waits to be closed (待销号), so
+    /// that a B or C answer can be closed without a new answer.
     Track {
         note: String,
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        solved: bool,
     },
     /// 销号.
     Close,
@@ -601,12 +605,15 @@ fn step(
                 _ => status.state = S::Tracking,
             }
         }
-        A::Track { note } => {
+        A::Track { note, solved } => {
             if status.state != S::Tracking {
                 return Err(wrong_state(status, event));
             }
             require_text("track.note_required", "回头看情况", note)?;
             status.follow_ups += 1;
+            if *solved {
+                status.state = S::Satisfied;
+            }
         }
         A::Close => {
             if status.state != S::Satisfied {
@@ -1126,6 +1133,7 @@ mod tests {
             "2026-07-01",
             A::Track {
                 note: "信号灯已立项，预计九月安装".into(),
+                solved: false,
             },
         );
         let status = tracked.status();
@@ -1148,6 +1156,45 @@ mod tests {
         assert_eq!(closed.status().state, S::Closed);
         assert_eq!(closed.status().closed_on, Some(day("2026-09-15")));
         assert!(closed.rejections().is_empty());
+    }
+
+    #[test]
+    fn a_b_answer_whose_follow_up_finds_it_solved_is_closed_without_a_new_answer() {
+        let tracking = Story::to(county())
+            .answered(AnswerClass::B)
+            .at_home("2026-06-01", evaluate(Satisfaction::Satisfied));
+        assert_eq!(tracking.status().state, S::Tracking);
+        // Before a follow-up found it solved, it cannot be closed.
+        assert_eq!(
+            tracking.owner_rule("2026-06-05", A::Close),
+            "transition.state"
+        );
+        let solved = tracking.clone().by_owner(
+            "2026-08-01",
+            A::Track {
+                note: "回头看：信号灯已安装，群众满意".into(),
+                solved: true,
+            },
+        );
+        let status = solved.status();
+        assert_eq!(status.state, S::Satisfied);
+        assert_eq!(status.class, Some(AnswerClass::B), "the answer stays a B");
+        assert_eq!(status.follow_ups, 1);
+        let closed = solved.by_owner("2026-08-05", A::Close);
+        assert_eq!(closed.status().state, S::Closed);
+        assert!(closed.rejections().is_empty());
+        // A follow-up that finds it solved is the congress's to record, like every 回头看.
+        assert_eq!(
+            tracking.rule(
+                "2026-08-01",
+                township(),
+                A::Track {
+                    note: "已解决".into(),
+                    solved: true,
+                },
+            ),
+            "authority.addressed_congress"
+        );
     }
 
     #[test]

@@ -366,7 +366,13 @@ pub fn view(record: &Record, personal: Option<&Record>) -> RecordView {
                     A::Extend { until, reason } => format!("延至 {until}：{reason}"),
                     A::Answer { unit, class, text } => format!("{unit} {}：{text}", class.as_str()),
                     A::Evaluate { result, comment } => format!("{} {comment}", result.label()),
-                    A::Track { note } => note.clone(),
+                    A::Track { note, solved } => {
+                        if *solved {
+                            format!("{note}（已解决）")
+                        } else {
+                            note.clone()
+                        }
+                    }
                     A::Supervise { .. } => String::new(),
                 };
                 (a.label().to_string(), detail)
