@@ -313,7 +313,12 @@ pub struct DelegateAdd {
 
 #[derive(Args, Debug)]
 pub struct MandateAdd {
+    /// The person: an id (or prefix) held here, or `ID@HOME` for a person registered at a
+    /// node whose records do not reach this one (a township person, seen from a province).
     pub id: String,
+    /// The person's name, with `ID@HOME`.
+    #[arg(long)]
+    pub name: Option<String>,
     #[command(flatten)]
     pub mandate: MandateArgs,
 }

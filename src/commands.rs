@@ -438,12 +438,27 @@ impl Session {
                 }
             }
             DelegateCmd::Mandate(a) => {
-                let id = self.id(RecordKind::Delegate, "id", &a.id).await?;
                 let seat = self.seat(a.mandate).await?;
-                let h = self
-                    .store
-                    .write(move |tx| office::grant_mandate(tx, &user, &id, seat))
-                    .await?;
+                let h = match a.id.split_once('@') {
+                    Some((id, home)) => {
+                        let person = office::PersonRef {
+                            id: RecordId::parse("id", id)
+                                .map_err(renda_node::store::StoreError::from)?,
+                            home: RegionCode::parse("id", home)
+                                .map_err(renda_node::store::StoreError::from)?,
+                            name: a.name.unwrap_or_default(),
+                        };
+                        self.store
+                            .write(move |tx| office::grant_mandate_to(tx, &user, person, seat))
+                            .await?
+                    }
+                    None => {
+                        let id = self.id(RecordKind::Delegate, "id", &a.id).await?;
+                        self.store
+                            .write(move |tx| office::grant_mandate(tx, &user, &id, seat))
+                            .await?
+                    }
+                };
                 self.created(RecordKind::Mandate, h.id);
             }
             DelegateCmd::Station(a) => {

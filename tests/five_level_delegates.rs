@@ -9,8 +9,8 @@ mod common;
 use std::collections::BTreeMap;
 
 use common::data::{add_delegate, grant_seat, rollup_at, seat};
-use common::fed::{CITY, Federation, WANGDIAN, XINCHENG, XIUZHOU, code};
-use renda_node::office::{self, ActivityDraft, Contact};
+use common::fed::{CITY, Federation, PROVINCE, WANGDIAN, XINCHENG, XIUZHOU, code, five_levels};
+use renda_node::office::{self, ActivityDraft, Contact, PersonRef, StationRef};
 use renda_node::record::activity::{Activity, ActivityKind};
 use renda_node::record::delegate::{Delegate, Gender, MandateStatus};
 use renda_node::record::group::{Venue, VenueKind};
@@ -346,4 +346,87 @@ async fn a_person_registered_twice_in_a_subtree_is_flagged() {
         at_xincheng.iter().map(|t| t.id).collect::<Vec<_>>(),
         vec![unborn]
     );
+}
+
+/// A province does not hold township persons (they climb to the city), so it grants a township
+/// delegate its seat by reference, naming the township's station; the township signs the
+/// delegate in as a provincial delegate, and the province holds the activity in the duty
+/// record of a delegate it knows only by the seat it granted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_province_grants_a_township_delegate_a_seat_by_reference() {
+    let fed = five_levels().await;
+    let township = fed.node(WANGDIAN).store.clone();
+    let province = fed.node(PROVINCE).store.clone();
+    let station = add_station(&township, WANGDIAN).await;
+    let person = add_delegate(&township, code(WANGDIAN), "沈建华".into()).await;
+    fed.settle().await;
+    assert!(
+        province
+            .call(move |s| Ok(s.get(&person).is_err()))
+            .await
+            .unwrap(),
+        "township persons stop at the city"
+    );
+    let reference = PersonRef {
+        id: person,
+        home: code(WANGDIAN),
+        name: "沈建华".into(),
+    };
+    let mut provincial = seat(14, &[]);
+    provincial.stations.push(StationRef {
+        venue: station,
+        region: Some(code(WANGDIAN)),
+    });
+    // The station's node must be below the province and a node at all.
+    let mut wrong = provincial.clone();
+    wrong.stations[0].region = Some(code(PROVINCE));
+    let refused = province
+        .write({
+            let reference = reference.clone();
+            move |tx| office::grant_mandate_to(tx, "staff", reference, wrong)
+        })
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&refused, StoreError::Invalid(e) if e.field == "station"),
+        "{refused}"
+    );
+    province
+        .write(move |tx| office::grant_mandate_to(tx, "staff", reference, provincial))
+        .await
+        .unwrap();
+    fed.settle().await;
+
+    let activity = township
+        .write(move |tx| office::add_activity(tx, "clerk", reception(vec![person], station)))
+        .await
+        .unwrap()
+        .id;
+    fed.settle().await;
+    let signed = township.call(move |s| s.get(&activity)).await.unwrap();
+    let renda_node::record::Body::Activity(a) = signed.body else {
+        panic!("an activity")
+    };
+    assert_eq!(
+        a.participants[&person].congresses,
+        vec![code(PROVINCE), code(WANGDIAN)]
+    );
+    let year = chrono::Datelike::year(&renda_node::calendar::today());
+    let duty = province
+        .call(move |s| s.duty_record(&person, year))
+        .await
+        .unwrap();
+    assert_eq!(duty.delegate.header.kind, RecordKind::Mandate);
+    assert_eq!(duty.receptions, 1);
+    let rollup = province
+        .write(|tx| {
+            tx.refresh_rollup(
+                chrono::Utc::now(),
+                &renda_node::record::rollup::RollupRules::default(),
+            )
+        })
+        .await
+        .unwrap();
+    assert_eq!(rollup.own.delegates.get("province/serving"), Some(&1));
+    assert_eq!(rollup.own.delegate_quota.total, 1);
 }

@@ -308,6 +308,16 @@ fn stations_of(
     Ok(out)
 }
 
+/// A person registered at another node, named by id, home and name: how a congress above the
+/// full-record depth (a province, by default), which does not hold township persons, grants
+/// one of them a seat.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PersonRef {
+    pub id: RecordId,
+    pub home: RegionCode,
+    pub name: String,
+}
+
 /// Grants a person a seat in this node's congress (election, re-election, by-election): a
 /// mandate record homed here, which only this node will ever write.
 pub fn grant_mandate(
@@ -316,29 +326,88 @@ pub fn grant_mandate(
     person: &RecordId,
     seat: SeatDraft,
 ) -> Result<Header, StoreError> {
-    let congress = tx.node().region;
     let record = require_kind(tx, "id", person, RecordKind::Delegate)?;
     let Body::Delegate(d) = &record.body else {
         unreachable!("require_kind checked the kind")
     };
-    let taken = tx
-        .mandates_of(person)?
+    let congress = tx.node().region;
+    if d.mandates
+        .values()
+        .any(|m| m.congress == congress && m.term == seat.term)
+    {
+        return Err(seat_taken(&d.name, &congress, seat.term));
+    }
+    let person = PersonRef {
+        id: *person,
+        home: record.header.home,
+        name: d.name.clone(),
+    };
+    grant(tx, user, person, seat)
+}
+
+/// Grants a seat to a person this node does not hold, named by reference. A person it does
+/// hold is granted as [`grant_mandate`] does, and the reference must agree with the record.
+pub fn grant_mandate_to(
+    tx: &mut WriteTx<'_>,
+    user: &str,
+    person: PersonRef,
+    seat: SeatDraft,
+) -> Result<Header, StoreError> {
+    match tx.get(&person.id) {
+        Ok(record) => {
+            if record.header.home != person.home {
+                return Err(ValidationError::new(
+                    "person",
+                    format!(
+                        "人员 {} 登记在 {}，不是 {}",
+                        person.id, record.header.home, person.home
+                    ),
+                )
+                .into());
+            }
+            grant_mandate(tx, user, &person.id, seat)
+        }
+        Err(StoreError::NotFound { .. }) => {
+            crate::validate::required_text("name", &person.name)?;
+            if !person.home.has_congress() {
+                return Err(ValidationError::new(
+                    "person",
+                    format!("{} 没有人民代表大会，不是人员登记的节点", person.home),
+                )
+                .into());
+            }
+            grant(tx, user, person, seat)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+fn seat_taken(name: &str, congress: &RegionCode, term: u32) -> StoreError {
+    ValidationError::new(
+        "term",
+        format!("{name} 已经有 {congress} 第{term}届的代表资格"),
+    )
+    .into()
+}
+
+fn grant(
+    tx: &mut WriteTx<'_>,
+    user: &str,
+    person: PersonRef,
+    seat: SeatDraft,
+) -> Result<Header, StoreError> {
+    let congress = tx.node().region;
+    if tx
+        .mandates_of(&person.id)?
         .iter()
         .any(|(_, m)| m.congress == congress && m.term == seat.term)
-        || d.mandates
-            .values()
-            .any(|m| m.congress == congress && m.term == seat.term);
-    if taken {
-        return Err(ValidationError::new(
-            "term",
-            format!("{} 已经有 {congress} 第{}届的代表资格", d.name, seat.term),
-        )
-        .into());
+    {
+        return Err(seat_taken(&person.name, &congress, seat.term));
     }
     let mandate = Mandate {
-        person: *person,
-        person_home: record.header.home,
-        name: d.name.clone(),
+        person: person.id,
+        person_home: person.home,
+        name: person.name.trim().to_string(),
         congress,
         level: congress.level().ok_or_else(|| {
             ValidationError::new("congress", format!("{congress} 没有人民代表大会"))

@@ -393,13 +393,26 @@ impl Store {
     /// A delegate's duty record for `year`: every activity and suggestion of theirs held here
     /// that happened in that year, counted against this node's quotas.
     pub fn duty_record(&self, delegate: &RecordId, year: i32) -> Result<DutyRecord, StoreError> {
-        let record = self.get(delegate)?;
-        if record.header.kind != RecordKind::Delegate {
-            return Err(StoreError::NotFound {
-                kind: "delegate",
-                id: delegate.to_string(),
-            });
-        }
+        let not_found = || StoreError::NotFound {
+            kind: "delegate",
+            id: delegate.to_string(),
+        };
+        // The person's record, or, for a delegate of this congress registered where this node
+        // does not reach (a township person with a provincial seat), the seat granted here.
+        let record = match self.get(delegate) {
+            Ok(record) if record.header.kind == RecordKind::Delegate => record,
+            Ok(_) => return Err(not_found()),
+            Err(StoreError::NotFound { .. }) => {
+                let me = self.node.region;
+                let (header, _) = self
+                    .mandates_of(delegate)?
+                    .into_iter()
+                    .find(|(h, _)| h.home == me)
+                    .ok_or_else(not_found)?;
+                self.get(&header.id)?
+            }
+            Err(e) => return Err(e),
+        };
         let period = Period::parse(&format!("{year:04}")).map_err(|rule| {
             StoreError::Invalid(crate::validate::ValidationError::new("year", rule))
         })?;
@@ -508,6 +521,8 @@ impl Store {
 /// A delegate's duty record (履职档案) for one year, from what this node holds.
 #[derive(Clone, Debug)]
 pub struct DutyRecord {
+    /// The person record, or the seat granted here where the person is registered at a node
+    /// whose records do not reach this one.
     pub delegate: crate::record::Record,
     pub year: i32,
     /// The year's activities the delegate signed in at.
