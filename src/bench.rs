@@ -297,6 +297,7 @@ pub(crate) async fn populate_with(
                         party: None,
                         occupation: "村民委员会主任".into(),
                         station: None,
+                        merged_into: None,
                         mandates: BTreeMap::new(),
                     };
                     ids.push(
@@ -553,6 +554,7 @@ pub async fn run(args: BenchArgs) -> Result<()> {
                 party: None,
                 occupation: "农业合作社理事长".into(),
                 station: None,
+                merged_into: None,
                 mandates: BTreeMap::new(),
             };
             let mut seat = seat(14);

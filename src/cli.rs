@@ -247,6 +247,9 @@ pub enum DelegateCmd {
     Station(StationArgs),
     /// Change a mandate's status (辞职, 罢免 …); only the congress holding it may.
     SetStatus(MandateSetStatus),
+    /// Merge a person registered twice into the record kept (only the node that registered
+    /// the one merged away may): it stays as a redirect that every count follows.
+    Merge(MergeArgs),
     /// The persons registered here or held from below.
     List(ListArgs),
     /// Every seat this node holds: its own congress's, and those of delegates of other
@@ -270,6 +273,17 @@ pub struct MandateArgs {
     /// A liaison station (venue id) the delegate works at; repeat for several.
     #[arg(long = "station")]
     pub stations: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct MergeArgs {
+    /// The person merged away.
+    pub id: String,
+    /// The person kept.
+    #[arg(long)]
+    pub into: String,
+    #[command(flatten)]
+    pub date: DateArg,
 }
 
 #[derive(Args, Debug)]

@@ -416,6 +416,7 @@ impl Session {
                     party: a.party,
                     occupation: a.occupation,
                     station: None,
+                    merged_into: None,
                     mandates: BTreeMap::new(),
                 };
                 let contact = Contact {
@@ -491,6 +492,16 @@ impl Session {
                     .write(move |tx| {
                         office::set_mandate_status(tx, &id, congress, a.term, a.status, since)
                     })
+                    .await?;
+                self.print_step(&r)?;
+            }
+            DelegateCmd::Merge(a) => {
+                let from = self.id(RecordKind::Delegate, "id", &a.id).await?;
+                let into = self.id(RecordKind::Delegate, "into", &a.into).await?;
+                let on = day(a.date);
+                let r = self
+                    .store
+                    .write(move |tx| office::merge_persons(tx, &from, &into, on))
                     .await?;
                 self.print_step(&r)?;
             }

@@ -103,6 +103,7 @@ fn delegate(name: String, n: usize) -> Delegate {
         party: None,
         occupation: "村民委员会主任".into(),
         station: None,
+        merged_into: None,
         mandates: BTreeMap::new(),
     }
 }

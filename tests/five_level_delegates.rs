@@ -26,6 +26,7 @@ fn person(name: &str) -> Delegate {
         party: None,
         occupation: "教师".into(),
         station: None,
+        merged_into: None,
         mandates: BTreeMap::new(),
     }
 }
@@ -429,4 +430,101 @@ async fn a_province_grants_a_township_delegate_a_seat_by_reference() {
         .unwrap();
     assert_eq!(rollup.own.delegates.get("province/serving"), Some(&1));
     assert_eq!(rollup.own.delegate_quota.total, 1);
+}
+
+/// A person registered twice at a township is merged: the township's two seats become one,
+/// what either record took part in counts for the person kept at the township and at the
+/// county (which elected the person too), and only the township may merge its own record.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_person_registered_twice_is_merged_and_counted_once_everywhere() {
+    let fed = Federation::start(&[
+        (CITY, "嘉兴市人大常委会"),
+        (XIUZHOU, "秀洲区人大常委会"),
+        (WANGDIAN, "王店镇人大主席团"),
+    ])
+    .await;
+    let township = fed.node(WANGDIAN).store.clone();
+    let county = fed.node(XIUZHOU).store.clone();
+    let station = add_station(&township, WANGDIAN).await;
+    let twice = add_delegate(&township, code(WANGDIAN), "陆秀英".into()).await;
+    let kept = add_delegate(&township, code(WANGDIAN), "陆秀英".into()).await;
+    for who in [twice, kept] {
+        township
+            .write(move |tx| office::add_activity(tx, "clerk", reception(vec![who], station)))
+            .await
+            .unwrap();
+    }
+    fed.settle().await;
+    grant_seat(&county, kept, 9, &[station]).await;
+    fed.settle().await;
+
+    // Only the township registered the record merged away.
+    let refused = county
+        .write(move |tx| office::merge_persons(tx, &twice, &kept, renda_node::calendar::today()))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&refused, StoreError::Invalid(e) if e.field == "id"),
+        "{refused}"
+    );
+    township
+        .write(move |tx| office::merge_persons(tx, &twice, &kept, renda_node::calendar::today()))
+        .await
+        .unwrap();
+    // A later sign-in of the merged record is the kept person's.
+    let later = township
+        .write(move |tx| office::add_activity(tx, "clerk", reception(vec![twice], station)))
+        .await
+        .unwrap()
+        .id;
+    let signed = township.call(move |s| s.get(&later)).await.unwrap();
+    let renda_node::record::Body::Activity(a) = signed.body else {
+        panic!("an activity")
+    };
+    assert_eq!(
+        a.participants.keys().copied().collect::<Vec<_>>(),
+        vec![kept]
+    );
+
+    for level in [[WANGDIAN].as_slice(), &[XIUZHOU], &[CITY]] {
+        fed.settle().await;
+        for region in level {
+            fed.node(region)
+                .store
+                .write(|tx| {
+                    tx.refresh_rollup(
+                        chrono::Utc::now(),
+                        &renda_node::record::rollup::RollupRules::default(),
+                    )
+                })
+                .await
+                .unwrap();
+        }
+    }
+    fed.settle().await;
+    let year = chrono::Datelike::year(&renda_node::calendar::today());
+    for (store, region) in [(&township, WANGDIAN), (&county, XIUZHOU)] {
+        let rollup = rollup_at(store, region).await;
+        assert_eq!(rollup.own.delegate_quota.total, 1, "{region}: one person");
+        for id in [kept, twice] {
+            let duty = store.call(move |s| s.duty_record(&id, year)).await.unwrap();
+            assert_eq!(
+                duty.receptions, 3,
+                "{region}: every reception, either record's"
+            );
+            assert_eq!(duty.delegate.header.id, kept);
+        }
+        let differences = store
+            .call(|s| s.verify_own_counters(renda_node::calendar::today()))
+            .await
+            .unwrap();
+        assert!(differences.is_empty(), "{region}: {differences:?}");
+    }
+    let at_township = rollup_at(&township, WANGDIAN).await;
+    assert_eq!(at_township.own.delegates.get("township/serving"), Some(&1));
+    assert_eq!(at_township.own.delegates.get("township/merged"), None);
+    let at_city = rollup_at(&fed.node(CITY).store, CITY).await;
+    assert_eq!(at_city.total.delegates.get("township/serving"), Some(&1));
+    assert_eq!(at_city.total.delegates.get("county/serving"), Some(&1));
+    fed.assert_derived_columns_sound().await;
 }

@@ -572,6 +572,7 @@ async fn a_child_asking_for_what_it_may_not_hold_gets_none_of_it() {
             party: None,
             occupation: "教师".into(),
             station: None,
+            merged_into: None,
             mandates: BTreeMap::new(),
         };
         let contact = office::Contact {

@@ -43,6 +43,7 @@ async fn add_delegate(
         party: None,
         occupation: "村委会主任".into(),
         station: None,
+        merged_into: None,
         mandates: BTreeMap::new(),
     };
     let contact = Contact {

@@ -70,6 +70,7 @@ async fn live_links_carry_writes_up_four_hops_and_notices_down() {
         party: None,
         occupation: "农业合作社理事长".into(),
         station: None,
+        merged_into: None,
         mandates: BTreeMap::new(),
     };
     let seat = SeatDraft {

@@ -585,6 +585,93 @@ pub struct ActivityDraft {
     pub participants: Vec<RecordId>,
 }
 
+/// The person a delegate id stands for now: itself, or, for a person merged into another,
+/// the one it was merged into (followed a few steps, so a merge of a merged person holds too).
+fn current_person(tx: &WriteTx<'_>, id: &RecordId) -> Result<RecordId, StoreError> {
+    let mut id = *id;
+    for _ in 0..8 {
+        match tx.get(&id) {
+            Ok(Record {
+                body:
+                    Body::Delegate(Delegate {
+                        merged_into: Some(into),
+                        ..
+                    }),
+                ..
+            }) => id = into,
+            Ok(_) | Err(StoreError::NotFound { .. }) => return Ok(id),
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(id)
+}
+
+/// Merges person `from`, registered here, into person `into` (one person registered twice):
+/// `from` stays as a redirect that every count, sign-in and duty record follows, and this
+/// congress's own seats of `from` pass to `into`, or, where `into` holds the same seat
+/// already, are marked as merged and count nowhere. Only the node that registered `from` may.
+pub fn merge_persons(
+    tx: &mut WriteTx<'_>,
+    from: &RecordId,
+    into: &RecordId,
+    on: NaiveDate,
+) -> Result<Record, StoreError> {
+    plausible("date", on, DateUse::Happened)?;
+    let me = tx.node().region;
+    let from_record = require_kind(tx, "id", from, RecordKind::Delegate)?;
+    let Body::Delegate(mut merged) = from_record.body else {
+        unreachable!("require_kind checked the kind")
+    };
+    if from_record.header.home != me {
+        return Err(ValidationError::new(
+            "id",
+            format!(
+                "{} 登记在 {}，只有该节点可以合并它",
+                merged.name, from_record.header.home
+            ),
+        )
+        .into());
+    }
+    let into_record = require_kind(tx, "into", into, RecordKind::Delegate)?;
+    let Body::Delegate(kept) = &into_record.body else {
+        unreachable!("require_kind checked the kind")
+    };
+    if from == into {
+        return Err(ValidationError::new("into", "不能把人员合并到其自身").into());
+    }
+    if merged.merged_into.is_some() {
+        return Err(ValidationError::new("id", format!("{} 已经合并过", merged.name)).into());
+    }
+    if kept.merged_into.is_some() {
+        return Err(ValidationError::new(
+            "into",
+            format!("{} 已合并到其他人员，请合并到最终保留的人员", kept.name),
+        )
+        .into());
+    }
+    let kept_seats = tx.mandates_of(into)?;
+    for (header, mut seat) in tx.mandates_of(from)? {
+        if header.home != me {
+            continue;
+        }
+        let duplicate = kept_seats
+            .iter()
+            .any(|(h, m)| h.home == me && m.congress == seat.congress && m.term == seat.term);
+        if duplicate {
+            seat.status = MandateStatus::Merged;
+            seat.status_since = Some(on);
+        } else {
+            seat.person = *into;
+            seat.person_home = into_record.header.home;
+            seat.name = kept.name.clone();
+        }
+        seat.validate(&me)?;
+        write_fields(tx, &header.id, &seat, "merge persons")?;
+    }
+    merged.merged_into = Some(*into);
+    write_fields(tx, from, &merged, "merge persons")
+}
+
 fn sign_in_of(tx: &WriteTx<'_>, delegate_id: &RecordId) -> Result<SignIn, StoreError> {
     let seats = seats_of(tx, "participant", delegate_id)?;
     if seats.serving.is_empty() {
@@ -622,8 +709,12 @@ pub fn add_activity(
     if let Some(group) = &activity.group {
         require_kind(tx, "group", group, RecordKind::Group)?;
     }
-    crate::validate::distinct("participant", &draft.participants)?;
+    let mut participants = Vec::with_capacity(draft.participants.len());
     for id in &draft.participants {
+        participants.push(current_person(tx, id)?);
+    }
+    crate::validate::distinct("participant", &participants)?;
+    for id in &participants {
         activity.participants.insert(*id, sign_in_of(tx, id)?);
     }
     tx.create(RecordKind::Activity, user, &activity)
@@ -641,6 +732,7 @@ pub fn sign_in(
     };
     signing_in_allowed(&activity)?;
     for delegate in delegates {
+        let delegate = &current_person(tx, delegate)?;
         if activity.participants.contains_key(delegate) {
             return Err(ValidationError::new("delegate", format!("{delegate} 已经签到")).into());
         }
@@ -697,6 +789,11 @@ pub fn submit_suggestion(
     date: NaiveDate,
 ) -> Result<Header, StoreError> {
     plausible("date", date, DateUse::Happened)?;
+    let mut draft = draft;
+    draft.lead = current_person(tx, &draft.lead)?;
+    for cosigner in &mut draft.cosigners {
+        *cosigner = current_person(tx, cosigner)?;
+    }
     let lead = seats_of(tx, "lead", &draft.lead)?;
     if !lead.serves_in(&draft.addressed_to) {
         return Err(ValidationError::new(

@@ -152,6 +152,7 @@ pub async fn add_delegate(store: &StoreHandle, congress: RegionCode, name: Strin
         party: None,
         occupation: "村民委员会主任".into(),
         station: None,
+        merged_into: None,
         mandates: BTreeMap::new(),
     };
     store

@@ -1626,6 +1626,7 @@ mod tests {
                 party: None,
                 occupation: "农民".into(),
                 station: None,
+                merged_into: None,
                 mandates: std::collections::BTreeMap::new(),
             };
             let seat = office::SeatDraft {

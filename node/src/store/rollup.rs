@@ -217,11 +217,55 @@ const QUOTA_DELEGATES: &str = "
     SELECT p.delegate_id FROM records m JOIN record_people p ON p.record_id = m.id
     WHERE m.kind = 'mandate' AND m.home = ?1 AND m.status = 'serving' AND p.role = 'mandate'";
 
-fn quota_delegates(conn: &Connection, me: &RegionCode) -> Result<Vec<String>, StoreError> {
-    Ok(conn
+/// The quota subjects, each a person as they stand now (a person merged into another counts
+/// as the one they were merged into), with every id that stands for them.
+fn quota_delegates(
+    conn: &Connection,
+    me: &RegionCode,
+) -> Result<BTreeMap<String, Vec<String>>, StoreError> {
+    let redirects = redirects(conn)?;
+    let subjects: Vec<String> = conn
         .prepare_cached(QUOTA_DELEGATES)?
         .query_map([me.as_str()], |r| r.get::<_, String>(0))?
+        .collect::<Result<_, _>>()?;
+    let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for subject in subjects {
+        out.entry(current(&redirects, &subject)).or_default();
+    }
+    for person in out.keys().cloned().collect::<Vec<_>>() {
+        let mut ids = vec![person.clone()];
+        ids.extend(
+            redirects
+                .keys()
+                .filter(|from| current(&redirects, from) == person)
+                .cloned(),
+        );
+        out.insert(person, ids);
+    }
+    Ok(out)
+}
+
+/// Person records merged into another, by id, each with the id it was merged into.
+pub(super) fn redirects(conn: &Connection) -> Result<BTreeMap<String, String>, StoreError> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT id, json_extract(summary, '$.merged_into') FROM records
+             WHERE kind = 'delegate' AND json_extract(summary, '$.merged_into') IS NOT NULL",
+        )?
+        .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?
         .collect::<Result<_, _>>()?)
+}
+
+/// The id `id` stands for now, following merges a few steps.
+pub(super) fn current(redirects: &BTreeMap<String, String>, id: &str) -> String {
+    let mut id = id.to_string();
+    for _ in 0..8 {
+        match redirects.get(&id) {
+            Some(into) => id = into.clone(),
+            None => break,
+        }
+    }
+    id
 }
 
 /// This node's own numbers from its counters, as of `today`.
@@ -266,9 +310,14 @@ fn quotas_from_counters(
         groups.push(by_quarter);
     }
     let mut delegates = Vec::new();
-    for delegate in quota_delegates(conn, me)? {
-        let [receptions, suggestions] = delegate_quota_counters(&delegate, year);
-        delegates.push((value(&receptions)?, value(&suggestions)?));
+    for ids in quota_delegates(conn, me)?.values() {
+        let (mut receptions, mut suggestions) = (0u32, 0u32);
+        for id in ids {
+            let [r, s] = delegate_quota_counters(id, year);
+            receptions = receptions.saturating_add(value(&r)?);
+            suggestions = suggestions.saturating_add(value(&s)?);
+        }
+        delegates.push((receptions, suggestions));
     }
     Ok((
         rules.group_quota_of(&groups, today),
@@ -312,15 +361,19 @@ fn quotas(
         .collect::<Result<_, _>>()?;
     let group_quota =
         rules.group_quota(&groups, held.iter().map(|(g, on)| (g.as_str(), *on)), today);
-    let delegates = quota_delegates(conn, me)?;
-    let mut stmt = conn.prepare_cached(&format!(
+    let subjects = quota_delegates(conn, me)?;
+    let standing_for: BTreeMap<&str, &str> = subjects
+        .iter()
+        .flat_map(|(person, ids)| ids.iter().map(move |id| (id.as_str(), person.as_str())))
+        .collect();
+    let delegates: Vec<String> = subjects.keys().cloned().collect();
+    let mut stmt = conn.prepare_cached(
         "SELECT p.delegate_id, p.role, r.kind, r.tag
          FROM record_people p JOIN records r ON r.id = p.record_id
-         WHERE p.delegate_id IN ({QUOTA_DELEGATES})
-           AND r.occurred_on >= ?2 AND r.occurred_on < ?3"
-    ))?;
+         WHERE r.occurred_on >= ?1 AND r.occurred_on < ?2",
+    )?;
     let involvements: Vec<Involvement> = stmt
-        .query_map([me.as_str(), from.as_str(), until.as_str()], |r| {
+        .query_map([from.as_str(), until.as_str()], |r| {
             Ok((
                 r.get::<_, String>(0)?,
                 r.get::<_, String>(1)?,
@@ -329,14 +382,17 @@ fn quotas(
             ))
         })?
         .filter_map(|row| match row {
-            Ok((delegate, role, kind, tag)) => RecordKind::parse(&kind).map(|kind| {
-                Ok(Involvement {
-                    delegate,
-                    role,
-                    kind,
-                    tag,
+            Ok((delegate, role, kind, tag)) => {
+                let person = standing_for.get(delegate.as_str())?;
+                RecordKind::parse(&kind).map(|kind| {
+                    Ok(Involvement {
+                        delegate: person.to_string(),
+                        role,
+                        kind,
+                        tag,
+                    })
                 })
-            }),
+            }
             Err(e) => Some(Err(e)),
         })
         .collect::<Result<_, _>>()?;
@@ -399,6 +455,10 @@ impl Store {
         };
         // The person's record, or, for a delegate of this congress registered where this node
         // does not reach (a township person with a provincial seat), the seat granted here.
+        // A person merged into another has the other's duty record.
+        let redirects = redirects(&self.conn)?;
+        let person = RecordId::parse("id", &current(&redirects, &delegate.to_string()))?;
+        let delegate = &person;
         let record = match self.get(delegate) {
             Ok(record) if record.header.kind == RecordKind::Delegate => record,
             Ok(_) => return Err(not_found()),
@@ -416,13 +476,26 @@ impl Store {
         let period = Period::parse(&format!("{year:04}")).map_err(|rule| {
             StoreError::Invalid(crate::validate::ValidationError::new("year", rule))
         })?;
-        let of = |kind| {
-            self.list(&ListQuery {
-                kind: Some(kind),
-                delegate: Some(*delegate),
-                period: Some(period.clone()),
-                ..ListQuery::default()
-            })
+        // Its own records and those of every person merged into it.
+        let mut ids = vec![*delegate];
+        for from in redirects.keys() {
+            if current(&redirects, from) == delegate.to_string() {
+                ids.push(RecordId::parse("id", from)?);
+            }
+        }
+        let of = |kind| -> Result<Vec<ListRow>, StoreError> {
+            let mut rows = Vec::new();
+            for id in &ids {
+                rows.extend(self.list(&ListQuery {
+                    kind: Some(kind),
+                    delegate: Some(*id),
+                    period: Some(period.clone()),
+                    ..ListQuery::default()
+                })?);
+            }
+            rows.sort_by_key(|r| r.id);
+            rows.dedup_by_key(|r| r.id);
+            Ok(rows)
         };
         let activities = of(RecordKind::Activity)?;
         let suggestions = of(RecordKind::Suggestion)?;

@@ -371,6 +371,7 @@ mod tests {
                 party: None,
                 occupation: "教师".into(),
                 station: None,
+                merged_into: None,
                 mandates: mandates.into_iter().collect(),
             }),
         }

@@ -28,6 +28,9 @@ labelled_enum!(
         Resigned => ("resigned", "辞职"),
         Recalled => ("recalled", "罢免"),
         Terminated => ("terminated", "终止"),
+        // The seat of a person merged into another who holds the same seat: one seat,
+        // registered twice. It counts nowhere.
+        Merged => ("merged", "重复登记已合并"),
     }
 );
 
@@ -90,6 +93,11 @@ pub struct Delegate {
     /// [`LegacyMandate::key`]; empty for every person registered since.
     #[serde(default)]
     pub mandates: BTreeMap<String, LegacyMandate>,
+    /// Set when the congress that registered the person merged them into another person
+    /// record (a duplicate registration): this record stays as a redirect, and every count,
+    /// sign-in and duty record follows it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub merged_into: Option<RecordId>,
 }
 
 impl Delegate {
@@ -182,6 +190,7 @@ mod tests {
             party: None,
             occupation: "村党总支书记".into(),
             station: None,
+            merged_into: None,
             mandates: mandates
                 .into_iter()
                 .map(|m| (LegacyMandate::key(&m.congress, m.term), m))

@@ -111,6 +111,7 @@ pub fn project(record: &Record) -> Projection {
                 "occupation": d.occupation,
                 "highest_level": d.highest_level(),
                 "station": d.station,
+                "merged_into": d.merged_into,
                 "mandates": d.mandates.values().map(|m| json!({
                     "congress": m.congress, "level": m.level, "term": m.term, "status": m.status,
                 })).collect::<Vec<_>>(),

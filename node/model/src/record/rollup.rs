@@ -771,6 +771,13 @@ pub fn contribution(row: &CountedRow<'_>) -> BTreeMap<String, i64> {
 /// mandates alone.
 fn seat_counted(row: &CountedRow<'_>) -> Option<String> {
     let text = |key: &str| row.summary.get(key).and_then(|v| v.as_str());
+    // A person merged into another, and a seat merged into the other person's same seat,
+    // are registrations of someone counted already.
+    if row.status == Some(super::delegate::MandateStatus::Merged.as_str())
+        || text("merged_into").is_some()
+    {
+        return None;
+    }
     let level = match row.kind {
         RecordKind::Mandate => text("level"),
         _ => {

@@ -120,6 +120,7 @@ pub fn view(record: &Record, personal: Option<&Record>) -> RecordView {
                 ("党派", opt(&d.party)),
                 ("职业", d.occupation.clone()),
                 ("联络站", opt(&d.station)),
+                ("已合并到", opt(&d.merged_into)),
             ]);
             // Seats kept inside the person (registered before mandates were records); a
             // person registered since shows their mandate records through `seats_table`.

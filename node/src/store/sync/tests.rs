@@ -64,6 +64,7 @@ fn town_delegate(name: &str) -> crate::record::delegate::Delegate {
         party: None,
         occupation: "村党总支书记".into(),
         station: None,
+        merged_into: None,
         mandates: Default::default(),
     }
 }
