@@ -23,7 +23,9 @@
 /// would refuse every batch carrying one, and it would let a township write a county seat
 /// inside a person record, which a version-5 node refuses. A 回头看 may also find a B or C
 /// answer solved (`solved`), which a version-4 node's fold would ignore, keeping the
-/// suggestion in tracking where every version-5 replica has it waiting to be closed.
+/// suggestion in tracking where every version-5 replica has it waiting to be closed. A person
+/// merged into another (`merged_into`) and a seat marked `merged` would count again at a
+/// version-4 node.
 pub const PROTOCOL_VERSION: u32 = 5;
 
 pub mod v1 {
