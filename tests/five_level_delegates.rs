@@ -432,9 +432,10 @@ async fn a_province_grants_a_township_delegate_a_seat_by_reference() {
     assert_eq!(rollup.own.delegate_quota.total, 1);
 }
 
-/// A person registered twice at a township is merged: the township's two seats become one,
-/// what either record took part in counts for the person kept at the township and at the
-/// county (which elected the person too), and only the township may merge its own record.
+/// A person registered twice at a township is merged: the township's two seats become one;
+/// the county's seat, granted to the record merged away, signs the person kept in and passes to
+/// them when the county applies the merge; the city, which granted both records a seat, keeps
+/// one; and what either record took part in counts for the person kept at every level.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_person_registered_twice_is_merged_and_counted_once_everywhere() {
     let fed = Federation::start(&[
@@ -445,22 +446,30 @@ async fn a_person_registered_twice_is_merged_and_counted_once_everywhere() {
     .await;
     let township = fed.node(WANGDIAN).store.clone();
     let county = fed.node(XIUZHOU).store.clone();
+    let city = fed.node(CITY).store.clone();
+    let today = renda_node::calendar::today();
     let station = add_station(&township, WANGDIAN).await;
     let twice = add_delegate(&township, code(WANGDIAN), "陆秀英".into()).await;
     let kept = add_delegate(&township, code(WANGDIAN), "陆秀英".into()).await;
+    let mut activities = Vec::new();
     for who in [twice, kept] {
-        township
-            .write(move |tx| office::add_activity(tx, "clerk", reception(vec![who], station)))
-            .await
-            .unwrap();
+        activities.push(
+            township
+                .write(move |tx| office::add_activity(tx, "clerk", reception(vec![who], station)))
+                .await
+                .unwrap()
+                .id,
+        );
     }
     fed.settle().await;
-    grant_seat(&county, kept, 9, &[station]).await;
+    grant_seat(&county, twice, 9, &[]).await;
+    grant_seat(&city, twice, 10, &[]).await;
+    grant_seat(&city, kept, 10, &[]).await;
     fed.settle().await;
 
-    // Only the township registered the record merged away.
+    // Only the township decides the merge of its own record.
     let refused = county
-        .write(move |tx| office::merge_persons(tx, &twice, &kept, renda_node::calendar::today()))
+        .write(move |tx| office::merge_persons(tx, &twice, &kept, today))
         .await
         .unwrap_err();
     assert!(
@@ -468,10 +477,13 @@ async fn a_person_registered_twice_is_merged_and_counted_once_everywhere() {
         "{refused}"
     );
     township
-        .write(move |tx| office::merge_persons(tx, &twice, &kept, renda_node::calendar::today()))
+        .write(move |tx| office::merge_persons(tx, &twice, &kept, today))
         .await
         .unwrap();
-    // A later sign-in of the merged record is the kept person's.
+    fed.settle().await;
+
+    // The kept person is signed in with the county seat granted to the merged record, and a
+    // sign-in under the merged id is theirs, once.
     let later = township
         .write(move |tx| office::add_activity(tx, "clerk", reception(vec![twice], station)))
         .await
@@ -484,6 +496,46 @@ async fn a_person_registered_twice_is_merged_and_counted_once_everywhere() {
     assert_eq!(
         a.participants.keys().copied().collect::<Vec<_>>(),
         vec![kept]
+    );
+    assert_eq!(
+        a.participants[&kept].congresses,
+        vec![code(CITY), code(XIUZHOU), code(WANGDIAN)]
+    );
+    let first = activities[1];
+    let again = township
+        .write(move |tx| office::sign_in(tx, &first, &[twice]))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&again, StoreError::Invalid(e) if e.field == "delegate"),
+        "{again}"
+    );
+
+    // The county and the city apply the merge to their own seats once it has reached them:
+    // the county's passes to the person kept, the city's second seat counts no more.
+    for store in [&county, &city] {
+        store
+            .write(move |tx| office::merge_persons(tx, &twice, &kept, today))
+            .await
+            .unwrap();
+    }
+    let merged_seat = city
+        .call(move |s| s.mandates_of(&twice))
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|(h, _)| h.home == code(CITY))
+        .expect("the city's seat of the merged record");
+    assert_eq!(merged_seat.1.status, MandateStatus::Merged);
+    let revived = city
+        .write(move |tx| {
+            office::set_mandate_status(tx, &twice, code(CITY), 10, MandateStatus::Serving, today)
+        })
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&revived, StoreError::Invalid(e) if e.field == "status"),
+        "{revived}"
     );
 
     for level in [[WANGDIAN].as_slice(), &[XIUZHOU], &[CITY]] {
@@ -502,10 +554,19 @@ async fn a_person_registered_twice_is_merged_and_counted_once_everywhere() {
         }
     }
     fed.settle().await;
-    let year = chrono::Datelike::year(&renda_node::calendar::today());
-    for (store, region) in [(&township, WANGDIAN), (&county, XIUZHOU)] {
+    let year = chrono::Datelike::year(&today);
+    for (store, region, level) in [
+        (&township, WANGDIAN, "township"),
+        (&county, XIUZHOU, "county"),
+        (&city, CITY, "city"),
+    ] {
         let rollup = rollup_at(store, region).await;
         assert_eq!(rollup.own.delegate_quota.total, 1, "{region}: one person");
+        assert_eq!(
+            rollup.own.delegates.get(&format!("{level}/serving")),
+            Some(&1),
+            "{region}: one seat"
+        );
         for id in [kept, twice] {
             let duty = store.call(move |s| s.duty_record(&id, year)).await.unwrap();
             assert_eq!(
@@ -520,11 +581,5 @@ async fn a_person_registered_twice_is_merged_and_counted_once_everywhere() {
             .unwrap();
         assert!(differences.is_empty(), "{region}: {differences:?}");
     }
-    let at_township = rollup_at(&township, WANGDIAN).await;
-    assert_eq!(at_township.own.delegates.get("township/serving"), Some(&1));
-    assert_eq!(at_township.own.delegates.get("township/merged"), None);
-    let at_city = rollup_at(&fed.node(CITY).store, CITY).await;
-    assert_eq!(at_city.total.delegates.get("township/serving"), Some(&1));
-    assert_eq!(at_city.total.delegates.get("county/serving"), Some(&1));
     fed.assert_derived_columns_sound().await;
 }

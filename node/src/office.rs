@@ -184,8 +184,12 @@ fn seats_of(tx: &WriteTx<'_>, field: &str, id: &RecordId) -> Result<Seats, Store
     // the delegate works at a station here now. The copies a node merely relays down, and
     // those a station the delegate left still holds, sign no one in.
     let me = tx.node().region;
-    let held: Vec<(Header, Mandate)> = tx
-        .mandates_of(id)?
+    // Seats granted to a record since merged into this one are this person's too.
+    let mut held = tx.mandates_of(id)?;
+    for merged in tx.merged_into(id)? {
+        held.extend(tx.mandates_of(&merged)?);
+    }
+    let held: Vec<(Header, Mandate)> = held
         .into_iter()
         .filter(|(h, m)| {
             h.home == me || m.person_home == me || m.current_stations().any(|(_, s)| s.region == me)
@@ -326,6 +330,7 @@ pub fn grant_mandate(
     person: &RecordId,
     seat: SeatDraft,
 ) -> Result<Header, StoreError> {
+    let person = &current_person(tx, person)?;
     let record = require_kind(tx, "id", person, RecordKind::Delegate)?;
     let Body::Delegate(d) = &record.body else {
         unreachable!("require_kind checked the kind")
@@ -355,12 +360,21 @@ pub fn grant_mandate_to(
 ) -> Result<Header, StoreError> {
     match tx.get(&person.id) {
         Ok(record) => {
-            if record.header.home != person.home {
+            let held_name = match &record.body {
+                Body::Delegate(d) => d.name.trim().to_string(),
+                _ => String::new(),
+            };
+            if record.header.home != person.home
+                || (!person.name.trim().is_empty() && person.name.trim() != held_name)
+            {
                 return Err(ValidationError::new(
                     "person",
                     format!(
-                        "人员 {} 登记在 {}，不是 {}",
-                        person.id, record.header.home, person.home
+                        "人员 {} 是登记在 {} 的“{held_name}”，与所填的 {}“{}”不符",
+                        person.id,
+                        record.header.home,
+                        person.home,
+                        person.name.trim()
                     ),
                 )
                 .into());
@@ -457,9 +471,23 @@ pub fn set_mandate_status(
     }
     let unchanged =
         || ValidationError::new("status", format!("代表资格已经是“{}”", status.label()));
+    if status == MandateStatus::Merged {
+        return Err(ValidationError::new(
+            "status",
+            "“重复登记已合并”由合并人员（renda delegate merge）设定，不能直接设定",
+        )
+        .into());
+    }
     if let Some((header, mut mandate)) = own_mandate(tx, id, term)? {
         if mandate.status == status {
             return Err(unchanged().into());
+        }
+        if mandate.status == MandateStatus::Merged {
+            return Err(ValidationError::new(
+                "status",
+                "该代表资格因重复登记已合并，不能再变更；请变更保留人员的代表资格",
+            )
+            .into());
         }
         mandate.status = status;
         mandate.status_since = Some(since);
@@ -588,9 +616,10 @@ pub struct ActivityDraft {
 /// The person a delegate id stands for now: itself, or, for a person merged into another,
 /// the one it was merged into (followed a few steps, so a merge of a merged person holds too).
 fn current_person(tx: &WriteTx<'_>, id: &RecordId) -> Result<RecordId, StoreError> {
-    let mut id = *id;
-    for _ in 0..8 {
-        match tx.get(&id) {
+    let mut seen = vec![*id];
+    loop {
+        let at = seen[seen.len() - 1];
+        match tx.get(&at) {
             Ok(Record {
                 body:
                     Body::Delegate(Delegate {
@@ -598,18 +627,28 @@ fn current_person(tx: &WriteTx<'_>, id: &RecordId) -> Result<RecordId, StoreErro
                         ..
                     }),
                 ..
-            }) => id = into,
-            Ok(_) | Err(StoreError::NotFound { .. }) => return Ok(id),
+            }) => {
+                // A loop only a forged record could make: its smallest id stands for it, as
+                // in the store's counts (`store::rollup::current`).
+                if let Some(on) = seen.iter().position(|s| *s == into) {
+                    return Ok(seen[on..].iter().min().copied().unwrap_or(into));
+                }
+                seen.push(into);
+            }
+            Ok(_) | Err(StoreError::NotFound { .. }) => return Ok(at),
             Err(e) => return Err(e),
         }
     }
-    Ok(id)
 }
 
-/// Merges person `from`, registered here, into person `into` (one person registered twice):
-/// `from` stays as a redirect that every count, sign-in and duty record follows, and this
-/// congress's own seats of `from` pass to `into`, or, where `into` holds the same seat
-/// already, are marked as merged and count nowhere. Only the node that registered `from` may.
+/// Merges person `from` into person `into` (one person registered twice).
+///
+/// At the node that registered `from`, the merge is decided: `from` stays as a redirect that
+/// every count, sign-in and duty record follows. At any node (the registering one included, or
+/// a congress that granted `from` a seat and has since received the redirect), this
+/// congress's own seats of `from` pass to `into`, or, where `into` holds the same seat already,
+/// are marked as merged and count nowhere; a seat `from` carries inside its record (as persons
+/// registered before mandate records do) becomes a mandate of `into` unless `into` has it.
 pub fn merge_persons(
     tx: &mut WriteTx<'_>,
     from: &RecordId,
@@ -622,25 +661,12 @@ pub fn merge_persons(
     let Body::Delegate(mut merged) = from_record.body else {
         unreachable!("require_kind checked the kind")
     };
-    if from_record.header.home != me {
-        return Err(ValidationError::new(
-            "id",
-            format!(
-                "{} 登记在 {}，只有该节点可以合并它",
-                merged.name, from_record.header.home
-            ),
-        )
-        .into());
-    }
     let into_record = require_kind(tx, "into", into, RecordKind::Delegate)?;
     let Body::Delegate(kept) = &into_record.body else {
         unreachable!("require_kind checked the kind")
     };
     if from == into {
         return Err(ValidationError::new("into", "不能把人员合并到其自身").into());
-    }
-    if merged.merged_into.is_some() {
-        return Err(ValidationError::new("id", format!("{} 已经合并过", merged.name)).into());
     }
     if kept.merged_into.is_some() {
         return Err(ValidationError::new(
@@ -649,15 +675,40 @@ pub fn merge_persons(
         )
         .into());
     }
+    let deciding = from_record.header.home == me;
+    match merged.merged_into {
+        None if deciding => {}
+        None => {
+            return Err(ValidationError::new(
+                "id",
+                format!(
+                    "{} 登记在 {}，只有该节点可以合并它；合并传到本节点后，可在此处理本级的代表资格",
+                    merged.name, from_record.header.home
+                ),
+            )
+            .into());
+        }
+        Some(to) if to == *into && !deciding => {}
+        Some(_) => {
+            return Err(ValidationError::new("id", format!("{} 已经合并过", merged.name)).into());
+        }
+    }
     let kept_seats = tx.mandates_of(into)?;
+    let kept_has = |term: u32| {
+        kept_seats
+            .iter()
+            .any(|(h, m)| h.home == me && m.congress == me && m.term == term)
+            || kept
+                .mandates
+                .values()
+                .any(|m| m.congress == me && m.term == term)
+    };
+    let mut passed = 0;
     for (header, mut seat) in tx.mandates_of(from)? {
-        if header.home != me {
+        if header.home != me || seat.status == MandateStatus::Merged {
             continue;
         }
-        let duplicate = kept_seats
-            .iter()
-            .any(|(h, m)| h.home == me && m.congress == seat.congress && m.term == seat.term);
-        if duplicate {
+        if kept_has(seat.term) {
             seat.status = MandateStatus::Merged;
             seat.status_since = Some(on);
         } else {
@@ -667,6 +718,44 @@ pub fn merge_persons(
         }
         seat.validate(&me)?;
         write_fields(tx, &header.id, &seat, "merge persons")?;
+        passed += 1;
+    }
+    // Seats inside the merged record stop counting with it; this congress's pass to the
+    // person kept as mandates.
+    for legacy in merged.mandates.values().filter(|m| m.congress == me) {
+        if kept_has(legacy.term) {
+            continue;
+        }
+        let person = PersonRef {
+            id: *into,
+            home: into_record.header.home,
+            name: kept.name.clone(),
+        };
+        let seat = SeatDraft {
+            term: legacy.term,
+            constituency: legacy.constituency.clone(),
+            stations: Vec::new(),
+        };
+        let header = grant(tx, "renda", person, seat)?;
+        if legacy.status != MandateStatus::Serving {
+            let Body::Mandate(mut granted) = tx.get(&header.id)?.body else {
+                unreachable!("a mandate was just granted")
+            };
+            granted.status = legacy.status;
+            granted.status_since = legacy.status_since;
+            write_fields(tx, &header.id, &granted, "merge persons")?;
+        }
+        passed += 1;
+    }
+    if !deciding {
+        if passed == 0 {
+            return Err(ValidationError::new(
+                "id",
+                format!("本级（{me}）没有 {} 的代表资格需要处理", merged.name),
+            )
+            .into());
+        }
+        return tx.get(into);
     }
     merged.merged_into = Some(*into);
     write_fields(tx, from, &merged, "merge persons")
@@ -731,9 +820,13 @@ pub fn sign_in(
         unreachable!("require_kind checked the kind")
     };
     signing_in_allowed(&activity)?;
+    let mut present = Vec::with_capacity(activity.participants.len());
+    for signed in activity.participants.keys() {
+        present.push(current_person(tx, signed)?);
+    }
     for delegate in delegates {
         let delegate = &current_person(tx, delegate)?;
-        if activity.participants.contains_key(delegate) {
+        if activity.participants.contains_key(delegate) || present.contains(delegate) {
             return Err(ValidationError::new("delegate", format!("{delegate} 已经签到")).into());
         }
         activity

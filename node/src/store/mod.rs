@@ -659,6 +659,9 @@ impl Store {
             let Body::Delegate(other) = self.get(&id)?.body else {
                 continue;
             };
+            if other.merged_into.is_some() {
+                continue;
+            }
             let reason = match (d.birth_year, other.birth_year) {
                 (Some(a), Some(b)) if a == b => format!("同名且出生年份相同（{a}）"),
                 (Some(_), Some(_)) => continue,
@@ -1166,6 +1169,17 @@ impl WriteTx<'_> {
     /// The mandates this node holds for `person` (see [`Store::mandates_of`]).
     pub fn mandates_of(&self, person: &RecordId) -> Result<Vec<(Header, Mandate)>, StoreError> {
         mandates_of(&self.tx, self.actor, person)
+    }
+
+    /// The persons held here that were merged into `person`, directly or through others.
+    pub fn merged_into(&self, person: &RecordId) -> Result<Vec<RecordId>, StoreError> {
+        let redirects = rollup::redirects(&self.tx)?;
+        let me = person.to_string();
+        redirects
+            .keys()
+            .filter(|from| **from != me && rollup::current(&redirects, from) == me)
+            .map(|from| RecordId::parse("id", from).map_err(StoreError::from))
+            .collect()
     }
 
     /// The largest suggestion number already given by this node's congress, for numbering the next.

@@ -237,7 +237,7 @@ fn quota_delegates(
         ids.extend(
             redirects
                 .keys()
-                .filter(|from| current(&redirects, from) == person)
+                .filter(|from| **from != person && current(&redirects, from) == person)
                 .cloned(),
         );
         out.insert(person, ids);
@@ -256,16 +256,21 @@ pub(super) fn redirects(conn: &Connection) -> Result<BTreeMap<String, String>, S
         .collect::<Result<_, _>>()?)
 }
 
-/// The id `id` stands for now, following merges a few steps.
+/// The id `id` stands for now, following merges to their end. A loop, which only a forged
+/// record could make, stands for its smallest id, whichever of its ids one starts from.
 pub(super) fn current(redirects: &BTreeMap<String, String>, id: &str) -> String {
-    let mut id = id.to_string();
-    for _ in 0..8 {
-        match redirects.get(&id) {
-            Some(into) => id = into.clone(),
-            None => break,
+    let mut seen = vec![id.to_string()];
+    while let Some(into) = redirects.get(&seen[seen.len() - 1]) {
+        if let Some(at) = seen.iter().position(|s| s == into) {
+            return seen[at..]
+                .iter()
+                .min()
+                .cloned()
+                .unwrap_or_else(|| into.clone());
         }
+        seen.push(into.clone());
     }
-    id
+    seen.pop().unwrap_or_else(|| id.to_string())
 }
 
 /// This node's own numbers from its counters, as of `today`.
@@ -479,7 +484,7 @@ impl Store {
         // Its own records and those of every person merged into it.
         let mut ids = vec![*delegate];
         for from in redirects.keys() {
-            if current(&redirects, from) == delegate.to_string() {
+            if *from != delegate.to_string() && current(&redirects, from) == delegate.to_string() {
                 ids.push(RecordId::parse("id", from)?);
             }
         }
@@ -660,5 +665,23 @@ impl WriteTx<'_> {
         };
         self.publish_rollup(held, &mut rollup)?;
         Ok(rollup)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn merges_are_followed_to_their_end_and_a_forged_loop_has_one_answer() {
+        let redirects: BTreeMap<String, String> = [("A", "B"), ("B", "C"), ("X", "Y"), ("Y", "X")]
+            .into_iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect();
+        assert_eq!(current(&redirects, "A"), "C");
+        assert_eq!(current(&redirects, "C"), "C");
+        assert_eq!(current(&redirects, "Q"), "Q");
+        assert_eq!(current(&redirects, "X"), "X");
+        assert_eq!(current(&redirects, "Y"), "X");
     }
 }

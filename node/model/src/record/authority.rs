@@ -173,11 +173,28 @@ pub fn check_incoming<'a>(
                 Some(Body::Delegate(was)) => Some(was),
                 _ => None,
             };
+            // A merge is decided by the node that registered the person, once: the redirect
+            // is set by a change of the home's, never points at the record itself, and never
+            // changes or goes away after.
+            let home = after.header.home;
+            let was_merged = was.and_then(|w| w.merged_into);
+            if now.merged_into != was_merged {
+                let lawful =
+                    was_merged.is_none() && now.merged_into != Some(*id) && writers.contains(&home);
+                if !lawful {
+                    return Err(Rejection::new(
+                        "authority.merge",
+                        format!(
+                            "人员 {id} 的合并只能由其登记节点 {home} 作出一次，且不能撤销或改向"
+                        ),
+                    ));
+                }
+            }
             // A seat kept inside the person (as persons registered before mandate records
             // carry them) may be added to or changed in a record held here only by the
-            // congress it is in. A record new here comes as earlier releases wrote it, when
-            // the person's own node wrote every seat: it keeps the seats of its home and of
-            // the home's ancestors (nothing writes such a seat any more; refusing them would
+            // congress it is in. A record new here, created before mandate records existed,
+            // comes as those releases wrote it, when the person's own node wrote every seat:
+            // it keeps the seats of its home and of the home's ancestors (refusing them would
             // lose those persons at every node that meets them after upgrading).
             for (key, seat) in &now.mandates {
                 let old = was.and_then(|w| w.mandates.get(key));
@@ -187,7 +204,8 @@ pub fn check_incoming<'a>(
                 let congress = old.map_or(seat.congress, |o| o.congress);
                 if old.is_none()
                     && matches!(held, Held::Nothing)
-                    && after.header.home.is_within(&congress)
+                    && after.header.created_at < super::delegate::SEATS_INSIDE_UNTIL
+                    && home.is_within(&congress)
                 {
                     continue;
                 }
@@ -548,6 +566,54 @@ mod tests {
                 [&city_actor],
             )),
             "accepted"
+        );
+    }
+
+    #[test]
+    fn only_the_persons_home_merges_it_once() {
+        let h = header(RecordKind::Delegate, TOWN);
+        let before = delegate(&h, vec![]);
+        let merged = |into: RecordId| {
+            let mut r = delegate(&h, vec![]);
+            if let Body::Delegate(d) = &mut r.body {
+                d.merged_into = Some(into);
+            }
+            r
+        };
+        let kept = RecordId::new();
+        let town_actor = node_actor(&code(TOWN));
+        let county_actor = node_actor(&code(COUNTY));
+        let check = |sender, held: &Record, after: &Record, actor: &ActorId| {
+            rule(check_incoming(
+                sender,
+                Held::Record(held),
+                after,
+                &[],
+                [actor],
+            ))
+        };
+        let town = Sender::Child(code(TOWN));
+        let county = Sender::Parent(code(COUNTY));
+        assert_eq!(check(town, &before, &merged(kept), &town_actor), "accepted");
+        assert_eq!(
+            check(county, &before, &merged(kept), &county_actor),
+            "authority.merge",
+            "the county did not register the person"
+        );
+        assert_eq!(
+            check(town, &merged(kept), &merged(RecordId::new()), &town_actor),
+            "authority.merge",
+            "a merge is not redirected"
+        );
+        assert_eq!(
+            check(town, &merged(kept), &before, &town_actor),
+            "authority.merge",
+            "nor undone"
+        );
+        assert_eq!(
+            check(town, &before, &merged(h.id), &town_actor),
+            "authority.merge",
+            "nor pointed at itself"
         );
     }
 

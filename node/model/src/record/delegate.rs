@@ -15,6 +15,13 @@ use super::RecordId;
 use crate::region::{Level, RegionCode};
 use crate::validate::{ValidationError, bounded_text, required_text};
 
+/// Persons created from this moment on carry no seats inside: every release since writes
+/// seats as mandate records. A person record created earlier may come to a node for the first
+/// time with the seats its own node wrote inside it (see `authority::check_incoming`).
+pub const SEATS_INSIDE_UNTIL: chrono::DateTime<chrono::Utc> =
+    // 2026-12-03T00:00:00Z, the day mandate records came.
+    chrono::DateTime::from_timestamp_nanos(1_796_256_000_000_000_000);
+
 labelled_enum!(Gender {
     Male => ("male", "男"),
     Female => ("female", "女"),
