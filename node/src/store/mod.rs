@@ -871,7 +871,7 @@ impl Store {
     pub fn derived_mismatches(&self) -> Result<Vec<String>, StoreError> {
         let mut out = Vec::new();
         let mut stmt = self.conn.prepare(
-            "SELECT id, label, status, occurred_on, due_on, subject, summary, route, heads_hash, tag, addressed_to, number, group_id FROM records ORDER BY id",
+            "SELECT id, label, status, occurred_on, due_on, subject, summary, route, heads_hash, tag, addressed_to, number, group_id, merged_into FROM records ORDER BY id",
         )?;
         let mut people = self.conn.prepare(
             "SELECT delegate_id, role FROM record_people WHERE record_id = ?1 ORDER BY delegate_id, role",
@@ -894,6 +894,7 @@ impl Store {
                     addressed_to: r.get(10)?,
                     number: r.get(11)?,
                     group: r.get(12)?,
+                    merged_into: r.get(13)?,
                 },
                 people: people
                     .query_map([&id], |p| Ok((p.get(0)?, p.get(1)?)))?
@@ -1095,6 +1096,10 @@ impl DerivedColumns {
             ),
             ("number", self.keys.number == other.keys.number),
             ("group_id", self.keys.group == other.keys.group),
+            (
+                "merged_into",
+                self.keys.merged_into == other.keys.merged_into,
+            ),
             ("route", self.route == other.route),
             ("heads_hash", self.heads_hash == other.heads_hash),
             ("people", self.people == other.people),
@@ -1482,8 +1487,8 @@ impl WriteTx<'_> {
             (Vec::new(), 0, tail)
         };
         self.tx.prepare_cached(
-            "INSERT INTO records (id, kind, home, created_at, created_by, doc, last_seq, label, status, occurred_on, due_on, subject, summary, route, doc_tail, heads_hash, doc_seq, tag, addressed_to, number, group_id, counted)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?19, ?20, ?21, ?22, ?23)
+            "INSERT INTO records (id, kind, home, created_at, created_by, doc, last_seq, label, status, occurred_on, due_on, subject, summary, route, doc_tail, heads_hash, doc_seq, tag, addressed_to, number, group_id, counted, merged_into)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?19, ?20, ?21, ?22, ?23, ?24)
              ON CONFLICT(id) DO UPDATE SET
                doc = CASE WHEN ?18 THEN excluded.doc ELSE records.doc END,
                doc_seq = CASE WHEN ?18 THEN excluded.doc_seq ELSE records.doc_seq END,
@@ -1491,7 +1496,8 @@ impl WriteTx<'_> {
                status = excluded.status, occurred_on = excluded.occurred_on, due_on = excluded.due_on,
                subject = excluded.subject, summary = excluded.summary, route = excluded.route,
                tag = excluded.tag, addressed_to = excluded.addressed_to, number = excluded.number,
-               group_id = excluded.group_id, counted = excluded.counted",
+               group_id = excluded.group_id, counted = excluded.counted,
+               merged_into = excluded.merged_into",
         )?
         .execute(params![
                 id,
@@ -1517,6 +1523,7 @@ impl WriteTx<'_> {
                 columns.keys.number,
                 columns.keys.group,
                 counted,
+                columns.keys.merged_into,
             ])?;
         // A record new here has no rows to replace.
         if !matches!(prior, Prior::Absent) {

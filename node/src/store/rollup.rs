@@ -209,10 +209,11 @@ pub(super) fn ensure_counters(conn: &Connection, me: &RegionCode) -> Result<(), 
 
 /// The delegates a congress holds to its quotas, by person id: those with a serving seat it
 /// granted (a mandate homed here), and persons homed here that carry their seats inside the
-/// record (registered before mandates were records), as such persons always were.
+/// record (registered before mandates were records), as such persons always were; only those
+/// have a standing (`status`) of their own.
 const QUOTA_DELEGATES: &str = "
     SELECT id FROM records
-    WHERE kind = 'delegate' AND home = ?1 AND json_array_length(summary, '$.mandates') > 0
+    WHERE kind = 'delegate' AND home = ?1 AND status IS NOT NULL
     UNION
     SELECT p.delegate_id FROM records m JOIN record_people p ON p.record_id = m.id
     WHERE m.kind = 'mandate' AND m.home = ?1 AND m.status = 'serving' AND p.role = 'mandate'";
@@ -248,10 +249,7 @@ fn quota_delegates(
 /// Person records merged into another, by id, each with the id it was merged into.
 pub(super) fn redirects(conn: &Connection) -> Result<BTreeMap<String, String>, StoreError> {
     Ok(conn
-        .prepare_cached(
-            "SELECT id, json_extract(summary, '$.merged_into') FROM records
-             WHERE kind = 'delegate' AND json_extract(summary, '$.merged_into') IS NOT NULL",
-        )?
+        .prepare_cached("SELECT id, merged_into FROM records WHERE merged_into IS NOT NULL")?
         .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?
         .collect::<Result<_, _>>()?)
 }

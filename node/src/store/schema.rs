@@ -215,6 +215,14 @@ const MIGRATIONS: &[&str] = &[
     r#"
     CREATE INDEX records_kind_list ON records(kind, id, home);
     "#,
+    // 16: the person a person record was merged into (`FilterKeys::merged_into`), so that
+    // counts and duty records follow a merge without reading summaries. Filled here from the
+    // summaries the model derived (no release before this one wrote a merge).
+    r#"
+    ALTER TABLE records ADD COLUMN merged_into TEXT;
+    UPDATE records SET merged_into = json_extract(summary, '$.merged_into') WHERE kind = 'delegate';
+    CREATE INDEX records_merged ON records(merged_into) WHERE merged_into IS NOT NULL;
+    "#,
 ];
 
 pub(crate) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {

@@ -51,6 +51,8 @@ pub struct FilterKeys {
     pub number: Option<i64>,
     /// The delegate group an activity was held by.
     pub group: Option<String>,
+    /// The person a person record was merged into (a duplicate registration's redirect).
+    pub merged_into: Option<String>,
 }
 
 impl FilterKeys {
@@ -68,6 +70,10 @@ impl FilterKeys {
             RecordKind::Activity => FilterKeys {
                 tag: text("kind"),
                 group: text("group"),
+                ..FilterKeys::default()
+            },
+            RecordKind::Delegate => FilterKeys {
+                merged_into: text("merged_into"),
                 ..FilterKeys::default()
             },
             RecordKind::Suggestion => FilterKeys {
