@@ -8,12 +8,11 @@ mod common;
 
 use std::collections::BTreeMap;
 
-use common::data::{add_delegate, grant_seat, rollup_at, seat};
+use common::data::{add_delegate, add_station, grant_seat, roll_up, rollup_at, seat};
 use common::fed::{CITY, Federation, PROVINCE, WANGDIAN, XINCHENG, XIUZHOU, code, five_levels};
 use renda_node::office::{self, ActivityDraft, Contact, PersonRef, StationRef};
 use renda_node::record::activity::{Activity, ActivityKind};
 use renda_node::record::delegate::{Delegate, Gender, MandateStatus};
-use renda_node::record::group::{Venue, VenueKind};
 use renda_node::record::{RecordId, RecordKind};
 use renda_node::store::{ListQuery, StoreError, StoreHandle};
 
@@ -29,26 +28,6 @@ fn person(name: &str) -> Delegate {
         merged_into: None,
         mandates: BTreeMap::new(),
     }
-}
-
-async fn add_station(store: &StoreHandle, region: &str) -> RecordId {
-    let region = code(region);
-    store
-        .write(move |tx| {
-            office::add_venue(
-                tx,
-                "clerk",
-                Venue {
-                    name: "王店镇人大代表联络站".into(),
-                    kind: VenueKind::Station,
-                    region,
-                    address: "王店镇建设路1号".into(),
-                },
-            )
-        })
-        .await
-        .unwrap()
-        .id
 }
 
 async fn roster(store: &StoreHandle) -> Vec<String> {
@@ -161,22 +140,8 @@ async fn a_county_delegate_signs_in_at_a_township_station_and_counts_at_the_coun
         a.participants[&both].congresses,
         vec![code(XIUZHOU), code(WANGDIAN)]
     );
-    // Rollups refreshed level by level, as nodes that refresh before they sync do.
-    for level in [[WANGDIAN, XINCHENG].as_slice(), &[XIUZHOU], &[CITY]] {
-        for region in level {
-            fed.node(region)
-                .store
-                .write(|tx| {
-                    tx.refresh_rollup(
-                        chrono::Utc::now(),
-                        &renda_node::record::rollup::RollupRules::default(),
-                    )
-                })
-                .await
-                .unwrap();
-        }
-        fed.settle().await;
-    }
+    roll_up(&fed).await;
+    fed.settle().await;
     assert_eq!(
         fed.holders(activity.id).await,
         vec![CITY, XIUZHOU, WANGDIAN]
@@ -538,21 +503,8 @@ async fn a_person_registered_twice_is_merged_and_counted_once_everywhere() {
         "{revived}"
     );
 
-    for level in [[WANGDIAN].as_slice(), &[XIUZHOU], &[CITY]] {
-        fed.settle().await;
-        for region in level {
-            fed.node(region)
-                .store
-                .write(|tx| {
-                    tx.refresh_rollup(
-                        chrono::Utc::now(),
-                        &renda_node::record::rollup::RollupRules::default(),
-                    )
-                })
-                .await
-                .unwrap();
-        }
-    }
+    fed.settle().await;
+    roll_up(&fed).await;
     fed.settle().await;
     let year = chrono::Datelike::year(&today);
     for (store, region, level) in [

@@ -13,7 +13,6 @@ use common::fed::{
 use renda_node::office::{self, ActivityDraft, Contact, SeatDraft, StationRef, SuggestionDraft};
 use renda_node::record::activity::{Activity, ActivityKind};
 use renda_node::record::delegate::{Delegate, Gender};
-use renda_node::record::group::{Venue, VenueKind};
 use renda_node::record::notice::Notice;
 use renda_node::record::opinion::{OpinionAction, OpinionFields, OpinionSource};
 use renda_node::record::suggestion::{
@@ -107,22 +106,7 @@ async fn every_record_lands_exactly_where_its_routes_say() {
     // A delegate of the provincial congress stationed at the township's liaison station
     // (五级代表进站): the province registers the person and grants the seat, naming the
     // station, whose venue it does not hold.
-    let station = wangdian
-        .write(|tx| {
-            office::add_venue(
-                tx,
-                "clerk",
-                Venue {
-                    name: "王店镇人大代表联络站".into(),
-                    kind: VenueKind::Station,
-                    region: code(WANGDIAN),
-                    address: "王店镇建设路1号".into(),
-                },
-            )
-        })
-        .await
-        .unwrap()
-        .id;
+    let station = common::data::add_station(wangdian, WANGDIAN).await;
     let provincial = add_delegate(
         &fed.node(PROVINCE).store,
         "沈建华",

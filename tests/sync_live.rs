@@ -12,7 +12,6 @@ use renda_node::office::{self, ActivityDraft, Contact, SeatDraft, StationRef};
 use renda_node::record::RecordId;
 use renda_node::record::activity::{Activity, ActivityKind};
 use renda_node::record::delegate::{Delegate, Gender};
-use renda_node::record::group::{Venue, VenueKind};
 use renda_node::record::notice::Notice;
 use renda_node::store::StoreHandle;
 
@@ -46,22 +45,7 @@ async fn live_links_carry_writes_up_four_hops_and_notices_down() {
     // delegate in, and the activity travels four hops up to the delegate's congress.
     let township = fed.node("330411101000").store.clone();
     let national = fed.node("000000000000").store.clone();
-    let station = township
-        .write(|tx| {
-            office::add_venue(
-                tx,
-                "clerk",
-                Venue {
-                    name: "王店镇人大代表联络站".into(),
-                    kind: VenueKind::Station,
-                    region: code("330411101000"),
-                    address: "王店镇建设路1号".into(),
-                },
-            )
-        })
-        .await
-        .unwrap()
-        .id;
+    let station = common::data::add_station(&township, "330411101000").await;
     let delegate = Delegate {
         name: "朱丽华".into(),
         gender: Gender::Female,

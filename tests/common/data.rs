@@ -27,8 +27,8 @@ pub fn d(s: &str) -> NaiveDate {
     s.parse().unwrap()
 }
 
-/// Refreshes rollups level by level from the townships up, syncing each level to its parents,
-/// as nodes that refresh before they sync do.
+/// Refreshes rollups level by level from the townships up, syncing each level to its parents
+/// (those in the federation), as nodes that refresh before they sync do.
 pub async fn roll_up(fed: &Federation) {
     for level in [
         Level::Township,
@@ -50,8 +50,8 @@ pub async fn roll_up(fed: &Federation) {
                 .await
                 .unwrap();
         }
-        if level != Level::National {
-            for region in &at_level {
+        for region in &at_level {
+            if region.parent().is_some_and(|p| fed.nodes.contains_key(&p)) {
                 fed.sync_once(region.as_str()).await;
             }
         }
@@ -137,6 +137,28 @@ pub async fn township_with_group(
         .unwrap()
         .id;
     (store, region, ids, group)
+}
+
+/// A liaison station (代表联络站) of the township `region`, written at `store`'s node.
+pub async fn add_station(store: &StoreHandle, region: &str) -> RecordId {
+    use renda_node::record::group::{Venue, VenueKind};
+    let region = code(region);
+    store
+        .write(move |tx| {
+            office::add_venue(
+                tx,
+                "clerk",
+                Venue {
+                    name: "王店镇人大代表联络站".into(),
+                    kind: VenueKind::Station,
+                    region,
+                    address: "王店镇建设路1号".into(),
+                },
+            )
+        })
+        .await
+        .unwrap()
+        .id
 }
 
 /// A person registered at `store`'s node with the seat its congress grants (term 17);

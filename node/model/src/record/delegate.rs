@@ -66,20 +66,24 @@ impl LegacyMandate {
     }
 
     pub fn validate(&self) -> Result<(), ValidationError> {
-        if !self.congress.has_congress() {
-            return Err(ValidationError::new(
-                "congress",
-                format!(
-                    "{} 没有人民代表大会（街道、村或统计分组），不能作为代表所属的人大",
-                    self.congress
-                ),
-            ));
-        }
-        if !(1..=99).contains(&self.term) {
-            return Err(ValidationError::new("term", "届次必须在 1 到 99 之间"));
-        }
+        seat_rules(&self.congress, self.term)?;
         required_text("constituency", &self.constituency)
     }
+}
+
+/// What every seat, kept inside a person or a record of its own, must be: in a congress that
+/// exists, for a term that does.
+pub(crate) fn seat_rules(congress: &RegionCode, term: u32) -> Result<(), ValidationError> {
+    if !congress.has_congress() {
+        return Err(ValidationError::new(
+            "congress",
+            format!("{congress} 没有人民代表大会（街道、村或统计分组），不能作为代表所属的人大"),
+        ));
+    }
+    if !(1..=99).contains(&term) {
+        return Err(ValidationError::new("term", "届次必须在 1 到 99 之间"));
+    }
+    Ok(())
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -64,15 +64,7 @@ pub struct Mandate {
 impl Mandate {
     /// Checks the mandate as the record homed at `home` says it.
     pub fn validate(&self, home: &RegionCode) -> Result<(), ValidationError> {
-        if !self.congress.has_congress() {
-            return Err(ValidationError::new(
-                "congress",
-                format!(
-                    "{} 没有人民代表大会（街道、村或统计分组），不能作为代表所属的人大",
-                    self.congress
-                ),
-            ));
-        }
+        super::delegate::seat_rules(&self.congress, self.term)?;
         if self.congress != *home {
             return Err(ValidationError::new(
                 "congress",
@@ -87,9 +79,6 @@ impl Mandate {
                 "level",
                 "代表资格的级别与所属人大的区划代码不符",
             ));
-        }
-        if !(1..=99).contains(&self.term) {
-            return Err(ValidationError::new("term", "届次必须在 1 到 99 之间"));
         }
         required_text("name", &self.name)?;
         required_text("constituency", &self.constituency)?;
