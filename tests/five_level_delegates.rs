@@ -338,6 +338,21 @@ async fn a_province_grants_a_township_delegate_a_seat_by_reference() {
         home: code(WANGDIAN),
         name: "沈建华".into(),
     };
+    // The city holds the person: a reference that names them otherwise is refused there.
+    let misnamed = PersonRef {
+        name: "沈建国".into(),
+        ..reference.clone()
+    };
+    let refused = fed
+        .node(CITY)
+        .store
+        .write(move |tx| office::grant_mandate_to(tx, "staff", misnamed, seat(18, &[])))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&refused, StoreError::Invalid(e) if e.field == "person"),
+        "{refused}"
+    );
     let mut provincial = seat(14, &[]);
     provincial.stations.push(StationRef {
         venue: station,

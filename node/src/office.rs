@@ -73,17 +73,17 @@ fn require_kind(
         other => other,
     })?;
     if record.header.kind != kind {
-        return Err(ValidationError::new(
-            field,
-            format!(
-                "{id} 是{}记录，不是{}记录",
-                record.header.kind.label(),
-                kind.label()
-            ),
-        )
-        .into());
+        return Err(wrong_kind(field, id, record.header.kind, kind));
     }
     Ok(record)
+}
+
+fn wrong_kind(field: &str, id: &RecordId, found: RecordKind, wanted: RecordKind) -> StoreError {
+    ValidationError::new(
+        field,
+        format!("{id} 是{}记录，不是{}记录", found.label(), wanted.label()),
+    )
+    .into()
 }
 
 fn delegate_of(tx: &WriteTx<'_>, field: &str, id: &RecordId) -> Result<Delegate, StoreError> {
@@ -168,15 +168,12 @@ fn seats_of(tx: &WriteTx<'_>, field: &str, id: &RecordId) -> Result<Seats, Store
             ..
         }) => Some(d),
         Some(other) => {
-            return Err(ValidationError::new(
+            return Err(wrong_kind(
                 field,
-                format!(
-                    "{id} 是{}记录，不是{}记录",
-                    other.header.kind.label(),
-                    RecordKind::Delegate.label()
-                ),
-            )
-            .into());
+                id,
+                other.header.kind,
+                RecordKind::Delegate,
+            ));
         }
         None => None,
     };
@@ -260,15 +257,12 @@ fn stations_of(
         let region = match (tx.get(&r.venue), r.region) {
             (Ok(record), given) => {
                 if record.header.kind != RecordKind::Venue {
-                    return Err(ValidationError::new(
+                    return Err(wrong_kind(
                         "station",
-                        format!(
-                            "{} 是{}记录，不是阵地记录",
-                            r.venue,
-                            record.header.kind.label()
-                        ),
-                    )
-                    .into());
+                        &r.venue,
+                        record.header.kind,
+                        RecordKind::Venue,
+                    ));
                 }
                 if given.is_some_and(|g| g != record.header.home) {
                     return Err(ValidationError::new(

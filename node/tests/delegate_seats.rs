@@ -162,3 +162,74 @@ fn a_mandate_record_loads_routes_and_counts_at_its_congress() {
         "the person's home, the station's township, the county and the city"
     );
 }
+
+#[test]
+fn a_merged_person_loads_as_a_redirect_that_counts_nowhere() {
+    let header = header(
+        "01KBHQ8ZZ00000000000000006",
+        RecordKind::Delegate,
+        "330411101000",
+    );
+    let fields = serde_json::json!({
+        "name": "陆秀英", "gender": "female", "birth_year": 1975, "ethnicity": "汉族",
+        "party": null, "occupation": "教师", "station": null, "mandates": {},
+        "merged_into": "01KBHQ8ZZ00000000000000007"
+    });
+    let record = load("delegate-merged-v5.automerge", &header, fields);
+    let Body::Delegate(person) = &record.body else {
+        panic!("a delegate")
+    };
+    assert_eq!(
+        person.merged_into,
+        Some(RecordId::parse("id", "01KBHQ8ZZ00000000000000007").unwrap())
+    );
+    assert!(counted(&record).is_empty());
+    let keys = renda_node::record::projection::FilterKeys::of(
+        RecordKind::Delegate,
+        &project(&record).summary,
+    );
+    assert_eq!(
+        keys.merged_into.as_deref(),
+        Some("01KBHQ8ZZ00000000000000007")
+    );
+}
+
+/// A 回头看 that found a B answer solved, as the event text a suggestion document keeps
+/// (protocol version 5). Written once, never edited.
+#[test]
+fn a_follow_up_that_found_the_matter_solved_still_reads() {
+    use renda_node::record::Event;
+    use renda_node::record::suggestion::SuggestionAction;
+    let path = fixture("track-solved-event-v5.json");
+    if std::env::var_os("RENDA_WRITE_FIXTURES").is_some() && !path.exists() {
+        let event = Event {
+            id: RecordId::parse("id", "01KBHQ8ZZ00000000000000008").unwrap(),
+            lamport: 9,
+            recorded_at: chrono::DateTime::from_timestamp_millis(1_764_720_000_000).unwrap(),
+            date: "2026-08-01".parse().unwrap(),
+            author: Author {
+                node: code("330411000000"),
+                user: "代表工委".into(),
+            },
+            action: SuggestionAction::Track {
+                note: "回头看：信号灯已安装".into(),
+                solved: true,
+            },
+        };
+        std::fs::write(&path, serde_json::to_string(&event).unwrap()).unwrap();
+    }
+    let text = std::fs::read_to_string(&path).expect("the committed fixture");
+    let event: Event<SuggestionAction> = serde_json::from_str(&text).unwrap();
+    assert!(matches!(
+        event.action,
+        SuggestionAction::Track { solved: true, .. }
+    ));
+    // A follow-up written before `solved` existed reads as one that did not find it solved.
+    let older = text.replace(",\"solved\":true", "");
+    assert_ne!(older, text, "the fixture carries the flag");
+    let event: Event<SuggestionAction> = serde_json::from_str(&older).unwrap();
+    assert!(matches!(
+        event.action,
+        SuggestionAction::Track { solved: false, .. }
+    ));
+}

@@ -1179,10 +1179,10 @@ impl WriteTx<'_> {
     /// The persons held here that were merged into `person`, directly or through others.
     pub fn merged_into(&self, person: &RecordId) -> Result<Vec<RecordId>, StoreError> {
         let redirects = rollup::redirects(&self.tx)?;
-        let me = person.to_string();
-        redirects
-            .keys()
-            .filter(|from| **from != me && rollup::current(&redirects, from) == me)
+        rollup::merged_into_each(&redirects)
+            .remove(&person.to_string())
+            .unwrap_or_default()
+            .iter()
             .map(|from| RecordId::parse("id", from).map_err(StoreError::from))
             .collect()
     }

@@ -229,21 +229,30 @@ fn quota_delegates(
         .prepare_cached(QUOTA_DELEGATES)?
         .query_map([me.as_str()], |r| r.get::<_, String>(0))?
         .collect::<Result<_, _>>()?;
+    let merged = merged_into_each(&redirects);
     let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for subject in subjects {
-        out.entry(current(&redirects, &subject)).or_default();
-    }
-    for person in out.keys().cloned().collect::<Vec<_>>() {
+        let person = current(&redirects, &subject);
         let mut ids = vec![person.clone()];
-        ids.extend(
-            redirects
-                .keys()
-                .filter(|from| **from != person && current(&redirects, from) == person)
-                .cloned(),
-        );
+        ids.extend(merged.get(&person).into_iter().flatten().cloned());
         out.insert(person, ids);
     }
     Ok(out)
+}
+
+/// For each person, the records merged into them, directly or through others: the redirects
+/// turned around once, so a lookup per person does not walk them all.
+pub(super) fn merged_into_each(
+    redirects: &BTreeMap<String, String>,
+) -> BTreeMap<String, Vec<String>> {
+    let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for from in redirects.keys() {
+        let person = current(redirects, from);
+        if person != *from {
+            out.entry(person).or_default().push(from.clone());
+        }
+    }
+    out
 }
 
 /// Person records merged into another, by id, each with the id it was merged into.
@@ -481,10 +490,11 @@ impl Store {
         })?;
         // Its own records and those of every person merged into it.
         let mut ids = vec![*delegate];
-        for from in redirects.keys() {
-            if *from != delegate.to_string() && current(&redirects, from) == delegate.to_string() {
-                ids.push(RecordId::parse("id", from)?);
-            }
+        for from in merged_into_each(&redirects)
+            .remove(&delegate.to_string())
+            .unwrap_or_default()
+        {
+            ids.push(RecordId::parse("id", &from)?);
         }
         let of = |kind| -> Result<Vec<ListRow>, StoreError> {
             let mut rows = Vec::new();
