@@ -10,11 +10,13 @@ if ! command -v cargo >/dev/null 2>&1; then
     exit 1
 fi
 
-# The dashboard's browser tests drive Debian's Chromium through chromedriver; never a
-# downloaded browser.
-if [[ ! -x /usr/bin/chromium || ! -x /usr/bin/chromedriver ]]; then
+# The dashboard's browser tests drive Debian's Chromium through chromedriver, never a
+# downloaded browser; the printed reports are read back with poppler's pdftotext, and need a
+# Chinese font to print with.
+if [[ ! -x /usr/bin/chromium || ! -x /usr/bin/chromedriver || ! -x /usr/bin/pdftotext ||
+      ! -e /usr/share/fonts/truetype/wqy/wqy-microhei.ttc ]]; then
     if ! command -v apt-get >/dev/null 2>&1; then
-        echo "the dashboard tests need Debian's chromium and chromium-driver packages" >&2
+        echo "the dashboard tests need Debian's chromium, chromium-driver, poppler-utils and fonts-wqy-microhei packages" >&2
         exit 1
     fi
     sudo=()
@@ -22,9 +24,10 @@ if [[ ! -x /usr/bin/chromium || ! -x /usr/bin/chromedriver ]]; then
         sudo=(sudo)
     fi
     export DEBIAN_FRONTEND=noninteractive
-    "${sudo[@]}" apt-get install -y -q chromium chromium-driver >/dev/null ||
+    packages=(chromium chromium-driver poppler-utils fonts-wqy-microhei)
+    "${sudo[@]}" apt-get install -y -q "${packages[@]}" >/dev/null ||
         { "${sudo[@]}" apt-get update -q >/dev/null &&
-          "${sudo[@]}" apt-get install -y -q chromium chromium-driver >/dev/null; }
+          "${sudo[@]}" apt-get install -y -q "${packages[@]}" >/dev/null; }
 fi
 
 extra=()

@@ -380,6 +380,7 @@ pub(crate) async fn populate_with(
                                 cosigners: vec![pool[(i + 1) % pool.len()]],
                                 addressed_to: region,
                                 session: None,
+                                group: None,
                             };
                             office::submit_suggestion(tx, "clerk", draft, day())?;
                         }

@@ -8,7 +8,9 @@ use clap::{Args, Parser, Subcommand};
 use renda_node::record::activity::ActivityKind;
 use renda_node::record::delegate::{Gender, MandateStatus};
 use renda_node::record::group::{GroupKind, VenueKind};
+use renda_node::record::motion::ProposingBody;
 use renda_node::record::opinion::OpinionSource;
+use renda_node::record::quota::{QuotaCounts, QuotaPeriod, QuotaSubject};
 use renda_node::record::rollup::Period;
 use renda_node::record::suggestion::{AnswerClass, Satisfaction};
 use renda_node::region::RegionCode;
@@ -105,6 +107,12 @@ pub enum Command {
     /// Notices to the subtree (通知).
     #[command(subcommand)]
     Notice(NoticeCmd),
+    /// This congress's duty rules (履职要求) and where its groups and delegates stand.
+    #[command(subcommand)]
+    Quota(QuotaCmd),
+    /// Motions to this congress in session (议案) and the 主席团's decisions.
+    #[command(subcommand)]
+    Motion(MotionCmd),
     /// Run a five-level federation of real nodes on this machine, with the counties' published
     /// figures, offline townships and the dashboards.
     Demo(DemoArgs),
@@ -187,6 +195,10 @@ enum_parser!(activity_kind, ActivityKind);
 enum_parser!(opinion_source, OpinionSource);
 enum_parser!(answer_class, AnswerClass);
 enum_parser!(satisfaction, Satisfaction);
+enum_parser!(quota_subject, QuotaSubject);
+enum_parser!(proposing_body, ProposingBody);
+enum_parser!(quota_counts, QuotaCounts);
+enum_parser!(quota_period, QuotaPeriod);
 
 #[derive(Args, Debug)]
 pub struct InitArgs {
@@ -649,6 +661,10 @@ pub struct SuggestionSubmit {
     /// Co-signing delegates (联名代表).
     #[arg(long = "cosigner")]
     pub cosigners: Vec<String>,
+    /// The delegate group it is made in the name of (以代表小组名义); the lead must be a
+    /// member.
+    #[arg(long)]
+    pub group: Option<String>,
     /// The congress it is addressed to; this node's when omitted.
     #[arg(long, value_parser = region)]
     pub to: Option<RegionCode>,
@@ -676,6 +692,128 @@ pub enum NoticeCmd {
     },
     List(ListArgs),
     Show(IdArg),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum MotionCmd {
+    /// Register a motion to this node's congress (提出议案): from delegates jointly (--lead
+    /// and --cosigner), a delegation (--delegation, national only) or a body (--proposer).
+    Submit(MotionSubmit),
+    /// The 主席团's decision: list it on the agenda, refer it to a special committee, or
+    /// convert it into a suggestion (转作建议), which creates the linked suggestion.
+    Decide {
+        id: String,
+        /// 列入会议议程.
+        #[arg(long, conflicts_with_all = ["refer", "to_suggestion"], required_unless_present_any = ["refer", "to_suggestion"])]
+        agenda: bool,
+        /// 交有关专门委员会审议: the committee's name.
+        #[arg(long, conflicts_with = "to_suggestion")]
+        refer: Option<String>,
+        /// 转作建议.
+        #[arg(long, requires = "category")]
+        to_suggestion: bool,
+        /// The suggestion's category (城乡建设 …) when converted.
+        #[arg(long)]
+        category: Option<String>,
+        #[command(flatten)]
+        date: DateArg,
+    },
+    List(ListArgs),
+    Show(IdArg),
+}
+
+#[derive(Args, Debug)]
+pub struct MotionSubmit {
+    /// 案由.
+    #[arg(long)]
+    pub title: String,
+    /// 案据和方案.
+    #[arg(long)]
+    pub body: String,
+    /// The session, e.g. 十七届三次会议.
+    #[arg(long)]
+    pub session: String,
+    /// The last day the 主席团 set for motions at this session.
+    #[arg(long, value_parser = date)]
+    pub deadline: NaiveDate,
+    /// The lead delegate (领衔代表), for a motion of delegates jointly.
+    #[arg(long, conflicts_with_all = ["delegation", "proposer"], required_unless_present_any = ["delegation", "proposer"])]
+    pub lead: Option<String>,
+    /// The other delegates who signed (联名代表).
+    #[arg(long = "cosigner", requires = "lead")]
+    pub cosigners: Vec<String>,
+    /// A delegation (代表团) of the National People's Congress.
+    #[arg(long, conflicts_with = "proposer")]
+    pub delegation: Option<String>,
+    /// A body entitled to propose: 主席团, 常务委员会, 专门委员会, 人民政府 …
+    #[arg(long, value_parser = proposing_body)]
+    pub proposer: Option<ProposingBody>,
+    /// The special committee's name, when one proposes.
+    #[arg(long, requires = "proposer")]
+    pub committee: Option<String>,
+    #[command(flatten)]
+    pub date: DateArg,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum QuotaCmd {
+    /// Set a duty rule of this congress from a date on. A rule of the same requirement in
+    /// force that day ends the day before; the same rule set again changes nothing.
+    Set {
+        /// 代表小组 (group) or 代表 (delegate).
+        #[arg(long, value_parser = quota_subject)]
+        subject: QuotaSubject,
+        /// Only groups of this kind: 专业 (professional) or 区域 (regional); every group when
+        /// omitted.
+        #[arg(long, value_parser = group_kind)]
+        group_kind: Option<GroupKind>,
+        /// 活动 (activities) or 建议 (suggestions).
+        #[arg(long, value_parser = quota_counts)]
+        counts: QuotaCounts,
+        /// The activity kinds that count (视察, 执法检查 …), repeated or comma-separated; any
+        /// kind when omitted.
+        #[arg(long = "activity-kind", value_parser = activity_kind, value_delimiter = ',')]
+        activity_kinds: Vec<ActivityKind>,
+        /// 每季度 (quarter) or 每年 (year).
+        #[arg(long, value_parser = quota_period)]
+        per: QuotaPeriod,
+        /// At least this many in each period.
+        #[arg(long)]
+        minimum: u32,
+        /// The first day the rule holds (today when omitted).
+        #[arg(long, value_parser = date)]
+        from: Option<NaiveDate>,
+        /// Where the congress wrote it, e.g. 《代表履职管理办法》第八条.
+        #[arg(long)]
+        basis: Option<String>,
+    },
+    /// End a rule of this congress: from that day on it no longer holds.
+    End {
+        id: String,
+        /// The first day it no longer holds (today when omitted).
+        #[arg(long, value_parser = date)]
+        on: Option<NaiveDate>,
+    },
+    /// The rules held here, this congress's and its ancestors', in force on a day (today when
+    /// omitted); `--all` lists ended and future ones too.
+    List {
+        #[arg(long, value_parser = date)]
+        on: Option<NaiveDate>,
+        #[arg(long)]
+        all: bool,
+    },
+    /// Where this congress's groups and delegates stand against its rules for a year (this
+    /// year when omitted): met, on track, behind or short, with what each rule counted.
+    Status {
+        #[arg(long)]
+        year: Option<i32>,
+        /// Only those below a minimum (behind or short).
+        #[arg(long)]
+        short: bool,
+        /// Only groups or only delegates.
+        #[arg(long, value_parser = quota_subject)]
+        subject: Option<QuotaSubject>,
+    },
 }
 
 #[derive(Args, Debug)]

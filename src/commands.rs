@@ -155,6 +155,14 @@ impl Session {
                 let (st, _) = o.fold(&record.header);
                 println!("民情 {}：{}", record.header.id, st.state.label());
             }
+            Body::Motion(m) => {
+                let (st, _) = m.fold(&record.header);
+                let mut line = format!("议案“{}”：{}", m.fields.title, st.state.label());
+                if let Some(suggestion) = st.suggestion {
+                    line.push_str(&format!("，转成建议 {suggestion}"));
+                }
+                println!("{line}");
+            }
             _ => println!("已更新 {}", record.header.id),
         }
         Ok(())
@@ -836,6 +844,7 @@ impl Session {
                         .await?,
                     addressed_to: to,
                     session: a.session,
+                    group: self.opt_id(RecordKind::Group, "group", &a.group).await?,
                 };
                 let user = self.user.clone();
                 let date = day(a.date);
@@ -974,6 +983,186 @@ impl Session {
             }
             NoticeCmd::List(l) => self.list(RecordKind::Notice, &l, None).await,
             NoticeCmd::Show(i) => self.show(RecordKind::Notice, &i.id).await,
+        }
+    }
+
+    pub async fn motion(&self, c: MotionCmd) -> Result<()> {
+        use renda_node::office::{DecisionDraft, MotionDraft, ProposerDraft};
+        match c {
+            MotionCmd::Submit(a) => {
+                let proposer = match (a.lead, a.delegation, a.proposer) {
+                    (Some(lead), _, _) => ProposerDraft::Delegates {
+                        lead: self.id(RecordKind::Delegate, "lead", &lead).await?,
+                        cosigners: self
+                            .ids(RecordKind::Delegate, "cosigner", &a.cosigners)
+                            .await?,
+                    },
+                    (None, Some(name), _) => ProposerDraft::Delegation(name),
+                    (None, None, Some(body)) => ProposerDraft::Body {
+                        body,
+                        name: a.committee,
+                    },
+                    (None, None, None) => {
+                        return Err(renda_node::store::StoreError::Invalid(
+                            renda_node::validate::ValidationError::new(
+                                "proposer",
+                                "须写明提出者：--lead 与 --cosigner、--delegation 或 --proposer",
+                            ),
+                        )
+                        .into());
+                    }
+                };
+                let draft = MotionDraft {
+                    title: a.title,
+                    body: a.body,
+                    session: a.session,
+                    deadline: a.deadline,
+                    proposer,
+                };
+                let user = self.user.clone();
+                let date = day(a.date);
+                let h = self
+                    .store
+                    .write(move |tx| office::submit_motion(tx, &user, draft, date))
+                    .await?;
+                self.created(RecordKind::Motion, h.id);
+                Ok(())
+            }
+            MotionCmd::Decide {
+                id,
+                agenda: _,
+                refer,
+                to_suggestion,
+                category,
+                date,
+            } => {
+                let id = self.id(RecordKind::Motion, "id", &id).await?;
+                let decision = match (refer, to_suggestion, category) {
+                    (Some(committee), _, _) => DecisionDraft::ReferToCommittee(committee),
+                    (None, true, Some(category)) => DecisionDraft::ConvertToSuggestion { category },
+                    _ => DecisionDraft::ListOnAgenda,
+                };
+                let user = self.user.clone();
+                let date = day(date);
+                let r = self
+                    .store
+                    .write(move |tx| office::decide_motion(tx, &user, &id, decision, date))
+                    .await?;
+                self.print_step(&r)
+            }
+            MotionCmd::List(l) => self.list(RecordKind::Motion, &l, None).await,
+            MotionCmd::Show(i) => self.show(RecordKind::Motion, &i.id).await,
+        }
+    }
+
+    pub async fn quota(&self, c: QuotaCmd) -> Result<()> {
+        use renda_node::office::{QuotaRuleDraft, QuotaRuleSet};
+        let today = renda_node::calendar::today();
+        match c {
+            QuotaCmd::Set {
+                subject,
+                group_kind,
+                counts,
+                activity_kinds,
+                per,
+                minimum,
+                from,
+                basis,
+            } => {
+                let draft = QuotaRuleDraft {
+                    subject,
+                    group_kind,
+                    counts,
+                    activity_kinds: activity_kinds.into_iter().collect(),
+                    period: per,
+                    minimum,
+                    from: from.unwrap_or(today),
+                    basis,
+                };
+                let user = self.user.clone();
+                match self
+                    .store
+                    .write(move |tx| office::set_quota_rule(tx, &user, draft))
+                    .await?
+                {
+                    QuotaRuleSet::Created { id, ended } => {
+                        for old in ended {
+                            eprintln!("同一要求的原规定 {old} 于新规定生效之日停止");
+                        }
+                        self.created(RecordKind::QuotaRule, id);
+                    }
+                    QuotaRuleSet::Unchanged(id) => {
+                        println!("{id}");
+                        eprintln!("相同的要求 {id} 已经生效，未作改动");
+                    }
+                }
+                Ok(())
+            }
+            QuotaCmd::End { id, on } => {
+                let id = self.id(RecordKind::QuotaRule, "id", &id).await?;
+                let on = on.unwrap_or(today);
+                let record = self
+                    .store
+                    .write(move |tx| office::end_quota_rule(tx, &id, on))
+                    .await?;
+                eprintln!("履职要求 {id} 自 {on} 起停止");
+                self.print_record(&record, None)
+            }
+            QuotaCmd::List { on, all } => {
+                let on = on.unwrap_or(today);
+                let rules = self
+                    .store
+                    .call(move |s| {
+                        let me = s.identity().region;
+                        let mut out = Vec::new();
+                        for congress in std::iter::once(me).chain(me.ancestors()) {
+                            out.extend(s.quota_rules(&congress)?);
+                        }
+                        Ok(out)
+                    })
+                    .await?;
+                let shown: Vec<_> = rules
+                    .into_iter()
+                    .filter(|(_, r)| all || r.in_force_on(on))
+                    .collect();
+                if self.json {
+                    let rows: Vec<_> = shown
+                        .iter()
+                        .map(|(id, r)| serde_json::json!({ "id": id, "rule": r, "text": r.describe() }))
+                        .collect();
+                    println!("{}", serde_json::to_string_pretty(&rows)?);
+                } else {
+                    println!("{}", render::quota_rules(&shown, on));
+                }
+                Ok(())
+            }
+            QuotaCmd::Status {
+                year,
+                short,
+                subject,
+            } => {
+                use chrono::Datelike;
+                let year = year.unwrap_or(today.year());
+                let (rules, mut standings) = self
+                    .store
+                    .call(move |s| s.quota_standings(year, today))
+                    .await?;
+                standings.retain(|s| {
+                    (!short || s.falling_short()) && subject.is_none_or(|k| k == s.subject)
+                });
+                if self.json {
+                    println!(
+                        "{}",
+                        serde_json::to_string_pretty(&serde_json::json!({
+                            "year": year, "as_of": renda_node::record::quota::judged_on(year, today),
+                            "rules": rules, "standings": standings,
+                        }))?
+                    );
+                } else {
+                    println!("{}", render::quota_standings(year, &rules, &standings));
+                }
+                Ok(())
+            }
         }
     }
 
@@ -1168,6 +1357,18 @@ impl Session {
             ));
         }
         let region = args.region.unwrap_or(identity.region);
+        if args.rules.names_quotas() {
+            let me = identity.region;
+            let has_rules = self
+                .store
+                .call(move |s| Ok(!s.quota_rules(&me)?.is_empty()))
+                .await?;
+            if has_rules {
+                eprintln!(
+                    "提示：履职标准参数只为尚无履职要求的人大设定初始要求；本级已有履职要求，未按参数改动，请用 renda quota set 修改"
+                );
+            }
+        }
         let rollup = if region == identity.region {
             renda_node::rollups::refresh(
                 &self.store,

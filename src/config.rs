@@ -172,16 +172,18 @@ pub struct RollupSettings {
     /// 8784; 72 when omitted).
     #[arg(long, value_parser = stale_after_hours)]
     pub stale_after_hours: Option<u32>,
-    /// Activities a delegate group must hold every quarter (1 when omitted).
+    /// Activities a delegate group must hold every quarter (1 when omitted). This and the
+    /// three below only seed a congress's first duty rules, where it has none; after that the
+    /// rules are records, set with `renda quota set`.
     #[arg(long)]
     pub group_activities_per_quarter: Option<u32>,
-    /// Activities a delegate group must hold in a year (4 when omitted).
+    /// Activities a delegate group must hold in a year (4 when omitted); seeds only.
     #[arg(long)]
     pub group_activities_per_year: Option<u32>,
-    /// Receptions of constituents a delegate must join in a year (3 when omitted).
+    /// Receptions of constituents a delegate must join in a year (3 when omitted); seeds only.
     #[arg(long)]
     pub delegate_receptions_per_year: Option<u32>,
-    /// Suggestions a delegate must make or co-sign in a year (1 when omitted).
+    /// Suggestions a delegate must make or co-sign in a year (1 when omitted); seeds only.
     #[arg(long)]
     pub delegate_suggestions_per_year: Option<u32>,
 }
@@ -212,6 +214,14 @@ impl LinkSettings {
 }
 
 impl RollupSettings {
+    /// Whether any of the numbers that seed the first duty rules is given.
+    pub fn names_quotas(&self) -> bool {
+        self.group_activities_per_quarter.is_some()
+            || self.group_activities_per_year.is_some()
+            || self.delegate_receptions_per_year.is_some()
+            || self.delegate_suggestions_per_year.is_some()
+    }
+
     /// The rollup rules these give, the defaults filling what is missing.
     pub fn rules(&self, source: Source) -> Result<RollupRules> {
         let mut rules = RollupRules::default();

@@ -414,6 +414,7 @@ async fn taihu(store: &StoreHandle) -> Result<()> {
             cosigners: vec![],
             addressed_to: me,
             session: Some("十八届一次会议".into()),
+            group: None,
         };
         let day = |m: u32| past(year, m, 1 + (n % 27) as u32);
         let id = office::submit_suggestion(tx, "工作人员", draft, day(1))?.id;
@@ -677,6 +678,7 @@ pub async fn run(args: DemoArgs) -> Result<()> {
         cosigners: vec![],
         addressed_to: county_code,
         session: Some("九届三次会议".into()),
+        group: None,
     };
     let suggestion = wangdian
         .write(move |tx| office::submit_suggestion(tx, "王店镇人大办", draft, d("2026-03-02")))

@@ -119,6 +119,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Opinion(c) => session()?.opinion(c).await,
         Command::Suggestion(c) => session()?.suggestion(c).await,
         Command::Notice(c) => session()?.notice(c).await,
+        Command::Quota(c) => session()?.quota(c).await,
+        Command::Motion(c) => session()?.motion(c).await,
         Command::Debug(cli::DebugCmd::WriteLoop { count }) => session()?.write_loop(count).await,
         Command::Sync(a) => session()?.sync_once(a).await,
         Command::Rollup(a) => session()?.rollup(a).await,

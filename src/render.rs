@@ -4,6 +4,7 @@ use comfy_table::{ContentArrangement, Table, presets};
 use renda_node::record::activity::ActivityKind;
 use renda_node::record::delegate::{Gender, MandateStatus};
 use renda_node::record::group::{GroupKind, VenueKind};
+use renda_node::record::motion::MotionState;
 use renda_node::record::opinion::{OpinionSource, OpinionState};
 use renda_node::record::suggestion::{Satisfaction, SuggestionState};
 use renda_node::record::{Record, RecordKind};
@@ -196,6 +197,33 @@ pub fn list(kind: RecordKind, rows: &[ListRow]) -> String {
             }
             t
         }
+        RecordKind::Motion => {
+            let mut t = table(&["编号", "案由", "会议", "提出者", "提出日期", "状态"]);
+            for r in rows {
+                t.add_row(vec![
+                    r.id.to_string(),
+                    r.label.clone(),
+                    s(&r.summary["session"]),
+                    s(&r.summary["proposed_by"]),
+                    r.occurred_on.map(|d| d.to_string()).unwrap_or_default(),
+                    label!(MotionState, &Value::from(r.status.clone())),
+                ]);
+            }
+            t
+        }
+        RecordKind::QuotaRule => {
+            let mut t = table(&["编号", "制定人大", "要求", "生效", "停止"]);
+            for r in rows {
+                t.add_row(vec![
+                    r.id.to_string(),
+                    r.home.to_string(),
+                    r.label.clone(),
+                    s(&r.summary["from"]),
+                    s(&r.summary["until"]),
+                ]);
+            }
+            t
+        }
         RecordKind::Personal => table(&["编号"]),
         RecordKind::Rollup => {
             let mut t = table(&["编号", "汇总", "计算日期", "下级数", "数据滞后的地区数"]);
@@ -243,7 +271,82 @@ pub fn view_table(extra: &renda_node::record::view::ViewTable) -> String {
 }
 
 fn quota(q: renda_node::record::rollup::Quota) -> String {
-    format!("{}/{}（{}）", q.met, q.total, percent(q.rate()))
+    format!(
+        "{}/{}（{}；进度正常 {}，落后 {}，未达标 {}）",
+        q.met,
+        q.total,
+        percent(q.rate()),
+        q.on_track,
+        q.behind,
+        q.short
+    )
+}
+
+/// Duty rules with their ids, congresses and dates, as of `on`.
+pub fn quota_rules(
+    rules: &[(
+        renda_node::record::RecordId,
+        renda_node::record::quota::QuotaRule,
+    )],
+    on: chrono::NaiveDate,
+) -> String {
+    let mut t = table(&["编号", "制定人大", "要求", "生效", "停止", "状态", "依据"]);
+    for (id, r) in rules {
+        let state = if r.in_force_on(on) {
+            "生效中"
+        } else if r.from > on {
+            "未生效"
+        } else {
+            "已停止"
+        };
+        t.add_row(vec![
+            id.to_string(),
+            r.congress.to_string(),
+            r.describe(),
+            r.from.to_string(),
+            r.until.map(|d| d.to_string()).unwrap_or_default(),
+            state.to_string(),
+            r.basis.clone().unwrap_or_default(),
+        ]);
+    }
+    if rules.is_empty() {
+        return "没有履职要求".to_string();
+    }
+    t.to_string()
+}
+
+/// Where each group and delegate stands against the rules, one row per subject and rule.
+pub fn quota_standings(
+    year: i32,
+    rules: &[renda_node::record::quota::QuotaRule],
+    standings: &[renda_node::record::quota::SubjectStanding],
+) -> String {
+    let mut t = table(&["对象", "名称", "编号", "要求", "完成", "应完成", "情况"]);
+    for s in standings {
+        for judged in &s.judgements {
+            let (rule, j) = (&judged.rule, &judged.judgement);
+            let have = match j.quarter {
+                Some(q) if rule.period == renda_node::record::quota::QuotaPeriod::Quarter => {
+                    format!("{}（第{q}季度）", j.have)
+                }
+                _ => j.have.to_string(),
+            };
+            t.add_row(vec![
+                s.subject.label().to_string(),
+                s.name.clone(),
+                s.id.clone(),
+                rule.describe(),
+                have,
+                j.need.to_string(),
+                j.standing.label().to_string(),
+            ]);
+        }
+    }
+    let heading = format!("{year} 年履职要求 {} 条", rules.len());
+    if standings.is_empty() {
+        return format!("{heading}：没有符合条件的代表小组或代表");
+    }
+    format!("{heading}\n{t}")
 }
 
 pub(crate) fn percent(rate: Option<f64>) -> String {
@@ -305,6 +408,10 @@ pub fn rollup(
                 |s| s.as_str(),
                 |s| s.label(),
             ),
+        ],
+        vec![
+            "议案".to_string(),
+            by_state(&t.motions, MotionState::ALL, |s| s.as_str(), |s| s.label()),
         ],
         vec!["按时答复率".to_string(), percent(t.on_time_rate())],
         vec![

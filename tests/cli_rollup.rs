@@ -83,7 +83,7 @@ fn a_rollup_this_node_does_not_hold_is_a_clear_error() {
 }
 
 #[test]
-fn quotas_follow_the_nodes_own_rules() {
+fn quotas_follow_the_congress_rule_records_not_the_flags() {
     let node = Node::init(WANGDIAN, "王店镇人大主席团");
     common::delegate(&node, "沈建华", &[]);
     let json = node.json(&["rollup"]);
@@ -93,16 +93,25 @@ fn quotas_follow_the_nodes_own_rules() {
         "no receptions, no suggestions"
     );
     assert_eq!(json["quotas"]["delegate_receptions"], 3);
-    // A congress whose rules ask for nothing this year: the delegate meets them.
-    let json = node.json(&[
-        "rollup",
-        "--delegate-receptions-per-year",
-        "0",
-        "--delegate-suggestions-per-year",
-        "0",
-    ]);
-    assert_eq!(json["total"]["delegate_quota"]["met"], 1);
+    assert_eq!(
+        json["rules"].as_array().unwrap().len(),
+        4,
+        "the seeded rules"
+    );
+    // The flags only seed a congress that has no rules: this one has.
+    let json = node.json(&["rollup", "--delegate-receptions-per-year", "0"]);
+    assert_eq!(json["quotas"]["delegate_receptions"], 3);
+    // Ending the delegates' rules leaves them unjudged.
+    let rules = node.json(&["quota", "list"]);
+    for rule in rules.as_array().unwrap() {
+        if rule["rule"]["subject"] == "delegate" {
+            node.ok(&["quota", "end", rule["id"].as_str().unwrap()]);
+        }
+    }
+    let json = node.json(&["rollup"]);
+    assert_eq!(json["total"]["delegate_quota"]["total"], 0);
     assert_eq!(json["quotas"]["delegate_receptions"], 0);
+    assert_eq!(json["rules"].as_array().unwrap().len(), 2);
 }
 
 /// `renda rollup --verify` recounts the node's own numbers from its records and compares them

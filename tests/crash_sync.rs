@@ -35,9 +35,10 @@ fn a_county_killed_mid_sync_resumes_from_its_checkpoint_without_resending() {
     let township = Node::init(WANGDIAN, "王店镇人大主席团");
     let opinions = 2000;
     township.ok(&["debug", "write-loop", "--count", &opinions.to_string()]);
-    // One change per opinion (the record and its 收集 event are written together), and one for
-    // the township's rollup, which `renda sync --once` refreshes before it syncs.
-    let total_changes = opinions as i64 + 1;
+    // One change per opinion (the record and its 收集 event are written together), one for
+    // the township's rollup, which `renda sync --once` refreshes before it syncs, and one for
+    // each of the four duty rules a new congress is seeded with.
+    let total_changes = opinions as i64 + 1 + 4;
 
     let (mut server, addr) = county.run_listening();
     township.ok(&["attach", "--parent", &addr]);
@@ -83,7 +84,12 @@ fn a_county_killed_mid_sync_resumes_from_its_checkpoint_without_resending() {
         "the resumed sync sends exactly what the county lacked"
     );
     let (received, held) = county_view(&county.db());
-    assert_eq!((received, held), (total_changes, total_changes));
+    // The county acknowledged the township's whole sequence, which also numbers the county's
+    // own duty rules that came down in the round; it holds every change the township wrote.
+    let township_seq = township.json(&["status"])["store"]["last_seq"]
+        .as_i64()
+        .unwrap();
+    assert_eq!((received, held), (township_seq, total_changes));
     let stored = county.json(&["opinion", "list"]).as_array().unwrap().len();
     assert_eq!(stored, opinions, "no opinion lost or duplicated");
     server.kill().unwrap();

@@ -46,6 +46,7 @@ async fn the_dashboard_lets_in_only_credentials_whose_role_allows_the_request() 
             cosigners: vec![],
             addressed_to: code(to),
             session: None,
+            group: None,
         };
         let date = NaiveDate::from_ymd_opt(2026, 3, 2).unwrap();
         ids.push(

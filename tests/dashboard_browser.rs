@@ -687,3 +687,212 @@ async fn the_dashboard_in_chromium_shows_the_query_apis_numbers_and_drills_down(
 
     c.close().await.unwrap();
 }
+
+/// Prints the page the browser shows to PDF, as Chromium's print does, and reads its text back
+/// with poppler's `pdftotext`, every run of white space removed (line breaks fall anywhere).
+async fn printed_text(c: &Client) -> String {
+    let pdf = c
+        .print(fantoccini::wd::PrintConfiguration::default())
+        .await
+        .expect("Chromium prints the page");
+    assert!(pdf.starts_with(b"%PDF"), "not a PDF");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("report.pdf");
+    std::fs::write(&path, &pdf).unwrap();
+    let out = std::process::Command::new("pdftotext")
+        .arg(&path)
+        .arg("-")
+        .output()
+        .expect("pdftotext is installed (scripts/test.sh installs poppler-utils)");
+    assert!(out.status.success(), "pdftotext failed");
+    String::from_utf8_lossy(&out.stdout)
+        .chars()
+        .filter(|c| !c.is_whitespace())
+        .collect()
+}
+
+/// The yearly reports print on paper with the figures the dashboard shows: a county's
+/// 建议办理情况报告 from its rollup (the same one the query API answers) and a delegate's
+/// 年度履职报告 from the duty record, without the dashboard's navigation.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_yearly_reports_print_with_the_figures_the_dashboard_shows() {
+    let seed: u64 = std::env::var("RENDA_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(rand::random);
+    println!("report federation seed: {seed} (replay with RENDA_SEED={seed})");
+    let mut rng = StdRng::seed_from_u64(seed);
+    let fed = common::fed::Federation::start(&[
+        (XIUZHOU, "秀洲区人大常委会"),
+        (WANGDIAN, "王店镇人大主席团"),
+        (XINCHENG, "新塍镇人大主席团"),
+    ])
+    .await;
+    for region in [WANGDIAN, XINCHENG, XIUZHOU] {
+        populate(&fed.node(region).store, code(region), &mut rng).await;
+    }
+    roll_up(&fed).await;
+    let web = fed.serve_dashboard(XIUZHOU).await;
+    let token = credential(&fed, XIUZHOU, "代表工委", Role::Viewer).await;
+    let mut query = query_client(format!("http://{}", fed.node(XIUZHOU).addr), &token)
+        .await
+        .unwrap();
+    let year = "2026";
+    let answer = query
+        .get_rollup(GetRollupRequest {
+            region: XIUZHOU.into(),
+            period: year.into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let total = serde_json::from_str::<Value>(&answer.rollup_json).unwrap()["total"].clone();
+    let n = |v: &Value| v.as_u64().unwrap_or(0);
+    let states = &total["suggestions"];
+    let assigned: u64 = [
+        "assigned",
+        "sent_back",
+        "answered",
+        "rehandling",
+        "tracking",
+        "satisfied",
+        "closed",
+    ]
+    .iter()
+    .map(|s| n(&states[*s]))
+    .sum();
+    let rate = |part: u64, whole: u64| {
+        if whole == 0 {
+            "—".to_string()
+        } else {
+            format!("{:.1}%", part as f64 * 100.0 / whole as f64)
+        }
+    };
+    let made = sum(&total["suggestions_by_month"]);
+    let figures = [
+        ("suggestions_made", made.to_string()),
+        ("assigned", assigned.to_string()),
+        ("answered", n(&total["answered"]).to_string()),
+        ("answered_rate", rate(n(&total["answered"]), assigned)),
+        ("closed", n(&states["closed"]).to_string()),
+        ("closed_rate", rate(n(&states["closed"]), assigned)),
+        ("overdue", n(&total["overdue"]).to_string()),
+        ("evaluated", n(&total["evaluated"]).to_string()),
+        (
+            "satisfaction_rate",
+            rate(n(&total["satisfied"]), n(&total["evaluated"])),
+        ),
+    ];
+
+    let driver = start_driver().await;
+    let c = browser(&driver).await;
+    login(&c, web, &token).await;
+    // The 建议办理 page links to its report.
+    c.goto(&format!("http://{web}/suggestions")).await.unwrap();
+    click(&c, "a.report").await;
+    c.wait()
+        .at_most(Duration::from_secs(10))
+        .for_element(Locator::Css("article.report"))
+        .await
+        .unwrap();
+    assert_no_error(&c, "the suggestions report").await;
+    for (figure, want) in &figures {
+        let shown = text(&c, &format!("article.report [data-figure=\"{figure}\"]")).await;
+        assert_eq!(&shown, want, "{figure}");
+    }
+    let printed = printed_text(&c).await;
+    let title = format!("秀洲区人大常委会关于{year}年代表建议办理情况的报告");
+    assert!(printed.contains(&title), "{printed}");
+    for phrase in [
+        format!("代表提出建议{made}件"),
+        format!("办复率{}", figures[3].1),
+        format!("办结率{}", figures[5].1),
+        format!("满意率{}", figures[8].1),
+    ] {
+        assert!(printed.contains(&phrase), "{phrase} not printed: {printed}");
+    }
+    for township in ["王店镇人大主席团", "新塍镇人大主席团"] {
+        assert!(printed.contains(township), "{township} not printed");
+    }
+    assert!(
+        !printed.contains("活动与民情") && !printed.contains("本页为可打印的报告"),
+        "the navigation and the hint are not printed: {printed}"
+    );
+
+    // A county delegate's year, from the duty record the 履职档案 page shows.
+    let county = fed.node(XIUZHOU).store.clone();
+    let delegates = county
+        .call(|s| {
+            s.list(&renda_node::store::ListQuery {
+                kind: Some(renda_node::record::RecordKind::Delegate),
+                within: Some(code(XIUZHOU)),
+                ..Default::default()
+            })
+        })
+        .await
+        .unwrap();
+    let person = delegates
+        .iter()
+        .find(|r| r.home == code(XIUZHOU))
+        .expect("a county delegate");
+    let (id, name) = (person.id, person.label.clone());
+    let duty = county
+        .call(move |s| s.duty_record(&id, 2026))
+        .await
+        .unwrap();
+    c.goto(&format!("http://{web}/delegates/{id}?year={year}"))
+        .await
+        .unwrap();
+    click(&c, "a.report").await;
+    c.wait()
+        .at_most(Duration::from_secs(10))
+        .for_element(Locator::Css("article.report"))
+        .await
+        .unwrap();
+    assert_eq!(
+        text(&c, "[data-figure=\"activities\"]").await,
+        duty.activities.len().to_string()
+    );
+    let printed = printed_text(&c).await;
+    for phrase in [
+        format!("{name}{year}年度履职报告"),
+        format!("参加代表活动{}次", duty.activities.len()),
+        format!("接待选民{}次", duty.receptions),
+        format!("领衔或联名提出建议{}件", duty.suggestions.len()),
+    ] {
+        assert!(printed.contains(&phrase), "{phrase} not printed: {printed}");
+    }
+    let standing = duty
+        .standing
+        .as_ref()
+        .expect("the county's rules bind its delegates");
+    assert!(printed.contains(standing.standing.label()), "{printed}");
+
+    // 履职达标 lists who is behind or short, as the store judges them.
+    let today = renda_node::calendar::today();
+    use chrono::Datelike;
+    let (_, standings) = county
+        .call(move |s| s.quota_standings(today.year(), today))
+        .await
+        .unwrap();
+    let short = standings.iter().filter(|s| s.falling_short()).count();
+    c.goto(&format!("http://{web}/quotas")).await.unwrap();
+    let listed = c
+        .find(Locator::Css("[data-metric=\"quota.short_list\"]"))
+        .await
+        .unwrap()
+        .attr("data-value")
+        .await
+        .unwrap();
+    assert_eq!(listed, Some(short.to_string()));
+    if let Some(first) = standings.iter().find(|s| s.falling_short()) {
+        let rows = c
+            .find_all(Locator::Css(&format!(
+                "table.shortfalls tr[data-subject=\"{}\"]",
+                first.id
+            )))
+            .await
+            .unwrap();
+        assert!(!rows.is_empty(), "{} is listed", first.name);
+    }
+}

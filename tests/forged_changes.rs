@@ -203,6 +203,7 @@ async fn forged_changes_are_refused_audited_and_stored_nowhere() {
         cosigners: vec![],
         addressed_to: code(XIUZHOU),
         session: None,
+        group: None,
     };
     let suggestion = township
         .write(move |tx| office::submit_suggestion(tx, "clerk", draft, d("2026-03-02")))

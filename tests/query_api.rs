@@ -17,7 +17,8 @@ use renda_node::record::opinion::{OpinionFields, OpinionSource};
 use renda_node::record::rollup::RollupRules;
 use renda_proto::v1::query_client::QueryClient;
 use renda_proto::v1::{
-    GetDutyRecordRequest, GetRecordRequest, GetRollupRequest, ListAuditRequest, ListRecordsRequest,
+    GetDutyRecordRequest, GetRecordRequest, GetRollupRequest, ListAuditRequest,
+    ListQuotaStandingsRequest, ListRecordsRequest, QuotaStandingKind, QuotaSubject,
 };
 use serde_json::Value;
 use tonic::Code;
@@ -349,6 +350,75 @@ async fn the_query_service_answers_from_what_the_node_holds() {
     assert_eq!(duty.activities.len(), 3);
     assert_eq!((duty.receptions, duty.suggestions_made), (3, 0));
     assert!(!duty.meets_quota, "a suggestion a year is still missing");
+
+    // Where the township's delegates stand against its rules, asked of the township, which
+    // judges them: the receptions' rule met, the suggestion still to come, judged pro rata
+    // while the year runs.
+    let town_token = town
+        .write(|tx| tx.add_credential("人大办", Role::Viewer))
+        .await
+        .unwrap();
+    let mut township = query_client(format!("http://{}", fed.node(WANGDIAN).addr), &town_token)
+        .await
+        .unwrap();
+    let standings = township
+        .list_quota_standings(ListQuotaStandingsRequest {
+            subject: QuotaSubject::Delegate as i32,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(standings.year, Utc::now().year());
+    let rule_texts: Vec<&str> = standings.rules.iter().map(|r| r.text.as_str()).collect();
+    assert!(
+        rule_texts.contains(&"代表每年接待选民不少于 3 次"),
+        "{rule_texts:?}"
+    );
+    let mine = standings
+        .standings
+        .iter()
+        .find(|s| s.id == delegate.to_string())
+        .expect("the delegate is judged");
+    let counts: Vec<(String, u32, u32, i32)> = mine
+        .judgements
+        .iter()
+        .map(|j| {
+            (
+                standings.rules[j.rule as usize].counts.clone(),
+                j.have,
+                j.need,
+                j.standing,
+            )
+        })
+        .collect();
+    assert!(
+        counts.contains(&("activities".into(), 3, 3, QuotaStandingKind::Met as i32)),
+        "{counts:?}"
+    );
+    let (_, have, need, standing) = counts
+        .iter()
+        .find(|(what, ..)| what == "suggestions")
+        .unwrap()
+        .clone();
+    assert_eq!((have, need), (0, 1));
+    assert!(
+        [
+            QuotaStandingKind::OnTrack as i32,
+            QuotaStandingKind::Behind as i32
+        ]
+        .contains(&standing)
+    );
+    assert_eq!(mine.standing, standing, "the worst of its rules");
+    let err = township
+        .list_quota_standings(ListQuotaStandingsRequest {
+            subject: 9,
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert!(err.message().starts_with("subject"), "{}", err.message());
     let last_year = county
         .get_duty_record(GetDutyRecordRequest {
             delegate: delegate.to_string(),

@@ -200,6 +200,7 @@ async fn one_history(seed: u64) {
                     cosigners,
                     addressed_to: region,
                     session: None,
+                    group: None,
                 };
                 let made = store
                     .write(move |tx| office::submit_suggestion(tx, "clerk", draft, on))

@@ -256,6 +256,7 @@ async fn a_suggestion_handled_at_three_levels_derives_one_status_everywhere() {
         cosigners: vec![],
         addressed_to: code(XIUZHOU),
         session: Some("九届三次会议".into()),
+        group: None,
     };
     let s = township
         .write(move |tx| office::submit_suggestion(tx, "clerk", draft, d("2026-01-10")))
@@ -369,8 +370,9 @@ async fn a_sync_with_nothing_changed_moves_nothing_and_deliveries_twice_are_no_o
     }
     let first = fed.sync_once(WANGDIAN).await;
     assert_eq!(
-        first.changes_sent, 100,
-        "50 opinions (each created with its 收集 event) and their personal data"
+        first.changes_sent, 104,
+        "50 opinions (each created with its 收集 event), their personal data, and the four duty \
+         rules the township was seeded with"
     );
     let again = fed.sync_once(WANGDIAN).await;
     assert_eq!(

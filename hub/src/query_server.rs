@@ -16,6 +16,7 @@ use renda_proto::v1::{
     GetRollupRequest, ListRecordsReply, ListRecordsRequest, RecordRow,
 };
 use renda_proto::v1::{ListAuditReply, ListAuditRequest};
+use renda_proto::v1::{ListQuotaStandingsReply, ListQuotaStandingsRequest};
 use tonic::{Request, Response, Status};
 
 use crate::auth::{Denied, authorize, bearer};
@@ -268,6 +269,106 @@ impl Query for QueryService {
             meets_quota: duty.meets_quota(),
             activities: duty.activities.into_iter().map(row).collect(),
             suggestions: duty.suggestions.into_iter().map(row).collect(),
+        }))
+    }
+
+    async fn list_quota_standings(
+        &self,
+        request: Request<ListQuotaStandingsRequest>,
+    ) -> Result<Response<ListQuotaStandingsReply>, Status> {
+        use renda_node::record::quota::{QuotaPeriod, QuotaSubject, Standing, judged_on};
+        use renda_proto::v1 as pb;
+        self.allow(&request, Role::Viewer).await?;
+        let r = request.into_inner();
+        let today = renda_node::calendar::today();
+        let year = match r.year {
+            0 => today.year(),
+            y if (1949..=9999).contains(&y) => y,
+            _ => {
+                return Err(invalid(
+                    "year",
+                    "a year from 1949 to 9999, or 0 for this year",
+                ));
+            }
+        };
+        let wanted = match pb::QuotaSubject::try_from(r.subject) {
+            Ok(pb::QuotaSubject::Unspecified) => None,
+            Ok(pb::QuotaSubject::Group) => Some(QuotaSubject::Group),
+            Ok(pb::QuotaSubject::Delegate) => Some(QuotaSubject::Delegate),
+            Err(_) => {
+                return Err(invalid(
+                    "subject",
+                    "QUOTA_SUBJECT_GROUP or QUOTA_SUBJECT_DELEGATE",
+                ));
+            }
+        };
+        let (rules, standings) = self
+            .store
+            .read(move |s| s.quota_standings(year, today))
+            .await
+            .map_err(store_status)?;
+        let subject = |s: QuotaSubject| match s {
+            QuotaSubject::Group => pb::QuotaSubject::Group as i32,
+            QuotaSubject::Delegate => pb::QuotaSubject::Delegate as i32,
+        };
+        let standing = |s: Standing| match s {
+            Standing::Met => pb::QuotaStandingKind::Met as i32,
+            Standing::OnTrack => pb::QuotaStandingKind::OnTrack as i32,
+            Standing::Behind => pb::QuotaStandingKind::Behind as i32,
+            Standing::Short => pb::QuotaStandingKind::Short as i32,
+        };
+        let rule_message = |q: &renda_node::record::quota::QuotaRule| pb::QuotaRule {
+            congress: q.congress.to_string(),
+            subject: subject(q.subject),
+            group_kind: q
+                .group_kind
+                .map(|k| k.as_str().to_string())
+                .unwrap_or_default(),
+            counts: q.counts.as_str().to_string(),
+            activity_kinds: q
+                .activity_kinds
+                .iter()
+                .map(|k| k.as_str().to_string())
+                .collect(),
+            period: match q.period {
+                QuotaPeriod::Quarter => pb::QuotaPeriod::Quarter as i32,
+                QuotaPeriod::Year => pb::QuotaPeriod::Year as i32,
+            },
+            minimum: q.minimum,
+            from: q.from.to_string(),
+            until: q.until.map(|d| d.to_string()).unwrap_or_default(),
+            text: q.describe(),
+            basis: q.basis.clone().unwrap_or_default(),
+        };
+        let listed = standings
+            .into_iter()
+            .filter(|s| {
+                (!r.only_falling_short || s.falling_short())
+                    && wanted.is_none_or(|w| w == s.subject)
+            })
+            .map(|s| pb::QuotaStanding {
+                subject: subject(s.subject),
+                id: s.id.clone(),
+                name: s.name.clone(),
+                standing: standing(s.standing),
+                judgements: s
+                    .judgements
+                    .iter()
+                    .map(|x| pb::QuotaJudgement {
+                        rule: rules.iter().position(|r| *r == x.rule).unwrap_or(0) as u32,
+                        have: x.judgement.have,
+                        need: x.judgement.need,
+                        quarter: x.judgement.quarter.map_or(0, u32::from),
+                        standing: standing(x.judgement.standing),
+                    })
+                    .collect(),
+            })
+            .collect();
+        Ok(Response::new(ListQuotaStandingsReply {
+            year,
+            as_of: judged_on(year, today).to_string(),
+            rules: rules.iter().map(rule_message).collect(),
+            standings: listed,
         }))
     }
 

@@ -139,11 +139,12 @@ impl Core {
         let dir = config.data_dir.clone();
         let init = config.init.clone();
         let parent = config.parent.clone();
+        let quotas = config.rollup.quotas;
         let store = tokio::task::spawn_blocking(move || -> Result<Store, StoreError> {
             if let Some(new) = &init
                 && !dir.join(crate::store::DB_FILE).exists()
             {
-                Store::init(&dir, new.region, &new.name, None)?;
+                Store::init_with_quotas(&dir, new.region, &new.name, None, quotas)?;
                 info!(region = %new.region, dir = %dir.display(), "initialised the node");
             }
             let mut store = Store::open(&dir)?;

@@ -12,9 +12,11 @@ use crate::record::delegate::{Delegate, MandateStatus};
 use crate::record::event::{Workflow, next_lamport};
 use crate::record::group::{Group, Venue};
 use crate::record::mandate::{Mandate, Station};
+use crate::record::motion::{MotionAction, MotionDecision, MotionFields, Proposer, ProposingBody};
 use crate::record::notice::Notice;
 use crate::record::opinion::{OpinionAction, OpinionFields};
 use crate::record::personal::PersonalData;
+use crate::record::quota::{QuotaCounts, QuotaPeriod, QuotaRule, QuotaSubject};
 use crate::record::suggestion::{CoSigner, SuggestionAction, SuggestionFields};
 use crate::record::{Body, Event, Header, Record, RecordId, RecordKind};
 use crate::region::{Level, RegionCode};
@@ -867,6 +869,8 @@ pub struct SuggestionDraft {
     pub cosigners: Vec<RecordId>,
     pub addressed_to: RegionCode,
     pub session: Option<String>,
+    /// The delegate group it is made in the name of; the lead must be a member.
+    pub group: Option<RecordId>,
 }
 
 pub fn submit_suggestion(
@@ -874,6 +878,17 @@ pub fn submit_suggestion(
     user: &str,
     draft: SuggestionDraft,
     date: NaiveDate,
+) -> Result<Header, StoreError> {
+    submit_suggestion_from(tx, user, draft, date, None)
+}
+
+/// [`submit_suggestion`], for a suggestion a motion was converted into (`motion`).
+fn submit_suggestion_from(
+    tx: &mut WriteTx<'_>,
+    user: &str,
+    draft: SuggestionDraft,
+    date: NaiveDate,
+    motion: Option<RecordId>,
 ) -> Result<Header, StoreError> {
     plausible("date", date, DateUse::Happened)?;
     let mut draft = draft;
@@ -910,6 +925,38 @@ pub fn submit_suggestion(
             name: d.name,
         });
     }
+    if let Some(group) = &draft.group {
+        let record = require_kind(tx, "group", group, RecordKind::Group)?;
+        let Body::Group(g) = record.body else {
+            return Err(wrong_kind(
+                "group",
+                group,
+                record.header.kind,
+                RecordKind::Group,
+            ));
+        };
+        if g.congress != draft.addressed_to {
+            return Err(ValidationError::new(
+                "group",
+                format!(
+                    "{} 属于 {} 人大，不能以它的名义向 {} 提出建议",
+                    g.name, g.congress, draft.addressed_to
+                ),
+            )
+            .into());
+        }
+        let mut member = false;
+        for id in &g.members.0 {
+            member |= current_person(tx, id)? == draft.lead;
+        }
+        if !member {
+            return Err(ValidationError::new(
+                "group",
+                format!("领衔代表 {} 不是 {} 的成员", lead.name, g.name),
+            )
+            .into());
+        }
+    }
     let fields = SuggestionFields {
         title: draft.title,
         body: draft.body,
@@ -919,6 +966,8 @@ pub fn submit_suggestion(
         cosigners,
         addressed_to: draft.addressed_to,
         session: draft.session,
+        group: draft.group,
+        motion,
     };
     fields.validate()?;
     let header = tx.create_with_event(
@@ -1023,6 +1072,7 @@ fn require_first_step_applied(tx: &WriteTx<'_>, header: &Header) -> Result<(), S
     let rejection = match tx.get(&header.id)?.body {
         Body::Opinion(o) => o.fold(header).1.into_iter().find_map(|l| l.rejected),
         Body::Suggestion(s) => s.fold(header).1.into_iter().find_map(|l| l.rejected),
+        Body::Motion(m) => m.fold(header).1.into_iter().find_map(|l| l.rejected),
         _ => None,
     };
     match rejection {
@@ -1038,4 +1088,331 @@ pub fn add_notice(tx: &mut WriteTx<'_>, user: &str, notice: Notice) -> Result<He
     notice.validate(&tx.node().region)?;
     plausible("date", notice.issued_on, DateUse::Happened)?;
     tx.create(RecordKind::Notice, user, &notice)
+}
+
+/// A duty rule as a congress's staff state it ([`QuotaRule`] without the congress, which is
+/// the node's own).
+#[derive(Clone, Debug)]
+pub struct QuotaRuleDraft {
+    pub subject: QuotaSubject,
+    pub group_kind: Option<crate::record::group::GroupKind>,
+    pub counts: QuotaCounts,
+    pub activity_kinds: std::collections::BTreeSet<crate::record::activity::ActivityKind>,
+    pub period: QuotaPeriod,
+    pub minimum: u32,
+    pub from: NaiveDate,
+    pub basis: Option<String>,
+}
+
+/// What setting a rule did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum QuotaRuleSet {
+    /// A new rule, and the rules of the same requirement it ended on its first day.
+    Created { id: RecordId, ended: Vec<RecordId> },
+    /// The same rule was already in force from that day: nothing was written.
+    Unchanged(RecordId),
+}
+
+/// Sets a duty rule of this node's congress from `draft.from` on. A rule of the same
+/// requirement in force then ends the day before (its `until` is the new rule's first day),
+/// so a past year is still judged by what held then; setting the same rule again writes
+/// nothing. A rule of the same requirement that begins on or after that day is left alone
+/// and the new one refused: the congress ends it first.
+pub fn set_quota_rule(
+    tx: &mut WriteTx<'_>,
+    user: &str,
+    draft: QuotaRuleDraft,
+) -> Result<QuotaRuleSet, StoreError> {
+    let congress = tx.node().region;
+    let rule = QuotaRule {
+        congress,
+        subject: draft.subject,
+        group_kind: draft.group_kind,
+        counts: draft.counts,
+        activity_kinds: draft.activity_kinds,
+        period: draft.period,
+        minimum: draft.minimum,
+        from: draft.from,
+        until: None,
+        basis: draft
+            .basis
+            .map(|b| b.trim().to_string())
+            .filter(|b| !b.is_empty()),
+    };
+    rule.validate(&congress)?;
+    let slot = rule.slot();
+    let same: Vec<(RecordId, QuotaRule)> = tx
+        .quota_rules(&congress)?
+        .into_iter()
+        .filter(|(_, r)| r.slot() == slot && r.until.is_none_or(|until| until > rule.from))
+        .collect();
+    if let Some((id, _)) = same.iter().find(|(_, r)| {
+        r.in_force_on(rule.from) && r.minimum == rule.minimum && r.basis == rule.basis
+    }) {
+        return Ok(QuotaRuleSet::Unchanged(*id));
+    }
+    if let Some((id, later)) = same.iter().find(|(_, r)| r.from >= rule.from) {
+        return Err(ValidationError::new(
+            "from",
+            format!(
+                "同一要求已有自 {} 起生效的规定（{id}：{}），请先停止它再设定",
+                later.from,
+                later.describe()
+            ),
+        )
+        .into());
+    }
+    let mut ended = Vec::new();
+    for (id, mut earlier) in same {
+        earlier.until = Some(rule.from);
+        write_fields(tx, &id, &earlier, "quota rule replaced")?;
+        ended.push(id);
+    }
+    let header = tx.create(RecordKind::QuotaRule, user, &rule)?;
+    Ok(QuotaRuleSet::Created {
+        id: header.id,
+        ended,
+    })
+}
+
+/// Ends a duty rule of this node's congress: from `on` it no longer holds.
+pub fn end_quota_rule(
+    tx: &mut WriteTx<'_>,
+    id: &RecordId,
+    on: NaiveDate,
+) -> Result<Record, StoreError> {
+    let record = require_kind(tx, "id", id, RecordKind::QuotaRule)?;
+    let Body::QuotaRule(mut rule) = record.body else {
+        return Err(wrong_kind(
+            "id",
+            id,
+            record.header.kind,
+            RecordKind::QuotaRule,
+        ));
+    };
+    let congress = tx.node().region;
+    if rule.congress != congress {
+        return Err(ValidationError::new(
+            "id",
+            format!(
+                "履职要求 {id} 由 {} 制定，只能由它停止；本节点是 {congress}",
+                rule.congress
+            ),
+        )
+        .into());
+    }
+    if let Some(until) = rule.until
+        && until <= on
+    {
+        return Err(ValidationError::new("on", format!("该要求已于 {until} 停止")).into());
+    }
+    rule.until = Some(on);
+    rule.validate(&congress)?;
+    write_fields(tx, id, &rule, "quota rule ended")
+}
+
+/// Who proposes a motion, as the clerk enters it.
+#[derive(Clone, Debug)]
+pub enum ProposerDraft {
+    /// Delegates jointly: the lead and the others who signed.
+    Delegates {
+        lead: RecordId,
+        cosigners: Vec<RecordId>,
+    },
+    /// A delegation of the National People's Congress.
+    Delegation(String),
+    /// A body entitled to propose; a special committee is named.
+    Body {
+        body: ProposingBody,
+        name: Option<String>,
+    },
+}
+
+/// A motion as the congress's secretariat registers it.
+#[derive(Clone, Debug)]
+pub struct MotionDraft {
+    pub title: String,
+    pub body: String,
+    pub session: String,
+    /// The last day the 主席团 set for motions at this session.
+    pub deadline: NaiveDate,
+    pub proposer: ProposerDraft,
+}
+
+/// Registers a motion to this node's congress, submitted on `date`. Delegates who sign must
+/// serve in this congress, each counted once (a duplicate registration counts as the person
+/// kept); how many must sign, and which bodies may propose, is the model's rule
+/// ([`MotionFields::validate`]).
+pub fn submit_motion(
+    tx: &mut WriteTx<'_>,
+    user: &str,
+    draft: MotionDraft,
+    date: NaiveDate,
+) -> Result<Header, StoreError> {
+    plausible("date", date, DateUse::Happened)?;
+    let congress = tx.node().region;
+    let proposer = match draft.proposer {
+        ProposerDraft::Delegates { lead, cosigners } => {
+            let lead = current_person(tx, &lead)?;
+            let lead_seats = seats_of(tx, "lead", &lead)?;
+            if !lead_seats.serves_in(&congress) {
+                return Err(ValidationError::new(
+                    "lead",
+                    format!(
+                        "{} 不是 {congress} 人大的在任代表，不能领衔提出议案",
+                        lead_seats.name
+                    ),
+                )
+                .into());
+            }
+            let mut signed = Vec::new();
+            let mut seen = vec![lead];
+            for id in &cosigners {
+                let person = current_person(tx, id)?;
+                if seen.contains(&person) {
+                    let name = seats_of(tx, "cosigner", &person)?.name;
+                    return Err(ValidationError::new(
+                        "cosigner",
+                        format!("{name} 重复联名：每位代表只算一次"),
+                    )
+                    .into());
+                }
+                seen.push(person);
+                let seats = seats_of(tx, "cosigner", &person)?;
+                if !seats.serves_in(&congress) {
+                    return Err(ValidationError::new(
+                        "cosigner",
+                        format!("{} 不是 {congress} 人大的在任代表，不能联名", seats.name),
+                    )
+                    .into());
+                }
+                signed.push(CoSigner {
+                    id: person,
+                    name: seats.name,
+                });
+            }
+            Proposer::Delegates {
+                lead,
+                lead_name: lead_seats.name,
+                cosigners: signed,
+            }
+        }
+        ProposerDraft::Delegation(name) => Proposer::Delegation {
+            name: name.trim().to_string(),
+        },
+        ProposerDraft::Body { body, name } => Proposer::Body {
+            body,
+            name: name.map(|n| n.trim().to_string()),
+        },
+    };
+    let fields = MotionFields {
+        title: draft.title.trim().to_string(),
+        body: draft.body,
+        congress,
+        session: draft.session.trim().to_string(),
+        deadline: draft.deadline,
+        proposer,
+    };
+    fields.validate(&congress)?;
+    let header = tx.create_with_event(
+        RecordKind::Motion,
+        user,
+        &fields,
+        MotionAction::Submit,
+        date,
+    )?;
+    require_first_step_applied(tx, &header)?;
+    Ok(header)
+}
+
+/// The 主席团's decision on a motion, as the secretariat enters it.
+#[derive(Clone, Debug)]
+pub enum DecisionDraft {
+    ListOnAgenda,
+    ReferToCommittee(String),
+    /// 转作建议, filed under this category.
+    ConvertToSuggestion {
+        category: String,
+    },
+}
+
+/// Records the 主席团's decision on a motion of this congress. Converting it to a suggestion
+/// creates the suggestion in the same transaction (the lead and the co-signers as they
+/// signed, the same session, linked both ways), so either both are written or neither.
+pub fn decide_motion(
+    tx: &mut WriteTx<'_>,
+    user: &str,
+    id: &RecordId,
+    decision: DecisionDraft,
+    date: NaiveDate,
+) -> Result<Record, StoreError> {
+    let record = require_kind(tx, "id", id, RecordKind::Motion)?;
+    let Body::Motion(motion) = record.body else {
+        return Err(wrong_kind("id", id, record.header.kind, RecordKind::Motion));
+    };
+    let decision = match decision {
+        DecisionDraft::ListOnAgenda => MotionDecision::ListOnAgenda,
+        DecisionDraft::ReferToCommittee(committee) => MotionDecision::ReferToCommittee {
+            committee: committee.trim().to_string(),
+        },
+        DecisionDraft::ConvertToSuggestion { category } => {
+            let Proposer::Delegates {
+                lead, cosigners, ..
+            } = &motion.fields.proposer
+            else {
+                return Err(ValidationError::new(
+                    "decision",
+                    "只有代表联名提出的议案可以转作代表建议",
+                )
+                .into());
+            };
+            // The step is checked before the suggestion is made, so a refused decision
+            // leaves nothing behind even before the transaction rolls back.
+            let status = motion.fold(&record.header).0;
+            let probe = Event {
+                id: RecordId::new(),
+                lamport: next_lamport(&motion.events),
+                recorded_at: Utc::now(),
+                date,
+                author: tx.author(user),
+                action: MotionAction::Decide {
+                    decision: MotionDecision::ConvertToSuggestion {
+                        suggestion: RecordId::new(),
+                    },
+                },
+            };
+            crate::record::motion::check(&status, &record.header, &motion.fields, &probe).map_err(
+                |rejection| StoreError::Rejected {
+                    record: *id,
+                    rejection,
+                },
+            )?;
+            let draft = SuggestionDraft {
+                title: motion.fields.title.clone(),
+                body: motion.fields.body.clone(),
+                category,
+                lead: *lead,
+                cosigners: cosigners.iter().map(|c| c.id).collect(),
+                addressed_to: motion.fields.congress,
+                session: Some(motion.fields.session.clone()),
+                group: None,
+            };
+            let suggestion = submit_suggestion_from(tx, user, draft, date, Some(*id))?;
+            MotionDecision::ConvertToSuggestion {
+                suggestion: suggestion.id,
+            }
+        }
+    };
+    append_step(
+        tx,
+        user,
+        id,
+        RecordKind::Motion,
+        MotionAction::Decide { decision },
+        date,
+        |body| match body {
+            Body::Motion(m) => Some(m),
+            _ => None,
+        },
+    )
 }

@@ -18,10 +18,18 @@ pub const DEFAULT_REFRESH_EVERY: Duration = Duration::from_millis(250);
 /// How long a refresh waits after the write that woke it, so a burst of writes makes one.
 pub const COALESCE: Duration = Duration::from_millis(200);
 
-/// Recomputes the node's rollup now; it is written only if a number changed.
+/// Recomputes the node's rollup now; it is written only if a number changed. A congress
+/// without duty rules (a node made before they were records) is first given the ones `rules`
+/// seed, so the command line and a running node judge by the same records.
 pub async fn refresh(store: &StoreHandle, rules: RollupRules) -> Result<Rollup, StoreError> {
     store
-        .write(move |tx| tx.refresh_rollup(chrono::Utc::now(), &rules))
+        .write(move |tx| {
+            let seeded = tx.seed_quota_rules(rules.quotas)?;
+            if seeded > 0 {
+                tracing::info!(rules = seeded, "seeded the congress's first duty rules");
+            }
+            tx.refresh_rollup(chrono::Utc::now(), &rules)
+        })
         .await
 }
 

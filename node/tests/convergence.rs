@@ -75,6 +75,8 @@ fn origin() -> RecordDoc {
         cosigners: Vec::new(),
         addressed_to: township(),
         session: Some("十七届三次会议".into()),
+        group: None,
+        motion: None,
     };
     let mut doc = RecordDoc::create(&header, &fields, &ActorId::from(vec![0xAA; 16])).unwrap();
     doc.append_event(&Event {

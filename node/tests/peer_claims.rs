@@ -429,7 +429,8 @@ async fn malformed_claims_end_the_link_and_move_nothing() {
         batch_id: batch.batch_id,
         up_to_seq: batch.up_to_seq,
         missing: Vec::new(),
-        rejected: (0..5)
+        // The batch holds the notice and the county's seeded duty rules: far fewer.
+        rejected: (0..50)
             .map(|_| refusal(RecordId::new().to_string()))
             .collect(),
     }))

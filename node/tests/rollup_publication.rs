@@ -65,8 +65,8 @@ fn the_committed_rollup_publication_still_loads_as_written() {
     };
     assert_eq!(rollup.generation, 2);
     assert_eq!(rollup.total.opinions["received"], 3);
-    assert_eq!(
-        rollup.total.later["motions"],
-        serde_json::json!({ "submitted": 1 })
-    );
+    // The fixture's example of a counter from a later release, motions by state, is one this
+    // release keeps itself (议案): it reads into the known field, with its numbers.
+    assert_eq!(rollup.total.motions["submitted"], 1);
+    assert!(!rollup.total.later.contains_key("motions"));
 }

@@ -26,7 +26,13 @@
 /// suggestion in tracking where every version-5 replica has it waiting to be closed. A person
 /// merged into another (`merged_into`) and a seat marked `merged` would count again at a
 /// version-4 node.
-pub const PROTOCOL_VERSION: u32 = 5;
+///
+/// 6: records of kind `quota_rule` (a congress's duty rule, sent down its subtree), which a
+/// version-5 node cannot read and would refuse every batch carrying; a suggestion may name the
+/// group it was made in the name of (`group`), which a version-5 node would not count toward
+/// the group's quota; rollups judge quotas by rule records and say where each subject stands
+/// (`on_track`, `behind`, `short`).
+pub const PROTOCOL_VERSION: u32 = 6;
 
 pub mod v1 {
     tonic::include_proto!("renda.v1");

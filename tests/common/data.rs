@@ -322,6 +322,7 @@ pub async fn populate(store: &StoreHandle, region: RegionCode, rng: &mut StdRng)
             cosigners: Vec::new(),
             addressed_to: region,
             session: None,
+            group: None,
         };
         let steps = rng.random_range(0..5);
         let class = AnswerClass::ALL[rng.random_range(0..AnswerClass::ALL.len())];

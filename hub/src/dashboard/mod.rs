@@ -67,6 +67,8 @@ pub fn router(dashboard: Dashboard) -> Router {
         .route("/records", get(pages::records))
         .route("/records/{id}", get(pages::record))
         .route("/delegates/{id}", get(pages::duty_record))
+        .route("/reports/suggestions", get(pages::reports::suggestions))
+        .route("/reports/delegates/{id}", get(pages::reports::delegate))
         .route("/records/{id}/supervise", post(pages::supervise))
         .route("/audit", get(pages::audit))
         .route("/login", get(session::login_form).post(session::login))

@@ -25,6 +25,8 @@ use super::session;
 use super::{Dashboard, PageError, Place, display_name, link, page_html, percent};
 use renda_node::access::Role;
 
+pub(crate) mod reports;
+
 /// Rows on one page of a record list.
 const PAGE_ROWS: u32 = 50;
 
@@ -253,6 +255,9 @@ fn status_label(kind: RecordKind, id: &str) -> String {
         RecordKind::Delegate | RecordKind::Mandate => MandateStatus::parse("status", id)
             .map(|s| s.label().to_string())
             .unwrap_or_else(|_| id.to_string()),
+        RecordKind::Motion => renda_node::record::motion::MotionState::parse("status", id)
+            .map(|s| s.label().to_string())
+            .unwrap_or_else(|_| id.to_string()),
         _ => id.to_string(),
     }
 }
@@ -430,8 +435,16 @@ pub(crate) async fn suggestions(
             )),
         })
         .collect();
+    let report = link(
+        "/reports/suggestions",
+        &[
+            ("region", (region != d.me).then(|| region.to_string())),
+            ("year", Some(today.year().to_string())),
+        ],
+    );
     let body = html! {
         h1 { (display_name(&r.name, &region)) " 建议办理" }
+        p.meta { a.report href=(report) { "本年建议办理情况报告（可打印）" } }
         div.cards {
             (card("代表建议", "suggestions.total", t.suggestions_total(), Some(records_link(region, &[("kind", "suggestion")]))))
             (card("已交办", "assigned", t.assigned_total(), None))
@@ -448,6 +461,13 @@ pub(crate) async fn suggestions(
         }
         (charts::bars("suggestion-states", "办理进度", &funnel))
         (charts::bars("answer-classes", "答复类别", &classes))
+        h2 { "议案" }
+        div.cards {
+            (card("代表议案", "motions.total", t.motions_total(), Some(records_link(region, &[("kind", "motion")]))))
+            @for state in renda_node::record::motion::MotionState::ALL.iter().filter(|s| **s != renda_node::record::motion::MotionState::Draft) {
+                (card(state.label(), &format!("motions.{}", state.as_str()), t.motions.get(state.as_str()).copied().unwrap_or(0), None))
+            }
+        }
         h2 { "超期未答复的建议" }
         @if overdue.is_empty() {
             p.meta { "本节点持有的建议中没有超期未答复的。" }
@@ -588,7 +608,8 @@ pub(crate) async fn quotas(
     Query(params): Query<Params>,
 ) -> Result<Html<String>, PageError> {
     let start = PageStart::of(&params)?;
-    let (shown, (delegates, held)) = d
+    let today = renda_node::calendar::today();
+    let (shown, (delegates, held, standings)) = d
         .read(&params, move |s, region, _| {
             // The seats granted in the subtree, each with its person's duty record: a person
             // with seats at two levels is listed under each.
@@ -600,40 +621,98 @@ pub(crate) async fn quotas(
             };
             let held = s.count_capped(&q, COUNT_CAP)?;
             start.apply(&mut q);
-            Ok((s.list(&q)?, held))
+            // Who stands where is judged where the counts are kept: at the congress itself.
+            let standings = if s.identity().region == region {
+                Some(s.quota_standings(today.year(), today)?.1)
+            } else {
+                None
+            };
+            Ok((s.list(&q)?, held, standings))
         })
         .await?;
     let r = &shown.rollup;
     let region = shown.region;
     let t = &r.total;
-    let q = r.quotas;
+    let quota_cards = |what: &str, key: &str, q: renda_node::record::rollup::Quota| {
+        html! {
+            (card(what, &format!("{key}.total"), q.total, None))
+            (card("已达标", &format!("{key}.met"), q.met, None))
+            (card("进度正常", &format!("{key}.on_track"), q.on_track, None))
+            (card("进度落后", &format!("{key}.behind"), q.behind, None))
+            (card("未达标", &format!("{key}.short"), q.short, None))
+            (rate_card("达标率", &format!("{key}.rate"), q.rate()))
+        }
+    };
     let body = html! {
         h1 { (display_name(&r.name, &region)) " 履职达标（本年）" }
+        h2 { "本级履职要求" }
+        @if r.rules.is_empty() {
+            p.meta { "本级没有生效的履职要求。" }
+        } @else {
+            ul.rules {
+                @for rule in &r.rules {
+                    li data-rule=(rule.describe()) {
+                        (rule.describe())
+                        @if let Some(basis) = &rule.basis { "（" (basis) "）" }
+                        span.meta { " 自 " (rule.from) " 起" }
+                    }
+                }
+            }
+        }
         p.meta {
-            "本级的标准：代表小组每季度至少 " (q.group_per_quarter) " 次、全年至少 " (q.group_per_year)
-            " 次活动；代表全年至少参加 " (q.delegate_receptions) " 次接待选民、提出或联名 "
-            (q.delegate_suggestions) " 件建议。各级可按本地规定设定，下级按各自的标准统计。"
+            "各级人大按本级规定考核本级的代表小组和代表；年度或季度未结束时按已过天数折算进度："
+            "“进度落后”是低于折算进度，“未达标”是已结束的年度或季度未达到最低要求。"
         }
-        div.cards {
-            (card("代表小组", "group_quota.total", t.group_quota.total, None))
-            (card("达标小组", "group_quota.met", t.group_quota.met, None))
-            (rate_card("小组达标率", "group_quota.rate", t.group_quota.rate()))
-            (card("代表", "delegate_quota.total", t.delegate_quota.total, None))
-            (card("达标代表", "delegate_quota.met", t.delegate_quota.met, None))
-            (rate_card("代表达标率", "delegate_quota.rate", t.delegate_quota.rate()))
-        }
+        h2 { "代表小组" }
+        div.cards { (quota_cards("考核的小组", "group_quota", t.group_quota)) }
+        h2 { "代表" }
+        div.cards { (quota_cards("考核的代表", "delegate_quota", t.delegate_quota)) }
         @if !r.children.is_empty() {
             h2 { "下级对比" }
             table.children {
-                thead { tr { th { "地区" } th { "小组达标" } th { "小组达标率" } th { "代表达标" } th { "代表达标率" } } }
+                thead { tr { th { "地区" } th { "小组达标" } th { "小组落后/未达标" } th { "小组达标率" } th { "代表达标" } th { "代表落后/未达标" } th { "代表达标率" } } }
                 tbody {
                     @for (code, child) in &r.children {
                         tr data-region=(code) {
                             (child_cell("/quotas", code, &child.name))
                             td.n { (child.total.group_quota.met) " / " (child.total.group_quota.total) }
+                            td.n { (child.total.group_quota.falling_short()) }
                             td.n { (percent(child.total.group_quota.rate())) }
                             td.n { (child.total.delegate_quota.met) " / " (child.total.delegate_quota.total) }
+                            td.n { (child.total.delegate_quota.falling_short()) }
                             td.n { (percent(child.total.delegate_quota.rate())) }
+                        }
+                    }
+                }
+            }
+        }
+        h2 { "进度落后和未达标的小组与代表" }
+        @match &standings {
+            None => p.meta { "名单由该级人大的节点按其记录判定，请在该节点查看。" }
+            Some(list) => {
+                @let short: Vec<_> = list.iter().filter(|s| s.falling_short()).collect();
+                @if short.is_empty() {
+                    p.meta data-metric="quota.short_list" data-value="0" { "没有进度落后或未达标的小组和代表。" }
+                } @else {
+                    table.shortfalls data-metric="quota.short_list" data-value=(short.len()) {
+                        thead { tr { th { "对象" } th { "名称" } th { "要求" } th { "完成" } th { "应完成" } th { "情况" } } }
+                        tbody {
+                            @for s in &short {
+                                @for (rule, j) in s.judgements.iter().map(|x| (&x.rule, &x.judgement)).filter(|(_, j)| j.standing != renda_node::record::quota::Standing::Met) {
+                                    tr data-subject=(s.id) data-standing=(j.standing.as_str()) {
+                                        td { (s.subject.label()) }
+                                        td {
+                                            @if s.subject == renda_node::record::quota::QuotaSubject::Delegate {
+                                                a href=(format!("/delegates/{}", s.id)) { (s.name) }
+                                            } @else { (s.name) }
+                                        }
+                                        td { (rule.describe()) }
+                                        td.n { (j.have) @if let Some(q) = j.quarter { "（第" (q) "季度）" } }
+                                        td.n { (j.need) }
+                                        td { (j.standing.label()) }
+                                    }
+                                }
+                            }
                         }
                     }
                 }
@@ -1061,7 +1140,6 @@ pub(crate) async fn duty_record(
         .read(&root, move |s, _, _| s.duty_record(&id, year))
         .await?;
     let view = renda_node::record::view::view(&duty.delegate, None);
-    let q = duty.quotas;
     let body = html! {
         h1 { (duty.delegate.header.kind.label()) "履职档案 · " (year) " 年" }
         div.cards {
@@ -1071,17 +1149,38 @@ pub(crate) async fn duty_record(
             div.card {
                 span.label { "本年达标" }
                 span.num data-metric="duty.meets_quota" data-value=(duty.meets_quota()) {
-                    @if duty.meets_quota() { "已达标" } @else { "未达标" }
+                    @match &duty.standing {
+                        Some(s) => (s.standing.label()),
+                        None => "未设要求",
+                    }
                 }
             }
         }
-        p.meta { "标准：全年至少 " (q.delegate_receptions) " 次接待选民、" (q.delegate_suggestions) " 件建议。" }
+        @if let Some(s) = &duty.standing {
+            table.duty_rules {
+                thead { tr { th { "要求" } th { "完成" } th { "应完成" } th { "情况" } } }
+                tbody {
+                    @for (rule, j) in s.judgements.iter().map(|x| (&x.rule, &x.judgement)) {
+                        tr data-standing=(j.standing.as_str()) {
+                            td { (rule.describe()) }
+                            td.n { (j.have) @if let Some(q) = j.quarter { "（第" (q) "季度）" } }
+                            td.n { (j.need) }
+                            td { (j.standing.label()) }
+                        }
+                    }
+                }
+            }
+        }
         (view_markup(&view))
         h2 { "本年参加的活动" }
         (record_table(&duty.activities, None))
         h2 { "本年提出或联名的建议" }
         (record_table(&duty.suggestions, None))
-        p { a href=(link(&format!("/delegates/{id}"), &[("year", Some((year - 1).to_string()))])) { "查看上一年" } }
+        p {
+            a href=(link(&format!("/delegates/{id}"), &[("year", Some((year - 1).to_string()))])) { "查看上一年" }
+            " · "
+            a.report href=(link(&format!("/reports/delegates/{id}"), &[("year", Some(year.to_string()))])) { "年度履职报告（可打印）" }
+        }
     };
     Ok(d.page("/quotas", "履职档案", &shown, body))
 }

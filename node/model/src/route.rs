@@ -72,7 +72,16 @@ impl RouteHints {
                 to: m.reaches(),
                 ..RouteHints::default()
             },
-            Body::Venue(_) | Body::Opinion(_) | Body::Personal(_) => RouteHints::default(),
+            // A congress's duty rules go to every node of its subtree, which judges the
+            // congress's delegates stationed there and shows them their rules.
+            Body::QuotaRule(q) => RouteHints {
+                owner_level: None,
+                down: vec![q.congress],
+                ..RouteHints::default()
+            },
+            Body::Venue(_) | Body::Opinion(_) | Body::Personal(_) | Body::Motion(_) => {
+                RouteHints::default()
+            }
         }
     }
 }

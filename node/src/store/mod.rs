@@ -26,6 +26,7 @@ use serde::Serialize;
 
 use crate::record::mandate::Mandate;
 use crate::record::projection::project;
+use crate::record::rollup::QuotaRules;
 use crate::record::{
     Author, Body, DocError, Header, Record, RecordDoc, RecordId, RecordKind, Rejection,
 };
@@ -267,6 +268,18 @@ impl Store {
         name: &str,
         parent_addr: Option<String>,
     ) -> Result<Store, StoreError> {
+        Store::init_with_quotas(dir, region, name, parent_addr, QuotaRules::default())
+    }
+
+    /// [`Store::init`], the congress's first duty rules seeded from `quotas`
+    /// ([`WriteTx::seed_quota_rules`]).
+    pub fn init_with_quotas(
+        dir: &Path,
+        region: RegionCode,
+        name: &str,
+        parent_addr: Option<String>,
+        quotas: QuotaRules,
+    ) -> Result<Store, StoreError> {
         if !region.has_congress() {
             return Err(ValidationError::new(
                 "region",
@@ -301,7 +314,9 @@ impl Store {
         // still says which node it is, so it is never taken for an empty directory.
         conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
         drop(conn);
-        Store::open(dir)
+        let mut store = Store::open(dir)?;
+        store.write(|tx| tx.seed_quota_rules(quotas))?;
+        Ok(store)
     }
 
     /// Opens an initialised data directory. A file that is there but empty, damaged,
@@ -1627,8 +1642,9 @@ mod tests {
             .unwrap()
             .1;
         assert_eq!(venues, 40);
-        assert_eq!(stats.changes, 40, "one automerge change per created record");
-        assert_eq!(stats.last_seq, 40);
+        // The four duty rules a new congress is seeded with come first.
+        assert_eq!(stats.changes, 44, "one automerge change per created record");
+        assert_eq!(stats.last_seq, 44);
     }
 
     #[test]
@@ -1727,6 +1743,7 @@ mod tests {
         let within = |code: &str| {
             store
                 .list(&ListQuery {
+                    kind: Some(RecordKind::Venue),
                     within: Some(RegionCode::parse("within", code).unwrap()),
                     ..Default::default()
                 })

@@ -7,10 +7,14 @@ use chrono::{DateTime, NaiveDate, Utc};
 use rusqlite::{Connection, OptionalExtension};
 
 use super::{ListQuery, ListRow, Store, StoreError, WriteTx};
+use crate::record::group::GroupKind;
 use crate::record::projection::FilterKeys;
+use crate::record::quota::{
+    QuotaRule, QuotaSubject, SUGGESTION, SubjectStanding, Tally, binding, judged_on,
+};
 use crate::record::rollup::{
-    CountedRow, Involvement, Metrics, Period, Quota, QuotaRules, Rollup, RollupRules, contribution,
-    delegate_quota_counters, group_quota_counters, quota_contribution,
+    CountedRow, Metrics, Period, Quota, QuotaRules, Rollup, RollupRules, add_quota_counter,
+    contribution, quota_contribution, quota_counter_range,
 };
 use crate::record::{Body, RecordId, RecordKind};
 use crate::region::RegionCode;
@@ -59,7 +63,7 @@ fn own_metrics(
 
 /// How records count toward their node's own counters. Raise it when `contribution` counts
 /// differently, and every node rebuilds its counters from its rows on its next open.
-pub(crate) const COUNTERS_VERSION: i64 = 3;
+pub(crate) const COUNTERS_VERSION: i64 = 4;
 
 /// What a row with these derived columns contributes to this node's counters: its own numbers
 /// if it is homed here (`own`), and what it adds to the quota counters in any case.
@@ -292,124 +296,226 @@ fn own_from_counters(conn: &Connection, today: NaiveDate) -> Result<Metrics, Sto
     ))
 }
 
-/// The quotas of the groups and delegates homed at `me`, judged from the counters as of
-/// `today`: a lookup per group and delegate, whatever the node holds.
-fn quotas_from_counters(
+/// The duty rules a congress set, held here (its own, or an ancestor's sent down), each with
+/// its record id, oldest first. Read from the projection, which holds the whole rule.
+pub(super) fn quota_rules_of(
     conn: &Connection,
-    me: &RegionCode,
-    today: NaiveDate,
-    rules: QuotaRules,
-) -> Result<(Quota, Quota), StoreError> {
-    use chrono::Datelike;
-    let year = today.year();
-    let ids = |kind: &str| -> Result<Vec<String>, StoreError> {
-        Ok(conn
-            .prepare_cached("SELECT id FROM records WHERE kind = ?1 AND home = ?2")?
-            .query_map([kind, me.as_str()], |r| r.get::<_, String>(0))?
-            .collect::<Result<_, _>>()?)
-    };
-    let mut counter = conn.prepare_cached("SELECT value FROM own_counters WHERE name = ?1")?;
-    let mut value = |name: &str| -> Result<u32, StoreError> {
-        let n: Option<i64> = counter.query_row([name], |r| r.get(0)).optional()?;
-        Ok(u32::try_from(n.unwrap_or(0).max(0)).unwrap_or(u32::MAX))
-    };
-    let mut groups = Vec::new();
-    for group in ids("group")? {
-        let mut by_quarter = [0u32; 4];
-        for (q, name) in group_quota_counters(&group, year).iter().enumerate() {
-            by_quarter[q] = value(name)?;
-        }
-        groups.push(by_quarter);
+    congress: &RegionCode,
+) -> Result<Vec<(RecordId, QuotaRule)>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT id, summary FROM records WHERE kind = 'quota_rule' AND home = ?1
+         ORDER BY occurred_on, id",
+    )?;
+    let rows = stmt
+        .query_map([congress.as_str()], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut out = Vec::new();
+    for (id, summary) in rows {
+        // A projection this release cannot read as a rule was written by no release; it
+        // binds nobody rather than failing every rollup.
+        let (Ok(id), Ok(rule)) = (
+            RecordId::parse("id", &id),
+            serde_json::from_str::<QuotaRule>(&summary),
+        ) else {
+            continue;
+        };
+        out.push((id, rule));
     }
-    let mut delegates = Vec::new();
-    for ids in quota_delegates(conn, me)?.values() {
-        let (mut receptions, mut suggestions) = (0u32, 0u32);
-        for id in ids {
-            let [r, s] = delegate_quota_counters(id, year);
-            receptions = receptions.saturating_add(value(&r)?);
-            suggestions = suggestions.saturating_add(value(&s)?);
-        }
-        delegates.push((receptions, suggestions));
-    }
-    Ok((
-        rules.group_quota_of(&groups, today),
-        rules.delegate_quota_of(&delegates),
-    ))
+    Ok(out)
 }
 
-/// The quotas of the groups and delegates homed at `me`, over the activities and suggestions of
-/// `today`'s year held here. The store lists the facts (groups, delegates, what each took part
-/// in that year); which of them count is the record model's rule ([`QuotaRules`]).
-fn quotas(
+/// A group or delegate a congress holds to its rules: the ids that stand for it (a person's
+/// own and those merged into it) and what the rules need to know of it.
+struct QuotaSubjectRow {
+    subject: QuotaSubject,
+    id: String,
+    ids: Vec<String>,
+    name: String,
+    group_kind: Option<GroupKind>,
+}
+
+/// The groups and delegates of the congress at `me`.
+fn quota_subjects(conn: &Connection, me: &RegionCode) -> Result<Vec<QuotaSubjectRow>, StoreError> {
+    let mut out = Vec::new();
+    let groups: Vec<(String, String, String)> = conn
+        .prepare_cached(
+            "SELECT id, label, summary FROM records WHERE kind = 'group' AND home = ?1",
+        )?
+        .query_map([me.as_str()], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+        .collect::<Result<_, _>>()?;
+    for (id, name, summary) in groups {
+        let summary: serde_json::Value = serde_json::from_str(&summary).unwrap_or_default();
+        let group_kind = summary
+            .get("kind")
+            .and_then(|k| k.as_str())
+            .and_then(|k| GroupKind::parse("kind", k).ok());
+        out.push(QuotaSubjectRow {
+            subject: QuotaSubject::Group,
+            ids: vec![id.clone()],
+            id,
+            name,
+            group_kind,
+        });
+    }
+    let mut label = conn.prepare_cached(
+        "SELECT label FROM records WHERE id = ?1
+         UNION ALL
+         SELECT m.label FROM records m JOIN record_people p ON p.record_id = m.id
+         WHERE p.delegate_id = ?1 AND p.role = 'mandate' AND m.home = ?2
+         LIMIT 1",
+    )?;
+    for (person, ids) in quota_delegates(conn, me)? {
+        let name: Option<String> = label
+            .query_row([person.as_str(), me.as_str()], |r| r.get(0))
+            .optional()?;
+        out.push(QuotaSubjectRow {
+            subject: QuotaSubject::Delegate,
+            name: name.unwrap_or_else(|| person.clone()),
+            id: person,
+            ids,
+            group_kind: None,
+        });
+    }
+    Ok(out)
+}
+
+/// A subject's tally of `year` from the counters: one range scan per id that stands for it.
+fn tally_from_counters(
+    conn: &Connection,
+    subject: QuotaSubject,
+    ids: &[String],
+    year: i32,
+) -> Result<Tally, StoreError> {
+    let mut stmt =
+        conn.prepare_cached("SELECT name, value FROM own_counters WHERE name >= ?1 AND name < ?2")?;
+    let mut tally = Tally::default();
+    for id in ids {
+        let (from, until) = quota_counter_range(subject, id, year);
+        let mut rows = stmt.query([from, until])?;
+        while let Some(row) = rows.next()? {
+            add_quota_counter(&mut tally, &row.get::<_, String>(0)?, row.get(1)?);
+        }
+    }
+    Ok(tally)
+}
+
+/// Every subject's tally of `year` counted from the records held here, one by one: what the
+/// counters must agree with.
+fn tallies_from_records(
+    conn: &Connection,
+    year: i32,
+) -> Result<BTreeMap<(QuotaSubject, String), Tally>, StoreError> {
+    let from = format!("{year:04}-01-01");
+    let until = format!("{:04}-01-01", year + 1);
+    let mut out: BTreeMap<(QuotaSubject, String), Tally> = BTreeMap::new();
+    let mut add = |subject, id: String, on: NaiveDate, what: &str| {
+        out.entry((subject, id)).or_default().add(on, what, 1);
+    };
+    let what_of = |kind: &str, tag: Option<String>| -> Option<String> {
+        match kind {
+            "activity" => Some(tag.unwrap_or_else(|| "unknown".into())),
+            "suggestion" => Some(SUGGESTION.to_string()),
+            _ => None,
+        }
+    };
+    let mut stmt = conn.prepare_cached(
+        "SELECT kind, tag, group_id, occurred_on FROM records
+         WHERE kind IN ('activity', 'suggestion') AND group_id IS NOT NULL
+           AND occurred_on >= ?1 AND occurred_on < ?2",
+    )?;
+    let mut rows = stmt.query([&from, &until])?;
+    while let Some(row) = rows.next()? {
+        let on: Option<NaiveDate> = row
+            .get::<_, Option<String>>(3)?
+            .and_then(|d| d.parse().ok());
+        if let (Some(what), Some(on)) = (what_of(&row.get::<_, String>(0)?, row.get(1)?), on) {
+            add(QuotaSubject::Group, row.get(2)?, on, &what);
+        }
+    }
+    let mut stmt = conn.prepare_cached(
+        "SELECT DISTINCT r.id, r.kind, r.tag, r.occurred_on, p.delegate_id
+         FROM record_people p JOIN records r ON r.id = p.record_id
+         WHERE r.occurred_on >= ?1 AND r.occurred_on < ?2
+           AND ((r.kind = 'activity' AND p.role = 'participant')
+             OR (r.kind = 'suggestion' AND p.role IN ('lead', 'cosigner')))",
+    )?;
+    let mut rows = stmt.query([&from, &until])?;
+    while let Some(row) = rows.next()? {
+        let on: Option<NaiveDate> = row
+            .get::<_, Option<String>>(3)?
+            .and_then(|d| d.parse().ok());
+        if let (Some(what), Some(on)) = (what_of(&row.get::<_, String>(1)?, row.get(2)?), on) {
+            add(QuotaSubject::Delegate, row.get(4)?, on, &what);
+        }
+    }
+    Ok(out)
+}
+
+/// Where each group and delegate of the congress at `me` stands against the rules in force
+/// for `year` as of `today`, tallied from the counters or, for a check, from the records.
+fn standings(
     conn: &Connection,
     me: &RegionCode,
+    year: i32,
     today: NaiveDate,
-    rules: QuotaRules,
-) -> Result<(Quota, Quota), StoreError> {
-    use chrono::Datelike;
-    // The year as a range of dates, so the indexes on occurred_on answer it.
-    let from = format!("{:04}-01-01", today.year());
-    let until = format!("{:04}-01-01", today.year() + 1);
-    let ids = |kind: &str| -> Result<Vec<String>, StoreError> {
-        Ok(conn
-            .prepare_cached("SELECT id FROM records WHERE kind = ?1 AND home = ?2")?
-            .query_map([kind, me.as_str()], |r| r.get::<_, String>(0))?
-            .collect::<Result<_, _>>()?)
-    };
-    let groups = ids("group")?;
-    let mut stmt = conn.prepare_cached(
-        "SELECT group_id, occurred_on FROM records
-         WHERE kind = 'activity' AND occurred_on >= ?1 AND occurred_on < ?2
-           AND group_id IS NOT NULL",
-    )?;
-    let held: Vec<(String, NaiveDate)> = stmt
-        .query_map([&from, &until], |r| {
-            Ok((r.get::<_, String>(0)?, r.get::<_, Option<String>>(1)?))
-        })?
-        .filter_map(|row| match row {
-            Ok((group, on)) => on.and_then(|d| d.parse().ok()).map(|on| Ok((group, on))),
-            Err(e) => Some(Err(e)),
-        })
-        .collect::<Result<_, _>>()?;
-    let group_quota =
-        rules.group_quota(&groups, held.iter().map(|(g, on)| (g.as_str(), *on)), today);
-    let subjects = quota_delegates(conn, me)?;
-    let standing_for: BTreeMap<&str, &str> = subjects
-        .iter()
-        .flat_map(|(person, ids)| ids.iter().map(move |id| (id.as_str(), person.as_str())))
+    from_records: bool,
+) -> Result<(Vec<QuotaRule>, Vec<SubjectStanding>), StoreError> {
+    let on = judged_on(year, today);
+    let rules: Vec<QuotaRule> = quota_rules_of(conn, me)?
+        .into_iter()
+        .map(|(_, rule)| rule)
+        .filter(|rule| rule.in_force_on(on))
         .collect();
-    let delegates: Vec<String> = subjects.keys().cloned().collect();
-    let mut stmt = conn.prepare_cached(
-        "SELECT p.delegate_id, p.role, r.kind, r.tag
-         FROM record_people p JOIN records r ON r.id = p.record_id
-         WHERE r.occurred_on >= ?1 AND r.occurred_on < ?2",
-    )?;
-    let involvements: Vec<Involvement> = stmt
-        .query_map([from.as_str(), until.as_str()], |r| {
-            Ok((
-                r.get::<_, String>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, String>(2)?,
-                r.get::<_, Option<String>>(3)?,
-            ))
-        })?
-        .filter_map(|row| match row {
-            Ok((delegate, role, kind, tag)) => {
-                let person = standing_for.get(delegate.as_str())?;
-                RecordKind::parse(&kind).map(|kind| {
-                    Ok(Involvement {
-                        delegate: person.to_string(),
-                        role,
-                        kind,
-                        tag,
-                    })
-                })
+    let recounted = if from_records {
+        Some(tallies_from_records(conn, year)?)
+    } else {
+        None
+    };
+    let mut out = Vec::new();
+    for subject in quota_subjects(conn, me)? {
+        let binding: Vec<&QuotaRule> =
+            binding(&rules, subject.subject, subject.group_kind, on).collect();
+        if binding.is_empty() {
+            continue;
+        }
+        let tally = match &recounted {
+            None => tally_from_counters(conn, subject.subject, &subject.ids, year)?,
+            Some(all) => {
+                let mut tally = Tally::default();
+                for id in &subject.ids {
+                    if let Some(t) = all.get(&(subject.subject, id.clone())) {
+                        tally.absorb(t);
+                    }
+                }
+                tally
             }
-            Err(e) => Some(Err(e)),
-        })
-        .collect::<Result<_, _>>()?;
-    let delegate_quota = rules.delegate_quota(&delegates, &involvements);
-    Ok((group_quota, delegate_quota))
+        };
+        out.push(SubjectStanding::judge(
+            subject.subject,
+            subject.id,
+            subject.name,
+            subject.group_kind,
+            binding,
+            &tally,
+            year,
+            today,
+        ));
+    }
+    Ok((rules, out))
+}
+
+/// The groups' and the delegates' quota figures of a list of standings.
+fn quota_totals(standings: &[SubjectStanding]) -> (Quota, Quota) {
+    let (mut groups, mut delegates) = (Quota::default(), Quota::default());
+    for s in standings {
+        match s.subject {
+            QuotaSubject::Group => groups.count(s.standing),
+            QuotaSubject::Delegate => delegates.count(s.standing),
+        }
+    }
+    (groups, delegates)
 }
 
 /// The rollup records held here of the regions `wanted` picks, by the region each counts.
@@ -519,32 +625,100 @@ impl Store {
                 crate::record::rollup::is_reception(keys.tag.as_deref())
             })
             .count() as u32;
-        let quotas = self
-            .rollup(&self.node.region)?
-            .map(|r| r.quotas)
-            .unwrap_or_default();
+        // The tally of the rows shown, held against the rules of this congress.
+        let mut tally = Tally::default();
+        for row in &activities {
+            let keys = FilterKeys::of(RecordKind::Activity, &row.summary);
+            if let Some(on) = row.occurred_on {
+                tally.add(on, keys.tag.as_deref().unwrap_or("unknown"), 1);
+            }
+        }
+        for row in &suggestions {
+            if let Some(on) = row.occurred_on {
+                tally.add(on, SUGGESTION, 1);
+            }
+        }
+        let today = crate::calendar::today();
+        let on = judged_on(year, today);
+        let rules: Vec<QuotaRule> = quota_rules_of(&self.conn, &self.node.region)?
+            .into_iter()
+            .map(|(_, rule)| rule)
+            .filter(|rule| rule.in_force_on(on))
+            .collect();
+        let binding: Vec<&QuotaRule> = binding(&rules, QuotaSubject::Delegate, None, on).collect();
+        let standing = (!binding.is_empty()).then(|| {
+            SubjectStanding::judge(
+                QuotaSubject::Delegate,
+                record.header.id.to_string(),
+                String::new(),
+                None,
+                binding,
+                &tally,
+                year,
+                today,
+            )
+        });
         Ok(DutyRecord {
             delegate: record,
             year,
             activities,
             suggestions,
             receptions,
-            quotas,
+            standing,
         })
+    }
+
+    /// The duty rules set by `congress` held here (this node's own, or an ancestor's), oldest
+    /// first, each with its record id.
+    pub fn quota_rules(
+        &self,
+        congress: &RegionCode,
+    ) -> Result<Vec<(RecordId, QuotaRule)>, StoreError> {
+        quota_rules_of(&self.conn, congress)
+    }
+
+    /// Where each group and delegate of this node's congress stands against the rules in
+    /// force for `year`, as of `today`, with the rules judged by; the subjects no rule binds
+    /// are left out.
+    pub fn quota_standings(
+        &self,
+        year: i32,
+        today: NaiveDate,
+    ) -> Result<(Vec<QuotaRule>, Vec<SubjectStanding>), StoreError> {
+        standings(&self.conn, &self.node.region, year, today, false)
     }
 
     /// Checks the node's own counters against a count of its records one by one, as of
     /// `today`: the names of the numbers that differ, with both values; empty when they agree.
     /// `renda rollup --verify` prints it; the tests check every node with it.
     pub fn verify_own_counters(&self, today: NaiveDate) -> Result<Vec<String>, StoreError> {
+        use chrono::Datelike;
         let me = self.node.region;
-        // The quotas are judged by the node's own rules; any rules do, as both sides use them.
-        let rules = self.rollup(&me)?.map(|r| r.quotas).unwrap_or_default();
         let mut from_counters = own_from_counters(&self.conn, today)?;
-        (from_counters.group_quota, from_counters.delegate_quota) =
-            quotas_from_counters(&self.conn, &me, today, rules)?;
+        let (_, counted) = standings(&self.conn, &me, today.year(), today, false)?;
+        (from_counters.group_quota, from_counters.delegate_quota) = quota_totals(&counted);
         let mut recount = own_metrics(&self.conn, &me, today)?;
-        (recount.group_quota, recount.delegate_quota) = quotas(&self.conn, &me, today, rules)?;
+        let (_, recounted) = standings(&self.conn, &me, today.year(), today, true)?;
+        (recount.group_quota, recount.delegate_quota) = quota_totals(&recounted);
+        if counted != recounted {
+            for (a, b) in counted.iter().zip(&recounted) {
+                if a != b {
+                    return Ok(vec![format!(
+                        "quota of {} {}: counters {:?}, records {:?}",
+                        a.subject.as_str(),
+                        a.id,
+                        a.judgements
+                            .iter()
+                            .map(|j| j.judgement.have)
+                            .collect::<Vec<_>>(),
+                        b.judgements
+                            .iter()
+                            .map(|j| j.judgement.have)
+                            .collect::<Vec<_>>(),
+                    )]);
+                }
+            }
+        }
         if from_counters == recount {
             return Ok(Vec::new());
         }
@@ -617,18 +791,47 @@ pub struct DutyRecord {
     pub suggestions: Vec<ListRow>,
     /// Of the activities, the receptions of constituents.
     pub receptions: u32,
-    /// The quotas of this node, which the counts are held against.
-    pub quotas: QuotaRules,
+    /// The year held against the rules this congress set for its delegates; `None` where
+    /// no rule binds them.
+    pub standing: Option<SubjectStanding>,
 }
 
 impl DutyRecord {
+    /// Whether every rule's minimum for the year is reached.
     pub fn meets_quota(&self) -> bool {
-        self.quotas
-            .delegate_meets(self.receptions, self.suggestions.len() as u32)
+        self.standing
+            .as_ref()
+            .is_some_and(|s| s.standing == crate::record::quota::Standing::Met)
     }
 }
 
 impl WriteTx<'_> {
+    /// The duty rules set by `congress` held here, oldest first, each with its record id.
+    pub fn quota_rules(
+        &self,
+        congress: &RegionCode,
+    ) -> Result<Vec<(RecordId, QuotaRule)>, StoreError> {
+        quota_rules_of(&self.tx, congress)
+    }
+
+    /// Gives this node's congress its first duty rules, from the numbers the process flags or
+    /// the configuration name (the defaults where they name none), in force since the
+    /// earliest date Renda records. Does nothing where the congress has set any rule, ended
+    /// or not: the flags only seed the rules, and never override them. Returns how many
+    /// rules it wrote.
+    pub fn seed_quota_rules(&mut self, first: QuotaRules) -> Result<usize, StoreError> {
+        let congress = self.node.region;
+        if !congress.has_congress() || !quota_rules_of(&self.tx, &congress)?.is_empty() {
+            return Ok(0);
+        }
+        let rules = first.first_rules(congress, crate::calendar::EARLIEST);
+        for rule in &rules {
+            rule.validate(&congress)?;
+            self.create(RecordKind::QuotaRule, SYSTEM_USER, rule)?;
+        }
+        Ok(rules.len())
+    }
+
     /// Recomputes this node's rollup from its own records and its children's rollups, and
     /// writes it if any number or the list of stale descendants changed; a rollup that says the
     /// same as before is not written again, so an idle node makes no changes to sync.
@@ -637,10 +840,12 @@ impl WriteTx<'_> {
         now: DateTime<Utc>,
         rules: &RollupRules,
     ) -> Result<Rollup, StoreError> {
+        use chrono::Datelike;
         let me = self.node.region;
-        let mut own = own_from_counters(&self.tx, crate::calendar::day_of(now))?;
-        (own.group_quota, own.delegate_quota) =
-            quotas_from_counters(&self.tx, &me, crate::calendar::day_of(now), rules.quotas)?;
+        let today = crate::calendar::day_of(now);
+        let mut own = own_from_counters(&self.tx, today)?;
+        let (in_force, standings) = standings(&self.tx, &me, today.year(), today, false)?;
+        (own.group_quota, own.delegate_quota) = quota_totals(&standings);
         let mut held = rollups(
             |id| self.get(id),
             &self.tx,
@@ -662,6 +867,8 @@ impl WriteTx<'_> {
                 .collect();
         let mut rollup = Rollup::compose(now, own, children, &links, rules);
         rollup.name = self.node.name.clone();
+        rollup.quotas = QuotaRules::as_said_by(&in_force);
+        rollup.rules = in_force;
         let held = match mine {
             None => None,
             // A rollup from before publications (generation 0) is published once even if its

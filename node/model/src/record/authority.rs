@@ -23,6 +23,7 @@ use std::collections::{BTreeSet, HashMap};
 use automerge::ActorId;
 
 use super::event::{Event, Rejection};
+use super::motion::MotionAction;
 use super::opinion::OpinionAction;
 use super::suggestion::SuggestionAction;
 use super::{Body, Record, RecordKind, opinion, suggestion};
@@ -162,6 +163,18 @@ pub fn check_incoming<'a>(
                 suggestion::authority(&after.header, &now.fields, &event)?;
             }
         }
+        (Body::Motion(now), _) => {
+            if let Err(e) = now.fields.validate(&after.header.home) {
+                return Err(Rejection::new(
+                    "motion.invalid",
+                    format!("议案 {id} 不合规：{}（字段 {}）", e.rule, e.field),
+                ));
+            }
+            for event in new_events::<MotionAction>(before_events, after_events, id)? {
+                check_author(&within, id, &event.author.node)?;
+                super::motion::authority(&after.header, &event)?;
+            }
+        }
         (Body::Opinion(_), _) => {
             for event in new_events::<OpinionAction>(before_events, after_events, id)? {
                 check_author(&within, id, &event.author.node)?;
@@ -252,6 +265,27 @@ pub fn check_incoming<'a>(
                 return Err(Rejection::new(
                     "mandate.invalid",
                     format!("代表资格 {id} 不合规：{}（字段 {}）", e.rule, e.field),
+                ));
+            }
+        }
+        (Body::QuotaRule(rule), _) => {
+            // A congress's duty rules are its own: homed there and written by no one else.
+            let home = after.header.home;
+            let stranger = writers.iter().find(|w| **w != home);
+            if rule.congress != home || stranger.is_some() {
+                return Err(Rejection::new(
+                    "authority.quota_congress",
+                    format!(
+                        "履职要求 {id} 属于 {}，只能由该人大制定和变更{}",
+                        rule.congress,
+                        stranger.map_or_else(String::new, |w| format!("，变更却来自 {w}"))
+                    ),
+                ));
+            }
+            if let Err(e) = rule.validate(&home) {
+                return Err(Rejection::new(
+                    "quota.invalid",
+                    format!("履职要求 {id} 不合规：{}（字段 {}）", e.rule, e.field),
                 ));
             }
         }
@@ -408,6 +442,8 @@ mod tests {
                     cosigners: vec![],
                     addressed_to: code(COUNTY),
                     session: None,
+                    group: None,
+                    motion: None,
                 },
                 events: events.into_iter().map(EventEntry::Event).collect(),
             }),
@@ -690,6 +726,72 @@ mod tests {
                 [&town_actor],
             )),
             "authority.mandate_congress"
+        );
+    }
+
+    #[test]
+    fn a_quota_rule_is_written_by_its_congress_alone() {
+        let rule_of = |home: &str, congress: &str, minimum: u32| Record {
+            header: header(RecordKind::QuotaRule, home),
+            body: Body::QuotaRule(
+                crate::record::rollup::QuotaRules::default()
+                    .first_rules(
+                        code(congress),
+                        chrono::NaiveDate::from_ymd_opt(2026, 1, 1).unwrap(),
+                    )
+                    .into_iter()
+                    .map(|mut r| {
+                        r.minimum = minimum;
+                        r
+                    })
+                    .next()
+                    .unwrap(),
+            ),
+        };
+        let county_actor = node_actor(&code(COUNTY));
+        let town_actor = node_actor(&code(TOWN));
+        let county = rule_of(COUNTY, COUNTY, 2);
+        assert_eq!(
+            rule(check_incoming(
+                Sender::Parent(code(COUNTY)),
+                Held::Unread,
+                &county,
+                &[],
+                [&county_actor],
+            )),
+            "accepted"
+        );
+        // A township lowering its county's minimum is refused, however it is relayed.
+        assert_eq!(
+            rule(check_incoming(
+                Sender::Parent(code(COUNTY)),
+                Held::Unread,
+                &county,
+                &[],
+                [&county_actor, &town_actor],
+            )),
+            "authority.quota_congress"
+        );
+        assert_eq!(
+            rule(check_incoming(
+                Sender::Child(code(TOWN)),
+                Held::Nothing,
+                &rule_of(TOWN, COUNTY, 1),
+                &[],
+                [&town_actor],
+            )),
+            "authority.quota_congress"
+        );
+        // Its own congress cannot write a rule its node would refuse: a minimum of nothing.
+        assert_eq!(
+            rule(check_incoming(
+                Sender::Child(code(TOWN)),
+                Held::Nothing,
+                &rule_of(TOWN, TOWN, 0),
+                &[],
+                [&town_actor],
+            )),
+            "quota.invalid"
         );
     }
 

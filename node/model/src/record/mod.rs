@@ -59,10 +59,12 @@ pub mod doc;
 pub mod event;
 pub mod group;
 pub mod mandate;
+pub mod motion;
 pub mod notice;
 pub mod opinion;
 pub mod personal;
 pub mod projection;
+pub mod quota;
 pub mod replay;
 pub mod rollup;
 pub mod suggestion;
@@ -163,10 +165,14 @@ pub enum RecordKind {
     /// A person's seat in one congress for one term ([`mandate::Mandate`]), homed at that
     /// congress. Added after the others: last, so the kinds before it keep their order.
     Mandate,
+    /// A duty rule of a congress ([`quota::QuotaRule`]), homed at that congress.
+    QuotaRule,
+    /// A motion to a congress in session ([`motion::Motion`]), homed at that congress.
+    Motion,
 }
 
 impl RecordKind {
-    pub const ALL: [RecordKind; 10] = [
+    pub const ALL: [RecordKind; 12] = [
         RecordKind::Delegate,
         RecordKind::Group,
         RecordKind::Venue,
@@ -177,6 +183,8 @@ impl RecordKind {
         RecordKind::Personal,
         RecordKind::Rollup,
         RecordKind::Mandate,
+        RecordKind::QuotaRule,
+        RecordKind::Motion,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -191,6 +199,8 @@ impl RecordKind {
             RecordKind::Personal => "personal",
             RecordKind::Rollup => "rollup",
             RecordKind::Mandate => "mandate",
+            RecordKind::QuotaRule => "quota_rule",
+            RecordKind::Motion => "motion",
         }
     }
 
@@ -206,6 +216,8 @@ impl RecordKind {
             RecordKind::Personal => "个人信息",
             RecordKind::Rollup => "汇总",
             RecordKind::Mandate => "代表资格",
+            RecordKind::QuotaRule => "履职要求",
+            RecordKind::Motion => "议案",
         }
     }
 
@@ -215,7 +227,10 @@ impl RecordKind {
 
     /// Workflow kinds carry an event list.
     pub fn has_workflow(self) -> bool {
-        matches!(self, RecordKind::Opinion | RecordKind::Suggestion)
+        matches!(
+            self,
+            RecordKind::Opinion | RecordKind::Suggestion | RecordKind::Motion
+        )
     }
 }
 
@@ -273,6 +288,8 @@ pub enum Body {
     /// Boxed: a rollup's three sets of metrics would make every `Body` that large.
     Rollup(Box<rollup::Rollup>),
     Mandate(mandate::Mandate),
+    QuotaRule(quota::QuotaRule),
+    Motion(motion::Motion),
 }
 
 impl Record {
@@ -292,6 +309,7 @@ impl Record {
             Body::Personal(p) => (json!(p), Value::Null, Value::Null),
             Body::Rollup(r) => (json!(r), Value::Null, Value::Null),
             Body::Mandate(m) => (json!(m), Value::Null, Value::Null),
+            Body::QuotaRule(q) => (json!(q), Value::Null, Value::Null),
             Body::Opinion(o) => {
                 let (st, h) = o.fold(&self.header);
                 (json!(o.fields), json!(st), history(&h))
@@ -299,6 +317,10 @@ impl Record {
             Body::Suggestion(sg) => {
                 let (st, h) = sg.fold(&self.header);
                 (json!(sg.fields), json!(st), history(&h))
+            }
+            Body::Motion(m) => {
+                let (st, h) = m.fold(&self.header);
+                (json!(m.fields), json!(st), history(&h))
             }
         };
         let personal = personal.and_then(|p| match &p.body {
@@ -331,11 +353,16 @@ impl Record {
             RecordKind::Personal => Body::Personal(decode_fields(&mut root)?),
             RecordKind::Rollup => Body::Rollup(decode_fields(&mut root)?),
             RecordKind::Mandate => Body::Mandate(decode_fields(&mut root)?),
+            RecordKind::QuotaRule => Body::QuotaRule(decode_fields(&mut root)?),
             RecordKind::Opinion => Body::Opinion(opinion::Opinion {
                 fields: decode_fields(&mut root)?,
                 events: decode_events(&mut root)?,
             }),
             RecordKind::Suggestion => Body::Suggestion(suggestion::Suggestion {
+                fields: decode_fields(&mut root)?,
+                events: decode_events(&mut root)?,
+            }),
+            RecordKind::Motion => Body::Motion(motion::Motion {
                 fields: decode_fields(&mut root)?,
                 events: decode_events(&mut root)?,
             }),

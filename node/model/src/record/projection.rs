@@ -80,6 +80,7 @@ impl FilterKeys {
                 tag: text("class"),
                 addressed_to: text("addressed_to"),
                 number: summary.get("number").and_then(|v| v.as_i64()),
+                group: text("group"),
                 ..FilterKeys::default()
             },
             _ => FilterKeys::default(),
@@ -229,6 +230,8 @@ pub fn project(record: &Record) -> Projection {
                     "lead_name": s.fields.lead_name,
                     "addressed_to": s.fields.addressed_to,
                     "session": s.fields.session,
+                    "group": s.fields.group,
+                    "motion": s.fields.motion,
                     "units": status.units,
                     "assigned_on": status.assigned_on,
                     "class": status.class,
@@ -248,6 +251,49 @@ pub fn project(record: &Record) -> Projection {
             due_on: None,
             people: Vec::new(),
             summary: json!({ "category": n.category, "audience": n.audience }),
+        },
+        Body::Motion(m) => {
+            use super::motion::Proposer;
+            let (status, _) = m.fold(&record.header);
+            let mut people = Vec::new();
+            if let Proposer::Delegates {
+                lead, cosigners, ..
+            } = &m.fields.proposer
+            {
+                people.push((*lead, PersonRole::Lead));
+                people.extend(cosigners.iter().map(|c| (c.id, PersonRole::Cosigner)));
+            }
+            let proposer = match &m.fields.proposer {
+                Proposer::Delegates { .. } => "delegates",
+                Proposer::Delegation { .. } => "delegation",
+                Proposer::Body { .. } => "body",
+            };
+            Projection {
+                label: m.fields.title.clone(),
+                status: Some(status.state.as_str().to_string()),
+                occurred_on: status.submitted_on,
+                due_on: None,
+                people,
+                summary: json!({
+                    "congress": m.fields.congress,
+                    "session": m.fields.session,
+                    "proposer": proposer,
+                    "proposed_by": m.fields.proposer.describe(),
+                    "signers": m.fields.proposer.signers().len(),
+                    "committee": status.committee,
+                    "suggestion": status.suggestion,
+                    "decided_on": status.decided_on,
+                }),
+            }
+        }
+        // The summary is the whole rule, so a node reads its rules without loading documents.
+        Body::QuotaRule(q) => Projection {
+            label: q.describe(),
+            status: None,
+            occurred_on: Some(q.from),
+            due_on: None,
+            people: Vec::new(),
+            summary: json!(q),
         },
         Body::Rollup(r) => Projection {
             label: format!("{} 汇总", record.header.home),

@@ -15,6 +15,7 @@ use chrono::{DateTime, DurationRound, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::RecordKind;
+use super::quota::{QuotaRule, QuotaSubject, SUGGESTION, Standing, Tally};
 use super::suggestion::Satisfaction;
 use crate::region::RegionCode;
 
@@ -45,6 +46,8 @@ pub struct Metrics {
     pub suggestions: BTreeMap<String, u64>,
     /// Suggestions by the month they were made.
     pub suggestions_by_month: BTreeMap<String, u64>,
+    /// Motions (议案) by state.
+    pub motions: BTreeMap<String, u64>,
     /// Suggestions by the class of their current answer (A–D).
     pub answer_classes: BTreeMap<String, u64>,
     /// Suggestions with a first complete answer, and how many of those came by the deadline.
@@ -55,9 +58,9 @@ pub struct Metrics {
     /// Suggestions the delegate evaluated, and how many of those 满意 or 基本满意.
     pub evaluated: u64,
     pub satisfied: u64,
-    /// Delegate groups and whether their activities so far this year meet the quota.
+    /// Delegate groups held to their congress's duty rules this year, and where they stand.
     pub group_quota: Quota,
-    /// Delegates and whether their receptions and suggestions so far this year meet the quota.
+    /// Delegates held to their congress's duty rules this year, and where they stand.
     pub delegate_quota: Quota,
     /// Counters this release does not know, as a later release's child sent them: numbers, or
     /// maps of them to any depth. They are summed by name like the rest and passed on up, so
@@ -90,27 +93,54 @@ fn add_counter(into: &mut serde_json::Value, from: &serde_json::Value) {
     }
 }
 
-/// How many of a kind there are and how many meet their quota.
+/// How many groups or delegates a congress holds to its duty rules, and where they stand:
+/// `met` counts only those who reached every minimum, so a yearly quota is not shown met
+/// before it is; `on_track` and `behind` judge the rest pro rata while periods run, `short`
+/// those a finished period left below a minimum.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Quota {
     pub total: u64,
     pub met: u64,
+    pub on_track: u64,
+    pub behind: u64,
+    pub short: u64,
 }
 
 impl Quota {
     fn add(&mut self, other: Quota) {
         self.total += other.total;
         self.met += other.met;
+        self.on_track += other.on_track;
+        self.behind += other.behind;
+        self.short += other.short;
+    }
+
+    /// Counts one subject at its standing.
+    pub fn count(&mut self, standing: Standing) {
+        self.total += 1;
+        match standing {
+            Standing::Met => self.met += 1,
+            Standing::OnTrack => self.on_track += 1,
+            Standing::Behind => self.behind += 1,
+            Standing::Short => self.short += 1,
+        }
     }
 
     /// Share that meets the quota; `None` when there is nothing to count.
     pub fn rate(self) -> Option<f64> {
         (self.total > 0).then(|| self.met as f64 / self.total as f64)
     }
+
+    /// Those below their minimums: behind during a period, or short after one.
+    pub fn falling_short(self) -> u64 {
+        self.behind + self.short
+    }
 }
 
-/// The duty quotas a congress sets; local rules differ, so each node keeps its own.
+/// The duty quotas as process flags and configuration gave them before rules were records:
+/// now only the first rule set a congress is seeded with ([`super::quota::first_rules`]),
+/// and what a rollup says in its `quotas` field for readers that do not know rule records.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct QuotaRules {
     /// Activities a group holds at least every quarter …
@@ -135,92 +165,77 @@ impl Default for QuotaRules {
 }
 
 impl QuotaRules {
-    /// Whether a group meets the quota so far in a year of which `completed_quarters` are over:
-    /// every finished quarter had its activities, and the year's total reached the yearly
-    /// minimum (a group cannot fail the yearly minimum before the year is over).
-    pub fn group_meets(self, by_quarter: [u32; 4], completed_quarters: usize) -> bool {
-        let quarters_ok = by_quarter
-            .iter()
-            .take(completed_quarters.min(4))
-            .all(|n| *n >= self.group_per_quarter);
-        let year: u32 = by_quarter.iter().sum();
-        quarters_ok && (completed_quarters < 4 || year >= self.group_per_year)
+    /// The rule records these numbers seed a congress with, in force from `from`.
+    pub fn first_rules(self, congress: RegionCode, from: NaiveDate) -> Vec<QuotaRule> {
+        super::quota::first_rules(
+            congress,
+            from,
+            self.group_per_quarter,
+            self.group_per_year,
+            self.delegate_receptions,
+            self.delegate_suggestions,
+        )
     }
 
-    /// Whether a delegate has already met this year's quota.
-    pub fn delegate_meets(self, receptions: u32, suggestions: u32) -> bool {
-        receptions >= self.delegate_receptions && suggestions >= self.delegate_suggestions
-    }
-
-    /// The quota of `groups` as of `today`, over the activities of `today`'s year held by any
-    /// group (its id and date).
-    pub fn group_quota<'a>(
-        self,
-        groups: &[String],
-        activities: impl IntoIterator<Item = (&'a str, NaiveDate)>,
-        today: NaiveDate,
-    ) -> Quota {
-        use chrono::Datelike;
-        let mut counts: BTreeMap<&str, [u32; 4]> =
-            groups.iter().map(|g| (g.as_str(), [0u32; 4])).collect();
-        for (group, on) in activities {
-            if on.year() != today.year() {
-                continue;
-            }
-            if let Some(by_quarter) = counts.get_mut(group) {
-                by_quarter[(on.month0() / 3) as usize] += 1;
-            }
-        }
-        let completed_quarters = (today.month0() / 3) as usize;
-        Quota {
-            total: counts.len() as u64,
-            met: counts
-                .values()
-                .filter(|q| self.group_meets(**q, completed_quarters))
-                .count() as u64,
-        }
-    }
-
-    /// The quota of `delegates`, over what they took part in during the year: a reception of
-    /// constituents counts when the delegate took part, a suggestion when the delegate led or
-    /// co-signed it.
-    pub fn delegate_quota(self, delegates: &[String], involvements: &[Involvement]) -> Quota {
-        let mut counts: BTreeMap<&str, (u32, u32)> =
-            delegates.iter().map(|d| (d.as_str(), (0, 0))).collect();
-        for i in involvements {
-            let Some((receptions, suggestions)) = counts.get_mut(i.delegate.as_str()) else {
-                continue;
-            };
-            match (i.kind, i.role.as_str()) {
-                (RecordKind::Activity, "participant") if is_reception(i.tag.as_deref()) => {
-                    *receptions += 1
-                }
-                (RecordKind::Suggestion, "lead" | "cosigner") => *suggestions += 1,
-                _ => {}
-            }
-        }
-        Quota {
-            total: counts.len() as u64,
-            met: counts
-                .values()
-                .filter(|(r, s)| self.delegate_meets(*r, *s))
-                .count() as u64,
+    /// What of `rules` these four numbers can say, for readers that know only them: each
+    /// number the rule of its shape sets, or 0 where no rule has that shape.
+    pub fn as_said_by(rules: &[QuotaRule]) -> QuotaRules {
+        use super::activity::ActivityKind;
+        use super::quota::{QuotaCounts, QuotaPeriod, QuotaSubject};
+        let find = |subject, counts, kinds: &[ActivityKind], period| {
+            rules
+                .iter()
+                .find(|r| {
+                    r.subject == subject
+                        && r.group_kind.is_none()
+                        && r.counts == counts
+                        && r.period == period
+                        && r.activity_kinds.iter().copied().eq(kinds.iter().copied())
+                })
+                .map_or(0, |r| r.minimum)
+        };
+        QuotaRules {
+            group_per_quarter: find(
+                QuotaSubject::Group,
+                QuotaCounts::Activities,
+                &[],
+                QuotaPeriod::Quarter,
+            ),
+            group_per_year: find(
+                QuotaSubject::Group,
+                QuotaCounts::Activities,
+                &[],
+                QuotaPeriod::Year,
+            ),
+            delegate_receptions: find(
+                QuotaSubject::Delegate,
+                QuotaCounts::Activities,
+                &[ActivityKind::Reception],
+                QuotaPeriod::Year,
+            ),
+            delegate_suggestions: find(
+                QuotaSubject::Delegate,
+                QuotaCounts::Suggestions,
+                &[],
+                QuotaPeriod::Year,
+            ),
         }
     }
 }
 
 /// Whether an activity with this filter tag ([`super::projection::FilterKeys::tag`]) is a
-/// reception of constituents, which the delegates' quota counts.
+/// reception of constituents.
 pub fn is_reception(tag: Option<&str>) -> bool {
     tag == Some(super::activity::ActivityKind::Reception.as_str())
 }
 
-/// What one record held by a node adds to the counters its quotas are judged from, whatever
-/// the record's home: per group, the activities it held in each quarter of a year
-/// (`quota_group:{group}:{year}:{quarter}`); per delegate, the receptions of constituents taken
-/// part in (`quota_receptions:{delegate}:{year}`) and the suggestions led or co-signed
-/// (`quota_suggestions:{delegate}:{year}`). `people` are the record's `(delegate, role)` rows.
-/// The node judges them against its rules only for the groups and delegates homed at it.
+/// What one record held by a node adds to the raw counts its quotas are judged from, whatever
+/// the record's home: per subject (a group, or a delegate), year, quarter and what was done,
+/// `quota:{group|delegate}:{id}:{year}:{quarter}:{what}`, where `what` is an activity's kind or
+/// [`SUGGESTION`]. An activity counts for the group that held it and for each delegate signed
+/// in; a suggestion for the group it was made in the name of, its lead and its co-signers.
+/// `people` are the record's `(delegate, role)` rows. The rules decide what of it counts when
+/// the numbers are read ([`QuotaRule::judge`]).
 pub fn quota_contribution(
     kind: RecordKind,
     people: &[(String, String)],
@@ -233,92 +248,69 @@ pub fn quota_contribution(
     let Some(on) = occurred_on else {
         return out;
     };
-    let year = on.year();
+    let (year, quarter) = (on.year(), on.month0() / 3 + 1);
     let sep = COUNTER_SEPARATOR;
-    match kind {
-        RecordKind::Activity => {
-            if let Some(group) = group {
-                let quarter = on.month0() / 3 + 1;
-                out.insert(
-                    format!("quota_group{sep}{group}{sep}{year}{sep}{quarter}"),
-                    1,
-                );
-            }
-            if is_reception(tag) {
-                for (delegate, role) in people {
-                    if role == "participant" {
-                        *out.entry(format!("quota_receptions{sep}{delegate}{sep}{year}"))
-                            .or_default() += 1;
-                    }
-                }
-            }
-        }
-        RecordKind::Suggestion => {
-            for (delegate, role) in people {
-                if role == "lead" || role == "cosigner" {
-                    *out.entry(format!("quota_suggestions{sep}{delegate}{sep}{year}"))
-                        .or_default() += 1;
-                }
-            }
-        }
-        _ => {}
+    let (what, roles): (&str, &[&str]) = match kind {
+        RecordKind::Activity => (tag.unwrap_or("unknown"), &["participant"]),
+        RecordKind::Suggestion => (SUGGESTION, &["lead", "cosigner"]),
+        _ => return out,
+    };
+    let mut add = |subject: QuotaSubject, id: &str| {
+        *out.entry(format!(
+            "quota{sep}{}{sep}{id}{sep}{year}{sep}{quarter}{sep}{what}",
+            subject.as_str()
+        ))
+        .or_default() += 1;
+    };
+    if let Some(group) = group {
+        add(QuotaSubject::Group, group);
+    }
+    let mut counted: Vec<&str> = people
+        .iter()
+        .filter(|(_, role)| roles.contains(&role.as_str()))
+        .map(|(delegate, _)| delegate.as_str())
+        .collect();
+    // A delegate listed twice (lead and co-signer, which validation refuses) counts once.
+    counted.sort_unstable();
+    counted.dedup();
+    for delegate in counted {
+        add(QuotaSubject::Delegate, delegate);
     }
     out
 }
 
-/// The names of the counters [`quota_contribution`] keeps for a group's quarters of `year`.
-pub fn group_quota_counters(group: &str, year: i32) -> [String; 4] {
+/// The range of counter names `[from, until)` that [`quota_contribution`] keeps for one
+/// subject's `year`, so a store reads them with one range scan.
+pub fn quota_counter_range(subject: QuotaSubject, id: &str, year: i32) -> (String, String) {
     let sep = COUNTER_SEPARATOR;
-    [1, 2, 3, 4].map(|q| format!("quota_group{sep}{group}{sep}{year}{sep}{q}"))
+    let prefix = format!("quota{sep}{}{sep}{id}{sep}{year}", subject.as_str());
+    // The character after the separator ends the range.
+    let after = char::from_u32(sep as u32 + 1).unwrap_or(sep);
+    (format!("{prefix}{sep}"), format!("{prefix}{after}"))
 }
 
-/// The names of the counters [`quota_contribution`] keeps for a delegate's receptions and
-/// suggestions of `year`.
-pub fn delegate_quota_counters(delegate: &str, year: i32) -> [String; 2] {
-    let sep = COUNTER_SEPARATOR;
-    [
-        format!("quota_receptions{sep}{delegate}{sep}{year}"),
-        format!("quota_suggestions{sep}{delegate}{sep}{year}"),
-    ]
-}
-
-impl QuotaRules {
-    /// The quota of groups whose activities by quarter of `today`'s year are `groups`.
-    pub fn group_quota_of(self, groups: &[[u32; 4]], today: NaiveDate) -> Quota {
-        use chrono::Datelike;
-        let completed_quarters = (today.month0() / 3) as usize;
-        Quota {
-            total: groups.len() as u64,
-            met: groups
-                .iter()
-                .filter(|q| self.group_meets(**q, completed_quarters))
-                .count() as u64,
-        }
-    }
-
-    /// The quota of delegates whose receptions and suggestions this year are `delegates`.
-    pub fn delegate_quota_of(self, delegates: &[(u32, u32)]) -> Quota {
-        Quota {
-            total: delegates.len() as u64,
-            met: delegates
-                .iter()
-                .filter(|(r, s)| self.delegate_meets(*r, *s))
-                .count() as u64,
-        }
+/// Adds a counter of [`quota_contribution`]'s to a subject's tally; names of any other form
+/// are passed over.
+pub fn add_quota_counter(tally: &mut Tally, name: &str, value: i64) {
+    let mut parts = name.rsplitn(3, COUNTER_SEPARATOR);
+    let (Some(what), Some(quarter), Some(_)) = (parts.next(), parts.next(), parts.next()) else {
+        return;
+    };
+    let (Ok(quarter), Ok(n)) = (quarter.parse::<usize>(), u32::try_from(value)) else {
+        return;
+    };
+    if let Some(slot) = quarter
+        .checked_sub(1)
+        .and_then(|q| tally.quarters.get_mut(q))
+    {
+        let held = slot.entry(what.to_string()).or_default();
+        *held = held.saturating_add(n);
     }
 }
 
-/// A delegate's part in a record of the year, as a store lists it for [`QuotaRules`]: the
-/// record's kind and filter tag, and the delegate's role (a `PersonRole` identifier).
-#[derive(Clone, Debug)]
-pub struct Involvement {
-    pub delegate: String,
-    pub role: String,
-    pub kind: RecordKind,
-    pub tag: Option<String>,
-}
-
-/// What a node's rollup is computed with: when descendants count as stale, and its quotas.
+/// What a node's rollup is computed with: when descendants count as stale, and the quotas
+/// its congress's first rule set is seeded with if it has none (the rules themselves are
+/// records, which every rollup reads).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RollupRules {
     pub stale_after: chrono::Duration,
@@ -358,6 +350,7 @@ impl Metrics {
         merge(&mut self.opinions_by_month, &other.opinions_by_month);
         self.opinions_passed_on += other.opinions_passed_on;
         merge(&mut self.suggestions_by_month, &other.suggestions_by_month);
+        merge(&mut self.motions, &other.motions);
         merge(&mut self.answer_classes, &other.answer_classes);
         self.answered += other.answered;
         self.answered_on_time += other.answered_on_time;
@@ -446,11 +439,16 @@ impl Metrics {
                     }
                 }
             }
+            RecordKind::Motion => {
+                let state = row.status.unwrap_or("unknown").to_string();
+                *self.motions.entry(state).or_default() += 1;
+            }
             RecordKind::Group
             | RecordKind::Venue
             | RecordKind::Notice
             | RecordKind::Personal
-            | RecordKind::Rollup => {}
+            | RecordKind::Rollup
+            | RecordKind::QuotaRule => {}
         }
     }
 
@@ -496,6 +494,7 @@ impl Metrics {
                 "opinions_passed_on" => m.opinions_passed_on += n,
                 "suggestions" => add(&mut m.suggestions, first),
                 "suggestions_by_month" => add(&mut m.suggestions_by_month, first),
+                "motions" => add(&mut m.motions, first),
                 "answer_classes" => add(&mut m.answer_classes, first),
                 "answered" => m.answered += n,
                 "answered_on_time" => m.answered_on_time += n,
@@ -609,6 +608,11 @@ impl Metrics {
     /// All suggestions, whatever their state.
     pub fn suggestions_total(&self) -> u64 {
         self.suggestions.values().sum()
+    }
+
+    /// All motions, whatever their state.
+    pub fn motions_total(&self) -> u64 {
+        self.motions.values().sum()
     }
 }
 
@@ -754,11 +758,15 @@ pub fn contribution(row: &CountedRow<'_>) -> BTreeMap<String, i64> {
                 }
             }
         }
+        RecordKind::Motion => {
+            add(&["motions", row.status.unwrap_or("unknown")], 1);
+        }
         RecordKind::Group
         | RecordKind::Venue
         | RecordKind::Notice
         | RecordKind::Personal
-        | RecordKind::Rollup => {}
+        | RecordKind::Rollup
+        | RecordKind::QuotaRule => {}
     }
     out
 }
@@ -845,9 +853,14 @@ pub struct Rollup {
     /// Descendants, at any depth, whose numbers are stale, as this node and its children see it.
     #[serde(default)]
     pub stale: Vec<StaleRegion>,
-    /// The quotas this node counted its own groups and delegates against.
+    /// The quotas this node counted its own groups and delegates against, as the four numbers
+    /// releases before rule records read ([`QuotaRules::as_said_by`]).
     #[serde(default)]
     pub quotas: QuotaRules,
+    /// The duty rules in force at this node's congress that its own groups and delegates were
+    /// judged against.
+    #[serde(default)]
+    pub rules: Vec<QuotaRule>,
 }
 
 impl Rollup {
@@ -906,7 +919,8 @@ impl Rollup {
             children: entries,
             total,
             stale,
-            quotas: rules.quotas,
+            quotas: QuotaRules::default(),
+            rules: Vec::new(),
         }
     }
 
@@ -951,6 +965,7 @@ impl Rollup {
             && self.total == other.total
             && self.stale == other.stale
             && self.quotas == other.quotas
+            && self.rules == other.rules
     }
 }
 
@@ -1248,7 +1263,7 @@ mod tests {
         assert_eq!(m.answer_classes.len(), 3);
     }
 
-    /// Counters a later release added (here motions by state and a plain count) reach a node
+    /// Counters a later release added (here hearings by state and a plain count) reach a node
     /// that does not know them inside its children's rollups: it sums them by name with its
     /// own and passes them on in its rollup, instead of dropping them.
     #[test]
@@ -1261,7 +1276,7 @@ mod tests {
                 "own": {},
                 "total": {
                     "opinions": { "received": received },
-                    "motions": { "submitted": received, "by_kind": { "law": 1 } },
+                    "hearings": { "submitted": received, "by_kind": { "law": 1 } },
                     "petitions": 2
                 }
             }))
@@ -1281,7 +1296,7 @@ mod tests {
         assert_eq!(rollup.total.opinions["received"], 5);
         let sent = serde_json::to_value(&rollup).unwrap();
         assert_eq!(
-            sent["total"]["motions"],
+            sent["total"]["hearings"],
             json!({ "submitted": 5, "by_kind": { "law": 2 } })
         );
         assert_eq!(sent["total"]["petitions"], 4);
@@ -1291,31 +1306,61 @@ mod tests {
     }
 
     #[test]
-    fn quotas_judge_finished_quarters_and_the_whole_year() {
-        let rules = QuotaRules::default();
-        // Early in the year nothing is finished, so nothing has failed yet.
-        assert!(rules.group_meets([0, 0, 0, 0], 0));
-        assert!(rules.group_meets([1, 0, 0, 0], 1));
-        assert!(
-            !rules.group_meets([0, 2, 0, 0], 1),
-            "an empty first quarter"
+    fn quota_counters_keep_raw_counts_that_rules_judge_when_read() {
+        let on = NaiveDate::from_ymd_opt(2026, 5, 6).unwrap();
+        let people = vec![
+            ("D1".to_string(), "participant".to_string()),
+            ("D2".to_string(), "participant".to_string()),
+        ];
+        let activity = quota_contribution(
+            RecordKind::Activity,
+            &people,
+            Some("reception"),
+            Some("G1"),
+            Some(on),
         );
-        assert!(
-            !rules.group_meets([1, 1, 1, 0], 4),
-            "an empty fourth quarter"
+        assert_eq!(
+            activity.keys().cloned().collect::<Vec<_>>(),
+            [
+                "quota:delegate:D1:2026:2:reception",
+                "quota:delegate:D2:2026:2:reception",
+                "quota:group:G1:2026:2:reception",
+            ]
         );
-        assert!(rules.group_meets([1, 1, 1, 1], 4));
-        let strict = QuotaRules {
-            group_per_year: 6,
-            ..rules
-        };
-        assert!(
-            !strict.group_meets([1, 1, 1, 1], 4),
-            "six a year under local rules"
+        let suggestion = quota_contribution(
+            RecordKind::Suggestion,
+            &[
+                ("D1".to_string(), "lead".to_string()),
+                ("D2".to_string(), "cosigner".to_string()),
+            ],
+            Some("a"),
+            None,
+            Some(on),
         );
-        assert!(rules.delegate_meets(3, 1));
-        assert!(!rules.delegate_meets(3, 0));
-        assert!(!rules.delegate_meets(2, 5));
+        assert_eq!(
+            suggestion.get("quota:delegate:D2:2026:2:suggestion"),
+            Some(&1)
+        );
+        // The counters of one subject's year are one range, and build its tally.
+        let (from, until) = quota_counter_range(QuotaSubject::Delegate, "D1", 2026);
+        let mut tally = Tally::default();
+        for (name, n) in activity.iter().chain(&suggestion) {
+            if name.as_str() >= from.as_str() && name.as_str() < until.as_str() {
+                add_quota_counter(&mut tally, name, *n);
+            }
+        }
+        assert_eq!(tally.quarters[1].get("reception"), Some(&1));
+        assert_eq!(tally.quarters[1].get(SUGGESTION), Some(&1));
+        assert!(tally.quarters[0].is_empty());
+        // Judged by the default rules: one reception of three is behind in December.
+        let rules = QuotaRules::default().first_rules(code("330411000000"), on);
+        let december = NaiveDate::from_ymd_opt(2026, 12, 1).unwrap();
+        let binding = super::super::quota::binding(&rules, QuotaSubject::Delegate, None, december);
+        assert_eq!(
+            super::super::quota::standing_of(binding, &tally, 2026, december),
+            Some(Standing::Behind)
+        );
+        assert_eq!(QuotaRules::as_said_by(&rules), QuotaRules::default());
     }
 
     #[test]
@@ -1338,6 +1383,7 @@ mod tests {
                 as_of: None,
             }],
             quotas: QuotaRules::default(),
+            rules: Vec::new(),
         };
         let rollup = Rollup::compose(
             now,

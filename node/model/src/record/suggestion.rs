@@ -101,6 +101,13 @@ pub struct SuggestionFields {
     /// The session it was made at (e.g. 十七届三次会议); `None` for 闭会期间.
     #[serde(default)]
     pub session: Option<String>,
+    /// The delegate group it was made in the name of (以代表小组名义), which counts it
+    /// toward the group's duty rules.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<RecordId>,
+    /// The motion (议案) its congress's 主席团 converted into this suggestion (转作建议).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub motion: Option<RecordId>,
 }
 
 impl SuggestionFields {
@@ -750,6 +757,8 @@ mod tests {
             }],
             addressed_to,
             session: Some("十七届三次会议".into()),
+            group: None,
+            motion: None,
         }
     }
 

@@ -169,6 +169,21 @@ pub fn view(record: &Record, personal: Option<&Record>) -> RecordView {
             }
             tables.push(t.titled("进站"));
         }
+        Body::QuotaRule(q) => rows.extend([
+            ("要求", q.describe()),
+            ("制定人大", q.congress.to_string()),
+            ("对象", q.subject.label().to_string()),
+            (
+                "小组类别",
+                q.group_kind
+                    .map_or_else(|| "全部".to_string(), |k| k.label().to_string()),
+            ),
+            ("周期", q.period.label().to_string()),
+            ("最低次数", q.minimum.to_string()),
+            ("生效日期", q.from.to_string()),
+            ("停止日期", opt(&q.until)),
+            ("依据", opt(&q.basis)),
+        ]),
         Body::Group(g) => rows.extend([
             ("名称", g.name.clone()),
             ("类型", g.kind.label().to_string()),
@@ -375,6 +390,51 @@ pub fn view(record: &Record, personal: Option<&Record>) -> RecordView {
                         }
                     }
                     A::Supervise { .. } => String::new(),
+                };
+                (a.label().to_string(), detail)
+            });
+            tables.push(t.titled("办理过程"));
+        }
+        Body::Motion(m) => {
+            use crate::record::motion::{MotionAction as A, MotionDecision as D, Proposer};
+            let (st, hist) = m.fold(h);
+            let signers = match &m.fields.proposer {
+                Proposer::Delegates {
+                    lead_name,
+                    cosigners,
+                    ..
+                } => std::iter::once(lead_name.clone())
+                    .chain(cosigners.iter().map(|c| c.name.clone()))
+                    .collect::<Vec<_>>()
+                    .join("、"),
+                _ => String::new(),
+            };
+            rows.extend([
+                ("案由", m.fields.title.clone()),
+                ("所属人大", m.fields.congress.to_string()),
+                ("会议", m.fields.session.clone()),
+                ("截止日期", m.fields.deadline.to_string()),
+                ("提出者", m.fields.proposer.describe()),
+                ("联名代表", signers),
+                ("内容", m.fields.body.clone()),
+                ("状态", st.state.label().to_string()),
+                ("提出日期", opt(&st.submitted_on)),
+                ("决定日期", opt(&st.decided_on)),
+                ("审议的专门委员会", opt(&st.committee)),
+                ("转成的建议", opt(&st.suggestion)),
+            ]);
+            let t = history(&hist, |a| {
+                let detail = match a {
+                    A::Submit
+                    | A::Decide {
+                        decision: D::ListOnAgenda,
+                    } => String::new(),
+                    A::Decide {
+                        decision: D::ReferToCommittee { committee },
+                    } => committee.clone(),
+                    A::Decide {
+                        decision: D::ConvertToSuggestion { suggestion },
+                    } => suggestion.to_string(),
                 };
                 (a.label().to_string(), detail)
             });

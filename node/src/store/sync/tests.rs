@@ -261,8 +261,9 @@ fn a_replayed_merge_is_what_automerge_merges() {
     let (first, seq) = sent(&town, county_code, 0);
     assert_eq!(
         first.len(),
-        4,
-        "the delegate, their seat, the opinion and its personal data"
+        8,
+        "the delegate, their seat, the opinion and its personal data, and the township's four \
+         seeded duty rules"
     );
     both_merges_agree(&county, &first);
     county

@@ -1,0 +1,692 @@
+//! Duty quotas (履职要求) as a congress writes them: each rule a record of its own.
+//!
+//! A congress's standing committee sets what its delegates and delegate groups must do in a
+//! quarter or a year: "each professional group at least three 视察, 执法检查 or 专题调研 and two
+//! suggestions a year". A [`QuotaRule`] says one such sentence. It is homed at the congress
+//! that sets it, only that congress writes it (the authority rules), and it travels down the
+//! congress's subtree, so every node below can show a stationed delegate's rules. Rules are
+//! effective-dated: changing one ends the rule in force and starts a new one, so a past year
+//! is judged by the rules that held then.
+//!
+//! Counting and judging are apart. A node keeps raw counts per subject, year, quarter and what
+//! was done (a [`Tally`]), whatever the rules; [`QuotaRule::judge`] holds a tally against a rule
+//! when a number is read, so a new rule needs no new counters and a rule change needs no
+//! recount. During a period the judgement is pro rata: a yearly minimum of four is on track
+//! in July with two.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use chrono::{Datelike, NaiveDate};
+use serde::{Deserialize, Serialize};
+
+use super::activity::ActivityKind;
+use super::group::GroupKind;
+use crate::region::RegionCode;
+use crate::validate::{ValidationError, bounded_text, required_text};
+
+labelled_enum!(QuotaSubject {
+    Group => ("group", "代表小组"),
+    Delegate => ("delegate", "代表"),
+});
+
+labelled_enum!(QuotaPeriod {
+    Quarter => ("quarter", "每季度"),
+    Year => ("year", "每年"),
+});
+
+labelled_enum!(QuotaCounts {
+    Activities => ("activities", "活动"),
+    Suggestions => ("suggestions", "建议"),
+});
+
+labelled_enum!(
+    /// Where a subject stands against a rule. Met: the whole period's minimum is reached (for
+    /// a quarterly rule, every quarter's so far). On track: not yet, but at or above the share
+    /// of the minimum the days gone call for. Behind: below that share, with time left.
+    /// Short: a period is over and its minimum was not reached.
+    Standing {
+        Met => ("met", "已达标"),
+        OnTrack => ("on_track", "进度正常"),
+        Behind => ("behind", "进度落后"),
+        Short => ("short", "未达标"),
+    }
+);
+
+/// What a tally counts suggestions under, beside the activity kinds' identifiers (which never
+/// take this name).
+pub const SUGGESTION: &str = "suggestion";
+
+/// Most a minimum may be: no congress asks for more, and a typo of 30000 is refused.
+const MAX_MINIMUM: u32 = 1000;
+
+/// One duty rule of a congress.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QuotaRule {
+    /// The congress that sets the rule and whose delegates or groups it binds: always the
+    /// rule's home.
+    pub congress: RegionCode,
+    pub subject: QuotaSubject,
+    /// For a group rule, which groups it binds (专业 or 区域); every group when empty.
+    #[serde(default)]
+    pub group_kind: Option<GroupKind>,
+    pub counts: QuotaCounts,
+    /// For an activity rule, the kinds that count; any kind when empty.
+    #[serde(default)]
+    pub activity_kinds: BTreeSet<ActivityKind>,
+    pub period: QuotaPeriod,
+    /// At least this many in each period.
+    pub minimum: u32,
+    /// The first day the rule holds.
+    pub from: NaiveDate,
+    /// The first day it no longer holds; open while empty.
+    #[serde(default)]
+    pub until: Option<NaiveDate>,
+    /// Where the congress wrote it (《代表履职管理办法》第八条 …), as staff cite it.
+    #[serde(default)]
+    pub basis: Option<String>,
+}
+
+/// What makes two rules the same requirement, one replacing the other when it changes.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct QuotaSlot {
+    subject: QuotaSubject,
+    group_kind: Option<GroupKind>,
+    counts: QuotaCounts,
+    activity_kinds: BTreeSet<ActivityKind>,
+    period: QuotaPeriod,
+}
+
+impl QuotaRule {
+    /// Checks the rule as the record homed at `home` says it.
+    pub fn validate(&self, home: &RegionCode) -> Result<(), ValidationError> {
+        if self.congress != *home {
+            return Err(ValidationError::new(
+                "congress",
+                format!(
+                    "履职要求只能由制定它的人大登记：本节点是 {home}，要求属于 {}",
+                    self.congress
+                ),
+            ));
+        }
+        if !self.congress.has_congress() {
+            return Err(ValidationError::new(
+                "congress",
+                format!("{} 没有人民代表大会", self.congress),
+            ));
+        }
+        if self.group_kind.is_some() && self.subject != QuotaSubject::Group {
+            return Err(ValidationError::new(
+                "group_kind",
+                "只有代表小组的要求才能限定小组类别",
+            ));
+        }
+        if !self.activity_kinds.is_empty() && self.counts != QuotaCounts::Activities {
+            return Err(ValidationError::new(
+                "activity_kinds",
+                "只有活动要求才能限定活动类型",
+            ));
+        }
+        if self.minimum == 0 || self.minimum > MAX_MINIMUM {
+            return Err(ValidationError::new(
+                "minimum",
+                format!(
+                    "最低次数必须在 1 到 {MAX_MINIMUM} 之间，实际为 {}",
+                    self.minimum
+                ),
+            ));
+        }
+        if let Some(until) = self.until
+            && until <= self.from
+        {
+            return Err(ValidationError::new(
+                "until",
+                format!("停止日期 {until} 必须晚于生效日期 {}", self.from),
+            ));
+        }
+        if let Some(basis) = &self.basis {
+            required_text("basis", basis)?;
+            bounded_text("basis", basis)?;
+        }
+        Ok(())
+    }
+
+    /// Whether the rule holds on `day`.
+    pub fn in_force_on(&self, day: NaiveDate) -> bool {
+        self.from <= day && self.until.is_none_or(|until| day < until)
+    }
+
+    /// The requirement this rule states, whatever its minimum and dates.
+    pub fn slot(&self) -> QuotaSlot {
+        QuotaSlot {
+            subject: self.subject,
+            group_kind: self.group_kind,
+            counts: self.counts,
+            activity_kinds: self.activity_kinds.clone(),
+            period: self.period,
+        }
+    }
+
+    /// Whether the rule binds a group of this kind.
+    pub fn binds_group(&self, kind: GroupKind) -> bool {
+        self.subject == QuotaSubject::Group && self.group_kind.is_none_or(|k| k == kind)
+    }
+
+    /// The rule as a sentence: 专业代表小组每年视察、执法检查、专题调研不少于 3 次.
+    pub fn describe(&self) -> String {
+        let subject = match (self.subject, self.group_kind) {
+            (QuotaSubject::Group, Some(kind)) => format!("{}代表小组", kind.label()),
+            (subject, _) => subject.label().to_string(),
+        };
+        let what = match self.counts {
+            QuotaCounts::Suggestions => match self.subject {
+                QuotaSubject::Group => "以小组名义提出建议".to_string(),
+                QuotaSubject::Delegate => "领衔或联名提出建议".to_string(),
+            },
+            QuotaCounts::Activities if self.activity_kinds.is_empty() => "开展活动".to_string(),
+            QuotaCounts::Activities => self
+                .activity_kinds
+                .iter()
+                .map(|k| k.label())
+                .collect::<Vec<_>>()
+                .join("、"),
+        };
+        let unit = match self.counts {
+            QuotaCounts::Suggestions => "件",
+            QuotaCounts::Activities => "次",
+        };
+        format!(
+            "{subject}{}{what}不少于 {} {unit}",
+            self.period.label(),
+            self.minimum
+        )
+    }
+
+    /// How many of what this rule counts a tally holds in each quarter.
+    pub fn by_quarter(&self, tally: &Tally) -> [u32; 4] {
+        let mut out = [0u32; 4];
+        for (slot, quarter) in out.iter_mut().zip(&tally.quarters) {
+            *slot = quarter
+                .iter()
+                .filter(|(what, _)| self.counts_what(what))
+                .map(|(_, n)| *n)
+                .fold(0u32, u32::saturating_add);
+        }
+        out
+    }
+
+    fn counts_what(&self, what: &str) -> bool {
+        match self.counts {
+            QuotaCounts::Suggestions => what == SUGGESTION,
+            QuotaCounts::Activities => {
+                what != SUGGESTION
+                    && (self.activity_kinds.is_empty()
+                        || self.activity_kinds.iter().any(|k| k.as_str() == what))
+            }
+        }
+    }
+
+    /// Holds a subject's tally for `year` against this rule as of `today`. A period not yet
+    /// over is judged pro rata: the minimum times the share of its days gone (today
+    /// included), rounded down, is what being on track asks for.
+    pub fn judge(&self, tally: &Tally, year: i32, today: NaiveDate) -> Judgement {
+        let counts = self.by_quarter(tally);
+        let Some(first) = NaiveDate::from_ymd_opt(year, 1, 1) else {
+            return Judgement::unjudged(self.minimum);
+        };
+        if today < first {
+            return Judgement::unjudged(self.minimum);
+        }
+        let year_over = today.year() > year;
+        match self.period {
+            QuotaPeriod::Year => {
+                let have = counts.iter().copied().fold(0u32, u32::saturating_add);
+                let standing = if have >= self.minimum {
+                    Standing::Met
+                } else if year_over {
+                    Standing::Short
+                } else {
+                    let gone = today.ordinal();
+                    let days = if first.leap_year() { 366 } else { 365 };
+                    pro_rata(have, self.minimum, gone, days)
+                };
+                Judgement {
+                    have,
+                    need: self.minimum,
+                    quarter: None,
+                    standing,
+                }
+            }
+            QuotaPeriod::Quarter => {
+                let current = if year_over {
+                    4
+                } else {
+                    (today.month0() / 3) as usize
+                };
+                if let Some(q) = (0..current).find(|q| counts[*q] < self.minimum) {
+                    return Judgement {
+                        have: counts[q],
+                        need: self.minimum,
+                        quarter: Some(q as u8 + 1),
+                        standing: Standing::Short,
+                    };
+                }
+                if current == 4 {
+                    return Judgement {
+                        have: counts[3],
+                        need: self.minimum,
+                        quarter: Some(4),
+                        standing: Standing::Met,
+                    };
+                }
+                let have = counts[current];
+                let standing = if have >= self.minimum {
+                    Standing::Met
+                } else {
+                    let start = quarter_start(year, current);
+                    let next = quarter_start_after(year, current);
+                    let gone = (today - start).num_days() + 1;
+                    let days = (next - start).num_days();
+                    pro_rata(
+                        have,
+                        self.minimum,
+                        u32::try_from(gone).unwrap_or(0),
+                        u32::try_from(days).unwrap_or(1),
+                    )
+                };
+                Judgement {
+                    have,
+                    need: self.minimum,
+                    quarter: Some(current as u8 + 1),
+                    standing,
+                }
+            }
+        }
+    }
+}
+
+fn pro_rata(have: u32, minimum: u32, gone: u32, days: u32) -> Standing {
+    let expected = u64::from(minimum) * u64::from(gone) / u64::from(days.max(1));
+    if u64::from(have) >= expected {
+        Standing::OnTrack
+    } else {
+        Standing::Behind
+    }
+}
+
+fn quarter_start(year: i32, quarter0: usize) -> NaiveDate {
+    NaiveDate::from_ymd_opt(year, quarter0 as u32 * 3 + 1, 1).unwrap_or_default()
+}
+
+fn quarter_start_after(year: i32, quarter0: usize) -> NaiveDate {
+    if quarter0 >= 3 {
+        NaiveDate::from_ymd_opt(year + 1, 1, 1).unwrap_or_default()
+    } else {
+        quarter_start(year, quarter0 + 1)
+    }
+}
+
+/// A rule held against one subject's tally.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Judgement {
+    /// What counts so far: in the year, or in the quarter named.
+    pub have: u32,
+    pub need: u32,
+    /// For a quarterly rule, the quarter judged (1–4): the first one short, or the current.
+    pub quarter: Option<u8>,
+    pub standing: Standing,
+}
+
+impl Judgement {
+    /// A year not begun yet asks for nothing so far.
+    fn unjudged(need: u32) -> Judgement {
+        Judgement {
+            have: 0,
+            need,
+            quarter: None,
+            standing: Standing::OnTrack,
+        }
+    }
+}
+
+/// What one subject did in one year, by quarter and by what was done: an activity kind's
+/// identifier, or [`SUGGESTION`].
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Tally {
+    pub quarters: [BTreeMap<String, u32>; 4],
+}
+
+impl Tally {
+    /// Adds `n` of `what` in the quarter of `on`.
+    pub fn add(&mut self, on: NaiveDate, what: &str, n: u32) {
+        let slot = self.quarters[(on.month0() / 3) as usize]
+            .entry(what.to_string())
+            .or_default();
+        *slot = slot.saturating_add(n);
+    }
+
+    /// Adds another tally (of the same subject under another id, say a merged person).
+    pub fn absorb(&mut self, other: &Tally) {
+        for (into, from) in self.quarters.iter_mut().zip(&other.quarters) {
+            for (what, n) in from {
+                let slot = into.entry(what.clone()).or_default();
+                *slot = slot.saturating_add(*n);
+            }
+        }
+    }
+}
+
+/// A group or delegate held to every rule that binds it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SubjectStanding {
+    pub subject: QuotaSubject,
+    /// The group's or the person's record id.
+    pub id: String,
+    pub name: String,
+    #[serde(default)]
+    pub group_kind: Option<GroupKind>,
+    /// The worst standing of the rules below.
+    pub standing: Standing,
+    pub judgements: Vec<RuleJudgement>,
+}
+
+/// One rule held against a subject.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RuleJudgement {
+    pub rule: QuotaRule,
+    #[serde(flatten)]
+    pub judgement: Judgement,
+}
+
+impl SubjectStanding {
+    /// Judges a subject's tally of `year` by `rules`, which must not be empty.
+    #[allow(clippy::too_many_arguments)]
+    pub fn judge<'a>(
+        subject: QuotaSubject,
+        id: String,
+        name: String,
+        group_kind: Option<GroupKind>,
+        rules: impl IntoIterator<Item = &'a QuotaRule>,
+        tally: &Tally,
+        year: i32,
+        today: NaiveDate,
+    ) -> SubjectStanding {
+        let judgements: Vec<RuleJudgement> = rules
+            .into_iter()
+            .map(|r| RuleJudgement {
+                rule: r.clone(),
+                judgement: r.judge(tally, year, today),
+            })
+            .collect();
+        let standing = judgements
+            .iter()
+            .map(|j| j.judgement.standing)
+            .max_by_key(|s| severity(*s))
+            .unwrap_or(Standing::Met);
+        SubjectStanding {
+            subject,
+            id,
+            name,
+            group_kind,
+            standing,
+            judgements,
+        }
+    }
+
+    /// Whether the subject is below a minimum: behind during a period, or short after one.
+    pub fn falling_short(&self) -> bool {
+        matches!(self.standing, Standing::Behind | Standing::Short)
+    }
+}
+
+/// The rules of `rules` that bind a subject, in force on `day`.
+pub fn binding<'a>(
+    rules: &'a [QuotaRule],
+    subject: QuotaSubject,
+    group_kind: Option<GroupKind>,
+    day: NaiveDate,
+) -> impl Iterator<Item = &'a QuotaRule> + 'a {
+    rules.iter().filter(move |r| {
+        r.in_force_on(day)
+            && r.subject == subject
+            && match (subject, group_kind) {
+                (QuotaSubject::Group, Some(kind)) => r.binds_group(kind),
+                (QuotaSubject::Group, None) => r.group_kind.is_none(),
+                (QuotaSubject::Delegate, _) => true,
+            }
+    })
+}
+
+/// The day a year is judged as of: `today` during the year, its last day once it is over.
+pub fn judged_on(year: i32, today: NaiveDate) -> NaiveDate {
+    NaiveDate::from_ymd_opt(year, 12, 31).map_or(today, |last| today.min(last))
+}
+
+/// A subject held against every rule that binds it: the worst standing, or `None` if no rule
+/// binds it.
+pub fn standing_of<'a>(
+    rules: impl IntoIterator<Item = &'a QuotaRule>,
+    tally: &Tally,
+    year: i32,
+    today: NaiveDate,
+) -> Option<Standing> {
+    rules
+        .into_iter()
+        .map(|r| r.judge(tally, year, today).standing)
+        .max_by_key(|s| severity(*s))
+}
+
+/// Orders standings from best to worst.
+pub fn severity(s: Standing) -> u8 {
+    match s {
+        Standing::Met => 0,
+        Standing::OnTrack => 1,
+        Standing::Behind => 2,
+        Standing::Short => 3,
+    }
+}
+
+/// The rules every new congress starts from, as the process flags seeded them before rules
+/// were records: a group holds an activity every quarter and four a year; a delegate joins
+/// three receptions of constituents and makes or co-signs one suggestion a year.
+pub fn first_rules(
+    congress: RegionCode,
+    from: NaiveDate,
+    group_per_quarter: u32,
+    group_per_year: u32,
+    delegate_receptions: u32,
+    delegate_suggestions: u32,
+) -> Vec<QuotaRule> {
+    let rule = |subject, counts, kinds: &[ActivityKind], period, minimum| QuotaRule {
+        congress,
+        subject,
+        group_kind: None,
+        counts,
+        activity_kinds: kinds.iter().copied().collect(),
+        period,
+        minimum,
+        from,
+        until: None,
+        basis: None,
+    };
+    [
+        rule(
+            QuotaSubject::Group,
+            QuotaCounts::Activities,
+            &[],
+            QuotaPeriod::Quarter,
+            group_per_quarter,
+        ),
+        rule(
+            QuotaSubject::Group,
+            QuotaCounts::Activities,
+            &[],
+            QuotaPeriod::Year,
+            group_per_year,
+        ),
+        rule(
+            QuotaSubject::Delegate,
+            QuotaCounts::Activities,
+            &[ActivityKind::Reception],
+            QuotaPeriod::Year,
+            delegate_receptions,
+        ),
+        rule(
+            QuotaSubject::Delegate,
+            QuotaCounts::Suggestions,
+            &[],
+            QuotaPeriod::Year,
+            delegate_suggestions,
+        ),
+    ]
+    .into_iter()
+    // A minimum of zero asks for nothing: no rule.
+    .filter(|r| r.minimum > 0)
+    .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn day(y: i32, m: u32, d: u32) -> NaiveDate {
+        NaiveDate::from_ymd_opt(y, m, d).unwrap()
+    }
+
+    fn wujin_inspections() -> QuotaRule {
+        QuotaRule {
+            congress: RegionCode::parse("congress", "320412000000").unwrap(),
+            subject: QuotaSubject::Group,
+            group_kind: Some(GroupKind::Professional),
+            counts: QuotaCounts::Activities,
+            activity_kinds: [
+                ActivityKind::Inspection,
+                ActivityKind::LawEnforcementCheck,
+                ActivityKind::Research,
+            ]
+            .into_iter()
+            .collect(),
+            period: QuotaPeriod::Year,
+            minimum: 3,
+            from: day(2026, 1, 1),
+            until: None,
+            basis: None,
+        }
+    }
+
+    #[test]
+    fn a_yearly_minimum_is_met_only_when_reached_and_judged_pro_rata_before() {
+        let rule = wujin_inspections();
+        let mut tally = Tally::default();
+        tally.add(day(2026, 2, 3), "inspection", 1);
+        // A meeting does not count toward inspections.
+        tally.add(day(2026, 2, 4), "group", 5);
+        tally.add(day(2026, 2, 5), SUGGESTION, 2);
+        // In January nothing is expected yet (3 × 31/365 rounds down to 0).
+        assert_eq!(
+            rule.judge(&Tally::default(), 2026, day(2026, 1, 31))
+                .standing,
+            Standing::OnTrack
+        );
+        // By July, one of three is behind (3 × 182/365 = 1.5, so 1 is on track, 0 behind).
+        let j = rule.judge(&tally, 2026, day(2026, 7, 1));
+        assert_eq!((j.have, j.need, j.standing), (1, 3, Standing::OnTrack));
+        assert_eq!(
+            rule.judge(&Tally::default(), 2026, day(2026, 7, 1))
+                .standing,
+            Standing::Behind
+        );
+        // After the year, one of three is short; three are met, even before the year ends.
+        assert_eq!(
+            rule.judge(&tally, 2026, day(2027, 1, 2)).standing,
+            Standing::Short
+        );
+        tally.add(day(2026, 9, 1), "law_check", 1);
+        tally.add(day(2026, 10, 1), "research", 1);
+        assert_eq!(
+            rule.judge(&tally, 2026, day(2026, 10, 2)).standing,
+            Standing::Met
+        );
+    }
+
+    #[test]
+    fn a_quarterly_minimum_fails_for_good_in_a_quarter_without() {
+        let rule = QuotaRule {
+            subject: QuotaSubject::Group,
+            group_kind: None,
+            activity_kinds: BTreeSet::new(),
+            period: QuotaPeriod::Quarter,
+            minimum: 1,
+            ..wujin_inspections()
+        };
+        let mut tally = Tally::default();
+        tally.add(day(2026, 1, 10), "group", 1);
+        let j = rule.judge(&tally, 2026, day(2026, 2, 1));
+        assert_eq!((j.quarter, j.standing), (Some(1), Standing::Met));
+        // Early in the second quarter nothing is due yet; late in it, one is.
+        assert_eq!(
+            rule.judge(&tally, 2026, day(2026, 4, 2)).standing,
+            Standing::OnTrack
+        );
+        assert_eq!(
+            rule.judge(&tally, 2026, day(2026, 6, 30)).standing,
+            Standing::Behind
+        );
+        let j = rule.judge(&tally, 2026, day(2026, 7, 1));
+        assert_eq!((j.quarter, j.standing), (Some(2), Standing::Short));
+    }
+
+    #[test]
+    fn rules_bind_by_subject_group_kind_and_date() {
+        let rule = QuotaRule {
+            until: Some(day(2027, 1, 1)),
+            ..wujin_inspections()
+        };
+        let rules = [rule];
+        let on = day(2026, 5, 1);
+        let binds = |kind| binding(&rules, QuotaSubject::Group, Some(kind), on).count();
+        assert_eq!(binds(GroupKind::Professional), 1);
+        assert_eq!(binds(GroupKind::Regional), 0);
+        assert_eq!(
+            binding(
+                &rules,
+                QuotaSubject::Group,
+                Some(GroupKind::Professional),
+                day(2027, 1, 1)
+            )
+            .count(),
+            0
+        );
+        assert_eq!(binding(&rules, QuotaSubject::Delegate, None, on).count(), 0);
+    }
+
+    #[test]
+    fn rules_say_what_they_require_and_refuse_what_makes_no_sense() {
+        let home = RegionCode::parse("home", "320412000000").unwrap();
+        let rule = wujin_inspections();
+        assert_eq!(
+            rule.describe(),
+            "专业代表小组每年视察、专题调研、执法检查不少于 3 次"
+        );
+        assert!(rule.validate(&home).is_ok());
+        let other = RegionCode::parse("home", "320411000000").unwrap();
+        assert_eq!(rule.validate(&other).unwrap_err().field, "congress");
+        let zero = QuotaRule {
+            minimum: 0,
+            ..rule.clone()
+        };
+        assert_eq!(zero.validate(&home).unwrap_err().field, "minimum");
+        let kinds_on_suggestions = QuotaRule {
+            counts: QuotaCounts::Suggestions,
+            ..rule.clone()
+        };
+        assert_eq!(
+            kinds_on_suggestions.validate(&home).unwrap_err().field,
+            "activity_kinds"
+        );
+        let backwards = QuotaRule {
+            until: Some(day(2025, 1, 1)),
+            ..rule
+        };
+        assert_eq!(backwards.validate(&home).unwrap_err().field, "until");
+    }
+}
