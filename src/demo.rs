@@ -462,6 +462,50 @@ async fn taihu(store: &StoreHandle) -> Result<()> {
     Ok(())
 }
 
+/// A motion (议案) to the township congress's session by five of its delegates, which its
+/// 主席团 lists on the agenda: five is the least a township congress accepts.
+async fn township_motion(store: &StoreHandle, i: usize) -> Result<RecordId> {
+    let me = region(i);
+    let year = renda_node::calendar::today().year();
+    let signers: Vec<RecordId> = store
+        .call(move |s| {
+            s.list(&renda_node::store::ListQuery {
+                kind: Some(renda_node::record::RecordKind::Delegate),
+                within: Some(me),
+                limit: Some(5),
+                ..Default::default()
+            })
+        })
+        .await?
+        .into_iter()
+        .map(|row| row.id)
+        .collect();
+    let draft = office::MotionDraft {
+        title: "关于建设镇区养老服务中心的议案".into(),
+        body: "镇区 60 岁以上老人逾四千人，现有养老设施不足。建议由镇政府牵头，利用闲置校舍建设养老服务中心。".into(),
+        session: "第十七届人民代表大会第三次会议".into(),
+        deadline: past(year, 1, 20),
+        proposer: office::ProposerDraft::Delegates {
+            lead: signers[0],
+            cosigners: signers[1..].to_vec(),
+        },
+    };
+    let id = store
+        .write(move |tx| {
+            let id = office::submit_motion(tx, "人大主席团秘书组", draft, past(year, 1, 15))?.id;
+            office::decide_motion(
+                tx,
+                "人大主席团秘书组",
+                &id,
+                office::DecisionDraft::ListOnAgenda,
+                past(year, 1, 17),
+            )?;
+            Ok(id)
+        })
+        .await?;
+    Ok(id)
+}
+
 /// Polls `done` until it holds, or fails after `limit` naming `what`.
 async fn until<F, Fut>(what: &str, limit: Duration, mut done: F) -> Result<Duration>
 where
@@ -593,6 +637,8 @@ pub async fn run(args: DemoArgs) -> Result<()> {
             NODES[i].1
         );
     }
+    township_motion(nodes[WANGDIAN].store(), WANGDIAN).await?;
+    println!("  王店镇：5 名代表联名提出议案，主席团决定列入会议议程");
     shenqiu(nodes[SHENQIU].store()).await?;
     println!("  沈丘县：收集民情 212 条，全部转交，办理中 27 条，已办结 185 条");
     taihu(nodes[TAIHU].store()).await?;
@@ -966,9 +1012,32 @@ pub async fn run(args: DemoArgs) -> Result<()> {
             crate::render::percent(anhui.total.satisfaction_rate())
         );
     }
+    // Where 王店镇's delegates stand against its duty rules, judged at 王店镇 itself.
+    let today = renda_node::calendar::today();
+    let (_, standings) = nodes[WANGDIAN]
+        .store()
+        .call(move |s| s.quota_standings(today.year(), today))
+        .await?;
+    let count = |standing| {
+        standings
+            .iter()
+            .filter(|s| {
+                s.subject == renda_node::record::quota::QuotaSubject::Delegate
+                    && s.standing == standing
+            })
+            .count()
+    };
+    use renda_node::record::quota::Standing;
+    println!(
+        "  王店镇代表履职（本年，按本级履职要求）：已达标 {}，进度正常 {}，进度落后 {}，未达标 {}",
+        count(Standing::Met),
+        count(Standing::OnTrack),
+        count(Standing::Behind),
+        count(Standing::Short)
+    );
     let held = nodes[NATIONAL].store().call(|s| s.stats()).await?;
     println!(
-        "  全国节点自己只保存 {} 条记录（各级汇总），不保存县乡的原始记录",
+        "  全国节点自己只保存 {} 条记录（各级汇总和本级的履职要求），不保存县乡的原始记录",
         held.records_total()
     );
     println!("  准备用时 {:.0} 秒", started.elapsed().as_secs_f64());

@@ -31,6 +31,10 @@ fn the_demo_federation_rolls_the_published_figures_up_and_runs_twice() {
             // The showcase suggestion across two levels.
             "秀洲区：审查立案",
             "秀洲区：销号，建议办结",
+            // A township motion with the fewest signers a township congress accepts, and the
+            // township's delegates judged by its duty rules.
+            "王店镇：5 名代表联名提出议案，主席团决定列入会议议程",
+            "王店镇代表履职（本年，按本级履职要求）：",
             // Offline and back.
             "王江泾镇人大主席团：离线登记 5 条",
             "秀洲区此时收到其中 0 条（链路断开）",
