@@ -312,6 +312,42 @@ async fn a_person_registered_twice_in_a_subtree_is_flagged() {
         at_xincheng.iter().map(|t| t.id).collect::<Vec<_>>(),
         vec![unborn]
     );
+
+    // Or the same mobile number, however it was typed, under a name written differently.
+    let with_phone = |name: &str, phone: &str| Contact {
+        phone: Some(phone.to_string()),
+        ..Contact::default()
+    };
+    let contact = with_phone("陆晓英", "139 0000 1111");
+    let typed = fed
+        .node(WANGDIAN)
+        .store
+        .write(move |tx| {
+            office::add_delegate(tx, "clerk", person("陆晓英"), contact, Some(seat(17, &[])))
+        })
+        .await
+        .unwrap()
+        .id;
+    fed.settle().await;
+    let contact = with_phone("陆小英", "13900001111");
+    let same_phone = county
+        .write(move |tx| {
+            office::add_delegate(tx, "staff", person("陆小英"), contact, Some(seat(9, &[])))
+        })
+        .await
+        .unwrap()
+        .id;
+    let twins = county
+        .call(move |s| s.likely_duplicates(&same_phone))
+        .await
+        .unwrap();
+    assert_eq!(
+        twins
+            .iter()
+            .map(|t| (t.id, t.reason.as_str()))
+            .collect::<Vec<_>>(),
+        vec![(typed, "手机号码相同")]
+    );
 }
 
 /// A province does not hold township persons (they climb to the city), so it grants a township

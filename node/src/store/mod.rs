@@ -689,6 +689,54 @@ impl Store {
                 reason,
             });
         }
+        // The same mobile number on another person's contact details. Only the personal data
+        // of persons is read: a node holds that of its own and its children's delegates, a
+        // few hundred records, and never an opinion's.
+        let digits = |p: &str| p.chars().filter(char::is_ascii_digit).collect::<String>();
+        let phone = match self.personal_for(person)?.map(|r| r.body) {
+            Some(Body::Personal(p)) => p.phone.as_deref().map(digits).filter(|p| p.len() >= 7),
+            _ => None,
+        };
+        if let Some(phone) = phone {
+            let candidates: Vec<String> = self
+                .conn
+                .prepare_cached(
+                    "SELECT id FROM records WHERE kind = 'personal' AND subject != ?1
+                       AND json_extract(summary, '$.subject_kind') = 'delegate' ORDER BY id",
+                )?
+                .query_map([person.to_string()], |r| r.get(0))?
+                .collect::<Result<_, _>>()?;
+            for id in candidates {
+                let Ok(id) = RecordId::parse("id", &id) else {
+                    continue;
+                };
+                let Body::Personal(data) = self.get(&id)?.body else {
+                    continue;
+                };
+                if data.phone.as_deref().map(digits) != Some(phone.clone())
+                    || out.iter().any(|o| o.id == data.subject)
+                {
+                    continue;
+                }
+                let other = match self.get(&data.subject) {
+                    Ok(record) => record,
+                    Err(StoreError::NotFound { .. }) => continue,
+                    Err(e) => return Err(e),
+                };
+                let Body::Delegate(d) = other.body else {
+                    continue;
+                };
+                if d.merged_into.is_some() || !other.header.home.is_within(&me) {
+                    continue;
+                }
+                out.push(LikelyDuplicate {
+                    id: data.subject,
+                    home: other.header.home,
+                    name: d.name,
+                    reason: "手机号码相同".to_string(),
+                });
+            }
+        }
         Ok(out)
     }
 
