@@ -805,7 +805,7 @@ pub enum QuotaCmd {
     /// Where this congress's groups and delegates stand against its rules for a year (this
     /// year when omitted): met, on track, behind or short, with what each rule counted.
     Status {
-        #[arg(long)]
+        #[arg(long, value_parser = clap::value_parser!(i32).range(1949..=9999))]
         year: Option<i32>,
         /// Only those below a minimum (behind or short).
         #[arg(long)]

@@ -178,6 +178,30 @@ fn a_county_motion_needs_ten_signers_and_can_become_a_suggestion() {
         "--date",
         "2026-01-23",
     ]);
+    // One session has one deadline, the one its 主席团 set.
+    let err = county.fails(
+        &[
+            "motion",
+            "submit",
+            "--title",
+            "另一件议案",
+            "--body",
+            "方案",
+            "--session",
+            "十七届三次会议",
+            "--deadline",
+            "2026-01-25",
+            "--date",
+            "2026-01-16",
+            "--proposer",
+            "人民政府",
+        ],
+        2,
+    );
+    assert!(
+        err.contains("deadline") && err.contains("2026-01-20"),
+        "{err}"
+    );
     assert_eq!(
         county.json(&["motion", "show", &body])["status"]["state"],
         "on_agenda"

@@ -1123,6 +1123,7 @@ pub fn set_quota_rule(
     user: &str,
     draft: QuotaRuleDraft,
 ) -> Result<QuotaRuleSet, StoreError> {
+    plausible("from", draft.from, DateUse::Planned)?;
     let congress = tx.node().region;
     let rule = QuotaRule {
         congress,
@@ -1175,12 +1176,14 @@ pub fn set_quota_rule(
     })
 }
 
-/// Ends a duty rule of this node's congress: from `on` it no longer holds.
+/// Ends a duty rule of this node's congress: from `on` it no longer holds. Ending it again on
+/// the same day changes nothing.
 pub fn end_quota_rule(
     tx: &mut WriteTx<'_>,
     id: &RecordId,
     on: NaiveDate,
 ) -> Result<Record, StoreError> {
+    plausible("on", on, DateUse::Planned)?;
     let record = require_kind(tx, "id", id, RecordKind::QuotaRule)?;
     let Body::QuotaRule(mut rule) = record.body else {
         return Err(wrong_kind(
@@ -1201,10 +1204,20 @@ pub fn end_quota_rule(
         )
         .into());
     }
+    if rule.until == Some(on) {
+        return tx.get(id);
+    }
     if let Some(until) = rule.until
-        && until <= on
+        && until < on
     {
         return Err(ValidationError::new("on", format!("该要求已于 {until} 停止")).into());
+    }
+    if on <= rule.from {
+        return Err(ValidationError::new(
+            "on",
+            format!("停止日期 {on} 必须晚于该要求的生效日期 {}", rule.from),
+        )
+        .into());
     }
     rule.until = Some(on);
     rule.validate(&congress)?;
@@ -1314,6 +1327,19 @@ pub fn submit_motion(
         proposer,
     };
     fields.validate(&congress)?;
+    // The 主席团 sets one deadline for a session: every motion of it carries the same.
+    if let Some(set) = tx.motion_deadline(&fields.session)?
+        && set != fields.deadline
+    {
+        return Err(ValidationError::new(
+            "deadline",
+            format!(
+                "{} 主席团规定的议案截止日期是 {set}，不是 {}",
+                fields.session, fields.deadline
+            ),
+        )
+        .into());
+    }
     let header = tx.create_with_event(
         RecordKind::Motion,
         user,

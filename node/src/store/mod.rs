@@ -315,6 +315,7 @@ impl Store {
         conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
         drop(conn);
         let mut store = Store::open(dir)?;
+        // Seeded once, whatever `quotas` say: a rebuilt node seeds nothing, and never will.
         store.write(|tx| tx.seed_quota_rules(quotas))?;
         Ok(store)
     }
@@ -701,8 +702,9 @@ impl Store {
             let candidates: Vec<String> = self
                 .conn
                 .prepare_cached(
-                    "SELECT id FROM records WHERE kind = 'personal' AND subject != ?1
-                       AND json_extract(summary, '$.subject_kind') = 'delegate' ORDER BY id",
+                    "SELECT p.id FROM records p JOIN records d ON d.id = p.subject
+                     WHERE p.kind = 'personal' AND d.kind = 'delegate' AND p.subject != ?1
+                     ORDER BY p.id",
                 )?
                 .query_map([person.to_string()], |r| r.get(0))?
                 .collect::<Result<_, _>>()?;
@@ -919,7 +921,15 @@ impl Store {
         }
         let aside = check::set_aside(dir)?.unwrap_or_else(|| db.clone());
         check::clear_damaged(dir);
-        let store = Store::init(dir, region, &name, parent_addr.map(str::to_string))?;
+        // No duty rules are seeded: the congress's own come back from the parent, and a
+        // second, default set would judge beside them.
+        let store = Store::init_with_quotas(
+            dir,
+            region,
+            &name,
+            parent_addr.map(str::to_string),
+            QuotaRules::none(),
+        )?;
         store.conn.execute(
             "UPDATE node SET restore_id = ?1 WHERE singleton = 1",
             [ulid::Ulid::generate().to_string()],
@@ -1251,6 +1261,28 @@ impl WriteTx<'_> {
     }
 
     /// The largest suggestion number already given by this node's congress, for numbering the next.
+    /// The deadline the motions of this congress's `session` carry, if any was registered: the
+    /// one its 主席团 set, which every motion of the session shares.
+    pub fn motion_deadline(&self, session: &str) -> Result<Option<NaiveDate>, StoreError> {
+        // A congress registers a few dozen motions a session: each is read whole.
+        let ids: Vec<String> = self
+            .tx
+            .prepare_cached(
+                "SELECT id FROM records WHERE kind = 'motion' AND home = ?1 ORDER BY id",
+            )?
+            .query_map([self.node.region.as_str()], |r| r.get(0))?
+            .collect::<Result<_, _>>()?;
+        for id in ids {
+            let id = RecordId::parse("id", &id)?;
+            if let Body::Motion(m) = self.get(&id)?.body
+                && m.fields.session == session
+            {
+                return Ok(Some(m.fields.deadline));
+            }
+        }
+        Ok(None)
+    }
+
     pub fn max_suggestion_number(&self) -> Result<u32, StoreError> {
         let n: Option<i64> = self.tx.query_row(
             "SELECT max(number) FROM records WHERE kind = 'suggestion' AND addressed_to = ?1",

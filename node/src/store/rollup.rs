@@ -9,9 +9,7 @@ use rusqlite::{Connection, OptionalExtension};
 use super::{ListQuery, ListRow, Store, StoreError, WriteTx};
 use crate::record::group::GroupKind;
 use crate::record::projection::FilterKeys;
-use crate::record::quota::{
-    QuotaRule, QuotaSubject, SUGGESTION, SubjectStanding, Tally, binding, judged_on,
-};
+use crate::record::quota::{QuotaRule, QuotaSubject, SUGGESTION, SubjectStanding, Tally, binding};
 use crate::record::rollup::{
     CountedRow, Metrics, Period, Quota, QuotaRules, Rollup, RollupRules, add_quota_counter,
     contribution, quota_contribution, quota_counter_range,
@@ -315,9 +313,10 @@ pub(super) fn quota_rules_of(
     for (id, summary) in rows {
         // A projection this release cannot read as a rule was written by no release; it
         // binds nobody rather than failing every rollup.
-        let (Ok(id), Ok(rule)) = (
+        let summary: serde_json::Value = serde_json::from_str(&summary).unwrap_or_default();
+        let (Ok(id), Some(rule)) = (
             RecordId::parse("id", &id),
-            serde_json::from_str::<QuotaRule>(&summary),
+            QuotaRule::from_projection(&summary),
         ) else {
             continue;
         };
@@ -336,21 +335,20 @@ struct QuotaSubjectRow {
     group_kind: Option<GroupKind>,
 }
 
-/// The groups and delegates of the congress at `me`.
-fn quota_subjects(conn: &Connection, me: &RegionCode) -> Result<Vec<QuotaSubjectRow>, StoreError> {
+/// The groups and delegates of the congress at `me`; the delegates' names only if `named` (a
+/// rollup needs none, and looks up none).
+fn quota_subjects(
+    conn: &Connection,
+    me: &RegionCode,
+    named: bool,
+) -> Result<Vec<QuotaSubjectRow>, StoreError> {
     let mut out = Vec::new();
-    let groups: Vec<(String, String, String)> = conn
-        .prepare_cached(
-            "SELECT id, label, summary FROM records WHERE kind = 'group' AND home = ?1",
-        )?
+    let groups: Vec<(String, String, Option<String>)> = conn
+        .prepare_cached("SELECT id, label, tag FROM records WHERE kind = 'group' AND home = ?1")?
         .query_map([me.as_str()], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
         .collect::<Result<_, _>>()?;
-    for (id, name, summary) in groups {
-        let summary: serde_json::Value = serde_json::from_str(&summary).unwrap_or_default();
-        let group_kind = summary
-            .get("kind")
-            .and_then(|k| k.as_str())
-            .and_then(|k| GroupKind::parse("kind", k).ok());
+    for (id, name, kind) in groups {
+        let group_kind = kind.and_then(|k| GroupKind::parse("kind", &k).ok());
         out.push(QuotaSubjectRow {
             subject: QuotaSubject::Group,
             ids: vec![id.clone()],
@@ -367,9 +365,13 @@ fn quota_subjects(conn: &Connection, me: &RegionCode) -> Result<Vec<QuotaSubject
          LIMIT 1",
     )?;
     for (person, ids) in quota_delegates(conn, me)? {
-        let name: Option<String> = label
-            .query_row([person.as_str(), me.as_str()], |r| r.get(0))
-            .optional()?;
+        let name: Option<String> = if named {
+            label
+                .query_row([person.as_str(), me.as_str()], |r| r.get(0))
+                .optional()?
+        } else {
+            None
+        };
         out.push(QuotaSubjectRow {
             subject: QuotaSubject::Delegate,
             name: name.unwrap_or_else(|| person.clone()),
@@ -421,9 +423,11 @@ fn tallies_from_records(
         }
     };
     let mut stmt = conn.prepare_cached(
-        "SELECT kind, tag, group_id, occurred_on FROM records
+        "SELECT kind, tag, group_id, occurred_on FROM records r
          WHERE kind IN ('activity', 'suggestion') AND group_id IS NOT NULL
-           AND occurred_on >= ?1 AND occurred_on < ?2",
+           AND occurred_on >= ?1 AND occurred_on < ?2
+           AND (kind = 'suggestion' OR EXISTS (
+               SELECT 1 FROM record_people p WHERE p.record_id = r.id AND p.role = 'participant'))",
     )?;
     let mut rows = stmt.query([&from, &until])?;
     while let Some(row) = rows.next()? {
@@ -453,31 +457,48 @@ fn tallies_from_records(
     Ok(out)
 }
 
-/// Where each group and delegate of the congress at `me` stands against the rules in force
-/// for `year` as of `today`, tallied from the counters or, for a check, from the records.
+/// The duty rules of the congress at `me` in force on some day of `year`, oldest first.
+fn rules_of_year(
+    conn: &Connection,
+    me: &RegionCode,
+    year: i32,
+) -> Result<Vec<QuotaRule>, StoreError> {
+    let (Some(first), Some(last)) = (
+        NaiveDate::from_ymd_opt(year, 1, 1),
+        NaiveDate::from_ymd_opt(year, 12, 31),
+    ) else {
+        return Ok(Vec::new());
+    };
+    Ok(quota_rules_of(conn, me)?
+        .into_iter()
+        .map(|(_, rule)| rule)
+        .filter(|rule| rule.from <= last && rule.until.is_none_or(|until| until > first))
+        .collect())
+}
+
+/// Where each group and delegate of the congress at `me` stands against its rules of `year`
+/// as of `today`, tallied from the counters or, for a check, from the records; with the rules
+/// of the year they were judged by.
 fn standings(
     conn: &Connection,
     me: &RegionCode,
     year: i32,
     today: NaiveDate,
     from_records: bool,
+    named: bool,
 ) -> Result<(Vec<QuotaRule>, Vec<SubjectStanding>), StoreError> {
-    let on = judged_on(year, today);
-    let rules: Vec<QuotaRule> = quota_rules_of(conn, me)?
-        .into_iter()
-        .map(|(_, rule)| rule)
-        .filter(|rule| rule.in_force_on(on))
-        .collect();
+    let rules = rules_of_year(conn, me, year)?;
     let recounted = if from_records {
         Some(tallies_from_records(conn, year)?)
     } else {
         None
     };
     let mut out = Vec::new();
-    for subject in quota_subjects(conn, me)? {
-        let binding: Vec<&QuotaRule> =
-            binding(&rules, subject.subject, subject.group_kind, on).collect();
-        if binding.is_empty() {
+    for subject in quota_subjects(conn, me, named)? {
+        if binding(&rules, subject.subject, subject.group_kind)
+            .next()
+            .is_none()
+        {
             continue;
         }
         let tally = match &recounted {
@@ -492,12 +513,12 @@ fn standings(
                 tally
             }
         };
-        out.push(SubjectStanding::judge(
+        out.extend(SubjectStanding::judge(
             subject.subject,
             subject.id,
             subject.name,
             subject.group_kind,
-            binding,
+            &rules,
             &tally,
             year,
             today,
@@ -638,26 +659,24 @@ impl Store {
                 tally.add(on, SUGGESTION, 1);
             }
         }
+        // Only this congress's own delegates are held to its rules: a township delegate's
+        // duty record read at the county is not judged by the county's.
         let today = crate::calendar::today();
-        let on = judged_on(year, today);
-        let rules: Vec<QuotaRule> = quota_rules_of(&self.conn, &self.node.region)?
-            .into_iter()
-            .map(|(_, rule)| rule)
-            .filter(|rule| rule.in_force_on(on))
-            .collect();
-        let binding: Vec<&QuotaRule> = binding(&rules, QuotaSubject::Delegate, None, on).collect();
-        let standing = (!binding.is_empty()).then(|| {
+        let me = self.node.region;
+        let standing = if quota_delegates(&self.conn, &me)?.contains_key(&delegate.to_string()) {
             SubjectStanding::judge(
                 QuotaSubject::Delegate,
                 record.header.id.to_string(),
                 String::new(),
                 None,
-                binding,
+                &rules_of_year(&self.conn, &me, year)?,
                 &tally,
                 year,
                 today,
             )
-        });
+        } else {
+            None
+        };
         Ok(DutyRecord {
             delegate: record,
             year,
@@ -685,7 +704,7 @@ impl Store {
         year: i32,
         today: NaiveDate,
     ) -> Result<(Vec<QuotaRule>, Vec<SubjectStanding>), StoreError> {
-        standings(&self.conn, &self.node.region, year, today, false)
+        standings(&self.conn, &self.node.region, year, today, false, true)
     }
 
     /// Checks the node's own counters against a count of its records one by one, as of
@@ -695,10 +714,10 @@ impl Store {
         use chrono::Datelike;
         let me = self.node.region;
         let mut from_counters = own_from_counters(&self.conn, today)?;
-        let (_, counted) = standings(&self.conn, &me, today.year(), today, false)?;
+        let (_, counted) = standings(&self.conn, &me, today.year(), today, false, false)?;
         (from_counters.group_quota, from_counters.delegate_quota) = quota_totals(&counted);
         let mut recount = own_metrics(&self.conn, &me, today)?;
-        let (_, recounted) = standings(&self.conn, &me, today.year(), today, true)?;
+        let (_, recounted) = standings(&self.conn, &me, today.year(), today, true, false)?;
         (recount.group_quota, recount.delegate_quota) = quota_totals(&recounted);
         if counted != recounted {
             for (a, b) in counted.iter().zip(&recounted) {
@@ -816,19 +835,29 @@ impl WriteTx<'_> {
 
     /// Gives this node's congress its first duty rules, from the numbers the process flags or
     /// the configuration name (the defaults where they name none), in force since the
-    /// earliest date Renda records. Does nothing where the congress has set any rule, ended
-    /// or not: the flags only seed the rules, and never override them. Returns how many
-    /// rules it wrote.
+    /// earliest date Renda records. Runs once in a node's life (`node.quota_rules_seeded`):
+    /// at `Store::init`, or at the first rollup of a node from before rule records. Writes
+    /// nothing where the congress has set any rule, ended or not: the flags only seed the
+    /// rules, and never override them. Returns how many rules it wrote.
     pub fn seed_quota_rules(&mut self, first: QuotaRules) -> Result<usize, StoreError> {
         let congress = self.node.region;
-        if !congress.has_congress() || !quota_rules_of(&self.tx, &congress)?.is_empty() {
+        let seeded: bool = self
+            .tx
+            .query_row("SELECT quota_rules_seeded FROM node", [], |r| r.get(0))?;
+        if seeded {
             return Ok(0);
         }
-        let rules = first.first_rules(congress, crate::calendar::EARLIEST);
+        let rules = if congress.has_congress() && quota_rules_of(&self.tx, &congress)?.is_empty() {
+            first.first_rules(congress, crate::calendar::EARLIEST)
+        } else {
+            Vec::new()
+        };
         for rule in &rules {
             rule.validate(&congress)?;
             self.create(RecordKind::QuotaRule, SYSTEM_USER, rule)?;
         }
+        self.tx
+            .execute("UPDATE node SET quota_rules_seeded = 1", [])?;
         Ok(rules.len())
     }
 
@@ -844,7 +873,11 @@ impl WriteTx<'_> {
         let me = self.node.region;
         let today = crate::calendar::day_of(now);
         let mut own = own_from_counters(&self.tx, today)?;
-        let (in_force, standings) = standings(&self.tx, &me, today.year(), today, false)?;
+        let (of_year, standings) = standings(&self.tx, &me, today.year(), today, false, false)?;
+        let in_force: Vec<QuotaRule> = of_year
+            .into_iter()
+            .filter(|rule| rule.in_force_on(today))
+            .collect();
         (own.group_quota, own.delegate_quota) = quota_totals(&standings);
         let mut held = rollups(
             |id| self.get(id),

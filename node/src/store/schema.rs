@@ -223,6 +223,16 @@ const MIGRATIONS: &[&str] = &[
     UPDATE records SET merged_into = json_extract(summary, '$.merged_into') WHERE kind = 'delegate';
     CREATE INDEX records_merged ON records(merged_into) WHERE merged_into IS NOT NULL;
     "#,
+    // 17: whether this congress's first duty rules were seeded (`WriteTx::seed_quota_rules`).
+    // A node from before rule records has not, and seeds them on its next rollup; a node
+    // rebuilt from its parent has, so it waits for its own rules to come back instead of
+    // making a second set.
+    // And a group's kind (专业, 区域) as its `tag` (`FilterKeys::tag`), which says which duty
+    // rules bind it; filled here from the summaries the model derived.
+    r#"
+    ALTER TABLE node ADD COLUMN quota_rules_seeded INTEGER NOT NULL DEFAULT 0;
+    UPDATE records SET tag = json_extract(summary, '$.kind') WHERE kind = 'group';
+    "#,
 ];
 
 pub(crate) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {

@@ -78,6 +78,9 @@ pub enum Held<'a> {
     Workflow {
         events: &'a [String],
         addressed_to: Option<&'a str>,
+        /// For a suggestion, the group it was made in the name of, which counts it and so
+        /// may not change either.
+        group: Option<&'a str>,
     },
     /// The record is held, and its kind needs no comparison.
     Unread,
@@ -158,12 +161,36 @@ pub fn check_incoming<'a>(
                     ),
                 ));
             }
+            // The group a suggestion was made in the name of counts it toward the group's
+            // duty rules: it is fixed when the suggestion is made, like the congress.
+            let group = now.fields.group.map(|g| g.to_string());
+            if let Held::Workflow { group: was, .. } = held
+                && was != group.as_deref()
+            {
+                return Err(Rejection::new(
+                    "authority.suggestion_group",
+                    format!(
+                        "记录 {id} 的代表小组由 {} 改为 {}；以小组名义提出的建议在提出时确定，不能更改",
+                        was.unwrap_or("无"),
+                        group.as_deref().unwrap_or("无")
+                    ),
+                ));
+            }
             for event in new_events::<SuggestionAction>(before_events, after_events, id)? {
                 check_author(&within, id, &event.author.node)?;
                 suggestion::authority(&after.header, &now.fields, &event)?;
             }
         }
         (Body::Motion(now), _) => {
+            // A motion is its congress's own record: its signers, session and deadline are
+            // written there and nowhere else, relayed or not.
+            let home = after.header.home;
+            if let Some(stranger) = writers.iter().find(|w| **w != home) {
+                return Err(Rejection::new(
+                    "authority.motion_congress",
+                    format!("议案 {id} 属于 {home}，只能由该人大登记和办理，变更却来自 {stranger}"),
+                ));
+            }
             if let Err(e) = now.fields.validate(&after.header.home) {
                 return Err(Rejection::new(
                     "motion.invalid",
@@ -487,6 +514,7 @@ mod tests {
             Held::Workflow {
                 events: &texts(before),
                 addressed_to: Some(COUNTY),
+                group: None,
             },
             after,
             &texts(after),
@@ -796,6 +824,87 @@ mod tests {
     }
 
     #[test]
+    fn a_suggestion_keeps_the_group_it_was_made_in_the_name_of() {
+        let h = header(RecordKind::Suggestion, TOWN);
+        let mut regrouped = suggestion(&h, vec![]);
+        if let Body::Suggestion(s) = &mut regrouped.body {
+            s.fields.group = Some(RecordId::new());
+        }
+        let town_actor = node_actor(&code(TOWN));
+        let held = |group| Held::Workflow {
+            events: &[],
+            addressed_to: Some(COUNTY),
+            group,
+        };
+        assert_eq!(
+            rule(check_incoming(
+                Sender::Child(code(TOWN)),
+                held(None),
+                &regrouped,
+                &[],
+                [&town_actor],
+            )),
+            "authority.suggestion_group"
+        );
+        let unchanged = suggestion(&h, vec![]);
+        assert_eq!(
+            rule(check_incoming(
+                Sender::Child(code(TOWN)),
+                held(None),
+                &unchanged,
+                &[],
+                [&town_actor],
+            )),
+            "accepted"
+        );
+    }
+
+    #[test]
+    fn a_motion_is_written_by_its_congress_alone() {
+        use crate::record::motion::{Motion, MotionFields, Proposer, ProposingBody};
+        let motion = Record {
+            header: header(RecordKind::Motion, COUNTY),
+            body: Body::Motion(Motion {
+                fields: MotionFields {
+                    title: "关于设立生态环境保护专项资金的议案".into(),
+                    body: "方案".into(),
+                    congress: code(COUNTY),
+                    session: "九届三次会议".into(),
+                    deadline: chrono::NaiveDate::from_ymd_opt(2026, 1, 20).unwrap(),
+                    proposer: Proposer::Body {
+                        body: ProposingBody::StandingCommittee,
+                        name: None,
+                    },
+                },
+                events: vec![],
+            }),
+        };
+        let county_actor = node_actor(&code(COUNTY));
+        let town_actor = node_actor(&code(TOWN));
+        assert_eq!(
+            rule(check_incoming(
+                Sender::Parent(code(COUNTY)),
+                Held::Unread,
+                &motion,
+                &[],
+                [&county_actor],
+            )),
+            "accepted"
+        );
+        // A later deadline written by anyone else, even relayed by the county, is refused.
+        assert_eq!(
+            rule(check_incoming(
+                Sender::Parent(code(COUNTY)),
+                Held::Unread,
+                &motion,
+                &[],
+                [&county_actor, &town_actor],
+            )),
+            "authority.motion_congress"
+        );
+    }
+
+    #[test]
     fn a_suggestion_keeps_the_congress_it_was_addressed_to() {
         let h = header(RecordKind::Suggestion, TOWN);
         let before = suggestion(&h, vec![step(TOWN, SuggestionAction::Submit)]);
@@ -856,6 +965,7 @@ mod tests {
                 Held::Workflow {
                     events: &texts(&before),
                     addressed_to: Some(COUNTY),
+                    group: None,
                 },
                 &close_by_county,
                 &texts(&close_by_county),
@@ -870,6 +980,7 @@ mod tests {
                 Held::Workflow {
                     events: &texts(&before),
                     addressed_to: Some(COUNTY),
+                    group: None,
                 },
                 &close_by_county,
                 &texts(&close_by_county),
@@ -891,6 +1002,7 @@ mod tests {
                 Held::Workflow {
                     events: &texts(&before),
                     addressed_to: Some(COUNTY),
+                    group: None,
                 },
                 &evaluate_by_county,
                 &texts(&evaluate_by_county),
@@ -915,6 +1027,7 @@ mod tests {
                     Held::Workflow {
                         events: &texts(&before),
                         addressed_to: Some(COUNTY),
+                        group: None,
                     },
                     &submit_again,
                     &texts(&submit_again),

@@ -43,7 +43,7 @@ impl PersonRole {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct FilterKeys {
     /// The record's kind within its kind: an activity's type (`reception` …), a suggestion's
-    /// answer class once answered.
+    /// answer class once answered, a group's kind (`professional`, `regional`).
     pub tag: Option<String>,
     /// The congress a suggestion is addressed to, which numbers it.
     pub addressed_to: Option<String>,
@@ -74,6 +74,10 @@ impl FilterKeys {
             },
             RecordKind::Delegate => FilterKeys {
                 merged_into: text("merged_into"),
+                ..FilterKeys::default()
+            },
+            RecordKind::Group => FilterKeys {
+                tag: text("kind"),
                 ..FilterKeys::default()
             },
             RecordKind::Suggestion => FilterKeys {
@@ -277,6 +281,7 @@ pub fn project(record: &Record) -> Projection {
                 summary: json!({
                     "congress": m.fields.congress,
                     "session": m.fields.session,
+                    "deadline": m.fields.deadline,
                     "proposer": proposer,
                     "proposed_by": m.fields.proposer.describe(),
                     "signers": m.fields.proposer.signers().len(),

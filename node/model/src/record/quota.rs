@@ -150,6 +150,12 @@ impl QuotaRule {
         Ok(())
     }
 
+    /// The rule its projection's summary holds (the whole rule, so that a node reads its rules
+    /// without loading documents); `None` for a summary no release wrote.
+    pub fn from_projection(summary: &serde_json::Value) -> Option<QuotaRule> {
+        serde_json::from_value(summary.clone()).ok()
+    }
+
     /// Whether the rule holds on `day`.
     pub fn in_force_on(&self, day: NaiveDate) -> bool {
         self.from <= day && self.until.is_none_or(|until| day < until)
@@ -225,81 +231,122 @@ impl QuotaRule {
         }
     }
 
-    /// Holds a subject's tally for `year` against this rule as of `today`. A period not yet
-    /// over is judged pro rata: the minimum times the share of its days gone (today
-    /// included), rounded down, is what being on track asks for.
+    /// Holds a subject's tally for `year` against this rule alone as of `today` (see
+    /// [`judge_slot`], which also takes the rules this one replaced or was replaced by).
     pub fn judge(&self, tally: &Tally, year: i32, today: NaiveDate) -> Judgement {
-        let counts = self.by_quarter(tally);
-        let Some(first) = NaiveDate::from_ymd_opt(year, 1, 1) else {
-            return Judgement::unjudged(self.minimum);
-        };
-        if today < first {
-            return Judgement::unjudged(self.minimum);
-        }
-        let year_over = today.year() > year;
-        match self.period {
-            QuotaPeriod::Year => {
-                let have = counts.iter().copied().fold(0u32, u32::saturating_add);
-                let standing = if have >= self.minimum {
-                    Standing::Met
-                } else if year_over {
-                    Standing::Short
-                } else {
-                    let gone = today.ordinal();
-                    let days = if first.leap_year() { 366 } else { 365 };
-                    pro_rata(have, self.minimum, gone, days)
-                };
-                Judgement {
+        judge_slot(&[self], tally, year, today)
+            .map(|j| j.judgement)
+            .unwrap_or(Judgement {
+                have: 0,
+                need: self.minimum,
+                quarter: None,
+                standing: Standing::OnTrack,
+            })
+    }
+}
+
+/// Holds a subject's tally for `year` as of `today` against the rules of one requirement
+/// (`rules`, all of one [`QuotaSlot`]), each applying while it was in force, so a rule changed
+/// or ended during the year judges only its own part of it. A quarter is judged by the rule in
+/// force on its last day (today, for the quarter running): a finished quarter below its
+/// minimum leaves the requirement short for the year; the running quarter is judged pro rata.
+/// A year is judged by the rule in force on the day judged ([`judged_on`]), pro rata over the
+/// days from its start (or the rule's first day, if later) while the year runs. `None` when no
+/// rule applied to any part of the year judged so far.
+pub fn judge_slot(
+    rules: &[&QuotaRule],
+    tally: &Tally,
+    year: i32,
+    today: NaiveDate,
+) -> Option<RuleJudgement> {
+    let first = NaiveDate::from_ymd_opt(year, 1, 1)?;
+    let last = NaiveDate::from_ymd_opt(year, 12, 31)?;
+    if today < first {
+        return None;
+    }
+    let in_force = |day: NaiveDate| rules.iter().copied().find(|r| r.in_force_on(day));
+    let year_over = today > last;
+    let period = rules.first()?.period;
+    match period {
+        QuotaPeriod::Year => {
+            let on = judged_on(year, today);
+            let rule = in_force(on)?;
+            let have = rule
+                .by_quarter(tally)
+                .iter()
+                .copied()
+                .fold(0u32, u32::saturating_add);
+            let standing = if have >= rule.minimum {
+                Standing::Met
+            } else if year_over {
+                Standing::Short
+            } else {
+                let start = rule.from.max(first);
+                pro_rata(
                     have,
-                    need: self.minimum,
+                    rule.minimum,
+                    days_between(start, today),
+                    days_between(start, last),
+                )
+            };
+            Some(RuleJudgement {
+                rule: rule.clone(),
+                judgement: Judgement {
+                    have,
+                    need: rule.minimum,
                     quarter: None,
                     standing,
+                },
+            })
+        }
+        QuotaPeriod::Quarter => {
+            let running = if year_over {
+                None
+            } else {
+                Some((today.month0() / 3) as usize)
+            };
+            let mut latest = None;
+            for q in 0..4 {
+                let start = quarter_start(year, q);
+                let end = quarter_start_after(year, q).pred_opt()?;
+                let done = running.is_none_or(|r| q < r);
+                if !done && Some(q) != running {
+                    break;
                 }
-            }
-            QuotaPeriod::Quarter => {
-                let current = if year_over {
-                    4
-                } else {
-                    (today.month0() / 3) as usize
+                let Some(rule) = in_force(if done { end } else { today }) else {
+                    continue;
                 };
-                if let Some(q) = (0..current).find(|q| counts[*q] < self.minimum) {
-                    return Judgement {
-                        have: counts[q],
-                        need: self.minimum,
-                        quarter: Some(q as u8 + 1),
-                        standing: Standing::Short,
-                    };
-                }
-                if current == 4 {
-                    return Judgement {
-                        have: counts[3],
-                        need: self.minimum,
-                        quarter: Some(4),
-                        standing: Standing::Met,
-                    };
-                }
-                let have = counts[current];
-                let standing = if have >= self.minimum {
-                    Standing::Met
-                } else {
-                    let start = quarter_start(year, current);
-                    let next = quarter_start_after(year, current);
-                    let gone = (today - start).num_days() + 1;
-                    let days = (next - start).num_days();
-                    pro_rata(
+                let have = rule.by_quarter(tally)[q];
+                let judged = |standing| RuleJudgement {
+                    rule: rule.clone(),
+                    judgement: Judgement {
                         have,
-                        self.minimum,
-                        u32::try_from(gone).unwrap_or(0),
-                        u32::try_from(days).unwrap_or(1),
-                    )
+                        need: rule.minimum,
+                        quarter: Some(q as u8 + 1),
+                        standing,
+                    },
                 };
-                Judgement {
-                    have,
-                    need: self.minimum,
-                    quarter: Some(current as u8 + 1),
-                    standing,
+                if done {
+                    if have < rule.minimum {
+                        return Some(judged(Standing::Short));
+                    }
+                    latest = Some(judged(Standing::Met));
+                } else {
+                    let standing = if have >= rule.minimum {
+                        Standing::Met
+                    } else {
+                        let start = rule.from.max(start);
+                        pro_rata(
+                            have,
+                            rule.minimum,
+                            days_between(start, today),
+                            days_between(start, end),
+                        )
+                    };
+                    return Some(judged(standing));
                 }
             }
+            latest
         }
     }
 }
@@ -325,6 +372,13 @@ fn quarter_start_after(year: i32, quarter0: usize) -> NaiveDate {
     }
 }
 
+/// Days from `from` to `to`, both included; at least one.
+fn days_between(from: NaiveDate, to: NaiveDate) -> u32 {
+    u32::try_from((to - from).num_days() + 1)
+        .unwrap_or(0)
+        .max(1)
+}
+
 /// A rule held against one subject's tally.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Judgement {
@@ -334,18 +388,6 @@ pub struct Judgement {
     /// For a quarterly rule, the quarter judged (1–4): the first one short, or the current.
     pub quarter: Option<u8>,
     pub standing: Standing,
-}
-
-impl Judgement {
-    /// A year not begun yet asks for nothing so far.
-    fn unjudged(need: u32) -> Judgement {
-        Judgement {
-            have: 0,
-            need,
-            quarter: None,
-            standing: Standing::OnTrack,
-        }
-    }
 }
 
 /// What one subject did in one year, by quarter and by what was done: an activity kind's
@@ -398,38 +440,41 @@ pub struct RuleJudgement {
 }
 
 impl SubjectStanding {
-    /// Judges a subject's tally of `year` by `rules`, which must not be empty.
+    /// Judges a subject's tally of `year` as of `today` by every rule of `rules` (a
+    /// congress's, of any date) that binds it, each requirement by the rules of it in force
+    /// over the year ([`judge_slot`]). `None` when no rule binds the subject in the part of the
+    /// year judged.
     #[allow(clippy::too_many_arguments)]
-    pub fn judge<'a>(
+    pub fn judge(
         subject: QuotaSubject,
         id: String,
         name: String,
         group_kind: Option<GroupKind>,
-        rules: impl IntoIterator<Item = &'a QuotaRule>,
+        rules: &[QuotaRule],
         tally: &Tally,
         year: i32,
         today: NaiveDate,
-    ) -> SubjectStanding {
-        let judgements: Vec<RuleJudgement> = rules
-            .into_iter()
-            .map(|r| RuleJudgement {
-                rule: r.clone(),
-                judgement: r.judge(tally, year, today),
-            })
+    ) -> Option<SubjectStanding> {
+        let mut slots: BTreeMap<QuotaSlot, Vec<&QuotaRule>> = BTreeMap::new();
+        for rule in binding(rules, subject, group_kind) {
+            slots.entry(rule.slot()).or_default().push(rule);
+        }
+        let judgements: Vec<RuleJudgement> = slots
+            .values()
+            .filter_map(|of_slot| judge_slot(of_slot, tally, year, today))
             .collect();
         let standing = judgements
             .iter()
             .map(|j| j.judgement.standing)
-            .max_by_key(|s| severity(*s))
-            .unwrap_or(Standing::Met);
-        SubjectStanding {
+            .max_by_key(|s| severity(*s))?;
+        Some(SubjectStanding {
             subject,
             id,
             name,
             group_kind,
             standing,
             judgements,
-        }
+        })
     }
 
     /// Whether the subject is below a minimum: behind during a period, or short after one.
@@ -438,16 +483,15 @@ impl SubjectStanding {
     }
 }
 
-/// The rules of `rules` that bind a subject, in force on `day`.
-pub fn binding<'a>(
-    rules: &'a [QuotaRule],
+/// The rules of `rules` that bind a subject of this kind (and, for a group, of this group
+/// kind), whatever their dates.
+pub fn binding(
+    rules: &[QuotaRule],
     subject: QuotaSubject,
     group_kind: Option<GroupKind>,
-    day: NaiveDate,
-) -> impl Iterator<Item = &'a QuotaRule> + 'a {
+) -> impl Iterator<Item = &QuotaRule> {
     rules.iter().filter(move |r| {
-        r.in_force_on(day)
-            && r.subject == subject
+        r.subject == subject
             && match (subject, group_kind) {
                 (QuotaSubject::Group, Some(kind)) => r.binds_group(kind),
                 (QuotaSubject::Group, None) => r.group_kind.is_none(),
@@ -459,20 +503,6 @@ pub fn binding<'a>(
 /// The day a year is judged as of: `today` during the year, its last day once it is over.
 pub fn judged_on(year: i32, today: NaiveDate) -> NaiveDate {
     NaiveDate::from_ymd_opt(year, 12, 31).map_or(today, |last| today.min(last))
-}
-
-/// A subject held against every rule that binds it: the worst standing, or `None` if no rule
-/// binds it.
-pub fn standing_of<'a>(
-    rules: impl IntoIterator<Item = &'a QuotaRule>,
-    tally: &Tally,
-    year: i32,
-    today: NaiveDate,
-) -> Option<Standing> {
-    rules
-        .into_iter()
-        .map(|r| r.judge(tally, year, today).standing)
-        .max_by_key(|s| severity(*s))
 }
 
 /// Orders standings from best to worst.
@@ -636,27 +666,91 @@ mod tests {
     }
 
     #[test]
-    fn rules_bind_by_subject_group_kind_and_date() {
-        let rule = QuotaRule {
-            until: Some(day(2027, 1, 1)),
-            ..wujin_inspections()
-        };
-        let rules = [rule];
-        let on = day(2026, 5, 1);
-        let binds = |kind| binding(&rules, QuotaSubject::Group, Some(kind), on).count();
+    fn rules_bind_by_subject_and_group_kind() {
+        let rules = [wujin_inspections()];
+        let binds = |kind| binding(&rules, QuotaSubject::Group, Some(kind)).count();
         assert_eq!(binds(GroupKind::Professional), 1);
         assert_eq!(binds(GroupKind::Regional), 0);
+        assert_eq!(binding(&rules, QuotaSubject::Delegate, None).count(), 0);
+    }
+
+    #[test]
+    fn a_rule_changed_during_the_year_judges_only_its_own_part() {
+        // One activity a quarter until July, two from July.
+        let old = QuotaRule {
+            group_kind: None,
+            activity_kinds: BTreeSet::new(),
+            period: QuotaPeriod::Quarter,
+            minimum: 1,
+            from: day(2020, 1, 1),
+            until: Some(day(2026, 7, 1)),
+            ..wujin_inspections()
+        };
+        let new = QuotaRule {
+            minimum: 2,
+            from: day(2026, 7, 1),
+            until: None,
+            ..old.clone()
+        };
+        let mut tally = Tally::default();
+        for on in [
+            day(2026, 2, 1),
+            day(2026, 5, 1),
+            day(2026, 8, 1),
+            day(2026, 9, 1),
+        ] {
+            tally.add(on, "group", 1);
+        }
+        let both = [&old, &new];
+        // The first half met the old minimum of one; the third quarter the new one of two.
+        let j = judge_slot(&both, &tally, 2026, day(2026, 10, 2)).unwrap();
+        assert_eq!(j.rule, new);
+        assert_eq!(j.judgement.quarter, Some(4));
+        assert_eq!(j.judgement.standing, Standing::OnTrack);
+        // Judged by the new rule alone, the first quarter would have failed it.
         assert_eq!(
-            binding(
-                &rules,
-                QuotaSubject::Group,
-                Some(GroupKind::Professional),
-                day(2027, 1, 1)
-            )
-            .count(),
-            0
+            new.judge(&tally, 2026, day(2026, 10, 2)).standing,
+            Standing::OnTrack,
+            "a rule says nothing of the quarters before it"
         );
-        assert_eq!(binding(&rules, QuotaSubject::Delegate, None, on).count(), 0);
+        let mut short = tally.clone();
+        short.quarters[2].clear();
+        short.add(day(2026, 8, 1), "group", 1);
+        let j = judge_slot(&both, &short, 2026, day(2026, 10, 2)).unwrap();
+        assert_eq!(
+            (
+                j.judgement.quarter,
+                j.judgement.have,
+                j.judgement.need,
+                j.judgement.standing
+            ),
+            (Some(3), 1, 2, Standing::Short)
+        );
+        // A rule ended in June judges nothing after it, and a year without any rule nothing.
+        let ended = judge_slot(&[&old], &Tally::default(), 2026, day(2026, 10, 2)).unwrap();
+        assert_eq!(
+            (ended.judgement.quarter, ended.judgement.standing),
+            (Some(1), Standing::Short)
+        );
+        assert!(judge_slot(&[&new], &Tally::default(), 2025, day(2026, 10, 2)).is_none());
+        // A yearly rule from July is judged pro rata over its own days: three by December
+        // asks for one by mid-September (76 of 184 days), none on its first day.
+        let yearly = QuotaRule {
+            period: QuotaPeriod::Year,
+            minimum: 3,
+            from: day(2026, 7, 1),
+            until: None,
+            ..old
+        };
+        let none = Tally::default();
+        assert_eq!(
+            yearly.judge(&none, 2026, day(2026, 7, 1)).standing,
+            Standing::OnTrack
+        );
+        assert_eq!(
+            yearly.judge(&none, 2026, day(2026, 9, 14)).standing,
+            Standing::Behind
+        );
     }
 
     #[test]

@@ -165,6 +165,16 @@ impl Default for QuotaRules {
 }
 
 impl QuotaRules {
+    /// Numbers that seed no rule at all.
+    pub fn none() -> QuotaRules {
+        QuotaRules {
+            group_per_quarter: 0,
+            group_per_year: 0,
+            delegate_receptions: 0,
+            delegate_suggestions: 0,
+        }
+    }
+
     /// The rule records these numbers seed a congress with, in force from `from`.
     pub fn first_rules(self, congress: RegionCode, from: NaiveDate) -> Vec<QuotaRule> {
         super::quota::first_rules(
@@ -232,8 +242,9 @@ pub fn is_reception(tag: Option<&str>) -> bool {
 /// What one record held by a node adds to the raw counts its quotas are judged from, whatever
 /// the record's home: per subject (a group, or a delegate), year, quarter and what was done,
 /// `quota:{group|delegate}:{id}:{year}:{quarter}:{what}`, where `what` is an activity's kind or
-/// [`SUGGESTION`]. An activity counts for the group that held it and for each delegate signed
-/// in; a suggestion for the group it was made in the name of, its lead and its co-signers.
+/// [`SUGGESTION`]. An activity counts for each delegate signed in, and for the group that held
+/// it once anyone signed in; a suggestion for the group it was made in the name of, its lead
+/// and its co-signers.
 /// `people` are the record's `(delegate, role)` rows. The rules decide what of it counts when
 /// the numbers are read ([`QuotaRule::judge`]).
 pub fn quota_contribution(
@@ -262,7 +273,12 @@ pub fn quota_contribution(
         ))
         .or_default() += 1;
     };
-    if let Some(group) = group {
+    // An activity counts for its group once someone signed in: one planned ahead (which
+    // nobody can sign in to before its day) is not yet done.
+    let held = kind != RecordKind::Activity || people.iter().any(|(_, role)| role == "participant");
+    if let Some(group) = group
+        && held
+    {
         add(QuotaSubject::Group, group);
     }
     let mut counted: Vec<&str> = people
@@ -1355,11 +1371,18 @@ mod tests {
         // Judged by the default rules: one reception of three is behind in December.
         let rules = QuotaRules::default().first_rules(code("330411000000"), on);
         let december = NaiveDate::from_ymd_opt(2026, 12, 1).unwrap();
-        let binding = super::super::quota::binding(&rules, QuotaSubject::Delegate, None, december);
-        assert_eq!(
-            super::super::quota::standing_of(binding, &tally, 2026, december),
-            Some(Standing::Behind)
-        );
+        let judged = super::super::quota::SubjectStanding::judge(
+            QuotaSubject::Delegate,
+            "D1".into(),
+            "沈建华".into(),
+            None,
+            &rules,
+            &tally,
+            2026,
+            december,
+        )
+        .unwrap();
+        assert_eq!(judged.standing, Standing::Behind);
         assert_eq!(QuotaRules::as_said_by(&rules), QuotaRules::default());
     }
 

@@ -43,6 +43,8 @@ pub struct StoredState {
     /// `records.addressed_to`: the congress a suggestion was addressed to, as the model derived
     /// it from the stored document.
     pub(super) addressed_to: Option<String>,
+    /// `records.group_id`: for a suggestion, the group it was made in the name of.
+    pub(super) group_id: Option<String>,
 }
 
 impl StoredState {
@@ -167,6 +169,8 @@ pub(super) struct Before {
     pub(super) events: Option<Vec<String>>,
     /// A suggestion's addressed congress, as written.
     pub(super) addressed: Option<String>,
+    /// The group a suggestion was made in the name of, as written.
+    pub(super) group: Option<String>,
 }
 
 impl Before {
@@ -176,6 +180,7 @@ impl Before {
             (None, Some(events)) => Held::Workflow {
                 events,
                 addressed_to: self.addressed.as_deref(),
+                group: self.group.as_deref(),
             },
             (None, None) => Held::Unread,
         }
@@ -263,6 +268,7 @@ pub(super) fn replayed(
             }
             if kind == RecordKind::Suggestion {
                 before.addressed = state.addressed_to.clone();
+                before.group = state.group_id.clone();
             }
             if needs_before(kind) {
                 before.record = Some(Record::from_root(root).map_err(unreadable)?);
@@ -345,6 +351,7 @@ pub(super) fn merged_by_automerge(
             }
             if kind == RecordKind::Suggestion {
                 before.addressed = state.addressed_to.clone();
+                before.group = state.group_id.clone();
             }
             let applied = doc.apply_changes(incoming).map_err(apply_failed)?;
             if applied.is_empty() {
@@ -581,7 +588,7 @@ pub(in crate::store) fn stored_state(
 ) -> Result<Option<StoredState>, StoreError> {
     let row = conn
         .prepare_cached(
-            "SELECT doc, doc_seq, last_seq, heads_hash, addressed_to FROM records WHERE id = ?1",
+            "SELECT doc, doc_seq, last_seq, heads_hash, addressed_to, group_id FROM records WHERE id = ?1",
         )?
         .query_row([id], |r| {
             Ok(StoredState {
@@ -591,6 +598,7 @@ pub(in crate::store) fn stored_state(
                 heads_hash: r.get(3)?,
                 changes: Vec::new(),
                 addressed_to: r.get(4)?,
+                group_id: r.get(5)?,
             })
         })
         .optional()?;
