@@ -298,6 +298,7 @@ pub(crate) async fn populate_with(
                         occupation: "村民委员会主任".into(),
                         station: None,
                         merged_into: None,
+                        merge_route: None,
                         mandates: BTreeMap::new(),
                     };
                     ids.push(
@@ -556,6 +557,7 @@ pub async fn run(args: BenchArgs) -> Result<()> {
                 occupation: "农业合作社理事长".into(),
                 station: None,
                 merged_into: None,
+                merge_route: None,
                 mandates: BTreeMap::new(),
             };
             let mut seat = seat(14);

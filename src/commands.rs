@@ -425,6 +425,7 @@ impl Session {
                     occupation: a.occupation,
                     station: None,
                     merged_into: None,
+                    merge_route: None,
                     mandates: BTreeMap::new(),
                 };
                 let contact = Contact {

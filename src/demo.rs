@@ -104,6 +104,7 @@ fn delegate(name: String, n: usize) -> Delegate {
         occupation: "村民委员会主任".into(),
         station: None,
         merged_into: None,
+        merge_route: None,
         mandates: BTreeMap::new(),
     }
 }

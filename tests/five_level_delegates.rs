@@ -26,6 +26,7 @@ fn person(name: &str) -> Delegate {
         occupation: "教师".into(),
         station: None,
         merged_into: None,
+        merge_route: None,
         mandates: BTreeMap::new(),
     }
 }
@@ -451,10 +452,13 @@ async fn a_province_grants_a_township_delegate_a_seat_by_reference() {
 /// A person registered twice at a township is merged: the township's two seats become one;
 /// the county's seat, granted to the record merged away, signs the person kept in and passes to
 /// them when the county applies the merge; the city, which granted both records a seat, keeps
-/// one; and what either record took part in counts for the person kept at every level.
+/// one; the province, above the full-record depth, receives the redirect too and passes its
+/// seat on by reference; and what either record took part in counts for the person kept at
+/// every level.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_person_registered_twice_is_merged_and_counted_once_everywhere() {
     let fed = Federation::start(&[
+        (PROVINCE, "浙江省人大常委会"),
         (CITY, "嘉兴市人大常委会"),
         (XIUZHOU, "秀洲区人大常委会"),
         (WANGDIAN, "王店镇人大主席团"),
@@ -481,6 +485,16 @@ async fn a_person_registered_twice_is_merged_and_counted_once_everywhere() {
     grant_seat(&county, twice, 9, &[]).await;
     grant_seat(&city, twice, 10, &[]).await;
     grant_seat(&city, kept, 10, &[]).await;
+    let province = fed.node(PROVINCE).store.clone();
+    let by_reference = PersonRef {
+        id: twice,
+        home: code(WANGDIAN),
+        name: "陆秀英".into(),
+    };
+    province
+        .write(move |tx| office::grant_mandate_to(tx, "staff", by_reference, seat(14, &[])))
+        .await
+        .unwrap();
     fed.settle().await;
 
     // Only the township decides the merge of its own record.
@@ -515,7 +529,7 @@ async fn a_person_registered_twice_is_merged_and_counted_once_everywhere() {
     );
     assert_eq!(
         a.participants[&kept].congresses,
-        vec![code(CITY), code(XIUZHOU), code(WANGDIAN)]
+        vec![code(PROVINCE), code(CITY), code(XIUZHOU), code(WANGDIAN)]
     );
     let first = activities[1];
     let again = township
@@ -527,9 +541,21 @@ async fn a_person_registered_twice_is_merged_and_counted_once_everywhere() {
         "{again}"
     );
 
-    // The county and the city apply the merge to their own seats once it has reached them:
-    // the county's passes to the person kept, the city's second seat counts no more.
-    for store in [&county, &city] {
+    // The redirect climbed as high as the merged record's seats: to the province, which holds
+    // no township person.
+    let redirect = province.call(move |s| s.get(&twice)).await.unwrap();
+    let renda_node::record::Body::Delegate(redirect) = redirect.body else {
+        panic!("a person")
+    };
+    assert_eq!(redirect.merged_into, Some(kept));
+    assert!(
+        province.call(move |s| s.get(&kept)).await.is_err(),
+        "the province does not hold the person kept"
+    );
+    // The county, the city and the province apply the merge to their own seats once it has
+    // reached them: the county's and the province's pass to the person kept (the province's by
+    // reference), the city's second seat counts no more.
+    for store in [&county, &city, &province] {
         store
             .write(move |tx| office::merge_persons(tx, &twice, &kept, today))
             .await
@@ -583,6 +609,30 @@ async fn a_person_registered_twice_is_merged_and_counted_once_everywhere() {
             .await
             .unwrap();
         assert!(differences.is_empty(), "{region}: {differences:?}");
+    }
+    let rollup = rollup_at(&province, PROVINCE).await;
+    assert_eq!(
+        rollup.own.delegate_quota.total, 1,
+        "the province: one person"
+    );
+    assert_eq!(rollup.own.delegates.get("province/serving"), Some(&1));
+    let seat = province
+        .call(move |s| s.mandates_of(&kept))
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|(h, _)| h.home == code(PROVINCE))
+        .expect("the province's seat passed to the person kept");
+    assert_eq!(seat.1.person_home, code(WANGDIAN));
+    for id in [kept, twice] {
+        let duty = province
+            .call(move |s| s.duty_record(&id, year))
+            .await
+            .unwrap();
+        assert_eq!(
+            duty.delegate.header.id, seat.0.id,
+            "the seat the province granted"
+        );
     }
     fed.assert_derived_columns_sound().await;
 }

@@ -574,6 +574,7 @@ async fn a_child_asking_for_what_it_may_not_hold_gets_none_of_it() {
             occupation: "教师".into(),
             station: None,
             merged_into: None,
+            merge_route: None,
             mandates: BTreeMap::new(),
         };
         let contact = office::Contact {

@@ -43,6 +43,7 @@ async fn add_delegate(
         occupation: "村委会主任".into(),
         station: None,
         merged_into: None,
+        merge_route: None,
         mandates: BTreeMap::new(),
     };
     let contact = Contact {

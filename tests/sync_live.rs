@@ -55,6 +55,7 @@ async fn live_links_carry_writes_up_four_hops_and_notices_down() {
         occupation: "农业合作社理事长".into(),
         station: None,
         merged_into: None,
+        merge_route: None,
         mandates: BTreeMap::new(),
     };
     let seat = SeatDraft {

@@ -657,21 +657,43 @@ pub fn merge_persons(
     let Body::Delegate(mut merged) = from_record.body else {
         unreachable!("require_kind checked the kind")
     };
-    let into_record = require_kind(tx, "into", into, RecordKind::Delegate)?;
-    let Body::Delegate(kept) = &into_record.body else {
-        unreachable!("require_kind checked the kind")
-    };
     if from == into {
         return Err(ValidationError::new("into", "不能把人员合并到其自身").into());
     }
-    if kept.merged_into.is_some() {
-        return Err(ValidationError::new(
-            "into",
-            format!("{} 已合并到其他人员，请合并到最终保留的人员", kept.name),
-        )
-        .into());
-    }
     let deciding = from_record.header.home == me;
+    // The person kept: held here, or, at a congress above the full-record depth that holds
+    // only the redirect, known by the id, home and name the redirect carries.
+    let (kept_home, kept_name, kept_legacy) = match tx.get(into) {
+        Err(StoreError::NotFound { .. })
+            if !deciding && merged.merged_into == Some(*into) && merged.merge_route.is_some() =>
+        {
+            let route = merged.merge_route.map(|r| r.into_home);
+            (
+                route.unwrap_or(from_record.header.home),
+                merged.name.clone(),
+                Vec::new(),
+            )
+        }
+        _ => {
+            let into_record = require_kind(tx, "into", into, RecordKind::Delegate)?;
+            let Body::Delegate(kept) = into_record.body else {
+                unreachable!("require_kind checked the kind")
+            };
+            if kept.merged_into.is_some() {
+                return Err(ValidationError::new(
+                    "into",
+                    format!("{} 已合并到其他人员，请合并到最终保留的人员", kept.name),
+                )
+                .into());
+            }
+            let legacy: Vec<(RegionCode, u32)> = kept
+                .mandates
+                .values()
+                .map(|m| (m.congress, m.term))
+                .collect();
+            (into_record.header.home, kept.name, legacy)
+        }
+    };
     match merged.merged_into {
         None if deciding => {}
         None => {
@@ -694,11 +716,16 @@ pub fn merge_persons(
         kept_seats
             .iter()
             .any(|(h, m)| h.home == me && m.congress == me && m.term == term)
-            || kept
-                .mandates
-                .values()
-                .any(|m| m.congress == me && m.term == term)
+            || kept_legacy.iter().any(|(c, t)| *c == me && *t == term)
     };
+    // How high the merged person's seats reach, for the redirect to climb there.
+    let mut up_to = me.level();
+    for (_, seat) in tx.mandates_of(from)? {
+        up_to = up_to.min(Some(seat.level)).or(Some(seat.level));
+    }
+    for legacy in merged.mandates.values() {
+        up_to = up_to.min(Some(legacy.level)).or(Some(legacy.level));
+    }
     let mut passed = 0;
     for (header, mut seat) in tx.mandates_of(from)? {
         if header.home != me || seat.status == MandateStatus::Merged {
@@ -709,8 +736,8 @@ pub fn merge_persons(
             seat.status_since = Some(on);
         } else {
             seat.person = *into;
-            seat.person_home = into_record.header.home;
-            seat.name = kept.name.clone();
+            seat.person_home = kept_home;
+            seat.name = kept_name.clone();
         }
         seat.validate(&me)?;
         write_fields(tx, &header.id, &seat, "merge persons")?;
@@ -724,8 +751,8 @@ pub fn merge_persons(
         }
         let person = PersonRef {
             id: *into,
-            home: into_record.header.home,
-            name: kept.name.clone(),
+            home: kept_home,
+            name: kept_name.clone(),
         };
         let seat = SeatDraft {
             term: legacy.term,
@@ -751,9 +778,17 @@ pub fn merge_persons(
             )
             .into());
         }
-        return tx.get(into);
+        // The person kept, or the redirect where only that reached this congress.
+        return match tx.get(into) {
+            Err(StoreError::NotFound { .. }) => tx.get(from),
+            found => found,
+        };
     }
     merged.merged_into = Some(*into);
+    merged.merge_route = up_to.map(|up_to| crate::record::delegate::MergeRoute {
+        into_home: kept_home,
+        up_to,
+    });
     write_fields(tx, from, &merged, "merge persons")
 }
 

@@ -1,5 +1,5 @@
-//! The stored forms protocol version 6 added: a congress's duty rule (`quota_rule`) and a
-//! suggestion made in a group's name. Both committed fixtures must keep loading, routing and
+//! The stored forms protocol version 6 added: a congress's duty rule (`quota_rule`), a
+//! suggestion made in a group's name, and a merged person's redirect with its route. Both committed fixtures must keep loading, routing and
 //! counting as they do here in every later release; each is written once
 //! (`RENDA_WRITE_FIXTURES=1`) and never edited.
 
@@ -147,4 +147,43 @@ fn a_suggestion_in_a_groups_name_counts_for_the_group() {
             format!("quota:group:{group}:2026:1:suggestion"),
         ]
     );
+}
+
+#[test]
+fn a_merged_persons_redirect_climbs_as_high_as_its_seats() {
+    let header = header(
+        "01KBKM0ZZ00000000000000005",
+        RecordKind::Delegate,
+        "330411101000",
+    );
+    let fields = serde_json::json!({
+        "name": "陆秀英", "gender": "female", "birth_year": 1975, "ethnicity": null,
+        "party": null, "occupation": "教师", "station": null, "mandates": {},
+        "merged_into": "01KBKM0ZZ00000000000000006",
+        "merge_route": { "into_home": "330411101000", "up_to": "province" }
+    });
+    let record = load("delegate-merge-route-v6.automerge", &header, fields);
+    let Body::Delegate(person) = &record.body else {
+        panic!("a person")
+    };
+    assert_eq!(
+        person.merged_into.map(|id| id.to_string()).as_deref(),
+        Some("01KBKM0ZZ00000000000000006")
+    );
+    let hints = RouteHints::of(&record);
+    assert!(
+        holds(
+            &code("330000000000"),
+            &record.header,
+            &hints,
+            &RoutePolicy::default()
+        ),
+        "the province that granted a seat holds the redirect"
+    );
+    assert!(!holds(
+        &code("000000000000"),
+        &record.header,
+        &hints,
+        &RoutePolicy::default()
+    ));
 }

@@ -31,7 +31,9 @@
 /// version-5 node cannot read and would refuse every batch carrying; a suggestion may name the
 /// group it was made in the name of (`group`), which a version-5 node would not count toward
 /// the group's quota; rollups judge quotas by rule records and say where each subject stands
-/// (`on_track`, `behind`, `short`).
+/// (`on_track`, `behind`, `short`). Records of kind `motion` (议案) are new too, and a merged
+/// person's redirect names how high it must climb (`merge_route`), which a version-5 node
+/// would not route to a province that granted the duplicate a seat.
 pub const PROTOCOL_VERSION: u32 = 6;
 
 pub mod v1 {

@@ -175,6 +175,7 @@ pub async fn add_delegate(store: &StoreHandle, congress: RegionCode, name: Strin
         occupation: "村民委员会主任".into(),
         station: None,
         merged_into: None,
+        merge_route: None,
         mandates: BTreeMap::new(),
     };
     store

@@ -48,8 +48,14 @@ impl RouteHints {
                 owner_level: a.highest_participant_level(),
                 ..RouteHints::default()
             },
+            // A merged person's redirect also climbs as high as the seats it held.
             Body::Delegate(d) => RouteHints {
-                owner_level: d.mandates.values().map(|m| m.level).min(),
+                owner_level: d
+                    .mandates
+                    .values()
+                    .map(|m| m.level)
+                    .chain(d.merge_route.map(|r| r.up_to))
+                    .min(),
                 ..RouteHints::default()
             },
             Body::Group(g) => RouteHints {

@@ -1744,6 +1744,7 @@ mod tests {
                 occupation: "农民".into(),
                 station: None,
                 merged_into: None,
+                merge_route: None,
                 mandates: std::collections::BTreeMap::new(),
             };
             let seat = office::SeatDraft {

@@ -9,7 +9,7 @@ use rusqlite::{Connection, OptionalExtension};
 use super::{ListQuery, ListRow, Store, StoreError, WriteTx};
 use crate::record::group::GroupKind;
 use crate::record::projection::FilterKeys;
-use crate::record::quota::{QuotaRule, QuotaSubject, SUGGESTION, SubjectStanding, Tally, binding};
+use crate::record::quota::{QuotaRule, QuotaSubject, RuleBook, SUGGESTION, SubjectStanding, Tally};
 use crate::record::rollup::{
     CountedRow, Metrics, Period, Quota, QuotaRules, Rollup, RollupRules, add_quota_counter,
     contribution, quota_contribution, quota_counter_range,
@@ -476,29 +476,24 @@ fn rules_of_year(
         .collect())
 }
 
-/// Where each group and delegate of the congress at `me` stands against its rules of `year`
-/// as of `today`, tallied from the counters or, for a check, from the records; with the rules
-/// of the year they were judged by.
-fn standings(
+/// Calls `judged` with each group and delegate of the congress at `me` that a rule of `book`
+/// binds, and its tally of `year`: from the counters or, for a check, from the records.
+fn each_tally(
     conn: &Connection,
     me: &RegionCode,
     year: i32,
-    today: NaiveDate,
+    book: &RuleBook<'_>,
     from_records: bool,
     named: bool,
-) -> Result<(Vec<QuotaRule>, Vec<SubjectStanding>), StoreError> {
-    let rules = rules_of_year(conn, me, year)?;
+    mut judged: impl FnMut(QuotaSubjectRow, &Tally),
+) -> Result<(), StoreError> {
     let recounted = if from_records {
         Some(tallies_from_records(conn, year)?)
     } else {
         None
     };
-    let mut out = Vec::new();
     for subject in quota_subjects(conn, me, named)? {
-        if binding(&rules, subject.subject, subject.group_kind)
-            .next()
-            .is_none()
-        {
+        if !book.binds(subject.subject, subject.group_kind) {
             continue;
         }
         let tally = match &recounted {
@@ -513,18 +508,73 @@ fn standings(
                 tally
             }
         };
-        out.extend(SubjectStanding::judge(
-            subject.subject,
-            subject.id,
-            subject.name,
-            subject.group_kind,
-            &rules,
-            &tally,
-            year,
-            today,
-        ));
+        judged(subject, &tally);
     }
+    Ok(())
+}
+
+/// Where each group and delegate of the congress at `me` stands against its rules of `year`
+/// as of `today`, tallied from the counters or, for a check, from the records; with the rules
+/// of the year they were judged by.
+fn standings(
+    conn: &Connection,
+    me: &RegionCode,
+    year: i32,
+    today: NaiveDate,
+    from_records: bool,
+    named: bool,
+) -> Result<(Vec<QuotaRule>, Vec<SubjectStanding>), StoreError> {
+    let rules = rules_of_year(conn, me, year)?;
+    let book = RuleBook::new(&rules);
+    let mut out = Vec::new();
+    each_tally(
+        conn,
+        me,
+        year,
+        &book,
+        from_records,
+        named,
+        |subject, tally| {
+            out.extend(SubjectStanding::judge(
+                subject.subject,
+                subject.id,
+                subject.name,
+                subject.group_kind,
+                &book,
+                tally,
+                year,
+                today,
+            ));
+        },
+    )?;
     Ok((rules, out))
+}
+
+/// The groups' and the delegates' quota figures of the congress at `me` this year, as a
+/// rollup counts them (the standings alone, nothing copied per subject), and the rules in
+/// force today.
+fn quota_figures(
+    conn: &Connection,
+    me: &RegionCode,
+    today: NaiveDate,
+) -> Result<(Quota, Quota, Vec<QuotaRule>), StoreError> {
+    use chrono::Datelike;
+    let year = today.year();
+    let rules = rules_of_year(conn, me, year)?;
+    let book = RuleBook::new(&rules);
+    let (mut groups, mut delegates) = (Quota::default(), Quota::default());
+    each_tally(conn, me, year, &book, false, false, |subject, tally| {
+        if let Some(standing) =
+            book.standing(subject.subject, subject.group_kind, tally, year, today)
+        {
+            match subject.subject {
+                QuotaSubject::Group => groups.count(standing),
+                QuotaSubject::Delegate => delegates.count(standing),
+            }
+        }
+    })?;
+    let in_force = rules.into_iter().filter(|r| r.in_force_on(today)).collect();
+    Ok((groups, delegates, in_force))
 }
 
 /// The groups' and the delegates' quota figures of a list of standings.
@@ -602,12 +652,27 @@ impl Store {
             Ok(record) if record.header.kind == RecordKind::Delegate => record,
             Ok(_) => return Err(not_found()),
             Err(StoreError::NotFound { .. }) => {
+                // The seat may still name a record merged into the person, where this
+                // congress has not applied the merge yet.
                 let me = self.node.region;
-                let (header, _) = self
-                    .mandates_of(delegate)?
-                    .into_iter()
-                    .find(|(h, _)| h.home == me)
-                    .ok_or_else(not_found)?;
+                let mut named = vec![delegate.to_string()];
+                named.extend(
+                    merged_into_each(&redirects)
+                        .remove(&delegate.to_string())
+                        .unwrap_or_default(),
+                );
+                let mut seat = None;
+                for id in named {
+                    let id = RecordId::parse("id", &id)?;
+                    seat = self
+                        .mandates_of(&id)?
+                        .into_iter()
+                        .find(|(h, _)| h.home == me);
+                    if seat.is_some() {
+                        break;
+                    }
+                }
+                let (header, _) = seat.ok_or_else(not_found)?;
                 self.get(&header.id)?
             }
             Err(e) => return Err(e),
@@ -669,7 +734,7 @@ impl Store {
                 record.header.id.to_string(),
                 String::new(),
                 None,
-                &rules_of_year(&self.conn, &me, year)?,
+                &RuleBook::new(&rules_of_year(&self.conn, &me, year)?),
                 &tally,
                 year,
                 today,
@@ -869,16 +934,11 @@ impl WriteTx<'_> {
         now: DateTime<Utc>,
         rules: &RollupRules,
     ) -> Result<Rollup, StoreError> {
-        use chrono::Datelike;
         let me = self.node.region;
         let today = crate::calendar::day_of(now);
         let mut own = own_from_counters(&self.tx, today)?;
-        let (of_year, standings) = standings(&self.tx, &me, today.year(), today, false, false)?;
-        let in_force: Vec<QuotaRule> = of_year
-            .into_iter()
-            .filter(|rule| rule.in_force_on(today))
-            .collect();
-        (own.group_quota, own.delegate_quota) = quota_totals(&standings);
+        let in_force;
+        (own.group_quota, own.delegate_quota, in_force) = quota_figures(&self.tx, &me, today)?;
         let mut held = rollups(
             |id| self.get(id),
             &self.tx,

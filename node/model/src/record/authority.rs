@@ -218,7 +218,8 @@ pub fn check_incoming<'a>(
             // changes or goes away after.
             let home = after.header.home;
             let was_merged = was.and_then(|w| w.merged_into);
-            if now.merged_into != was_merged {
+            let was_routed = was.and_then(|w| w.merge_route);
+            if now.merged_into != was_merged || now.merge_route != was_routed {
                 let lawful =
                     was_merged.is_none() && now.merged_into != Some(*id) && writers.contains(&home);
                 if !lawful {
@@ -451,6 +452,7 @@ mod tests {
                 occupation: "教师".into(),
                 station: None,
                 merged_into: None,
+                merge_route: None,
                 mandates: mandates.into_iter().collect(),
             }),
         }

@@ -109,6 +109,21 @@ pub struct Delegate {
     /// sign-in and duty record follows it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub merged_into: Option<RecordId>,
+    /// Written with `merged_into`: where the redirect must reach ([`MergeRoute`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub merge_route: Option<MergeRoute>,
+}
+
+/// Where a merged person's redirect must reach, so that every congress that granted the
+/// person a seat holds it, above the full-record depth too (a province).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MergeRoute {
+    /// The home of the person kept: a congress that does not hold that record passes its seats
+    /// on by reference.
+    pub into_home: RegionCode,
+    /// The highest level at which the merged person held a seat when merged; the redirect
+    /// climbs that far.
+    pub up_to: Level,
 }
 
 impl Delegate {
@@ -202,6 +217,7 @@ mod tests {
             occupation: "村党总支书记".into(),
             station: None,
             merged_into: None,
+            merge_route: None,
             mandates: mandates
                 .into_iter()
                 .map(|m| (LegacyMandate::key(&m.congress, m.term), m))

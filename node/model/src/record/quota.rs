@@ -235,7 +235,7 @@ impl QuotaRule {
     /// [`judge_slot`], which also takes the rules this one replaced or was replaced by).
     pub fn judge(&self, tally: &Tally, year: i32, today: NaiveDate) -> Judgement {
         judge_slot(&[self], tally, year, today)
-            .map(|j| j.judgement)
+            .map(|(_, j)| j)
             .unwrap_or(Judgement {
                 have: 0,
                 need: self.minimum,
@@ -253,12 +253,12 @@ impl QuotaRule {
 /// A year is judged by the rule in force on the day judged ([`judged_on`]), pro rata over the
 /// days from its start (or the rule's first day, if later) while the year runs. `None` when no
 /// rule applied to any part of the year judged so far.
-pub fn judge_slot(
-    rules: &[&QuotaRule],
+pub fn judge_slot<'a>(
+    rules: &[&'a QuotaRule],
     tally: &Tally,
     year: i32,
     today: NaiveDate,
-) -> Option<RuleJudgement> {
+) -> Option<(&'a QuotaRule, Judgement)> {
     let first = NaiveDate::from_ymd_opt(year, 1, 1)?;
     let last = NaiveDate::from_ymd_opt(year, 12, 31)?;
     if today < first {
@@ -289,15 +289,15 @@ pub fn judge_slot(
                     days_between(start, last),
                 )
             };
-            Some(RuleJudgement {
-                rule: rule.clone(),
-                judgement: Judgement {
+            Some((
+                rule,
+                Judgement {
                     have,
                     need: rule.minimum,
                     quarter: None,
                     standing,
                 },
-            })
+            ))
         }
         QuotaPeriod::Quarter => {
             let running = if year_over {
@@ -317,14 +317,16 @@ pub fn judge_slot(
                     continue;
                 };
                 let have = rule.by_quarter(tally)[q];
-                let judged = |standing| RuleJudgement {
-                    rule: rule.clone(),
-                    judgement: Judgement {
-                        have,
-                        need: rule.minimum,
-                        quarter: Some(q as u8 + 1),
-                        standing,
-                    },
+                let judged = |standing| {
+                    (
+                        rule,
+                        Judgement {
+                            have,
+                            need: rule.minimum,
+                            quarter: Some(q as u8 + 1),
+                            standing,
+                        },
+                    )
                 };
                 if done {
                     if have < rule.minimum {
@@ -439,29 +441,96 @@ pub struct RuleJudgement {
     pub judgement: Judgement,
 }
 
+/// A congress's rules grouped by requirement ([`QuotaSlot`]) once, so that judging its many
+/// groups and delegates neither groups nor copies rules per subject.
+pub struct RuleBook<'a> {
+    slots: Vec<Vec<&'a QuotaRule>>,
+}
+
+impl<'a> RuleBook<'a> {
+    pub fn new(rules: &'a [QuotaRule]) -> RuleBook<'a> {
+        let mut slots: BTreeMap<QuotaSlot, Vec<&'a QuotaRule>> = BTreeMap::new();
+        for rule in rules {
+            slots.entry(rule.slot()).or_default().push(rule);
+        }
+        RuleBook {
+            slots: slots.into_values().collect(),
+        }
+    }
+
+    /// The requirements that bind a subject of this kind (and, for a group, group kind).
+    fn binding(
+        &self,
+        subject: QuotaSubject,
+        group_kind: Option<GroupKind>,
+    ) -> impl Iterator<Item = &Vec<&'a QuotaRule>> {
+        self.slots.iter().filter(move |of_slot| {
+            of_slot.first().is_some_and(|r| {
+                binding(std::slice::from_ref(*r), subject, group_kind)
+                    .next()
+                    .is_some()
+            })
+        })
+    }
+
+    /// Whether any rule binds such a subject, whatever its dates.
+    pub fn binds(&self, subject: QuotaSubject, group_kind: Option<GroupKind>) -> bool {
+        self.binding(subject, group_kind).next().is_some()
+    }
+
+    /// Each requirement binding the subject held against its tally of `year` as of `today`
+    /// ([`judge_slot`]).
+    pub fn judge(
+        &self,
+        subject: QuotaSubject,
+        group_kind: Option<GroupKind>,
+        tally: &Tally,
+        year: i32,
+        today: NaiveDate,
+    ) -> Vec<(&'a QuotaRule, Judgement)> {
+        self.binding(subject, group_kind)
+            .filter_map(|of_slot| judge_slot(of_slot, tally, year, today))
+            .collect()
+    }
+
+    /// The worst standing of [`RuleBook::judge`]; `None` when nothing was judged.
+    pub fn standing(
+        &self,
+        subject: QuotaSubject,
+        group_kind: Option<GroupKind>,
+        tally: &Tally,
+        year: i32,
+        today: NaiveDate,
+    ) -> Option<Standing> {
+        self.judge(subject, group_kind, tally, year, today)
+            .into_iter()
+            .map(|(_, j)| j.standing)
+            .max_by_key(|s| severity(*s))
+    }
+}
+
 impl SubjectStanding {
-    /// Judges a subject's tally of `year` as of `today` by every rule of `rules` (a
-    /// congress's, of any date) that binds it, each requirement by the rules of it in force
-    /// over the year ([`judge_slot`]). `None` when no rule binds the subject in the part of the
-    /// year judged.
+    /// Judges a subject's tally of `year` as of `today` by every rule of `book` that binds
+    /// it, each requirement by the rules of it in force over the year ([`judge_slot`]). `None`
+    /// when no rule binds the subject in the part of the year judged.
     #[allow(clippy::too_many_arguments)]
     pub fn judge(
         subject: QuotaSubject,
         id: String,
         name: String,
         group_kind: Option<GroupKind>,
-        rules: &[QuotaRule],
+        book: &RuleBook<'_>,
         tally: &Tally,
         year: i32,
         today: NaiveDate,
     ) -> Option<SubjectStanding> {
-        let mut slots: BTreeMap<QuotaSlot, Vec<&QuotaRule>> = BTreeMap::new();
-        for rule in binding(rules, subject, group_kind) {
-            slots.entry(rule.slot()).or_default().push(rule);
-        }
-        let judgements: Vec<RuleJudgement> = slots
-            .values()
-            .filter_map(|of_slot| judge_slot(of_slot, tally, year, today))
+        let judgements: Vec<RuleJudgement> = book
+            .judge(subject, group_kind, tally, year, today)
+            .into_iter()
+            .map(|(rule, judgement)| RuleJudgement {
+                rule: rule.clone(),
+                judgement,
+            })
             .collect();
         let standing = judgements
             .iter()
@@ -703,10 +772,10 @@ mod tests {
         }
         let both = [&old, &new];
         // The first half met the old minimum of one; the third quarter the new one of two.
-        let j = judge_slot(&both, &tally, 2026, day(2026, 10, 2)).unwrap();
-        assert_eq!(j.rule, new);
-        assert_eq!(j.judgement.quarter, Some(4));
-        assert_eq!(j.judgement.standing, Standing::OnTrack);
+        let (rule, j) = judge_slot(&both, &tally, 2026, day(2026, 10, 2)).unwrap();
+        assert_eq!(rule, &new);
+        assert_eq!(j.quarter, Some(4));
+        assert_eq!(j.standing, Standing::OnTrack);
         // Judged by the new rule alone, the first quarter would have failed it.
         assert_eq!(
             new.judge(&tally, 2026, day(2026, 10, 2)).standing,
@@ -716,22 +785,14 @@ mod tests {
         let mut short = tally.clone();
         short.quarters[2].clear();
         short.add(day(2026, 8, 1), "group", 1);
-        let j = judge_slot(&both, &short, 2026, day(2026, 10, 2)).unwrap();
+        let (_, j) = judge_slot(&both, &short, 2026, day(2026, 10, 2)).unwrap();
         assert_eq!(
-            (
-                j.judgement.quarter,
-                j.judgement.have,
-                j.judgement.need,
-                j.judgement.standing
-            ),
+            (j.quarter, j.have, j.need, j.standing),
             (Some(3), 1, 2, Standing::Short)
         );
         // A rule ended in June judges nothing after it, and a year without any rule nothing.
-        let ended = judge_slot(&[&old], &Tally::default(), 2026, day(2026, 10, 2)).unwrap();
-        assert_eq!(
-            (ended.judgement.quarter, ended.judgement.standing),
-            (Some(1), Standing::Short)
-        );
+        let (_, ended) = judge_slot(&[&old], &Tally::default(), 2026, day(2026, 10, 2)).unwrap();
+        assert_eq!((ended.quarter, ended.standing), (Some(1), Standing::Short));
         assert!(judge_slot(&[&new], &Tally::default(), 2025, day(2026, 10, 2)).is_none());
         // A yearly rule from July is judged pro rata over its own days: three by December
         // asks for one by mid-September (76 of 184 days), none on its first day.

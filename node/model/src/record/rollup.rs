@@ -1376,7 +1376,7 @@ mod tests {
             "D1".into(),
             "沈建华".into(),
             None,
-            &rules,
+            &super::super::quota::RuleBook::new(&rules),
             &tally,
             2026,
             december,

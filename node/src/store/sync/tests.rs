@@ -65,6 +65,7 @@ fn town_delegate(name: &str) -> crate::record::delegate::Delegate {
         occupation: "村党总支书记".into(),
         station: None,
         merged_into: None,
+        merge_route: None,
         mandates: Default::default(),
     }
 }
