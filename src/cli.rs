@@ -720,6 +720,12 @@ pub enum MotionCmd {
     },
     List(ListArgs),
     Show(IdArg),
+    /// The special committees (专门委员会) this congress has, which motions may be referred to
+    /// and which may propose them; `--add` registers one.
+    Committees {
+        #[arg(long = "add")]
+        add: Vec<String>,
+    },
 }
 
 #[derive(Args, Debug)]

@@ -1051,6 +1051,29 @@ impl Session {
                     .await?;
                 self.print_step(&r)
             }
+            MotionCmd::Committees { add } => {
+                let known = self
+                    .store
+                    .write(move |tx| {
+                        for name in &add {
+                            if tx.add_special_committee(name)? {
+                                eprintln!("已登记专门委员会：{}", name.trim());
+                            }
+                        }
+                        tx.special_committees()
+                    })
+                    .await?;
+                if self.json {
+                    println!("{}", serde_json::to_string_pretty(&known)?);
+                } else if known.is_empty() {
+                    println!("本级人大没有登记专门委员会");
+                } else {
+                    for name in known {
+                        println!("{name}");
+                    }
+                }
+                Ok(())
+            }
             MotionCmd::List(l) => self.list(RecordKind::Motion, &l, None).await,
             MotionCmd::Show(i) => self.show(RecordKind::Motion, &i.id).await,
         }

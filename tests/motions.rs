@@ -42,6 +42,8 @@ fn submit_args<'a>(signers: &'a [String], date: &'a str) -> Vec<&'a str> {
 fn a_county_motion_needs_ten_signers_and_can_become_a_suggestion() {
     let county = Node::init(XIUZHOU, "秀洲区人大常委会");
     let signers = delegates(&county, 10);
+    let listed = county.ok(&["motion", "committees", "--add", "法制委员会"]);
+    assert!(listed.contains("法制委员会"), "{listed}");
 
     // Nine are refused, by field and rule, and nothing is written.
     let before = county.change_count();
@@ -145,6 +147,23 @@ fn a_county_motion_needs_ten_signers_and_can_become_a_suggestion() {
         2,
     );
     assert!(err.contains("delegation"), "{err}");
+    // Only to a committee the county has.
+    let err = county.fails(
+        &[
+            "motion",
+            "decide",
+            &body,
+            "--refer",
+            "财政经济委员会",
+            "--date",
+            "2026-01-22",
+        ],
+        2,
+    );
+    assert!(
+        err.contains("committee") && err.contains("法制委员会"),
+        "{err}"
+    );
     // A motion from a body is referred to a committee and then listed; it cannot become a
     // delegate's suggestion.
     county.ok(&[

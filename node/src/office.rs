@@ -1348,10 +1348,16 @@ pub fn submit_motion(
         ProposerDraft::Delegation(name) => Proposer::Delegation {
             name: name.trim().to_string(),
         },
-        ProposerDraft::Body { body, name } => Proposer::Body {
-            body,
-            name: name.map(|n| n.trim().to_string()),
-        },
+        ProposerDraft::Body { body, name } => {
+            let name = name.map(|n| n.trim().to_string());
+            if body == ProposingBody::SpecialCommittee
+                && congress.level() != Some(Level::Township)
+                && let Some(name) = &name
+            {
+                committee_exists(tx, name)?;
+            }
+            Proposer::Body { body, name }
+        }
     };
     let fields = MotionFields {
         title: draft.title.trim().to_string(),
@@ -1386,6 +1392,24 @@ pub fn submit_motion(
     Ok(header)
 }
 
+/// Refuses a special committee this congress has not registered (`renda motion committee add`):
+/// a motion goes to a committee only where one exists.
+fn committee_exists(tx: &WriteTx<'_>, name: &str) -> Result<(), StoreError> {
+    let known = tx.special_committees()?;
+    if known.iter().any(|k| k == name) {
+        return Ok(());
+    }
+    Err(ValidationError::new(
+        "committee",
+        if known.is_empty() {
+            format!("本级人大没有登记专门委员会，不能交“{name}”审议；设有专门委员会的，请先登记（renda motion committee add）")
+        } else {
+            format!("本级人大没有名为“{name}”的专门委员会，已登记的有：{}", known.join("、"))
+        },
+    )
+    .into())
+}
+
 /// The 主席团's decision on a motion, as the secretariat enters it.
 #[derive(Clone, Debug)]
 pub enum DecisionDraft {
@@ -1413,9 +1437,14 @@ pub fn decide_motion(
     };
     let decision = match decision {
         DecisionDraft::ListOnAgenda => MotionDecision::ListOnAgenda,
-        DecisionDraft::ReferToCommittee(committee) => MotionDecision::ReferToCommittee {
-            committee: committee.trim().to_string(),
-        },
+        DecisionDraft::ReferToCommittee(committee) => {
+            let committee = committee.trim().to_string();
+            // A township congress has no committees at all, which the workflow says itself.
+            if tx.node().region.level() != Some(Level::Township) {
+                committee_exists(tx, &committee)?;
+            }
+            MotionDecision::ReferToCommittee { committee }
+        }
         DecisionDraft::ConvertToSuggestion { category } => {
             let Proposer::Delegates {
                 lead, cosigners, ..

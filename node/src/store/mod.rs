@@ -937,6 +937,11 @@ impl Store {
         Ok((aside, store.node.clone()))
     }
 
+    /// The special committees this node's congress has, by name.
+    pub fn special_committees(&self) -> Result<Vec<String>, StoreError> {
+        special_committees(&self.conn)
+    }
+
     /// Records whose stored columns (heads, route, list columns, people) differ from what their
     /// documents, loaded by automerge, derive; each as "id: column". Empty on a sound node. A
     /// receiver may derive a record's columns from a replay of its changes rather than from
@@ -1261,6 +1266,24 @@ impl WriteTx<'_> {
     }
 
     /// The largest suggestion number already given by this node's congress, for numbering the next.
+    /// Registers a special committee (专门委员会) of this node's congress; registering it again
+    /// changes nothing. Returns whether it was new.
+    pub fn add_special_committee(&mut self, name: &str) -> Result<bool, StoreError> {
+        let name = name.trim();
+        crate::validate::required_text("committee", name)?;
+        crate::validate::bounded_text("committee", name)?;
+        let added = self.tx.execute(
+            "INSERT OR IGNORE INTO special_committees (name, added_at) VALUES (?1, ?2)",
+            params![name, Utc::now().to_rfc3339()],
+        )?;
+        Ok(added > 0)
+    }
+
+    /// The special committees this node's congress has.
+    pub fn special_committees(&self) -> Result<Vec<String>, StoreError> {
+        special_committees(&self.tx)
+    }
+
     /// The deadline the motions of this congress's `session` carry, if any was registered: the
     /// one its 主席团 set, which every motion of the session shares.
     pub fn motion_deadline(&self, session: &str) -> Result<Option<NaiveDate>, StoreError> {
@@ -1636,6 +1659,13 @@ impl WriteTx<'_> {
         }
         Ok(record)
     }
+}
+
+fn special_committees(conn: &Connection) -> Result<Vec<String>, StoreError> {
+    Ok(conn
+        .prepare_cached("SELECT name FROM special_committees ORDER BY name")?
+        .query_map([], |r| r.get(0))?
+        .collect::<Result<_, _>>()?)
 }
 
 #[cfg(test)]

@@ -233,6 +233,15 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE node ADD COLUMN quota_rules_seeded INTEGER NOT NULL DEFAULT 0;
     UPDATE records SET tag = json_extract(summary, '$.kind') WHERE kind = 'group';
     "#,
+    // 18: the special committees (专门委员会) this node's congress has, which its 主席团 may refer
+    // a motion to and which may propose one. Only the congress itself takes a motion's steps, so
+    // the list is the node's own and is not synced.
+    r#"
+    CREATE TABLE special_committees (
+        name     TEXT PRIMARY KEY,
+        added_at TEXT NOT NULL
+    );
+    "#,
 ];
 
 pub(crate) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
