@@ -3,54 +3,19 @@
 //! version 5). Both committed fixtures must keep loading, routing and counting as they do here
 //! in every later release; each is written once (`RENDA_WRITE_FIXTURES=1`) and never edited.
 
-use std::path::PathBuf;
-
 use renda_node::record::projection::project;
 use renda_node::record::rollup::{CountedRow, contribution};
-use renda_node::record::{Author, Body, Header, Record, RecordDoc, RecordId, RecordKind};
-use renda_node::region::{Level, RegionCode};
+use renda_node::record::{Author, Body, Header, Record, RecordId, RecordKind};
+use renda_node::region::Level;
 use renda_node::route::{RouteHints, RoutePolicy, holds};
 
-fn fixture(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(name)
-}
+mod common;
 
-fn code(s: &str) -> RegionCode {
-    RegionCode::parse("region", s).unwrap()
-}
+use common::{code, fixture, load};
 
+/// A header of a fixture of this file.
 fn header(id: &str, kind: RecordKind, home: &str) -> Header {
-    Header {
-        id: RecordId::parse("id", id).unwrap(),
-        kind,
-        home: code(home),
-        created_at: chrono::DateTime::from_timestamp_millis(1_764_720_000_000).unwrap(),
-        created_by: Author {
-            node: code(home),
-            user: "clerk".into(),
-        },
-    }
-}
-
-/// Loads the fixture, writing it first from `fields` when asked to and it is missing.
-fn load(name: &str, header: &Header, fields: serde_json::Value) -> Record {
-    let path = fixture(name);
-    if std::env::var_os("RENDA_WRITE_FIXTURES").is_some() && !path.exists() {
-        let doc = RecordDoc::create(
-            header,
-            &fields,
-            &renda_node::record::authority::node_actor(&header.home),
-        )
-        .unwrap();
-        std::fs::write(&path, doc.save()).unwrap();
-    }
-    let bytes = std::fs::read(&path).expect("the committed fixture");
-    let doc = RecordDoc::load(&bytes, &automerge::ActorId::from(vec![0u8; 16])).unwrap();
-    let record = Record::from_doc(&doc).unwrap();
-    assert_eq!(&record.header, header);
-    record
+    common::header(id, kind, home, 1_764_720_000_000)
 }
 
 fn counted(record: &Record) -> Vec<(String, i64)> {

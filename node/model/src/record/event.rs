@@ -130,6 +130,29 @@ pub fn in_fold_order<A>(entries: &[EventEntry<A>]) -> Vec<&Event<A>> {
     events
 }
 
+/// Folds the readable entries in fold order with `step`, which applies one event to `status`
+/// or says why it may not, leaving the status as it was: every event with its verdict, how many
+/// were refused, and how many entries could not be read. Each workflow's `fold` is this with
+/// its own status and step.
+pub fn fold_entries<A: Clone, S>(
+    status: &mut S,
+    entries: &[EventEntry<A>],
+    mut step: impl FnMut(&mut S, &Event<A>) -> Result<(), Rejection>,
+) -> (Vec<HistoryLine<A>>, usize, usize) {
+    let mut history = Vec::new();
+    let mut refused = 0;
+    for event in in_fold_order(entries) {
+        let rejected = step(status, event).err();
+        refused += usize::from(rejected.is_some());
+        history.push(HistoryLine {
+            event: event.clone(),
+            rejected,
+        });
+    }
+    let unreadable = entries.len() - history.len();
+    (history, refused, unreadable)
+}
+
 /// The lamport a new event appended to `entries` must carry.
 pub fn next_lamport<A>(entries: &[EventEntry<A>]) -> u64 {
     entries

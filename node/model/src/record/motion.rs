@@ -19,7 +19,7 @@
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 
-use super::event::{EventEntry, HistoryLine, Rejection, check_dates, in_fold_order};
+use super::event::{EventEntry, HistoryLine, Rejection, check_dates, fold_entries};
 use super::suggestion::CoSigner;
 use super::{Event, Header, RecordId};
 use crate::region::{Level, RegionCode};
@@ -304,18 +304,11 @@ pub fn fold(
         rejected_events: 0,
         unreadable_events: 0,
     };
-    let mut history = Vec::new();
-    for event in in_fold_order(entries) {
-        let rejected = step(&mut status, header, fields, event).err();
-        if rejected.is_some() {
-            status.rejected_events += 1;
-        }
-        history.push(HistoryLine {
-            event: event.clone(),
-            rejected,
-        });
-    }
-    status.unreadable_events = entries.len() - history.len();
+    let (history, refused, unreadable) = fold_entries(&mut status, entries, |status, e| {
+        step(status, header, fields, e)
+    });
+    status.rejected_events = refused;
+    status.unreadable_events = unreadable;
     (status, history)
 }
 

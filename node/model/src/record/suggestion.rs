@@ -22,7 +22,7 @@ use std::collections::BTreeMap;
 use chrono::{Months, NaiveDate};
 use serde::{Deserialize, Serialize};
 
-use super::event::{EventEntry, HistoryLine, Rejection, check_dates, in_fold_order};
+use super::event::{EventEntry, HistoryLine, Rejection, check_dates, fold_entries};
 use super::{Event, Header, RecordId};
 use crate::region::RegionCode;
 use crate::validate::{ValidationError, bounded_text, distinct, required_text};
@@ -327,18 +327,11 @@ pub fn fold(
     entries: &[EventEntry<SuggestionAction>],
 ) -> (SuggestionStatus, Vec<HistoryLine<SuggestionAction>>) {
     let mut status = SuggestionStatus::new();
-    let mut history = Vec::new();
-    for event in in_fold_order(entries) {
-        let rejected = step(&mut status, header, fields, event).err();
-        if rejected.is_some() {
-            status.rejected_events += 1;
-        }
-        history.push(HistoryLine {
-            event: event.clone(),
-            rejected,
-        });
-    }
-    status.unreadable_events = entries.len() - history.len();
+    let (history, refused, unreadable) = fold_entries(&mut status, entries, |status, e| {
+        step(status, header, fields, e)
+    });
+    status.rejected_events = refused;
+    status.unreadable_events = unreadable;
     (status, history)
 }
 
