@@ -153,6 +153,14 @@ pub fn fold_entries<A: Clone, S>(
     (history, refused, unreadable)
 }
 
+/// A step its record's state does not allow: "议案处于“已转作建议”状态，不能列入会议议程".
+pub fn wrong_state(record: &str, state: &str, step: &str) -> Rejection {
+    Rejection::new(
+        "transition.state",
+        format!("{record}处于“{state}”状态，不能{step}"),
+    )
+}
+
 /// The lamport a new event appended to `entries` must carry.
 pub fn next_lamport<A>(entries: &[EventEntry<A>]) -> u64 {
     entries

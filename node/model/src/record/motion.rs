@@ -338,16 +338,8 @@ fn step(
     use MotionState as S;
     check_dates(status.last_step_on, event)?;
     authority(header, event)?;
-    let wrong_state = || {
-        Rejection::new(
-            "transition.state",
-            format!(
-                "议案处于“{}”状态，不能{}",
-                status.state.label(),
-                event.action.label()
-            ),
-        )
-    };
+    let wrong_state =
+        || super::event::wrong_state("议案", status.state.label(), event.action.label());
     match &event.action {
         MotionAction::Submit => {
             if status.state != S::Draft {

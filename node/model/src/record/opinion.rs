@@ -207,16 +207,8 @@ fn step(
 
     check_dates(status.last_step_on, event)?;
     authority(header, event)?;
-    let wrong_state = || {
-        Rejection::new(
-            "transition.state",
-            format!(
-                "民情处于“{}”状态，不能{}",
-                status.state.label(),
-                event.action.label()
-            ),
-        )
-    };
+    let wrong_state =
+        || super::event::wrong_state("民情", status.state.label(), event.action.label());
     match &event.action {
         A::Receive => {
             if status.state != S::Draft {

@@ -276,18 +276,10 @@ pub fn judge_slot<'a>(
                 .iter()
                 .copied()
                 .fold(0u32, u32::saturating_add);
-            let standing = if have >= rule.minimum {
-                Standing::Met
-            } else if year_over {
+            let standing = if year_over && have < rule.minimum {
                 Standing::Short
             } else {
-                let start = rule.from.max(first);
-                pro_rata(
-                    have,
-                    rule.minimum,
-                    days_between(start, today),
-                    days_between(start, last),
-                )
+                progress(have, rule, first, today, last)
             };
             Some((
                 rule,
@@ -334,18 +326,7 @@ pub fn judge_slot<'a>(
                     }
                     latest = Some(judged(Standing::Met));
                 } else {
-                    let standing = if have >= rule.minimum {
-                        Standing::Met
-                    } else {
-                        let start = rule.from.max(start);
-                        pro_rata(
-                            have,
-                            rule.minimum,
-                            days_between(start, today),
-                            days_between(start, end),
-                        )
-                    };
-                    return Some(judged(standing));
+                    return Some(judged(progress(have, rule, start, today, end)));
                 }
             }
             latest
@@ -353,8 +334,23 @@ pub fn judge_slot<'a>(
     }
 }
 
-fn pro_rata(have: u32, minimum: u32, gone: u32, days: u32) -> Standing {
-    let expected = u64::from(minimum) * u64::from(gone) / u64::from(days.max(1));
+/// Where `have` stands against `rule` in a period from `start` to `end` still running on
+/// `today`: met once the minimum is reached, else on track while at or above the minimum times
+/// the share of the period's days gone (counted from the rule's first day if it began during
+/// the period), rounded down.
+fn progress(
+    have: u32,
+    rule: &QuotaRule,
+    start: NaiveDate,
+    today: NaiveDate,
+    end: NaiveDate,
+) -> Standing {
+    if have >= rule.minimum {
+        return Standing::Met;
+    }
+    let start = rule.from.max(start);
+    let (gone, days) = (days_between(start, today), days_between(start, end));
+    let expected = u64::from(rule.minimum) * u64::from(gone) / u64::from(days.max(1));
     if u64::from(have) >= expected {
         Standing::OnTrack
     } else {
