@@ -42,6 +42,44 @@ async fn filter_columns_are_filled_for_a_database_written_before_them() {
         StoreHandle::spawn(Store::init(dir.path(), region, "王店镇人大主席团", None).unwrap())
             .unwrap();
     populate(&store, region, &mut StdRng::seed_from_u64(seed)).await;
+    // A numbered suggestion whatever the seed: the random ones may all be unscreened.
+    let lead = store
+        .call(|s| {
+            s.list(&renda_node::store::ListQuery {
+                kind: Some(renda_node::record::RecordKind::Delegate),
+                limit: Some(1),
+                ..Default::default()
+            })
+        })
+        .await
+        .unwrap()
+        .first()
+        .map(|row| row.id)
+        .expect("populate registers delegates");
+    store
+        .write(move |tx| {
+            use renda_node::record::suggestion::SuggestionAction;
+            let draft = renda_node::office::SuggestionDraft {
+                title: "关于增设公交站点的建议".into(),
+                body: "村民出行不便。".into(),
+                category: "交通".into(),
+                lead,
+                cosigners: Vec::new(),
+                addressed_to: region,
+                session: None,
+                group: None,
+            };
+            let on = common::data::d("2026-03-01");
+            let id = renda_node::office::submit_suggestion(tx, "clerk", draft, on)?.id;
+            let screen = SuggestionAction::Screen {
+                accepted: true,
+                number: None,
+                reason: None,
+            };
+            renda_node::office::suggestion_step(tx, "clerk", &id, screen, on)
+        })
+        .await
+        .unwrap();
     store.close().await;
 
     let path = dir.path().join(renda_node::store::DB_FILE);
