@@ -296,6 +296,25 @@ fn a_rule_changed_from_a_date_judges_earlier_years_by_the_rule_then() {
     assert_eq!(set("2", "2024-06-01"), first);
     let second = set("5", "2025-01-01");
     assert_ne!(first, second);
+    // Ending a rule again on the same day changes nothing.
+    let third = node.create(&[
+        "quota",
+        "set",
+        "--subject",
+        "代表",
+        "--counts",
+        "建议",
+        "--per",
+        "每季度",
+        "--minimum",
+        "1",
+        "--from",
+        "2023-01-01",
+    ]);
+    node.ok(&["quota", "end", &third, "--on", "2023-06-01"]);
+    let unchanged = node.change_count();
+    node.ok(&["quota", "end", &third, "--on", "2023-06-01"]);
+    assert_eq!(node.change_count(), unchanged);
     let rules = node.json(&["quota", "list", "--all"]);
     let until = rules
         .as_array()
@@ -338,6 +357,31 @@ fn a_rule_changed_from_a_date_judges_earlier_years_by_the_rule_then() {
     assert_eq!(judged("2024").1, "met", "three of two");
     let (_, standing, counts) = judged("2025");
     assert_eq!((standing.as_str(), counts), ("short", vec![(3, 5)]));
+    // An activity planned ahead, which nobody can sign in to yet, is not yet done: the
+    // group's count this year does not move.
+    let this_year = |node: &Node| {
+        let status = node.json(&["quota", "status"]);
+        standings(&status)[0].2.clone()
+    };
+    let counted = this_year(&node);
+    let tomorrow = (chrono::Utc::now()
+        .with_timezone(&chrono::FixedOffset::east_opt(8 * 3600).unwrap())
+        .date_naive()
+        + chrono::Duration::days(1))
+    .to_string();
+    node.create(&[
+        "activity",
+        "add",
+        "--kind",
+        "视察",
+        "--date",
+        &tomorrow,
+        "--topic",
+        "计划中的视察",
+        "--group",
+        &group,
+    ]);
+    assert_eq!(this_year(&node), counted);
     // Nonsense is refused by field, and nothing is written.
     let before = node.change_count();
     let err = node.fails(

@@ -1843,6 +1843,39 @@ mod tests {
         assert_eq!(a.participants.len(), 40);
     }
 
+    /// A new congress is seeded with its first duty rules once; a node rebuilt from its parent
+    /// is not, and never will be, so its own rules coming back are its only ones.
+    #[test]
+    fn duty_rules_are_seeded_once_and_never_at_a_rebuilt_node() {
+        let county = RegionCode::parse("region", "330411000000").unwrap();
+        let fresh = tempfile::tempdir().unwrap();
+        let mut store = Store::init(fresh.path(), county, "秀洲区人大常委会", None).unwrap();
+        assert_eq!(store.quota_rules(&county).unwrap().len(), 4);
+        let again = store
+            .write(|tx| tx.seed_quota_rules(QuotaRules::default()))
+            .unwrap();
+        assert_eq!(again, 0);
+
+        let rebuilt = tempfile::tempdir().unwrap();
+        Store::rebuild(
+            rebuilt.path(),
+            Some(county),
+            Some("秀洲区人大常委会"),
+            Some("127.0.0.1:7700"),
+        )
+        .unwrap();
+        let mut store = Store::open(rebuilt.path()).unwrap();
+        assert!(store.quota_rules(&county).unwrap().is_empty());
+        let seeded = store
+            .write(|tx| tx.seed_quota_rules(QuotaRules::default()))
+            .unwrap();
+        assert_eq!(
+            seeded, 0,
+            "the first rollup after the rebuild seeds nothing"
+        );
+        assert!(store.quota_rules(&county).unwrap().is_empty());
+    }
+
     #[test]
     fn subtree_lists_use_the_code_prefix() {
         let dir = tempfile::tempdir().unwrap();

@@ -422,36 +422,36 @@ fn tallies_from_records(
             _ => None,
         }
     };
-    let mut stmt = conn.prepare_cached(
-        "SELECT kind, tag, group_id, occurred_on FROM records r
-         WHERE kind IN ('activity', 'suggestion') AND group_id IS NOT NULL
-           AND occurred_on >= ?1 AND occurred_on < ?2
-           AND (kind = 'suggestion' OR EXISTS (
-               SELECT 1 FROM record_people p WHERE p.record_id = r.id AND p.role = 'participant'))",
-    )?;
-    let mut rows = stmt.query([&from, &until])?;
-    while let Some(row) = rows.next()? {
-        let on: Option<NaiveDate> = row
-            .get::<_, Option<String>>(3)?
-            .and_then(|d| d.parse().ok());
-        if let (Some(what), Some(on)) = (what_of(&row.get::<_, String>(0)?, row.get(1)?), on) {
-            add(QuotaSubject::Group, row.get(2)?, on, &what);
-        }
-    }
-    let mut stmt = conn.prepare_cached(
-        "SELECT DISTINCT r.id, r.kind, r.tag, r.occurred_on, p.delegate_id
-         FROM record_people p JOIN records r ON r.id = p.record_id
-         WHERE r.occurred_on >= ?1 AND r.occurred_on < ?2
-           AND ((r.kind = 'activity' AND p.role = 'participant')
-             OR (r.kind = 'suggestion' AND p.role IN ('lead', 'cosigner')))",
-    )?;
-    let mut rows = stmt.query([&from, &until])?;
-    while let Some(row) = rows.next()? {
-        let on: Option<NaiveDate> = row
-            .get::<_, Option<String>>(3)?
-            .and_then(|d| d.parse().ok());
-        if let (Some(what), Some(on)) = (what_of(&row.get::<_, String>(1)?, row.get(2)?), on) {
-            add(QuotaSubject::Delegate, row.get(4)?, on, &what);
+    // Both lists give (kind, tag, date, subject): groups that held an activity someone
+    // signed in at or made a suggestion, and delegates signed in or who led or co-signed.
+    for (subject, sql) in [
+        (
+            QuotaSubject::Group,
+            "SELECT kind, tag, occurred_on, group_id FROM records r
+             WHERE kind IN ('activity', 'suggestion') AND group_id IS NOT NULL
+               AND occurred_on >= ?1 AND occurred_on < ?2
+               AND (kind = 'suggestion' OR EXISTS (
+                   SELECT 1 FROM record_people p WHERE p.record_id = r.id AND p.role = 'participant'))",
+        ),
+        (
+            QuotaSubject::Delegate,
+            "SELECT r.kind, r.tag, r.occurred_on, p.delegate_id
+             FROM record_people p JOIN records r ON r.id = p.record_id
+             WHERE r.occurred_on >= ?1 AND r.occurred_on < ?2
+               AND ((r.kind = 'activity' AND p.role = 'participant')
+                 OR (r.kind = 'suggestion' AND p.role IN ('lead', 'cosigner')))
+             GROUP BY r.id, p.delegate_id",
+        ),
+    ] {
+        let mut stmt = conn.prepare_cached(sql)?;
+        let mut rows = stmt.query([&from, &until])?;
+        while let Some(row) = rows.next()? {
+            let on: Option<NaiveDate> = row
+                .get::<_, Option<String>>(2)?
+                .and_then(|d| d.parse().ok());
+            if let (Some(what), Some(on)) = (what_of(&row.get::<_, String>(0)?, row.get(1)?), on) {
+                add(subject, row.get(3)?, on, &what);
+            }
         }
     }
     Ok(out)
