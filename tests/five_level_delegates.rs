@@ -636,3 +636,38 @@ async fn a_person_registered_twice_is_merged_and_counted_once_everywhere() {
     }
     fed.assert_derived_columns_sound().await;
 }
+
+/// A congress holds only its own delegates to its duty rules: a township delegate's record read
+/// at the county lists what it holds but is not judged by the county's rules; a county delegate's
+/// is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_duty_record_is_judged_only_by_the_delegates_own_congress() {
+    let fed = Federation::start(&[
+        (XIUZHOU, "秀洲区人大常委会"),
+        (WANGDIAN, "王店镇人大主席团"),
+    ])
+    .await;
+    let township = fed.node(WANGDIAN).store.clone();
+    let county = fed.node(XIUZHOU).store.clone();
+    let township_only = add_delegate(&township, code(WANGDIAN), "朱丽华".into()).await;
+    let county_own = add_delegate(&county, code(XIUZHOU), "陆秀英".into()).await;
+    fed.settle().await;
+    let year = chrono::Datelike::year(&renda_node::calendar::today());
+    let judged = |id| {
+        let county = county.clone();
+        async move {
+            county
+                .call(move |s| s.duty_record(&id, year))
+                .await
+                .unwrap()
+                .standing
+        }
+    };
+    assert!(judged(township_only).await.is_none());
+    assert!(judged(county_own).await.is_some());
+    let at_township = township
+        .call(move |s| s.duty_record(&township_only, year))
+        .await
+        .unwrap();
+    assert!(at_township.standing.is_some(), "its own township judges it");
+}
