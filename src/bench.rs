@@ -407,6 +407,7 @@ async fn pass_on(node: &BenchNode, ids: &[RecordId]) -> Result<()> {
                     id,
                     OpinionAction::PassOn {
                         to: "镇建设办".into(),
+                        congress: None,
                     },
                     day(),
                 )?;

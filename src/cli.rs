@@ -147,6 +147,16 @@ pub enum CredentialCmd {
         /// 重点督办; admin (管理): also the audit log.
         #[arg(long, value_parser = role)]
         role: renda_node::access::Role,
+        /// Make a personal account for the dashboard instead: read its password from the first
+        /// line of stdin (at least 8 characters); no token is printed.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Set a credential's dashboard password from the first line of stdin, ending its sessions
+    /// (an admin does the same on the dashboard's 账号管理 page).
+    Password {
+        /// The credential's name.
+        name: String,
     },
     /// Every credential, revoked ones included.
     List,

@@ -319,7 +319,34 @@ impl Session {
 
     pub async fn credential(&self, c: CredentialCmd) -> Result<()> {
         match c {
-            CredentialCmd::Add { name, role } => {
+            CredentialCmd::Add {
+                name,
+                role,
+                password_stdin: true,
+            } => {
+                let hash = renda_node::access::hash_password(&password_from_stdin()?)
+                    .map_err(renda_node::store::StoreError::Invalid)?;
+                let shown = name.trim().to_string();
+                self.store
+                    .write(move |tx| tx.add_account(&name, role, &hash))
+                    .await?;
+                eprintln!(
+                    "已创建账号“{shown}”（{}），可在看板登录页用名称和密码登录。",
+                    role.label()
+                );
+                Ok(())
+            }
+            CredentialCmd::Password { name } => {
+                let hash = renda_node::access::hash_password(&password_from_stdin()?)
+                    .map_err(renda_node::store::StoreError::Invalid)?;
+                let shown = name.trim().to_string();
+                self.store
+                    .write(move |tx| tx.set_password(&name, &hash))
+                    .await?;
+                eprintln!("已设置“{shown}”的密码，其已登录的会话全部退出。");
+                Ok(())
+            }
+            CredentialCmd::Add { name, role, .. } => {
                 let shown = name.trim().to_string();
                 let token = self
                     .store
@@ -356,13 +383,15 @@ impl Session {
                             .with_timezone(&renda_node::calendar::china())
                             .format("%Y-%m-%d %H:%M")
                             .to_string(),
-                        match c.revoked_at {
-                            Some(at) => format!(
+                        match (c.revoked_at, c.disabled_at) {
+                            (Some(at), _) => format!(
                                 "已吊销（{}）",
                                 at.with_timezone(&renda_node::calendar::china())
                                     .format("%Y-%m-%d %H:%M")
                             ),
-                            None => "有效".to_string(),
+                            (None, Some(_)) => "已停用".to_string(),
+                            (None, None) if c.has_password => "有效（账号）".to_string(),
+                            (None, None) => "有效".to_string(),
                         },
                     ]);
                 }
@@ -791,7 +820,7 @@ impl Session {
                     .await
             }
             OpinionCmd::PassOn { id, to, date } => {
-                self.opinion_step(&id, OpinionAction::PassOn { to }, date)
+                self.opinion_step(&id, OpinionAction::PassOn { to, congress: None }, date)
                     .await
             }
             OpinionCmd::Start { id, note, date } => {
@@ -1317,6 +1346,15 @@ pub async fn run_node(config: renda_node::node::NodeConfig) -> Result<()> {
     outcome
 }
 
+/// A password typed or piped on stdin: its first line, without the line's end.
+fn password_from_stdin() -> Result<String> {
+    let mut line = String::new();
+    std::io::stdin()
+        .read_line(&mut line)
+        .context("reading the password from stdin")?;
+    Ok(line.trim_end_matches(['\r', '\n']).to_string())
+}
+
 /// Says where the running node serves, then waits for Ctrl-C, SIGTERM or damage.
 async fn serve_until_stopped(node: &renda_hub::node::Node) -> Result<()> {
     warn_if_expiring(node.link_config().tls.as_deref());
@@ -1325,12 +1363,7 @@ async fn serve_until_stopped(node: &renda_hub::node::Node) -> Result<()> {
         println!("看板：{scheme}://{bound}/");
         let live = node
             .store()
-            .call(|s| {
-                Ok(s.credentials()?
-                    .iter()
-                    .filter(|c| c.revoked_at.is_none())
-                    .count())
-            })
+            .call(|s| Ok(s.credentials()?.iter().filter(|c| c.is_live()).count()))
             .await?;
         if live == 0 {
             tracing::warn!("no credential exists: nobody can log in to the dashboard");

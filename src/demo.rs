@@ -195,7 +195,10 @@ fn opinion(
 /// 转交 to `to`, 开始办理, 办结 with `result`.
 fn handled(to: &str, result: &str) -> Vec<OpinionAction> {
     vec![
-        OpinionAction::PassOn { to: to.into() },
+        OpinionAction::PassOn {
+            to: to.into(),
+            congress: None,
+        },
         OpinionAction::Start {
             note: String::new(),
         },
@@ -294,6 +297,7 @@ async fn township_year(store: &StoreHandle, i: usize, seed: usize) -> Result<()>
             }],
             2 => vec![OpinionAction::PassOn {
                 to: "镇人民政府".into(),
+                congress: None,
             }],
             _ => handled("镇人民政府", "已办理"),
         };

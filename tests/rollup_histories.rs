@@ -109,6 +109,7 @@ fn opinion_action(rng: &mut StdRng) -> OpinionAction {
         },
         1 => OpinionAction::PassOn {
             to: "镇建设办".into(),
+            congress: None,
         },
         2 => OpinionAction::Start {
             note: String::new(),

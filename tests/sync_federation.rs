@@ -395,6 +395,7 @@ async fn a_sync_with_nothing_changed_moves_nothing_and_deliveries_twice_are_no_o
                 &one,
                 OpinionAction::PassOn {
                     to: "镇建设办".into(),
+                    congress: None,
                 },
                 d("2026-10-02"),
             )

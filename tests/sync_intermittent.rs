@@ -99,6 +99,7 @@ async fn writes_survive_a_random_schedule_of_cut_links() {
             let action = match rng.random_range(0..3) {
                 0 => OpinionAction::PassOn {
                     to: "镇建设办".into(),
+                    congress: None,
                 },
                 1 => OpinionAction::Handle {
                     result: "已处理".into(),

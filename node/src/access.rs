@@ -119,7 +119,7 @@ pub fn check_name(name: &str) -> Result<(), ValidationError> {
     Ok(())
 }
 
-/// A credential as the store keeps it, without its token.
+/// A credential as the store keeps it, without its token or password.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct Credential {
     pub name: String,
@@ -127,11 +127,94 @@ pub struct Credential {
     pub created_at: chrono::DateTime<chrono::Utc>,
     /// When it was revoked; a revoked credential no longer logs in.
     pub revoked_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// A personal account: staff log in to the dashboard with its name and a password.
+    #[serde(default)]
+    pub has_password: bool,
+    /// When an admin disabled it; a disabled account logs in again once enabled.
+    #[serde(default)]
+    pub disabled_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+impl Credential {
+    /// Whether it may log in and call the API now.
+    pub fn is_live(&self) -> bool {
+        self.revoked_at.is_none() && self.disabled_at.is_none()
+    }
+}
+
+/// Fewest characters a password has: an office PC's password, typed by hand, guessed only
+/// through the rate-limited login form or from a stolen database, where argon2 makes each
+/// guess cost.
+pub const PASSWORD_MIN_CHARS: usize = 8;
+const PASSWORD_MAX_CHARS: usize = 128;
+
+/// A password an admin sets for an account: long enough to resist guessing through the login
+/// form, short enough that hashing it costs what it should.
+pub fn check_password(password: &str) -> Result<(), ValidationError> {
+    let chars = password.chars().count();
+    if chars < PASSWORD_MIN_CHARS {
+        return Err(ValidationError::new(
+            "password",
+            format!("密码至少 {PASSWORD_MIN_CHARS} 个字符"),
+        ));
+    }
+    if chars > PASSWORD_MAX_CHARS {
+        return Err(ValidationError::new(
+            "password",
+            format!("密码不能超过 {PASSWORD_MAX_CHARS} 个字符"),
+        ));
+    }
+    if password.chars().any(|c| c.is_control()) {
+        return Err(ValidationError::new("password", "密码不能含控制字符"));
+    }
+    Ok(())
+}
+
+/// The PHC string a password is stored as: argon2id with the crate's recommended cost (19 MiB,
+/// two passes) and a random salt. Slow on purpose, so callers run it off the store thread.
+pub fn hash_password(password: &str) -> Result<String, ValidationError> {
+    use argon2::password_hash::{PasswordHasher, SaltString};
+    check_password(password)?;
+    let salt: [u8; 16] = rand::random();
+    let salt = SaltString::encode_b64(&salt)
+        .map_err(|e| ValidationError::new("password", format!("无法生成盐值：{e}")))?;
+    argon2::Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(|e| ValidationError::new("password", format!("无法计算密码摘要：{e}")))
+}
+
+/// Whether `password` is the one `stored` was made from. A malformed stored hash matches nothing.
+pub fn verify_password(password: &str, stored: &str) -> bool {
+    use argon2::password_hash::{PasswordHash, PasswordVerifier};
+    PasswordHash::new(stored).is_ok_and(|parsed| {
+        argon2::Argon2::default()
+            .verify_password(password.as_bytes(), &parsed)
+            .is_ok()
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_password_is_stored_as_a_salted_argon2_hash_that_only_it_matches() {
+        let a = hash_password("王店镇人大办2026").unwrap();
+        let b = hash_password("王店镇人大办2026").unwrap();
+        assert!(a.starts_with("$argon2id$"), "{a}");
+        assert_ne!(a, b, "each hash has its own salt");
+        assert!(verify_password("王店镇人大办2026", &a));
+        assert!(verify_password("王店镇人大办2026", &b));
+        assert!(!verify_password("王店镇人大办2025", &a));
+        assert!(!verify_password("王店镇人大办2026", "not a hash"));
+        assert_eq!(hash_password("short").unwrap_err().field, "password");
+        assert_eq!(
+            check_password(&"长".repeat(129)).unwrap_err().field,
+            "password"
+        );
+        assert!(check_password("tab\there!").is_err());
+    }
 
     #[test]
     fn roles_include_the_ones_below() {

@@ -251,6 +251,7 @@ pub async fn add_opinion(store: &StoreHandle, region: RegionCode, steps: usize) 
             let actions = [
                 OpinionAction::PassOn {
                     to: "镇建设办".into(),
+                    congress: None,
                 },
                 OpinionAction::Start {
                     note: String::new(),

@@ -1,8 +1,10 @@
-//! The store's side of credentials: adding, revoking, listing, and looking a token up by its
-//! hash. The token itself is never written anywhere.
+//! The store's side of credentials: adding, revoking, listing, looking a token up by its hash,
+//! personal accounts (a credential with a password hash, disabled and enabled by an admin),
+//! dashboard sessions, and the workbench's record of forms already applied. Neither a token
+//! nor a password is written anywhere.
 
 use chrono::{DateTime, Utc};
-use rusqlite::{OptionalExtension, params};
+use rusqlite::{OptionalExtension, Row, params};
 
 use super::{Store, StoreError, WriteTx};
 use crate::access::{Credential, Role, check_name, new_session_id, new_token, token_hash};
@@ -14,36 +16,92 @@ fn parse_time(text: &str, name: &str) -> Result<DateTime<Utc>, StoreError> {
         .map_err(|_| StoreError::Io(format!("credential {name}: time {text:?} is malformed")))
 }
 
+/// The columns [`credential`] reads, in its order.
+const COLUMNS: &str =
+    "c.name, c.role, c.created_at, c.revoked_at, c.password_hash IS NOT NULL, c.disabled_at";
+
+type CredentialRow = (String, String, String, Option<String>, bool, Option<String>);
+
+fn row(r: &Row<'_>) -> rusqlite::Result<CredentialRow> {
+    Ok((
+        r.get(0)?,
+        r.get(1)?,
+        r.get(2)?,
+        r.get(3)?,
+        r.get(4)?,
+        r.get(5)?,
+    ))
+}
+
 fn credential(
-    name: String,
-    role: String,
-    created_at: String,
-    revoked_at: Option<String>,
+    (name, role, created_at, revoked_at, has_password, disabled_at): CredentialRow,
 ) -> Result<Credential, StoreError> {
     let role = Role::parse("role", &role)
         .map_err(|e| StoreError::Io(format!("credential {name}: role is malformed: {}", e.rule)))?;
     let created_at = parse_time(&created_at, &name)?;
     let revoked_at = revoked_at.map(|t| parse_time(&t, &name)).transpose()?;
+    let disabled_at = disabled_at.map(|t| parse_time(&t, &name)).transpose()?;
     Ok(Credential {
         name,
         role,
         created_at,
         revoked_at,
+        has_password,
+        disabled_at,
     })
 }
 
+/// The idempotency key a workbench form carries: 32 hex digits the page drew at random.
+pub fn check_form_key(key: &str) -> Result<(), ValidationError> {
+    if key.len() == 32 && key.bytes().all(|b| b.is_ascii_hexdigit()) {
+        Ok(())
+    } else {
+        Err(ValidationError::new(
+            "form_key",
+            "表单缺少有效的防重复提交编号，请重新打开页面再提交",
+        ))
+    }
+}
+
 impl WriteTx<'_> {
-    /// Creates a credential and returns its token, which exists nowhere else afterwards.
-    pub fn add_credential(&mut self, name: &str, role: Role) -> Result<String, StoreError> {
-        check_name(name)?;
-        let name = name.trim();
-        let exists: Option<i64> = self
+    fn credential_exists(&self, name: &str) -> Result<bool, StoreError> {
+        Ok(self
             .tx
             .query_row("SELECT 1 FROM credentials WHERE name = ?1", [name], |r| {
-                r.get(0)
+                r.get::<_, i64>(0)
             })
-            .optional()?;
-        if exists.is_some() {
+            .optional()?
+            .is_some())
+    }
+
+    /// Creates a credential and returns its token, which exists nowhere else afterwards.
+    pub fn add_credential(&mut self, name: &str, role: Role) -> Result<String, StoreError> {
+        self.insert_credential(name, role, None)
+    }
+
+    /// Creates a personal account: a credential staff log in to with its name and the password
+    /// `password_hash` was made from (`access::hash_password`, run before the write so the
+    /// store thread does not wait on it). Its token is drawn and dropped: an account is for
+    /// people, and programs get a credential of their own.
+    pub fn add_account(
+        &mut self,
+        name: &str,
+        role: Role,
+        password_hash: &str,
+    ) -> Result<(), StoreError> {
+        self.insert_credential(name, role, Some(password_hash))
+            .map(drop)
+    }
+
+    fn insert_credential(
+        &mut self,
+        name: &str,
+        role: Role,
+        password_hash: Option<&str>,
+    ) -> Result<String, StoreError> {
+        check_name(name)?;
+        let name = name.trim();
+        if self.credential_exists(name)? {
             return Err(ValidationError::new(
                 "name",
                 format!("已有名为“{name}”的凭据（吊销的名称也不能重用）"),
@@ -52,15 +110,31 @@ impl WriteTx<'_> {
         }
         let token = new_token();
         self.tx.execute(
-            "INSERT INTO credentials (name, role, token_hash, created_at) VALUES (?1, ?2, ?3, ?4)",
+            "INSERT INTO credentials (name, role, token_hash, created_at, password_hash) VALUES (?1, ?2, ?3, ?4, ?5)",
             params![
                 name,
                 role.as_str(),
                 token_hash(&token),
-                Utc::now().to_rfc3339()
+                Utc::now().to_rfc3339(),
+                password_hash,
             ],
         )?;
         Ok(token)
+    }
+
+    fn existing(&self, name: &str) -> Result<Credential, StoreError> {
+        let found = self
+            .tx
+            .query_row(
+                &format!("SELECT {COLUMNS} FROM credentials c WHERE c.name = ?1"),
+                [name],
+                row,
+            )
+            .optional()?;
+        match found {
+            Some(r) => credential(r),
+            None => Err(ValidationError::new("name", format!("没有名为“{name}”的凭据")).into()),
+        }
     }
 
     /// Revokes a credential: its token stops working at once.
@@ -71,28 +145,78 @@ impl WriteTx<'_> {
             params![name, Utc::now().to_rfc3339()],
         )?;
         if changed == 0 {
-            let exists: Option<i64> = self
-                .tx
-                .query_row("SELECT 1 FROM credentials WHERE name = ?1", [name], |r| {
-                    r.get(0)
-                })
-                .optional()?;
-            return Err(ValidationError::new(
-                "name",
-                if exists.is_some() {
-                    format!("凭据“{name}”已经吊销")
-                } else {
-                    format!("没有名为“{name}”的凭据")
-                },
-            )
-            .into());
+            self.existing(name)?;
+            return Err(ValidationError::new("name", format!("凭据“{name}”已经吊销")).into());
         }
-        let (role, created_at, revoked_at) = self.tx.query_row(
-            "SELECT role, created_at, revoked_at FROM credentials WHERE name = ?1",
-            [name],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        self.existing(name)
+    }
+
+    /// Sets an account's password (an admin's reset, or a password for a credential that had
+    /// only a token) and ends its sessions, so whoever knew the old one is logged out.
+    pub fn set_password(&mut self, name: &str, password_hash: &str) -> Result<(), StoreError> {
+        let name = name.trim();
+        let credential = self.existing(name)?;
+        if credential.revoked_at.is_some() {
+            return Err(ValidationError::new("name", format!("凭据“{name}”已经吊销")).into());
+        }
+        self.tx.execute(
+            "UPDATE credentials SET password_hash = ?2 WHERE name = ?1",
+            params![name, password_hash],
         )?;
-        credential(name.to_string(), role, created_at, revoked_at)
+        self.tx
+            .execute("DELETE FROM sessions WHERE credential = ?1", [name])?;
+        Ok(())
+    }
+
+    /// Disables an account or enables it again. Disabling ends its sessions at once; setting
+    /// what is already set writes nothing and returns `false`.
+    pub fn set_disabled(&mut self, name: &str, disabled: bool) -> Result<bool, StoreError> {
+        let name = name.trim();
+        let credential = self.existing(name)?;
+        if credential.revoked_at.is_some() {
+            return Err(ValidationError::new("name", format!("凭据“{name}”已经吊销")).into());
+        }
+        if credential.disabled_at.is_some() == disabled {
+            return Ok(false);
+        }
+        let at = disabled.then(|| Utc::now().to_rfc3339());
+        self.tx.execute(
+            "UPDATE credentials SET disabled_at = ?2 WHERE name = ?1",
+            params![name, at],
+        )?;
+        if disabled {
+            self.tx
+                .execute("DELETE FROM sessions WHERE credential = ?1", [name])?;
+        }
+        Ok(true)
+    }
+
+    /// The record a workbench form with this idempotency key wrote, if it was applied already:
+    /// `Some(None)` when it was applied and wrote no record of its own.
+    pub fn form_applied(&self, key: &str) -> Result<Option<Option<String>>, StoreError> {
+        Ok(self
+            .tx
+            .query_row(
+                "SELECT record FROM form_submissions WHERE key = ?1",
+                [key],
+                |r| r.get::<_, Option<String>>(0),
+            )
+            .optional()?)
+    }
+
+    /// Notes that the form with this key was applied, in the transaction that applied it.
+    pub fn note_form_applied(
+        &mut self,
+        key: &str,
+        credential: &str,
+        record: Option<&str>,
+    ) -> Result<(), StoreError> {
+        check_form_key(key)?;
+        self.tx.execute(
+            "INSERT INTO form_submissions (key, credential, record, at) VALUES (?1, ?2, ?3, ?4)",
+            params![key, credential, record, Utc::now().timestamp()],
+        )?;
+        Ok(())
     }
 }
 
@@ -133,50 +257,61 @@ impl WriteTx<'_> {
 
 impl Store {
     /// The live credential of a session: `None` for an unknown or expired session, or one whose
-    /// credential was revoked since.
+    /// credential was revoked or disabled since.
     pub fn session_credential(
         &self,
         id: &str,
         now: DateTime<Utc>,
     ) -> Result<Option<Credential>, StoreError> {
-        let row: Option<(String, String, String)> = self
-            .conn
-            .prepare_cached(
-                "SELECT c.name, c.role, c.created_at FROM sessions s JOIN credentials c ON c.name = s.credential
-                 WHERE s.id_hash = ?1 AND s.expires_at > ?2 AND c.revoked_at IS NULL",
-            )?
-            .query_row(params![token_hash(id), now.timestamp()], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-            })
-            .optional()?;
-        row.map(|(name, role, created_at)| credential(name, role, created_at, None))
+        self.conn
+            .prepare_cached(&format!(
+                "SELECT {COLUMNS} FROM sessions s JOIN credentials c ON c.name = s.credential
+                 WHERE s.id_hash = ?1 AND s.expires_at > ?2 AND c.revoked_at IS NULL AND c.disabled_at IS NULL"
+            ))?
+            .query_row(params![token_hash(id), now.timestamp()], row)
+            .optional()?
+            .map(credential)
             .transpose()
     }
 
     /// Every credential, revoked ones included, by name.
     pub fn credentials(&self) -> Result<Vec<Credential>, StoreError> {
-        let mut stmt = self
-            .conn
-            .prepare("SELECT name, role, created_at, revoked_at FROM credentials ORDER BY name")?;
-        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?;
+        let mut stmt = self.conn.prepare(&format!(
+            "SELECT {COLUMNS} FROM credentials c ORDER BY c.name"
+        ))?;
+        let rows = stmt.query_map([], row)?;
         let mut out = Vec::new();
-        for row in rows {
-            let (name, role, created_at, revoked_at) = row?;
-            out.push(credential(name, role, created_at, revoked_at)?);
+        for r in rows {
+            out.push(credential(r?)?);
         }
         Ok(out)
     }
 
-    /// The live credential a token proves, or `None` for an unknown or revoked token.
+    /// The live credential a token proves, or `None` for an unknown, revoked or disabled token.
     pub fn authenticate(&self, token: &str) -> Result<Option<Credential>, StoreError> {
-        let row: Option<(String, String, String)> = self
+        self.conn
+            .prepare_cached(&format!(
+                "SELECT {COLUMNS} FROM credentials c WHERE c.token_hash = ?1 AND c.revoked_at IS NULL AND c.disabled_at IS NULL"
+            ))?
+            .query_row([token_hash(token)], row)
+            .optional()?
+            .map(credential)
+            .transpose()
+    }
+
+    /// A live account's credential and password hash, for checking a login off the store
+    /// thread; `None` for a name with no live account.
+    pub fn account(&self, name: &str) -> Result<Option<(Credential, String)>, StoreError> {
+        let found = self
             .conn
-            .prepare_cached(
-                "SELECT name, role, created_at FROM credentials WHERE token_hash = ?1 AND revoked_at IS NULL",
-            )?
-            .query_row([token_hash(token)], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .prepare_cached(&format!(
+                "SELECT {COLUMNS}, c.password_hash FROM credentials c
+                 WHERE c.name = ?1 AND c.password_hash IS NOT NULL AND c.revoked_at IS NULL AND c.disabled_at IS NULL"
+            ))?
+            .query_row([name.trim()], |r| Ok((row(r)?, r.get::<_, String>(6)?)))
             .optional()?;
-        row.map(|(name, role, created_at)| credential(name, role, created_at, None))
+        found
+            .map(|(r, hash)| Ok((credential(r)?, hash)))
             .transpose()
     }
 }
@@ -287,5 +422,91 @@ mod tests {
         assert!(matches!(again, StoreError::Invalid(ref v) if v.rule.contains("已经吊销")));
         let none = store.write(|tx| tx.revoke_credential("王五")).unwrap_err();
         assert!(matches!(none, StoreError::Invalid(ref v) if v.rule.contains("没有")));
+    }
+
+    #[test]
+    fn an_account_logs_in_by_its_password_until_disabled_and_a_reset_ends_its_sessions() {
+        let (_dir, mut store) = store();
+        let hash = crate::access::hash_password("秀洲区代表工委1").unwrap();
+        store
+            .write(|tx| tx.add_account("秀洲区 张敏", Role::Clerk, &hash))
+            .unwrap();
+        let (found, stored) = store.account("秀洲区 张敏").unwrap().expect("an account");
+        assert!(found.has_password && found.is_live());
+        assert!(crate::access::verify_password("秀洲区代表工委1", &stored));
+        let now = chrono::Utc::now();
+        let ttl = chrono::Duration::hours(12);
+        let session = store
+            .write(|tx| tx.open_session("秀洲区 张敏", now, ttl))
+            .unwrap();
+
+        assert!(
+            store
+                .write(|tx| tx.set_disabled("秀洲区 张敏", true))
+                .unwrap()
+        );
+        assert!(
+            !store
+                .write(|tx| tx.set_disabled("秀洲区 张敏", true))
+                .unwrap(),
+            "already"
+        );
+        assert_eq!(store.account("秀洲区 张敏").unwrap(), None, "disabled");
+        assert_eq!(store.session_credential(&session, now).unwrap(), None);
+        assert!(
+            store
+                .write(|tx| tx.set_disabled("秀洲区 张敏", false))
+                .unwrap()
+        );
+        assert!(
+            store.account("秀洲区 张敏").unwrap().is_some(),
+            "enabled again"
+        );
+
+        let session = store
+            .write(|tx| tx.open_session("秀洲区 张敏", now, ttl))
+            .unwrap();
+        let reset = crate::access::hash_password("新密码新密码新密码").unwrap();
+        store
+            .write(|tx| tx.set_password("秀洲区 张敏", &reset))
+            .unwrap();
+        assert_eq!(
+            store.session_credential(&session, now).unwrap(),
+            None,
+            "a reset logs out"
+        );
+        let (_, stored) = store.account("秀洲区 张敏").unwrap().unwrap();
+        assert!(!crate::access::verify_password("秀洲区代表工委1", &stored));
+
+        // A credential made for a program has no password to log in with.
+        store
+            .write(|tx| tx.add_credential("报表程序", Role::Viewer))
+            .unwrap();
+        assert_eq!(store.account("报表程序").unwrap(), None);
+        let missing = store.write(|tx| tx.set_disabled("王五", true)).unwrap_err();
+        assert!(matches!(missing, StoreError::Invalid(ref v) if v.field == "name"));
+    }
+
+    #[test]
+    fn a_form_key_is_noted_once_with_the_record_it_wrote() {
+        let (_dir, mut store) = store();
+        let key = "0123456789abcdef0123456789abcdef";
+        assert_eq!(store.write(|tx| tx.form_applied(key)).unwrap(), None);
+        store
+            .write(|tx| tx.note_form_applied(key, "张敏", Some("01JREC")))
+            .unwrap();
+        assert_eq!(
+            store.write(|tx| tx.form_applied(key)).unwrap(),
+            Some(Some("01JREC".to_string()))
+        );
+        assert!(
+            store
+                .write(|tx| tx.note_form_applied(key, "张敏", None))
+                .is_err()
+        );
+        let bad = store
+            .write(|tx| tx.note_form_applied("not-a-key", "张敏", None))
+            .unwrap_err();
+        assert!(matches!(bad, StoreError::Invalid(ref v) if v.field == "form_key"));
     }
 }

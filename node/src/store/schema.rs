@@ -242,6 +242,21 @@ const MIGRATIONS: &[&str] = &[
         added_at TEXT NOT NULL
     );
     "#,
+    // 19: personal accounts for the workbench: a credential may have a password (an argon2 PHC
+    // string) staff log in with, and an admin may disable it and enable it again (revoking is
+    // for good). And the forms the workbench applied, by the idempotency key each form carries,
+    // so a form submitted twice applies once; the record it wrote is where the second
+    // submission is sent.
+    r#"
+    ALTER TABLE credentials ADD COLUMN password_hash TEXT;
+    ALTER TABLE credentials ADD COLUMN disabled_at TEXT;
+    CREATE TABLE form_submissions (
+        key        TEXT PRIMARY KEY,
+        credential TEXT NOT NULL,
+        record     TEXT,
+        at         INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    "#,
 ];
 
 pub(crate) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {

@@ -209,6 +209,28 @@ pub fn check_dates<A>(last_step_on: Option<NaiveDate>, event: &Event<A>) -> Resu
     Ok(())
 }
 
+/// A sample event by a node `here`, dated `date` and recorded that day, for asking a workflow's
+/// own `check` whether a kind of step is open (`suggestion::offered_steps`): the workbench then
+/// offers exactly the steps the fold would accept, with no second copy of its rules.
+pub fn probe<A>(here: RegionCode, date: NaiveDate, action: A) -> Event<A> {
+    // Noon in Beijing, so the day it was recorded is `date` in China Standard Time.
+    let recorded_at = date
+        .and_hms_opt(4, 0, 0)
+        .map(|t| t.and_utc())
+        .unwrap_or_default();
+    Event {
+        id: EventId::nil(),
+        lamport: u64::MAX,
+        recorded_at,
+        date,
+        author: Author {
+            node: here,
+            user: String::new(),
+        },
+        action,
+    }
+}
+
 /// What the office layer needs of a workflow record to append a checked event.
 pub trait Workflow {
     type Action: Serialize + DeserializeOwned + Clone;

@@ -93,6 +93,11 @@ impl RecordId {
         RecordId(ulid::Ulid::generate())
     }
 
+    /// The all-zero id no record has: a sample event's (`event::probe`).
+    pub const fn nil() -> RecordId {
+        RecordId(ulid::Ulid::nil())
+    }
+
     pub fn parse(field: &str, s: &str) -> Result<RecordId, ValidationError> {
         ulid::Ulid::from_string(s.trim())
             .map(RecordId)

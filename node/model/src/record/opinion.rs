@@ -77,9 +77,13 @@ pub enum OpinionAction {
     AnswerOnSpot {
         reply: String,
     },
-    /// 转交 to a named body (a department, a township government …).
+    /// 转交 to a named body (a department, a township government …), or to a congress above
+    /// the one that received it (`congress`, with `to` its name), which then finds it among
+    /// what waits for it (待办) and handles it there.
     PassOn {
         to: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        congress: Option<RegionCode>,
     },
     /// The receiving body has started on it.
     Start {
@@ -114,6 +118,8 @@ pub struct OpinionStatus {
     pub state: OpinionState,
     pub received_on: Option<NaiveDate>,
     pub passed_on_to: Option<String>,
+    /// The congress above it was passed on to, if it was passed on to one.
+    pub passed_on_congress: Option<RegionCode>,
     pub passed_on_on: Option<NaiveDate>,
     pub answered_on_spot: bool,
     pub handled_on: Option<NaiveDate>,
@@ -144,6 +150,7 @@ pub fn fold(
         state: OpinionState::Draft,
         received_on: None,
         passed_on_to: None,
+        passed_on_congress: None,
         passed_on_on: None,
         answered_on_spot: false,
         handled_on: None,
@@ -168,6 +175,52 @@ pub fn check(
 ) -> Result<(), Rejection> {
     let mut scratch = status.clone();
     step(&mut scratch, header, event)
+}
+
+labelled_enum!(
+    /// The kinds of step staff take on an opinion after it was received, as the workbench
+    /// offers them.
+    OpinionStep {
+        AnswerOnSpot => ("answer_on_spot", "当场答复"),
+        PassOn => ("pass_on", "转交"),
+        Start => ("start", "开始办理"),
+        Handle => ("handle", "办结"),
+        Rate => ("rate", "评价"),
+    }
+);
+
+/// The steps node `here` may take on the opinion on `today`: each kind is offered when a sample
+/// of it passes [`check`], so the workbench offers exactly what the fold would accept.
+pub fn offered_steps(
+    header: &Header,
+    status: &OpinionStatus,
+    here: RegionCode,
+    today: NaiveDate,
+) -> Vec<OpinionStep> {
+    use OpinionAction as A;
+    let date = status.last_step_on.map_or(today, |last| last.max(today));
+    let sample = || "—".to_string();
+    OpinionStep::ALL
+        .iter()
+        .copied()
+        .filter(|step| {
+            let action = match step {
+                OpinionStep::AnswerOnSpot => A::AnswerOnSpot { reply: sample() },
+                OpinionStep::PassOn => A::PassOn {
+                    to: sample(),
+                    congress: None,
+                },
+                OpinionStep::Start => A::Start {
+                    note: String::new(),
+                },
+                OpinionStep::Handle => A::Handle { result: sample() },
+                OpinionStep::Rate => A::Rate {
+                    rating: Satisfaction::Satisfied,
+                },
+            };
+            check(status, header, &super::event::probe(here, date, action)).is_ok()
+        })
+        .collect()
 }
 
 fn need(rule: &str, what: &str, text: &str) -> Result<(), Rejection> {
@@ -227,11 +280,22 @@ fn step(
             status.handled_on = Some(event.date);
             status.result = Some(reply.clone());
         }
-        A::PassOn { to } => {
+        A::PassOn { to, congress } => {
             if status.state != S::Received {
                 return Err(wrong_state());
             }
             need("pass_on.body_required", "转交单位", to)?;
+            if let Some(congress) = congress
+                && (!congress.has_congress()
+                    || !header.home.is_within(congress)
+                    || *congress == header.home)
+            {
+                return Err(Rejection::new(
+                    "pass_on.congress",
+                    format!("只能转交给 {} 的上级人大，{congress} 不是", header.home),
+                ));
+            }
+            status.passed_on_congress = *congress;
             status.state = S::PassedOn;
             status.passed_on_to = Some(to.clone());
             status.passed_on_on = Some(event.date);
@@ -355,7 +419,10 @@ mod tests {
     }
 
     fn pass_on(to: &str) -> OpinionAction {
-        A::PassOn { to: to.into() }
+        A::PassOn {
+            to: to.into(),
+            congress: None,
+        }
     }
 
     fn handle() -> OpinionAction {

@@ -45,7 +45,8 @@ pub struct FilterKeys {
     /// The record's kind within its kind: an activity's type (`reception` …), a suggestion's
     /// answer class once answered, a group's kind (`professional`, `regional`).
     pub tag: Option<String>,
-    /// The congress a suggestion is addressed to, which numbers it.
+    /// The congress a suggestion is addressed to, which numbers it; the congress an opinion
+    /// was passed on to.
     pub addressed_to: Option<String>,
     /// A suggestion's number within its congress.
     pub number: Option<i64>,
@@ -78,6 +79,10 @@ impl FilterKeys {
             },
             RecordKind::Group => FilterKeys {
                 tag: text("kind"),
+                ..FilterKeys::default()
+            },
+            RecordKind::Opinion => FilterKeys {
+                addressed_to: text("passed_on_congress"),
                 ..FilterKeys::default()
             },
             RecordKind::Suggestion => FilterKeys {
@@ -191,6 +196,20 @@ pub fn project(record: &Record) -> Projection {
         },
         Body::Opinion(o) => {
             let (status, _) = o.fold(&record.header);
+            let mut summary = json!({
+                "source": o.fields.source, "region": o.fields.region,
+                "passed_on": status.passed_on_to.is_some(),
+                "passed_on_to": status.passed_on_to,
+                "answered_on_spot": status.answered_on_spot,
+                "handled_on": status.handled_on,
+                "rating": status.rating,
+                "rejected_events": status.rejected_events,
+            });
+            // Only when set, so the summaries of opinions stored before a congress could be
+            // passed one stay as they were written.
+            if let Some(congress) = status.passed_on_congress {
+                summary["passed_on_congress"] = json!(congress);
+            }
             Projection {
                 label: o.fields.content.chars().take(40).collect(),
                 status: Some(status.state.as_str().to_string()),
@@ -202,15 +221,7 @@ pub fn project(record: &Record) -> Projection {
                     .map(|d| (d, PersonRole::Receiver))
                     .into_iter()
                     .collect(),
-                summary: json!({
-                    "source": o.fields.source, "region": o.fields.region,
-                    "passed_on": status.passed_on_to.is_some(),
-                    "passed_on_to": status.passed_on_to,
-                    "answered_on_spot": status.answered_on_spot,
-                    "handled_on": status.handled_on,
-                    "rating": status.rating,
-                    "rejected_events": status.rejected_events,
-                }),
+                summary,
             }
         }
         Body::Suggestion(s) => {

@@ -643,6 +643,105 @@ fn step(
     Ok(())
 }
 
+labelled_enum!(
+    /// The kinds of step staff take on a suggestion after it was submitted, as the workbench
+    /// offers them (重新办理 is not one: it follows a 不满意 evaluation).
+    SuggestionStep {
+        Screen => ("screen", "审查"),
+        Assign => ("assign", "交办"),
+        SendBack => ("send_back", "退回"),
+        Extend => ("extend", "延期"),
+        Answer => ("answer", "答复"),
+        Evaluate => ("evaluate", "评价"),
+        Track => ("track", "回头看"),
+        Close => ("close", "销号"),
+        Supervise => ("supervise", "重点督办"),
+    }
+);
+
+/// The steps node `here` may take on the suggestion on `today`: each kind is offered when a
+/// sample of it passes [`check`] (state, authority, dates), so the workbench offers exactly what
+/// the fold would accept. A sample takes the least a step can be: one unit, an extension of one
+/// day past the deadline (so none is offered once the six months are used up), an answer from a
+/// unit still to answer.
+pub fn offered_steps(
+    header: &Header,
+    fields: &SuggestionFields,
+    status: &SuggestionStatus,
+    here: RegionCode,
+    today: NaiveDate,
+) -> Vec<SuggestionStep> {
+    use SuggestionAction as A;
+    let date = status.last_step_on.map_or(today, |last| last.max(today));
+    let sample = "—".to_string();
+    let waiting = status
+        .answering_units()
+        .find(|u| {
+            status.state == SuggestionState::Tracking || !status.answers.contains_key(&u.unit)
+        })
+        .map(|u| u.unit.clone());
+    SuggestionStep::ALL
+        .iter()
+        .copied()
+        .filter(|step| {
+            let action = match step {
+                SuggestionStep::Screen => A::Screen {
+                    accepted: true,
+                    number: None,
+                    reason: None,
+                },
+                SuggestionStep::Assign => A::Assign {
+                    units: vec![UnitAssignment {
+                        unit: sample.clone(),
+                        role: UnitRole::Lead,
+                    }],
+                },
+                SuggestionStep::SendBack => match &waiting {
+                    Some(unit) => A::SendBack {
+                        unit: unit.clone(),
+                        reason: sample.clone(),
+                    },
+                    None => return false,
+                },
+                SuggestionStep::Extend => match status.due.and_then(|d| d.succ_opt()) {
+                    Some(until) => A::Extend {
+                        until,
+                        reason: sample.clone(),
+                    },
+                    None => return false,
+                },
+                SuggestionStep::Answer => match &waiting {
+                    Some(unit) => A::Answer {
+                        unit: unit.clone(),
+                        class: AnswerClass::A,
+                        text: sample.clone(),
+                    },
+                    None => return false,
+                },
+                SuggestionStep::Evaluate => A::Evaluate {
+                    result: Satisfaction::Satisfied,
+                    comment: String::new(),
+                },
+                SuggestionStep::Track => A::Track {
+                    note: sample.clone(),
+                    solved: false,
+                },
+                SuggestionStep::Close => A::Close,
+                SuggestionStep::Supervise => A::Supervise {
+                    key: !status.key_supervision,
+                },
+            };
+            check(
+                status,
+                header,
+                fields,
+                &super::event::probe(here, date, action),
+            )
+            .is_ok()
+        })
+        .collect()
+}
+
 /// 主办 with any number of 协办, or two or more 分办; names distinct and non-empty.
 fn check_units(units: &[UnitAssignment]) -> Result<(), Rejection> {
     if units.is_empty() {
@@ -1764,5 +1863,129 @@ mod tests {
         assert_eq!(history.len(), 2);
         assert!(status.key_supervision);
         assert_eq!(status.last_step_on, Some(NaiveDate::MAX));
+    }
+}
+
+#[cfg(test)]
+mod offered_tests {
+    use super::*;
+    use crate::record::{Author, RecordKind};
+    use SuggestionStep as St;
+
+    fn code(s: &str) -> RegionCode {
+        RegionCode::parse("region", s).unwrap()
+    }
+
+    fn day(s: &str) -> NaiveDate {
+        NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap()
+    }
+
+    /// The README's suggestion, made at 王店镇 and addressed to 秀洲区: at each state the county
+    /// is offered the handling steps and the township the delegate's, and neither anything else.
+    #[test]
+    fn each_node_is_offered_the_steps_its_state_and_authority_allow() {
+        let (town, county) = (code("330411101000"), code("330411000000"));
+        let header = Header {
+            id: RecordId::new(),
+            kind: RecordKind::Suggestion,
+            home: town,
+            created_at: day("2026-03-02").and_hms_opt(4, 0, 0).unwrap().and_utc(),
+            created_by: Author {
+                node: town,
+                user: "镇人大办".into(),
+            },
+        };
+        let fields = SuggestionFields {
+            title: "关于修缮梅北村灌溉渠道的建议".into(),
+            body: "渠道渗漏严重".into(),
+            category: "农业农村".into(),
+            lead: RecordId::new(),
+            lead_name: "沈建华".into(),
+            cosigners: Vec::new(),
+            addressed_to: county,
+            session: None,
+            group: None,
+            motion: None,
+        };
+        let mut entries: Vec<EventEntry<SuggestionAction>> = Vec::new();
+        let mut take = |node: RegionCode, date: &str, action: SuggestionAction| {
+            let mut event = super::super::event::probe(node, day(date), action);
+            event.id = RecordId::new();
+            event.lamport = entries.len() as u64 + 1;
+            entries.push(EventEntry::Event(event));
+            let (status, history) = fold(&header, &fields, &entries);
+            assert!(history.iter().all(|l| l.rejected.is_none()), "{history:?}");
+            let today = day(date);
+            (
+                offered_steps(&header, &fields, &status, county, today),
+                offered_steps(&header, &fields, &status, town, today),
+            )
+        };
+        use SuggestionAction as A;
+        let (at_county, at_town) = take(town, "2026-03-02", A::Submit);
+        assert_eq!(at_county, [St::Screen, St::Supervise]);
+        assert_eq!(at_town, []);
+        let accept = A::Screen {
+            accepted: true,
+            number: Some(1),
+            reason: None,
+        };
+        let (at_county, _) = take(county, "2026-03-06", accept);
+        assert_eq!(at_county, [St::Assign, St::Supervise]);
+        let units = vec![UnitAssignment {
+            unit: "镇农业农村办".into(),
+            role: UnitRole::Lead,
+        }];
+        let (at_county, at_town) = take(county, "2026-03-10", A::Assign { units });
+        assert_eq!(
+            at_county,
+            [St::SendBack, St::Extend, St::Answer, St::Supervise]
+        );
+        assert_eq!(at_town, []);
+        let until = day("2026-09-10");
+        let (at_county, _) = take(
+            county,
+            "2026-06-01",
+            A::Extend {
+                until,
+                reason: "需列入年度计划".into(),
+            },
+        );
+        assert_eq!(
+            at_county,
+            [St::SendBack, St::Answer, St::Supervise],
+            "the six months are used up, so no further extension is offered"
+        );
+        let answer = || A::Answer {
+            unit: "镇农业农村办".into(),
+            class: AnswerClass::A,
+            text: "已完成防渗改造".into(),
+        };
+        let (at_county, at_town) = take(county, "2026-07-20", answer());
+        assert_eq!(at_county, [St::Supervise]);
+        assert_eq!(at_town, [St::Evaluate], "the delegate's township evaluates");
+        let (at_county, at_town) = take(
+            town,
+            "2026-07-25",
+            A::Evaluate {
+                result: Satisfaction::Dissatisfied,
+                comment: "仍有渗漏".into(),
+            },
+        );
+        assert_eq!(at_county, [St::Answer, St::Supervise], "重新办理");
+        assert_eq!(at_town, []);
+        take(county, "2026-08-20", answer());
+        let (at_county, at_town) = take(
+            town,
+            "2026-08-22",
+            A::Evaluate {
+                result: Satisfaction::Satisfied,
+                comment: String::new(),
+            },
+        );
+        assert_eq!(at_county, [St::Close, St::Supervise]);
+        assert_eq!(at_town, []);
+        let (at_county, at_town) = take(county, "2026-08-30", A::Close);
+        assert_eq!((at_county, at_town), (vec![], vec![]), "销号 ends it");
     }
 }

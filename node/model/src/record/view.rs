@@ -275,7 +275,7 @@ pub fn view(record: &Record, personal: Option<&Record>) -> RecordView {
                 let detail = match a {
                     A::Receive => String::new(),
                     A::AnswerOnSpot { reply } => reply.clone(),
-                    A::PassOn { to } => to.clone(),
+                    A::PassOn { to, .. } => to.clone(),
                     A::Start { note } => note.clone(),
                     A::Handle { result } => result.clone(),
                     A::Rate { rating } => rating.label().to_string(),

@@ -106,6 +106,7 @@ fn a_merge_prepared_onto_an_older_state_is_merged_again() {
         &mut town,
         OpinionAction::PassOn {
             to: "镇建设办".into(),
+            congress: None,
         },
     );
     let (second, seq2) = sent(&town, county_code, seq);
@@ -288,6 +289,7 @@ fn a_replayed_merge_is_what_automerge_merges() {
             &opinion,
             OpinionAction::PassOn {
                 to: "镇建设办".into(),
+                congress: None,
             },
             day(),
         )?;
