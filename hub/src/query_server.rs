@@ -199,7 +199,7 @@ impl Query for QueryService {
             after,
             // One more than asked, to know whether another page follows.
             limit: Some(size + 1),
-            offset: 0,
+            ..ListQuery::default()
         };
         let mut rows = self
             .store

@@ -14,9 +14,12 @@
 //!   per address), and the role each page needs: viewer to read, clerk to record a step
 //!   (重点督办), admin for the audit log.
 
+mod accounts;
 mod charts;
+mod forms;
 mod pages;
 mod session;
+mod workbench;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -70,6 +73,19 @@ pub fn router(dashboard: Dashboard) -> Router {
         .route("/reports/suggestions", get(pages::reports::suggestions))
         .route("/reports/delegates/{id}", get(pages::reports::delegate))
         .route("/records/{id}/supervise", post(pages::supervise))
+        .route("/records/{id}/steps/{step}", post(workbench::step))
+        .route("/todo", get(workbench::todo::page))
+        .route(
+            "/new/suggestion",
+            get(workbench::suggestions::new_suggestion).post(workbench::suggestions::submit),
+        )
+        .route(
+            "/new/opinion",
+            get(workbench::opinions::new_opinion).post(workbench::opinions::receive),
+        )
+        .route("/accounts", get(accounts::page).post(accounts::create))
+        .route("/accounts/password", post(accounts::reset))
+        .route("/accounts/disabled", post(accounts::disable))
         .route("/audit", get(pages::audit))
         .route("/login", get(session::login_form).post(session::login))
         .route("/logout", post(session::logout))
@@ -217,11 +233,16 @@ const TABS: &[(&str, &str)] = &[
     ("/sync", "同步状况"),
 ];
 
-/// The tabs only an admin sees.
-fn admin_tabs() -> &'static [(&'static str, &'static str)] {
+/// The tabs a clerk sees first (待办) and those only an admin sees.
+fn role_tabs() -> (&'static [(&'static str, &'static str)], &'static [(&'static str, &'static str)]) {
+    use renda_node::access::Role;
     match session::current() {
-        Some(c) if c.role.allows(renda_node::access::Role::Admin) => &[("/audit", "审计日志")],
-        _ => &[],
+        Some(c) if c.role.allows(Role::Admin) => (
+            &[("/todo", "待办")],
+            &[("/accounts", "账号管理"), ("/audit", "审计日志")],
+        ),
+        Some(c) if c.role.allows(Role::Clerk) => (&[("/todo", "待办")], &[]),
+        _ => (&[], &[]),
     }
 }
 
@@ -262,12 +283,18 @@ fn page_html(
                     div.brand { "人大代表履职数据平台" @if !node_name.is_empty() { span.node { (node_name) } } }
                     @if let Some(place) = place {
                         nav.tabs {
-                            @for (path, label) in TABS.iter().chain(admin_tabs()) {
-                                @let href = link(path, &[("region", shown.map(|r| r.to_string()))]);
-                                @if *path == place.tab {
-                                    a.active href=(href) { (label) }
-                                } @else {
-                                    a href=(href) { (label) }
+                            @let (first, last) = role_tabs();
+                            @for (path, label) in first.iter().chain(TABS).chain(last) {
+                                @let href = if TABS.iter().any(|(p, _)| p == path) {
+                                    link(path, &[("region", shown.map(|r| r.to_string()))])
+                                } else {
+                                    path.to_string()
+                                };
+                                a.active[*path == place.tab] href=(href) data-tab=(path) {
+                                    (label)
+                                    @if let (true, Some(n)) = (*path == "/todo", session::todo_count()) {
+                                        " " span.badge data-metric="todo.total" { (n) }
+                                    }
                                 }
                             }
                         }

@@ -86,7 +86,7 @@ fn given(v: &Option<String>) -> Option<&str> {
 }
 
 /// A region on a page: the one asked for, its rollup, and the chain from this node down to it.
-struct Shown {
+pub(crate) struct Shown {
     region: RegionCode,
     rollup: Rollup,
     crumbs: Vec<(RegionCode, String)>,
@@ -111,7 +111,7 @@ impl Dashboard {
     }
 
     /// Reads the shown region and whatever else the page needs in one call to the store.
-    async fn read<T: Send + 'static>(
+    pub(crate) async fn read<T: Send + 'static>(
         &self,
         params: &Params,
         more: impl FnOnce(&Store, RegionCode, &Rollup) -> Result<T, StoreError> + Send + 'static,
@@ -158,7 +158,7 @@ impl Dashboard {
         }
     }
 
-    fn page(&self, tab: &str, title: &str, shown: &Shown, body: Markup) -> Html<String> {
+    pub(crate) fn page(&self, tab: &str, title: &str, shown: &Shown, body: Markup) -> Html<String> {
         let place = Place {
             tab,
             crumbs: &shown.crumbs,
@@ -990,43 +990,43 @@ fn view_markup(view: &RecordView) -> Markup {
     }
 }
 
-/// One record with its handling history; personal data is never shown here.
+/// One record with its handling history; personal data is never shown here. A clerk also
+/// finds here the forms of the steps this node may take on it now (`workbench::steps`).
 pub(crate) async fn record(
     State(d): State<Dashboard>,
     Path(id): Path<String>,
+    Query(done): Query<super::workbench::Done>,
 ) -> Result<Html<String>, PageError> {
     let id = RecordId::parse("id", &id).map_err(|e| PageError::bad("id", e.rule))?;
+    record_page(&d, id, done.notice(), None).await
+}
+
+/// The record page, with a notice above it (a step applied, or the record moved since its
+/// form was rendered) and, when a form came back refused, that form as it was typed.
+pub(crate) async fn record_page(
+    d: &Dashboard,
+    id: RecordId,
+    notice: Option<super::workbench::Notice>,
+    refused: Option<super::workbench::Refused>,
+) -> Result<Html<String>, PageError> {
     let params = Params::default();
-    let (shown, record) = d.read(&params, move |s, _, _| s.get(&id)).await?;
+    let (shown, (record, version, context)) = d
+        .read(&params, move |s, _, _| {
+            let record = s.get(&id)?;
+            let version = s.version_of(&id)?;
+            let context = super::workbench::StepContext::read(s, &record)?;
+            Ok((record, version, context))
+        })
+        .await?;
     if record.header.kind == RecordKind::Personal {
         return Err(PageError::forbidden("id：个人信息不在看板中显示"));
     }
     let view = renda_node::record::view::view(&record, None);
-    // Staff of the congress a suggestion is addressed to may set or clear 重点督办 here.
-    let supervise = match &record.body {
-        renda_node::record::Body::Suggestion(sg)
-            if sg.fields.addressed_to == d.me
-                && session::current().is_some_and(|c| c.role.allows(Role::Clerk)) =>
-        {
-            let status = sg.fold(&record.header).0;
-            (!matches!(
-                status.state,
-                SuggestionState::Draft | SuggestionState::NotAccepted | SuggestionState::Closed
-            ))
-            .then_some(status.key_supervision)
-        }
-        _ => None,
-    };
+    let steps = super::workbench::steps(d, &record, version, &context, refused.as_ref());
     let body = html! {
         h1 { (record.header.kind.label()) " " (record.header.id) }
-        @if let Some(key) = supervise {
-            form.act method="post" action=(format!("/records/{id}/supervise")) {
-                input type="hidden" name="key" value=(!key);
-                button type="submit" data-action="supervise" {
-                    @if key { "取消重点督办" } @else { "列为重点督办" }
-                }
-            }
-        }
+        @if let Some(notice) = &notice { (notice.markup()) }
+        (steps)
         (view_markup(&view))
     };
     Ok(d.page("/records", "记录详情", &shown, body))

@@ -1,7 +1,8 @@
 //! Logging in to the dashboard, and the role each page needs.
 //!
-//! A browser logs in once with its credential's token (`renda credential add`) and gets a
-//! server-side session: the cookie holds a random session id, never the token, in an `HttpOnly`,
+//! Staff log in with a personal account's name and password (argon2-hashed; an admin creates,
+//! resets and disables accounts on the 账号管理 page), or with a credential's token (`renda
+//! credential add`), and get a server-side session: the cookie holds a random session id, never the token, in an `HttpOnly`,
 //! `SameSite=Strict` cookie (`Secure` under HTTPS), so scripts cannot read it and no other site
 //! can make the browser send it with a form. A session ends after [`SESSION_TTL`] or at logout,
 //! which deletes it in the store. A program may send `Authorization: Bearer` instead. Every
@@ -91,6 +92,13 @@ impl LoginLimiter {
 
 tokio::task_local! {
     static CURRENT: Credential;
+    /// How many things wait in 待办, for a clerk's page.
+    static TODO: u64;
+}
+
+/// What waits in 待办, counted for the request in hand when a clerk asked for a page.
+pub(crate) fn todo_count() -> Option<u64> {
+    TODO.try_with(|n| *n).ok()
 }
 
 /// The credential of the request being answered, if it logged in.
@@ -194,7 +202,23 @@ pub(crate) async fn gate(State(d): State<Dashboard>, request: Request, next: Nex
     }
     let presented = presented(request.headers());
     match credential_of(&d, presented).await {
-        Ok(credential) => CURRENT.scope(credential, next.run(request)).await,
+        Ok(credential) => {
+            // A clerk's pages show in the tab bar how much waits; counting is a handful of
+            // indexed counts, read on a reader thread beside any write.
+            let todo = if credential.role.allows(Role::Clerk) && request.method() == Method::GET {
+                let (me, today) = (d.me, renda_node::calendar::today());
+                d.store
+                    .read(move |s| super::workbench::todo::total(s, me, today))
+                    .await
+                    .ok()
+            } else {
+                None
+            };
+            match todo {
+                Some(n) => CURRENT.scope(credential, TODO.scope(n, next.run(request))).await,
+                None => CURRENT.scope(credential, next.run(request)).await,
+            }
+        }
         Err(Denied::Store(e)) => PageError::from(e).into_response(),
         Err(_) if request.method() == Method::GET => {
             let wanted = request
@@ -213,6 +237,42 @@ pub(crate) struct LoginQuery {
     next: String,
     #[serde(default)]
     token: String,
+    /// A personal account's name and password.
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    password: String,
+}
+
+/// The hash a login for a name with no account is checked against, so that such a login takes
+/// as long as one with a wrong password and the form does not tell which names exist.
+fn decoy_hash() -> &'static str {
+    static DECOY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    DECOY.get_or_init(|| {
+        renda_node::access::hash_password("no account has this password").unwrap_or_default()
+    })
+}
+
+/// The live account `name` and `password` log in to, checked on the blocking pool (argon2 is
+/// slow on purpose).
+async fn account_login(
+    d: &Dashboard,
+    name: String,
+    password: String,
+) -> Result<Option<Credential>, renda_node::store::StoreError> {
+    let lookup = name.clone();
+    let account = d.store.read(move |s| s.account(&lookup)).await?;
+    let checked = tokio::task::spawn_blocking(move || match account {
+        Some((credential, hash)) => {
+            renda_node::access::verify_password(&password, &hash).then_some(credential)
+        }
+        None => {
+            renda_node::access::verify_password(&password, decoy_hash());
+            None
+        }
+    })
+    .await;
+    Ok(checked.ok().flatten())
 }
 
 fn login_page(node_name: &str, next: &str, failed: Option<&str>) -> Html<String> {
@@ -221,11 +281,20 @@ fn login_page(node_name: &str, next: &str, failed: Option<&str>) -> Html<String>
         @if let Some(message) = failed {
             p.notice-error data-error="login" { (message) }
         }
-        form.login method="post" action="/login" {
-            label for="token" { "访问令牌（由本节点运维人员用 renda credential add 创建）" }
-            input #token type="password" name="token" autocomplete="off" required;
+        form.login.account method="post" action="/login" {
+            label for="name" { "用户名" }
+            input #name type="text" name="name" autocomplete="username" required autofocus;
+            label for="password" { "密码" }
+            input #password type="password" name="password" autocomplete="current-password" required;
             input type="hidden" name="next" value=(safe_next(next));
             button type="submit" { "登录" }
+        }
+        p.meta { "账号由本节点管理员在“账号管理”页创建；忘记密码请找管理员重置。" }
+        form.login.token method="post" action="/login" {
+            label for="token" { "或用访问令牌登录（运维人员用 renda credential add 创建）" }
+            input #token type="password" name="token" autocomplete="off" required;
+            input type="hidden" name="next" value=(safe_next(next));
+            button type="submit" { "用令牌登录" }
         }
     };
     page_html(node_name, "登录", None, body)
@@ -264,7 +333,17 @@ pub(crate) async fn login(
             return PageError::bad("token", "登录表单格式有误").into_response();
         }
     };
-    match authorize(&d.store, Some(form.token.trim()), Role::Viewer).await {
+    let proven = if form.token.trim().is_empty() {
+        match account_login(&d, form.name.trim().to_string(), form.password.clone()).await {
+            Ok(Some(credential)) => Ok(credential),
+            Ok(None) => Err(Denied::Unauthenticated("unknown account or wrong password")),
+            Err(e) => Err(Denied::Store(e)),
+        }
+    } else {
+        authorize(&d.store, Some(form.token.trim()), Role::Viewer).await
+    };
+    let by_password = form.token.trim().is_empty();
+    match proven {
         Ok(credential) => {
             d.logins.succeeded(addr);
             let name = credential.name.clone();
@@ -285,6 +364,14 @@ pub(crate) async fn login(
                 .into_response()
         }
         Err(Denied::Store(e)) => PageError::from(e).into_response(),
+        Err(_) if by_password => {
+            tracing::warn!(%addr, "dashboard login with an unknown account or a wrong password");
+            (
+                StatusCode::UNAUTHORIZED,
+                login_page(&d.name, &form.next, Some("用户名或密码不对，或账号已停用")),
+            )
+                .into_response()
+        }
         Err(_) => {
             tracing::warn!(%addr, "dashboard login with an unknown or revoked token");
             (

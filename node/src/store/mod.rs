@@ -33,6 +33,7 @@ use crate::record::{
 use crate::region::RegionCode;
 use crate::validate::ValidationError;
 
+pub use access::check_form_key;
 pub use handle::StoreHandle;
 pub use rollup::DutyRecord;
 pub use sync::{
@@ -118,6 +119,18 @@ pub struct ListQuery {
     pub activity_kind: Option<String>,
     /// Only suggestions whose current answer is of this class (`A`–`D`).
     pub answer_class: Option<String>,
+    /// Only records in one of these states (besides `status`): a to-do list's "to pass on or
+    /// finish".
+    pub status_any: Vec<String>,
+    /// Only suggestions addressed to this congress, and opinions passed on to it.
+    pub addressed_to: Option<RegionCode>,
+    /// Only records homed at exactly this node (a suggestion's lead delegate's home, which
+    /// evaluates the answer), where `within` takes the whole subtree.
+    pub home: Option<RegionCode>,
+    /// Only records whose awaited answer is due on these days or between them, not yet overdue.
+    pub due_between: Option<(NaiveDate, NaiveDate)>,
+    /// Only activities held on this day or before with nobody signed in.
+    pub unattended_by: Option<NaiveDate>,
     /// Only records after this id: where the previous page ended. Unlike an offset, it costs the
     /// same on the hundredth page as on the first.
     pub after: Option<RecordId>,
@@ -159,6 +172,16 @@ impl StoreStats {
 /// planner from sorting the whole of a broad range (a county's subtree, a month) for one page.
 /// Sparse filters (a delegate, overdue answers) keep their own indexes: few rows to sort.
 /// A count (`paged` false) has no order to keep, and lets the planner range over any index.
+fn version_of(conn: &Connection, id: &RecordId) -> Result<i64, StoreError> {
+    conn.prepare_cached("SELECT last_seq FROM records WHERE id = ?1")?
+        .query_row([id.to_string()], |r| r.get(0))
+        .optional()?
+        .ok_or_else(|| StoreError::NotFound {
+            kind: "record",
+            id: id.to_string(),
+        })
+}
+
 fn list_filter(q: &ListQuery, paged: bool) -> (String, Vec<Box<dyn rusqlite::ToSql>>) {
     let plus = if paged { "+" } else { "" };
     let mut sql = String::from(" WHERE 1=1");
@@ -209,6 +232,36 @@ fn list_filter(q: &ListQuery, paged: bool) -> (String, Vec<Box<dyn rusqlite::ToS
     if let Some(class) = &q.answer_class {
         sql.push_str(" AND +r.kind = 'suggestion' AND r.tag = ?");
         args.push(Box::new(class.clone()));
+    }
+    if !q.status_any.is_empty() {
+        let marks = vec!["?"; q.status_any.len()].join(", ");
+        sql.push_str(&format!(" AND r.status IN ({marks})"));
+        for status in &q.status_any {
+            args.push(Box::new(status.clone()));
+        }
+    }
+    if let Some(congress) = &q.addressed_to {
+        sql.push_str(" AND r.addressed_to = ?");
+        args.push(Box::new(congress.to_string()));
+    }
+    if let Some(home) = &q.home {
+        sql.push_str(" AND r.home = ?");
+        args.push(Box::new(home.to_string()));
+    }
+    if let Some((from, until)) = &q.due_between {
+        sql.push_str(
+            " AND r.due_on IS NOT NULL AND r.due_on >= ? AND r.due_on <= ? AND r.status IN ('assigned', 'rehandling')",
+        );
+        args.push(Box::new(from.to_string()));
+        args.push(Box::new(until.to_string()));
+    }
+    if let Some(day) = &q.unattended_by {
+        // A township's activities are a few hundred a year, so reading the count from the
+        // summary costs less than a column would be worth.
+        sql.push_str(
+            " AND +r.kind = 'activity' AND r.occurred_on <= ? AND json_extract(r.summary, '$.sign_ins') = 0",
+        );
+        args.push(Box::new(day.to_string()));
     }
     if let Some(after) = &q.after {
         sql.push_str(" AND r.id > ?");
@@ -533,6 +586,13 @@ impl Store {
         resolve(&self.conn, kind, field, text)
     }
 
+    /// Where in this node's change sequence the record last changed, by a write here or a
+    /// peer's change merged: the version a workbench form was rendered from, so a step on a
+    /// record that moved since is shown the record as it is instead of applying.
+    pub fn version_of(&self, id: &RecordId) -> Result<i64, StoreError> {
+        version_of(&self.conn, id)
+    }
+
     /// How many records a list would hold without its limit: what the dashboard shows beside a
     /// page of them.
     pub fn count(&self, q: &ListQuery) -> Result<u64, StoreError> {
@@ -576,7 +636,12 @@ impl Store {
             && q.overdue_on.is_none()
             && q.period.is_none()
             && q.activity_kind.is_none()
-            && q.answer_class.is_none();
+            && q.answer_class.is_none()
+            && q.status_any.is_empty()
+            && q.addressed_to.is_none()
+            && q.home.is_none()
+            && q.due_between.is_none()
+            && q.unattended_by.is_none();
         let page = match q.limit {
             Some(limit) => format!(" ORDER BY r.id LIMIT {limit} OFFSET {}", q.offset),
             None => " ORDER BY r.id".to_string(),
@@ -1239,6 +1304,11 @@ impl WriteTx<'_> {
         text: &str,
     ) -> Result<RecordId, StoreError> {
         resolve(&self.tx, kind, field, text)
+    }
+
+    /// See [`Store::version_of`].
+    pub fn version_of(&self, id: &RecordId) -> Result<i64, StoreError> {
+        version_of(&self.tx, id)
     }
 
     pub fn get(&self, id: &RecordId) -> Result<Record, StoreError> {

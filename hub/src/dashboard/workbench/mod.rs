@@ -1,0 +1,351 @@
+//! The workbench: where clerks do the work in the browser. Every form calls the same office
+//! operation as the command line (`renda_node::office`), in one store transaction, under the
+//! logged-in credential's name, and needs the clerk role; the model decides which steps a
+//! record offers (`suggestion::offered_steps`, `opinion::offered_steps`), so no rule is
+//! written twice.
+//!
+//! A form is guarded twice (`forms`): its idempotency key makes a second submission apply
+//! nothing, and a step carries the record version it was rendered from, so a step on a record
+//! that moved since is shown the record as it is now instead of being applied. A refused form
+//! comes back as it was typed, with the rule's Chinese message beside it, and nothing written.
+//!
+//! - [`suggestions`]: 提交 with co-signers, and every handling step.
+//! - [`opinions`]: 收集, and 当场答复, 转交, 办理, 办结, 评价.
+//! - [`todo`]: what waits for this node (待办), counted in the tab bar.
+
+pub(crate) mod opinions;
+pub(crate) mod suggestions;
+pub(crate) mod todo;
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use maud::{Markup, html};
+use renda_node::access::Role;
+use renda_node::record::{Body, Record, RecordId};
+use renda_node::region::RegionCode;
+use renda_node::store::{Store, StoreError, WriteTx};
+use serde::Deserialize;
+
+use super::forms::{Posted, Refusal};
+use super::{Dashboard, PageError, session};
+
+/// What became of a form the store was asked to apply.
+#[derive(Debug)]
+pub(crate) enum Applied {
+    /// Applied now; the record it wrote.
+    Done(RecordId),
+    /// The same form was applied before; the record it wrote then.
+    Again(Option<RecordId>),
+    /// The record moved since the form was rendered; nothing was applied.
+    Moved,
+}
+
+/// Applies `op` once for the form's idempotency key, in one transaction: a key noted before
+/// means the form was applied already, and with `guard` a record whose version is no longer
+/// the one the form was rendered from is left as it is. A refusal (bad input, a rule) writes
+/// nothing, not even the key, so the form can be corrected and sent again.
+pub(crate) async fn apply<F>(
+    d: &Dashboard,
+    user: &str,
+    posted: &Posted,
+    guard: Option<RecordId>,
+    op: F,
+) -> Result<Result<Applied, Refusal>, PageError>
+where
+    F: FnOnce(&mut WriteTx<'_>, &str) -> Result<RecordId, StoreError> + Send + 'static,
+{
+    let key = posted.form_key().to_string();
+    if let Err(e) = renda_node::store::check_form_key(&key) {
+        return Ok(Err(e.into()));
+    }
+    let guard = match guard {
+        Some(id) => match posted.seen() {
+            Ok(seen) => Some((id, seen)),
+            Err(refusal) => return Ok(Err(refusal)),
+        },
+        None => None,
+    };
+    let user = user.to_string();
+    let written = d
+        .store
+        .write(move |tx| {
+            if let Some(before) = tx.form_applied(&key)? {
+                let record = before.and_then(|r| RecordId::parse("record", &r).ok());
+                return Ok(Applied::Again(record));
+            }
+            if let Some((id, seen)) = guard
+                && tx.version_of(&id)? != seen
+            {
+                return Ok(Applied::Moved);
+            }
+            let id = op(tx, &user)?;
+            tx.note_form_applied(&key, &user, Some(&id.to_string()))?;
+            Ok(Applied::Done(id))
+        })
+        .await;
+    match written {
+        Ok(applied) => Ok(Ok(applied)),
+        Err(e) => Refusal::from_store(e).map(Err),
+    }
+}
+
+/// The `?done=` a record page is opened with after a form applied.
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct Done {
+    #[serde(default)]
+    done: Option<String>,
+}
+
+impl Done {
+    pub(crate) fn notice(&self) -> Option<Notice> {
+        match self.done.as_deref().map(str::trim) {
+            None | Some("") => None,
+            Some("again") => Some(Notice::Again),
+            Some(step) => Some(Notice::Done(step_label(step).to_string())),
+        }
+    }
+}
+
+fn step_label(step: &str) -> &'static str {
+    use renda_node::record::opinion::OpinionStep;
+    use renda_node::record::suggestion::SuggestionStep;
+    if let Ok(s) = SuggestionStep::parse("step", step) {
+        return s.label();
+    }
+    if let Ok(s) = OpinionStep::parse("step", step) {
+        return s.label();
+    }
+    match step {
+        "created" => "登记",
+        _ => "办理",
+    }
+}
+
+/// What a record page says above the record.
+#[derive(Debug)]
+pub(crate) enum Notice {
+    Done(String),
+    Again,
+    Moved,
+}
+
+impl Notice {
+    pub(crate) fn markup(&self) -> Markup {
+        match self {
+            Notice::Done(step) => html! {
+                p.notice-ok role="status" data-notice="done" { "已办理：" (step) "。" }
+            },
+            Notice::Again => html! {
+                p.notice-ok role="status" data-notice="again" {
+                    "这张表单已经提交过并已办理，没有重复办理。"
+                }
+            },
+            Notice::Moved => html! {
+                p.notice-error role="alert" data-notice="moved" {
+                    "这条记录在您打开表单之后已经变化（可能是同步带来了其他节点的办理），本次没有办理。"
+                    "下面是它现在的样子，请确认后重新办理。"
+                }
+            },
+        }
+    }
+}
+
+/// A form that came back refused: which step, what was typed, and why.
+pub(crate) struct Refused {
+    pub step: String,
+    pub posted: Posted,
+    pub refusal: Refusal,
+}
+
+/// What the step forms of a record need beyond the record, read in the same snapshot: the
+/// congresses above this node an opinion may be passed on to, with their names where known.
+pub(crate) struct StepContext {
+    pub congresses_above: Vec<(RegionCode, String)>,
+}
+
+impl StepContext {
+    pub(crate) fn read(s: &Store, record: &Record) -> Result<StepContext, StoreError> {
+        let congresses_above = match &record.body {
+            Body::Opinion(_) => congresses_above(s, &record.header.home)?,
+            _ => Vec::new(),
+        };
+        Ok(StepContext { congresses_above })
+    }
+}
+
+/// The congresses above `region`, nearest first, each with the name its node gave itself
+/// where its rollup reached this node.
+pub(crate) fn congresses_above(
+    s: &Store,
+    region: &RegionCode,
+) -> Result<Vec<(RegionCode, String)>, StoreError> {
+    let mut out = Vec::new();
+    for r in region.ancestors() {
+        if r == *region || !r.has_congress() {
+            continue;
+        }
+        let name = s.rollup(&r)?.map(|r| r.name).unwrap_or_default();
+        out.push((r, name));
+    }
+    Ok(out)
+}
+
+/// A congress as a clerk reads it: its name, and its code.
+pub(crate) fn congress_label(region: &RegionCode, name: &str) -> String {
+    if name.is_empty() {
+        format!("{region} 人大")
+    } else {
+        format!("{name}（{region}）")
+    }
+}
+
+/// The forms of the steps this node may take on `record` now, for a clerk; nothing for anyone
+/// else.
+pub(crate) fn steps(
+    d: &Dashboard,
+    record: &Record,
+    version: i64,
+    context: &StepContext,
+    refused: Option<&Refused>,
+) -> Markup {
+    if !session::current().is_some_and(|c| c.role.allows(Role::Clerk)) {
+        return html! {};
+    }
+    let today = renda_node::calendar::today();
+    let forms = match &record.body {
+        Body::Suggestion(sg) => suggestions::steps(d.me, record, sg, version, today, refused),
+        Body::Opinion(o) => opinions::steps(d.me, record, o, version, context, today, refused),
+        _ => return html! {},
+    };
+    html! {
+        section.steps aria-label="办理" {
+            h2 { "办理" }
+            @if forms.is_empty() {
+                p.meta data-steps="none" { "本节点现在没有可以办理的步骤。" }
+            } @else {
+                @for form in forms { (form) }
+            }
+        }
+    }
+}
+
+/// One step's form, folded away until opened (open when it came back refused).
+pub(crate) fn step_form(
+    record: &RecordId,
+    step: &str,
+    label: &str,
+    open: bool,
+    fields: Markup,
+) -> Markup {
+    html! {
+        details.step data-step=(step) open[open] {
+            summary { (label) }
+            form.work method="post" action=(format!("/records/{record}/steps/{step}")) {
+                (fields)
+                button type="submit" data-action=(step) { (label) }
+            }
+        }
+    }
+}
+
+/// POST `/records/{id}/steps/{step}`: one step on a suggestion or an opinion.
+pub(crate) async fn step(
+    State(d): State<Dashboard>,
+    Path((id, step)): Path<(String, String)>,
+    body: axum::body::Bytes,
+) -> Result<Response, PageError> {
+    let credential = session::require(Role::Clerk)?;
+    let id = RecordId::parse("id", &id).map_err(|e| PageError::bad("id", e.rule))?;
+    let posted = Posted::parse(&body)?;
+    let today = renda_node::calendar::today();
+    let kind = d.store.read(move |s| s.get(&id)).await?.header.kind;
+    let op: Result<StepOp, Refusal> = match kind {
+        renda_node::record::RecordKind::Suggestion => {
+            suggestions::action(&step, &posted, today).map(StepOp::Suggestion)
+        }
+        renda_node::record::RecordKind::Opinion => {
+            opinions::action(&step, &posted, today).map(StepOp::Opinion)
+        }
+        other => {
+            return Err(PageError::bad(
+                "step",
+                format!("{}没有办理步骤", other.label()),
+            ));
+        }
+    };
+    let outcome = match op {
+        Err(refusal) => Err(refusal),
+        Ok(op) => {
+            apply(&d, &credential.name, &posted, Some(id), move |tx, user| {
+                op.apply(tx, user, &id).map(|()| id)
+            })
+            .await?
+        }
+    };
+    match outcome {
+        Ok(Applied::Done(_)) => {
+            tracing::info!(record = %id, step, by = %credential.name, "a step recorded on the workbench");
+            Ok(Redirect::to(&format!("/records/{id}?done={step}")).into_response())
+        }
+        Ok(Applied::Again(_)) => Ok(Redirect::to(&format!("/records/{id}?done=again")).into_response()),
+        Ok(Applied::Moved) => {
+            let page = super::pages::record_page(&d, id, Some(Notice::Moved), None).await?;
+            Ok((StatusCode::CONFLICT, page).into_response())
+        }
+        Err(refusal) => {
+            let status = if refusal.rule.is_some() {
+                StatusCode::CONFLICT
+            } else {
+                StatusCode::BAD_REQUEST
+            };
+            let refused = Refused {
+                step,
+                posted,
+                refusal,
+            };
+            let page = super::pages::record_page(&d, id, None, Some(refused)).await?;
+            Ok((status, page).into_response())
+        }
+    }
+}
+
+/// A step parsed from its form, applied through the office operation.
+enum StepOp {
+    Suggestion(
+        (
+            renda_node::record::suggestion::SuggestionAction,
+            chrono::NaiveDate,
+        ),
+    ),
+    Opinion(
+        (
+            renda_node::record::opinion::OpinionAction,
+            chrono::NaiveDate,
+        ),
+    ),
+}
+
+impl StepOp {
+    fn apply(self, tx: &mut WriteTx<'_>, user: &str, id: &RecordId) -> Result<(), StoreError> {
+        match self {
+            StepOp::Suggestion((action, date)) => {
+                renda_node::office::suggestion_step(tx, user, id, action, date).map(drop)
+            }
+            StepOp::Opinion((action, date)) => {
+                renda_node::office::opinion_step(tx, user, id, action, date).map(drop)
+            }
+        }
+    }
+}
+
+/// Where a new record's applied form leads: the record's page.
+pub(crate) fn created(applied: Applied) -> Response {
+    match applied {
+        Applied::Done(id) => Redirect::to(&format!("/records/{id}?done=created")).into_response(),
+        Applied::Again(Some(id)) => {
+            Redirect::to(&format!("/records/{id}?done=again")).into_response()
+        }
+        Applied::Again(None) | Applied::Moved => Redirect::to("/todo").into_response(),
+    }
+}

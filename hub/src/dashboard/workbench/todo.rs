@@ -1,0 +1,205 @@
+//! 待办: what waits for this node's staff, each list a store query, their total in the tab bar.
+//!
+//! As the congress a suggestion is addressed to (every level, townships included): suggestions
+//! to screen, to assign, answers due within two weeks, overdue answers, answers awaiting the
+//! delegate's evaluation, suggestions to follow up (回头看) or close (销号), and opinions passed
+//! on to this congress. As the home of delegates and opinions: suggestions whose delegate must
+//! evaluate the answer here, opinions to pass on or finish, and activities held with nobody
+//! signed in.
+
+use axum::extract::State;
+use axum::response::Html;
+use chrono::{Days, NaiveDate};
+use maud::{Markup, html};
+use renda_node::access::Role;
+use renda_node::record::RecordKind;
+use renda_node::region::RegionCode;
+use renda_node::store::{ListQuery, ListRow, Store, StoreError};
+
+use crate::dashboard::pages::Params;
+use crate::dashboard::{Dashboard, PageError, session};
+
+/// Answers due within this many days are listed as due soon.
+pub(crate) const DUE_SOON_DAYS: u64 = 14;
+
+/// Rows a to-do list shows; the count says how many there are.
+const ROWS: u32 = 100;
+
+/// One to-do list: a key for tests and links, its heading, and the query that finds it.
+pub(crate) struct TodoList {
+    pub key: &'static str,
+    pub label: &'static str,
+    pub query: ListQuery,
+}
+
+/// Every to-do list of node `me` on `today`.
+pub(crate) fn lists(me: RegionCode, today: NaiveDate) -> Vec<TodoList> {
+    let suggestions = |status: &[&str]| ListQuery {
+        kind: Some(RecordKind::Suggestion),
+        addressed_to: Some(me),
+        status_any: status.iter().map(|s| s.to_string()).collect(),
+        ..ListQuery::default()
+    };
+    let soon = today
+        .checked_add_days(Days::new(DUE_SOON_DAYS))
+        .unwrap_or(today);
+    vec![
+        TodoList {
+            key: "screen",
+            label: "待审查的建议",
+            query: suggestions(&["submitted"]),
+        },
+        TodoList {
+            key: "assign",
+            label: "待交办的建议（含退回待重新交办）",
+            query: suggestions(&["accepted", "sent_back"]),
+        },
+        TodoList {
+            key: "due_soon",
+            label: "两周内到期待答复的建议",
+            query: ListQuery {
+                due_between: Some((today, soon)),
+                ..suggestions(&[])
+            },
+        },
+        TodoList {
+            key: "overdue",
+            label: "逾期未答复的建议",
+            query: ListQuery {
+                overdue_on: Some(today),
+                ..suggestions(&[])
+            },
+        },
+        TodoList {
+            key: "awaiting_evaluation",
+            label: "已答复、等待代表评价的建议",
+            query: suggestions(&["answered"]),
+        },
+        TodoList {
+            key: "follow_up",
+            label: "待回头看或待销号的建议",
+            query: suggestions(&["tracking", "satisfied"]),
+        },
+        TodoList {
+            key: "opinions_passed_here",
+            label: "转交本级人大办理的民情",
+            query: ListQuery {
+                kind: Some(RecordKind::Opinion),
+                addressed_to: Some(me),
+                status_any: vec!["passed_on".into(), "in_progress".into()],
+                ..ListQuery::default()
+            },
+        },
+        TodoList {
+            key: "evaluate_here",
+            label: "需本地代表评价答复的建议",
+            query: ListQuery {
+                kind: Some(RecordKind::Suggestion),
+                home: Some(me),
+                status: Some("answered".into()),
+                ..ListQuery::default()
+            },
+        },
+        TodoList {
+            key: "opinions_open",
+            label: "待转交或办结的民情",
+            query: ListQuery {
+                kind: Some(RecordKind::Opinion),
+                home: Some(me),
+                status_any: vec!["received".into(), "passed_on".into(), "in_progress".into()],
+                ..ListQuery::default()
+            },
+        },
+        TodoList {
+            key: "unattended",
+            label: "已举行但无人签到的活动",
+            query: ListQuery {
+                kind: Some(RecordKind::Activity),
+                home: Some(me),
+                unattended_by: Some(today),
+                ..ListQuery::default()
+            },
+        },
+    ]
+}
+
+/// How many things wait, over every list: the number in the tab bar. A record in two lists
+/// (due soon and awaiting evaluation cannot both hold, but an opinion passed on to this node's
+/// own congress could) is counted in each.
+pub(crate) fn total(s: &Store, me: RegionCode, today: NaiveDate) -> Result<u64, StoreError> {
+    let mut n = 0;
+    for list in lists(me, today) {
+        n += s.count(&list.query)?;
+    }
+    Ok(n)
+}
+
+/// GET `/todo`: every list with its count and first rows, and the forms that start a record.
+pub(crate) async fn page(State(d): State<Dashboard>) -> Result<Html<String>, PageError> {
+    session::require(Role::Clerk)?;
+    let me = d.me;
+    let today = renda_node::calendar::today();
+    let (shown, found) = d
+        .read(&Params::default(), move |s, _, _| {
+            let mut found = Vec::new();
+            for mut list in lists(me, today) {
+                let count = s.count(&list.query)?;
+                list.query.limit = Some(ROWS);
+                let rows = if count > 0 { s.list(&list.query)? } else { Vec::new() };
+                found.push((list.key, list.label, count, rows));
+            }
+            Ok(found)
+        })
+        .await?;
+    let body = html! {
+        h1 { "待办" }
+        p.actions {
+            a.button href="/new/suggestion" data-action="new-suggestion" { "提交代表建议" }
+            a.button href="/new/opinion" data-action="new-opinion" { "登记民情" }
+        }
+        @for (key, label, count, rows) in &found {
+            section.todo data-todo=(key) {
+                h2 { (label) " " span.count data-metric=(format!("todo.{key}")) { (count) } }
+                @if !rows.is_empty() { (rows_table(rows, today)) }
+            }
+        }
+    };
+    Ok(d.page("/todo", "待办", &shown, body))
+}
+
+fn rows_table(rows: &[ListRow], today: NaiveDate) -> Markup {
+    html! {
+        table.todo-rows {
+            thead { tr { th { "名称" } th { "类型" } th { "所属节点" } th { "状态" } th { "日期" } th { "期限" } } }
+            tbody {
+                @for r in rows {
+                    tr data-id=(r.id) {
+                        td { a href=(format!("/records/{}", r.id)) { (r.label) } }
+                        td { (r.kind.label()) }
+                        td { (r.home) }
+                        td { (status_label(r)) }
+                        td { (r.occurred_on.map(|d| d.to_string()).unwrap_or_default()) }
+                        td.overdue[r.due_on.is_some_and(|d| d < today)] {
+                            (r.due_on.map(|d| d.to_string()).unwrap_or_default())
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn status_label(r: &ListRow) -> String {
+    use renda_node::record::opinion::OpinionState;
+    use renda_node::record::suggestion::SuggestionState;
+    let Some(status) = r.status.as_deref() else {
+        return String::new();
+    };
+    match r.kind {
+        RecordKind::Suggestion => SuggestionState::parse("status", status)
+            .map_or(status.to_string(), |s| s.label().to_string()),
+        RecordKind::Opinion => OpinionState::parse("status", status)
+            .map_or(status.to_string(), |s| s.label().to_string()),
+        _ => status.to_string(),
+    }
+}
