@@ -7,85 +7,21 @@
 
 mod common;
 
-use std::net::SocketAddr;
-use std::process::Stdio;
 use std::time::Duration;
 
+use common::browser::{browser, click, login, start_driver, text};
 use common::data::{populate, roll_up};
 use common::fed::{
     CITY, FENGQIAO, NANHU, NATIONAL, PROVINCE, WANGDIAN, XINCHENG, XIUZHOU, YUXIN, code,
     five_levels,
 };
-use fantoccini::{Client, ClientBuilder, Locator};
+use fantoccini::{Client, Locator};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use renda_hub::auth::{QueryClient, query_client};
 use renda_node::access::Role;
 use renda_proto::v1::{GetDutyRecordRequest, GetRollupRequest, ListRecordsRequest};
 use serde_json::{Value, json};
-
-const CHROMIUM: &str = "/usr/bin/chromium";
-const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
-
-/// A chromedriver process on a free loopback port, killed when dropped.
-struct Driver {
-    _process: tokio::process::Child,
-    url: String,
-    /// Chromium's profile, thrown away after the test.
-    profile: tempfile::TempDir,
-}
-
-async fn start_driver() -> Driver {
-    for path in [CHROMIUM, CHROMEDRIVER] {
-        assert!(
-            std::path::Path::new(path).exists(),
-            "{path} is missing: install Debian's chromium and chromium-driver (scripts/test.sh does)"
-        );
-    }
-    let port = common::free_ports(1)[0];
-    let process = tokio::process::Command::new(CHROMEDRIVER)
-        .arg(format!("--port={port}"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("start chromedriver");
-    for _ in 0..100 {
-        if tokio::net::TcpStream::connect(("127.0.0.1", port))
-            .await
-            .is_ok()
-        {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    Driver {
-        _process: process,
-        url: format!("http://127.0.0.1:{port}"),
-        profile: tempfile::tempdir().unwrap(),
-    }
-}
-
-async fn browser(driver: &Driver) -> Client {
-    let mut caps = serde_json::Map::new();
-    caps.insert(
-        "goog:chromeOptions".into(),
-        json!({
-            "binary": CHROMIUM,
-            "args": [
-                "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                "--disable-background-networking", "--disable-component-update",
-                "--disable-sync", "--no-first-run", "--disable-quic",
-                format!("--user-data-dir={}", driver.profile.path().display()),
-            ],
-        }),
-    );
-    ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
-        .capabilities(caps)
-        .connect(&driver.url)
-        .await
-        .expect("open a Chromium session through chromedriver")
-}
 
 async fn rollup(query: &mut QueryClient, region: &str) -> Value {
     let reply = query
@@ -156,28 +92,6 @@ fn expected(total: &Value) -> Vec<(&'static str, String)> {
     ]
 }
 
-/// The text of the element `css` selects. A click on a link may return before the browser has
-/// left the old page, so an element found there can go stale before its text is read: it is
-/// then found again on the page that loaded.
-async fn text(c: &Client, css: &str) -> String {
-    let mut tries = 0;
-    loop {
-        let element = c
-            .find(Locator::Css(css))
-            .await
-            .unwrap_or_else(|e| panic!("no element {css}: {e}"));
-        match element.text().await {
-            Ok(text) => return text.trim().to_string(),
-            Err(e) if tries < 20 => {
-                tries += 1;
-                println!("{css}: {e}; reading it again");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-            Err(e) => panic!("cannot read {css}: {e}"),
-        }
-    }
-}
-
 /// Asserts the overview's cards show the subtree numbers the query service gives.
 async fn assert_cards(c: &Client, total: &Value, what: &str) {
     for (metric, want) in expected(total) {
@@ -200,34 +114,6 @@ async fn credential(fed: &common::fed::Federation, region: &str, name: &str, rol
         .write(move |tx| tx.add_credential(&name, role))
         .await
         .unwrap()
-}
-
-/// Logs the browser in to the dashboard at `web` through its login page, as staff do. Every
-/// dashboard of the test is on 127.0.0.1, where cookies do not tell ports apart, so each switch
-/// of node logs in again.
-async fn login(c: &Client, web: SocketAddr, token: &str) {
-    c.goto(&format!("http://{web}/login")).await.unwrap();
-    c.find(Locator::Css("form.login input[name=token]"))
-        .await
-        .unwrap()
-        .send_keys(token)
-        .await
-        .unwrap();
-    click(c, "form.login button[type=submit]").await;
-    c.wait()
-        .at_most(Duration::from_secs(10))
-        .for_element(Locator::Css("header .who"))
-        .await
-        .unwrap_or_else(|e| panic!("not logged in at {web}: {e}"));
-}
-
-async fn click(c: &Client, css: &str) {
-    c.find(Locator::Css(css))
-        .await
-        .unwrap_or_else(|e| panic!("no element {css}: {e}"))
-        .click()
-        .await
-        .unwrap_or_else(|e| panic!("cannot click {css}: {e}"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

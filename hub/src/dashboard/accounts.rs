@@ -109,7 +109,12 @@ async fn render(
     let (shown, all) = d
         .read(&Params::default(), |s, _, _| s.credentials())
         .await?;
-    Ok(d.page("/accounts", "账号管理", &shown, page_body(&all, refused, done)))
+    Ok(d.page(
+        "/accounts",
+        "账号管理",
+        &shown,
+        page_body(&all, refused, done),
+    ))
 }
 
 /// GET `/accounts`. Admin only.
@@ -144,7 +149,10 @@ async fn answer(
 }
 
 /// POST `/accounts`: a new account.
-pub(crate) async fn create(State(d): State<Dashboard>, body: axum::body::Bytes) -> Result<Response, PageError> {
+pub(crate) async fn create(
+    State(d): State<Dashboard>,
+    body: axum::body::Bytes,
+) -> Result<Response, PageError> {
     let admin = session::require(Role::Admin)?;
     let posted = Posted::parse(&body)?;
     let result = async {
@@ -191,7 +199,10 @@ impl From<PageError> for Refusal {
 }
 
 /// POST `/accounts/password`: an admin sets an account's password, which logs it out.
-pub(crate) async fn reset(State(d): State<Dashboard>, body: axum::body::Bytes) -> Result<Response, PageError> {
+pub(crate) async fn reset(
+    State(d): State<Dashboard>,
+    body: axum::body::Bytes,
+) -> Result<Response, PageError> {
     let admin = session::require(Role::Admin)?;
     let posted = Posted::parse(&body)?;
     let name = posted.get("name").to_string();
@@ -211,7 +222,10 @@ pub(crate) async fn reset(State(d): State<Dashboard>, body: axum::body::Bytes) -
 }
 
 /// POST `/accounts/disabled`: an admin disables an account or enables it again.
-pub(crate) async fn disable(State(d): State<Dashboard>, body: axum::body::Bytes) -> Result<Response, PageError> {
+pub(crate) async fn disable(
+    State(d): State<Dashboard>,
+    body: axum::body::Bytes,
+) -> Result<Response, PageError> {
     let admin = session::require(Role::Admin)?;
     let posted = Posted::parse(&body)?;
     let name = posted.get("name").to_string();

@@ -87,12 +87,9 @@ impl Posted {
 
     /// The version of the record the form was rendered from.
     pub(crate) fn seen(&self) -> Result<i64, Refusal> {
-        self.get("seen").parse().map_err(|_| {
-            Refusal::field(
-                "seen",
-                "表单缺少它所依据的记录版本，请重新打开页面再办理",
-            )
-        })
+        self.get("seen")
+            .parse()
+            .map_err(|_| Refusal::field("seen", "表单缺少它所依据的记录版本，请重新打开页面再办理"))
     }
 }
 
@@ -309,14 +306,18 @@ mod tests {
 
     #[test]
     fn a_posted_form_keeps_repeated_names_in_order_and_dates_default_to_today() {
-        let p = Posted::parse("unit=%E9%95%87%E5%8A%9E+&role=lead&unit=b&role=assist&date=".as_bytes())
-            .unwrap();
+        let p =
+            Posted::parse("unit=%E9%95%87%E5%8A%9E+&role=lead&unit=b&role=assist&date=".as_bytes())
+                .unwrap();
         assert_eq!(p.all("unit"), ["镇办", "b"]);
         assert_eq!(p.get("role"), "lead");
         assert_eq!(p.get("missing"), "");
         let today = NaiveDate::from_ymd_opt(2026, 12, 3).unwrap();
         assert_eq!(p.date("date", today).unwrap(), today);
-        let bad = Posted::parse(b"date=3%2F12").unwrap().date("date", today).unwrap_err();
+        let bad = Posted::parse(b"date=3%2F12")
+            .unwrap()
+            .date("date", today)
+            .unwrap_err();
         assert_eq!(bad.field.as_deref(), Some("date"));
         assert!(Posted::parse(&vec![b'a'; MAX_FORM_BYTES + 1]).is_err());
     }

@@ -234,7 +234,10 @@ const TABS: &[(&str, &str)] = &[
 ];
 
 /// The tabs a clerk sees first (待办) and those only an admin sees.
-fn role_tabs() -> (&'static [(&'static str, &'static str)], &'static [(&'static str, &'static str)]) {
+fn role_tabs() -> (
+    &'static [(&'static str, &'static str)],
+    &'static [(&'static str, &'static str)],
+) {
     use renda_node::access::Role;
     match session::current() {
         Some(c) if c.role.allows(Role::Admin) => (

@@ -205,7 +205,7 @@ pub(crate) async fn gate(State(d): State<Dashboard>, request: Request, next: Nex
         Ok(credential) => {
             // A clerk's pages show in the tab bar how much waits; counting is a handful of
             // indexed counts, read on a reader thread beside any write.
-            let todo = if credential.role.allows(Role::Clerk) && request.method() == Method::GET {
+            let todo = if credential.role.allows(Role::Clerk) {
                 let (me, today) = (d.me, renda_node::calendar::today());
                 d.store
                     .read(move |s| super::workbench::todo::total(s, me, today))
@@ -215,7 +215,11 @@ pub(crate) async fn gate(State(d): State<Dashboard>, request: Request, next: Nex
                 None
             };
             match todo {
-                Some(n) => CURRENT.scope(credential, TODO.scope(n, next.run(request))).await,
+                Some(n) => {
+                    CURRENT
+                        .scope(credential, TODO.scope(n, next.run(request)))
+                        .await
+                }
                 None => CURRENT.scope(credential, next.run(request)).await,
             }
         }

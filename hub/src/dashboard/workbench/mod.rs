@@ -288,7 +288,9 @@ pub(crate) async fn step(
             tracing::info!(record = %id, step, by = %credential.name, "a step recorded on the workbench");
             Ok(Redirect::to(&format!("/records/{id}?done={step}")).into_response())
         }
-        Ok(Applied::Again(_)) => Ok(Redirect::to(&format!("/records/{id}?done=again")).into_response()),
+        Ok(Applied::Again(_)) => {
+            Ok(Redirect::to(&format!("/records/{id}?done=again")).into_response())
+        }
         Ok(Applied::Moved) => {
             let page = super::pages::record_page(&d, id, Some(Notice::Moved), None).await?;
             Ok((StatusCode::CONFLICT, page).into_response())

@@ -35,7 +35,10 @@ pub(super) fn steps(
 ) -> Vec<Markup> {
     let status = o.fold(&record.header).0;
     let id = record.header.id;
-    let mut congresses = vec![(String::new(), "（不转交人大，转交给下面填写的单位）".to_string())];
+    let mut congresses = vec![(
+        String::new(),
+        "（不转交人大，转交给下面填写的单位）".to_string(),
+    )];
     congresses.extend(
         context
             .congresses_above
@@ -160,8 +163,15 @@ fn delegates(s: &Store, me: RegionCode) -> Result<Vec<(String, String)>, StoreEr
 pub(crate) async fn new_opinion(State(d): State<Dashboard>) -> Result<Html<String>, PageError> {
     session::require(Role::Clerk)?;
     let me = d.me;
-    let (shown, delegates) = d.read(&Params::default(), move |s, _, _| delegates(s, me)).await?;
-    Ok(d.page("/todo", "登记民情", &shown, new_form(&d, Shown::default(), &delegates)))
+    let (shown, delegates) = d
+        .read(&Params::default(), move |s, _, _| delegates(s, me))
+        .await?;
+    Ok(d.page(
+        "/todo",
+        "登记民情",
+        &shown,
+        new_form(&d, Shown::default(), &delegates),
+    ))
 }
 
 /// POST `/new/opinion`: 收集 through `office::add_opinion`.
@@ -186,7 +196,9 @@ pub(crate) async fn receive(
         Ok(applied) => return Ok(created(applied)),
     };
     let me = d.me;
-    let (shown, delegates) = d.read(&Params::default(), move |s, _, _| delegates(s, me)).await?;
+    let (shown, delegates) = d
+        .read(&Params::default(), move |s, _, _| delegates(s, me))
+        .await?;
     let form = new_form(
         &d,
         Shown {
@@ -195,7 +207,11 @@ pub(crate) async fn receive(
         },
         &delegates,
     );
-    Ok((StatusCode::BAD_REQUEST, d.page("/todo", "登记民情", &shown, form)).into_response())
+    Ok((
+        StatusCode::BAD_REQUEST,
+        d.page("/todo", "登记民情", &shown, form),
+    )
+        .into_response())
 }
 
 fn fields(

@@ -177,9 +177,10 @@ pub(super) fn action(
                 accepted: true,
                 number: match posted.get("number") {
                     "" => None,
-                    n => Some(n.parse().map_err(|_| {
-                        Refusal::field("number", "编号须为正整数")
-                    })?),
+                    n => Some(
+                        n.parse()
+                            .map_err(|_| Refusal::field("number", "编号须为正整数"))?,
+                    ),
                 },
                 reason: None,
             },
@@ -253,7 +254,10 @@ struct Choices {
 }
 
 /// Persons held here, homed in this node's subtree, not merged away, by name.
-pub(crate) fn delegate_options(s: &Store, me: RegionCode) -> Result<Vec<(String, String)>, StoreError> {
+pub(crate) fn delegate_options(
+    s: &Store,
+    me: RegionCode,
+) -> Result<Vec<(String, String)>, StoreError> {
     let rows = s.list(&ListQuery {
         kind: Some(RecordKind::Delegate),
         within: Some(me),
@@ -263,7 +267,15 @@ pub(crate) fn delegate_options(s: &Store, me: RegionCode) -> Result<Vec<(String,
         .into_iter()
         .filter(|r| r.summary.get("merged_into").is_none_or(|v| v.is_null()))
         .map(|r| {
-            let short: String = r.id.to_string().chars().rev().take(6).collect::<Vec<_>>().into_iter().rev().collect();
+            let short: String =
+                r.id.to_string()
+                    .chars()
+                    .rev()
+                    .take(6)
+                    .collect::<Vec<_>>()
+                    .into_iter()
+                    .rev()
+                    .collect();
             (r.id.to_string(), format!("{}（{}）", r.label, short))
         })
         .collect();
@@ -310,8 +322,15 @@ fn new_form(d: &Dashboard, shown: Shown<'_>, choices: &Choices) -> Markup {
 pub(crate) async fn new_suggestion(State(d): State<Dashboard>) -> Result<Html<String>, PageError> {
     session::require(Role::Clerk)?;
     let me = d.me;
-    let (shown, choices) = d.read(&Params::default(), move |s, _, _| choices(s, me)).await?;
-    Ok(d.page("/todo", "提交代表建议", &shown, new_form(&d, Shown::default(), &choices)))
+    let (shown, choices) = d
+        .read(&Params::default(), move |s, _, _| choices(s, me))
+        .await?;
+    Ok(d.page(
+        "/todo",
+        "提交代表建议",
+        &shown,
+        new_form(&d, Shown::default(), &choices),
+    ))
 }
 
 /// POST `/new/suggestion`: 提交 through `office::submit_suggestion`.
@@ -337,7 +356,9 @@ pub(crate) async fn submit(
         Err(refusal) => refusal,
         Ok(applied) => return Ok(created(applied)),
     };
-    let (shown, choices) = d.read(&Params::default(), move |s, _, _| choices(s, me)).await?;
+    let (shown, choices) = d
+        .read(&Params::default(), move |s, _, _| choices(s, me))
+        .await?;
     let form = new_form(
         &d,
         Shown {
@@ -354,9 +375,7 @@ pub(crate) async fn submit(
 }
 
 fn draft(posted: &Posted, today: NaiveDate) -> Result<(SuggestionDraft, NaiveDate), Refusal> {
-    let id = |field: &str, text: &str| {
-        RecordId::parse(field, text).map_err(Refusal::from)
-    };
+    let id = |field: &str, text: &str| RecordId::parse(field, text).map_err(Refusal::from);
     let lead = match posted.get("lead") {
         "" => return Err(Refusal::field("lead", "请选择领衔代表")),
         text => id("lead", text)?,

@@ -145,7 +145,11 @@ pub(crate) async fn page(State(d): State<Dashboard>) -> Result<Html<String>, Pag
             for mut list in lists(me, today) {
                 let count = s.count(&list.query)?;
                 list.query.limit = Some(ROWS);
-                let rows = if count > 0 { s.list(&list.query)? } else { Vec::new() };
+                let rows = if count > 0 {
+                    s.list(&list.query)?
+                } else {
+                    Vec::new()
+                };
                 found.push((list.key, list.label, count, rows));
             }
             Ok(found)

@@ -1,0 +1,436 @@
+//! The workbench in a real headless Chromium: a township node and its county node with the
+//! link live, each serving its dashboard, and clerks who do the work in the browser only.
+//!
+//! - A suggestion goes from 提交 at 王店镇 to 销号 at 秀洲区 (审查立案, 交办 to a 主办 and a 协办,
+//!   延期, 答复, the delegate's 不满意 entered at the township, 重新办理, 答复 again, 满意, 销号),
+//!   each side finding it in its 待办 as the link brings the other side's step.
+//! - An admin creates the township clerk's account in the browser; the clerk logs in with it.
+//! - An illegal step (an extension past six months) is refused beside its form, with what was
+//!   typed kept and nothing written.
+//! - A form submitted twice applies once; a form rendered before the record moved applies
+//!   nothing and shows the record as it is now.
+//!
+//! Each workbench page is saved as a screenshot under `target/workbench/`.
+
+mod common;
+
+use std::time::Duration;
+
+use chrono::Utc;
+use common::browser::{
+    browser, choose, click, fill, login, login_account, screenshot, set_value, start_driver, text,
+    wait_for,
+};
+use common::data::add_delegate;
+use common::fed::{Federation, WANGDIAN, XIUZHOU, code};
+use fantoccini::{Client, Locator};
+use renda_node::access::Role;
+use renda_node::office;
+use renda_node::record::rollup::RollupRules;
+use renda_node::record::suggestion::{SuggestionAction, SuggestionState};
+use renda_node::record::{Body, RecordId};
+use renda_node::store::StoreHandle;
+
+/// Waits up to twenty seconds for `check` to hold, polling.
+async fn eventually<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    for _ in 0..200 {
+        if check().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("{what} did not happen within 20 s");
+}
+
+/// The suggestion's state and its number of events at `store`, if it holds it.
+async fn state(store: &StoreHandle, id: RecordId) -> Option<(SuggestionState, usize)> {
+    store
+        .call(move |s| match s.get(&id) {
+            Ok(record) => match &record.body {
+                Body::Suggestion(sg) => {
+                    Ok(Some((sg.fold(&record.header).0.state, sg.events.len())))
+                }
+                _ => Ok(None),
+            },
+            Err(_) => Ok(None),
+        })
+        .await
+        .unwrap()
+}
+
+async fn wait_state(store: &StoreHandle, id: RecordId, want: SuggestionState) {
+    eventually(&format!("{id} reaching {want:?}"), || async {
+        state(store, id).await.is_some_and(|(s, _)| s == want)
+    })
+    .await;
+}
+
+/// Opens step `step` of the record page shown and returns the CSS prefix of its form.
+async fn open_step(c: &Client, step: &str) -> String {
+    let details = format!("details.step[data-step={step}]");
+    click(c, &format!("{details} > summary")).await;
+    format!("{details} form")
+}
+
+async fn submit_step(c: &Client, step: &str) {
+    click(
+        c,
+        &format!("details.step[data-step={step}] button[data-action={step}]"),
+    )
+    .await;
+}
+
+/// The notice a record page shows after a form, waiting for the page to load.
+async fn notice(c: &Client) -> String {
+    if c.wait()
+        .at_most(Duration::from_secs(10))
+        .for_element(Locator::Css("[data-notice]"))
+        .await
+        .is_err()
+    {
+        screenshot(c, "failed").await;
+        let shown = text(c, "main").await;
+        panic!("no notice on the page; it shows: {shown}");
+    }
+    c.find(Locator::Css("[data-notice]"))
+        .await
+        .unwrap()
+        .attr("data-notice")
+        .await
+        .unwrap()
+        .unwrap_or_default()
+}
+
+async fn todo_count(c: &Client, web: &str, list: &str) -> String {
+    c.goto(&format!("{web}/todo")).await.unwrap();
+    text(c, &format!("[data-metric=\"todo.{list}\"]")).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_suggestion_goes_from_submission_to_closing_across_two_nodes_in_the_browser() {
+    let fed = Federation::start_live(&[
+        (XIUZHOU, "秀洲区人大常委会"),
+        (WANGDIAN, "王店镇人大主席团"),
+    ])
+    .await;
+    let town = fed.node(WANGDIAN).store.clone();
+    let county = fed.node(XIUZHOU).store.clone();
+    for store in [&town, &county] {
+        store
+            .write(|tx| tx.refresh_rollup(Utc::now(), &RollupRules::default()))
+            .await
+            .unwrap();
+    }
+    // Two township delegates whom the county elects too, so they may address the county.
+    let lead = add_delegate(&town, code(WANGDIAN), "沈建华".into()).await;
+    let cosigner = add_delegate(&town, code(WANGDIAN), "陆秀英".into()).await;
+    for person in [lead, cosigner] {
+        eventually("the person reaching the county", || async {
+            county
+                .call(move |s| Ok(s.get(&person).is_ok()))
+                .await
+                .unwrap()
+        })
+        .await;
+        common::data::grant_seat(&county, person, 9, &[]).await;
+    }
+    eventually("the county seats reaching the township", || async {
+        town.call(move |s| {
+            Ok(s.mandates_of(&lead)?.len() == 2 && s.mandates_of(&cosigner)?.len() == 2)
+        })
+        .await
+        .unwrap()
+    })
+    .await;
+
+    // One host name per node: cookies do not tell ports apart, host names they do.
+    let town_web = format!(
+        "http://127.0.0.1:{}",
+        fed.serve_dashboard(WANGDIAN).await.port()
+    );
+    let county_web = format!(
+        "http://localhost:{}",
+        fed.serve_dashboard(XIUZHOU).await.port()
+    );
+    let town_admin = town
+        .write(|tx| tx.add_credential("王店镇 运维", Role::Admin))
+        .await
+        .unwrap();
+    let county_password = "秀洲区代表工委2026";
+    let hash = renda_node::access::hash_password(county_password).unwrap();
+    county
+        .write(move |tx| tx.add_account("秀洲区代表工委 李明", Role::Clerk, &hash))
+        .await
+        .unwrap();
+
+    let driver = start_driver().await;
+    let c = browser(&driver).await;
+    c.set_window_size(1280, 1000).await.unwrap();
+
+    // The township's admin creates the clerk's account in the browser.
+    c.goto(&format!("{town_web}/login")).await.unwrap();
+    screenshot(&c, "01-login").await;
+    login(&c, fed.serve_dashboard(WANGDIAN).await, &town_admin).await;
+    c.goto(&format!("{town_web}/accounts")).await.unwrap();
+    fill(&c, "#account-name", "王店镇人大办 张敏").await;
+    choose(&c, "#account-role", "clerk").await;
+    fill(&c, "#account-password", "short").await;
+    click(&c, "button[data-action=create-account]").await;
+    wait_for(&c, ".form-error[data-field=password]").await;
+    assert_eq!(
+        c.find(Locator::Css("#account-name"))
+            .await
+            .unwrap()
+            .prop("value")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("王店镇人大办 张敏"),
+        "the name typed is kept"
+    );
+    fill(&c, "#account-password", "王店镇人大办2026").await;
+    click(&c, "button[data-action=create-account]").await;
+    wait_for(&c, "tr[data-account=\"王店镇人大办 张敏\"]").await;
+    screenshot(&c, "02-accounts").await;
+    click(&c, "header .who button").await;
+
+    // The clerk logs in with the account and submits the suggestion to the county.
+    login_account(&c, &town_web, "王店镇人大办 张敏", "王店镇人大办2026").await;
+    assert_eq!(todo_count(&c, &town_web, "evaluate_here").await, "0");
+    screenshot(&c, "03-todo-township").await;
+    click(&c, "a[data-action=new-suggestion]").await;
+    wait_for(&c, "form.new").await;
+    fill(&c, "#title", "关于修缮梅北村灌溉渠道的建议").await;
+    fill(&c, "#body", "渠道渗漏严重，影响春耕灌溉。").await;
+    fill(&c, "#category", "农业农村").await;
+    choose(&c, "#lead", &lead.to_string()).await;
+    choose(&c, "#cosigner", &cosigner.to_string()).await;
+    choose(&c, "#to", XIUZHOU).await;
+    screenshot(&c, "04-new-suggestion").await;
+    click(&c, "button[data-action=submit]").await;
+    assert_eq!(notice(&c).await, "done");
+    let url = c.current_url().await.unwrap();
+    let id = RecordId::parse("id", url.path().trim_start_matches("/records/")).unwrap();
+    assert_eq!(
+        c.find_all(Locator::Css("details.step"))
+            .await
+            .unwrap()
+            .len(),
+        0,
+        "the township takes no step on a suggestion the county handles until it is answered"
+    );
+    wait_state(&county, id, SuggestionState::Submitted).await;
+
+    // The county's clerk finds it to screen, accepts it and assigns it.
+    login_account(&c, &county_web, "秀洲区代表工委 李明", county_password).await;
+    assert_eq!(todo_count(&c, &county_web, "screen").await, "1");
+    assert_eq!(text(&c, "[data-metric=\"todo.total\"]").await, "1");
+    screenshot(&c, "05-todo-county").await;
+    click(
+        &c,
+        &format!("section[data-todo=screen] tr[data-id=\"{id}\"] a"),
+    )
+    .await;
+    wait_for(&c, "details.step[data-step=screen]").await;
+    screenshot(&c, "06-record-steps").await;
+    open_step(&c, "screen").await;
+    submit_step(&c, "screen").await;
+    assert_eq!(notice(&c).await, "done");
+    let form = open_step(&c, "assign").await;
+    fill(&c, &format!("{form} #assign-unit-1"), "镇农业农村办").await;
+    fill(&c, &format!("{form} #assign-unit-2"), "镇财政所").await;
+    choose(&c, &format!("{form} #assign-role-2"), "assist").await;
+    submit_step(&c, "assign").await;
+    assert_eq!(notice(&c).await, "done");
+
+    // An extension past six months is refused beside its form: the rule's message, what was
+    // typed kept, nothing written.
+    let (_, events_before) = state(&county, id).await.unwrap();
+    let form = open_step(&c, "extend").await;
+    let today = renda_node::calendar::today();
+    let too_late = today.checked_add_months(chrono::Months::new(7)).unwrap();
+    set_value(&c, &format!("{form} #extend-until"), &too_late.to_string()).await;
+    fill(&c, &format!("{form} #extend-reason"), "需列入年度计划").await;
+    submit_step(&c, "extend").await;
+    wait_for(&c, "details.step[data-step=extend] .form-error").await;
+    assert_eq!(
+        c.find(Locator::Css("details.step[data-step=extend] .form-error"))
+            .await
+            .unwrap()
+            .attr("data-rule")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("extend.past_six_months")
+    );
+    assert!(
+        text(&c, "details.step[data-step=extend] .form-error")
+            .await
+            .contains("个月")
+    );
+    assert_eq!(
+        c.find(Locator::Css("#extend-reason"))
+            .await
+            .unwrap()
+            .prop("value")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("需列入年度计划"),
+        "what was typed is kept"
+    );
+    screenshot(&c, "07-refused-step").await;
+    assert_eq!(
+        state(&county, id).await.unwrap().1,
+        events_before,
+        "nothing written"
+    );
+    let in_time = today.checked_add_months(chrono::Months::new(5)).unwrap();
+    set_value(&c, "#extend-until", &in_time.to_string()).await;
+    submit_step(&c, "extend").await;
+    assert_eq!(notice(&c).await, "done");
+
+    // The answer is submitted twice at once, as a double click would: it applies once.
+    open_step(&c, "answer").await;
+    fill(&c, "#answer-text", "已完成防渗改造").await;
+    let statuses = c
+        .execute(
+            "const f = document.querySelector('details.step[data-step=answer] form');
+             const body = new URLSearchParams(new FormData(f));
+             return Promise.all([1, 2].map(() => fetch(f.action, {method: 'POST', body})
+                 .then(r => r.url)));",
+            vec![],
+        )
+        .await
+        .unwrap();
+    let urls = statuses.as_array().unwrap();
+    assert!(
+        urls.iter()
+            .any(|u| u.as_str().unwrap().ends_with("done=again")),
+        "{statuses}"
+    );
+    assert!(
+        urls.iter()
+            .any(|u| u.as_str().unwrap().ends_with("done=answer")),
+        "{statuses}"
+    );
+    let answers = county
+        .call(move |s| match s.get(&id)?.body {
+            Body::Suggestion(sg) => Ok(sg
+                .events
+                .iter()
+                .filter(|e| {
+                    matches!(e, renda_node::record::event::EventEntry::Event(ev)
+                    if matches!(ev.action, SuggestionAction::Answer { .. }))
+                })
+                .count()),
+            _ => unreachable!(),
+        })
+        .await
+        .unwrap();
+    assert_eq!(answers, 1, "a double submit applies once");
+
+    // The delegate's evaluation is entered at the township: 不满意, so it is handled again.
+    wait_state(&town, id, SuggestionState::Answered).await;
+    login_account(&c, &town_web, "王店镇人大办 张敏", "王店镇人大办2026").await;
+    assert_eq!(todo_count(&c, &town_web, "evaluate_here").await, "1");
+    click(
+        &c,
+        &format!("section[data-todo=evaluate_here] tr[data-id=\"{id}\"] a"),
+    )
+    .await;
+    wait_for(&c, "details.step[data-step=evaluate]").await;
+    open_step(&c, "evaluate").await;
+    choose(&c, "#evaluate-result", "dissatisfied").await;
+    fill(&c, "#evaluate-comment", "仍有渗漏").await;
+    submit_step(&c, "evaluate").await;
+    assert_eq!(notice(&c).await, "done");
+    wait_state(&county, id, SuggestionState::Rehandling).await;
+
+    // The county answers again; a form rendered before a step it did not see applies nothing.
+    login_account(&c, &county_web, "秀洲区代表工委 李明", county_password).await;
+    c.goto(&format!("{county_web}/records/{id}")).await.unwrap();
+    open_step(&c, "answer").await;
+    fill(&c, "#answer-text", "已全面修缮").await;
+    // Meanwhile another clerk of the county sets 重点督办 on it.
+    county
+        .write(move |tx| {
+            office::suggestion_step(
+                tx,
+                "另一位经办人",
+                &id,
+                SuggestionAction::Supervise { key: true },
+                renda_node::calendar::today(),
+            )
+        })
+        .await
+        .unwrap();
+    let (_, events_before) = state(&county, id).await.unwrap();
+    submit_step(&c, "answer").await;
+    assert_eq!(notice(&c).await, "moved");
+    screenshot(&c, "08-moved").await;
+    assert_eq!(
+        state(&county, id).await.unwrap().1,
+        events_before,
+        "nothing applied"
+    );
+    open_step(&c, "answer").await;
+    fill(&c, "#answer-text", "已全面修缮").await;
+    submit_step(&c, "answer").await;
+    assert_eq!(notice(&c).await, "done");
+
+    wait_state(&town, id, SuggestionState::Answered).await;
+    login_account(&c, &town_web, "王店镇人大办 张敏", "王店镇人大办2026").await;
+    c.goto(&format!("{town_web}/records/{id}")).await.unwrap();
+    open_step(&c, "evaluate").await;
+    choose(&c, "#evaluate-result", "satisfied").await;
+    submit_step(&c, "evaluate").await;
+    assert_eq!(notice(&c).await, "done");
+    wait_state(&county, id, SuggestionState::Satisfied).await;
+
+    login_account(&c, &county_web, "秀洲区代表工委 李明", county_password).await;
+    assert_eq!(todo_count(&c, &county_web, "follow_up").await, "1");
+    c.goto(&format!("{county_web}/records/{id}")).await.unwrap();
+    open_step(&c, "close").await;
+    submit_step(&c, "close").await;
+    assert_eq!(notice(&c).await, "done");
+    screenshot(&c, "09-closed").await;
+    wait_state(&town, id, SuggestionState::Closed).await;
+    assert_eq!(
+        c.find_all(Locator::Css("details.step"))
+            .await
+            .unwrap()
+            .len(),
+        0,
+        "nothing is offered once it is closed"
+    );
+    // Every step was authored by the logged-in account's name.
+    let authors = county
+        .call(move |s| match s.get(&id)?.body {
+            Body::Suggestion(sg) => Ok(sg
+                .events
+                .iter()
+                .filter_map(|e| match e {
+                    renda_node::record::event::EventEntry::Event(ev) => {
+                        Some(ev.author.user.clone())
+                    }
+                    _ => None,
+                })
+                .collect::<std::collections::BTreeSet<_>>()),
+            _ => unreachable!(),
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        authors,
+        ["王店镇人大办 张敏", "秀洲区代表工委 李明", "另一位经办人"]
+            .into_iter()
+            .map(String::from)
+            .collect()
+    );
+    c.close().await.unwrap();
+}
