@@ -75,14 +75,7 @@ pub fn router(dashboard: Dashboard) -> Router {
         .route("/records/{id}/supervise", post(pages::supervise))
         .route("/records/{id}/steps/{step}", post(workbench::step))
         .route("/todo", get(workbench::todo::page))
-        .route(
-            "/new/suggestion",
-            get(workbench::suggestions::new_suggestion).post(workbench::suggestions::submit),
-        )
-        .route(
-            "/new/opinion",
-            get(workbench::opinions::new_opinion).post(workbench::opinions::receive),
-        )
+        .merge(workbench::new_record_routes())
         .route("/accounts", get(accounts::page).post(accounts::create))
         .route("/accounts/password", post(accounts::reset))
         .route("/accounts/disabled", post(accounts::disable))

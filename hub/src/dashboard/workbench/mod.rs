@@ -9,11 +9,20 @@
 //! that moved since is shown the record as it is now instead of being applied. A refused form
 //! comes back as it was typed, with the rule's Chinese message beside it, and nothing written.
 //!
+//! - [`records`]: the generic pair of handlers behind every form that starts a record.
 //! - [`suggestions`]: 提交 with co-signers, and every handling step.
 //! - [`opinions`]: 收集, and 当场答复, 转交, 办理, 办结, 评价.
+//! - [`people`]: persons (with this congress's seat), seats granted, status changes, 进站 and
+//!   离站, duplicate registrations merged, venues, groups and their members.
+//! - [`activities`]: activities with sign-ins, and notices.
+//! - [`rules`]: duty rules set and ended, and 议案 through the 主席团's decision.
 //! - [`todo`]: what waits for this node (待办), counted in the tab bar.
 
+pub(crate) mod activities;
 pub(crate) mod opinions;
+pub(crate) mod people;
+pub(crate) mod records;
+pub(crate) mod rules;
 pub(crate) mod suggestions;
 pub(crate) mod todo;
 
@@ -27,7 +36,7 @@ use renda_node::region::RegionCode;
 use renda_node::store::{Store, StoreError, WriteTx};
 use serde::Deserialize;
 
-use super::forms::{Posted, Refusal};
+use super::forms::{Posted, Refusal, Shown};
 use super::{Dashboard, PageError, session};
 
 /// What became of a form the store was asked to apply.
@@ -118,6 +127,15 @@ fn step_label(step: &str) -> &'static str {
     }
     match step {
         "created" => "登记",
+        "grant" => "授予代表资格",
+        "merge" => "合并重复登记",
+        "status" => "变更代表资格状态",
+        "station" => "进站",
+        "leave" => "离站",
+        "join" => "增加成员",
+        "sign_in" => "签到",
+        "end" => "停止执行",
+        "decide" => "主席团决定",
         _ => "办理",
     }
 }
@@ -159,20 +177,72 @@ pub(crate) struct Refused {
 }
 
 /// What the step forms of a record need beyond the record, read in the same snapshot: the
-/// congresses above this node an opinion may be passed on to, with their names where known.
+/// congresses above an opinion's home it may be passed on to, the delegates and venues held
+/// here to choose from, and the special committees a motion may be referred to.
+#[derive(Default)]
 pub(crate) struct StepContext {
     pub congresses_above: Vec<(RegionCode, String)>,
+    pub delegates: Vec<(String, String)>,
+    pub venues: Vec<(String, String)>,
+    pub committees: Vec<String>,
 }
 
 impl StepContext {
     pub(crate) fn read(s: &Store, record: &Record) -> Result<StepContext, StoreError> {
-        let congresses_above = match &record.body {
-            Body::Opinion(_) => congresses_above(s, &record.header.home)?,
-            _ => Vec::new(),
-        };
-        Ok(StepContext { congresses_above })
+        let me = s.identity().region;
+        let mut context = StepContext::default();
+        match &record.body {
+            Body::Opinion(_) => {
+                context.congresses_above = congresses_above(s, &record.header.home)?
+            }
+            Body::Delegate(_) | Body::Group(_) | Body::Activity(_) => {
+                context.delegates = suggestions::delegate_options(s, me)?;
+                context.venues = people::venue_options(s, me)?;
+            }
+            Body::Mandate(_) => context.venues = people::venue_options(s, me)?,
+            Body::Motion(_) => context.committees = s.special_committees()?,
+            _ => {}
+        }
+        Ok(context)
     }
 }
+
+/// A step parsed from its form: applied through the office operation to the record named.
+pub(crate) type StepWrite =
+    Box<dyn FnOnce(&mut WriteTx<'_>, &str, &RecordId) -> Result<(), StoreError> + Send>;
+
+/// Every form that starts a record, each at its path.
+pub(crate) fn new_record_routes() -> axum::Router<Dashboard> {
+    fn route<F: records::NewRecord>(router: axum::Router<Dashboard>) -> axum::Router<Dashboard> {
+        router.route(
+            F::PATH,
+            axum::routing::get(records::show::<F>).post(records::submit::<F>),
+        )
+    }
+    let router = axum::Router::new();
+    let router = route::<suggestions::NewSuggestion>(router);
+    let router = route::<opinions::NewOpinion>(router);
+    let router = route::<people::NewDelegate>(router);
+    let router = route::<people::NewVenue>(router);
+    let router = route::<people::NewGroup>(router);
+    let router = route::<activities::NewActivity>(router);
+    let router = route::<activities::NewNotice>(router);
+    let router = route::<rules::NewQuotaRule>(router);
+    route::<rules::NewMotion>(router)
+}
+
+/// The forms that start a record, as the 待办 page links them: `(path, label)`.
+pub(crate) const NEW_RECORD_LINKS: &[(&str, &str)] = &[
+    ("/new/suggestion", "提交代表建议"),
+    ("/new/opinion", "登记民情"),
+    ("/new/activity", "登记活动"),
+    ("/new/delegate", "登记代表"),
+    ("/new/venue", "登记阵地"),
+    ("/new/group", "成立代表小组"),
+    ("/new/notice", "发布通知"),
+    ("/new/quota-rule", "设定履职要求"),
+    ("/new/motion", "登记议案"),
+];
 
 /// The congresses above `region`, nearest first, each with the name its node gave itself
 /// where its rollup reached this node.
@@ -216,6 +286,13 @@ pub(crate) fn steps(
     let forms = match &record.body {
         Body::Suggestion(sg) => suggestions::steps(d.me, record, sg, version, today, refused),
         Body::Opinion(o) => opinions::steps(d.me, record, o, version, context, today, refused),
+        Body::Delegate(_) | Body::Mandate(_) | Body::Group(_) => {
+            people::steps(d.me, record, version, context, today, refused)
+        }
+        Body::Activity(_) => activities::steps(d.me, record, version, context, today, refused),
+        Body::QuotaRule(_) | Body::Motion(_) => {
+            rules::steps(d.me, record, version, context, today, refused)
+        }
         _ => return html! {},
     };
     html! {
@@ -228,6 +305,41 @@ pub(crate) fn steps(
             }
         }
     }
+}
+
+/// How step `name`'s form is shown: as typed and open when it is the one that came back
+/// refused, empty and folded otherwise.
+pub(crate) fn shown_for<'a>(refused: Option<&'a Refused>, name: &str) -> (Shown<'a>, bool) {
+    match refused {
+        Some(r) if r.step == name => (
+            Shown {
+                posted: Some(&r.posted),
+                refusal: Some(&r.refusal),
+            },
+            true,
+        ),
+        _ => (Shown::default(), false),
+    }
+}
+
+/// A step's form: the refusal beside it, its guards, its fields, the day it took effect.
+pub(crate) fn guarded_step(
+    record: &RecordId,
+    name: &str,
+    label: &str,
+    version: i64,
+    refused: Option<&Refused>,
+    today: chrono::NaiveDate,
+    fields: impl FnOnce(&Shown<'_>) -> Markup,
+) -> Markup {
+    let (shown, open) = shown_for(refused, name);
+    let body = html! {
+        (shown.refusal_markup())
+        (shown.guards(Some(version)))
+        (fields(&shown))
+        (shown.date(&format!("{name}-date"), "日期", today))
+    };
+    step_form(record, name, label, open, body)
 }
 
 /// One step's form, folded away until opened (open when it came back refused).
@@ -260,13 +372,21 @@ pub(crate) async fn step(
     let posted = Posted::parse(&body)?;
     let today = renda_node::calendar::today();
     let kind = d.store.read(move |s| s.get(&id)).await?.header.kind;
-    let op: Result<StepOp, Refusal> = match kind {
-        renda_node::record::RecordKind::Suggestion => {
-            suggestions::action(&step, &posted, today).map(StepOp::Suggestion)
-        }
-        renda_node::record::RecordKind::Opinion => {
-            opinions::action(&step, &posted, today).map(StepOp::Opinion)
-        }
+    use renda_node::record::RecordKind as K;
+    let op: Result<StepWrite, Refusal> = match kind {
+        K::Suggestion => suggestions::action(&step, &posted, today).map(|(action, date)| {
+            Box::new(move |tx: &mut WriteTx<'_>, user: &str, id: &RecordId| {
+                renda_node::office::suggestion_step(tx, user, id, action, date).map(drop)
+            }) as StepWrite
+        }),
+        K::Opinion => opinions::action(&step, &posted, today).map(|(action, date)| {
+            Box::new(move |tx: &mut WriteTx<'_>, user: &str, id: &RecordId| {
+                renda_node::office::opinion_step(tx, user, id, action, date).map(drop)
+            }) as StepWrite
+        }),
+        K::Delegate | K::Mandate | K::Group => people::action(kind, &step, &posted, d.me, today),
+        K::Activity => activities::action(&step, &posted, today),
+        K::QuotaRule | K::Motion => rules::action(kind, &step, &posted, today),
         other => {
             return Err(PageError::bad(
                 "step",
@@ -278,7 +398,7 @@ pub(crate) async fn step(
         Err(refusal) => Err(refusal),
         Ok(op) => {
             apply(&d, &credential.name, &posted, Some(id), move |tx, user| {
-                op.apply(tx, user, &id).map(|()| id)
+                op(tx, user, &id).map(|()| id)
             })
             .await?
         }
@@ -308,35 +428,6 @@ pub(crate) async fn step(
             };
             let page = super::pages::record_page(&d, id, None, Some(refused)).await?;
             Ok((status, page).into_response())
-        }
-    }
-}
-
-/// A step parsed from its form, applied through the office operation.
-enum StepOp {
-    Suggestion(
-        (
-            renda_node::record::suggestion::SuggestionAction,
-            chrono::NaiveDate,
-        ),
-    ),
-    Opinion(
-        (
-            renda_node::record::opinion::OpinionAction,
-            chrono::NaiveDate,
-        ),
-    ),
-}
-
-impl StepOp {
-    fn apply(self, tx: &mut WriteTx<'_>, user: &str, id: &RecordId) -> Result<(), StoreError> {
-        match self {
-            StepOp::Suggestion((action, date)) => {
-                renda_node::office::suggestion_step(tx, user, id, action, date).map(drop)
-            }
-            StepOp::Opinion((action, date)) => {
-                renda_node::office::opinion_step(tx, user, id, action, date).map(drop)
-            }
         }
     }
 }

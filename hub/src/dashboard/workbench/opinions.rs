@@ -2,12 +2,8 @@
 //! the model offers this node: 当场答复, 转交 (to a body, or to a congress above, which then finds
 //! it in its 待办), 开始办理, 办结, and the constituent's 评价.
 
-use axum::extract::State;
-use axum::http::StatusCode;
-use axum::response::{Html, IntoResponse, Response};
 use chrono::NaiveDate;
 use maud::{Markup, html};
-use renda_node::access::Role;
 use renda_node::office::Contact;
 use renda_node::record::opinion::{
     Opinion, OpinionAction, OpinionFields, OpinionSource, OpinionStep, offered_steps,
@@ -15,13 +11,12 @@ use renda_node::record::opinion::{
 use renda_node::record::suggestion::Satisfaction;
 use renda_node::record::{Record, RecordId};
 use renda_node::region::RegionCode;
-use renda_node::store::{Store, StoreError};
+use renda_node::store::{Store, StoreError, WriteTx};
 
+use super::records::{NewRecord, optional_id};
 use super::suggestions::delegate_options;
-use super::{Refused, StepContext, apply, congress_label, created, step_form};
+use super::{Refused, StepContext, congress_label, step_form};
 use crate::dashboard::forms::{Posted, Refusal, Shown, options};
-use crate::dashboard::pages::Params;
-use crate::dashboard::{Dashboard, PageError, session};
 
 /// The forms of the steps this node may take on the opinion now.
 pub(super) fn steps(
@@ -130,113 +125,64 @@ pub(super) fn action(
     Ok((action, date))
 }
 
-fn new_form(d: &Dashboard, shown: Shown<'_>, delegates: &[(String, String)]) -> Markup {
-    let today = renda_node::calendar::today();
-    let mut receivers = vec![(String::new(), "（无）".to_string())];
-    receivers.extend(delegates.iter().cloned());
-    html! {
-        h1 { "登记民情" }
-        p.meta { "群众的姓名和电话作为个人信息单独保存，只同步到上一级，不在看板显示。" }
-        form.work.new method="post" action="/new/opinion" {
-            (shown.refusal_markup())
-            (shown.guards(None))
+/// 收集: an opinion as its form describes it, with the constituent's contact kept apart.
+pub(crate) struct NewOpinion(OpinionFields, Contact, NaiveDate);
+
+impl NewRecord for NewOpinion {
+    const PATH: &'static str = "/new/opinion";
+    const TITLE: &'static str = "登记民情";
+    const NOTE: &'static str =
+        "群众的姓名和电话作为个人信息单独保存，只同步到上一级，不在看板显示。";
+    const SUBMIT: &'static str = "登记";
+    type Choices = Vec<(String, String)>;
+
+    fn choices(s: &Store, me: RegionCode) -> Result<Self::Choices, StoreError> {
+        delegate_options(s, me)
+    }
+
+    fn fields(
+        shown: &Shown<'_>,
+        delegates: &Self::Choices,
+        me: RegionCode,
+        today: NaiveDate,
+    ) -> Markup {
+        let mut receivers = vec![(String::new(), "（无）".to_string())];
+        receivers.extend(delegates.iter().cloned());
+        html! {
             (shown.select("source", "source", "来源",
                 &options(OpinionSource::ALL, OpinionSource::as_str, OpinionSource::label), "reception"))
             (shown.textarea("content", "content", "反映内容", true))
             (shown.text("place", "place", "所在地点", false))
-            (shown.input("region", "region", "所在地区代码（默认本节点）", "text", &d.me.to_string(), true))
+            (shown.input("region", "region", "所在地区代码（默认本节点）", "text", &me.to_string(), true))
             (shown.text("category", "category", "类别（可留空）", false))
             (shown.select("delegate", "delegate", "接待代表", &receivers, ""))
             (shown.text("contact_name", "contact_name", "群众姓名（可留空）", false))
             (shown.input("contact_phone", "contact_phone", "联系电话（可留空）", "tel", "", false))
             (shown.date("date", "收集日期", today))
-            button type="submit" data-action="receive" { "登记" }
         }
     }
-}
 
-fn delegates(s: &Store, me: RegionCode) -> Result<Vec<(String, String)>, StoreError> {
-    delegate_options(s, me)
-}
+    fn parse(posted: &Posted, _me: RegionCode, today: NaiveDate) -> Result<Self, Refusal> {
+        Ok(NewOpinion(
+            OpinionFields {
+                source: OpinionSource::parse("source", posted.get("source"))?,
+                content: posted.text("content", "反映内容")?,
+                place: posted.get("place").to_string(),
+                region: RegionCode::parse("region", posted.get("region"))?,
+                delegate: optional_id(posted, "delegate")?,
+                activity: None,
+                category: posted.optional("category"),
+            },
+            Contact {
+                name: posted.optional("contact_name"),
+                phone: posted.optional("contact_phone"),
+                id_number: None,
+            },
+            posted.date("date", today)?,
+        ))
+    }
 
-/// GET `/new/opinion`.
-pub(crate) async fn new_opinion(State(d): State<Dashboard>) -> Result<Html<String>, PageError> {
-    session::require(Role::Clerk)?;
-    let me = d.me;
-    let (shown, delegates) = d
-        .read(&Params::default(), move |s, _, _| delegates(s, me))
-        .await?;
-    Ok(d.page(
-        "/todo",
-        "登记民情",
-        &shown,
-        new_form(&d, Shown::default(), &delegates),
-    ))
-}
-
-/// POST `/new/opinion`: 收集 through `office::add_opinion`.
-pub(crate) async fn receive(
-    State(d): State<Dashboard>,
-    body: axum::body::Bytes,
-) -> Result<Response, PageError> {
-    let credential = session::require(Role::Clerk)?;
-    let posted = Posted::parse(&body)?;
-    let today = renda_node::calendar::today();
-    let outcome = match fields(&posted, today) {
-        Err(refusal) => Err(refusal),
-        Ok((fields, contact, date)) => {
-            apply(&d, &credential.name, &posted, None, move |tx, user| {
-                renda_node::office::add_opinion(tx, user, fields, contact, date).map(|h| h.id)
-            })
-            .await?
-        }
-    };
-    let refused = match outcome {
-        Err(refusal) => refusal,
-        Ok(applied) => return Ok(created(applied)),
-    };
-    let me = d.me;
-    let (shown, delegates) = d
-        .read(&Params::default(), move |s, _, _| delegates(s, me))
-        .await?;
-    let form = new_form(
-        &d,
-        Shown {
-            posted: Some(&posted),
-            refusal: Some(&refused),
-        },
-        &delegates,
-    );
-    Ok((
-        StatusCode::BAD_REQUEST,
-        d.page("/todo", "登记民情", &shown, form),
-    )
-        .into_response())
-}
-
-fn fields(
-    posted: &Posted,
-    today: NaiveDate,
-) -> Result<(OpinionFields, Contact, NaiveDate), Refusal> {
-    let delegate = match posted.get("delegate") {
-        "" => None,
-        text => Some(RecordId::parse("delegate", text)?),
-    };
-    Ok((
-        OpinionFields {
-            source: OpinionSource::parse("source", posted.get("source"))?,
-            content: posted.text("content", "反映内容")?,
-            place: posted.get("place").to_string(),
-            region: RegionCode::parse("region", posted.get("region"))?,
-            delegate,
-            activity: None,
-            category: posted.optional("category"),
-        },
-        Contact {
-            name: posted.optional("contact_name"),
-            phone: posted.optional("contact_phone"),
-            id_number: None,
-        },
-        posted.date("date", today)?,
-    ))
+    fn apply(self, tx: &mut WriteTx<'_>, user: &str) -> Result<RecordId, StoreError> {
+        renda_node::office::add_opinion(tx, user, self.0, self.1, self.2).map(|h| h.id)
+    }
 }

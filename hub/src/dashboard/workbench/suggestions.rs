@@ -2,12 +2,8 @@
 //! handling step the model offers this node (审查立案/不予立案, 交办 with 主办/协办/分办, 退回,
 //! 延期, 答复 with its class, 评价, 回头看, 重点督办, 销号; 重新办理 follows a 不满意 evaluation).
 
-use axum::extract::State;
-use axum::http::StatusCode;
-use axum::response::{Html, IntoResponse, Response};
 use chrono::NaiveDate;
 use maud::{Markup, html};
-use renda_node::access::Role;
 use renda_node::office::SuggestionDraft;
 use renda_node::record::suggestion::{
     AnswerClass, Satisfaction, Suggestion, SuggestionAction, SuggestionStep, UnitAssignment,
@@ -15,12 +11,11 @@ use renda_node::record::suggestion::{
 };
 use renda_node::record::{Record, RecordId, RecordKind};
 use renda_node::region::RegionCode;
-use renda_node::store::{ListQuery, Store, StoreError};
+use renda_node::store::{ListQuery, Store, StoreError, WriteTx};
 
-use super::{Refused, apply, congress_label, congresses_above, created, step_form};
+use super::records::{NewRecord, ids};
+use super::{Refused, congress_label, congresses_above, step_form};
 use crate::dashboard::forms::{Posted, Refusal, Shown, options};
-use crate::dashboard::pages::Params;
-use crate::dashboard::{Dashboard, PageError, session};
 
 /// Rows of units a 交办 form offers; rows left empty are ignored.
 const UNIT_ROWS: usize = 5;
@@ -248,12 +243,13 @@ pub(super) fn action(
 
 /// What the new-suggestion form offers: the delegates held here and the congresses a
 /// suggestion may be addressed to (this one and those above).
-struct Choices {
+pub(crate) struct Choices {
     delegates: Vec<(String, String)>,
     congresses: Vec<(String, String)>,
 }
 
-/// Persons held here, homed in this node's subtree, not merged away, by name.
+/// Persons held here, homed in this node's subtree, not merged away, by name; each labelled
+/// with the end of its id, so namesakes can be told apart.
 pub(crate) fn delegate_options(
     s: &Store,
     me: RegionCode,
@@ -267,137 +263,81 @@ pub(crate) fn delegate_options(
         .into_iter()
         .filter(|r| r.summary.get("merged_into").is_none_or(|v| v.is_null()))
         .map(|r| {
-            let short: String =
-                r.id.to_string()
-                    .chars()
-                    .rev()
-                    .take(6)
-                    .collect::<Vec<_>>()
-                    .into_iter()
-                    .rev()
-                    .collect();
-            (r.id.to_string(), format!("{}（{}）", r.label, short))
+            let id = r.id.to_string();
+            let tail = &id[id.len() - 6..];
+            (id.clone(), format!("{}（…{tail}）", r.label))
         })
         .collect();
     out.sort_by(|a, b| a.1.cmp(&b.1));
     Ok(out)
 }
 
-fn choices(s: &Store, me: RegionCode) -> Result<Choices, StoreError> {
+/// This congress and the congresses above it, as choices.
+pub(crate) fn congress_options(
+    s: &Store,
+    me: RegionCode,
+) -> Result<Vec<(String, String)>, StoreError> {
     let own = s.rollup(&me)?.map(|r| r.name).unwrap_or_default();
     let mut congresses = vec![(me.to_string(), congress_label(&me, &own))];
     for (r, name) in congresses_above(s, &me)? {
         congresses.push((r.to_string(), congress_label(&r, &name)));
     }
-    Ok(Choices {
-        delegates: delegate_options(s, me)?,
-        congresses,
-    })
+    Ok(congresses)
 }
 
-fn new_form(d: &Dashboard, shown: Shown<'_>, choices: &Choices) -> Markup {
-    let today = renda_node::calendar::today();
-    let mut leads = vec![(String::new(), "（请选择）".to_string())];
-    leads.extend(choices.delegates.iter().cloned());
-    html! {
-        h1 { "提交代表建议" }
-        p.meta { "领衔代表须是所提交人大的在任代表；联名代表同样。建议提交后由该人大审查立案、交办。" }
-        form.work.new method="post" action="/new/suggestion" {
-            (shown.refusal_markup())
-            (shown.guards(None))
+/// 提交: a suggestion as its form describes it.
+pub(crate) struct NewSuggestion(SuggestionDraft, NaiveDate);
+
+impl NewRecord for NewSuggestion {
+    const PATH: &'static str = "/new/suggestion";
+    const TITLE: &'static str = "提交代表建议";
+    const NOTE: &'static str = "领衔代表和联名代表须是所提交人大的在任代表。建议提交后由该人大审查立案、交办；答复后由领衔代表所在节点录入评价。";
+    const SUBMIT: &'static str = "提交建议";
+    type Choices = Choices;
+
+    fn choices(s: &Store, me: RegionCode) -> Result<Choices, StoreError> {
+        Ok(Choices {
+            delegates: delegate_options(s, me)?,
+            congresses: congress_options(s, me)?,
+        })
+    }
+
+    fn fields(shown: &Shown<'_>, choices: &Choices, me: RegionCode, today: NaiveDate) -> Markup {
+        let mut leads = vec![(String::new(), "（请选择）".to_string())];
+        leads.extend(choices.delegates.iter().cloned());
+        html! {
             (shown.text("title", "title", "标题", true))
             (shown.textarea("body", "body", "内容", true))
             (shown.text("category", "category", "类别（如 农业农村、城乡建设）", true))
             (shown.select("lead", "lead", "领衔代表", &leads, ""))
             (shown.multi_select("cosigner", "cosigner", "联名代表（可多选）", &choices.delegates))
-            (shown.select("to", "to", "提交给", &choices.congresses, &d.me.to_string()))
+            (shown.select("to", "to", "提交给", &choices.congresses, &me.to_string()))
             (shown.text("session", "session", "会议（如 十七届三次会议；闭会期间留空）", false))
             (shown.date("date", "提出日期", today))
-            button type="submit" data-action="submit" { "提交建议" }
         }
     }
-}
 
-/// GET `/new/suggestion`.
-pub(crate) async fn new_suggestion(State(d): State<Dashboard>) -> Result<Html<String>, PageError> {
-    session::require(Role::Clerk)?;
-    let me = d.me;
-    let (shown, choices) = d
-        .read(&Params::default(), move |s, _, _| choices(s, me))
-        .await?;
-    Ok(d.page(
-        "/todo",
-        "提交代表建议",
-        &shown,
-        new_form(&d, Shown::default(), &choices),
-    ))
-}
+    fn parse(posted: &Posted, _me: RegionCode, today: NaiveDate) -> Result<Self, Refusal> {
+        let lead = match posted.get("lead") {
+            "" => return Err(Refusal::field("lead", "请选择领衔代表")),
+            text => RecordId::parse("lead", text)?,
+        };
+        Ok(NewSuggestion(
+            SuggestionDraft {
+                title: posted.text("title", "标题")?,
+                body: posted.text("body", "内容")?,
+                category: posted.text("category", "类别")?,
+                lead,
+                cosigners: ids(posted, "cosigner")?,
+                addressed_to: RegionCode::parse("to", posted.get("to"))?,
+                session: posted.optional("session"),
+                group: None,
+            },
+            posted.date("date", today)?,
+        ))
+    }
 
-/// POST `/new/suggestion`: 提交 through `office::submit_suggestion`.
-pub(crate) async fn submit(
-    State(d): State<Dashboard>,
-    body: axum::body::Bytes,
-) -> Result<Response, PageError> {
-    let credential = session::require(Role::Clerk)?;
-    let posted = Posted::parse(&body)?;
-    let today = renda_node::calendar::today();
-    let draft = draft(&posted, today);
-    let outcome = match draft {
-        Err(refusal) => Err(refusal),
-        Ok((draft, date)) => {
-            apply(&d, &credential.name, &posted, None, move |tx, user| {
-                renda_node::office::submit_suggestion(tx, user, draft, date).map(|h| h.id)
-            })
-            .await?
-        }
-    };
-    let me = d.me;
-    let refused = match outcome {
-        Err(refusal) => refusal,
-        Ok(applied) => return Ok(created(applied)),
-    };
-    let (shown, choices) = d
-        .read(&Params::default(), move |s, _, _| choices(s, me))
-        .await?;
-    let form = new_form(
-        &d,
-        Shown {
-            posted: Some(&posted),
-            refusal: Some(&refused),
-        },
-        &choices,
-    );
-    Ok((
-        StatusCode::BAD_REQUEST,
-        d.page("/todo", "提交代表建议", &shown, form),
-    )
-        .into_response())
-}
-
-fn draft(posted: &Posted, today: NaiveDate) -> Result<(SuggestionDraft, NaiveDate), Refusal> {
-    let id = |field: &str, text: &str| RecordId::parse(field, text).map_err(Refusal::from);
-    let lead = match posted.get("lead") {
-        "" => return Err(Refusal::field("lead", "请选择领衔代表")),
-        text => id("lead", text)?,
-    };
-    let cosigners = posted
-        .all("cosigner")
-        .into_iter()
-        .filter(|c| !c.is_empty())
-        .map(|c| id("cosigner", c))
-        .collect::<Result<Vec<_>, _>>()?;
-    let addressed_to = RegionCode::parse("to", posted.get("to"))?;
-    Ok((
-        SuggestionDraft {
-            title: posted.text("title", "标题")?,
-            body: posted.text("body", "内容")?,
-            category: posted.text("category", "类别")?,
-            lead,
-            cosigners,
-            addressed_to,
-            session: posted.optional("session"),
-            group: None,
-        },
-        posted.date("date", today)?,
-    ))
+    fn apply(self, tx: &mut WriteTx<'_>, user: &str) -> Result<RecordId, StoreError> {
+        renda_node::office::submit_suggestion(tx, user, self.0, self.1).map(|h| h.id)
+    }
 }

@@ -158,8 +158,9 @@ pub(crate) async fn page(State(d): State<Dashboard>) -> Result<Html<String>, Pag
     let body = html! {
         h1 { "待办" }
         p.actions {
-            a.button href="/new/suggestion" data-action="new-suggestion" { "提交代表建议" }
-            a.button href="/new/opinion" data-action="new-opinion" { "登记民情" }
+            @for (path, label) in super::NEW_RECORD_LINKS {
+                a.button href=(path) data-action=(format!("new-{}", path.trim_start_matches("/new/"))) { (label) }
+            }
         }
         @for (key, label, count, rows) in &found {
             section.todo data-todo=(key) {
