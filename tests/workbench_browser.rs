@@ -21,8 +21,7 @@ use common::browser::{
     browser, choose, click, fill, login, login_account, screenshot, set_value, start_driver, text,
     wait_for,
 };
-use common::data::add_delegate;
-use common::fed::{Federation, WANGDIAN, XIUZHOU, code};
+use common::fed::{Federation, WANGDIAN, XIUZHOU};
 use fantoccini::{Client, Locator};
 use renda_node::access::Role;
 use renda_node::office;
@@ -105,6 +104,12 @@ async fn notice(c: &Client) -> String {
         .unwrap_or_default()
 }
 
+/// The record the page shown is about: `/records/{id}`.
+async fn created_id(c: &Client) -> RecordId {
+    let url = c.current_url().await.unwrap();
+    RecordId::parse("id", url.path().trim_start_matches("/records/")).unwrap()
+}
+
 async fn todo_count(c: &Client, web: &str, list: &str) -> String {
     c.goto(&format!("{web}/todo")).await.unwrap();
     text(c, &format!("[data-metric=\"todo.{list}\"]")).await
@@ -125,28 +130,6 @@ async fn a_suggestion_goes_from_submission_to_closing_across_two_nodes_in_the_br
             .await
             .unwrap();
     }
-    // Two township delegates whom the county elects too, so they may address the county.
-    let lead = add_delegate(&town, code(WANGDIAN), "沈建华".into()).await;
-    let cosigner = add_delegate(&town, code(WANGDIAN), "陆秀英".into()).await;
-    for person in [lead, cosigner] {
-        eventually("the person reaching the county", || async {
-            county
-                .call(move |s| Ok(s.get(&person).is_ok()))
-                .await
-                .unwrap()
-        })
-        .await;
-        common::data::grant_seat(&county, person, 9, &[]).await;
-    }
-    eventually("the county seats reaching the township", || async {
-        town.call(move |s| {
-            Ok(s.mandates_of(&lead)?.len() == 2 && s.mandates_of(&cosigner)?.len() == 2)
-        })
-        .await
-        .unwrap()
-    })
-    .await;
-
     // One host name per node: cookies do not tell ports apart, host names they do.
     let town_web = format!(
         "http://127.0.0.1:{}",
@@ -198,10 +181,74 @@ async fn a_suggestion_goes_from_submission_to_closing_across_two_nodes_in_the_br
     screenshot(&c, "02-accounts").await;
     click(&c, "header .who button").await;
 
-    // The clerk logs in with the account and submits the suggestion to the county.
+    // The clerk logs in with the account, registers the station and two delegates with their
+    // township seats, as the README's first commands do.
     login_account(&c, &town_web, "王店镇人大办 张敏", "王店镇人大办2026").await;
     assert_eq!(todo_count(&c, &town_web, "evaluate_here").await, "0");
     screenshot(&c, "03-todo-township").await;
+    c.goto(&format!("{town_web}/new/venue")).await.unwrap();
+    fill(&c, "#name", "王店镇人大代表联络站").await;
+    choose(&c, "#kind", "station").await;
+    fill(&c, "#address", "建设街1号").await;
+    click(&c, "button[data-action=submit]").await;
+    assert_eq!(notice(&c).await, "done");
+    let station = created_id(&c).await;
+    let mut people = Vec::new();
+    for (name, gender, occupation, phone) in [
+        ("沈建华", "male", "村党总支书记", "13900000000"),
+        ("陆秀英", "female", "教师", ""),
+    ] {
+        c.goto(&format!("{town_web}/new/delegate")).await.unwrap();
+        fill(&c, "#name", name).await;
+        choose(&c, "#gender", gender).await;
+        fill(&c, "#occupation", occupation).await;
+        fill(&c, "#phone", phone).await;
+        fill(&c, "#term", "17").await;
+        fill(&c, "#constituency", "第七选区").await;
+        if name == "沈建华" {
+            choose(&c, "#station", &station.to_string()).await;
+            screenshot(&c, "03b-new-delegate").await;
+        }
+        click(&c, "button[data-action=submit]").await;
+        assert_eq!(notice(&c).await, "done", "{name}");
+        people.push(created_id(&c).await);
+    }
+    let (lead, cosigner) = (people[0], people[1]);
+
+    // The county elects both too, on each person's page, once the persons and the station
+    // have come up the link.
+    for id in [lead, cosigner, station] {
+        eventually("the township's records reaching the county", || async {
+            county.call(move |s| Ok(s.get(&id).is_ok())).await.unwrap()
+        })
+        .await;
+    }
+    login_account(&c, &county_web, "秀洲区代表工委 李明", county_password).await;
+    for person in [lead, cosigner] {
+        c.goto(&format!("{county_web}/records/{person}"))
+            .await
+            .unwrap();
+        open_step(&c, "grant").await;
+        fill(&c, "#grant-term", "9").await;
+        fill(&c, "#grant-constituency", "王店镇选区").await;
+        if person == lead {
+            choose(&c, "#grant-station", &station.to_string()).await;
+        }
+        submit_step(&c, "grant").await;
+        assert_eq!(notice(&c).await, "done");
+    }
+    eventually("the county seats reaching the township", || async {
+        town.call(move |s| {
+            Ok(s.mandates_of(&lead)?.len() == 2 && s.mandates_of(&cosigner)?.len() == 2)
+        })
+        .await
+        .unwrap()
+    })
+    .await;
+
+    // The township's clerk submits the suggestion to the county.
+    login_account(&c, &town_web, "王店镇人大办 张敏", "王店镇人大办2026").await;
+    c.goto(&format!("{town_web}/todo")).await.unwrap();
     click(&c, "a[data-action=new-suggestion]").await;
     wait_for(&c, "form.new").await;
     fill(&c, "#title", "关于修缮梅北村灌溉渠道的建议").await;
@@ -213,8 +260,7 @@ async fn a_suggestion_goes_from_submission_to_closing_across_two_nodes_in_the_br
     screenshot(&c, "04-new-suggestion").await;
     click(&c, "button[data-action=submit]").await;
     assert_eq!(notice(&c).await, "done");
-    let url = c.current_url().await.unwrap();
-    let id = RecordId::parse("id", url.path().trim_start_matches("/records/")).unwrap();
+    let id = created_id(&c).await;
     assert_eq!(
         c.find_all(Locator::Css("details.step"))
             .await
@@ -408,6 +454,40 @@ async fn a_suggestion_goes_from_submission_to_closing_across_two_nodes_in_the_br
         0,
         "nothing is offered once it is closed"
     );
+    // The county records that its delegate left the township's station (离站) on the seat's
+    // page; the township's roster learns of it.
+    let county_seat = county
+        .call(move |s| {
+            let me = s.identity().region;
+            Ok(s.mandates_of(&lead)?
+                .into_iter()
+                .find(|(h, _)| h.home == me)
+                .map(|(h, _)| h.id))
+        })
+        .await
+        .unwrap()
+        .expect("the county's seat");
+    c.goto(&format!("{county_web}/records/{county_seat}"))
+        .await
+        .unwrap();
+    open_step(&c, "leave").await;
+    choose(&c, "#leave-venue", &station.to_string()).await;
+    submit_step(&c, "leave").await;
+    assert_eq!(notice(&c).await, "done");
+    eventually("the departure reaching the township", || async {
+        town.call(move |s| {
+            Ok(s.mandates_of(&lead)?.iter().any(|(h, m)| {
+                h.id == county_seat
+                    && m.stations
+                        .get(&station)
+                        .is_some_and(|st| st.until.is_some())
+            }))
+        })
+        .await
+        .unwrap()
+    })
+    .await;
+
     // Every step was authored by the logged-in account's name.
     let authors = county
         .call(move |s| match s.get(&id)?.body {
@@ -432,5 +512,121 @@ async fn a_suggestion_goes_from_submission_to_closing_across_two_nodes_in_the_br
             .map(String::from)
             .collect()
     );
+    c.close().await.unwrap();
+}
+
+/// An opinion received at the township, passed on to the county's congress, handled there and
+/// rated at the township, through the browser only; the constituent's phone is never shown.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_opinion_is_passed_on_to_the_county_and_handled_there_in_the_browser() {
+    use renda_node::record::opinion::OpinionState;
+    let fed = Federation::start_live(&[
+        (XIUZHOU, "秀洲区人大常委会"),
+        (WANGDIAN, "王店镇人大主席团"),
+    ])
+    .await;
+    let town = fed.node(WANGDIAN).store.clone();
+    let county = fed.node(XIUZHOU).store.clone();
+    for store in [&town, &county] {
+        store
+            .write(|tx| tx.refresh_rollup(Utc::now(), &RollupRules::default()))
+            .await
+            .unwrap();
+    }
+    let password = "办公室电脑密码1";
+    for (store, name) in [
+        (&town, "王店镇人大办 张敏"),
+        (&county, "秀洲区代表工委 李明"),
+    ] {
+        let hash = renda_node::access::hash_password(password).unwrap();
+        let name = name.to_string();
+        store
+            .write(move |tx| tx.add_account(&name, Role::Clerk, &hash))
+            .await
+            .unwrap();
+    }
+    let town_web = format!(
+        "http://127.0.0.1:{}",
+        fed.serve_dashboard(WANGDIAN).await.port()
+    );
+    let county_web = format!(
+        "http://localhost:{}",
+        fed.serve_dashboard(XIUZHOU).await.port()
+    );
+    let opinion_state = |store: StoreHandle, id: RecordId| async move {
+        store
+            .call(move |s| match s.get(&id) {
+                Ok(r) => match &r.body {
+                    Body::Opinion(o) => Ok(Some(o.fold(&r.header).0.state)),
+                    _ => Ok(None),
+                },
+                Err(_) => Ok(None),
+            })
+            .await
+            .unwrap()
+    };
+
+    let driver = start_driver().await;
+    let c = browser(&driver).await;
+    c.set_window_size(1280, 1000).await.unwrap();
+    login_account(&c, &town_web, "王店镇人大办 张敏", password).await;
+    c.goto(&format!("{town_web}/todo")).await.unwrap();
+    click(&c, "a[data-action=new-opinion]").await;
+    wait_for(&c, "form.new").await;
+    choose(&c, "#source", "reception").await;
+    fill(&c, "#content", "梅北村路灯损坏，夜间出行不便").await;
+    fill(&c, "#place", "梅北村").await;
+    fill(&c, "#contact_name", "王大伯").await;
+    fill(&c, "#contact_phone", "13812345678").await;
+    screenshot(&c, "10-new-opinion").await;
+    click(&c, "button[data-action=submit]").await;
+    assert_eq!(notice(&c).await, "done");
+    let id = created_id(&c).await;
+    assert!(
+        !text(&c, "main").await.contains("13812345678"),
+        "personal data is never shown"
+    );
+    assert_eq!(todo_count(&c, &town_web, "opinions_open").await, "1");
+    c.goto(&format!("{town_web}/records/{id}")).await.unwrap();
+    open_step(&c, "pass_on").await;
+    choose(&c, "#pass_on-congress", XIUZHOU).await;
+    submit_step(&c, "pass_on").await;
+    assert_eq!(notice(&c).await, "done");
+
+    eventually("the opinion reaching the county as passed on", || async {
+        opinion_state(county.clone(), id).await == Some(OpinionState::PassedOn)
+    })
+    .await;
+    login_account(&c, &county_web, "秀洲区代表工委 李明", password).await;
+    assert_eq!(
+        todo_count(&c, &county_web, "opinions_passed_here").await,
+        "1"
+    );
+    click(
+        &c,
+        &format!("section[data-todo=opinions_passed_here] tr[data-id=\"{id}\"] a"),
+    )
+    .await;
+    wait_for(&c, "details.step[data-step=handle]").await;
+    open_step(&c, "handle").await;
+    fill(&c, "#handle-result", "已协调镇政府更换路灯").await;
+    submit_step(&c, "handle").await;
+    assert_eq!(notice(&c).await, "done");
+    assert_eq!(
+        todo_count(&c, &county_web, "opinions_passed_here").await,
+        "0"
+    );
+
+    eventually("the handling reaching the township", || async {
+        opinion_state(town.clone(), id).await == Some(OpinionState::Handled)
+    })
+    .await;
+    login_account(&c, &town_web, "王店镇人大办 张敏", password).await;
+    c.goto(&format!("{town_web}/records/{id}")).await.unwrap();
+    open_step(&c, "rate").await;
+    choose(&c, "#rate-rating", "satisfied").await;
+    submit_step(&c, "rate").await;
+    assert_eq!(notice(&c).await, "done");
+    assert_eq!(todo_count(&c, &town_web, "opinions_open").await, "0");
     c.close().await.unwrap();
 }
