@@ -96,7 +96,8 @@ impl Node {
                 core.store.clone(),
                 region,
                 core.identity.name.clone(),
-            );
+            )
+            .with_policy(core.config.link.policy);
             let (tls, stop) = (https.clone(), shutdown.clone().cancelled_owned());
             core.spawn(async move {
                 let served = match tls {

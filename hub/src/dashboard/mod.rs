@@ -45,6 +45,8 @@ pub struct Dashboard {
     secure: bool,
     /// Failed logins per address.
     logins: std::sync::Arc<session::LoginLimiter>,
+    /// The federation's routes, to count what waits to reach the parent.
+    policy: renda_node::route::RoutePolicy,
 }
 
 impl Dashboard {
@@ -55,7 +57,14 @@ impl Dashboard {
             name: name.into(),
             secure: false,
             logins: Default::default(),
+            policy: Default::default(),
         }
+    }
+
+    /// The routes the node's links use (`LinkConfig::policy`).
+    pub fn with_policy(mut self, policy: renda_node::route::RoutePolicy) -> Dashboard {
+        self.policy = policy;
+        self
     }
 }
 

@@ -38,7 +38,7 @@ pub use handle::StoreHandle;
 pub use rollup::DutyRecord;
 pub use sync::{
     ApplyOutcome, AuditEntry, Checkpoint, IncomingRecord, MergeContext, OutgoingBatch,
-    OutgoingRecord, PeerStatus, PreparedRecord, Refused, StoredState,
+    OutgoingRecord, PeerStatus, PreparedRecord, Refused, StoredState, Waiting,
 };
 
 pub const DB_FILE: &str = "renda.sqlite";

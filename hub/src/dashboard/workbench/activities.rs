@@ -145,7 +145,7 @@ pub(super) fn steps(
     context: &StepContext,
     today: NaiveDate,
     refused: Option<&Refused>,
-) -> Vec<Markup> {
+) -> Vec<(String, Markup)> {
     let Body::Activity(a) = &record.body else {
         return Vec::new();
     };

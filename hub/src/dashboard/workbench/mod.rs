@@ -295,13 +295,19 @@ pub(crate) fn steps(
         }
         _ => return html! {},
     };
+    // A refused step with no form here (one the record does not offer, or no longer does)
+    // is said above the forms.
+    let unplaced = refused.filter(|r| !forms.iter().any(|(name, _)| *name == r.step));
     html! {
         section.steps aria-label="办理" {
             h2 { "办理" }
+            @if let Some(r) = unplaced {
+                (Shown { posted: Some(&r.posted), refusal: Some(&r.refusal) }.refusal_markup())
+            }
             @if forms.is_empty() {
                 p.meta data-steps="none" { "本节点现在没有可以办理的步骤。" }
             } @else {
-                @for form in forms { (form) }
+                @for (_, form) in forms { (form) }
             }
         }
     }
@@ -331,7 +337,7 @@ pub(crate) fn guarded_step(
     refused: Option<&Refused>,
     today: chrono::NaiveDate,
     fields: impl FnOnce(&Shown<'_>) -> Markup,
-) -> Markup {
+) -> (String, Markup) {
     let (shown, open) = shown_for(refused, name);
     let body = html! {
         (shown.refusal_markup())
@@ -349,8 +355,8 @@ pub(crate) fn step_form(
     label: &str,
     open: bool,
     fields: Markup,
-) -> Markup {
-    html! {
+) -> (String, Markup) {
+    let form = html! {
         details.step data-step=(step) open[open] {
             summary { (label) }
             form.work method="post" action=(format!("/records/{record}/steps/{step}")) {
@@ -358,7 +364,8 @@ pub(crate) fn step_form(
                 button type="submit" data-action=(step) { (label) }
             }
         }
-    }
+    };
+    (step.to_string(), form)
 }
 
 /// POST `/records/{id}/steps/{step}`: one step on a suggestion or an opinion.

@@ -27,7 +27,7 @@ pub(super) fn steps(
     context: &StepContext,
     today: NaiveDate,
     refused: Option<&Refused>,
-) -> Vec<Markup> {
+) -> Vec<(String, Markup)> {
     let status = o.fold(&record.header).0;
     let id = record.header.id;
     let mut congresses = vec![(

@@ -237,7 +237,7 @@ pub(super) fn steps(
     context: &StepContext,
     today: NaiveDate,
     refused: Option<&Refused>,
-) -> Vec<Markup> {
+) -> Vec<(String, Markup)> {
     let id = record.header.id;
     let step = |name: &str, label: &str, fields: &dyn Fn(&Shown<'_>) -> Markup| {
         guarded_step(&id, name, label, version, refused, today, |shown| {

@@ -174,7 +174,7 @@ pub(super) fn steps(
     context: &StepContext,
     today: NaiveDate,
     refused: Option<&Refused>,
-) -> Vec<Markup> {
+) -> Vec<(String, Markup)> {
     if record.header.home != me {
         return Vec::new();
     }

@@ -28,7 +28,7 @@ pub(super) fn steps(
     version: i64,
     today: NaiveDate,
     refused: Option<&Refused>,
-) -> Vec<Markup> {
+) -> Vec<(String, Markup)> {
     let status = sg.fold(&record.header).0;
     let offered = offered_steps(&record.header, &sg.fields, &status, me, today);
     let id = record.header.id;

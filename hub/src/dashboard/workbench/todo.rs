@@ -14,7 +14,7 @@ use maud::{Markup, html};
 use renda_node::access::Role;
 use renda_node::record::RecordKind;
 use renda_node::region::RegionCode;
-use renda_node::store::{ListQuery, ListRow, Store, StoreError};
+use renda_node::store::{ListQuery, ListRow, Store, StoreError, Waiting};
 
 use crate::dashboard::pages::Params;
 use crate::dashboard::{Dashboard, PageError, session};
@@ -139,8 +139,13 @@ pub(crate) async fn page(State(d): State<Dashboard>) -> Result<Html<String>, Pag
     session::require(Role::Clerk)?;
     let me = d.me;
     let today = renda_node::calendar::today();
-    let (shown, found) = d
+    let policy = d.policy;
+    let (shown, (found, waiting)) = d
         .read(&Params::default(), move |s, _, _| {
+            let waiting = match me.parent() {
+                Some(parent) => Some((parent, s.waiting_for(&parent, &policy, WAITING_CAP_BYTES)?)),
+                None => None,
+            };
             let mut found = Vec::new();
             for mut list in lists(me, today) {
                 let count = s.count(&list.query)?;
@@ -152,11 +157,12 @@ pub(crate) async fn page(State(d): State<Dashboard>) -> Result<Html<String>, Pag
                 };
                 found.push((list.key, list.label, count, rows));
             }
-            Ok(found)
+            Ok((found, waiting))
         })
         .await?;
     let body = html! {
         h1 { "待办" }
+        @if let Some((parent, w)) = &waiting { (sync_state(parent, w)) }
         p.actions {
             @for (path, label) in super::NEW_RECORD_LINKS {
                 a.button href=(path) data-action=(format!("new-{}", path.trim_start_matches("/new/"))) { (label) }
@@ -170,6 +176,33 @@ pub(crate) async fn page(State(d): State<Dashboard>) -> Result<Html<String>, Pag
         }
     };
     Ok(d.page("/todo", "待办", &shown, body))
+}
+
+/// How much of what waits to reach the parent is counted: enough for a week offline.
+const WAITING_CAP_BYTES: usize = 8 << 20;
+
+/// What has not reached the parent yet, and when a link with it last completed: a township's
+/// office PC works while its link is down, and the clerk sees what is still to go.
+fn sync_state(parent: &RegionCode, w: &Waiting) -> Markup {
+    let last = w.last_success.map(|t| {
+        t.with_timezone(&renda_node::calendar::china())
+            .format("%Y-%m-%d %H:%M")
+            .to_string()
+    });
+    html! {
+        p.sync-state data-waiting=(w.records) {
+            "上级（" (parent) "）："
+            @match &last {
+                Some(at) => { "上次同步完成于 " span data-metric="sync.last_success" { (at) } "；" },
+                None => { "还没有同步过；" },
+            }
+            @if w.records == 0 {
+                "本节点的记录都已送达。"
+            } @else {
+                "待送达 " span data-metric="sync.waiting" { (w.records) @if w.more { "+" } } " 条记录，连通后自动同步。"
+            }
+        }
+    }
 }
 
 fn rows_table(rows: &[ListRow], today: NaiveDate) -> Markup {

@@ -19,6 +19,7 @@ mod apply;
 mod digest;
 mod merge;
 mod outgoing;
+pub use outgoing::Waiting;
 mod peers;
 #[cfg(test)]
 mod tests;

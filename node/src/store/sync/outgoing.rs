@@ -3,6 +3,15 @@
 
 use super::*;
 
+/// What waits to reach a peer ([`Store::waiting_for`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Waiting {
+    pub records: usize,
+    /// The count stopped at its cap: at least this many.
+    pub more: bool,
+    pub last_success: Option<chrono::DateTime<chrono::Utc>>,
+}
+
 impl Store {
     /// The newest position in this node's change sequence.
     pub fn last_seq(&self) -> Result<i64, StoreError> {
@@ -94,6 +103,28 @@ impl Store {
                 return Ok(batch);
             }
         }
+    }
+
+    /// What waits to reach `peer`: the records with changes it holds by its routes and has not
+    /// acknowledged (its changes are not counted back to it), and when a link with it last
+    /// completed. Counted through the same batches the link sends, at most `cap` bytes of
+    /// them; `more` says the count stopped there. The workbench shows it, so a township clerk
+    /// sees what has not yet reached the county.
+    pub fn waiting_for(
+        &self,
+        peer: &RegionCode,
+        policy: &RoutePolicy,
+        cap: usize,
+    ) -> Result<Waiting, StoreError> {
+        let status = self.peers()?.into_iter().find(|p| p.peer == *peer);
+        let acked = status.as_ref().map_or(0, |p| p.acked_seq);
+        let batch = self.outgoing(peer, acked, cap, policy)?;
+        let more = batch.bytes >= cap;
+        Ok(Waiting {
+            records: batch.records.len(),
+            more,
+            last_success: status.and_then(|p| p.last_success),
+        })
     }
 
     /// Every change of these records that `peer` holds, for a peer that found gaps.
