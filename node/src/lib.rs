@@ -25,6 +25,7 @@
 pub use renda_model::{calendar, record, region, route, validate};
 
 pub mod access;
+pub mod import;
 pub mod node;
 pub mod office;
 pub mod pki;

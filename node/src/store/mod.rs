@@ -172,6 +172,106 @@ impl StoreStats {
 /// planner from sorting the whole of a broad range (a county's subtree, a month) for one page.
 /// Sparse filters (a delegate, overdue answers) keep their own indexes: few rows to sort.
 /// A count (`paged` false) has no order to keep, and lets the planner range over any index.
+fn list_rows(conn: &Connection, q: &ListQuery) -> Result<Vec<ListRow>, StoreError> {
+    let (filter, args) = list_filter(q, true);
+    // A kind's records within a subtree, with no filter that has an index of its own, are
+    // found by walking the kind's ids in order with their home beside each (schema 15),
+    // reading no record until the page's ids are known; SQLite left to choose sorts every
+    // record of the subtree for the first page, and walking the ids alone reads each
+    // skipped record's row.
+    let subtree_only = q.kind.is_some()
+        && q.within.is_some_and(|w| !w.subtree_prefix().is_empty())
+        && q.status.is_none()
+        && q.delegate.is_none()
+        && q.overdue_on.is_none()
+        && q.period.is_none()
+        && q.activity_kind.is_none()
+        && q.answer_class.is_none()
+        && q.status_any.is_empty()
+        && q.addressed_to.is_none()
+        && q.home.is_none()
+        && q.due_between.is_none()
+        && q.unattended_by.is_none();
+    let page = match q.limit {
+        Some(limit) => format!(" ORDER BY r.id LIMIT {limit} OFFSET {}", q.offset),
+        None => " ORDER BY r.id".to_string(),
+    };
+    const COLUMNS: &str = "r.id, r.kind, r.home, r.label, r.status, r.occurred_on, r.due_on, r.created_at, r.summary";
+    let sql = if subtree_only {
+        format!(
+            "SELECT {COLUMNS} FROM records r WHERE r.id IN
+               (SELECT r.id FROM records r INDEXED BY records_kind_list{filter}{page})
+             ORDER BY r.id"
+        )
+    } else {
+        format!("SELECT {COLUMNS} FROM records r{filter}{page}")
+    };
+    let mut stmt = conn.prepare(&sql)?;
+    let rows = stmt.query_map(
+        rusqlite::params_from_iter(args.iter().map(|a| a.as_ref())),
+        |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, String>(3)?,
+                r.get::<_, Option<String>>(4)?,
+                r.get::<_, Option<String>>(5)?,
+                r.get::<_, Option<String>>(6)?,
+                r.get::<_, String>(7)?,
+                r.get::<_, String>(8)?,
+            ))
+        },
+    )?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (id, kind, home, label, status, occurred_on, due_on, created_at, summary) = row?;
+        let bad = |what: &str| StoreError::Corrupt {
+            id: id.clone(),
+            source: DocError::Header(format!("projection column {what} is malformed")),
+        };
+        out.push(ListRow {
+            id: RecordId::parse("id", &id).map_err(|_| bad("id"))?,
+            kind: RecordKind::parse(&kind).ok_or_else(|| bad("kind"))?,
+            home: RegionCode::parse("home", &home).map_err(|_| bad("home"))?,
+            label,
+            status,
+            occurred_on: occurred_on
+                .map(|d| d.parse())
+                .transpose()
+                .map_err(|_| bad("occurred_on"))?,
+            due_on: due_on
+                .map(|d| d.parse())
+                .transpose()
+                .map_err(|_| bad("due_on"))?,
+            created_at: DateTime::parse_from_rfc3339(&created_at)
+                .map_err(|_| bad("created_at"))?
+                .with_timezone(&Utc),
+            summary: serde_json::from_str(&summary).map_err(|_| bad("summary"))?,
+        });
+    }
+    Ok(out)
+}
+
+
+/// The id of the personal-data record kept for `subject`, if any.
+fn personal_id(conn: &Connection, subject: &RecordId) -> Result<Option<RecordId>, StoreError> {
+    let id: Option<String> = conn
+        .query_row(
+            "SELECT id FROM records WHERE subject = ?1 AND kind = 'personal' ORDER BY id LIMIT 1",
+            [subject.to_string()],
+            |r| r.get(0),
+        )
+        .optional()?;
+    id.map(|id| {
+        RecordId::parse("id", &id).map_err(|e| StoreError::Corrupt {
+            id: id.clone(),
+            source: DocError::Header(e.to_string()),
+        })
+    })
+    .transpose()
+}
+
 fn version_of(conn: &Connection, id: &RecordId) -> Result<i64, StoreError> {
     conn.prepare_cached("SELECT last_seq FROM records WHERE id = ?1")?
         .query_row([id.to_string()], |r| r.get(0))
@@ -623,84 +723,7 @@ impl Store {
     }
 
     pub fn list(&self, q: &ListQuery) -> Result<Vec<ListRow>, StoreError> {
-        let (filter, args) = list_filter(q, true);
-        // A kind's records within a subtree, with no filter that has an index of its own, are
-        // found by walking the kind's ids in order with their home beside each (schema 15),
-        // reading no record until the page's ids are known; SQLite left to choose sorts every
-        // record of the subtree for the first page, and walking the ids alone reads each
-        // skipped record's row.
-        let subtree_only = q.kind.is_some()
-            && q.within.is_some_and(|w| !w.subtree_prefix().is_empty())
-            && q.status.is_none()
-            && q.delegate.is_none()
-            && q.overdue_on.is_none()
-            && q.period.is_none()
-            && q.activity_kind.is_none()
-            && q.answer_class.is_none()
-            && q.status_any.is_empty()
-            && q.addressed_to.is_none()
-            && q.home.is_none()
-            && q.due_between.is_none()
-            && q.unattended_by.is_none();
-        let page = match q.limit {
-            Some(limit) => format!(" ORDER BY r.id LIMIT {limit} OFFSET {}", q.offset),
-            None => " ORDER BY r.id".to_string(),
-        };
-        const COLUMNS: &str = "r.id, r.kind, r.home, r.label, r.status, r.occurred_on, r.due_on, r.created_at, r.summary";
-        let sql = if subtree_only {
-            format!(
-                "SELECT {COLUMNS} FROM records r WHERE r.id IN
-                   (SELECT r.id FROM records r INDEXED BY records_kind_list{filter}{page})
-                 ORDER BY r.id"
-            )
-        } else {
-            format!("SELECT {COLUMNS} FROM records r{filter}{page}")
-        };
-        let mut stmt = self.conn.prepare(&sql)?;
-        let rows = stmt.query_map(
-            rusqlite::params_from_iter(args.iter().map(|a| a.as_ref())),
-            |r| {
-                Ok((
-                    r.get::<_, String>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, String>(2)?,
-                    r.get::<_, String>(3)?,
-                    r.get::<_, Option<String>>(4)?,
-                    r.get::<_, Option<String>>(5)?,
-                    r.get::<_, Option<String>>(6)?,
-                    r.get::<_, String>(7)?,
-                    r.get::<_, String>(8)?,
-                ))
-            },
-        )?;
-        let mut out = Vec::new();
-        for row in rows {
-            let (id, kind, home, label, status, occurred_on, due_on, created_at, summary) = row?;
-            let bad = |what: &str| StoreError::Corrupt {
-                id: id.clone(),
-                source: DocError::Header(format!("projection column {what} is malformed")),
-            };
-            out.push(ListRow {
-                id: RecordId::parse("id", &id).map_err(|_| bad("id"))?,
-                kind: RecordKind::parse(&kind).ok_or_else(|| bad("kind"))?,
-                home: RegionCode::parse("home", &home).map_err(|_| bad("home"))?,
-                label,
-                status,
-                occurred_on: occurred_on
-                    .map(|d| d.parse())
-                    .transpose()
-                    .map_err(|_| bad("occurred_on"))?,
-                due_on: due_on
-                    .map(|d| d.parse())
-                    .transpose()
-                    .map_err(|_| bad("due_on"))?,
-                created_at: DateTime::parse_from_rfc3339(&created_at)
-                    .map_err(|_| bad("created_at"))?
-                    .with_timezone(&Utc),
-                summary: serde_json::from_str(&summary).map_err(|_| bad("summary"))?,
-            });
-        }
-        Ok(out)
+        list_rows(&self.conn, q)
     }
 
     /// The mandates this node holds for `person`: seats its own congress granted and roster
@@ -809,23 +832,9 @@ impl Store {
 
     /// The personal-data record kept for `subject`, if any.
     pub fn personal_for(&self, subject: &RecordId) -> Result<Option<Record>, StoreError> {
-        let id: Option<String> = self
-            .conn
-            .query_row(
-                "SELECT id FROM records WHERE subject = ?1 AND kind = 'personal' ORDER BY id LIMIT 1",
-                [subject.to_string()],
-                |r| r.get(0),
-            )
-            .optional()?;
-        match id {
+        match personal_id(&self.conn, subject)? {
+            Some(id) => self.get(&id).map(Some),
             None => Ok(None),
-            Some(id) => {
-                let id = RecordId::parse("id", &id).map_err(|e| StoreError::Corrupt {
-                    id: id.clone(),
-                    source: DocError::Header(e.to_string()),
-                })?;
-                self.get(&id).map(Some)
-            }
         }
     }
 
@@ -1279,6 +1288,52 @@ enum Prior {
 }
 
 /// One open write transaction. Everything written through it commits together.
+/// What a caller reads the same way before a write (a preview on a reader) and inside it (the
+/// write re-checking what it previewed): implemented by [`Store`] and [`WriteTx`].
+pub trait Reads {
+    fn identity(&self) -> &NodeIdentity;
+    fn get(&self, id: &RecordId) -> Result<Record, StoreError>;
+    fn list(&self, q: &ListQuery) -> Result<Vec<ListRow>, StoreError>;
+    fn personal_for(&self, subject: &RecordId) -> Result<Option<Record>, StoreError>;
+    fn mandates_of(&self, person: &RecordId) -> Result<Vec<(Header, Mandate)>, StoreError>;
+}
+
+impl Reads for Store {
+    fn identity(&self) -> &NodeIdentity {
+        Store::identity(self)
+    }
+    fn get(&self, id: &RecordId) -> Result<Record, StoreError> {
+        Store::get(self, id)
+    }
+    fn list(&self, q: &ListQuery) -> Result<Vec<ListRow>, StoreError> {
+        Store::list(self, q)
+    }
+    fn personal_for(&self, subject: &RecordId) -> Result<Option<Record>, StoreError> {
+        Store::personal_for(self, subject)
+    }
+    fn mandates_of(&self, person: &RecordId) -> Result<Vec<(Header, Mandate)>, StoreError> {
+        Store::mandates_of(self, person)
+    }
+}
+
+impl Reads for WriteTx<'_> {
+    fn identity(&self) -> &NodeIdentity {
+        self.node
+    }
+    fn get(&self, id: &RecordId) -> Result<Record, StoreError> {
+        WriteTx::get(self, id)
+    }
+    fn list(&self, q: &ListQuery) -> Result<Vec<ListRow>, StoreError> {
+        WriteTx::list(self, q)
+    }
+    fn personal_for(&self, subject: &RecordId) -> Result<Option<Record>, StoreError> {
+        WriteTx::personal_for(self, subject)
+    }
+    fn mandates_of(&self, person: &RecordId) -> Result<Vec<(Header, Mandate)>, StoreError> {
+        WriteTx::mandates_of(self, person)
+    }
+}
+
 pub struct WriteTx<'a> {
     tx: rusqlite::Transaction<'a>,
     actor: &'a ActorId,
@@ -1309,6 +1364,19 @@ impl WriteTx<'_> {
     /// See [`Store::version_of`].
     pub fn version_of(&self, id: &RecordId) -> Result<i64, StoreError> {
         version_of(&self.tx, id)
+    }
+
+    /// See [`Store::list`]: a list as this transaction sees the store.
+    pub fn list(&self, q: &ListQuery) -> Result<Vec<ListRow>, StoreError> {
+        list_rows(&self.tx, q)
+    }
+
+    /// See [`Store::personal_for`].
+    pub fn personal_for(&self, subject: &RecordId) -> Result<Option<Record>, StoreError> {
+        match personal_id(&self.tx, subject)? {
+            Some(id) => self.get(&id).map(Some),
+            None => Ok(None),
+        }
     }
 
     pub fn get(&self, id: &RecordId) -> Result<Record, StoreError> {

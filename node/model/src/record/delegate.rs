@@ -73,7 +73,7 @@ impl LegacyMandate {
 
 /// What every seat, kept inside a person or a record of its own, must be: in a congress that
 /// exists, for a term that does.
-pub(crate) fn seat_rules(congress: &RegionCode, term: u32) -> Result<(), ValidationError> {
+pub fn seat_rules(congress: &RegionCode, term: u32) -> Result<(), ValidationError> {
     if !congress.has_congress() {
         return Err(ValidationError::new(
             "congress",
