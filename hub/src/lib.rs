@@ -12,6 +12,7 @@
 //! - [`auth`]: bearer tokens of credentials, and the role each call needs.
 //! - [`https`]: the dashboard and metrics over HTTPS, and plain HTTP on loopback only.
 //! - [`metrics`]: the operators' Prometheus endpoint (link counters, lag, refusals, store size).
+//! - [`spreadsheet`]: .xlsx and .csv read into a table for imports, and .xlsx written for exports.
 //!
 //! Architecture invariant: the hub reads and writes records only through the node's store handle
 //! and protocol types through `renda-proto`; it never opens SQLite itself.
@@ -22,4 +23,5 @@ pub mod https;
 pub mod metrics;
 pub mod node;
 pub mod query_server;
+pub mod spreadsheet;
 pub mod sync_server;

@@ -25,10 +25,12 @@ use crate::region::RegionCode;
 use crate::store::{ListQuery, Reads, StoreError, WriteTx};
 use crate::validate::ValidationError;
 
-/// A table as read from a file: the header row and the rows under it, as text. Row `i` of
-/// `rows` is the sheet's row `i + 2` (the header is row 1), which is what problems name.
+/// A table as read from a file: the header row and the rows under it, as text. The header is
+/// the sheet's row `header_row` (1 for a sheet that starts at the top), so row `i` of `rows` is
+/// the sheet's row `header_row + 1 + i`, which is what problems name.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Table {
+    pub header_row: usize,
     pub headers: Vec<String>,
     pub rows: Vec<Vec<String>>,
 }
@@ -90,9 +92,14 @@ pub struct Problem {
 pub enum Outcome {
     Create,
     /// Update the record matched, with what changes in Chinese.
-    Update { id: RecordId, changes: Vec<String> },
+    Update {
+        id: RecordId,
+        changes: Vec<String>,
+    },
     /// The record matched already says what the row says.
-    Same { id: RecordId },
+    Same {
+        id: RecordId,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
@@ -173,11 +180,7 @@ impl<'t> Columns<'t> {
     fn find(table: &'t Table, all: &[&'static [&'static str]]) -> Columns<'t> {
         let mut at = HashMap::new();
         for names in all {
-            if let Some(i) = table
-                .headers
-                .iter()
-                .position(|h| names.contains(&h.trim()))
-            {
+            if let Some(i) = table.headers.iter().position(|h| names.contains(&h.trim())) {
                 at.insert(names[0], i);
             }
         }
@@ -190,9 +193,9 @@ impl<'t> Columns<'t> {
 
     /// The header as the sheet wrote it, for problems.
     fn header(&self, names: &[&'static str]) -> String {
-        self.at
-            .get(names[0])
-            .map_or(names[0].to_string(), |i| self.table.headers[*i].trim().to_string())
+        self.at.get(names[0]).map_or(names[0].to_string(), |i| {
+            self.table.headers[*i].trim().to_string()
+        })
     }
 
     fn cell<'r>(&self, row: &'r [String], names: &[&'static str]) -> &'r str {
@@ -247,7 +250,7 @@ fn too_many(table: &Table, kind: ImportKind) -> Option<Plan> {
         key: String::new(),
         rows: Vec::new(),
         problems: vec![Problem {
-            row: MAX_ROWS + 2,
+            row: table.header_row + 1 + MAX_ROWS,
             column: String::new(),
             rule: format!("一次最多导入 {MAX_ROWS} 行，请分批导入"),
         }],
@@ -260,9 +263,13 @@ fn missing_columns(columns: &Columns<'_>, required: &[&[&'static str]]) -> Vec<P
         .iter()
         .filter(|names| !columns.has(names))
         .map(|names| Problem {
-            row: 1,
+            row: columns.table.header_row,
             column: names[0].to_string(),
-            rule: format!("表头缺少“{}”列（可用的列名：{}）", names[0], names.join("、")),
+            rule: format!(
+                "表头缺少“{}”列（可用的列名：{}）",
+                names[0],
+                names.join("、")
+            ),
         })
         .collect()
 }
@@ -276,7 +283,9 @@ fn venues_by_name<R: Reads>(r: &R) -> Result<BTreeMap<String, Vec<RecordId>>, St
         within: Some(me),
         ..ListQuery::default()
     })? {
-        out.entry(row.label.trim().to_string()).or_default().push(row.id);
+        out.entry(row.label.trim().to_string())
+            .or_default()
+            .push(row.id);
     }
     Ok(out)
 }
@@ -289,8 +298,17 @@ fn plan_roster<R: Reads>(r: &R, table: &Table) -> Result<Plan, StoreError> {
     let columns = Columns::find(
         table,
         &[
-            NAME, GENDER, BIRTH, ETHNICITY, PARTY, OCCUPATION, PHONE, ID_NUMBER, TERM,
-            CONSTITUENCY, STATION,
+            NAME,
+            GENDER,
+            BIRTH,
+            ETHNICITY,
+            PARTY,
+            OCCUPATION,
+            PHONE,
+            ID_NUMBER,
+            TERM,
+            CONSTITUENCY,
+            STATION,
         ],
     );
     let by_id = columns.has(ID_NUMBER);
@@ -344,7 +362,7 @@ fn plan_roster<R: Reads>(r: &R, table: &Table) -> Result<Plan, StoreError> {
     let mut seen_keys: HashMap<String, usize> = HashMap::new();
 
     for (i, cells) in table.rows.iter().enumerate() {
-        let row = i + 2;
+        let row = table.header_row + 1 + i;
         if cells.iter().all(|c| c.trim().is_empty()) {
             continue;
         }
@@ -426,7 +444,10 @@ fn plan_roster<R: Reads>(r: &R, table: &Table) -> Result<Plan, StoreError> {
                     }
                 },
                 None => {
-                    problem(TERM, format!("届次须为整数，实际为“{}”", crate::validate::quote(t)));
+                    problem(
+                        TERM,
+                        format!("届次须为整数，实际为“{}”", crate::validate::quote(t)),
+                    );
                     None
                 }
             },
@@ -444,13 +465,19 @@ fn plan_roster<R: Reads>(r: &R, table: &Table) -> Result<Plan, StoreError> {
                     None
                 }
                 None => {
-                    problem(STATION, format!("本节点没有名为“{s}”的阵地，请先导入或登记阵地"));
+                    problem(
+                        STATION,
+                        format!("本节点没有名为“{s}”的阵地，请先导入或登记阵地"),
+                    );
                     None
                 }
             },
         };
         if station.is_some() && term.is_none() {
-            problem(TERM, "填写了联络站时须填写届次：进站的是本级代表资格".into());
+            problem(
+                TERM,
+                "填写了联络站时须填写届次：进站的是本级代表资格".into(),
+            );
         }
         // The key: the ID number's hash, or name and birth year; each once in a file.
         let key = match &id_number {
@@ -466,11 +493,11 @@ fn plan_roster<R: Reads>(r: &R, table: &Table) -> Result<Plan, StoreError> {
             seen_keys.insert(key, row);
         }
         let matched = match &id_number {
-            Some(id) => by_id_hash.get(&id_hash(id)).copied().map_or(Ok(None), |m| Ok(Some(m))),
-            None => match by_name_year
-                .get(&(name.clone(), year))
-                .map(Vec::as_slice)
-            {
+            Some(id) => by_id_hash
+                .get(&id_hash(id))
+                .copied()
+                .map_or(Ok(None), |m| Ok(Some(m))),
+            None => match by_name_year.get(&(name.clone(), year)).map(Vec::as_slice) {
                 None | Some([]) => Ok(None),
                 Some([one]) => Ok(Some(*one)),
                 Some(_) => Err(()),
@@ -481,7 +508,9 @@ fn plan_roster<R: Reads>(r: &R, table: &Table) -> Result<Plan, StoreError> {
             Err(()) => {
                 problem(
                     NAME,
-                    format!("本节点登记了多位同名且出生年份相同的“{name}”，请在名册中填写身份证号以区分"),
+                    format!(
+                        "本节点登记了多位同名且出生年份相同的“{name}”，请在名册中填写身份证号以区分"
+                    ),
                 );
                 None
             }
@@ -520,15 +549,31 @@ fn plan_roster<R: Reads>(r: &R, table: &Table) -> Result<Plan, StoreError> {
                         changes.push(format!("{what}：{old} → {new}"));
                     }
                 };
-                set("性别", was.gender.label().into(), person.gender.label().into());
+                set(
+                    "性别",
+                    was.gender.label().into(),
+                    person.gender.label().into(),
+                );
                 set(
                     "出生年份",
                     was.birth_year.map(|y| y.to_string()).unwrap_or_default(),
                     person.birth_year.map(|y| y.to_string()).unwrap_or_default(),
                 );
-                set("民族", was.ethnicity.clone().unwrap_or_default(), person.ethnicity.clone().unwrap_or_default());
-                set("党派", was.party.clone().unwrap_or_default(), person.party.clone().unwrap_or_default());
-                set("职业或职务", was.occupation.clone(), person.occupation.clone());
+                set(
+                    "民族",
+                    was.ethnicity.clone().unwrap_or_default(),
+                    person.ethnicity.clone().unwrap_or_default(),
+                );
+                set(
+                    "党派",
+                    was.party.clone().unwrap_or_default(),
+                    person.party.clone().unwrap_or_default(),
+                );
+                set(
+                    "职业或职务",
+                    was.occupation.clone(),
+                    person.occupation.clone(),
+                );
                 let person_changed = !changes.is_empty();
                 updated.gender = person.gender;
                 updated.birth_year = person.birth_year;
@@ -575,7 +620,11 @@ fn plan_roster<R: Reads>(r: &R, table: &Table) -> Result<Plan, StoreError> {
                         }
                         Some((_, m)) => {
                             for s in &seat.stations {
-                                if !m.stations.get(&s.venue).is_some_and(|st| st.until.is_none()) {
+                                if !m
+                                    .stations
+                                    .get(&s.venue)
+                                    .is_some_and(|st| st.until.is_none())
+                                {
                                     changes.push(format!("第{}届代表资格进站", seat.term));
                                     stations.push((seat.term, *s));
                                 }
@@ -618,7 +667,10 @@ fn plan_venues<R: Reads>(r: &R, table: &Table) -> Result<Plan, StoreError> {
         return Ok(plan);
     }
     let me = r.identity().region;
-    let columns = Columns::find(table, &[VENUE_NAME, VENUE_KIND, VENUE_REGION, VENUE_ADDRESS]);
+    let columns = Columns::find(
+        table,
+        &[VENUE_NAME, VENUE_KIND, VENUE_REGION, VENUE_ADDRESS],
+    );
     let mut plan = Plan {
         kind: ImportKind::Venues,
         key: "名称".to_string(),
@@ -632,7 +684,7 @@ fn plan_venues<R: Reads>(r: &R, table: &Table) -> Result<Plan, StoreError> {
     let held = venues_by_name(r)?;
     let mut seen: HashMap<String, usize> = HashMap::new();
     for (i, cells) in table.rows.iter().enumerate() {
-        let row = i + 2;
+        let row = table.header_row + 1 + i;
         if cells.iter().all(|c| c.trim().is_empty()) {
             continue;
         }
@@ -669,7 +721,14 @@ fn plan_venues<R: Reads>(r: &R, table: &Table) -> Result<Plan, StoreError> {
             address: columns.cell(cells, VENUE_ADDRESS).to_string(),
         };
         if let Err(e) = venue.validate() {
-            problem(if e.field == "name" { VENUE_NAME } else { VENUE_ADDRESS }, e.rule);
+            problem(
+                if e.field == "name" {
+                    VENUE_NAME
+                } else {
+                    VENUE_ADDRESS
+                },
+                e.rule,
+            );
         }
         if let Some(first) = seen.get(&name) {
             problem(VENUE_NAME, format!("与第 {first} 行名称相同"));
@@ -680,7 +739,10 @@ fn plan_venues<R: Reads>(r: &R, table: &Table) -> Result<Plan, StoreError> {
             None | Some([]) => None,
             Some([one]) => Some(*one),
             Some(_) => {
-                problem(VENUE_NAME, format!("本节点已有多个名为“{name}”的阵地，无法确定更新哪一个"));
+                problem(
+                    VENUE_NAME,
+                    format!("本节点已有多个名为“{name}”的阵地，无法确定更新哪一个"),
+                );
                 None
             }
         };
@@ -696,7 +758,11 @@ fn plan_venues<R: Reads>(r: &R, table: &Table) -> Result<Plan, StoreError> {
                 };
                 let mut changes = Vec::new();
                 if was.kind != venue.kind {
-                    changes.push(format!("类型：{} → {}", was.kind.label(), venue.kind.label()));
+                    changes.push(format!(
+                        "类型：{} → {}",
+                        was.kind.label(),
+                        venue.kind.label()
+                    ));
                 }
                 if was.region != venue.region {
                     changes.push(format!("地区：{} → {}", was.region, venue.region));
@@ -707,7 +773,10 @@ fn plan_venues<R: Reads>(r: &R, table: &Table) -> Result<Plan, StoreError> {
                 if changes.is_empty() {
                     (Outcome::Same { id }, Write::Nothing)
                 } else {
-                    (Outcome::Update { id, changes }, Write::UpdateVenue(id, venue))
+                    (
+                        Outcome::Update { id, changes },
+                        Write::UpdateVenue(id, venue),
+                    )
                 }
             }
         };
@@ -734,7 +803,11 @@ pub fn apply(
     if let Some(p) = plan.problems.first() {
         return Err(ValidationError::new(
             format!("第{}行“{}”列", p.row, p.column),
-            format!("{}（共 {} 处问题，未导入任何一行）", p.rule, plan.problems.len()),
+            format!(
+                "{}（共 {} 处问题，未导入任何一行）",
+                p.rule,
+                plan.problems.len()
+            ),
         )
         .into());
     }

@@ -10,6 +10,7 @@ use renda_node::store::{ListQuery, Store, StoreError};
 
 fn table(headers: &[&str], rows: &[&[&str]]) -> Table {
     Table {
+        header_row: 1,
         headers: headers.iter().map(|h| h.to_string()).collect(),
         rows: rows
             .iter()
@@ -28,7 +29,17 @@ fn count(store: &Store, kind: RecordKind) -> u64 {
 }
 
 const ROSTER: &[&str] = &[
-    "序号", "姓名", "性别", "出生年月", "民族", "党派", "职业", "手机号码", "届次", "选区", "联络站",
+    "序号",
+    "姓名",
+    "性别",
+    "出生年月",
+    "民族",
+    "党派",
+    "职业",
+    "手机号码",
+    "届次",
+    "选区",
+    "联络站",
 ];
 
 #[test]
@@ -50,10 +61,58 @@ fn a_roster_is_planned_cell_by_cell_and_imported_once() {
     let bad = table(
         ROSTER,
         &[
-            &["1", "沈建华", "男", "1972-05", "汉族", "", "村党总支书记", "13900000000", "17", "第七选区", "王店镇人大代表联络站"],
-            &["2", "陆秀英", "妇", "1980", "汉族", "", "教师", "", "17", "第七选区", ""],
-            &["3", "", "女", "1985", "汉族", "", "医生", "139-ABC", "17", "第八选区", "镇文化站"],
-            &["4", "朱丽华", "女", "八五年", "汉族", "", "", "", "十七", "", ""],
+            &[
+                "1",
+                "沈建华",
+                "男",
+                "1972-05",
+                "汉族",
+                "",
+                "村党总支书记",
+                "13900000000",
+                "17",
+                "第七选区",
+                "王店镇人大代表联络站",
+            ],
+            &[
+                "2",
+                "陆秀英",
+                "妇",
+                "1980",
+                "汉族",
+                "",
+                "教师",
+                "",
+                "17",
+                "第七选区",
+                "",
+            ],
+            &[
+                "3",
+                "",
+                "女",
+                "1985",
+                "汉族",
+                "",
+                "医生",
+                "139-ABC",
+                "17",
+                "第八选区",
+                "镇文化站",
+            ],
+            &[
+                "4",
+                "朱丽华",
+                "女",
+                "八五年",
+                "汉族",
+                "",
+                "",
+                "",
+                "十七",
+                "",
+                "",
+            ],
         ],
     );
     let p = plan(&store, ImportKind::Roster, &bad).unwrap();
@@ -88,9 +147,45 @@ fn a_roster_is_planned_cell_by_cell_and_imported_once() {
     let good = table(
         ROSTER,
         &[
-            &["1", "沈建华", "男", "1972-05", "汉族", "", "村党总支书记", "13900000000", "17", "第七选区", "王店镇人大代表联络站"],
-            &["2", "陆秀英", "女", "1980", "汉族", "", "教师", "", "17", "第七选区", ""],
-            &["3", "朱丽华", "女", "1985年3月", "汉族", "中共党员", "医生", "13900000003", "17.0", "第八选区", ""],
+            &[
+                "1",
+                "沈建华",
+                "男",
+                "1972-05",
+                "汉族",
+                "",
+                "村党总支书记",
+                "13900000000",
+                "17",
+                "第七选区",
+                "王店镇人大代表联络站",
+            ],
+            &[
+                "2",
+                "陆秀英",
+                "女",
+                "1980",
+                "汉族",
+                "",
+                "教师",
+                "",
+                "17",
+                "第七选区",
+                "",
+            ],
+            &[
+                "3",
+                "朱丽华",
+                "女",
+                "1985年3月",
+                "汉族",
+                "中共党员",
+                "医生",
+                "13900000003",
+                "17.0",
+                "第八选区",
+                "",
+            ],
         ],
     );
     let p = plan(&store, ImportKind::Roster, &good).unwrap();
@@ -102,7 +197,11 @@ fn a_roster_is_planned_cell_by_cell_and_imported_once() {
     assert_eq!((done.created, done.updated, done.unchanged), (3, 0, 0));
     assert_eq!(count(&store, RecordKind::Delegate), 3);
     assert_eq!(count(&store, RecordKind::Mandate), 3);
-    assert_eq!(count(&store, RecordKind::Personal), 2, "two rows gave a phone");
+    assert_eq!(
+        count(&store, RecordKind::Personal),
+        2,
+        "two rows gave a phone"
+    );
 
     // The same file again: every row matches and nothing is written.
     let changes = store.stats().unwrap().changes;
@@ -115,7 +214,19 @@ fn a_roster_is_planned_cell_by_cell_and_imported_once() {
     // A changed occupation and a new phone update the person the key matches.
     let changed = table(
         ROSTER,
-        &[&["2", "陆秀英", "女", "1980", "汉族", "", "中学教师", "13900000002", "17", "第七选区", ""]],
+        &[&[
+            "2",
+            "陆秀英",
+            "女",
+            "1980",
+            "汉族",
+            "",
+            "中学教师",
+            "13900000002",
+            "17",
+            "第七选区",
+            "",
+        ]],
     );
     let p = plan(&store, ImportKind::Roster, &changed).unwrap();
     match &p.rows[0].outcome {
@@ -135,5 +246,8 @@ fn a_roster_is_planned_cell_by_cell_and_imported_once() {
     // A header without a required column is named at row 1.
     let p = plan(&store, ImportKind::Roster, &table(&["姓名", "性别"], &[])).unwrap();
     assert_eq!(p.problems.len(), 1);
-    assert_eq!((p.problems[0].row, p.problems[0].column.as_str()), (1, "职业"));
+    assert_eq!(
+        (p.problems[0].row, p.problems[0].column.as_str()),
+        (1, "职业")
+    );
 }

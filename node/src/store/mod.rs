@@ -196,7 +196,8 @@ fn list_rows(conn: &Connection, q: &ListQuery) -> Result<Vec<ListRow>, StoreErro
         Some(limit) => format!(" ORDER BY r.id LIMIT {limit} OFFSET {}", q.offset),
         None => " ORDER BY r.id".to_string(),
     };
-    const COLUMNS: &str = "r.id, r.kind, r.home, r.label, r.status, r.occurred_on, r.due_on, r.created_at, r.summary";
+    const COLUMNS: &str =
+        "r.id, r.kind, r.home, r.label, r.status, r.occurred_on, r.due_on, r.created_at, r.summary";
     let sql = if subtree_only {
         format!(
             "SELECT {COLUMNS} FROM records r WHERE r.id IN
@@ -252,7 +253,6 @@ fn list_rows(conn: &Connection, q: &ListQuery) -> Result<Vec<ListRow>, StoreErro
     }
     Ok(out)
 }
-
 
 /// The id of the personal-data record kept for `subject`, if any.
 fn personal_id(conn: &Connection, subject: &RecordId) -> Result<Option<RecordId>, StoreError> {
