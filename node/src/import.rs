@@ -620,11 +620,7 @@ fn plan_roster<R: Reads>(r: &R, table: &Table) -> Result<Plan, StoreError> {
                         }
                         Some((_, m)) => {
                             for s in &seat.stations {
-                                if !m
-                                    .stations
-                                    .get(&s.venue)
-                                    .is_some_and(|st| st.until.is_none())
-                                {
+                                if m.stations.get(&s.venue).is_none_or(|st| st.until.is_some()) {
                                     changes.push(format!("第{}届代表资格进站", seat.term));
                                     stations.push((seat.term, *s));
                                 }

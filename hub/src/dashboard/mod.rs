@@ -16,6 +16,7 @@
 
 mod accounts;
 mod charts;
+mod exports;
 mod forms;
 mod pages;
 mod session;
@@ -47,6 +48,8 @@ pub struct Dashboard {
     logins: std::sync::Arc<session::LoginLimiter>,
     /// The federation's routes, to count what waits to reach the parent.
     policy: renda_node::route::RoutePolicy,
+    /// Uploaded rosters waiting for their confirmation.
+    imports: std::sync::Arc<workbench::imports::Pending>,
 }
 
 impl Dashboard {
@@ -58,6 +61,7 @@ impl Dashboard {
             secure: false,
             logins: Default::default(),
             policy: Default::default(),
+            imports: Default::default(),
         }
     }
 
@@ -85,6 +89,15 @@ pub fn router(dashboard: Dashboard) -> Router {
         .route("/records/{id}/steps/{step}", post(workbench::step))
         .route("/todo", get(workbench::todo::page))
         .merge(workbench::new_record_routes())
+        .route(
+            "/import",
+            get(workbench::imports::page)
+                .post(workbench::imports::upload)
+                .layer(axum::extract::DefaultBodyLimit::max(
+                    crate::spreadsheet::MAX_FILE_BYTES + 64 * 1024,
+                )),
+        )
+        .route("/import/apply", post(workbench::imports::confirm))
         .route("/accounts", get(accounts::page).post(accounts::create))
         .route("/accounts/password", post(accounts::reset))
         .route("/accounts/disabled", post(accounts::disable))
@@ -235,11 +248,11 @@ const TABS: &[(&str, &str)] = &[
     ("/sync", "同步状况"),
 ];
 
+/// Tabs as `(path, label)`.
+type Tabs = &'static [(&'static str, &'static str)];
+
 /// The tabs a clerk sees first (待办) and those only an admin sees.
-fn role_tabs() -> (
-    &'static [(&'static str, &'static str)],
-    &'static [(&'static str, &'static str)],
-) {
+fn role_tabs() -> (Tabs, Tabs) {
     use renda_node::access::Role;
     match session::current() {
         Some(c) if c.role.allows(Role::Admin) => (

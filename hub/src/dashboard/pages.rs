@@ -45,6 +45,8 @@ pub(crate) struct Params {
     /// however deep it is.
     after: Option<String>,
     year: Option<String>,
+    /// `xlsx` asks a list for its rows as a spreadsheet (`exports`).
+    format: Option<String>,
 }
 
 /// A list counts no further than this; beyond it the page says "more than".
@@ -248,7 +250,7 @@ fn activity_kind(id: &str) -> String {
 }
 
 /// A record's status in Chinese, whatever its kind.
-fn status_label(kind: RecordKind, id: &str) -> String {
+pub(crate) fn status_label(kind: RecordKind, id: &str) -> String {
     match kind {
         RecordKind::Suggestion => suggestion_state(id),
         RecordKind::Opinion => opinion_state(id),
@@ -399,8 +401,31 @@ fn stale_table(r: &Rollup) -> Markup {
 pub(crate) async fn suggestions(
     State(d): State<Dashboard>,
     Query(params): Query<Params>,
-) -> Result<Html<String>, PageError> {
+) -> Result<axum::response::Response, PageError> {
+    use axum::response::IntoResponse;
     let today = renda_node::calendar::today();
+    if super::exports::wanted(&params.format)? {
+        // The handling table: every suggestion of the region held here.
+        let (shown, rows) = d
+            .read(&params, move |s, region, _| {
+                s.list(&ListQuery {
+                    kind: Some(RecordKind::Suggestion),
+                    within: Some(region),
+                    limit: Some(super::exports::MAX_ROWS),
+                    ..ListQuery::default()
+                })
+            })
+            .await?;
+        let cells: Vec<Vec<String>> = rows.iter().map(super::exports::suggestion_cells).collect();
+        return super::exports::xlsx(
+            &format!(
+                "{}建议办理情况表",
+                display_name(&shown.rollup.name, &shown.region)
+            ),
+            super::exports::SUGGESTION_HEADERS,
+            &cells,
+        );
+    }
     let (shown, overdue) = d
         .read(&params, move |s, region, _| {
             s.list(&ListQuery {
@@ -444,6 +469,11 @@ pub(crate) async fn suggestions(
     );
     let body = html! {
         h1 { (display_name(&r.name, &region)) " 建议办理" }
+        p.meta {
+            a.export href=(link("/suggestions", &[("region", Some(region.to_string())), ("format", Some("xlsx".into()))])) data-action="export" {
+                "导出建议办理情况表（Excel）"
+            }
+        }
         p.meta { a.report href=(report) { "本年建议办理情况报告（可打印）" } }
         div.cards {
             (card("代表建议", "suggestions.total", t.suggestions_total(), Some(records_link(region, &[("kind", "suggestion")]))))
@@ -492,7 +522,8 @@ pub(crate) async fn suggestions(
             }
         }
     };
-    Ok(d.page("/suggestions", "建议办理", &shown, body))
+    Ok(d.page("/suggestions", "建议办理", &shown, body)
+        .into_response())
 }
 
 /// 活动与民情: activities by month and kind, sign-ins, opinions by state and by month.
@@ -852,18 +883,20 @@ fn record_table(rows: &[ListRow], overdue_on: Option<chrono::NaiveDate>) -> Mark
     html! {
         table.records {
             thead { tr {
-                th { "类型" } th { "名称/标题" } th { "所属区划" } th { "状态" } th { "日期" } th { "答复期限" }
+                @for h in super::exports::RECORD_HEADERS { th { (h) } }
                 @if overdue_on.is_some() { th { "逾期天数" } }
             } }
             tbody {
                 @for row in rows {
+                    @let cells = super::exports::record_cells(row);
                     tr data-id=(row.id) {
-                        td { (row.kind.label()) }
-                        td { a href=(format!("/records/{}", row.id)) { (row.label) } }
-                        td { (row.home) }
-                        td { (row.status.as_deref().map(|s| status_label(row.kind, s)).unwrap_or_default()) }
-                        td { (row.occurred_on.map(|d| d.to_string()).unwrap_or_default()) }
-                        td { (row.due_on.map(|d| d.to_string()).unwrap_or_default()) }
+                        @for (i, cell) in cells.iter().enumerate() {
+                            @if i == 1 {
+                                td { a href=(format!("/records/{}", row.id)) { (cell) } }
+                            } @else {
+                                td { (cell) }
+                            }
+                        }
                         @if let Some(day) = overdue_on {
                             td.n { (row.due_on.map(|due| (day - due).num_days().to_string()).unwrap_or_default()) }
                         }
@@ -878,7 +911,9 @@ fn record_table(rows: &[ListRow], overdue_on: Option<chrono::NaiveDate>) -> Mark
 pub(crate) async fn records(
     State(d): State<Dashboard>,
     Query(params): Query<Params>,
-) -> Result<Html<String>, PageError> {
+) -> Result<axum::response::Response, PageError> {
+    use axum::response::IntoResponse;
+    let export = super::exports::wanted(&params.format)?;
     let kind = given(&params.kind)
         .map(|k| {
             RecordKind::parse(k).ok_or_else(|| {
@@ -947,12 +982,25 @@ pub(crate) async fn records(
                 limit: Some(PAGE_ROWS),
                 ..ListQuery::default()
             };
+            if export {
+                // Every row the filters match, from the first, up to the export's limit.
+                q.limit = Some(super::exports::MAX_ROWS);
+                return Ok((s.list(&q)?, (0, false)));
+            }
             let held = s.count_capped(&q, COUNT_CAP)?;
             start.apply(&mut q);
             Ok((s.list(&q)?, held))
         })
         .await?;
     let region = shown.region;
+    if export {
+        let cells: Vec<Vec<String>> = rows.iter().map(super::exports::record_cells).collect();
+        return super::exports::xlsx(
+            &format!("{}记录", display_name(&shown.rollup.name, &region)),
+            super::exports::RECORD_HEADERS,
+            &cells,
+        );
+    }
     let body = html! {
         h1 { (display_name(&shown.rollup.name, &region)) " 记录" }
         p.filters { @for f in &filters { span { (f) } } }
@@ -960,11 +1008,31 @@ pub(crate) async fn records(
             "列表只含本节点持有的记录：记录全量同步到设区的市一级，省和全国只收到汇总数字和上报到本级的记录，"
             "个人信息只同步到上一级。汇总数字可能多于这里能列出的记录时，请到下级地区查看。"
         }
-        p.meta { "本节点持有 " span data-metric="records.held" { (held_text(held)) } " 条" }
+        p.meta {
+            "本节点持有 " span data-metric="records.held" { (held_text(held)) } " 条 · "
+            a.export href=(xlsx_link("/records", &params)) data-action="export" { "导出 Excel" }
+        }
         (record_table(&rows, overdue_on))
         (pager("/records", &params, start, &rows))
     };
-    Ok(d.page("/records", "记录", &shown, body))
+    Ok(d.page("/records", "记录", &shown, body).into_response())
+}
+
+/// The page's own address with `format=xlsx`: its rows as a spreadsheet.
+fn xlsx_link(path: &str, params: &Params) -> String {
+    link(
+        path,
+        &[
+            ("region", params.region.clone()),
+            ("kind", params.kind.clone()),
+            ("status", params.status.clone()),
+            ("period", params.period.clone()),
+            ("activity_kind", params.activity_kind.clone()),
+            ("answer_class", params.answer_class.clone()),
+            ("overdue", params.overdue.clone()),
+            ("format", Some("xlsx".to_string())),
+        ],
+    )
 }
 
 fn activity_kind_label(id: &str) -> String {
@@ -1125,7 +1193,9 @@ pub(crate) async fn duty_record(
     State(d): State<Dashboard>,
     Path(id): Path<String>,
     Query(params): Query<Params>,
-) -> Result<Html<String>, PageError> {
+) -> Result<axum::response::Response, PageError> {
+    use axum::response::IntoResponse;
+    let export = super::exports::wanted(&params.format)?;
     let id = RecordId::parse("id", &id).map_err(|e| PageError::bad("id", e.rule))?;
     let year = match given(&params.year) {
         None => renda_node::calendar::today().year(),
@@ -1140,6 +1210,23 @@ pub(crate) async fn duty_record(
         .read(&root, move |s, _, _| s.duty_record(&id, year))
         .await?;
     let view = renda_node::record::view::view(&duty.delegate, None);
+    if export {
+        let name = renda_node::record::projection::project(&duty.delegate).label;
+        let mut headers = vec!["类别"];
+        headers.extend_from_slice(super::exports::RECORD_HEADERS);
+        let cells: Vec<Vec<String>> = duty
+            .activities
+            .iter()
+            .map(|r| ("参加活动", r))
+            .chain(duty.suggestions.iter().map(|r| ("提出或联名建议", r)))
+            .map(|(what, r)| {
+                let mut row = vec![what.to_string()];
+                row.extend(super::exports::record_cells(r));
+                row
+            })
+            .collect();
+        return super::exports::xlsx(&format!("{name}{year}年履职档案"), &headers, &cells);
+    }
     let body = html! {
         h1 { (duty.delegate.header.kind.label()) "履职档案 · " (year) " 年" }
         div.cards {
@@ -1180,9 +1267,11 @@ pub(crate) async fn duty_record(
             a href=(link(&format!("/delegates/{id}"), &[("year", Some((year - 1).to_string()))])) { "查看上一年" }
             " · "
             a.report href=(link(&format!("/reports/delegates/{id}"), &[("year", Some(year.to_string()))])) { "年度履职报告（可打印）" }
+            " · "
+            a.export href=(link(&format!("/delegates/{id}"), &[("year", Some(year.to_string())), ("format", Some("xlsx".into()))])) data-action="export" { "导出 Excel" }
         }
     };
-    Ok(d.page("/quotas", "履职档案", &shown, body))
+    Ok(d.page("/quotas", "履职档案", &shown, body).into_response())
 }
 
 pub(crate) async fn not_found() -> PageError {

@@ -16,9 +16,11 @@
 //!   离站, duplicate registrations merged, venues, groups and their members.
 //! - [`activities`]: activities with sign-ins, and notices.
 //! - [`rules`]: duty rules set and ended, and 议案 through the 主席团's decision.
+//! - [`imports`]: a roster or a venue list from .xlsx or .csv, previewed, then imported whole.
 //! - [`todo`]: what waits for this node (待办), counted in the tab bar.
 
 pub(crate) mod activities;
+pub(crate) mod imports;
 pub(crate) mod opinions;
 pub(crate) mod people;
 pub(crate) mod records;
@@ -242,6 +244,7 @@ pub(crate) const NEW_RECORD_LINKS: &[(&str, &str)] = &[
     ("/new/notice", "发布通知"),
     ("/new/quota-rule", "设定履职要求"),
     ("/new/motion", "登记议案"),
+    ("/import", "导入名册"),
 ];
 
 /// The congresses above `region`, nearest first, each with the name its node gave itself
