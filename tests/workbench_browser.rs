@@ -630,3 +630,247 @@ async fn an_opinion_is_passed_on_to_the_county_and_handled_there_in_the_browser(
     assert_eq!(todo_count(&c, &town_web, "opinions_open").await, "0");
     c.close().await.unwrap();
 }
+
+/// The bytes of `path` fetched by the page shown, as the browser would download them.
+async fn fetch_bytes(c: &Client, path: &str) -> Vec<u8> {
+    let got = c
+        .execute(
+            "return fetch(arguments[0]).then(r => r.arrayBuffer()).then(b => Array.from(new Uint8Array(b)));",
+            vec![serde_json::json!(path)],
+        )
+        .await
+        .unwrap();
+    got.as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_u64().unwrap() as u8)
+        .collect()
+}
+
+/// A venue list and a 200-delegate roster imported from files the test makes: three bad rows
+/// are all reported with nothing written, the fixed file imports whole, the same file again
+/// changes nothing, and the delegate list exported to .xlsx reads back with the same rows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_roster_is_imported_from_a_spreadsheet_and_exported_back() {
+    use renda_node::record::RecordKind;
+    use renda_node::store::ListQuery;
+    let fed = Federation::start(&[(WANGDIAN, "王店镇人大主席团")]).await;
+    let town = fed.node(WANGDIAN).store.clone();
+    town.write(|tx| tx.refresh_rollup(Utc::now(), &RollupRules::default()))
+        .await
+        .unwrap();
+    let password = "办公室电脑密码1";
+    let hash = renda_node::access::hash_password(password).unwrap();
+    town.write(move |tx| tx.add_account("王店镇人大办 张敏", Role::Clerk, &hash))
+        .await
+        .unwrap();
+    let web = format!(
+        "http://127.0.0.1:{}",
+        fed.serve_dashboard(WANGDIAN).await.port()
+    );
+    let files = tempfile::tempdir().unwrap();
+    let venues_csv = files.path().join("阵地名单.csv");
+    std::fs::write(&venues_csv, "名称,类型,地址\n王店镇人大代表联络站,代表联络站,建设街1号\n梅北村代表联络点,代表联络站,梅北村\n").unwrap();
+    let surnames = ["沈", "陆", "朱", "王", "张", "李", "徐", "钱", "周", "吴"];
+    let given = [
+        "建华", "秀英", "丽华", "志强", "海燕", "国平", "晓东", "春梅", "伟", "静", "建国", "美琴",
+        "文杰", "红霞", "立新", "玉兰", "永康", "桂芳", "明", "芳",
+    ];
+    let roster = |bad: bool| -> Vec<Vec<String>> {
+        (0..200)
+            .map(|i| {
+                let name = format!("{}{}", surnames[i % 10], given[(i / 10) % 20]);
+                let mut row = vec![
+                    (i + 1).to_string(),
+                    name,
+                    if i % 2 == 0 { "男" } else { "女" }.to_string(),
+                    format!("{}-0{}", 1960 + i % 40, 1 + i % 9),
+                    "汉族".to_string(),
+                    String::new(),
+                    format!("村民委员会委员{}", i % 7),
+                    format!("139{:08}", i),
+                    "17".to_string(),
+                    format!("第{}选区", 1 + i % 12),
+                    if i % 3 == 0 {
+                        "王店镇人大代表联络站"
+                    } else {
+                        "梅北村代表联络点"
+                    }
+                    .to_string(),
+                ];
+                if bad {
+                    match i {
+                        8 => row[2] = "妇".to_string(),
+                        48 => row[6] = String::new(),
+                        148 => row[10] = "镇文化站".to_string(),
+                        _ => {}
+                    }
+                }
+                row
+            })
+            .collect()
+    };
+    let headers = [
+        "序号",
+        "姓名",
+        "性别",
+        "出生年月",
+        "民族",
+        "党派",
+        "职业",
+        "手机号码",
+        "届次",
+        "选区",
+        "联络站",
+    ];
+    let bad_file = files.path().join("代表名册-有误.xlsx");
+    let good_file = files.path().join("代表名册.xlsx");
+    std::fs::write(
+        &bad_file,
+        renda_hub::spreadsheet::write_xlsx("名册", &headers, &roster(true)).unwrap(),
+    )
+    .unwrap();
+    std::fs::write(
+        &good_file,
+        renda_hub::spreadsheet::write_xlsx("名册", &headers, &roster(false)).unwrap(),
+    )
+    .unwrap();
+    let delegates = |store: StoreHandle| async move {
+        store
+            .call(|s| {
+                s.count(&ListQuery {
+                    kind: Some(RecordKind::Delegate),
+                    ..ListQuery::default()
+                })
+            })
+            .await
+            .unwrap()
+    };
+
+    let driver = start_driver().await;
+    let c = browser(&driver).await;
+    c.set_window_size(1280, 1000).await.unwrap();
+    login_account(&c, &web, "王店镇人大办 张敏", password).await;
+    let upload = |kind: &'static str, path: std::path::PathBuf| {
+        let c = c.clone();
+        let web = web.clone();
+        async move {
+            c.goto(&format!("{web}/import")).await.unwrap();
+            choose(&c, "#kind", kind).await;
+            c.find(Locator::Css("#file"))
+                .await
+                .unwrap()
+                .send_keys(path.to_str().unwrap())
+                .await
+                .unwrap();
+            click(&c, "button[data-action=preview]").await;
+            wait_for(&c, "[data-preview]").await;
+        }
+    };
+
+    upload("venues", venues_csv).await;
+    click(&c, "button[data-action=import]").await;
+    wait_for(&c, "[data-imported=venues]").await;
+    assert_eq!(text(&c, "[data-metric=\"import.created\"]").await, "2");
+
+    // Three bad rows: each is named by row and column, and nothing is written.
+    upload("roster", bad_file).await;
+    screenshot(&c, "11-import-problems").await;
+    assert_eq!(text(&c, "[data-metric=\"import.problems\"]").await, "3");
+    let mut named = Vec::new();
+    for row in c
+        .find_all(Locator::Css("table.problems tbody tr"))
+        .await
+        .unwrap()
+    {
+        named.push((
+            row.attr("data-row").await.unwrap().unwrap(),
+            row.attr("data-column").await.unwrap().unwrap(),
+        ));
+    }
+    assert_eq!(
+        named,
+        [("10", "性别"), ("50", "职业"), ("150", "联络站")]
+            .map(|(r, c)| (r.to_string(), c.to_string()))
+    );
+    assert!(
+        c.find_all(Locator::Css("button[data-action=import]"))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(delegates(town.clone()).await, 0, "nothing written");
+
+    // The fixed file imports whole.
+    upload("roster", good_file.clone()).await;
+    assert_eq!(text(&c, "[data-metric=\"import.create\"]").await, "200");
+    screenshot(&c, "12-import-preview").await;
+    click(&c, "button[data-action=import]").await;
+    wait_for(&c, "[data-imported=roster]").await;
+    assert_eq!(text(&c, "[data-metric=\"import.created\"]").await, "200");
+    assert_eq!(delegates(town.clone()).await, 200);
+    let changes = town.call(|s| Ok(s.stats()?.changes)).await.unwrap();
+
+    // The same file again changes nothing.
+    upload("roster", good_file).await;
+    assert_eq!(text(&c, "[data-metric=\"import.same\"]").await, "200");
+    click(&c, "button[data-action=import]").await;
+    wait_for(&c, "[data-imported=roster]").await;
+    assert_eq!(text(&c, "[data-metric=\"import.unchanged\"]").await, "200");
+    assert_eq!(
+        town.call(|s| Ok(s.stats()?.changes)).await.unwrap(),
+        changes
+    );
+
+    // The delegate list exported and read back: the same rows as the pages show.
+    c.goto(&format!("{web}/records?kind=delegate"))
+        .await
+        .unwrap();
+    let href = c
+        .find(Locator::Css("a[data-action=export]"))
+        .await
+        .unwrap()
+        .attr("href")
+        .await
+        .unwrap()
+        .unwrap();
+    let table = renda_hub::spreadsheet::read_table(&fetch_bytes(&c, &href).await).unwrap();
+    assert_eq!(
+        table.headers,
+        ["类型", "名称/标题", "所属区划", "状态", "日期", "答复期限"]
+    );
+    assert_eq!(table.rows.len(), 200);
+    let mut shown = Vec::new();
+    for row in c
+        .find_all(Locator::Css("table.records tbody tr"))
+        .await
+        .unwrap()
+    {
+        let mut cells = Vec::new();
+        for cell in row.find_all(Locator::Css("td")).await.unwrap() {
+            cells.push(cell.text().await.unwrap().trim().to_string());
+        }
+        shown.push(cells);
+    }
+    assert_eq!(shown.len(), 50, "the first page");
+    let exported: Vec<Vec<String>> = table
+        .rows
+        .iter()
+        .map(|r| {
+            let mut r = r.clone();
+            r.resize(6, String::new());
+            r
+        })
+        .collect();
+    assert_eq!(
+        &exported[..50],
+        &shown[..],
+        "the export holds the page's rows, in its order"
+    );
+    let mut names: Vec<String> = table.rows.iter().map(|r| r[1].clone()).collect();
+    let mut imported: Vec<String> = roster(false).iter().map(|r| r[1].clone()).collect();
+    names.sort();
+    imported.sort();
+    assert_eq!(names, imported);
+    c.close().await.unwrap();
+}
