@@ -874,3 +874,213 @@ async fn a_roster_is_imported_from_a_spreadsheet_and_exported_back() {
     assert_eq!(names, imported);
     c.close().await.unwrap();
 }
+
+/// A delegate signs in on a 360-px phone from the activity's QR code, without logging in,
+/// confirming with the last four digits of their phone; wrong digits and a second sign-in are
+/// refused. A constituent reports an opinion from the station's code. Both record their source.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delegate_signs_in_and_a_constituent_reports_from_qr_codes_on_a_phone() {
+    use renda_node::office::{ActivityDraft, Contact};
+    use renda_node::record::activity::{Activity, ActivityKind, SignInSource};
+    use renda_node::record::delegate::{Delegate, Gender};
+    use renda_node::record::opinion::OpinionSource;
+    let fed = Federation::start(&[(WANGDIAN, "王店镇人大主席团")]).await;
+    let town = fed.node(WANGDIAN).store.clone();
+    town.write(|tx| tx.refresh_rollup(Utc::now(), &RollupRules::default()))
+        .await
+        .unwrap();
+    let station = common::data::add_station(&town, WANGDIAN).await;
+    let delegate = town
+        .write(move |tx| {
+            office::add_delegate(
+                tx,
+                "clerk",
+                Delegate {
+                    name: "沈建华".into(),
+                    gender: Gender::Male,
+                    birth_year: Some(1972),
+                    ethnicity: None,
+                    party: None,
+                    occupation: "村党总支书记".into(),
+                    station: None,
+                    merged_into: None,
+                    merge_route: None,
+                    mandates: Default::default(),
+                },
+                Contact {
+                    name: None,
+                    phone: Some("139 0000 1234".into()),
+                    id_number: None,
+                },
+                Some(common::data::seat(17, &[station])),
+            )
+        })
+        .await
+        .unwrap()
+        .id;
+    let activity = town
+        .write(move |tx| {
+            office::add_activity(
+                tx,
+                "clerk",
+                ActivityDraft {
+                    activity: Activity {
+                        kind: ActivityKind::Reception,
+                        date: renda_node::calendar::today(),
+                        topic: "代表进站接待选民".into(),
+                        organiser: "王店镇人大主席团".into(),
+                        group: None,
+                        venue: Some(station),
+                        participants: Default::default(),
+                        constituents_received: 0,
+                        outcome: String::new(),
+                    },
+                    participants: Vec::new(),
+                },
+            )
+        })
+        .await
+        .unwrap()
+        .id;
+    let password = "办公室电脑密码1";
+    let hash = renda_node::access::hash_password(password).unwrap();
+    town.write(move |tx| tx.add_account("王店镇人大办 张敏", Role::Clerk, &hash))
+        .await
+        .unwrap();
+    let web = format!(
+        "http://127.0.0.1:{}",
+        fed.serve_dashboard(WANGDIAN).await.port()
+    );
+
+    // The clerk's PC shows the activity's code and the station's.
+    let driver = start_driver().await;
+    let c = browser(&driver).await;
+    c.set_window_size(1280, 1000).await.unwrap();
+    login_account(&c, &web, "王店镇人大办 张敏", password).await;
+    let code_url = |id: RecordId| {
+        let c = c.clone();
+        let web = web.clone();
+        async move {
+            c.goto(&format!("{web}/records/{id}")).await.unwrap();
+            wait_for(&c, "section.code .qr svg").await;
+            c.find(Locator::Css("section.code .qr"))
+                .await
+                .unwrap()
+                .attr("data-url")
+                .await
+                .unwrap()
+                .unwrap()
+        }
+    };
+    let sign_in_url = code_url(activity).await;
+    screenshot(&c, "13-activity-code").await;
+    let opinion_url = code_url(station).await;
+    assert!(
+        sign_in_url.starts_with(&format!("{web}/s/")),
+        "{sign_in_url}"
+    );
+    assert!(
+        opinion_url.starts_with(&format!("{web}/o/")),
+        "{opinion_url}"
+    );
+    c.close().await.unwrap();
+
+    // A phone, with no login.
+    let phone_driver = start_driver().await;
+    let phone = browser(&phone_driver).await;
+    phone.set_window_size(360, 740).await.unwrap();
+    phone.goto(&sign_in_url).await.unwrap();
+    wait_for(&phone, "form.phone-form").await;
+    let listed = text(&phone, "form.phone-form fieldset").await;
+    assert!(
+        listed.contains("沈*华") && !listed.contains("沈建华"),
+        "{listed}"
+    );
+    let width = phone
+        .execute("return document.documentElement.scrollWidth;", vec![])
+        .await
+        .unwrap();
+    assert!(
+        width.as_u64().unwrap() <= 360,
+        "the page fits a 360-px screen: {width}"
+    );
+    click(&phone, &format!("input[value=\"{delegate}\"]")).await;
+    fill(&phone, "#phone4", "9999").await;
+    click(&phone, "button[data-action=sign-in]").await;
+    wait_for(&phone, ".form-error").await;
+    assert!(text(&phone, ".form-error").await.contains("后四位不对"));
+    click(&phone, &format!("input[value=\"{delegate}\"]")).await;
+    fill(&phone, "#phone4", "1234").await;
+    screenshot(&phone, "14-phone-sign-in").await;
+    click(&phone, "button[data-action=sign-in]").await;
+    wait_for(&phone, "[data-signed]").await;
+    assert!(text(&phone, "[data-signed]").await.contains("沈*华"));
+    let source = town
+        .call(move |s| match s.get(&activity)?.body {
+            Body::Activity(a) => Ok(a.participants.get(&delegate).map(|p| p.source)),
+            _ => unreachable!(),
+        })
+        .await
+        .unwrap();
+    assert_eq!(source, Some(Some(SignInSource::QrCode)));
+
+    // A second sign-in is refused, by the page and by the office operation behind it.
+    phone.goto(&sign_in_url).await.unwrap();
+    assert!(
+        text(&phone, "form.phone-form fieldset")
+            .await
+            .contains("已签到")
+    );
+    let status = phone
+        .execute(
+            "return fetch(location.pathname, {method: 'POST', headers: {'Content-Type': 'application/x-www-form-urlencoded'}, body: 'delegate=' + arguments[0] + '&phone4=1234'}).then(r => r.status);",
+            vec![serde_json::json!(delegate.to_string())],
+        )
+        .await
+        .unwrap();
+    assert_eq!(status, serde_json::json!(409));
+
+    // A constituent's opinion from the station's code.
+    phone.goto(&opinion_url).await.unwrap();
+    wait_for(&phone, "form.phone-form").await;
+    fill(&phone, "#content", "村口路灯不亮，晚上出行不安全").await;
+    fill(&phone, "#phone", "13811112222").await;
+    screenshot(&phone, "15-phone-opinion").await;
+    click(&phone, "button[data-action=opinion]").await;
+    wait_for(&phone, "[data-opinion]").await;
+    let opinion = RecordId::parse(
+        "id",
+        &phone
+            .find(Locator::Css("[data-opinion]"))
+            .await
+            .unwrap()
+            .attr("data-opinion")
+            .await
+            .unwrap()
+            .unwrap(),
+    )
+    .unwrap();
+    let (source, contact) = town
+        .call(move |s| {
+            let Body::Opinion(o) = s.get(&opinion)?.body else {
+                unreachable!()
+            };
+            let phone = match s.personal_for(&opinion)?.map(|r| r.body) {
+                Some(Body::Personal(p)) => p.phone,
+                _ => None,
+            };
+            Ok((o.fields.source, phone))
+        })
+        .await
+        .unwrap();
+    assert_eq!(source, OpinionSource::QrCode);
+    assert_eq!(contact.as_deref(), Some("13811112222"));
+
+    // A token changed by hand opens nothing.
+    phone
+        .goto(&sign_in_url.replace("/s/a.", "/s/a.0"))
+        .await
+        .unwrap();
+    assert!(text(&phone, "main").await.contains("无效的二维码"));
+    phone.close().await.unwrap();
+}

@@ -809,6 +809,7 @@ fn sign_in_of(tx: &WriteTx<'_>, delegate_id: &RecordId) -> Result<SignIn, StoreE
         congresses: seats.serving.iter().map(|(c, _)| *c).collect(),
         name: seats.name,
         signed_at: Utc::now(),
+        source: None,
     })
 }
 
@@ -846,6 +847,16 @@ pub fn sign_in(
     id: &RecordId,
     delegates: &[RecordId],
 ) -> Result<Record, StoreError> {
+    sign_in_by(tx, id, delegates, None)
+}
+
+/// [`sign_in`], noting how the sign-in was taken (a delegate scanning the activity's code).
+pub fn sign_in_by(
+    tx: &mut WriteTx<'_>,
+    id: &RecordId,
+    delegates: &[RecordId],
+    source: Option<crate::record::activity::SignInSource>,
+) -> Result<Record, StoreError> {
     let Body::Activity(mut activity) = require_kind(tx, "id", id, RecordKind::Activity)?.body
     else {
         unreachable!("require_kind checked the kind")
@@ -860,9 +871,9 @@ pub fn sign_in(
         if activity.participants.contains_key(delegate) || present.contains(delegate) {
             return Err(ValidationError::new("delegate", format!("{delegate} 已经签到")).into());
         }
-        activity
-            .participants
-            .insert(*delegate, sign_in_of(tx, delegate)?);
+        let mut signed = sign_in_of(tx, delegate)?;
+        signed.source = source;
+        activity.participants.insert(*delegate, signed);
     }
     write_fields(tx, id, &activity, "sign in")
 }

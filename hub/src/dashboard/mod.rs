@@ -19,6 +19,7 @@ mod charts;
 mod exports;
 mod forms;
 mod pages;
+mod public;
 mod session;
 mod workbench;
 
@@ -50,6 +51,10 @@ pub struct Dashboard {
     policy: renda_node::route::RoutePolicy,
     /// Uploaded rosters waiting for their confirmation.
     imports: std::sync::Arc<workbench::imports::Pending>,
+    /// The key QR codes are signed with, read from the store on first use.
+    qr_key: std::sync::Arc<tokio::sync::OnceCell<Vec<u8>>>,
+    /// Attempts on the pages a QR code opens, per address and per delegate.
+    attempts: std::sync::Arc<public::Attempts>,
 }
 
 impl Dashboard {
@@ -62,6 +67,8 @@ impl Dashboard {
             logins: Default::default(),
             policy: Default::default(),
             imports: Default::default(),
+            qr_key: Default::default(),
+            attempts: Default::default(),
         }
     }
 
@@ -102,6 +109,14 @@ pub fn router(dashboard: Dashboard) -> Router {
         .route("/accounts/password", post(accounts::reset))
         .route("/accounts/disabled", post(accounts::disable))
         .route("/audit", get(pages::audit))
+        .route(
+            "/s/{token}",
+            get(public::sign_in_page).post(public::sign_in),
+        )
+        .route(
+            "/o/{token}",
+            get(public::opinion_page).post(public::opinion),
+        )
         .route("/login", get(session::login_form).post(session::login))
         .route("/logout", post(session::logout))
         .fallback(pages::not_found)

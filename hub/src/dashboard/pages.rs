@@ -1064,9 +1064,11 @@ pub(crate) async fn record(
     State(d): State<Dashboard>,
     Path(id): Path<String>,
     Query(done): Query<super::workbench::Done>,
+    headers: axum::http::HeaderMap,
 ) -> Result<Html<String>, PageError> {
     let id = RecordId::parse("id", &id).map_err(|e| PageError::bad("id", e.rule))?;
-    record_page(&d, id, done.notice(), None).await
+    let site = super::public::site(&d, &headers);
+    record_page(&d, id, done.notice(), None, site.as_deref()).await
 }
 
 /// The record page, with a notice above it (a step applied, or the record moved since its
@@ -1076,6 +1078,7 @@ pub(crate) async fn record_page(
     id: RecordId,
     notice: Option<super::workbench::Notice>,
     refused: Option<super::workbench::Refused>,
+    site: Option<&str>,
 ) -> Result<Html<String>, PageError> {
     let params = Params::default();
     let (shown, (record, version, context)) = d
@@ -1091,10 +1094,13 @@ pub(crate) async fn record_page(
     }
     let view = renda_node::record::view::view(&record, None);
     let steps = super::workbench::steps(d, &record, version, &context, refused.as_ref());
+    let code = super::public::code_section(d, &record, site).await;
+    let label = renda_node::record::projection::project(&record).label;
     let body = html! {
-        h1 { (record.header.kind.label()) " " (record.header.id) }
+        h1 { (record.header.kind.label()) "：" (label) }
         @if let Some(notice) = &notice { (notice.markup()) }
         (steps)
+        (code)
         (view_markup(&view))
     };
     Ok(d.page("/records", "记录详情", &shown, body))

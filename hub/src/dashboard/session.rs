@@ -197,7 +197,9 @@ fn safe_next(next: &str) -> &str {
 
 /// Lets a request in if it carries a live credential; otherwise a page asks to log in.
 pub(crate) async fn gate(State(d): State<Dashboard>, request: Request, next: Next) -> Response {
-    if request.uri().path() == "/login" {
+    // The login page, and the pages a QR code opens on a phone, which check their own token.
+    let path = request.uri().path();
+    if path == "/login" || path.starts_with("/s/") || path.starts_with("/o/") {
         return next.run(request).await;
     }
     let presented = presented(request.headers());

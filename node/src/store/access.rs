@@ -191,6 +191,28 @@ impl WriteTx<'_> {
         Ok(true)
     }
 
+    /// The node's secret `name`, 32 random bytes made on first use and kept in the node's file
+    /// only (never synced, never shown).
+    pub fn secret(&mut self, name: &str) -> Result<Vec<u8>, StoreError> {
+        let held: Option<Vec<u8>> = self
+            .tx
+            .query_row(
+                "SELECT value FROM node_secrets WHERE name = ?1",
+                [name],
+                |r| r.get(0),
+            )
+            .optional()?;
+        if let Some(value) = held {
+            return Ok(value);
+        }
+        let value: [u8; 32] = rand::random();
+        self.tx.execute(
+            "INSERT INTO node_secrets (name, value) VALUES (?1, ?2)",
+            params![name, value.to_vec()],
+        )?;
+        Ok(value.to_vec())
+    }
+
     /// The record a workbench form with this idempotency key wrote, if it was applied already:
     /// `Some(None)` when it was applied and wrote no record of its own.
     pub fn form_applied(&self, key: &str) -> Result<Option<Option<String>>, StoreError> {

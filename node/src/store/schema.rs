@@ -257,6 +257,14 @@ const MIGRATIONS: &[&str] = &[
         at         INTEGER NOT NULL
     ) WITHOUT ROWID;
     "#,
+    // 20: the node's own secrets, made on first use and never synced: the key that signs the
+    // QR codes of its activities and venues.
+    r#"
+    CREATE TABLE node_secrets (
+        name  TEXT PRIMARY KEY,
+        value BLOB NOT NULL
+    ) WITHOUT ROWID;
+    "#,
 ];
 
 pub(crate) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {

@@ -375,8 +375,10 @@ pub(crate) fn step_form(
 pub(crate) async fn step(
     State(d): State<Dashboard>,
     Path((id, step)): Path<(String, String)>,
+    headers: axum::http::HeaderMap,
     body: axum::body::Bytes,
 ) -> Result<Response, PageError> {
+    let site = super::public::site(&d, &headers);
     let credential = session::require(Role::Clerk)?;
     let id = RecordId::parse("id", &id).map_err(|e| PageError::bad("id", e.rule))?;
     let posted = Posted::parse(&body)?;
@@ -422,7 +424,9 @@ pub(crate) async fn step(
             Ok(Redirect::to(&format!("/records/{id}?done=again")).into_response())
         }
         Ok(Applied::Moved) => {
-            let page = super::pages::record_page(&d, id, Some(Notice::Moved), None).await?;
+            let page =
+                super::pages::record_page(&d, id, Some(Notice::Moved), None, site.as_deref())
+                    .await?;
             Ok((StatusCode::CONFLICT, page).into_response())
         }
         Err(refusal) => {
@@ -436,7 +440,8 @@ pub(crate) async fn step(
                 posted,
                 refusal,
             };
-            let page = super::pages::record_page(&d, id, None, Some(refused)).await?;
+            let page =
+                super::pages::record_page(&d, id, None, Some(refused), site.as_deref()).await?;
             Ok((status, page).into_response())
         }
     }

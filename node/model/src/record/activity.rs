@@ -25,6 +25,14 @@ labelled_enum!(ActivityKind {
     Other => ("other", "其他"),
 });
 
+labelled_enum!(
+    /// How a sign-in was taken.
+    SignInSource {
+        Clerk => ("clerk", "工作人员录入"),
+        QrCode => ("qr", "扫码签到"),
+    }
+);
+
 /// A delegate's sign-in. The delegate's name and serving congresses are copied in at sign-in so
 /// the activity can be routed to every participant's congress and shown without the delegate
 /// record, which the receiving node may not hold.
@@ -36,6 +44,9 @@ pub struct SignIn {
     pub level: Option<Level>,
     pub congresses: Vec<RegionCode>,
     pub signed_at: DateTime<Utc>,
+    /// How it was taken; sign-ins from before this was kept were a clerk's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<SignInSource>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
