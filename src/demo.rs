@@ -553,7 +553,7 @@ async fn rollup_of(store: &StoreHandle, of: RegionCode) -> Result<Option<Rollup>
 
 /// The demo's dashboards: the national node's, the city's, the county's and 沈丘县's, on
 /// consecutive ports from `--http`.
-const DASHBOARDS: [usize; 4] = [NATIONAL, JIAXING, XIUZHOU, SHENQIU];
+const DASHBOARDS: [usize; 5] = [NATIONAL, JIAXING, XIUZHOU, WANGDIAN, SHENQIU];
 
 /// Starts node `i` with its certificate, a sync server, its rollups, its live link to its
 /// parent (started before it) and, unless `http` is `None`, its dashboard.
@@ -1067,6 +1067,20 @@ pub async fn run(args: DemoArgs) -> Result<()> {
         }
     }
     println!("  （令牌角色为“管理”：可查看全部页面和审计日志）");
+    // The clerks of the README's suggestion, with accounts for the workbench: a password of
+    // this run, since the demo's dashboards are reachable by anyone on this machine.
+    let password = format!("renda-{:08x}", rand::random::<u32>());
+    for (i, account) in [(WANGDIAN, "王店镇人大办"), (XIUZHOU, "秀洲区代表工委")] {
+        let hash = renda_node::access::hash_password(&password)?;
+        nodes[i]
+            .store()
+            .write(move |tx| tx.add_account(account, Role::Clerk, &hash))
+            .await?;
+        if let Some(bound) = nodes[i].http_addr() {
+            println!("  {}工作台：http://{bound}/todo  办理账号：{account}  密码：{password}", NODES[i].1);
+        }
+    }
+    println!("  （办理账号可在浏览器中登记、办理建议和民情，导入名册，打印签到二维码）");
     tokio::signal::ctrl_c().await?;
     shut_down(nodes).await;
     println!("演示结束。节点数据保留在 {}", dir.display());

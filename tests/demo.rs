@@ -92,16 +92,43 @@ fn the_demo_serves_dashboards_with_the_printed_credentials() {
         .expect("start the demo");
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let mut dashboards = Vec::new();
-    while dashboards.len() < 4 {
+    let mut clerks = Vec::new();
+    while clerks.len() < 2 {
         let line = lines
             .next()
-            .expect("the demo prints its dashboards")
+            .expect("the demo prints its dashboards and clerk logins")
             .unwrap();
         if let Some((_, rest)) = line.split_once("http://")
             && let Some((addr, token)) = rest.split_once("/  登录令牌：")
         {
             dashboards.push((addr.to_string(), token.trim().to_string()));
         }
+        if let Some((_, rest)) = line.split_once("http://")
+            && let Some((addr, login)) = rest.split_once("/todo  办理账号：")
+            && let Some((name, password)) = login.split_once("  密码：")
+        {
+            clerks.push((addr.to_string(), name.to_string(), password.trim().to_string()));
+        }
+    }
+    assert_eq!(dashboards.len(), 5, "{dashboards:?}");
+    // The printed clerk logins log in to 王店镇's and 秀洲区's workbench.
+    for (addr, name, password) in &clerks {
+        let form = format!(
+            "name={}&password={}&next=%2Ftodo",
+            percent_encode(name),
+            percent_encode(password)
+        );
+        let mut stream = std::net::TcpStream::connect(addr.as_str()).unwrap();
+        write!(
+            stream,
+            "POST /login HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{form}",
+            form.len()
+        )
+        .unwrap();
+        let mut reply = String::new();
+        stream.read_to_string(&mut reply).unwrap();
+        assert!(reply.starts_with("HTTP/1.1 303"), "{name} at {addr}: {reply}");
+        assert!(reply.contains("location: /todo"), "{reply}");
     }
     for (addr, token) in &dashboards {
         for (auth, status) in [(Some(token.as_str()), "200"), (None, "303")] {
@@ -125,4 +152,18 @@ fn the_demo_serves_dashboards_with_the_printed_credentials() {
     }
     child.kill().unwrap();
     child.wait().unwrap();
+}
+
+/// Form encoding of a value: every byte but ASCII letters and digits escaped.
+fn percent_encode(value: &str) -> String {
+    value
+        .bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
 }
