@@ -1077,7 +1077,10 @@ pub async fn run(args: DemoArgs) -> Result<()> {
             .write(move |tx| tx.add_account(account, Role::Clerk, &hash))
             .await?;
         if let Some(bound) = nodes[i].http_addr() {
-            println!("  {}工作台：http://{bound}/todo  办理账号：{account}  密码：{password}", NODES[i].1);
+            println!(
+                "  {}工作台：http://{bound}/todo  办理账号：{account}  密码：{password}",
+                NODES[i].1
+            );
         }
     }
     println!("  （办理账号可在浏览器中登记、办理建议和民情，导入名册，打印签到二维码）");

@@ -107,7 +107,11 @@ fn the_demo_serves_dashboards_with_the_printed_credentials() {
             && let Some((addr, login)) = rest.split_once("/todo  办理账号：")
             && let Some((name, password)) = login.split_once("  密码：")
         {
-            clerks.push((addr.to_string(), name.to_string(), password.trim().to_string()));
+            clerks.push((
+                addr.to_string(),
+                name.to_string(),
+                password.trim().to_string(),
+            ));
         }
     }
     assert_eq!(dashboards.len(), 5, "{dashboards:?}");
@@ -127,7 +131,10 @@ fn the_demo_serves_dashboards_with_the_printed_credentials() {
         .unwrap();
         let mut reply = String::new();
         stream.read_to_string(&mut reply).unwrap();
-        assert!(reply.starts_with("HTTP/1.1 303"), "{name} at {addr}: {reply}");
+        assert!(
+            reply.starts_with("HTTP/1.1 303"),
+            "{name} at {addr}: {reply}"
+        );
         assert!(reply.contains("location: /todo"), "{reply}");
     }
     for (addr, token) in &dashboards {

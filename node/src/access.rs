@@ -19,9 +19,9 @@ use crate::validate::ValidationError;
 pub enum Role {
     /// Reads every page and query: leaders and anyone who only looks.
     Viewer,
-    /// Also records workflow steps through the dashboard: county and city staff.
+    /// Also works on the dashboard's workbench (every office operation, imports): clerks.
     Clerk,
-    /// Also reads the audit log and the list of credentials: the node's operator.
+    /// Also manages accounts and reads the audit log: the node's operator.
     Admin,
 }
 

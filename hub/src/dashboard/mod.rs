@@ -10,9 +10,14 @@
 //!
 //! - [`pages`]: one handler per page, each reading what it shows in one call to the store.
 //! - [`charts`]: bar charts, stacked columns and shares as SVG.
-//! - [`session`]: logging in with a credential's token into a server-side session (rate-limited
-//!   per address), and the role each page needs: viewer to read, clerk to record a step
-//!   (重点督办), admin for the audit log.
+//! - [`session`]: logging in with an account's name and password or a credential's token into
+//!   a server-side session (rate-limited per address), and the role each page needs: viewer to
+//!   read, clerk to work on the workbench, admin for accounts and the audit log.
+//! - [`workbench`]: the forms of every office operation, 待办, imports; [`forms`] what they share
+//!   (posted values kept, labelled inputs, the idempotency key and the version guard).
+//! - [`exports`]: record lists, 履职档案 and the suggestion handling table as .xlsx.
+//! - [`accounts`]: 账号管理, where admins create, reset and disable accounts.
+//! - [`public`]: the pages a QR code opens on a phone, with no login: sign-in and 扫码反映.
 
 mod accounts;
 mod charts;

@@ -1,7 +1,7 @@
-//! One handler per page. Each reads what it shows in one call to the store, then renders. The
-//! one write, setting or clearing 重点督办 on a suggestion, goes through the same checked office
-//! operation as the command line, under the logged-in credential's name, and needs the clerk
-//! role.
+//! One handler per page. Each reads what it shows in one call to the store, then renders. A
+//! record's page also shows, to a clerk, the forms of the steps this node may take on it
+//! (`workbench`); `supervise` is the older form of one of them (重点督办), kept for programs that
+//! post it.
 
 use std::collections::BTreeMap;
 

@@ -1454,7 +1454,7 @@ impl WriteTx<'_> {
     }
 
     /// Creates a record homed at this node. The fields must already be validated.
-    pub fn create<T: Serialize>(
+    pub(crate) fn create<T: Serialize>(
         &mut self,
         kind: RecordKind,
         user: &str,
@@ -1464,7 +1464,7 @@ impl WriteTx<'_> {
     }
 
     /// Creates a workflow record whose first event (收集, 提交) is written in the same change.
-    pub fn create_with_event<T: Serialize, A: Serialize>(
+    pub(crate) fn create_with_event<T: Serialize, A: Serialize>(
         &mut self,
         kind: RecordKind,
         user: &str,
@@ -1512,7 +1512,7 @@ impl WriteTx<'_> {
 
     /// Loads a record, lets `edit` change its document, and stores the result with the changes
     /// `edit` returned. An error from `edit` leaves the record as it was.
-    pub fn modify(
+    pub(crate) fn modify(
         &mut self,
         id: &RecordId,
         edit: impl FnOnce(&mut RecordDoc, &Record) -> Result<Vec<Change>, StoreError>,

@@ -168,10 +168,21 @@ pub(crate) async fn page(State(d): State<Dashboard>) -> Result<Html<String>, Pag
                 a.button href=(path) data-action=(format!("new-{}", path.trim_start_matches("/new/"))) { (label) }
             }
         }
-        @for (key, label, count, rows) in &found {
+        @for (key, label, count, rows) in found.iter().filter(|f| f.2 > 0) {
             section.todo data-todo=(key) {
                 h2 { (label) " " span.count data-metric=(format!("todo.{key}")) { (count) } }
                 @if !rows.is_empty() { (rows_table(rows, today)) }
+            }
+        }
+        @let empty: Vec<_> = found.iter().filter(|f| f.2 == 0).collect();
+        @if !empty.is_empty() {
+            section.todo-empty {
+                h2 { "暂无" }
+                ul.todo-empty {
+                    @for (key, label, count, _) in empty {
+                        li data-todo=(key) { (label) " " span.count data-metric=(format!("todo.{key}")) { (count) } }
+                    }
+                }
             }
         }
     };
