@@ -983,6 +983,73 @@ async fn a_delegate_signs_in_and_a_constituent_reports_from_qr_codes_on_a_phone(
         opinion_url.starts_with(&format!("{web}/o/")),
         "{opinion_url}"
     );
+
+    // Every form that starts a record renders, with a label for every input, and is saved.
+    for path in [
+        "/new/suggestion",
+        "/new/opinion",
+        "/new/activity",
+        "/new/delegate",
+        "/new/venue",
+        "/new/group",
+        "/new/notice",
+        "/new/quota-rule",
+        "/new/motion",
+        "/import",
+        "/accounts",
+    ] {
+        c.goto(&format!("{web}{path}")).await.unwrap();
+        let unlabelled = c
+            .execute(
+                "return Array.from(document.querySelectorAll('main input:not([type=hidden]), main select, main textarea'))
+                   .filter(e => !e.id || !document.querySelector('label[for=\"' + e.id + '\"]'))
+                   .map(e => e.name);",
+                vec![],
+            )
+            .await
+            .unwrap();
+        let name = path.trim_start_matches('/').replace('/', "-");
+        let status = text(&c, "main h1").await;
+        if path == "/accounts" {
+            // A clerk does not manage accounts.
+            assert!(status.contains("无权"), "{path}: {status}");
+            continue;
+        }
+        assert_eq!(
+            unlabelled,
+            serde_json::json!([]),
+            "{path}: inputs without a label"
+        );
+        screenshot(&c, &format!("20-{name}")).await;
+    }
+
+    // A group with the delegate, a quota rule, a notice and an activity, through their forms.
+    c.goto(&format!("{web}/new/group")).await.unwrap();
+    fill(&c, "#name", "王店镇第一代表小组").await;
+    choose(&c, "#member", &delegate.to_string()).await;
+    click(&c, "button[data-action=submit]").await;
+    assert_eq!(notice(&c).await, "done");
+    c.goto(&format!("{web}/new/quota-rule")).await.unwrap();
+    choose(&c, "#subject", "delegate").await;
+    choose(&c, "#counts", "suggestions").await;
+    fill(&c, "#minimum", "2").await;
+    fill(&c, "#basis", "《王店镇人大代表履职管理办法》第八条").await;
+    click(&c, "button[data-action=submit]").await;
+    assert_eq!(notice(&c).await, "done");
+    assert!(text(&c, "main").await.contains("第八条"));
+    c.goto(&format!("{web}/new/notice")).await.unwrap();
+    fill(&c, "#title", "关于开展代表进站活动的通知").await;
+    fill(&c, "#category", "通知").await;
+    fill(&c, "#body", "各代表于本月进站接待选民。").await;
+    click(&c, "button[data-action=submit]").await;
+    assert_eq!(notice(&c).await, "done");
+    c.goto(&format!("{web}/new/activity")).await.unwrap();
+    fill(&c, "#topic", "小组视察农村道路").await;
+    choose(&c, "#kind", "inspection").await;
+    choose(&c, "#participant", &delegate.to_string()).await;
+    click(&c, "button[data-action=submit]").await;
+    assert_eq!(notice(&c).await, "done");
+    assert!(text(&c, "main").await.contains("沈建华"), "signed in");
     c.close().await.unwrap();
 
     // A phone, with no login.

@@ -371,3 +371,236 @@ async fn an_offline_township_shows_what_waits_to_reach_the_county() {
     assert_eq!(waiting(&r.body), 0, "{}", r.body);
     assert!(r.body.contains("上次同步完成于"));
 }
+
+/// Posts step `step` on `record` from a new form rendered from the record as it is now.
+async fn post_step(
+    web: std::net::SocketAddr,
+    store: &StoreHandle,
+    auth: &str,
+    record: renda_node::record::RecordId,
+    step: &str,
+    fields: &str,
+) -> Reply {
+    let seen = store.call(move |s| s.version_of(&record)).await.unwrap();
+    let key: String = (0..32)
+        .map(|_| format!("{:x}", rand::random::<u8>() % 16))
+        .collect();
+    let body = format!("form_key={key}&seen={seen}&date=&{fields}");
+    request(
+        web,
+        "POST",
+        &format!("/records/{record}/steps/{step}"),
+        &[("Authorization", auth)],
+        &body,
+    )
+    .await
+}
+
+/// The steps of persons, seats, groups, activities, duty rules and motions, each through its
+/// form and the office operation behind it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_record_kinds_steps_go_through_their_forms() {
+    use renda_node::office::{self, Contact, MotionDraft, ProposerDraft};
+    use renda_node::record::delegate::{Delegate, Gender, MandateStatus};
+    use renda_node::record::group::{Group, GroupKind};
+    use renda_node::record::motion::{MotionState, ProposingBody};
+    use renda_node::record::{Body, IdSet};
+    let fed = Federation::start(&[(WANGDIAN, "王店镇人大主席团")]).await;
+    let town = fed.node(WANGDIAN).store.clone();
+    town.write(|tx| tx.refresh_rollup(Utc::now(), &RollupRules::default()))
+        .await
+        .unwrap();
+    let web = fed.serve_dashboard(WANGDIAN).await;
+    let clerk = bearer(
+        &town
+            .write(|tx| tx.add_credential("镇人大办", Role::Clerk))
+            .await
+            .unwrap(),
+    );
+    let person = |name: &'static str| Delegate {
+        name: name.into(),
+        gender: Gender::Female,
+        birth_year: Some(1980),
+        ethnicity: None,
+        party: None,
+        occupation: "教师".into(),
+        station: None,
+        merged_into: None,
+        merge_route: None,
+        mandates: Default::default(),
+    };
+    let station = common::data::add_station(&town, WANGDIAN).await;
+    let mut people = Vec::new();
+    for name in ["陆秀英", "陆秀英", "朱丽华"] {
+        let p = person(name);
+        people.push(
+            town.write(move |tx| {
+                office::add_delegate(
+                    tx,
+                    "clerk",
+                    p,
+                    Contact::default(),
+                    Some(common::data::seat(17, &[])),
+                )
+            })
+            .await
+            .unwrap()
+            .id,
+        );
+    }
+    let (kept, twice, other) = (people[0], people[1], people[2]);
+
+    // 进站 and a status change on a seat, through the seat's page.
+    let seat = town
+        .call(move |s| Ok(s.mandates_of(&other)?[0].0.id))
+        .await
+        .unwrap();
+    let r = post_step(
+        web,
+        &town,
+        &clerk,
+        seat,
+        "station",
+        &format!("venue={station}"),
+    )
+    .await;
+    assert_eq!(r.status, 303, "{}", r.body);
+    let r = post_step(web, &town, &clerk, seat, "status", "status=suspended").await;
+    assert_eq!(r.status, 303, "{}", r.body);
+    let (status, stations) = town
+        .call(move |s| {
+            let Body::Mandate(m) = s.get(&seat)?.body else {
+                unreachable!()
+            };
+            Ok((m.status, m.stations.len()))
+        })
+        .await
+        .unwrap();
+    assert_eq!((status, stations), (MandateStatus::Suspended, 1));
+    let r = post_step(web, &town, &clerk, seat, "status", "status=suspended").await;
+    assert_eq!(
+        r.status, 400,
+        "the same status again names the field: {}",
+        r.body
+    );
+    assert!(r.body.contains("data-field=\"status\""), "{}", r.body);
+
+    // The person registered twice is merged into the one kept, from its page.
+    let r = post_step(web, &town, &clerk, twice, "merge", &format!("into={kept}")).await;
+    assert_eq!(r.status, 303, "{}", r.body);
+    let merged = town
+        .call(move |s| match s.get(&twice)?.body {
+            Body::Delegate(d) => Ok(d.merged_into),
+            _ => unreachable!(),
+        })
+        .await
+        .unwrap();
+    assert_eq!(merged, Some(kept));
+
+    // A group gains a member; an activity a sign-in.
+    let group = town
+        .write(move |tx| {
+            office::add_group(
+                tx,
+                "clerk",
+                Group {
+                    name: "第一小组".into(),
+                    kind: GroupKind::Regional,
+                    field: None,
+                    congress: renda_node::region::RegionCode::parse("r", WANGDIAN).unwrap(),
+                    leader: None,
+                    members: IdSet([kept].into_iter().collect()),
+                    venue: None,
+                },
+            )
+        })
+        .await
+        .unwrap()
+        .id;
+    let r = post_step(
+        web,
+        &town,
+        &clerk,
+        group,
+        "join",
+        &format!("member={other}"),
+    )
+    .await;
+    assert_eq!(r.status, 303, "{}", r.body);
+    let members = town
+        .call(move |s| match s.get(&group)?.body {
+            Body::Group(g) => Ok(g.members.0.len()),
+            _ => unreachable!(),
+        })
+        .await
+        .unwrap();
+    assert_eq!(members, 2);
+
+    // A duty rule in force is ended from its page.
+    let rule = town
+        .call(|s| {
+            let me = s.identity().region;
+            Ok(s.quota_rules(&me)?[0].0)
+        })
+        .await
+        .unwrap();
+    let r = post_step(web, &town, &clerk, rule, "end", "").await;
+    assert_eq!(r.status, 303, "{}", r.body);
+    let until = town
+        .call(move |s| match s.get(&rule)?.body {
+            Body::QuotaRule(q) => Ok(q.until),
+            _ => unreachable!(),
+        })
+        .await
+        .unwrap();
+    assert_eq!(until, Some(renda_node::calendar::today()));
+
+    // The 主席团 decides on a motion: a committee the congress does not have is refused with
+    // the rule, then it is listed on the agenda.
+    let today = renda_node::calendar::today();
+    let motion = town
+        .write(move |tx| {
+            office::submit_motion(
+                tx,
+                "秘书处",
+                MotionDraft {
+                    title: "关于加强农村饮用水安全的议案".into(),
+                    body: "案据与方案".into(),
+                    session: "十七届三次会议".into(),
+                    deadline: today,
+                    proposer: ProposerDraft::Body {
+                        body: ProposingBody::Presidium,
+                        name: None,
+                    },
+                },
+                today,
+            )
+        })
+        .await
+        .unwrap()
+        .id;
+    let r = post_step(
+        web,
+        &town,
+        &clerk,
+        motion,
+        "decide",
+        "decision=refer&committee=%E6%B3%95%E5%88%B6%E5%A7%94%E5%91%98%E4%BC%9A",
+    )
+    .await;
+    assert!(r.status == 400 || r.status == 409, "{}", r.body);
+    assert!(r.body.contains("form-error"), "{}", r.body);
+    let r = post_step(web, &town, &clerk, motion, "decide", "decision=agenda").await;
+    assert_eq!(r.status, 303, "{}", r.body);
+    let state = town
+        .call(move |s| match s.get(&motion)?.body {
+            Body::Motion(m) => {
+                let header = s.get(&motion)?.header;
+                Ok(m.fold(&header).0.state)
+            }
+            _ => unreachable!(),
+        })
+        .await
+        .unwrap();
+    assert_eq!(state, MotionState::OnAgenda);
+}

@@ -135,7 +135,7 @@ pub fn write_xlsx(
     let mut book = rust_xlsxwriter::Workbook::new();
     let bold = rust_xlsxwriter::Format::new().set_bold();
     let ws = book.add_worksheet();
-    ws.set_name(sheet)?;
+    ws.set_name(sheet_name(sheet))?;
     let mut widths: Vec<usize> = headers.iter().map(|h| display_width(h)).collect();
     for (col, header) in headers.iter().enumerate() {
         ws.write_string_with_format(0, col as u16, *header, &bold)?;
@@ -152,6 +152,22 @@ pub fn write_xlsx(
         ws.set_column_width(col as u16, (*width).clamp(6, 60) as f64 + 2.0)?;
     }
     book.save_to_buffer()
+}
+
+/// A worksheet's name as Excel allows it: at most 31 characters, none of `[]:*?/\`, not
+/// starting or ending with an apostrophe.
+fn sheet_name(name: &str) -> String {
+    let cleaned: String = name
+        .chars()
+        .map(|c| if "[]:*?/\\".contains(c) { '_' } else { c })
+        .take(31)
+        .collect();
+    let cleaned = cleaned.trim_matches('\'').to_string();
+    if cleaned.is_empty() {
+        "Sheet1".to_string()
+    } else {
+        cleaned
+    }
 }
 
 /// Columns a text takes: a Chinese character two, anything narrower one.
@@ -197,6 +213,24 @@ mod tests {
         let t = read_table(&gbk).unwrap();
         assert_eq!(t.rows[0], ["朱丽华", "女"]);
         assert!(read_table(b"").is_err());
+    }
+
+    #[test]
+    fn any_page_title_makes_a_sheet_name_excel_accepts() {
+        let long =
+            "嘉兴市秀洲区王江泾镇人民代表大会主席团建议办理情况表（2026年度）：第一批/第二批";
+        let bytes = write_xlsx(long, &["标题"], &[vec!["x".into()]]).unwrap();
+        assert_eq!(read_table(&bytes).unwrap().rows[0], ["x"]);
+        let cleaned = sheet_name("a[b]:c*?/\\d");
+        assert!(
+            !cleaned.contains(['[', ']', ':', '*', '?', '/', '\\']),
+            "{cleaned}"
+        );
+        assert!(
+            cleaned.starts_with("a_b") && cleaned.ends_with('d'),
+            "{cleaned}"
+        );
+        assert_eq!(sheet_name("''"), "Sheet1");
     }
 
     #[test]

@@ -274,10 +274,13 @@ fn missing_columns(columns: &Columns<'_>, required: &[&[&'static str]]) -> Vec<P
         .collect()
 }
 
-/// Venues held here by name (homed in this node's subtree).
-fn venues_by_name<R: Reads>(r: &R) -> Result<BTreeMap<String, Vec<RecordId>>, StoreError> {
+/// Venues held here by name, with their homes: those homed in this node's subtree (where a
+/// roster's stations may be; a venue import updates only those homed here).
+fn venues_by_name<R: Reads>(
+    r: &R,
+) -> Result<BTreeMap<String, Vec<(RecordId, RegionCode)>>, StoreError> {
     let me = r.identity().region;
-    let mut out: BTreeMap<String, Vec<RecordId>> = BTreeMap::new();
+    let mut out: BTreeMap<String, Vec<(RecordId, RegionCode)>> = BTreeMap::new();
     for row in r.list(&ListQuery {
         kind: Some(RecordKind::Venue),
         within: Some(me),
@@ -285,7 +288,7 @@ fn venues_by_name<R: Reads>(r: &R) -> Result<BTreeMap<String, Vec<RecordId>>, St
     })? {
         out.entry(row.label.trim().to_string())
             .or_default()
-            .push(row.id);
+            .push((row.id, row.home));
     }
     Ok(out)
 }
@@ -327,15 +330,20 @@ fn plan_roster<R: Reads>(r: &R, table: &Table) -> Result<Plan, StoreError> {
     if !plan.problems.is_empty() {
         return Ok(plan);
     }
-    // The persons registered here, by key, with what the import compares.
+    // The persons registered in this node's subtree, by key, with what the import compares.
+    // Those registered here may be updated; one registered below (a township delegate the
+    // county elects too) is matched as well, and only granted this congress's seat, since
+    // their details are their own node's to keep.
     let mut by_name_year: HashMap<(String, Option<i32>), Vec<RecordId>> = HashMap::new();
     let mut by_id_hash: HashMap<Vec<u8>, RecordId> = HashMap::new();
     let mut held: HashMap<RecordId, (Delegate, Option<(RecordId, PersonalData)>)> = HashMap::new();
+    let mut homes: HashMap<RecordId, RegionCode> = HashMap::new();
     for row in r.list(&ListQuery {
         kind: Some(RecordKind::Delegate),
-        home: Some(me),
+        within: Some(me),
         ..ListQuery::default()
     })? {
+        homes.insert(row.id, row.home);
         let Body::Delegate(d) = r.get(&row.id)?.body else {
             continue;
         };
@@ -459,7 +467,7 @@ fn plan_roster<R: Reads>(r: &R, table: &Table) -> Result<Plan, StoreError> {
         let station = match columns.cell(cells, STATION) {
             "" => None,
             s => match venues.get(s).map(Vec::as_slice) {
-                Some([one]) => Some(*one),
+                Some([(one, _)]) => Some(*one),
                 Some(_) => {
                     problem(STATION, format!("本节点有多个名为“{s}”的阵地，无法确定"));
                     None
@@ -492,16 +500,36 @@ fn plan_roster<R: Reads>(r: &R, table: &Table) -> Result<Plan, StoreError> {
         } else {
             seen_keys.insert(key, row);
         }
-        let matched = match &id_number {
-            Some(id) => by_id_hash
-                .get(&id_hash(id))
-                .copied()
-                .map_or(Ok(None), |m| Ok(Some(m))),
-            None => match by_name_year.get(&(name.clone(), year)).map(Vec::as_slice) {
-                None | Some([]) => Ok(None),
-                Some([one]) => Ok(Some(*one)),
-                Some(_) => Err(()),
-            },
+        // By the ID number's hash; failing that (or with no ID number), by name and birth year
+        // among the persons registered without an ID number, so a person registered before the
+        // roster had ID numbers is matched, not registered again.
+        let by_name = || {
+            let candidates: Vec<RecordId> = by_name_year
+                .get(&(name.clone(), year))
+                .map(|ids| {
+                    ids.iter()
+                        .copied()
+                        .filter(|id| {
+                            held[id]
+                                .1
+                                .as_ref()
+                                .is_none_or(|(_, p)| p.id_number.is_none())
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            match candidates.as_slice() {
+                [] => Ok(None),
+                [one] => Ok(Some(*one)),
+                _ => Err(()),
+            }
+        };
+        let matched = match id_number
+            .as_deref()
+            .and_then(|id| by_id_hash.get(&id_hash(id)))
+        {
+            Some(m) => Ok(Some(*m)),
+            None => by_name(),
         };
         let matched = match matched {
             Ok(m) => m,
@@ -509,7 +537,7 @@ fn plan_roster<R: Reads>(r: &R, table: &Table) -> Result<Plan, StoreError> {
                 problem(
                     NAME,
                     format!(
-                        "本节点登记了多位同名且出生年份相同的“{name}”，请在名册中填写身份证号以区分"
+                        "本级及下级登记了多位同名且出生年份相同的“{name}”，请在名册中填写身份证号以区分"
                     ),
                 );
                 None
@@ -542,13 +570,15 @@ fn plan_roster<R: Reads>(r: &R, table: &Table) -> Result<Plan, StoreError> {
             ),
             Some(id) => {
                 let (was, personal) = &held[&id];
+                let ours = homes.get(&id) == Some(&me);
                 let mut changes = Vec::new();
                 let mut updated = was.clone();
                 let mut set = |what: &str, old: String, new: String| {
-                    if old != new {
+                    if ours && old != new {
                         changes.push(format!("{what}：{old} → {new}"));
                     }
                 };
+                set("姓名", was.name.clone(), person.name.clone());
                 set(
                     "性别",
                     was.gender.label().into(),
@@ -575,6 +605,7 @@ fn plan_roster<R: Reads>(r: &R, table: &Table) -> Result<Plan, StoreError> {
                     person.occupation.clone(),
                 );
                 let person_changed = !changes.is_empty();
+                updated.name = person.name.clone();
                 updated.gender = person.gender;
                 updated.birth_year = person.birth_year;
                 updated.ethnicity = person.ethnicity.clone();
@@ -590,19 +621,23 @@ fn plan_roster<R: Reads>(r: &R, table: &Table) -> Result<Plan, StoreError> {
                     phone: None,
                     id_number: None,
                 });
-                if let Some(phone) = &contact.phone
+                if ours
+                    && let Some(phone) = &contact.phone
                     && data.phone.as_ref() != Some(phone)
                 {
                     changes.push("手机号码".to_string());
                     data.phone = Some(phone.clone());
                 }
-                if let Some(idn) = &contact.id_number
+                if ours
+                    && let Some(idn) = &contact.id_number
                     && data.id_number.as_ref() != Some(idn)
                 {
                     changes.push("身份证号".to_string());
                     data.id_number = Some(idn.clone());
                 }
-                let contact_write = (held_data.as_ref() != Some(&data))
+                // A person registered below: their details are not this node's to change, only
+                // this congress's seat is.
+                let contact_write = (ours && held_data.as_ref() != Some(&data))
                     .then(|| (personal.as_ref().map(|(pid, _)| *pid), data));
                 let seats = r.mandates_of(&id)?;
                 let own = |term: u32| {
@@ -677,6 +712,8 @@ fn plan_venues<R: Reads>(r: &R, table: &Table) -> Result<Plan, StoreError> {
     if !plan.problems.is_empty() {
         return Ok(plan);
     }
+    // A venue is updated only by the node that registered it; one of the same name registered
+    // below is a problem on its row, not a match.
     let held = venues_by_name(r)?;
     let mut seen: HashMap<String, usize> = HashMap::new();
     for (i, cells) in table.rows.iter().enumerate() {
@@ -731,9 +768,18 @@ fn plan_venues<R: Reads>(r: &R, table: &Table) -> Result<Plan, StoreError> {
         } else {
             seen.insert(name.clone(), row);
         }
+        // A venue is updated only by the node that registered it; one of the same name
+        // registered below is a problem on its row, not a match.
         let matched = match held.get(&name).map(Vec::as_slice) {
             None | Some([]) => None,
-            Some([one]) => Some(*one),
+            Some([(one, home)]) if *home == me => Some(*one),
+            Some([(_, home)]) => {
+                problem(
+                    VENUE_NAME,
+                    format!("“{name}”已由 {home} 登记，只有登记它的节点可以修改"),
+                );
+                None
+            }
             Some(_) => {
                 problem(
                     VENUE_NAME,

@@ -243,6 +243,64 @@ fn a_roster_is_planned_cell_by_cell_and_imported_once() {
     let p = plan(&store, ImportKind::Roster, &changed).unwrap();
     assert!(matches!(p.rows[0].outcome, Outcome::Same { .. }));
 
+    // The roster gains ID numbers: each row still matches the person registered without one,
+    // and the number is added to them instead of registering them again.
+    let mut with_ids: Vec<&str> = ROSTER.to_vec();
+    with_ids.push("身份证号");
+    let ided = table(
+        &with_ids,
+        &[&[
+            "2",
+            "陆秀英",
+            "女",
+            "1980",
+            "汉族",
+            "",
+            "中学教师",
+            "13900000002",
+            "17",
+            "第七选区",
+            "",
+            "33041119800101002X",
+        ]],
+    );
+    let p = plan(&store, ImportKind::Roster, &ided).unwrap();
+    match &p.rows[0].outcome {
+        Outcome::Update { changes, .. } => assert_eq!(changes, &["身份证号"]),
+        other => panic!("{other:?}"),
+    }
+    store
+        .write(|tx| apply(tx, "镇人大办", ImportKind::Roster, &ided))
+        .unwrap();
+    assert_eq!(
+        count(&store, RecordKind::Delegate),
+        3,
+        "nobody registered twice"
+    );
+    // Matched by the ID number now, a corrected name is an update of the same person.
+    let renamed = table(
+        &with_ids,
+        &[&[
+            "2",
+            "陆秀瑛",
+            "女",
+            "1980",
+            "汉族",
+            "",
+            "中学教师",
+            "13900000002",
+            "17",
+            "第七选区",
+            "",
+            "33041119800101002X",
+        ]],
+    );
+    let p = plan(&store, ImportKind::Roster, &renamed).unwrap();
+    match &p.rows[0].outcome {
+        Outcome::Update { changes, .. } => assert_eq!(changes, &["姓名：陆秀英 → 陆秀瑛"]),
+        other => panic!("{other:?}"),
+    }
+
     // A header without a required column is named at row 1.
     let p = plan(&store, ImportKind::Roster, &table(&["姓名", "性别"], &[])).unwrap();
     assert_eq!(p.problems.len(), 1);

@@ -30,16 +30,27 @@ pub(crate) fn wanted(format: &Option<String>) -> Result<bool, PageError> {
     }
 }
 
-/// The sheet as a download named `name.xlsx`.
-pub(crate) fn xlsx(
+/// The sheet as a download named `name.xlsx`, written on the blocking pool (a county's list
+/// is tens of thousands of rows).
+pub(crate) async fn xlsx(
     name: &str,
-    headers: &[&str],
-    rows: &[Vec<String>],
+    headers: Vec<&'static str>,
+    rows: Vec<Vec<String>>,
 ) -> Result<Response, PageError> {
-    let bytes = crate::spreadsheet::write_xlsx(name, headers, rows).map_err(|e| {
-        tracing::warn!(error = %e, "an export could not be written");
-        PageError::bad("format", "无法生成表格")
-    })?;
+    let sheet = name.to_string();
+    let written = tokio::task::spawn_blocking(move || {
+        crate::spreadsheet::write_xlsx(&sheet, &headers, &rows)
+    })
+    .await;
+    let bytes = match written {
+        Ok(Ok(bytes)) => bytes,
+        Ok(Err(e)) => {
+            return Err(PageError::internal(format!(
+                "an export could not be written: {e}"
+            )));
+        }
+        Err(e) => return Err(PageError::internal(format!("an export stopped: {e}"))),
+    };
     // RFC 6266 with RFC 5987 for the Chinese name, and an ASCII fallback.
     let encoded = percent_encoding::utf8_percent_encode(
         &format!("{name}.xlsx"),

@@ -156,7 +156,8 @@ pub(crate) struct Shown<'a> {
 }
 
 impl<'a> Shown<'a> {
-    /// What was typed in `name`, or `default` when the form is new.
+    /// What was typed in `name`, or `default` when the form is new. A password is never sent
+    /// back ([`Shown::input`]).
     pub(crate) fn value(&self, name: &str, default: &str) -> String {
         match self.posted {
             Some(p) => p.get(name).to_string(),
@@ -184,11 +185,17 @@ impl<'a> Shown<'a> {
     }
 
     /// The hidden guards: the idempotency key (a new one for a new page, the same one when a
-    /// refused form comes back, since nothing was applied) and the version it was rendered from.
+    /// refused form comes back, since nothing was applied) and the version it was rendered from
+    /// (a refused form keeps the version it was first rendered from, so a record that moved
+    /// meanwhile is still caught when the corrected form comes back).
     pub(crate) fn guards(&self, seen: Option<i64>) -> Markup {
         let key = match self.posted.map(Posted::form_key) {
             Some(k) if !k.is_empty() => k.to_string(),
             _ => new_form_key(),
+        };
+        let seen = match self.posted.map(|p| p.get("seen").parse::<i64>()) {
+            Some(Ok(posted)) if seen.is_some() => Some(posted),
+            _ => seen,
         };
         html! {
             input type="hidden" name="form_key" value=(key);
@@ -209,7 +216,11 @@ impl<'a> Shown<'a> {
         html! {
             div.field.invalid[self.has_error(name)] {
                 label for=(id) { (label) @if required { span.req { "*" } } }
-                input id=(id) name=(name) type=(kind) value=(self.value(name, default)) required[required];
+                @if kind == "password" {
+                    input id=(id) name=(name) type=(kind) autocomplete="new-password" required[required];
+                } @else {
+                    input id=(id) name=(name) type=(kind) value=(self.value(name, default)) required[required];
+                }
             }
         }
     }

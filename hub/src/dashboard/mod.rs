@@ -206,6 +206,16 @@ impl PageError {
         }
     }
 
+    /// Something in the node failed, not the request: logged for the operator, and the page says
+    /// so.
+    fn internal(detail: String) -> PageError {
+        tracing::warn!(error = %detail, "the dashboard could not answer");
+        PageError {
+            status: StatusCode::INTERNAL_SERVER_ERROR,
+            message: "本节点处理请求时出错，请联系运维人员查看日志".to_string(),
+        }
+    }
+
     fn forbidden(message: impl Into<String>) -> PageError {
         PageError {
             status: StatusCode::FORBIDDEN,

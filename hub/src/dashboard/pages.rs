@@ -422,9 +422,10 @@ pub(crate) async fn suggestions(
                 "{}建议办理情况表",
                 display_name(&shown.rollup.name, &shown.region)
             ),
-            super::exports::SUGGESTION_HEADERS,
-            &cells,
-        );
+            super::exports::SUGGESTION_HEADERS.to_vec(),
+            cells,
+        )
+        .await;
     }
     let (shown, overdue) = d
         .read(&params, move |s, region, _| {
@@ -997,9 +998,10 @@ pub(crate) async fn records(
         let cells: Vec<Vec<String>> = rows.iter().map(super::exports::record_cells).collect();
         return super::exports::xlsx(
             &format!("{}记录", display_name(&shown.rollup.name, &region)),
-            super::exports::RECORD_HEADERS,
-            &cells,
-        );
+            super::exports::RECORD_HEADERS.to_vec(),
+            cells,
+        )
+        .await;
     }
     let body = html! {
         h1 { (display_name(&shown.rollup.name, &region)) " 记录" }
@@ -1231,7 +1233,7 @@ pub(crate) async fn duty_record(
                 row
             })
             .collect();
-        return super::exports::xlsx(&format!("{name}{year}年履职档案"), &headers, &cells);
+        return super::exports::xlsx(&format!("{name}{year}年履职档案"), headers, cells).await;
     }
     let body = html! {
         h1 { (duty.delegate.header.kind.label()) "履职档案 · " (year) " 年" }

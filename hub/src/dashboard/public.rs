@@ -132,10 +132,23 @@ impl Attempts {
     const WINDOW: Duration = Duration::from_secs(600);
     const MAX_KEYS: usize = 10_000;
 
-    /// Counts one attempt under `key`; `Err` once `limit` were made within the window.
-    fn attempt(&self, key: &str, limit: u32) -> Result<(), Duration> {
-        let Ok(mut seen) = self.seen.lock() else {
+    /// `Err` once `limit` attempts were counted under `key` within the window.
+    fn check(&self, key: &str, limit: u32) -> Result<(), Duration> {
+        let Ok(seen) = self.seen.lock() else {
             return Ok(());
+        };
+        match seen.get(key) {
+            Some((n, at)) if *n >= limit && at.elapsed() < Self::WINDOW => {
+                Err(Self::WINDOW - at.elapsed())
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Counts one attempt under `key`: a failure, or for the opinion form each submission.
+    fn count(&self, key: &str) {
+        let Ok(mut seen) = self.seen.lock() else {
+            return;
         };
         let now = Instant::now();
         if seen.len() >= Self::MAX_KEYS {
@@ -145,21 +158,22 @@ impl Attempts {
         if now.duration_since(entry.1) >= Self::WINDOW {
             *entry = (0, now);
         }
-        if entry.0 >= limit {
-            return Err(Self::WINDOW - now.duration_since(entry.1));
-        }
         entry.0 += 1;
-        Ok(())
     }
 }
 
-/// Attempts a phone's address may make on these pages within ten minutes.
+/// Failed sign-ins an address may make within ten minutes: a station's phones often share one
+/// address behind its router, so only failures count.
 const PER_ADDRESS: u32 = 20;
 /// Wrong phone digits a delegate may be tried with within ten minutes.
 const PER_DELEGATE: u32 = 5;
+/// Opinions an address may send within ten minutes.
+const OPINIONS_PER_ADDRESS: u32 = 30;
 
 fn address_key(addr: IpAddr) -> String {
-    match addr {
+    // An IPv4 client of a dual-stack listener arrives as ::ffff:a.b.c.d; it is its own address,
+    // not part of one /64.
+    match addr.to_canonical() {
         IpAddr::V6(v6) => {
             let mut octets = v6.octets();
             octets[8..].fill(0);
@@ -394,6 +408,15 @@ pub(crate) async fn sign_in(
     ConnectInfo(from): ConnectInfo<crate::https::ClientAddr>,
     body: axum::body::Bytes,
 ) -> Response {
+    // Checked before anything is read, so a flood from one address costs the node nothing.
+    let address = address_key(from.0.ip());
+    if d.attempts.check(&address, PER_ADDRESS).is_err() {
+        return refused_page(
+            StatusCode::TOO_MANY_REQUESTS,
+            "尝试次数过多",
+            "尝试次数过多，请 10 分钟后再试，或请工作人员协助签到。",
+        );
+    }
     let (activity, a, signers) = match activity_of(&d, &token).await {
         Ok(found) => found,
         Err(r) => return r,
@@ -408,32 +431,23 @@ pub(crate) async fn sign_in(
         )
             .into_response()
     };
-    if d.attempts
-        .attempt(&address_key(from.0.ip()), PER_ADDRESS)
-        .is_err()
-    {
-        return again(
-            StatusCode::TOO_MANY_REQUESTS,
-            "尝试次数过多，请 10 分钟后再试，或请工作人员协助签到。",
-        );
-    }
     let Ok(posted) = Posted::parse(&body) else {
+        d.attempts.count(&address);
         return again(StatusCode::BAD_REQUEST, "表单格式有误");
     };
     let Some((delegate, name)) = RecordId::parse("delegate", posted.get("delegate"))
         .ok()
         .and_then(|id| signers.iter().find(|(s, _)| *s == id).cloned())
     else {
+        d.attempts.count(&address);
         return again(StatusCode::BAD_REQUEST, "请选择您的姓名");
     };
     let digits = posted.get("phone4");
     if digits.len() != 4 || !digits.bytes().all(|b| b.is_ascii_digit()) {
         return again(StatusCode::BAD_REQUEST, "请填写手机号码的后四位数字");
     }
-    if d.attempts
-        .attempt(&format!("delegate:{delegate}"), PER_DELEGATE)
-        .is_err()
-    {
+    let delegate_key = format!("delegate:{delegate}");
+    if d.attempts.check(&delegate_key, PER_DELEGATE).is_err() {
         return again(
             StatusCode::TOO_MANY_REQUESTS,
             "这位代表的尝试次数过多，请 10 分钟后再试，或请工作人员协助签到。",
@@ -460,6 +474,8 @@ pub(crate) async fn sign_in(
     };
     if !phone.ends_with(digits) {
         tracing::warn!(%activity, addr = %from.0.ip(), "a QR sign-in with wrong phone digits");
+        d.attempts.count(&address);
+        d.attempts.count(&delegate_key);
         return again(StatusCode::UNAUTHORIZED, "手机号码后四位不对。");
     }
     let written = d
@@ -480,10 +496,14 @@ pub(crate) async fn sign_in(
             )
             .into_response()
         }
-        Err(StoreError::Invalid(v)) => again(StatusCode::CONFLICT, &v.rule),
-        Err(StoreError::Rejected { rejection, .. }) => {
-            again(StatusCode::CONFLICT, &rejection.reason)
+        // The office's own words name the delegate in full; a phone page says less.
+        Err(StoreError::Invalid(v)) if v.rule.contains("已经签到") => {
+            again(StatusCode::CONFLICT, "您已经签到过了。")
         }
+        Err(StoreError::Invalid(_) | StoreError::Rejected { .. }) => again(
+            StatusCode::CONFLICT,
+            "无法为您签到（可能没有在任的代表资格），请由工作人员协助签到。",
+        ),
         Err(e) => PageError::from(e).into_response(),
     }
 }
@@ -521,11 +541,16 @@ fn opinion_form(
     message: Option<&str>,
 ) -> Markup {
     let typed = |name: &str| posted.map(|p| p.get(name).to_string()).unwrap_or_default();
+    // A reload or a second tap sends the same key: the opinion is received once.
+    let key = Some(typed("form_key"))
+        .filter(|k| !k.is_empty())
+        .unwrap_or_else(super::forms::new_form_key);
     html! {
         h1 { "扫码反映" }
         p.meta { (venue.name) " · 您反映的意见由本地人大代表和人大工作人员收集、转交和办理。" }
         @if let Some(m) = message { p.form-error role="alert" { (m) } }
         form.work.phone-form method="post" action=(format!("/o/{token}")) {
+            input type="hidden" name="form_key" value=(key);
             div.field { label for="content" { "您要反映的意见" } textarea #content name="content" rows="5" required { (typed("content")) } }
             div.field { label for="place" { "地点（可不填）" } input #place name="place" type="text" value=(typed("place")); }
             div.field { label for="name" { "您的姓名（可不填）" } input #name name="name" type="text" value=(typed("name")); }
@@ -569,18 +594,18 @@ pub(crate) async fn opinion(
         )
             .into_response()
     };
-    if d.attempts
-        .attempt(
-            &format!("opinion:{}", address_key(from.0.ip())),
-            PER_ADDRESS / 4,
-        )
-        .is_err()
-    {
+    let address = format!("opinion:{}", address_key(from.0.ip()));
+    if d.attempts.check(&address, OPINIONS_PER_ADDRESS).is_err() {
         return again(StatusCode::TOO_MANY_REQUESTS, "提交过于频繁，请稍后再试。");
     }
+    d.attempts.count(&address);
     let Some(p) = posted.as_ref() else {
         return again(StatusCode::BAD_REQUEST, "表单格式有误");
     };
+    let key = p.form_key().to_string();
+    if renda_node::store::check_form_key(&key).is_err() {
+        return again(StatusCode::BAD_REQUEST, "表单已过期，请重新扫码。");
+    }
     let fields = OpinionFields {
         source: OpinionSource::QrCode,
         content: p.get("content").to_string(),
@@ -598,16 +623,25 @@ pub(crate) async fn opinion(
     let today = renda_node::calendar::today();
     let written = d
         .store
-        .write(move |tx| renda_node::office::add_opinion(tx, "扫码反映", fields, contact, today))
+        .write(move |tx| {
+            if let Some(Some(before)) = tx.form_applied(&key)?
+                && let Ok(id) = RecordId::parse("record", &before)
+            {
+                return Ok(id);
+            }
+            let id = renda_node::office::add_opinion(tx, "扫码反映", fields, contact, today)?.id;
+            tx.note_form_applied(&key, "扫码反映", Some(&id.to_string()))?;
+            Ok(id)
+        })
         .await;
     match written {
-        Ok(header) => {
-            tracing::info!(venue = %venue_id, opinion = %header.id, "an opinion received by QR code");
+        Ok(id) => {
+            tracing::info!(venue = %venue_id, opinion = %id, "an opinion received by QR code");
             phone_page(
                 "提交成功",
                 html! {
                     h1 { "提交成功" }
-                    p.notice-ok role="status" data-opinion=(header.id) { "感谢您的反映，我们会尽快办理。" }
+                    p.notice-ok role="status" data-opinion=(id) { "感谢您的反映，我们会尽快办理。" }
                 },
             )
             .into_response()

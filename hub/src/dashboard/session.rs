@@ -207,7 +207,7 @@ pub(crate) async fn gate(State(d): State<Dashboard>, request: Request, next: Nex
         Ok(credential) => {
             // A clerk's pages show in the tab bar how much waits; counting is a handful of
             // indexed counts, read on a reader thread beside any write.
-            let todo = if credential.role.allows(Role::Clerk) {
+            let todo = if credential.role.allows(Role::Clerk) && request.method() == Method::GET {
                 let (me, today) = (d.me, renda_node::calendar::today());
                 d.store
                     .read(move |s| super::workbench::todo::total(s, me, today))
@@ -268,6 +268,10 @@ async fn account_login(
 ) -> Result<Option<Credential>, renda_node::store::StoreError> {
     let lookup = name.clone();
     let account = d.store.read(move |s| s.account(&lookup)).await?;
+    // Each check takes argon2's 19 MiB and a core for a moment: a few at a time, whoever asks,
+    // so a burst of logins from many addresses queues instead of exhausting the machine.
+    static CHECKS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(2);
+    let _permit = CHECKS.acquire().await;
     let checked = tokio::task::spawn_blocking(move || match account {
         Some((credential, hash)) => {
             renda_node::access::verify_password(&password, &hash).then_some(credential)

@@ -209,6 +209,22 @@ impl StepContext {
     }
 }
 
+/// The English id of step `step` of a record of `kind`, as the forms name it.
+fn canonical_step(kind: renda_node::record::RecordKind, step: &str) -> Option<&'static str> {
+    use renda_node::record::RecordKind as K;
+    use renda_node::record::opinion::OpinionStep;
+    use renda_node::record::suggestion::SuggestionStep;
+    match kind {
+        K::Suggestion => SuggestionStep::parse("step", step).ok().map(|s| s.as_str()),
+        K::Opinion => OpinionStep::parse("step", step).ok().map(|s| s.as_str()),
+        _ => [
+            "grant", "merge", "status", "station", "leave", "join", "sign_in", "end", "decide",
+        ]
+        .into_iter()
+        .find(|s| *s == step),
+    }
+}
+
 /// A step parsed from its form: applied through the office operation to the record named.
 pub(crate) type StepWrite =
     Box<dyn FnOnce(&mut WriteTx<'_>, &str, &RecordId) -> Result<(), StoreError> + Send>;
@@ -417,8 +433,10 @@ pub(crate) async fn step(
     };
     match outcome {
         Ok(Applied::Done(_)) => {
-            tracing::info!(record = %id, step, by = %credential.name, "a step recorded on the workbench");
-            Ok(Redirect::to(&format!("/records/{id}?done={step}")).into_response())
+            // The step as parsed, never the path segment as typed, goes into the address.
+            let done = canonical_step(kind, &step).unwrap_or("step");
+            tracing::info!(record = %id, step = done, by = %credential.name, "a step recorded on the workbench");
+            Ok(Redirect::to(&format!("/records/{id}?done={done}")).into_response())
         }
         Ok(Applied::Again(_)) => {
             Ok(Redirect::to(&format!("/records/{id}?done=again")).into_response())
