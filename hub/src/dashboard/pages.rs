@@ -855,19 +855,9 @@ fn held_text((n, more): (u64, bool)) -> String {
 /// the next page starts after the last row shown.
 fn pager(path: &str, params: &Params, start: PageStart, rows: &[ListRow]) -> Markup {
     let at = |after: Option<String>| {
-        link(
-            path,
-            &[
-                ("region", params.region.clone()),
-                ("kind", params.kind.clone()),
-                ("status", params.status.clone()),
-                ("period", params.period.clone()),
-                ("activity_kind", params.activity_kind.clone()),
-                ("answer_class", params.answer_class.clone()),
-                ("overdue", params.overdue.clone()),
-                ("after", after),
-            ],
-        )
+        let mut query = filters(params);
+        query.push(("after", after));
+        link(path, &query)
     };
     let next = (rows.len() == PAGE_ROWS as usize)
         .then(|| rows.last().map(|r| r.id.to_string()))
@@ -1022,19 +1012,23 @@ pub(crate) async fn records(
 
 /// The page's own address with `format=xlsx`: its rows as a spreadsheet.
 fn xlsx_link(path: &str, params: &Params) -> String {
-    link(
-        path,
-        &[
-            ("region", params.region.clone()),
-            ("kind", params.kind.clone()),
-            ("status", params.status.clone()),
-            ("period", params.period.clone()),
-            ("activity_kind", params.activity_kind.clone()),
-            ("answer_class", params.answer_class.clone()),
-            ("overdue", params.overdue.clone()),
-            ("format", Some("xlsx".to_string())),
-        ],
-    )
+    let mut query = filters(params);
+    query.push(("format", Some("xlsx".to_string())));
+    link(path, &query)
+}
+
+/// A list's filters as query parameters, so a link to another page of it or to its export
+/// keeps them.
+fn filters(params: &Params) -> Vec<(&'static str, Option<String>)> {
+    vec![
+        ("region", params.region.clone()),
+        ("kind", params.kind.clone()),
+        ("status", params.status.clone()),
+        ("period", params.period.clone()),
+        ("activity_kind", params.activity_kind.clone()),
+        ("answer_class", params.answer_class.clone()),
+        ("overdue", params.overdue.clone()),
+    ]
 }
 
 fn activity_kind_label(id: &str) -> String {

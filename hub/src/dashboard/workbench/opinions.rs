@@ -15,7 +15,7 @@ use renda_node::store::{Store, StoreError, WriteTx};
 
 use super::records::{NewRecord, optional_id};
 use super::suggestions::delegate_options;
-use super::{Refused, StepContext, congress_label, step_form};
+use super::{Refused, StepContext, congress_label, shown_for, step_form};
 use crate::dashboard::forms::{Posted, Refusal, Shown, options};
 
 /// The forms of the steps this node may take on the opinion now.
@@ -44,16 +44,7 @@ pub(super) fn steps(
         .into_iter()
         .map(|step| {
             let name = step.as_str();
-            let (shown, open) = match refused {
-                Some(r) if r.step == name => (
-                    Shown {
-                        posted: Some(&r.posted),
-                        refusal: Some(&r.refusal),
-                    },
-                    true,
-                ),
-                _ => (Shown::default(), false),
-            };
+            let (shown, open) = shown_for(refused, name);
             let p = |field: &str| format!("{name}-{field}");
             let fields = match step {
                 OpinionStep::AnswerOnSpot => html! {

@@ -14,7 +14,7 @@ use renda_node::region::RegionCode;
 use renda_node::store::{ListQuery, Store, StoreError, WriteTx};
 
 use super::records::{NewRecord, ids};
-use super::{Refused, congress_label, congresses_above, step_form};
+use super::{Refused, congress_label, congresses_above, shown_for, step_form};
 use crate::dashboard::forms::{Posted, Refusal, Shown, options};
 
 /// Rows of units a 交办 form offers; rows left empty are ignored.
@@ -52,16 +52,7 @@ pub(super) fn steps(
         .into_iter()
         .map(|step| {
             let name = step.as_str();
-            let (shown, open) = match refused {
-                Some(r) if r.step == name => (
-                    Shown {
-                        posted: Some(&r.posted),
-                        refusal: Some(&r.refusal),
-                    },
-                    true,
-                ),
-                _ => (Shown::default(), false),
-            };
+            let (shown, open) = shown_for(refused, name);
             let p = |field: &str| format!("{name}-{field}");
             let fields = match step {
                 SuggestionStep::Screen => html! {
