@@ -536,6 +536,52 @@ async fn every_record_kinds_steps_go_through_their_forms() {
         .unwrap();
     assert_eq!(members, 2);
 
+    // An activity held today with nobody signed in waits in 待办 until someone signs in.
+    let activity = town
+        .write(move |tx| {
+            office::add_activity(
+                tx,
+                "clerk",
+                office::ActivityDraft {
+                    activity: renda_node::record::activity::Activity {
+                        kind: renda_node::record::activity::ActivityKind::GroupMeeting,
+                        date: renda_node::calendar::today(),
+                        topic: "小组活动".into(),
+                        organiser: "第一小组".into(),
+                        group: Some(group),
+                        venue: None,
+                        participants: Default::default(),
+                        constituents_received: 0,
+                        outcome: String::new(),
+                    },
+                    participants: Vec::new(),
+                },
+            )
+        })
+        .await
+        .unwrap()
+        .id;
+    let unattended = |body: &str| body.contains("data-metric=\"todo.unattended\">1<");
+    let r = request(web, "GET", "/todo", &[("Authorization", &clerk)], "").await;
+    assert!(unattended(&r.body), "{}", r.body);
+    let r = post_step(
+        web,
+        &town,
+        &clerk,
+        activity,
+        "sign_in",
+        &format!("delegate={kept}"),
+    )
+    .await;
+    assert_eq!(r.status, 303, "{}", r.body);
+    let r = request(web, "GET", "/todo", &[("Authorization", &clerk)], "").await;
+    assert!(!unattended(&r.body), "{}", r.body);
+    assert!(
+        r.body.contains("data-metric=\"todo.unattended\">0<"),
+        "{}",
+        r.body
+    );
+
     // A duty rule in force is ended from its page.
     let rule = town
         .call(|s| {

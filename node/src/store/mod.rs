@@ -356,10 +356,10 @@ fn list_filter(q: &ListQuery, paged: bool) -> (String, Vec<Box<dyn rusqlite::ToS
         args.push(Box::new(until.to_string()));
     }
     if let Some(day) = &q.unattended_by {
-        // A township's activities are a few hundred a year, so reading the count from the
-        // summary costs less than a column would be worth.
+        // An activity's people are the delegates who signed in (`Projection::people`).
         sql.push_str(
-            " AND +r.kind = 'activity' AND r.occurred_on <= ? AND json_extract(r.summary, '$.sign_ins') = 0",
+            " AND +r.kind = 'activity' AND r.occurred_on <= ?
+              AND NOT EXISTS (SELECT 1 FROM record_people p WHERE p.record_id = r.id)",
         );
         args.push(Box::new(day.to_string()));
     }
