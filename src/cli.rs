@@ -143,8 +143,9 @@ pub enum CredentialCmd {
         /// Who uses it, e.g. 代表工委 张三.
         #[arg(long)]
         name: String,
-        /// viewer (查看): read pages and queries; clerk (办理): also record steps such as
-        /// 重点督办; admin (管理): also the audit log.
+        /// viewer (查看): read pages and queries; clerk (办理): also work on the dashboard's
+        /// workbench (every office operation, imports); admin (管理): also accounts and the
+        /// audit log.
         #[arg(long, value_parser = role)]
         role: renda_node::access::Role,
         /// Make a personal account for the dashboard instead: read its password from the first

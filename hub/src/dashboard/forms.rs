@@ -300,6 +300,13 @@ impl<'a> Shown<'a> {
     }
 }
 
+/// `options` after a first choice of nothing (an empty value) labelled `none`.
+pub(crate) fn with_none(none: &str, options: &[(String, String)]) -> Vec<(String, String)> {
+    let mut out = vec![(String::new(), none.to_string())];
+    out.extend(options.iter().cloned());
+    out
+}
+
 /// `(value, label)` options of a labelled enum, by its English ids.
 pub(crate) fn options<T: Copy>(
     all: &[T],

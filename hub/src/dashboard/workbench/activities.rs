@@ -16,7 +16,7 @@ use super::people::venue_options;
 use super::records::{NewRecord, ids, optional_id, optional_number};
 use super::suggestions::delegate_options;
 use super::{Refused, StepContext, StepWrite, guarded_step};
-use crate::dashboard::forms::{Posted, Refusal, Shown, options};
+use crate::dashboard::forms::{Posted, Refusal, Shown, options, with_none};
 
 pub(crate) struct ActivityChoices {
     delegates: Vec<(String, String)>,
@@ -24,12 +24,6 @@ pub(crate) struct ActivityChoices {
     groups: Vec<(String, String)>,
     /// The node's own name, the organiser unless changed.
     organiser: String,
-}
-
-fn with_none(none: &str, options: &[(String, String)]) -> Vec<(String, String)> {
-    let mut out = vec![(String::new(), none.to_string())];
-    out.extend(options.iter().cloned());
-    out
 }
 
 /// 登记活动: an activity held or planned, with the delegates present.

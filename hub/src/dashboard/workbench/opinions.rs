@@ -16,7 +16,7 @@ use renda_node::store::{Store, StoreError, WriteTx};
 use super::records::{NewRecord, optional_id};
 use super::suggestions::delegate_options;
 use super::{Refused, StepContext, congress_label, shown_for, step_form};
-use crate::dashboard::forms::{Posted, Refusal, Shown, options};
+use crate::dashboard::forms::{Posted, Refusal, Shown, options, with_none};
 
 /// The forms of the steps this node may take on the opinion now.
 pub(super) fn steps(
@@ -137,8 +137,7 @@ impl NewRecord for NewOpinion {
         me: RegionCode,
         today: NaiveDate,
     ) -> Markup {
-        let mut receivers = vec![(String::new(), "（无）".to_string())];
-        receivers.extend(delegates.iter().cloned());
+        let receivers = with_none("（无）", delegates);
         html! {
             (shown.select("source", "source", "来源",
                 &options(OpinionSource::ALL, OpinionSource::as_str, OpinionSource::label), "reception"))

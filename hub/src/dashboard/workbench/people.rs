@@ -17,7 +17,7 @@ use renda_node::store::{ListQuery, Store, StoreError, WriteTx};
 use super::records::{NewRecord, ids, optional_id, optional_number};
 use super::suggestions::delegate_options;
 use super::{Refused, StepContext, StepWrite, guarded_step};
-use crate::dashboard::forms::{Posted, Refusal, Shown, options};
+use crate::dashboard::forms::{Posted, Refusal, Shown, options, with_none};
 
 /// Venues held here in this node's subtree, by name.
 pub(crate) fn venue_options(
@@ -35,12 +35,6 @@ pub(crate) fn venue_options(
         .collect();
     out.sort_by(|a, b| a.1.cmp(&b.1));
     Ok(out)
-}
-
-fn with_none(none: &str, options: &[(String, String)]) -> Vec<(String, String)> {
-    let mut out = vec![(String::new(), none.to_string())];
-    out.extend(options.iter().cloned());
-    out
 }
 
 /// A seat as a form describes it: term, constituency, stations.

@@ -19,7 +19,7 @@ use renda_node::store::{Store, StoreError, WriteTx};
 use super::records::{NewRecord, ids, optional_id, optional_number};
 use super::suggestions::delegate_options;
 use super::{Refused, StepContext, StepWrite, guarded_step};
-use crate::dashboard::forms::{Posted, Refusal, Shown, options};
+use crate::dashboard::forms::{Posted, Refusal, Shown, options, with_none};
 
 /// 设定履职要求: a duty rule of this congress.
 pub(crate) struct NewQuotaRule(QuotaRuleDraft);
@@ -36,8 +36,10 @@ impl NewRecord for NewQuotaRule {
     }
 
     fn fields(shown: &Shown<'_>, _: &(), _: RegionCode, today: NaiveDate) -> Markup {
-        let mut kinds = vec![(String::new(), "（全部小组）".to_string())];
-        kinds.extend(options(GroupKind::ALL, GroupKind::as_str, GroupKind::label));
+        let kinds = with_none(
+            "（全部小组）",
+            &options(GroupKind::ALL, GroupKind::as_str, GroupKind::label),
+        );
         html! {
             (shown.select("subject", "subject", "对象", &options(QuotaSubject::ALL, QuotaSubject::as_str, QuotaSubject::label), "group"))
             (shown.select("group_kind", "group_kind", "小组类型", &kinds, ""))
@@ -101,14 +103,15 @@ impl NewRecord for NewMotion {
         _: RegionCode,
         today: NaiveDate,
     ) -> Markup {
-        let mut leads = vec![(String::new(), "（由机关提出时不选）".to_string())];
-        leads.extend(delegates.iter().cloned());
-        let mut bodies = vec![(String::new(), "（由代表联名提出时不选）".to_string())];
-        bodies.extend(options(
-            ProposingBody::ALL,
-            ProposingBody::as_str,
-            ProposingBody::label,
-        ));
+        let leads = with_none("（由机关提出时不选）", delegates);
+        let bodies = with_none(
+            "（由代表联名提出时不选）",
+            &options(
+                ProposingBody::ALL,
+                ProposingBody::as_str,
+                ProposingBody::label,
+            ),
+        );
         html! {
             (shown.text("title", "title", "案由", true))
             (shown.textarea("body", "body", "案据和方案", true))

@@ -15,7 +15,7 @@ use renda_node::store::{ListQuery, Store, StoreError, WriteTx};
 
 use super::records::{NewRecord, ids};
 use super::{Refused, congress_label, congresses_above, shown_for, step_form};
-use crate::dashboard::forms::{Posted, Refusal, Shown, options};
+use crate::dashboard::forms::{Posted, Refusal, Shown, options, with_none};
 
 /// Rows of units a 交办 form offers; rows left empty are ignored.
 const UNIT_ROWS: usize = 5;
@@ -294,8 +294,7 @@ impl NewRecord for NewSuggestion {
     }
 
     fn fields(shown: &Shown<'_>, choices: &Choices, me: RegionCode, today: NaiveDate) -> Markup {
-        let mut leads = vec![(String::new(), "（请选择）".to_string())];
-        leads.extend(choices.delegates.iter().cloned());
+        let leads = with_none("（请选择）", &choices.delegates);
         html! {
             (shown.text("title", "title", "标题", true))
             (shown.textarea("body", "body", "内容", true))
