@@ -341,6 +341,27 @@ mod tests {
     }
 
     #[test]
+    fn a_refused_form_keeps_the_version_it_was_rendered_from_and_never_sends_a_password_back() {
+        let posted = Posted::parse(b"seen=7&password=secret-password&name=x").unwrap();
+        let shown = Shown {
+            posted: Some(&posted),
+            refusal: None,
+        };
+        let guards = shown.guards(Some(9)).into_string();
+        assert!(guards.contains("name=\"seen\" value=\"7\""), "{guards}");
+        let input = shown
+            .input("p", "password", "密码", "password", "", true)
+            .into_string();
+        assert!(!input.contains("secret-password"), "{input}");
+        assert!(
+            shown
+                .text("n", "name", "名", true)
+                .into_string()
+                .contains("value=\"x\"")
+        );
+    }
+
+    #[test]
     fn a_refused_form_keeps_its_key_and_a_new_one_draws_a_fresh_key() {
         let fresh = Shown::default().guards(Some(7)).into_string();
         assert!(fresh.contains("name=\"seen\" value=\"7\""), "{fresh}");

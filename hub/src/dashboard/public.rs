@@ -716,6 +716,32 @@ mod tests {
     }
 
     #[test]
+    fn an_ipv4_phone_on_a_dual_stack_listener_is_its_own_address() {
+        let a: IpAddr = "::ffff:192.0.2.1".parse().unwrap();
+        let b: IpAddr = "::ffff:192.0.2.2".parse().unwrap();
+        assert_ne!(address_key(a), address_key(b));
+        assert_eq!(address_key(a), address_key("192.0.2.1".parse().unwrap()));
+        let (x, y): (IpAddr, IpAddr) = (
+            "2001:db8::1".parse().unwrap(),
+            "2001:db8::2".parse().unwrap(),
+        );
+        assert_eq!(address_key(x), address_key(y), "one IPv6 host is its /64");
+    }
+
+    #[test]
+    fn only_counted_attempts_stop_a_key() {
+        let attempts = Attempts::default();
+        for _ in 0..3 {
+            assert!(attempts.check("k", 3).is_ok(), "checking counts nothing");
+        }
+        for _ in 0..3 {
+            attempts.count("k");
+        }
+        assert!(attempts.check("k", 3).is_err());
+        assert!(attempts.check("other", 3).is_ok());
+    }
+
+    #[test]
     fn names_show_their_first_and_last_characters() {
         assert_eq!(masked("张建华"), "张*华");
         assert_eq!(masked("张华"), "张*");

@@ -475,3 +475,31 @@ pub(crate) fn created(applied: Applied) -> Response {
         Applied::Again(None) | Applied::Moved => Redirect::to("/todo").into_response(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::canonical_step;
+    use renda_node::record::RecordKind;
+
+    #[test]
+    fn a_step_goes_into_an_address_only_as_its_english_id() {
+        assert_eq!(
+            canonical_step(RecordKind::Suggestion, "交办"),
+            Some("assign")
+        );
+        assert_eq!(
+            canonical_step(RecordKind::Suggestion, " close\n"),
+            Some("close")
+        );
+        assert_eq!(
+            canonical_step(RecordKind::Opinion, "pass_on"),
+            Some("pass_on")
+        );
+        assert_eq!(
+            canonical_step(RecordKind::Mandate, "station"),
+            Some("station")
+        );
+        assert_eq!(canonical_step(RecordKind::Mandate, "station\n"), None);
+        assert_eq!(canonical_step(RecordKind::Opinion, "assign"), None);
+    }
+}
