@@ -5,8 +5,10 @@
 
 use std::path::{Path, PathBuf};
 
+use renda_node::record::replay::Compared;
 use renda_node::sync::untrusted::{
-    load_document, receive_link_message, sample_batch_message, sample_document,
+    load_document, receive_link_message, replay_against_automerge, sample_batch_message,
+    sample_document,
 };
 
 fn fuzz_dir() -> PathBuf {
@@ -61,6 +63,24 @@ fn the_document_corpus_and_crashers_load_without_panicking() {
     });
 }
 
+/// The differential target: every committed input forges a history, and wherever the replay
+/// accepts it automerge agrees (a disagreement panics). Some inputs must get that far, or the
+/// corpus would test nothing.
+#[test]
+fn the_replay_corpus_agrees_with_automerge() {
+    let agreed = std::cell::Cell::new(0);
+    replay("replay", |b| {
+        if let Compared::Agreed(_) = replay_against_automerge(b) {
+            agreed.set(agreed.get() + 1);
+        }
+    });
+    assert!(
+        agreed.get() >= 10,
+        "only {} inputs replayed to the end",
+        agreed.get()
+    );
+}
+
 #[test]
 fn the_seeds_are_real_messages() {
     // At least one committed input of each target is a message a node accepts, so the fuzzer
@@ -97,5 +117,24 @@ fn write_seeds() {
     let document = dir.join("document/seed-notice-document");
     if !document.exists() {
         std::fs::write(document, sample_document()).unwrap();
+    }
+    // Programs for the replay target from a fixed generator, half of them honest (first byte's
+    // high bit): the fuzzer mutates from there.
+    let replay = dir.join("replay");
+    std::fs::create_dir_all(&replay).unwrap();
+    let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+    let mut next = || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    for n in 0..48 {
+        let len = 8 + (next() % 120) as usize;
+        let mut program: Vec<u8> = (0..len).map(|_| next() as u8).collect();
+        if n % 2 == 0 {
+            program[0] |= 0x80;
+        }
+        std::fs::write(replay.join(format!("seed-{n:02}")), program).unwrap();
     }
 }

@@ -1112,14 +1112,7 @@ fn mandates_of(
 
 /// A short hash of a record's heads: equal exactly when two replicas hold the same changes.
 pub(crate) fn heads_hash(heads: &[automerge::ChangeHash]) -> Vec<u8> {
-    use sha2::{Digest, Sha256};
-    let mut sorted: Vec<&automerge::ChangeHash> = heads.iter().collect();
-    sorted.sort();
-    let mut hasher = Sha256::new();
-    for h in sorted {
-        hasher.update(h.as_ref());
-    }
-    hasher.finalize()[..16].to_vec()
+    crate::record::doc::heads_hash(heads)
 }
 
 /// Loads a record's document: its last full save followed by the changes stored after it, which

@@ -309,10 +309,11 @@ enum ApplyJob {
 
 type Prepared = (Vec<PreparedRecord>, usize, usize);
 
-/// Inflates and decodes a received batch, then merges its records ([`PreparedRecord`]) on every
-/// core of the blocking pool, whose threads (and their allocator caches) outlive the batch.
-/// Each record is merged onto what the store holds of it; the store thread, which writes the
-/// batch later, merges again only a record that changed in between.
+/// Inflates and decodes a received batch, reads what the store holds of its records, and merges
+/// each record once ([`PreparedRecord`]) on every core of the blocking pool, whose threads (and
+/// their allocator caches) outlive the batch. The held states are read on a reader thread, so
+/// the read never waits behind the batch before this one being written; the store thread
+/// merges again only a record a write reached in between.
 async fn prepare_batch(
     store: StoreHandle,
     ctx: MergeContext,
@@ -325,49 +326,25 @@ async fn prepare_batch(
         tokio::task::spawn_blocking(move || open_batch(records, deflated))
             .await
             .map_err(failed)??;
-    // Which records the store holds is read while the batch is merged as if it held none: in a
-    // first sync it holds none, and the read may wait behind the store's current write.
     let started = std::time::Instant::now();
     let ids: Vec<RecordId> = records.iter().map(|r| r.header.id).collect();
-    let stored = async {
-        let stored = store.call(move |s| s.stored_states(&ids)).await;
-        (stored, started.elapsed())
-    };
-    let fresh = async {
-        let fresh = on_workers(records, move |r| PreparedRecord::new(r, &ctx)).await;
-        (fresh, started.elapsed())
-    };
-    let ((stored, read_in), (fresh, fresh_in)) = tokio::join!(stored, fresh);
-    let mut prepared: Vec<Option<PreparedRecord>> =
-        fresh.map_err(failed)?.into_iter().map(Some).collect();
-    let held: Vec<(PreparedRecord, StoredState)> = stored?
-        .into_iter()
-        .enumerate()
-        .filter_map(|(i, state)| {
-            let state = state?;
-            Some((prepared[i].take()?, state))
-        })
-        .collect();
-    if !held.is_empty() {
-        let rebased = on_workers(held, move |(mut record, state)| {
-            record.rebase(&state, &ctx);
-            record
-        })
-        .await
-        .map_err(failed)?;
-        let mut rebased = rebased.into_iter();
-        for slot in prepared.iter_mut().filter(|slot| slot.is_none()) {
-            *slot = rebased.next();
-        }
-    }
+    let stored = store.read(move |s| s.stored_states(&ids)).await?;
+    let read_in = started.elapsed();
+    let prepared = on_workers(
+        records.into_iter().zip(stored).collect(),
+        move |(record, stored): (IncomingRecord, Option<StoredState>)| {
+            PreparedRecord::new(record, stored.as_ref(), &ctx)
+        },
+    )
+    .await
+    .map_err(failed)?;
     debug!(
         records = prepared.len(),
         stored_read_ms = read_in.as_secs_f64() * 1e3,
-        merged_as_new_ms = fresh_in.as_secs_f64() * 1e3,
         prepared_ms = started.elapsed().as_secs_f64() * 1e3,
         "prepared batch"
     );
-    Ok((prepared.into_iter().flatten().collect(), changes, bytes))
+    Ok((prepared, changes, bytes))
 }
 
 /// Maps `items` through `f` on the blocking pool, one chunk per core, keeping their order.
@@ -1201,7 +1178,7 @@ mod hostile_input {
         #[test]
         fn mangled_changes_never_panic(edits in proptest::collection::vec((any::<usize>(), any::<u8>()), 1..8)) {
             let change = mangle(real_change(), &edits);
-            let _ = PreparedRecord::new(OutgoingRecord { header: header(), changes: vec![change] }, &untrusted::sample_context());
+            let _ = PreparedRecord::new(OutgoingRecord { header: header(), changes: vec![change] }, None, &untrusted::sample_context());
         }
 
         #[test]

@@ -27,9 +27,21 @@ pub fn receive_link_message(bytes: &[u8]) -> usize {
     let count = records.len();
     let ctx = sample_context();
     for record in records {
-        let _ = PreparedRecord::new(record, &ctx);
+        let _ = PreparedRecord::new(record, None, &ctx);
     }
     count
+}
+
+/// Forges a history of raw changes from `bytes` (`record::replay::forge`) and holds a replay
+/// of it to automerge (`record::replay::compare_with_automerge`), as the `replay` fuzz target
+/// does. Panics when they disagree: that is a bug in the replay, and the fuzzer's finding.
+pub fn replay_against_automerge(bytes: &[u8]) -> crate::record::replay::Compared {
+    use crate::record::replay::{compare_with_automerge, forge};
+    let forged = forge::history(bytes);
+    match compare_with_automerge(&forged.held, &forged.incoming) {
+        Ok(compared) => compared,
+        Err(disagreement) => panic!("the replay disagrees with automerge: {disagreement}"),
+    }
 }
 
 /// A county receiving from one of its townships, as the fuzz targets merge.

@@ -59,7 +59,10 @@ pub enum DocError {
 /// Runs automerge on untrusted input, turning a panic inside it into [`DocError::Malformed`].
 /// The closures only touch documents the caller throws away on error, so nothing half-updated
 /// survives a caught panic.
-fn guarded<T>(what: &str, f: impl FnOnce() -> Result<T, DocError>) -> Result<T, DocError> {
+pub(crate) fn guarded<T>(
+    what: &str,
+    f: impl FnOnce() -> Result<T, DocError>,
+) -> Result<T, DocError> {
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or_else(|panic| {
         let detail = panic
             .downcast_ref::<&str>()
@@ -381,6 +384,19 @@ impl RecordDoc {
             Ok(DecodedChange { change, ops })
         })
     }
+}
+
+/// A short hash of a record's heads: equal exactly when two replicas hold the same changes. The
+/// store keeps it as a column; a merge checks a replay of the held changes against it.
+pub fn heads_hash(heads: &[ChangeHash]) -> Vec<u8> {
+    use sha2::{Digest, Sha256};
+    let mut sorted: Vec<&ChangeHash> = heads.iter().collect();
+    sorted.sort();
+    let mut hasher = Sha256::new();
+    for h in sorted {
+        hasher.update(h.as_ref());
+    }
+    hasher.finalize()[..16].to_vec()
 }
 
 pub(crate) fn decode_header(

@@ -59,6 +59,7 @@ pub mod doc;
 pub mod event;
 pub mod group;
 pub mod mandate;
+pub mod merge;
 pub mod motion;
 pub mod notice;
 pub mod opinion;

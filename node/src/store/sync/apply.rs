@@ -134,7 +134,7 @@ impl WriteTx<'_> {
         Ok(())
     }
 
-    pub(super) fn merge_context(&self, peer: &RegionCode, policy: &RoutePolicy) -> MergeContext {
+    fn merge_context(&self, peer: &RegionCode, policy: &RoutePolicy) -> MergeContext {
         MergeContext {
             me: self.node.region,
             peer: *peer,
@@ -152,10 +152,11 @@ impl WriteTx<'_> {
         policy: &RoutePolicy,
     ) -> Result<ApplyOutcome, StoreError> {
         let ctx = self.merge_context(peer, policy);
-        let prepared = records
-            .into_iter()
-            .map(|r| PreparedRecord::new(r, &ctx))
-            .collect();
+        let mut prepared = Vec::with_capacity(records.len());
+        for record in records {
+            let stored = stored_state(&self.tx, &record.header.id.to_string(), true)?;
+            prepared.push(PreparedRecord::new(record, stored.as_ref(), &ctx));
+        }
         self.apply_prepared(peer, up_to_seq, prepared, policy)
     }
 
@@ -262,7 +263,9 @@ impl WriteTx<'_> {
             .query_row([&id], |r| Ok((r.get(0)?, r.get(1)?)))
             .optional()?;
         let merge = match prepared.merged {
-            Some((base, merge)) if base == current.map(|(seq, _)| seq) => merge,
+            (base, merge) if base == current.map(|(seq, _)| seq) => merge,
+            // A write landed on the record since it was merged: merge again, onto what the
+            // store holds now.
             _ => match prepared.changes {
                 Err(rejection) => Merge::Refused(rejection),
                 Ok(changes) => {
@@ -270,7 +273,12 @@ impl WriteTx<'_> {
                         Some(_) => stored_state(&self.tx, &id, true)?,
                         None => None,
                     };
-                    merge(ctx, &prepared.header, &changes, stored.as_ref())
+                    crate::record::merge::merge(
+                        ctx,
+                        &prepared.header,
+                        &changes,
+                        stored.as_ref().map(|s| &s.held),
+                    )
                 }
             },
         };

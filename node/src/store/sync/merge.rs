@@ -1,82 +1,35 @@
-//! Merging a peer's changes onto what the store holds, and the checks they must pass first.
+//! A peer's records made ready for the store: decoded, and merged once by the model's pure merge
+//! (`record::merge`) onto the record as the store holds it.
 
 use super::*;
 
-/// Who is merging a peer's changes and from whom: everything a merge needs that is neither in
-/// the record nor in the store, so that a merge can run on any thread.
-#[derive(Clone, Copy, Debug)]
-pub struct MergeContext {
-    /// This node's region.
-    pub me: RegionCode,
-    /// The peer the changes came from.
-    pub peer: RegionCode,
-    pub policy: RoutePolicy,
-}
+pub use crate::record::merge::{Merge, MergeContext, Merged, Stored};
 
-impl MergeContext {
-    pub(super) fn sender(&self) -> Sender {
-        if self.peer.parent() == Some(self.me) {
-            Sender::Child(self.peer)
-        } else {
-            Sender::Parent(self.peer)
-        }
-    }
-}
-
-/// A record as the store held it when a batch was prepared: what a merge off the store thread
-/// starts from, and the mark by which the store tells at write time whether it still holds.
+/// A record as the store held it when a batch was prepared: the bytes a merge starts from, and
+/// the mark by which the store tells at write time whether it still holds.
 #[derive(Debug)]
 pub struct StoredState {
     /// `records.last_seq`: every write that changes a record stores a change and so moves it,
     /// so the same value means the same document.
     pub(super) last_seq: i64,
-    /// The last full save (empty until the first compaction) and the position in the change
-    /// sequence it covers.
-    pub(super) saved: Vec<u8>,
-    pub(super) doc_seq: i64,
-    /// `records.heads_hash`, which a replay of the change rows must reproduce before it is
-    /// trusted to stand for the stored document.
-    pub(super) heads_hash: Option<Vec<u8>>,
-    /// The record's change rows by sequence: all of them when read for a merge, which replays
-    /// them, or only those after the save when read to load the document.
-    pub(super) changes: Vec<(i64, Vec<u8>)>,
-    /// `records.addressed_to`: the congress a suggestion was addressed to, as the model derived
-    /// it from the stored document.
-    pub(super) addressed_to: Option<String>,
-    /// `records.group_id`: for a suggestion, the group it was made in the name of.
-    pub(super) group_id: Option<String>,
+    pub(super) held: Stored,
 }
 
 impl StoredState {
     /// The last full save followed by the changes stored after it, which automerge loads as one
     /// byte string.
     pub fn doc_bytes(&self) -> Vec<u8> {
-        let tail = self.changes.iter().filter(|(seq, _)| *seq > self.doc_seq);
-        let mut bytes = Vec::with_capacity(
-            self.saved.len() + tail.clone().map(|(_, c)| c.len()).sum::<usize>(),
-        );
-        bytes.extend_from_slice(&self.saved);
-        for (_, change) in tail {
-            bytes.extend_from_slice(change);
-        }
-        bytes
-    }
-
-    /// Every stored change, decoded for a replay.
-    pub(super) fn decoded(&self) -> Result<Vec<DecodedChange>, DocError> {
-        self.changes
-            .iter()
-            .map(|(_, bytes)| RecordDoc::decode_change_ops(bytes))
-            .collect()
+        self.held.doc_bytes()
     }
 }
 
-/// A peer's record made ready for the store without the store: its changes decoded and merged
-/// onto the record as the store held it when the batch arrived (onto nothing, for a record new
-/// here, which is every record of a first sync). Merging is most of the work of applying a
-/// batch and none of it touches SQLite, so a link merges a batch on every core while the store
-/// thread writes the batch before it. The store uses the merge only if the record is still as
-/// it was merged onto; otherwise it merges again itself.
+/// A peer's record decoded and merged off the store thread, onto the record as the store held
+/// it when the batch was prepared (onto nothing, for a record new here, which is every record
+/// of a first sync). Merging is most of the work of applying a batch and none of it touches
+/// SQLite, so a link merges a batch on every core while the store thread writes the batch
+/// before it. The store keeps the merge if the record is still as it was merged onto, which it
+/// is unless a write landed on the record in between (the batch before this one carrying the
+/// same record, or a clerk's write); only then does the store merge that record again.
 pub struct PreparedRecord {
     pub(super) header: Header,
     /// Encoded size of the changes, for the link statistics.
@@ -84,488 +37,36 @@ pub struct PreparedRecord {
     /// The decoded changes, or the rule the record broke while decoding them.
     pub(super) changes: Result<Vec<DecodedChange>, Rejection>,
     /// The merge, and the `last_seq` of the state it was done onto (`None`: the record was
-    /// absent). `None` until merged.
-    pub(super) merged: Option<(Option<i64>, Merge)>,
-}
-
-/// What merging one record's incoming changes came to.
-pub(crate) enum Merge {
-    /// The changes break a rule; none of them is stored.
-    Refused(Rejection),
-    /// Nothing new to store: every change was held already, or none could be applied yet.
-    /// `complete` is false while some wait for changes the sender has not sent.
-    Unchanged { complete: bool },
-    /// New changes, boxed: a merged record is large beside a refusal.
-    Changed(Box<Merged>),
-}
-
-/// New changes to a record, the record and heads they make, and whether any change still waits
-/// for one the sender has not sent.
-pub(crate) struct Merged {
-    /// The merged document, when automerge merged it; `None` when a replay did, and then the
-    /// store loads it only to compact the record's stored tail.
-    pub(super) doc: Option<RecordDoc>,
-    pub(super) heads: Vec<ChangeHash>,
-    pub(super) record: Record,
-    pub(super) applied: Vec<Change>,
-    pub(super) complete: bool,
-    /// The changes are a publication that replaces the stored history instead of adding to it.
-    pub(super) replaces: bool,
+    /// absent).
+    pub(super) merged: (Option<i64>, Merge),
 }
 
 impl PreparedRecord {
-    /// Decodes a peer's record and merges it onto nothing, which is right if this node does
-    /// not hold the record; [`PreparedRecord::rebase`] merges it onto a stored state instead.
-    pub fn new(incoming: IncomingRecord, ctx: &MergeContext) -> PreparedRecord {
+    /// Decodes a peer's record and merges it onto `stored` (`None`: this node does not hold it).
+    pub fn new(
+        incoming: IncomingRecord,
+        stored: Option<&StoredState>,
+        ctx: &MergeContext,
+    ) -> PreparedRecord {
         let bytes = incoming.changes.iter().map(Vec::len).sum();
-        let changes: Result<Vec<DecodedChange>, Rejection> = incoming
-            .changes
-            .iter()
-            .map(|b| {
-                RecordDoc::decode_change_ops(b)
-                    .map_err(|e| Rejection::new("decode.change", e.to_string()))
-            })
-            .collect();
-        let mut prepared = PreparedRecord {
+        let changes = crate::record::merge::decode_changes(&incoming.changes);
+        let merged = match &changes {
+            Ok(changes) => {
+                crate::record::merge::merge(ctx, &incoming.header, changes, stored.map(|s| &s.held))
+            }
+            Err(rejection) => Merge::Refused(rejection.clone()),
+        };
+        PreparedRecord {
             header: incoming.header,
             bytes,
             changes,
-            merged: None,
-        };
-        prepared.merge_onto(None, ctx);
-        prepared
+            merged: (stored.map(|s| s.last_seq), merged),
+        }
     }
 
     pub fn id(&self) -> RecordId {
         self.header.id
     }
-
-    /// Merges again, onto the record as the store held it.
-    pub fn rebase(&mut self, stored: &StoredState, ctx: &MergeContext) {
-        self.merge_onto(Some(stored), ctx);
-    }
-
-    pub(super) fn merge_onto(&mut self, stored: Option<&StoredState>, ctx: &MergeContext) {
-        let merge = match &self.changes {
-            Ok(changes) => merge(ctx, &self.header, changes, stored),
-            Err(rejection) => Merge::Refused(rejection.clone()),
-        };
-        self.merged = Some((stored.map(|s| s.last_seq), merge));
-    }
-}
-
-/// The actor of documents a node only merges into: merging writes no operation, and the store
-/// reloads a document with the node's own actor before the node writes to it.
-pub(super) fn merging_actor() -> ActorId {
-    ActorId::from([0u8; 16])
-}
-
-/// What the checks need of a record as this node held it before a peer's changes.
-#[derive(Default)]
-pub(super) struct Before {
-    /// The whole record, for the kinds whose checks compare it ([`needs_before`]).
-    pub(super) record: Option<Record>,
-    /// A workflow record's event texts.
-    pub(super) events: Option<Vec<String>>,
-    /// A suggestion's addressed congress, as written.
-    pub(super) addressed: Option<String>,
-    /// The group a suggestion was made in the name of, as written.
-    pub(super) group: Option<String>,
-}
-
-impl Before {
-    pub(super) fn held(&self) -> Held<'_> {
-        match (&self.record, &self.events) {
-            (Some(record), _) => Held::Record(record),
-            (None, Some(events)) => Held::Workflow {
-                events,
-                addressed_to: self.addressed.as_deref(),
-                group: self.group.as_deref(),
-            },
-            (None, None) => Held::Unread,
-        }
-    }
-}
-
-/// A merge before the checks, however it was computed.
-pub(super) struct Candidate {
-    pub(super) doc: Option<RecordDoc>,
-    pub(super) heads: Vec<ChangeHash>,
-    pub(super) record: Record,
-    pub(super) after_events: Vec<String>,
-    pub(super) applied: Vec<Change>,
-    pub(super) complete: bool,
-    /// `None`: the record is new here, or a publication replaces what was held.
-    pub(super) before: Option<Before>,
-    /// A publication: the changes replace the stored history (see [`publication`]).
-    pub(super) replaces: bool,
-}
-
-/// A workflow record's event texts read from its root, as [`RecordDoc::event_texts`] reads them
-/// from the document: an entry that is not text reads as an empty string.
-pub(super) fn event_texts_of(root: &serde_json::Map<String, serde_json::Value>) -> Vec<String> {
-    match root.get("events") {
-        Some(serde_json::Value::Array(items)) => items
-            .iter()
-            .map(|item| item.as_str().unwrap_or_default().to_string())
-            .collect(),
-        _ => Vec::new(),
-    }
-}
-
-/// Whether automerge, given `changes` for a record it does not hold, would apply none of them
-/// and keep them all queued without an error: none can start a document (each depends on
-/// another), and none repeats another's actor and sequence number or carries an author footer,
-/// which automerge refuses. This is every update to a record a receiver holds, merged as if
-/// new while the store reads what it holds.
-pub(super) fn all_queued(changes: &[DecodedChange]) -> bool {
-    let mut seqs = std::collections::HashSet::new();
-    let mut hashes = std::collections::HashSet::new();
-    changes.iter().all(|c| {
-        let change = &c.change;
-        !change.deps().is_empty()
-            && change.author().is_none()
-            && (!hashes.insert(change.hash()) || seqs.insert((change.actor_id(), change.seq())))
-    })
-}
-
-/// Merges by replaying the stored changes and the peer's (`record::replay`), without automerge.
-/// `Ok(None)`: nothing to store, every change held already or none applicable yet. [`Declined`]
-/// when the history is one only automerge may judge, or when anything fails to read: automerge
-/// then merges, and reports.
-pub(super) fn replayed(
-    declared: &Header,
-    changes: &[DecodedChange],
-    stored: Option<&StoredState>,
-) -> Result<Result<Candidate, Merge>, Declined> {
-    let unreadable = |_| Declined("the replayed document does not read");
-    let kind = declared.kind;
-    let mut replay = Replay::new();
-    let mut header_before = None;
-    let before = match stored {
-        None if all_queued(changes) => return Ok(Err(Merge::Unchanged { complete: false })),
-        None => None,
-        // A long history loads faster from its last save than it replays change by change
-        // (a save follows every `MAX_DOC_TAIL` changes).
-        Some(state) if state.changes.len() > 2 * crate::store::MAX_DOC_TAIL as usize => {
-            return Err(Declined("a long history loads faster from its save"));
-        }
-        Some(state) => {
-            let held = state
-                .decoded()
-                .map_err(|_| Declined("a stored change does not decode"))?;
-            replay.apply(&held)?;
-            if state.heads_hash.as_deref()
-                != Some(crate::store::heads_hash(&replay.heads()).as_slice())
-            {
-                return Err(Declined("the stored changes do not make the stored heads"));
-            }
-            let root = replay.root_json().map_err(unreadable)?;
-            header_before = root.get("header").cloned();
-            let mut before = Before::default();
-            if kind.has_workflow() {
-                before.events = Some(event_texts_of(&root));
-            }
-            if kind == RecordKind::Suggestion {
-                before.addressed = state.addressed_to.clone();
-                before.group = state.group_id.clone();
-            }
-            if needs_before(kind) {
-                before.record = Some(Record::from_root(root).map_err(unreadable)?);
-            }
-            Some(before)
-        }
-    };
-    let applied = replay.apply(changes)?;
-    if applied.is_empty() {
-        return match stored {
-            Some(_) => Ok(Err(Merge::Unchanged { complete: true })),
-            None => Err(Declined("a new record with no changes")),
-        };
-    }
-    let root = replay.root_json().map_err(unreadable)?;
-    // The header is written once. A change to it is automerge's to refuse
-    // (`DocError::HeaderChanged`), with the rule the sender is told.
-    if stored.is_some() && root.get("header") != header_before.as_ref() {
-        return Err(Declined("a change rewrites the header"));
-    }
-    let after_events = if kind.has_workflow() {
-        event_texts_of(&root)
-    } else {
-        Vec::new()
-    };
-    let record = Record::from_root(root).map_err(unreadable)?;
-    Ok(Ok(Candidate {
-        doc: None,
-        heads: replay.heads(),
-        record,
-        after_events,
-        applied: applied.iter().map(|&i| changes[i].change.clone()).collect(),
-        complete: true,
-        before,
-        replaces: false,
-    }))
-}
-
-/// Merges with automerge: loads the stored document, reads what the checks need of it, and
-/// applies the peer's changes. `Err` is the merge's outcome without a candidate: a refusal, or
-/// nothing new.
-pub(super) fn merged_by_automerge(
-    declared: &Header,
-    changes: &[DecodedChange],
-    stored: Option<&StoredState>,
-) -> Result<Candidate, Merge> {
-    let kind = declared.kind;
-    let incoming: Vec<Change> = changes.iter().map(|c| c.change.clone()).collect();
-    let hashes: Vec<_> = incoming.iter().map(|c| c.hash()).collect();
-    // A damaged local copy refuses the peer's changes to that record instead of failing the
-    // whole link: every other record still syncs.
-    let damaged = |e: &dyn std::fmt::Display| {
-        Merge::Refused(Rejection::new(
-            "store.damaged_local_copy",
-            format!("本节点保存的记录 {} 已损坏，无法合并：{e}", declared.id),
-        ))
-    };
-    let apply_failed = |e: DocError| Merge::Refused(Rejection::new("decode.apply", e.to_string()));
-    let unreadable = |e: DocError| Merge::Refused(Rejection::new("decode.record", e.to_string()));
-    let (doc, applied, before) = match stored {
-        // Nothing applies to a record this node has never seen when its first changes are
-        // missing: it stays absent until the sender resends its whole history.
-        None => {
-            let mut doc = RecordDoc::empty(&merging_actor());
-            let applied = doc.apply_changes(incoming).map_err(apply_failed)?;
-            if doc.heads().is_empty() {
-                return Err(Merge::Unchanged { complete: false });
-            }
-            (doc, applied, None)
-        }
-        Some(state) => {
-            let mut doc =
-                RecordDoc::load(&state.doc_bytes(), &merging_actor()).map_err(|e| damaged(&e))?;
-            let mut before = Before::default();
-            if needs_before(kind) {
-                before.record = Some(Record::from_doc(&doc).map_err(|e| damaged(&e))?);
-            }
-            if kind.has_workflow() {
-                before.events = Some(doc.event_texts().map_err(|e| damaged(&e))?);
-            }
-            if kind == RecordKind::Suggestion {
-                before.addressed = state.addressed_to.clone();
-                before.group = state.group_id.clone();
-            }
-            let applied = doc.apply_changes(incoming).map_err(apply_failed)?;
-            if applied.is_empty() {
-                return Err(Merge::Unchanged {
-                    complete: hashes.iter().all(|h| doc.has_change(h)),
-                });
-            }
-            (doc, applied, Some(before))
-        }
-    };
-    let record = Record::from_doc(&doc).map_err(unreadable)?;
-    let after_events = if kind.has_workflow() {
-        doc.event_texts().map_err(unreadable)?
-    } else {
-        Vec::new()
-    };
-    // A change whose dependencies are missing waits outside the document: the record is
-    // incomplete until the sender resends its full history.
-    let complete = hashes.iter().all(|h| doc.has_change(h));
-    Ok(Candidate {
-        heads: doc.heads(),
-        doc: Some(doc),
-        record,
-        after_events,
-        applied,
-        complete,
-        before,
-        replaces: false,
-    })
-}
-
-/// A rollup arrives as a publication: one change that depends on nothing, is the whole
-/// document, and carries a generation of at least 1 (`WriteTx::publish_rollup`). A holder keeps
-/// the newest publication ([`Rollup::supersedes`], then the larger change hash) and drops the
-/// others instead of merging them, so every holder's copy stays one change long however often
-/// the numbers move, and a child's new rollup replaces its previous one whatever order they
-/// arrive in. A publication replaces only a rollup held under the same header. `None`: the
-/// changes are not a publication (a rollup written before publications, sent as its history,
-/// whose first change also stands alone but has generation 0) and merge as any record's do,
-/// unless a publication is held: such history is older than any publication, and is dropped.
-pub(super) fn publication(
-    changes: &[DecodedChange],
-    stored: Option<&StoredState>,
-) -> Option<Result<Candidate, Merge>> {
-    let refused =
-        |rule: &str, reason: String| Some(Err(Merge::Refused(Rejection::new(rule, reason))));
-    let held = |state: &StoredState| -> Result<(RecordDoc, Record), DocError> {
-        let doc = RecordDoc::load(&state.doc_bytes(), &merging_actor())?;
-        let record = Record::from_doc(&doc)?;
-        Ok((doc, record))
-    };
-    let published = |record: &Record| match &record.body {
-        Body::Rollup(rollup) if rollup.generation > 0 => Some(rollup.generation),
-        _ => None,
-    };
-    let incoming = match changes {
-        [only] if only.change.deps().is_empty() => {
-            let mut doc = RecordDoc::empty(&merging_actor());
-            match doc.apply_changes(vec![only.change.clone()]) {
-                Ok(applied) => Record::from_doc(&doc)
-                    .ok()
-                    .filter(|record| published(record).is_some())
-                    .map(|record| (doc, record, applied)),
-                Err(_) => None,
-            }
-        }
-        _ => None,
-    };
-    let Some((doc, record, applied)) = incoming else {
-        // Not a publication: history older than any publication held, or one to merge.
-        return match stored.map(held) {
-            Some(Ok((_, record))) if published(&record).is_some() => {
-                Some(Err(Merge::Unchanged { complete: true }))
-            }
-            _ => None,
-        };
-    };
-    if let Some(state) = stored {
-        let (held_doc, held_record) = match held(state) {
-            Ok(held) => held,
-            Err(e) => {
-                return refused(
-                    "store.damaged_local_copy",
-                    format!(
-                        "本节点保存的记录 {} 已损坏，无法合并：{e}",
-                        record.header.id
-                    ),
-                );
-            }
-        };
-        let Body::Rollup(current) = &held_record.body else {
-            return refused(
-                "header.mismatch",
-                format!(
-                    "记录 {} 在本节点不是汇总记录，不能以汇总替换",
-                    record.header.id
-                ),
-            );
-        };
-        if held_record.header != record.header {
-            return refused(
-                "header.mismatch",
-                format!("记录 {} 的文档头与本节点保存的不符", record.header.id),
-            );
-        }
-        if applied.iter().all(|c| held_doc.has_change(&c.hash())) {
-            return Some(Err(Merge::Unchanged { complete: true }));
-        }
-        let Body::Rollup(new) = &record.body else {
-            return None;
-        };
-        let newer = new.supersedes(current).unwrap_or_else(|| {
-            let hash = applied.first().map(|c| c.hash());
-            held_doc
-                .heads()
-                .iter()
-                .all(|h| hash.is_some_and(|hash| hash.as_ref() > h.as_ref()))
-        });
-        if !newer {
-            return Some(Err(Merge::Unchanged { complete: true }));
-        }
-    }
-    Some(Ok(Candidate {
-        heads: doc.heads(),
-        doc: Some(doc),
-        record,
-        after_events: Vec::new(),
-        applied,
-        complete: true,
-        before: None,
-        replaces: true,
-    }))
-}
-
-/// Merges a peer's changes to one record onto the stored state (`None`: the record is new
-/// here), and checks the result against every rule that does not need the store: the sender's
-/// subtree, the header, routing and authority. Pure: it runs on any thread. The merge is a
-/// replay of the changes where the history allows one, automerge's otherwise; the checks are
-/// the same either way.
-pub(super) fn merge(
-    ctx: &MergeContext,
-    declared: &Header,
-    changes: &[DecodedChange],
-    stored: Option<&StoredState>,
-) -> Merge {
-    let sender = ctx.sender();
-    let peer = ctx.peer;
-    // A child may only send records homed in its own subtree.
-    if matches!(sender, Sender::Child(_)) && !declared.home.is_within(&peer) {
-        return Merge::Refused(Rejection::new(
-            "authority.child_subtree",
-            format!(
-                "{peer} 不能写入记录 {}：它属于 {}，不在 {peer} 的辖区内",
-                declared.id, declared.home
-            ),
-        ));
-    }
-    let published = match declared.kind {
-        RecordKind::Rollup => publication(changes, stored),
-        _ => None,
-    };
-    let candidate = match published {
-        Some(Ok(candidate)) => candidate,
-        Some(Err(merge)) => return merge,
-        None => match replayed(declared, changes, stored) {
-            Ok(Ok(candidate)) => candidate,
-            Ok(Err(merge)) => return merge,
-            Err(_) => match merged_by_automerge(declared, changes, stored) {
-                Ok(candidate) => candidate,
-                Err(merge) => return merge,
-            },
-        },
-    };
-    let Candidate {
-        doc,
-        heads,
-        record,
-        after_events,
-        applied,
-        complete,
-        before,
-        replaces,
-    } = candidate;
-    if record.header != *declared {
-        return Merge::Refused(Rejection::new(
-            "header.mismatch",
-            format!("记录 {} 的文档头与声明的不符", declared.id),
-        ));
-    }
-    let hints = RouteHints::of(&record);
-    if !holds(&ctx.me, &record.header, &hints, &ctx.policy) {
-        return Merge::Refused(Rejection::new(
-            "route.outside",
-            format!("记录 {} 不应发往本节点 {}", declared.id, ctx.me),
-        ));
-    }
-    let held = before.as_ref().map_or(Held::Nothing, Before::held);
-    if let Err(rejection) = check_incoming(
-        sender,
-        held,
-        &record,
-        &after_events,
-        applied.iter().map(|c| c.actor_id()),
-    ) {
-        return Merge::Refused(rejection);
-    }
-    Merge::Changed(Box::new(Merged {
-        doc,
-        heads,
-        record,
-        applied,
-        complete,
-        replaces,
-    }))
 }
 
 impl Store {
@@ -579,8 +80,8 @@ impl Store {
 }
 
 /// A record's stored save, change rows and `last_seq`, or `None` if the record is absent. With
-/// `all_changes`, every change row; otherwise only those after the save, which is all that
-/// loading the document needs.
+/// `all_changes`, every change row (a merge replays them); otherwise only those after the save,
+/// which is all that loading the document needs.
 pub(in crate::store) fn stored_state(
     conn: &rusqlite::Connection,
     id: &str,
@@ -591,18 +92,23 @@ pub(in crate::store) fn stored_state(
             "SELECT doc, doc_seq, last_seq, heads_hash, addressed_to, group_id FROM records WHERE id = ?1",
         )?
         .query_row([id], |r| {
-            Ok(StoredState {
-                saved: r.get(0)?,
-                doc_seq: r.get(1)?,
-                last_seq: r.get(2)?,
-                heads_hash: r.get(3)?,
-                changes: Vec::new(),
-                addressed_to: r.get(4)?,
-                group_id: r.get(5)?,
-            })
+            Ok((
+                r.get::<_, i64>(1)?,
+                StoredState {
+                    last_seq: r.get(2)?,
+                    held: Stored {
+                        saved: r.get(0)?,
+                        changes: Vec::new(),
+                        saved_covers: 0,
+                        heads_hash: r.get(3)?,
+                        addressed_to: r.get(4)?,
+                        group_id: r.get(5)?,
+                    },
+                },
+            ))
         })
         .optional()?;
-    let Some(mut state) = row else {
+    let Some((doc_seq, mut state)) = row else {
         return Ok(None);
     };
     // Every change after the save, whatever the row's counters say: the change table is the
@@ -610,9 +116,11 @@ pub(in crate::store) fn stored_state(
     let mut stmt = conn.prepare_cached(
         "SELECT seq, bytes FROM changes WHERE record_id = ?1 AND seq > ?2 ORDER BY seq",
     )?;
-    let from = if all_changes { 0 } else { state.doc_seq };
-    state.changes = stmt
-        .query_map(params![id, from], |r| Ok((r.get(0)?, r.get(1)?)))?
+    let from = if all_changes { 0 } else { doc_seq };
+    let rows = stmt
+        .query_map(params![id, from], |r| Ok((r.get::<_, i64>(0)?, r.get(1)?)))?
         .collect::<Result<Vec<(i64, Vec<u8>)>, _>>()?;
+    state.held.saved_covers = rows.iter().filter(|(seq, _)| *seq <= doc_seq).count();
+    state.held.changes = rows.into_iter().map(|(_, bytes)| bytes).collect();
     Ok(Some(state))
 }

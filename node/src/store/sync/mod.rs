@@ -35,12 +35,10 @@ use rusqlite::{OptionalExtension, params};
 use serde::Serialize;
 
 use super::{History, Prior, Store, StoreError, WriteTx};
-use automerge::{ActorId, Change, ChangeHash};
 
-use crate::record::authority::{Held, Sender, check_incoming, needs_before};
 use crate::record::event::Rejection;
-use crate::record::replay::{Declined, DecodedChange, Replay};
-use crate::record::{Author, Body, DocError, Header, Record, RecordDoc, RecordId, RecordKind};
+use crate::record::replay::DecodedChange;
+use crate::record::{Author, DocError, Header, RecordId, RecordKind};
 use crate::region::RegionCode;
 use crate::route::{RouteHints, RoutePolicy, holds};
 
