@@ -14,6 +14,7 @@
 
 pub mod claims;
 pub mod client;
+pub mod link;
 pub mod untrusted;
 
 use std::time::Duration;
@@ -22,7 +23,9 @@ use renda_proto::PROTOCOL_VERSION;
 use renda_proto::v1::{self, LinkMessage, link_message::Body};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, warn};
+use tracing::debug;
+
+use link::{Action, Applied, ApplyJob, Event, Link, LinkSettings};
 
 use crate::record::{Author, Header, RecordId, RecordKind};
 use crate::region::RegionCode;
@@ -275,35 +278,23 @@ fn open_batch(
     Ok((out, changes, bytes))
 }
 
-/// The slowest line a link is expected to run over (a township's, 64 KiB/s): a batch in flight
-/// gets this long per byte, beyond the timeout, before its acknowledgement is overdue.
-const SLOWEST_LINK_BYTES_PER_SEC: usize = 64 * 1024;
-
-/// How many batches a sender keeps unacknowledged. Two let the receiver prepare one batch while
-/// its store writes the other; more would only queue.
-const WINDOW: usize = 2;
+/// A batch being prepared (inflated, decoded, merged) for the applying task, with the permit
+/// of [`LinkConfig::prepared`] it holds until written.
+struct PreparedJob {
+    batch_id: u64,
+    up_to: Option<Checkpoint>,
+    prepared: tokio::task::JoinHandle<Result<Prepared, SyncError>>,
+    permit: tokio::sync::OwnedSemaphorePermit,
+}
 
 /// Work for the task that applies a peer's messages in the order they came.
-enum ApplyJob {
-    Batch {
-        batch_id: u64,
-        /// The peer's checkpoint this batch brings us to; `None` for resent records.
-        up_to: Option<Checkpoint>,
-        /// The records, being inflated and prepared since the batch arrived, with the number of
-        /// changes and their bytes.
-        prepared: tokio::task::JoinHandle<Result<Prepared, SyncError>>,
-        /// Held until the batch is written.
-        permit: tokio::sync::OwnedSemaphorePermit,
-    },
-    /// The peer is caught up to `seq`. `epoch` and `counts` come from when it arrived: whether
-    /// it still said the peer was done once everything before it was applied.
+enum Job {
+    Batch(PreparedJob),
     CaughtUp {
         seq: Checkpoint,
         epoch: u64,
         counts: bool,
     },
-    /// The peer asked to resync: forget how far we applied its sequence, in order with the
-    /// batches around it, so that its resent batches move the checkpoint up from the start.
     ForgetReceived,
 }
 
@@ -379,34 +370,25 @@ where
     Ok(out)
 }
 
-/// What the applying task reports back to the link loop.
-enum Applied {
-    Batch { changes: usize, bytes: usize },
-    CaughtUp { epoch: u64, counts: bool },
-    Forgotten,
-}
-
-/// Applies a peer's batches and checkpoints in arrival order and acknowledges each batch once
-/// it is durably stored. It runs beside the link loop so that the next batch can arrive and be
-/// prepared while the store writes this one.
+/// Applies a peer's batches and checkpoints in arrival order and reports each once it is
+/// durably stored; the link then acknowledges it. It runs beside the link so that the next
+/// batch can arrive and be prepared while the store writes this one.
 async fn apply_in_order(
     store: StoreHandle,
     peer: RegionCode,
     policy: RoutePolicy,
-    mut jobs: mpsc::Receiver<ApplyJob>,
+    mut jobs: mpsc::Receiver<Job>,
     done: mpsc::UnboundedSender<Result<Applied, SyncError>>,
-    outbound: mpsc::Sender<LinkMessage>,
-    wire_out: std::sync::Arc<std::sync::atomic::AtomicUsize>,
 ) {
     while let Some(job) = jobs.recv().await {
         let result = async {
             match job {
-                ApplyJob::Batch {
+                Job::Batch(PreparedJob {
                     batch_id,
                     up_to,
                     prepared,
                     permit,
-                } => {
+                }) => {
                     let (prepared, changes, bytes) = prepared.await.map_err(|e| {
                         SyncError::Protocol(format!("preparing batch {batch_id} failed: {e}"))
                     })??;
@@ -429,37 +411,21 @@ async fn apply_in_order(
                         "applied batch"
                     );
                     drop(permit);
-                    for r in &outcome.rejected {
-                        warn!(%peer, record = %r.record, rule = %r.rule, reason = %r.reason, "refused a record from the peer");
-                    }
-                    let ack = message(Body::Ack(v1::BatchAck {
+                    Ok(Applied::Batch {
                         batch_id,
                         up_to_seq,
-                        missing: outcome.missing.iter().map(|id| id.to_string()).collect(),
-                        rejected: outcome
-                            .rejected
-                            .iter()
-                            .map(|r| v1::Rejected {
-                                record: r.record.clone(),
-                                rule: r.rule.clone(),
-                                reason: r.reason.clone(),
-                            })
-                            .collect(),
-                    }));
-                    wire_out.fetch_add(
-                        prost::Message::encoded_len(&ack),
-                        std::sync::atomic::Ordering::Relaxed,
-                    );
-                    outbound.send(ack).await.map_err(|_| SyncError::Closed)?;
-                    Ok(Applied::Batch { changes, bytes })
+                        outcome,
+                        changes,
+                        bytes,
+                    })
                 }
-                ApplyJob::CaughtUp { seq, epoch, counts } => {
+                Job::CaughtUp { seq, epoch, counts } => {
                     store
                         .write(move |tx| tx.apply_incoming(&peer, Some(seq), Vec::new(), &policy))
                         .await?;
                     Ok(Applied::CaughtUp { epoch, counts })
                 }
-                ApplyJob::ForgetReceived => {
+                Job::ForgetReceived => {
                     store.write(move |tx| tx.forget_received(&peer)).await?;
                     Ok(Applied::Forgotten)
                 }
@@ -473,21 +439,10 @@ async fn apply_in_order(
     }
 }
 
-/// A batch sent and not yet acknowledged.
-struct InFlight {
-    batch_id: u64,
-    /// Where the peer's checkpoint stands once it acknowledges; `None` for resent records,
-    /// which do not move it.
-    up_to_seq: Option<i64>,
-    records: usize,
-    changes: usize,
-    bytes: usize,
-}
-
-/// Runs a link after the `Hello`s. `peer_claim` is how far the peer's `Hello` said it has
-/// applied this node's sequence; it is checked against this node's history before anything is
-/// sent ([`claims::judge_received`]).
-#[allow(clippy::too_many_arguments)]
+/// Runs a link after the `Hello`s: the thin adapter that carries out a [`Link`]'s actions
+/// against the store and the stream and feeds it what happens. `peer_claim` is how far the
+/// peer's `Hello` said it has applied this node's sequence; it is checked against this node's
+/// history before anything is sent ([`claims::judge_received`]).
 pub async fn run_link<S>(
     store: StoreHandle,
     peer: RegionCode,
@@ -500,55 +455,6 @@ pub async fn run_link<S>(
 where
     S: InboundStream,
 {
-    let mut report = LinkReport::default();
-    // When the peer last sent anything; while a reply is due, silence past the timeout drops
-    // the link (the connection may have stopped forwarding without closing).
-    let mut last_heard = tokio::time::Instant::now();
-    // When a reply last became due: idle time before it does not count against the peer.
-    let mut due_since = last_heard;
-    let mut was_due = false;
-    // Whether the peer asked to resync on this link: once is all an honest peer needs.
-    let mut peer_resynced = false;
-    let mut cursor = 0;
-    // Where the next batch starts: after the last batch sent, acknowledged or not.
-    let mut next_from = 0;
-    let mut next_batch_id: u64 = 1;
-    let mut in_flight: std::collections::VecDeque<InFlight> = std::collections::VecDeque::new();
-    let mut resend: Vec<RecordId> = Vec::new();
-    let mut resent: std::collections::HashSet<RecordId> = std::collections::HashSet::new();
-    let mut caught_up_sent: Option<i64> = None;
-    let mut local_done = false;
-    let mut remote_done = false;
-    // Bumped by every message after which the peer is not done; a CaughtUp counts only if no
-    // such message came after it by the time it is applied.
-    let mut remote_epoch: u64 = 0;
-    let mut written = store.subscribe();
-    // Whether changes that came from the peer are left out of what we send it: always, unless
-    // the peer lost them in a restore and asked for everything back.
-    let mut skip_peer_origin = true;
-    // Set while our Resync request is unanswered: a CaughtUp from before the answer is stale.
-    let mut awaiting_resync = false;
-    let wire_out = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let (jobs, jobs_rx) = mpsc::channel::<ApplyJob>(WINDOW + 2);
-    let (done_tx, mut done) = mpsc::unbounded_channel();
-    let applier = tokio::spawn(apply_in_order(
-        store.clone(),
-        peer,
-        config.policy,
-        jobs_rx,
-        done_tx,
-        outbound.clone(),
-        wire_out.clone(),
-    ));
-    let send = |msg: LinkMessage| {
-        wire_out.fetch_add(
-            prost::Message::encoded_len(&msg),
-            std::sync::atomic::Ordering::Relaxed,
-        );
-        let outbound = outbound.clone();
-        async move { outbound.send(msg).await.map_err(|_| SyncError::Closed) }
-    };
-
     // The peer's checkpoint of our sequence is checked against our history before we act on
     // it. We may have been restored from a backup (`renda restore` marks it), or from a copy of
     // our files (the peer then claims a position past our last, or names another change there
@@ -568,404 +474,242 @@ where
             };
             let start =
                 claims::judge_received(&claim, last, held.as_deref(), s.needs_resync(&peer)?);
-            Ok((start.map(|start| (start, last)), s.identity().region))
+            Ok((start, s.identity().region))
         })
         .await?;
-    let (start, last) = start?;
+    let start = start?;
     let merging = MergeContext {
         me,
         peer,
         policy: config.policy,
     };
-    let resyncing = match start {
-        claims::Start::Resume(from) => {
-            cursor = from;
-            next_from = from;
-            false
-        }
-        claims::Start::Resync(reason) => {
-            warn!(%peer, claimed = peer_claim.seq, last_seq = last, %reason, "resending everything and asking the peer to resync");
-            if reason != claims::ResyncReason::Restored {
-                // Owed until a round completes after the peer's resend: if this link breaks
-                // first, the peer has already forgotten its checkpoint and would claim nothing
-                // wrong next time, but our lost writes would still be only at the peer.
-                store.write(move |tx| tx.owe_resync(&peer)).await?;
-            }
-            send(message(Body::Resync(v1::Resync { ack: false }))).await?;
-            awaiting_resync = true;
-            true
-        }
+    let settings = LinkSettings {
+        peer,
+        mode,
+        repair: config.repair,
+        timeout: config.timeout,
     };
-
-    // Repair: both sides send a digest of the records they should share; each then lists its
-    // records in the buckets that differ, and each resends the records the other lacks or holds
-    // at other heads. `DigestDone` says the sender has queued those resends.
-    let mut awaiting_entries = false;
-    let mut awaiting_peer_done = false;
-    let mut differing: Vec<bool> = Vec::new();
-    if config.repair {
-        let policy = config.policy;
-        let buckets = store.call(move |s| s.digest(&peer, &policy)).await?;
-        send(message(Body::Digest(v1::Digest { buckets }))).await?;
-        awaiting_entries = true;
-        awaiting_peer_done = true;
-    }
-
+    let (mut link, opening) = Link::new(settings, start, std::time::Instant::now());
+    let mut wire_out = 0usize;
+    let mut wire_in = 0usize;
+    let (jobs, jobs_rx) = mpsc::channel::<Job>(link::WINDOW + 2);
+    let (done_tx, mut done) = mpsc::unbounded_channel();
+    let applier = tokio::spawn(apply_in_order(
+        store.clone(),
+        peer,
+        config.policy,
+        jobs_rx,
+        done_tx,
+    ));
+    let mut written = store.subscribe();
+    let mut queue: std::collections::VecDeque<Action> = opening.into();
+    let policy = config.policy;
     loop {
-        if in_flight.len() < WINDOW && !local_done {
-            if !resend.is_empty() {
-                // A record is resent whole at most once per link: an honest peer is complete
-                // after one full history, and a peer that keeps asking must not keep the link
-                // busy. Records it may not hold are filtered out by `full_records`.
-                let ids: Vec<RecordId> = std::mem::take(&mut resend)
-                    .into_iter()
-                    .filter(|id| resent.insert(*id))
-                    .collect();
-                let policy = config.policy;
-                let records = store
-                    .call(move |s| s.full_records(&peer, &ids, &policy))
-                    .await?;
-                if records.is_empty() {
-                    continue;
+        while let Some(action) = queue.pop_front() {
+            let now = std::time::Instant::now;
+            let next = match action {
+                Action::Send(body) => {
+                    let msg = message(body);
+                    wire_out += prost::Message::encoded_len(&msg);
+                    outbound.send(msg).await.map_err(|_| SyncError::Closed)?;
+                    None
                 }
-                let changes = records.iter().map(|r| r.changes.len()).sum();
-                let bytes = records.iter().flat_map(|r| &r.changes).map(Vec::len).sum();
-                let count = records.len();
-                send(build_batch_message(next_batch_id, Checkpoint::default(), records).await?)
-                    .await?;
-                in_flight.push_back(InFlight {
-                    batch_id: next_batch_id,
-                    up_to_seq: None,
-                    records: count,
+                Action::SendBatch {
+                    batch_id,
+                    up_to,
+                    records,
+                } => {
+                    let msg = build_batch_message(batch_id, up_to, records).await?;
+                    wire_out += prost::Message::encoded_len(&msg);
+                    outbound.send(msg).await.map_err(|_| SyncError::Closed)?;
+                    None
+                }
+                Action::ReadOutgoing {
+                    from,
+                    skip_peer_origin,
+                } => {
+                    let max = config.max_batch_bytes;
+                    let reading = std::time::Instant::now();
+                    let batch = store
+                        .call(move |s| s.outgoing_from(&peer, from, max, &policy, skip_peer_origin))
+                        .await?;
+                    debug!(%peer, elapsed_ms = reading.elapsed().as_millis() as u64, "read outgoing batch");
+                    Some(Event::Outgoing(batch))
+                }
+                Action::ReadFullRecords { ids } => {
+                    let records = store
+                        .call(move |s| s.full_records(&peer, &ids, &policy))
+                        .await?;
+                    Some(Event::FullRecords(records))
+                }
+                Action::ReadDigest { purpose } => {
+                    let ours = store.call(move |s| s.digest(&peer, &policy)).await?;
+                    Some(Event::Digest { ours, purpose })
+                }
+                Action::ReadDigestEntries { marked, purpose } => {
+                    let ours = store
+                        .call(move |s| s.digest_entries(&peer, &policy, &marked))
+                        .await?;
+                    Some(Event::DigestEntries { ours, purpose })
+                }
+                Action::Apply(job) => {
+                    let job = match job {
+                        ApplyJob::Batch {
+                            batch_id,
+                            up_to,
+                            records,
+                            deflated,
+                        } => {
+                            // The semaphore is never closed, so acquiring only waits.
+                            let permit = config
+                                .prepared
+                                .clone()
+                                .acquire_owned()
+                                .await
+                                .map_err(|_| SyncError::Closed)?;
+                            let prepared = tokio::spawn(prepare_batch(
+                                store.clone(),
+                                merging,
+                                records,
+                                deflated,
+                            ));
+                            Job::Batch(PreparedJob {
+                                batch_id,
+                                up_to,
+                                prepared,
+                                permit,
+                            })
+                        }
+                        ApplyJob::CaughtUp { seq, epoch, counts } => {
+                            Job::CaughtUp { seq, epoch, counts }
+                        }
+                        ApplyJob::ForgetReceived => Job::ForgetReceived,
+                    };
+                    jobs.send(job).await.map_err(|_| SyncError::Closed)?;
+                    None
+                }
+                Action::OweResync => {
+                    store.write(move |tx| tx.owe_resync(&peer)).await?;
+                    None
+                }
+                Action::RecordAcked {
+                    acked,
+                    records,
                     changes,
                     bytes,
-                });
-                next_batch_id += 1;
-            } else {
-                let (policy, max) = (config.policy, config.max_batch_bytes);
-                let skip = skip_peer_origin;
-                let reading = std::time::Instant::now();
-                let from = next_from;
-                let batch = store
-                    .call(move |s| s.outgoing_from(&peer, from, max, &policy, skip))
-                    .await?;
-                debug!(%peer, elapsed_ms = reading.elapsed().as_millis() as u64, "read outgoing batch");
-                if batch.changes == 0 && !in_flight.is_empty() {
-                    // Nothing more to send; say so once the batches in flight are acknowledged.
-                } else if batch.changes == 0 {
-                    cursor = batch.up_to_seq;
-                    next_from = cursor;
-                    if caught_up_sent != Some(cursor) {
-                        send(message(Body::CaughtUp(v1::CaughtUp {
-                            seq: cursor,
-                            hash: batch.up_to_hash,
-                        })))
+                    confirmed,
+                } => {
+                    store
+                        .write(move |tx| {
+                            tx.record_acked(&peer, acked, records, changes, bytes)?;
+                            match confirmed {
+                                Some(seq) => tx.record_confirmed(&peer, seq),
+                                None => Ok(()),
+                            }
+                        })
                         .await?;
-                        caught_up_sent = Some(cursor);
-                        // Everything up to the cursor is acknowledged or not the peer's to hold.
-                        let seq = cursor;
-                        store
-                            .write(move |tx| tx.record_acked(&peer, seq, 0, 0, 0))
-                            .await?;
-                    }
-                    local_done = true;
-                } else {
-                    debug!(%peer, changes = batch.changes, bytes = batch.bytes, up_to = batch.up_to_seq, "sending batch");
-                    let count = batch.records.len();
-                    let up_to = Checkpoint {
-                        seq: batch.up_to_seq,
-                        hash: batch.up_to_hash,
-                    };
-                    send(build_batch_message(next_batch_id, up_to, batch.records).await?).await?;
-                    next_from = batch.up_to_seq;
-                    in_flight.push_back(InFlight {
-                        batch_id: next_batch_id,
-                        up_to_seq: Some(batch.up_to_seq),
-                        records: count,
-                        changes: batch.changes,
-                        bytes: batch.bytes,
-                    });
-                    next_batch_id += 1;
+                    None
                 }
+                Action::RecordRefusedByPeer(refused) => {
+                    store
+                        .write(move |tx| tx.record_refused_by_peer(&peer, &refused))
+                        .await?;
+                    None
+                }
+                Action::RecordRound { resynced } => {
+                    store
+                        .write(move |tx| {
+                            tx.record_link_success(&peer)?;
+                            if resynced {
+                                tx.mark_resynced(&peer)?;
+                            }
+                            Ok(())
+                        })
+                        .await?;
+                    None
+                }
+                Action::Finish { result, drain } => {
+                    // Close our half of the stream and let what is queued be applied. A drain
+                    // (shutdown) acknowledges what the applying task finishes, within
+                    // `DRAIN_TIMEOUT`; a finished round has nothing left to acknowledge.
+                    drop(jobs);
+                    if drain {
+                        let acknowledge = async {
+                            while let Some(Ok(applied)) = done.recv().await {
+                                let Ok(actions) =
+                                    link.handle(Event::Applied(applied), std::time::Instant::now())
+                                else {
+                                    break;
+                                };
+                                for action in actions {
+                                    if let Action::Send(body) = action {
+                                        let msg = message(body);
+                                        wire_out += prost::Message::encoded_len(&msg);
+                                        let _ = outbound.send(msg).await;
+                                    }
+                                }
+                            }
+                        };
+                        let _ = tokio::time::timeout(DRAIN_TIMEOUT, acknowledge).await;
+                    } else if result.is_ok() {
+                        let _ = applier.await;
+                    }
+                    let mut report = link.report().clone();
+                    report.wire_bytes_sent = wire_out;
+                    report.wire_bytes_received = wire_in;
+                    drop(outbound);
+                    if result.is_ok() && mode == Mode::Once {
+                        let drain =
+                            async { while let Ok(Some(_)) = inbound.next_message().await {} };
+                        let _ = tokio::time::timeout(Duration::from_secs(5), drain).await;
+                    }
+                    return result.map(|()| report);
+                }
+            };
+            if let Some(event) = next {
+                queue.extend(link.handle(event, now())?);
             }
         }
-        if mode == Mode::Once
-            && local_done
-            && remote_done
-            && in_flight.is_empty()
-            && !awaiting_entries
-            && !awaiting_peer_done
-        {
-            record_round(&store, peer, resyncing && !awaiting_resync).await?;
-            // Close our half of the stream and let the peer close its half, so the link ends
-            // cleanly rather than being reset. The applying task holds a sender too: it ends
-            // once its queue is closed, and everything it was given is applied by now.
-            drop(jobs);
-            let _ = applier.await;
-            drop(outbound);
-            report.wire_bytes_sent = wire_out.load(std::sync::atomic::Ordering::Relaxed);
-            let drain = async { while let Ok(Some(_)) = inbound.next_message().await {} };
-            let _ = tokio::time::timeout(Duration::from_secs(5), drain).await;
-            return Ok(report);
+        queue.extend(link.poll(std::time::Instant::now()));
+        if !queue.is_empty() {
+            continue;
         }
-        let reply_due = !in_flight.is_empty()
-            || awaiting_resync
-            || awaiting_entries
-            || awaiting_peer_done
-            || (mode == Mode::Once && !remote_done);
-        if reply_due && !was_due {
-            due_since = tokio::time::Instant::now();
-        }
-        was_due = reply_due;
-        // A peer that is alive answers keepalive pings within a third of the timeout; this is
-        // for one that is alive but does not answer. It gets twice the timeout, and time to
-        // take in the bytes in flight at a slow township line's pace.
-        let in_flight_bytes: usize = in_flight.iter().map(|f| f.bytes).sum();
-        let reply_by = last_heard.max(due_since)
-            + config.timeout * 2
-            + Duration::from_secs((in_flight_bytes / SLOWEST_LINK_BYTES_PER_SEC) as u64);
-        tokio::select! {
-                    // Shutting down goes first, then messages that are waiting: a link that
-                    // was busy with its store is not stalled because the peer's answer is
-                    // already here.
-                    biased;
-                    () = config.shutdown.cancelled() => {
-                        // What was received is applied and acknowledged, so the peer need not
-                        // send it again; messages not yet taken in are left to the next link.
-                        debug!(%peer, "the node is shutting down; draining the link");
-                        drop(jobs);
-                        let _ = tokio::time::timeout(DRAIN_TIMEOUT, applier).await;
-                        report.wire_bytes_sent = wire_out.load(std::sync::atomic::Ordering::Relaxed);
-                        // A live link ends as it would when the peer goes; a round that was
-                        // to finish both ways did not.
-                        return match mode {
-                            Mode::Live => Ok(report),
-                            Mode::Once => Err(SyncError::Closed),
-                        };
-                    }
-                    msg = inbound.next_message() => {
-                        last_heard = tokio::time::Instant::now();
-                        let Some(msg) = msg? else {
-                            report.wire_bytes_sent = wire_out.load(std::sync::atomic::Ordering::Relaxed);
-                            return if mode == Mode::Live { Ok(report) } else { Err(SyncError::Closed) };
-                        };
-                        report.wire_bytes_received += prost::Message::encoded_len(&msg);
-                        match open(msg)? {
-                            Body::Batch(batch) => {
-                                remote_done = false;
-                                remote_epoch += 1;
-                                // A batch of resent records (position 0) moves no checkpoint.
-                                let up_to = match batch.up_to_seq {
-                                    0 => None,
-                                    seq => Some(claims::check_peer_checkpoint("batch.up_to_seq", seq, &batch.up_to_hash)?),
-                                };
-                                // The semaphore is never closed, so acquiring only waits.
-                                let permit = config.prepared.clone().acquire_owned().await.map_err(|_| SyncError::Closed)?;
-                                let prepared = tokio::spawn(prepare_batch(store.clone(), merging, batch.records, batch.deflated_records));
-                                jobs.send(ApplyJob::Batch { batch_id: batch.batch_id, up_to, prepared, permit })
-                                    .await
-                                    .map_err(|_| SyncError::Closed)?;
-                            }
-                            Body::Ack(ack) => {
-                                let Some(flight) = in_flight.pop_front() else {
-                                    return Err(SyncError::Protocol("an acknowledgement with no batch in flight".into()));
-                                };
-                                if ack.batch_id != flight.batch_id {
-                                    return Err(SyncError::Protocol(format!("acknowledgement of batch {} while {} is in flight", ack.batch_id, flight.batch_id)));
-                                }
-                                claims::check_ack(ack.missing.len(), ack.rejected.len(), flight.records)?;
-                                if !ack.rejected.is_empty() {
-                                    // Our changes to these records will not reach the peer:
-                                    // data this node holds is not going where its routes say.
-                                    // The peer's words are kept short: they go to the log and
-                                    // to `renda status`.
-                                    let refused = ack
-                                        .rejected
-                                        .iter()
-                                        .map(|r| {
-                                            let record = RecordId::parse("rejected.record", &r.record)
-                                                .map_err(|_| SyncError::Protocol(format!("malformed record id {} in an acknowledgement", crate::validate::quote(&r.record))))?;
-                                            Ok(crate::store::Refused {
-                                                record: record.to_string(),
-                                                rule: claims::clip(&r.rule, claims::MAX_RULE_CHARS),
-                                                reason: claims::clip(&r.reason, claims::MAX_REASON_CHARS),
-                                            })
-                                        })
-                                        .collect::<Result<Vec<_>, SyncError>>()?;
-                                    for r in &refused {
-                                        tracing::error!(%peer, record = %r.record, rule = %r.rule, reason = %r.reason, "the peer refused a record");
-                                    }
-                                    store.write(move |tx| tx.record_refused_by_peer(&peer, &refused)).await?;
-                                }
-                                for id in &ack.missing {
-                                    match RecordId::parse("missing", id) {
-                                        Ok(id) => resend.push(id),
-                                        Err(_) => return Err(SyncError::Protocol(format!("malformed record id {} in an acknowledgement", crate::validate::quote(id)))),
-                                    }
-                                }
-                                report.changes_sent += flight.changes;
-                                report.bytes_sent += flight.bytes;
-                                report.batches_sent += 1;
-                                let acked = flight.up_to_seq.unwrap_or(cursor);
-                                if let Some(seq) = flight.up_to_seq {
-                                    cursor = seq;
-                                }
-                                let (records, changes, bytes) = (flight.records, flight.changes, flight.bytes);
-                                // The peer acknowledges a batch once it has stored it with its
-                                // checkpoint, so the batch's position is one it may claim.
-                                let stored_at = flight.up_to_seq;
-                                store
-                                    .write(move |tx| {
-                                        tx.record_acked(&peer, acked, records, changes, bytes)?;
-                                        match stored_at {
-                                            Some(seq) => tx.record_confirmed(&peer, seq),
-                                            None => Ok(()),
-                                        }
-                                    })
-                                    .await?;
-                            }
-                            Body::CaughtUp(c) => {
-                                let seq = claims::check_peer_checkpoint("caught_up.seq", c.seq, &c.hash)?;
-                                let counts = !awaiting_resync && !awaiting_peer_done;
-                                jobs.send(ApplyJob::CaughtUp { seq, epoch: remote_epoch, counts })
-                                    .await
-                                    .map_err(|_| SyncError::Closed)?;
-                            }
-                    Body::Digest(theirs) => {
-                        let policy = config.policy;
-                        let ours = store.call(move |s| s.digest(&peer, &policy)).await?;
-                        if theirs.buckets.len() != ours.len() {
-                            return Err(SyncError::Protocol(format!(
-                                "a digest of {} buckets; expected {}",
-                                theirs.buckets.len(),
-                                ours.len()
-                            )));
-                        }
-                        differing = ours.iter().zip(&theirs.buckets).map(|(a, b)| a != b).collect();
-                        let marked = differing.clone();
-                        let entries = store.call(move |s| s.digest_entries(&peer, &policy, &marked)).await?;
-                        debug!(%peer, buckets = differing.iter().filter(|d| **d).count(), entries = entries.len(), "digest compared");
-                        send(message(Body::DigestEntries(v1::DigestEntries {
-                            entries: entries
-                                .into_iter()
-                                .map(|(id, heads)| v1::RecordDigest { id, heads })
-                                .collect(),
-                        })))
-                        .await?;
-                    }
-                    Body::DigestEntries(theirs) => {
-                        if differing.is_empty() {
-                            return Err(SyncError::Protocol("digest entries before a digest".into()));
-                        }
-                        let policy = config.policy;
-                        let marked = differing.clone();
-                        let ours = store.call(move |s| s.digest_entries(&peer, &policy, &marked)).await?;
-                        let theirs: std::collections::HashMap<String, Vec<u8>> =
-                            theirs.entries.into_iter().map(|e| (e.id, e.heads)).collect();
-                        for (id, heads) in ours {
-                            if theirs.get(&id) != Some(&heads) {
-                                let id = RecordId::parse("digest.id", &id)
-                                    .map_err(|e| SyncError::Protocol(e.to_string()))?;
-                                resend.push(id);
-                            }
-                        }
-                        if !resend.is_empty() {
-                            warn!(%peer, records = resend.len(), "repair: resending records the peer lacks or holds at other heads");
-                        }
-                        awaiting_entries = false;
-                        local_done = false;
-                        caught_up_sent = None;
-                        send(message(Body::DigestDone(v1::DigestDone {}))).await?;
-                    }
-                    Body::DigestDone(_) => {
-                        awaiting_peer_done = false;
-                        remote_done = false;
-                        remote_epoch += 1;
-                    }
-        Body::Resync(v1::Resync { ack: true }) => {
-                                awaiting_resync = false;
-                                remote_done = false;
-                                remote_epoch += 1;
-                            }
-                            Body::Resync(v1::Resync { ack: false }) => {
-                                if std::mem::replace(&mut peer_resynced, true) {
-                                    return Err(SyncError::Protocol("a second Resync on one link".into()));
-                                }
-                                warn!(%peer, "the peer asked to resync; forgetting its checkpoint and resending everything it holds");
-                                jobs.send(ApplyJob::ForgetReceived).await.map_err(|_| SyncError::Closed)?;
-                                send(message(Body::Resync(v1::Resync { ack: true }))).await?;
-                                skip_peer_origin = false;
-                                cursor = 0;
-                                next_from = 0;
-                                caught_up_sent = None;
-                                local_done = false;
-                                // Acknowledgements still to come must not move the restarted cursor.
-                                for flight in in_flight.iter_mut() {
-                                    flight.up_to_seq = None;
-                                }
-                            }
-                            Body::Hello(_) => {
-                                return Err(SyncError::Protocol("a second Hello on an open link".into()));
-                            }
-                        }
-                    }
-                    applied = done.recv() => {
-                        match applied {
-                            Some(Ok(Applied::Batch { changes, bytes })) => {
-                                report.changes_received += changes;
-                                report.bytes_received += bytes;
-                            }
-                            Some(Ok(Applied::Forgotten)) => {}
-                            Some(Ok(Applied::CaughtUp { epoch, counts })) => {
-                                if counts && epoch == remote_epoch {
-                                    remote_done = true;
-                                }
-                                if local_done && in_flight.is_empty() {
-                                    debug!(%peer, "both sides caught up");
-                                    // A resync is done only once the peer's counted CaughtUp
-                                    // says its resend arrived, not on one it sent before it
-                                    // heard our Resync.
-                                    record_round(&store, peer, resyncing && !awaiting_resync && remote_done).await?;
-                                }
-                            }
-                            Some(Err(e)) => return Err(e),
-                            None => return Err(SyncError::Closed),
-                        }
-                    }
-                    changed = written.changed(), if local_done && mode == Mode::Live => {
-                        if changed.is_err() {
-                            return Ok(report);
-                        }
-                        local_done = false;
-                    }
-                    _ = tokio::time::sleep(config.poll), if local_done && mode == Mode::Live => {
-                        local_done = false;
-                    }
-                    _ = tokio::time::sleep_until(reply_by), if reply_due => {
-                        warn!(%peer, timeout = ?config.timeout, in_flight = in_flight.len(), "the peer stopped answering; dropping the link");
-                        return Err(SyncError::Stalled(config.timeout));
-                    }
+        let reply_by = link.reply_by().map(tokio::time::Instant::from_std);
+        let wants_writes = link.wants_writes();
+        let event = tokio::select! {
+            // Shutting down goes first, then messages that are waiting: a link that was busy
+            // with its store is not stalled because the peer's answer is already here.
+            biased;
+            () = config.shutdown.cancelled() => Event::Shutdown,
+            msg = inbound.next_message() => match msg? {
+                None => Event::PeerClosed,
+                Some(msg) => {
+                    wire_in += prost::Message::encoded_len(&msg);
+                    Event::Received(open(msg)?)
                 }
+            },
+            applied = done.recv() => match applied {
+                Some(Ok(applied)) => Event::Applied(applied),
+                Some(Err(e)) => return Err(e),
+                None => return Err(SyncError::Closed),
+            },
+            changed = written.changed(), if wants_writes => match changed {
+                Ok(()) => Event::Written,
+                Err(_) => Event::PeerClosed,
+            },
+            _ = tokio::time::sleep(config.poll), if wants_writes => Event::Written,
+            _ = sleep_until_or_never(reply_by) => Event::Tick,
+        };
+        queue.extend(link.handle(event, std::time::Instant::now())?);
     }
 }
 
-/// Records a completed round with `peer`, and the end of the resync after a restore if this
-/// round was one.
-async fn record_round(
-    store: &StoreHandle,
-    peer: RegionCode,
-    resynced: bool,
-) -> Result<(), SyncError> {
-    store
-        .write(move |tx| {
-            tx.record_link_success(&peer)?;
-            if resynced {
-                tx.mark_resynced(&peer)?;
-            }
-            Ok(())
-        })
-        .await?;
-    Ok(())
+/// Sleeps until `at`, or for ever without one.
+async fn sleep_until_or_never(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
 }
 
 /// The receiving half of a link: tonic's `Streaming` on both the client and the server side.
