@@ -817,6 +817,11 @@ mod tests {
         link.handle(event, Instant::now()).expect("a valid event")
     }
 
+    /// The applying side reports a `CaughtUp` applied, with the epoch it arrived in.
+    fn applied_caught_up(link: &mut Link, epoch: u64, counts: bool) -> Vec<Action> {
+        handle(link, Event::Applied(Applied::CaughtUp { epoch, counts }))
+    }
+
     fn poll(link: &mut Link) -> Vec<Action> {
         link.poll(Instant::now())
     }
@@ -909,13 +914,7 @@ mod tests {
                 ..
             })]
         ));
-        let actions = handle(
-            &mut link,
-            Event::Applied(Applied::CaughtUp {
-                epoch: 0,
-                counts: true,
-            }),
-        );
+        let actions = applied_caught_up(&mut link, 0, true);
         assert!(matches!(
             actions[..],
             [Action::RecordRound { resynced: false }]
@@ -1043,13 +1042,7 @@ mod tests {
             &actions[..],
             [Action::Apply(ApplyJob::CaughtUp { counts: false, .. })]
         ));
-        handle(
-            &mut link,
-            Event::Applied(Applied::CaughtUp {
-                epoch: 0,
-                counts: false,
-            }),
-        );
+        applied_caught_up(&mut link, 0, false);
         assert!(poll(&mut link).is_empty());
         handle(
             &mut link,
@@ -1064,13 +1057,7 @@ mod tests {
                 ..
             })]
         ));
-        let actions = handle(
-            &mut link,
-            Event::Applied(Applied::CaughtUp {
-                epoch: 1,
-                counts: true,
-            }),
-        );
+        let actions = applied_caught_up(&mut link, 1, true);
         assert!(matches!(
             actions[..],
             [Action::RecordRound { resynced: true }]
@@ -1254,26 +1241,14 @@ mod tests {
         // The round waits for the peer's DigestDone before it may end.
         handle(&mut link, Event::Outgoing(outgoing(0, 0)));
         handle(&mut link, Event::Received(caught_up(1)));
-        handle(
-            &mut link,
-            Event::Applied(Applied::CaughtUp {
-                epoch: 0,
-                counts: false,
-            }),
-        );
+        applied_caught_up(&mut link, 0, false);
         assert!(poll(&mut link).is_empty());
         handle(
             &mut link,
             Event::Received(Body::DigestDone(v1::DigestDone {})),
         );
         handle(&mut link, Event::Received(caught_up(1)));
-        handle(
-            &mut link,
-            Event::Applied(Applied::CaughtUp {
-                epoch: 1,
-                counts: true,
-            }),
-        );
+        applied_caught_up(&mut link, 1, true);
         assert!(matches!(
             poll(&mut link)[..],
             [_, Action::Finish { result: Ok(()), .. }]
@@ -1412,13 +1387,7 @@ mod tests {
                 ..Default::default()
             })),
         );
-        handle(
-            &mut link,
-            Event::Applied(Applied::CaughtUp {
-                epoch: 0,
-                counts: true,
-            }),
-        );
+        applied_caught_up(&mut link, 0, true);
         assert!(
             poll(&mut link).is_empty(),
             "the batch after the CaughtUp means more to come"

@@ -808,21 +808,7 @@ mod tests {
         }
     }
 
-    fn op(
-        obj: ObjectId,
-        key: Key,
-        action: OpType,
-        insert: bool,
-        pred: Vec<legacy::OpId>,
-    ) -> legacy::Op {
-        legacy::Op {
-            action,
-            obj,
-            key,
-            pred: pred.into_iter().collect(),
-            insert,
-        }
-    }
+    use super::forge::op;
 
     /// An update that names an element with a greater id than its own, which it cannot have
     /// seen: automerge sorts it before the element it updates and cannot place it, so a

@@ -302,13 +302,7 @@ impl Forge {
         } else {
             self.pred(p, &obj, &slot)
         };
-        legacy::Op {
-            action,
-            obj,
-            key,
-            pred: pred.into_iter().collect(),
-            insert,
-        }
+        op(obj, key, action, insert, pred)
     }
 
     /// Notes what an operation made, so that later ones can name it.
@@ -413,41 +407,41 @@ impl Forge {
         let actor = self.actors[0].clone();
         let id = |n: u64| legacy::OpId::new(n, &actor);
         let operations = vec![
-            legacy::Op {
-                action: OpType::Put("{\"id\":\"01J0000000000000000000000\"}".into()),
-                obj: ObjectId::Root,
-                key: Key::Map("header".into()),
-                pred: Vec::new().into_iter().collect(),
-                insert: false,
-            },
-            legacy::Op {
-                action: OpType::Make(ObjType::Map),
-                obj: ObjectId::Root,
-                key: Key::Map("fields".into()),
-                pred: Vec::new().into_iter().collect(),
-                insert: false,
-            },
-            legacy::Op {
-                action: OpType::Put("路灯".into()),
-                obj: ObjectId::Id(id(2)),
-                key: Key::Map("k0".into()),
-                pred: Vec::new().into_iter().collect(),
-                insert: false,
-            },
-            legacy::Op {
-                action: OpType::Make(ObjType::List),
-                obj: ObjectId::Root,
-                key: Key::Map("events".into()),
-                pred: Vec::new().into_iter().collect(),
-                insert: false,
-            },
-            legacy::Op {
-                action: OpType::Put("{\"id\":\"收集\"}".into()),
-                obj: ObjectId::Id(id(4)),
-                key: Key::Seq(ElementId::Head),
-                pred: Vec::new().into_iter().collect(),
-                insert: true,
-            },
+            op(
+                ObjectId::Root,
+                Key::Map("header".into()),
+                OpType::Put("{\"id\":\"01J0000000000000000000000\"}".into()),
+                false,
+                Vec::new(),
+            ),
+            op(
+                ObjectId::Root,
+                Key::Map("fields".into()),
+                OpType::Make(ObjType::Map),
+                false,
+                Vec::new(),
+            ),
+            op(
+                ObjectId::Id(id(2)),
+                Key::Map("k0".into()),
+                OpType::Put("路灯".into()),
+                false,
+                Vec::new(),
+            ),
+            op(
+                ObjectId::Root,
+                Key::Map("events".into()),
+                OpType::Make(ObjType::List),
+                false,
+                Vec::new(),
+            ),
+            op(
+                ObjectId::Id(id(4)),
+                Key::Seq(ElementId::Head),
+                OpType::Put("{\"id\":\"收集\"}".into()),
+                true,
+                Vec::new(),
+            ),
         ];
         for (i, op) in operations.iter().enumerate() {
             self.note(op, &id(i as u64 + 1));
@@ -474,6 +468,23 @@ impl Forge {
         let bytes = change.raw_bytes().to_vec();
         self.order.push((hash, bytes.clone()));
         Some(bytes)
+    }
+}
+
+/// One operation, as a change lists it.
+pub(super) fn op(
+    obj: ObjectId,
+    key: Key,
+    action: OpType,
+    insert: bool,
+    pred: Vec<legacy::OpId>,
+) -> legacy::Op {
+    legacy::Op {
+        action,
+        obj,
+        key,
+        pred: pred.into_iter().collect(),
+        insert,
     }
 }
 
