@@ -171,6 +171,26 @@ const VENUE_REGION: &[&str] = &["地区代码", "所在地区代码"];
 const VENUE_ADDRESS: &[&str] = &["地址"];
 
 /// Where each known column is in the table.
+impl Table {
+    /// The rows that hold anything, each with its number as the sheet shows it (what problems
+    /// name); a blank row is skipped, not a problem.
+    fn filled_rows(&self) -> impl Iterator<Item = (usize, &Vec<String>)> {
+        self.rows
+            .iter()
+            .enumerate()
+            .map(|(i, cells)| (self.header_row + 1 + i, cells))
+            .filter(|(_, cells)| cells.iter().any(|c| !c.trim().is_empty()))
+    }
+}
+
+/// Notes `rule` against a row's cell unless the cell has a problem already: each cell shows the
+/// first rule it breaks.
+fn note(problems: &mut Vec<Problem>, row: usize, column: String, rule: String) {
+    if !problems.iter().any(|p| p.column == column) {
+        problems.push(Problem { row, column, rule });
+    }
+}
+
 struct Columns<'t> {
     table: &'t Table,
     at: HashMap<&'static str, usize>,
@@ -369,18 +389,10 @@ fn plan_roster<R: Reads>(r: &R, table: &Table) -> Result<Plan, StoreError> {
     let venues = venues_by_name(r)?;
     let mut seen_keys: HashMap<String, usize> = HashMap::new();
 
-    for (i, cells) in table.rows.iter().enumerate() {
-        let row = table.header_row + 1 + i;
-        if cells.iter().all(|c| c.trim().is_empty()) {
-            continue;
-        }
+    for (row, cells) in table.filled_rows() {
         let mut problems = Vec::new();
-        // One problem per cell: the first rule a cell breaks.
         let mut problem = |names: &[&'static str], rule: String| {
-            let column = columns.header(names);
-            if !problems.iter().any(|p: &Problem| p.column == column) {
-                problems.push(Problem { row, column, rule })
-            }
+            note(&mut problems, row, columns.header(names), rule)
         };
         let name = columns.cell(cells, NAME).to_string();
         if name.is_empty() {
@@ -716,18 +728,10 @@ fn plan_venues<R: Reads>(r: &R, table: &Table) -> Result<Plan, StoreError> {
     // below is a problem on its row, not a match.
     let held = venues_by_name(r)?;
     let mut seen: HashMap<String, usize> = HashMap::new();
-    for (i, cells) in table.rows.iter().enumerate() {
-        let row = table.header_row + 1 + i;
-        if cells.iter().all(|c| c.trim().is_empty()) {
-            continue;
-        }
+    for (row, cells) in table.filled_rows() {
         let mut problems = Vec::new();
         let mut problem = |names: &[&'static str], rule: String| {
-            problems.push(Problem {
-                row,
-                column: columns.header(names),
-                rule,
-            })
+            note(&mut problems, row, columns.header(names), rule)
         };
         let name = columns.cell(cells, VENUE_NAME).to_string();
         let kind = VenueKind::parse("kind", columns.cell(cells, VENUE_KIND))

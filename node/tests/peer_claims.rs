@@ -42,6 +42,16 @@ struct Link {
 
 impl Link {
     fn start(store: &StoreHandle, peer: RegionCode, claim: Checkpoint) -> Link {
+        Link::start_with(store, peer, claim, Mode::Once, LinkConfig::default())
+    }
+
+    fn start_with(
+        store: &StoreHandle,
+        peer: RegionCode,
+        claim: Checkpoint,
+        mode: Mode,
+        config: LinkConfig,
+    ) -> Link {
         let (to_node, inbound) = mpsc::channel(16);
         let (outbound, from_node) = mpsc::channel(16);
         let task = tokio::spawn(run_link(
@@ -50,8 +60,8 @@ impl Link {
             claim,
             Scripted(inbound),
             outbound,
-            Mode::Once,
-            LinkConfig::default(),
+            mode,
+            config,
         ));
         Link {
             to_node: Some(to_node),
@@ -601,4 +611,103 @@ async fn an_unhashed_checkpoint_is_hashed_at_the_next_caught_up_and_one_resync_p
         Err(SyncError::Protocol(text)) => assert!(text.contains("second Resync"), "{text}"),
         other => panic!("expected a protocol error, got {other:?}"),
     }
+}
+
+/// A batch the node has stored is acknowledged at once, even while the node waits for room to
+/// prepare the peer's next batch because another link holds it: a county busy with other
+/// townships does not leave this one waiting for acknowledgements it could have had.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stored_batch_is_acknowledged_while_the_next_waits_for_room() {
+    let dir = tempfile::tempdir().unwrap();
+    let county = node(dir.path(), COUNTY, "秀洲区人大常委会");
+    let town = node(dir.path(), TOWNSHIP, "王江泾镇人大");
+    for i in 0..400 {
+        write_opinion(&town, TOWNSHIP, &format!("第{i}条意见：路灯不亮")).await;
+    }
+    // The township's records as one large batch, which takes the county a while to store.
+    let policy = renda_node::route::RoutePolicy::default();
+    let sent = town
+        .call(move |s| s.outgoing_from(&code(COUNTY), 0, usize::MAX, &policy, true))
+        .await
+        .unwrap();
+    let records: Vec<v1::RecordChanges> = sent
+        .records
+        .into_iter()
+        .map(|r| v1::RecordChanges {
+            header: Some(v1::RecordHeader {
+                id: r.header.id.to_string(),
+                kind: r.header.kind.as_str().into(),
+                home: r.header.home.to_string(),
+                created_at_ms: r.header.created_at.timestamp_millis(),
+                created_by: r.header.created_by.to_string(),
+            }),
+            changes: r.changes,
+        })
+        .collect();
+    assert!(records.len() >= 400);
+    let permits = std::sync::Arc::new(tokio::sync::Semaphore::new(1));
+    let config = LinkConfig {
+        prepared: permits.clone(),
+        ..LinkConfig::default()
+    };
+    let mut link = Link::start_with(
+        &county,
+        code(TOWNSHIP),
+        Checkpoint::default(),
+        Mode::Live,
+        config,
+    );
+    link.send(Body::Batch(v1::ChangeBatch {
+        batch_id: 1,
+        up_to_seq: sent.up_to_seq,
+        up_to_hash: sent.up_to_hash,
+        records,
+        deflated_records: Vec::new(),
+    }))
+    .await;
+    // The link holds the only permit while it prepares and stores the batch; another link then
+    // queues for it first.
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while permits.available_permits() > 0 {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    })
+    .await
+    .expect("the link takes the permit");
+    let other = tokio::spawn(permits.clone().acquire_owned());
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    link.send(Body::Batch(v1::ChangeBatch {
+        batch_id: 2,
+        up_to_seq: sent.up_to_seq,
+        ..Default::default()
+    }))
+    .await;
+    // The first batch is stored and acknowledged while the other link holds the permit.
+    loop {
+        match link.next().await {
+            Body::Ack(ack) => {
+                assert_eq!(ack.batch_id, 1);
+                break;
+            }
+            _ => continue,
+        }
+    }
+    let held = other.await.unwrap().unwrap();
+    assert_eq!(
+        permits.available_permits(),
+        0,
+        "the other link holds the permit"
+    );
+    drop(held);
+    loop {
+        if let Body::Ack(ack) = link.next().await {
+            assert_eq!(ack.batch_id, 2);
+            break;
+        }
+    }
+    link.end().await.unwrap();
+    assert!(
+        county.call(|s| s.stats()).await.unwrap().records_total() >= 400,
+        "the county stored the township's records"
+    );
 }

@@ -7,9 +7,12 @@
 //! each batch once it is durably stored. A link in [`Mode::Once`] ends when both sides are caught
 //! up; in [`Mode::Live`] it waits for new writes and keeps going until the stream breaks.
 //!
-//! Layout: this file holds the link loop; [`client`] dials the parent (`renda sync --once` and
-//! the child side of `renda run`); [`untrusted`] is every decoding path of network input as one
-//! function each, for the fuzz targets. The parent side of the gRPC service lives in the hub
+//! Layout: [`link`] is that loop as a state machine without I/O; this file holds `run_link`, the
+//! adapter that carries out its actions against the store and the stream, the applying task
+//! beside it, and batch compression and preparation; [`claims`] checks what a peer claims;
+//! [`client`] dials the parent (`renda sync --once` and the child side of `renda run`);
+//! [`untrusted`] is every decoding path of network input as one function each, for the fuzz
+//! targets. The parent side of the gRPC service lives in the hub
 //! crate.
 
 pub mod claims;
@@ -506,7 +509,6 @@ where
     let policy = config.policy;
     loop {
         while let Some(action) = queue.pop_front() {
-            let now = std::time::Instant::now;
             let next = match action {
                 Action::Send(body) => {
                     let msg = message(body);
@@ -560,13 +562,35 @@ where
                             records,
                             deflated,
                         } => {
-                            // The semaphore is never closed, so acquiring only waits.
-                            let permit = config
-                                .prepared
-                                .clone()
-                                .acquire_owned()
-                                .await
-                                .map_err(|_| SyncError::Closed)?;
+                            // Room to prepare the batch may be a while coming when other links
+                            // hold it; batches stored meanwhile are acknowledged at once, so
+                            // the peer is not left waiting for this node's other work. (The
+                            // semaphore is never closed, so acquiring only waits.)
+                            let acquire = config.prepared.clone().acquire_owned();
+                            tokio::pin!(acquire);
+                            let permit = loop {
+                                tokio::select! {
+                                    permit = &mut acquire => break permit.map_err(|_| SyncError::Closed)?,
+                                    applied = done.recv() => {
+                                        let applied = match applied {
+                                            Some(Ok(applied)) => applied,
+                                            Some(Err(e)) => return Err(e),
+                                            None => return Err(SyncError::Closed),
+                                        };
+                                        let now = std::time::Instant::now();
+                                        for action in link.handle(Event::Applied(applied), now)? {
+                                            match action {
+                                                Action::Send(body) => {
+                                                    let msg = message(body);
+                                                    wire_out += prost::Message::encoded_len(&msg);
+                                                    outbound.send(msg).await.map_err(|_| SyncError::Closed)?;
+                                                }
+                                                later => queue.push_back(later),
+                                            }
+                                        }
+                                    }
+                                }
+                            };
                             let prepared = tokio::spawn(prepare_batch(
                                 store.clone(),
                                 merging,
@@ -667,7 +691,7 @@ where
                 }
             };
             if let Some(event) = next {
-                queue.extend(link.handle(event, now())?);
+                queue.extend(link.handle(event, std::time::Instant::now())?);
             }
         }
         queue.extend(link.poll(std::time::Instant::now()));

@@ -18,6 +18,7 @@ use super::suggestions::delegate_options;
 use super::{Refused, StepContext, StepWrite, guarded_step};
 use crate::dashboard::forms::{Posted, Refusal, Shown, options, with_none};
 
+#[derive(Default)]
 pub(crate) struct ActivityChoices {
     delegates: Vec<(String, String)>,
     venues: Vec<(String, String)>,
@@ -101,10 +102,6 @@ impl NewRecord for NewNotice {
     const NOTE: &'static str = "通知发往本级及下级：接收范围填本级或某个下级地区的代码。";
     const SUBMIT: &'static str = "发布";
     type Choices = ();
-
-    fn choices(_: &Store, _: RegionCode) -> Result<(), StoreError> {
-        Ok(())
-    }
 
     fn fields(shown: &Shown<'_>, _: &(), me: RegionCode, today: NaiveDate) -> Markup {
         html! {

@@ -143,10 +143,6 @@ impl NewRecord for NewVenue {
     const SUBMIT: &'static str = "登记";
     type Choices = ();
 
-    fn choices(_: &Store, _: RegionCode) -> Result<(), StoreError> {
-        Ok(())
-    }
-
     fn fields(shown: &Shown<'_>, _: &(), me: RegionCode, _: NaiveDate) -> Markup {
         html! {
             (shown.text("name", "name", "名称", true))
@@ -173,6 +169,7 @@ impl NewRecord for NewVenue {
 /// 成立代表小组 of this congress.
 pub(crate) struct NewGroup(Group);
 
+#[derive(Default)]
 pub(crate) struct GroupChoices {
     delegates: Vec<(String, String)>,
     venues: Vec<(String, String)>,

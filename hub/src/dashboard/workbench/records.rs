@@ -29,9 +29,12 @@ pub(crate) trait NewRecord: Sized + Send + 'static {
     /// The label of its button.
     const SUBMIT: &'static str;
 
-    /// What the form offers to choose from (delegates, venues …), read in one snapshot.
-    type Choices: Send + 'static;
-    fn choices(s: &Store, me: RegionCode) -> Result<Self::Choices, StoreError>;
+    /// What the form offers to choose from (delegates, venues …), read in one snapshot; a form
+    /// with nothing to choose keeps the default, which reads nothing.
+    type Choices: Default + Send + 'static;
+    fn choices(_: &Store, _: RegionCode) -> Result<Self::Choices, StoreError> {
+        Ok(Self::Choices::default())
+    }
 
     /// The form's inputs, labelled, in keyboard order.
     fn fields(

@@ -31,10 +31,6 @@ impl NewRecord for NewQuotaRule {
     const SUBMIT: &'static str = "设定";
     type Choices = ();
 
-    fn choices(_: &Store, _: RegionCode) -> Result<(), StoreError> {
-        Ok(())
-    }
-
     fn fields(shown: &Shown<'_>, _: &(), _: RegionCode, today: NaiveDate) -> Markup {
         let kinds = with_none(
             "（全部小组）",

@@ -234,6 +234,7 @@ pub(super) fn action(
 
 /// What the new-suggestion form offers: the delegates held here and the congresses a
 /// suggestion may be addressed to (this one and those above).
+#[derive(Default)]
 pub(crate) struct Choices {
     delegates: Vec<(String, String)>,
     congresses: Vec<(String, String)>,

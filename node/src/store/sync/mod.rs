@@ -9,8 +9,8 @@
 
 //!
 //! Layout: this file holds the records and checkpoints as they cross the store's boundary;
-//! [`merge`] merges a peer's changes onto what the store holds (replaying them where it can,
-//! with automerge the authority) and checks them; [`outgoing`] reads what a peer lacks;
+//! [`merge`] reads what the store holds of a peer's records and merges them once through the
+//! record model's pure merge (`record::merge`); [`outgoing`] reads what a peer lacks;
 //! [`apply`] writes a peer's changes with the checkpoint that covers them; [`peers`] keeps each
 //! link's counters and the audit log of refused changes; [`digest`] compares subtrees in
 //! buckets for repair.
