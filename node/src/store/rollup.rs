@@ -102,9 +102,12 @@ pub(super) fn move_counters(
     before: &BTreeMap<String, i64>,
     now: &BTreeMap<String, i64>,
 ) -> Result<(), StoreError> {
+    // The sum comes back with the write, so a counter is looked up again only to delete it
+    // when it reaches zero, not after every move.
     let mut add = conn.prepare_cached(
         "INSERT INTO own_counters (name, value) VALUES (?1, ?2)
-         ON CONFLICT(name) DO UPDATE SET value = value + excluded.value",
+         ON CONFLICT(name) DO UPDATE SET value = value + excluded.value
+         RETURNING value",
     )?;
     let mut zero = conn.prepare_cached("DELETE FROM own_counters WHERE name = ?1 AND value = 0")?;
     for name in before
@@ -113,8 +116,10 @@ pub(super) fn move_counters(
     {
         let delta = now.get(name).copied().unwrap_or(0) - before.get(name).copied().unwrap_or(0);
         if delta != 0 {
-            add.execute(rusqlite::params![name, delta])?;
-            zero.execute([name])?;
+            let value: i64 = add.query_row(rusqlite::params![name, delta], |r| r.get(0))?;
+            if value == 0 {
+                zero.execute([name])?;
+            }
         }
     }
     Ok(())

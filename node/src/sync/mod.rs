@@ -526,6 +526,9 @@ where
                     outbound.send(msg).await.map_err(|_| SyncError::Closed)?;
                     None
                 }
+                // Reads run on a reader thread, a snapshot of what is committed, so a link never
+                // waits behind the store's writes (the peer's own batches among them) to learn
+                // what to send next.
                 Action::ReadOutgoing {
                     from,
                     skip_peer_origin,
@@ -533,24 +536,24 @@ where
                     let max = config.max_batch_bytes;
                     let reading = std::time::Instant::now();
                     let batch = store
-                        .call(move |s| s.outgoing_from(&peer, from, max, &policy, skip_peer_origin))
+                        .read(move |s| s.outgoing_from(&peer, from, max, &policy, skip_peer_origin))
                         .await?;
                     debug!(%peer, elapsed_ms = reading.elapsed().as_millis() as u64, "read outgoing batch");
                     Some(Event::Outgoing(batch))
                 }
                 Action::ReadFullRecords { ids } => {
                     let records = store
-                        .call(move |s| s.full_records(&peer, &ids, &policy))
+                        .read(move |s| s.full_records(&peer, &ids, &policy))
                         .await?;
                     Some(Event::FullRecords(records))
                 }
                 Action::ReadDigest { purpose } => {
-                    let ours = store.call(move |s| s.digest(&peer, &policy)).await?;
+                    let ours = store.read(move |s| s.digest(&peer, &policy)).await?;
                     Some(Event::Digest { ours, purpose })
                 }
                 Action::ReadDigestEntries { marked, purpose } => {
                     let ours = store
-                        .call(move |s| s.digest_entries(&peer, &policy, &marked))
+                        .read(move |s| s.digest_entries(&peer, &policy, &marked))
                         .await?;
                     Some(Event::DigestEntries { ours, purpose })
                 }
