@@ -50,24 +50,32 @@ pub struct StoreHandle {
 }
 
 impl StoreHandle {
-    /// Moves the store onto its own thread. The thread ends when the last handle is dropped.
+    /// Moves the store onto its own thread, with its write-ahead log checkpointed on another
+    /// ([`super::checkpoint`]). The threads end when the last handle is dropped.
     pub fn spawn(mut store: Store) -> Result<StoreHandle, StoreError> {
         // A short queue: callers wait for the store rather than pile up work it cannot keep up with.
         let (jobs, mut rx) = mpsc::channel::<Job>(64);
+        let checkpointer = super::checkpoint::Checkpointer::start(&mut store.conn, &store.path)?;
         std::thread::Builder::new()
             .name("renda-store".into())
             .spawn(move || {
+                let mut closed = None;
                 while let Some(job) = rx.blocking_recv() {
                     match job {
                         Job::Run(job) => job(&mut store),
-                        Job::Close(closed) => {
-                            // Dropping the store closes its connection (and checkpoints the
-                            // write-ahead log) before anyone is told it is closed.
-                            drop(store);
-                            let _ = closed.send(());
-                            return;
+                        Job::Close(tx) => {
+                            closed = Some(tx);
+                            break;
                         }
                     }
+                }
+                // Dropping the store closes its connection and with it the checkpoint thread's
+                // hook; that thread's connection, the last, checkpoints the log as it closes.
+                // Both are closed before anyone is told the store is.
+                drop(store);
+                checkpointer.join();
+                if let Some(closed) = closed {
+                    let _ = closed.send(());
                 }
             })
             .map_err(|e| StoreError::Io(format!("cannot start the store thread: {e}")))?;

@@ -11,6 +11,7 @@
 
 mod access;
 pub mod check;
+mod checkpoint;
 mod handle;
 mod rollup;
 mod schema;

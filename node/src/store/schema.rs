@@ -265,6 +265,11 @@ const MIGRATIONS: &[&str] = &[
         value BLOB NOT NULL
     ) WITHOUT ROWID;
     "#,
+    // 21: `records_kind_list` (15) walks a kind's records in id order as `records_kind` (7)
+    // did, so every stored record kept an index entry no query needed.
+    r#"
+    DROP INDEX records_kind;
+    "#,
 ];
 
 pub(crate) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {

@@ -26,7 +26,7 @@ use crate::store::{ApplyOutcome, Checkpoint, OutgoingBatch, OutgoingRecord, Refu
 
 /// How many batches a sender keeps unacknowledged. Two let the receiver prepare one batch while
 /// its store writes the other; more would only queue.
-pub const WINDOW: usize = 2;
+pub const WINDOW: usize = 3;
 
 /// The slowest line a link is expected to run over (a township's, 64 KiB/s): a batch in flight
 /// gets this long per byte, beyond the timeout, before its acknowledgement is overdue.
@@ -206,6 +206,10 @@ pub struct Link {
     local_done: bool,
     /// A read for the next batch is out.
     reading: bool,
+    /// The read that is out was overtaken while the adapter carried it out (which it does
+    /// beside the link): a resync restarted this node's sequence, or the peer asked for
+    /// records whole. An outgoing batch read before that is dropped and read again.
+    read_overtaken: bool,
     /// The last read found nothing while batches were in flight: read again only after
     /// something happens.
     idle: bool,
@@ -248,6 +252,7 @@ impl Link {
             caught_up_sent: None,
             local_done: false,
             reading: false,
+            read_overtaken: false,
             idle: false,
             skip_peer_origin: true,
             remote_done: false,
@@ -379,6 +384,13 @@ impl Link {
         actions
     }
 
+    /// Marks the read that is out, if one is, as overtaken ([`Link::read_overtaken`]).
+    fn overtake_read(&mut self) {
+        if self.reading {
+            self.read_overtaken = true;
+        }
+    }
+
     fn finish(&mut self, result: Result<(), SyncError>, drain: bool) -> Action {
         self.finished = true;
         Action::Finish { result, drain }
@@ -396,10 +408,15 @@ impl Link {
             }
             Event::Outgoing(batch) => {
                 self.reading = false;
-                self.outgoing(batch, &mut actions);
+                if !std::mem::take(&mut self.read_overtaken) {
+                    self.outgoing(batch, &mut actions);
+                }
             }
             Event::FullRecords(records) => {
+                // Records read whole are sent whatever happened meanwhile: a resync does not
+                // make them wrong, and they are taken off the list to resend.
                 self.reading = false;
+                self.read_overtaken = false;
                 if !records.is_empty() {
                     let changes = records.iter().map(|r| r.changes.len()).sum();
                     let bytes = records.iter().flat_map(|r| &r.changes).map(Vec::len).sum();
@@ -459,6 +476,7 @@ impl Link {
                         warn!(peer = %self.settings.peer, records = self.resend.len(), "repair: resending records the peer lacks or holds at other heads");
                     }
                     self.awaiting_entries = false;
+                    self.overtake_read();
                     self.local_done = false;
                     self.idle = false;
                     self.caught_up_sent = None;
@@ -621,6 +639,7 @@ impl Link {
                 self.next_from = 0;
                 self.caught_up_sent = None;
                 self.local_done = false;
+                self.overtake_read();
                 // Acknowledgements still to come must not move the restarted cursor.
                 for flight in self.in_flight.iter_mut() {
                     flight.up_to_seq = None;
@@ -681,6 +700,9 @@ impl Link {
         for id in &ack.missing {
             self.resend
                 .push(RecordId::parse("missing", id).map_err(|_| malformed(id))?);
+        }
+        if !ack.missing.is_empty() {
+            self.overtake_read();
         }
         self.report.changes_sent += flight.changes;
         self.report.bytes_sent += flight.bytes;
@@ -935,6 +957,71 @@ mod tests {
             (2, 1)
         );
         assert!(poll(&mut link).is_empty(), "a finished link does nothing");
+    }
+
+    /// The adapter reads beside the link, so the peer's messages may come between a read and
+    /// its answer. A batch read before a resync restarted the sequence, or before the peer
+    /// asked for records whole, is not sent: the link reads again.
+    #[test]
+    fn a_read_overtaken_by_a_resync_or_a_request_for_whole_records_is_read_again() {
+        let (mut link, _) = Link::new(
+            settings(Mode::Once, false),
+            Start::Resume(5),
+            Instant::now(),
+        );
+        assert!(matches!(
+            poll(&mut link)[..],
+            [Action::ReadOutgoing { from: 5, .. }]
+        ));
+        let actions = handle(
+            &mut link,
+            Event::Received(Body::Resync(v1::Resync { ack: false })),
+        );
+        assert!(matches!(
+            actions[..],
+            [
+                Action::Apply(ApplyJob::ForgetReceived),
+                Action::Send(Body::Resync(v1::Resync { ack: true }))
+            ]
+        ));
+        assert!(
+            handle(&mut link, Event::Outgoing(outgoing(2, 9))).is_empty(),
+            "a batch read from the old position is not sent"
+        );
+        assert!(matches!(
+            poll(&mut link)[..],
+            [Action::ReadOutgoing {
+                from: 0,
+                skip_peer_origin: false
+            }]
+        ));
+        let batch_id = match &handle(&mut link, Event::Outgoing(outgoing(2, 9)))[..] {
+            [Action::SendBatch { batch_id, .. }] => *batch_id,
+            other => panic!("{other:?}"),
+        };
+        assert!(matches!(
+            poll(&mut link)[..],
+            [Action::ReadOutgoing { from: 9, .. }]
+        ));
+        let lacking = RecordId::new();
+        handle(
+            &mut link,
+            Event::Received(Body::Ack(v1::BatchAck {
+                batch_id,
+                up_to_seq: 0,
+                missing: vec![lacking.to_string()],
+                rejected: Vec::new(),
+            })),
+        );
+        assert!(
+            handle(&mut link, Event::Outgoing(outgoing(0, 9))).is_empty(),
+            "nothing left to send is not news while a record is to be resent whole"
+        );
+        let actions = poll(&mut link);
+        let [Action::ReadFullRecords { ids }] = &actions[..] else {
+            panic!("{actions:?}");
+        };
+        assert_eq!(ids, &vec![lacking]);
     }
 
     #[test]

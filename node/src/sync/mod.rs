@@ -35,7 +35,7 @@ use crate::region::RegionCode;
 use crate::route::RoutePolicy;
 use crate::store::{
     Checkpoint, IncomingRecord, MergeContext, OutgoingRecord, PreparedRecord, StoreError,
-    StoreHandle, StoredState,
+    StoreHandle, StoredState, WriteTx,
 };
 
 /// A node's sync settings.
@@ -73,7 +73,7 @@ pub struct LinkConfig {
 }
 
 /// Batches a node holds prepared at once ([`LinkConfig::prepared`]).
-pub const PREPARED_BATCHES: usize = 2;
+pub const PREPARED_BATCHES: usize = 3;
 
 /// The default [`LinkConfig::max_batch_bytes`].
 pub const DEFAULT_BATCH_BYTES: usize = 512 * 1024;
@@ -383,63 +383,122 @@ async fn apply_in_order(
     mut jobs: mpsc::Receiver<Job>,
     done: mpsc::UnboundedSender<Result<Applied, SyncError>>,
 ) {
-    while let Some(job) = jobs.recv().await {
-        let result = async {
-            match job {
-                Job::Batch(PreparedJob {
-                    batch_id,
-                    up_to,
-                    prepared,
-                    permit,
-                }) => {
-                    let (prepared, changes, bytes) = prepared.await.map_err(|e| {
-                        SyncError::Protocol(format!("preparing batch {batch_id} failed: {e}"))
-                    })??;
-                    let up_to_seq = up_to.as_ref().map_or(0, |c| c.seq);
-                    let applying = std::time::Instant::now();
-                    let (outcome, storing) = store
-                        .write(move |tx| {
-                            let started = std::time::Instant::now();
-                            let outcome = tx.apply_prepared(&peer, up_to, prepared, &policy)?;
-                            Ok((outcome, started.elapsed()))
-                        })
-                        .await?;
-                    // Storing is the records' statements; the rest of the elapsed time is the
-                    // commit and the hand-over to and from the store thread.
-                    debug!(
-                        %peer,
-                        changes = outcome.changes_applied,
-                        storing_ms = storing.as_secs_f64() * 1e3,
-                        elapsed_ms = applying.elapsed().as_secs_f64() * 1e3,
-                        "applied batch"
-                    );
-                    drop(permit);
-                    Ok(Applied::Batch {
-                        batch_id,
-                        up_to_seq,
-                        outcome,
-                        changes,
-                        bytes,
-                    })
+    // A job taken from the queue while gathering batches, to be done next.
+    let mut next: Option<Job> = None;
+    loop {
+        let job = match next.take() {
+            Some(job) => job,
+            None => match jobs.recv().await {
+                Some(job) => job,
+                None => return,
+            },
+        };
+        let results = match job {
+            Job::Batch(first) => {
+                // Batches prepared while the store wrote the one before are stored together, in
+                // one transaction: one commit, and the index pages they share written once.
+                let mut group = vec![first];
+                while group.len() < PREPARED_BATCHES {
+                    match jobs.try_recv() {
+                        Ok(Job::Batch(batch)) if batch.prepared.is_finished() => group.push(batch),
+                        Ok(other) => {
+                            next = Some(other);
+                            break;
+                        }
+                        Err(_) => break,
+                    }
                 }
-                Job::CaughtUp { seq, epoch, counts } => {
-                    store
-                        .write(move |tx| tx.apply_incoming(&peer, Some(seq), Vec::new(), &policy))
-                        .await?;
-                    Ok(Applied::CaughtUp { epoch, counts })
-                }
-                Job::ForgetReceived => {
-                    store.write(move |tx| tx.forget_received(&peer)).await?;
-                    Ok(Applied::Forgotten)
+                match store_batches(&store, peer, policy, group).await {
+                    Ok(applied) => applied.into_iter().map(Ok).collect(),
+                    Err(e) => vec![Err(e)],
                 }
             }
-        }
-        .await;
-        let failed = result.is_err();
-        if done.send(result).is_err() || failed {
-            return;
+            Job::CaughtUp { seq, epoch, counts } => vec![
+                store
+                    .write(move |tx| tx.apply_incoming(&peer, Some(seq), Vec::new(), &policy))
+                    .await
+                    .map(|_| Applied::CaughtUp { epoch, counts })
+                    .map_err(SyncError::from),
+            ],
+            Job::ForgetReceived => vec![
+                store
+                    .write(move |tx| tx.forget_received(&peer))
+                    .await
+                    .map(|()| Applied::Forgotten)
+                    .map_err(SyncError::from),
+            ],
+        };
+        for result in results {
+            let failed = result.is_err();
+            if done.send(result).is_err() || failed {
+                return;
+            }
         }
     }
+}
+
+/// Stores prepared batches in one transaction, each with the checkpoint that covers it, in
+/// the order they came. A batch merged onto a snapshot that an earlier batch of the group has
+/// since changed is merged again where it moved (`WriteTx::apply_prepared`).
+async fn store_batches(
+    store: &StoreHandle,
+    peer: RegionCode,
+    policy: RoutePolicy,
+    group: Vec<PreparedJob>,
+) -> Result<Vec<Applied>, SyncError> {
+    let mut batches = Vec::with_capacity(group.len());
+    let mut permits = Vec::with_capacity(group.len());
+    for PreparedJob {
+        batch_id,
+        up_to,
+        prepared,
+        permit,
+    } in group
+    {
+        let (records, changes, bytes) = prepared.await.map_err(|e| {
+            SyncError::Protocol(format!("preparing batch {batch_id} failed: {e}"))
+        })??;
+        batches.push((batch_id, up_to, records, changes, bytes));
+        permits.push(permit);
+    }
+    let count = batches.len();
+    let applying = std::time::Instant::now();
+    let (applied, storing) = store
+        .write(move |tx| {
+            let started = std::time::Instant::now();
+            let mut applied = Vec::with_capacity(batches.len());
+            for (batch_id, up_to, records, changes, bytes) in batches {
+                let up_to_seq = up_to.as_ref().map_or(0, |c| c.seq);
+                let outcome = tx.apply_prepared(&peer, up_to, records, &policy)?;
+                applied.push(Applied::Batch {
+                    batch_id,
+                    up_to_seq,
+                    outcome,
+                    changes,
+                    bytes,
+                });
+            }
+            Ok((applied, started.elapsed()))
+        })
+        .await?;
+    // Storing is the records' statements; the rest of the elapsed time is the commit and the
+    // hand-over to and from the store thread.
+    debug!(
+        %peer,
+        batches = count,
+        changes = applied
+            .iter()
+            .map(|a| match a {
+                Applied::Batch { outcome, .. } => outcome.changes_applied,
+                _ => 0,
+            })
+            .sum::<usize>(),
+        storing_ms = storing.as_secs_f64() * 1e3,
+        elapsed_ms = applying.elapsed().as_secs_f64() * 1e3,
+        "applied batch"
+    );
+    drop(permits);
+    Ok(applied)
 }
 
 /// Runs a link after the `Hello`s: the thin adapter that carries out a [`Link`]'s actions
@@ -504,6 +563,10 @@ where
         jobs_rx,
         done_tx,
     ));
+    let (notes, notes_rx) = mpsc::unbounded_channel::<Note>();
+    let (notes_failed, mut note_failed) = mpsc::unbounded_channel();
+    let notekeeper = tokio::spawn(keep_notes(store.clone(), notes_rx, notes_failed));
+    let (reads_tx, mut reads) = mpsc::unbounded_channel::<Result<Event, SyncError>>();
     let mut written = store.subscribe();
     let mut queue: std::collections::VecDeque<Action> = opening.into();
     let policy = config.policy;
@@ -528,24 +591,37 @@ where
                 }
                 // Reads run on a reader thread, a snapshot of what is committed, so a link never
                 // waits behind the store's writes (the peer's own batches among them) to learn
-                // what to send next.
+                // what to send next; and beside the link, which meanwhile takes in the peer's
+                // messages and acknowledges what was stored. The machine reads one at a time.
                 Action::ReadOutgoing {
                     from,
                     skip_peer_origin,
                 } => {
                     let max = config.max_batch_bytes;
-                    let reading = std::time::Instant::now();
-                    let batch = store
-                        .read(move |s| s.outgoing_from(&peer, from, max, &policy, skip_peer_origin))
-                        .await?;
-                    debug!(%peer, elapsed_ms = reading.elapsed().as_millis() as u64, "read outgoing batch");
-                    Some(Event::Outgoing(batch))
+                    let store = store.clone();
+                    let read = reads_tx.clone();
+                    tokio::spawn(async move {
+                        let reading = std::time::Instant::now();
+                        let batch = store
+                            .read(move |s| {
+                                s.outgoing_from(&peer, from, max, &policy, skip_peer_origin)
+                            })
+                            .await;
+                        debug!(%peer, elapsed_ms = reading.elapsed().as_millis() as u64, "read outgoing batch");
+                        let _ = read.send(batch.map(Event::Outgoing).map_err(SyncError::from));
+                    });
+                    None
                 }
                 Action::ReadFullRecords { ids } => {
-                    let records = store
-                        .read(move |s| s.full_records(&peer, &ids, &policy))
-                        .await?;
-                    Some(Event::FullRecords(records))
+                    let store = store.clone();
+                    let read = reads_tx.clone();
+                    tokio::spawn(async move {
+                        let records = store
+                            .read(move |s| s.full_records(&peer, &ids, &policy))
+                            .await;
+                        let _ = read.send(records.map(Event::FullRecords).map_err(SyncError::from));
+                    });
+                    None
                 }
                 Action::ReadDigest { purpose } => {
                     let ours = store.read(move |s| s.digest(&peer, &policy)).await?;
@@ -619,6 +695,10 @@ where
                     store.write(move |tx| tx.owe_resync(&peer)).await?;
                     None
                 }
+                // What the peer acknowledged or refused is noted beside the link, in order: the
+                // next batch is read and sent without waiting for the note's commit. A note lost
+                // to a crash costs nothing the next link does not learn again from the peer's
+                // Hello.
                 Action::RecordAcked {
                     acked,
                     records,
@@ -626,33 +706,29 @@ where
                     bytes,
                     confirmed,
                 } => {
-                    store
-                        .write(move |tx| {
-                            tx.record_acked(&peer, acked, records, changes, bytes)?;
-                            match confirmed {
-                                Some(seq) => tx.record_confirmed(&peer, seq),
-                                None => Ok(()),
-                            }
-                        })
-                        .await?;
+                    let _ = notes.send(Box::new(move |tx: &mut WriteTx<'_>| {
+                        tx.record_acked(&peer, acked, records, changes, bytes)?;
+                        match confirmed {
+                            Some(seq) => tx.record_confirmed(&peer, seq),
+                            None => Ok(()),
+                        }
+                    }));
                     None
                 }
                 Action::RecordRefusedByPeer(refused) => {
-                    store
-                        .write(move |tx| tx.record_refused_by_peer(&peer, &refused))
-                        .await?;
+                    let _ = notes.send(Box::new(move |tx: &mut WriteTx<'_>| {
+                        tx.record_refused_by_peer(&peer, &refused)
+                    }));
                     None
                 }
                 Action::RecordRound { resynced } => {
-                    store
-                        .write(move |tx| {
-                            tx.record_link_success(&peer)?;
-                            if resynced {
-                                tx.mark_resynced(&peer)?;
-                            }
-                            Ok(())
-                        })
-                        .await?;
+                    let _ = notes.send(Box::new(move |tx: &mut WriteTx<'_>| {
+                        tx.record_link_success(&peer)?;
+                        if resynced {
+                            tx.mark_resynced(&peer)?;
+                        }
+                        Ok(())
+                    }));
                     None
                 }
                 Action::Finish { result, drain } => {
@@ -681,6 +757,10 @@ where
                     } else if result.is_ok() {
                         let _ = applier.await;
                     }
+                    // The notes are written before the link says it is done, so a finished
+                    // round's success and acknowledgements are in the store once it returns.
+                    drop(notes);
+                    let _ = notekeeper.await;
                     let mut report = link.report().clone();
                     report.wire_bytes_sent = wire_out;
                     report.wire_bytes_received = wire_in;
@@ -720,6 +800,11 @@ where
                 Some(Err(e)) => return Err(e),
                 None => return Err(SyncError::Closed),
             },
+            Some(e) = note_failed.recv() => return Err(e),
+            read = reads.recv() => match read {
+                Some(read) => read?,
+                None => return Err(SyncError::Closed),
+            },
             changed = written.changed(), if wants_writes => match changed {
                 Ok(()) => Event::Written,
                 Err(_) => Event::PeerClosed,
@@ -728,6 +813,31 @@ where
             _ = sleep_until_or_never(reply_by) => Event::Tick,
         };
         queue.extend(link.handle(event, std::time::Instant::now())?);
+    }
+}
+
+/// A note of what the peer said, written beside the link ([`keep_notes`]).
+type Note = Box<dyn FnOnce(&mut WriteTx<'_>) -> Result<(), StoreError> + Send>;
+
+/// Writes a link's notes in the order they came, those waiting together in one transaction.
+/// A failed write is the store failing: the link learns it through `failed` and ends.
+async fn keep_notes(
+    store: StoreHandle,
+    mut notes: mpsc::UnboundedReceiver<Note>,
+    failed: mpsc::UnboundedSender<SyncError>,
+) {
+    while let Some(first) = notes.recv().await {
+        let mut waiting = vec![first];
+        while let Ok(next) = notes.try_recv() {
+            waiting.push(next);
+        }
+        let written = store
+            .write(move |tx| waiting.into_iter().try_for_each(|note| note(tx)))
+            .await;
+        if let Err(e) = written {
+            let _ = failed.send(e.into());
+            return;
+        }
     }
 }
 
