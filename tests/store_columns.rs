@@ -95,13 +95,14 @@ async fn filter_columns_are_filled_for_a_database_written_before_them() {
     );
     // The file as schema version 11 left it: no filter columns (nor the own counters of 13,
     // nor the retired positions of 14, nor the merge column of 16, nor the seed flag of 17, nor
-    // the committees of 18, nor the accounts and applied forms of 19, nor the secrets of 20).
+    // the committees of 18, nor the accounts and applied forms of 19, nor the secrets of 20),
+    // with the kind index that 21 drops.
     conn.execute_batch(
         "DROP TABLE node_secrets; DROP TABLE form_submissions;
          ALTER TABLE credentials DROP COLUMN password_hash; ALTER TABLE credentials DROP COLUMN disabled_at;
          DROP TABLE special_committees; ALTER TABLE node DROP COLUMN quota_rules_seeded;
          DROP INDEX records_merged; ALTER TABLE records DROP COLUMN merged_into;
-         DROP INDEX records_kind_list;
+         DROP INDEX records_kind_list; CREATE INDEX records_kind ON records(kind);
          DROP TABLE retired_changes; ALTER TABLE sync_peers DROP COLUMN confirmed_seq;
          DROP TABLE own_counters; DROP INDEX records_home_kind;
          ALTER TABLE records DROP COLUMN counted; ALTER TABLE node DROP COLUMN counters_version;

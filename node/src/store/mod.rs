@@ -659,6 +659,7 @@ impl Store {
             tx,
             actor: &self.actor,
             node: &self.node,
+            counter_moves: None,
         };
         let out = f(&mut wtx)?;
         wtx.tx.commit()?;
@@ -1257,6 +1258,32 @@ impl DerivedColumns {
     }
 }
 
+/// A record's row as a write stores it: its derived columns, its summary as text and what it
+/// adds to this node's counters. All of it follows from the record alone, so a link derives it
+/// for a peer's records on the cores that merge them, and the store thread, which every write
+/// waits for, only writes it.
+#[derive(Debug)]
+pub(crate) struct RowValues {
+    columns: DerivedColumns,
+    summary: String,
+    contribution: BTreeMap<String, i64>,
+}
+
+impl RowValues {
+    /// `own`: the record is homed at the node that stores it, and so counts in its own numbers.
+    pub(crate) fn of(record: &Record, heads: &[automerge::ChangeHash], own: bool) -> RowValues {
+        let mut columns = DerivedColumns::of(record, heads);
+        let contribution = rollup::row_contribution(record.header.kind, own, &columns);
+        // The summary is written as text; the value is freed here, off the store thread.
+        let summary = std::mem::take(&mut columns.summary);
+        RowValues {
+            summary: summary.to_string(),
+            columns,
+            contribution,
+        }
+    }
+}
+
 /// The changes a write brings, and what they do to the record's stored history.
 #[derive(Debug)]
 enum History {
@@ -1332,6 +1359,11 @@ pub struct WriteTx<'a> {
     tx: rusqlite::Transaction<'a>,
     actor: &'a ActorId,
     node: &'a NodeIdentity,
+    /// While a peer's batch is stored, the moves of this node's counters summed over its
+    /// records, written once at the batch's end (`WriteTx::apply_prepared`) instead of a
+    /// statement per counter per record; `None` writes each move as it comes. Nothing reads
+    /// the counters while a batch is stored.
+    counter_moves: Option<BTreeMap<String, i64>>,
 }
 
 impl WriteTx<'_> {
@@ -1526,16 +1558,10 @@ impl WriteTx<'_> {
     /// for any record held here what it adds to the quota counters of groups and delegates.
     fn count_row(
         &mut self,
-        record: &Record,
-        columns: &DerivedColumns,
+        now: &BTreeMap<String, i64>,
         id: &str,
         prior: Prior,
     ) -> Result<Option<String>, StoreError> {
-        let now = rollup::row_contribution(
-            record.header.kind,
-            record.header.home == self.node.region,
-            columns,
-        );
         let before: Option<String> = match prior {
             Prior::Absent => None,
             _ => self
@@ -1549,7 +1575,10 @@ impl WriteTx<'_> {
             .as_deref()
             .and_then(|text| serde_json::from_str(text).ok())
             .unwrap_or_default();
-        rollup::move_counters(&self.tx, &before, &now)?;
+        match &mut self.counter_moves {
+            Some(moves) => rollup::sum_moves(moves, &before, now),
+            None => rollup::move_counters(&self.tx, &before, now)?,
+        }
         Ok((!now.is_empty()).then(|| serde_json::to_string(&now).unwrap_or_else(|_| "{}".into())))
     }
 
@@ -1571,6 +1600,7 @@ impl WriteTx<'_> {
             History::Extend(changes),
             origin,
             Prior::Unknown,
+            None,
         )
     }
 
@@ -1615,6 +1645,7 @@ impl WriteTx<'_> {
             History::Replace(changes),
             None,
             Prior::Unknown,
+            None,
         )?;
         Ok(())
     }
@@ -1648,6 +1679,8 @@ impl WriteTx<'_> {
     /// what the caller already read of the record's row, saving the queries for it. `doc` is
     /// `None` when the record was merged by a replay of its changes rather than by automerge
     /// (`record::replay`); it is then loaded only if the stored tail is due for compaction.
+    /// `row` is the row derived from `record` where the caller derived it already (a link
+    /// does, off the store thread).
     fn persist_decoded(
         &mut self,
         doc: Option<&RecordDoc>,
@@ -1656,6 +1689,7 @@ impl WriteTx<'_> {
         history: History,
         origin: Option<&RegionCode>,
         prior: Prior,
+        row: Option<RowValues>,
     ) -> Result<Record, StoreError> {
         let id = record.header.id.to_string();
         let (changes, replacing) = match history {
@@ -1704,8 +1738,15 @@ impl WriteTx<'_> {
                 .optional()?
                 .unwrap_or(0),
         };
-        let columns = DerivedColumns::of(&record, heads);
-        let counted = self.count_row(&record, &columns, &id, prior)?;
+        let RowValues {
+            columns,
+            summary,
+            contribution,
+        } = match row {
+            Some(row) => row,
+            None => RowValues::of(&record, heads, record.header.home == self.node.region),
+        };
+        let counted = self.count_row(&contribution, &id, prior)?;
         // The document is its last full save plus the changes stored after it, which the
         // change table holds anyway: a write adds its change rows and leaves the saved bytes
         // alone, and a new record has no saved bytes at all. Once the tail grows long, a full
@@ -1762,7 +1803,7 @@ impl WriteTx<'_> {
                 columns.occurred_on,
                 columns.due_on,
                 columns.subject,
-                columns.summary.to_string(),
+                summary,
                 columns.route,
                 tail,
                 columns.heads_hash,

@@ -95,6 +95,21 @@ pub(super) fn row_contribution(
     out
 }
 
+/// Adds to `moves` what moving the counters from `before` to `now` would change: a batch's
+/// moves summed, for one [`move_counters`] from nothing to their sum.
+pub(super) fn sum_moves(
+    moves: &mut BTreeMap<String, i64>,
+    before: &BTreeMap<String, i64>,
+    now: &BTreeMap<String, i64>,
+) {
+    for (name, n) in now {
+        *moves.entry(name.clone()).or_default() += n;
+    }
+    for (name, n) in before {
+        *moves.entry(name.clone()).or_default() -= n;
+    }
+}
+
 /// Moves the own counters from a row's contribution `before` to its contribution `now`: only
 /// the counters that differ are written, and a counter back at zero is removed.
 pub(super) fn move_counters(

@@ -169,13 +169,16 @@ impl WriteTx<'_> {
         policy: &RoutePolicy,
     ) -> Result<ApplyOutcome, StoreError> {
         let ctx = self.merge_context(peer, policy);
+        // The counters move once for the whole batch; a failure below fails the transaction,
+        // and the moves with it.
+        self.counter_moves = Some(BTreeMap::new());
         let mut outcome = ApplyOutcome::default();
         let mut bytes = 0usize;
         let mut total_changes = 0usize;
         for prepared in records {
             let id = prepared.header.id;
             let kind = prepared.header.kind;
-            let sent = prepared.changes.as_ref().map_or(0, Vec::len);
+            let sent = prepared.sent;
             total_changes += sent;
             bytes += prepared.bytes;
             match self.apply_record(prepared, &ctx)? {
@@ -216,6 +219,9 @@ impl WriteTx<'_> {
                     });
                 }
             }
+        }
+        if let Some(moves) = self.counter_moves.take() {
+            rollup::move_counters(&self.tx, &BTreeMap::new(), &moves)?;
         }
         self.ensure_peer(peer)?;
         // A checkpoint that does not move and no records change no row, so a no-op round
@@ -262,23 +268,24 @@ impl WriteTx<'_> {
             .prepare_cached("SELECT last_seq, doc_tail FROM records WHERE id = ?1")?
             .query_row([&id], |r| Ok((r.get(0)?, r.get(1)?)))
             .optional()?;
-        let merge = match prepared.merged {
-            (base, merge) if base == current.map(|(seq, _)| seq) => merge,
+        let (merge, row) = match prepared.merged {
+            (base, merge) if base == current.map(|(seq, _)| seq) => (merge, prepared.row),
             // A write landed on the record since it was merged: merge again, onto what the
             // store holds now.
-            _ => match prepared.changes {
-                Err(rejection) => Merge::Refused(rejection),
+            _ => match crate::record::merge::decode_changes(&prepared.raw) {
+                Err(rejection) => (Merge::Refused(rejection), None),
                 Ok(changes) => {
                     let stored = match current {
                         Some(_) => stored_state(&self.tx, &id, true)?,
                         None => None,
                     };
-                    crate::record::merge::merge(
+                    let merge = crate::record::merge::merge(
                         ctx,
                         &prepared.header,
                         &changes,
                         stored.as_ref().map(|s| &s.held),
-                    )
+                    );
+                    (merge, None)
                 }
             },
         };
@@ -310,6 +317,7 @@ impl WriteTx<'_> {
                     },
                     Some(&ctx.peer),
                     prior,
+                    row,
                 )?;
                 Ok(Ok((count, complete)))
             }

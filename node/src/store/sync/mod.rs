@@ -28,16 +28,15 @@ pub use apply::*;
 pub use merge::*;
 pub use peers::*;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, Utc};
 use rusqlite::{OptionalExtension, params};
 use serde::Serialize;
 
-use super::{History, Prior, Store, StoreError, WriteTx};
+use super::{History, Prior, RowValues, Store, StoreError, WriteTx, rollup};
 
 use crate::record::event::Rejection;
-use crate::record::replay::DecodedChange;
 use crate::record::{Author, DocError, Header, RecordId, RecordKind};
 use crate::region::RegionCode;
 use crate::route::{RouteHints, RoutePolicy, holds};

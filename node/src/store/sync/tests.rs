@@ -7,6 +7,7 @@ use super::*;
 use crate::office;
 use crate::record::RecordDoc;
 use crate::record::opinion::{OpinionAction, OpinionFields, OpinionSource};
+use crate::record::replay::DecodedChange;
 
 fn code(s: &str) -> RegionCode {
     RegionCode::parse("region", s).unwrap()
