@@ -556,7 +556,7 @@ pub fn station_delegate(
     write_fields(tx, &header.id, &mandate, "station")
 }
 
-pub(crate) fn write_fields<T: serde::Serialize>(
+pub(crate) fn write_fields<T: serde::Serialize + serde::de::DeserializeOwned>(
     tx: &mut WriteTx<'_>,
     id: &RecordId,
     fields: &T,

@@ -236,24 +236,36 @@ impl RecordDoc {
         decode_events(&mut self.root()?)
     }
 
-    /// Writes new field values as one change; keys whose value did not change are not touched.
-    /// Returns the change, or `None` when nothing differed.
-    pub fn set_fields<T: Serialize>(
+    /// Writes new field values as one change. Only what the edit means to change is written:
+    /// the keys whose value differs from the fields as this version reads them (`T` decoded from
+    /// the document), set or, when `fields` leaves them out, deleted. Keys this version does not
+    /// know, written by a newer node, are never touched, at any depth of nested maps, so an
+    /// office on an older release cannot delete them for the whole federation by editing the
+    /// record. Returns the change, or `None` when nothing differed.
+    pub fn set_fields<T: Serialize + DeserializeOwned>(
         &mut self,
         fields: &T,
         time_ms: i64,
         message: &str,
     ) -> Result<Option<Change>, DocError> {
-        let value = to_hydrate(
-            &serde_json::to_value(fields).map_err(|e| DocError::Fields(e.to_string()))?,
-        )?;
+        let to_json =
+            |value: &T| serde_json::to_value(value).map_err(|e| DocError::Fields(e.to_string()));
+        let new = to_json(fields)?;
+        let serde_json::Value::Object(new) = new else {
+            return Err(DocError::Fields("record fields are not a map".into()));
+        };
+        // Fields that do not read as `T` (damaged, or from a release that wrote them
+        // differently) are overwritten key by key, and still nothing unknown is deleted.
+        let old = match self.fields::<T>().map(|old| to_json(&old)) {
+            Ok(Ok(serde_json::Value::Object(old))) => Some(old),
+            _ => None,
+        };
         let fields_id = match self.doc.get(ROOT, "fields")? {
             Some((automerge::Value::Object(ObjType::Map), id)) => id,
             _ => return Err(DocError::Fields("no `fields` map".into())),
         };
         let mut tx = self.doc.transaction();
-        tx.update_object(&fields_id, &value)
-            .map_err(|e| DocError::Update(e.to_string()))?;
+        write_changed(&mut tx, &fields_id, old.as_ref(), &new)?;
         if tx.pending_ops() == 0 {
             tx.rollback();
             return Ok(None);
@@ -441,6 +453,58 @@ pub(crate) fn decode_events<A: DeserializeOwned>(
     }
 }
 
+/// Writes into the map `obj` the keys of `new` whose value differs from `old` (the map as this
+/// version read it), recursing into maps both hold so that unknown keys inside them survive,
+/// and deletes the keys `old` has and `new` leaves out. A key in neither is left alone. A list
+/// that changed is updated by automerge's diff of it, as before this rule.
+fn write_changed(
+    tx: &mut automerge::transaction::Transaction<'_>,
+    obj: &automerge::ObjId,
+    old: Option<&serde_json::Map<String, serde_json::Value>>,
+    new: &serde_json::Map<String, serde_json::Value>,
+) -> Result<(), DocError> {
+    use serde_json::Value as J;
+    let update = |e: automerge::AutomergeError| DocError::Update(e.to_string());
+    for (key, value) in new {
+        let before = old.and_then(|old| old.get(key));
+        if before == Some(value) {
+            continue;
+        }
+        let held = tx.get(obj, key.as_str()).map_err(update)?;
+        match (value, before, held) {
+            (
+                J::Object(inner),
+                Some(J::Object(inner_before)),
+                Some((automerge::Value::Object(ObjType::Map), id)),
+            ) => {
+                write_changed(tx, &id, Some(inner_before), inner)?;
+            }
+            (J::Array(_), _, Some((automerge::Value::Object(ObjType::List), id))) => {
+                tx.update_object(&id, &to_hydrate(value)?)
+                    .map_err(|e| DocError::Update(e.to_string()))?;
+            }
+            (J::Object(_) | J::Array(_), _, _) => {
+                tx.batch_create_object(obj, key.as_str(), &to_hydrate(value)?, false)
+                    .map_err(update)?;
+            }
+            (scalar, _, _) => match to_hydrate(scalar)? {
+                hydrate::Value::Scalar(s) => {
+                    tx.put(obj, key.as_str(), s).map_err(update)?;
+                }
+                _ => return Err(DocError::Update(format!("`{key}` is not a scalar"))),
+            },
+        }
+    }
+    if let Some(old) = old {
+        for key in old.keys().filter(|k| !new.contains_key(*k)) {
+            if tx.get(obj, key.as_str()).map_err(update)?.is_some() {
+                tx.delete(obj, key.as_str()).map_err(update)?;
+            }
+        }
+    }
+    Ok(())
+}
+
 /// JSON (from serde) to automerge's hydrate tree. Strings become scalar strings, not text
 /// objects: record fields are replaced whole, never edited character by character.
 pub(crate) fn to_hydrate(value: &serde_json::Value) -> Result<hydrate::Value, DocError> {
@@ -561,6 +625,72 @@ mod tests {
             "{} bytes",
             change.raw_bytes().len()
         );
+    }
+
+    /// What a newer node writes and this version does not know: a field, a key inside a nested
+    /// map this version knows, and a key beside `fields` at the document's root.
+    fn add_newer_keys(doc: &mut RecordDoc) {
+        let fields = match doc.doc.get(ROOT, "fields").unwrap() {
+            Some((automerge::Value::Object(ObjType::Map), id)) => id,
+            other => panic!("no fields map: {other:?}"),
+        };
+        let mut tx = doc.doc.transaction();
+        tx.put(&fields, "newer_field", "kept").unwrap();
+        if let Some((automerge::Value::Object(ObjType::Map), inner)) =
+            tx.get(&fields, "inner").unwrap()
+        {
+            tx.put(&inner, "newer_inner", 7i64).unwrap();
+        }
+        tx.put(ROOT, "newer_root", true).unwrap();
+        tx.commit();
+    }
+
+    #[derive(Clone, Debug, PartialEq, Serialize, serde::Deserialize)]
+    struct Outer {
+        title: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        note: Option<String>,
+        inner: Inner,
+    }
+
+    #[derive(Clone, Debug, PartialEq, Serialize, serde::Deserialize)]
+    struct Inner {
+        a: String,
+    }
+
+    #[test]
+    fn an_edit_keeps_the_fields_a_newer_node_wrote() {
+        let (mut header, _, _) = notice_doc(1);
+        header.kind = RecordKind::Group;
+        let mut outer = Outer {
+            title: "旧".into(),
+            note: Some("备注".into()),
+            inner: Inner { a: "甲".into() },
+        };
+        let mut doc = RecordDoc::create(&header, &outer, &ActorId::from(vec![1; 16])).unwrap();
+        add_newer_keys(&mut doc);
+        // Writing what this version reads back changes nothing, unknown keys and all.
+        let read: Outer = doc.fields().unwrap();
+        assert_eq!(read, outer);
+        assert!(doc.set_fields(&read, 0, "same").unwrap().is_none());
+        // An edit of known fields, a nested one and a cleared one among them.
+        outer.title = "新".into();
+        outer.note = None;
+        outer.inner.a = "乙".into();
+        doc.set_fields(&outer, 0, "edit")
+            .unwrap()
+            .expect("a change");
+        let root = doc.root().unwrap();
+        let fields = root["fields"].as_object().unwrap();
+        assert_eq!(fields["title"], "新");
+        assert!(!fields.contains_key("note"), "{fields:?}");
+        assert_eq!(fields["inner"]["a"], "乙");
+        assert_eq!(fields["newer_field"], "kept");
+        assert_eq!(fields["inner"]["newer_inner"], 7);
+        assert_eq!(root["newer_root"], true);
+        // And it survives a save and load, as a peer receives it.
+        let loaded = RecordDoc::load(&doc.save(), &ActorId::from(vec![2; 16])).unwrap();
+        assert_eq!(loaded.root().unwrap(), root);
     }
 
     #[test]
