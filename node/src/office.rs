@@ -9,7 +9,7 @@ use chrono::{NaiveDate, Utc};
 use crate::calendar::{self, DateUse};
 use crate::record::activity::{Activity, SignIn};
 use crate::record::delegate::{Delegate, MandateStatus};
-use crate::record::event::{Workflow, next_lamport};
+use crate::record::event::{Workflow, next_lamport, refuse_if_unreadable};
 use crate::record::group::{Group, Venue};
 use crate::record::mandate::{Mandate, Station};
 use crate::record::motion::{MotionAction, MotionDecision, MotionFields, Proposer, ProposingBody};
@@ -1094,6 +1094,10 @@ fn append_step<W: Workflow>(
     tx.modify(id, |doc, record| {
         let workflow =
             workflow_of(&record.body).ok_or_else(|| ValidationError::new("id", "记录类型不对"))?;
+        refuse_if_unreadable(workflow.entries()).map_err(|rejection| StoreError::Rejected {
+            record: *id,
+            rejection,
+        })?;
         let event = Event {
             id: RecordId::new(),
             lamport: next_lamport(workflow.entries()),

@@ -251,6 +251,9 @@ fn activity_kind(id: &str) -> String {
 
 /// A record's status in Chinese, whatever its kind.
 pub(crate) fn status_label(kind: RecordKind, id: &str) -> String {
+    if id == renda_node::record::event::UNKNOWN_STATE {
+        return renda_node::record::event::UNKNOWN_STATE_LABEL.to_string();
+    }
     match kind {
         RecordKind::Suggestion => suggestion_state(id),
         RecordKind::Opinion => opinion_state(id),

@@ -239,16 +239,8 @@ fn rows_table(rows: &[ListRow], today: NaiveDate) -> Markup {
 }
 
 fn status_label(r: &ListRow) -> String {
-    use renda_node::record::opinion::OpinionState;
-    use renda_node::record::suggestion::SuggestionState;
-    let Some(status) = r.status.as_deref() else {
-        return String::new();
-    };
-    match r.kind {
-        RecordKind::Suggestion => SuggestionState::parse("status", status)
-            .map_or(status.to_string(), |s| s.label().to_string()),
-        RecordKind::Opinion => OpinionState::parse("status", status)
-            .map_or(status.to_string(), |s| s.label().to_string()),
-        _ => status.to_string(),
+    match r.status.as_deref() {
+        Some(status) => crate::dashboard::pages::status_label(r.kind, status),
+        None => String::new(),
     }
 }

@@ -22,7 +22,7 @@ use std::collections::{BTreeSet, HashMap};
 
 use automerge::ActorId;
 
-use super::event::{Event, Rejection};
+use super::event::{Envelope, Event, Rejection, newer_step};
 use super::motion::MotionAction;
 use super::opinion::OpinionAction;
 use super::suggestion::SuggestionAction;
@@ -177,8 +177,10 @@ pub fn check_incoming<'a>(
                 ));
             }
             for event in new_events::<SuggestionAction>(before_events, after_events, id)? {
-                check_author(&within, id, &event.author.node)?;
-                suggestion::authority(&after.header, &now.fields, &event)?;
+                check_author(&within, id, event.author())?;
+                if let NewEvent::Known(event) = event {
+                    suggestion::authority(&after.header, &now.fields, &event)?;
+                }
             }
         }
         (Body::Motion(now), _) => {
@@ -198,14 +200,18 @@ pub fn check_incoming<'a>(
                 ));
             }
             for event in new_events::<MotionAction>(before_events, after_events, id)? {
-                check_author(&within, id, &event.author.node)?;
-                super::motion::authority(&after.header, &event)?;
+                check_author(&within, id, event.author())?;
+                if let NewEvent::Known(event) = event {
+                    super::motion::authority(&after.header, &event)?;
+                }
             }
         }
         (Body::Opinion(_), _) => {
             for event in new_events::<OpinionAction>(before_events, after_events, id)? {
-                check_author(&within, id, &event.author.node)?;
-                opinion::authority(&after.header, &event)?;
+                check_author(&within, id, event.author())?;
+                if let NewEvent::Known(event) = event {
+                    opinion::authority(&after.header, &event)?;
+                }
             }
         }
         (Body::Delegate(now), was) => {
@@ -337,13 +343,31 @@ fn check_author(
     }
 }
 
+/// An event a peer added: one this version reads, or a step of a newer release, of which only
+/// the envelope reads. A newer step's own rules are the newer release's to check (every node
+/// of that release does); here it is held to what every event obeys, its author.
+enum NewEvent<A> {
+    Known(Event<A>),
+    Newer(Envelope),
+}
+
+impl<A> NewEvent<A> {
+    fn author(&self) -> &RegionCode {
+        match self {
+            NewEvent::Known(event) => &event.author.node,
+            NewEvent::Newer(envelope) => &envelope.author.node,
+        }
+    }
+}
+
 /// The events whose texts `now` has and `was` lacks, decoded. Every event `was` held must still
-/// be there, to the byte: events are append-only.
+/// be there, to the byte: events are append-only. An event that reads neither as a step of `A`
+/// nor as a newer release's step is refused.
 fn new_events<A: serde::de::DeserializeOwned>(
     was: &[String],
     now: &[String],
     record: &super::RecordId,
-) -> Result<Vec<Event<A>>, Rejection> {
+) -> Result<Vec<NewEvent<A>>, Rejection> {
     let mut unmatched: HashMap<&str, usize> = HashMap::new();
     for text in now {
         *unmatched.entry(text.as_str()).or_default() += 1;
@@ -383,13 +407,20 @@ fn new_events<A: serde::de::DeserializeOwned>(
             continue;
         }
         *n -= 1;
-        let event = serde_json::from_str::<Event<A>>(text).map_err(|_| {
+        let unreadable = || {
             Rejection::new(
                 "authority.event_unreadable",
                 format!("记录 {record} 收到无法解读的办理步骤"),
             )
-        })?;
-        out.push(event);
+        };
+        out.push(match serde_json::from_str::<Event<A>>(text) {
+            Ok(event) => NewEvent::Known(event),
+            Err(_) => {
+                let raw: serde_json::Value =
+                    serde_json::from_str(text).map_err(|_| unreadable())?;
+                NewEvent::Newer(newer_step::<A>(&raw).ok_or_else(unreadable)?)
+            }
+        });
     }
     Ok(out)
 }

@@ -117,6 +117,54 @@ impl<A: DeserializeOwned> EventEntry<A> {
     }
 }
 
+/// The status a workflow record shows while it holds an event this version cannot read
+/// ([`EventEntry::Undecodable`]): lists and counts show it as such instead of a guessed state.
+pub const UNKNOWN_STATE: &str = "unknown";
+
+/// [`UNKNOWN_STATE`] as staff read it.
+pub const UNKNOWN_STATE_LABEL: &str = "状态未知（需升级）";
+
+/// What every event carries whatever its step: enough to check who wrote an event this
+/// version cannot read, and where it sorts.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+pub struct Envelope {
+    pub id: EventId,
+    pub lamport: u64,
+    pub recorded_at: DateTime<Utc>,
+    pub date: NaiveDate,
+    pub author: Author,
+    pub action: String,
+}
+
+/// The envelope of an event a newer release wrote: it reads as an event, and its `action` names
+/// no step of `A`. `None` for anything else this version cannot read (a known step with broken
+/// fields, or no event at all), which is damage, not news.
+pub fn newer_step<A: DeserializeOwned>(raw: &serde_json::Value) -> Option<Envelope> {
+    let envelope: Envelope = serde_json::from_value(raw.clone()).ok()?;
+    // Asking serde to read the bare tag tells a step `A` has (which then fails for its missing
+    // fields, or reads) from one it lacks, which serde names an unknown variant.
+    let probe = serde_json::json!({ "action": envelope.action });
+    match serde_json::from_value::<A>(probe) {
+        Err(e) if e.to_string().starts_with("unknown variant") => Some(envelope),
+        _ => None,
+    }
+}
+
+/// Refuses a step on a record holding events this version cannot read: its state is unknown
+/// here, and guessing it could take a step the newer release forbids.
+pub fn refuse_if_unreadable<A>(entries: &[EventEntry<A>]) -> Result<(), Rejection> {
+    if entries
+        .iter()
+        .any(|e| matches!(e, EventEntry::Undecodable { .. }))
+    {
+        return Err(Rejection::new(
+            "record.newer_version",
+            "该记录含有本版本无法识别的办理步骤（可能由更新版本的 Renda 写入），状态未知；请升级本节点的 Renda 后再办理",
+        ));
+    }
+    Ok(())
+}
+
 /// The events of a list in fold order; undecodable entries are left out.
 pub fn in_fold_order<A>(entries: &[EventEntry<A>]) -> Vec<&Event<A>> {
     let mut events: Vec<&Event<A>> = entries
@@ -245,4 +293,48 @@ pub trait Workflow {
         header: &super::Header,
         event: &Event<Self::Action>,
     ) -> Result<(), Rejection>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::opinion::OpinionAction;
+
+    fn envelope(action: serde_json::Value) -> serde_json::Value {
+        let mut event = serde_json::json!({
+            "id": "01M910018Y1AQXJBTEWMZMBF4S",
+            "lamport": 3,
+            "recorded_at": "2026-10-01T08:00:00Z",
+            "date": "2026-10-01",
+            "author": { "node": "330411101000", "user": "clerk" },
+        });
+        if let (Some(event), Some(action)) = (event.as_object_mut(), action.as_object()) {
+            event.extend(action.clone());
+        }
+        event
+    }
+
+    /// Only a step this version lacks, in a readable envelope, is a newer release's: a known
+    /// step with broken fields, or an envelope that does not read, is damage.
+    #[test]
+    fn a_newer_step_is_told_from_a_damaged_one() {
+        let newer = envelope(serde_json::json!({ "action": "future_step", "x": 1 }));
+        let found = newer_step::<OpinionAction>(&newer).expect("a newer step");
+        assert_eq!(found.action, "future_step");
+        assert_eq!(found.author.node.as_str(), "330411101000");
+        // `pass_on` is a step this version has; without its fields it is damaged.
+        let broken = envelope(serde_json::json!({ "action": "pass_on" }));
+        assert!(newer_step::<OpinionAction>(&broken).is_none());
+        let mut no_author = newer.clone();
+        no_author.as_object_mut().unwrap().remove("author");
+        assert!(newer_step::<OpinionAction>(&no_author).is_none());
+        assert!(newer_step::<OpinionAction>(&serde_json::json!("text")).is_none());
+        // And a record holding one refuses this version's steps.
+        let entries: Vec<EventEntry<OpinionAction>> = vec![EventEntry::decode(newer)];
+        assert_eq!(
+            refuse_if_unreadable(&entries).unwrap_err().rule,
+            "record.newer_version"
+        );
+        assert!(refuse_if_unreadable::<OpinionAction>(&[]).is_ok());
+    }
 }

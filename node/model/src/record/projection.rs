@@ -5,6 +5,7 @@ use chrono::NaiveDate;
 use serde::Serialize;
 use serde_json::json;
 
+use super::event::UNKNOWN_STATE;
 use super::{Body, Record, RecordId};
 
 /// How a delegate is linked to a record, for "every record of this delegate" queries (履职档案).
@@ -212,7 +213,10 @@ pub fn project(record: &Record) -> Projection {
             }
             Projection {
                 label: o.fields.content.chars().take(40).collect(),
-                status: Some(status.state.as_str().to_string()),
+                status: Some(workflow_status(
+                    status.state.as_str(),
+                    status.unreadable_events,
+                )),
                 occurred_on: status.received_on,
                 due_on: None,
                 people: o
@@ -235,7 +239,10 @@ pub fn project(record: &Record) -> Projection {
             );
             Projection {
                 label: s.fields.title.clone(),
-                status: Some(status.state.as_str().to_string()),
+                status: Some(workflow_status(
+                    status.state.as_str(),
+                    status.unreadable_events,
+                )),
                 occurred_on: status.submitted_on,
                 due_on: status.due,
                 people,
@@ -285,7 +292,10 @@ pub fn project(record: &Record) -> Projection {
             };
             Projection {
                 label: m.fields.title.clone(),
-                status: Some(status.state.as_str().to_string()),
+                status: Some(workflow_status(
+                    status.state.as_str(),
+                    status.unreadable_events,
+                )),
                 occurred_on: status.submitted_on,
                 due_on: None,
                 people,
@@ -328,5 +338,15 @@ pub fn project(record: &Record) -> Projection {
             people: Vec::new(),
             summary: json!({ "subject": p.subject, "subject_kind": p.subject_kind }),
         },
+    }
+}
+
+/// A workflow record's status column: its folded state, or [`UNKNOWN_STATE`] while it holds
+/// events this version cannot read, whose steps the fold could not take into account.
+fn workflow_status(state: &str, unreadable_events: usize) -> String {
+    if unreadable_events > 0 {
+        UNKNOWN_STATE.to_string()
+    } else {
+        state.to_string()
     }
 }

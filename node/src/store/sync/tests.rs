@@ -625,3 +625,199 @@ fn a_rollup_from_before_publications_still_merges_its_edits() {
     assert_eq!(county.rollup(&town_code).unwrap().unwrap().own.sign_ins, 7);
     let _ = county_code;
 }
+
+/// Stands in for a newer release of the township's node: writes into `id`'s document what this
+/// version does not know, a field and (for a workflow record) a step, under the township's
+/// own author, as a local write.
+fn newer_release_writes(town: &mut Store, id: RecordId, step: bool) {
+    let town_code = town.node.region;
+    town.write(|tx| {
+        tx.modify(&id, |doc, _| {
+            let corrupt = |source| StoreError::Corrupt {
+                id: id.to_string(),
+                source,
+            };
+            let mut fields: serde_json::Value = doc.fields().map_err(corrupt)?;
+            fields["newer_field"] = serde_json::json!({ "note": "新版本写入的字段" });
+            let mut changes: Vec<automerge::Change> = doc
+                .set_fields(&fields, Utc::now().timestamp_millis(), "newer")
+                .map_err(corrupt)?
+                .into_iter()
+                .collect();
+            if step {
+                let event = crate::record::event::Event {
+                    id: RecordId::new(),
+                    lamport: 100,
+                    recorded_at: Utc::now(),
+                    date: day(),
+                    author: Author {
+                        node: town_code,
+                        user: "clerk".into(),
+                    },
+                    action: serde_json::json!({ "action": "future_step", "note": "新版本的办理步骤" }),
+                };
+                changes.push(doc.append_event(&event).map_err(corrupt)?);
+            }
+            Ok(changes)
+        })
+    })
+    .unwrap();
+}
+
+/// What a newer release writes into a township's records (a field, and a step of a kind this
+/// version does not know) is stored by this version's county as it came, shows as an unknown
+/// state at both, stops this version's steps with a request to upgrade, and survives this
+/// version's edits of the record and the sync after them.
+#[test]
+fn what_a_newer_release_writes_survives_this_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let (county_code, town_code, mut county, mut town) = county_and_town(dir.path());
+    let opinion = town
+        .write(|tx| {
+            office::add_opinion(
+                tx,
+                "clerk",
+                lamp_opinion(town_code),
+                office::Contact::default(),
+                day(),
+            )
+        })
+        .unwrap()
+        .id;
+    let delegate = town
+        .write(|tx| {
+            office::add_delegate(
+                tx,
+                "clerk",
+                town_delegate("沈秀英"),
+                office::Contact::default(),
+                Some(town_seat(17)),
+            )
+        })
+        .unwrap()
+        .id;
+    let activity = town
+        .write(|tx| {
+            office::add_activity(
+                tx,
+                "clerk",
+                office::ActivityDraft {
+                    activity: crate::record::activity::Activity {
+                        kind: crate::record::activity::ActivityKind::ActivityDay,
+                        date: day(),
+                        topic: "代表活动日".into(),
+                        organiser: "王店镇人大主席团".into(),
+                        group: None,
+                        venue: None,
+                        participants: Default::default(),
+                        constituents_received: 0,
+                        outcome: String::new(),
+                    },
+                    participants: vec![],
+                },
+            )
+        })
+        .unwrap()
+        .id;
+    newer_release_writes(&mut town, opinion, true);
+    newer_release_writes(&mut town, activity, false);
+
+    // The county, on this version, stores both as they came.
+    let (records, seq) = sent(&town, county_code, 0);
+    let outcome = county
+        .write(|tx| {
+            tx.apply_incoming(
+                &town_code,
+                Some(Checkpoint {
+                    seq,
+                    hash: Vec::new(),
+                }),
+                records,
+                &RoutePolicy::default(),
+            )
+        })
+        .unwrap();
+    assert!(outcome.rejected.is_empty(), "{outcome:?}");
+    assert!(outcome.missing.is_empty(), "{outcome:?}");
+
+    let holds_the_newer_writes = |store: &Store, with_step: bool| {
+        let doc = store.load_doc(&opinion).unwrap();
+        let fields: serde_json::Value = doc.fields().unwrap();
+        assert_eq!(fields["newer_field"]["note"], "新版本写入的字段");
+        let steps = doc.event_texts().unwrap();
+        assert_eq!(
+            steps.iter().any(|t| t.contains("future_step")),
+            with_step,
+            "{steps:?}"
+        );
+        let doc = store.load_doc(&activity).unwrap();
+        let fields: serde_json::Value = doc.fields().unwrap();
+        assert_eq!(fields["newer_field"]["note"], "新版本写入的字段");
+        fields
+    };
+    holds_the_newer_writes(&county, true);
+
+    // Both show the opinion's state as unknown, and refuse to take a step on it.
+    for store in [&mut town, &mut county] {
+        let rows = store
+            .list(&crate::store::ListQuery {
+                kind: Some(RecordKind::Opinion),
+                ..Default::default()
+            })
+            .unwrap();
+        assert_eq!(rows.len(), 1);
+        assert_eq!(
+            rows[0].status.as_deref(),
+            Some(crate::record::event::UNKNOWN_STATE)
+        );
+        let refused = store
+            .write(|tx| {
+                office::opinion_step(
+                    tx,
+                    "clerk",
+                    &opinion,
+                    OpinionAction::Start {
+                        note: "已派人查看".into(),
+                    },
+                    day(),
+                )
+            })
+            .unwrap_err();
+        match refused {
+            StoreError::Rejected { rejection, .. } => {
+                assert_eq!(rejection.rule, "record.newer_version");
+                assert!(rejection.reason.contains("升级"), "{}", rejection.reason);
+            }
+            other => panic!("expected a refusal, got {other}"),
+        }
+    }
+
+    // This version's office edits the activity (a sign-in) and the county stores the edit:
+    // the newer field is still there, at both.
+    town.write(|tx| office::sign_in(tx, &activity, &[delegate]))
+        .unwrap();
+    let (records, seq2) = sent(&town, county_code, seq);
+    let outcome = county
+        .write(|tx| {
+            tx.apply_incoming(
+                &town_code,
+                Some(Checkpoint {
+                    seq: seq2,
+                    hash: Vec::new(),
+                }),
+                records,
+                &RoutePolicy::default(),
+            )
+        })
+        .unwrap();
+    assert!(outcome.rejected.is_empty(), "{outcome:?}");
+    for store in [&town, &county] {
+        let fields = holds_the_newer_writes(store, true);
+        assert!(
+            fields["participants"]
+                .as_object()
+                .is_some_and(|p| p.contains_key(&delegate.to_string())),
+            "{fields}"
+        );
+    }
+}
