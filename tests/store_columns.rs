@@ -93,25 +93,7 @@ async fn filter_columns_are_filled_for_a_database_written_before_them() {
         written.iter().any(|k| k.2.is_some() && k.3.is_some()),
         "suggestions their number"
     );
-    // The file as schema version 11 left it: no filter columns (nor the own counters of 13,
-    // nor the retired positions of 14, nor the merge column of 16, nor the seed flag of 17, nor
-    // the committees of 18, nor the accounts and applied forms of 19, nor the secrets of 20),
-    // with the kind index that 21 drops.
-    conn.execute_batch(
-        "DROP TABLE node_secrets; DROP TABLE form_submissions;
-         ALTER TABLE credentials DROP COLUMN password_hash; ALTER TABLE credentials DROP COLUMN disabled_at;
-         DROP TABLE special_committees; ALTER TABLE node DROP COLUMN quota_rules_seeded;
-         DROP INDEX records_merged; ALTER TABLE records DROP COLUMN merged_into;
-         DROP INDEX records_kind_list; CREATE INDEX records_kind ON records(kind);
-         DROP TABLE retired_changes; ALTER TABLE sync_peers DROP COLUMN confirmed_seq;
-         DROP TABLE own_counters; DROP INDEX records_home_kind;
-         ALTER TABLE records DROP COLUMN counted; ALTER TABLE node DROP COLUMN counters_version;
-         DROP INDEX records_kind_tag; DROP INDEX records_addressed; DROP INDEX records_group;
-         ALTER TABLE records DROP COLUMN tag; ALTER TABLE records DROP COLUMN addressed_to;
-         ALTER TABLE records DROP COLUMN number; ALTER TABLE records DROP COLUMN group_id;
-         PRAGMA user_version = 11;",
-    )
-    .unwrap();
+    common::downgrade_to_schema_11(&conn);
     drop(conn);
 
     let store = Store::open(dir.path()).unwrap();

@@ -167,3 +167,26 @@ pub fn free_ports(n: usize) -> Vec<u16> {
     }
     ports
 }
+
+/// Turns a database this release wrote back into the file schema version 11 left: no filter
+/// columns (nor the own counters of 13, nor the retired positions of 14, nor the merge column
+/// of 16, nor the seed flag of 17, nor the committees of 18, nor the accounts and applied forms
+/// of 19, nor the secrets of 20), with the kind index that 21 drops. Opening it again runs
+/// every migration from 12 on.
+pub fn downgrade_to_schema_11(conn: &rusqlite::Connection) {
+    conn.execute_batch(
+        "DROP TABLE node_secrets; DROP TABLE form_submissions;
+         ALTER TABLE credentials DROP COLUMN password_hash; ALTER TABLE credentials DROP COLUMN disabled_at;
+         DROP TABLE special_committees; ALTER TABLE node DROP COLUMN quota_rules_seeded;
+         DROP INDEX records_merged; ALTER TABLE records DROP COLUMN merged_into;
+         DROP INDEX records_kind_list; CREATE INDEX records_kind ON records(kind);
+         DROP TABLE retired_changes; ALTER TABLE sync_peers DROP COLUMN confirmed_seq;
+         DROP TABLE own_counters; DROP INDEX records_home_kind;
+         ALTER TABLE records DROP COLUMN counted; ALTER TABLE node DROP COLUMN counters_version;
+         DROP INDEX records_kind_tag; DROP INDEX records_addressed; DROP INDEX records_group;
+         ALTER TABLE records DROP COLUMN tag; ALTER TABLE records DROP COLUMN addressed_to;
+         ALTER TABLE records DROP COLUMN number; ALTER TABLE records DROP COLUMN group_id;
+         PRAGMA user_version = 11;",
+    )
+    .expect("downgrade to schema 11");
+}

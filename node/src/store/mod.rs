@@ -67,7 +67,7 @@ pub enum StoreError {
     AlreadyInitialised(PathBuf),
     #[error("记录 {id} 的文档无法读取: {source}")]
     Corrupt { id: String, source: DocError },
-    #[error("数据库结构版本 {found} 比本程序支持的版本 {supported} 新，请升级 renda")]
+    #[error("数据库结构版本 {found} 比本程序（renda {}）支持的版本 {supported} 新，文件未作任何改动；请升级 renda", env!("CARGO_PKG_VERSION"))]
     SchemaTooNew { found: usize, supported: usize },
     #[error("数据库错误: {0}")]
     Sqlite(#[from] rusqlite::Error),
@@ -518,6 +518,9 @@ impl Store {
                     detail: "文件中没有节点信息（可能丢失了预写日志 renda.sqlite-wal）".into(),
                 }));
             }
+            // A file a newer release migrated is refused here, read-only, before opening it
+            // for writing sets a single pragma: an older binary never modifies it.
+            schema::refuse_newer(&probe)?;
         }
         let conn = match connect(&path) {
             Ok(conn) => conn,

@@ -272,20 +272,66 @@ const MIGRATIONS: &[&str] = &[
     "#,
 ];
 
+/// The schema version a file is at, refused if a newer release wrote it.
+fn version_of(conn: &Connection) -> Result<usize, StoreError> {
+    let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    let version = usize::try_from(version).unwrap_or(usize::MAX);
+    if version > MIGRATIONS.len() {
+        return Err(StoreError::SchemaTooNew {
+            found: version,
+            supported: MIGRATIONS.len(),
+        });
+    }
+    Ok(version)
+}
+
+/// Refuses a file whose schema is newer than this release's, reading only.
+pub(crate) fn refuse_newer(conn: &Connection) -> Result<(), StoreError> {
+    version_of(conn).map(|_| ())
+}
+
+/// The copy of a database taken before migrating it from schema `version`, beside it.
+pub fn backup_before(db: &std::path::Path, version: usize) -> std::path::PathBuf {
+    let mut name = db.file_name().unwrap_or_default().to_os_string();
+    name.push(format!(".schema-{version}.bak"));
+    db.with_file_name(name)
+}
+
+/// Brings the schema up to this release's, one step per transaction: a process killed half-way
+/// leaves the file at the last step it committed, and the next open carries on from there.
+/// Before the first step on a file that held data (any version above 0), a consistent copy is
+/// written beside it (`VACUUM INTO`, [`backup_before`]), so an upgrade can be undone by
+/// putting the copy back and running the older release.
 pub(crate) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
-    let current = |conn: &Connection| -> Result<usize, StoreError> {
-        let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
-        let version = usize::try_from(version).unwrap_or(usize::MAX);
-        if version > MIGRATIONS.len() {
-            return Err(StoreError::SchemaTooNew {
-                found: version,
-                supported: MIGRATIONS.len(),
-            });
-        }
-        Ok(version)
-    };
-    if current(conn)? == MIGRATIONS.len() {
+    let current = version_of;
+    let start = current(conn)?;
+    if start == MIGRATIONS.len() {
         return Ok(());
+    }
+    if start > 0
+        && let Some(db) = conn
+            .path()
+            .filter(|p| !p.is_empty())
+            .map(std::path::PathBuf::from)
+    {
+        let backup = backup_before(&db, start);
+        // Another process migrating the same file may have written it already; a copy left by
+        // a process killed while writing it is replaced.
+        let whole = backup.exists()
+            && rusqlite::Connection::open_with_flags(
+                &backup,
+                rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+            )
+            .and_then(|c| c.query_row("PRAGMA quick_check", [], |r| r.get::<_, String>(0)))
+            .is_ok_and(|verdict| verdict == "ok");
+        if !whole {
+            let _ = std::fs::remove_file(&backup);
+            let partial = backup.with_extension("bak.partial");
+            let _ = std::fs::remove_file(&partial);
+            conn.execute("VACUUM INTO ?1", [partial.to_string_lossy()])?;
+            std::fs::rename(&partial, &backup)
+                .map_err(|e| StoreError::Io(format!("{}: {e}", backup.display())))?;
+        }
     }
     // Another process may be migrating the same file: a node starting for the first time while
     // an operator runs `renda status` on its directory. Each step takes the write lock first and
@@ -306,6 +352,78 @@ pub(crate) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A file a newer release migrated is refused by name of both versions, and not a byte of
+    /// it changes: neither the schema nor a pragma is written.
+    #[test]
+    fn a_newer_database_is_refused_and_left_as_it_was() {
+        let dir = tempfile::tempdir().unwrap();
+        let region = crate::region::RegionCode::parse("region", "330411101000").unwrap();
+        drop(crate::store::Store::init(dir.path(), region, "王店镇人大主席团", None).unwrap());
+        let db = dir.path().join(crate::store::DB_FILE);
+        let newer = MIGRATIONS.len() + 3;
+        {
+            let conn = Connection::open(&db).unwrap();
+            conn.pragma_update(None, "user_version", newer as i64)
+                .unwrap();
+            // Checkpointed and back to the rollback journal, so the main file is all of it
+            // and opening it in WAL mode would rewrite its header.
+            conn.pragma_update(None, "journal_mode", "DELETE").unwrap();
+        }
+        let before = std::fs::read(&db).unwrap();
+        let refused = crate::store::Store::open(dir.path()).unwrap_err();
+        match &refused {
+            StoreError::SchemaTooNew { found, supported } => {
+                assert_eq!((*found, *supported), (newer, MIGRATIONS.len()));
+            }
+            other => panic!("expected SchemaTooNew, got {other}"),
+        }
+        let message = refused.to_string();
+        assert!(
+            message.contains(&newer.to_string()) && message.contains(&MIGRATIONS.len().to_string()),
+            "{message}"
+        );
+        assert!(std::fs::read(&db).unwrap() == before, "the file changed");
+        assert!(
+            !dir.path()
+                .join(format!("{}-wal", crate::store::DB_FILE))
+                .exists()
+        );
+    }
+
+    /// Migrating a file that held data first writes a whole copy of it beside it, at the
+    /// version it had.
+    #[test]
+    fn a_copy_is_taken_before_migrating() {
+        let dir = tempfile::tempdir().unwrap();
+        let region = crate::region::RegionCode::parse("region", "330411101000").unwrap();
+        drop(crate::store::Store::init(dir.path(), region, "王店镇人大主席团", None).unwrap());
+        let db = dir.path().join(crate::store::DB_FILE);
+        let last = MIGRATIONS.len() - 1;
+        {
+            let conn = Connection::open(&db).unwrap();
+            // The last step undone, so that opening runs it again.
+            conn.execute_batch("CREATE INDEX records_kind ON records(kind)")
+                .unwrap();
+            conn.pragma_update(None, "user_version", last as i64)
+                .unwrap();
+        }
+        drop(crate::store::Store::open(dir.path()).unwrap());
+        let copy = Connection::open(backup_before(&db, last)).unwrap();
+        let version: i64 = copy
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(version as usize, last);
+        let node: i64 = copy
+            .query_row("SELECT count(*) FROM node", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(node, 1);
+        let conn = Connection::open(&db).unwrap();
+        let version: i64 = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(version as usize, MIGRATIONS.len());
+    }
 
     /// Two processes opening a new database at once (here two connections on two threads,
     /// many times over) both end with every migration applied once, and neither fails.
