@@ -497,21 +497,28 @@ impl Store {
         // A file with no node table is not a Renda database that lost its identity through
         // migration: refuse it before migrating writes anything into it.
         {
-            let probe = rusqlite::Connection::open_with_flags(
-                &path,
-                rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
-            )
-            .map_err(damaged)?;
-            probe
-                .busy_timeout(std::time::Duration::from_secs(10))
-                .map_err(damaged)?;
-            let has_node: bool = probe
-                .query_row(
+            let read = |flags| -> Result<(bool, Connection), rusqlite::Error> {
+                let probe = rusqlite::Connection::open_with_flags(&path, flags)?;
+                probe.busy_timeout(std::time::Duration::from_secs(10))?;
+                let has_node = probe.query_row(
                     "SELECT count(*) > 0 FROM sqlite_schema WHERE type = 'table' AND name = 'node'",
                     [],
                     |r| r.get(0),
-                )
-                .map_err(damaged)?;
+                )?;
+                Ok((has_node, probe))
+            };
+            // A process killed while it wrote in rollback-journal mode (a file from before WAL,
+            // being switched to it) leaves a journal that only a writer may roll back: the
+            // probe then opens for writing, which rolls it back and writes nothing else.
+            let (has_node, probe) = match read(rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY) {
+                Err(rusqlite::Error::SqliteFailure(e, _))
+                    if e.code == rusqlite::ErrorCode::ReadOnly =>
+                {
+                    read(rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE)
+                }
+                other => other,
+            }
+            .map_err(damaged)?;
             if !has_node {
                 return Err(StoreError::Damaged(check::Damage {
                     path: path.clone(),

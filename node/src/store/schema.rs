@@ -327,7 +327,13 @@ pub(crate) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
         if !whole {
             let _ = std::fs::remove_file(&backup);
             let partial = backup.with_extension("bak.partial");
-            let _ = std::fs::remove_file(&partial);
+            // With the journal a killed copy left, which SQLite would otherwise play back
+            // into the new copy.
+            let mut journal = partial.clone().into_os_string();
+            journal.push("-journal");
+            for leftover in [partial.as_os_str(), journal.as_os_str()] {
+                let _ = std::fs::remove_file(leftover);
+            }
             conn.execute("VACUUM INTO ?1", [partial.to_string_lossy()])?;
             std::fs::rename(&partial, &backup)
                 .map_err(|e| StoreError::Io(format!("{}: {e}", backup.display())))?;
