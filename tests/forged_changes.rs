@@ -69,6 +69,7 @@ async fn send_batch(
         received_seq,
         repair: false,
         received_hash: Vec::new(),
+        ..Hello::default()
     })))
     .await
     .unwrap();
@@ -619,6 +620,7 @@ async fn a_child_asking_for_what_it_may_not_hold_gets_none_of_it() {
             received_seq: 0,
             repair: true,
             received_hash: Vec::new(),
+            ..Hello::default()
         }),
         Msg::Resync(v1::Resync { ack: false }),
         Msg::Digest(v1::Digest {

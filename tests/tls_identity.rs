@@ -255,6 +255,7 @@ async fn hello(addr: &str, config: rustls::ClientConfig, region: &str) -> Result
             received_seq: 0,
             repair: false,
             received_hash: Vec::new(),
+            ..Hello::default()
         })),
     };
     let mut stream = SyncClient::new(channel)

@@ -8,7 +8,9 @@ use renda_node::pki::{IdentityError, Usage, verify_peer};
 use renda_node::region::RegionCode;
 use renda_node::store::StoreHandle;
 use renda_node::sync::client::MAX_MESSAGE_BYTES;
-use renda_node::sync::{LinkConfig, Mode, SyncError, message, open, run_link};
+use renda_node::sync::{
+    LinkConfig, Mode, SyncError, hello_offer, message_at, open_hello, run_link, version,
+};
 use renda_proto::v1::sync_server::{Sync, SyncServer};
 use renda_proto::v1::{self, LinkMessage, link_message::Body};
 use tokio::net::{TcpListener, TcpStream};
@@ -33,7 +35,9 @@ impl SyncService {
 
 fn refusal(e: SyncError) -> Status {
     match e {
-        SyncError::Version(_) => Status::failed_precondition(e.to_string()),
+        SyncError::Version { .. } | SyncError::Mismatch(_) => {
+            Status::failed_precondition(e.to_string())
+        }
         SyncError::Unauthorized(_) => Status::permission_denied(e.to_string()),
         SyncError::Protocol(_) => Status::invalid_argument(e.to_string()),
         SyncError::Stalled(_) => Status::deadline_exceeded(e.to_string()),
@@ -63,9 +67,7 @@ impl Sync for SyncService {
             .message()
             .await?
             .ok_or_else(|| Status::invalid_argument("the link closed before Hello"))?;
-        let Body::Hello(hello) = open(first).map_err(refusal)? else {
-            return Err(Status::invalid_argument("a link must open with Hello"));
-        };
+        let (hello, theirs) = open_hello(first).map_err(refusal)?;
         let said = RegionCode::parse("hello.region", &hello.region)
             .map_err(|e| Status::invalid_argument(e.to_string()))?;
         // Over TLS the peer is who its certificate names, whatever its Hello says.
@@ -99,6 +101,27 @@ impl Sync for SyncService {
                 self.me
             )));
         }
+        // The version both speak, and the settings the federation shares: a child that cannot
+        // link is told why, and the refusal is kept for `renda status` and the sync page here
+        // as the child keeps it there.
+        let agreed = version::negotiate(
+            self.config.versions,
+            &version::federation_settings(&self.config.policy),
+            theirs,
+            &hello.settings,
+        );
+        let version = match agreed {
+            Ok(version) => version,
+            Err(mismatch) => {
+                warn!(region = %self.me, %peer, ?remote, error = %mismatch, "refused a child's link");
+                let text = mismatch.to_string();
+                let _ = self
+                    .store
+                    .write(move |tx| tx.record_link_error(&peer, &text))
+                    .await;
+                return Err(refusal(SyncError::Mismatch(mismatch)));
+            }
+        };
         let received = self
             .store
             .call(move |s| s.received_checkpoint(&peer))
@@ -106,12 +129,19 @@ impl Sync for SyncService {
             .map_err(|e| Status::unavailable(e.to_string()))?;
         let (tx, mut rx) = mpsc::channel::<LinkMessage>(16);
         let (out_tx, out_rx) = mpsc::channel::<Result<LinkMessage, Status>>(16);
-        tx.send(message(Body::Hello(v1::Hello {
-            region: self.me.to_string(),
-            received_seq: received.seq,
-            repair: hello.repair,
-            received_hash: received.hash,
-        })))
+        tx.send(message_at(
+            version,
+            Body::Hello(hello_offer(
+                &self.config,
+                v1::Hello {
+                    region: self.me.to_string(),
+                    received_seq: received.seq,
+                    repair: hello.repair,
+                    received_hash: received.hash,
+                    ..v1::Hello::default()
+                },
+            )),
+        ))
         .await
         .map_err(|_| Status::internal("link closed"))?;
         let forward = out_tx.clone();
@@ -139,7 +169,7 @@ impl Sync for SyncService {
                     seq: hello.received_seq,
                     hash: hello.received_hash,
                 };
-                match run_link(store, peer, claim, inbound, tx, Mode::Live, config).await {
+                match run_link(store, peer, claim, version, inbound, tx, Mode::Live, config).await {
                     Ok(report) => info!(
                         sent = report.changes_sent,
                         received = report.changes_received,

@@ -58,6 +58,7 @@ impl Link {
             store.clone(),
             peer,
             claim,
+            renda_proto::PROTOCOL_VERSION,
             Scripted(inbound),
             outbound,
             mode,

@@ -34,7 +34,16 @@
 /// (`on_track`, `behind`, `short`). Records of kind `motion` (议案) are new too, and a merged
 /// person's redirect names how high it must climb (`merge_route`), which a version-5 node
 /// would not route to a province that granted the duplicate a seat.
-pub const PROTOCOL_VERSION: u32 = 6;
+///
+/// 7: `Hello` carries the range of versions its sender speaks, its capabilities and the
+/// federation's shared settings (`full_record_depth`); both ends speak the highest version they
+/// share. Nothing else changed, so a version-7 node speaks version 6 to a node of the release
+/// before, which requires every message to carry exactly 6.
+pub const PROTOCOL_VERSION: u32 = 7;
+
+/// The oldest protocol version this build still speaks: the previous release's, so that a
+/// federation upgrades one node at a time (`docs/compatibility.md`).
+pub const MIN_PROTOCOL_VERSION: u32 = 6;
 
 pub mod v1 {
     tonic::include_proto!("renda.v1");

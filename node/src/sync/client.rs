@@ -10,7 +10,9 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::Endpoint;
 use tracing::{Instrument, info, info_span, warn};
 
-use super::{LinkConfig, LinkReport, Mode, SyncError, message, open, run_link};
+use super::{
+    LinkConfig, LinkReport, Mode, SyncError, hello_offer, message_at, open_hello, run_link, version,
+};
 use crate::region::RegionCode;
 use crate::store::StoreHandle;
 
@@ -91,22 +93,28 @@ pub async fn sync_with_parent(
             .max_encoding_message_size(MAX_MESSAGE_BYTES);
         let (tx, rx) = mpsc::channel(16);
         let received = store.call(move |s| s.received_checkpoint(&parent)).await?;
-        let hello = message(Body::Hello(v1::Hello {
-            region: me.to_string(),
-            received_seq: received.seq,
-            repair: config.repair,
-            received_hash: received.hash,
-        }));
+        // Stamped with the lowest version this node speaks, which a parent of any version in
+        // its range reads; the parent answers with the version both speak.
+        let hello = message_at(
+            config.versions.min,
+            Body::Hello(hello_offer(
+                &config,
+                v1::Hello {
+                    region: me.to_string(),
+                    received_seq: received.seq,
+                    repair: config.repair,
+                    received_hash: received.hash,
+                    ..v1::Hello::default()
+                },
+            )),
+        );
         let hello_bytes = prost::Message::encoded_len(&hello);
         tx.send(hello).await.map_err(|_| SyncError::Closed)?;
         let mut inbound = client.link(ReceiverStream::new(rx)).await?.into_inner();
         let first = inbound.message().await?.ok_or(SyncError::Closed)?;
         let first_bytes = prost::Message::encoded_len(&first);
-        let Body::Hello(hello) = open(first)? else {
-            return Err(SyncError::Protocol(
-                "the parent did not open with Hello".into(),
-            ));
-        };
+        let (hello, theirs) = open_hello(first)
+            .map_err(|_| SyncError::Protocol("the parent did not open with Hello".into()))?;
         if hello.region != parent.as_str() {
             return Err(SyncError::Unauthorized(format!(
                 "expected the parent {parent}, but {} answered",
@@ -119,9 +127,15 @@ pub async fn sync_with_parent(
             seq: hello.received_seq,
             hash: hello.received_hash,
         };
+        let version = version::negotiate(
+            config.versions,
+            &version::federation_settings(&config.policy),
+            theirs,
+            &hello.settings,
+        )?;
         // From here the link watches the shutdown token itself, and drains.
         opened.cancel();
-        let mut report = run_link(store, parent, claim, inbound, tx, mode, config).await?;
+        let mut report = run_link(store, parent, claim, version, inbound, tx, mode, config).await?;
         report.wire_bytes_sent += hello_bytes;
         report.wire_bytes_received += first_bytes;
         info!(

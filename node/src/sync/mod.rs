@@ -19,6 +19,7 @@ pub mod claims;
 pub mod client;
 pub mod link;
 pub mod untrusted;
+pub mod version;
 
 use std::time::Duration;
 
@@ -70,6 +71,9 @@ pub struct LinkConfig {
     /// permit also slows the peers down instead of letting work pile up. One per node: two
     /// nodes in one process (the demo, the tests) do not wait for each other.
     pub prepared: std::sync::Arc<tokio::sync::Semaphore>,
+    /// The protocol versions this node offers: this build's range, or, in the tests that
+    /// stand one node in for an older release, a narrower one.
+    pub versions: version::Versions,
 }
 
 /// Batches a node holds prepared at once ([`LinkConfig::prepared`]).
@@ -103,6 +107,7 @@ impl Default for LinkConfig {
             timeout: DEFAULT_LINK_TIMEOUT,
             shutdown: CancellationToken::new(),
             prepared: std::sync::Arc::new(tokio::sync::Semaphore::new(PREPARED_BATCHES)),
+            versions: version::Versions::this_build(),
         }
     }
 }
@@ -117,8 +122,12 @@ pub enum Mode {
 
 #[derive(Debug, thiserror::Error)]
 pub enum SyncError {
-    #[error("the peer speaks protocol version {0}; this node speaks {PROTOCOL_VERSION}")]
-    Version(u32),
+    #[error("the peer sent a message of protocol version {got} on a link that speaks {agreed}")]
+    Version { got: u32, agreed: u32 },
+    /// The two ends may not link: no protocol version in common, or a federation setting
+    /// they hold differently.
+    #[error(transparent)]
+    Mismatch(#[from] version::Mismatch),
     #[error("protocol violation: {0}")]
     Protocol(String),
     #[error("the peer is not allowed on this link: {0}")]
@@ -149,20 +158,65 @@ pub struct LinkReport {
     pub wire_bytes_received: usize,
 }
 
+/// A message of this build's protocol version.
 pub fn message(body: Body) -> LinkMessage {
+    message_at(PROTOCOL_VERSION, body)
+}
+
+/// A message of the version a link agreed on.
+pub fn message_at(version: u32, body: Body) -> LinkMessage {
     LinkMessage {
-        protocol_version: PROTOCOL_VERSION,
+        protocol_version: version,
         body: Some(body),
     }
 }
 
-/// Checks a received message's version and takes its body.
+/// Checks that a received message is of this build's protocol version and takes its body.
 pub fn open(msg: LinkMessage) -> Result<Body, SyncError> {
-    if msg.protocol_version != PROTOCOL_VERSION {
-        return Err(SyncError::Version(msg.protocol_version));
+    open_at(PROTOCOL_VERSION, msg)
+}
+
+/// Checks that a received message is of the version the link agreed on and takes its body.
+pub fn open_at(agreed: u32, msg: LinkMessage) -> Result<Body, SyncError> {
+    if msg.protocol_version != agreed {
+        return Err(SyncError::Version {
+            got: msg.protocol_version,
+            agreed,
+        });
     }
     msg.body
         .ok_or_else(|| SyncError::Protocol("a message without a body".into()))
+}
+
+/// The `Hello` that opens a link, whatever version it is stamped with (a child stamps it with
+/// the lowest it speaks), with the range of versions its sender speaks.
+pub fn open_hello(msg: LinkMessage) -> Result<(v1::Hello, version::Versions), SyncError> {
+    let stamped = LinkMessage {
+        protocol_version: msg.protocol_version,
+        body: None,
+    };
+    match msg.body {
+        Some(Body::Hello(hello)) => {
+            let versions = version::Versions::of_hello(&stamped, &hello);
+            Ok((hello, versions))
+        }
+        Some(_) => Err(SyncError::Protocol("a link must open with Hello".into())),
+        None => Err(SyncError::Protocol("a message without a body".into())),
+    }
+}
+
+/// This node's `Hello` fields beyond its checkpoint: the versions it speaks and the settings
+/// its federation shares.
+pub fn hello_offer(config: &LinkConfig, hello: v1::Hello) -> v1::Hello {
+    v1::Hello {
+        min_protocol_version: config.versions.min,
+        max_protocol_version: config.versions.max,
+        capabilities: Vec::new(),
+        settings: version::federation_settings(&config.policy)
+            .into_iter()
+            .collect(),
+        ..hello
+    }
 }
 
 fn header_to_wire(h: &Header) -> v1::RecordHeader {
@@ -509,6 +563,7 @@ pub async fn run_link<S>(
     store: StoreHandle,
     peer: RegionCode,
     peer_claim: Checkpoint,
+    version: u32,
     mut inbound: S,
     outbound: mpsc::Sender<LinkMessage>,
     mode: Mode,
@@ -574,7 +629,7 @@ where
         while let Some(action) = queue.pop_front() {
             let next = match action {
                 Action::Send(body) => {
-                    let msg = message(body);
+                    let msg = message_at(version, body);
                     wire_out += prost::Message::encoded_len(&msg);
                     outbound.send(msg).await.map_err(|_| SyncError::Closed)?;
                     None
@@ -584,7 +639,8 @@ where
                     up_to,
                     records,
                 } => {
-                    let msg = build_batch_message(batch_id, up_to, records).await?;
+                    let mut msg = build_batch_message(batch_id, up_to, records).await?;
+                    msg.protocol_version = version;
                     wire_out += prost::Message::encoded_len(&msg);
                     outbound.send(msg).await.map_err(|_| SyncError::Closed)?;
                     None
@@ -660,7 +716,7 @@ where
                                         for action in link.handle(Event::Applied(applied), now)? {
                                             match action {
                                                 Action::Send(body) => {
-                                                    let msg = message(body);
+                                                    let msg = message_at(version, body);
                                                     wire_out += prost::Message::encoded_len(&msg);
                                                     outbound.send(msg).await.map_err(|_| SyncError::Closed)?;
                                                 }
@@ -746,7 +802,7 @@ where
                                 };
                                 for action in actions {
                                     if let Action::Send(body) = action {
-                                        let msg = message(body);
+                                        let msg = message_at(version, body);
                                         wire_out += prost::Message::encoded_len(&msg);
                                         let _ = outbound.send(msg).await;
                                     }
@@ -792,7 +848,7 @@ where
                 None => Event::PeerClosed,
                 Some(msg) => {
                     wire_in += prost::Message::encoded_len(&msg);
-                    Event::Received(open(msg)?)
+                    Event::Received(open_at(version, msg)?)
                 }
             },
             applied = done.recv() => match applied {

@@ -18,7 +18,14 @@ pub fn receive_link_message(bytes: &[u8]) -> usize {
     let Ok(msg) = <LinkMessage as prost::Message>::decode(bytes) else {
         return 0;
     };
-    let Ok(Body::Batch(batch)) = open(msg) else {
+    // As a link that agreed on the message's version, if this build speaks it: the committed
+    // seeds are messages of earlier versions, which a link with an older peer still receives.
+    let speaks = super::version::Versions::this_build();
+    let version = msg.protocol_version;
+    if version < speaks.min || version > speaks.max {
+        return 0;
+    }
+    let Ok(Body::Batch(batch)) = super::open_at(version, msg) else {
         return 0;
     };
     let Ok((records, _, _)) = open_batch(batch.records, batch.deflated_records) else {
