@@ -9,7 +9,7 @@ use renda_node::region::RegionCode;
 use renda_node::store::StoreHandle;
 use renda_node::sync::client::MAX_MESSAGE_BYTES;
 use renda_node::sync::{
-    LinkConfig, Mode, SyncError, hello_offer, message_at, open_hello, run_link, version,
+    LinkConfig, Mode, Opened, SyncError, hello_offer, message_at, open_hello, run_link, version,
 };
 use renda_proto::v1::sync_server::{Sync, SyncServer};
 use renda_proto::v1::{self, LinkMessage, link_message::Body};
@@ -169,7 +169,12 @@ impl Sync for SyncService {
                     seq: hello.received_seq,
                     hash: hello.received_hash,
                 };
-                match run_link(store, peer, claim, version, inbound, tx, Mode::Live, config).await {
+                let opened = Opened {
+                    peer,
+                    peer_claim: claim,
+                    version,
+                };
+                match run_link(store, opened, inbound, tx, Mode::Live, config).await {
                     Ok(report) => info!(
                         sent = report.changes_sent,
                         received = report.changes_received,

@@ -13,7 +13,9 @@ use renda_node::record::notice::Notice;
 use renda_node::record::opinion::{OpinionFields, OpinionSource};
 use renda_node::region::RegionCode;
 use renda_node::store::{Checkpoint, Store, StoreHandle};
-use renda_node::sync::{InboundStream, LinkConfig, LinkReport, Mode, SyncError, message, run_link};
+use renda_node::sync::{
+    InboundStream, LinkConfig, LinkReport, Mode, Opened, SyncError, message, run_link,
+};
 use renda_proto::v1::{self, LinkMessage, link_message::Body};
 use tokio::sync::mpsc;
 
@@ -56,9 +58,11 @@ impl Link {
         let (outbound, from_node) = mpsc::channel(16);
         let task = tokio::spawn(run_link(
             store.clone(),
-            peer,
-            claim,
-            renda_proto::PROTOCOL_VERSION,
+            Opened {
+                peer,
+                peer_claim: claim,
+                version: renda_proto::PROTOCOL_VERSION,
+            },
             Scripted(inbound),
             outbound,
             mode,

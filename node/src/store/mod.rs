@@ -1294,6 +1294,13 @@ impl RowValues {
     }
 }
 
+/// A record's row as a write gets it: derived already, or to derive here from the record and
+/// its heads.
+pub(crate) enum Row<'a> {
+    Derived(Box<RowValues>),
+    Derive(&'a [automerge::ChangeHash]),
+}
+
 /// The changes a write brings, and what they do to the record's stored history.
 #[derive(Debug)]
 enum History {
@@ -1605,12 +1612,11 @@ impl WriteTx<'_> {
         })?;
         self.persist_decoded(
             Some(doc),
-            &doc.heads(),
+            Row::Derive(&doc.heads()),
             record,
             History::Extend(changes),
             origin,
             Prior::Unknown,
-            None,
         )
     }
 
@@ -1650,12 +1656,11 @@ impl WriteTx<'_> {
         let changes = doc.changes_since(&[]);
         self.persist_decoded(
             Some(&doc),
-            &doc.heads(),
+            Row::Derive(&doc.heads()),
             record,
             History::Replace(changes),
             None,
             Prior::Unknown,
-            None,
         )?;
         Ok(())
     }
@@ -1689,17 +1694,16 @@ impl WriteTx<'_> {
     /// what the caller already read of the record's row, saving the queries for it. `doc` is
     /// `None` when the record was merged by a replay of its changes rather than by automerge
     /// (`record::replay`); it is then loaded only if the stored tail is due for compaction.
-    /// `row` is the row derived from `record` where the caller derived it already (a link
-    /// does, off the store thread).
+    /// `row` is the record's row as the caller derived it (a link does, off the store
+    /// thread), or the heads to derive it from here.
     fn persist_decoded(
         &mut self,
         doc: Option<&RecordDoc>,
-        heads: &[automerge::ChangeHash],
+        row: Row<'_>,
         record: Record,
         history: History,
         origin: Option<&RegionCode>,
         prior: Prior,
-        row: Option<RowValues>,
     ) -> Result<Record, StoreError> {
         let id = record.header.id.to_string();
         let (changes, replacing) = match history {
@@ -1753,8 +1757,10 @@ impl WriteTx<'_> {
             summary,
             contribution,
         } = match row {
-            Some(row) => row,
-            None => RowValues::of(&record, heads, record.header.home == self.node.region),
+            Row::Derived(row) => *row,
+            Row::Derive(heads) => {
+                RowValues::of(&record, heads, record.header.home == self.node.region)
+            }
         };
         let counted = self.count_row(&contribution, &id, prior)?;
         // The document is its last full save plus the changes stored after it, which the

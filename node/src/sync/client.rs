@@ -11,7 +11,8 @@ use tonic::transport::Endpoint;
 use tracing::{Instrument, info, info_span, warn};
 
 use super::{
-    LinkConfig, LinkReport, Mode, SyncError, hello_offer, message_at, open_hello, run_link, version,
+    LinkConfig, LinkReport, Mode, Opened, SyncError, hello_offer, message_at, open_hello, run_link,
+    version,
 };
 use crate::region::RegionCode;
 use crate::store::StoreHandle;
@@ -135,7 +136,12 @@ pub async fn sync_with_parent(
         )?;
         // From here the link watches the shutdown token itself, and drains.
         opened.cancel();
-        let mut report = run_link(store, parent, claim, version, inbound, tx, mode, config).await?;
+        let hellos = Opened {
+            peer: parent,
+            peer_claim: claim,
+            version,
+        };
+        let mut report = run_link(store, hellos, inbound, tx, mode, config).await?;
         report.wire_bytes_sent += hello_bytes;
         report.wire_bytes_received += first_bytes;
         info!(

@@ -555,15 +555,21 @@ async fn store_batches(
     Ok(applied)
 }
 
+/// What the two `Hello`s settled: who the peer is, how far it says it has applied this node's
+/// sequence (checked against this node's history before anything is sent,
+/// [`claims::judge_received`]), and the protocol version both ends speak.
+#[derive(Clone, Debug)]
+pub struct Opened {
+    pub peer: RegionCode,
+    pub peer_claim: Checkpoint,
+    pub version: u32,
+}
+
 /// Runs a link after the `Hello`s: the thin adapter that carries out a [`Link`]'s actions
-/// against the store and the stream and feeds it what happens. `peer_claim` is how far the
-/// peer's `Hello` said it has applied this node's sequence; it is checked against this node's
-/// history before anything is sent ([`claims::judge_received`]).
+/// against the store and the stream and feeds it what happens.
 pub async fn run_link<S>(
     store: StoreHandle,
-    peer: RegionCode,
-    peer_claim: Checkpoint,
-    version: u32,
+    opened: Opened,
     mut inbound: S,
     outbound: mpsc::Sender<LinkMessage>,
     mode: Mode,
@@ -581,6 +587,11 @@ where
     // which it forgets its checkpoint of our sequence (so no reused position is skipped) and
     // sends everything back, our own lost writes included. Changes are unique by hash, so what
     // either side already holds costs bytes only.
+    let Opened {
+        peer,
+        peer_claim,
+        version,
+    } = opened;
     let claim = peer_claim.clone();
     let (start, me) = store
         .call(move |s| {

@@ -306,9 +306,13 @@ impl WriteTx<'_> {
                     Some((last_seq, tail)) => Prior::Stored { last_seq, tail },
                     None => Prior::Absent,
                 };
+                let row = match row {
+                    Some(row) => Row::Derived(row),
+                    None => Row::Derive(&heads),
+                };
                 self.persist_decoded(
                     doc.as_ref(),
-                    &heads,
+                    row,
                     record,
                     if replaces {
                         History::Replace(applied)
@@ -317,7 +321,6 @@ impl WriteTx<'_> {
                     },
                     Some(&ctx.peer),
                     prior,
-                    row,
                 )?;
                 Ok(Ok((count, complete)))
             }

@@ -45,7 +45,7 @@ pub struct PreparedRecord {
     pub(super) merged: (Option<i64>, Merge),
     /// The merged record's row, derived here rather than on the store thread; `None` unless
     /// the merge changed the record.
-    pub(super) row: Option<RowValues>,
+    pub(super) row: Option<Box<RowValues>>,
 }
 
 impl PreparedRecord {
@@ -65,11 +65,11 @@ impl PreparedRecord {
             Err(rejection) => Merge::Refused(rejection.clone()),
         };
         let row = match &merged {
-            Merge::Changed(m) => Some(RowValues::of(
+            Merge::Changed(m) => Some(Box::new(RowValues::of(
                 &m.record,
                 &m.heads,
                 m.record.header.home == ctx.me,
-            )),
+            ))),
             _ => None,
         };
         PreparedRecord {

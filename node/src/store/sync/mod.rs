@@ -34,7 +34,7 @@ use chrono::{DateTime, Utc};
 use rusqlite::{OptionalExtension, params};
 use serde::Serialize;
 
-use super::{History, Prior, RowValues, Store, StoreError, WriteTx, rollup};
+use super::{History, Prior, Row, RowValues, Store, StoreError, WriteTx, rollup};
 
 use crate::record::event::Rejection;
 use crate::record::{Author, DocError, Header, RecordId, RecordKind};
