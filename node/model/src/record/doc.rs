@@ -9,9 +9,10 @@
 //!                                                          JSON text per event, workflow kinds only
 //! ```
 //!
-//! Fields are written through automerge's `update_object`, which diffs against the current
-//! value, so a change touches only the keys that changed and concurrent edits of different fields
-//! both survive a merge. The header and the events are never edited, so nothing is gained by
+//! An edit writes only the keys whose value differs from the fields as this version reads them
+//! (`set_fields`), recursing into nested maps, so a change touches only the keys that changed,
+//! concurrent edits of different fields both survive a merge, and keys a newer release wrote,
+//! which this version does not read, survive every edit it makes. The header and the events are never edited, so nothing is gained by
 //! giving each of their keys its own automerge operation: each is one scalar holding its JSON.
 //! That makes a new opinion about half as many operations as nested maps would, and applying and
 //! reading operations is most of what a node does when a township's records arrive. Concurrent
