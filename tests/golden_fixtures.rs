@@ -156,8 +156,15 @@ async fn a_county_receives_the_link_sessions_of_earlier_releases() {
             .await
             .expect("the link opens")
             .into_inner();
-        let first = inbound.message().await.unwrap().expect("the county's Hello");
-        assert_eq!(first.protocol_version, stamped, "{release}: answered in its version");
+        let first = inbound
+            .message()
+            .await
+            .unwrap()
+            .expect("the county's Hello");
+        assert_eq!(
+            first.protocol_version, stamped,
+            "{release}: answered in its version"
+        );
         let mut acked = BTreeSet::new();
         while acked != batches {
             let msg = tokio::time::timeout(std::time::Duration::from_secs(20), inbound.message())
@@ -176,8 +183,8 @@ async fn a_county_receives_the_link_sessions_of_earlier_releases() {
         // The county holds every record of the township's that the release's county held.
         let expected: BTreeSet<String> = {
             let dir = data_dir(release, "county");
-            let conn = rusqlite::Connection::open(dir.path().join(renda_node::store::DB_FILE))
-                .unwrap();
+            let conn =
+                rusqlite::Connection::open(dir.path().join(renda_node::store::DB_FILE)).unwrap();
             let mut stmt = conn
                 .prepare("SELECT id FROM records WHERE home = ?1")
                 .unwrap();

@@ -509,10 +509,12 @@ impl Store {
             };
             // A process killed while it wrote in rollback-journal mode (a file from before WAL,
             // being switched to it) leaves a journal that only a writer may roll back: the
-            // probe then opens for writing, which rolls it back and writes nothing else.
+            // probe then opens for writing, which rolls it back and writes nothing else. Only
+            // then: a writer's connection on a file in WAL mode may checkpoint it on closing,
+            // which would rewrite a newer release's file before it is refused.
             let (has_node, probe) = match read(rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY) {
                 Err(rusqlite::Error::SqliteFailure(e, _))
-                    if e.code == rusqlite::ErrorCode::ReadOnly =>
+                    if e.extended_code == rusqlite::ffi::SQLITE_READONLY_ROLLBACK =>
                 {
                     read(rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE)
                 }

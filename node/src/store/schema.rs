@@ -290,18 +290,70 @@ pub(crate) fn refuse_newer(conn: &Connection) -> Result<(), StoreError> {
     version_of(conn).map(|_| ())
 }
 
-/// The copy of a database taken before migrating it from schema `version`, beside it.
-pub fn backup_before(db: &std::path::Path, version: usize) -> std::path::PathBuf {
-    let mut name = db.file_name().unwrap_or_default().to_os_string();
-    name.push(format!(".schema-{version}.bak"));
-    db.with_file_name(name)
+/// The copies of the database at `db` taken before migrations, beside it, with the schema
+/// version each holds: `renda.sqlite.schema-<version>.<when>.bak`.
+#[cfg(test)]
+pub(crate) fn backups(db: &std::path::Path) -> Vec<(usize, std::path::PathBuf)> {
+    let prefix = format!(
+        "{}.schema-",
+        db.file_name().unwrap_or_default().to_string_lossy()
+    );
+    let dir = db.parent().unwrap_or(std::path::Path::new("."));
+    let mut found: Vec<(usize, std::path::PathBuf)> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .filter_map(Result::ok)
+        .filter_map(|entry| {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let rest = name.strip_prefix(&prefix)?.strip_suffix(".bak")?;
+            let version = rest.split('.').next()?.parse().ok()?;
+            Some((version, entry.path()))
+        })
+        .collect();
+    found.sort();
+    found
+}
+
+/// Writes a consistent copy of the database beside it before a migration, named after the
+/// schema version the copy holds and when it was taken ([`backups`]). Each migrating process
+/// writes its own under a name of its own, and never replaces an earlier copy: an operator who
+/// undid an upgrade and upgrades again keeps both. A copy taken after another process finished
+/// migrating holds nothing to go back to and is dropped.
+fn back_up(conn: &Connection, db: &std::path::Path) -> Result<(), StoreError> {
+    let io = |path: &std::path::Path, e: std::io::Error| {
+        StoreError::Io(format!("{}: {e}", path.display()))
+    };
+    let now = chrono::Utc::now();
+    let mut partial = db.as_os_str().to_os_string();
+    partial.push(format!(
+        ".backup-{}-{}.partial",
+        std::process::id(),
+        now.timestamp_nanos_opt().unwrap_or_default()
+    ));
+    let partial = std::path::PathBuf::from(partial);
+    conn.execute("VACUUM INTO ?1", [partial.to_string_lossy()])?;
+    let held: i64 =
+        Connection::open_with_flags(&partial, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .and_then(|copy| copy.query_row("PRAGMA user_version", [], |r| r.get(0)))?;
+    let held = usize::try_from(held).unwrap_or(usize::MAX);
+    if held >= MIGRATIONS.len() {
+        return std::fs::remove_file(&partial).map_err(|e| io(&partial, e));
+    }
+    let mut name = db.as_os_str().to_os_string();
+    name.push(format!(
+        ".schema-{held}.{}-{}.bak",
+        now.format("%Y%m%dT%H%M%S%6fZ"),
+        std::process::id()
+    ));
+    let backup = std::path::PathBuf::from(name);
+    std::fs::rename(&partial, &backup).map_err(|e| io(&backup, e))
 }
 
 /// Brings the schema up to this release's, one step per transaction: a process killed half-way
 /// leaves the file at the last step it committed, and the next open carries on from there.
 /// Before the first step on a file that held data (any version above 0), a consistent copy is
-/// written beside it (`VACUUM INTO`, [`backup_before`]), so an upgrade can be undone by
-/// putting the copy back and running the older release.
+/// written beside it ([`back_up`]), so an upgrade can be undone by putting the copy back and
+/// running the older release.
 pub(crate) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     let current = version_of;
     let start = current(conn)?;
@@ -314,30 +366,7 @@ pub(crate) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
             .filter(|p| !p.is_empty())
             .map(std::path::PathBuf::from)
     {
-        let backup = backup_before(&db, start);
-        // Another process migrating the same file may have written it already; a copy left by
-        // a process killed while writing it is replaced.
-        let whole = backup.exists()
-            && rusqlite::Connection::open_with_flags(
-                &backup,
-                rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
-            )
-            .and_then(|c| c.query_row("PRAGMA quick_check", [], |r| r.get::<_, String>(0)))
-            .is_ok_and(|verdict| verdict == "ok");
-        if !whole {
-            let _ = std::fs::remove_file(&backup);
-            let partial = backup.with_extension("bak.partial");
-            // With the journal a killed copy left, which SQLite would otherwise play back
-            // into the new copy.
-            let mut journal = partial.clone().into_os_string();
-            journal.push("-journal");
-            for leftover in [partial.as_os_str(), journal.as_os_str()] {
-                let _ = std::fs::remove_file(leftover);
-            }
-            conn.execute("VACUUM INTO ?1", [partial.to_string_lossy()])?;
-            std::fs::rename(&partial, &backup)
-                .map_err(|e| StoreError::Io(format!("{}: {e}", backup.display())))?;
-        }
+        back_up(conn, &db)?;
     }
     // Another process may be migrating the same file: a node starting for the first time while
     // an operator runs `renda status` on its directory. Each step takes the write lock first and
@@ -415,7 +444,10 @@ mod tests {
                 .unwrap();
         }
         drop(crate::store::Store::open(dir.path()).unwrap());
-        let copy = Connection::open(backup_before(&db, last)).unwrap();
+        let copies = backups(&db);
+        assert_eq!(copies.len(), 1, "{copies:?}");
+        assert_eq!(copies[0].0, last);
+        let copy = Connection::open(&copies[0].1).unwrap();
         let version: i64 = copy
             .query_row("PRAGMA user_version", [], |r| r.get(0))
             .unwrap();
@@ -429,6 +461,21 @@ mod tests {
             .query_row("PRAGMA user_version", [], |r| r.get(0))
             .unwrap();
         assert_eq!(version as usize, MIGRATIONS.len());
+        drop(conn);
+        drop(copy);
+
+        // Undone and upgraded again: the first copy is kept beside the second.
+        {
+            let conn = Connection::open(&db).unwrap();
+            conn.execute_batch("CREATE INDEX records_kind ON records(kind)")
+                .unwrap();
+            conn.pragma_update(None, "user_version", last as i64)
+                .unwrap();
+        }
+        drop(crate::store::Store::open(dir.path()).unwrap());
+        let copies = backups(&db);
+        assert_eq!(copies.len(), 2, "{copies:?}");
+        assert!(copies.iter().all(|(version, _)| *version == last));
     }
 
     /// Two processes opening a new database at once (here two connections on two threads,

@@ -114,6 +114,7 @@ pub async fn sync_with_parent(
         let mut inbound = client.link(ReceiverStream::new(rx)).await?.into_inner();
         let first = inbound.message().await?.ok_or(SyncError::Closed)?;
         let first_bytes = prost::Message::encoded_len(&first);
+        let stamped = first.protocol_version;
         let (hello, theirs) = open_hello(first)
             .map_err(|_| SyncError::Protocol("the parent did not open with Hello".into()))?;
         if hello.region != parent.as_str() {
@@ -134,6 +135,14 @@ pub async fn sync_with_parent(
             theirs,
             &hello.settings,
         )?;
+        // The parent answers in the version both speak; any other would mean it agreed on
+        // something else than this node did.
+        if stamped != version {
+            return Err(SyncError::Version {
+                got: stamped,
+                agreed: version,
+            });
+        }
         // From here the link watches the shutdown token itself, and drains.
         opened.cancel();
         let hellos = Opened {

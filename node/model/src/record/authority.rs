@@ -178,8 +178,11 @@ pub fn check_incoming<'a>(
             }
             for event in new_events::<SuggestionAction>(before_events, after_events, id)? {
                 check_author(&within, id, event.author())?;
-                if let NewEvent::Known(event) = event {
-                    suggestion::authority(&after.header, &now.fields, &event)?;
+                match event {
+                    NewEvent::Known(event) => {
+                        suggestion::authority(&after.header, &now.fields, &event)?
+                    }
+                    NewEvent::Newer(_) => newer_step_allowed(&within, after)?,
                 }
             }
         }
@@ -201,16 +204,18 @@ pub fn check_incoming<'a>(
             }
             for event in new_events::<MotionAction>(before_events, after_events, id)? {
                 check_author(&within, id, event.author())?;
-                if let NewEvent::Known(event) = event {
-                    super::motion::authority(&after.header, &event)?;
+                match event {
+                    NewEvent::Known(event) => super::motion::authority(&after.header, &event)?,
+                    NewEvent::Newer(_) => newer_step_allowed(&within, after)?,
                 }
             }
         }
         (Body::Opinion(_), _) => {
             for event in new_events::<OpinionAction>(before_events, after_events, id)? {
                 check_author(&within, id, event.author())?;
-                if let NewEvent::Known(event) = event {
-                    opinion::authority(&after.header, &event)?;
+                match event {
+                    NewEvent::Known(event) => opinion::authority(&after.header, &event)?,
+                    NewEvent::Newer(_) => newer_step_allowed(&within, after)?,
                 }
             }
         }
@@ -326,6 +331,27 @@ pub fn check_incoming<'a>(
         _ => {}
     }
     Ok(())
+}
+
+/// A step of a newer release, whose own rules this version cannot check: from a child, only on
+/// a record of the child's own subtree. A record stops taking this version's steps while it
+/// holds one (`event::refuse_if_unreadable`), so a child adding made-up steps to a record homed
+/// above it could otherwise freeze that record at every node of this release.
+fn newer_step_allowed(
+    within: &impl Fn(&RegionCode) -> bool,
+    after: &Record,
+) -> Result<(), Rejection> {
+    if within(&after.header.home) {
+        Ok(())
+    } else {
+        Err(Rejection::new(
+            "authority.newer_step_outside",
+            format!(
+                "记录 {} 属于 {}，不属于发送方及其下级；本版本无法核对的新版本办理步骤只接受发送方辖区内的记录",
+                after.header.id, after.header.home
+            ),
+        ))
+    }
 }
 
 fn check_author(
@@ -889,6 +915,68 @@ mod tests {
                 [&town_actor],
             )),
             "accepted"
+        );
+    }
+
+    /// A step of a newer release is kept when its author and its record are the sender's own,
+    /// and refused when a child adds one to a record homed above it (it would stop this
+    /// release's steps on that record everywhere) or names an author outside its subtree.
+    #[test]
+    fn a_newer_step_is_held_to_the_senders_subtree() {
+        let newer = |author: &str| {
+            serde_json::json!({
+                "id": RecordId::new(), "lamport": 5, "recorded_at": "2026-03-01T08:00:00Z",
+                "date": "2026-03-01", "author": { "node": author, "user": "clerk" },
+                "action": "future_step",
+            })
+            .to_string()
+        };
+        let town_actor = node_actor(&code(TOWN));
+        let check = |home: &str, sender: Sender, author: &str| {
+            let h = header(RecordKind::Suggestion, home);
+            let record = suggestion(&h, vec![]);
+            rule(check_incoming(
+                sender,
+                Held::Workflow {
+                    events: &[],
+                    addressed_to: Some(COUNTY),
+                    group: None,
+                },
+                &record,
+                &[newer(author)],
+                [&town_actor],
+            ))
+        };
+        assert_eq!(check(TOWN, Sender::Child(code(TOWN)), TOWN), "accepted");
+        assert_eq!(
+            check(COUNTY, Sender::Child(code(TOWN)), TOWN),
+            "authority.newer_step_outside"
+        );
+        assert_eq!(
+            check(TOWN, Sender::Child(code(TOWN)), OTHER_TOWN),
+            "authority.event_author"
+        );
+        // From the parent, which takes steps on its children's records.
+        assert_eq!(
+            check(TOWN, Sender::Parent(code(COUNTY)), COUNTY),
+            "accepted"
+        );
+        // Damage is still refused: a step this version has, with its fields missing.
+        let h = header(RecordKind::Suggestion, TOWN);
+        let broken = newer(TOWN).replace("future_step", "assign");
+        assert_eq!(
+            rule(check_incoming(
+                Sender::Child(code(TOWN)),
+                Held::Workflow {
+                    events: &[],
+                    addressed_to: Some(COUNTY),
+                    group: None,
+                },
+                &suggestion(&h, vec![]),
+                &[broken],
+                [&town_actor],
+            )),
+            "authority.event_unreadable"
         );
     }
 

@@ -455,55 +455,109 @@ pub(crate) fn decode_events<A: DeserializeOwned>(
 }
 
 /// Writes into the map `obj` the keys of `new` whose value differs from `old` (the map as this
-/// version read it), recursing into maps both hold so that unknown keys inside them survive,
-/// and deletes the keys `old` has and `new` leaves out. A key in neither is left alone. A list
-/// that changed is updated by automerge's diff of it, as before this rule.
+/// version read it; `None` where it read nothing there), recursing into maps and lists the
+/// document already holds so that unknown keys inside them survive, and deletes the keys `old`
+/// has and `new` leaves out. A key in neither is left alone.
 fn write_changed(
     tx: &mut automerge::transaction::Transaction<'_>,
     obj: &automerge::ObjId,
     old: Option<&serde_json::Map<String, serde_json::Value>>,
     new: &serde_json::Map<String, serde_json::Value>,
 ) -> Result<(), DocError> {
-    use serde_json::Value as J;
-    let update = |e: automerge::AutomergeError| DocError::Update(e.to_string());
     for (key, value) in new {
         let before = old.and_then(|old| old.get(key));
         if before == Some(value) {
             continue;
         }
-        let held = tx.get(obj, key.as_str()).map_err(update)?;
-        match (value, before, held) {
-            (
-                J::Object(inner),
-                Some(J::Object(inner_before)),
-                Some((automerge::Value::Object(ObjType::Map), id)),
-            ) => {
-                write_changed(tx, &id, Some(inner_before), inner)?;
-            }
-            (J::Array(_), _, Some((automerge::Value::Object(ObjType::List), id))) => {
-                tx.update_object(&id, &to_hydrate(value)?)
-                    .map_err(|e| DocError::Update(e.to_string()))?;
-            }
-            (J::Object(_) | J::Array(_), _, _) => {
-                tx.batch_create_object(obj, key.as_str(), &to_hydrate(value)?, false)
-                    .map_err(update)?;
-            }
-            (scalar, _, _) => match to_hydrate(scalar)? {
-                hydrate::Value::Scalar(s) => {
-                    tx.put(obj, key.as_str(), s).map_err(update)?;
-                }
-                _ => return Err(DocError::Update(format!("`{key}` is not a scalar"))),
-            },
-        }
+        let held = held_object(tx.get(obj, key.as_str()).map_err(update_failed)?);
+        write_value(tx, obj, key.as_str().into(), before, value, held, false)?;
     }
     if let Some(old) = old {
         for key in old.keys().filter(|k| !new.contains_key(*k)) {
-            if tx.get(obj, key.as_str()).map_err(update)?.is_some() {
-                tx.delete(obj, key.as_str()).map_err(update)?;
+            if tx.get(obj, key.as_str()).map_err(update_failed)?.is_some() {
+                tx.delete(obj, key.as_str()).map_err(update_failed)?;
             }
         }
     }
     Ok(())
+}
+
+/// [`write_changed`] for a list: element by element, by position, recursing into the maps and
+/// lists it holds; elements past the new end are deleted, new ones appended.
+fn write_list(
+    tx: &mut automerge::transaction::Transaction<'_>,
+    list: &automerge::ObjId,
+    old: Option<&Vec<serde_json::Value>>,
+    new: &[serde_json::Value],
+) -> Result<(), DocError> {
+    let held_len = tx.length(list);
+    for (index, value) in new.iter().enumerate() {
+        let before = old.and_then(|old| old.get(index));
+        if index < held_len {
+            if before == Some(value) {
+                continue;
+            }
+            let held = held_object(tx.get(list, index).map_err(update_failed)?);
+            write_value(tx, list, index.into(), before, value, held, false)?;
+        } else {
+            write_value(tx, list, index.into(), None, value, None, true)?;
+        }
+    }
+    for index in (new.len()..held_len).rev() {
+        tx.delete(list, index).map_err(update_failed)?;
+    }
+    Ok(())
+}
+
+/// Writes `value` at `prop` of `obj` (inserting it there when `insert`), into what the
+/// document holds there where both are maps or both lists.
+fn write_value(
+    tx: &mut automerge::transaction::Transaction<'_>,
+    obj: &automerge::ObjId,
+    prop: automerge::Prop,
+    before: Option<&serde_json::Value>,
+    value: &serde_json::Value,
+    held: Option<(ObjType, automerge::ObjId)>,
+    insert: bool,
+) -> Result<(), DocError> {
+    use serde_json::Value as J;
+    match (value, held) {
+        (J::Object(inner), Some((ObjType::Map, id))) => {
+            write_changed(tx, &id, before.and_then(J::as_object), inner)
+        }
+        (J::Array(items), Some((ObjType::List, id))) => {
+            write_list(tx, &id, before.and_then(J::as_array), items)
+        }
+        (J::Object(_) | J::Array(_), _) => {
+            tx.batch_create_object(obj, prop, &to_hydrate(value)?, insert)
+                .map_err(update_failed)?;
+            Ok(())
+        }
+        (scalar, _) => {
+            let hydrate::Value::Scalar(s) = to_hydrate(scalar)? else {
+                return Err(DocError::Update("a value is not a scalar".into()));
+            };
+            match (prop, insert) {
+                (automerge::Prop::Seq(index), true) => tx.insert(obj, index, s),
+                (prop, _) => tx.put(obj, prop, s),
+            }
+            .map_err(update_failed)
+        }
+    }
+}
+
+/// The object a document holds at a key or index, if it holds one there.
+fn held_object(
+    held: Option<(automerge::Value<'_>, automerge::ObjId)>,
+) -> Option<(ObjType, automerge::ObjId)> {
+    match held {
+        Some((automerge::Value::Object(kind), id)) => Some((kind, id)),
+        _ => None,
+    }
+}
+
+fn update_failed(e: automerge::AutomergeError) -> DocError {
+    DocError::Update(e.to_string())
 }
 
 /// JSON (from serde) to automerge's hydrate tree. Strings become scalar strings, not text
@@ -642,6 +696,13 @@ mod tests {
         {
             tx.put(&inner, "newer_inner", 7i64).unwrap();
         }
+        if let Some((automerge::Value::Object(ObjType::List), items)) =
+            tx.get(&fields, "items").unwrap()
+            && let Some((automerge::Value::Object(ObjType::Map), first)) =
+                tx.get(&items, 0).unwrap()
+        {
+            tx.put(&first, "newer_inner", 8i64).unwrap();
+        }
         tx.put(ROOT, "newer_root", true).unwrap();
         tx.commit();
     }
@@ -652,6 +713,8 @@ mod tests {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         note: Option<String>,
         inner: Inner,
+        #[serde(default)]
+        items: Vec<Inner>,
     }
 
     #[derive(Clone, Debug, PartialEq, Serialize, serde::Deserialize)]
@@ -667,6 +730,7 @@ mod tests {
             title: "旧".into(),
             note: Some("备注".into()),
             inner: Inner { a: "甲".into() },
+            items: vec![Inner { a: "一".into() }, Inner { a: "二".into() }],
         };
         let mut doc = RecordDoc::create(&header, &outer, &ActorId::from(vec![1; 16])).unwrap();
         add_newer_keys(&mut doc);
@@ -678,6 +742,8 @@ mod tests {
         outer.title = "新".into();
         outer.note = None;
         outer.inner.a = "乙".into();
+        outer.items[1].a = "贰".into();
+        outer.items.push(Inner { a: "三".into() });
         doc.set_fields(&outer, 0, "edit")
             .unwrap()
             .expect("a change");
@@ -689,9 +755,22 @@ mod tests {
         assert_eq!(fields["newer_field"], "kept");
         assert_eq!(fields["inner"]["newer_inner"], 7);
         assert_eq!(root["newer_root"], true);
+        // Inside a list of maps too, and the list's own edits are made.
+        assert_eq!(fields["items"][0]["newer_inner"], 8);
+        assert_eq!(fields["items"][0]["a"], "一");
+        assert_eq!(fields["items"][1]["a"], "贰");
+        assert_eq!(fields["items"][2]["a"], "三");
         // And it survives a save and load, as a peer receives it.
         let loaded = RecordDoc::load(&doc.save(), &ActorId::from(vec![2; 16])).unwrap();
         assert_eq!(loaded.root().unwrap(), root);
+        // A shorter list loses its last elements and nothing else.
+        outer.items.truncate(1);
+        doc.set_fields(&outer, 0, "shorten")
+            .unwrap()
+            .expect("a change");
+        let fields = doc.root().unwrap()["fields"].clone();
+        assert_eq!(fields["items"].as_array().map(Vec::len), Some(1));
+        assert_eq!(fields["items"][0]["newer_inner"], 8);
     }
 
     #[test]
