@@ -9,7 +9,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::browser::{browser, click, login, start_driver, text, wait_for};
+use common::browser::{browser, click, click_to_next_page, login, start_driver, text};
 use common::data::{populate, roll_up};
 use common::fed::{
     CITY, FENGQIAO, NANHU, NATIONAL, PROVINCE, WANGDIAN, XINCHENG, XIUZHOU, YUXIN, code,
@@ -541,9 +541,7 @@ async fn the_dashboard_in_chromium_shows_the_query_apis_numbers_and_drills_down(
         .unwrap();
     // 重点督办 is one of the steps the page offers a clerk, folded until opened.
     click(&c, "details.step[data-step=supervise] > summary").await;
-    click(&c, "[data-action=supervise]").await;
-    // The click submits a form: the step is taken once the page that says so has loaded.
-    wait_for(&c, "p.notice-ok[data-notice=done]").await;
+    click_to_next_page(&c, "[data-action=supervise]").await;
     assert_no_error(&c, "the suggestion after 重点督办").await;
     assert!(
         supervised(town.clone()).await,

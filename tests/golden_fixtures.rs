@@ -55,6 +55,19 @@ fn link_session(release: &str, file: &str) -> Vec<LinkMessage> {
     messages
 }
 
+/// The ids of the records homed at `home` in the database at `db`, read from the file: lists
+/// leave personal data out.
+fn homed_at(db: &Path, home: &str) -> BTreeSet<String> {
+    let conn = rusqlite::Connection::open(db).unwrap();
+    let mut stmt = conn
+        .prepare("SELECT id FROM records WHERE home = ?1")
+        .unwrap();
+    stmt.query_map([home], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
+}
+
 #[test]
 fn the_databases_of_earlier_releases_open_and_answer_as_they_did() {
     for release in RELEASES {
@@ -181,37 +194,16 @@ async fn a_county_receives_the_link_sessions_of_earlier_releases() {
         drop(tx);
 
         // The county holds every record of the township's that the release's county held.
-        let expected: BTreeSet<String> = {
-            let dir = data_dir(release, "county");
-            let conn =
-                rusqlite::Connection::open(dir.path().join(renda_node::store::DB_FILE)).unwrap();
-            let mut stmt = conn
-                .prepare("SELECT id FROM records WHERE home = ?1")
-                .unwrap();
-            stmt.query_map([&township], |r| r.get(0))
-                .unwrap()
-                .map(Result::unwrap)
-                .collect()
-        };
+        let dir = data_dir(release, "county");
+        let expected = homed_at(&dir.path().join(renda_node::store::DB_FILE), &township);
         assert!(!expected.is_empty());
-        // Read from the file, as lists leave personal data out.
         let db = fed
             .node(XIUZHOU)
             .store
             .call(|s| Ok(s.path().to_path_buf()))
             .await
             .unwrap();
-        let held: BTreeSet<String> = {
-            let conn = rusqlite::Connection::open(db).unwrap();
-            let mut stmt = conn
-                .prepare("SELECT id FROM records WHERE home = ?1")
-                .unwrap();
-            stmt.query_map([&township], |r| r.get(0))
-                .unwrap()
-                .map(Result::unwrap)
-                .collect()
-        };
-        assert_eq!(held, expected, "{release}");
+        assert_eq!(homed_at(&db, &township), expected, "{release}");
         fed.assert_derived_columns_sound().await;
     }
 }

@@ -18,8 +18,8 @@ use std::time::Duration;
 
 use chrono::Utc;
 use common::browser::{
-    browser, choose, click, fill, login, login_account, screenshot, set_value, start_driver, text,
-    wait_for,
+    browser, choose, click, click_to_next_page, fill, login, login_account, screenshot, set_value,
+    start_driver, text, wait_for,
 };
 use common::fed::{Federation, WANGDIAN, XIUZHOU};
 use fantoccini::{Client, Locator};
@@ -76,7 +76,7 @@ async fn open_step(c: &Client, step: &str) -> String {
 }
 
 async fn submit_step(c: &Client, step: &str) {
-    click(
+    click_to_next_page(
         c,
         &format!("details.step[data-step={step}] button[data-action={step}]"),
     )

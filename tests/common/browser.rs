@@ -121,6 +121,22 @@ pub async fn click(c: &Client, css: &str) {
         .unwrap_or_else(|e| panic!("cannot click {css}: {e}"));
 }
 
+/// Clicks `css`, which submits a form or follows a link, and waits until the page it leads to
+/// has loaded: the page being left is marked first, and a page without the mark is the next
+/// one. Reading right after a bare click can find the old page's elements (a notice from the
+/// form before, a step it offered) while the new page is still on its way.
+pub async fn click_to_next_page(c: &Client, css: &str) {
+    c.execute("document.documentElement.dataset.leaving = '1';", vec![])
+        .await
+        .expect("mark the page being left");
+    click(c, css).await;
+    c.wait()
+        .at_most(Duration::from_secs(10))
+        .for_element(Locator::Css("html:not([data-leaving]) body"))
+        .await
+        .unwrap_or_else(|e| panic!("no page loaded after clicking {css}: {e}"));
+}
+
 /// Logs in through the login page with a personal account's name and password, as staff do.
 pub async fn login_account(c: &Client, web: &str, name: &str, password: &str) {
     c.goto(&format!("{web}/login")).await.unwrap();

@@ -435,14 +435,15 @@ mod tests {
         drop(crate::store::Store::init(dir.path(), region, "王店镇人大主席团", None).unwrap());
         let db = dir.path().join(crate::store::DB_FILE);
         let last = MIGRATIONS.len() - 1;
-        {
+        // The last step undone, so that opening runs it again.
+        let undo_last_step = || {
             let conn = Connection::open(&db).unwrap();
-            // The last step undone, so that opening runs it again.
             conn.execute_batch("CREATE INDEX records_kind ON records(kind)")
                 .unwrap();
             conn.pragma_update(None, "user_version", last as i64)
                 .unwrap();
-        }
+        };
+        undo_last_step();
         drop(crate::store::Store::open(dir.path()).unwrap());
         let copies = backups(&db);
         assert_eq!(copies.len(), 1, "{copies:?}");
@@ -465,13 +466,7 @@ mod tests {
         drop(copy);
 
         // Undone and upgraded again: the first copy is kept beside the second.
-        {
-            let conn = Connection::open(&db).unwrap();
-            conn.execute_batch("CREATE INDEX records_kind ON records(kind)")
-                .unwrap();
-            conn.pragma_update(None, "user_version", last as i64)
-                .unwrap();
-        }
+        undo_last_step();
         drop(crate::store::Store::open(dir.path()).unwrap());
         let copies = backups(&db);
         assert_eq!(copies.len(), 2, "{copies:?}");

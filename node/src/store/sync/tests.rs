@@ -72,6 +72,44 @@ fn town_delegate(name: &str) -> crate::record::delegate::Delegate {
     }
 }
 
+/// The county applies what the township sent, with the checkpoint up to `seq`.
+fn receive(
+    county: &mut Store,
+    town: RegionCode,
+    records: Vec<IncomingRecord>,
+    seq: i64,
+) -> ApplyOutcome {
+    county
+        .write(|tx| {
+            tx.apply_incoming(
+                &town,
+                Some(Checkpoint {
+                    seq,
+                    hash: Vec::new(),
+                }),
+                records,
+                &RoutePolicy::default(),
+            )
+        })
+        .unwrap()
+}
+
+/// Registers `town_delegate(name)` at the township with its seat, and returns the person's id.
+fn register_town_delegate(town: &mut Store, name: &str) -> RecordId {
+    let delegate = town_delegate(name);
+    town.write(|tx| {
+        office::add_delegate(
+            tx,
+            "clerk",
+            delegate,
+            office::Contact::default(),
+            Some(town_seat(17)),
+        )
+    })
+    .unwrap()
+    .id
+}
+
 /// Two batches merged off the store thread onto the same stored state, the second building
 /// on the first: once the first is stored, the second's merge is out of date, and storing it
 /// as prepared would leave the second change waiting for the first forever. The store sees
@@ -212,19 +250,7 @@ fn both_merges_agree(county: &Store, records: &[IncomingRecord]) {
 fn a_replayed_merge_is_what_automerge_merges() {
     let dir = tempfile::tempdir().unwrap();
     let (county_code, town_code, mut county, mut town) = county_and_town(dir.path());
-    let delegate = town
-        .write(|tx| {
-            let delegate = town_delegate("沈月娥");
-            office::add_delegate(
-                tx,
-                "clerk",
-                delegate,
-                office::Contact::default(),
-                Some(town_seat(17)),
-            )
-        })
-        .unwrap()
-        .id;
+    let delegate = register_town_delegate(&mut town, "沈月娥");
     let opinion = town
         .write(|tx| {
             office::add_opinion(
@@ -309,19 +335,7 @@ fn a_replayed_merge_is_what_automerge_merges() {
 fn a_record_synced_past_its_tail_is_compacted_and_still_replays() {
     let dir = tempfile::tempdir().unwrap();
     let (county_code, town_code, mut county, mut town) = county_and_town(dir.path());
-    let delegate = town_delegate("周建国");
-    let person = town
-        .write(|tx| {
-            office::add_delegate(
-                tx,
-                "clerk",
-                delegate,
-                office::Contact::default(),
-                Some(town_seat(17)),
-            )
-        })
-        .unwrap()
-        .id;
+    let person = register_town_delegate(&mut town, "周建国");
     // The seat is the record edited: suspended and restored, 48 times.
     let id = town.mandates_of(&person).unwrap()[0].0.id;
     let policy = RoutePolicy::default();
@@ -684,18 +698,7 @@ fn what_a_newer_release_writes_survives_this_one() {
         })
         .unwrap()
         .id;
-    let delegate = town
-        .write(|tx| {
-            office::add_delegate(
-                tx,
-                "clerk",
-                town_delegate("沈秀英"),
-                office::Contact::default(),
-                Some(town_seat(17)),
-            )
-        })
-        .unwrap()
-        .id;
+    let delegate = register_town_delegate(&mut town, "沈秀英");
     let activity = town
         .write(|tx| {
             office::add_activity(
@@ -724,19 +727,7 @@ fn what_a_newer_release_writes_survives_this_one() {
 
     // The county, on this version, stores both as they came.
     let (records, seq) = sent(&town, county_code, 0);
-    let outcome = county
-        .write(|tx| {
-            tx.apply_incoming(
-                &town_code,
-                Some(Checkpoint {
-                    seq,
-                    hash: Vec::new(),
-                }),
-                records,
-                &RoutePolicy::default(),
-            )
-        })
-        .unwrap();
+    let outcome = receive(&mut county, town_code, records, seq);
     assert!(outcome.rejected.is_empty(), "{outcome:?}");
     assert!(outcome.missing.is_empty(), "{outcome:?}");
 
@@ -797,19 +788,7 @@ fn what_a_newer_release_writes_survives_this_one() {
     town.write(|tx| office::sign_in(tx, &activity, &[delegate]))
         .unwrap();
     let (records, seq2) = sent(&town, county_code, seq);
-    let outcome = county
-        .write(|tx| {
-            tx.apply_incoming(
-                &town_code,
-                Some(Checkpoint {
-                    seq: seq2,
-                    hash: Vec::new(),
-                }),
-                records,
-                &RoutePolicy::default(),
-            )
-        })
-        .unwrap();
+    let outcome = receive(&mut county, town_code, records, seq2);
     assert!(outcome.rejected.is_empty(), "{outcome:?}");
     for store in [&town, &county] {
         let fields = holds_the_newer_writes(store, true);
