@@ -249,6 +249,15 @@ impl Session {
         for (kind, n) in &stats.records_by_kind {
             t.add_row(vec![format!("{}记录", kind.label()), n.to_string()]);
         }
+        if stats.unknown_state > 0 {
+            t.add_row(vec![
+                renda_node::record::event::UNKNOWN_STATE_LABEL.to_string(),
+                format!(
+                    "{} 条记录含有更新版本写入的办理步骤，请升级本节点后再办理",
+                    stats.unknown_state
+                ),
+            ]);
+        }
         t.add_row(vec![
             "本地变更序列".to_string(),
             format!("{} 条（至 {}）", stats.changes, stats.last_seq),

@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, NaiveDate, Utc};
 use common::fed::{CITY, Federation, WANGDIAN, XINCHENG, XIUZHOU, code};
+use common::peer::{msg, send_batch, wire};
 use renda_node::office::{self, SuggestionDraft};
 use renda_node::record::authority::node_actor;
 use renda_node::record::delegate::{Delegate, Gender};
@@ -23,82 +24,10 @@ use renda_node::record::{Author, Body, Header, RecordDoc, RecordId, RecordKind};
 use renda_node::route::RoutePolicy;
 use renda_node::store::StoreHandle;
 use renda_proto::v1::sync_client::SyncClient;
-use renda_proto::v1::{self, ChangeBatch, Hello, LinkMessage, link_message::Body as Msg};
+use renda_proto::v1::{self, ChangeBatch, Hello, link_message::Body as Msg};
 
 fn d(s: &str) -> NaiveDate {
     NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap()
-}
-
-fn msg(body: Msg) -> LinkMessage {
-    LinkMessage {
-        protocol_version: renda_proto::PROTOCOL_VERSION,
-        body: Some(body),
-    }
-}
-
-fn wire(header: &Header, changes: Vec<Vec<u8>>) -> v1::RecordChanges {
-    v1::RecordChanges {
-        header: Some(v1::RecordHeader {
-            id: header.id.to_string(),
-            kind: header.kind.as_str().into(),
-            home: header.home.to_string(),
-            created_at_ms: header.created_at.timestamp_millis(),
-            created_by: header.created_by.to_string(),
-        }),
-        changes,
-    }
-}
-
-/// Opens a link to `parent` claiming to be `child` (plaintext: the tests of identity live in
-/// tls_identity.rs), sends one batch and returns the parent's acknowledgement of it.
-async fn send_batch(
-    parent: &Federation,
-    child: &str,
-    received_seq: i64,
-    up_to_seq: i64,
-    records: Vec<v1::RecordChanges>,
-) -> v1::BatchAck {
-    let region = code(child);
-    let addr = parent.nodes[&region.parent().unwrap()].addr;
-    let mut client = SyncClient::connect(format!("http://{addr}"))
-        .await
-        .expect("connect");
-    let (tx, rx) = tokio::sync::mpsc::channel(8);
-    tx.send(msg(Msg::Hello(Hello {
-        region: child.into(),
-        received_seq,
-        repair: false,
-        received_hash: Vec::new(),
-        ..Hello::default()
-    })))
-    .await
-    .unwrap();
-    tx.send(msg(Msg::Batch(ChangeBatch {
-        batch_id: 1,
-        up_to_seq,
-        records,
-        deflated_records: Vec::new(),
-        up_to_hash: Vec::new(),
-    })))
-    .await
-    .unwrap();
-    let mut inbound = client
-        .link(tokio_stream::wrappers::ReceiverStream::new(rx))
-        .await
-        .expect("the link opens")
-        .into_inner();
-    loop {
-        let message = inbound
-            .message()
-            .await
-            .expect("the link stays up")
-            .expect("the parent answers");
-        if let Some(Msg::Ack(ack)) = message.body
-            && ack.batch_id == 1
-        {
-            return ack;
-        }
-    }
 }
 
 fn rule_for<'a>(ack: &'a v1::BatchAck, id: &RecordId) -> Option<&'a str> {

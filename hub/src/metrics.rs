@@ -147,6 +147,12 @@ pub fn render(
             .collect(),
     );
     family(
+        "renda_store_unknown_state",
+        "gauge",
+        "Workflow records holding a step of a newer release, whose state this release cannot tell; they wait for this node's upgrade.",
+        vec![(String::new(), stats.unknown_state.to_string())],
+    );
+    family(
         "renda_store_changes",
         "gauge",
         "Automerge changes held.",
@@ -244,6 +250,7 @@ mod tests {
         };
         let stats = StoreStats {
             records_by_kind: vec![(RecordKind::Opinion, 12)],
+            unknown_state: 0,
             changes: 40,
             last_seq: 40,
             file_bytes: 4096,

@@ -7,6 +7,7 @@ pub mod browser;
 pub mod data;
 pub mod fed;
 pub mod http;
+pub mod peer;
 pub mod procs;
 pub mod proxy;
 

@@ -153,6 +153,9 @@ pub struct LikelyDuplicate {
 #[derive(Clone, Debug, Serialize)]
 pub struct StoreStats {
     pub records_by_kind: Vec<(RecordKind, u64)>,
+    /// Workflow records holding a step of a newer release, whose state this version cannot
+    /// tell (`record::event::UNKNOWN_STATE`): they wait for this node's upgrade.
+    pub unknown_state: u64,
     pub changes: u64,
     pub last_seq: i64,
     pub file_bytes: u64,
@@ -862,6 +865,15 @@ impl Store {
             )?;
             records_by_kind.push((kind, n.max(0) as u64));
         }
+        let mut unknown_state = 0u64;
+        for kind in RecordKind::ALL.into_iter().filter(|k| k.has_workflow()) {
+            let n: i64 = self.conn.query_row(
+                "SELECT count(*) FROM records WHERE kind = ?1 AND status = ?2",
+                params![kind.as_str(), crate::record::event::UNKNOWN_STATE],
+                |r| r.get(0),
+            )?;
+            unknown_state += n.max(0) as u64;
+        }
         let (changes, last_seq): (i64, Option<i64>) =
             self.conn
                 .query_row("SELECT count(*), max(seq) FROM changes", [], |r| {
@@ -874,6 +886,7 @@ impl Store {
             .sum();
         Ok(StoreStats {
             records_by_kind,
+            unknown_state,
             changes: changes.max(0) as u64,
             last_seq: last_seq.unwrap_or(0),
             file_bytes,

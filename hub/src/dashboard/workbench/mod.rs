@@ -33,6 +33,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use maud::{Markup, html};
 use renda_node::access::Role;
+use renda_node::record::event::refuse_if_unreadable;
 use renda_node::record::{Body, Record, RecordId};
 use renda_node::region::RegionCode;
 use renda_node::store::{Store, StoreError, WriteTx};
@@ -300,6 +301,22 @@ pub(crate) fn steps(
 ) -> Markup {
     if !session::current().is_some_and(|c| c.role.allows(Role::Clerk)) {
         return html! {};
+    }
+    // A workflow record holding a step of a newer release is in a state this release cannot
+    // tell: it offers no step, and says why, as the office would refuse any.
+    let newer = match &record.body {
+        Body::Suggestion(sg) => refuse_if_unreadable(&sg.events).err(),
+        Body::Opinion(o) => refuse_if_unreadable(&o.events).err(),
+        Body::Motion(m) => refuse_if_unreadable(&m.events).err(),
+        _ => None,
+    };
+    if let Some(rejection) = newer {
+        return html! {
+            section.steps aria-label="办理" {
+                h2 { "办理" }
+                p.meta data-steps="newer-version" { (rejection.reason) }
+            }
+        };
     }
     let today = renda_node::calendar::today();
     let forms = match &record.body {

@@ -761,6 +761,8 @@ fn what_a_newer_release_writes_survives_this_one() {
             rows[0].status.as_deref(),
             Some(crate::record::event::UNKNOWN_STATE)
         );
+        // Counted as such, for `renda status` and the metrics.
+        assert_eq!(store.stats().unwrap().unknown_state, 1);
         let refused = store
             .write(|tx| {
                 office::opinion_step(
