@@ -2,7 +2,7 @@
 //! know, a field and a step, and sends it to its county of this release over a real link. The
 //! county stores it as it came, shows the record's state as unknown in its lists, counts it for
 //! `renda status` and the metrics, offers no step on it in the workbench and refuses one asking
-//! for an upgrade, and keeps the newer field through its own writes.
+//! for an upgrade.
 
 mod common;
 
@@ -107,7 +107,7 @@ async fn a_county_keeps_what_a_newer_township_wrote_and_takes_no_step_it_cannot_
         "{}",
         page.body
     );
-    assert!(page.body.contains("升级"), "{}", page.body);
+    assert!(page.body.contains("请升级本节点"), "{}", page.body);
     assert!(!page.body.contains("<form class=\"work"), "{}", page.body);
     let list = request(
         web,

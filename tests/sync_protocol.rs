@@ -57,6 +57,12 @@ async fn the_sync_service_refuses_with_a_clear_status() {
         "{}",
         status.message()
     );
+    // Said by whom, so the child's status reads the right way round.
+    assert!(
+        status.message().starts_with("330411000000 refused the link"),
+        "{}",
+        status.message()
+    );
 
     // A township of another county is not this county's child.
     let status = open_link(&addr, hello(renda_proto::PROTOCOL_VERSION, "330402101000")).await;

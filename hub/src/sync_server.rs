@@ -119,7 +119,11 @@ impl Sync for SyncService {
                     .store
                     .write(move |tx| tx.record_link_error(&peer, &text))
                     .await;
-                return Err(refusal(SyncError::Mismatch(mismatch)));
+                // Said from the parent's side, so the child's status reads the right way round.
+                return Err(Status::failed_precondition(format!(
+                    "{} refused the link: {mismatch}",
+                    self.me
+                )));
             }
         };
         let received = self

@@ -317,9 +317,12 @@ pub(crate) fn backups(db: &std::path::Path) -> Vec<(usize, std::path::PathBuf)> 
 /// Writes a consistent copy of the database beside it before a migration, named after the
 /// schema version the copy holds and when it was taken ([`backups`]). Each migrating process
 /// writes its own under a name of its own, and never replaces an earlier copy: an operator who
-/// undid an upgrade and upgrades again keeps both. A copy taken after another process finished
-/// migrating holds nothing to go back to and is dropped.
-fn back_up(conn: &Connection, db: &std::path::Path) -> Result<(), StoreError> {
+/// undid an upgrade and upgrades again keeps both. A copy that does not hold `start`, the
+/// version this process found, was taken while another process migrated: that process wrote
+/// the copy to go back to, and this one is dropped. Copies left half-written by a process that
+/// died are removed.
+fn back_up(conn: &Connection, db: &std::path::Path, start: usize) -> Result<(), StoreError> {
+    remove_dead_partials(db);
     let io = |path: &std::path::Path, e: std::io::Error| {
         StoreError::Io(format!("{}: {e}", path.display()))
     };
@@ -331,12 +334,20 @@ fn back_up(conn: &Connection, db: &std::path::Path) -> Result<(), StoreError> {
         now.timestamp_nanos_opt().unwrap_or_default()
     ));
     let partial = std::path::PathBuf::from(partial);
-    conn.execute("VACUUM INTO ?1", [partial.to_string_lossy()])?;
-    let held: i64 =
-        Connection::open_with_flags(&partial, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
-            .and_then(|copy| copy.query_row("PRAGMA user_version", [], |r| r.get(0)))?;
-    let held = usize::try_from(held).unwrap_or(usize::MAX);
-    if held >= MIGRATIONS.len() {
+    let copied = conn
+        .execute("VACUUM INTO ?1", [partial.to_string_lossy()])
+        .and_then(|_| {
+            Connection::open_with_flags(&partial, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?
+                .query_row("PRAGMA user_version", [], |r| r.get::<_, i64>(0))
+        });
+    let held = match copied {
+        Ok(held) => usize::try_from(held).unwrap_or(usize::MAX),
+        Err(e) => {
+            let _ = std::fs::remove_file(&partial);
+            return Err(e.into());
+        }
+    };
+    if held != start {
         return std::fs::remove_file(&partial).map_err(|e| io(&partial, e));
     }
     let mut name = db.as_os_str().to_os_string();
@@ -346,7 +357,39 @@ fn back_up(conn: &Connection, db: &std::path::Path) -> Result<(), StoreError> {
         std::process::id()
     ));
     let backup = std::path::PathBuf::from(name);
-    std::fs::rename(&partial, &backup).map_err(|e| io(&backup, e))
+    std::fs::rename(&partial, &backup).map_err(|e| {
+        let _ = std::fs::remove_file(&partial);
+        io(&backup, e)
+    })
+}
+
+/// Removes the half-written copies (`<db>.backup-<pid>-<nanos>.partial`) of processes that are
+/// no longer running, each possibly as large as the database. Where the system cannot say
+/// whether a process runs (no `/proc`), nothing is removed.
+fn remove_dead_partials(db: &std::path::Path) {
+    let prefix = format!(
+        "{}.backup-",
+        db.file_name().unwrap_or_default().to_string_lossy()
+    );
+    let dir = db.parent().unwrap_or(std::path::Path::new("."));
+    let proc = std::path::Path::new("/proc");
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.filter_map(Result::ok) {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(pid) = name
+            .strip_prefix(&prefix)
+            .filter(|rest| rest.ends_with(".partial"))
+            .and_then(|rest| rest.split('-').next())
+            .and_then(|pid| pid.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if proc.is_dir() && !proc.join(pid.to_string()).exists() {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
 }
 
 /// Brings the schema up to this release's, one step per transaction: a process killed half-way
@@ -366,7 +409,7 @@ pub(crate) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
             .filter(|p| !p.is_empty())
             .map(std::path::PathBuf::from)
     {
-        back_up(conn, &db)?;
+        back_up(conn, &db, start)?;
     }
     // Another process may be migrating the same file: a node starting for the first time while
     // an operator runs `renda status` on its directory. Each step takes the write lock first and
@@ -471,6 +514,22 @@ mod tests {
         let copies = backups(&db);
         assert_eq!(copies.len(), 2, "{copies:?}");
         assert!(copies.iter().all(|(version, _)| *version == last));
+
+        // A half-written copy of a process that died is removed on the next migration; one of
+        // a process still running (this one) is left to it.
+        let partial = |pid: u32| {
+            let mut name = db.as_os_str().to_os_string();
+            name.push(format!(".backup-{pid}-1.partial"));
+            std::path::PathBuf::from(name)
+        };
+        let (dead, alive) = (partial(4_000_000_000), partial(std::process::id()));
+        std::fs::write(&dead, b"half").unwrap();
+        std::fs::write(&alive, b"half").unwrap();
+        undo_last_step();
+        drop(crate::store::Store::open(dir.path()).unwrap());
+        assert!(!dead.exists() || !std::path::Path::new("/proc").is_dir());
+        assert!(alive.exists());
+        assert_eq!(backups(&db).len(), 3);
     }
 
     /// Two processes opening a new database at once (here two connections on two threads,

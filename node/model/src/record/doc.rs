@@ -483,7 +483,11 @@ fn write_changed(
 }
 
 /// [`write_changed`] for a list: element by element, by position, recursing into the maps and
-/// lists it holds; elements past the new end are deleted, new ones appended.
+/// lists it holds; elements past the new end are deleted (only where this version read the
+/// list), new ones appended. By position: an element removed from the middle shifts the ones
+/// after it onto their neighbours' maps, where keys a newer release wrote stay behind. No list
+/// of maps a record's fields hold is edited that way today (such lists are written whole or
+/// appended to); one that comes to be should carry ids and be matched by them.
 fn write_list(
     tx: &mut automerge::transaction::Transaction<'_>,
     list: &automerge::ObjId,
@@ -503,8 +507,10 @@ fn write_list(
             write_value(tx, list, index.into(), None, value, None, true)?;
         }
     }
-    for index in (new.len()..held_len).rev() {
-        tx.delete(list, index).map_err(update_failed)?;
+    if old.is_some() {
+        for index in (new.len()..held_len).rev() {
+            tx.delete(list, index).map_err(update_failed)?;
+        }
     }
     Ok(())
 }
