@@ -59,7 +59,9 @@ async fn the_sync_service_refuses_with_a_clear_status() {
     );
     // Said by whom, so the child's status reads the right way round.
     assert!(
-        status.message().starts_with("330411000000 refused the link"),
+        status
+            .message()
+            .starts_with("330411000000 refused the link"),
         "{}",
         status.message()
     );

@@ -69,11 +69,11 @@ impl StoreHandle {
                         }
                     }
                 }
-                // Dropping the store closes its connection and with it the checkpoint thread's
-                // hook; that thread's connection, the last, checkpoints the log as it closes.
-                // Both are closed before anyone is told the store is.
+                // The checkpoint thread's connection first, then the writer's, the last, which
+                // copies the log into the file as it closes. Both are closed before anyone is
+                // told the store is.
+                checkpointer.stop(&mut store.conn);
                 drop(store);
-                checkpointer.join();
                 if let Some(closed) = closed {
                     let _ = closed.send(());
                 }
