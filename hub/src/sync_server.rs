@@ -104,13 +104,7 @@ impl Sync for SyncService {
         // The version both speak, and the settings the federation shares: a child that cannot
         // link is told why, and the refusal is kept for `renda status` and the sync page here
         // as the child keeps it there.
-        let agreed = version::negotiate(
-            self.config.versions,
-            &version::federation_settings(&self.config.policy),
-            theirs,
-            &hello.settings,
-        );
-        let version = match agreed {
+        let version = match version::agree(&self.config, theirs, &hello) {
             Ok(version) => version,
             Err(mismatch) => {
                 warn!(region = %self.me, %peer, ?remote, error = %mismatch, "refused a child's link");

@@ -532,7 +532,7 @@ impl Store {
             }
             // A file a newer release migrated is refused here, read-only, before opening it
             // for writing sets a single pragma: an older binary never modifies it.
-            schema::refuse_newer(&probe)?;
+            schema::version_of(&probe)?;
         }
         let conn = match connect(&path) {
             Ok(conn) => conn,

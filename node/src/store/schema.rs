@@ -272,8 +272,9 @@ const MIGRATIONS: &[&str] = &[
     "#,
 ];
 
-/// The schema version a file is at, refused if a newer release wrote it.
-fn version_of(conn: &Connection) -> Result<usize, StoreError> {
+/// The schema version a file is at, refused if a newer release wrote it (`SchemaTooNew`); it
+/// only reads.
+pub(crate) fn version_of(conn: &Connection) -> Result<usize, StoreError> {
     let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
     let version = usize::try_from(version).unwrap_or(usize::MAX);
     if version > MIGRATIONS.len() {
@@ -283,11 +284,6 @@ fn version_of(conn: &Connection) -> Result<usize, StoreError> {
         });
     }
     Ok(version)
-}
-
-/// Refuses a file whose schema is newer than this release's, reading only.
-pub(crate) fn refuse_newer(conn: &Connection) -> Result<(), StoreError> {
-    version_of(conn).map(|_| ())
 }
 
 /// The copies of the database at `db` taken before migrations, beside it, with the schema
@@ -398,8 +394,7 @@ fn remove_dead_partials(db: &std::path::Path) {
 /// written beside it ([`back_up`]), so an upgrade can be undone by putting the copy back and
 /// running the older release.
 pub(crate) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
-    let current = version_of;
-    let start = current(conn)?;
+    let start = version_of(conn)?;
     if start == MIGRATIONS.len() {
         return Ok(());
     }
@@ -417,7 +412,7 @@ pub(crate) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     // twice (running it twice failed with "duplicate column" and stopped the node).
     loop {
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        let version = current(&tx)?;
+        let version = version_of(&tx)?;
         let Some(sql) = MIGRATIONS.get(version) else {
             return Ok(());
         };

@@ -123,18 +123,13 @@ pub async fn sync_with_parent(
                 crate::validate::quote(&hello.region)
             )));
         }
+        let version = version::agree(&config, theirs, &hello)?;
         // The parent's claim of how far it has applied our sequence is checked in `run_link`
         // exactly as the child's claim is at the parent.
         let claim = crate::store::Checkpoint {
             seq: hello.received_seq,
             hash: hello.received_hash,
         };
-        let version = version::negotiate(
-            config.versions,
-            &version::federation_settings(&config.policy),
-            theirs,
-            &hello.settings,
-        )?;
         // The parent answers in the version both speak; any other would mean it agreed on
         // something else than this node did.
         if stamped != version {

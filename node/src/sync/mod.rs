@@ -191,13 +191,9 @@ pub fn open_at(agreed: u32, msg: LinkMessage) -> Result<Body, SyncError> {
 /// The `Hello` that opens a link, whatever version it is stamped with (a child stamps it with
 /// the lowest it speaks), with the range of versions its sender speaks.
 pub fn open_hello(msg: LinkMessage) -> Result<(v1::Hello, version::Versions), SyncError> {
-    let stamped = LinkMessage {
-        protocol_version: msg.protocol_version,
-        body: None,
-    };
     match msg.body {
         Some(Body::Hello(hello)) => {
-            let versions = version::Versions::of_hello(&stamped, &hello);
+            let versions = version::Versions::of_hello(msg.protocol_version, &hello);
             Ok((hello, versions))
         }
         Some(_) => Err(SyncError::Protocol("a link must open with Hello".into())),

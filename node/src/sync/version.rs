@@ -5,9 +5,10 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-use renda_proto::v1::{Hello, LinkMessage};
+use renda_proto::v1::Hello;
 use renda_proto::{MIN_PROTOCOL_VERSION, PROTOCOL_VERSION};
 
+use super::LinkConfig;
 use crate::route::RoutePolicy;
 
 /// A range of protocol versions, lowest and highest, both included.
@@ -26,13 +27,13 @@ impl Versions {
         }
     }
 
-    /// The range a peer's `Hello` says it speaks. A node of version 6 or older sends no range
-    /// and speaks exactly the version its message carries.
-    pub fn of_hello(message: &LinkMessage, hello: &Hello) -> Versions {
+    /// The range a peer's `Hello`, stamped with version `stamped`, says it speaks. A node of
+    /// version 6 or older sends no range and speaks exactly the version its message carries.
+    pub fn of_hello(stamped: u32, hello: &Hello) -> Versions {
         if hello.max_protocol_version == 0 {
             Versions {
-                min: message.protocol_version,
-                max: message.protocol_version,
+                min: stamped,
+                max: stamped,
             }
         } else {
             Versions {
@@ -81,6 +82,17 @@ pub enum Mismatch {
         ours: String,
         theirs: String,
     },
+}
+
+/// The version a link speaks as `config` offers it, given the peer's `Hello` and the range it
+/// stamps: what both ends of a link decide the same way.
+pub fn agree(config: &LinkConfig, theirs: Versions, hello: &Hello) -> Result<u32, Mismatch> {
+    negotiate(
+        config.versions,
+        &federation_settings(&config.policy),
+        theirs,
+        &hello.settings,
+    )
 }
 
 /// The version a link speaks, or why it may not open: no version in common, or a shared
@@ -133,17 +145,13 @@ mod tests {
     #[test]
     fn a_hello_from_before_ranges_speaks_its_message_version() {
         let hello = Hello::default();
-        let message = LinkMessage {
-            protocol_version: 6,
-            body: None,
-        };
-        assert_eq!(Versions::of_hello(&message, &hello), v(6, 6));
+        assert_eq!(Versions::of_hello(6, &hello), v(6, 6));
         let hello = Hello {
             min_protocol_version: 6,
             max_protocol_version: 9,
             ..Hello::default()
         };
-        assert_eq!(Versions::of_hello(&message, &hello), v(6, 9));
+        assert_eq!(Versions::of_hello(6, &hello), v(6, 9));
     }
 
     #[test]

@@ -10,10 +10,11 @@
 //! ```
 //!
 //! An edit writes only the keys whose value differs from the fields as this version reads them
-//! (`set_fields`), recursing into nested maps, so a change touches only the keys that changed,
-//! concurrent edits of different fields both survive a merge, and keys a newer release wrote,
-//! which this version does not read, survive every edit it makes. The header and the events are never edited, so nothing is gained by
-//! giving each of their keys its own automerge operation: each is one scalar holding its JSON.
+//! (`set_fields`), recursing into nested maps and lists, so a change touches only the keys that
+//! changed, concurrent edits of different fields both survive a merge, and keys a newer release
+//! wrote, which this version does not read, survive its edits. The header and the events are
+//! never edited, so nothing is gained by giving each of their keys its own automerge operation:
+//! each is one scalar holding its JSON.
 //! That makes a new opinion about half as many operations as nested maps would, and applying and
 //! reading operations is most of what a node does when a township's records arrive. Concurrent
 //! appends to the event list still both survive, as list inserts do.
@@ -240,9 +241,9 @@ impl RecordDoc {
     /// Writes new field values as one change. Only what the edit means to change is written:
     /// the keys whose value differs from the fields as this version reads them (`T` decoded from
     /// the document), set or, when `fields` leaves them out, deleted. Keys this version does not
-    /// know, written by a newer node, are never touched, at any depth of nested maps, so an
-    /// office on an older release cannot delete them for the whole federation by editing the
-    /// record. Returns the change, or `None` when nothing differed.
+    /// know, written by a newer node, are never touched, in nested maps and lists too (lists are
+    /// matched by position: see `write_list`), so an office on an older release cannot delete
+    /// them for the whole federation by editing the record. Returns the change, or `None` when nothing differed.
     pub fn set_fields<T: Serialize + DeserializeOwned>(
         &mut self,
         fields: &T,
