@@ -115,18 +115,7 @@ fn the_databases_of_earlier_releases_open_and_answer_as_they_did() {
                     assert_eq!(record.header.kind, kind);
                 }
             }
-            assert_eq!(
-                store.derived_mismatches().unwrap(),
-                Vec::<String>::new(),
-                "{release} {node}"
-            );
-            assert_eq!(
-                store
-                    .verify_own_counters(renda_node::calendar::today())
-                    .unwrap(),
-                Vec::<String>::new(),
-                "{release} {node}"
-            );
+            common::assert_store_sound(&store, &format!("{release} {node}"));
         }
     }
 }

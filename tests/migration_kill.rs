@@ -111,18 +111,7 @@ fn a_migration_killed_half_way_finishes_on_the_next_open() {
             .unwrap_or_else(|e| panic!("killed after {delay_ms} ms at schema {at:?}: {e}"));
         assert_eq!(schema_version(&node.db()), latest, "after {delay_ms} ms");
         assert_eq!(records(&node.db()), written, "after {delay_ms} ms");
-        assert_eq!(
-            store.derived_mismatches().unwrap(),
-            Vec::<String>::new(),
-            "after {delay_ms} ms"
-        );
-        assert_eq!(
-            store
-                .verify_own_counters(renda_node::calendar::today())
-                .unwrap(),
-            Vec::<String>::new(),
-            "after {delay_ms} ms"
-        );
+        common::assert_store_sound(&store, &format!("after {delay_ms} ms"));
         drop(store);
         if finished || delay_ms > 5_000 {
             break;

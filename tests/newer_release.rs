@@ -1,14 +1,16 @@
 //! A township of a newer release writes into one of its records what this release does not
 //! know, a field and a step, and sends it to its county of this release over a real link. The
 //! county stores it as it came, shows the record's state as unknown in its lists, counts it for
-//! `renda status` and the metrics, offers no step on it in the workbench and refuses one asking
-//! for an upgrade.
+//! `renda status` and the metrics, offers no step on it in the workbench (as a headless browser
+//! shows it, too) and refuses one asking for an upgrade.
 
 mod common;
 
+use common::browser::{browser, login, start_driver, text};
 use common::fed::{Federation, WANGDIAN, XIUZHOU, write_opinion};
 use common::http::request;
 use common::peer::{send_batch, wire};
+use fantoccini::Locator;
 use renda_node::access::Role;
 use renda_node::record::authority::node_actor;
 use renda_node::record::event::{Event, UNKNOWN_STATE, UNKNOWN_STATE_LABEL};
@@ -118,6 +120,27 @@ async fn a_county_keeps_what_a_newer_township_wrote_and_takes_no_step_it_cannot_
     )
     .await;
     assert!(list.body.contains(UNKNOWN_STATE_LABEL), "{}", list.body);
+
+    // And as staff see it in a browser: the steps section says why there is none to take, and
+    // the list names the state.
+    let driver = start_driver().await;
+    let c = browser(&driver).await;
+    login(&c, web, &token).await;
+    c.goto(&format!("http://{web}/records/{id}")).await.unwrap();
+    let said = text(&c, "section.steps [data-steps=newer-version]").await;
+    assert!(said.contains("请升级本节点"), "{said}");
+    assert!(
+        c.find_all(Locator::Css("section.steps form"))
+            .await
+            .unwrap()
+            .is_empty(),
+        "no step is offered"
+    );
+    c.goto(&format!("http://{web}/records?kind=opinion"))
+        .await
+        .unwrap();
+    assert!(text(&c, "main").await.contains(UNKNOWN_STATE_LABEL));
+    c.close().await.unwrap();
 
     // A step this release takes on it is refused, asking for an upgrade.
     let refused = county

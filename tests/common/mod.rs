@@ -169,6 +169,23 @@ pub fn free_ports(n: usize) -> Vec<u16> {
     ports
 }
 
+/// Fails unless every row of `store` holds the columns its document derives and the own
+/// counters equal a recount of its records; `what` names the store in the message.
+pub fn assert_store_sound(store: &renda_node::store::Store, what: &str) {
+    assert_eq!(
+        store.derived_mismatches().unwrap(),
+        Vec::<String>::new(),
+        "{what}: columns differ from the documents"
+    );
+    assert_eq!(
+        store
+            .verify_own_counters(renda_node::calendar::today())
+            .unwrap(),
+        Vec::<String>::new(),
+        "{what}: own counters differ from the records"
+    );
+}
+
 /// Turns a database this release wrote back into the file schema version 11 left: no filter
 /// columns (nor the own counters of 13, nor the retired positions of 14, nor the merge column
 /// of 16, nor the seed flag of 17, nor the committees of 18, nor the accounts and applied forms
