@@ -258,6 +258,20 @@ impl Session {
                 ),
             ]);
         }
+        if !stats.newer_kinds.is_empty() {
+            let kinds: Vec<String> = stats
+                .newer_kinds
+                .iter()
+                .map(|(kind, n)| format!("{kind} {n} 条"))
+                .collect();
+            t.add_row(vec![
+                "未知类型记录（需升级）".to_string(),
+                format!(
+                    "{}：由更新版本写入，本节点原样保存并按路由转发，升级后可查看",
+                    kinds.join("、")
+                ),
+            ]);
+        }
         t.add_row(vec![
             "本地变更序列".to_string(),
             format!("{} 条（至 {}）", stats.changes, stats.last_seq),

@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, NaiveDate, Utc};
 use common::fed::{CITY, Federation, WANGDIAN, XINCHENG, XIUZHOU, code};
-use common::peer::{msg, send_batch, wire};
+use common::peer::{msg, send_batch, wire, wire_routed};
 use renda_node::office::{self, SuggestionDraft};
 use renda_node::record::authority::node_actor;
 use renda_node::record::delegate::{Delegate, Gender};
@@ -164,7 +164,7 @@ async fn forged_changes_are_refused_audited_and_stored_nowhere() {
                 let records: Vec<_> = batch
                     .records
                     .into_iter()
-                    .map(|r| wire(&r.header, r.changes))
+                    .map(|r| wire_routed(&r.header, None, r.changes))
                     .collect();
                 Ok((received, batch.up_to_seq, records))
             })

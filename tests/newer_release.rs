@@ -2,21 +2,23 @@
 //! know, a field and a step, and sends it to its county of this release over a real link. The
 //! county stores it as it came, shows the record's state as unknown in its lists, counts it for
 //! `renda status` and the metrics, offers no step on it in the workbench (as a headless browser
-//! shows it, too) and refuses one asking for an upgrade.
+//! shows it, too) and refuses one asking for an upgrade. And records of a kind this release
+//! does not know at all travel through three levels of it by the routes they came with.
 
 mod common;
 
 use common::browser::{browser, login, start_driver, text};
-use common::fed::{Federation, WANGDIAN, XIUZHOU, write_opinion};
+use common::fed::{CITY, Federation, WANGDIAN, XINCHENG, XIUZHOU, write_opinion};
 use common::http::request;
-use common::peer::{send_batch, wire};
+use common::peer::{send_batch, wire, wire_routed};
 use fantoccini::Locator;
 use renda_node::access::Role;
 use renda_node::record::authority::node_actor;
 use renda_node::record::event::{Event, UNKNOWN_STATE, UNKNOWN_STATE_LABEL};
 use renda_node::record::opinion::OpinionAction;
-use renda_node::record::{Author, RecordDoc};
+use renda_node::record::{AnyHeader, Author, RecordDoc, RecordId};
 use renda_node::store::StoreError;
+use renda_proto::v1;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_county_keeps_what_a_newer_township_wrote_and_takes_no_step_it_cannot_judge() {
@@ -163,5 +165,245 @@ async fn a_county_keeps_what_a_newer_township_wrote_and_takes_no_step_it_cannot_
         }
         other => panic!("expected a refusal, got {other}"),
     }
+    fed.assert_derived_columns_sound().await;
+}
+
+/// A record of a kind a newer release added, written as that release would: its header (the
+/// kind included) as JSON text and its fields as a map, under the home's actor.
+fn newer_kind_record(kind: &str, home: &str, note: &str) -> (AnyHeader, automerge::AutoCommit) {
+    use automerge::transaction::Transactable;
+    let home = common::fed::code(home);
+    let header = AnyHeader {
+        id: RecordId::new(),
+        kind: kind.into(),
+        home,
+        created_at: chrono::DateTime::from_timestamp_millis(chrono::Utc::now().timestamp_millis())
+            .unwrap(),
+        created_by: Author {
+            node: home,
+            user: "clerk".into(),
+        },
+    };
+    let mut doc = automerge::AutoCommit::new().with_actor(node_actor(&home));
+    doc.put(
+        automerge::ROOT,
+        "header",
+        serde_json::to_string(&header).unwrap(),
+    )
+    .unwrap();
+    let fields = doc
+        .put_object(automerge::ROOT, "fields", automerge::ObjType::Map)
+        .unwrap();
+    doc.put(&fields, "note", note).unwrap();
+    doc.commit();
+    (header, doc)
+}
+
+fn changes_since(doc: &mut automerge::AutoCommit, have: &[automerge::ChangeHash]) -> Vec<Vec<u8>> {
+    doc.get_changes(have)
+        .iter()
+        .map(|c| c.raw_bytes().to_vec())
+        .collect()
+}
+
+fn route(owner_level: &str, down: &[&str], personal: bool) -> Option<v1::RecordRoute> {
+    Some(v1::RecordRoute {
+        owner_level: owner_level.into(),
+        down: down.iter().map(|s| s.to_string()).collect(),
+        to: Vec::new(),
+        personal,
+    })
+}
+
+/// Records of kinds a newer release added travel through three levels of this release: a
+/// township of the newer release sends its county one beside a record of a kind the county
+/// knows; the county stores it as it came, counts it, and passes it on to the city by the routes
+/// it came with, and an edit follows it. A personal one stops at the county, as the flag says.
+/// Routes that name another township's subtree, and a newer kind sent with no routes at all,
+/// are refused record by record: the batch they came in is applied all the same.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kind_this_release_does_not_know_travels_by_its_routes() {
+    let fed = Federation::start(&[
+        (CITY, "嘉兴市人大常委会"),
+        (XIUZHOU, "秀洲区人大常委会"),
+        (WANGDIAN, "王店镇人大主席团"),
+        (XINCHENG, "新塍镇人大主席团"),
+    ])
+    .await;
+    let town = fed.node(WANGDIAN);
+    let opinion = write_opinion(&town.store, town.region, "村道路灯损坏".into()).await;
+    let (opinion_header, opinion_changes) = town
+        .store
+        .call(move |s| {
+            let doc = s.load_doc(&opinion)?;
+            Ok::<_, StoreError>((
+                s.get(&opinion)?.header,
+                doc.changes_since(&[])
+                    .iter()
+                    .map(|c| c.raw_bytes().to_vec())
+                    .collect::<Vec<_>>(),
+            ))
+        })
+        .await
+        .unwrap();
+
+    let (petition, mut petition_doc) = newer_kind_record("petition", WANGDIAN, "联名请愿");
+    let (contact, mut contact_doc) = newer_kind_record("petition_contact", WANGDIAN, "联系电话");
+    let (across, mut across_doc) = newer_kind_record("petition", WANGDIAN, "发往邻镇");
+    let (unrouted, mut unrouted_doc) = newer_kind_record("petition", WANGDIAN, "没有路由");
+    let petition_created = petition_doc.get_heads();
+    let ack = send_batch(
+        &fed,
+        WANGDIAN,
+        0,
+        1,
+        vec![
+            wire_routed(
+                &petition,
+                route("province", &[], false),
+                changes_since(&mut petition_doc, &[]),
+            ),
+            wire(&opinion_header, opinion_changes),
+            wire_routed(
+                &contact,
+                route("", &[], true),
+                changes_since(&mut contact_doc, &[]),
+            ),
+            wire_routed(
+                &across,
+                route("", &[XINCHENG], false),
+                changes_since(&mut across_doc, &[]),
+            ),
+            wire_routed(&unrouted, None, changes_since(&mut unrouted_doc, &[])),
+        ],
+    )
+    .await;
+    let mut refused: Vec<(String, String)> = ack
+        .rejected
+        .iter()
+        .map(|r| (r.record.clone(), r.rule.clone()))
+        .collect();
+    refused.sort();
+    let mut expected = vec![
+        (across.id.to_string(), "route.claim".to_string()),
+        (unrouted.id.to_string(), "route.missing".to_string()),
+    ];
+    expected.sort();
+    assert_eq!(refused, expected, "{:?}", ack.rejected);
+
+    // An edit by the newer township follows the record.
+    {
+        use automerge::transaction::Transactable;
+        let fields = match automerge::ReadDoc::get(&petition_doc, automerge::ROOT, "fields") {
+            Ok(Some((_, id))) => id,
+            other => panic!("no fields map: {other:?}"),
+        };
+        petition_doc.put(&fields, "signatures", 27_i64).unwrap();
+        petition_doc.commit();
+    }
+    let ack = send_batch(
+        &fed,
+        WANGDIAN,
+        1,
+        2,
+        vec![wire_routed(
+            &petition,
+            route("province", &[], false),
+            changes_since(&mut petition_doc, &petition_created),
+        )],
+    )
+    .await;
+    assert!(ack.rejected.is_empty(), "{:?}", ack.rejected);
+
+    fed.sync_once(XIUZHOU).await;
+    fed.sync_once(XINCHENG).await;
+    fed.sync_once(XIUZHOU).await;
+
+    let fed = &fed;
+    let holders = |id| async move {
+        let mut held = fed.holders(id).await;
+        held.sort();
+        held
+    };
+    assert_eq!(holders(petition.id).await, vec![CITY, XIUZHOU]);
+    assert_eq!(holders(contact.id).await, vec![XIUZHOU]);
+    assert_eq!(holders(across.id).await, Vec::<String>::new());
+    assert_eq!(holders(opinion).await, vec![CITY, XIUZHOU, WANGDIAN]);
+    // The city holds the petition as the newer township wrote it, edit included.
+    let heads = petition_doc.get_heads();
+    let at_city = fed
+        .node(CITY)
+        .store
+        .call(move |s| Ok(s.load_doc(&petition.id)?.heads()))
+        .await
+        .unwrap();
+    assert_eq!(at_city, heads);
+
+    let newer = |c: &'static str| async move {
+        fed.node(c)
+            .store
+            .call(|s| Ok(s.stats()?.newer_kinds))
+            .await
+            .unwrap()
+    };
+    assert_eq!(
+        newer(XIUZHOU).await,
+        vec![
+            ("petition".to_string(), 1),
+            ("petition_contact".to_string(), 1)
+        ]
+    );
+    assert_eq!(newer(CITY).await, vec![("petition".to_string(), 1)]);
+    assert!(newer(XINCHENG).await.is_empty());
+    // And as an operator reads it.
+    let status = std::process::Command::new(env!("CARGO_BIN_EXE_renda"))
+        .arg("status")
+        .env("RENDA_DATA_DIR", fed.node(XIUZHOU).dir.path())
+        .output()
+        .expect("renda status");
+    let said = String::from_utf8_lossy(&status.stdout);
+    assert!(status.status.success(), "{said}");
+    assert!(said.contains("未知类型记录（需升级）"), "{said}");
+    assert!(said.contains("petition 1 条、petition_contact 1 条"), "{said}");
+    // Kept as it came, it is in no list of this release.
+    let listed = fed
+        .node(XIUZHOU)
+        .store
+        .call(|s| s.list(&renda_node::store::ListQuery::default()))
+        .await
+        .unwrap();
+    assert!(listed.iter().any(|r| r.id == opinion));
+    assert!(
+        listed
+            .iter()
+            .all(|r| r.id != petition.id && r.id != contact.id),
+        "a record this release cannot read is listed"
+    );
+    // Its page says why it cannot be shown, to a program and in a browser.
+    let county = fed.node(XIUZHOU).store.clone();
+    let token = county
+        .write(|tx| tx.add_credential("区人大 办事员", Role::Clerk))
+        .await
+        .unwrap();
+    common::data::roll_up(fed).await;
+    let web = fed.serve_dashboard(XIUZHOU).await;
+    let page = request(
+        web,
+        "GET",
+        &format!("/records/{}", petition.id),
+        &[("Authorization", &format!("Bearer {token}"))],
+        "",
+    )
+    .await;
+    assert_eq!(page.status, 409, "{}", page.body);
+    assert!(page.body.contains("“petition”由更新版本"), "{}", page.body);
+    let driver = start_driver().await;
+    let c = browser(&driver).await;
+    login(&c, web, &token).await;
+    c.goto(&format!("http://{web}/records/{}", petition.id))
+        .await
+        .unwrap();
+    assert!(text(&c, "main").await.contains("升级后才能查看"));
+    c.close().await.unwrap();
     fed.assert_derived_columns_sound().await;
 }

@@ -164,7 +164,7 @@ async fn writes_survive_a_random_schedule_of_cut_links() {
                 .call(move |s| Ok(s.load_doc(&id).ok().map(|d| d.heads())))
                 .await
                 .unwrap();
-            let should = holds(region, &record.header, &hints, &policy);
+            let should = holds(region, &record.header.home, &hints, &policy);
             assert_eq!(
                 doc.is_some(),
                 should,

@@ -153,6 +153,16 @@ pub fn render(
         vec![(String::new(), stats.unknown_state.to_string())],
     );
     family(
+        "renda_store_newer_kind_records",
+        "gauge",
+        "Records of kinds a newer release added, kept as they came and passed on by their routes, by kind; this release reads them once upgraded.",
+        stats
+            .newer_kinds
+            .iter()
+            .map(|(kind, n)| (format!(",kind=\"{kind}\""), n.to_string()))
+            .collect(),
+    );
+    family(
         "renda_store_changes",
         "gauge",
         "Automerge changes held.",
@@ -251,6 +261,7 @@ mod tests {
         let stats = StoreStats {
             records_by_kind: vec![(RecordKind::Opinion, 12)],
             unknown_state: 0,
+            newer_kinds: vec![("petition".into(), 3)],
             changes: 40,
             last_seq: 40,
             file_bytes: 4096,
@@ -262,6 +273,7 @@ mod tests {
             "renda_sync_link_error{node=\"330411000000\",peer=\"330411101000\"} 1",
             "renda_refused_records_total{node=\"330411000000\",peer=\"330411101000\",direction=\"in\"} 1",
             "renda_store_records{node=\"330411000000\",kind=\"opinion\"} 12",
+            "renda_store_newer_kind_records{node=\"330411000000\",kind=\"petition\"} 3",
             "renda_store_bytes{node=\"330411000000\"} 4096",
             "# TYPE renda_sync_bytes_total counter",
         ] {

@@ -71,6 +71,7 @@ fn store_status(e: StoreError) -> Status {
     match e {
         StoreError::NotFound { .. } => Status::not_found(message(e.to_string())),
         StoreError::Invalid(v) => invalid(&v.field, v.rule),
+        StoreError::NewerKind { .. } => Status::failed_precondition(message(e.to_string())),
         other => Status::internal(message(other.to_string())),
     }
 }

@@ -114,7 +114,14 @@ fn a_mandate_record_loads_routes_and_counts_at_its_congress() {
         "330000000000",
     ]
     .into_iter()
-    .filter(|n| holds(&code(n), &record.header, &hints, &RoutePolicy::default()))
+    .filter(|n| {
+        holds(
+            &code(n),
+            &record.header.home,
+            &hints,
+            &RoutePolicy::default(),
+        )
+    })
     .collect();
     assert_eq!(
         held_at,

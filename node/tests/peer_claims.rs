@@ -641,10 +641,11 @@ async fn a_stored_batch_is_acknowledged_while_the_next_waits_for_room() {
         .map(|r| v1::RecordChanges {
             header: Some(v1::RecordHeader {
                 id: r.header.id.to_string(),
-                kind: r.header.kind.as_str().into(),
+                kind: r.header.kind,
                 home: r.header.home.to_string(),
                 created_at_ms: r.header.created_at.timestamp_millis(),
                 created_by: r.header.created_by.to_string(),
+                route: None,
             }),
             changes: r.changes,
         })

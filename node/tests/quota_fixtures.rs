@@ -59,7 +59,14 @@ fn a_quota_rule_loads_describes_itself_and_goes_down_its_congress_subtree() {
         "330000000000",
     ]
     .into_iter()
-    .filter(|n| holds(&code(n), &record.header, &hints, &RoutePolicy::default()))
+    .filter(|n| {
+        holds(
+            &code(n),
+            &record.header.home,
+            &hints,
+            &RoutePolicy::default(),
+        )
+    })
     .collect();
     assert_eq!(
         held_at,
@@ -138,7 +145,7 @@ fn a_merged_persons_redirect_climbs_as_high_as_its_seats() {
     assert!(
         holds(
             &code("330000000000"),
-            &record.header,
+            &record.header.home,
             &hints,
             &RoutePolicy::default()
         ),
@@ -146,7 +153,7 @@ fn a_merged_persons_redirect_climbs_as_high_as_its_seats() {
     );
     assert!(!holds(
         &code("000000000000"),
-        &record.header,
+        &record.header.home,
         &hints,
         &RoutePolicy::default()
     ));

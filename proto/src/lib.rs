@@ -69,6 +69,12 @@ mod tests {
                         home: "330411101000".into(),
                         created_at_ms: 1,
                         created_by: "clerk@330411101000".into(),
+                        route: Some(super::v1::RecordRoute {
+                            owner_level: "county".into(),
+                            down: Vec::new(),
+                            to: vec!["330411101000".into()],
+                            personal: false,
+                        }),
                     }),
                     changes: vec![vec![1, 2, 3]],
                 }],

@@ -284,7 +284,7 @@ impl Federation {
         for (region, node) in &self.nodes {
             let held = node
                 .store
-                .call(move |s| Ok(s.get(&id).is_ok()))
+                .call(move |s| Ok(s.load_doc(&id).is_ok()))
                 .await
                 .unwrap();
             if held {

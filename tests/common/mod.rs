@@ -189,11 +189,13 @@ pub fn assert_store_sound(store: &renda_node::store::Store, what: &str) {
 /// Turns a database this release wrote back into the file schema version 11 left: no filter
 /// columns (nor the own counters of 13, nor the retired positions of 14, nor the merge column
 /// of 16, nor the seed flag of 17, nor the committees of 18, nor the accounts and applied forms
-/// of 19, nor the secrets of 20), with the kind index that 21 drops. Opening it again runs
-/// every migration from 12 on.
+/// of 19, nor the secrets of 20, nor the newer-kind mark of 22), with the kind index that 21
+/// drops. Opening it again runs every migration from 12 on.
 pub fn downgrade_to_schema_11(conn: &rusqlite::Connection) {
     conn.execute_batch(
-        "DROP TABLE node_secrets; DROP TABLE form_submissions;
+        "DROP INDEX records_newer_kind; ALTER TABLE records DROP COLUMN newer_kind;
+         ALTER TABLE records DROP COLUMN personal_claimed;
+         DROP TABLE node_secrets; DROP TABLE form_submissions;
          ALTER TABLE credentials DROP COLUMN password_hash; ALTER TABLE credentials DROP COLUMN disabled_at;
          DROP TABLE special_committees; ALTER TABLE node DROP COLUMN quota_rules_seeded;
          DROP INDEX records_merged; ALTER TABLE records DROP COLUMN merged_into;

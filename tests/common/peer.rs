@@ -1,7 +1,7 @@
 //! A peer speaking the sync protocol by hand over a real gRPC link: what the tests of refusals
 //! and of other releases send a node where a real node would not.
 
-use renda_node::record::Header;
+use renda_node::record::{AnyHeader, Header};
 use renda_proto::v1::sync_client::SyncClient;
 use renda_proto::v1::{self, ChangeBatch, Hello, LinkMessage, link_message::Body as Msg};
 
@@ -14,14 +14,26 @@ pub fn msg(body: Msg) -> LinkMessage {
     }
 }
 
+/// A record as a peer of protocol 6 sent it: with no routes, which a receiver derives from the
+/// body of a kind it knows.
 pub fn wire(header: &Header, changes: Vec<Vec<u8>>) -> v1::RecordChanges {
+    wire_routed(&header.clone().into(), None, changes)
+}
+
+/// A record of any kind with the routes its sender claims for it.
+pub fn wire_routed(
+    header: &AnyHeader,
+    route: Option<v1::RecordRoute>,
+    changes: Vec<Vec<u8>>,
+) -> v1::RecordChanges {
     v1::RecordChanges {
         header: Some(v1::RecordHeader {
             id: header.id.to_string(),
-            kind: header.kind.as_str().into(),
+            kind: header.kind.clone(),
             home: header.home.to_string(),
             created_at_ms: header.created_at.timestamp_millis(),
             created_by: header.created_by.to_string(),
+            route,
         }),
         changes,
     }

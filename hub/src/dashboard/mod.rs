@@ -231,6 +231,10 @@ impl From<StoreError> for PageError {
                 PageError::not_found(format!("本节点没有这条记录（{kind} {id}）"))
             }
             StoreError::Invalid(v) => PageError::bad(&v.field, v.rule),
+            e @ StoreError::NewerKind { .. } => PageError {
+                status: StatusCode::CONFLICT,
+                message: e.to_string(),
+            },
             other => {
                 // The page fails, and the store failing is the operator's business.
                 tracing::error!(error = %other, "the dashboard could not read the store");

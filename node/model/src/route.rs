@@ -19,7 +19,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::record::{Body, Header, Record, RecordKind};
+use crate::record::{Body, Record};
 use crate::region::{Level, RegionCode};
 
 /// What routing needs beyond the header, derived from the record when it is stored.
@@ -35,6 +35,11 @@ pub struct RouteHints {
     /// and it, but not the rest of its subtree.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub to: Vec<RegionCode>,
+    /// Personal data: the record stays at its home and the home's parent, whatever else the
+    /// hints say. Set for every personal-data record, and obeyed wherever it is set, so a
+    /// later release can mark a kind personal that this one does not know.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub personal: bool,
 }
 
 impl RouteHints {
@@ -85,9 +90,29 @@ impl RouteHints {
                 down: vec![q.congress],
                 ..RouteHints::default()
             },
-            Body::Venue(_) | Body::Opinion(_) | Body::Personal(_) | Body::Motion(_) => {
-                RouteHints::default()
-            }
+            Body::Personal(_) => RouteHints {
+                personal: true,
+                ..RouteHints::default()
+            },
+            Body::Venue(_) | Body::Opinion(_) | Body::Motion(_) => RouteHints::default(),
+        }
+    }
+
+    /// Checks hints a peer claims for a record homed at `home` that this node cannot derive
+    /// itself, a record of a kind a newer release added: they may name only regions within the
+    /// home's subtree (a subtree to reach, a node to reach), since a record's writer may send it
+    /// down its own subtree but not across to another's. Upward, the owner level only ever
+    /// names the home's own ancestors, and the personal flag only narrows where a record goes.
+    /// Returns the first region that breaks the rule.
+    pub fn check_claim(&self, home: &RegionCode) -> Result<(), RegionCode> {
+        match self
+            .down
+            .iter()
+            .chain(&self.to)
+            .find(|region| !region.is_within(home))
+        {
+            Some(region) => Err(*region),
+            None => Ok(()),
         }
     }
 }
@@ -108,17 +133,24 @@ impl Default for RoutePolicy {
     }
 }
 
-/// Whether the node at `node` holds the record with this header and these hints.
-pub fn holds(node: &RegionCode, header: &Header, hints: &RouteHints, policy: &RoutePolicy) -> bool {
-    if *node == header.home {
+/// Whether the node at `node` holds the record homed at `home` with these hints. Routing reads
+/// no more than that, so a node routes records of kinds it does not know by the hints that came
+/// with them.
+pub fn holds(
+    node: &RegionCode,
+    home: &RegionCode,
+    hints: &RouteHints,
+    policy: &RoutePolicy,
+) -> bool {
+    if node == home {
         return true;
     }
-    if header.kind == RecordKind::Personal {
-        return header.home.parent() == Some(*node);
+    if hints.personal {
+        return home.parent() == Some(*node);
     }
     if let Some(node_level) = node.level()
         && node.has_congress()
-        && header.home.ancestors().contains(node)
+        && home.ancestors().contains(node)
     {
         // The highest level the record climbs to: the owner's level or the full-record depth,
         // whichever is higher in rank (smaller in `Level` order).
@@ -133,7 +165,7 @@ pub fn holds(node: &RegionCode, header: &Header, hints: &RouteHints, policy: &Ro
         return true;
     }
     // A node on the way from the home down to a target, the target included.
-    node.is_within(&header.home) && hints.to.iter().any(|target| target.is_within(node))
+    node.is_within(home) && hints.to.iter().any(|target| target.is_within(node))
 }
 
 #[cfg(test)]
@@ -141,7 +173,7 @@ mod tests {
     use chrono::Utc;
 
     use super::*;
-    use crate::record::{Author, RecordId};
+    use crate::record::{Author, Header, RecordId, RecordKind};
 
     fn code(s: &str) -> RegionCode {
         RegionCode::parse("region", s).unwrap()
@@ -170,7 +202,7 @@ mod tests {
     fn holders(h: &Header, hints: &RouteHints) -> Vec<&'static str> {
         [TOWNSHIP, SIBLING, COUNTY, CITY, PROVINCE, NATIONAL]
             .into_iter()
-            .filter(|n| holds(&code(n), h, hints, &RoutePolicy::default()))
+            .filter(|n| holds(&code(n), &h.home, hints, &RoutePolicy::default()))
             .collect()
     }
 
@@ -212,13 +244,50 @@ mod tests {
         let shallow = RoutePolicy {
             full_record_depth: Level::County,
         };
-        assert!(!holds(&code(CITY), &h, &hints, &shallow));
+        assert!(!holds(&code(CITY), &h.home, &hints, &shallow));
     }
 
     #[test]
     fn personal_data_stops_at_the_parent() {
         let h = header(RecordKind::Personal, TOWNSHIP);
-        assert_eq!(holders(&h, &RouteHints::default()), vec![TOWNSHIP, COUNTY]);
+        let hints = RouteHints {
+            personal: true,
+            ..RouteHints::default()
+        };
+        assert_eq!(holders(&h, &hints), vec![TOWNSHIP, COUNTY]);
+        // The flag wins over anything else the hints say, so a record a newer release marks
+        // personal stays home and with the parent at nodes that cannot read it.
+        let claimed = RouteHints {
+            owner_level: Some(Level::National),
+            down: vec![code(TOWNSHIP)],
+            to: vec![code(SIBLING)],
+            personal: true,
+        };
+        let h = header(RecordKind::Notice, COUNTY);
+        assert_eq!(holders(&h, &claimed), vec![COUNTY, CITY]);
+    }
+
+    #[test]
+    fn claimed_hints_name_only_the_homes_subtree() {
+        let within = RouteHints {
+            owner_level: Some(Level::National),
+            down: vec![code(TOWNSHIP)],
+            to: vec![code(COUNTY)],
+            personal: false,
+        };
+        assert_eq!(within.check_claim(&code(COUNTY)), Ok(()));
+        // A county may not send its record across to another county's township, nor down a
+        // subtree above it (which would reach its siblings).
+        let across = RouteHints {
+            down: vec![code("330412101000")],
+            ..RouteHints::default()
+        };
+        assert_eq!(across.check_claim(&code(COUNTY)), Err(code("330412101000")));
+        let above = RouteHints {
+            to: vec![code(CITY)],
+            ..RouteHints::default()
+        };
+        assert_eq!(above.check_claim(&code(COUNTY)), Err(code(CITY)));
     }
 
     #[test]

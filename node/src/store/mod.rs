@@ -13,6 +13,7 @@ mod access;
 pub mod check;
 mod checkpoint;
 mod handle;
+mod newer;
 mod rollup;
 mod schema;
 mod sync;
@@ -67,6 +68,12 @@ pub enum StoreError {
     AlreadyInitialised(PathBuf),
     #[error("记录 {id} 的文档无法读取: {source}")]
     Corrupt { id: String, source: DocError },
+    /// A record of a kind a newer release added, which this node keeps and passes on but
+    /// cannot read (`store::newer`).
+    #[error(
+        "记录 {id} 的类型“{kind}”由更新版本的 renda 写入，本节点原样保存并转发，升级后才能查看"
+    )]
+    NewerKind { id: String, kind: String },
     #[error("数据库结构版本 {found} 比本程序（renda {}）支持的版本 {supported} 新，文件未作任何改动；请升级 renda", env!("CARGO_PKG_VERSION"))]
     SchemaTooNew { found: usize, supported: usize },
     #[error("数据库错误: {0}")]
@@ -156,6 +163,9 @@ pub struct StoreStats {
     /// Workflow records holding a step of a newer release, whose state this version cannot
     /// tell (`record::event::UNKNOWN_STATE`): they wait for this node's upgrade.
     pub unknown_state: u64,
+    /// Records of kinds a newer release added, kept as they came and passed on by their
+    /// routes, by kind name ([`Store::newer_kinds`]).
+    pub newer_kinds: Vec<(String, u64)>,
     pub changes: u64,
     pub last_seq: i64,
     pub file_bytes: u64,
@@ -294,8 +304,9 @@ fn list_filter(q: &ListQuery, paged: bool) -> (String, Vec<Box<dyn rusqlite::ToS
         sql.push_str(" AND r.kind = ?");
         args.push(Box::new(kind.as_str()));
     } else {
-        // Personal data is never listed with the rest.
-        sql.push_str(" AND r.kind <> 'personal'");
+        // Personal data is never listed with the rest, nor the records of kinds this release
+        // cannot read (`store::newer`).
+        sql.push_str(" AND r.kind <> 'personal' AND r.newer_kind = 0");
     }
     if let Some(status) = &q.status {
         sql.push_str(" AND r.status = ?");
@@ -574,13 +585,15 @@ impl Store {
                 .with_timezone(&Utc),
         };
         rollup::ensure_counters(&conn, &node.region)?;
-        Ok(Store {
+        let mut store = Store {
             conn,
             path,
             node,
             actor: ActorId::from(actor),
             damaged: None,
-        })
+        };
+        store.adopt_newer_kinds()?;
+        Ok(store)
     }
 
     /// A read-only connection to the same file, for reading beside the writer: in WAL mode a
@@ -687,9 +700,18 @@ impl Store {
 
     pub fn get(&self, id: &RecordId) -> Result<Record, StoreError> {
         let doc = self.load_doc(id)?;
-        Record::from_doc(&doc).map_err(|source| StoreError::Corrupt {
-            id: id.to_string(),
-            source,
+        Record::from_doc(&doc).map_err(|source| {
+            // A record kept from a newer release does not read, and is not damaged.
+            match self.newer_kind_of(id) {
+                Ok(Some(kind)) => StoreError::NewerKind {
+                    id: id.to_string(),
+                    kind,
+                },
+                _ => StoreError::Corrupt {
+                    id: id.to_string(),
+                    source,
+                },
+            }
         })
     }
 
@@ -887,6 +909,7 @@ impl Store {
         Ok(StoreStats {
             records_by_kind,
             unknown_state,
+            newer_kinds: self.newer_kinds()?,
             changes: changes.max(0) as u64,
             last_seq: last_seq.unwrap_or(0),
             file_bytes,
@@ -1050,7 +1073,8 @@ impl Store {
     pub fn derived_mismatches(&self) -> Result<Vec<String>, StoreError> {
         let mut out = Vec::new();
         let mut stmt = self.conn.prepare(
-            "SELECT id, label, status, occurred_on, due_on, subject, summary, route, heads_hash, tag, addressed_to, number, group_id, merged_into FROM records ORDER BY id",
+            "SELECT id, label, status, occurred_on, due_on, subject, summary, route, heads_hash, tag, addressed_to, number, group_id, merged_into
+             FROM records WHERE newer_kind = 0 ORDER BY id",
         )?;
         let mut people = self.conn.prepare(
             "SELECT delegate_id, role FROM record_people WHERE record_id = ?1 ORDER BY delegate_id, role",
@@ -1292,6 +1316,10 @@ pub(crate) struct RowValues {
     columns: DerivedColumns,
     summary: String,
     contribution: BTreeMap<String, i64>,
+    /// The sender marked the record personal beyond what its kind says
+    /// ([`crate::record::merge::Merged::personal_claimed`]); kept in `records.personal_claimed`,
+    /// which only ever goes from 0 to 1.
+    personal_claimed: bool,
 }
 
 impl RowValues {
@@ -1305,7 +1333,17 @@ impl RowValues {
             summary: summary.to_string(),
             columns,
             contribution,
+            personal_claimed: false,
         }
+    }
+
+    /// The row of a record a peer's changes made, for the node at `me`; personal if the sender
+    /// said so ([`Merged::personal_claimed`]).
+    pub(crate) fn of_merged(merged: &sync::Merged, me: &RegionCode) -> RowValues {
+        let record = &merged.record;
+        let mut row = RowValues::of(record, &merged.heads, record.header.home == *me);
+        row.personal_claimed = merged.personal_claimed;
+        row
     }
 }
 
@@ -1728,25 +1766,7 @@ impl WriteTx<'_> {
         if replacing {
             self.retire_history(&id)?;
         }
-        let mut last_seq: Option<i64> = None;
-        let mut new_rows = 0i64;
-        {
-            let mut insert = self.tx.prepare_cached(
-                "INSERT INTO changes (record_id, hash, bytes, origin) VALUES (?1, ?2, ?3, ?4) ON CONFLICT(hash) DO NOTHING",
-            )?;
-            for change in &changes {
-                let inserted = insert.execute(params![
-                    id,
-                    change.hash().as_ref(),
-                    change.raw_bytes(),
-                    origin.map(|o| o.as_str())
-                ])?;
-                if inserted > 0 {
-                    last_seq = Some(self.tx.last_insert_rowid());
-                    new_rows += 1;
-                }
-            }
-        }
+        let (last_seq, new_rows) = self.insert_changes(&id, &changes, origin)?;
         if replacing && new_rows == 0 {
             // A publication found stored already would leave the record with no change rows.
             return Err(StoreError::Corrupt {
@@ -1755,22 +1775,12 @@ impl WriteTx<'_> {
             });
         }
         let inserted = new_rows;
-        let last_seq = match (last_seq, prior) {
-            (Some(seq), _) => seq,
-            (None, Prior::Stored { last_seq, .. }) => last_seq,
-            (None, Prior::Absent) => 0,
-            (None, Prior::Unknown) => self
-                .tx
-                .query_row("SELECT last_seq FROM records WHERE id = ?1", [&id], |r| {
-                    r.get(0)
-                })
-                .optional()?
-                .unwrap_or(0),
-        };
+        let last_seq = self.last_seq_after(&id, last_seq, prior)?;
         let RowValues {
             columns,
             summary,
             contribution,
+            personal_claimed,
         } = match row {
             Row::Derived(row) => *row,
             Row::Derive(heads) => {
@@ -1782,16 +1792,7 @@ impl WriteTx<'_> {
         // change table holds anyway: a write adds its change rows and leaves the saved bytes
         // alone, and a new record has no saved bytes at all. Once the tail grows long, a full
         // save compacts it.
-        let tail_before = match prior {
-            Prior::Stored { tail, .. } => tail,
-            Prior::Absent => 0,
-            Prior::Unknown => self
-                .tx
-                .prepare_cached("SELECT doc_tail FROM records WHERE id = ?1")?
-                .query_row([&id], |r| r.get(0))
-                .optional()?
-                .unwrap_or(0),
-        };
+        let tail_before = self.tail_before(&id, prior)?;
         // A publication's changes are the whole document: no save is left to build on.
         let tail_before = if replacing { 0 } else { tail_before };
         let tail = tail_before + inserted;
@@ -1809,8 +1810,8 @@ impl WriteTx<'_> {
             (Vec::new(), 0, tail)
         };
         self.tx.prepare_cached(
-            "INSERT INTO records (id, kind, home, created_at, created_by, doc, last_seq, label, status, occurred_on, due_on, subject, summary, route, doc_tail, heads_hash, doc_seq, tag, addressed_to, number, group_id, counted, merged_into)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?19, ?20, ?21, ?22, ?23, ?24)
+            "INSERT INTO records (id, kind, home, created_at, created_by, doc, last_seq, label, status, occurred_on, due_on, subject, summary, route, doc_tail, heads_hash, doc_seq, tag, addressed_to, number, group_id, counted, merged_into, personal_claimed)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?19, ?20, ?21, ?22, ?23, ?24, ?25)
              ON CONFLICT(id) DO UPDATE SET
                doc = CASE WHEN ?18 THEN excluded.doc ELSE records.doc END,
                doc_seq = CASE WHEN ?18 THEN excluded.doc_seq ELSE records.doc_seq END,
@@ -1819,7 +1820,8 @@ impl WriteTx<'_> {
                subject = excluded.subject, summary = excluded.summary, route = excluded.route,
                tag = excluded.tag, addressed_to = excluded.addressed_to, number = excluded.number,
                group_id = excluded.group_id, counted = excluded.counted,
-               merged_into = excluded.merged_into",
+               merged_into = excluded.merged_into, newer_kind = 0,
+               personal_claimed = max(records.personal_claimed, excluded.personal_claimed)",
         )?
         .execute(params![
                 id,
@@ -1846,6 +1848,7 @@ impl WriteTx<'_> {
                 columns.keys.group,
                 counted,
                 columns.keys.merged_into,
+                personal_claimed,
             ])?;
         // A record new here has no rows to replace.
         if !matches!(prior, Prior::Absent) {
@@ -1862,6 +1865,70 @@ impl WriteTx<'_> {
             }
         }
         Ok(record)
+    }
+
+    /// Stores the changes of a record that are new to this node, in the change sequence.
+    /// Returns the position of the last one stored (`None` when all were held already) and how
+    /// many were new.
+    fn insert_changes(
+        &mut self,
+        id: &str,
+        changes: &[Change],
+        origin: Option<&RegionCode>,
+    ) -> Result<(Option<i64>, i64), StoreError> {
+        let mut last_seq: Option<i64> = None;
+        let mut new_rows = 0i64;
+        let mut insert = self.tx.prepare_cached(
+            "INSERT INTO changes (record_id, hash, bytes, origin) VALUES (?1, ?2, ?3, ?4) ON CONFLICT(hash) DO NOTHING",
+        )?;
+        for change in changes {
+            let inserted = insert.execute(params![
+                id,
+                change.hash().as_ref(),
+                change.raw_bytes(),
+                origin.map(|o| o.as_str())
+            ])?;
+            if inserted > 0 {
+                last_seq = Some(self.tx.last_insert_rowid());
+                new_rows += 1;
+            }
+        }
+        Ok((last_seq, new_rows))
+    }
+
+    /// The record's `last_seq` after a write that stored changes up to `stored` (`None`: none).
+    fn last_seq_after(
+        &self,
+        id: &str,
+        stored: Option<i64>,
+        prior: Prior,
+    ) -> Result<i64, StoreError> {
+        Ok(match (stored, prior) {
+            (Some(seq), _) => seq,
+            (None, Prior::Stored { last_seq, .. }) => last_seq,
+            (None, Prior::Absent) => 0,
+            (None, Prior::Unknown) => self
+                .tx
+                .query_row("SELECT last_seq FROM records WHERE id = ?1", [id], |r| {
+                    r.get(0)
+                })
+                .optional()?
+                .unwrap_or(0),
+        })
+    }
+
+    /// How many changes the record held beyond its last full save before this write.
+    fn tail_before(&self, id: &str, prior: Prior) -> Result<i64, StoreError> {
+        Ok(match prior {
+            Prior::Stored { tail, .. } => tail,
+            Prior::Absent => 0,
+            Prior::Unknown => self
+                .tx
+                .prepare_cached("SELECT doc_tail FROM records WHERE id = ?1")?
+                .query_row([id], |r| r.get(0))
+                .optional()?
+                .unwrap_or(0),
+        })
     }
 }
 

@@ -270,6 +270,18 @@ const MIGRATIONS: &[&str] = &[
     r#"
     DROP INDEX records_kind;
     "#,
+    // 22: records of kinds a newer release added, stored as they came (`store::newer`), are
+    // marked so they can be told apart and derived once the node is upgraded; a sender's mark
+    // that a record is personal, beyond what its kind says, is kept for good beside the route
+    // derived from the record; and a record's route carries its personal-data flag, which
+    // routing obeys for every kind (`RouteHints::personal`), so the personal records stored
+    // before it get the flag.
+    r#"
+    ALTER TABLE records ADD COLUMN newer_kind INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE records ADD COLUMN personal_claimed INTEGER NOT NULL DEFAULT 0;
+    CREATE INDEX records_newer_kind ON records(kind) WHERE newer_kind = 1;
+    UPDATE records SET route = json_set(route, '$.personal', json('true')) WHERE kind = 'personal';
+    "#,
 ];
 
 /// The schema version a file is at, refused if a newer release wrote it (`SchemaTooNew`); it
@@ -476,8 +488,11 @@ mod tests {
         // The last step undone, so that opening runs it again.
         let undo_last_step = || {
             let conn = Connection::open(&db).unwrap();
-            conn.execute_batch("CREATE INDEX records_kind ON records(kind)")
-                .unwrap();
+            conn.execute_batch(
+                "DROP INDEX records_newer_kind; ALTER TABLE records DROP COLUMN newer_kind;
+                 ALTER TABLE records DROP COLUMN personal_claimed",
+            )
+            .unwrap();
             conn.pragma_update(None, "user_version", last as i64)
                 .unwrap();
         };

@@ -804,7 +804,9 @@ mod tests {
                     node: home,
                     user: "clerk".into(),
                 },
-            },
+            }
+            .into(),
+            hints: None,
             changes: vec![vec![1; 10]],
         }
     }

@@ -31,9 +31,9 @@ use tracing::debug;
 
 use link::{Action, Applied, ApplyJob, Event, Link, LinkSettings};
 
-use crate::record::{Author, Header, RecordId, RecordKind};
+use crate::record::{AnyHeader, Author, RecordId};
 use crate::region::RegionCode;
-use crate::route::RoutePolicy;
+use crate::route::{RouteHints, RoutePolicy};
 use crate::store::{
     Checkpoint, IncomingRecord, MergeContext, OutgoingRecord, PreparedRecord, StoreError,
     StoreHandle, StoredState, WriteTx,
@@ -215,26 +215,70 @@ pub fn hello_offer(config: &LinkConfig, hello: v1::Hello) -> v1::Hello {
     }
 }
 
-fn header_to_wire(h: &Header) -> v1::RecordHeader {
+fn header_to_wire(h: AnyHeader, hints: Option<RouteHints>) -> v1::RecordHeader {
     v1::RecordHeader {
         id: h.id.to_string(),
-        kind: h.kind.as_str().to_string(),
+        kind: h.kind,
         home: h.home.to_string(),
         created_at_ms: h.created_at.timestamp_millis(),
         created_by: h.created_by.to_string(),
+        route: Some(route_to_wire(hints.unwrap_or_default())),
     }
 }
 
-fn header_from_wire(h: &v1::RecordHeader) -> Result<Header, SyncError> {
+fn route_to_wire(hints: RouteHints) -> v1::RecordRoute {
+    v1::RecordRoute {
+        owner_level: hints
+            .owner_level
+            .and_then(|level| serde_json::to_value(level).ok())
+            .and_then(|name| name.as_str().map(str::to_string))
+            .unwrap_or_default(),
+        down: hints.down.iter().map(RegionCode::to_string).collect(),
+        to: hints.to.iter().map(RegionCode::to_string).collect(),
+        personal: hints.personal,
+    }
+}
+
+/// A record's header and claimed routes as a peer sent them. A kind this release does not know
+/// is no error: such a record is kept as it came ([`crate::record::merge::merge_newer_kind`]).
+/// A malformed field is: the peer broke the protocol.
+fn header_from_wire(h: &v1::RecordHeader) -> Result<(AnyHeader, Option<RouteHints>), SyncError> {
     let bad = |what: &str| SyncError::Protocol(format!("record header field {what} is malformed"));
-    Ok(Header {
+    if !crate::record::Header::is_kind_name(&h.kind) {
+        return Err(bad("kind"));
+    }
+    let header = AnyHeader {
         id: RecordId::parse("id", &h.id).map_err(|_| bad("id"))?,
-        kind: RecordKind::parse(&h.kind).ok_or_else(|| bad("kind"))?,
+        kind: h.kind.clone(),
         home: RegionCode::parse("home", &h.home).map_err(|_| bad("home"))?,
         created_at: chrono::DateTime::from_timestamp_millis(h.created_at_ms)
             .ok_or_else(|| bad("created_at_ms"))?,
         created_by: Author::parse(&h.created_by).ok_or_else(|| bad("created_by"))?,
-    })
+    };
+    let hints = match &h.route {
+        None => None,
+        Some(route) => {
+            let regions = |field: &str, codes: &[String]| {
+                codes
+                    .iter()
+                    .map(|code| RegionCode::parse(field, code).map_err(|_| bad(field)))
+                    .collect::<Result<Vec<_>, _>>()
+            };
+            Some(RouteHints {
+                owner_level: match route.owner_level.as_str() {
+                    "" => None,
+                    name => Some(
+                        crate::region::Level::parse("route.owner_level", name)
+                            .map_err(|_| bad("route.owner_level"))?,
+                    ),
+                },
+                down: regions("route.down", &route.down)?,
+                to: regions("route.to", &route.to)?,
+                personal: route.personal,
+            })
+        }
+    };
+    Ok((header, hints))
 }
 
 /// A batch message with its records compressed. CPU work: build it off the async runtime.
@@ -244,7 +288,7 @@ fn batch_message(batch_id: u64, up_to: Checkpoint, records: Vec<OutgoingRecord>)
         records: records
             .into_iter()
             .map(|r| v1::RecordChanges {
-                header: Some(header_to_wire(&r.header)),
+                header: Some(header_to_wire(r.header, r.hints)),
                 changes: r.changes,
             })
             .collect(),
@@ -316,7 +360,7 @@ fn open_batch(
     let (mut changes, mut bytes) = (0, 0);
     let mut out = Vec::with_capacity(records.len());
     for r in records {
-        let header = header_from_wire(
+        let (header, hints) = header_from_wire(
             r.header
                 .as_ref()
                 .ok_or_else(|| SyncError::Protocol("a record without a header".into()))?,
@@ -325,6 +369,7 @@ fn open_batch(
         bytes += r.changes.iter().map(Vec::len).sum::<usize>();
         out.push(IncomingRecord {
             header,
+            hints,
             changes: r.changes,
         });
     }
@@ -932,10 +977,12 @@ mod tests {
     use chrono::Utc;
 
     use super::*;
+    use crate::record::{Header, RecordKind};
 
     fn record(user: &str, changes: Vec<Vec<u8>>) -> OutgoingRecord {
         let home = RegionCode::parse("home", "330411101000").unwrap();
         OutgoingRecord {
+            hints: Some(RouteHints::default()),
             header: Header {
                 id: RecordId::new(),
                 kind: RecordKind::Opinion,
@@ -946,7 +993,8 @@ mod tests {
                     node: home,
                     user: user.into(),
                 },
-            },
+            }
+            .into(),
             changes,
         }
     }
@@ -1051,7 +1099,7 @@ mod hostile_input {
 
     use super::*;
     use crate::record::notice::Notice;
-    use crate::record::{Record, RecordDoc};
+    use crate::record::{Header, Record, RecordDoc, RecordKind};
     use crate::store::PreparedRecord;
 
     fn header() -> Header {
@@ -1107,7 +1155,7 @@ mod hostile_input {
 
         #[test]
         fn mangled_batches_never_panic(edits in proptest::collection::vec((any::<usize>(), any::<u8>()), 1..8)) {
-            let sent = vec![OutgoingRecord { header: header(), changes: vec![real_change()] }];
+            let sent = vec![OutgoingRecord { header: header().into(), hints: None, changes: vec![real_change()] }];
             let msg = batch_message(1, Checkpoint { seq: 1, hash: Vec::new() }, sent);
             let bytes = mangle(prost::Message::encode_to_vec(&msg), &edits);
             receive(&bytes);
@@ -1122,7 +1170,7 @@ mod hostile_input {
         #[test]
         fn mangled_changes_never_panic(edits in proptest::collection::vec((any::<usize>(), any::<u8>()), 1..8)) {
             let change = mangle(real_change(), &edits);
-            let _ = PreparedRecord::new(OutgoingRecord { header: header(), changes: vec![change] }, None, &untrusted::sample_context());
+            let _ = PreparedRecord::new(OutgoingRecord { header: header().into(), hints: None, changes: vec![change] }, None, &untrusted::sample_context());
         }
 
         #[test]

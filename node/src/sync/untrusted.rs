@@ -120,7 +120,14 @@ pub fn sample_batch_message() -> Vec<u8> {
             seq: 1,
             hash: Vec::new(),
         },
-        vec![OutgoingRecord { header, changes }],
+        vec![OutgoingRecord {
+            header: header.into(),
+            hints: Some(crate::route::RouteHints {
+                down: vec![home],
+                ..Default::default()
+            }),
+            changes,
+        }],
     ))
 }
 

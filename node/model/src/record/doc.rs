@@ -25,9 +25,9 @@ use automerge::{ActorId, Automerge, Change, ChangeHash, ObjType, ROOT, ReadDoc, 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::Header;
 use super::event::{Event, EventEntry};
 use super::replay::DecodedChange;
+use super::{AnyHeader, Header};
 
 /// A document that could not be read or written. Every variant is an input problem (bytes from
 /// disk or a peer), never a reason to panic.
@@ -182,9 +182,19 @@ impl RecordDoc {
 
     /// The header, read without hydrating the rest of the document.
     pub fn header(&self) -> Result<Header, DocError> {
+        parse_header(&self.header_text()?)
+    }
+
+    /// The header with its kind as written, for a record of any kind, this release's or a
+    /// newer one's.
+    pub fn any_header(&self) -> Result<AnyHeader, DocError> {
+        serde_json::from_str(&self.header_text()?).map_err(|e| DocError::Header(e.to_string()))
+    }
+
+    fn header_text(&self) -> Result<String, DocError> {
         match self.doc.get(ROOT, "header")? {
             Some((automerge::Value::Scalar(s), _)) => match s.as_ref() {
-                ScalarValue::Str(text) => parse_header(text),
+                ScalarValue::Str(text) => Ok(text.to_string()),
                 _ => Err(DocError::Header("`header` is not text".into())),
             },
             Some(_) => Err(DocError::Header("`header` is not text".into())),
@@ -313,11 +323,12 @@ impl RecordDoc {
     /// Applying a change the document already has is a no-op. A change that would alter the
     /// header is refused and the document is left as it was.
     pub fn apply_changes(&mut self, changes: Vec<Change>) -> Result<Vec<Change>, DocError> {
-        // A document still empty has no header to protect yet.
+        // A document still empty has no header to protect yet. The header is compared as any
+        // kind's, so the rule holds for a record of a kind a newer release added as well.
         let header_before = if self.doc.get_heads().is_empty() {
             None
         } else {
-            Some(self.header()?)
+            Some(self.any_header()?)
         };
         let fresh: Vec<Change> = changes
             .into_iter()
@@ -344,7 +355,7 @@ impl RecordDoc {
         guarded("apply", || Ok(candidate.apply_changes(fresh.clone())?))?;
         let candidate = RecordDoc { doc: candidate };
         if let Some(before) = header_before
-            && candidate.header()? != before
+            && candidate.any_header()? != before
         {
             return Err(DocError::HeaderChanged(before.id.to_string()));
         }

@@ -16,7 +16,7 @@ use super::authority::{Held, Sender, check_incoming, needs_before};
 use super::doc::heads_hash;
 use super::event::Rejection;
 use super::replay::{Declined, DecodedChange, Replay};
-use super::{Body, DocError, Header, Record, RecordDoc, RecordKind};
+use super::{AnyHeader, Body, DocError, Header, Record, RecordDoc, RecordKind};
 use crate::region::RegionCode;
 use crate::route::{RouteHints, RoutePolicy, holds};
 
@@ -105,6 +105,20 @@ pub enum Merge {
     Unchanged { complete: bool },
     /// New changes, boxed: a merged record is large beside a refusal.
     Changed(Box<Merged>),
+    /// New changes to a record of a kind a newer release added, which this node keeps as they
+    /// came ([`merge_newer_kind`]).
+    KeptAsCame(Box<KeptAsCame>),
+}
+
+/// New changes to a record of a kind this release does not know. It cannot read the body, so
+/// it keeps the document as automerge merged it, with the hints it travels by.
+pub struct KeptAsCame {
+    pub doc: RecordDoc,
+    pub heads: Vec<ChangeHash>,
+    pub applied: Vec<Change>,
+    pub complete: bool,
+    /// The routes the sender claimed, checked ([`RouteHints::check_claim`]).
+    pub hints: RouteHints,
 }
 
 /// New changes to a record, the record and heads they make, and whether any change still waits
@@ -119,6 +133,9 @@ pub struct Merged {
     pub complete: bool,
     /// The changes are a publication that replaces the stored history instead of adding to it.
     pub replaces: bool,
+    /// The sender marked the record personal although this release does not read its kind as
+    /// personal: a newer release's rule, which this node obeys ([`merge_any`]).
+    pub personal_claimed: bool,
 }
 
 /// The actor of documents a node only merges into: merging writes no operation, and the store
@@ -507,7 +524,7 @@ pub fn merge(
         ));
     }
     let hints = RouteHints::of(&record);
-    if !holds(&ctx.me, &record.header, &hints, &ctx.policy) {
+    if !holds(&ctx.me, &record.header.home, &hints, &ctx.policy) {
         return Merge::Refused(Rejection::new(
             "route.outside",
             format!("记录 {} 不应发往本节点 {}", declared.id, ctx.me),
@@ -530,6 +547,133 @@ pub fn merge(
         applied,
         complete,
         replaces,
+        personal_claimed: false,
+    }))
+}
+
+/// Merges a peer's changes to a record of any kind, with the hints the peer claims for it
+/// (`None` from a peer of protocol 6, which sent none). A kind this release knows merges by
+/// [`merge`], which derives its routes from the body, and obeys a personal flag the sender set
+/// beyond that; any other kind is kept as it came ([`merge_newer_kind`]).
+pub fn merge_any(
+    ctx: &MergeContext,
+    declared: &AnyHeader,
+    claimed: Option<&RouteHints>,
+    changes: &[DecodedChange],
+    stored: Option<&Stored>,
+) -> Merge {
+    let Some(header) = declared.known() else {
+        return merge_newer_kind(ctx, declared, claimed, changes, stored);
+    };
+    let mut merge = merge(ctx, &header, changes, stored);
+    if let (Merge::Changed(merged), Some(claimed)) = (&mut merge, claimed)
+        && claimed.personal
+        && header.kind != RecordKind::Personal
+    {
+        let personal = RouteHints {
+            personal: true,
+            ..RouteHints::default()
+        };
+        if !holds(&ctx.me, &header.home, &personal, &ctx.policy) {
+            return Merge::Refused(Rejection::new(
+                "route.personal",
+                format!(
+                    "记录 {} 被发送方标为个人信息，只应保存在 {} 及其上一级",
+                    declared.id, declared.home
+                ),
+            ));
+        }
+        merged.personal_claimed = true;
+    }
+    merge
+}
+
+/// Merges a peer's changes to a record of a kind a newer release added. This node cannot read
+/// the body, so it judges what it can: the sender's subtree, the kind's name, the routes the
+/// sender claims (which must name only the home's subtree, and must lead here), the header
+/// written once and as declared, and automerge's own acceptance of the changes. The authority
+/// rules of the kind are the newer release's to hold: every node that knows the kind checks
+/// them when the record reaches it.
+pub fn merge_newer_kind(
+    ctx: &MergeContext,
+    declared: &AnyHeader,
+    claimed: Option<&RouteHints>,
+    changes: &[DecodedChange],
+    stored: Option<&Stored>,
+) -> Merge {
+    let refused = |rule: &str, reason: String| Merge::Refused(Rejection::new(rule, reason));
+    let (id, kind, home, peer) = (declared.id, &declared.kind, declared.home, ctx.peer);
+    if matches!(ctx.sender(), Sender::Child(_)) && !home.is_within(&peer) {
+        return refused(
+            "authority.child_subtree",
+            format!("{peer} 不能写入记录 {id}：它属于 {home}，不在 {peer} 的辖区内"),
+        );
+    }
+    if !Header::is_kind_name(kind) {
+        return refused(
+            "header.kind",
+            format!(
+                "记录 {id} 的类型名“{}”不合规则",
+                crate::validate::quote(kind)
+            ),
+        );
+    }
+    let Some(hints) = claimed else {
+        return refused(
+            "route.missing",
+            format!(
+                "记录 {id} 的类型“{kind}”本节点不认识（需升级），发送方又未附路由信息，无法判断它该去哪里"
+            ),
+        );
+    };
+    if let Err(region) = hints.check_claim(&home) {
+        return refused(
+            "route.claim",
+            format!("记录 {id} 的路由信息指向 {region}，不在记录所属地区 {home} 的辖区内"),
+        );
+    }
+    if !holds(&ctx.me, &home, hints, &ctx.policy) {
+        return refused(
+            "route.outside",
+            format!("记录 {id} 不应发往本节点 {}", ctx.me),
+        );
+    }
+    let incoming: Vec<Change> = changes.iter().map(|c| c.change.clone()).collect();
+    let hashes: Vec<_> = incoming.iter().map(|c| c.hash()).collect();
+    let mut doc = match stored {
+        None => RecordDoc::empty(&merging_actor()),
+        Some(state) => match RecordDoc::load(&state.doc_bytes(), &merging_actor()) {
+            Ok(doc) => doc,
+            Err(e) => {
+                return refused(
+                    "store.damaged_local_copy",
+                    format!("本节点保存的记录 {id} 已损坏，无法合并：{e}"),
+                );
+            }
+        },
+    };
+    let applied = match doc.apply_changes(incoming) {
+        Ok(applied) => applied,
+        Err(e) => return refused("decode.apply", e.to_string()),
+    };
+    let complete = hashes.iter().all(|h| doc.has_change(h));
+    if applied.is_empty() || doc.heads().is_empty() {
+        return Merge::Unchanged {
+            complete: complete && stored.is_some(),
+        };
+    }
+    match doc.any_header() {
+        Ok(header) if header == *declared => {}
+        _ => {
+            return refused("header.mismatch", format!("记录 {id} 的文档头与声明的不符"));
+        }
+    }
+    Merge::KeptAsCame(Box::new(KeptAsCame {
+        heads: doc.heads(),
+        doc,
+        applied,
+        complete,
+        hints: hints.clone(),
     }))
 }
 

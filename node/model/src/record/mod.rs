@@ -251,6 +251,58 @@ pub struct Header {
     pub created_by: Author,
 }
 
+impl Header {
+    /// Whether `name` may name a record kind: the wire and the store carry a kind this release
+    /// does not know ([`AnyHeader`]) only under a name a later release could have given it,
+    /// lowercase ASCII letters, digits and underscores, starting with a letter, at most 32 long.
+    pub fn is_kind_name(name: &str) -> bool {
+        name.len() <= 32
+            && name.starts_with(|c: char| c.is_ascii_lowercase())
+            && name
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+    }
+}
+
+/// A record's header with its kind as written, whether this release knows the kind or not:
+/// what the wire and the routing columns carry. A record of a kind a newer release added
+/// travels and is stored under it as it came (`record::merge::merge_newer_kind`); the kinds
+/// this release knows convert to a [`Header`] ([`AnyHeader::known`]). Serialized as
+/// [`Header`] is, so a document's header text reads as either.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AnyHeader {
+    pub id: RecordId,
+    pub kind: String,
+    pub home: RegionCode,
+    pub created_at: DateTime<Utc>,
+    pub created_by: Author,
+}
+
+impl AnyHeader {
+    /// The header as this release reads it, or `None` for a kind it does not know.
+    pub fn known(&self) -> Option<Header> {
+        RecordKind::parse(&self.kind).map(|kind| Header {
+            id: self.id,
+            kind,
+            home: self.home,
+            created_at: self.created_at,
+            created_by: self.created_by.clone(),
+        })
+    }
+}
+
+impl From<Header> for AnyHeader {
+    fn from(h: Header) -> AnyHeader {
+        AnyHeader {
+            id: h.id,
+            kind: h.kind.as_str().to_string(),
+            home: h.home,
+            created_at: h.created_at,
+            created_by: h.created_by,
+        }
+    }
+}
+
 /// A set of record ids kept as an automerge map (id → true), so two nodes adding different
 /// members concurrently both keep their additions after a merge; a list would not.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

@@ -177,7 +177,7 @@ impl WriteTx<'_> {
         let mut total_changes = 0usize;
         for prepared in records {
             let id = prepared.header.id;
-            let kind = prepared.header.kind;
+            let kind = prepared.header.kind.clone();
             let sent = prepared.sent;
             total_changes += sent;
             bytes += prepared.bytes;
@@ -207,7 +207,7 @@ impl WriteTx<'_> {
                             Utc::now().to_rfc3339(),
                             peer.as_str(),
                             id.to_string(),
-                            kind.as_str(),
+                            kind,
                             rejection.rule,
                             reason,
                             sent as i64
@@ -279,9 +279,10 @@ impl WriteTx<'_> {
                         Some(_) => stored_state(&self.tx, &id, true)?,
                         None => None,
                     };
-                    let merge = crate::record::merge::merge(
+                    let merge = crate::record::merge::merge_any(
                         ctx,
                         &prepared.header,
+                        prepared.hints.as_ref(),
                         &changes,
                         stored.as_ref().map(|s| &s.held),
                     );
@@ -292,7 +293,23 @@ impl WriteTx<'_> {
         match merge {
             Merge::Refused(rejection) => Ok(Err(rejection)),
             Merge::Unchanged { complete } => Ok(Ok((0, complete))),
+            Merge::KeptAsCame(kept) => {
+                let count = kept.applied.len();
+                let complete = kept.complete;
+                let prior = match current {
+                    Some((last_seq, tail)) => Prior::Stored { last_seq, tail },
+                    None => Prior::Absent,
+                };
+                self.persist_newer_kind(&prepared.header, *kept, &ctx.peer, prior)?;
+                Ok(Ok((count, complete)))
+            }
             Merge::Changed(merged) => {
+                let row = match row {
+                    None if merged.personal_claimed => {
+                        Some(Box::new(RowValues::of_merged(&merged, &ctx.me)))
+                    }
+                    row => row,
+                };
                 let Merged {
                     doc,
                     heads,
@@ -300,6 +317,7 @@ impl WriteTx<'_> {
                     applied,
                     complete,
                     replaces,
+                    personal_claimed: _,
                 } = *merged;
                 let count = applied.len();
                 let prior = match current {

@@ -27,7 +27,7 @@ impl Store {
         policy: &RoutePolicy,
     ) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
         let mut stmt = self.conn.prepare(
-            "SELECT id, kind, home, created_at, created_by, route, heads_hash FROM records",
+            "SELECT id, kind, home, created_at, created_by, route, heads_hash, personal_claimed FROM records",
         )?;
         let rows = stmt.query_map([], |r| {
             Ok((
@@ -38,14 +38,15 @@ impl Store {
                 r.get::<_, String>(4)?,
                 r.get::<_, String>(5)?,
                 r.get::<_, Option<Vec<u8>>>(6)?,
+                r.get::<_, bool>(7)?,
             ))
         })?;
         let mut out = Vec::new();
         for row in rows {
-            let (id, kind, home, created_at, created_by, route, heads) = row?;
+            let (id, kind, home, created_at, created_by, route, heads, personal_claimed) = row?;
             let header = header_from_columns(&id, &kind, &home, &created_at, &created_by)?;
-            let hints: RouteHints = serde_json::from_str(&route).unwrap_or_default();
-            if !holds(peer, &header, &hints, policy) {
+            let hints = stored_hints(&route, personal_claimed);
+            if !holds(peer, &header.home, &hints, policy) {
                 continue;
             }
             let heads = match heads {

@@ -31,7 +31,9 @@ impl StoredState {
 /// is unless a write landed on the record in between (the batch before this one carrying the
 /// same record, or a clerk's write); only then does the store merge that record again.
 pub struct PreparedRecord {
-    pub(super) header: Header,
+    pub(super) header: AnyHeader,
+    /// The hints the sender claimed, for a record of a kind this release does not know.
+    pub(super) hints: Option<RouteHints>,
     /// Encoded size of the changes, for the link statistics.
     pub(super) bytes: usize,
     /// The changes as they came, for the rare merge again on the store thread. Their decoded
@@ -59,21 +61,22 @@ impl PreparedRecord {
         let changes = crate::record::merge::decode_changes(&incoming.changes);
         let sent = changes.as_ref().map_or(0, Vec::len);
         let merged = match &changes {
-            Ok(changes) => {
-                crate::record::merge::merge(ctx, &incoming.header, changes, stored.map(|s| &s.held))
-            }
+            Ok(changes) => crate::record::merge::merge_any(
+                ctx,
+                &incoming.header,
+                incoming.hints.as_ref(),
+                changes,
+                stored.map(|s| &s.held),
+            ),
             Err(rejection) => Merge::Refused(rejection.clone()),
         };
         let row = match &merged {
-            Merge::Changed(m) => Some(Box::new(RowValues::of(
-                &m.record,
-                &m.heads,
-                m.record.header.home == ctx.me,
-            ))),
+            Merge::Changed(m) => Some(Box::new(RowValues::of_merged(m, &ctx.me))),
             _ => None,
         };
         PreparedRecord {
             header: incoming.header,
+            hints: incoming.hints,
             bytes,
             raw: incoming.changes,
             sent,

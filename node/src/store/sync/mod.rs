@@ -37,16 +37,30 @@ use serde::Serialize;
 use super::{History, Prior, Row, RowValues, Store, StoreError, WriteTx, rollup};
 
 use crate::record::event::Rejection;
-use crate::record::{Author, DocError, Header, RecordId, RecordKind};
+use crate::record::{AnyHeader, Author, DocError, RecordId};
 use crate::region::RegionCode;
 use crate::route::{RouteHints, RoutePolicy, holds};
 
 /// One record's changes in a batch, with its header so the receiver can route and authorise it
-/// before touching the document.
+/// before touching the document, and the hints it travels by, so that a node of a release that
+/// does not know the record's kind can route it all the same.
 #[derive(Clone, Debug, PartialEq)]
 pub struct OutgoingRecord {
-    pub header: Header,
+    pub header: AnyHeader,
+    /// Always sent; `None` only from a peer of protocol 6, which sent none.
+    pub hints: Option<RouteHints>,
     pub changes: Vec<Vec<u8>>,
+}
+
+impl OutgoingRecord {
+    /// A record of a kind this release knows, with its hints derived from the record.
+    pub fn of(record: &crate::record::Record, changes: Vec<Vec<u8>>) -> OutgoingRecord {
+        OutgoingRecord {
+            header: record.header.clone().into(),
+            hints: Some(RouteHints::of(record)),
+            changes,
+        }
+    }
 }
 
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -63,6 +77,14 @@ pub struct OutgoingBatch {
 }
 
 pub type IncomingRecord = OutgoingRecord;
+
+/// A stored record's hints as routing reads them: its `route` column, personal as well if a
+/// sender once marked it so (`records.personal_claimed`).
+fn stored_hints(route: &str, personal_claimed: bool) -> RouteHints {
+    let mut hints: RouteHints = serde_json::from_str(route).unwrap_or_default();
+    hints.personal |= personal_claimed;
+    hints
+}
 
 /// A position in a peer's change sequence with the hash of the change the peer holds there: a
 /// node's checkpoint of how far it has applied that peer's changes.

@@ -51,7 +51,8 @@ impl Store {
         };
         let mut index: HashMap<String, usize> = HashMap::new();
         let mut stmt = self.conn.prepare_cached(
-            "SELECT c.seq, c.record_id, c.bytes, c.origin, r.kind, r.home, r.created_at, r.created_by, r.route, c.hash
+            "SELECT c.seq, c.record_id, c.bytes, c.origin, r.kind, r.home, r.created_at, r.created_by, r.route, c.hash,
+                    r.personal_claimed
              FROM changes c JOIN records r ON r.id = c.record_id
              WHERE c.seq > ?1 ORDER BY c.seq LIMIT ?2",
         )?;
@@ -79,9 +80,8 @@ impl Store {
                     &row.get::<_, String>(6)?,
                     &row.get::<_, String>(7)?,
                 )?;
-                let hints: RouteHints =
-                    serde_json::from_str(&row.get::<_, String>(8)?).unwrap_or_default();
-                if !holds(peer, &header, &hints, policy) {
+                let hints = stored_hints(&row.get::<_, String>(8)?, row.get(10)?);
+                if !holds(peer, &header.home, &hints, policy) {
                     continue;
                 }
                 let bytes: Vec<u8> = row.get(2)?;
@@ -90,6 +90,7 @@ impl Store {
                 let at = *index.entry(id).or_insert_with(|| {
                     batch.records.push(OutgoingRecord {
                         header,
+                        hints: Some(hints),
                         changes: Vec::new(),
                     });
                     batch.records.len() - 1
@@ -139,7 +140,7 @@ impl Store {
             let row = self
                 .conn
                 .query_row(
-                    "SELECT kind, home, created_at, created_by, route FROM records WHERE id = ?1",
+                    "SELECT kind, home, created_at, created_by, route, personal_claimed FROM records WHERE id = ?1",
                     [id.to_string()],
                     |r| {
                         Ok((
@@ -148,17 +149,18 @@ impl Store {
                             r.get::<_, String>(2)?,
                             r.get::<_, String>(3)?,
                             r.get::<_, String>(4)?,
+                            r.get::<_, bool>(5)?,
                         ))
                     },
                 )
                 .optional()?;
-            let Some((kind, home, created_at, created_by, route)) = row else {
+            let Some((kind, home, created_at, created_by, route, personal_claimed)) = row else {
                 continue;
             };
             let header =
                 header_from_columns(&id.to_string(), &kind, &home, &created_at, &created_by)?;
-            let hints: RouteHints = serde_json::from_str(&route).unwrap_or_default();
-            if !holds(peer, &header, &hints, policy) {
+            let hints = stored_hints(&route, personal_claimed);
+            if !holds(peer, &header.home, &hints, policy) {
                 continue;
             }
             let mut stmt = self
@@ -167,7 +169,11 @@ impl Store {
             let changes = stmt
                 .query_map([id.to_string()], |r| r.get::<_, Vec<u8>>(0))?
                 .collect::<Result<Vec<_>, _>>()?;
-            out.push(OutgoingRecord { header, changes });
+            out.push(OutgoingRecord {
+                header,
+                hints: Some(hints),
+                changes,
+            });
         }
         Ok(out)
     }

@@ -5,9 +5,9 @@ use chrono::NaiveDate;
 
 use super::*;
 use crate::office;
-use crate::record::RecordDoc;
 use crate::record::opinion::{OpinionAction, OpinionFields, OpinionSource};
 use crate::record::replay::DecodedChange;
+use crate::record::{Header, RecordDoc, RecordKind};
 
 fn code(s: &str) -> RegionCode {
     RegionCode::parse("region", s).unwrap()
@@ -227,7 +227,7 @@ fn both_merges_agree(county: &Store, records: &[IncomingRecord]) {
             .unwrap()
             .pop()
             .flatten();
-        let header = &incoming.header;
+        let header = &incoming.header.known().unwrap();
         let replayed = crate::record::merge::compare_merges(
             header,
             &decoded,
@@ -429,7 +429,8 @@ fn a_change_rewriting_a_held_header_is_refused() {
     tx.commit();
     let change = forged.get_last_local_change().unwrap().raw_bytes().to_vec();
     let incoming = vec![IncomingRecord {
-        header,
+        header: header.into(),
+        hints: None,
         changes: vec![change],
     }];
     let outcome = county
@@ -500,7 +501,7 @@ fn rollups_are_published_whole_and_the_newest_is_kept() {
         seq = up_to;
         let rollups: Vec<IncomingRecord> = records
             .into_iter()
-            .filter(|r| r.header.kind == RecordKind::Rollup)
+            .filter(|r| r.header.kind == "rollup")
             .collect();
         assert_eq!(rollups.len(), 1);
         assert_eq!(rollups[0].changes.len(), 1, "a publication is one change");
@@ -541,7 +542,7 @@ fn rollups_are_published_whole_and_the_newest_is_kept() {
     let (everything, _) = sent(&town, county_code, 0);
     let others: Vec<IncomingRecord> = everything
         .into_iter()
-        .filter(|r| r.header.kind != RecordKind::Rollup)
+        .filter(|r| r.header.kind != "rollup")
         .collect();
     let opinion = others[0].header.clone();
     apply(&mut county, others);
@@ -555,10 +556,11 @@ fn rollups_are_published_whole_and_the_newest_is_kept() {
     let rollup_header = county.get(&held).unwrap().header;
     let mut bigger = county.rollup(&town_code).unwrap().unwrap();
     bigger.generation += 10;
-    let forge = |header: &Header| {
-        let doc = RecordDoc::create(header, &bigger, &town.actor).unwrap();
+    let forge = |header: &AnyHeader| {
+        let doc = RecordDoc::create(&header.known().unwrap(), &bigger, &town.actor).unwrap();
         vec![IncomingRecord {
             header: header.clone(),
+            hints: None,
             changes: doc
                 .changes_since(&[])
                 .iter()
@@ -566,17 +568,20 @@ fn rollups_are_published_whole_and_the_newest_is_kept() {
                 .collect(),
         }]
     };
-    let mut later = rollup_header.clone();
+    let mut later = AnyHeader::from(rollup_header.clone());
     later.created_at += chrono::Duration::milliseconds(1);
     let mut over_opinion = opinion.clone();
-    over_opinion.kind = RecordKind::Rollup;
+    over_opinion.kind = "rollup".into();
     for forged in [later, over_opinion] {
         let out = apply(&mut county, forge(&forged));
         assert_eq!(out.changes_applied, 0);
         assert_eq!(out.rejected.len(), 1, "{forged:?}");
         assert_eq!(out.rejected[0].rule, "header.mismatch");
     }
-    assert_eq!(county.get(&opinion.id).unwrap().header, opinion);
+    assert_eq!(
+        AnyHeader::from(county.get(&opinion.id).unwrap().header),
+        opinion
+    );
     assert_eq!(county.get(&held).unwrap().header, rollup_header);
     assert!(county.derived_mismatches().unwrap().is_empty());
 }
@@ -627,7 +632,8 @@ fn a_rollup_from_before_publications_still_merges_its_edits() {
                     &town_code,
                     None,
                     vec![IncomingRecord {
-                        header: header.clone(),
+                        header: header.clone().into(),
+                        hints: None,
                         changes,
                     }],
                     &policy,
@@ -801,4 +807,137 @@ fn what_a_newer_release_writes_survives_this_one() {
             "{fields}"
         );
     }
+}
+
+/// A record an older release kept as it came, because it did not know the kind, is read, listed
+/// and counted like any other once the node runs a release that knows the kind: the next open
+/// derives its row. The older release's row is made here from a row this release derived, by
+/// undoing every derived column as `WriteTx::persist_newer_kind` leaves them.
+#[test]
+fn an_upgraded_node_reads_the_records_it_kept_as_they_came() {
+    let dir = tempfile::tempdir().unwrap();
+    let (county_code, town_code, mut county, mut town) = county_and_town(dir.path());
+    let id = town
+        .write(|tx| {
+            office::add_opinion(
+                tx,
+                "clerk",
+                lamp_opinion(town_code),
+                office::Contact::default(),
+                day(),
+            )
+        })
+        .unwrap()
+        .id;
+    let (records, seq) = sent(&town, county_code, 0);
+    receive(&mut county, town_code, records, seq);
+    let status = |county: &Store| {
+        county
+            .list(&crate::store::ListQuery {
+                kind: Some(RecordKind::Opinion),
+                ..Default::default()
+            })
+            .unwrap()
+            .into_iter()
+            .find(|row| row.id == id)
+            .and_then(|row| row.status)
+    };
+    let derived = status(&county);
+    assert!(derived.is_some());
+    county
+        .conn
+        .execute_batch(&format!(
+            "UPDATE records SET newer_kind = 1, label = kind, status = NULL, occurred_on = NULL,
+                    due_on = NULL, subject = NULL, summary = '{{}}', tag = NULL,
+                    addressed_to = NULL, number = NULL, group_id = NULL, counted = NULL,
+                    merged_into = NULL
+             WHERE id = '{id}';
+             DELETE FROM record_people WHERE record_id = '{id}';"
+        ))
+        .unwrap();
+    assert_eq!(status(&county), None);
+    assert_eq!(
+        county.newer_kinds().unwrap(),
+        vec![("opinion".to_string(), 1)]
+    );
+    drop(county);
+
+    let county = Store::open(&dir.path().join("county")).unwrap();
+    assert!(county.newer_kinds().unwrap().is_empty());
+    assert_eq!(status(&county), derived);
+    assert_eq!(county.derived_mismatches().unwrap(), Vec::<String>::new());
+    assert_eq!(county.get(&id).unwrap().header.home, town_code);
+}
+
+/// A sender may mark personal a record of a kind this release does not read as personal (a
+/// newer release's rule): the receiver obeys, keeps the flag through later changes that do not
+/// repeat it, and never passes the record above itself.
+#[test]
+fn a_personal_flag_the_sender_sets_is_obeyed_for_a_known_kind() {
+    let dir = tempfile::tempdir().unwrap();
+    let (county_code, town_code, mut county, mut town) = county_and_town(dir.path());
+    let city = code("330400000000");
+    let id = town
+        .write(|tx| {
+            office::add_opinion(
+                tx,
+                "clerk",
+                lamp_opinion(town_code),
+                office::Contact::default(),
+                day(),
+            )
+        })
+        .unwrap()
+        .id;
+    let personal = |records: Vec<IncomingRecord>| -> Vec<IncomingRecord> {
+        records
+            .into_iter()
+            .map(|mut r| {
+                if r.header.id == id {
+                    r.hints.get_or_insert_with(RouteHints::default).personal = true;
+                }
+                r
+            })
+            .collect()
+    };
+    let (records, seq) = sent(&town, county_code, 0);
+    receive(&mut county, town_code, personal(records), seq);
+    let up = |county: &Store| {
+        county
+            .outgoing(&city, 0, usize::MAX, &RoutePolicy::default())
+            .unwrap()
+            .records
+            .iter()
+            .any(|r| r.header.id == id)
+    };
+    assert!(
+        !up(&county),
+        "a record marked personal went above the parent"
+    );
+
+    // A later change that does not repeat the flag leaves it set.
+    town.write(|tx| {
+        office::opinion_step(
+            tx,
+            "clerk",
+            &id,
+            crate::record::opinion::OpinionAction::AnswerOnSpot {
+                reply: "已修复".into(),
+            },
+            day(),
+        )
+    })
+    .unwrap();
+    let (records, seq2) = sent(&town, county_code, seq);
+    assert!(records.iter().all(|r| !r.hints.as_ref().unwrap().personal));
+    receive(&mut county, town_code, records, seq2);
+    assert!(!up(&county));
+    assert_eq!(county.derived_mismatches().unwrap(), Vec::<String>::new());
+
+    // The same record unmarked would have gone up: the flag is what held it.
+    let dir = tempfile::tempdir().unwrap();
+    let (_, _, mut plain, _) = county_and_town(dir.path());
+    let (records, seq) = sent(&town, county_code, 0);
+    receive(&mut plain, town_code, records, seq);
+    assert!(up(&plain));
 }

@@ -1,0 +1,141 @@
+//! Records of kinds a newer release added, which this release stores as they came: their
+//! changes join the change sequence like any record's and travel on by the routes their sender
+//! claimed (`records.route`), but nothing is derived from their bodies, which this release
+//! cannot read. They count in no number, appear in no list, and are counted apart in
+//! [`Store::newer_kinds`]. When the node is upgraded to a release that knows the kind, the next
+//! open derives their rows like any other record's ([`Store::adopt_newer_kinds`]).
+//!
+//! Architecture invariant: a row with `newer_kind = 1` is the only row whose `kind` this release
+//! need not know; every query that reads `records` without naming a kind either skips such rows
+//! or reads only their header and route.
+
+use rusqlite::{OptionalExtension, params};
+
+use super::{History, Prior, Row, Store, StoreError, WriteTx, load_doc};
+use crate::record::merge::KeptAsCame;
+use crate::record::{AnyHeader, Record, RecordId, RecordKind};
+use crate::region::RegionCode;
+
+impl WriteTx<'_> {
+    /// Stores a peer's changes to a record of a kind this release does not know, with the hints
+    /// it travels by, leaving every derived column empty.
+    pub(super) fn persist_newer_kind(
+        &mut self,
+        header: &AnyHeader,
+        kept: KeptAsCame,
+        origin: &RegionCode,
+        prior: Prior,
+    ) -> Result<(), StoreError> {
+        let id = header.id.to_string();
+        let (stored, inserted) = self.insert_changes(&id, &kept.applied, Some(origin))?;
+        let last_seq = self.last_seq_after(&id, stored, prior)?;
+        let tail = self.tail_before(&id, prior)? + inserted;
+        let compact = tail > super::MAX_DOC_TAIL;
+        let (saved, doc_seq, tail) = if compact {
+            (kept.doc.save(), last_seq, 0)
+        } else {
+            (Vec::new(), 0, tail)
+        };
+        let route = serde_json::to_string(&kept.hints).unwrap_or_else(|_| "{}".into());
+        self.tx
+            .prepare_cached(
+                "INSERT INTO records (id, kind, home, created_at, created_by, doc, last_seq, label, summary, route,
+                                      doc_tail, heads_hash, doc_seq, newer_kind, personal_claimed)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?2, '{}', ?8, ?9, ?10, ?11, 1, ?13)
+                 ON CONFLICT(id) DO UPDATE SET
+                   doc = CASE WHEN ?12 THEN excluded.doc ELSE records.doc END,
+                   doc_seq = CASE WHEN ?12 THEN excluded.doc_seq ELSE records.doc_seq END,
+                   doc_tail = excluded.doc_tail, heads_hash = excluded.heads_hash,
+                   last_seq = excluded.last_seq, route = excluded.route,
+                   personal_claimed = max(records.personal_claimed, excluded.personal_claimed)",
+            )?
+            .execute(params![
+                id,
+                header.kind,
+                header.home.as_str(),
+                header.created_at.to_rfc3339(),
+                header.created_by.to_string(),
+                saved,
+                last_seq,
+                route,
+                tail,
+                crate::record::doc::heads_hash(&kept.heads),
+                doc_seq,
+                compact,
+                kept.hints.personal,
+            ])?;
+        Ok(())
+    }
+}
+
+impl Store {
+    /// The kind of a record this node keeps from a newer release, or `None` for any other.
+    pub(super) fn newer_kind_of(&self, id: &RecordId) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .conn
+            .prepare_cached("SELECT kind FROM records WHERE id = ?1 AND newer_kind = 1")?
+            .query_row([id.to_string()], |r| r.get(0))
+            .optional()?)
+    }
+
+    /// How many records of kinds this release does not know the node holds, by kind name.
+    pub fn newer_kinds(&self) -> Result<Vec<(String, u64)>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT kind, count(*) FROM records WHERE newer_kind = 1 GROUP BY kind ORDER BY kind",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?.max(0) as u64))
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Derives the rows of the records this node kept as they came whose kind this release
+    /// knows: the node was upgraded since. Each is read, counted and listed as if it had just
+    /// arrived. Runs on open; a node that holds none reads one index entry.
+    pub(super) fn adopt_newer_kinds(&mut self) -> Result<usize, StoreError> {
+        let known: Vec<(String, String)> = {
+            let mut stmt = self
+                .conn
+                .prepare("SELECT id, kind FROM records WHERE newer_kind = 1")?;
+            let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            rows.collect::<Result<Vec<(String, String)>, _>>()?
+                .into_iter()
+                .filter(|(_, kind)| RecordKind::parse(kind).is_some())
+                .collect()
+        };
+        if known.is_empty() {
+            return Ok(0);
+        }
+        let adopted = self.write(|tx| {
+            let mut adopted = 0;
+            for (id, kind) in &known {
+                let id = RecordId::parse("id", id)?;
+                let doc = load_doc(&tx.tx, tx.actor, &id)?;
+                // A record this release cannot read after all stays as it came, and the node
+                // still opens: a later release may read it.
+                let record = match Record::from_doc(&doc) {
+                    Ok(record) => record,
+                    Err(e) => {
+                        tracing::warn!(record = %id, kind, error = %e, "a record kept from a newer release does not read as its kind; keeping it as it came");
+                        continue;
+                    }
+                };
+                adopted += 1;
+                tx.persist_decoded(
+                    Some(&doc),
+                    Row::Derive(&doc.heads()),
+                    record,
+                    History::Extend(Vec::new()),
+                    None,
+                    Prior::Unknown,
+                )?;
+            }
+            Ok(adopted)
+        })?;
+        tracing::info!(
+            records = adopted,
+            "derived the rows of records kept from a newer release, whose kinds this release knows"
+        );
+        Ok(adopted)
+    }
+}
