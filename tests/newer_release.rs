@@ -364,7 +364,10 @@ async fn a_kind_this_release_does_not_know_travels_by_its_routes() {
     let said = String::from_utf8_lossy(&status.stdout);
     assert!(status.status.success(), "{said}");
     assert!(said.contains("未知类型记录（需升级）"), "{said}");
-    assert!(said.contains("petition 1 条、petition_contact 1 条"), "{said}");
+    assert!(
+        said.contains("petition 1 条、petition_contact 1 条"),
+        "{said}"
+    );
     // Kept as it came, it is in no list of this release.
     let listed = fed
         .node(XIUZHOU)
@@ -406,4 +409,62 @@ async fn a_kind_this_release_does_not_know_travels_by_its_routes() {
     assert!(text(&c, "main").await.contains("升级后才能查看"));
     c.close().await.unwrap();
     fed.assert_derived_columns_sound().await;
+}
+
+/// A node of protocol 6 fails every batch that holds a kind it does not know, so a link of
+/// that version carries none: a township of the release before keeps linking with its county
+/// while one of this release receives what its county kept from a newer parent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_of_protocol_6_is_sent_no_kind_it_would_refuse() {
+    use renda_node::route::{RouteHints, RoutePolicy};
+    use renda_node::store::IncomingRecord;
+    let fed = Federation::start(&[
+        (XIUZHOU, "秀洲区人大常委会"),
+        (WANGDIAN, "王店镇人大主席团"),
+        (XINCHENG, "新塍镇人大主席团"),
+    ])
+    .await;
+    // A bulletin to every township of the county, homed there by a newer release and received
+    // from the county's parent as it would be.
+    let (bulletin, mut doc) = newer_kind_record("bulletin", XIUZHOU, "全区通告");
+    let changes = changes_since(&mut doc, &[]);
+    let id = bulletin.id;
+    let outcome = fed
+        .node(XIUZHOU)
+        .store
+        .write(move |tx| {
+            tx.apply_incoming(
+                &common::fed::code(CITY),
+                None,
+                vec![IncomingRecord {
+                    header: bulletin,
+                    hints: Some(RouteHints {
+                        down: vec![common::fed::code(XIUZHOU)],
+                        ..RouteHints::default()
+                    }),
+                    changes,
+                }],
+                &RoutePolicy::default(),
+            )
+        })
+        .await
+        .unwrap();
+    assert!(outcome.rejected.is_empty(), "{outcome:?}");
+
+    let town = fed.node(WANGDIAN);
+    let mut older = fed.link_config(WANGDIAN);
+    older.versions = renda_node::sync::version::Versions { min: 6, max: 6 };
+    renda_node::sync::client::sync_with_parent(
+        town.store.clone(),
+        town.region,
+        &fed.node(XIUZHOU).addr.to_string(),
+        renda_node::sync::Mode::Once,
+        older,
+    )
+    .await
+    .expect("a node of the release before links");
+    fed.sync_once(XINCHENG).await;
+    let mut holders = fed.holders(id).await;
+    holders.sort();
+    assert_eq!(holders, vec![XIUZHOU, XINCHENG]);
 }

@@ -8,13 +8,15 @@
 //!   and a record addressed to particular nodes below its home (a mandate, to the townships of
 //!   the stations it names and to the person's home) goes to those nodes and every node on the
 //!   way down to them, which relay it.
-//! - Personal data goes to the home node's parent and no further.
+//! - Personal data goes to the home node's parent and no further, whatever else the hints say.
 //!
 //! Updates follow the same routes, so what a county decides on a township's suggestion flows back
 //! down to the township that holds it. Because the tree follows from region codes, every node
-//! computes the same routes without asking anyone.
+//! computes the same routes without asking anyone. A node of an older release, which cannot read
+//! the body of a kind added after it, routes such a record by the hints that came with it on the
+//! wire, once [`RouteHints::check_claim`] has held them to the home's subtree.
 //!
-//! Architecture invariant: routing reads only a record's header and its [`RouteHints`], both kept
+//! Architecture invariant: routing reads only a record's home and its [`RouteHints`], both kept
 //! in SQLite columns, never the document.
 
 use serde::{Deserialize, Serialize};

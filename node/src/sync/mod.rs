@@ -27,7 +27,7 @@ use renda_proto::PROTOCOL_VERSION;
 use renda_proto::v1::{self, LinkMessage, link_message::Body};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
-use tracing::debug;
+use tracing::{debug, warn};
 
 use link::{Action, Applied, ApplyJob, Event, Link, LinkSettings};
 
@@ -691,6 +691,19 @@ where
                     up_to,
                     records,
                 } => {
+                    // A peer of protocol 6 fails a batch holding a kind it does not know, for
+                    // good: such records wait for its upgrade, and the rest go.
+                    let records = if version::newer_kinds_reach(version) {
+                        records
+                    } else {
+                        let (send, held): (Vec<_>, Vec<_>) = records
+                            .into_iter()
+                            .partition(|r| r.header.known().is_some());
+                        if !held.is_empty() {
+                            warn!(%peer, records = held.len(), version, "not sending records of kinds this release does not know: the peer's protocol version cannot carry them; they reach it once it is upgraded and repairs");
+                        }
+                        send
+                    };
                     let mut msg = build_batch_message(batch_id, up_to, records).await?;
                     msg.protocol_version = version;
                     wire_out += prost::Message::encoded_len(&msg);

@@ -11,6 +11,16 @@ use renda_proto::{MIN_PROTOCOL_VERSION, PROTOCOL_VERSION};
 use super::LinkConfig;
 use crate::route::RoutePolicy;
 
+/// The first protocol version whose record headers carry their routes, so that a receiver keeps
+/// and forwards a record of a kind it does not know. A peer of an older version fails a batch
+/// that holds one: such records are not sent to it ([`newer_kinds_reach`]).
+pub const ROUTES_ON_WIRE: u32 = 7;
+
+/// Whether records of kinds this release does not know may be sent on a link of `version`.
+pub fn newer_kinds_reach(version: u32) -> bool {
+    version >= ROUTES_ON_WIRE
+}
+
 /// A range of protocol versions, lowest and highest, both included.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Versions {
