@@ -33,6 +33,9 @@ fi
 extra=()
 if [[ "${1:-}" == "--soak" ]]; then
     extra=(-- --include-ignored)
+    # The soak runs the previous release's binary beside this one (tests/release_soak.rs).
+    RENDA_PREVIOUS_BIN="$(bash scripts/previous-release.sh)"
+    export RENDA_PREVIOUS_BIN
 fi
 
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
