@@ -234,3 +234,73 @@ async fn an_older_release_links_and_one_with_nothing_in_common_is_refused() {
     );
     assert_county_kept_refusal(&fed, "90–91").await;
 }
+
+/// A parent that answers in another version than the one both ends' ranges agree on: a parent
+/// that agreed on something else than this node did. The child refuses the link, naming both
+/// versions.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_child_refuses_a_parent_answering_in_another_version() {
+    use renda_proto::v1::sync_server::{Sync, SyncServer};
+    use tonic::{Request, Response, Status, Streaming};
+
+    /// Answers every Hello with its own, which offers this build's whole range but is stamped
+    /// with the lowest version.
+    struct Misstamped;
+
+    #[tonic::async_trait]
+    impl Sync for Misstamped {
+        type LinkStream = tokio_stream::wrappers::ReceiverStream<Result<LinkMessage, Status>>;
+
+        async fn link(
+            &self,
+            _request: Request<Streaming<LinkMessage>>,
+        ) -> Result<Response<Self::LinkStream>, Status> {
+            let (tx, rx) = tokio::sync::mpsc::channel(1);
+            let mut answer = hello(renda_proto::MIN_PROTOCOL_VERSION, "330411000000");
+            if let Some(Body::Hello(h)) = &mut answer.body {
+                h.min_protocol_version = renda_proto::MIN_PROTOCOL_VERSION;
+                h.max_protocol_version = renda_proto::PROTOCOL_VERSION;
+                h.settings.insert("full_record_depth".into(), "city".into());
+            }
+            tx.send(Ok(answer)).await.unwrap();
+            // The stream stays open while the child decides.
+            tokio::spawn(async move {
+                tokio::time::sleep(std::time::Duration::from_secs(30)).await;
+                drop(tx);
+            });
+            Ok(Response::new(tokio_stream::wrappers::ReceiverStream::new(
+                rx,
+            )))
+        }
+    }
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(SyncServer::new(Misstamped))
+            .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
+    );
+    let fed = Federation::start(&[("330411101000", "王店镇人大主席团")]).await;
+    let town = fed.node("330411101000");
+    let refused = renda_node::sync::client::sync_with_parent(
+        town.store.clone(),
+        town.region,
+        &addr,
+        renda_node::sync::Mode::Once,
+        fed.link_config("330411101000"),
+    )
+    .await
+    .expect_err("a parent answering in another version");
+    let text = refused.to_string();
+    assert!(
+        text.contains(&renda_proto::MIN_PROTOCOL_VERSION.to_string())
+            && text.contains(&renda_proto::PROTOCOL_VERSION.to_string()),
+        "{text}"
+    );
+    assert!(
+        matches!(refused, renda_node::sync::SyncError::Version { got, agreed }
+            if got == renda_proto::MIN_PROTOCOL_VERSION && agreed == renda_proto::PROTOCOL_VERSION),
+        "{refused:?}"
+    );
+}
