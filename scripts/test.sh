@@ -30,6 +30,16 @@ if [[ ! -x /usr/bin/chromium || ! -x /usr/bin/chromedriver || ! -x /usr/bin/pdft
           "${sudo[@]}" apt-get install -y -q "${packages[@]}" >/dev/null; }
 fi
 
+# The Query API is proven from Python (tests/python/query_api.py): stubs generated from proto/
+# with grpcio-tools, a stock grpcio client, and the packages that read health checks, server
+# reflection and rich errors. Pinned to the major versions the test was written against.
+python_packages=("grpcio-tools>=1.60,<2" "grpcio-health-checking>=1.60,<2"
+                 "grpcio-reflection>=1.60,<2" "grpcio-status>=1.60,<2")
+if ! python3 -c "import grpc_tools, grpc_health, grpc_reflection, grpc_status" 2>/dev/null; then
+    python3 -m pip install -q --disable-pip-version-check "${python_packages[@]}" ||
+        { echo "the Query API test needs Python 3 with pip: ${python_packages[*]}" >&2; exit 1; }
+fi
+
 extra=()
 if [[ "${1:-}" == "--soak" ]]; then
     extra=(-- --include-ignored)

@@ -839,7 +839,7 @@ pub struct RunArgs {
     /// node's region and name (initialising the node on its first run), the parent, and every
     /// setting below.
     #[arg(long, conflicts_with_all = [
-        "listen", "http", "metrics", "https_cert", "https_key", "batch_bytes", "full_record_depth", "link_timeout_secs", "stale_after_hours",
+        "listen", "http", "metrics", "query_listen", "https_cert", "https_key", "batch_bytes", "full_record_depth", "link_timeout_secs", "stale_after_hours",
         "group_activities_per_quarter", "group_activities_per_year",
         "delegate_receptions_per_year", "delegate_suggestions_per_year",
     ])]

@@ -1398,6 +1398,14 @@ async fn serve_until_stopped(node: &renda_hub::node::Node) -> Result<()> {
     if let Some(bound) = node.metrics_addr() {
         println!("监控指标：{scheme}://{bound}/metrics");
     }
+    if let Some(bound) = node.query_addr() {
+        let tls = if node.https() {
+            "TLS"
+        } else {
+            "明文，仅本机"
+        };
+        println!("查询接口（gRPC，{tls}）：{bound}");
+    }
     if let Some(bound) = node.sync_addr() {
         println!(
             "{}（{}）正在 {bound} 接受下级节点同步",

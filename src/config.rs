@@ -117,6 +117,11 @@ pub struct RunSettings {
     /// so bind it to an address only the monitoring system reaches.
     #[arg(long)]
     pub metrics: Option<SocketAddr>,
+    /// Where the Query API for programs is served (host:port; gRPC, `renda.query.v1`, with a
+    /// bearer token from `renda credential add`; docs/api.md). Over TLS with the --https-cert
+    /// certificate; plain only on loopback.
+    #[arg(long = "query-listen", id = "query_listen")]
+    pub query_listen: Option<SocketAddr>,
     #[command(flatten)]
     #[serde(default)]
     pub https: HttpsSettings,
@@ -128,14 +133,14 @@ pub struct RunSettings {
     pub rollup: RollupSettings,
 }
 
-/// The certificate the dashboard and metrics are served with over HTTPS; required when either
-/// listens on an address other than loopback.
+/// The certificate the dashboard, metrics and Query API are served with over TLS; required
+/// when any of them listens on an address other than loopback.
 #[derive(Args, Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HttpsSettings {
-    /// The certificate chain (PEM) to serve the dashboard and metrics over HTTPS with: the
-    /// office's own, or https.pem from `renda ca issue --server`. Needed for any address but
-    /// loopback.
+    /// The certificate chain (PEM) to serve the dashboard, metrics and Query API over TLS with:
+    /// the office's own, or https.pem from `renda ca issue --server`. Needed for any address
+    /// but loopback.
     #[arg(long = "https-cert", id = "https_cert", requires = "https_key")]
     pub cert: Option<PathBuf>,
     /// The private key (PEM) of --https-cert.
@@ -294,10 +299,14 @@ impl RunSettings {
                     return Err(invalid("parent", "全国人大节点没有上级"));
                 }
             }
-            if self.listen.is_none() && self.parent.is_none() && self.http.is_none() {
+            if self.listen.is_none()
+                && self.parent.is_none()
+                && self.http.is_none()
+                && self.query_listen.is_none()
+            {
                 return Err(invalid(
                     "listen",
-                    "没有可运行的服务：至少要有 listen、http 或 parent 之一",
+                    "没有可运行的服务：至少要有 listen、http、query_listen 或 parent 之一",
                 ));
             }
             config.init = Some(NewNode {
@@ -309,6 +318,7 @@ impl RunSettings {
         config.listen = self.listen;
         config.http = self.http;
         config.metrics = self.metrics;
+        config.query = self.query_listen;
         config.https = match (&self.https.cert, &self.https.key) {
             (Some(cert), Some(key)) => Some(HttpsFiles {
                 cert: relative(cert),

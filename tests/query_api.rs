@@ -1,502 +1,163 @@
-//! The `Query` gRPC service over a real socket: rollups, paged record lists, one record, a
-//! delegate's duty record, and clear errors for bad questions.
+//! The Query API proven from another language: a county node runs as `renda run` would, its
+//! Query API on a listener of its own over TLS with a server certificate from `renda ca issue
+//! --server`, and a stock grpcio client in Python (tests/python/query_api.py, stubs generated
+//! from proto/ with no edits) calls every RPC with a viewer's bearer token, checking exact
+//! answers about what this test wrote. `scripts/test.sh` installs the Python packages.
 
 mod common;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
 
-use chrono::{Datelike, NaiveDate, Utc};
-use common::data::add_delegate;
-use common::fed::{Federation, WANGDIAN, XIUZHOU, code};
-use renda_hub::auth::query_client;
-use renda_node::access::Role;
-use renda_node::office::{self, ActivityDraft, Contact};
-use renda_node::record::RecordId;
-use renda_node::record::activity::{Activity, ActivityKind};
-use renda_node::record::opinion::{OpinionFields, OpinionSource};
-use renda_node::record::rollup::RollupRules;
-use renda_proto::v1::query_client::QueryClient;
-use renda_proto::v1::{
-    GetDutyRecordRequest, GetRecordRequest, GetRollupRequest, ListAuditRequest,
-    ListQuotaStandingsRequest, ListRecordsRequest, QuotaStandingKind, QuotaSubject,
-};
-use serde_json::Value;
-use tonic::Code;
+use common::Node;
 
-fn this_year(month: u32, day: u32) -> NaiveDate {
-    NaiveDate::from_ymd_opt(Utc::now().year(), month, day).unwrap()
+const COUNTY: &str = "330411000000";
+const NAME: &str = "秀洲区人大常委会";
+
+fn free_port() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().to_string()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_query_service_answers_from_what_the_node_holds() {
-    let fed = Federation::start(&[
-        (XIUZHOU, "秀洲区人大常委会"),
-        (WANGDIAN, "王店镇人大主席团"),
-    ])
-    .await;
-    let town = fed.node(WANGDIAN).store.clone();
-    let region = code(WANGDIAN);
-    let delegate = add_delegate(&town, region, "沈建华".into()).await;
-    for month in [3, 5, 7] {
-        let draft = ActivityDraft {
-            activity: Activity {
-                kind: ActivityKind::Reception,
-                date: this_year(month, 10),
-                topic: "进站接待选民".into(),
-                organiser: "王店镇人大主席团".into(),
-                group: None,
-                venue: None,
-                participants: BTreeMap::new(),
-                constituents_received: 12,
-                outcome: String::new(),
+#[test]
+fn a_python_grpc_client_calls_every_query_rpc_over_tls() {
+    let node = Node::init(COUNTY, NAME);
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("ca");
+    let certs = dir.path().join("certs");
+    node.ok(&["ca", "init", "--dir", ca.to_str().unwrap()]);
+    node.ok(&[
+        "ca",
+        "issue",
+        "--ca",
+        ca.to_str().unwrap(),
+        "--server",
+        "--ip",
+        "127.0.0.1",
+        "--dns",
+        "localhost",
+        "--out",
+        certs.to_str().unwrap(),
+    ]);
+    let token = node
+        .ok(&[
+            "credential",
+            "add",
+            "--name",
+            "数据中心 接口",
+            "--role",
+            "viewer",
+        ])
+        .lines()
+        .map(str::trim)
+        .find(|l| l.len() >= 20 && !l.contains(' '))
+        .expect("a token line")
+        .to_string();
+
+    let mut opinions = Vec::new();
+    for content in [
+        "村道路灯损坏",
+        "河道保洁不及时",
+        "公交班次太少",
+        "菜场噪声扰民",
+        "学校门口拥堵",
+    ] {
+        opinions.push(node.create(&[
+            "opinion",
+            "add",
+            "--source",
+            "reception",
+            "--content",
+            content,
+        ]));
+    }
+    for id in &opinions[..2] {
+        node.ok(&["opinion", "answer", id, "--reply", "已当场答复"]);
+    }
+    for title in ["关于开展代表活动月的通知", "关于报送年度履职情况的通知"]
+    {
+        node.create(&[
+            "notice",
+            "add",
+            "--title",
+            title,
+            "--body",
+            "请各镇按时完成。",
+        ]);
+    }
+    let expect = dir.path().join("expect.json");
+    std::fs::write(
+        &expect,
+        serde_json::json!({
+            "region": COUNTY,
+            "name": NAME,
+            "parent": "330400000000",
+            "version": env!("CARGO_PKG_VERSION"),
+            "opinions": 5,
+            "opinion_states": {
+                "RECORD_STATE_OPINION_RECEIVED": 3,
+                "RECORD_STATE_OPINION_HANDLED": 2,
             },
-            participants: vec![delegate],
-        };
-        town.write(move |tx| office::add_activity(tx, "clerk", draft))
-            .await
-            .unwrap();
-    }
-    let mut opinions = BTreeSet::new();
-    for i in 0..5 {
-        let fields = OpinionFields {
-            source: OpinionSource::Visit,
-            content: format!("第{i}条：河道需要清淤"),
-            place: String::new(),
-            region,
-            delegate: Some(delegate),
-            activity: None,
-            category: None,
-        };
-        let contact = Contact {
-            phone: Some("13900000000".into()),
-            ..Contact::default()
-        };
-        let id = town
-            .write(move |tx| office::add_opinion(tx, "clerk", fields, contact, this_year(3, 1)))
-            .await
-            .unwrap()
-            .id;
-        opinions.insert(id.to_string());
-    }
-    town.write(|tx| tx.refresh_rollup(Utc::now(), &RollupRules::default()))
-        .await
-        .unwrap();
-    fed.sync_once(WANGDIAN).await;
-    fed.node(XIUZHOU)
-        .store
-        .write(|tx| tx.refresh_rollup(Utc::now(), &RollupRules::default()))
-        .await
-        .unwrap();
+            "notices": 2,
+        })
+        .to_string(),
+    )
+    .unwrap();
 
-    let token = fed
-        .node(XIUZHOU)
-        .store
-        .write(|tx| tx.add_credential("代表工委", Role::Viewer))
-        .await
-        .unwrap();
-    let mut county = query_client(format!("http://{}", fed.node(XIUZHOU).addr), &token)
-        .await
-        .unwrap();
-
-    // Rollups: the county's own, and the township's as it arrived.
-    let own = county
-        .get_rollup(GetRollupRequest::default())
-        .await
-        .unwrap()
-        .into_inner();
-    assert_eq!(own.region, XIUZHOU);
-    let own: Value = serde_json::from_str(&own.rollup_json).unwrap();
-    assert_eq!(own["total"]["opinions"]["received"], 5);
-    assert_eq!(own["total"]["constituents_received"], 36);
-    let township = county
-        .get_rollup(GetRollupRequest {
-            region: WANGDIAN.into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    let township: Value = serde_json::from_str(&township.rollup_json).unwrap();
-    assert_eq!(township["total"], own["total"]);
-    let err = county
-        .get_rollup(GetRollupRequest {
-            region: "33041".into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap_err();
-    assert_eq!(err.code(), Code::InvalidArgument);
-    assert!(err.message().starts_with("region"), "{}", err.message());
-
-    // A period cuts the monthly series; states stay whole.
-    let may = format!("{}-05", Utc::now().year());
-    let cut = county
-        .get_rollup(GetRollupRequest {
-            region: String::new(),
-            period: may.clone(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    let cut: Value = serde_json::from_str(&cut.rollup_json).unwrap();
-    let months: Vec<&String> = cut["total"]["activities"]
-        .as_object()
-        .unwrap()
-        .keys()
-        .collect();
-    assert_eq!(months, vec![&may]);
-    assert_eq!(cut["total"]["activities"][&may]["reception"], 1);
-    assert_eq!(cut["total"]["opinions"]["received"], 5);
-    let err = county
-        .get_rollup(GetRollupRequest {
-            region: String::new(),
-            period: "2026-5".into(),
-        })
-        .await
-        .unwrap_err();
-    assert_eq!(err.code(), Code::InvalidArgument);
-    assert!(err.message().starts_with("period"), "{}", err.message());
-    // The records behind a month's receptions.
-    let behind = county
-        .list_records(ListRecordsRequest {
-            kind: "activity".into(),
-            activity_kind: "reception".into(),
-            period: may.clone(),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    assert_eq!(behind.records.len(), 1);
-    assert!(behind.records[0].occurred_on.starts_with(&may));
-
-    // Paged lists: every opinion exactly once over pages of two.
-    let mut seen = Vec::new();
-    let mut token = String::new();
-    let mut pages = 0;
-    loop {
-        let page = county
-            .list_records(ListRecordsRequest {
-                kind: "opinion".into(),
-                within: WANGDIAN.into(),
-                page_size: 2,
-                page_token: token.clone(),
-                ..Default::default()
-            })
-            .await
-            .unwrap()
-            .into_inner();
-        pages += 1;
-        seen.extend(page.records.into_iter().map(|r| r.id));
-        if page.next_page_token.is_empty() {
-            break;
+    let addr = free_port();
+    let mut running = Command::new(env!("CARGO_BIN_EXE_renda"))
+        .args([
+            "run",
+            "--query-listen",
+            &addr,
+            "--https-cert",
+            certs.join("https.pem").to_str().unwrap(),
+            "--https-key",
+            certs.join("https-key.pem").to_str().unwrap(),
+        ])
+        .env("RENDA_DATA_DIR", node.path())
+        .env("RENDA_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start renda run");
+    // The banner names the Query API once it listens.
+    let mut banner = BufReader::new(running.stdout.take().unwrap());
+    let mut line = String::new();
+    while !line.contains("查询接口") {
+        line.clear();
+        if banner.read_line(&mut line).unwrap() == 0 {
+            let _ = running.kill();
+            panic!("renda run ended before serving the Query API");
         }
-        token = page.next_page_token;
     }
-    assert_eq!(pages, 3);
-    assert_eq!(seen.len(), 5);
-    assert_eq!(seen.iter().cloned().collect::<BTreeSet<_>>(), opinions);
+    assert!(line.contains("TLS"), "{line}");
 
-    // Personal data is never answered, listed alone or among everything.
-    let err = county
-        .list_records(ListRecordsRequest {
-            kind: "personal".into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap_err();
-    assert_eq!(err.code(), Code::PermissionDenied);
-    let everything = county
-        .list_records(ListRecordsRequest {
-            page_size: 500,
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    assert!(everything.records.iter().all(|r| r.kind != "personal"));
-    for (request, field) in [
-        (
-            ListRecordsRequest {
-                kind: "bogus".into(),
-                ..Default::default()
-            },
-            "kind",
-        ),
-        (
-            ListRecordsRequest {
-                page_size: 501,
-                ..Default::default()
-            },
-            "page_size",
-        ),
-        (
-            ListRecordsRequest {
-                overdue_on: "2026-13-01".into(),
-                ..Default::default()
-            },
-            "overdue_on",
-        ),
-        (
-            ListRecordsRequest {
-                period: "05".into(),
-                ..Default::default()
-            },
-            "period",
-        ),
-        (
-            ListRecordsRequest {
-                activity_kind: "party".into(),
-                ..Default::default()
-            },
-            "activity_kind",
-        ),
-        (
-            ListRecordsRequest {
-                answer_class: "E".into(),
-                ..Default::default()
-            },
-            "answer_class",
-        ),
-        (
-            ListRecordsRequest {
-                page_token: "abc".into(),
-                ..Default::default()
-            },
-            "page_token",
-        ),
-    ] {
-        let err = county.list_records(request).await.unwrap_err();
-        assert_eq!(err.code(), Code::InvalidArgument);
-        assert!(err.message().starts_with(field), "{}", err.message());
-    }
-
-    // A megabyte in a field comes back as a short quote: the status must fit the client's
-    // metadata limit (it once came back whole and the client failed with RESOURCE_EXHAUSTED).
-    let huge = "民".repeat(350_000);
-    for (request, field) in [
-        (
-            ListRecordsRequest {
-                kind: huge.clone(),
-                ..Default::default()
-            },
-            "kind",
-        ),
-        (
-            ListRecordsRequest {
-                within: huge.clone(),
-                ..Default::default()
-            },
-            "within",
-        ),
-        (
-            ListRecordsRequest {
-                delegate: huge.clone(),
-                ..Default::default()
-            },
-            "delegate",
-        ),
-        (
-            ListRecordsRequest {
-                page_token: huge.clone(),
-                ..Default::default()
-            },
-            "page_token",
-        ),
-    ] {
-        let err = county.list_records(request).await.unwrap_err();
-        assert_eq!(
-            err.code(),
-            Code::InvalidArgument,
-            "{field}: {}",
-            err.message()
-        );
-        assert!(err.message().starts_with(field), "{}", err.message());
-        assert!(
-            err.message().len() < 1_500,
-            "{field}: a message of {} bytes",
-            err.message().len()
-        );
-    }
-
-    // One record with its history.
-    let id = opinions.iter().next().unwrap().clone();
-    let record = county
-        .get_record(GetRecordRequest { id: id.clone() })
-        .await
-        .unwrap()
-        .into_inner();
-    let record: Value = serde_json::from_str(&record.record_json).unwrap();
-    assert_eq!(record["header"]["id"], id.as_str());
-    assert_eq!(record["status"]["state"], "received");
-    assert_eq!(record["personal"], Value::Null);
-    let err = county
-        .get_record(GetRecordRequest {
-            id: RecordId::new().to_string(),
-        })
-        .await
-        .unwrap_err();
-    assert_eq!(err.code(), Code::NotFound);
-
-    // The delegate's duty record: three receptions this year, no suggestion yet.
-    let duty = county
-        .get_duty_record(GetDutyRecordRequest {
-            delegate: delegate.to_string(),
-            year: 0,
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    assert_eq!(duty.activities.len(), 3);
-    assert_eq!((duty.receptions, duty.suggestions_made), (3, 0));
-    assert!(!duty.meets_quota, "a suggestion a year is still missing");
-
-    // Where the township's delegates stand against its rules, asked of the township, which
-    // judges them: the receptions' rule met, the suggestion still to come, judged pro rata
-    // while the year runs.
-    let town_token = town
-        .write(|tx| tx.add_credential("人大办", Role::Viewer))
-        .await
-        .unwrap();
-    let mut township = query_client(format!("http://{}", fed.node(WANGDIAN).addr), &town_token)
-        .await
-        .unwrap();
-    let standings = township
-        .list_quota_standings(ListQuotaStandingsRequest {
-            subject: QuotaSubject::Delegate as i32,
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    assert_eq!(standings.year, Utc::now().year());
-    let rule_texts: Vec<&str> = standings.rules.iter().map(|r| r.text.as_str()).collect();
+    let client = Command::new("python3")
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/python/query_api.py"
+        ))
+        .args([
+            "--addr",
+            &format!("localhost:{}", addr.rsplit(':').next().unwrap()),
+        ])
+        .args(["--ca", ca.join("ca.pem").to_str().unwrap()])
+        .args(["--token", &token])
+        .args(["--expect", expect.to_str().unwrap()])
+        .output()
+        .expect("python3 runs (scripts/test.sh installs grpcio-tools)");
+    let _ = running.kill();
+    let _ = running.wait();
     assert!(
-        rule_texts.contains(&"代表每年接待选民不少于 3 次"),
-        "{rule_texts:?}"
+        client.status.success(),
+        "the Python client failed:\n{}\n{}",
+        String::from_utf8_lossy(&client.stdout),
+        String::from_utf8_lossy(&client.stderr)
     );
-    let mine = standings
-        .standings
-        .iter()
-        .find(|s| s.id == delegate.to_string())
-        .expect("the delegate is judged");
-    let counts: Vec<(String, u32, u32, i32)> = mine
-        .judgements
-        .iter()
-        .map(|j| {
-            (
-                standings.rules[j.rule as usize].counts.clone(),
-                j.have,
-                j.need,
-                j.standing,
-            )
-        })
-        .collect();
     assert!(
-        counts.contains(&("activities".into(), 3, 3, QuotaStandingKind::Met as i32)),
-        "{counts:?}"
-    );
-    let (_, have, need, standing) = counts
-        .iter()
-        .find(|(what, ..)| what == "suggestions")
-        .unwrap()
-        .clone();
-    assert_eq!((have, need), (0, 1));
-    assert!(
-        [
-            QuotaStandingKind::OnTrack as i32,
-            QuotaStandingKind::Behind as i32
-        ]
-        .contains(&standing)
-    );
-    assert_eq!(mine.standing, standing, "the worst of its rules");
-    let err = township
-        .list_quota_standings(ListQuotaStandingsRequest {
-            subject: 9,
-            ..Default::default()
-        })
-        .await
-        .unwrap_err();
-    assert_eq!(err.code(), Code::InvalidArgument);
-    assert!(err.message().starts_with("subject"), "{}", err.message());
-    let last_year = county
-        .get_duty_record(GetDutyRecordRequest {
-            delegate: delegate.to_string(),
-            year: Utc::now().year() - 1,
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    assert_eq!(last_year.receptions, 0);
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_query_service_needs_a_credential_whose_role_allows_the_call() {
-    let fed = Federation::start(&[(XIUZHOU, "秀洲区人大常委会")]).await;
-    let store = fed.node(XIUZHOU).store.clone();
-    let endpoint = format!("http://{}", fed.node(XIUZHOU).addr);
-    store
-        .write(|tx| tx.refresh_rollup(Utc::now(), &RollupRules::default()))
-        .await
-        .unwrap();
-
-    // No credential at all.
-    let mut anonymous = QueryClient::connect(endpoint.clone()).await.unwrap();
-    let err = anonymous
-        .get_rollup(GetRollupRequest::default())
-        .await
-        .unwrap_err();
-    assert_eq!(err.code(), Code::Unauthenticated);
-    assert!(
-        err.message().starts_with("authorization"),
+        String::from_utf8_lossy(&client.stdout).contains("every call answered as expected"),
         "{}",
-        err.message()
+        String::from_utf8_lossy(&client.stdout)
     );
-
-    // A token this node never issued.
-    let mut stranger = query_client(endpoint.clone(), "renda_0123").await.unwrap();
-    let err = stranger
-        .get_rollup(GetRollupRequest::default())
-        .await
-        .unwrap_err();
-    assert_eq!(err.code(), Code::Unauthenticated);
-
-    // A viewer reads, but not the audit log; an admin reads both.
-    let viewer = store
-        .write(|tx| tx.add_credential("领导", Role::Viewer))
-        .await
-        .unwrap();
-    let admin = store
-        .write(|tx| tx.add_credential("运维", Role::Admin))
-        .await
-        .unwrap();
-    let mut as_viewer = query_client(endpoint.clone(), &viewer).await.unwrap();
-    as_viewer
-        .get_rollup(GetRollupRequest::default())
-        .await
-        .expect("a viewer reads rollups");
-    let err = as_viewer
-        .list_audit(ListAuditRequest::default())
-        .await
-        .unwrap_err();
-    assert_eq!(err.code(), Code::PermissionDenied);
-    assert!(err.message().contains("admin"), "{}", err.message());
-    let mut as_admin = query_client(endpoint.clone(), &admin).await.unwrap();
-    let audit = as_admin
-        .list_audit(ListAuditRequest::default())
-        .await
-        .unwrap()
-        .into_inner();
-    assert_eq!(audit.entries_json, "[]");
-
-    // Revoked: the same token stops working at once.
-    store
-        .write(|tx| tx.revoke_credential("领导"))
-        .await
-        .unwrap();
-    let err = as_viewer
-        .get_rollup(GetRollupRequest::default())
-        .await
-        .unwrap_err();
-    assert_eq!(err.code(), Code::Unauthenticated);
 }

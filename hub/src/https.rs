@@ -20,6 +20,7 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tokio_rustls::server::TlsStream;
+use tokio_stream::StreamExt;
 use tracing::warn;
 
 #[derive(Debug, thiserror::Error)]
@@ -30,8 +31,24 @@ pub enum HttpsError {
     PlainOffLoopback(String),
 }
 
-/// The rustls server configuration for a certificate chain and key in PEM files.
+/// The rustls server configuration for a certificate chain and key in PEM files, for HTTP/1.1.
 pub fn server_config(cert: &Path, key: &Path) -> Result<Arc<rustls::ServerConfig>, HttpsError> {
+    server_config_for(cert, key, b"http/1.1")
+}
+
+/// The same certificate for gRPC (the Query API), which speaks HTTP/2.
+pub fn grpc_server_config(
+    cert: &Path,
+    key: &Path,
+) -> Result<Arc<rustls::ServerConfig>, HttpsError> {
+    server_config_for(cert, key, b"h2")
+}
+
+fn server_config_for(
+    cert: &Path,
+    key: &Path,
+    alpn: &[u8],
+) -> Result<Arc<rustls::ServerConfig>, HttpsError> {
     let bad = |path: &Path, rule: String| HttpsError::Certificate {
         path: path.display().to_string(),
         rule,
@@ -53,7 +70,7 @@ pub fn server_config(cert: &Path, key: &Path) -> Result<Arc<rustls::ServerConfig
     .with_no_client_auth()
     .with_single_cert(chain, key_der)
     .map_err(|e| bad(cert, format!("证书与私钥不匹配或无效：{e}")))?;
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    config.alpn_protocols = vec![alpn.to_vec()];
     Ok(Arc::new(config))
 }
 
@@ -124,6 +141,13 @@ impl TlsListener {
             }
         });
         Ok(TlsListener { accepted, local })
+    }
+}
+
+impl TlsListener {
+    /// The connections as a stream, for a tonic server.
+    pub fn into_stream(self) -> impl tokio_stream::Stream<Item = TlsStream<TcpStream>> {
+        tokio_stream::wrappers::ReceiverStream::new(self.accepted).map(|(stream, _)| stream)
     }
 }
 

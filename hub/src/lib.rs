@@ -6,11 +6,15 @@
 //!   below, started from one configuration and stopped gracefully.
 //! - [`sync_server`]: the gRPC `Sync` service children dial, running the same link loop as the
 //!   child side in `renda_node::sync`.
-//! - [`query_server`]: the gRPC `Query` service (rollups, record lists, one record, a
-//!   delegate's duty record), served on the same port as `Sync`.
+//! - [`query_api`]: the Query API for programs (`renda.query.v1`): typed answers on a listener
+//!   of its own, over TLS with an ordinary server certificate and a bearer token, beside gRPC
+//!   health checking and server reflection.
+//! - [`query_server`]: the first, JSON-carrying `Query` service (rollups, record lists, one
+//!   record, a delegate's duty record), served on the same port as `Sync` for the programs
+//!   written against it.
 //! - [`dashboard`]: the HTTP dashboard in Chinese, pages made on the server with SVG charts.
 //! - [`auth`]: bearer tokens of credentials, and the role each call needs.
-//! - [`https`]: the dashboard and metrics over HTTPS, and plain HTTP on loopback only.
+//! - [`https`]: the dashboard, metrics and Query API over TLS, and plain HTTP on loopback only.
 //! - [`metrics`]: the operators' Prometheus endpoint (link counters, lag, refusals, store size).
 //! - [`spreadsheet`]: .xlsx and .csv read into a table for imports, and .xlsx written for exports.
 //!
@@ -22,6 +26,7 @@ pub mod dashboard;
 pub mod https;
 pub mod metrics;
 pub mod node;
+pub mod query_api;
 pub mod query_server;
 pub mod spreadsheet;
 pub mod sync_server;

@@ -24,6 +24,23 @@ pub struct Node {
     sync_addr: Option<SocketAddr>,
     http_addr: Option<SocketAddr>,
     metrics_addr: Option<SocketAddr>,
+    query_addr: Option<SocketAddr>,
+    https: bool,
+}
+
+/// The node's TLS server settings, from one certificate: HTTP/1.1 for the dashboard and
+/// metrics, HTTP/2 for the Query API.
+struct Tls {
+    http: Arc<rustls::ServerConfig>,
+    grpc: Arc<rustls::ServerConfig>,
+}
+
+/// Where each part listens, once bound.
+struct Started {
+    sync_addr: Option<SocketAddr>,
+    http_addr: Option<SocketAddr>,
+    metrics_addr: Option<SocketAddr>,
+    query_addr: Option<SocketAddr>,
     https: bool,
 }
 
@@ -43,23 +60,36 @@ impl Node {
         // Plain HTTP only on loopback: logins and session cookies must not cross a network in
         // clear, and the metrics say which links are down. Checked before anything is opened.
         let https = match &config.https {
-            Some(files) => {
-                Some(crate::https::server_config(&files.cert, &files.key).map_err(part_error)?)
-            }
+            Some(files) => Some(Tls {
+                http: crate::https::server_config(&files.cert, &files.key).map_err(part_error)?,
+                grpc: crate::https::grpc_server_config(&files.cert, &files.key)
+                    .map_err(part_error)?,
+            }),
             None => None,
         };
-        for (what, addr) in [("http", config.http), ("metrics", config.metrics)] {
+        for (what, addr) in [
+            ("http", config.http),
+            ("metrics", config.metrics),
+            ("query", config.query),
+        ] {
             if let Some(addr) = addr {
                 crate::https::check_plain(what, addr, https.is_some()).map_err(part_error)?;
             }
         }
         let mut core = Core::open(config).await?;
         match Node::start_parts(&mut core, https).await {
-            Ok((sync_addr, http_addr, metrics_addr, https)) => Ok(Node {
+            Ok(Started {
+                sync_addr,
+                http_addr,
+                metrics_addr,
+                query_addr,
+                https,
+            }) => Ok(Node {
                 core,
                 sync_addr,
                 http_addr,
                 metrics_addr,
+                query_addr,
                 https,
             }),
             Err(e) => {
@@ -69,19 +99,8 @@ impl Node {
         }
     }
 
-    #[allow(clippy::type_complexity)]
-    async fn start_parts(
-        core: &mut Core,
-        https: Option<Arc<rustls::ServerConfig>>,
-    ) -> Result<
-        (
-            Option<SocketAddr>,
-            Option<SocketAddr>,
-            Option<SocketAddr>,
-            bool,
-        ),
-        StartError,
-    > {
+    async fn start_parts(core: &mut Core, tls: Option<Tls>) -> Result<Started, StartError> {
+        let https = tls.as_ref().map(|t| t.http.clone());
         let region = core.identity.region;
         let shutdown = core.shutdown_token();
         let sync_listener = match core.config.listen {
@@ -140,8 +159,34 @@ impl Node {
                 }
             });
         }
+        let mut query_addr = None;
+        if let Some(addr) = core.config.query {
+            let listener = bind("the Query API", addr).await?;
+            query_addr = Some(listener.local_addr().map_err(part_error)?);
+            let api = crate::query_api::QueryApi::new(
+                core.store.clone(),
+                &core.identity,
+                core.config.link.versions,
+                core.config.link.tls.as_ref().map(|t| t.not_after),
+            );
+            let (tls, stop) = (
+                tls.as_ref().map(|t| t.grpc.clone()),
+                shutdown.clone().cancelled_owned(),
+            );
+            core.spawn(async move {
+                if let Err(e) = crate::query_api::serve(listener, api, tls, stop).await {
+                    error!(error = %e, "the Query API stopped");
+                }
+            });
+        }
         core.start();
-        Ok((sync_addr, http_addr, metrics_addr, https.is_some()))
+        Ok(Started {
+            sync_addr,
+            http_addr,
+            metrics_addr,
+            query_addr,
+            https: https.is_some(),
+        })
     }
 
     /// The node's store.
@@ -182,6 +227,11 @@ impl Node {
     /// Where `/metrics` is served.
     pub fn metrics_addr(&self) -> Option<SocketAddr> {
         self.metrics_addr
+    }
+
+    /// Where the Query API is served.
+    pub fn query_addr(&self) -> Option<SocketAddr> {
+        self.query_addr
     }
 
     /// Whether the dashboard and metrics are served over HTTPS.

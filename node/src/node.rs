@@ -67,7 +67,9 @@ pub struct NodeConfig {
     pub http: Option<SocketAddr>,
     /// Where `/metrics` is served.
     pub metrics: Option<SocketAddr>,
-    /// HTTPS for the dashboard and metrics; plain HTTP is for loopback only.
+    /// Where the Query API for programs is served (`renda.query.v1`).
+    pub query: Option<SocketAddr>,
+    /// TLS for the dashboard, metrics and Query API; plain HTTP is for loopback only.
     pub https: Option<HttpsFiles>,
     /// The link settings. Without a certificate here, the one installed in the data
     /// directory's `tls/` is used, if any. Its shutdown token and batch semaphore are replaced
@@ -91,6 +93,7 @@ impl NodeConfig {
             listen: None,
             http: None,
             metrics: None,
+            query: None,
             https: None,
             link: LinkConfig::default(),
             rollup: RollupRules::default(),
@@ -172,10 +175,10 @@ impl Core {
         .map_err(|e| StoreError::Io(format!("opening the store did not finish: {e}")))??;
         let identity = store.identity().clone();
         let linked = config.live_link && identity.parent_addr.is_some();
-        if config.listen.is_none() && config.http.is_none() && !linked {
+        if config.listen.is_none() && config.http.is_none() && config.query.is_none() && !linked {
             return Err(StoreError::Invalid(crate::validate::ValidationError::new(
                 "listen",
-                "没有可运行的服务：请用 --listen 接受下级节点、--http 提供看板，或用 renda attach --parent HOST:PORT 设置上级节点",
+                "没有可运行的服务：请用 --listen 接受下级节点、--http 提供看板、--query-listen 提供查询接口，或用 renda attach --parent HOST:PORT 设置上级节点",
             ))
             .into());
         }

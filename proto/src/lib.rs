@@ -37,8 +37,10 @@
 ///
 /// 7: `Hello` carries the range of versions its sender speaks, its capabilities and the
 /// federation's shared settings (`full_record_depth`); both ends speak the highest version they
-/// share. Nothing else changed, so a version-7 node speaks version 6 to a node of the release
-/// before, which requires every message to carry exactly 6.
+/// share. A record's header carries its routes and a personal flag (`RecordRoute`), so a node
+/// keeps and passes on a record of a kind it does not know; a version-6 node would fail every
+/// batch holding one, so a version-7 node sends none on a link of version 6 and speaks version
+/// 6 to a node of the release before, which requires every message to carry exactly 6.
 pub const PROTOCOL_VERSION: u32 = 7;
 
 /// The oldest protocol version this build still speaks: the previous release's, so that a
@@ -48,6 +50,25 @@ pub const MIN_PROTOCOL_VERSION: u32 = 6;
 pub mod v1 {
     tonic::include_proto!("renda.v1");
 }
+
+/// The Query API for programs (`renda.query.v1`, docs/api.md).
+pub mod query {
+    pub mod v1 {
+        tonic::include_proto!("renda.query.v1");
+    }
+}
+
+/// The Google API common types the Query API uses, from `proto/google/` (`google.type` is
+/// `google::types` here: generated code spells the keyword apart).
+pub mod google {
+    pub mod types {
+        tonic::include_proto!("google.r#type");
+    }
+}
+
+/// Every .proto file of this crate and what they import, as one encoded `FileDescriptorSet`,
+/// for gRPC server reflection.
+pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/renda.fds"));
 
 #[cfg(test)]
 mod tests {

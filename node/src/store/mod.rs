@@ -146,6 +146,10 @@ pub struct ListQuery {
     pub offset: u32,
 }
 
+/// What changed after a position of the change sequence ([`Store::changed_after`]): each
+/// record with the position of its latest change, where to go on from, and whether more wait.
+pub type Changed = (Vec<(i64, ListRow)>, i64, bool);
+
 /// A person who may be the same as another ([`Store::likely_duplicates`]).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct LikelyDuplicate {
@@ -210,8 +214,6 @@ fn list_rows(conn: &Connection, q: &ListQuery) -> Result<Vec<ListRow>, StoreErro
         Some(limit) => format!(" ORDER BY r.id LIMIT {limit} OFFSET {}", q.offset),
         None => " ORDER BY r.id".to_string(),
     };
-    const COLUMNS: &str =
-        "r.id, r.kind, r.home, r.label, r.status, r.occurred_on, r.due_on, r.created_at, r.summary";
     let sql = if subtree_only {
         format!(
             "SELECT {COLUMNS} FROM records r WHERE r.id IN
@@ -224,48 +226,72 @@ fn list_rows(conn: &Connection, q: &ListQuery) -> Result<Vec<ListRow>, StoreErro
     let mut stmt = conn.prepare(&sql)?;
     let rows = stmt.query_map(
         rusqlite::params_from_iter(args.iter().map(|a| a.as_ref())),
-        |r| {
-            Ok((
-                r.get::<_, String>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, String>(2)?,
-                r.get::<_, String>(3)?,
-                r.get::<_, Option<String>>(4)?,
-                r.get::<_, Option<String>>(5)?,
-                r.get::<_, Option<String>>(6)?,
-                r.get::<_, String>(7)?,
-                r.get::<_, String>(8)?,
-            ))
-        },
+        ListColumns::read,
     )?;
     let mut out = Vec::new();
     for row in rows {
-        let (id, kind, home, label, status, occurred_on, due_on, created_at, summary) = row?;
+        out.push(row?.into_row()?);
+    }
+    Ok(out)
+}
+
+/// The columns of a list row (`r.id, r.kind, r.home, r.label, r.status, r.occurred_on,
+/// r.due_on, r.created_at, r.summary`, in that order) as SQLite gave them.
+struct ListColumns {
+    id: String,
+    kind: String,
+    home: String,
+    label: String,
+    status: Option<String>,
+    occurred_on: Option<String>,
+    due_on: Option<String>,
+    created_at: String,
+    summary: String,
+}
+
+impl ListColumns {
+    fn read(r: &rusqlite::Row<'_>) -> rusqlite::Result<ListColumns> {
+        Ok(ListColumns {
+            id: r.get(0)?,
+            kind: r.get(1)?,
+            home: r.get(2)?,
+            label: r.get(3)?,
+            status: r.get(4)?,
+            occurred_on: r.get(5)?,
+            due_on: r.get(6)?,
+            created_at: r.get(7)?,
+            summary: r.get(8)?,
+        })
+    }
+
+    fn into_row(self) -> Result<ListRow, StoreError> {
+        let id = self.id;
         let bad = |what: &str| StoreError::Corrupt {
             id: id.clone(),
             source: DocError::Header(format!("projection column {what} is malformed")),
         };
-        out.push(ListRow {
+        Ok(ListRow {
             id: RecordId::parse("id", &id).map_err(|_| bad("id"))?,
-            kind: RecordKind::parse(&kind).ok_or_else(|| bad("kind"))?,
-            home: RegionCode::parse("home", &home).map_err(|_| bad("home"))?,
-            label,
-            status,
-            occurred_on: occurred_on
+            kind: RecordKind::parse(&self.kind).ok_or_else(|| bad("kind"))?,
+            home: RegionCode::parse("home", &self.home).map_err(|_| bad("home"))?,
+            label: self.label,
+            status: self.status,
+            occurred_on: self
+                .occurred_on
                 .map(|d| d.parse())
                 .transpose()
                 .map_err(|_| bad("occurred_on"))?,
-            due_on: due_on
+            due_on: self
+                .due_on
                 .map(|d| d.parse())
                 .transpose()
                 .map_err(|_| bad("due_on"))?,
-            created_at: DateTime::parse_from_rfc3339(&created_at)
+            created_at: DateTime::parse_from_rfc3339(&self.created_at)
                 .map_err(|_| bad("created_at"))?
                 .with_timezone(&Utc),
-            summary: serde_json::from_str(&summary).map_err(|_| bad("summary"))?,
-        });
+            summary: serde_json::from_str(&self.summary).map_err(|_| bad("summary"))?,
+        })
     }
-    Ok(out)
 }
 
 /// The id of the personal-data record kept for `subject`, if any.
@@ -296,6 +322,10 @@ fn version_of(conn: &Connection, id: &RecordId) -> Result<i64, StoreError> {
         })
 }
 
+/// The columns [`ListColumns`] reads, in its order.
+const COLUMNS: &str =
+    "r.id, r.kind, r.home, r.label, r.status, r.occurred_on, r.due_on, r.created_at, r.summary";
+
 fn list_filter(q: &ListQuery, paged: bool) -> (String, Vec<Box<dyn rusqlite::ToSql>>) {
     let plus = if paged { "+" } else { "" };
     let mut sql = String::from(" WHERE 1=1");
@@ -304,9 +334,10 @@ fn list_filter(q: &ListQuery, paged: bool) -> (String, Vec<Box<dyn rusqlite::ToS
         sql.push_str(" AND r.kind = ?");
         args.push(Box::new(kind.as_str()));
     } else {
-        // Personal data is never listed with the rest, nor the records of kinds this release
-        // cannot read (`store::newer`).
-        sql.push_str(" AND r.kind <> 'personal' AND r.newer_kind = 0");
+        // Personal data is never listed with the rest, nor the nodes' rollups (numbers, not
+        // records anyone works on), nor the records of kinds this release cannot read
+        // (`store::newer`).
+        sql.push_str(" AND r.kind NOT IN ('personal', 'rollup') AND r.newer_kind = 0");
     }
     if let Some(status) = &q.status {
         sql.push_str(" AND r.status = ?");
@@ -763,6 +794,68 @@ impl Store {
 
     pub fn list(&self, q: &ListQuery) -> Result<Vec<ListRow>, StoreError> {
         list_rows(&self.conn, q)
+    }
+
+    /// How many records a list would hold, by kind and status (`None` for a kind without
+    /// states), ignoring its page.
+    pub fn count_by_status(
+        &self,
+        q: &ListQuery,
+    ) -> Result<Vec<(RecordKind, Option<String>, u64)>, StoreError> {
+        let (filter, args) = list_filter(q, false);
+        let sql = format!(
+            "SELECT r.kind, r.status, count(*) FROM records r{filter} GROUP BY r.kind, r.status ORDER BY r.kind, r.status"
+        );
+        let mut stmt = self.conn.prepare(&sql)?;
+        let rows = stmt.query_map(
+            rusqlite::params_from_iter(args.iter().map(|a| a.as_ref())),
+            |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, Option<String>>(1)?,
+                    r.get::<_, i64>(2)?,
+                ))
+            },
+        )?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (kind, status, n) = row?;
+            let kind = RecordKind::parse(&kind).ok_or_else(|| StoreError::Corrupt {
+                id: format!("a {kind} record"),
+                source: DocError::Header("projection column kind is malformed".into()),
+            })?;
+            out.push((kind, status, n.max(0) as u64));
+        }
+        Ok(out)
+    }
+
+    /// The records that changed after position `after` of this node's change sequence, each
+    /// once with the position of its latest change, in that order: a feed for programs that
+    /// keep a copy. At most `limit` records are read; the position returned is where the
+    /// next call goes on from (past records no list shows, which are read but not returned),
+    /// and whether more may wait there.
+    pub fn changed_after(&self, after: i64, limit: u32) -> Result<Changed, StoreError> {
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "SELECT {COLUMNS}, r.last_seq, r.kind IN ('personal', 'rollup') OR r.newer_kind = 1
+             FROM records r WHERE r.last_seq > ?1 ORDER BY r.last_seq LIMIT ?2"
+        ))?;
+        let rows = stmt.query_map(params![after, limit], |r| {
+            Ok((
+                ListColumns::read(r)?,
+                r.get::<_, i64>(9)?,
+                r.get::<_, bool>(10)?,
+            ))
+        })?;
+        let (mut out, mut next, mut read) = (Vec::new(), after, 0u32);
+        for row in rows {
+            let (columns, seq, unlisted) = row?;
+            read += 1;
+            next = next.max(seq);
+            if !unlisted {
+                out.push((seq, columns.into_row()?));
+            }
+        }
+        Ok((out, next, read == limit))
     }
 
     /// The mandates this node holds for `person`: seats its own congress granted and roster

@@ -1,0 +1,690 @@
+//! The Query API for programs (`renda.query.v1.QueryService`, docs/api.md): typed, read-only
+//! answers about what this node holds, served on a listener of its own with an ordinary server
+//! certificate and a bearer token, beside gRPC health checking and server reflection.
+//!
+//! Every answer is read on a reader thread of the store, so a program polling the API never
+//! waits behind the node's writes. Malformed input is INVALID_ARGUMENT with a
+//! `google.rpc.BadRequest` naming the field and a `google.rpc.ErrorInfo` whose reason is one
+//! of [`Reason`]; nothing a request says reaches SQL but through [`ListQuery`]'s typed fields.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Datelike, NaiveDate, Utc};
+use renda_node::access::Role;
+use renda_node::record::RecordKind;
+use renda_node::record::rollup::Period;
+use renda_node::region::{Level, RegionCode};
+use renda_node::store::{ListQuery, ListRow, StoreError, StoreHandle};
+use renda_node::sync::version::Versions;
+use renda_proto::google::types::Date;
+use renda_proto::query::v1 as api;
+use renda_proto::query::v1::query_service_server::{QueryService, QueryServiceServer};
+use tokio::net::TcpListener;
+use tokio_stream::StreamExt;
+use tonic::{Code, Request, Response, Status};
+use tonic_types::{ErrorDetails, StatusExt};
+
+use crate::auth::{Denied, authorize, bearer};
+
+/// The `ErrorInfo.domain` of every error this API returns.
+const DOMAIN: &str = "renda.query";
+
+const DEFAULT_PAGE: i32 = 50;
+const MAX_PAGE: i32 = 500;
+const DEFAULT_CHANGES: i32 = 100;
+const MAX_CHANGES: i32 = 1000;
+
+/// Why a request failed, as `ErrorInfo.reason` names it: stable words a program may branch on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Reason {
+    /// A field is malformed or out of range; `BadRequest` names it.
+    InvalidField,
+    /// A page token from another request (another filter or order), or not one of ours.
+    PageTokenMismatch,
+    /// A state that is not one of the filtered kind's.
+    StateOfAnotherKind,
+    /// No credential, or an unknown or revoked one.
+    Unauthenticated,
+    /// A credential whose role is below the call's.
+    PermissionDenied,
+    /// The node's store failed.
+    StoreUnavailable,
+}
+
+impl Reason {
+    fn as_str(self) -> &'static str {
+        match self {
+            Reason::InvalidField => "INVALID_FIELD",
+            Reason::PageTokenMismatch => "PAGE_TOKEN_MISMATCH",
+            Reason::StateOfAnotherKind => "STATE_OF_ANOTHER_KIND",
+            Reason::Unauthenticated => "UNAUTHENTICATED",
+            Reason::PermissionDenied => "PERMISSION_DENIED",
+            Reason::StoreUnavailable => "STORE_UNAVAILABLE",
+        }
+    }
+}
+
+/// A status with AIP-193 details: the reason, and for a bad field, which field and why. Every
+/// message is English; the field's rule is the one the node's validation states.
+fn error(code: Code, reason: Reason, message: impl Into<String>, field: Option<&str>) -> Status {
+    let message = renda_node::validate::clip(&message.into(), 500);
+    let mut details = ErrorDetails::new();
+    details.set_error_info(reason.as_str(), DOMAIN, std::collections::HashMap::new());
+    if let Some(field) = field {
+        details.add_bad_request_violation(field, message.clone());
+    }
+    Status::with_error_details(code, message, details)
+}
+
+fn invalid(field: &str, reason: Reason, rule: impl std::fmt::Display) -> Status {
+    error(
+        Code::InvalidArgument,
+        reason,
+        format!("{field}: {rule}"),
+        Some(field),
+    )
+}
+
+fn store_status(e: StoreError) -> Status {
+    match e {
+        StoreError::Invalid(v) => invalid(&v.field, Reason::InvalidField, v.rule),
+        other => {
+            tracing::warn!(error = %other, "a Query API call could not read the store");
+            error(
+                Code::Unavailable,
+                Reason::StoreUnavailable,
+                "the node could not read its store; try again",
+                None,
+            )
+        }
+    }
+}
+
+/// The Query API's service.
+#[derive(Clone)]
+pub struct QueryApi {
+    store: StoreHandle,
+    me: RegionCode,
+    name: String,
+    created_at: DateTime<Utc>,
+    versions: Versions,
+    certificate_expiry: Option<DateTime<Utc>>,
+}
+
+impl QueryApi {
+    pub fn new(
+        store: StoreHandle,
+        identity: &renda_node::store::NodeIdentity,
+        versions: Versions,
+        certificate_expiry: Option<DateTime<Utc>>,
+    ) -> QueryApi {
+        QueryApi {
+            store,
+            me: identity.region,
+            name: identity.name.clone(),
+            created_at: identity.created_at,
+            versions,
+            certificate_expiry,
+        }
+    }
+
+    /// Lets the call in if its bearer token proves a credential of the viewer role or above.
+    async fn allow<T>(&self, request: &Request<T>) -> Result<(), Status> {
+        let header = request
+            .metadata()
+            .get("authorization")
+            .and_then(|v| v.to_str().ok());
+        match authorize(&self.store, bearer(header), Role::Viewer).await {
+            Ok(_) => Ok(()),
+            Err(e @ Denied::Unauthenticated(_)) => Err(error(
+                Code::Unauthenticated,
+                Reason::Unauthenticated,
+                e.to_string(),
+                None,
+            )),
+            Err(e @ Denied::Forbidden { .. }) => Err(error(
+                Code::PermissionDenied,
+                Reason::PermissionDenied,
+                e.to_string(),
+                None,
+            )),
+            Err(Denied::Store(e)) => Err(store_status(e)),
+        }
+    }
+}
+
+fn timestamp(t: DateTime<Utc>) -> prost_types::Timestamp {
+    prost_types::Timestamp {
+        seconds: t.timestamp(),
+        nanos: t.timestamp_subsec_nanos() as i32,
+    }
+}
+
+fn date(d: NaiveDate) -> Date {
+    Date {
+        year: d.year(),
+        month: d.month() as i32,
+        day: d.day() as i32,
+    }
+}
+
+/// A whole date from a request's `google.type.Date`.
+fn whole_date(field: &str, d: &Date) -> Result<NaiveDate, Status> {
+    u32::try_from(d.month)
+        .ok()
+        .zip(u32::try_from(d.day).ok())
+        .and_then(|(m, day)| NaiveDate::from_ymd_opt(d.year, m, day))
+        .ok_or_else(|| {
+            invalid(
+                field,
+                Reason::InvalidField,
+                format!(
+                    "{}-{}-{} is not a calendar date (year, month and day are all needed)",
+                    d.year, d.month, d.day
+                ),
+            )
+        })
+}
+
+/// A year (month and day 0) or a month (day 0) from a request's `google.type.Date`.
+fn period(field: &str, d: &Date) -> Result<Period, Status> {
+    let text = match (d.month, d.day) {
+        (0, 0) => format!("{:04}", d.year),
+        (m, 0) => format!("{:04}-{m:02}", d.year),
+        _ => String::new(),
+    };
+    Period::parse(&text).map_err(|_| {
+        invalid(
+            field,
+            Reason::InvalidField,
+            format!(
+                "{}-{}-{} is not a year (month and day 0) or a month (day 0) from 1000 to 9999",
+                d.year, d.month, d.day
+            ),
+        )
+    })
+}
+
+fn level(l: Option<Level>) -> i32 {
+    (match l {
+        Some(Level::National) => api::Level::National,
+        Some(Level::Province) => api::Level::Province,
+        Some(Level::City) => api::Level::City,
+        Some(Level::County) => api::Level::County,
+        Some(Level::Township) => api::Level::Township,
+        None => api::Level::Unspecified,
+    }) as i32
+}
+
+/// The API's kinds and the store's, both ways; personal data and rollups have none.
+const KINDS: [(api::RecordKind, RecordKind); 10] = [
+    (api::RecordKind::Delegate, RecordKind::Delegate),
+    (api::RecordKind::Group, RecordKind::Group),
+    (api::RecordKind::Venue, RecordKind::Venue),
+    (api::RecordKind::Activity, RecordKind::Activity),
+    (api::RecordKind::Opinion, RecordKind::Opinion),
+    (api::RecordKind::Suggestion, RecordKind::Suggestion),
+    (api::RecordKind::Notice, RecordKind::Notice),
+    (api::RecordKind::Mandate, RecordKind::Mandate),
+    (api::RecordKind::QuotaRule, RecordKind::QuotaRule),
+    (api::RecordKind::Motion, RecordKind::Motion),
+];
+
+fn kind_to_api(kind: RecordKind) -> api::RecordKind {
+    KINDS
+        .iter()
+        .find(|(_, k)| *k == kind)
+        .map_or(api::RecordKind::Unspecified, |(a, _)| *a)
+}
+
+/// The API's states: for each, the store kinds it belongs to and the status word the store
+/// keeps. A delegate's standing is a mandate's.
+fn states() -> &'static [(api::RecordState, &'static [RecordKind], &'static str)] {
+    use RecordKind as K;
+    use api::RecordState as S;
+    const MANDATES: &[RecordKind] = &[K::Mandate, K::Delegate];
+    &[
+        (
+            S::Unknown,
+            &[K::Opinion, K::Suggestion, K::Motion],
+            "unknown",
+        ),
+        (S::OpinionDraft, &[K::Opinion], "draft"),
+        (S::OpinionReceived, &[K::Opinion], "received"),
+        (S::OpinionPassedOn, &[K::Opinion], "passed_on"),
+        (S::OpinionInProgress, &[K::Opinion], "in_progress"),
+        (S::OpinionHandled, &[K::Opinion], "handled"),
+        (S::SuggestionDraft, &[K::Suggestion], "draft"),
+        (S::SuggestionSubmitted, &[K::Suggestion], "submitted"),
+        (S::SuggestionNotAccepted, &[K::Suggestion], "not_accepted"),
+        (S::SuggestionAccepted, &[K::Suggestion], "accepted"),
+        (S::SuggestionAssigned, &[K::Suggestion], "assigned"),
+        (S::SuggestionSentBack, &[K::Suggestion], "sent_back"),
+        (S::SuggestionAnswered, &[K::Suggestion], "answered"),
+        (S::SuggestionRehandling, &[K::Suggestion], "rehandling"),
+        (S::SuggestionTracking, &[K::Suggestion], "tracking"),
+        (S::SuggestionSatisfied, &[K::Suggestion], "satisfied"),
+        (S::SuggestionClosed, &[K::Suggestion], "closed"),
+        (S::MotionDraft, &[K::Motion], "draft"),
+        (S::MotionSubmitted, &[K::Motion], "submitted"),
+        (S::MotionReferred, &[K::Motion], "referred"),
+        (S::MotionOnAgenda, &[K::Motion], "on_agenda"),
+        (S::MotionConverted, &[K::Motion], "converted"),
+        (S::MandateServing, MANDATES, "serving"),
+        (S::MandateSuspended, MANDATES, "suspended"),
+        (S::MandateResigned, MANDATES, "resigned"),
+        (S::MandateRecalled, MANDATES, "recalled"),
+        (S::MandateTerminated, MANDATES, "terminated"),
+        (S::MandateMerged, MANDATES, "merged"),
+    ]
+}
+
+fn state_to_api(kind: RecordKind, status: Option<&str>) -> api::RecordState {
+    let Some(status) = status else {
+        return api::RecordState::Unspecified;
+    };
+    states()
+        .iter()
+        .find(|(_, kinds, word)| *word == status && kinds.contains(&kind))
+        .map_or(api::RecordState::Unspecified, |(s, _, _)| *s)
+}
+
+fn summary(row: ListRow) -> api::RecordSummary {
+    api::RecordSummary {
+        id: row.id.to_string(),
+        kind: kind_to_api(row.kind) as i32,
+        home: row.home.to_string(),
+        title: row.label,
+        state: state_to_api(row.kind, row.status.as_deref()) as i32,
+        occur_date: row.occurred_on.map(date),
+        due_date: row.due_on.map(date),
+        create_time: Some(timestamp(row.created_at)),
+    }
+}
+
+/// A request's filter as the store's list query (its page left unset).
+fn list_query(filter: Option<&api::RecordFilter>) -> Result<ListQuery, Status> {
+    let mut q = ListQuery::default();
+    let Some(f) = filter else {
+        return Ok(q);
+    };
+    let kind = match api::RecordKind::try_from(f.kind) {
+        Ok(api::RecordKind::Unspecified) => None,
+        Ok(k) => KINDS.iter().find(|(a, _)| *a == k).map(|(_, k)| *k),
+        Err(_) => {
+            return Err(invalid(
+                "filter.kind",
+                Reason::InvalidField,
+                format!("{} is not a RecordKind", f.kind),
+            ));
+        }
+    };
+    q.kind = kind;
+    match api::RecordState::try_from(f.state) {
+        Ok(api::RecordState::Unspecified) => {}
+        Ok(state) => {
+            let Some((_, kinds, word)) = states().iter().find(|(s, _, _)| *s == state) else {
+                return Err(invalid("filter.state", Reason::InvalidField, "not a state"));
+            };
+            match kind {
+                Some(k) if kinds.contains(&k) => q.status = Some(word.to_string()),
+                Some(k) => {
+                    return Err(invalid(
+                        "filter.state",
+                        Reason::StateOfAnotherKind,
+                        format!(
+                            "{} is not a state of {}",
+                            state.as_str_name(),
+                            kind_to_api(k).as_str_name()
+                        ),
+                    ));
+                }
+                None => {
+                    return Err(invalid(
+                        "filter.state",
+                        Reason::StateOfAnotherKind,
+                        "a state needs filter.kind, the kind it is a state of",
+                    ));
+                }
+            }
+        }
+        Err(_) => {
+            return Err(invalid(
+                "filter.state",
+                Reason::InvalidField,
+                format!("{} is not a RecordState", f.state),
+            ));
+        }
+    }
+    if !f.within.is_empty() {
+        q.within = Some(
+            RegionCode::parse("filter.within", &f.within)
+                .map_err(|e| invalid("filter.within", Reason::InvalidField, e.rule))?,
+        );
+    }
+    if !f.delegate.is_empty() {
+        q.delegate = Some(
+            renda_node::record::RecordId::parse("filter.delegate", &f.delegate)
+                .map_err(|e| invalid("filter.delegate", Reason::InvalidField, e.rule))?,
+        );
+    }
+    if let Some(d) = &f.occur_period {
+        q.period = Some(period("filter.occur_period", d)?);
+    }
+    if let Some(d) = &f.overdue_on {
+        q.overdue_on = Some(whole_date("filter.overdue_on", d)?);
+    }
+    Ok(q)
+}
+
+/// A page token: the request it belongs to (a hash of its filter and order) and the id the
+/// page ended at. Opaque to clients; one from another request is refused.
+fn page_key(filter: Option<&api::RecordFilter>, order_by: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let mut hasher = Sha256::new();
+    hasher.update(prost::Message::encode_to_vec(
+        &filter.cloned().unwrap_or_default(),
+    ));
+    hasher.update([0]);
+    hasher.update(order_by.as_bytes());
+    hasher.finalize()[..8]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+#[tonic::async_trait]
+impl QueryService for QueryApi {
+    async fn get_node(
+        &self,
+        request: Request<api::GetNodeRequest>,
+    ) -> Result<Response<api::GetNodeResponse>, Status> {
+        self.allow(&request).await?;
+        Ok(Response::new(api::GetNodeResponse {
+            node: Some(api::Node {
+                region: self.me.to_string(),
+                display_name: self.name.clone(),
+                level: level(self.me.level()),
+                version: env!("CARGO_PKG_VERSION").to_string(),
+                min_protocol_version: self.versions.min,
+                max_protocol_version: self.versions.max,
+                certificate_expire_time: self.certificate_expiry.map(timestamp),
+                parent_region: self.me.parent().map(|p| p.to_string()).unwrap_or_default(),
+                create_time: Some(timestamp(self.created_at)),
+            }),
+        }))
+    }
+
+    async fn list_children(
+        &self,
+        request: Request<api::ListChildrenRequest>,
+    ) -> Result<Response<api::ListChildrenResponse>, Status> {
+        self.allow(&request).await?;
+        let me = self.me;
+        let rollup = self
+            .store
+            .read(move |s| s.rollup(&me))
+            .await
+            .map_err(store_status)?;
+        let children = rollup
+            .map(|r| {
+                r.children
+                    .iter()
+                    .map(|(region, child)| {
+                        let code = RegionCode::parse("region", region).ok();
+                        api::Child {
+                            region: region.clone(),
+                            display_name: child.name.clone(),
+                            level: level(code.and_then(|c| c.level())),
+                            rollup_time: Some(timestamp(child.as_of)),
+                            stale: r.stale.iter().any(|s| s.region.as_str() == region),
+                        }
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        Ok(Response::new(api::ListChildrenResponse { children }))
+    }
+
+    async fn get_sync_health(
+        &self,
+        request: Request<api::GetSyncHealthRequest>,
+    ) -> Result<Response<api::GetSyncHealthResponse>, Status> {
+        self.allow(&request).await?;
+        let me = self.me;
+        let (peers, rollup) = self
+            .store
+            .read(move |s| Ok((s.peers()?, s.rollup(&me)?)))
+            .await
+            .map_err(store_status)?;
+        let parent = me.parent();
+        let links = peers
+            .into_iter()
+            .map(|p| api::Link {
+                peer: p.peer.to_string(),
+                role: if Some(p.peer) == parent {
+                    api::LinkRole::Parent
+                } else {
+                    api::LinkRole::Child
+                } as i32,
+                lag_changes: p.lag,
+                last_success_time: p.last_success.map(timestamp),
+                last_error: p.last_error.unwrap_or_default(),
+                refused_in: p.refused_in,
+                refused_out: p.refused_out,
+                stalled: p.stalled,
+                records_in: p.records_in,
+                records_out: p.records_out,
+            })
+            .collect();
+        let stale_regions = rollup
+            .map(|r| {
+                r.stale
+                    .iter()
+                    .map(|s| api::StaleRegion {
+                        region: s.region.to_string(),
+                        display_name: r
+                            .children
+                            .get(s.region.as_str())
+                            .map(|c| c.name.clone())
+                            .unwrap_or_default(),
+                        rollup_time: s.as_of.map(timestamp),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        Ok(Response::new(api::GetSyncHealthResponse {
+            links,
+            stale_regions,
+        }))
+    }
+
+    async fn list_records(
+        &self,
+        request: Request<api::ListRecordsRequest>,
+    ) -> Result<Response<api::ListRecordsResponse>, Status> {
+        self.allow(&request).await?;
+        let r = request.into_inner();
+        let mut q = list_query(r.filter.as_ref())?;
+        match r.order_by.trim() {
+            "" | "id" => {}
+            other => {
+                return Err(invalid(
+                    "order_by",
+                    Reason::InvalidField,
+                    format!(
+                        "{} is not an order this list offers (id)",
+                        renda_node::validate::quote(other)
+                    ),
+                ));
+            }
+        }
+        let page_size = match r.page_size {
+            0 => DEFAULT_PAGE,
+            n if (1..=MAX_PAGE).contains(&n) => n,
+            n => {
+                return Err(invalid(
+                    "page_size",
+                    Reason::InvalidField,
+                    format!("{n} is outside 0 to {MAX_PAGE}"),
+                ));
+            }
+        };
+        let key = page_key(r.filter.as_ref(), r.order_by.trim());
+        if !r.page_token.is_empty() {
+            let after = r
+                .page_token
+                .split_once('.')
+                .filter(|(k, _)| *k == key)
+                .and_then(|(_, id)| renda_node::record::RecordId::parse("page_token", id).ok())
+                .ok_or_else(|| {
+                    invalid(
+                        "page_token",
+                        Reason::PageTokenMismatch,
+                        "not a token this list gave for this filter and order",
+                    )
+                })?;
+            q.after = Some(after);
+        }
+        // One more than the page, to tell whether another follows.
+        q.limit = Some(page_size as u32 + 1);
+        let (mut rows, total) = self
+            .store
+            // A reader's call is one read transaction: the page and the total agree.
+            .read(move |s| {
+                let total = s.count(&ListQuery {
+                    after: None,
+                    limit: None,
+                    ..q.clone()
+                })?;
+                Ok((s.list(&q)?, total))
+            })
+            .await
+            .map_err(store_status)?;
+        let more = rows.len() > page_size as usize;
+        rows.truncate(page_size as usize);
+        let next_page_token = match (more, rows.last()) {
+            (true, Some(last)) => format!("{key}.{}", last.id),
+            _ => String::new(),
+        };
+        Ok(Response::new(api::ListRecordsResponse {
+            records: rows.into_iter().map(summary).collect(),
+            next_page_token,
+            total_size: i32::try_from(total).unwrap_or(i32::MAX),
+        }))
+    }
+
+    async fn count_records(
+        &self,
+        request: Request<api::CountRecordsRequest>,
+    ) -> Result<Response<api::CountRecordsResponse>, Status> {
+        self.allow(&request).await?;
+        let q = list_query(request.get_ref().filter.as_ref())?;
+        let counts = self
+            .store
+            .read(move |s| s.count_by_status(&q))
+            .await
+            .map_err(store_status)?;
+        let total = counts.iter().map(|(_, _, n)| *n as i64).sum();
+        let mut by_state: std::collections::BTreeMap<i32, i64> = Default::default();
+        for (kind, status, n) in counts {
+            let state = state_to_api(kind, status.as_deref());
+            if state != api::RecordState::Unspecified {
+                *by_state.entry(state as i32).or_default() += n as i64;
+            }
+        }
+        Ok(Response::new(api::CountRecordsResponse {
+            total,
+            states: by_state
+                .into_iter()
+                .map(|(state, count)| api::StateCount { state, count })
+                .collect(),
+        }))
+    }
+
+    async fn list_changes(
+        &self,
+        request: Request<api::ListChangesRequest>,
+    ) -> Result<Response<api::ListChangesResponse>, Status> {
+        self.allow(&request).await?;
+        let r = request.into_inner();
+        if r.after_sequence < 0 {
+            return Err(invalid(
+                "after_sequence",
+                Reason::InvalidField,
+                format!("{} is below 0", r.after_sequence),
+            ));
+        }
+        let limit = match r.page_size {
+            0 => DEFAULT_CHANGES,
+            n if (1..=MAX_CHANGES).contains(&n) => n,
+            n => {
+                return Err(invalid(
+                    "page_size",
+                    Reason::InvalidField,
+                    format!("{n} is outside 0 to {MAX_CHANGES}"),
+                ));
+            }
+        };
+        let after = r.after_sequence;
+        let (changed, next, more) = self
+            .store
+            .read(move |s| s.changed_after(after, limit as u32))
+            .await
+            .map_err(store_status)?;
+        Ok(Response::new(api::ListChangesResponse {
+            changes: changed
+                .into_iter()
+                .map(|(sequence, row)| api::RecordChange {
+                    sequence,
+                    record: Some(summary(row)),
+                })
+                .collect(),
+            next_sequence: next,
+            more,
+        }))
+    }
+}
+
+/// Serves the Query API, gRPC health checking and server reflection on `listener` (over TLS
+/// with `tls`, else plain, which the node allows on loopback only) until `shutdown` resolves.
+pub async fn serve(
+    listener: TcpListener,
+    api: QueryApi,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    let (health_reporter, health) = tonic_health::server::health_reporter();
+    health_reporter
+        .set_serving::<QueryServiceServer<QueryApi>>()
+        .await;
+    // Reflection in both versions clients ask for: grpcurl asks v1 first, grpcio's client
+    // v1alpha.
+    let reflection = || {
+        tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(renda_proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+    };
+    let router = tonic::transport::Server::builder()
+        .add_service(QueryServiceServer::new(api))
+        .add_service(health)
+        .add_service(reflection().build_v1()?)
+        .add_service(reflection().build_v1alpha()?);
+    match tls {
+        None => {
+            let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+            router
+                .serve_with_incoming_shutdown(incoming, shutdown)
+                .await?;
+        }
+        Some(config) => {
+            let incoming = crate::https::TlsListener::new(listener, config)?
+                .into_stream()
+                .map(Ok::<_, std::io::Error>);
+            router
+                .serve_with_incoming_shutdown(incoming, shutdown)
+                .await?;
+        }
+    }
+    Ok(())
+}
