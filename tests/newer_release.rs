@@ -171,8 +171,19 @@ async fn a_county_keeps_what_a_newer_township_wrote_and_takes_no_step_it_cannot_
 /// A record of a kind a newer release added, written as that release would: its header (the
 /// kind included) as JSON text and its fields as a map, under the home's actor.
 fn newer_kind_record(kind: &str, home: &str, note: &str) -> (AnyHeader, automerge::AutoCommit) {
+    newer_kind_record_by(kind, home, home, note)
+}
+
+/// [`newer_kind_record`] with its changes written under `writer`'s actor.
+fn newer_kind_record_by(
+    kind: &str,
+    home: &str,
+    writer: &str,
+    note: &str,
+) -> (AnyHeader, automerge::AutoCommit) {
     use automerge::transaction::Transactable;
     let home = common::fed::code(home);
+    let writer = common::fed::code(writer);
     let header = AnyHeader {
         id: RecordId::new(),
         kind: kind.into(),
@@ -184,7 +195,7 @@ fn newer_kind_record(kind: &str, home: &str, note: &str) -> (AnyHeader, automerg
             user: "clerk".into(),
         },
     };
-    let mut doc = automerge::AutoCommit::new().with_actor(node_actor(&home));
+    let mut doc = automerge::AutoCommit::new().with_actor(node_actor(&writer));
     doc.put(
         automerge::ROOT,
         "header",
@@ -251,6 +262,9 @@ async fn a_kind_this_release_does_not_know_travels_by_its_routes() {
     let (contact, mut contact_doc) = newer_kind_record("petition_contact", WANGDIAN, "联系电话");
     let (across, mut across_doc) = newer_kind_record("petition", WANGDIAN, "发往邻镇");
     let (unrouted, mut unrouted_doc) = newer_kind_record("petition", WANGDIAN, "没有路由");
+    // Written under the county's name by the township: a forgery a node that knows the kind
+    // would take for the county's own relay, were it passed on.
+    let (forged, mut forged_doc) = newer_kind_record_by("petition", WANGDIAN, XIUZHOU, "冒名写入");
     let petition_created = petition_doc.get_heads();
     let ack = send_batch(
         &fed,
@@ -275,6 +289,11 @@ async fn a_kind_this_release_does_not_know_travels_by_its_routes() {
                 changes_since(&mut across_doc, &[]),
             ),
             wire_routed(&unrouted, None, changes_since(&mut unrouted_doc, &[])),
+            wire_routed(
+                &forged,
+                route("province", &[], false),
+                changes_since(&mut forged_doc, &[]),
+            ),
         ],
     )
     .await;
@@ -287,6 +306,7 @@ async fn a_kind_this_release_does_not_know_travels_by_its_routes() {
     let mut expected = vec![
         (across.id.to_string(), "route.claim".to_string()),
         (unrouted.id.to_string(), "route.missing".to_string()),
+        (forged.id.to_string(), "authority.change_author".to_string()),
     ];
     expected.sort();
     assert_eq!(refused, expected, "{:?}", ack.rejected);
@@ -467,4 +487,30 @@ async fn a_peer_of_protocol_6_is_sent_no_kind_it_would_refuse() {
     let mut holders = fed.holders(id).await;
     holders.sort();
     assert_eq!(holders, vec![XIUZHOU, XINCHENG]);
+
+    // Upgraded, the township links at this release's version and is sent what was held back,
+    // though its checkpoint had moved past it.
+    fed.sync_once(WANGDIAN).await;
+    let mut holders = fed.holders(id).await;
+    holders.sort();
+    assert_eq!(holders, vec![XIUZHOU, WANGDIAN, XINCHENG]);
+    // The county notes the completed round beside the link, a moment after the township's
+    // side ends.
+    let mut owed = Vec::new();
+    for _ in 0..50 {
+        owed = fed
+            .node(XIUZHOU)
+            .store
+            .call(|s| s.held_back(&common::fed::code(WANGDIAN)))
+            .await
+            .unwrap();
+        if owed.is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(
+        owed.is_empty(),
+        "still owed after a completed round: {owed:?}"
+    );
 }

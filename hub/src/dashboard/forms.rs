@@ -131,6 +131,11 @@ impl Refusal {
                 message: e.to_string(),
                 rule: None,
             }),
+            StoreError::NewerKind { .. } => Ok(Refusal {
+                field: None,
+                message: e.to_string(),
+                rule: Some("record.newer_kind".into()),
+            }),
             other => Err(other.into()),
         }
     }

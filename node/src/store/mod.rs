@@ -731,19 +731,7 @@ impl Store {
 
     pub fn get(&self, id: &RecordId) -> Result<Record, StoreError> {
         let doc = self.load_doc(id)?;
-        Record::from_doc(&doc).map_err(|source| {
-            // A record kept from a newer release does not read, and is not damaged.
-            match self.newer_kind_of(id) {
-                Ok(Some(kind)) => StoreError::NewerKind {
-                    id: id.to_string(),
-                    kind,
-                },
-                _ => StoreError::Corrupt {
-                    id: id.to_string(),
-                    source,
-                },
-            }
-        })
+        Record::from_doc(&doc).map_err(|source| unreadable(&self.conn, id, source))
     }
 
     /// Finds a record of `kind` by its full id or a unique prefix of it.
@@ -1261,6 +1249,21 @@ pub(crate) fn heads_hash(heads: &[automerge::ChangeHash]) -> Vec<u8> {
 
 /// Loads a record's document: its last full save followed by the changes stored after it, which
 /// automerge loads as one byte string.
+/// Why a stored record does not read: a kind a newer release added, which this node keeps as
+/// it came and is not damaged, or a damaged document.
+fn unreadable(conn: &Connection, id: &RecordId, source: DocError) -> StoreError {
+    match newer::newer_kind_of(conn, id) {
+        Ok(Some(kind)) => StoreError::NewerKind {
+            id: id.to_string(),
+            kind,
+        },
+        _ => StoreError::Corrupt {
+            id: id.to_string(),
+            source,
+        },
+    }
+}
+
 fn load_doc(conn: &Connection, actor: &ActorId, id: &RecordId) -> Result<RecordDoc, StoreError> {
     let id_text = id.to_string();
     let stored =
@@ -1570,10 +1573,7 @@ impl WriteTx<'_> {
 
     pub fn get(&self, id: &RecordId) -> Result<Record, StoreError> {
         let doc = load_doc(&self.tx, self.actor, id)?;
-        Record::from_doc(&doc).map_err(|source| StoreError::Corrupt {
-            id: id.to_string(),
-            source,
-        })
+        Record::from_doc(&doc).map_err(|source| unreadable(&self.tx, id, source))
     }
 
     /// The mandates this node holds for `person` (see [`Store::mandates_of`]).

@@ -12,6 +12,7 @@
 use rusqlite::{OptionalExtension, params};
 
 use super::{History, Prior, Row, Store, StoreError, WriteTx, load_doc};
+use crate::record::authority::{Sender, check_authors};
 use crate::record::merge::KeptAsCame;
 use crate::record::{AnyHeader, Record, RecordId, RecordKind};
 use crate::region::RegionCode;
@@ -46,7 +47,8 @@ impl WriteTx<'_> {
                    doc = CASE WHEN ?12 THEN excluded.doc ELSE records.doc END,
                    doc_seq = CASE WHEN ?12 THEN excluded.doc_seq ELSE records.doc_seq END,
                    doc_tail = excluded.doc_tail, heads_hash = excluded.heads_hash,
-                   last_seq = excluded.last_seq, route = excluded.route,
+                   last_seq = excluded.last_seq,
+                   route = CASE WHEN ?14 THEN excluded.route ELSE records.route END,
                    personal_claimed = max(records.personal_claimed, excluded.personal_claimed)",
             )?
             .execute(params![
@@ -63,21 +65,24 @@ impl WriteTx<'_> {
                 doc_seq,
                 compact,
                 kept.hints.personal,
+                kept.replaces_routes,
             ])?;
         Ok(())
     }
 }
 
-impl Store {
-    /// The kind of a record this node keeps from a newer release, or `None` for any other.
-    pub(super) fn newer_kind_of(&self, id: &RecordId) -> Result<Option<String>, StoreError> {
-        Ok(self
-            .conn
-            .prepare_cached("SELECT kind FROM records WHERE id = ?1 AND newer_kind = 1")?
-            .query_row([id.to_string()], |r| r.get(0))
-            .optional()?)
-    }
+/// The kind of a record this node keeps from a newer release, or `None` for any other.
+pub(super) fn newer_kind_of(
+    conn: &rusqlite::Connection,
+    id: &RecordId,
+) -> Result<Option<String>, StoreError> {
+    Ok(conn
+        .prepare_cached("SELECT kind FROM records WHERE id = ?1 AND newer_kind = 1")?
+        .query_row([id.to_string()], |r| r.get(0))
+        .optional()?)
+}
 
+impl Store {
     /// How many records of kinds this release does not know the node holds, by kind name.
     pub fn newer_kinds(&self) -> Result<Vec<(String, u64)>, StoreError> {
         let mut stmt = self.conn.prepare_cached(
@@ -91,7 +96,10 @@ impl Store {
 
     /// Derives the rows of the records this node kept as they came whose kind this release
     /// knows: the node was upgraded since. Each is read, counted and listed as if it had just
-    /// arrived. Runs on open; a node that holds none reads one index entry.
+    /// arrived, once who wrote each of its changes is checked against the peer it came from, as
+    /// for any record ([`check_authors`]). One that does not read, or fails the check, stays as
+    /// it came, and the node opens all the same. Runs on open; a node that holds none reads one
+    /// index entry.
     pub(super) fn adopt_newer_kinds(&mut self) -> Result<usize, StoreError> {
         let known: Vec<(String, String)> = {
             let mut stmt = self
@@ -103,39 +111,78 @@ impl Store {
                 .filter(|(_, kind)| RecordKind::parse(kind).is_some())
                 .collect()
         };
-        if known.is_empty() {
-            return Ok(0);
-        }
-        let adopted = self.write(|tx| {
-            let mut adopted = 0;
-            for (id, kind) in &known {
-                let id = RecordId::parse("id", id)?;
-                let doc = load_doc(&tx.tx, tx.actor, &id)?;
-                // A record this release cannot read after all stays as it came, and the node
-                // still opens: a later release may read it.
-                let record = match Record::from_doc(&doc) {
-                    Ok(record) => record,
-                    Err(e) => {
-                        tracing::warn!(record = %id, kind, error = %e, "a record kept from a newer release does not read as its kind; keeping it as it came");
-                        continue;
-                    }
-                };
-                adopted += 1;
-                tx.persist_decoded(
-                    Some(&doc),
-                    Row::Derive(&doc.heads()),
-                    record,
-                    History::Extend(Vec::new()),
-                    None,
-                    Prior::Unknown,
-                )?;
+        let mut adopted = 0;
+        for (id, kind) in &known {
+            match self.adopt(id) {
+                Ok(Ok(())) => adopted += 1,
+                Ok(Err(why)) => {
+                    tracing::warn!(record = %id, kind, why, "a record kept from a newer release stays as it came")
+                }
+                Err(e) => {
+                    tracing::warn!(record = %id, kind, error = %e, "a record kept from a newer release could not be read; it stays as it came")
+                }
             }
-            Ok(adopted)
-        })?;
-        tracing::info!(
-            records = adopted,
-            "derived the rows of records kept from a newer release, whose kinds this release knows"
-        );
+        }
+        if adopted > 0 {
+            tracing::info!(
+                records = adopted,
+                "derived the rows of records kept from a newer release, whose kinds this release knows"
+            );
+        }
         Ok(adopted)
+    }
+
+    /// Derives one kept record's row in a transaction of its own. `Ok(Err(why))`: it stays as
+    /// it came.
+    fn adopt(&mut self, id: &str) -> Result<Result<(), String>, StoreError> {
+        let me = self.node.region;
+        self.write(|tx| {
+            let id = RecordId::parse("id", id)?;
+            let doc = load_doc(&tx.tx, tx.actor, &id)?;
+            let record = match Record::from_doc(&doc) {
+                Ok(record) => record,
+                Err(e) => return Ok(Err(format!("it does not read as its kind: {e}"))),
+            };
+            // Each change as the peer it came from sent it: a child's only if written in its
+            // subtree, and the record created there if the child brought it first.
+            let origins: Vec<(Vec<u8>, Option<String>)> = tx
+                .tx
+                .prepare_cached(
+                    "SELECT bytes, origin FROM changes WHERE record_id = ?1 ORDER BY seq",
+                )?
+                .query_map([id.to_string()], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<Result<_, _>>()?;
+            for (n, (bytes, origin)) in origins.iter().enumerate() {
+                let Some(origin) = origin
+                    .as_deref()
+                    .and_then(|o| RegionCode::parse("origin", o).ok())
+                else {
+                    continue;
+                };
+                let sender = if origin.parent() == Some(me) {
+                    Sender::Child(origin)
+                } else {
+                    Sender::Parent(origin)
+                };
+                let change = match automerge::Change::from_bytes(bytes.clone()) {
+                    Ok(change) => change,
+                    Err(e) => return Ok(Err(format!("a stored change does not decode: {e}"))),
+                };
+                let created_by = (n == 0).then_some(&record.header.created_by);
+                if let Err(rejection) = check_authors(sender, &id, created_by, [change.actor_id()])
+                {
+                    return Ok(Err(format!("{} [{}]", rejection.reason, rejection.rule)));
+                }
+            }
+            tx.persist_decoded(
+                Some(&doc),
+                Row::Derive(&doc.heads()),
+                record,
+                History::Extend(Vec::new()),
+                None,
+                Prior::Unknown,
+            )?;
+            Ok(Ok(()))
+        })
     }
 }

@@ -271,7 +271,8 @@ const MIGRATIONS: &[&str] = &[
     DROP INDEX records_kind;
     "#,
     // 22: records of kinds a newer release added, stored as they came (`store::newer`), are
-    // marked so they can be told apart and derived once the node is upgraded; a sender's mark
+    // marked so they can be told apart and derived once the node is upgraded, and those not
+    // sent to a peer whose protocol cannot carry them are noted (`held_back`); a sender's mark
     // that a record is personal, beyond what its kind says, is kept for good beside the route
     // derived from the record; and a record's route carries its personal-data flag, which
     // routing obeys for every kind (`RouteHints::personal`), so the personal records stored
@@ -279,6 +280,11 @@ const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE records ADD COLUMN newer_kind INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE records ADD COLUMN personal_claimed INTEGER NOT NULL DEFAULT 0;
+    CREATE TABLE held_back (
+        peer      TEXT NOT NULL,
+        record_id TEXT NOT NULL,
+        PRIMARY KEY (peer, record_id)
+    ) WITHOUT ROWID;
     CREATE INDEX records_newer_kind ON records(kind) WHERE newer_kind = 1;
     UPDATE records SET route = json_set(route, '$.personal', json('true')) WHERE kind = 'personal';
     "#,

@@ -156,6 +156,8 @@ pub enum Action {
     },
     /// Note the records the peer refused.
     RecordRefusedByPeer(Vec<Refused>),
+    /// Note that records owed to the peer ([`LinkSettings::owed`]) reached it.
+    ForgetOwed(Vec<RecordId>),
     /// Note a completed round, and the end of a resync if it was one.
     RecordRound { resynced: bool },
     /// End the link: `Ok` after a finished round, a live link's end or a shutdown (`drain`: let
@@ -175,6 +177,9 @@ pub struct LinkSettings {
     pub repair: bool,
     /// How long the peer may stay silent while a reply is due (see `LinkConfig::timeout`).
     pub timeout: Duration,
+    /// Records held back from the peer while it spoke a protocol that cannot carry their
+    /// kind (`version::newer_kinds_reach`), resent whole first now that it can.
+    pub owed: Vec<RecordId>,
 }
 
 /// A batch sent and not yet acknowledged.
@@ -187,6 +192,9 @@ struct InFlight {
     records: usize,
     changes: usize,
     bytes: usize,
+    /// The records of the batch that were owed to the peer ([`LinkSettings::owed`]): no longer
+    /// owed once it acknowledges.
+    owed: Vec<RecordId>,
 }
 
 /// One end of a link. See the module documentation.
@@ -202,6 +210,8 @@ pub struct Link {
     resend: Vec<RecordId>,
     /// A record is resent whole at most once per link.
     resent: HashSet<RecordId>,
+    /// The records owed to the peer at the link's start ([`LinkSettings::owed`]).
+    owed: HashSet<RecordId>,
     caught_up_sent: Option<i64>,
     local_done: bool,
     /// A read for the next batch is out.
@@ -240,15 +250,17 @@ pub struct Link {
 impl Link {
     /// A link whose peer's checkpoint was judged `start` ([`claims::judge_received`]), with the
     /// actions that open it.
-    pub fn new(settings: LinkSettings, start: Start, now: Instant) -> (Link, Vec<Action>) {
+    pub fn new(mut settings: LinkSettings, start: Start, now: Instant) -> (Link, Vec<Action>) {
+        let owed = std::mem::take(&mut settings.owed);
         let mut link = Link {
             settings,
             cursor: 0,
             next_from: 0,
             next_batch_id: 1,
             in_flight: VecDeque::new(),
-            resend: Vec::new(),
+            resend: owed.clone(),
             resent: HashSet::new(),
+            owed: owed.into_iter().collect(),
             caught_up_sent: None,
             local_done: false,
             reading: false,
@@ -426,6 +438,11 @@ impl Link {
                         records: records.len(),
                         changes,
                         bytes,
+                        owed: records
+                            .iter()
+                            .map(|r| r.header.id)
+                            .filter(|id| self.owed.contains(id))
+                            .collect(),
                     });
                     actions.push(Action::SendBatch {
                         batch_id: self.next_batch_id,
@@ -554,6 +571,7 @@ impl Link {
                 records: batch.records.len(),
                 changes: batch.changes,
                 bytes: batch.bytes,
+                owed: Vec::new(),
             });
             actions.push(Action::SendBatch {
                 batch_id: self.next_batch_id,
@@ -720,6 +738,9 @@ impl Link {
             bytes: flight.bytes,
             confirmed: flight.up_to_seq,
         });
+        if !flight.owed.is_empty() {
+            actions.push(Action::ForgetOwed(flight.owed));
+        }
         Ok(())
     }
 
@@ -789,7 +810,43 @@ mod tests {
             mode,
             repair,
             timeout: Duration::from_secs(30),
+            owed: Vec::new(),
         }
+    }
+
+    /// Records held back while the peer spoke a protocol that could not carry them are the
+    /// first thing a link that can sends: read whole, and sent without moving the checkpoint.
+    #[test]
+    fn records_owed_to_the_peer_are_read_whole_first() {
+        let owed = vec![RecordId::new(), RecordId::new()];
+        let settings = LinkSettings {
+            owed: owed.clone(),
+            ..settings(Mode::Once, false)
+        };
+        let (mut link, _) = Link::new(settings, Start::Resume(5), Instant::now());
+        assert!(
+            matches!(&poll(&mut link)[..], [Action::ReadFullRecords { ids }] if *ids == owed),
+            "the owed records are read first"
+        );
+        let actions = handle(
+            &mut link,
+            Event::FullRecords(owed.iter().map(|id| record(*id)).collect()),
+        );
+        assert!(
+            matches!(&actions[..], [Action::SendBatch { up_to, records, .. }]
+                if *up_to == Checkpoint::default() && records.len() == 2),
+            "{actions:?}"
+        );
+        assert!(matches!(
+            poll(&mut link)[..],
+            [Action::ReadOutgoing { from: 5, .. }]
+        ));
+        // Acknowledged, they are no longer owed.
+        let actions = handle(&mut link, Event::Received(ack(1)));
+        assert!(
+            matches!(&actions[..], [Action::RecordAcked { .. }, Action::ForgetOwed(ids)] if *ids == owed),
+            "{actions:?}"
+        );
     }
 
     fn record(id: RecordId) -> OutgoingRecord {

@@ -255,30 +255,46 @@ fn header_from_wire(h: &v1::RecordHeader) -> Result<(AnyHeader, Option<RouteHint
             .ok_or_else(|| bad("created_at_ms"))?,
         created_by: Author::parse(&h.created_by).ok_or_else(|| bad("created_by"))?,
     };
-    let hints = match &h.route {
-        None => None,
-        Some(route) => {
-            let regions = |field: &str, codes: &[String]| {
-                codes
-                    .iter()
-                    .map(|code| RegionCode::parse(field, code).map_err(|_| bad(field)))
-                    .collect::<Result<Vec<_>, _>>()
-            };
-            Some(RouteHints {
-                owner_level: match route.owner_level.as_str() {
-                    "" => None,
-                    name => Some(
-                        crate::region::Level::parse("route.owner_level", name)
-                            .map_err(|_| bad("route.owner_level"))?,
-                    ),
-                },
-                down: regions("route.down", &route.down)?,
-                to: regions("route.to", &route.to)?,
-                personal: route.personal,
+    Ok((
+        header,
+        h.route
+            .as_ref()
+            .and_then(|route| route_from_wire(&h.id, route)),
+    ))
+}
+
+/// A record's claimed routes, or `None` when they do not read (a level or region this release
+/// does not know, from a newer one). That fails no batch: a kind this release knows is routed
+/// by its body anyway, and a record of a kind it does not know, with no routes it can read, is
+/// refused alone (`route.missing`). A personal flag is obeyed even then.
+fn route_from_wire(id: &str, route: &v1::RecordRoute) -> Option<RouteHints> {
+    let regions = |codes: &[String]| {
+        codes
+            .iter()
+            .map(|code| RegionCode::parse("route", code).ok())
+            .collect::<Option<Vec<_>>>()
+    };
+    let owner_level = match route.owner_level.as_str() {
+        "" => Some(None),
+        name => crate::region::Level::parse("route.owner_level", name)
+            .ok()
+            .map(Some),
+    };
+    match (owner_level, regions(&route.down), regions(&route.to)) {
+        (Some(owner_level), Some(down), Some(to)) => Some(RouteHints {
+            owner_level,
+            down,
+            to,
+            personal: route.personal,
+        }),
+        _ => {
+            tracing::warn!(record = %crate::validate::quote(id), "a record's routes do not read; routing it by what this node can read");
+            route.personal.then(|| RouteHints {
+                personal: true,
+                ..RouteHints::default()
             })
         }
-    };
-    Ok((header, hints))
+    }
 }
 
 /// A batch message with its records compressed. CPU work: build it off the async runtime.
@@ -652,11 +668,19 @@ where
         peer,
         policy: config.policy,
     };
+    // Records held back while the peer spoke protocol 6 go first, now that it can take them;
+    // each is forgotten once the peer acknowledges the batch that carried it.
+    let owed = if version::newer_kinds_reach(version) {
+        store.read(move |s| s.held_back(&peer)).await?
+    } else {
+        Vec::new()
+    };
     let settings = LinkSettings {
         peer,
         mode,
         repair: config.repair,
         timeout: config.timeout,
+        owed,
     };
     let (mut link, opening) = Link::new(settings, start, std::time::Instant::now());
     let mut wire_out = 0usize;
@@ -700,7 +724,9 @@ where
                             .into_iter()
                             .partition(|r| r.header.known().is_some());
                         if !held.is_empty() {
-                            warn!(%peer, records = held.len(), version, "not sending records of kinds this release does not know: the peer's protocol version cannot carry them; they reach it once it is upgraded and repairs");
+                            warn!(%peer, records = held.len(), version, "not sending records of kinds this release does not know: the peer's protocol version cannot carry them; they are sent once it speaks one that can");
+                            let ids: Vec<RecordId> = held.iter().map(|r| r.header.id).collect();
+                            store.write(move |tx| tx.hold_back(&peer, &ids)).await?;
                         }
                         send
                     };
@@ -839,6 +865,12 @@ where
                 Action::RecordRefusedByPeer(refused) => {
                     let _ = notes.send(Box::new(move |tx: &mut WriteTx<'_>| {
                         tx.record_refused_by_peer(&peer, &refused)
+                    }));
+                    None
+                }
+                Action::ForgetOwed(ids) => {
+                    let _ = notes.send(Box::new(move |tx: &mut WriteTx<'_>| {
+                        tx.forget_held_back(&peer, &ids)
                     }));
                     None
                 }

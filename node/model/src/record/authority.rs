@@ -26,7 +26,7 @@ use super::event::{Envelope, Event, Rejection, newer_step};
 use super::motion::MotionAction;
 use super::opinion::OpinionAction;
 use super::suggestion::SuggestionAction;
-use super::{Body, Record, RecordKind, opinion, suggestion};
+use super::{Author, Body, Record, RecordId, RecordKind, opinion, suggestion};
 use crate::region::RegionCode;
 
 /// Length of the region prefix of a node's actor id.
@@ -86,6 +86,54 @@ pub enum Held<'a> {
     Unread,
 }
 
+/// The rules on who wrote a peer's changes that hold for a record of any kind, even one this
+/// release cannot read: a child sends only changes written by itself or a node below it, and a
+/// record new here only if created there (`created_by`, given for a record new here). Returns
+/// the regions that wrote the changes.
+pub fn check_authors<'a>(
+    sender: Sender,
+    id: &RecordId,
+    created_by: Option<&Author>,
+    actors: impl IntoIterator<Item = &'a ActorId>,
+) -> Result<BTreeSet<RegionCode>, Rejection> {
+    let bound = match sender {
+        Sender::Child(region) => Some(region),
+        Sender::Parent(_) => None,
+    };
+    let within = |region: &RegionCode| bound.is_none_or(|b| region.is_within(&b));
+    let mut writers = BTreeSet::new();
+    for actor in actors {
+        let Some(region) = actor_region(actor) else {
+            return Err(Rejection::new(
+                "authority.change_author",
+                format!("记录 {id} 的变更没有可识别的作者节点（{actor}）"),
+            ));
+        };
+        if !within(&region) {
+            return Err(Rejection::new(
+                "authority.change_author",
+                format!(
+                    "记录 {id} 的变更由 {region} 写入，不属于发送方 {} 及其下级",
+                    bound.map_or_else(String::new, |b| b.to_string())
+                ),
+            ));
+        }
+        writers.insert(region);
+    }
+    if let Some(created_by) = created_by
+        && !within(&created_by.node)
+    {
+        return Err(Rejection::new(
+            "authority.created_by",
+            format!(
+                "记录 {id} 自称由 {} 创建，不属于发送方及其下级",
+                created_by.node
+            ),
+        ));
+    }
+    Ok(writers)
+}
+
 /// Checks what a peer's changes did to a record: `held` is what this node held of it, `after`
 /// the record with the changes applied and `after_events` its event texts (empty for kinds
 /// without events), `actors` the authors of the changes new to this node. `Err` names the rule
@@ -97,34 +145,16 @@ pub fn check_incoming<'a>(
     after_events: &[String],
     actors: impl IntoIterator<Item = &'a ActorId>,
 ) -> Result<(), Rejection> {
-    let bound = match sender {
-        Sender::Child(region) => Some(region),
-        Sender::Parent(_) => None,
+    let writers = check_authors(
+        sender,
+        &after.header.id,
+        matches!(held, Held::Nothing).then_some(&after.header.created_by),
+        actors,
+    )?;
+    let within = |region: &RegionCode| match sender {
+        Sender::Child(bound) => region.is_within(&bound),
+        Sender::Parent(_) => true,
     };
-    let within = |region: &RegionCode| bound.is_none_or(|b| region.is_within(&b));
-    let mut writers = BTreeSet::new();
-    for actor in actors {
-        let Some(region) = actor_region(actor) else {
-            return Err(Rejection::new(
-                "authority.change_author",
-                format!(
-                    "记录 {} 的变更没有可识别的作者节点（{actor}）",
-                    after.header.id
-                ),
-            ));
-        };
-        if !within(&region) {
-            return Err(Rejection::new(
-                "authority.change_author",
-                format!(
-                    "记录 {} 的变更由 {region} 写入，不属于发送方 {} 及其下级",
-                    after.header.id,
-                    bound.map_or_else(String::new, |b| b.to_string())
-                ),
-            ));
-        }
-        writers.insert(region);
-    }
     let before = match held {
         Held::Record(record) => Some(record),
         Held::Nothing | Held::Unread | Held::Workflow { .. } => None,
@@ -133,15 +163,6 @@ pub fn check_incoming<'a>(
         Held::Workflow { events, .. } => events,
         _ => &[],
     };
-    if matches!(held, Held::Nothing) && !within(&after.header.created_by.node) {
-        return Err(Rejection::new(
-            "authority.created_by",
-            format!(
-                "记录 {} 自称由 {} 创建，不属于发送方及其下级",
-                after.header.id, after.header.created_by.node
-            ),
-        ));
-    }
     let id = &after.header.id;
     match (&after.body, before.map(|b| &b.body)) {
         (Body::Suggestion(now), _) => {

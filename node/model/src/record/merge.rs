@@ -12,7 +12,7 @@
 
 use automerge::{ActorId, Change, ChangeHash};
 
-use super::authority::{Held, Sender, check_incoming, needs_before};
+use super::authority::{Held, Sender, check_authors, check_incoming, needs_before};
 use super::doc::heads_hash;
 use super::event::Rejection;
 use super::replay::{Declined, DecodedChange, Replay};
@@ -119,7 +119,14 @@ pub struct KeptAsCame {
     pub complete: bool,
     /// The routes the sender claimed, checked ([`RouteHints::check_claim`]).
     pub hints: RouteHints,
+    /// Whether the claim replaces the routes held: the record is new here, or the claim came
+    /// from the home's side of this node.
+    pub replaces_routes: bool,
 }
+
+/// The most regions a claimed route may name (subtrees and nodes together): a newer release's
+/// record addresses a handful, and every outgoing read parses them for every peer.
+pub const MAX_CLAIMED_REGIONS: usize = 64;
 
 /// New changes to a record, the record and heads they make, and whether any change still waits
 /// for one the sender has not sent.
@@ -590,10 +597,11 @@ pub fn merge_any(
 
 /// Merges a peer's changes to a record of a kind a newer release added. This node cannot read
 /// the body, so it judges what it can: the sender's subtree, the kind's name, the routes the
-/// sender claims (which must name only the home's subtree, and must lead here), the header
-/// written once and as declared, and automerge's own acceptance of the changes. The authority
-/// rules of the kind are the newer release's to hold: every node that knows the kind checks
-/// them when the record reaches it.
+/// sender claims (which must name only the home's subtree, at most [`MAX_CLAIMED_REGIONS`] of
+/// it, and must lead here), who wrote the changes and created the record (as for any kind:
+/// [`check_authors`]), the header written once and as declared, and automerge's own acceptance
+/// of the changes. The rest of the kind's authority rules are the newer release's to hold:
+/// every node that knows the kind checks them when the record reaches it.
 pub fn merge_newer_kind(
     ctx: &MergeContext,
     declared: &AnyHeader,
@@ -622,10 +630,19 @@ pub fn merge_newer_kind(
         return refused(
             "route.missing",
             format!(
-                "记录 {id} 的类型“{kind}”本节点不认识（需升级），发送方又未附路由信息，无法判断它该去哪里"
+                "记录 {id} 的类型“{kind}”本节点不认识（需升级），发送方又未附本节点能读懂的路由信息，无法判断它该去哪里"
             ),
         );
     };
+    if hints.down.len() + hints.to.len() > MAX_CLAIMED_REGIONS {
+        return refused(
+            "route.claim",
+            format!(
+                "记录 {id} 的路由信息列出 {} 个地区，超过 {MAX_CLAIMED_REGIONS} 个",
+                hints.down.len() + hints.to.len()
+            ),
+        );
+    }
     if let Err(region) = hints.check_claim(&home) {
         return refused(
             "route.claim",
@@ -662,18 +679,37 @@ pub fn merge_newer_kind(
             complete: complete && stored.is_some(),
         };
     }
+    // Who wrote the changes is checked as for any kind: a child sends only what it or a node
+    // below it wrote, or a forgery would pass through this node to one that knows the kind
+    // and takes it for this node's relay of its child's own changes.
+    if let Err(rejection) = check_authors(
+        ctx.sender(),
+        &id,
+        stored.is_none().then_some(&declared.created_by),
+        applied.iter().map(|c| c.actor_id()),
+    ) {
+        return Merge::Refused(rejection);
+    }
     match doc.any_header() {
         Ok(header) if header == *declared => {}
         _ => {
             return refused("header.mismatch", format!("记录 {id} 的文档头与声明的不符"));
         }
     }
+    // Routes change with the record's body, which its home writes: a claim that comes from the
+    // home's side of this node replaces the one held, any other is kept out, so a sender on
+    // the far side cannot steer a record it does not write.
+    let from_home_side = match ctx.sender() {
+        Sender::Child(child) => home.is_within(&child),
+        Sender::Parent(_) => !home.is_within(&ctx.me),
+    };
     Merge::KeptAsCame(Box::new(KeptAsCame {
         heads: doc.heads(),
         doc,
         applied,
         complete,
         hints: hints.clone(),
+        replaces_routes: stored.is_none() || from_home_side,
     }))
 }
 

@@ -45,7 +45,7 @@ impl Store {
         for row in rows {
             let (id, kind, home, created_at, created_by, route, heads, personal_claimed) = row?;
             let header = header_from_columns(&id, &kind, &home, &created_at, &created_by)?;
-            let hints = stored_hints(&route, personal_claimed);
+            let hints = stored_hints(&header, &route, personal_claimed);
             if !holds(peer, &header.home, &hints, policy) {
                 continue;
             }

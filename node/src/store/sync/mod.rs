@@ -37,7 +37,7 @@ use serde::Serialize;
 use super::{History, Prior, Row, RowValues, Store, StoreError, WriteTx, rollup};
 
 use crate::record::event::Rejection;
-use crate::record::{AnyHeader, Author, DocError, RecordId};
+use crate::record::{AnyHeader, Author, DocError, RecordId, RecordKind};
 use crate::region::RegionCode;
 use crate::route::{RouteHints, RoutePolicy, holds};
 
@@ -79,10 +79,11 @@ pub struct OutgoingBatch {
 pub type IncomingRecord = OutgoingRecord;
 
 /// A stored record's hints as routing reads them: its `route` column, personal as well if a
-/// sender once marked it so (`records.personal_claimed`).
-fn stored_hints(route: &str, personal_claimed: bool) -> RouteHints {
+/// sender once marked it so (`records.personal_claimed`), and personal data's kind keeps it
+/// home whatever the column says.
+fn stored_hints(header: &AnyHeader, route: &str, personal_claimed: bool) -> RouteHints {
     let mut hints: RouteHints = serde_json::from_str(route).unwrap_or_default();
-    hints.personal |= personal_claimed;
+    hints.personal |= personal_claimed || header.kind == RecordKind::Personal.as_str();
     hints
 }
 

@@ -80,7 +80,7 @@ impl Store {
                     &row.get::<_, String>(6)?,
                     &row.get::<_, String>(7)?,
                 )?;
-                let hints = stored_hints(&row.get::<_, String>(8)?, row.get(10)?);
+                let hints = stored_hints(&header, &row.get::<_, String>(8)?, row.get(10)?);
                 if !holds(peer, &header.home, &hints, policy) {
                     continue;
                 }
@@ -159,7 +159,7 @@ impl Store {
             };
             let header =
                 header_from_columns(&id.to_string(), &kind, &home, &created_at, &created_by)?;
-            let hints = stored_hints(&route, personal_claimed);
+            let hints = stored_hints(&header, &route, personal_claimed);
             if !holds(peer, &header.home, &hints, policy) {
                 continue;
             }

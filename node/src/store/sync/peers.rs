@@ -79,6 +79,19 @@ pub(super) fn header_from_columns(
 }
 
 impl Store {
+    /// Records held back from `peer` ([`WriteTx::hold_back`]).
+    pub fn held_back(&self, peer: &RegionCode) -> Result<Vec<RecordId>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT record_id FROM held_back WHERE peer = ?1 ORDER BY record_id")?;
+        let ids = stmt
+            .query_map([peer.as_str()], |r| r.get::<_, String>(0))?
+            .collect::<Result<Vec<_>, _>>()?;
+        ids.iter()
+            .map(|id| RecordId::parse("held_back.record_id", id).map_err(StoreError::from))
+            .collect()
+    }
+
     pub fn peers(&self) -> Result<Vec<PeerStatus>, StoreError> {
         peer_statuses(&self.conn)
     }
@@ -290,6 +303,33 @@ impl WriteTx<'_> {
             "UPDATE sync_peers SET last_error = ?2 WHERE peer = ?1",
             params![peer.as_str(), crate::validate::clip(error, 300)],
         )?;
+        Ok(())
+    }
+
+    /// Notes records not sent to `peer` because its protocol version cannot carry their kind
+    /// ([`crate::sync::version::newer_kinds_reach`]), to send once it can.
+    pub fn hold_back(&mut self, peer: &RegionCode, ids: &[RecordId]) -> Result<(), StoreError> {
+        let mut insert = self
+            .tx
+            .prepare_cached("INSERT OR IGNORE INTO held_back (peer, record_id) VALUES (?1, ?2)")?;
+        for id in ids {
+            insert.execute(params![peer.as_str(), id.to_string()])?;
+        }
+        Ok(())
+    }
+
+    /// Forgets records held back from `peer` that a completed round has now sent.
+    pub fn forget_held_back(
+        &mut self,
+        peer: &RegionCode,
+        ids: &[RecordId],
+    ) -> Result<(), StoreError> {
+        let mut delete = self
+            .tx
+            .prepare_cached("DELETE FROM held_back WHERE peer = ?1 AND record_id = ?2")?;
+        for id in ids {
+            delete.execute(params![peer.as_str(), id.to_string()])?;
+        }
         Ok(())
     }
 
