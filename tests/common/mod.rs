@@ -194,7 +194,7 @@ pub fn assert_store_sound(store: &renda_node::store::Store, what: &str) {
 pub fn downgrade_to_schema_11(conn: &rusqlite::Connection) {
     conn.execute_batch(
         "DROP INDEX records_newer_kind; ALTER TABLE records DROP COLUMN newer_kind;
-         ALTER TABLE records DROP COLUMN personal_claimed;
+         ALTER TABLE records DROP COLUMN personal_claimed; DROP TABLE held_back;
          DROP TABLE node_secrets; DROP TABLE form_submissions;
          ALTER TABLE credentials DROP COLUMN password_hash; ALTER TABLE credentials DROP COLUMN disabled_at;
          DROP TABLE special_committees; ALTER TABLE node DROP COLUMN quota_rules_seeded;

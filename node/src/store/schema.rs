@@ -496,7 +496,7 @@ mod tests {
             let conn = Connection::open(&db).unwrap();
             conn.execute_batch(
                 "DROP INDEX records_newer_kind; ALTER TABLE records DROP COLUMN newer_kind;
-                 ALTER TABLE records DROP COLUMN personal_claimed",
+                 ALTER TABLE records DROP COLUMN personal_claimed; DROP TABLE held_back",
             )
             .unwrap();
             conn.pragma_update(None, "user_version", last as i64)
