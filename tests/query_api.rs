@@ -85,6 +85,47 @@ fn a_python_grpc_client_calls_every_query_rpc_over_tls() {
             "请各镇按时完成。",
         ]);
     }
+    let admin = node
+        .ok(&[
+            "credential",
+            "add",
+            "--name",
+            "数据中心 管理",
+            "--role",
+            "admin",
+        ])
+        .lines()
+        .map(str::trim)
+        .find(|l| l.len() >= 20 && !l.contains(' '))
+        .expect("a token line")
+        .to_string();
+    // Three refusals in the audit log, as the receive path writes them when a township sends
+    // what it may not: written into the node's own file before it runs, so the log's answer
+    // is known exactly.
+    {
+        let conn = rusqlite::Connection::open(node.db()).unwrap();
+        for (n, (kind, rule)) in [
+            ("opinion", "authority.child_subtree"),
+            ("suggestion", "authority.addressed_congress"),
+            ("petition", "route.missing"),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            conn.execute(
+                "INSERT INTO audit (at, peer, record_id, kind, rule, reason, changes)
+                 VALUES (?1, '330411101000', ?2, ?3, ?4, '记录不符合规则', ?5)",
+                rusqlite::params![
+                    format!("2026-12-0{}T08:00:00+00:00", n + 1),
+                    format!("01M9000000000000000000000{n}"),
+                    kind,
+                    rule,
+                    n as i64 + 1
+                ],
+            )
+            .unwrap();
+        }
+    }
     let expect = dir.path().join("expect.json");
     std::fs::write(
         &expect,
@@ -99,6 +140,7 @@ fn a_python_grpc_client_calls_every_query_rpc_over_tls() {
                 "RECORD_STATE_OPINION_HANDLED": 2,
             },
             "notices": 2,
+            "audit_rules": ["route.missing", "authority.addressed_congress", "authority.child_subtree"],
         })
         .to_string(),
     )
@@ -144,6 +186,7 @@ fn a_python_grpc_client_calls_every_query_rpc_over_tls() {
         ])
         .args(["--ca", ca.join("ca.pem").to_str().unwrap()])
         .args(["--token", &token])
+        .args(["--admin-token", &admin])
         .args(["--expect", expect.to_str().unwrap()])
         .output()
         .expect("python3 runs (scripts/test.sh installs grpcio-tools)");

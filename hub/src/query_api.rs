@@ -128,13 +128,13 @@ impl QueryApi {
         }
     }
 
-    /// Lets the call in if its bearer token proves a credential of the viewer role or above.
-    async fn allow<T>(&self, request: &Request<T>) -> Result<(), Status> {
+    /// Lets the call in if its bearer token proves a credential whose role allows `needs`.
+    async fn allow<T>(&self, request: &Request<T>, needs: Role) -> Result<(), Status> {
         let header = request
             .metadata()
             .get("authorization")
             .and_then(|v| v.to_str().ok());
-        match authorize(&self.store, bearer(header), Role::Viewer).await {
+        match authorize(&self.store, bearer(header), needs).await {
             Ok(_) => Ok(()),
             Err(e @ Denied::Unauthenticated(_)) => Err(error(
                 Code::Unauthenticated,
@@ -399,7 +399,7 @@ impl QueryService for QueryApi {
         &self,
         request: Request<api::GetNodeRequest>,
     ) -> Result<Response<api::GetNodeResponse>, Status> {
-        self.allow(&request).await?;
+        self.allow(&request, Role::Viewer).await?;
         Ok(Response::new(api::GetNodeResponse {
             node: Some(api::Node {
                 region: self.me.to_string(),
@@ -419,7 +419,7 @@ impl QueryService for QueryApi {
         &self,
         request: Request<api::ListChildrenRequest>,
     ) -> Result<Response<api::ListChildrenResponse>, Status> {
-        self.allow(&request).await?;
+        self.allow(&request, Role::Viewer).await?;
         let me = self.me;
         let rollup = self
             .store
@@ -450,7 +450,7 @@ impl QueryService for QueryApi {
         &self,
         request: Request<api::GetSyncHealthRequest>,
     ) -> Result<Response<api::GetSyncHealthResponse>, Status> {
-        self.allow(&request).await?;
+        self.allow(&request, Role::Viewer).await?;
         let me = self.me;
         let (peers, rollup) = self
             .store
@@ -503,7 +503,7 @@ impl QueryService for QueryApi {
         &self,
         request: Request<api::ListRecordsRequest>,
     ) -> Result<Response<api::ListRecordsResponse>, Status> {
-        self.allow(&request).await?;
+        self.allow(&request, Role::Viewer).await?;
         let r = request.into_inner();
         let mut q = list_query(r.filter.as_ref())?;
         match r.order_by.trim() {
@@ -519,17 +519,7 @@ impl QueryService for QueryApi {
                 ));
             }
         }
-        let page_size = match r.page_size {
-            0 => DEFAULT_PAGE,
-            n if (1..=MAX_PAGE).contains(&n) => n,
-            n => {
-                return Err(invalid(
-                    "page_size",
-                    Reason::InvalidField,
-                    format!("{n} is outside 0 to {MAX_PAGE}"),
-                ));
-            }
-        };
+        let page_size = page_size("page_size", r.page_size, DEFAULT_PAGE, MAX_PAGE)?;
         let key = page_key(r.filter.as_ref(), r.order_by.trim());
         if !r.page_token.is_empty() {
             let after = r
@@ -578,7 +568,7 @@ impl QueryService for QueryApi {
         &self,
         request: Request<api::CountRecordsRequest>,
     ) -> Result<Response<api::CountRecordsResponse>, Status> {
-        self.allow(&request).await?;
+        self.allow(&request, Role::Viewer).await?;
         let q = list_query(request.get_ref().filter.as_ref())?;
         let counts = self
             .store
@@ -606,7 +596,7 @@ impl QueryService for QueryApi {
         &self,
         request: Request<api::ListChangesRequest>,
     ) -> Result<Response<api::ListChangesResponse>, Status> {
-        self.allow(&request).await?;
+        self.allow(&request, Role::Viewer).await?;
         let r = request.into_inner();
         if r.after_sequence < 0 {
             return Err(invalid(
@@ -615,17 +605,7 @@ impl QueryService for QueryApi {
                 format!("{} is below 0", r.after_sequence),
             ));
         }
-        let limit = match r.page_size {
-            0 => DEFAULT_CHANGES,
-            n if (1..=MAX_CHANGES).contains(&n) => n,
-            n => {
-                return Err(invalid(
-                    "page_size",
-                    Reason::InvalidField,
-                    format!("{n} is outside 0 to {MAX_CHANGES}"),
-                ));
-            }
-        };
+        let limit = page_size("page_size", r.page_size, DEFAULT_CHANGES, MAX_CHANGES)?;
         let after = r.after_sequence;
         let (changed, next, more) = self
             .store
@@ -643,6 +623,77 @@ impl QueryService for QueryApi {
             next_sequence: next,
             more,
         }))
+    }
+
+    async fn list_audit_entries(
+        &self,
+        request: Request<api::ListAuditEntriesRequest>,
+    ) -> Result<Response<api::ListAuditEntriesResponse>, Status> {
+        self.allow(&request, Role::Admin).await?;
+        let r = request.into_inner();
+        let size = page_size("page_size", r.page_size, DEFAULT_PAGE, MAX_PAGE)? as usize;
+        // The token is the number of the page's last entry, bound to this list like a record
+        // list's.
+        let key = page_key(None, "audit");
+        let before = match r.page_token.as_str() {
+            "" => None,
+            token => Some(
+                token
+                    .split_once('.')
+                    .filter(|(k, _)| *k == key)
+                    .and_then(|(_, n)| n.parse::<i64>().ok())
+                    .ok_or_else(|| {
+                        invalid(
+                            "page_token",
+                            Reason::PageTokenMismatch,
+                            "not a token this list gave",
+                        )
+                    })?,
+            ),
+        };
+        let (mut page, total) = self
+            .store
+            .read(move |s| Ok((s.audit_page(before, size + 1)?, s.audit_count()?)))
+            .await
+            .map_err(store_status)?;
+        let more = page.len() > size;
+        page.truncate(size);
+        let next_page_token = match (more, page.last()) {
+            (true, Some((number, _))) => format!("{key}.{number}"),
+            _ => String::new(),
+        };
+        Ok(Response::new(api::ListAuditEntriesResponse {
+            entries: page
+                .into_iter()
+                .map(|(_, e)| api::AuditEntry {
+                    create_time: Some(timestamp(e.at)),
+                    peer: e.peer,
+                    record_id: e.record,
+                    kind: RecordKind::parse(&e.kind)
+                        .map_or(api::RecordKind::Unspecified, kind_to_api)
+                        as i32,
+                    kind_name: e.kind,
+                    rule: e.rule,
+                    reason: e.reason,
+                    change_count: i32::try_from(e.changes).unwrap_or(i32::MAX),
+                })
+                .collect(),
+            next_page_token,
+            total_size: i32::try_from(total).unwrap_or(i32::MAX),
+        }))
+    }
+}
+
+/// A page size from a request: `default` for 0, else 1 to `max`.
+fn page_size(field: &str, asked: i32, default: i32, max: i32) -> Result<i32, Status> {
+    match asked {
+        0 => Ok(default),
+        n if (1..=max).contains(&n) => Ok(n),
+        n => Err(invalid(
+            field,
+            Reason::InvalidField,
+            format!("{n} is outside 0 to {max}"),
+        )),
     }
 }
 

@@ -106,12 +106,29 @@ impl Store {
 
     /// The newest `limit` entries of the audit log, newest first.
     pub fn audit_log(&self, limit: usize) -> Result<Vec<AuditEntry>, StoreError> {
+        Ok(self
+            .audit_page(None, limit)?
+            .into_iter()
+            .map(|(_, entry)| entry)
+            .collect())
+    }
+
+    /// Up to `limit` entries of the audit log older than the entry numbered `before` (all
+    /// when `None`), newest first, each with its number: a page of the log that the next
+    /// page goes on from, whatever is logged meanwhile.
+    pub fn audit_page(
+        &self,
+        before: Option<i64>,
+        limit: usize,
+    ) -> Result<Vec<(i64, AuditEntry)>, StoreError> {
         let mut stmt = self.conn.prepare_cached(
-            "SELECT at, peer, record_id, kind, rule, reason, changes FROM audit ORDER BY id DESC LIMIT ?1",
+            "SELECT at, peer, record_id, kind, rule, reason, changes, id FROM audit
+             WHERE id < ?2 ORDER BY id DESC LIMIT ?1",
         )?;
-        let rows = stmt.query_map([limit as i64], |r| {
+        let rows = stmt.query_map(params![limit as i64, before.unwrap_or(i64::MAX)], |r| {
             Ok((
                 r.get::<_, String>(0)?,
+                r.get::<_, i64>(7)?,
                 AuditEntry {
                     at: DateTime::<Utc>::UNIX_EPOCH,
                     peer: r.get(1)?,
@@ -125,14 +142,14 @@ impl Store {
         })?;
         let mut out = Vec::new();
         for row in rows {
-            let (at, mut entry) = row?;
+            let (at, number, mut entry) = row?;
             entry.at = DateTime::parse_from_rfc3339(&at)
                 .map_err(|_| StoreError::Corrupt {
                     id: format!("audit {}", entry.record),
                     source: DocError::Header(format!("audit time {at:?} is malformed")),
                 })?
                 .with_timezone(&Utc);
-            out.push(entry);
+            out.push((number, entry));
         }
         Ok(out)
     }
