@@ -150,8 +150,13 @@ pub enum CredentialCmd {
         role: renda_node::access::Role,
         /// Make a personal account for the dashboard instead: read its password from the first
         /// line of stdin (at least 8 characters); no token is printed.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "within")]
         password_stdin: bool,
+        /// Limit a program's token to this region's subtree (a region within this node's): it
+        /// reads the Query API about that subtree only and opens neither the dashboard nor the
+        /// first Query service.
+        #[arg(long)]
+        within: Option<String>,
     },
     /// Set a credential's dashboard password from the first line of stdin, ending its sessions
     /// (an admin does the same on the dashboard's 账号管理 page).

@@ -346,6 +346,7 @@ impl Session {
                 name,
                 role,
                 password_stdin: true,
+                ..
             } => {
                 let hash = renda_node::access::hash_password(&password_from_stdin()?)
                     .map_err(renda_node::store::StoreError::Invalid)?;
@@ -369,11 +370,20 @@ impl Session {
                 eprintln!("已设置“{shown}”的密码，其已登录的会话全部退出。");
                 Ok(())
             }
-            CredentialCmd::Add { name, role, .. } => {
+            CredentialCmd::Add {
+                name, role, within, ..
+            } => {
                 let shown = name.trim().to_string();
+                let within = within
+                    .map(|w| RegionCode::parse("within", &w))
+                    .transpose()
+                    .map_err(renda_node::store::StoreError::Invalid)?;
                 let token = self
                     .store
-                    .write(move |tx| tx.add_credential(&name, role))
+                    .write(move |tx| match within {
+                        Some(w) => tx.add_limited_credential(&name, role, w),
+                        None => tx.add_credential(&name, role),
+                    })
                     .await?;
                 if self.json {
                     println!(

@@ -99,6 +99,38 @@ fn a_python_grpc_client_calls_every_query_rpc_over_tls() {
         .find(|l| l.len() >= 20 && !l.contains(' '))
         .expect("a token line")
         .to_string();
+    // A program's token limited to one township's subtree, where this county holds nothing of
+    // its own; and one that would reach outside the county, refused.
+    let limited = node
+        .ok(&[
+            "credential",
+            "add",
+            "--name",
+            "王店镇 接口",
+            "--role",
+            "viewer",
+            "--within",
+            "330411101000",
+        ])
+        .lines()
+        .map(str::trim)
+        .find(|l| l.len() >= 20 && !l.contains(' '))
+        .expect("a token line")
+        .to_string();
+    let outside = node.fails(
+        &[
+            "credential",
+            "add",
+            "--name",
+            "外区 接口",
+            "--role",
+            "viewer",
+            "--within",
+            "330402000000",
+        ],
+        2,
+    );
+    assert!(outside.contains("within"), "{outside}");
     // Three refusals in the audit log, as the receive path writes them when a township sends
     // what it may not: written into the node's own file before it runs, so the log's answer
     // is known exactly.
@@ -187,6 +219,7 @@ fn a_python_grpc_client_calls_every_query_rpc_over_tls() {
         .args(["--ca", ca.join("ca.pem").to_str().unwrap()])
         .args(["--token", &token])
         .args(["--admin-token", &admin])
+        .args(["--limited-token", &limited])
         .args(["--expect", expect.to_str().unwrap()])
         .output()
         .expect("python3 runs (scripts/test.sh installs grpcio-tools)");

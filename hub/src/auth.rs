@@ -17,6 +17,11 @@ pub enum Denied {
         has: Role,
         needs: Role,
     },
+    /// A program's credential limited to a subtree, presented where only whole-node ones go.
+    #[error(
+        "authorization: {name} is limited to the subtree of {within} and reads the Query API only"
+    )]
+    Limited { name: String, within: String },
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -28,8 +33,26 @@ pub fn bearer(value: Option<&str>) -> Option<&str> {
     (scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty()).then(|| token.trim())
 }
 
-/// The credential `token` proves, if its role allows `needs`.
+/// The credential `token` proves, if its role allows `needs` and it is not limited to a
+/// subtree: the dashboard and the first Query service answer about the whole node.
 pub async fn authorize(
+    store: &StoreHandle,
+    token: Option<&str>,
+    needs: Role,
+) -> Result<Credential, Denied> {
+    let credential = authorize_limited(store, token, needs).await?;
+    match credential.within {
+        Some(within) => Err(Denied::Limited {
+            name: credential.name,
+            within: within.to_string(),
+        }),
+        None => Ok(credential),
+    }
+}
+
+/// The credential `token` proves, if its role allows `needs`, limited to a subtree or not: the
+/// Query API, which narrows every answer to the credential's subtree.
+pub async fn authorize_limited(
     store: &StoreHandle,
     token: Option<&str>,
     needs: Role,

@@ -24,7 +24,7 @@ use tokio_stream::StreamExt;
 use tonic::{Code, Request, Response, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 
-use crate::auth::{Denied, authorize, bearer};
+use crate::auth::{Denied, authorize_limited, bearer};
 
 /// The `ErrorInfo.domain` of every error this API returns.
 const DOMAIN: &str = "renda.query";
@@ -47,6 +47,8 @@ enum Reason {
     Unauthenticated,
     /// A credential whose role is below the call's.
     PermissionDenied,
+    /// A credential limited to a subtree asked about a region outside it.
+    OutsideSubtree,
     /// The node's store failed.
     StoreUnavailable,
 }
@@ -59,6 +61,7 @@ impl Reason {
             Reason::StateOfAnotherKind => "STATE_OF_ANOTHER_KIND",
             Reason::Unauthenticated => "UNAUTHENTICATED",
             Reason::PermissionDenied => "PERMISSION_DENIED",
+            Reason::OutsideSubtree => "OUTSIDE_SUBTREE",
             Reason::StoreUnavailable => "STORE_UNAVAILABLE",
         }
     }
@@ -100,6 +103,39 @@ fn store_status(e: StoreError) -> Status {
     }
 }
 
+/// The subtree a credential may read: `None` for the whole node.
+#[derive(Clone, Copy, Debug)]
+struct Scope(Option<RegionCode>);
+
+impl Scope {
+    /// Whether the region is one the credential may read about.
+    fn covers(self, region: &RegionCode) -> bool {
+        self.0.is_none_or(|w| region.is_within(&w))
+    }
+
+    /// Narrows a list query to the credential's subtree: a filter within it stays, one around
+    /// it narrows to it, one elsewhere is refused.
+    fn narrow(self, q: &mut ListQuery) -> Result<(), Status> {
+        let Some(w) = self.0 else {
+            return Ok(());
+        };
+        q.within = match q.within {
+            None => Some(w),
+            Some(f) if f.is_within(&w) => Some(f),
+            Some(f) if w.is_within(&f) => Some(w),
+            Some(f) => {
+                return Err(error(
+                    Code::PermissionDenied,
+                    Reason::OutsideSubtree,
+                    format!("filter.within: {f} is outside {w}, the subtree this credential reads"),
+                    Some("filter.within"),
+                ));
+            }
+        };
+        Ok(())
+    }
+}
+
 /// The Query API's service.
 #[derive(Clone)]
 pub struct QueryApi {
@@ -128,14 +164,21 @@ impl QueryApi {
         }
     }
 
-    /// Lets the call in if its bearer token proves a credential whose role allows `needs`.
-    async fn allow<T>(&self, request: &Request<T>, needs: Role) -> Result<(), Status> {
+    /// Lets the call in if its bearer token proves a credential whose role allows `needs`, and
+    /// returns the subtree it may read (`None`: the whole node).
+    async fn allow<T>(&self, request: &Request<T>, needs: Role) -> Result<Scope, Status> {
         let header = request
             .metadata()
             .get("authorization")
             .and_then(|v| v.to_str().ok());
-        match authorize(&self.store, bearer(header), needs).await {
-            Ok(_) => Ok(()),
+        match authorize_limited(&self.store, bearer(header), needs).await {
+            Ok(credential) => Ok(Scope(credential.within)),
+            Err(e @ Denied::Limited { .. }) => Err(error(
+                Code::PermissionDenied,
+                Reason::PermissionDenied,
+                e.to_string(),
+                None,
+            )),
             Err(e @ Denied::Unauthenticated(_)) => Err(error(
                 Code::Unauthenticated,
                 Reason::Unauthenticated,
@@ -399,6 +442,7 @@ impl QueryService for QueryApi {
         &self,
         request: Request<api::GetNodeRequest>,
     ) -> Result<Response<api::GetNodeResponse>, Status> {
+        // Every credential may know which node it speaks to.
         self.allow(&request, Role::Viewer).await?;
         Ok(Response::new(api::GetNodeResponse {
             node: Some(api::Node {
@@ -419,7 +463,7 @@ impl QueryService for QueryApi {
         &self,
         request: Request<api::ListChildrenRequest>,
     ) -> Result<Response<api::ListChildrenResponse>, Status> {
-        self.allow(&request, Role::Viewer).await?;
+        let scope = self.allow(&request, Role::Viewer).await?;
         let me = self.me;
         let rollup = self
             .store
@@ -430,6 +474,9 @@ impl QueryService for QueryApi {
             .map(|r| {
                 r.children
                     .iter()
+                    .filter(|(region, _)| {
+                        RegionCode::parse("region", region).is_ok_and(|c| scope.covers(&c))
+                    })
                     .map(|(region, child)| {
                         let code = RegionCode::parse("region", region).ok();
                         api::Child {
@@ -450,7 +497,7 @@ impl QueryService for QueryApi {
         &self,
         request: Request<api::GetSyncHealthRequest>,
     ) -> Result<Response<api::GetSyncHealthResponse>, Status> {
-        self.allow(&request, Role::Viewer).await?;
+        let scope = self.allow(&request, Role::Viewer).await?;
         let me = self.me;
         let (peers, rollup) = self
             .store
@@ -460,6 +507,7 @@ impl QueryService for QueryApi {
         let parent = me.parent();
         let links = peers
             .into_iter()
+            .filter(|p| scope.covers(&p.peer))
             .map(|p| api::Link {
                 peer: p.peer.to_string(),
                 role: if Some(p.peer) == parent {
@@ -481,6 +529,7 @@ impl QueryService for QueryApi {
             .map(|r| {
                 r.stale
                     .iter()
+                    .filter(|s| scope.covers(&s.region))
                     .map(|s| api::StaleRegion {
                         region: s.region.to_string(),
                         display_name: r
@@ -503,9 +552,10 @@ impl QueryService for QueryApi {
         &self,
         request: Request<api::ListRecordsRequest>,
     ) -> Result<Response<api::ListRecordsResponse>, Status> {
-        self.allow(&request, Role::Viewer).await?;
+        let scope = self.allow(&request, Role::Viewer).await?;
         let r = request.into_inner();
         let mut q = list_query(r.filter.as_ref())?;
+        scope.narrow(&mut q)?;
         match r.order_by.trim() {
             "" | "id" => {}
             other => {
@@ -568,8 +618,9 @@ impl QueryService for QueryApi {
         &self,
         request: Request<api::CountRecordsRequest>,
     ) -> Result<Response<api::CountRecordsResponse>, Status> {
-        self.allow(&request, Role::Viewer).await?;
-        let q = list_query(request.get_ref().filter.as_ref())?;
+        let scope = self.allow(&request, Role::Viewer).await?;
+        let mut q = list_query(request.get_ref().filter.as_ref())?;
+        scope.narrow(&mut q)?;
         let counts = self
             .store
             .read(move |s| s.count_by_status(&q))
@@ -596,7 +647,7 @@ impl QueryService for QueryApi {
         &self,
         request: Request<api::ListChangesRequest>,
     ) -> Result<Response<api::ListChangesResponse>, Status> {
-        self.allow(&request, Role::Viewer).await?;
+        let scope = self.allow(&request, Role::Viewer).await?;
         let r = request.into_inner();
         if r.after_sequence < 0 {
             return Err(invalid(
@@ -615,6 +666,7 @@ impl QueryService for QueryApi {
         Ok(Response::new(api::ListChangesResponse {
             changes: changed
                 .into_iter()
+                .filter(|(_, row)| scope.covers(&row.home))
                 .map(|(sequence, row)| api::RecordChange {
                     sequence,
                     record: Some(summary(row)),
@@ -629,7 +681,15 @@ impl QueryService for QueryApi {
         &self,
         request: Request<api::ListAuditEntriesRequest>,
     ) -> Result<Response<api::ListAuditEntriesResponse>, Status> {
-        self.allow(&request, Role::Admin).await?;
+        // The log is the whole node's: a credential limited to a subtree does not read it.
+        if let Scope(Some(within)) = self.allow(&request, Role::Admin).await? {
+            return Err(error(
+                Code::PermissionDenied,
+                Reason::OutsideSubtree,
+                format!("the audit log covers the whole node; this credential reads {within} only"),
+                None,
+            ));
+        }
         let r = request.into_inner();
         let size = page_size("page_size", r.page_size, DEFAULT_PAGE, MAX_PAGE)? as usize;
         // The token is the number of the page's last entry, bound to this list like a record

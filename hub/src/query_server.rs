@@ -45,7 +45,9 @@ impl QueryService {
         match authorize(&self.store, bearer(header), needs).await {
             Ok(_) => Ok(()),
             Err(e @ Denied::Unauthenticated(_)) => Err(Status::unauthenticated(e.to_string())),
-            Err(e @ Denied::Forbidden { .. }) => Err(Status::permission_denied(e.to_string())),
+            Err(e @ (Denied::Forbidden { .. } | Denied::Limited { .. })) => {
+                Err(Status::permission_denied(e.to_string()))
+            }
             Err(Denied::Store(e)) => Err(store_status(e)),
         }
     }

@@ -133,6 +133,10 @@ pub struct Credential {
     /// When an admin disabled it; a disabled account logs in again once enabled.
     #[serde(default)]
     pub disabled_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// A program's credential limited to this region's subtree: it reads the Query API about
+    /// that subtree only, and opens nothing else.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub within: Option<crate::region::RegionCode>,
 }
 
 impl Credential {

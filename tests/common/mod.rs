@@ -195,6 +195,7 @@ pub fn downgrade_to_schema_11(conn: &rusqlite::Connection) {
     conn.execute_batch(
         "DROP INDEX records_newer_kind; ALTER TABLE records DROP COLUMN newer_kind;
          ALTER TABLE records DROP COLUMN personal_claimed; DROP TABLE held_back;
+         ALTER TABLE credentials DROP COLUMN within;
          DROP TABLE node_secrets; DROP TABLE form_submissions;
          ALTER TABLE credentials DROP COLUMN password_hash; ALTER TABLE credentials DROP COLUMN disabled_at;
          DROP TABLE special_committees; ALTER TABLE node DROP COLUMN quota_rules_seeded;

@@ -85,6 +85,7 @@ def main():
     args.add_argument("--ca", required=True)
     args.add_argument("--token", required=True)
     args.add_argument("--admin-token", required=True)
+    args.add_argument("--limited-token", required=True)
     args.add_argument("--expect", required=True)
     args = args.parse_args()
     with open(args.expect, encoding="utf-8") as f:
@@ -270,6 +271,27 @@ def main():
         if not token:
             break
     check("audit entries, newest first", rules, expect["audit_rules"])
+
+    # A token limited to a township's subtree reads only that subtree, where this county holds
+    # none of its own records, and is refused a region outside it and the whole node's log.
+    limited = [("authorization", f"Bearer {args.limited_token}")]
+    check("limited node", stub.GetNode(pb.GetNodeRequest(), metadata=limited).node.region,
+          expect["region"])
+    mine = stub.ListRecords(pb.ListRecordsRequest(filter=opinions), metadata=limited)
+    check("limited opinions", (mine.total_size, len(mine.records)), (0, 0))
+    check("limited count",
+          stub.CountRecords(pb.CountRecordsRequest(), metadata=limited).total, 0)
+    feed = stub.ListChanges(pb.ListChangesRequest(), metadata=limited)
+    check("limited feed", len(feed.changes), 0)
+    code, field, reason = error_of(
+        lambda: stub.ListRecords(
+            pb.ListRecordsRequest(filter=pb.RecordFilter(within="330411102000")),
+            metadata=limited,
+        )
+    )
+    check("a region outside the token's subtree",
+          (code, field, reason),
+          (grpc.StatusCode.PERMISSION_DENIED, "filter.within", "OUTSIDE_SUBTREE"))
     print("query_api.py: every call answered as expected")
 
 

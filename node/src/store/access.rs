@@ -8,6 +8,7 @@ use rusqlite::{OptionalExtension, Row, params};
 
 use super::{Store, StoreError, WriteTx};
 use crate::access::{Credential, Role, check_name, new_session_id, new_token, token_hash};
+use crate::region::RegionCode;
 use crate::validate::ValidationError;
 
 fn parse_time(text: &str, name: &str) -> Result<DateTime<Utc>, StoreError> {
@@ -17,10 +18,17 @@ fn parse_time(text: &str, name: &str) -> Result<DateTime<Utc>, StoreError> {
 }
 
 /// The columns [`credential`] reads, in its order.
-const COLUMNS: &str =
-    "c.name, c.role, c.created_at, c.revoked_at, c.password_hash IS NOT NULL, c.disabled_at";
+const COLUMNS: &str = "c.name, c.role, c.created_at, c.revoked_at, c.password_hash IS NOT NULL, c.disabled_at, c.within";
 
-type CredentialRow = (String, String, String, Option<String>, bool, Option<String>);
+type CredentialRow = (
+    String,
+    String,
+    String,
+    Option<String>,
+    bool,
+    Option<String>,
+    Option<String>,
+);
 
 fn row(r: &Row<'_>) -> rusqlite::Result<CredentialRow> {
     Ok((
@@ -30,12 +38,23 @@ fn row(r: &Row<'_>) -> rusqlite::Result<CredentialRow> {
         r.get(3)?,
         r.get(4)?,
         r.get(5)?,
+        r.get(6)?,
     ))
 }
 
 fn credential(
-    (name, role, created_at, revoked_at, has_password, disabled_at): CredentialRow,
+    (name, role, created_at, revoked_at, has_password, disabled_at, within): CredentialRow,
 ) -> Result<Credential, StoreError> {
+    let within = within
+        .map(|w| {
+            RegionCode::parse("within", &w).map_err(|e| {
+                StoreError::Io(format!(
+                    "credential {name}: within is malformed: {}",
+                    e.rule
+                ))
+            })
+        })
+        .transpose()?;
     let role = Role::parse("role", &role)
         .map_err(|e| StoreError::Io(format!("credential {name}: role is malformed: {}", e.rule)))?;
     let created_at = parse_time(&created_at, &name)?;
@@ -48,6 +67,7 @@ fn credential(
         revoked_at,
         has_password,
         disabled_at,
+        within,
     })
 }
 
@@ -91,6 +111,31 @@ impl WriteTx<'_> {
     ) -> Result<(), StoreError> {
         self.insert_credential(name, role, Some(password_hash))
             .map(drop)
+    }
+
+    /// Creates a credential for a program that reads the Query API about `within`'s subtree
+    /// only (a region within this node's), and prints nothing else: it opens no dashboard and
+    /// no other service. Returns the token, as [`WriteTx::add_credential`] does.
+    pub fn add_limited_credential(
+        &mut self,
+        name: &str,
+        role: Role,
+        within: RegionCode,
+    ) -> Result<String, StoreError> {
+        let me = self.node.region;
+        if !within.is_within(&me) {
+            return Err(ValidationError::new(
+                "within",
+                format!("{within} 不在本节点 {me} 的辖区内"),
+            )
+            .into());
+        }
+        let token = self.insert_credential(name, role, None)?;
+        self.tx.execute(
+            "UPDATE credentials SET within = ?2 WHERE name = ?1",
+            params![name.trim(), within.as_str()],
+        )?;
+        Ok(token)
     }
 
     fn insert_credential(
@@ -330,7 +375,7 @@ impl Store {
                 "SELECT {COLUMNS}, c.password_hash FROM credentials c
                  WHERE c.name = ?1 AND c.password_hash IS NOT NULL AND c.revoked_at IS NULL AND c.disabled_at IS NULL"
             ))?
-            .query_row([name.trim()], |r| Ok((row(r)?, r.get::<_, String>(6)?)))
+            .query_row([name.trim()], |r| Ok((row(r)?, r.get::<_, String>(7)?)))
             .optional()?;
         found
             .map(|(r, hash)| Ok((credential(r)?, hash)))

@@ -272,14 +272,16 @@ const MIGRATIONS: &[&str] = &[
     "#,
     // 22: records of kinds a newer release added, stored as they came (`store::newer`), are
     // marked so they can be told apart and derived once the node is upgraded, and those not
-    // sent to a peer whose protocol cannot carry them are noted (`held_back`); a sender's mark
-    // that a record is personal, beyond what its kind says, is kept for good beside the route
-    // derived from the record; and a record's route carries its personal-data flag, which
-    // routing obeys for every kind (`RouteHints::personal`), so the personal records stored
-    // before it get the flag.
+    // sent to a peer whose protocol cannot carry them are noted (`held_back`); a program's
+    // credential may be limited to a subtree (`within`); a sender's mark that a record is
+    // personal, beyond what its kind says, is kept for good beside the route derived from the
+    // record; and a record's route carries its personal-data flag, which routing obeys for
+    // every kind (`RouteHints::personal`), so the personal records stored before it get the
+    // flag.
     r#"
     ALTER TABLE records ADD COLUMN newer_kind INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE records ADD COLUMN personal_claimed INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE credentials ADD COLUMN within TEXT;
     CREATE TABLE held_back (
         peer      TEXT NOT NULL,
         record_id TEXT NOT NULL,
@@ -496,7 +498,8 @@ mod tests {
             let conn = Connection::open(&db).unwrap();
             conn.execute_batch(
                 "DROP INDEX records_newer_kind; ALTER TABLE records DROP COLUMN newer_kind;
-                 ALTER TABLE records DROP COLUMN personal_claimed; DROP TABLE held_back",
+                 ALTER TABLE records DROP COLUMN personal_claimed; DROP TABLE held_back;
+                 ALTER TABLE credentials DROP COLUMN within",
             )
             .unwrap();
             conn.pragma_update(None, "user_version", last as i64)
