@@ -14,6 +14,16 @@ use common::Node;
 const COUNTY: &str = "330411000000";
 const NAME: &str = "秀洲区人大常委会";
 
+/// Runs `renda credential add` with `args` and returns the token it printed, alone on stdout.
+fn new_token(node: &Node, args: &[&str]) -> String {
+    node.ok(args)
+        .lines()
+        .map(str::trim)
+        .find(|l| l.len() >= 20 && !l.contains(' '))
+        .expect("a token line")
+        .to_string()
+}
+
 fn free_port() -> String {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     listener.local_addr().unwrap().to_string()
@@ -39,20 +49,17 @@ fn a_python_grpc_client_calls_every_query_rpc_over_tls() {
         "--out",
         certs.to_str().unwrap(),
     ]);
-    let token = node
-        .ok(&[
+    let token = new_token(
+        &node,
+        &[
             "credential",
             "add",
             "--name",
             "数据中心 接口",
             "--role",
             "viewer",
-        ])
-        .lines()
-        .map(str::trim)
-        .find(|l| l.len() >= 20 && !l.contains(' '))
-        .expect("a token line")
-        .to_string();
+        ],
+    );
 
     let mut opinions = Vec::new();
     for content in [
@@ -85,24 +92,22 @@ fn a_python_grpc_client_calls_every_query_rpc_over_tls() {
             "请各镇按时完成。",
         ]);
     }
-    let admin = node
-        .ok(&[
+    let admin = new_token(
+        &node,
+        &[
             "credential",
             "add",
             "--name",
             "数据中心 管理",
             "--role",
             "admin",
-        ])
-        .lines()
-        .map(str::trim)
-        .find(|l| l.len() >= 20 && !l.contains(' '))
-        .expect("a token line")
-        .to_string();
+        ],
+    );
     // A program's token limited to one township's subtree, where this county holds nothing of
     // its own; and one that would reach outside the county, refused.
-    let limited = node
-        .ok(&[
+    let limited = new_token(
+        &node,
+        &[
             "credential",
             "add",
             "--name",
@@ -111,12 +116,8 @@ fn a_python_grpc_client_calls_every_query_rpc_over_tls() {
             "viewer",
             "--within",
             "330411101000",
-        ])
-        .lines()
-        .map(str::trim)
-        .find(|l| l.len() >= 20 && !l.contains(' '))
-        .expect("a token line")
-        .to_string();
+        ],
+    );
     let outside = node.fails(
         &[
             "credential",

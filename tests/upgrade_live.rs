@@ -14,7 +14,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::fed::{CITY, FedNode, Federation, WANGDIAN, XINCHENG, XIUZHOU, code, start_node};
+use common::fed::{CITY, Federation, WANGDIAN, XINCHENG, XIUZHOU, code};
 use renda_node::node::NodeConfig;
 use renda_node::record::RecordId;
 use renda_node::record::notice::Notice;
@@ -33,29 +33,15 @@ async fn start_member(
     dir: tempfile::TempDir,
     tune: impl FnOnce(&mut NodeConfig),
 ) {
-    let region = code(c);
-    let parent = region
+    let parent = code(c)
         .parent()
         .and_then(|p| fed.nodes.get(&p))
         .map(|p| p.addr.to_string());
-    let node = start_node(dir.path(), region, name, move |config| {
+    fed.add_in(c, name, dir, move |config| {
         config.parent = parent;
-        config.http = Some("127.0.0.1:0".parse().unwrap());
-        config.rollup_every = None;
         tune(config);
     })
     .await;
-    fed.nodes.insert(
-        region,
-        FedNode {
-            region,
-            name: name.to_string(),
-            dir,
-            store: node.store().clone(),
-            addr: node.sync_addr().expect("a sync address"),
-            node,
-        },
-    );
 }
 
 fn fixture_dir(name: &str) -> tempfile::TempDir {

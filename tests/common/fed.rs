@@ -170,8 +170,20 @@ impl Federation {
     /// and a dashboard on free loopback ports, no live link unless `tune` names a parent, and
     /// its rollup refreshed only by hand, so nothing writes behind a test's back.
     pub async fn add(&mut self, c: &str, name: &str, tune: impl FnOnce(&mut NodeConfig)) {
-        let region = code(c);
         let dir = tempfile::tempdir().expect("temp dir");
+        self.add_in(c, name, dir, tune).await;
+    }
+
+    /// Like [`Federation::add`], in `dir` (a copy of a fixture's database, or a node's
+    /// directory it is started again in).
+    pub async fn add_in(
+        &mut self,
+        c: &str,
+        name: &str,
+        dir: TempDir,
+        tune: impl FnOnce(&mut NodeConfig),
+    ) {
+        let region = code(c);
         let link = self.config.clone();
         let node = start_node(dir.path(), region, name, move |config| {
             config.link = link;

@@ -16,7 +16,7 @@ use super::authority::{Held, Sender, check_authors, check_incoming, needs_before
 use super::doc::heads_hash;
 use super::event::Rejection;
 use super::replay::{Declined, DecodedChange, Replay};
-use super::{AnyHeader, Body, DocError, Header, Record, RecordDoc, RecordKind};
+use super::{AnyHeader, Body, DocError, Header, Record, RecordDoc, RecordId, RecordKind};
 use crate::region::RegionCode;
 use crate::route::{RouteHints, RoutePolicy, holds};
 
@@ -475,6 +475,18 @@ fn publication(
     }))
 }
 
+/// A child may only send records homed in its own subtree, of whatever kind.
+fn within_sender(ctx: &MergeContext, id: &RecordId, home: &RegionCode) -> Result<(), Rejection> {
+    let peer = ctx.peer;
+    match ctx.sender() {
+        Sender::Child(_) if !home.is_within(&peer) => Err(Rejection::new(
+            "authority.child_subtree",
+            format!("{peer} 不能写入记录 {id}：它属于 {home}，不在 {peer} 的辖区内"),
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// Merges a peer's changes to one record onto the stored state (`None`: the record is new
 /// here), and checks the result against every rule that does not need the store: the sender's
 /// subtree, the header, routing and authority. Pure: it runs on any thread. The merge is a
@@ -487,16 +499,8 @@ pub fn merge(
     stored: Option<&Stored>,
 ) -> Merge {
     let sender = ctx.sender();
-    let peer = ctx.peer;
-    // A child may only send records homed in its own subtree.
-    if matches!(sender, Sender::Child(_)) && !declared.home.is_within(&peer) {
-        return Merge::Refused(Rejection::new(
-            "authority.child_subtree",
-            format!(
-                "{peer} 不能写入记录 {}：它属于 {}，不在 {peer} 的辖区内",
-                declared.id, declared.home
-            ),
-        ));
+    if let Err(rejection) = within_sender(ctx, &declared.id, &declared.home) {
+        return Merge::Refused(rejection);
     }
     let published = match declared.kind {
         RecordKind::Rollup => publication(changes, stored),
@@ -610,12 +614,9 @@ pub fn merge_newer_kind(
     stored: Option<&Stored>,
 ) -> Merge {
     let refused = |rule: &str, reason: String| Merge::Refused(Rejection::new(rule, reason));
-    let (id, kind, home, peer) = (declared.id, &declared.kind, declared.home, ctx.peer);
-    if matches!(ctx.sender(), Sender::Child(_)) && !home.is_within(&peer) {
-        return refused(
-            "authority.child_subtree",
-            format!("{peer} 不能写入记录 {id}：它属于 {home}，不在 {peer} 的辖区内"),
-        );
+    let (id, kind, home) = (declared.id, &declared.kind, declared.home);
+    if let Err(rejection) = within_sender(ctx, &id, &home) {
+        return Merge::Refused(rejection);
     }
     if !Header::is_kind_name(kind) {
         return refused(
