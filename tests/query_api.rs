@@ -61,13 +61,15 @@ fn a_python_grpc_client_calls_every_query_rpc_over_tls() {
         ],
     );
 
+    // Received on days that run against the order they were recorded in, so a list by day
+    // is not the list by id.
     let mut opinions = Vec::new();
-    for content in [
-        "村道路灯损坏",
-        "河道保洁不及时",
-        "公交班次太少",
-        "菜场噪声扰民",
-        "学校门口拥堵",
+    for (content, day) in [
+        ("村道路灯损坏", "2026-11-05"),
+        ("河道保洁不及时", "2026-11-03"),
+        ("公交班次太少", "2026-11-04"),
+        ("菜场噪声扰民", "2026-11-01"),
+        ("学校门口拥堵", "2026-11-03"),
     ] {
         opinions.push(node.create(&[
             "opinion",
@@ -76,6 +78,8 @@ fn a_python_grpc_client_calls_every_query_rpc_over_tls() {
             "reception",
             "--content",
             content,
+            "--date",
+            day,
         ]));
     }
     for id in &opinions[..2] {

@@ -14,7 +14,7 @@ use renda_node::access::Role;
 use renda_node::record::RecordKind;
 use renda_node::record::rollup::Period;
 use renda_node::region::{Level, RegionCode};
-use renda_node::store::{ListQuery, ListRow, StoreError, StoreHandle};
+use renda_node::store::{ListOrder, ListQuery, ListRow, StoreError, StoreHandle};
 use renda_node::sync::version::Versions;
 use renda_proto::google::types::Date;
 use renda_proto::query::v1 as api;
@@ -556,38 +556,60 @@ impl QueryService for QueryApi {
         let r = request.into_inner();
         let mut q = list_query(r.filter.as_ref())?;
         scope.narrow(&mut q)?;
-        match r.order_by.trim() {
-            "" | "id" => {}
+        q.order = match r.order_by.trim() {
+            "" | "id" => ListOrder::Id,
+            // The (kind, occurred_on) index orders one kind's records by their day.
+            "occur_date" if q.kind.is_some() => ListOrder::Occurred,
+            "occur_date" => {
+                return Err(invalid(
+                    "order_by",
+                    Reason::InvalidField,
+                    "occur_date orders one kind's records: set filter.kind",
+                ));
+            }
+            "due_date" => ListOrder::Due,
             other => {
                 return Err(invalid(
                     "order_by",
                     Reason::InvalidField,
                     format!(
-                        "{} is not an order this list offers (id)",
+                        "{} is not an order this list offers (id, occur_date, due_date)",
                         renda_node::validate::quote(other)
                     ),
                 ));
             }
-        }
+        };
         let page_size = page_size("page_size", r.page_size, DEFAULT_PAGE, MAX_PAGE)?;
         let key = page_key(r.filter.as_ref(), r.order_by.trim());
         if !r.page_token.is_empty() {
-            let after = r
-                .page_token
-                .split_once('.')
-                .filter(|(k, _)| *k == key)
-                .and_then(|(_, id)| renda_node::record::RecordId::parse("page_token", id).ok())
-                .ok_or_else(|| {
-                    invalid(
-                        "page_token",
-                        Reason::PageTokenMismatch,
-                        "not a token this list gave for this filter and order",
-                    )
-                })?;
-            q.after = Some(after);
+            let mismatch = || {
+                invalid(
+                    "page_token",
+                    Reason::PageTokenMismatch,
+                    "not a token this list gave for this filter and order",
+                )
+            };
+            // `key.id`, or `key.day.id` in a day's order.
+            let mut parts = r.page_token.split('.');
+            if parts.next() != Some(key.as_str()) {
+                return Err(mismatch());
+            }
+            let rest: Vec<&str> = parts.collect();
+            let (day, id) = match (q.order, rest.as_slice()) {
+                (ListOrder::Id, [id]) => (None, *id),
+                (ListOrder::Occurred | ListOrder::Due, [day, id]) => {
+                    (Some(day.parse::<NaiveDate>().map_err(|_| mismatch())?), *id)
+                }
+                _ => return Err(mismatch()),
+            };
+            q.after = Some(
+                renda_node::record::RecordId::parse("page_token", id).map_err(|_| mismatch())?,
+            );
+            q.after_day = day;
         }
         // One more than the page, to tell whether another follows.
         q.limit = Some(page_size as u32 + 1);
+        let q_order = q.order;
         let (mut rows, total) = self
             .store
             // A reader's call is one read transaction: the page and the total agree.
@@ -604,7 +626,17 @@ impl QueryService for QueryApi {
         let more = rows.len() > page_size as usize;
         rows.truncate(page_size as usize);
         let next_page_token = match (more, rows.last()) {
-            (true, Some(last)) => format!("{key}.{}", last.id),
+            (true, Some(last)) => {
+                let day = match q_order {
+                    ListOrder::Id => None,
+                    ListOrder::Occurred => last.occurred_on,
+                    ListOrder::Due => last.due_on,
+                };
+                match day {
+                    Some(day) => format!("{key}.{day}.{}", last.id),
+                    None => format!("{key}.{}", last.id),
+                }
+            }
             _ => String::new(),
         };
         Ok(Response::new(api::ListRecordsResponse {

@@ -155,6 +155,35 @@ def main():
     check("opinions listed once", len(set(seen)), expect["opinions"])
     check("ids in order", seen, sorted(seen))
 
+    # By the day they happened, two at a time: the same records, days in order, ties by id.
+    by_day, token = [], ""
+    while True:
+        page = stub.ListRecords(
+            pb.ListRecordsRequest(filter=opinions, page_size=2, page_token=token,
+                                  order_by="occur_date"),
+            metadata=auth,
+        )
+        by_day += [((r.occur_date.year, r.occur_date.month, r.occur_date.day), r.id)
+                   for r in page.records]
+        token = page.next_page_token
+        if not token:
+            break
+    check("by day: the same records", sorted(i for _, i in by_day), sorted(seen))
+    check("by day: in order", by_day, sorted(by_day))
+    if [i for _, i in by_day] == seen:
+        sys.exit("by day: the same order as by id, for records received on other days")
+    check("by day: the days", [d for d, _ in by_day],
+          [(2026, 11, 1), (2026, 11, 3), (2026, 11, 3), (2026, 11, 4), (2026, 11, 5)])
+    due = stub.ListRecords(
+        pb.ListRecordsRequest(filter=opinions, order_by="due_date"), metadata=auth
+    )
+    check("opinions await no answer by a day", (due.total_size, len(due.records)), (0, 0))
+    code, field, _ = error_of(
+        lambda: stub.ListRecords(pb.ListRecordsRequest(order_by="occur_date"), metadata=auth)
+    )
+    check("occur_date without a kind", (code, field),
+          (grpc.StatusCode.INVALID_ARGUMENT, "order_by"))
+
     # A page token holds only for the request it came from.
     first = stub.ListRecords(
         pb.ListRecordsRequest(filter=opinions, page_size=1), metadata=auth
@@ -171,6 +200,18 @@ def main():
     )
     check(
         "a token from another filter",
+        (code, field, reason),
+        (grpc.StatusCode.INVALID_ARGUMENT, "page_token", "PAGE_TOKEN_MISMATCH"),
+    )
+    code, field, reason = error_of(
+        lambda: stub.ListRecords(
+            pb.ListRecordsRequest(filter=opinions, page_size=1, order_by="occur_date",
+                                  page_token=first.next_page_token),
+            metadata=auth,
+        )
+    )
+    check(
+        "a token from another order",
         (code, field, reason),
         (grpc.StatusCode.INVALID_ARGUMENT, "page_token", "PAGE_TOKEN_MISMATCH"),
     )

@@ -139,6 +139,11 @@ pub struct ListQuery {
     pub due_between: Option<(NaiveDate, NaiveDate)>,
     /// Only activities held on this day or before with nobody signed in.
     pub unattended_by: Option<NaiveDate>,
+    /// The order of the list: by id (creation order), or by a day with the id breaking ties.
+    pub order: ListOrder,
+    /// With a day's order, the day of the record [`ListQuery::after`] names: where the previous
+    /// page ended in that order.
+    pub after_day: Option<NaiveDate>,
     /// Only records after this id: where the previous page ended. Unlike an offset, it costs the
     /// same on the hundredth page as on the first.
     pub after: Option<RecordId>,
@@ -149,6 +154,20 @@ pub struct ListQuery {
 /// What changed after a position of the change sequence ([`Store::changed_after`]): each
 /// record with the position of its latest change, where to go on from, and whether more wait.
 pub type Changed = (Vec<(i64, ListRow)>, i64, bool);
+
+/// The orders a list offers, each backed by an index whose entries end with the id, so that a
+/// page stops after its rows.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ListOrder {
+    /// By id: creation order (ids are ULIDs).
+    #[default]
+    Id,
+    /// By the day the record happened (`occurred_on`), for one kind (`records_kind_occurred`);
+    /// records without such a day are not listed.
+    Occurred,
+    /// By the day an answer is due (`records_due`); records awaiting none are not listed.
+    Due,
+}
 
 /// A person who may be the same as another ([`Store::likely_duplicates`]).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -197,7 +216,8 @@ fn list_rows(conn: &Connection, q: &ListQuery) -> Result<Vec<ListRow>, StoreErro
     // reading no record until the page's ids are known; SQLite left to choose sorts every
     // record of the subtree for the first page, and walking the ids alone reads each
     // skipped record's row.
-    let subtree_only = q.kind.is_some()
+    let subtree_only = q.order == ListOrder::Id
+        && q.kind.is_some()
         && q.within.is_some_and(|w| !w.subtree_prefix().is_empty())
         && q.status.is_none()
         && q.delegate.is_none()
@@ -210,9 +230,14 @@ fn list_rows(conn: &Connection, q: &ListQuery) -> Result<Vec<ListRow>, StoreErro
         && q.home.is_none()
         && q.due_between.is_none()
         && q.unattended_by.is_none();
+    let order = match q.order {
+        ListOrder::Id => "r.id",
+        ListOrder::Occurred => "r.occurred_on, r.id",
+        ListOrder::Due => "r.due_on, r.id",
+    };
     let page = match q.limit {
-        Some(limit) => format!(" ORDER BY r.id LIMIT {limit} OFFSET {}", q.offset),
-        None => " ORDER BY r.id".to_string(),
+        Some(limit) => format!(" ORDER BY {order} LIMIT {limit} OFFSET {}", q.offset),
+        None => format!(" ORDER BY {order}"),
     };
     let sql = if subtree_only {
         format!(
@@ -409,9 +434,28 @@ fn list_filter(q: &ListQuery, paged: bool) -> (String, Vec<Box<dyn rusqlite::ToS
         );
         args.push(Box::new(day.to_string()));
     }
-    if let Some(after) = &q.after {
-        sql.push_str(" AND r.id > ?");
-        args.push(Box::new(after.to_string()));
+    let day = match q.order {
+        ListOrder::Id => None,
+        ListOrder::Occurred => Some("r.occurred_on"),
+        ListOrder::Due => Some("r.due_on"),
+    };
+    if let Some(column) = day {
+        sql.push_str(&format!(" AND {column} IS NOT NULL"));
+    }
+    match (&q.after, day, q.after_day) {
+        (None, _, _) => {}
+        (Some(after), Some(column), Some(on)) => {
+            sql.push_str(&format!(
+                " AND ({column} > ? OR ({column} = ? AND r.id > ?))"
+            ));
+            args.push(Box::new(on.to_string()));
+            args.push(Box::new(on.to_string()));
+            args.push(Box::new(after.to_string()));
+        }
+        (Some(after), _, _) => {
+            sql.push_str(" AND r.id > ?");
+            args.push(Box::new(after.to_string()));
+        }
     }
     (sql, args)
 }
