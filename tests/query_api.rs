@@ -24,11 +24,6 @@ fn new_token(node: &Node, args: &[&str]) -> String {
         .to_string()
 }
 
-fn free_port() -> String {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.local_addr().unwrap().to_string()
-}
-
 #[test]
 fn a_python_grpc_client_calls_every_query_rpc_over_tls() {
     let node = Node::init(COUNTY, NAME);
@@ -183,7 +178,7 @@ fn a_python_grpc_client_calls_every_query_rpc_over_tls() {
     )
     .unwrap();
 
-    let addr = free_port();
+    let addr = format!("127.0.0.1:{}", common::free_ports(1)[0]);
     let mut running = Command::new(env!("CARGO_BIN_EXE_renda"))
         .args([
             "run",

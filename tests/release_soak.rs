@@ -110,11 +110,6 @@ fn run(bin: &Path, data: &Path, listen: Option<&str>, log: &Path) -> Running {
     )
 }
 
-fn free_port() -> String {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.local_addr().unwrap().to_string()
-}
-
 /// A county running `county_bin` and a township running `town_bin`, linked live: each writes,
 /// and each sees what the other wrote. Then whichever runs the previous release is upgraded in
 /// place, and each writes again.
@@ -122,7 +117,7 @@ fn federation(county_bin: &Path, town_bin: &Path, label: &str) {
     let dir = tempfile::tempdir().unwrap();
     let (county, town) = (dir.path().join("county"), dir.path().join("town"));
     let log = dir.path().join("renda.log");
-    let addr = free_port();
+    let addr = format!("127.0.0.1:{}", common::free_ports(1)[0]);
     ok(
         county_bin,
         &county,

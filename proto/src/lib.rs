@@ -1,7 +1,9 @@
 //! Renda's gRPC protocol: the .proto files under `proto/` and the tonic/prost code generated
 //! from them at build time (by protox, so no protoc is needed).
 //!
-//! The sync service is defined here; its client and server live in the node and hub crates.
+//! The sync service (`v1`) and the Query API for programs (`query::v1`, with the Google type it
+//! uses in `google`) are defined here; their clients and servers live in the node and hub
+//! crates. [`FILE_DESCRIPTOR_SET`] holds every file's descriptors for server reflection.
 //! Architecture invariant: this crate holds wire types only; it knows nothing of records,
 //! SQLite or routing.
 

@@ -1024,6 +1024,31 @@ mod tests {
     use super::*;
     use crate::record::{Header, RecordKind};
 
+    /// A route a later release wrote, with a level this one does not know, fails no batch: the
+    /// record is routed by what this node can read, and a personal flag is obeyed all the same.
+    #[test]
+    fn a_route_that_does_not_read_fails_no_batch() {
+        let route = |owner_level: &str, personal: bool| v1::RecordRoute {
+            owner_level: owner_level.into(),
+            down: vec!["330411000000".into()],
+            to: Vec::new(),
+            personal,
+        };
+        let read = route_from_wire("r", &route("county", false)).expect("a route that reads");
+        assert_eq!(read.owner_level, Some(crate::region::Level::County));
+        assert_eq!(route_from_wire("r", &route("district", false)), None);
+        assert_eq!(
+            route_from_wire("r", &route("district", true)),
+            Some(RouteHints {
+                personal: true,
+                ..RouteHints::default()
+            })
+        );
+        let mut bad_region = route("", false);
+        bad_region.to = vec!["33041".into()];
+        assert_eq!(route_from_wire("r", &bad_region), None);
+    }
+
     fn record(user: &str, changes: Vec<Vec<u8>>) -> OutgoingRecord {
         let home = RegionCode::parse("home", "330411101000").unwrap();
         OutgoingRecord {

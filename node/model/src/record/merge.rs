@@ -758,3 +758,112 @@ pub fn compare_merges(
     }
     Ok(true)
 }
+
+#[cfg(test)]
+mod tests {
+    use automerge::transaction::Transactable;
+
+    use super::*;
+    use crate::record::authority::node_actor;
+    use crate::record::{Author, RecordId};
+
+    fn code(s: &str) -> RegionCode {
+        RegionCode::parse("region", s).unwrap()
+    }
+
+    const CITY: &str = "330400000000";
+    const COUNTY: &str = "330411000000";
+    const TOWNSHIP: &str = "330411101000";
+
+    /// A record of a kind this release does not know, homed at `home`: its header and first
+    /// change as a newer release writes them.
+    fn newer(home: &str) -> (AnyHeader, Vec<DecodedChange>) {
+        let home = code(home);
+        let header = AnyHeader {
+            id: RecordId::new(),
+            kind: "petition".into(),
+            home,
+            created_at: chrono::DateTime::from_timestamp_millis(1_780_000_000_000).unwrap(),
+            created_by: Author {
+                node: home,
+                user: "clerk".into(),
+            },
+        };
+        let mut doc = automerge::AutoCommit::new().with_actor(node_actor(&home));
+        doc.put(
+            automerge::ROOT,
+            "header",
+            serde_json::to_string(&header).unwrap(),
+        )
+        .unwrap();
+        doc.commit();
+        let changes = doc
+            .get_changes(&[])
+            .iter()
+            .map(|c| RecordDoc::decode_change_ops(c.raw_bytes()).unwrap())
+            .collect();
+        (header, changes)
+    }
+
+    fn ctx(me: &str, peer: &str) -> MergeContext {
+        MergeContext {
+            me: code(me),
+            peer: code(peer),
+            policy: RoutePolicy::default(),
+        }
+    }
+
+    /// A claim names at most [`MAX_CLAIMED_REGIONS`] regions: a longer one is refused before
+    /// anything is parsed further, however well it lies within the home's subtree.
+    #[test]
+    fn a_claim_of_too_many_regions_is_refused() {
+        let (header, changes) = newer(COUNTY);
+        let claim = |n: usize| RouteHints {
+            down: vec![code(TOWNSHIP); n],
+            ..RouteHints::default()
+        };
+        let at_city = ctx(CITY, COUNTY);
+        let many = merge_newer_kind(
+            &at_city,
+            &header,
+            Some(&claim(MAX_CLAIMED_REGIONS + 1)),
+            &changes,
+            None,
+        );
+        assert!(matches!(&many, Merge::Refused(r) if r.rule == "route.claim"));
+        let enough = merge_newer_kind(
+            &at_city,
+            &header,
+            Some(&claim(MAX_CLAIMED_REGIONS)),
+            &changes,
+            None,
+        );
+        assert!(matches!(enough, Merge::KeptAsCame(_)));
+    }
+
+    /// Routes change with the body, which the home writes: a later claim replaces the held
+    /// routes only when it comes from the home's side of this node.
+    #[test]
+    fn a_later_claim_replaces_the_routes_only_from_the_homes_side() {
+        let (header, changes) = newer(TOWNSHIP);
+        let hints = RouteHints::default();
+        let replaces = |ctx: &MergeContext, stored: Option<&Stored>| match merge_newer_kind(
+            ctx,
+            &header,
+            Some(&hints),
+            &changes,
+            stored,
+        ) {
+            Merge::KeptAsCame(kept) => kept.replaces_routes,
+            _ => panic!("kept as it came"),
+        };
+        // Held already (nothing held in common with the new change: its own history).
+        let held = Stored::default();
+        // The county hears from its township, the home: the claim stands.
+        assert!(replaces(&ctx(COUNTY, TOWNSHIP), Some(&held)));
+        // The county hears from its city about its own township's record: held routes stay.
+        assert!(!replaces(&ctx(COUNTY, CITY), Some(&held)));
+        // New here, any claim that passed the checks is the routes.
+        assert!(replaces(&ctx(COUNTY, CITY), None));
+    }
+}
