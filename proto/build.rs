@@ -8,6 +8,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             "renda/v1/sync.proto",
             "renda/v1/query.proto",
             "renda/query/v1/query.proto",
+            "renda/query/v1/records.proto",
+            "renda/query/v1/figures.proto",
+            "renda/query/v1/enums.proto",
         ],
         ["proto"],
     )?;

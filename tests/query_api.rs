@@ -9,10 +9,12 @@ mod common;
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 
-use common::Node;
+use common::{Node, delegate};
 
 const COUNTY: &str = "330411000000";
 const NAME: &str = "秀洲区人大常委会";
+const TOWNSHIP: &str = "330411101000";
+const TOWNSHIP_NAME: &str = "王店镇人大主席团";
 
 /// Runs `renda credential add` with `args` and returns the token it printed, alone on stdout.
 fn new_token(node: &Node, args: &[&str]) -> String {
@@ -91,6 +93,68 @@ fn a_python_grpc_client_calls_every_query_rpc_over_tls() {
             "请各镇按时完成。",
         ]);
     }
+    // A delegate of the county, who signs in at a reception and leads a suggestion the county
+    // handles through to its evaluation: the typed record, its history, the duty record and
+    // the quota standings all have something exact to say.
+    let lead = delegate(&node, "沈建华", &[]);
+    // And one who has done nothing yet this year.
+    let idle = delegate(&node, "陆秀英", &[]);
+    let activity = node.create(&[
+        "activity",
+        "add",
+        "--kind",
+        "reception",
+        "--date",
+        "2026-11-10",
+        "--topic",
+        "代表接待选民日",
+        "--participant",
+        &lead,
+        "--received",
+        "12",
+    ]);
+    let suggestion = node.create(&[
+        "suggestion",
+        "submit",
+        "--title",
+        "关于改善村道照明的建议",
+        "--body",
+        "多个村的村道夜间照明不足。",
+        "--category",
+        "城乡建设",
+        "--lead",
+        &lead,
+        "--date",
+        "2026-03-01",
+    ]);
+    for step in [
+        &["screen", "--accept", "--number", "7", "--date", "2026-03-02"][..],
+        &[
+            "assign",
+            "--lead-unit",
+            "区交通运输局",
+            "--assist-unit",
+            "区财政局",
+            "--date",
+            "2026-03-10",
+        ],
+        &[
+            "answer",
+            "--unit",
+            "区交通运输局",
+            "--class",
+            "B",
+            "--text",
+            "已列入明年村道改造计划。",
+            "--date",
+            "2026-04-20",
+        ],
+        &["evaluate", "--result", "满意", "--date", "2026-04-25"],
+    ] {
+        let mut args = vec!["suggestion", step[0], &suggestion];
+        args.extend_from_slice(&step[1..]);
+        node.ok(&args);
+    }
     let admin = new_token(
         &node,
         &[
@@ -166,22 +230,43 @@ fn a_python_grpc_client_calls_every_query_rpc_over_tls() {
             "name": NAME,
             "parent": "330400000000",
             "version": env!("CARGO_PKG_VERSION"),
-            "opinions": 5,
+            // The county's five and the township's two.
+            "opinions": 7,
             "opinion_states": {
+                "RECORD_STATE_OPINION_RECEIVED": 4,
+                "RECORD_STATE_OPINION_HANDLED": 3,
+            },
+            "own_opinion_states": {
                 "RECORD_STATE_OPINION_RECEIVED": 3,
                 "RECORD_STATE_OPINION_HANDLED": 2,
             },
+            "opinion_days": [
+                [2026, 11, 1], [2026, 11, 2], [2026, 11, 3], [2026, 11, 3],
+                [2026, 11, 4], [2026, 11, 5], [2026, 11, 6],
+            ],
+            "answered_opinion": opinions[0],
             "notices": 2,
             "audit_rules": ["route.missing", "authority.addressed_congress", "authority.child_subtree"],
+            "delegate": lead,
+            "idle_delegate": idle,
+            "activity": activity,
+            "suggestion": suggestion,
+            "township": TOWNSHIP,
+            "township_name": TOWNSHIP_NAME,
+            "township_opinions": 2,
         })
         .to_string(),
     )
     .unwrap();
 
-    let addr = format!("127.0.0.1:{}", common::free_ports(1)[0]);
+    let ports = common::free_ports(2);
+    let addr = format!("127.0.0.1:{}", ports[0]);
+    let sync_addr = format!("127.0.0.1:{}", ports[1]);
     let mut running = Command::new(env!("CARGO_BIN_EXE_renda"))
         .args([
             "run",
+            "--listen",
+            &sync_addr,
             "--query-listen",
             &addr,
             "--https-cert",
@@ -206,6 +291,27 @@ fn a_python_grpc_client_calls_every_query_rpc_over_tls() {
         }
     }
     assert!(line.contains("TLS"), "{line}");
+
+    // A township below the county, which sends up its two opinions and its numbers once: the
+    // county then has a child, a descendant's rollup and records outside its own.
+    let township = Node::init(TOWNSHIP, TOWNSHIP_NAME);
+    township.ok(&["attach", "--parent", &sync_addr]);
+    let mut township_opinions = Vec::new();
+    for (content, day) in [("自来水水压不足", "2026-11-02"), ("垃圾清运不及时", "2026-11-06")] {
+        township_opinions.push(township.create(&[
+            "opinion",
+            "add",
+            "--source",
+            "visit",
+            "--content",
+            content,
+            "--date",
+            day,
+        ]));
+    }
+    township.ok(&["opinion", "answer", &township_opinions[0], "--reply", "已联系水厂"]);
+    township.ok(&["rollup"]);
+    township.ok(&["sync", "--once"]);
 
     let client = Command::new("python3")
         .arg(concat!(

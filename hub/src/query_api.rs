@@ -26,6 +26,8 @@ use tonic_types::{ErrorDetails, StatusExt};
 
 use crate::auth::{Denied, authorize_limited, bearer};
 
+mod typed;
+
 /// The `ErrorInfo.domain` of every error this API returns.
 const DOMAIN: &str = "renda.query";
 
@@ -49,6 +51,13 @@ enum Reason {
     PermissionDenied,
     /// A credential limited to a subtree asked about a region outside it.
     OutsideSubtree,
+    /// No record, rollup or delegate by the id or region asked for.
+    NotFound,
+    /// A record of a kind a newer release added: this node keeps it as it came and reads it
+    /// once upgraded.
+    KindNeedsUpgrade,
+    /// The record's stored document cannot be read.
+    RecordUnreadable,
     /// The node's store failed.
     StoreUnavailable,
 }
@@ -62,6 +71,9 @@ impl Reason {
             Reason::Unauthenticated => "UNAUTHENTICATED",
             Reason::PermissionDenied => "PERMISSION_DENIED",
             Reason::OutsideSubtree => "OUTSIDE_SUBTREE",
+            Reason::NotFound => "NOT_FOUND",
+            Reason::KindNeedsUpgrade => "KIND_NEEDS_UPGRADE",
+            Reason::RecordUnreadable => "RECORD_UNREADABLE",
             Reason::StoreUnavailable => "STORE_UNAVAILABLE",
         }
     }
@@ -88,9 +100,42 @@ fn invalid(field: &str, reason: Reason, rule: impl std::fmt::Display) -> Status 
     )
 }
 
+fn not_found(what: &str, id: &str) -> Status {
+    error(
+        Code::NotFound,
+        Reason::NotFound,
+        format!(
+            "no {what} {} is held here",
+            renda_node::validate::quote(id)
+        ),
+        None,
+    )
+}
+
 fn store_status(e: StoreError) -> Status {
     match e {
         StoreError::Invalid(v) => invalid(&v.field, Reason::InvalidField, v.rule),
+        StoreError::NotFound { kind, id } => {
+            not_found(if kind.is_empty() { "record" } else { kind }, &id)
+        }
+        StoreError::NewerKind { id, kind } => error(
+            Code::FailedPrecondition,
+            Reason::KindNeedsUpgrade,
+            format!(
+                "record {id} is of kind {kind}, which a newer release added; this node keeps it \
+                 as it came and answers for it once upgraded"
+            ),
+            None,
+        ),
+        StoreError::Corrupt { id, source } => {
+            tracing::error!(record = %id, error = %source, "a stored record cannot be read");
+            error(
+                Code::DataLoss,
+                Reason::RecordUnreadable,
+                format!("record {id} is stored damaged; the node's operator can repair it"),
+                None,
+            )
+        }
         other => {
             tracing::warn!(error = %other, "a Query API call could not read the store");
             error(
@@ -111,6 +156,19 @@ impl Scope {
     /// Whether the region is one the credential may read about.
     fn covers(self, region: &RegionCode) -> bool {
         self.0.is_none_or(|w| region.is_within(&w))
+    }
+
+    /// Refuses a region outside the credential's subtree, naming the field that led to it.
+    fn check(self, region: &RegionCode, field: &str) -> Result<(), Status> {
+        match self.0 {
+            Some(w) if !region.is_within(&w) => Err(error(
+                Code::PermissionDenied,
+                Reason::OutsideSubtree,
+                format!("{field}: {region} is outside {w}, the subtree this credential reads"),
+                Some(field),
+            )),
+            _ => Ok(()),
+        }
     }
 
     /// Narrows a list query to the credential's subtree: a filter within it stays, one around
@@ -709,6 +767,179 @@ impl QueryService for QueryApi {
         }))
     }
 
+    async fn get_record(
+        &self,
+        request: Request<api::GetRecordRequest>,
+    ) -> Result<Response<api::GetRecordResponse>, Status> {
+        let scope = self.allow(&request, Role::Viewer).await?;
+        let id = record_id("id", &request.get_ref().id)?;
+        let record = self
+            .store
+            .read(move |s| s.get(&id))
+            .await
+            .map_err(store_status)?;
+        scope.check(&record.header.home, "id")?;
+        // Personal data and rollups are not records this API answers: as if not held.
+        let record = typed::record(&record).ok_or_else(|| not_found("record", &id.to_string()))?;
+        Ok(Response::new(api::GetRecordResponse {
+            record: Some(record),
+        }))
+    }
+
+    async fn get_rollup(
+        &self,
+        request: Request<api::GetRollupRequest>,
+    ) -> Result<Response<api::GetRollupResponse>, Status> {
+        let scope = self.allow(&request, Role::Viewer).await?;
+        // Empty is this node, or for a credential limited to a subtree, that subtree's root.
+        let region = match (request.get_ref().region.as_str(), scope.0) {
+            ("", Some(within)) => within,
+            ("", None) => self.me,
+            (text, _) => RegionCode::parse("region", text)
+                .map_err(|e| invalid("region", Reason::InvalidField, e.rule))?,
+        };
+        scope.check(&region, "region")?;
+        let rollup = self
+            .store
+            .read(move |s| s.rollup(&region))
+            .await
+            .map_err(store_status)?
+            .ok_or_else(|| not_found("rollup of region", region.as_str()))?;
+        Ok(Response::new(api::GetRollupResponse {
+            rollup: Some(typed::rollup(&region, &rollup, |c| scope.covers(c))),
+        }))
+    }
+
+    async fn get_duty_record(
+        &self,
+        request: Request<api::GetDutyRecordRequest>,
+    ) -> Result<Response<api::GetDutyRecordResponse>, Status> {
+        use renda_node::record::Body;
+        let scope = self.allow(&request, Role::Viewer).await?;
+        let r = request.into_inner();
+        let delegate = record_id("delegate", &r.delegate)?;
+        let year = year("year", r.year)?;
+        let duty = self
+            .store
+            .read(move |s| s.duty_record(&delegate, year))
+            .await
+            .map_err(store_status)?;
+        // The duty record is the delegate's whole year, wherever they signed in: a credential
+        // limited to a subtree reads it for the delegates homed there.
+        scope.check(&duty.delegate.header.home, "delegate")?;
+        let (person, name) = match &duty.delegate.body {
+            Body::Delegate(d) => (duty.delegate.header.id, d.name.clone()),
+            Body::Mandate(m) => (m.person, m.name.clone()),
+            _ => (duty.delegate.header.id, String::new()),
+        };
+        Ok(Response::new(api::GetDutyRecordResponse {
+            duty_record: Some(api::DutyRecord {
+                delegate: person.to_string(),
+                name,
+                year: duty.year,
+                reception_count: i32::try_from(duty.receptions).unwrap_or(i32::MAX),
+                standing: duty.standing.as_ref().map(typed::subject_standing),
+                activities: duty.activities.into_iter().map(summary).collect(),
+                suggestions: duty.suggestions.into_iter().map(summary).collect(),
+            }),
+        }))
+    }
+
+    async fn list_quota_standings(
+        &self,
+        request: Request<api::ListQuotaStandingsRequest>,
+    ) -> Result<Response<api::ListQuotaStandingsResponse>, Status> {
+        use renda_node::record::quota::{QuotaSubject, judged_on};
+        let scope = self.allow(&request, Role::Viewer).await?;
+        // The standings are of this congress's own groups and delegates.
+        scope.check(&self.me, "year")?;
+        let r = request.into_inner();
+        let year = year("year", r.year)?;
+        let subject = match api::QuotaSubject::try_from(r.subject) {
+            Ok(api::QuotaSubject::Unspecified) => None,
+            Ok(api::QuotaSubject::Group) => Some(QuotaSubject::Group),
+            Ok(api::QuotaSubject::Delegate) => Some(QuotaSubject::Delegate),
+            Err(_) => {
+                return Err(invalid(
+                    "subject",
+                    Reason::InvalidField,
+                    format!("{} is not a QuotaSubject", r.subject),
+                ));
+            }
+        };
+        let standing = match api::Standing::try_from(r.standing) {
+            Ok(api::Standing::Unspecified) => None,
+            Ok(s) => Some(s as i32),
+            Err(_) => {
+                return Err(invalid(
+                    "standing",
+                    Reason::InvalidField,
+                    format!("{} is not a Standing", r.standing),
+                ));
+            }
+        };
+        let size = page_size("page_size", r.page_size, DEFAULT_PAGE, MAX_PAGE)? as usize;
+        let key = page_key(
+            None,
+            &format!("standings.{year}.{}.{}", r.subject, r.standing),
+        );
+        // The token names the last subject of its page: groups sort before delegates, each
+        // by id, so a subject added between pages neither repeats nor hides one already seen.
+        let after = match r.page_token.as_str() {
+            "" => None,
+            token => Some(
+                token
+                    .split_once('.')
+                    .filter(|(k, _)| *k == key)
+                    .and_then(|(_, last)| last.split_once(':'))
+                    .and_then(|(s, id)| Some((s.parse::<i32>().ok()?, id.to_string())))
+                    .ok_or_else(|| {
+                        invalid(
+                            "page_token",
+                            Reason::PageTokenMismatch,
+                            "not a token this list gave for this year and filter",
+                        )
+                    })?,
+            ),
+        };
+        let today = renda_node::calendar::today();
+        let (rules, standings) = self
+            .store
+            .read(move |s| s.quota_standings(year, today))
+            .await
+            .map_err(store_status)?;
+        let mut listed: Vec<api::SubjectStanding> = standings
+            .iter()
+            .filter(|s| subject.is_none_or(|w| w == s.subject))
+            .map(typed::subject_standing)
+            .filter(|s| standing.is_none_or(|w| w == s.standing))
+            .collect();
+        listed.sort_by(|a, b| (a.subject, &a.id).cmp(&(b.subject, &b.id)));
+        let total = listed.len();
+        let mut page: Vec<api::SubjectStanding> = listed
+            .into_iter()
+            .filter(|s| {
+                after
+                    .as_ref()
+                    .is_none_or(|(subject, id)| (s.subject, &s.id) > (*subject, id))
+            })
+            .take(size + 1)
+            .collect();
+        let more = page.len() > size;
+        page.truncate(size);
+        let next_page_token = match (more, page.last()) {
+            (true, Some(last)) => format!("{key}.{}:{}", last.subject, last.id),
+            _ => String::new(),
+        };
+        Ok(Response::new(api::ListQuotaStandingsResponse {
+            standings: page,
+            rules: rules.iter().map(typed::quota_rule).collect(),
+            next_page_token,
+            total_size: i32::try_from(total).unwrap_or(i32::MAX),
+            judge_date: Some(date(judged_on(year, today))),
+        }))
+    }
+
     async fn list_audit_entries(
         &self,
         request: Request<api::ListAuditEntriesRequest>,
@@ -773,6 +1004,33 @@ impl QueryService for QueryApi {
             next_page_token,
             total_size: i32::try_from(total).unwrap_or(i32::MAX),
         }))
+    }
+}
+
+/// A record id from a request's field.
+fn record_id(field: &str, text: &str) -> Result<renda_node::record::RecordId, Status> {
+    renda_node::record::RecordId::parse(field, text).map_err(|_| {
+        invalid(
+            field,
+            Reason::InvalidField,
+            format!(
+                "{} is not a record id (26 characters of Crockford base 32)",
+                renda_node::validate::quote(text)
+            ),
+        )
+    })
+}
+
+/// A year from a request: this year for 0, else 1949 to 9999.
+fn year(field: &str, asked: i32) -> Result<i32, Status> {
+    match asked {
+        0 => Ok(renda_node::calendar::today().year()),
+        y if (1949..=9999).contains(&y) => Ok(y),
+        y => Err(invalid(
+            field,
+            Reason::InvalidField,
+            format!("{y} is not a year from 1949 to 9999, or 0 for this year"),
+        )),
     }
 }
 
