@@ -497,9 +497,22 @@ def main():
         (grpc.StatusCode.INVALID_ARGUMENT, "filter.state", "STATE_OF_ANOTHER_KIND"),
     )
     code, field, _ = error_of(
-        lambda: stub.ListRecords(pb.ListRecordsRequest(page_size=501), metadata=auth)
+        lambda: stub.ListRecords(pb.ListRecordsRequest(page_size=-1), metadata=auth)
     )
-    check("a page too large", (code, field), (grpc.StatusCode.INVALID_ARGUMENT, "page_size"))
+    check("a negative page size", (code, field), (grpc.StatusCode.INVALID_ARGUMENT, "page_size"))
+    # A page larger than the most a page holds gets that most (AIP-158), and pages on.
+    big = stub.ListRecords(pb.ListRecordsRequest(filter=opinions, page_size=100000),
+                           metadata=auth)
+    check("a page asked too large", (len(big.records), big.next_page_token),
+          (expect["opinions"], ""))
+    # A request too large to be one a program meant is refused before it is read.
+    code, _, reason = error_of(
+        lambda: stub.ListRecords(
+            pb.ListRecordsRequest(filter=pb.RecordFilter(within="3" * 70000)), metadata=auth
+        )
+    )
+    check("a request too large", (code, reason),
+          (grpc.StatusCode.RESOURCE_EXHAUSTED, "REQUEST_TOO_LARGE"))
 
     # Counts, in all and by state, without paging.
     counted = stub.CountRecords(pb.CountRecordsRequest(filter=opinions), metadata=auth)
