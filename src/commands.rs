@@ -170,7 +170,14 @@ impl Session {
 
     pub async fn backup(&self, to: std::path::PathBuf) -> Result<()> {
         let shown = to.display().to_string();
-        self.store.call(move |s| s.backup_to(&to)).await?;
+        self.store
+            .call(move |s| {
+                s.backup_to(&to)?;
+                // The full path, so `renda status` says where the last copy is.
+                let at = std::path::absolute(&to).unwrap_or(to);
+                s.record_backup(chrono::Utc::now(), &at)
+            })
+            .await?;
         println!("已备份到 {shown}");
         Ok(())
     }
@@ -279,6 +286,26 @@ impl Session {
         t.add_row(vec![
             "数据库大小".to_string(),
             format!("{:.1} KiB", stats.file_bytes as f64 / 1024.0),
+        ]);
+        let local = |at: chrono::DateTime<chrono::Utc>| {
+            at.with_timezone(&renda_node::calendar::china())
+                .format("%Y-%m-%d %H:%M")
+                .to_string()
+        };
+        t.add_row(vec![
+            "最近备份".to_string(),
+            match &stats.last_backup {
+                Some(b) => format!("{}，{}", local(b.at), b.detail),
+                None => "从未备份：请在配置中设置 [backup] dir，或运行 renda backup --to 文件".into(),
+            },
+        ]);
+        t.add_row(vec![
+            "最近检查".to_string(),
+            match &stats.last_check {
+                Some(c) if c.detail == "ok" => format!("{}，数据库完好", local(c.at)),
+                Some(c) => format!("{}，{}", local(c.at), c.detail),
+                None => "尚未检查：renda run 启动时检查，或运行 renda check".into(),
+            },
         ]);
         println!("{t}");
         if !peers.is_empty() {

@@ -9,6 +9,7 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::Args;
@@ -42,6 +43,25 @@ impl Source {
 const BATCH_BYTES: std::ops::RangeInclusive<u32> = 1024..=16 * 1024 * 1024;
 const LINK_TIMEOUT_SECS: std::ops::RangeInclusive<u32> = 3..=3600;
 const STALE_AFTER_HOURS: std::ops::RangeInclusive<u32> = 1..=24 * 366;
+const BACKUP_KEEP: std::ops::RangeInclusive<u32> = 1..=1000;
+/// From ten seconds (tests, and an office that wants a copy after every few writes) to a month.
+const BACKUP_EVERY: std::ops::RangeInclusive<Duration> =
+    Duration::from_secs(10)..=Duration::from_secs(31 * 86_400);
+
+/// A period such as `24h`, `30m` or `1d 12h`, within [`BACKUP_EVERY`].
+fn backup_every(s: &str) -> Result<Duration, String> {
+    let rule = "须为时长，如 24h、6h、30m（10s 到 31d 之间）";
+    let every = humantime::parse_duration(s.trim()).map_err(|_| rule.to_string())?;
+    if BACKUP_EVERY.contains(&every) {
+        Ok(every)
+    } else {
+        Err(rule.to_string())
+    }
+}
+
+fn backup_keep(s: &str) -> Result<u32, String> {
+    number_in(&BACKUP_KEEP, s)
+}
 
 /// `value` if it lies in `range`, else the rule it broke.
 fn within(range: &std::ops::RangeInclusive<u32>, value: u32) -> Result<u32, String> {
@@ -131,6 +151,68 @@ pub struct RunSettings {
     #[command(flatten)]
     #[serde(default)]
     pub rollup: RollupSettings,
+    #[command(flatten)]
+    #[serde(default)]
+    pub backup: BackupSettings,
+}
+
+/// Backups the running node takes on its own (`[backup]` in a file): none unless a directory
+/// is named.
+#[derive(Args, Debug, Default, Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct BackupSettings {
+    /// Where the node writes a consistent copy of its database on a schedule, named after the
+    /// node and the time (restore one with `renda restore --from`). A relative path in a file
+    /// is taken from the file's directory. No scheduled backups when omitted.
+    #[arg(long = "backup-dir", id = "backup_dir")]
+    pub dir: Option<PathBuf>,
+    /// How long after one backup the next is taken, such as 24h or 6h (10s to 31d; 24h when
+    /// omitted). A node that was stopped past it backs up as soon as it starts.
+    #[arg(long = "backup-every", id = "backup_every", requires = "backup_dir")]
+    pub every: Option<String>,
+    /// How many of the node's backups the directory keeps, the oldest removed first (1 to
+    /// 1000; 7 when omitted).
+    #[arg(long = "backup-keep", id = "backup_keep", requires = "backup_dir", value_parser = backup_keep)]
+    pub keep: Option<u32>,
+}
+
+impl BackupSettings {
+    /// The schedule these give, or none without a directory.
+    pub fn schedule(
+        &self,
+        source: Source,
+        relative: impl Fn(&Path) -> PathBuf,
+    ) -> Result<Option<renda_node::backups::BackupSchedule>> {
+        // `backup.every` in a file, `--backup-every` on the command line.
+        let key = |k: &str| match source {
+            Source::File => format!("backup.{k}"),
+            Source::Flags => format!("--backup-{k}"),
+        };
+        let Some(dir) = &self.dir else {
+            if self.every.is_some() || self.keep.is_some() {
+                return Err(invalid(
+                    &key("dir"),
+                    "设置了备份周期或保留份数，但没有给出备份目录",
+                ));
+            }
+            return Ok(None);
+        };
+        let every = match &self.every {
+            Some(text) => backup_every(text)
+                .map_err(|rule| invalid(&key("every"), rule))?,
+            None => Duration::from_secs(86_400),
+        };
+        let keep = match self.keep {
+            Some(n) => within(&BACKUP_KEEP, n)
+                .map_err(|rule| invalid(&key("keep"), rule))?,
+            None => 7,
+        };
+        Ok(Some(renda_node::backups::BackupSchedule {
+            dir: relative(dir),
+            every,
+            keep: keep as usize,
+        }))
+    }
 }
 
 /// The certificate the dashboard, metrics and Query API are served with over TLS; required
@@ -334,6 +416,7 @@ impl RunSettings {
         };
         config.link = self.sync.link_config(source)?;
         config.rollup = self.rollup.rules(source)?;
+        config.backup = self.backup.schedule(source, relative)?;
         Ok(config)
     }
 }
@@ -386,6 +469,32 @@ mod tests {
         assert_eq!(loaded.link.policy.full_record_depth, Level::City);
         assert_eq!(loaded.rollup.stale_after, chrono::Duration::hours(48));
         assert_eq!(loaded.rollup.quotas.group_per_year, 4);
+    }
+
+    #[test]
+    fn scheduled_backups_are_read_from_the_backup_section() {
+        let node = "data_dir = 'data'\nregion = '330411101000'\nname = '王店镇'\nlisten = '127.0.0.1:7700'\n";
+        let (dir, path) = write(&format!("{node}[backup]\ndir = 'backups'\nevery = '6h'\nkeep = 3\n"));
+        let schedule = load(&path).unwrap().backup.unwrap();
+        assert_eq!(schedule.dir, dir.path().join("backups"));
+        assert_eq!(schedule.every, Duration::from_secs(6 * 3600));
+        assert_eq!(schedule.keep, 3);
+        let (_dir, path) = write(&format!("{node}[backup]\ndir = 'backups'\n"));
+        let schedule = load(&path).unwrap().backup.unwrap();
+        assert_eq!((schedule.every, schedule.keep), (Duration::from_secs(86_400), 7));
+        let (_dir, path) = write(node);
+        assert_eq!(load(&path).unwrap().backup, None, "no directory, no backups");
+        for (section, key) in [
+            ("dir = 'b'\nevery = '5s'", "backup.every"),
+            ("dir = 'b'\nevery = 'daily'", "backup.every"),
+            ("dir = 'b'\nkeep = 0", "backup.keep"),
+            ("every = '6h'", "backup.dir"),
+            ("dir = 'b'\nfrequency = '6h'", "frequency"),
+        ] {
+            let (_dir, path) = write(&format!("{node}[backup]\n{section}\n"));
+            let err = format!("{:#}", load(&path).expect_err(section));
+            assert!(err.contains(key), "{section}: {err}");
+        }
     }
 
     #[test]

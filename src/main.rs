@@ -194,6 +194,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let dir = data_dir.clone();
             tokio::task::spawn_blocking(move || renda_node::store::check::full_check(&dir))
                 .await??;
+            // The file is sound: note the check where `renda status` and the fleet view read it.
+            let mut store = Store::open(&data_dir)?;
+            store.record_check(chrono::Utc::now(), "ok")?;
+            drop(store);
             println!(
                 "数据库 {} 完好（SQLite 完整性检查通过）",
                 data_dir.join(renda_node::store::DB_FILE).display()

@@ -262,7 +262,7 @@ fn a_python_grpc_client_calls_every_query_rpc_over_tls() {
     let ports = common::free_ports(2);
     let addr = format!("127.0.0.1:{}", ports[0]);
     let sync_addr = format!("127.0.0.1:{}", ports[1]);
-    let mut running = Command::new(env!("CARGO_BIN_EXE_renda"))
+    let mut running = common::KillOnDrop(Command::new(env!("CARGO_BIN_EXE_renda"))
         .args([
             "run",
             "--listen",
@@ -279,7 +279,7 @@ fn a_python_grpc_client_calls_every_query_rpc_over_tls() {
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
-        .expect("start renda run");
+        .expect("start renda run"));
     // The banner names the Query API once it listens.
     let mut banner = BufReader::new(running.stdout.take().unwrap());
     let mut line = String::new();

@@ -88,11 +88,17 @@ async fn a_restored_township_loses_nothing_and_its_new_writes_still_travel() {
         data,
         township,
     } = setup().await;
-    let backup = dir.path().join("backup.sqlite");
     let mut all = write(&township, 30, "备份前").await;
     sync(&township, &addr).await;
-    let to = backup.clone();
-    township.call(move |s| s.backup_to(&to)).await.unwrap();
+    // Taken as a running node's schedule takes it (`renda run` with `[backup]`).
+    let schedule = renda_node::backups::BackupSchedule {
+        dir: dir.path().join("backups"),
+        every: Duration::from_secs(86_400),
+        keep: 3,
+    };
+    let backup = renda_node::backups::take(&township, &schedule, code(TOWNSHIP))
+        .await
+        .unwrap();
     all.extend(write(&township, 20, "备份后").await);
     sync(&township, &addr).await;
 

@@ -174,6 +174,33 @@ pub fn render(
         "Size of the node's SQLite database file.",
         vec![(String::new(), stats.file_bytes.to_string())],
     );
+    family(
+        "renda_backup_last_timestamp_seconds",
+        "gauge",
+        "When the node last took a backup of its database (0: never).",
+        vec![(
+            String::new(),
+            stats
+                .last_backup
+                .as_ref()
+                .map_or(0, |b| b.at.timestamp())
+                .to_string(),
+        )],
+    );
+    family(
+        "renda_store_check_timestamp_seconds",
+        "gauge",
+        "When the node's database file was last found sound by a check (0: never).",
+        vec![(
+            String::new(),
+            stats
+                .last_check
+                .as_ref()
+                .filter(|c| c.detail == "ok")
+                .map_or(0, |c| c.at.timestamp())
+                .to_string(),
+        )],
+    );
     if let Some(not_after) = certificate_not_after {
         family(
             "renda_certificate_expiry_timestamp_seconds",
@@ -265,11 +292,18 @@ mod tests {
             changes: 40,
             last_seq: 40,
             file_bytes: 4096,
+            last_backup: Some(renda_node::store::Upkeep {
+                at: DateTime::from_timestamp(1_780_000_000, 0).unwrap(),
+                detail: "/backups/renda-330411000000-20260528T205320Z.sqlite".into(),
+            }),
+            last_check: None,
         };
         let text = render(&me, &[peer], &stats, 1, None);
         for line in [
             "renda_sync_changes_total{node=\"330411000000\",peer=\"330411101000\",direction=\"in\"} 5",
             "renda_sync_lag_changes{node=\"330411000000\",peer=\"330411101000\"} 2",
+            "renda_backup_last_timestamp_seconds{node=\"330411000000\"} 1780000000",
+            "renda_store_check_timestamp_seconds{node=\"330411000000\"} 0",
             "renda_sync_link_error{node=\"330411000000\",peer=\"330411101000\"} 1",
             "renda_refused_records_total{node=\"330411000000\",peer=\"330411101000\",direction=\"in\"} 1",
             "renda_store_records{node=\"330411000000\",kind=\"opinion\"} 12",

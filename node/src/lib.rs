@@ -8,7 +8,8 @@
 //!   graceful shutdown;
 //! - [`store`]: the SQLite store, owned by one thread and reached through [`store::StoreHandle`];
 //! - [`office`]: the operations staff perform, each one checked write transaction;
-//! - [`rollups`]: refreshing the node's rollup after writes;
+//! - [`rollups`]: refreshing the node's rollup after writes; [`backups`]: scheduled backups
+//!   of the node's database, kept N in a directory;
 //! - [`sync`]: the link loop both ends of a parent–child link run, and the child's client;
 //! - [`access`]: roles and bearer tokens of the local API and the dashboard (stored hashed);
 //! - [`pki`]: the federation's CA and node certificates, and reading a region from a verified
@@ -25,6 +26,7 @@
 pub use renda_model::{calendar, record, region, route, validate};
 
 pub mod access;
+pub mod backups;
 pub mod import;
 pub mod node;
 pub mod office;

@@ -80,6 +80,8 @@ pub struct NodeConfig {
     /// How often the rollup is refreshed after writes; `None` leaves it to whoever drives the
     /// node (tests and benches that count writes, `renda rollup`).
     pub rollup_every: Option<Duration>,
+    /// When and where the node backs itself up while it runs; `None` for no scheduled backups.
+    pub backup: Option<crate::backups::BackupSchedule>,
 }
 
 impl NodeConfig {
@@ -98,6 +100,7 @@ impl NodeConfig {
             link: LinkConfig::default(),
             rollup: RollupRules::default(),
             rollup_every: Some(crate::rollups::DEFAULT_REFRESH_EVERY),
+            backup: None,
         }
     }
 }
@@ -223,7 +226,10 @@ impl Core {
         match checked {
             Ok(Ok(())) => {
                 info!(region = %self.identity.region, "database check passed");
-                Ok(())
+                // Noted for `renda status` and the fleet view; a damaged file is not written to.
+                self.store
+                    .call(|s| s.record_check(chrono::Utc::now(), "ok"))
+                    .await
             }
             Ok(Err(e)) => {
                 tracing::error!(region = %self.identity.region, error = %e, "the database check found damage; stopping");
@@ -261,6 +267,15 @@ impl Core {
                 self.shutdown.clone(),
             );
             self.spawn(rollups);
+        }
+        if let Some(schedule) = self.config.backup.clone() {
+            let backups = crate::backups::keep_taking(
+                self.store.clone(),
+                schedule,
+                self.identity.region,
+                self.shutdown.clone(),
+            );
+            self.spawn(backups);
         }
         if self.config.live_link {
             self.resume_link();

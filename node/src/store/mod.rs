@@ -192,6 +192,18 @@ pub struct StoreStats {
     pub changes: u64,
     pub last_seq: i64,
     pub file_bytes: u64,
+    /// The last backup the node took ([`Store::record_backup`]), if any.
+    pub last_backup: Option<Upkeep>,
+    /// The last check of the database file and what it found ([`Store::record_check`]).
+    pub last_check: Option<Upkeep>,
+}
+
+/// When an upkeep task last ran and what it left: a backup's file, a check's result (`ok`, or
+/// what was wrong).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Upkeep {
+    pub at: DateTime<Utc>,
+    pub detail: String,
 }
 
 impl StoreStats {
@@ -1038,7 +1050,63 @@ impl Store {
             changes: changes.max(0) as u64,
             last_seq: last_seq.unwrap_or(0),
             file_bytes,
+            last_backup: self.upkeep("last_backup_at", "last_backup_file")?,
+            last_check: self.upkeep("last_check_at", "last_check_result")?,
         })
+    }
+
+    /// An upkeep record of the node row: its time column and its detail column.
+    fn upkeep(&self, at: &str, detail: &str) -> Result<Option<Upkeep>, StoreError> {
+        let (at, detail): (Option<String>, Option<String>) = self.conn.query_row(
+            &format!("SELECT {at}, {detail} FROM node"),
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
+        Ok(at
+            .and_then(|at| DateTime::parse_from_rfc3339(&at).ok())
+            .map(|at| Upkeep {
+                at: at.with_timezone(&Utc),
+                detail: detail.unwrap_or_default(),
+            }))
+    }
+
+    /// Notes a backup the node took: when, and the file it wrote.
+    pub fn record_backup(&mut self, at: DateTime<Utc>, file: &Path) -> Result<(), StoreError> {
+        self.conn.execute(
+            "UPDATE node SET last_backup_at = ?1, last_backup_file = ?2",
+            rusqlite::params![at.to_rfc3339(), file.display().to_string()],
+        )?;
+        Ok(())
+    }
+
+    /// Notes a check of the database file: when, and what it found (`ok`, or the damage).
+    pub fn record_check(&mut self, at: DateTime<Utc>, result: &str) -> Result<(), StoreError> {
+        self.conn.execute(
+            "UPDATE node SET last_check_at = ?1, last_check_result = ?2",
+            rusqlite::params![at.to_rfc3339(), result],
+        )?;
+        Ok(())
+    }
+
+    /// Writes a consistent copy of the database file `db` to `to` on a read-only connection
+    /// of its own, so the node's writes go on meanwhile (the write-ahead log keeps the copy's
+    /// snapshot); `to` must not exist.
+    pub fn backup_file(db: &Path, to: &Path) -> Result<(), StoreError> {
+        if to.exists() {
+            return Err(
+                ValidationError::new("to", format!("{} 已经存在，不会覆盖", to.display())).into(),
+            );
+        }
+        let target = to
+            .to_str()
+            .ok_or_else(|| ValidationError::new("to", "备份路径必须是 UTF-8"))?;
+        let conn = Connection::open_with_flags(
+            db,
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        conn.busy_timeout(std::time::Duration::from_secs(30))?;
+        conn.execute("VACUUM INTO ?1", [target])?;
+        Ok(())
     }
 
     /// Writes a consistent copy of the database to `to` while the node keeps running.

@@ -290,6 +290,14 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX records_newer_kind ON records(kind) WHERE newer_kind = 1;
     UPDATE records SET route = json_set(route, '$.personal', json('true')) WHERE kind = 'personal';
     "#,
+    // 23: when the node last took a backup and where it wrote it, and when its database was
+    // last checked with what result, for `renda status`, the metrics and the fleet view.
+    r#"
+    ALTER TABLE node ADD COLUMN last_backup_at TEXT;
+    ALTER TABLE node ADD COLUMN last_backup_file TEXT;
+    ALTER TABLE node ADD COLUMN last_check_at TEXT;
+    ALTER TABLE node ADD COLUMN last_check_result TEXT;
+    "#,
 ];
 
 /// The schema version a file is at, refused if a newer release wrote it (`SchemaTooNew`); it
@@ -497,9 +505,10 @@ mod tests {
         let undo_last_step = || {
             let conn = Connection::open(&db).unwrap();
             conn.execute_batch(
-                "DROP INDEX records_newer_kind; ALTER TABLE records DROP COLUMN newer_kind;
-                 ALTER TABLE records DROP COLUMN personal_claimed; DROP TABLE held_back;
-                 ALTER TABLE credentials DROP COLUMN within",
+                "ALTER TABLE node DROP COLUMN last_backup_at;
+                 ALTER TABLE node DROP COLUMN last_backup_file;
+                 ALTER TABLE node DROP COLUMN last_check_at;
+                 ALTER TABLE node DROP COLUMN last_check_result",
             )
             .unwrap();
             conn.pragma_update(None, "user_version", last as i64)
