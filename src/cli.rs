@@ -150,11 +150,15 @@ pub enum CredentialCmd {
         role: renda_node::access::Role,
         /// Make a personal account for the dashboard instead: read its password from the first
         /// line of stdin (at least 8 characters); no token is printed.
-        #[arg(long, conflicts_with = "within")]
+        #[arg(long, conflicts_with_all = ["within", "api"])]
         password_stdin: bool,
+        /// A program's token for the Query API (docs/api.md): read-only whatever its role, it
+        /// opens neither the dashboard nor the first Query service. Give it the viewer role,
+        /// or admin to read the audit log.
+        #[arg(long)]
+        api: bool,
         /// Limit a program's token to this region's subtree (a region within this node's): it
-        /// reads the Query API about that subtree only and opens neither the dashboard nor the
-        /// first Query service.
+        /// reads the Query API about that subtree only. Implies --api.
         #[arg(long)]
         within: Option<String>,
     },

@@ -398,7 +398,11 @@ impl Session {
                 Ok(())
             }
             CredentialCmd::Add {
-                name, role, within, ..
+                name,
+                role,
+                within,
+                api,
+                ..
             } => {
                 let shown = name.trim().to_string();
                 let within = within
@@ -407,9 +411,12 @@ impl Session {
                     .map_err(renda_node::store::StoreError::Invalid)?;
                 let token = self
                     .store
-                    .write(move |tx| match within {
-                        Some(w) => tx.add_limited_credential(&name, role, w),
-                        None => tx.add_credential(&name, role),
+                    .write(move |tx| {
+                        if api || within.is_some() {
+                            tx.add_api_credential(&name, role, within)
+                        } else {
+                            tx.add_credential(&name, role)
+                        }
                     })
                     .await?;
                 if self.json {

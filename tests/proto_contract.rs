@@ -97,3 +97,27 @@ fn the_breaking_check_finds_a_removed_field() {
     assert!(!ok, "a removed field passed: {said}");
     assert!(said.contains("removed_later"), "{said}");
 }
+
+/// Every release the changelog names as tagged keeps its .proto files under proto/released/,
+/// so the breaking check compares the tree with each of them: a release tagged without its
+/// copy (the Query API's first, say) fails here rather than going unguarded.
+#[test]
+fn every_tagged_release_keeps_its_proto_files() {
+    let changelog =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/CHANGELOG.md")).unwrap();
+    let tagged: Vec<&str> = changelog
+        .lines()
+        .filter_map(|l| l.strip_prefix("## "))
+        .filter_map(|l| l.split_once(" (tag `").map(|(_, rest)| rest))
+        .filter_map(|rest| rest.split('`').next())
+        .collect();
+    assert!(tagged.contains(&"v0.6.0"), "{tagged:?}");
+    for tag in tagged {
+        let dir = proto_dir().join("released").join(tag);
+        assert!(
+            dir.is_dir(),
+            "{tag} is tagged but {} is missing: copy proto/proto there when tagging",
+            dir.display()
+        );
+    }
+}

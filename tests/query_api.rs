@@ -55,6 +55,7 @@ fn a_python_grpc_client_calls_every_query_rpc_over_tls() {
             "数据中心 接口",
             "--role",
             "viewer",
+            "--api",
         ],
     );
 
@@ -164,6 +165,7 @@ fn a_python_grpc_client_calls_every_query_rpc_over_tls() {
             "数据中心 管理",
             "--role",
             "admin",
+            "--api",
         ],
     );
     // A program's token limited to one township's subtree, where this county holds nothing of

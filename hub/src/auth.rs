@@ -17,11 +17,10 @@ pub enum Denied {
         has: Role,
         needs: Role,
     },
-    /// A program's credential limited to a subtree, presented where only whole-node ones go.
-    #[error(
-        "authorization: {name} is limited to the subtree of {within} and reads the Query API only"
-    )]
-    Limited { name: String, within: String },
+    /// A program's credential (for the Query API only, and perhaps limited to a subtree)
+    /// presented where only staff credentials go.
+    #[error("authorization: {name} is a program's token and reads the Query API only")]
+    ApiOnly { name: String },
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -33,21 +32,21 @@ pub fn bearer(value: Option<&str>) -> Option<&str> {
     (scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty()).then(|| token.trim())
 }
 
-/// The credential `token` proves, if its role allows `needs` and it is not limited to a
-/// subtree: the dashboard and the first Query service answer about the whole node.
+/// The credential `token` proves, if its role allows `needs` and it is not a program's (for
+/// the Query API only): the dashboard and the first Query service, which a program's token,
+/// read-only whatever its role, never opens.
 pub async fn authorize(
     store: &StoreHandle,
     token: Option<&str>,
     needs: Role,
 ) -> Result<Credential, Denied> {
     let credential = authorize_limited(store, token, needs).await?;
-    match credential.within {
-        Some(within) => Err(Denied::Limited {
+    if credential.api_only || credential.within.is_some() {
+        return Err(Denied::ApiOnly {
             name: credential.name,
-            within: within.to_string(),
-        }),
-        None => Ok(credential),
+        });
     }
+    Ok(credential)
 }
 
 /// The credential `token` proves, if its role allows `needs`, limited to a subtree or not: the
@@ -78,7 +77,46 @@ pub async fn authorize_limited(
 
 #[cfg(test)]
 mod tests {
-    use super::bearer;
+    use super::*;
+    use renda_node::region::RegionCode;
+    use renda_node::store::Store;
+
+    /// A program's token reads the Query API and nothing else, whatever its role: the
+    /// dashboard and the first Query service refuse it. A staff token opens both.
+    #[tokio::test]
+    async fn a_programs_token_opens_the_query_api_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let region = RegionCode::parse("region", "330411000000").unwrap();
+        let store =
+            StoreHandle::spawn(Store::init(dir.path(), region, "秀洲区人大常委会", None).unwrap())
+                .unwrap();
+        let township = RegionCode::parse("region", "330411101000").unwrap();
+        let (program, limited, staff) = store
+            .write(move |tx| {
+                Ok((
+                    tx.add_api_credential("数据中心", Role::Admin, None)?,
+                    tx.add_api_credential("王店镇 接口", Role::Viewer, Some(township))?,
+                    tx.add_credential("办公室", Role::Admin)?,
+                ))
+            })
+            .await
+            .unwrap();
+        for token in [&program, &limited] {
+            assert!(matches!(
+                authorize(&store, Some(token), Role::Viewer).await,
+                Err(Denied::ApiOnly { .. })
+            ));
+            assert!(authorize_limited(&store, Some(token), Role::Viewer).await.is_ok());
+        }
+        let admin = authorize_limited(&store, Some(&program), Role::Admin).await.unwrap();
+        assert!(admin.api_only && admin.within.is_none(), "{admin:?}");
+        assert!(authorize(&store, Some(&staff), Role::Admin).await.is_ok());
+        let outside = RegionCode::parse("region", "330402000000").unwrap();
+        let refused = store
+            .write(move |tx| tx.add_api_credential("外区", Role::Viewer, Some(outside)))
+            .await;
+        assert!(matches!(refused, Err(StoreError::Invalid(v)) if v.field == "within"));
+    }
 
     #[test]
     fn bearer_tokens_are_read_from_the_header() {

@@ -35,9 +35,10 @@ const DEFAULT_PAGE: i32 = 50;
 const MAX_PAGE: i32 = 500;
 const DEFAULT_CHANGES: i32 = 100;
 const MAX_CHANGES: i32 = 1000;
-/// The largest request a call reads: every request is a few ids, codes and dates, so one this
-/// large is a mistake or an attack, refused as RESOURCE_EXHAUSTED before anything reads it.
-/// Above tonic's own limit (4 MiB) tonic refuses it first, as OUT_OF_RANGE.
+/// The largest request a call answers: every request is a few ids, codes and dates, so one this
+/// large is a mistake or an attack, refused as RESOURCE_EXHAUSTED before the call reads the
+/// store. (tonic has decoded it by then; above its own limit, 4 MiB, tonic refuses it first,
+/// as OUT_OF_RANGE.)
 const MAX_REQUEST_BYTES: usize = 64 * 1024;
 
 /// Why a request failed, as `ErrorInfo.reason` names it: stable words a program may branch on.
@@ -121,7 +122,19 @@ fn not_found(what: &str, id: &str) -> Status {
 
 fn store_status(e: StoreError) -> Status {
     match e {
-        StoreError::Invalid(v) => invalid(&v.field, Reason::InvalidField, v.rule),
+        // The node's rules are written in Chinese for staff: the message stays English, and
+        // the rule goes in the ErrorInfo's metadata for a program to show its users.
+        StoreError::Invalid(v) => {
+            let mut details = ErrorDetails::new();
+            let message = format!("{}: the node's rules refuse this value", v.field);
+            details.set_error_info(
+                Reason::InvalidField.as_str(),
+                DOMAIN,
+                std::collections::HashMap::from([("rule_zh".to_string(), v.rule.clone())]),
+            );
+            details.add_bad_request_violation(&v.field, message.clone());
+            Status::with_error_details(Code::InvalidArgument, message, details)
+        }
         StoreError::NotFound { kind, id } => {
             not_found(if kind.is_empty() { "record" } else { kind }, &id)
         }
@@ -252,7 +265,7 @@ impl QueryApi {
             .and_then(|v| v.to_str().ok());
         match authorize_limited(&self.store, bearer(header), needs).await {
             Ok(credential) => Ok(Scope(credential.within)),
-            Err(e @ Denied::Limited { .. }) => Err(error(
+            Err(e @ Denied::ApiOnly { .. }) => Err(error(
                 Code::PermissionDenied,
                 Reason::PermissionDenied,
                 e.to_string(),
@@ -480,15 +493,11 @@ fn list_query(filter: Option<&api::RecordFilter>) -> Result<ListQuery, Status> {
     }
     if !f.within.is_empty() {
         q.within = Some(
-            RegionCode::parse("filter.within", &f.within)
-                .map_err(|e| invalid("filter.within", Reason::InvalidField, e.rule))?,
+            region_code("filter.within", &f.within)?,
         );
     }
     if !f.delegate.is_empty() {
-        q.delegate = Some(
-            renda_node::record::RecordId::parse("filter.delegate", &f.delegate)
-                .map_err(|e| invalid("filter.delegate", Reason::InvalidField, e.rule))?,
-        );
+        q.delegate = Some(record_id("filter.delegate", &f.delegate)?);
     }
     if let Some(d) = &f.occur_period {
         q.period = Some(period("filter.occur_period", d)?);
@@ -549,26 +558,43 @@ impl QueryService for QueryApi {
             .read(move |s| s.rollup(&me))
             .await
             .map_err(store_status)?;
-        let children = rollup
-            .map(|r| {
-                r.children
-                    .iter()
-                    .filter(|(region, _)| {
-                        RegionCode::parse("region", region).is_ok_and(|c| scope.covers(&c))
-                    })
-                    .map(|(region, child)| {
-                        let code = RegionCode::parse("region", region).ok();
-                        api::Child {
-                            region: region.clone(),
-                            display_name: child.name.clone(),
-                            level: level(code.and_then(|c| c.level())),
-                            rollup_time: Some(timestamp(child.as_of)),
-                            stale: r.stale.iter().any(|s| s.region.as_str() == region),
-                        }
-                    })
-                    .collect()
+        let Some(r) = rollup else {
+            return Ok(Response::new(api::ListChildrenResponse::default()));
+        };
+        let mut children: Vec<api::Child> = r
+            .children
+            .iter()
+            .filter(|(region, _)| {
+                RegionCode::parse("region", region).is_ok_and(|c| scope.covers(&c))
             })
-            .unwrap_or_default();
+            .map(|(region, child)| {
+                let code = RegionCode::parse("region", region).ok();
+                api::Child {
+                    region: region.clone(),
+                    display_name: child.name.clone(),
+                    level: level(code.and_then(|c| c.level())),
+                    rollup_time: Some(timestamp(child.as_of)),
+                    stale: r.stale.iter().any(|s| s.region.as_str() == region),
+                }
+            })
+            .collect();
+        // A child that linked but never sent its numbers is listed as stale only: it is the
+        // one a dashboard most needs to show.
+        for s in &r.stale {
+            if s.region.parent() == Some(me)
+                && scope.covers(&s.region)
+                && !r.children.contains_key(s.region.as_str())
+            {
+                children.push(api::Child {
+                    region: s.region.to_string(),
+                    display_name: String::new(),
+                    level: level(s.region.level()),
+                    rollup_time: s.as_of.map(timestamp),
+                    stale: true,
+                });
+            }
+        }
+        children.sort_by(|a, b| a.region.cmp(&b.region));
         Ok(Response::new(api::ListChildrenResponse { children }))
     }
 
@@ -578,9 +604,16 @@ impl QueryService for QueryApi {
     ) -> Result<Response<api::GetSyncHealthResponse>, Status> {
         let scope = self.allow(&request, Role::Viewer).await?;
         let me = self.me;
-        let (peers, rollup) = self
+        let (peers, rollup, names) = self
             .store
-            .read(move |s| Ok((s.peers()?, s.rollup(&me)?)))
+            .read(move |s| {
+                let rollup = s.rollup(&me)?;
+                let names = match &rollup {
+                    Some(r) => stale_names(s, r)?,
+                    None => Default::default(),
+                };
+                Ok((s.peers()?, rollup, names))
+            })
             .await
             .map_err(store_status)?;
         let parent = me.parent();
@@ -611,11 +644,7 @@ impl QueryService for QueryApi {
                     .filter(|s| scope.covers(&s.region))
                     .map(|s| api::StaleRegion {
                         region: s.region.to_string(),
-                        display_name: r
-                            .children
-                            .get(s.region.as_str())
-                            .map(|c| c.name.clone())
-                            .unwrap_or_default(),
+                        display_name: names.get(&s.region).cloned().unwrap_or_default(),
                         rollup_time: s.as_of.map(timestamp),
                     })
                     .collect()
@@ -739,9 +768,11 @@ impl QueryService for QueryApi {
             .map_err(store_status)?;
         let total = counts.iter().map(|(_, _, n)| *n as i64).sum();
         let mut by_state: std::collections::BTreeMap<i32, i64> = Default::default();
+        // A state word this release does not list (a newer release's) counts under
+        // UNSPECIFIED, so the states add up to the total; kinds without states count in none.
         for (kind, status, n) in counts {
-            let state = state_to_api(kind, status.as_deref());
-            if state != api::RecordState::Unspecified {
+            if status.is_some() {
+                let state = state_to_api(kind, status.as_deref());
                 *by_state.entry(state as i32).or_default() += n as i64;
             }
         }
@@ -794,14 +825,20 @@ impl QueryService for QueryApi {
     ) -> Result<Response<api::GetRecordResponse>, Status> {
         let scope = self.allow(&request, Role::Viewer).await?;
         let id = record_id("id", &request.get_ref().id)?;
-        let record = self
-            .store
-            .read(move |s| s.get(&id))
-            .await
-            .map_err(store_status)?;
-        scope.check(&record.header.home, "id")?;
-        // Personal data and rollups are not records this API answers: as if not held.
-        let record = typed::record(&record).ok_or_else(|| not_found("record", &id.to_string()))?;
+        let hidden = || not_found("record", &id.to_string());
+        let record = match self.store.read(move |s| s.get(&id)).await {
+            Ok(record) => record,
+            // A kept record's home is not read here: a limited credential learns nothing of
+            // it, not even its kind.
+            Err(StoreError::NewerKind { .. }) if scope.0.is_some() => return Err(hidden()),
+            Err(e) => return Err(store_status(e)),
+        };
+        // A record outside the credential's subtree, personal data and rollups are not records
+        // this API answers it: as if not held, so an id probes nothing.
+        if !scope.covers(&record.header.home) {
+            return Err(hidden());
+        }
+        let record = typed::record_message(&record).ok_or_else(hidden)?;
         Ok(Response::new(api::GetRecordResponse {
             record: Some(record),
         }))
@@ -816,18 +853,25 @@ impl QueryService for QueryApi {
         let region = match (request.get_ref().region.as_str(), scope.0) {
             ("", Some(within)) => within,
             ("", None) => self.me,
-            (text, _) => RegionCode::parse("region", text)
-                .map_err(|e| invalid("region", Reason::InvalidField, e.rule))?,
+            (text, _) => region_code("region", text)?,
         };
         scope.check(&region, "region")?;
-        let rollup = self
+        let (rollup, names) = self
             .store
-            .read(move |s| s.rollup(&region))
+            .read(move |s| {
+                let Some(rollup) = s.rollup(&region)? else {
+                    return Ok(None);
+                };
+                let names = stale_names(s, &rollup)?;
+                Ok(Some((rollup, names)))
+            })
             .await
             .map_err(store_status)?
             .ok_or_else(|| not_found("rollup of region", region.as_str()))?;
         Ok(Response::new(api::GetRollupResponse {
-            rollup: Some(typed::rollup(&region, &rollup, |c| scope.covers(c))),
+            rollup: Some(typed::rollup(&region, &rollup, &names, |c| {
+                scope.covers(c)
+            })),
         }))
     }
 
@@ -845,9 +889,28 @@ impl QueryService for QueryApi {
             .read(move |s| s.duty_record(&delegate, year))
             .await
             .map_err(store_status)?;
-        // The duty record is the delegate's whole year, wherever they signed in: a credential
-        // limited to a subtree reads it for the delegates homed there.
-        scope.check(&duty.delegate.header.home, "delegate")?;
+        // A credential limited to a subtree reads the duty records of the delegates homed
+        // there, as if no other were held, and of their year only the records homed there too.
+        // Their standing is the delegate's own, counted over the whole year.
+        if !scope.covers(&duty.delegate.header.home) {
+            return Err(not_found("delegate", &delegate.to_string()));
+        }
+        let mut duty = duty;
+        if scope.0.is_some() {
+            duty.activities.retain(|row| scope.covers(&row.home));
+            duty.suggestions.retain(|row| scope.covers(&row.home));
+            duty.receptions = duty
+                .activities
+                .iter()
+                .filter(|row| {
+                    let keys = renda_node::record::projection::FilterKeys::of(
+                        RecordKind::Activity,
+                        &row.summary,
+                    );
+                    renda_node::record::rollup::is_reception(keys.tag.as_deref())
+                })
+                .count() as u32;
+        }
         let (person, name) = match &duty.delegate.body {
             Body::Delegate(d) => (duty.delegate.header.id, d.name.clone()),
             Body::Mandate(m) => (m.person, m.name.clone()),
@@ -873,7 +936,19 @@ impl QueryService for QueryApi {
         use renda_node::record::quota::{QuotaSubject, judged_on};
         let scope = self.allow(&request, Role::Viewer).await?;
         // The standings are of this congress's own groups and delegates.
-        scope.check(&self.me, "year")?;
+        if let Scope(Some(within)) = scope
+            && !self.me.is_within(&within)
+        {
+            return Err(error(
+                Code::PermissionDenied,
+                Reason::OutsideSubtree,
+                format!(
+                    "the standings are of {}'s own groups and delegates; this credential reads {within} only",
+                    self.me
+                ),
+                None,
+            ));
+        }
         let r = request.into_inner();
         let year = year("year", r.year)?;
         let subject = match api::QuotaSubject::try_from(r.subject) {
@@ -1028,6 +1103,40 @@ impl QueryService for QueryApi {
     }
 }
 
+/// The names of the stale descendants a rollup lists: a direct child's as the rollup gives it,
+/// a deeper one's from its own last rollup where that reached this node.
+fn stale_names(
+    s: &renda_node::store::Store,
+    r: &renda_node::record::rollup::Rollup,
+) -> Result<std::collections::BTreeMap<RegionCode, String>, StoreError> {
+    let mut names = std::collections::BTreeMap::new();
+    for stale in &r.stale {
+        let name = match r.children.get(stale.region.as_str()) {
+            Some(child) => child.name.clone(),
+            None => s
+                .rollup(&stale.region)?
+                .map(|held| held.name)
+                .unwrap_or_default(),
+        };
+        names.insert(stale.region, name);
+    }
+    Ok(names)
+}
+
+/// A region code from a request's field.
+fn region_code(field: &str, text: &str) -> Result<RegionCode, Status> {
+    RegionCode::parse(field, text).map_err(|_| {
+        invalid(
+            field,
+            Reason::InvalidField,
+            format!(
+                "{} is not a region code (12 digits, 统计用区划代码)",
+                renda_node::validate::quote(text)
+            ),
+        )
+    })
+}
+
 /// A record id from a request's field.
 fn record_id(field: &str, text: &str) -> Result<renda_node::record::RecordId, Status> {
     renda_node::record::RecordId::parse(field, text).map_err(|_| {
@@ -1110,4 +1219,51 @@ pub async fn serve(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every kind the API answers has its value, and every state of every workflow kind and
+    /// of a mandate has its own: a state the model gains without the proto fails here instead
+    /// of reaching programs as UNSPECIFIED.
+    #[test]
+    fn every_kind_and_state_of_the_model_has_its_value() {
+        use renda_node::record::delegate::MandateStatus;
+        use renda_node::record::motion::MotionState;
+        use renda_node::record::opinion::OpinionState;
+        use renda_node::record::suggestion::SuggestionState;
+        for kind in RecordKind::ALL {
+            let answered = !matches!(kind, RecordKind::Personal | RecordKind::Rollup);
+            assert_eq!(
+                kind_to_api(kind) != api::RecordKind::Unspecified,
+                answered,
+                "{kind:?}"
+            );
+        }
+        let words: Vec<(RecordKind, Vec<&str>)> = vec![
+            (RecordKind::Opinion, OpinionState::ALL.iter().map(|s| s.as_str()).collect()),
+            (RecordKind::Suggestion, SuggestionState::ALL.iter().map(|s| s.as_str()).collect()),
+            (RecordKind::Motion, MotionState::ALL.iter().map(|s| s.as_str()).collect()),
+            (RecordKind::Mandate, MandateStatus::ALL.iter().map(|s| s.as_str()).collect()),
+            (RecordKind::Delegate, MandateStatus::ALL.iter().map(|s| s.as_str()).collect()),
+        ];
+        let mut seen = std::collections::BTreeSet::new();
+        for (kind, words) in words {
+            for word in words {
+                let state = state_to_api(kind, Some(word));
+                assert_ne!(state, api::RecordState::Unspecified, "{kind:?} {word}");
+                if kind != RecordKind::Delegate {
+                    assert!(seen.insert(state), "{kind:?} {word} shares a value");
+                }
+            }
+            let unknown = state_to_api(kind, Some(renda_node::record::event::UNKNOWN_STATE));
+            assert_eq!(
+                unknown == api::RecordState::Unknown,
+                kind.has_workflow(),
+                "{kind:?}"
+            );
+        }
+    }
 }

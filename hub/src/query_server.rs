@@ -49,7 +49,7 @@ impl QueryService {
         match authorize(&self.store, bearer(header), needs).await {
             Ok(_) => Ok(()),
             Err(e @ Denied::Unauthenticated(_)) => Err(Status::unauthenticated(e.to_string())),
-            Err(e @ (Denied::Forbidden { .. } | Denied::Limited { .. })) => {
+            Err(e @ (Denied::Forbidden { .. } | Denied::ApiOnly { .. })) => {
                 Err(Status::permission_denied(e.to_string()))
             }
             Err(Denied::Store(e)) => Err(store_status(e)),

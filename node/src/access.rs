@@ -137,6 +137,11 @@ pub struct Credential {
     /// that subtree only, and opens nothing else.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub within: Option<crate::region::RegionCode>,
+    /// A program's credential (`renda credential add --api`, and every one limited to a
+    /// subtree): it reads the Query API and opens neither the dashboard nor the first Query
+    /// service, so a program's token can never write, whatever its role.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub api_only: bool,
 }
 
 impl Credential {

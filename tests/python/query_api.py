@@ -168,9 +168,10 @@ def typed_records(pb, stub, auth, limited, expect):
           (grpc.StatusCode.INVALID_ARGUMENT, "id", "INVALID_FIELD"))
     code, _, reason = error_of(lambda: get("01M9ZZZZZZZZZZZZZZZZZZZZZZ"))
     check("an id not held", (code, reason), (grpc.StatusCode.NOT_FOUND, "NOT_FOUND"))
-    code, field, reason = error_of(lambda: get(expect["suggestion"], limited))
-    check("a record outside the token's subtree", (code, field, reason),
-          (grpc.StatusCode.PERMISSION_DENIED, "id", "OUTSIDE_SUBTREE"))
+    # A record outside a limited token's subtree is as if not held: an id probes nothing.
+    code, _, reason = error_of(lambda: get(expect["suggestion"], limited))
+    check("a record outside the token's subtree", (code, reason),
+          (grpc.StatusCode.NOT_FOUND, "NOT_FOUND"))
     theirs = stub.ListRecords(pb.ListRecordsRequest(filter=pb.RecordFilter(
         kind=pb.RECORD_KIND_OPINION)), metadata=limited).records
     check("a record inside it", get(theirs[0].id, limited).home, expect["township"])
@@ -250,6 +251,14 @@ def figures(pb, stub, auth, limited, expect):
     code, field, _ = error_of(lambda: stub.GetDutyRecord(
         pb.GetDutyRecordRequest(delegate=expect["delegate"], year=1800), metadata=auth))
     check("a year out of range", (code, field), (grpc.StatusCode.INVALID_ARGUMENT, "year"))
+    code, _, reason = error_of(lambda: stub.GetDutyRecord(
+        pb.GetDutyRecordRequest(delegate=expect["delegate"], year=2026), metadata=limited))
+    check("a duty record outside the token's subtree", (code, reason),
+          (grpc.StatusCode.NOT_FOUND, "NOT_FOUND"))
+    code, _, reason = error_of(lambda: stub.ListQuotaStandings(
+        pb.ListQuotaStandingsRequest(year=2026), metadata=limited))
+    check("the county's standings for a township's token", (code, reason),
+          (grpc.StatusCode.PERMISSION_DENIED, "OUTSIDE_SUBTREE"))
 
     # Both delegates, one a page: the pages add up, each once, by id.
     first_token = stub.ListQuotaStandings(
@@ -352,6 +361,14 @@ def main():
     services = {s.name for r in listed for s in r.list_services_response.service}
     if "renda.query.v1.QueryService" not in services:
         sys.exit(f"reflection lists {services}")
+    # grpcurl asks grpc.reflection.v1 first; its messages are v1alpha's on the wire.
+    v1 = channel.stream_stream(
+        "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
+        request_serializer=reflection_pb2.ServerReflectionRequest.SerializeToString,
+        response_deserializer=reflection_pb2.ServerReflectionResponse.FromString,
+    )(iter([reflection_pb2.ServerReflectionRequest(list_services="")]))
+    services = {s.name for r in v1 for s in r.list_services_response.service}
+    check("reflection v1 lists the Query API", "renda.query.v1.QueryService" in services, True)
 
     # Without a token, or with a wrong one.
     code, _, reason = error_of(lambda: stub.GetNode(pb.GetNodeRequest()))
@@ -517,6 +534,7 @@ def main():
     # Counts, in all and by state, without paging.
     counted = stub.CountRecords(pb.CountRecordsRequest(filter=opinions), metadata=auth)
     check("opinion count", counted.total, expect["opinions"])
+    check("the states add up", sum(s.count for s in counted.states), counted.total)
     by_state = {pb.RecordState.Name(s.state): s.count for s in counted.states}
     check("opinions by state", by_state, expect["opinion_states"])
     handled = stub.ListRecords(
@@ -599,6 +617,12 @@ def main():
     feed = stub.ListChanges(pb.ListChangesRequest(page_size=1000), metadata=limited)
     check("limited feed", sorted(c.record.id for c in feed.changes),
           sorted(r.id for r in everything.records))
+    check("limited children",
+          [c.region for c in stub.ListChildren(pb.ListChildrenRequest(), metadata=limited).children],
+          [expect["township"]])
+    check("limited links",
+          [l.peer for l in stub.GetSyncHealth(pb.GetSyncHealthRequest(), metadata=limited).links],
+          [expect["township"]])
     code, field, reason = error_of(
         lambda: stub.ListRecords(
             pb.ListRecordsRequest(filter=pb.RecordFilter(within="330411102000")),

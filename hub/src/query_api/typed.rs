@@ -100,6 +100,17 @@ fn author(a: &Author) -> api::Author {
     }
 }
 
+/// A workflow's state as lists and counts show it: `RECORD_STATE_UNKNOWN` while it holds a
+/// step a newer release wrote, which the fold could not take into account, rather than the
+/// state the readable steps alone would give.
+fn workflow_state(kind: RecordKind, word: &str, unreadable: usize) -> i32 {
+    if unreadable > 0 {
+        api::RecordState::Unknown as i32
+    } else {
+        state_to_api(kind, Some(word)) as i32
+    }
+}
+
 fn mandate_state(status: renda_node::record::delegate::MandateStatus) -> i32 {
     state_to_api(RecordKind::Mandate, Some(status.as_str())) as i32
 }
@@ -139,7 +150,7 @@ fn step<A>(line: &HistoryLine<A>) -> api::Step {
 
 /// A record as GetRecord answers it; `None` for the kinds the API never answers (personal
 /// data, rollups).
-pub(super) fn record(r: &Record) -> Option<api::Record> {
+pub(super) fn record_message(r: &Record) -> Option<api::Record> {
     use api::record::Body as B;
     let body = match &r.body {
         Body::Personal(_) | Body::Rollup(_) => return None,
@@ -252,7 +263,11 @@ fn opinion(header: &renda_node::record::Header, o: &Opinion) -> api::Opinion {
         activity: opt_string(f.activity),
         category: f.category.clone().unwrap_or_default(),
         status: Some(api::OpinionStatus {
-            state: state_to_api(RecordKind::Opinion, Some(status.state.as_str())) as i32,
+            state: workflow_state(
+                RecordKind::Opinion,
+                status.state.as_str(),
+                status.unreadable_events,
+            ),
             receive_date: opt_date(status.received_on),
             passed_on_to: status.passed_on_to.clone().unwrap_or_default(),
             passed_on_congress: opt_string(status.passed_on_congress),
@@ -310,7 +325,11 @@ fn suggestion(header: &renda_node::record::Header, s: &Suggestion) -> api::Sugge
         group: opt_string(f.group),
         motion: opt_string(f.motion),
         status: Some(api::SuggestionStatus {
-            state: state_to_api(RecordKind::Suggestion, Some(status.state.as_str())) as i32,
+            state: workflow_state(
+                RecordKind::Suggestion,
+                status.state.as_str(),
+                status.unreadable_events,
+            ),
             number: status
                 .number
                 .map_or(0, |n| i32::try_from(n).unwrap_or(i32::MAX)),
@@ -468,14 +487,20 @@ fn motion(header: &renda_node::record::Header, m: &Motion) -> api::Motion {
                 lead_name: lead_name.clone(),
                 cosigners: cosigners(c),
             }),
-            Proposer::Delegation { name } => P::Delegation(name.clone()),
+            Proposer::Delegation { name } => {
+                P::Delegation(api::MotionDelegation { name: name.clone() })
+            }
             Proposer::Body { body, name } => P::ProposingBody(api::MotionBody {
                 body: proposing_body(*body),
                 name: name.clone().unwrap_or_default(),
             }),
         }),
         status: Some(api::MotionStatus {
-            state: state_to_api(RecordKind::Motion, Some(status.state.as_str())) as i32,
+            state: workflow_state(
+                RecordKind::Motion,
+                status.state.as_str(),
+                status.unreadable_events,
+            ),
             submit_date: opt_date(status.submitted_on),
             decide_date: opt_date(status.decided_on),
             committee: status.committee.clone().unwrap_or_default(),
@@ -611,6 +636,7 @@ pub(super) fn figures(m: &Metrics) -> api::Figures {
 pub(super) fn rollup(
     region: &RegionCode,
     r: &Rollup,
+    stale_names: &BTreeMap<RegionCode, String>,
     covers: impl Fn(&RegionCode) -> bool,
 ) -> api::Rollup {
     let readable = |code: &str| RegionCode::parse("region", code).is_ok_and(|c| covers(&c));
@@ -639,11 +665,7 @@ pub(super) fn rollup(
             .filter(|s| covers(&s.region))
             .map(|s| api::StaleRegion {
                 region: s.region.to_string(),
-                display_name: r
-                    .children
-                    .get(s.region.as_str())
-                    .map(|c| c.name.clone())
-                    .unwrap_or_default(),
+                display_name: stale_names.get(&s.region).cloned().unwrap_or_default(),
                 rollup_time: s.as_of.map(timestamp),
             })
             .collect(),
@@ -675,6 +697,91 @@ pub(super) fn subject_standing(s: &SubjectStanding) -> api::SubjectStanding {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A suggestion holding a step a newer release wrote shows as UNKNOWN, as lists and counts
+    /// show it, not as the state its readable steps alone would give; the step it cannot read
+    /// is counted, and the readable ones are its history.
+    #[test]
+    fn a_step_of_a_newer_release_makes_the_state_unknown() {
+        use renda_node::record::event::EventEntry;
+        use renda_node::record::suggestion::SuggestionFields;
+        use renda_node::record::{Header, RecordId};
+        let home = RegionCode::parse("home", "330411000000").unwrap();
+        let lead = RecordId::new();
+        let header = Header {
+            id: RecordId::new(),
+            kind: RecordKind::Suggestion,
+            home,
+            created_at: chrono::Utc::now(),
+            created_by: Author {
+                node: home,
+                user: "clerk".into(),
+            },
+        };
+        let submit = serde_json::json!({
+            "id": RecordId::new().to_string(),
+            "lamport": 1,
+            "recorded_at": chrono::Utc::now(),
+            "date": chrono::Utc::now().date_naive(),
+            "author": { "node": home, "user": "clerk" },
+            "action": "submit",
+        });
+        let mut later = submit.clone();
+        later["id"] = RecordId::new().to_string().into();
+        later["lamport"] = 2.into();
+        later["action"] = "mediate".into();
+        let entry = |v: serde_json::Value| match serde_json::from_value(v.clone()) {
+            Ok(event) => EventEntry::Event(event),
+            Err(e) => EventEntry::Undecodable {
+                raw: v,
+                error: e.to_string(),
+            },
+        };
+        let record = Record {
+            header,
+            body: Body::Suggestion(Suggestion {
+                fields: SuggestionFields {
+                    title: "关于加装路灯的建议".into(),
+                    body: "村道夜间无照明。".into(),
+                    category: "城乡建设".into(),
+                    lead,
+                    lead_name: "沈建华".into(),
+                    cosigners: Vec::new(),
+                    addressed_to: home,
+                    session: None,
+                    group: None,
+                    motion: None,
+                },
+                events: vec![entry(submit.clone()), entry(later)],
+            }),
+        };
+        let Some(api::record::Body::Suggestion(s)) = record_message(&record).and_then(|r| r.body)
+        else {
+            panic!("a suggestion's message");
+        };
+        let status = s.status.unwrap();
+        assert_eq!(status.state, api::RecordState::Unknown as i32);
+        assert_eq!(status.unreadable_step_count, 1);
+        assert_eq!(s.history.len(), 1);
+
+        // Without the newer step, the state its steps give.
+        let Body::Suggestion(mut readable) = record.body.clone() else {
+            unreachable!()
+        };
+        readable.events.truncate(1);
+        let only = Record {
+            header: record.header.clone(),
+            body: Body::Suggestion(readable),
+        };
+        let Some(api::record::Body::Suggestion(s)) = record_message(&only).and_then(|r| r.body)
+        else {
+            panic!("a suggestion's message");
+        };
+        assert_eq!(
+            s.status.unwrap().state,
+            api::RecordState::SuggestionSubmitted as i32
+        );
+    }
 
     #[test]
     fn months_of_a_rollup_are_dates_with_day_zero() {

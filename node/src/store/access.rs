@@ -18,7 +18,7 @@ fn parse_time(text: &str, name: &str) -> Result<DateTime<Utc>, StoreError> {
 }
 
 /// The columns [`credential`] reads, in its order.
-const COLUMNS: &str = "c.name, c.role, c.created_at, c.revoked_at, c.password_hash IS NOT NULL, c.disabled_at, c.within";
+const COLUMNS: &str = "c.name, c.role, c.created_at, c.revoked_at, c.password_hash IS NOT NULL, c.disabled_at, c.within, c.api_only";
 
 type CredentialRow = (
     String,
@@ -28,6 +28,7 @@ type CredentialRow = (
     bool,
     Option<String>,
     Option<String>,
+    bool,
 );
 
 fn row(r: &Row<'_>) -> rusqlite::Result<CredentialRow> {
@@ -39,11 +40,12 @@ fn row(r: &Row<'_>) -> rusqlite::Result<CredentialRow> {
         r.get(4)?,
         r.get(5)?,
         r.get(6)?,
+        r.get(7)?,
     ))
 }
 
 fn credential(
-    (name, role, created_at, revoked_at, has_password, disabled_at, within): CredentialRow,
+    (name, role, created_at, revoked_at, has_password, disabled_at, within, api_only): CredentialRow,
 ) -> Result<Credential, StoreError> {
     let within = within
         .map(|w| {
@@ -68,6 +70,7 @@ fn credential(
         has_password,
         disabled_at,
         within,
+        api_only,
     })
 }
 
@@ -113,17 +116,19 @@ impl WriteTx<'_> {
             .map(drop)
     }
 
-    /// Creates a credential for a program that reads the Query API about `within`'s subtree
-    /// only (a region within this node's), and prints nothing else: it opens no dashboard and
-    /// no other service. Returns the token, as [`WriteTx::add_credential`] does.
-    pub fn add_limited_credential(
+    /// Creates a credential for a program: it reads the Query API, about `within`'s subtree
+    /// only when given (a region within this node's), and opens no dashboard and no other
+    /// service, whatever its role. Returns the token, as [`WriteTx::add_credential`] does.
+    pub fn add_api_credential(
         &mut self,
         name: &str,
         role: Role,
-        within: RegionCode,
+        within: Option<RegionCode>,
     ) -> Result<String, StoreError> {
         let me = self.node.region;
-        if !within.is_within(&me) {
+        if let Some(within) = within
+            && !within.is_within(&me)
+        {
             return Err(ValidationError::new(
                 "within",
                 format!("{within} 不在本节点 {me} 的辖区内"),
@@ -132,8 +137,8 @@ impl WriteTx<'_> {
         }
         let token = self.insert_credential(name, role, None)?;
         self.tx.execute(
-            "UPDATE credentials SET within = ?2 WHERE name = ?1",
-            params![name.trim(), within.as_str()],
+            "UPDATE credentials SET api_only = 1, within = ?2 WHERE name = ?1",
+            params![name.trim(), within.as_ref().map(|w| w.as_str())],
         )?;
         Ok(token)
     }

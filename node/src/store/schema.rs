@@ -291,8 +291,10 @@ const MIGRATIONS: &[&str] = &[
     UPDATE records SET route = json_set(route, '$.personal', json('true')) WHERE kind = 'personal';
     "#,
     // 23: when the node last took a backup and where it wrote it, and when its database was
-    // last checked with what result, for `renda status`, the metrics and the fleet view.
+    // last checked with what result, for `renda status`, the metrics and the fleet view; and
+    // a program's credential that opens the Query API only (`api_only`).
     r#"
+    ALTER TABLE credentials ADD COLUMN api_only INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE node ADD COLUMN last_backup_at TEXT;
     ALTER TABLE node ADD COLUMN last_backup_file TEXT;
     ALTER TABLE node ADD COLUMN last_check_at TEXT;
@@ -505,7 +507,8 @@ mod tests {
         let undo_last_step = || {
             let conn = Connection::open(&db).unwrap();
             conn.execute_batch(
-                "ALTER TABLE node DROP COLUMN last_backup_at;
+                "ALTER TABLE credentials DROP COLUMN api_only;
+                 ALTER TABLE node DROP COLUMN last_backup_at;
                  ALTER TABLE node DROP COLUMN last_backup_file;
                  ALTER TABLE node DROP COLUMN last_check_at;
                  ALTER TABLE node DROP COLUMN last_check_result",
