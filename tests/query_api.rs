@@ -331,8 +331,51 @@ fn a_python_grpc_client_calls_every_query_rpc_over_tls() {
         .args(["--expect", expect.to_str().unwrap()])
         .output()
         .expect("python3 runs (scripts/test.sh installs grpcio-tools)");
-    let _ = running.kill();
-    let _ = running.wait();
+    // A stock command-line client in Go that learns the service from reflection alone, as
+    // grpcurl does: `buf curl` (buf-bin from PyPI; grpcurl itself is not installable here).
+    let url = format!("https://localhost:{}", addr.rsplit(':').next().unwrap());
+    let buf_curl = |args: &[&str]| {
+        let out = Command::new("buf")
+            .args(["curl", "--protocol", "grpc", "--reflect-protocol", "grpc-v1"])
+            .args(["--cacert", ca.join("ca.pem").to_str().unwrap()])
+            .args(args)
+            .output()
+            .expect("buf runs (scripts/test.sh installs buf-bin)");
+        assert!(
+            out.status.success(),
+            "buf curl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let services = buf_curl(&["--list-services", &url]);
+    assert!(
+        services.lines().any(|l| l.trim() == "renda.query.v1.QueryService"),
+        "{services}"
+    );
+    let node_json: serde_json::Value = serde_json::from_str(&buf_curl(&[
+        "-H",
+        &format!("authorization: Bearer {token}"),
+        "-d",
+        "{}",
+        &format!("{url}/renda.query.v1.QueryService/GetNode"),
+    ]))
+    .unwrap();
+    assert_eq!(node_json["node"]["region"], COUNTY, "{node_json}");
+    assert_eq!(node_json["node"]["level"], "LEVEL_COUNTY", "{node_json}");
+    let record: serde_json::Value = serde_json::from_str(&buf_curl(&[
+        "-H",
+        &format!("authorization: Bearer {token}"),
+        "-d",
+        &serde_json::json!({ "id": suggestion }).to_string(),
+        &format!("{url}/renda.query.v1.QueryService/GetRecord"),
+    ]))
+    .unwrap();
+    assert_eq!(
+        record["record"]["suggestion"]["status"]["state"], "RECORD_STATE_SUGGESTION_TRACKING",
+        "{record}"
+    );
+    drop(running);
     assert!(
         client.status.success(),
         "the Python client failed:\n{}\n{}",
