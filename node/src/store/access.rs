@@ -18,6 +18,7 @@ fn parse_time(text: &str, name: &str) -> Result<DateTime<Utc>, StoreError> {
 }
 
 /// The columns [`credential`] reads, in its order.
+/// A query that reads more after them starts at index 8 ([`CredentialRow`]'s length).
 const COLUMNS: &str = "c.name, c.role, c.created_at, c.revoked_at, c.password_hash IS NOT NULL, c.disabled_at, c.within, c.api_only";
 
 type CredentialRow = (
@@ -380,7 +381,7 @@ impl Store {
                 "SELECT {COLUMNS}, c.password_hash FROM credentials c
                  WHERE c.name = ?1 AND c.password_hash IS NOT NULL AND c.revoked_at IS NULL AND c.disabled_at IS NULL"
             ))?
-            .query_row([name.trim()], |r| Ok((row(r)?, r.get::<_, String>(7)?)))
+            .query_row([name.trim()], |r| Ok((row(r)?, r.get::<_, String>(8)?)))
             .optional()?;
         found
             .map(|(r, hash)| Ok((credential(r)?, hash)))
