@@ -918,9 +918,45 @@ pub enum CaCmd {
         #[arg(long, default_value_t = 3650, value_parser = clap::value_parser!(u32).range(1..=36500))]
         days: u32,
     },
+    /// Create an intermediate CA for a province's (or a city's) subtree, signed by the root or
+    /// by the province's CA: it issues node certificates, and a province's also city CAs, for
+    /// regions in that subtree only, so every new township needs no one above its province.
+    Intermediate {
+        /// The signing CA's directory: the root's, or a province's for a city CA.
+        #[arg(long)]
+        ca: PathBuf,
+        /// The region whose subtree the new CA issues for (a province or a city).
+        #[arg(long, value_parser = region)]
+        region: RegionCode,
+        /// The CA's name, e.g. 浙江省人大常委会 证书签发.
+        #[arg(long)]
+        name: String,
+        /// Days it is valid (at most as long as the signing CA's).
+        #[arg(long, default_value_t = 1825, value_parser = clap::value_parser!(u32).range(1..=36500))]
+        days: u32,
+        /// Where its files are written (ca.pem, ca-key.pem, chain.pem, root.pem); existing
+        /// files are never replaced.
+        #[arg(long)]
+        dir: PathBuf,
+    },
+    /// Give an intermediate CA a new key and certificate for the same subtree, signed by the CA
+    /// above it; the old files move to a `retired-<time>` directory beside them. Certificates
+    /// the old key issued stay valid until they expire (they carry the old CA in their chain).
+    Rotate {
+        /// The signing CA's directory: the root's, or the province's for a city CA.
+        #[arg(long)]
+        ca: PathBuf,
+        /// The intermediate CA's directory.
+        #[arg(long)]
+        dir: PathBuf,
+        /// Days the new certificate is valid.
+        #[arg(long, default_value_t = 1825, value_parser = clap::value_parser!(u32).range(1..=36500))]
+        days: u32,
+    },
     /// Issue a node's certificate: its single URI SAN names the region.
     Issue {
-        /// The CA's directory (from `renda ca init`).
+        /// The CA's directory (from `renda ca init` or `renda ca intermediate`): an
+        /// intermediate CA issues only for regions in its subtree.
         #[arg(long)]
         ca: PathBuf,
         /// The node's region code.
@@ -943,7 +979,8 @@ pub enum CaCmd {
         /// Days the certificate is valid.
         #[arg(long, default_value_t = 365, value_parser = clap::value_parser!(u32).range(1..=3650))]
         days: u32,
-        /// Where node.pem, node-key.pem and a copy of ca.pem are written.
+        /// Where node.pem (the certificate and the CAs above it but the root), node-key.pem and
+        /// ca.pem (the federation's root) are written.
         #[arg(long)]
         out: PathBuf,
     },

@@ -568,7 +568,7 @@ async fn start_node(
     let me = region(i);
     let data = dir.join(code);
     ca.issue(&me, name, 30)?
-        .save(&data.join(renda_node::tls::TLS_DIR), &ca.cert_pem)?;
+        .save(&data.join(renda_node::tls::TLS_DIR), ca.root_pem())?;
     let mut config = NodeConfig::new(&data);
     config.init = Some(NewNode {
         region: me,

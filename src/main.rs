@@ -138,6 +138,33 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             );
             Ok(())
         }
+        Command::Ca(cli::CaCmd::Intermediate {
+            ca,
+            region,
+            name,
+            days,
+            dir,
+        }) => {
+            let authority = renda_node::pki::CertificateAuthority::load(&ca)?;
+            let intermediate = authority.create_intermediate(&region, &name, days)?;
+            intermediate.save(&dir)?;
+            println!(
+                "已为 {region} 的辖区创建中间证书颁发机构“{name}”（有效期 {days} 天）于 {}；它只能为该辖区内的节点签发证书。请离线妥善保管 {}",
+                dir.display(),
+                dir.join(renda_node::pki::CA_KEY).display()
+            );
+            Ok(())
+        }
+        Command::Ca(cli::CaCmd::Rotate { ca, dir, days }) => {
+            let authority = renda_node::pki::CertificateAuthority::load(&ca)?;
+            let retired = renda_node::pki::rotate_intermediate(&authority, &dir, days)?;
+            println!(
+                "已为 {} 的中间证书颁发机构换用新密钥；旧文件移至 {}，旧密钥签发的证书在到期前仍然有效",
+                dir.display(),
+                retired.display()
+            );
+            Ok(())
+        }
         Command::Ca(cli::CaCmd::Issue {
             ca,
             server: true,
@@ -155,7 +182,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 name
             };
             let cert = authority.issue_server(&name, &dns, &ip, days)?;
-            cert.save_server(&out, &authority.cert_pem)?;
+            cert.save_server(&out, authority.root_pem())?;
             let names: Vec<String> = dns
                 .iter()
                 .cloned()
@@ -183,7 +210,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 name
             };
             let cert = authority.issue(&region, &name, days)?;
-            cert.save(&out, &authority.cert_pem)?;
+            cert.save(&out, authority.root_pem())?;
             println!(
                 "已为 {region}（{name}）签发节点证书（有效期 {days} 天）于 {}",
                 out.display()

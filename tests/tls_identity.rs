@@ -30,7 +30,7 @@ fn tls(ca: &CertificateAuthority, region: &str, spec: Option<NodeCertificateSpec
         None => ca.issue(&region, "node", 30).unwrap(),
         Some(spec) => ca.issue_with(spec).unwrap(),
     };
-    NodeTls::from_pem_unchecked(region, &ca.cert_pem, &cert.cert_pem, &cert.key_pem).unwrap()
+    NodeTls::from_pem_unchecked(region, ca.root_pem(), &cert.cert_pem, &cert.key_pem).unwrap()
 }
 
 struct Town {
@@ -161,7 +161,7 @@ async fn only_a_valid_certificate_naming_a_child_syncs() {
 
     // No certificate at all: the handshake itself fails.
     let anonymous = renda_node::tls::anonymous_client_config(
-        renda_node::pki::pem_cert(&ca.cert_pem, std::path::Path::new("ca.pem")).unwrap(),
+        vec![renda_node::pki::pem_cert(&ca.cert_pem, std::path::Path::new("ca.pem")).unwrap()],
         code(XIUZHOU),
     )
     .unwrap();
@@ -265,4 +265,66 @@ async fn hello(addr: &str, config: rustls::ClientConfig, region: &str) -> Result
         .into_inner();
     stream.message().await.map_err(|e| e.to_string())?;
     Ok(())
+}
+
+/// Delegated issuing on real links: each province's CA issues for its own subtree, and a
+/// certificate a province's CA made for another province's node (which `renda ca issue`
+/// refuses to make; a CA that ignored the rule made it anyway) is refused by whoever checks
+/// it: the parent it dials, and the child that dials it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_province_ca_cannot_make_a_node_of_another_province() {
+    const XUANWU: &str = "320117000000";
+    const XUANWU_TOWN: &str = "320117101000";
+    let root = CertificateAuthority::create("联邦根 CA", 365).unwrap();
+    let zhejiang = root
+        .create_intermediate(&code("330000000000"), "浙江省 CA", 365)
+        .unwrap();
+    let jiangsu = root
+        .create_intermediate(&code("320000000000"), "江苏省 CA", 365)
+        .unwrap();
+    let spec = |region: &str| NodeCertificateSpec {
+        uris: vec![region_uri(&code(region))],
+        name: "冒充".into(),
+        days: 30,
+        backdate: chrono::Duration::minutes(5),
+    };
+
+    // Refused where it would be made.
+    assert!(
+        zhejiang.issue(&code(XUANWU_TOWN), "冒充", 30).is_err(),
+        "浙江's CA issued for a 江苏 township"
+    );
+
+    // 溧水区 (江苏) serves with its province CA's certificate.
+    let (county_node, _county_dir, addr) =
+        serving(XUANWU, "溧水区人大常委会", tls(&jiangsu, XUANWU, None)).await;
+    let county = county_node.store().clone();
+    let town = town(XUANWU_TOWN).await;
+
+    // A township certificate 浙江's CA made anyway: the county refuses it.
+    let err = dial(&town, XUANWU_TOWN, &addr, tls(&zhejiang, XUANWU_TOWN, Some(spec(XUANWU_TOWN))))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("outside 330000000000"), "{err}");
+    assert_eq!(opinions_at(&county).await, 0);
+
+    // A county certificate 浙江's CA made anyway: the township refuses to link with it.
+    let (forged_node, _forged_dir, forged_addr) = serving(
+        XUANWU,
+        "冒充的溧水区",
+        tls(&zhejiang, XUANWU, Some(spec(XUANWU))),
+    )
+    .await;
+    let err = dial(&town, XUANWU_TOWN, &forged_addr, tls(&jiangsu, XUANWU_TOWN, None))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("outside 330000000000"), "{err}");
+    assert_eq!(opinions_at(forged_node.store()).await, 0);
+
+    // The township's own province CA's certificate links, and a Zhejiang node's from its own
+    // province CA is as good at home: the chain, not the CA that made it, is checked.
+    dial(&town, XUANWU_TOWN, &addr, tls(&jiangsu, XUANWU_TOWN, None))
+        .await
+        .expect("a certificate from the township's own province CA links");
+    assert_eq!(opinions_at(&county).await, 1);
 }

@@ -76,10 +76,8 @@ impl Sync for SyncService {
             Some(tls) => {
                 let certs = peer_certs
                     .ok_or_else(|| Status::unauthenticated(IdentityError::Missing.to_string()))?;
-                let cert = certs
-                    .first()
-                    .ok_or_else(|| Status::unauthenticated(IdentityError::Missing.to_string()))?;
-                let verified = verify_peer(cert, tls.ca(), chrono::Utc::now(), Usage::Client)
+                // The child's certificate first, then the intermediate CAs it presented.
+                let verified = verify_peer(&certs, tls.roots(), chrono::Utc::now(), Usage::Client)
                     .map_err(|e| {
                         warn!(region = %self.me, ?remote, error = %e, "refused a certificate");
                         Status::unauthenticated(e.to_string())

@@ -1,11 +1,19 @@
-//! Certificates: the federation's certificate authority and each node's certificate.
+//! Certificates: the federation's certificate authorities and each node's certificate.
 //!
 //! A node's identity is its region, and the only place it is read from is the certificate the
-//! node presents on a link: a certificate signed by the federation's CA, within its validity,
-//! whose one URI subject alternative name is `urn:renda:region:<12-digit code>`. A certificate
-//! with no such name, with two, or with one that is not a region code names nobody and is
-//! refused; so is one from another CA or out of date. Nothing a peer says in a message can
-//! change who it is.
+//! node presents on a link: a certificate that chains to the federation's root CA, within its
+//! validity, whose one URI subject alternative name is `urn:renda:region:<12-digit code>`. A
+//! certificate with no such name, with two, or with one that is not a region code names nobody
+//! and is refused; so is one from another CA or out of date. Nothing a peer says in a message
+//! can change who it is.
+//!
+//! Issuing is delegated: the root (held at the top) signs intermediate CAs, one per province and,
+//! where an operator wants it, per city, and each intermediate names its region the same way.
+//! The subtree rule: every certificate on a chain names a region within the region of each CA
+//! above it that names one, so a province's CA can never issue for another province, nor make
+//! a city CA of another's. [`CertificateAuthority`] refuses to sign across it, and
+//! [`verify_peer`] refuses any chain that crosses it, whoever made it. The root names no region:
+//! it may sign for the whole federation.
 //!
 //! This module makes and checks certificates; it knows nothing of sockets or TLS sessions.
 
@@ -26,6 +34,10 @@ pub const REGION_URI_PREFIX: &str = "urn:renda:region:";
 /// File names inside a CA directory and a node's TLS directory.
 pub const CA_CERT: &str = "ca.pem";
 pub const CA_KEY: &str = "ca-key.pem";
+/// In an intermediate CA's directory: the CAs above it, up to but not including the root.
+pub const CA_CHAIN: &str = "chain.pem";
+/// In an intermediate CA's directory: the federation's root, which nodes trust.
+pub const CA_ROOT: &str = "root.pem";
 pub const NODE_CERT: &str = "node.pem";
 pub const NODE_KEY: &str = "node-key.pem";
 
@@ -52,6 +64,10 @@ pub enum IdentityError {
     Malformed(String),
     #[error("certificate: names {found}, but this link is to {expected}")]
     NotThePeer { expected: String, found: String },
+    #[error(
+        "certificate: names {region}, outside {issuer}, the subtree of the CA that issued it"
+    )]
+    OutsideIssuer { region: String, issuer: String },
 }
 
 /// Which end of a link a certificate is checked for.
@@ -76,6 +92,9 @@ pub enum PkiError {
     Exists { path: PathBuf },
     #[error("cannot make the certificate: {0}")]
     Generate(#[from] rcgen::Error),
+    /// A CA asked to sign for a region outside its own subtree.
+    #[error("region: {region} is outside {issuer}, the subtree this CA issues for")]
+    OutsideSubtree { region: String, issuer: String },
     #[error(transparent)]
     Identity(#[from] IdentityError),
 }
@@ -126,14 +145,24 @@ fn validity(days: u32, backdate: chrono::Duration) -> (time::OffsetDateTime, tim
     (from, from + time::Duration::days(i64::from(days)))
 }
 
-/// The federation's certificate authority: its certificate and signing key, in PEM.
+/// A certificate authority of the federation, in PEM: the root, or an intermediate CA limited
+/// to a region's subtree. Its directory holds [`CA_CERT`] and [`CA_KEY`]; an intermediate's also
+/// [`CA_CHAIN`] (the CAs above it but the root) and [`CA_ROOT`].
 pub struct CertificateAuthority {
+    /// This CA's own certificate.
     pub cert_pem: String,
     key_pem: String,
+    /// The CAs between this one and the root, nearest first; empty for the root.
+    chain_pem: String,
+    /// The federation's root certificate, which nodes trust; this CA's own for the root.
+    root_pem: String,
+    /// The subtree this CA issues for; `None` for the root, which issues for every region.
+    region: Option<RegionCode>,
 }
 
 impl CertificateAuthority {
-    /// A new CA named `name`, valid for `days`.
+    /// A new root CA named `name`, valid for `days`. Its path length allows two intermediates
+    /// below it (a province's and a city's).
     pub fn create(name: &str, days: u32) -> Result<CertificateAuthority, PkiError> {
         let key = KeyPair::generate()?;
         let mut params = CertificateParams::default();
@@ -141,33 +170,146 @@ impl CertificateAuthority {
         dn.push(DnType::CommonName, name);
         dn.push(DnType::OrganizationName, "Renda");
         params.distinguished_name = dn;
-        params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+        params.is_ca = IsCa::Ca(BasicConstraints::Constrained(2));
         params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
         (params.not_before, params.not_after) = validity(days, chrono::Duration::minutes(5));
         let cert = params.self_signed(&key)?;
+        let cert_pem = cert.pem();
         Ok(CertificateAuthority {
-            cert_pem: cert.pem(),
+            root_pem: cert_pem.clone(),
+            cert_pem,
             key_pem: key.serialize_pem(),
+            chain_pem: String::new(),
+            region: None,
         })
     }
 
-    /// Writes `ca.pem` and `ca-key.pem` into `dir`, refusing to replace an existing CA.
+    /// The subtree this CA issues for; `None` for the root.
+    pub fn region(&self) -> Option<RegionCode> {
+        self.region
+    }
+
+    /// The root certificate nodes trust, to install beside a certificate this CA issues.
+    pub fn root_pem(&self) -> &str {
+        &self.root_pem
+    }
+
+    /// Refuses a region outside this CA's subtree.
+    fn covers(&self, region: &RegionCode) -> Result<(), PkiError> {
+        match self.region {
+            Some(mine) if !region.is_within(&mine) => Err(PkiError::OutsideSubtree {
+                region: region.to_string(),
+                issuer: mine.to_string(),
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    /// A new intermediate CA for `region`'s subtree, signed by this one: a province's (which
+    /// may sign a city's in turn) or a city's. Refused for a region outside this CA's subtree.
+    pub fn create_intermediate(
+        &self,
+        region: &RegionCode,
+        name: &str,
+        days: u32,
+    ) -> Result<CertificateAuthority, PkiError> {
+        self.covers(region)?;
+        if Some(*region) == self.region {
+            return Err(PkiError::OutsideSubtree {
+                region: region.to_string(),
+                issuer: format!("{region} (a CA below names a smaller subtree than its own)"),
+            });
+        }
+        let issuer = self.issuer(Path::new(CA_CERT))?;
+        let key = KeyPair::generate()?;
+        let mut params = CertificateParams::default();
+        let mut dn = DistinguishedName::new();
+        dn.push(DnType::CommonName, name);
+        dn.push(DnType::OrganizationName, "Renda");
+        params.distinguished_name = dn;
+        // A province's CA may make city CAs; any other makes none.
+        let below = u8::from(region.level() == Some(crate::region::Level::Province));
+        params.is_ca = IsCa::Ca(BasicConstraints::Constrained(below));
+        params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+        params.subject_alt_names = vec![SanType::URI(region_uri(region).as_str().try_into()?)];
+        params.use_authority_key_identifier_extension = true;
+        (params.not_before, params.not_after) = validity(days, chrono::Duration::minutes(5));
+        let cert = params.signed_by(&key, &issuer)?;
+        // The chain a certificate it issues carries: itself, then the CAs above it but the root.
+        let chain_pem = if self.region.is_some() {
+            format!("{}{}", self.cert_pem, self.chain_pem)
+        } else {
+            String::new()
+        };
+        Ok(CertificateAuthority {
+            cert_pem: cert.pem(),
+            key_pem: key.serialize_pem(),
+            chain_pem,
+            root_pem: self.root_pem.clone(),
+            region: Some(*region),
+        })
+    }
+
+    /// Writes the CA into `dir` ([`CA_CERT`], [`CA_KEY`], and for an intermediate [`CA_CHAIN`]
+    /// and [`CA_ROOT`]), refusing to replace an existing CA.
     pub fn save(&self, dir: &Path) -> Result<(), PkiError> {
         std::fs::create_dir_all(dir).map_err(|source| PkiError::Io {
             path: dir.to_path_buf(),
             source,
         })?;
         write_new(&dir.join(CA_KEY), &self.key_pem, true)?;
-        write_new(&dir.join(CA_CERT), &self.cert_pem, false)
+        write_new(&dir.join(CA_CERT), &self.cert_pem, false)?;
+        if self.region.is_some() {
+            write_new(&dir.join(CA_CHAIN), &self.chain_pem, false)?;
+            write_new(&dir.join(CA_ROOT), &self.root_pem, false)?;
+        }
+        Ok(())
     }
 
     pub fn load(dir: &Path) -> Result<CertificateAuthority, PkiError> {
-        let ca = CertificateAuthority {
-            cert_pem: read(&dir.join(CA_CERT))?,
-            key_pem: read(&dir.join(CA_KEY))?,
+        let cert_path = dir.join(CA_CERT);
+        let cert_pem = read(&cert_path)?;
+        let optional = |name: &str| -> Result<Option<String>, PkiError> {
+            let path = dir.join(name);
+            match std::fs::read_to_string(&path) {
+                Ok(text) => Ok(Some(text)),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+                Err(source) => Err(PkiError::Io { path, source }),
+            }
         };
-        // Refuse a CA directory whose files do not belong together before signing anything.
-        ca.issuer(&dir.join(CA_CERT))?;
+        let region = ca_region(&pem_cert(&cert_pem, &cert_path)?).map_err(|rule| {
+            PkiError::Invalid {
+                path: cert_path.clone(),
+                rule,
+            }
+        })?;
+        let (chain_pem, root_pem) = match region {
+            None => (String::new(), cert_pem.clone()),
+            Some(_) => (
+                optional(CA_CHAIN)?.unwrap_or_default(),
+                optional(CA_ROOT)?.ok_or_else(|| PkiError::Invalid {
+                    path: dir.join(CA_ROOT),
+                    rule: "an intermediate CA's directory holds the federation's root".into(),
+                })?,
+            ),
+        };
+        let ca = CertificateAuthority {
+            cert_pem,
+            key_pem: read(&dir.join(CA_KEY))?,
+            chain_pem,
+            root_pem,
+            region,
+        };
+        // Refuse a CA directory whose files do not belong together before signing anything:
+        // the key must be the certificate's, and the chain and root must read.
+        ca.issuer(&cert_path)?;
+        pem_certs(&ca.chain_pem, &dir.join(CA_CHAIN))?;
+        if pem_certs(&ca.root_pem, &dir.join(CA_ROOT))?.is_empty() {
+            return Err(PkiError::Invalid {
+                path: dir.join(CA_ROOT),
+                rule: "holds no certificate".into(),
+            });
+        }
         Ok(ca)
     }
 
@@ -182,13 +324,15 @@ impl CertificateAuthority {
         })
     }
 
-    /// A certificate for the node of `region`, valid for `days`.
+    /// A certificate for the node of `region`, valid for `days`, with the chain above it;
+    /// refused for a region outside this CA's subtree.
     pub fn issue(
         &self,
         region: &RegionCode,
         name: &str,
         days: u32,
     ) -> Result<NodeCertificate, PkiError> {
+        self.covers(region)?;
         self.issue_with(NodeCertificateSpec {
             uris: vec![region_uri(region)],
             name: name.to_string(),
@@ -197,8 +341,8 @@ impl CertificateAuthority {
         })
     }
 
-    /// A certificate made to a spec; tests use it for the certificates no operator should get
-    /// (expired, or naming two regions).
+    /// A certificate made to a spec, with no subtree check; tests use it for the certificates
+    /// no operator should get (expired, naming two regions, or another CA's region).
     pub fn issue_with(&self, spec: NodeCertificateSpec) -> Result<NodeCertificate, PkiError> {
         let issuer = self.issuer(Path::new(CA_CERT))?;
         let key = KeyPair::generate()?;
@@ -221,9 +365,19 @@ impl CertificateAuthority {
         (params.not_before, params.not_after) = validity(spec.days, spec.backdate);
         let cert = params.signed_by(&key, &issuer)?;
         Ok(NodeCertificate {
-            cert_pem: cert.pem(),
+            cert_pem: format!("{}{}", cert.pem(), self.issued_chain()),
             key_pem: key.serialize_pem(),
         })
+    }
+
+    /// What follows a certificate this CA issues in its chain: this CA and the ones above it,
+    /// for an intermediate; nothing for the root, which every node holds already.
+    fn issued_chain(&self) -> String {
+        if self.region.is_some() {
+            format!("{}{}", self.cert_pem, self.chain_pem)
+        } else {
+            String::new()
+        }
     }
 }
 
@@ -275,10 +429,67 @@ impl CertificateAuthority {
         (params.not_before, params.not_after) = validity(days, chrono::Duration::minutes(5));
         let cert = params.signed_by(&key, &issuer)?;
         Ok(NodeCertificate {
-            cert_pem: cert.pem(),
+            cert_pem: format!("{}{}", cert.pem(), self.issued_chain()),
             key_pem: key.serialize_pem(),
         })
     }
+}
+
+/// Gives the intermediate CA in `dir` a new key and certificate for the same subtree, signed
+/// by `signer` (the CA above it), valid for `days`. The new CA is written beside the old first;
+/// the old files then move to `dir/retired-<time>/` and the new ones take their place, so a
+/// failure part-way leaves the old CA whole. Returns where the old files went.
+pub fn rotate_intermediate(
+    signer: &CertificateAuthority,
+    dir: &Path,
+    days: u32,
+) -> Result<PathBuf, PkiError> {
+    let old = CertificateAuthority::load(dir)?;
+    let Some(region) = old.region else {
+        return Err(PkiError::Invalid {
+            path: dir.join(CA_CERT),
+            rule: "the root is not rotated this way: create a new root and add it to every \
+                   node's ca.pem beside the old one (docs: deploy/rollout.md)"
+                .into(),
+        });
+    };
+    let name = pem_cert(&old.cert_pem, &dir.join(CA_CERT))
+        .ok()
+        .and_then(|der| {
+            x509_parser::parse_x509_certificate(der.as_ref())
+                .ok()
+                .and_then(|(_, c)| {
+                    c.subject()
+                        .iter_common_name()
+                        .next()
+                        .and_then(|n| n.as_str().ok().map(str::to_string))
+                })
+        })
+        .unwrap_or_else(|| format!("{region} CA"));
+    let new = signer.create_intermediate(&region, &name, days)?;
+    let io = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| PkiError::Io { path, source }
+    };
+    let stamp = Utc::now().format("%Y%m%dT%H%M%SZ");
+    let staged = dir.join(format!(".rotating-{stamp}"));
+    new.save(&staged)?;
+    let retired = dir.join(format!("retired-{stamp}"));
+    std::fs::create_dir_all(&retired).map_err(io(&retired))?;
+    for file in [CA_CERT, CA_KEY, CA_CHAIN, CA_ROOT] {
+        let from = dir.join(file);
+        if from.exists() {
+            std::fs::rename(&from, retired.join(file)).map_err(io(&from))?;
+        }
+    }
+    for file in [CA_CERT, CA_KEY, CA_CHAIN, CA_ROOT] {
+        let from = staged.join(file);
+        if from.exists() {
+            std::fs::rename(&from, dir.join(file)).map_err(io(&from))?;
+        }
+    }
+    let _ = std::fs::remove_dir(&staged);
+    Ok(retired)
 }
 
 /// The files `renda ca issue --server` writes: the certificate (followed by the CA's, so a
@@ -334,6 +545,60 @@ impl NodeCertificate {
     pub fn der(&self) -> Result<CertificateDer<'static>, PkiError> {
         pem_cert(&self.cert_pem, Path::new(NODE_CERT))
     }
+
+    /// The certificate and the intermediate CAs after it, in DER: what a node presents.
+    pub fn chain(&self) -> Result<Vec<CertificateDer<'static>>, PkiError> {
+        pem_certs(&self.cert_pem, Path::new(NODE_CERT))
+    }
+}
+
+/// Every certificate of a PEM text, in order: a chain, or a bundle of roots.
+pub fn pem_certs(pem: &str, path: &Path) -> Result<Vec<CertificateDer<'static>>, PkiError> {
+    use rustls_pki_types::pem::PemObject;
+    CertificateDer::pem_slice_iter(pem.as_bytes())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| PkiError::Invalid {
+            path: path.to_path_buf(),
+            rule: format!("not PEM certificates: {e:?}"),
+        })
+}
+
+/// The region a CA certificate names (its subtree), or `None` for one that names none (the
+/// root); a CA naming several, or something that is not a region, is malformed.
+fn ca_region(cert: &CertificateDer<'_>) -> Result<Option<RegionCode>, String> {
+    let (_, parsed) =
+        x509_parser::parse_x509_certificate(cert.as_ref()).map_err(|e| e.to_string())?;
+    let uris = uri_names(&parsed).map_err(|e| e.to_string())?;
+    match uris.as_slice() {
+        [] => Ok(None),
+        [one] => region_of_uri(one)
+            .map(Some)
+            .ok_or_else(|| format!("URI SAN {one:?} does not name a region code")),
+        many => Err(format!("names {} regions; a CA names one", many.len())),
+    }
+}
+
+fn uri_names(
+    parsed: &x509_parser::certificate::X509Certificate<'_>,
+) -> Result<Vec<String>, x509_parser::error::X509Error> {
+    Ok(parsed
+        .subject_alternative_name()?
+        .map(|san| {
+            san.value
+                .general_names
+                .iter()
+                .filter_map(|name| match name {
+                    x509_parser::extensions::GeneralName::URI(uri) => Some(uri.to_string()),
+                    _ => None,
+                })
+                .collect()
+        })
+        .unwrap_or_default())
+}
+
+fn region_of_uri(uri: &str) -> Option<RegionCode> {
+    uri.strip_prefix(REGION_URI_PREFIX)
+        .and_then(|code| RegionCode::parse("region", code).ok())
 }
 
 /// The first certificate of a PEM text.
@@ -352,16 +617,24 @@ pub struct Verified {
     pub not_after: DateTime<Utc>,
 }
 
-/// Checks a peer's certificate against the federation's CA at `now` and returns the region it
-/// names. This is the only way a node learns who a peer is.
+/// Checks a peer's certificate chain (its own certificate first, then the intermediate CAs it
+/// presented) against the federation's roots at `now`, with the subtree rule: every
+/// certificate names a region within that of each CA above it that names one. Returns the
+/// region the peer's certificate names. This is the only way a node learns who a peer is.
 pub fn verify_peer(
-    cert: &CertificateDer<'_>,
-    ca: &CertificateDer<'_>,
+    chain: &[CertificateDer<'_>],
+    roots: &[CertificateDer<'_>],
     now: DateTime<Utc>,
     usage: Usage,
 ) -> Result<Verified, IdentityError> {
-    let anchor = webpki::anchor_from_trusted_cert(ca)
-        .map_err(|e| IdentityError::Malformed(format!("CA certificate: {e}")))?;
+    let (cert, intermediates) = chain.split_first().ok_or(IdentityError::Missing)?;
+    let anchors = roots
+        .iter()
+        .map(|ca| {
+            webpki::anchor_from_trusted_cert(ca)
+                .map_err(|e| IdentityError::Malformed(format!("CA certificate: {e}")))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
     let end_entity = webpki::EndEntityCert::try_from(cert)
         .map_err(|e| IdentityError::Malformed(e.to_string()))?;
     let (_, parsed) = x509_parser::parse_x509_certificate(cert.as_ref())
@@ -370,19 +643,48 @@ pub fn verify_peer(
         .unwrap_or(DateTime::<Utc>::MIN_UTC);
     let not_before = DateTime::from_timestamp(parsed.validity().not_before.timestamp(), 0)
         .unwrap_or(DateTime::<Utc>::MIN_UTC);
+    let uris = uri_names(&parsed).map_err(|e| IdentityError::Malformed(e.to_string()))?;
+    let uri = match uris.as_slice() {
+        [] => return Err(IdentityError::NoRegion),
+        [one] => one,
+        many => return Err(IdentityError::ManyUris(many.len())),
+    };
+    let region = region_of_uri(uri).ok_or_else(|| IdentityError::BadRegion(uri.clone()))?;
+    // The subtree rule, checked on the path webpki built (the peer may present more
+    // certificates than the path uses): walking up from the peer's certificate, each CA that
+    // names a region must contain the region below it. A path that breaks it is not taken.
+    let crossed = std::sync::Mutex::new(None);
+    let subtree_rule = |path: &webpki::VerifiedPath<'_>| -> Result<(), webpki::Error> {
+        let mut below = region;
+        for ca in path.intermediate_certificates() {
+            let names: Vec<&str> = ca.valid_uri_names().collect();
+            let Some(theirs) = names.first().and_then(|u| region_of_uri(u)) else {
+                // An intermediate CA names its subtree; one that names none is no Renda CA.
+                return Err(webpki::Error::NameConstraintViolation);
+            };
+            if names.len() != 1 || !below.is_within(&theirs) {
+                if let Ok(mut crossed) = crossed.lock() {
+                    *crossed = Some((below, theirs));
+                }
+                return Err(webpki::Error::NameConstraintViolation);
+            }
+            below = theirs;
+        }
+        Ok(())
+    };
     let seconds = u64::try_from(now.timestamp()).unwrap_or(0);
     end_entity
         .verify_for_usage(
             webpki::ALL_VERIFICATION_ALGS,
-            &[anchor],
-            &[],
+            &anchors,
+            intermediates,
             UnixTime::since_unix_epoch(std::time::Duration::from_secs(seconds)),
             match usage {
                 Usage::Client => webpki::KeyUsage::client_auth(),
                 Usage::Server => webpki::KeyUsage::server_auth(),
             },
             None,
-            None,
+            Some(&subtree_rule),
         )
         .map_err(|e| match e {
             webpki::Error::CertExpired { .. } => IdentityError::Expired(not_after.to_rfc3339()),
@@ -392,31 +694,19 @@ pub fn verify_peer(
             webpki::Error::UnknownIssuer | webpki::Error::InvalidSignatureForPublicKey => {
                 IdentityError::UnknownIssuer
             }
+            webpki::Error::NameConstraintViolation => {
+                match crossed.lock().ok().and_then(|c| *c) {
+                    Some((below, issuer)) => IdentityError::OutsideIssuer {
+                        region: below.to_string(),
+                        issuer: issuer.to_string(),
+                    },
+                    None => IdentityError::Unusable(
+                        "an intermediate CA on its chain names no region".into(),
+                    ),
+                }
+            }
             other => IdentityError::Unusable(format!("{other:?}")),
         })?;
-    let uris: Vec<String> = parsed
-        .subject_alternative_name()
-        .map_err(|e| IdentityError::Malformed(e.to_string()))?
-        .map(|san| {
-            san.value
-                .general_names
-                .iter()
-                .filter_map(|name| match name {
-                    x509_parser::extensions::GeneralName::URI(uri) => Some(uri.to_string()),
-                    _ => None,
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    let uri = match uris.as_slice() {
-        [] => return Err(IdentityError::NoRegion),
-        [one] => one,
-        many => return Err(IdentityError::ManyUris(many.len())),
-    };
-    let region = uri
-        .strip_prefix(REGION_URI_PREFIX)
-        .and_then(|code| RegionCode::parse("region", code).ok())
-        .ok_or_else(|| IdentityError::BadRegion(uri.clone()))?;
     Ok(Verified { region, not_after })
 }
 
@@ -440,14 +730,14 @@ mod tests {
         let now = Utc::now();
         let town = code("330411101000");
         let cert = ca.issue(&town, "王店镇人大主席团", 30).unwrap();
-        let verified = verify_peer(&cert.der().unwrap(), &ca_der, now, Usage::Client).unwrap();
+        let verified = verify_peer(&cert.chain().unwrap(), std::slice::from_ref(&ca_der), now, Usage::Client).unwrap();
         assert_eq!(verified.region, town);
         assert!(verified.not_after > now + chrono::Duration::days(29));
 
         let (other, _) = self::ca();
         let foreign = other.issue(&town, "冒充", 30).unwrap();
         assert_eq!(
-            verify_peer(&foreign.der().unwrap(), &ca_der, now, Usage::Client),
+            verify_peer(&foreign.chain().unwrap(), std::slice::from_ref(&ca_der), now, Usage::Client),
             Err(IdentityError::UnknownIssuer)
         );
 
@@ -459,7 +749,7 @@ mod tests {
         };
         let expired = ca.issue_with(spec(vec![region_uri(&town)], 1, 10)).unwrap();
         assert!(matches!(
-            verify_peer(&expired.der().unwrap(), &ca_der, now, Usage::Client),
+            verify_peer(&expired.chain().unwrap(), std::slice::from_ref(&ca_der), now, Usage::Client),
             Err(IdentityError::Expired(_))
         ));
         let two = ca
@@ -470,19 +760,19 @@ mod tests {
             ))
             .unwrap();
         assert_eq!(
-            verify_peer(&two.der().unwrap(), &ca_der, now, Usage::Client),
+            verify_peer(&two.chain().unwrap(), std::slice::from_ref(&ca_der), now, Usage::Client),
             Err(IdentityError::ManyUris(2))
         );
         let none = ca.issue_with(spec(vec![], 30, 0)).unwrap();
         assert_eq!(
-            verify_peer(&none.der().unwrap(), &ca_der, now, Usage::Client),
+            verify_peer(&none.chain().unwrap(), std::slice::from_ref(&ca_der), now, Usage::Client),
             Err(IdentityError::NoRegion)
         );
         let bad = ca
             .issue_with(spec(vec!["urn:renda:region:33041".into()], 30, 0))
             .unwrap();
         assert!(matches!(
-            verify_peer(&bad.der().unwrap(), &ca_der, now, Usage::Client),
+            verify_peer(&bad.chain().unwrap(), std::slice::from_ref(&ca_der), now, Usage::Client),
             Err(IdentityError::BadRegion(_))
         ));
     }
@@ -497,14 +787,166 @@ mod tests {
         ] {
             assert!(
                 verify_peer(
-                    &CertificateDer::from(bytes.to_vec()),
-                    &ca_der,
+                    &[CertificateDer::from(bytes.to_vec())],
+                    std::slice::from_ref(&ca_der),
                     Utc::now(),
                     Usage::Client
                 )
                 .is_err()
             );
+            // As an intermediate the peer presents, too.
+            let (ca, _) = self::ca();
+            let good = ca.issue(&code("330411101000"), "x", 30).unwrap();
+            let mut chain = good.chain().unwrap();
+            chain.push(CertificateDer::from(bytes.to_vec()));
+            assert!(
+                verify_peer(&chain, std::slice::from_ref(&ca_der), Utc::now(), Usage::Client)
+                    .is_err()
+            );
         }
+        assert_eq!(
+            verify_peer(&[], std::slice::from_ref(&ca_der), Utc::now(), Usage::Client),
+            Err(IdentityError::Missing)
+        );
+    }
+
+    /// Issuing is delegated down the tree, and no CA can issue across it: a province's CA
+    /// issues for its own townships and makes its cities' CAs, is refused for another
+    /// province's, and a chain that crosses the rule anyway (made by a CA that ignored it) is
+    /// refused by whoever checks it, as a client's or a server's.
+    #[test]
+    fn a_province_ca_issues_for_its_subtree_and_nowhere_else() {
+        let (root, root_der) = ca();
+        let roots = std::slice::from_ref(&root_der);
+        let now = Utc::now();
+        let zhejiang = root
+            .create_intermediate(&code("330000000000"), "浙江省 CA", 365)
+            .unwrap();
+        assert_eq!(zhejiang.region(), Some(code("330000000000")));
+        let jiaxing = zhejiang
+            .create_intermediate(&code("330400000000"), "嘉兴市 CA", 365)
+            .unwrap();
+
+        // Down the tree, at every depth, both ways.
+        for (ca, region) in [
+            (&root, "330411101000"),
+            (&zhejiang, "330411101000"),
+            (&jiaxing, "330411101000"),
+            (&jiaxing, "330400000000"),
+        ] {
+            let cert = ca.issue(&code(region), "节点", 30).unwrap();
+            for usage in [Usage::Client, Usage::Server] {
+                let verified = verify_peer(&cert.chain().unwrap(), roots, now, usage).unwrap();
+                assert_eq!(verified.region, code(region));
+            }
+        }
+        // The chain is the certificate, then each CA above it but the root.
+        assert_eq!(
+            jiaxing
+                .issue(&code("330411101000"), "x", 30)
+                .unwrap()
+                .chain()
+                .unwrap()
+                .len(),
+            3
+        );
+
+        // Refused when asked to issue across.
+        let jiangsu_town = code("320102001000");
+        assert!(matches!(
+            zhejiang.issue(&jiangsu_town, "冒充", 30),
+            Err(PkiError::OutsideSubtree { .. })
+        ));
+        assert!(matches!(
+            zhejiang.create_intermediate(&code("320100000000"), "南京市 CA", 365),
+            Err(PkiError::OutsideSubtree { .. })
+        ));
+        assert!(matches!(
+            jiaxing.issue(&code("330100000000"), "杭州市", 30),
+            Err(PkiError::OutsideSubtree { .. })
+        ));
+
+        // Made anyway, by a CA that ignored the rule: refused at every check.
+        let spec = |region: &RegionCode| NodeCertificateSpec {
+            uris: vec![region_uri(region)],
+            name: "冒充".into(),
+            days: 30,
+            backdate: chrono::Duration::minutes(5),
+        };
+        for (ca, region) in [(&zhejiang, jiangsu_town), (&jiaxing, code("330100000000"))] {
+            let forged = ca.issue_with(spec(&region)).unwrap();
+            for usage in [Usage::Client, Usage::Server] {
+                assert!(
+                    matches!(
+                        verify_peer(&forged.chain().unwrap(), roots, now, usage),
+                        Err(IdentityError::OutsideIssuer { .. })
+                    ),
+                    "{region} from {:?}",
+                    ca.region()
+                );
+            }
+        }
+        // A chain missing its intermediate does not reach the root.
+        let cert = jiaxing.issue(&code("330411101000"), "x", 30).unwrap();
+        let leaf_only = vec![cert.der().unwrap()];
+        assert_eq!(
+            verify_peer(&leaf_only, roots, now, Usage::Client),
+            Err(IdentityError::UnknownIssuer)
+        );
+        // Another federation's root trusts none of it.
+        let (_, other_root) = ca();
+        assert_eq!(
+            verify_peer(&cert.chain().unwrap(), std::slice::from_ref(&other_root), now, Usage::Client),
+            Err(IdentityError::UnknownIssuer)
+        );
+        // During a root's rotation a node trusts both, and either chain.
+        let both = [other_root, root_der.clone()];
+        assert!(verify_peer(&cert.chain().unwrap(), &both, now, Usage::Client).is_ok());
+    }
+
+    /// An intermediate CA's directory reads back as the CA it was, and a rotation gives it a
+    /// new key for the same subtree, the old files kept aside.
+    #[test]
+    fn intermediate_directories_read_back_and_rotate() {
+        let dir = tempfile::tempdir().unwrap();
+        let (root, root_der) = ca();
+        let zhejiang = root
+            .create_intermediate(&code("330000000000"), "浙江省 CA", 365)
+            .unwrap();
+        let path = dir.path().join("zhejiang");
+        zhejiang.save(&path).unwrap();
+        let loaded = CertificateAuthority::load(&path).unwrap();
+        assert_eq!(loaded.region(), Some(code("330000000000")));
+        assert_eq!(loaded.root_pem(), root.root_pem());
+        let cert = loaded.issue(&code("330411101000"), "x", 30).unwrap();
+        assert!(
+            verify_peer(&cert.chain().unwrap(), std::slice::from_ref(&root_der), Utc::now(), Usage::Client)
+                .is_ok()
+        );
+
+        let retired = rotate_intermediate(&root, &path, 365).unwrap();
+        let rotated = CertificateAuthority::load(&path).unwrap();
+        assert_eq!(rotated.region(), Some(code("330000000000")));
+        assert_ne!(rotated.cert_pem, zhejiang.cert_pem, "a new certificate");
+        assert_eq!(
+            std::fs::read_to_string(retired.join(CA_CERT)).unwrap(),
+            zhejiang.cert_pem
+        );
+        // What the old key issued still verifies; what the new one issues does too.
+        let fresh = rotated.issue(&code("330411101000"), "x", 30).unwrap();
+        for c in [&cert, &fresh] {
+            assert!(
+                verify_peer(&c.chain().unwrap(), std::slice::from_ref(&root_der), Utc::now(), Usage::Client)
+                    .is_ok()
+            );
+        }
+        // The root is not rotated this way.
+        let root_dir = dir.path().join("root");
+        root.save(&root_dir).unwrap();
+        assert!(matches!(
+            rotate_intermediate(&root, &root_dir, 365),
+            Err(PkiError::Invalid { .. })
+        ));
     }
 
     #[test]

@@ -1,10 +1,12 @@
 //! Mutual TLS on node-to-node links, with rustls.
 //!
 //! A node's TLS directory (`<data dir>/tls`, written by `renda ca issue --out`) holds its
-//! certificate, its key and the federation CA's certificate. Both ends of a link present their
-//! certificate and check the other's against the CA with [`crate::pki::verify_peer`]: the parent
-//! learns the child's region from the child's certificate, and the child refuses any server whose
-//! certificate does not name its parent. Host names play no part: a node is its region.
+//! certificate chain (`node.pem`: its own certificate, then the intermediate CAs that issued
+//! it), its key, and the federation's root certificates (`ca.pem`; two during a root's
+//! rotation). Both ends of a link present their chain and check the other's against the roots
+//! with [`crate::pki::verify_peer`], the subtree rule included: the parent learns the child's
+//! region from the child's certificate, and the child refuses any server whose certificate does
+//! not name its parent. Host names play no part: a node is its region.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -30,14 +32,15 @@ fn provider() -> Arc<CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
-/// A node's certificate, key and the CA it trusts.
+/// A node's certificate chain, its key and the roots it trusts.
 #[derive(Debug)]
 pub struct NodeTls {
     pub region: RegionCode,
     /// When the node's own certificate stops being valid, for `renda status`.
     pub not_after: DateTime<Utc>,
-    ca: CertificateDer<'static>,
-    cert: CertificateDer<'static>,
+    roots: Vec<CertificateDer<'static>>,
+    /// The node's certificate first, then the intermediate CAs above it.
+    chain: Vec<CertificateDer<'static>>,
     key: PrivateKeyDer<'static>,
 }
 
@@ -46,8 +49,8 @@ impl Clone for NodeTls {
         NodeTls {
             region: self.region,
             not_after: self.not_after,
-            ca: self.ca.clone(),
-            cert: self.cert.clone(),
+            roots: self.roots.clone(),
+            chain: self.chain.clone(),
             key: self.key.clone_key(),
         }
     }
@@ -76,13 +79,13 @@ impl NodeTls {
         let (ca_path, ca) = read(pki::CA_CERT)?;
         let (cert_path, cert) = read(pki::NODE_CERT)?;
         let (key_path, key) = read(pki::NODE_KEY)?;
-        let ca = pki::pem_cert(&ca, &ca_path)?;
-        let cert = pki::pem_cert(&cert, &cert_path)?;
+        let roots = pki::pem_certs(&ca, &ca_path)?;
+        let chain = pki::pem_certs(&cert, &cert_path)?;
         let key = PrivateKeyDer::from_pem_slice(key.as_bytes()).map_err(|e| PkiError::Invalid {
             path: key_path,
             rule: format!("not a PEM private key: {e:?}"),
         })?;
-        let verified = pki::verify_peer(&cert, &ca, Utc::now(), Usage::Client).map_err(|e| {
+        let verified = pki::verify_peer(&chain, &roots, Utc::now(), Usage::Client).map_err(|e| {
             PkiError::Invalid {
                 path: cert_path.clone(),
                 rule: e.to_string(),
@@ -100,8 +103,8 @@ impl NodeTls {
         Ok(NodeTls {
             region,
             not_after: verified.not_after,
-            ca,
-            cert,
+            roots,
+            chain,
             key,
         })
     }
@@ -123,50 +126,52 @@ impl NodeTls {
         Ok(NodeTls {
             region,
             not_after: DateTime::<Utc>::MIN_UTC,
-            ca: pki::pem_cert(ca_pem, Path::new(pki::CA_CERT))?,
-            cert: pki::pem_cert(cert_pem, Path::new(pki::NODE_CERT))?,
+            roots: pki::pem_certs(ca_pem, Path::new(pki::CA_CERT))?,
+            chain: pki::pem_certs(cert_pem, Path::new(pki::NODE_CERT))?,
             key,
         })
     }
 
-    /// The CA's certificate, which a parent checks its children's certificates against.
-    pub fn ca(&self) -> &CertificateDer<'static> {
-        &self.ca
+    /// The federation's roots, which a parent checks its children's chains against.
+    pub fn roots(&self) -> &[CertificateDer<'static>] {
+        &self.roots
     }
 
-    /// The server side of a link: every client must present a certificate from the CA.
+    /// The server side of a link: every client must present a chain to one of the roots.
     pub fn server_config(&self) -> Result<rustls::ServerConfig, rustls::Error> {
         let mut roots = rustls::RootCertStore::empty();
-        roots.add(self.ca.clone())?;
+        for root in &self.roots {
+            roots.add(root.clone())?;
+        }
         let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider())
             .build()
             .map_err(|e| rustls::Error::General(e.to_string()))?;
         let mut config = rustls::ServerConfig::builder_with_provider(provider())
             .with_safe_default_protocol_versions()?
             .with_client_cert_verifier(verifier)
-            .with_single_cert(vec![self.cert.clone()], self.key.clone_key())?;
+            .with_single_cert(self.chain.clone(), self.key.clone_key())?;
         config.alpn_protocols = vec![b"h2".to_vec()];
         Ok(config)
     }
 
     /// The client side of a link to the node of `parent`.
     pub fn client_config(&self, parent: RegionCode) -> Result<rustls::ClientConfig, rustls::Error> {
-        let mut config = client_builder(self.ca.clone(), parent)?
-            .with_client_auth_cert(vec![self.cert.clone()], self.key.clone_key())?;
+        let mut config = client_builder(self.roots.clone(), parent)?
+            .with_client_auth_cert(self.chain.clone(), self.key.clone_key())?;
         config.alpn_protocols = vec![b"h2".to_vec()];
         Ok(config)
     }
 }
 
 fn client_builder(
-    ca: CertificateDer<'static>,
+    roots: Vec<CertificateDer<'static>>,
     parent: RegionCode,
 ) -> Result<
     rustls::ConfigBuilder<rustls::ClientConfig, rustls::client::WantsClientCert>,
     rustls::Error,
 > {
     let verifier = Arc::new(ParentVerifier {
-        ca,
+        roots,
         parent,
         algorithms: provider().signature_verification_algorithms,
     });
@@ -179,19 +184,19 @@ fn client_builder(
 /// What a peer with no certificate of its own would dial with: it checks the parent but
 /// presents nothing. Parents refuse it; tests use it to show that they do.
 pub fn anonymous_client_config(
-    ca: CertificateDer<'static>,
+    roots: Vec<CertificateDer<'static>>,
     parent: RegionCode,
 ) -> Result<rustls::ClientConfig, rustls::Error> {
-    let mut config = client_builder(ca, parent)?.with_no_client_auth();
+    let mut config = client_builder(roots, parent)?.with_no_client_auth();
     config.alpn_protocols = vec![b"h2".to_vec()];
     Ok(config)
 }
 
-/// Accepts the server only if the CA signed its certificate and the certificate names the
-/// parent's region.
+/// Accepts the server only if its chain leads to a root under the subtree rule and its
+/// certificate names the parent's region.
 #[derive(Debug)]
 struct ParentVerifier {
-    ca: CertificateDer<'static>,
+    roots: Vec<CertificateDer<'static>>,
     parent: RegionCode,
     algorithms: WebPkiSupportedAlgorithms,
 }
@@ -200,13 +205,16 @@ impl ServerCertVerifier for ParentVerifier {
     fn verify_server_cert(
         &self,
         end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
+        intermediates: &[CertificateDer<'_>],
         _server_name: &ServerName<'_>,
         _ocsp_response: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
         let now = DateTime::from_timestamp(now.as_secs() as i64, 0).unwrap_or_else(Utc::now);
-        let verified = pki::verify_peer(end_entity, &self.ca, now, Usage::Server)
+        let chain: Vec<CertificateDer<'_>> = std::iter::once(end_entity.clone())
+            .chain(intermediates.iter().cloned())
+            .collect();
+        let verified = pki::verify_peer(&chain, &self.roots, now, Usage::Server)
             .map_err(|e| rustls::Error::General(e.to_string()))?;
         if verified.region != self.parent {
             return Err(rustls::Error::General(
