@@ -53,6 +53,28 @@ pub enum Command {
     /// Recompute this node's rollup (the numbers of its whole subtree) and show it, or show a
     /// descendant's rollup held here.
     Rollup(RollupArgs),
+    /// Revoke a node certificate of this node's subtree (证书吊销): the revocation travels down
+    /// to the revoked node's parent's subtree, where every node refuses a link presenting that
+    /// certificate and notes it in its audit log. Issue the node a new certificate to let it
+    /// link again.
+    Revoke {
+        /// The certificate to revoke (its node.pem): its region and serial are read from it.
+        #[arg(long, conflicts_with_all = ["region", "serial"], required_unless_present = "serial")]
+        cert: Option<PathBuf>,
+        /// The region the certificate names, with --serial when the file is not at hand.
+        #[arg(long, value_parser = region, requires = "serial")]
+        region: Option<RegionCode>,
+        /// The certificate's serial number, as `renda ca issue` or `renda status` printed it.
+        #[arg(long, requires = "region")]
+        serial: Option<String>,
+        /// key_compromise (密钥泄露或设备丢失), superseded (已换发新证书), cessation (节点停用)
+        /// or other (其他原因).
+        #[arg(long, value_parser = revocation_reason)]
+        reason: renda_node::record::revocation::RevocationReason,
+        /// What happened, for the audit log (被盗的办公电脑 …).
+        #[arg(long, default_value = "")]
+        note: String,
+    },
     /// Write a consistent copy of the node's database (safe while the node runs).
     Backup {
         #[arg(long)]
@@ -179,6 +201,12 @@ pub enum CredentialCmd {
 
 pub fn role(s: &str) -> Result<renda_node::access::Role, String> {
     renda_node::access::Role::parse("role", s).map_err(|e| e.rule)
+}
+
+pub fn revocation_reason(
+    s: &str,
+) -> Result<renda_node::record::revocation::RevocationReason, String> {
+    renda_node::record::revocation::RevocationReason::parse("reason", s).map_err(|e| e.rule)
 }
 
 pub fn region(s: &str) -> Result<RegionCode, String> {

@@ -168,6 +168,45 @@ impl Session {
         Ok(())
     }
 
+    pub async fn revoke(
+        &self,
+        cert: Option<std::path::PathBuf>,
+        region: Option<RegionCode>,
+        serial: Option<String>,
+        reason: renda_node::record::revocation::RevocationReason,
+        note: String,
+    ) -> Result<()> {
+        let (region, serial) = match (cert, region, serial) {
+            (Some(path), _, _) => {
+                let text = std::fs::read_to_string(&path)
+                    .with_context(|| format!("cannot read {}", path.display()))?;
+                let der = renda_node::pki::pem_cert(&text, &path)?;
+                let facts = renda_node::pki::certificate_facts(&der).map_err(|e| {
+                    renda_node::pki::PkiError::Invalid {
+                        path: path.clone(),
+                        rule: e.to_string(),
+                    }
+                })?;
+                (facts.region, facts.serial)
+            }
+            (None, Some(region), Some(serial)) => (region, serial),
+            _ => anyhow::bail!("give --cert, or --region with --serial"),
+        };
+        let user = self.user.clone();
+        let header = self
+            .store
+            .write(move |tx| {
+                renda_node::office::revoke_certificate(tx, &user, region, &serial, reason, &note)
+            })
+            .await?;
+        println!(
+            "已吊销 {region} 的证书（记录 {}）；它将随同步下发到上级节点 {} 的辖区，届时该证书的连接一律被拒绝。请为该节点签发新证书（renda ca issue）后再接入。",
+            header.id,
+            region.parent().unwrap_or(region)
+        );
+        Ok(())
+    }
+
     pub async fn backup(&self, to: std::path::PathBuf) -> Result<()> {
         let shown = to.display().to_string();
         self.store
@@ -201,7 +240,7 @@ impl Session {
                 if left < CERT_WARN_DAYS {
                     tracing::warn!(not_after = %tls.not_after, "the node certificate expires in {left} days");
                 }
-                serde_json::json!({ "installed": true, "not_after": tls.not_after, "days_left": left })
+                serde_json::json!({ "installed": true, "not_after": tls.not_after, "days_left": left, "serial": tls.serial })
             }
             Ok(None) => serde_json::json!({ "installed": false }),
             Err(e) => serde_json::json!({ "installed": true, "error": e.to_string() }),
@@ -245,7 +284,10 @@ impl Session {
                 (Some(until), Some(left), _) if left < CERT_WARN_DAYS => {
                     format!("有效至 {until}，仅剩 {left} 天，请尽快换发")
                 }
-                (Some(until), Some(left), _) => format!("有效至 {until}（剩余 {left} 天）"),
+                (Some(until), Some(left), _) => format!(
+                    "有效至 {until}（剩余 {left} 天），序列号 {}",
+                    certificate["serial"].as_str().unwrap_or("")
+                ),
                 _ => "未安装：同步链路为明文".to_string(),
             },
         ]);

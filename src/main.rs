@@ -127,6 +127,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Credential(c) => session()?.credential(c).await,
         Command::Audit { limit } => session()?.audit(limit).await,
         Command::Backup { to } => session()?.backup(to).await,
+        Command::Revoke {
+            cert,
+            region,
+            serial,
+            reason,
+            note,
+        } => session()?.revoke(cert, region, serial, reason, note).await,
         Command::Attach { parent } => session()?.attach(parent).await,
         Command::Ca(cli::CaCmd::Init { dir, name, days }) => {
             let ca = renda_node::pki::CertificateAuthority::create(&name, days)?;
@@ -211,8 +218,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             };
             let cert = authority.issue(&region, &name, days)?;
             cert.save(&out, authority.root_pem())?;
+            let serial = renda_node::pki::certificate_facts(&cert.der()?)
+                .map(|f| f.serial)
+                .unwrap_or_default();
             println!(
-                "已为 {region}（{name}）签发节点证书（有效期 {days} 天）于 {}",
+                "已为 {region}（{name}）签发节点证书（序列号 {serial}，有效期 {days} 天）于 {}",
                 out.display()
             );
             Ok(())

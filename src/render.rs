@@ -6,6 +6,7 @@ use renda_node::record::delegate::{Gender, MandateStatus};
 use renda_node::record::group::{GroupKind, VenueKind};
 use renda_node::record::motion::MotionState;
 use renda_node::record::opinion::{OpinionSource, OpinionState};
+use renda_node::record::revocation::RevocationReason;
 use renda_node::record::suggestion::{Satisfaction, SuggestionState};
 use renda_node::record::{Record, RecordKind};
 use renda_node::region::Level;
@@ -74,6 +75,19 @@ pub fn list(kind: RecordKind, rows: &[ListRow]) -> String {
                     s(&r.summary["field"]),
                     s(&r.summary["congress"]),
                     s(&r.summary["members"]),
+                ]);
+            }
+            t
+        }
+        RecordKind::Revocation => {
+            let mut t = table(&["编号", "日期", "被吊销节点", "证书序列号", "原因"]);
+            for r in rows {
+                t.add_row(vec![
+                    r.id.to_string(),
+                    r.occurred_on.map(|d| d.to_string()).unwrap_or_default(),
+                    s(&r.summary["region"]),
+                    s(&r.summary["serial"]),
+                    label!(RevocationReason, &r.summary["reason"]),
                 ]);
             }
             t

@@ -470,6 +470,24 @@ async fn a_peer_of_protocol_6_is_sent_no_kind_it_would_refuse() {
         .await
         .unwrap();
     assert!(outcome.rejected.is_empty(), "{outcome:?}");
+    // And a certificate revocation, a kind this release knows but protocol 6 did not: it goes
+    // down to every township of the county, but not on a link of 6, which would fail it.
+    let revocation = fed
+        .node(XIUZHOU)
+        .store
+        .write(|tx| {
+            renda_node::office::revoke_certificate(
+                tx,
+                "运维",
+                common::fed::code(XINCHENG),
+                "0a1b2c",
+                renda_node::record::revocation::RevocationReason::Superseded,
+                "",
+            )
+        })
+        .await
+        .unwrap()
+        .id;
 
     let town = fed.node(WANGDIAN);
     let mut older = fed.link_config(WANGDIAN);
@@ -487,11 +505,17 @@ async fn a_peer_of_protocol_6_is_sent_no_kind_it_would_refuse() {
     let mut holders = fed.holders(id).await;
     holders.sort();
     assert_eq!(holders, vec![XIUZHOU, XINCHENG]);
+    let mut holders = fed.holders(revocation).await;
+    holders.sort();
+    assert_eq!(holders, vec![XIUZHOU, XINCHENG], "no revocation on a link of 6");
 
     // Upgraded, the township links at this release's version and is sent what was held back,
     // though its checkpoint had moved past it.
     fed.sync_once(WANGDIAN).await;
     let mut holders = fed.holders(id).await;
+    holders.sort();
+    assert_eq!(holders, vec![XIUZHOU, WANGDIAN, XINCHENG]);
+    let mut holders = fed.holders(revocation).await;
     holders.sort();
     assert_eq!(holders, vec![XIUZHOU, WANGDIAN, XINCHENG]);
     // The county notes the completed round beside the link, a moment after the township's

@@ -328,3 +328,89 @@ async fn a_province_ca_cannot_make_a_node_of_another_province() {
         .expect("a certificate from the township's own province CA links");
     assert_eq!(opinions_at(&county).await, 1);
 }
+
+/// A stolen township PC: its county's city revokes the township's certificate; the revocation
+/// reaches the county in one sync, the township's next dial is refused there and audited, and
+/// a certificate issued anew links.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revoked_certificate_is_refused_within_one_sync_and_a_new_one_links() {
+    use renda_node::record::revocation::RevocationReason;
+    const JIAXING: &str = "330400000000";
+    let ca = CertificateAuthority::create("联邦 CA", 365).unwrap();
+    let (city_node, _city_dir, city_addr) =
+        serving(JIAXING, "嘉兴市人大常委会", tls(&ca, JIAXING, None)).await;
+    let (county_node, _county_dir, addr) =
+        serving(XIUZHOU, "秀洲区人大常委会", tls(&ca, XIUZHOU, None)).await;
+    let county = county_node.store().clone();
+    let wangdian = town(WANGDIAN).await;
+
+    let stolen = ca.issue(&code(WANGDIAN), "王店镇人大主席团", 30).unwrap();
+    let serial = renda_node::pki::certificate_facts(&stolen.der().unwrap())
+        .unwrap()
+        .serial;
+    let with = |cert: &renda_node::pki::NodeCertificate| {
+        NodeTls::from_pem_unchecked(code(WANGDIAN), ca.root_pem(), &cert.cert_pem, &cert.key_pem)
+            .unwrap()
+    };
+    dial(&wangdian, WANGDIAN, &addr, with(&stolen))
+        .await
+        .expect("the certificate links before it is revoked");
+    assert_eq!(opinions_at(&county).await, 1);
+
+    // The city revokes it; its record goes down to the county's subtree.
+    let revoked = serial.clone();
+    let revocation = city_node
+        .store()
+        .write(move |tx| {
+            renda_node::office::revoke_certificate(
+                tx,
+                "运维",
+                code(WANGDIAN),
+                &revoked,
+                RevocationReason::KeyCompromise,
+                "办公电脑被盗",
+            )
+        })
+        .await
+        .unwrap();
+    // One sync of the county with the city brings it.
+    let county_link = LinkConfig {
+        tls: Some(Arc::new(tls(&ca, XIUZHOU, None))),
+        ..LinkConfig::default()
+    };
+    sync_with_parent(county.clone(), code(XIUZHOU), &city_addr, Mode::Once, county_link)
+        .await
+        .expect("the county syncs with its city");
+    let (_, held) = {
+        let serial = serial.clone();
+        county
+            .read(move |s| s.revocation_of(&code(WANGDIAN), &serial))
+            .await
+            .unwrap()
+            .expect("the county holds the revocation after one sync")
+    };
+    assert_eq!(held.reason, RevocationReason::KeyCompromise);
+
+    // The stolen PC dials again: refused, nothing of it stored, and the refusal audited.
+    write_opinion(&wangdian.store, code(WANGDIAN), "被盗电脑上写的".into()).await;
+    let err = dial(&wangdian, WANGDIAN, &addr, with(&stolen))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("revoked"), "{err}");
+    assert_eq!(opinions_at(&county).await, 1);
+    let audit = county.read(|s| s.audit_log(10)).await.unwrap();
+    let entry = audit
+        .iter()
+        .find(|e| e.rule == "certificate.revoked")
+        .expect("the refusal is in the audit log");
+    assert_eq!(entry.peer, WANGDIAN);
+    assert_eq!(entry.record, revocation.id.to_string());
+    assert!(entry.reason.contains(&serial), "{}", entry.reason);
+
+    // A certificate issued anew links, and brings what was written meanwhile.
+    let reissued = ca.issue(&code(WANGDIAN), "王店镇人大主席团", 30).unwrap();
+    dial(&wangdian, WANGDIAN, &addr, with(&reissued))
+        .await
+        .expect("the new certificate links");
+    assert_eq!(opinions_at(&county).await, 2);
+}

@@ -352,7 +352,7 @@ fn level(l: Option<Level>) -> i32 {
 }
 
 /// The API's kinds and the store's, both ways; personal data and rollups have none.
-const KINDS: [(api::RecordKind, RecordKind); 10] = [
+const KINDS: [(api::RecordKind, RecordKind); 11] = [
     (api::RecordKind::Delegate, RecordKind::Delegate),
     (api::RecordKind::Group, RecordKind::Group),
     (api::RecordKind::Venue, RecordKind::Venue),
@@ -363,6 +363,7 @@ const KINDS: [(api::RecordKind, RecordKind); 10] = [
     (api::RecordKind::Mandate, RecordKind::Mandate),
     (api::RecordKind::QuotaRule, RecordKind::QuotaRule),
     (api::RecordKind::Motion, RecordKind::Motion),
+    (api::RecordKind::Revocation, RecordKind::Revocation),
 ];
 
 fn kind_to_api(kind: RecordKind) -> api::RecordKind {

@@ -71,6 +71,7 @@ impl Sync for SyncService {
         let said = RegionCode::parse("hello.region", &hello.region)
             .map_err(|e| Status::invalid_argument(e.to_string()))?;
         // Over TLS the peer is who its certificate names, whatever its Hello says.
+        let mut serial = None;
         let peer = match &self.config.tls {
             None => said,
             Some(tls) => {
@@ -89,9 +90,43 @@ impl Sync for SyncService {
                         verified.region
                     )));
                 }
+                serial = Some(verified.serial);
                 verified.region
             }
         };
+        // A certificate a node above revoked links no more: the refusal is audited here and
+        // the child told why.
+        if let (Some(tls_serial), Some(_)) = (&serial, &self.config.tls) {
+            let (region, serial) = (peer, tls_serial.clone());
+            let revoked = self
+                .store
+                .read(move |s| s.revocation_of(&region, &serial))
+                .await
+                .map_err(|e| Status::unavailable(e.to_string()))?;
+            if let Some((header, revocation)) = revoked {
+                let reason = format!(
+                    "节点 {peer} 的证书（序列号 {}）已被 {} 于 {} 吊销（{}），拒绝其连接",
+                    revocation.serial,
+                    header.home,
+                    header.created_at.format("%Y-%m-%d"),
+                    revocation.reason.label()
+                );
+                warn!(region = %self.me, %peer, serial = %revocation.serial, "refused a link presenting a revoked certificate");
+                let id = header.id;
+                let note = reason.clone();
+                self.store
+                    .write(move |tx| tx.audit_revoked_link(&peer, &id, &note))
+                    .await
+                    .map_err(|e| Status::unavailable(e.to_string()))?;
+                return Err(Status::permission_denied(format!(
+                    "certificate: revoked by {} on {} ({}; serial {})",
+                    header.home,
+                    header.created_at.format("%Y-%m-%d"),
+                    revocation.reason.as_str(),
+                    revocation.serial
+                )));
+            }
+        }
         if peer.parent() != Some(self.me) {
             warn!(region = %self.me, %peer, ?remote, "refused a link from a node that is not a child");
             return Err(Status::permission_denied(format!(

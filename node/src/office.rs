@@ -1140,6 +1140,32 @@ pub fn add_notice(tx: &mut WriteTx<'_>, user: &str, notice: Notice) -> Result<He
     tx.create(RecordKind::Notice, user, &notice)
 }
 
+/// Revokes the certificate of `region` with `serial` (written as any tool prints it): a
+/// record homed here that travels down to the revoked node's parent's subtree, where every
+/// node refuses a link presenting that certificate. Revoking a certificate already revoked
+/// here writes nothing and returns the revocation there is.
+pub fn revoke_certificate(
+    tx: &mut WriteTx<'_>,
+    user: &str,
+    region: RegionCode,
+    serial: &str,
+    reason: crate::record::revocation::RevocationReason,
+    note: &str,
+) -> Result<Header, StoreError> {
+    use crate::record::revocation::Revocation;
+    let revocation = Revocation {
+        region,
+        serial: Revocation::normalise_serial(serial)?,
+        reason,
+        note: note.trim().to_string(),
+    };
+    revocation.validate(&tx.node().region)?;
+    if let Some((header, _)) = tx.revocation_of(&region, &revocation.serial)? {
+        return Ok(header);
+    }
+    tx.create(RecordKind::Revocation, user, &revocation)
+}
+
 /// A duty rule as a congress's staff state it ([`QuotaRule`] without the congress, which is
 /// the node's own).
 #[derive(Clone, Debug)]

@@ -610,11 +610,46 @@ pub fn pem_cert(pem: &str, path: &Path) -> Result<CertificateDer<'static>, PkiEr
     })
 }
 
-/// Who a verified certificate names, and until when.
+/// What a node certificate says, read without verifying it (for revoking it): the region it
+/// names and its serial number.
+pub fn certificate_facts(cert: &CertificateDer<'_>) -> Result<Verified, IdentityError> {
+    let (_, parsed) = x509_parser::parse_x509_certificate(cert.as_ref())
+        .map_err(|e| IdentityError::Malformed(e.to_string()))?;
+    let uris = uri_names(&parsed).map_err(|e| IdentityError::Malformed(e.to_string()))?;
+    let uri = match uris.as_slice() {
+        [] => return Err(IdentityError::NoRegion),
+        [one] => one,
+        many => return Err(IdentityError::ManyUris(many.len())),
+    };
+    let region = region_of_uri(uri).ok_or_else(|| IdentityError::BadRegion(uri.clone()))?;
+    Ok(Verified {
+        region,
+        not_after: DateTime::from_timestamp(parsed.validity().not_after.timestamp(), 0)
+            .unwrap_or(DateTime::<Utc>::MIN_UTC),
+        serial: serial_of(&parsed)?,
+    })
+}
+
+fn serial_of(
+    parsed: &x509_parser::certificate::X509Certificate<'_>,
+) -> Result<String, IdentityError> {
+    crate::record::revocation::Revocation::normalise_serial(
+        &parsed
+            .raw_serial()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>(),
+    )
+    .map_err(|e| IdentityError::Malformed(e.rule))
+}
+
+/// Who a verified certificate names, until when, and its serial number (lowercase hex, as a
+/// revocation names it).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Verified {
     pub region: RegionCode,
     pub not_after: DateTime<Utc>,
+    pub serial: String,
 }
 
 /// Checks a peer's certificate chain (its own certificate first, then the intermediate CAs it
@@ -707,7 +742,12 @@ pub fn verify_peer(
             }
             other => IdentityError::Unusable(format!("{other:?}")),
         })?;
-    Ok(Verified { region, not_after })
+    let serial = serial_of(&parsed)?;
+    Ok(Verified {
+        region,
+        not_after,
+        serial,
+    })
 }
 
 #[cfg(test)]

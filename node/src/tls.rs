@@ -38,6 +38,8 @@ pub struct NodeTls {
     pub region: RegionCode,
     /// When the node's own certificate stops being valid, for `renda status`.
     pub not_after: DateTime<Utc>,
+    /// Its serial number, as a revocation names it.
+    pub serial: String,
     roots: Vec<CertificateDer<'static>>,
     /// The node's certificate first, then the intermediate CAs above it.
     chain: Vec<CertificateDer<'static>>,
@@ -49,6 +51,7 @@ impl Clone for NodeTls {
         NodeTls {
             region: self.region,
             not_after: self.not_after,
+            serial: self.serial.clone(),
             roots: self.roots.clone(),
             chain: self.chain.clone(),
             key: self.key.clone_key(),
@@ -103,6 +106,7 @@ impl NodeTls {
         Ok(NodeTls {
             region,
             not_after: verified.not_after,
+            serial: verified.serial,
             roots,
             chain,
             key,
@@ -126,6 +130,7 @@ impl NodeTls {
         Ok(NodeTls {
             region,
             not_after: DateTime::<Utc>::MIN_UTC,
+            serial: String::new(),
             roots: pki::pem_certs(ca_pem, Path::new(pki::CA_CERT))?,
             chain: pki::pem_certs(cert_pem, Path::new(pki::NODE_CERT))?,
             key,

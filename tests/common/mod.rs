@@ -193,7 +193,10 @@ pub fn assert_store_sound(store: &renda_node::store::Store, what: &str) {
 /// drops. Opening it again runs every migration from 12 on.
 pub fn downgrade_to_schema_11(conn: &rusqlite::Connection) {
     conn.execute_batch(
-        "DROP INDEX records_newer_kind; ALTER TABLE records DROP COLUMN newer_kind;
+        "ALTER TABLE credentials DROP COLUMN api_only; ALTER TABLE node DROP COLUMN last_backup_at;
+         ALTER TABLE node DROP COLUMN last_backup_file; ALTER TABLE node DROP COLUMN last_check_at;
+         ALTER TABLE node DROP COLUMN last_check_result;
+         DROP INDEX records_newer_kind; ALTER TABLE records DROP COLUMN newer_kind;
          ALTER TABLE records DROP COLUMN personal_claimed; DROP TABLE held_back;
          ALTER TABLE credentials DROP COLUMN within;
          DROP TABLE node_secrets; DROP TABLE form_submissions;

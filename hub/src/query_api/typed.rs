@@ -79,6 +79,7 @@ enum_wire! {
     quota_period: renda_node::record::quota::QuotaPeriod => "QUOTA_PERIOD", api::QuotaPeriod;
     quota_counts: renda_node::record::quota::QuotaCounts => "QUOTA_COUNTS", api::QuotaCounts;
     standing: renda_node::record::quota::Standing => "STANDING", api::Standing;
+    revocation_reason: renda_node::record::revocation::RevocationReason => "REVOCATION_REASON", api::RevocationReason;
 }
 
 fn opt_date(d: Option<NaiveDate>) -> Option<Date> {
@@ -164,6 +165,12 @@ pub(super) fn record_message(r: &Record) -> Option<api::Record> {
         Body::Mandate(m) => B::Mandate(mandate(m)),
         Body::QuotaRule(q) => B::QuotaRule(quota_rule(q)),
         Body::Motion(m) => B::Motion(motion(&r.header, m)),
+        Body::Revocation(v) => B::Revocation(api::Revocation {
+            region: v.region.to_string(),
+            serial: v.serial.clone(),
+            reason: revocation_reason(v.reason),
+            note: v.note.clone(),
+        }),
     };
     Some(api::Record {
         id: r.header.id.to_string(),

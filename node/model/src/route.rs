@@ -96,6 +96,13 @@ impl RouteHints {
                 personal: true,
                 ..RouteHints::default()
             },
+            // A revocation goes down to the revoked node's parent's subtree: the parent it
+            // dials and the children it would serve.
+            Body::Revocation(r) => RouteHints {
+                owner_level: None,
+                down: vec![r.audience()],
+                ..RouteHints::default()
+            },
             Body::Venue(_) | Body::Opinion(_) | Body::Motion(_) => RouteHints::default(),
         }
     }

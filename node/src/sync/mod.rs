@@ -720,9 +720,12 @@ where
                     let records = if version::newer_kinds_reach(version) {
                         records
                     } else {
-                        let (send, held): (Vec<_>, Vec<_>) = records
-                            .into_iter()
-                            .partition(|r| r.header.known().is_some());
+                        let (send, held): (Vec<_>, Vec<_>) =
+                            records.into_iter().partition(|r| {
+                                r.header
+                                    .known()
+                                    .is_some_and(|h| version::kind_reaches(h.kind, version))
+                            });
                         if !held.is_empty() {
                             warn!(%peer, records = held.len(), version, "not sending records of kinds this release does not know: the peer's protocol version cannot carry them; they are sent once it speaks one that can");
                             let ids: Vec<RecordId> = held.iter().map(|r| r.header.id).collect();

@@ -21,6 +21,16 @@ pub fn newer_kinds_reach(version: u32) -> bool {
     version >= ROUTES_ON_WIRE
 }
 
+/// Whether records of `kind` may be sent on a link of `version`: a kind added with protocol 7
+/// (certificate revocations) is one a peer of 6 does not know and would fail the batch over, so
+/// it waits, as records of kinds this release does not know do ([`newer_kinds_reach`]).
+pub fn kind_reaches(kind: crate::record::RecordKind, version: u32) -> bool {
+    match kind {
+        crate::record::RecordKind::Revocation => version >= ROUTES_ON_WIRE,
+        _ => true,
+    }
+}
+
 /// A range of protocol versions, lowest and highest, both included.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Versions {

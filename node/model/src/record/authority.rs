@@ -328,6 +328,23 @@ pub fn check_incoming<'a>(
                 ));
             }
         }
+        (Body::Revocation(revocation), _) => {
+            // A revocation is the revoking node's own: homed there, written by no one else,
+            // and only for a certificate of its subtree.
+            let home = after.header.home;
+            if let Some(stranger) = writers.iter().find(|w| **w != home) {
+                return Err(Rejection::new(
+                    "authority.revocation",
+                    format!("证书吊销 {id} 只能由吊销它的节点 {home} 写入，变更却来自 {stranger}"),
+                ));
+            }
+            if let Err(e) = revocation.validate(&home) {
+                return Err(Rejection::new(
+                    "revocation.invalid",
+                    format!("证书吊销 {id} 不合规：{}（字段 {}）", e.rule, e.field),
+                ));
+            }
+        }
         (Body::QuotaRule(rule), _) => {
             // A congress's duty rules are its own: homed there and written by no one else.
             let home = after.header.home;

@@ -67,6 +67,7 @@ pub mod personal;
 pub mod projection;
 pub mod quota;
 pub mod replay;
+pub mod revocation;
 pub mod rollup;
 pub mod suggestion;
 pub mod view;
@@ -175,10 +176,13 @@ pub enum RecordKind {
     QuotaRule,
     /// A motion to a congress in session ([`motion::Motion`]), homed at that congress.
     Motion,
+    /// A node certificate revoked by a node above it ([`revocation::Revocation`]), homed at
+    /// the revoking node. Added in protocol 7: never sent on a link of 6.
+    Revocation,
 }
 
 impl RecordKind {
-    pub const ALL: [RecordKind; 12] = [
+    pub const ALL: [RecordKind; 13] = [
         RecordKind::Delegate,
         RecordKind::Group,
         RecordKind::Venue,
@@ -191,6 +195,7 @@ impl RecordKind {
         RecordKind::Mandate,
         RecordKind::QuotaRule,
         RecordKind::Motion,
+        RecordKind::Revocation,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -207,6 +212,7 @@ impl RecordKind {
             RecordKind::Mandate => "mandate",
             RecordKind::QuotaRule => "quota_rule",
             RecordKind::Motion => "motion",
+            RecordKind::Revocation => "revocation",
         }
     }
 
@@ -224,6 +230,7 @@ impl RecordKind {
             RecordKind::Mandate => "代表资格",
             RecordKind::QuotaRule => "履职要求",
             RecordKind::Motion => "议案",
+            RecordKind::Revocation => "证书吊销",
         }
     }
 
@@ -348,6 +355,7 @@ pub enum Body {
     Mandate(mandate::Mandate),
     QuotaRule(quota::QuotaRule),
     Motion(motion::Motion),
+    Revocation(revocation::Revocation),
 }
 
 impl Record {
@@ -368,6 +376,7 @@ impl Record {
             Body::Rollup(r) => (json!(r), Value::Null, Value::Null),
             Body::Mandate(m) => (json!(m), Value::Null, Value::Null),
             Body::QuotaRule(q) => (json!(q), Value::Null, Value::Null),
+            Body::Revocation(r) => (json!(r), Value::Null, Value::Null),
             Body::Opinion(o) => {
                 let (st, h) = o.fold(&self.header);
                 (json!(o.fields), json!(st), history(&h))
@@ -412,6 +421,7 @@ impl Record {
             RecordKind::Rollup => Body::Rollup(decode_fields(&mut root)?),
             RecordKind::Mandate => Body::Mandate(decode_fields(&mut root)?),
             RecordKind::QuotaRule => Body::QuotaRule(decode_fields(&mut root)?),
+            RecordKind::Revocation => Body::Revocation(decode_fields(&mut root)?),
             RecordKind::Opinion => Body::Opinion(opinion::Opinion {
                 fields: decode_fields(&mut root)?,
                 events: decode_events(&mut root)?,

@@ -266,6 +266,14 @@ pub fn project(record: &Record) -> Projection {
                 }),
             }
         }
+        Body::Revocation(r) => Projection {
+            label: format!("吊销 {} 的证书 {}", r.region, r.serial),
+            status: None,
+            occurred_on: Some(crate::calendar::day_of(record.header.created_at)),
+            due_on: None,
+            people: Vec::new(),
+            summary: json!({ "region": r.region, "serial": r.serial, "reason": r.reason }),
+        },
         Body::Notice(n) => Projection {
             label: n.title.clone(),
             status: None,

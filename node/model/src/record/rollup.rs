@@ -464,7 +464,8 @@ impl Metrics {
             | RecordKind::Notice
             | RecordKind::Personal
             | RecordKind::Rollup
-            | RecordKind::QuotaRule => {}
+            | RecordKind::QuotaRule
+            | RecordKind::Revocation => {}
         }
     }
 
@@ -782,7 +783,8 @@ pub fn contribution(row: &CountedRow<'_>) -> BTreeMap<String, i64> {
         | RecordKind::Notice
         | RecordKind::Personal
         | RecordKind::Rollup
-        | RecordKind::QuotaRule => {}
+        | RecordKind::QuotaRule
+        | RecordKind::Revocation => {}
     }
     out
 }

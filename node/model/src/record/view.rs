@@ -237,6 +237,12 @@ pub fn view(record: &Record, personal: Option<&Record>) -> RecordView {
             ("正文", n.body.clone()),
         ]),
         Body::Personal(p) => rows.extend([("所属记录", p.subject.to_string())]),
+        Body::Revocation(r) => rows.extend([
+            ("被吊销节点", r.region.to_string()),
+            ("证书序列号", r.serial.clone()),
+            ("原因", r.reason.label().to_string()),
+            ("说明", r.note.clone()),
+        ]),
         Body::Rollup(r) => {
             let rate = |v: Option<f64>| v.map(|v| format!("{:.1}%", v * 100.0)).unwrap_or_default();
             rows.extend([

@@ -15,6 +15,69 @@ pub struct AuditEntry {
     pub changes: i64,
 }
 
+/// The id of the revocation of `region`'s certificate `serial` held here, the oldest if two.
+fn revocation_id(
+    conn: &rusqlite::Connection,
+    region: &RegionCode,
+    serial: &str,
+) -> Result<Option<crate::record::RecordId>, StoreError> {
+    let id: Option<String> = conn
+        .prepare_cached(
+            "SELECT id FROM records WHERE kind = 'revocation' AND newer_kind = 0
+             AND json_extract(summary, '$.region') = ?1 AND json_extract(summary, '$.serial') = ?2
+             ORDER BY id LIMIT 1",
+        )?
+        .query_row(params![region.as_str(), serial], |r| r.get(0))
+        .optional()?;
+    Ok(id.and_then(|id| crate::record::RecordId::parse("id", &id).ok()))
+}
+
+type RevocationRecord = (crate::record::Header, crate::record::revocation::Revocation);
+
+fn revocation_record(
+    record: crate::record::Record,
+) -> Result<Option<RevocationRecord>, StoreError> {
+    Ok(match record.body {
+        crate::record::Body::Revocation(r) => Some((record.header, r)),
+        _ => None,
+    })
+}
+
+impl WriteTx<'_> {
+    /// The revocation held here of `region`'s certificate `serial`, as [`Store::revocation_of`].
+    pub fn revocation_of(
+        &self,
+        region: &RegionCode,
+        serial: &str,
+    ) -> Result<Option<RevocationRecord>, StoreError> {
+        match revocation_id(&self.tx, region, serial)? {
+            None => Ok(None),
+            Some(id) => revocation_record(self.get(&id)?),
+        }
+    }
+
+    /// Notes in the audit log a link this node refused from `peer` because its certificate is
+    /// revoked: the revocation's record, the rule, and the reason in Chinese for the staff.
+    pub fn audit_revoked_link(
+        &mut self,
+        peer: &RegionCode,
+        revocation: &crate::record::RecordId,
+        reason: &str,
+    ) -> Result<(), StoreError> {
+        self.tx.execute(
+            "INSERT INTO audit (at, peer, record_id, kind, rule, reason, changes)
+             VALUES (?1, ?2, ?3, 'revocation', 'certificate.revoked', ?4, 0)",
+            params![
+                Utc::now().to_rfc3339(),
+                peer.as_str(),
+                revocation.to_string(),
+                reason
+            ],
+        )?;
+        Ok(())
+    }
+}
+
 /// Sync health of one link, for `renda status`.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct PeerStatus {
@@ -105,6 +168,20 @@ impl Store {
     }
 
     /// The newest `limit` entries of the audit log, newest first.
+    /// The revocation held here of the certificate of `region` with `serial` (normalised, as
+    /// [`crate::record::revocation::Revocation::normalise_serial`] gives it), if any: its
+    /// record's header and what it says.
+    pub fn revocation_of(
+        &self,
+        region: &RegionCode,
+        serial: &str,
+    ) -> Result<Option<RevocationRecord>, StoreError> {
+        match revocation_id(&self.conn, region, serial)? {
+            None => Ok(None),
+            Some(id) => revocation_record(self.get(&id)?),
+        }
+    }
+
     pub fn audit_log(&self, limit: usize) -> Result<Vec<AuditEntry>, StoreError> {
         Ok(self
             .audit_page(None, limit)?
