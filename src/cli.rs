@@ -41,6 +41,9 @@ pub struct Cli {
 }
 
 #[derive(Subcommand, Debug)]
+// One command is parsed once per process: its size does not matter, and boxing `run`'s
+// settings would only make every use of them longer.
+#[allow(clippy::large_enum_variant)]
 pub enum Command {
     /// Initialise a node in the data directory.
     Init(InitArgs),

@@ -259,6 +259,10 @@ pub struct RollupSettings {
     /// 8784; 72 when omitted).
     #[arg(long, value_parser = stale_after_hours)]
     pub stale_after_hours: Option<u32>,
+    /// A node whose last backup is older than this many hours is listed in the fleet view
+    /// above it (1 to 8784; 48 when omitted). Judged by each node of its own backups.
+    #[arg(long, value_parser = stale_after_hours)]
+    pub backup_max_age_hours: Option<u32>,
     /// Activities a delegate group must hold every quarter (1 when omitted). This and the
     /// three below only seed a congress's first duty rules, where it has none; after that the
     /// rules are records, set with `renda quota set`.
@@ -316,6 +320,11 @@ impl RollupSettings {
             let hours = within(&STALE_AFTER_HOURS, hours)
                 .map_err(|rule| invalid(&source.key("rollup", "stale_after_hours"), rule))?;
             rules.stale_after = chrono::Duration::hours(i64::from(hours));
+        }
+        if let Some(hours) = self.backup_max_age_hours {
+            let hours = within(&STALE_AFTER_HOURS, hours)
+                .map_err(|rule| invalid(&source.key("rollup", "backup_max_age_hours"), rule))?;
+            rules.backup_max_age = chrono::Duration::hours(i64::from(hours));
         }
         let quotas = &mut rules.quotas;
         for (value, slot) in [

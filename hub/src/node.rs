@@ -214,6 +214,11 @@ impl Node {
         &self.core.config.link
     }
 
+    /// What this node's rollup is computed with, its certificate's end among them.
+    pub fn rollup_rules(&self) -> &renda_node::record::rollup::RollupRules {
+        &self.core.config.rollup
+    }
+
     /// Where children dial this node, once bound (port 0 in the configuration picks one).
     pub fn sync_addr(&self) -> Option<SocketAddr> {
         self.sync_addr

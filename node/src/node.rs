@@ -199,6 +199,8 @@ impl Core {
                 }
             }
         }
+        // The node states when its certificate ends in its rollup, for the fleet view above.
+        config.rollup.certificate_not_after = config.link.tls.as_ref().map(|t| t.not_after);
         let shutdown = CancellationToken::new();
         config.link.shutdown = shutdown.clone();
         config.link.prepared = Arc::new(tokio::sync::Semaphore::new(crate::sync::PREPARED_BATCHES));

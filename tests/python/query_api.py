@@ -209,6 +209,13 @@ def figures(pb, stub, auth, limited, expect):
     check("seats", [(s.level, s.state, s.count) for s in own.seats],
           [(pb.LEVEL_COUNTY, pb.RECORD_STATE_MANDATE_SERVING, 2)])
     check("delegate quota", own.delegate_quota.total, 2)
+    # The fleet view: the county and its township, both of this release, stating themselves.
+    check("fleet nodes", rollup.fleet.node_count, 2)
+    check("fleet versions", [(v.version, v.count) for v in rollup.fleet.versions],
+          [(expect["version"], 2)])
+    check("the county's facts", (rollup.facts.version, rollup.facts.max_protocol_version >= 7),
+          (expect["version"], True))
+    check("no certificate expiring", rollup.fleet.expiring_certificates.count, 0)
     check("rules judged by", len(rollup.rules) > 0, True)
 
     township = stub.GetRollup(pb.GetRollupRequest(region=expect["township"]), metadata=auth).rollup

@@ -799,8 +799,61 @@ pub(crate) async fn sync_health(
         } @else {
             (stale_table(r))
         }
+        (fleet_section(&r.fleet))
     };
     Ok(d.page("/sync", "同步状况", &shown, body))
+}
+
+/// 节点运维概况: the subtree's nodes by release, and those that need an operator, as the
+/// rollup's fleet view gives them.
+fn fleet_section(f: &renda_node::record::fleet::Fleet) -> maud::Markup {
+    use renda_node::record::fleet::{CERTIFICATE_WARN_DAYS, Flagged, UNKNOWN_VERSION};
+    let when = |at: Option<chrono::DateTime<chrono::Utc>>, never: &'static str| -> String {
+        at.map(|t| {
+            t.with_timezone(&renda_node::calendar::china())
+                .format("%Y-%m-%d %H:%M")
+                .to_string()
+        })
+        .unwrap_or_else(|| never.to_string())
+    };
+    let list = |metric: &'static str, title: String, g: &Flagged, column: &'static str, never: &'static str| html! {
+        h3 { (title) " " span data-metric=(metric) { (g.count) } " 个" }
+        @if !g.nodes.is_empty() {
+            table.fleet data-list=(metric) {
+                thead { tr { th { "地区" } th { "节点" } th { (column) } } }
+                tbody {
+                    @for n in &g.nodes {
+                        tr data-region=(n.region) {
+                            td { (n.region) }
+                            td { (n.name) }
+                            td { (when(n.at, never)) }
+                        }
+                    }
+                }
+            }
+            @if g.count > g.nodes.len() as u64 {
+                p.meta { "仅列出最紧迫的 " (g.nodes.len()) " 个。" }
+            }
+        }
+    };
+    html! {
+        h2 { "节点运维概况" }
+        p.meta { "本辖区共 " span data-metric="fleet.nodes" { (f.nodes) } " 个节点（含本节点），由各节点在汇总数据中自报。" }
+        table.versions {
+            thead { tr { th { "版本" } th { "节点数" } } }
+            tbody {
+                @for (version, n) in &f.by_version {
+                    tr data-version=(version) {
+                        td { @if version == UNKNOWN_VERSION { "0.7.0 以前的版本" } @else { (version) } }
+                        td.n { (n) }
+                    }
+                }
+            }
+        }
+        (list("fleet.expiring", format!("证书 {CERTIFICATE_WARN_DAYS} 天内到期"), &f.expiring_certificates, "到期时间", ""))
+        (list("fleet.unchecked", "数据库未通过检查".to_string(), &f.unchecked, "最近检查", "从未通过"))
+        (list("fleet.stale_backups", "备份过旧".to_string(), &f.stale_backups, "最近备份", "从未备份"))
+    }
 }
 
 fn peer_table(me: RegionCode, peers: &[PeerStatus]) -> Markup {

@@ -677,6 +677,50 @@ pub(super) fn rollup(
             })
             .collect(),
         rules: r.rules.iter().map(quota_rule).collect(),
+        facts: r.facts.as_ref().map(|f| api::NodeFacts {
+            version: f.version.clone(),
+            min_protocol_version: f.min_protocol,
+            max_protocol_version: f.max_protocol,
+            certificate_expire_time: f.certificate_not_after.map(timestamp),
+            last_sound_check_time: f.last_sound_check.map(timestamp),
+            last_backup_time: f.last_backup.map(timestamp),
+        }),
+        fleet: Some(fleet(&r.fleet, &covers)),
+    }
+}
+
+/// A subtree's fleet, the listed nodes narrowed to what the caller may read (the counts are
+/// the subtree's, as its figures are).
+fn fleet(
+    f: &renda_node::record::fleet::Fleet,
+    covers: &impl Fn(&RegionCode) -> bool,
+) -> api::Fleet {
+    let flagged = |g: &renda_node::record::fleet::Flagged| api::FlaggedNodes {
+        count: i64::try_from(g.count).unwrap_or(i64::MAX),
+        nodes: g
+            .nodes
+            .iter()
+            .filter(|n| covers(&n.region))
+            .map(|n| api::FleetNode {
+                region: n.region.to_string(),
+                display_name: n.name.clone(),
+                time: n.at.map(timestamp),
+            })
+            .collect(),
+    };
+    api::Fleet {
+        node_count: i64::try_from(f.nodes).unwrap_or(i64::MAX),
+        versions: f
+            .by_version
+            .iter()
+            .map(|(version, n)| api::VersionCount {
+                version: version.clone(),
+                count: i64::try_from(*n).unwrap_or(i64::MAX),
+            })
+            .collect(),
+        expiring_certificates: Some(flagged(&f.expiring_certificates)),
+        unchecked: Some(flagged(&f.unchecked)),
+        stale_backups: Some(flagged(&f.stale_backups)),
     }
 }
 

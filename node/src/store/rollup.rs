@@ -910,6 +910,36 @@ impl DutyRecord {
 }
 
 impl WriteTx<'_> {
+    /// What this node states about itself in its rollup: its release and protocol range, the
+    /// certificate `rules` name, and its last sound check and last backup as its node row
+    /// notes them. Times are kept to the minute, so a rollup is not republished for seconds.
+    fn facts(&self, rules: &RollupRules) -> Result<crate::record::fleet::NodeFacts, StoreError> {
+        use chrono::DurationRound;
+        let minute = |t: DateTime<Utc>| t.duration_trunc(chrono::Duration::minutes(1)).unwrap_or(t);
+        let (check_at, check, backup_at): (Option<String>, Option<String>, Option<String>) =
+            self.tx.query_row(
+                "SELECT last_check_at, last_check_result, last_backup_at FROM node",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )?;
+        let time = |t: Option<String>| {
+            t.and_then(|t| DateTime::parse_from_rfc3339(&t).ok())
+                .map(|t| minute(t.with_timezone(&Utc)))
+        };
+        Ok(crate::record::fleet::NodeFacts {
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            min_protocol: crate::sync::version::Versions::this_build().min,
+            max_protocol: crate::sync::version::Versions::this_build().max,
+            certificate_not_after: rules.certificate_not_after.map(minute),
+            last_sound_check: if check.as_deref() == Some("ok") {
+                time(check_at)
+            } else {
+                None
+            },
+            last_backup: time(backup_at),
+        })
+    }
+
     /// The duty rules set by `congress` held here, oldest first, each with its record id.
     pub fn quota_rules(
         &self,
@@ -980,6 +1010,16 @@ impl WriteTx<'_> {
                 .collect();
         let mut rollup = Rollup::compose(now, own, children, &links, rules);
         rollup.name = self.node.name.clone();
+        // What this node states about itself, and its own line of the fleet view.
+        let facts = self.facts(rules)?;
+        rollup.fleet.add(&crate::record::fleet::Fleet::of_node(
+            me,
+            &self.node.name,
+            &facts,
+            now,
+            rules.backup_max_age,
+        ));
+        rollup.facts = Some(facts);
         rollup.quotas = QuotaRules::as_said_by(&in_force);
         rollup.rules = in_force;
         let held = match mine {

@@ -57,6 +57,7 @@ pub mod authority;
 pub mod delegate;
 pub mod doc;
 pub mod event;
+pub mod fleet;
 pub mod group;
 pub mod mandate;
 pub mod merge;

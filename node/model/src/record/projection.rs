@@ -44,10 +44,11 @@ impl PersonRole {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct FilterKeys {
     /// The record's kind within its kind: an activity's type (`reception` …), a suggestion's
-    /// answer class once answered, a group's kind (`professional`, `regional`).
+    /// answer class once answered, a group's kind (`professional`, `regional`), a revoked
+    /// certificate's serial.
     pub tag: Option<String>,
     /// The congress a suggestion is addressed to, which numbers it; the congress an opinion
-    /// was passed on to.
+    /// was passed on to; the region whose certificate a revocation names.
     pub addressed_to: Option<String>,
     /// A suggestion's number within its congress.
     pub number: Option<i64>,
@@ -84,6 +85,11 @@ impl FilterKeys {
             },
             RecordKind::Opinion => FilterKeys {
                 addressed_to: text("passed_on_congress"),
+                ..FilterKeys::default()
+            },
+            RecordKind::Revocation => FilterKeys {
+                tag: text("serial"),
+                addressed_to: text("region"),
                 ..FilterKeys::default()
             },
             RecordKind::Suggestion => FilterKeys {

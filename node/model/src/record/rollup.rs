@@ -331,6 +331,11 @@ pub fn add_quota_counter(tally: &mut Tally, name: &str, value: i64) {
 pub struct RollupRules {
     pub stale_after: chrono::Duration,
     pub quotas: QuotaRules,
+    /// When the certificate the node links with ends, stated in its rollup's facts; `None`
+    /// for a node without TLS.
+    pub certificate_not_after: Option<DateTime<Utc>>,
+    /// A node whose last backup is older than this is listed in the fleet view.
+    pub backup_max_age: chrono::Duration,
 }
 
 impl Default for RollupRules {
@@ -338,6 +343,8 @@ impl Default for RollupRules {
         RollupRules {
             stale_after: chrono::Duration::hours(72),
             quotas: QuotaRules::default(),
+            certificate_not_after: None,
+            backup_max_age: chrono::Duration::hours(48),
         }
     }
 }
@@ -879,6 +886,13 @@ pub struct Rollup {
     /// judged against.
     #[serde(default)]
     pub rules: Vec<QuotaRule>,
+    /// What the node states about itself: its release, protocol range, certificate, last
+    /// check and last backup. `None` in rollups of releases before the fleet view.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub facts: Option<super::fleet::NodeFacts>,
+    /// The fleet of its whole subtree, itself included.
+    #[serde(default)]
+    pub fleet: super::fleet::Fleet,
 }
 
 impl Rollup {
@@ -929,6 +943,11 @@ impl Rollup {
         }
         stale.sort_by_key(|s| s.region);
         stale.dedup_by_key(|s| s.region);
+        // The children's fleets; the node adds its own line, from facts only it knows.
+        let mut fleet = super::fleet::Fleet::default();
+        for child in children.values() {
+            fleet.add(&super::fleet::Fleet::of_child(&child.fleet));
+        }
         Rollup {
             name: String::new(),
             computed_at: now,
@@ -939,6 +958,8 @@ impl Rollup {
             stale,
             quotas: QuotaRules::default(),
             rules: Vec::new(),
+            facts: None,
+            fleet,
         }
     }
 
@@ -984,6 +1005,8 @@ impl Rollup {
             && self.stale == other.stale
             && self.quotas == other.quotas
             && self.rules == other.rules
+            && self.facts == other.facts
+            && self.fleet == other.fleet
     }
 }
 
@@ -1409,6 +1432,8 @@ mod tests {
             }],
             quotas: QuotaRules::default(),
             rules: Vec::new(),
+            facts: None,
+            fleet: Default::default(),
         };
         let rollup = Rollup::compose(
             now,
@@ -1420,7 +1445,7 @@ mod tests {
             ]),
             &RollupRules {
                 stale_after: chrono::Duration::days(1),
-                quotas: QuotaRules::default(),
+                ..RollupRules::default()
             },
         );
         assert_eq!(rollup.total.opinions["received"], 5);

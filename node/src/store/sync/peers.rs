@@ -24,8 +24,7 @@ fn revocation_id(
     let id: Option<String> = conn
         .prepare_cached(
             "SELECT id FROM records WHERE kind = 'revocation' AND newer_kind = 0
-             AND json_extract(summary, '$.region') = ?1 AND json_extract(summary, '$.serial') = ?2
-             ORDER BY id LIMIT 1",
+             AND addressed_to = ?1 AND tag = ?2 ORDER BY id LIMIT 1",
         )?
         .query_row(params![region.as_str(), serial], |r| r.get(0))
         .optional()?;
