@@ -141,8 +141,39 @@ pub fn region_uri(region: &RegionCode) -> String {
 }
 
 fn validity(days: u32, backdate: chrono::Duration) -> (time::OffsetDateTime, time::OffsetDateTime) {
+    lasting(chrono::Duration::days(i64::from(days)), backdate)
+}
+
+/// A validity of `lifetime` starting `backdate` ago (a renewed certificate may last minutes in a
+/// test federation, and a year in a real one).
+fn lasting(
+    lifetime: chrono::Duration,
+    backdate: chrono::Duration,
+) -> (time::OffsetDateTime, time::OffsetDateTime) {
     let from = time::OffsetDateTime::now_utc() - time::Duration::seconds(backdate.num_seconds());
-    (from, from + time::Duration::days(i64::from(days)))
+    (from, from + time::Duration::seconds(lifetime.num_seconds()))
+}
+
+/// A node's request for a new certificate: a key made on the node, which never leaves it, and
+/// the certificate signing request (PKCS #10, DER) naming the node's region.
+pub struct Renewal {
+    pub key_pem: String,
+    pub csr_der: Vec<u8>,
+}
+
+/// Makes a new key for the node of `region` and the request its parent's CA signs.
+pub fn request_certificate(region: &RegionCode, name: &str) -> Result<Renewal, PkiError> {
+    let key = KeyPair::generate()?;
+    let mut params = CertificateParams::default();
+    let mut dn = DistinguishedName::new();
+    dn.push(DnType::CommonName, name);
+    params.distinguished_name = dn;
+    params.subject_alt_names = vec![SanType::URI(region_uri(region).as_str().try_into()?)];
+    let csr = params.serialize_request(&key)?;
+    Ok(Renewal {
+        key_pem: key.serialize_pem(),
+        csr_der: csr.der().to_vec(),
+    })
 }
 
 /// A certificate authority of the federation, in PEM: the root, or an intermediate CA limited
@@ -368,6 +399,75 @@ impl CertificateAuthority {
             cert_pem: format!("{}{}", cert.pem(), self.issued_chain()),
             key_pem: key.serialize_pem(),
         })
+    }
+
+    /// Signs a node's certificate signing request for `lifetime`, sent by the child `peer` over
+    /// a link its current certificate authenticated: the request must name exactly `peer`'s
+    /// region, inside this CA's subtree, and be signed by the key it carries. Of the request
+    /// only that name, its common name and its public key are used; every other extension is
+    /// this CA's own, as for [`CertificateAuthority::issue`]. Returns the new chain in PEM.
+    pub fn sign_request(
+        &self,
+        csr_der: &[u8],
+        peer: &RegionCode,
+        lifetime: chrono::Duration,
+    ) -> Result<String, PkiError> {
+        let invalid = |rule: String| PkiError::Invalid {
+            path: PathBuf::from("csr"),
+            rule,
+        };
+        let csr = rcgen::CertificateSigningRequestParams::from_der(
+            &rustls_pki_types::CertificateSigningRequestDer::from(csr_der),
+        )
+        .map_err(|e| invalid(format!("not a signed certificate request: {e}")))?;
+        let uris: Vec<String> = csr
+            .params
+            .subject_alt_names
+            .iter()
+            .map(|san| match san {
+                SanType::URI(uri) => Some(uri.as_str().to_string()),
+                _ => None,
+            })
+            .collect::<Option<Vec<_>>>()
+            .ok_or_else(|| invalid("names something other than a region".into()))?;
+        match uris.as_slice() {
+            [one] if region_of_uri(one) == Some(*peer) => {}
+            _ => {
+                return Err(invalid(format!(
+                    "must name exactly the requesting node's region {peer}"
+                )));
+            }
+        }
+        self.covers(peer)?;
+        if lifetime <= chrono::Duration::zero() || lifetime > chrono::Duration::days(3650) {
+            return Err(invalid("a lifetime from a second to ten years".into()));
+        }
+        let name = csr
+            .params
+            .distinguished_name
+            .get(&DnType::CommonName)
+            .and_then(|v| match v {
+                rcgen::DnValue::Utf8String(s) => Some(s.clone()),
+                rcgen::DnValue::PrintableString(s) => Some(s.as_str().to_string()),
+                _ => None,
+            })
+            .unwrap_or_else(|| peer.to_string());
+        let issuer = self.issuer(Path::new(CA_CERT))?;
+        let mut params = CertificateParams::default();
+        let mut dn = DistinguishedName::new();
+        dn.push(DnType::CommonName, name);
+        params.distinguished_name = dn;
+        params.subject_alt_names = vec![SanType::URI(region_uri(peer).as_str().try_into()?)];
+        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        params.extended_key_usages = vec![
+            ExtendedKeyUsagePurpose::ServerAuth,
+            ExtendedKeyUsagePurpose::ClientAuth,
+        ];
+        params.use_authority_key_identifier_extension = true;
+        // A minute back, for clocks a little behind the CA's.
+        (params.not_before, params.not_after) = lasting(lifetime, chrono::Duration::minutes(1));
+        let cert = params.signed_by(&csr.public_key, &issuer)?;
+        Ok(format!("{}{}", cert.pem(), self.issued_chain()))
     }
 
     /// What follows a certificate this CA issues in its chain: this CA and the ones above it,
@@ -942,6 +1042,52 @@ mod tests {
         // During a root's rotation a node trusts both, and either chain.
         let both = [other_root, root_der.clone()];
         assert!(verify_peer(&cert.chain().unwrap(), &both, now, Usage::Client).is_ok());
+    }
+
+    /// A node's request for a new certificate is signed for its own region only, within the
+    /// CA's subtree, with the CA's extensions, and the chain verifies with the node's new key.
+    #[test]
+    fn a_request_is_signed_for_the_requesting_node_only() {
+        let (root, root_der) = ca();
+        let zhejiang = root
+            .create_intermediate(&code("330000000000"), "浙江省 CA", 365)
+            .unwrap();
+        let town = code("330411101000");
+        let request = request_certificate(&town, "王店镇人大主席团").unwrap();
+        let chain = zhejiang
+            .sign_request(&request.csr_der, &town, chrono::Duration::minutes(5))
+            .unwrap();
+        let certs = pem_certs(&chain, Path::new("renewed")).unwrap();
+        let verified =
+            verify_peer(&certs, std::slice::from_ref(&root_der), Utc::now(), Usage::Client)
+                .unwrap();
+        assert_eq!(verified.region, town);
+        assert!(verified.not_after <= Utc::now() + chrono::Duration::minutes(5));
+        // The key the node made, which never left it, is the certificate's.
+        let key = KeyPair::from_pem(&request.key_pem).unwrap();
+        let (_, parsed) = x509_parser::parse_x509_certificate(certs[0].as_ref()).unwrap();
+        assert_eq!(
+            parsed.public_key().subject_public_key.data.as_ref(),
+            key.public_key_raw()
+        );
+
+        // Sent by another node, or for a region outside the CA's subtree: refused.
+        let other = code("330411102000");
+        assert!(zhejiang
+            .sign_request(&request.csr_der, &other, chrono::Duration::minutes(5))
+            .is_err());
+        let jiangsu = code("320117101000");
+        let theirs = request_certificate(&jiangsu, "x").unwrap();
+        assert!(matches!(
+            zhejiang.sign_request(&theirs.csr_der, &jiangsu, chrono::Duration::minutes(5)),
+            Err(PkiError::OutsideSubtree { .. })
+        ));
+        // Garbage, and a request whose signature does not hold.
+        assert!(zhejiang.sign_request(b"garbage", &town, chrono::Duration::minutes(5)).is_err());
+        let mut tampered = request.csr_der.clone();
+        let last = tampered.len() - 1;
+        tampered[last] ^= 0xff;
+        assert!(zhejiang.sign_request(&tampered, &town, chrono::Duration::minutes(5)).is_err());
     }
 
     /// An intermediate CA's directory reads back as the CA it was, and a rotation gives it a
