@@ -209,9 +209,29 @@ impl Session {
 
     pub async fn backup(&self, to: std::path::PathBuf) -> Result<()> {
         let shown = to.display().to_string();
+        // Written under a temporary name beside it and renamed when whole, as scheduled
+        // backups are: a killed command leaves no truncated file with the backup's name.
+        let partial = to.with_file_name(format!(
+            ".{}.partial",
+            to.file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default()
+        ));
         self.store
             .call(move |s| {
-                s.backup_to(&to)?;
+                if to.exists() {
+                    return Err(renda_node::validate::ValidationError::new(
+                        "to",
+                        format!("{} 已经存在，不会覆盖", to.display()),
+                    )
+                    .into());
+                }
+                let _ = std::fs::remove_file(&partial);
+                s.backup_to(&partial)?;
+                std::fs::File::open(&partial)
+                    .and_then(|f| f.sync_all())
+                    .and_then(|()| std::fs::rename(&partial, &to))
+                    .map_err(|e| renda_node::store::StoreError::Io(format!("{}: {e}", to.display())))?;
                 // The full path, so `renda status` says where the last copy is.
                 let at = std::path::absolute(&to).unwrap_or(to);
                 s.record_backup(chrono::Utc::now(), &at)

@@ -398,13 +398,22 @@ async fn a_revoked_certificate_is_refused_within_one_sync_and_a_new_one_links() 
         .unwrap_err();
     assert!(err.to_string().contains("revoked"), "{err}");
     assert_eq!(opinions_at(&county).await, 1);
+    // It redials: refused again, and counted on the same line of the log.
+    assert!(
+        dial(&wangdian, WANGDIAN, &addr, with(&stolen))
+            .await
+            .is_err()
+    );
     let audit = county.read(|s| s.audit_log(10)).await.unwrap();
-    let entry = audit
+    let entries: Vec<_> = audit
         .iter()
-        .find(|e| e.rule == "certificate.revoked")
-        .expect("the refusal is in the audit log");
+        .filter(|e| e.rule == "certificate.revoked")
+        .collect();
+    assert_eq!(entries.len(), 1, "{audit:?}");
+    let entry = entries[0];
     assert_eq!(entry.peer, WANGDIAN);
     assert_eq!(entry.record, revocation.id.to_string());
+    assert_eq!(entry.changes, 2, "two attempts");
     assert!(entry.reason.contains(&serial), "{}", entry.reason);
 
     // A certificate issued anew links, and brings what was written meanwhile.

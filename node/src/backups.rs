@@ -32,6 +32,10 @@ pub struct BackupSchedule {
     pub keep: usize,
 }
 
+/// How long the schedule sleeps at most before looking at the wall clock again: a PC that
+/// booted with a wrong clock, corrected later, must not sleep out a wait computed from it.
+const LOOK_AGAIN: Duration = Duration::from_secs(60);
+
 /// How long a node waits before trying again after a backup failed, at most (a full disk, a
 /// directory gone): soon enough that a fixed fault costs little, rarely enough not to flood the
 /// log.
@@ -141,8 +145,11 @@ pub async fn take(
         if let Ok(d) = std::fs::File::open(&dir) {
             let _ = d.sync_all();
         }
+        // Never the one just written, whatever the clock said when older ones were named.
         for old in to_prune(&existing(&dir, &region).map_err(io(&dir))?, keep) {
-            std::fs::remove_file(&old).map_err(io(&old))?;
+            if old != path {
+                std::fs::remove_file(&old).map_err(io(&old))?;
+            }
         }
         Ok(path)
     })
@@ -174,20 +181,35 @@ pub async fn keep_taking(
         }
     };
     // A backup in the directory newer than the store says (taken by `renda backup` from an
-    // older release, or noted in a database since restored) counts too.
+    // older release, or noted in a database since restored) counts too; one dated ahead of
+    // now, named while the clock ran fast, does not.
     if let Ok(files) = existing(&schedule.dir, &region)
-        && let Some((newest, _)) = files.last()
+        && let Some((newest, _)) = files
+            .iter()
+            .rev()
+            .find(|(at, _)| *at <= Utc::now() + chrono::Duration::minutes(1))
     {
         last = last.max(Some(*newest));
     }
     loop {
         let now = Utc::now();
-        let wait = (due_at(last, now, schedule.every) - now)
-            .to_std()
-            .unwrap_or(Duration::ZERO);
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = tokio::time::sleep(wait) => {}
+        if last.is_some_and(|at| at > now + chrono::Duration::minutes(1)) {
+            // Noted while the clock ran ahead: the next is due by the clock as it is now.
+            last = None;
+        }
+        let due = due_at(last, now, schedule.every);
+        if due > now {
+            // In steps, reading the wall clock after each, so a clock set right meanwhile
+            // moves the backup with it.
+            let wait = (due - now).to_std().unwrap_or(Duration::ZERO).min(LOOK_AGAIN);
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tokio::time::sleep(wait) => {}
+            }
+            continue;
+        }
+        if shutdown.is_cancelled() {
+            return;
         }
         match take(&store, &schedule, region).await {
             Ok(path) => {

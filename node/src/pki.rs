@@ -154,6 +154,23 @@ fn lasting(
     (from, from + time::Duration::seconds(lifetime.num_seconds()))
 }
 
+/// A random serial number: rcgen would derive one from the key, and a certificate renewed from
+/// the same key would then share its predecessor's serial, so revoking the old one would
+/// revoke the new one too.
+fn serial() -> rcgen::SerialNumber {
+    let mut bytes: [u8; 16] = rand::random();
+    // Positive, as RFC 5280 wants.
+    bytes[0] &= 0x7f;
+    rcgen::SerialNumber::from_slice(&bytes)
+}
+
+/// When the certificate in `pem` ends.
+fn not_after_of(pem: &str) -> Option<time::OffsetDateTime> {
+    let der = pem_cert(pem, Path::new(CA_CERT)).ok()?;
+    let (_, parsed) = x509_parser::parse_x509_certificate(der.as_ref()).ok()?;
+    time::OffsetDateTime::from_unix_timestamp(parsed.validity().not_after.timestamp()).ok()
+}
+
 /// A node's request for a new certificate: a key made on the node, which never leaves it, and
 /// the certificate signing request (PKCS #10, DER) naming the node's region.
 pub struct Renewal {
@@ -203,6 +220,7 @@ impl CertificateAuthority {
         params.distinguished_name = dn;
         params.is_ca = IsCa::Ca(BasicConstraints::Constrained(2));
         params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+        params.serial_number = Some(serial());
         (params.not_before, params.not_after) = validity(days, chrono::Duration::minutes(5));
         let cert = params.self_signed(&key)?;
         let cert_pem = cert.pem();
@@ -223,6 +241,32 @@ impl CertificateAuthority {
     /// The root certificate nodes trust, to install beside a certificate this CA issues.
     pub fn root_pem(&self) -> &str {
         &self.root_pem
+    }
+
+    /// A validity cut to end no later than this CA's own and the CAs' above it: a certificate
+    /// outliving its issuer would stop verifying on the issuer's last day, unannounced.
+    fn within_life(
+        &self,
+        (from, to): (time::OffsetDateTime, time::OffsetDateTime),
+    ) -> (time::OffsetDateTime, time::OffsetDateTime) {
+        let mut end = to;
+        for pem in [&self.cert_pem, &self.root_pem] {
+            if let Some(limit) = not_after_of(pem) {
+                end = end.min(limit);
+            }
+        }
+        if let Ok(above) = pem_certs(&self.chain_pem, Path::new(CA_CHAIN)) {
+            for der in above {
+                if let Ok((_, parsed)) = x509_parser::parse_x509_certificate(der.as_ref())
+                    && let Ok(limit) = time::OffsetDateTime::from_unix_timestamp(
+                        parsed.validity().not_after.timestamp(),
+                    )
+                {
+                    end = end.min(limit);
+                }
+            }
+        }
+        (from, end)
     }
 
     /// Refuses a region outside this CA's subtree.
@@ -264,7 +308,9 @@ impl CertificateAuthority {
         params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
         params.subject_alt_names = vec![SanType::URI(region_uri(region).as_str().try_into()?)];
         params.use_authority_key_identifier_extension = true;
-        (params.not_before, params.not_after) = validity(days, chrono::Duration::minutes(5));
+        params.serial_number = Some(serial());
+        (params.not_before, params.not_after) =
+            self.within_life(validity(days, chrono::Duration::minutes(5)));
         let cert = params.signed_by(&key, &issuer)?;
         // The chain a certificate it issues carries: itself, then the CAs above it but the root.
         let chain_pem = if self.region.is_some() {
@@ -393,7 +439,9 @@ impl CertificateAuthority {
             ExtendedKeyUsagePurpose::ClientAuth,
         ];
         params.use_authority_key_identifier_extension = true;
-        (params.not_before, params.not_after) = validity(spec.days, spec.backdate);
+        params.serial_number = Some(serial());
+        (params.not_before, params.not_after) =
+            self.within_life(validity(spec.days, spec.backdate));
         let cert = params.signed_by(&key, &issuer)?;
         Ok(NodeCertificate {
             cert_pem: format!("{}{}", cert.pem(), self.issued_chain()),
@@ -464,8 +512,10 @@ impl CertificateAuthority {
             ExtendedKeyUsagePurpose::ClientAuth,
         ];
         params.use_authority_key_identifier_extension = true;
+        params.serial_number = Some(serial());
         // A minute back, for clocks a little behind the CA's.
-        (params.not_before, params.not_after) = lasting(lifetime, chrono::Duration::minutes(1));
+        (params.not_before, params.not_after) =
+            self.within_life(lasting(lifetime, chrono::Duration::minutes(1)));
         let cert = params.signed_by(&csr.public_key, &issuer)?;
         Ok(format!("{}{}", cert.pem(), self.issued_chain()))
     }
@@ -526,7 +576,9 @@ impl CertificateAuthority {
         params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
         params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
         params.use_authority_key_identifier_extension = true;
-        (params.not_before, params.not_after) = validity(days, chrono::Duration::minutes(5));
+        params.serial_number = Some(serial());
+        (params.not_before, params.not_after) =
+            self.within_life(validity(days, chrono::Duration::minutes(5)));
         let cert = params.signed_by(&key, &issuer)?;
         Ok(NodeCertificate {
             cert_pem: format!("{}{}", cert.pem(), self.issued_chain()),
@@ -715,6 +767,18 @@ pub fn pem_cert(pem: &str, path: &Path) -> Result<CertificateDer<'static>, PkiEr
 pub fn certificate_facts(cert: &CertificateDer<'_>) -> Result<Verified, IdentityError> {
     let (_, parsed) = x509_parser::parse_x509_certificate(cert.as_ref())
         .map_err(|e| IdentityError::Malformed(e.to_string()))?;
+    // A CA's certificate is not a node's: revoking it by its serial would refuse nothing.
+    if parsed
+        .basic_constraints()
+        .ok()
+        .flatten()
+        .is_some_and(|bc| bc.value.ca)
+    {
+        return Err(IdentityError::Unusable(
+            "a CA's certificate, not a node's: a CA is withdrawn by replacing the root (deploy/rollout.md)"
+                .into(),
+        ));
+    }
     let uris = uri_names(&parsed).map_err(|e| IdentityError::Malformed(e.to_string()))?;
     let uri = match uris.as_slice() {
         [] => return Err(IdentityError::NoRegion),
@@ -763,6 +827,26 @@ pub fn verify_peer(
     usage: Usage,
 ) -> Result<Verified, IdentityError> {
     let (cert, intermediates) = chain.split_first().ok_or(IdentityError::Missing)?;
+    // A root that names a region is an intermediate CA put among the roots (its certificate is
+    // a `ca.pem` too): trusted as a root, it could sign for any region unchecked.
+    for root in roots {
+        if let Ok(Some(region)) = ca_region(root) {
+            return Err(IdentityError::Unusable(format!(
+                "the trusted roots (ca.pem) hold the CA of {region}; a node trusts only the \
+                 federation's root"
+            )));
+        }
+    }
+    let root_ends: Vec<(Vec<u8>, DateTime<Utc>)> = roots
+        .iter()
+        .filter_map(|root| {
+            let (_, parsed) = x509_parser::parse_x509_certificate(root.as_ref()).ok()?;
+            Some((
+                parsed.public_key().raw.to_vec(),
+                DateTime::from_timestamp(parsed.validity().not_after.timestamp(), 0)?,
+            ))
+        })
+        .collect();
     let anchors = roots
         .iter()
         .map(|ca| {
@@ -789,7 +873,23 @@ pub fn verify_peer(
     // certificates than the path uses): walking up from the peer's certificate, each CA that
     // names a region must contain the region below it. A path that breaks it is not taken.
     let crossed = std::sync::Mutex::new(None);
+    // The earliest end of the CAs on the path taken: the chain stops verifying then, whatever
+    // the peer's own certificate says.
+    let path_end = std::sync::Mutex::new(None::<DateTime<Utc>>);
     let subtree_rule = |path: &webpki::VerifiedPath<'_>| -> Result<(), webpki::Error> {
+        let spki = path.anchor().subject_public_key_info.as_ref();
+        let mut end = root_ends
+            .iter()
+            .find(|(raw, _)| raw.ends_with(spki))
+            .map(|(_, end)| *end);
+        for ca in path.intermediate_certificates() {
+            if let Ok((_, parsed)) = x509_parser::parse_x509_certificate(ca.der().as_ref())
+                && let Some(at) =
+                    DateTime::from_timestamp(parsed.validity().not_after.timestamp(), 0)
+            {
+                end = Some(end.map_or(at, |e| e.min(at)));
+            }
+        }
         let mut below = region;
         for ca in path.intermediate_certificates() {
             let names: Vec<&str> = ca.valid_uri_names().collect();
@@ -804,6 +904,9 @@ pub fn verify_peer(
                 return Err(webpki::Error::NameConstraintViolation);
             }
             below = theirs;
+        }
+        if let Ok(mut slot) = path_end.lock() {
+            *slot = end;
         }
         Ok(())
     };
@@ -843,6 +946,10 @@ pub fn verify_peer(
             other => IdentityError::Unusable(format!("{other:?}")),
         })?;
     let serial = serial_of(&parsed)?;
+    let not_after = match path_end.lock().ok().and_then(|end| *end) {
+        Some(end) => not_after.min(end),
+        None => not_after,
+    };
     Ok(Verified {
         region,
         not_after,
@@ -1088,6 +1195,52 @@ mod tests {
         let last = tampered.len() - 1;
         tampered[last] ^= 0xff;
         assert!(zhejiang.sign_request(&tampered, &town, chrono::Duration::minutes(5)).is_err());
+    }
+
+    /// No certificate outlives the CAs above it, and an intermediate CA among a node's roots is
+    /// refused rather than trusted as a root that could sign for any region.
+    #[test]
+    fn a_chain_ends_with_its_shortest_lived_ca_and_roots_name_no_region() {
+        let root = CertificateAuthority::create("短期根 CA", 30).unwrap();
+        let root_der = pem_cert(&root.cert_pem, Path::new("ca.pem")).unwrap();
+        let zhejiang = root
+            .create_intermediate(&code("330000000000"), "浙江省 CA", 1825)
+            .unwrap();
+        let cert = zhejiang.issue(&code("330411101000"), "x", 365).unwrap();
+        let verified = verify_peer(
+            &cert.chain().unwrap(),
+            std::slice::from_ref(&root_der),
+            Utc::now(),
+            Usage::Client,
+        )
+        .unwrap();
+        assert!(
+            verified.not_after <= Utc::now() + chrono::Duration::days(30),
+            "{}",
+            verified.not_after
+        );
+        // The province's CA put among the roots: refused, not trusted.
+        let province_der = pem_cert(&zhejiang.cert_pem, Path::new("ca.pem")).unwrap();
+        let forged = zhejiang
+            .issue_with(NodeCertificateSpec {
+                uris: vec![region_uri(&code("320117101000"))],
+                name: "x".into(),
+                days: 30,
+                backdate: chrono::Duration::minutes(5),
+            })
+            .unwrap();
+        assert!(matches!(
+            verify_peer(
+                &forged.chain().unwrap()[..1],
+                &[root_der, province_der],
+                Utc::now(),
+                Usage::Client
+            ),
+            Err(IdentityError::Unusable(_))
+        ));
+        // A CA's certificate is not one a revocation can name.
+        assert!(certificate_facts(&pem_cert(&zhejiang.cert_pem, Path::new("ca.pem")).unwrap()).is_err());
+        assert!(certificate_facts(&cert.der().unwrap()).is_ok());
     }
 
     /// An intermediate CA's directory reads back as the CA it was, and a rotation gives it a

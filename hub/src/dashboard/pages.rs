@@ -808,13 +808,16 @@ pub(crate) async fn sync_health(
 /// rollup's fleet view gives them.
 fn fleet_section(f: &renda_node::record::fleet::Fleet) -> maud::Markup {
     use renda_node::record::fleet::{CERTIFICATE_WARN_DAYS, Flagged, UNKNOWN_VERSION};
+    // Certificates end at a moment; checks and backups are stated by the day.
     let when = |at: Option<chrono::DateTime<chrono::Utc>>, never: &'static str| -> String {
-        at.map(|t| {
-            t.with_timezone(&renda_node::calendar::china())
+        match (at, never.is_empty()) {
+            (Some(t), true) => t
+                .with_timezone(&renda_node::calendar::china())
                 .format("%Y-%m-%d %H:%M")
-                .to_string()
-        })
-        .unwrap_or_else(|| never.to_string())
+                .to_string(),
+            (Some(t), false) => t.format("%Y-%m-%d").to_string(),
+            (None, _) => never.to_string(),
+        }
     };
     let list = |metric: &'static str, title: String, g: &Flagged, column: &'static str, never: &'static str| html! {
         h3 { (title) " " span data-metric=(metric) { (g.count) } " 个" }

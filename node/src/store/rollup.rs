@@ -912,7 +912,9 @@ impl DutyRecord {
 impl WriteTx<'_> {
     /// What this node states about itself in its rollup: its release and protocol range, the
     /// certificate `rules` name, and its last sound check and last backup as its node row
-    /// notes them. Times are kept to the minute, so a rollup is not republished for seconds.
+    /// notes them. The check's and the backup's times are kept to the day (UTC), so a node that
+    /// backs up every few hours republishes its rollup for them at most once a day; the
+    /// certificate's end, which moves only when it is replaced, to the minute.
     fn facts(&self, rules: &RollupRules) -> Result<crate::record::fleet::NodeFacts, StoreError> {
         use chrono::DurationRound;
         let minute = |t: DateTime<Utc>| t.duration_trunc(chrono::Duration::minutes(1)).unwrap_or(t);
@@ -922,9 +924,10 @@ impl WriteTx<'_> {
                 [],
                 |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
             )?;
+        let day = |t: DateTime<Utc>| t.duration_trunc(chrono::Duration::days(1)).unwrap_or(t);
         let time = |t: Option<String>| {
             t.and_then(|t| DateTime::parse_from_rfc3339(&t).ok())
-                .map(|t| minute(t.with_timezone(&Utc)))
+                .map(|t| day(t.with_timezone(&Utc)))
         };
         Ok(crate::record::fleet::NodeFacts {
             version: env!("CARGO_PKG_VERSION").to_string(),

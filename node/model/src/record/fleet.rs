@@ -26,6 +26,13 @@ pub const MAX_LISTED: usize = 100;
 /// The release of a node whose rollup states none: one from before the fleet view.
 pub const UNKNOWN_VERSION: &str = "unknown";
 
+/// How many releases a summary names; a child naming more (none would: a federation runs two
+/// or three at a time) has the rest counted as [`OTHER_VERSIONS`].
+pub const MAX_VERSIONS: usize = 16;
+
+/// Where releases beyond [`MAX_VERSIONS`], or named past reason, are counted.
+pub const OTHER_VERSIONS: &str = "other";
+
 /// What a node states about itself in its rollup.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
@@ -124,22 +131,61 @@ impl Fleet {
         if facts.last_sound_check.is_none() {
             fleet.unchecked = Flagged::one(node(None));
         }
-        if facts.last_backup.is_none_or(|at| now - at > backup_max_age) {
+        // A backup dated ahead of now (a clock that ran fast) proves nothing: stale too.
+        if facts
+            .last_backup
+            .is_none_or(|at| now - at > backup_max_age || at > now + chrono::Duration::hours(1))
+        {
             fleet.stale_backups = Flagged::one(node(facts.last_backup));
         }
         fleet
     }
 
-    /// A child's line from its rollup's summary; a rollup of a release before the fleet view
-    /// carries none, and counts as one node of [`UNKNOWN_VERSION`].
-    pub fn of_child(summary: &Fleet) -> Fleet {
-        if summary.nodes > 0 {
-            return summary.clone();
+    /// A child's line from its rollup's summary, held to what the child can say: the nodes it
+    /// lists are of its own subtree, at most [`MAX_LISTED`] of each, their names and its
+    /// release names short, at most [`MAX_VERSIONS`] releases. A rollup of a release before
+    /// the fleet view carries no summary and counts as one node of [`UNKNOWN_VERSION`].
+    pub fn of_child(child: &RegionCode, summary: &Fleet) -> Fleet {
+        if summary.nodes == 0 {
+            return Fleet {
+                nodes: 1,
+                by_version: [(UNKNOWN_VERSION.to_string(), 1)].into(),
+                ..Fleet::default()
+            };
+        }
+        let held = |g: &Flagged| Flagged {
+            count: g.count.min(summary.nodes),
+            nodes: g
+                .nodes
+                .iter()
+                .filter(|n| n.region.is_within(child))
+                .take(MAX_LISTED)
+                .map(|n| FleetNode {
+                    name: n.name.chars().take(64).collect(),
+                    ..n.clone()
+                })
+                .collect(),
+        };
+        let mut by_version = BTreeMap::new();
+        for (version, n) in &summary.by_version {
+            let plausible = version.len() <= 32
+                && version
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || ".-+_".contains(c));
+            let key = if plausible && by_version.len() < MAX_VERSIONS {
+                version.clone()
+            } else {
+                OTHER_VERSIONS.to_string()
+            };
+            let slot: &mut u64 = by_version.entry(key).or_default();
+            *slot = slot.saturating_add(*n);
         }
         Fleet {
-            nodes: 1,
-            by_version: [(UNKNOWN_VERSION.to_string(), 1)].into(),
-            ..Fleet::default()
+            nodes: summary.nodes,
+            by_version,
+            expiring_certificates: held(&summary.expiring_certificates),
+            unchecked: held(&summary.unchecked),
+            stale_backups: held(&summary.stale_backups),
         }
     }
 
@@ -203,6 +249,43 @@ mod tests {
         assert_eq!(unknown.stale_backups.nodes[0].at, None, "never backed up");
     }
 
+    /// A child says what it can of its own subtree only: another county's node it lists is
+    /// dropped, and a flood of made-up releases is folded into one.
+    #[test]
+    fn a_childs_summary_is_held_to_its_subtree() {
+        let now = Utc::now();
+        let xiuzhou = code("330411000000");
+        let mut said = Fleet {
+            nodes: 3,
+            ..Fleet::default()
+        };
+        for n in 0..40 {
+            said.by_version.insert(format!("9.{n}.0"), 1);
+        }
+        said.by_version.insert("<script>".into(), 1);
+        said.expiring_certificates = Flagged {
+            count: 500,
+            nodes: vec![
+                FleetNode {
+                    at: Some(now),
+                    region: code("330411101000"),
+                    name: "王店镇".repeat(40),
+                },
+                FleetNode {
+                    at: Some(now),
+                    region: code("320117101000"),
+                    name: "别省".into(),
+                },
+            ],
+        };
+        let held = Fleet::of_child(&xiuzhou, &said);
+        assert_eq!(held.by_version.len(), MAX_VERSIONS + 1);
+        assert_eq!(held.by_version[OTHER_VERSIONS], 41 - MAX_VERSIONS as u64);
+        assert_eq!(held.expiring_certificates.count, 3, "no more than its nodes");
+        assert_eq!(held.expiring_certificates.nodes.len(), 1);
+        assert_eq!(held.expiring_certificates.nodes[0].name.chars().count(), 64);
+    }
+
     #[test]
     fn subtrees_add_up_and_list_the_most_pressing_first() {
         let now = Utc::now();
@@ -219,7 +302,7 @@ mod tests {
             total.add(&Fleet::of_node(region, "镇", &facts, now, chrono::Duration::days(2)));
         }
         // A child of a release before the view.
-        total.add(&Fleet::of_child(&Fleet::default()));
+        total.add(&Fleet::of_child(&code("330402000000"), &Fleet::default()));
         assert_eq!(total.nodes, MAX_LISTED as u64 + 21);
         assert_eq!(total.by_version["0.7.0"], 60);
         assert_eq!(total.by_version["0.8.0"], 60);

@@ -945,8 +945,8 @@ impl Rollup {
         stale.dedup_by_key(|s| s.region);
         // The children's fleets; the node adds its own line, from facts only it knows.
         let mut fleet = super::fleet::Fleet::default();
-        for child in children.values() {
-            fleet.add(&super::fleet::Fleet::of_child(&child.fleet));
+        for (region, child) in &children {
+            fleet.add(&super::fleet::Fleet::of_child(region, &child.fleet));
         }
         Rollup {
             name: String::new(),

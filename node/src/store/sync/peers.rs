@@ -57,15 +57,28 @@ impl WriteTx<'_> {
 
     /// Notes in the audit log a link this node refused from `peer` because its certificate is
     /// revoked: the revocation's record, the rule, and the reason in Chinese for the staff.
+    /// Attempts within the hour of the last entry add to its count (`changes` counts the
+    /// attempts here) rather than each writing a row: a stolen PC redialling every few seconds
+    /// must not keep the writer busy or flood the log.
     pub fn audit_revoked_link(
         &mut self,
         peer: &RegionCode,
         revocation: &crate::record::RecordId,
         reason: &str,
     ) -> Result<(), StoreError> {
+        let an_hour_ago = (Utc::now() - chrono::Duration::hours(1)).to_rfc3339();
+        let merged = self.tx.execute(
+            "UPDATE audit SET changes = changes + 1 WHERE rowid = (
+                 SELECT rowid FROM audit WHERE peer = ?1 AND record_id = ?2
+                 AND rule = 'certificate.revoked' AND at > ?3 ORDER BY rowid DESC LIMIT 1)",
+            params![peer.as_str(), revocation.to_string(), an_hour_ago],
+        )?;
+        if merged > 0 {
+            return Ok(());
+        }
         self.tx.execute(
             "INSERT INTO audit (at, peer, record_id, kind, rule, reason, changes)
-             VALUES (?1, ?2, ?3, 'revocation', 'certificate.revoked', ?4, 0)",
+             VALUES (?1, ?2, ?3, 'revocation', 'certificate.revoked', ?4, 1)",
             params![
                 Utc::now().to_rfc3339(),
                 peer.as_str(),
