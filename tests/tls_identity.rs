@@ -339,8 +339,22 @@ async fn a_revoked_certificate_is_refused_within_one_sync_and_a_new_one_links() 
     let ca = CertificateAuthority::create("联邦 CA", 365).unwrap();
     let (city_node, _city_dir, city_addr) =
         serving(JIAXING, "嘉兴市人大常委会", tls(&ca, JIAXING, None)).await;
-    let (county_node, _county_dir, addr) =
-        serving(XIUZHOU, "秀洲区人大常委会", tls(&ca, XIUZHOU, None)).await;
+    let county_cert = ca.issue(&code(XIUZHOU), "秀洲区人大常委会", 30).unwrap();
+    let county_serial = renda_node::pki::certificate_facts(&county_cert.der().unwrap())
+        .unwrap()
+        .serial;
+    let (county_node, _county_dir, addr) = serving(
+        XIUZHOU,
+        "秀洲区人大常委会",
+        NodeTls::from_pem_unchecked(
+            code(XIUZHOU),
+            ca.root_pem(),
+            &county_cert.cert_pem,
+            &county_cert.key_pem,
+        )
+        .unwrap(),
+    )
+    .await;
     let county = county_node.store().clone();
     let wangdian = town(WANGDIAN).await;
 
@@ -422,4 +436,56 @@ async fn a_revoked_certificate_is_refused_within_one_sync_and_a_new_one_links() 
         .await
         .expect("the new certificate links");
     assert_eq!(opinions_at(&county).await, 2);
+
+    // Now the county's own certificate is revoked, as if its PC were stolen and served on
+    // somewhere: the revocation goes down to the city's subtree, the county's townships among
+    // it, and the township refuses to sync with a server presenting it.
+    let revoked = county_serial.clone();
+    city_node
+        .store()
+        .write(move |tx| {
+            renda_node::office::revoke_certificate(
+                tx,
+                "运维",
+                code(XIUZHOU),
+                &revoked,
+                RevocationReason::KeyCompromise,
+                "区人大办公电脑被盗",
+            )
+        })
+        .await
+        .unwrap();
+    let county_link = LinkConfig {
+        tls: Some(Arc::new(tls(&ca, XIUZHOU, None))),
+        ..LinkConfig::default()
+    };
+    sync_with_parent(county.clone(), code(XIUZHOU), &city_addr, Mode::Once, county_link)
+        .await
+        .expect("the county syncs with its city");
+    // The township learns of it on its next sync, which the county still serves.
+    dial(&wangdian, WANGDIAN, &addr, with(&reissued))
+        .await
+        .expect("the township syncs before it knows");
+    let known = {
+        let serial = county_serial.clone();
+        wangdian
+            .store
+            .read(move |s| s.revocation_of(&code(XIUZHOU), &serial))
+            .await
+            .unwrap()
+    };
+    assert!(known.is_some(), "the township holds the county's revocation");
+    write_opinion(&wangdian.store, code(WANGDIAN), "不应送达".into()).await;
+    let err = dial(&wangdian, WANGDIAN, &addr, with(&reissued))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("parent's certificate is revoked"), "{err}");
+    assert_eq!(opinions_at(&county).await, 2, "nothing sent to a revoked parent");
+    let audit = wangdian.store.read(|s| s.audit_log(10)).await.unwrap();
+    assert!(
+        audit
+            .iter()
+            .any(|e| e.rule == "certificate.revoked" && e.peer == XIUZHOU),
+        "{audit:?}"
+    );
 }

@@ -161,12 +161,26 @@ impl NodeTls {
 
     /// The client side of a link to the node of `parent`.
     pub fn client_config(&self, parent: RegionCode) -> Result<rustls::ClientConfig, rustls::Error> {
-        let mut config = client_builder(self.roots.clone(), parent)?
+        self.client_config_seen(parent).map(|(config, _)| config)
+    }
+
+    /// [`NodeTls::client_config`], with the slot its verifier fills with what the parent's
+    /// certificate said once the handshake verified it: the child then looks its serial up
+    /// among the revocations it holds, which the verifier, inside rustls, cannot.
+    pub fn client_config_seen(
+        &self,
+        parent: RegionCode,
+    ) -> Result<(rustls::ClientConfig, Seen), rustls::Error> {
+        let seen = Seen::default();
+        let mut config = client_builder_seen(self.roots.clone(), parent, seen.clone())?
             .with_client_auth_cert(self.chain.clone(), self.key.clone_key())?;
         config.alpn_protocols = vec![b"h2".to_vec()];
-        Ok(config)
+        Ok((config, seen))
     }
 }
+
+/// What a link's verifier found the parent's certificate to say, once it verified it.
+pub type Seen = Arc<std::sync::Mutex<Option<pki::Verified>>>;
 
 fn client_builder(
     roots: Vec<CertificateDer<'static>>,
@@ -175,7 +189,19 @@ fn client_builder(
     rustls::ConfigBuilder<rustls::ClientConfig, rustls::client::WantsClientCert>,
     rustls::Error,
 > {
+    client_builder_seen(roots, parent, Seen::default())
+}
+
+fn client_builder_seen(
+    roots: Vec<CertificateDer<'static>>,
+    parent: RegionCode,
+    seen: Seen,
+) -> Result<
+    rustls::ConfigBuilder<rustls::ClientConfig, rustls::client::WantsClientCert>,
+    rustls::Error,
+> {
     let verifier = Arc::new(ParentVerifier {
+        seen,
         roots,
         parent,
         algorithms: provider().signature_verification_algorithms,
@@ -201,6 +227,7 @@ pub fn anonymous_client_config(
 /// certificate names the parent's region.
 #[derive(Debug)]
 struct ParentVerifier {
+    seen: Seen,
     roots: Vec<CertificateDer<'static>>,
     parent: RegionCode,
     algorithms: WebPkiSupportedAlgorithms,
@@ -229,6 +256,9 @@ impl ServerCertVerifier for ParentVerifier {
                 }
                 .to_string(),
             ));
+        }
+        if let Ok(mut seen) = self.seen.lock() {
+            *seen = Some(verified);
         }
         Ok(ServerCertVerified::assertion())
     }

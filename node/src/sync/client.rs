@@ -63,12 +63,14 @@ pub async fn sync_with_parent(
             .http2_keep_alive_interval(config.keepalive())
             .keep_alive_timeout(config.keepalive())
             .keep_alive_while_idle(true);
+        let mut seen = None;
         let channel = match &config.tls {
             None => endpoint.connect().await,
             Some(tls) => {
-                let client_config = tls
-                    .client_config(parent)
+                let (client_config, parent_seen) = tls
+                    .client_config_seen(parent)
                     .map_err(|e| connect_err(format!("TLS settings: {e}")))?;
+                seen = Some(parent_seen);
                 let connector =
                     tokio_rustls::TlsConnector::from(std::sync::Arc::new(client_config));
                 let addr = addr.to_string();
@@ -89,6 +91,35 @@ pub async fn sync_with_parent(
             }
         }
         .map_err(|e| connect_err(error_chain(&e)))?;
+        // A parent whose certificate a node above revoked (a stolen county PC serving its
+        // townships) is refused here as a parent refuses such a child, and audited.
+        let parent_cert = seen.and_then(|s| s.lock().ok().and_then(|v| v.clone()));
+        if let Some(verified) = parent_cert {
+            let serial = verified.serial.clone();
+            let revoked = store
+                .read(move |s| s.revocation_of(&parent, &serial))
+                .await?;
+            if let Some((header, revocation)) = revoked {
+                let reason = format!(
+                    "上级节点 {parent} 的证书（序列号 {}）已被 {} 于 {} 吊销（{}），拒绝与其同步",
+                    revocation.serial,
+                    header.home,
+                    header.created_at.format("%Y-%m-%d"),
+                    revocation.reason.label()
+                );
+                let id = header.id;
+                store
+                    .write(move |tx| tx.audit_revoked_link(&parent, &id, &reason))
+                    .await?;
+                return Err(SyncError::Unauthorized(format!(
+                    "the parent's certificate is revoked by {} on {} ({}; serial {})",
+                    header.home,
+                    header.created_at.format("%Y-%m-%d"),
+                    revocation.reason.as_str(),
+                    revocation.serial
+                )));
+            }
+        }
         let mut client = SyncClient::new(channel)
             .max_decoding_message_size(MAX_MESSAGE_BYTES)
             .max_encoding_message_size(MAX_MESSAGE_BYTES);
