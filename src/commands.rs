@@ -231,7 +231,9 @@ impl Session {
                 std::fs::File::open(&partial)
                     .and_then(|f| f.sync_all())
                     .and_then(|()| std::fs::rename(&partial, &to))
-                    .map_err(|e| renda_node::store::StoreError::Io(format!("{}: {e}", to.display())))?;
+                    .map_err(|e| {
+                        renda_node::store::StoreError::Io(format!("{}: {e}", to.display()))
+                    })?;
                 // The full path, so `renda status` says where the last copy is.
                 let at = std::path::absolute(&to).unwrap_or(to);
                 s.record_backup(chrono::Utc::now(), &at)
@@ -256,11 +258,11 @@ impl Session {
         // The certificate is shown, not required: a broken one is reported here, not fatal.
         let certificate = match self.node_tls().await {
             Ok(Some(tls)) => {
-                let left = (tls.not_after - chrono::Utc::now()).num_days();
+                let left = (tls.not_after() - chrono::Utc::now()).num_days();
                 if left < CERT_WARN_DAYS {
-                    tracing::warn!(not_after = %tls.not_after, "the node certificate expires in {left} days");
+                    tracing::warn!(not_after = %tls.not_after(), "the node certificate expires in {left} days");
                 }
-                serde_json::json!({ "installed": true, "not_after": tls.not_after, "days_left": left, "serial": tls.serial })
+                serde_json::json!({ "installed": true, "not_after": tls.not_after(), "days_left": left, "serial": tls.serial() })
             }
             Ok(None) => serde_json::json!({ "installed": false }),
             Err(e) => serde_json::json!({ "installed": true, "error": e.to_string() }),
@@ -358,7 +360,9 @@ impl Session {
             "最近备份".to_string(),
             match &stats.last_backup {
                 Some(b) => format!("{}，{}", local(b.at), b.detail),
-                None => "从未备份：请在配置中设置 [backup] dir，或运行 renda backup --to 文件".into(),
+                None => {
+                    "从未备份：请在配置中设置 [backup] dir，或运行 renda backup --to 文件".into()
+                }
             },
         ]);
         t.add_row(vec![
@@ -1401,12 +1405,12 @@ impl Session {
 /// Warns the operator of a node certificate close to its end.
 fn warn_if_expiring(tls: Option<&renda_node::tls::NodeTls>) {
     if let Some(tls) = tls {
-        let left = (tls.not_after - chrono::Utc::now()).num_days();
+        let left = (tls.not_after() - chrono::Utc::now()).num_days();
         if left < CERT_WARN_DAYS {
-            tracing::warn!(not_after = %tls.not_after, "the node certificate expires in {left} days");
+            tracing::warn!(not_after = %tls.not_after(), "the node certificate expires in {left} days");
             eprintln!(
                 "注意：本节点证书将于 {} 到期（剩余 {left} 天），请尽快用 renda ca issue 换发",
-                tls.not_after.format("%Y-%m-%d")
+                tls.not_after().format("%Y-%m-%d")
             );
         }
     }

@@ -154,6 +154,82 @@ pub struct RunSettings {
     #[command(flatten)]
     #[serde(default)]
     pub backup: BackupSettings,
+    #[command(flatten)]
+    #[serde(default)]
+    pub tls: TlsSettings,
+}
+
+/// Certificates renewed over the link (`[tls]` in a file): a node asks its parent for a new one
+/// after a share of its life; a parent holding an issuing CA signs its children's.
+#[derive(Args, Debug, Default, Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct TlsSettings {
+    /// A CA directory (`renda ca intermediate`, or the root's in a small federation) this node
+    /// signs its children's renewed certificates with, for their regions only. Without it a
+    /// child's renewal is refused and its operator issues by hand.
+    #[arg(long = "issuing-ca", id = "issuing_ca")]
+    pub issuing_ca: Option<PathBuf>,
+    /// How long a certificate this node renews for a child lasts, such as 365d (1m to 3650d;
+    /// 365d when omitted); never longer than the issuing CA's own.
+    #[arg(
+        long = "issue-lifetime",
+        id = "issue_lifetime",
+        requires = "issuing_ca"
+    )]
+    pub issue_lifetime: Option<String>,
+    /// The share of its certificate's life after which this node asks its parent for a new one
+    /// (0.1 to 0.95; 0.66 when omitted).
+    #[arg(long = "renew-at", id = "renew_at")]
+    pub renew_at: Option<f64>,
+}
+
+impl TlsSettings {
+    fn apply(
+        &self,
+        source: Source,
+        relative: impl Fn(&Path) -> PathBuf,
+        config: &mut NodeConfig,
+    ) -> Result<()> {
+        let key = |k: &str| match source {
+            Source::File => format!("tls.{k}"),
+            Source::Flags => format!("--{}", k.replace('_', "-")),
+        };
+        if let Some(share) = self.renew_at {
+            if !(0.1..=0.95).contains(&share) {
+                return Err(invalid(&key("renew_at"), "须在 0.1 到 0.95 之间"));
+            }
+            config.renew_at = Some(share);
+        }
+        let lifetime = match &self.issue_lifetime {
+            None => chrono::Duration::days(365),
+            Some(text) => {
+                let rule = "须为时长，如 365d、90d（1m 到 3650d 之间）";
+                let d = humantime::parse_duration(text.trim())
+                    .map_err(|_| invalid(&key("issue_lifetime"), rule))?;
+                if !(Duration::from_secs(60)..=Duration::from_secs(3650 * 86_400)).contains(&d) {
+                    return Err(invalid(&key("issue_lifetime"), rule));
+                }
+                chrono::Duration::from_std(d).map_err(|_| invalid(&key("issue_lifetime"), rule))?
+            }
+        };
+        match &self.issuing_ca {
+            Some(dir) => {
+                let ca = renda_node::pki::CertificateAuthority::load(&relative(dir))?;
+                config.link.issuing = Some(std::sync::Arc::new(renda_node::pki::Issuing {
+                    ca,
+                    lifetime,
+                }));
+            }
+            None if self.issue_lifetime.is_some() => {
+                return Err(invalid(
+                    &key("issuing_ca"),
+                    "设置了签发有效期，但没有给出签发 CA 目录",
+                ));
+            }
+            None => {}
+        }
+        Ok(())
+    }
 }
 
 /// Backups the running node takes on its own (`[backup]` in a file): none unless a directory
@@ -198,13 +274,11 @@ impl BackupSettings {
             return Ok(None);
         };
         let every = match &self.every {
-            Some(text) => backup_every(text)
-                .map_err(|rule| invalid(&key("every"), rule))?,
+            Some(text) => backup_every(text).map_err(|rule| invalid(&key("every"), rule))?,
             None => Duration::from_secs(86_400),
         };
         let keep = match self.keep {
-            Some(n) => within(&BACKUP_KEEP, n)
-                .map_err(|rule| invalid(&key("keep"), rule))?,
+            Some(n) => within(&BACKUP_KEEP, n).map_err(|rule| invalid(&key("keep"), rule))?,
             None => 7,
         };
         Ok(Some(renda_node::backups::BackupSchedule {
@@ -426,6 +500,7 @@ impl RunSettings {
         config.link = self.sync.link_config(source)?;
         config.rollup = self.rollup.rules(source)?;
         config.backup = self.backup.schedule(source, relative)?;
+        self.tls.apply(source, relative, &mut config)?;
         Ok(config)
     }
 }
@@ -481,18 +556,56 @@ mod tests {
     }
 
     #[test]
+    fn renewal_is_read_from_the_tls_section() {
+        let node = "data_dir = 'data'\nregion = '330411000000'\nname = '秀洲区'\nlisten = '127.0.0.1:7700'\n";
+        let (dir, path) = write(&format!(
+            "{node}[tls]\nissuing_ca = 'ca'\nissue_lifetime = '90d'\nrenew_at = 0.5\n"
+        ));
+        renda_node::pki::CertificateAuthority::create("CA", 30)
+            .unwrap()
+            .save(&dir.path().join("ca"))
+            .unwrap();
+        let config = load(&path).unwrap();
+        assert_eq!(config.renew_at, Some(0.5));
+        let issuing = config.link.issuing.unwrap();
+        assert_eq!(issuing.lifetime, chrono::Duration::days(90));
+        let (_dir, path) = write(node);
+        let config = load(&path).unwrap();
+        assert_eq!(config.renew_at, Some(renda_node::renewal::DEFAULT_RENEW_AT));
+        assert!(config.link.issuing.is_none());
+        for (section, key) in [
+            ("renew_at = 2.0", "tls.renew_at"),
+            ("issue_lifetime = '90d'", "tls.issuing_ca"),
+            ("issuing_ca = 'nowhere'", "nowhere"),
+        ] {
+            let (_dir, path) = write(&format!("{node}[tls]\n{section}\n"));
+            let err = format!("{:#}", load(&path).expect_err(section));
+            assert!(err.contains(key), "{section}: {err}");
+        }
+    }
+
+    #[test]
     fn scheduled_backups_are_read_from_the_backup_section() {
         let node = "data_dir = 'data'\nregion = '330411101000'\nname = '王店镇'\nlisten = '127.0.0.1:7700'\n";
-        let (dir, path) = write(&format!("{node}[backup]\ndir = 'backups'\nevery = '6h'\nkeep = 3\n"));
+        let (dir, path) = write(&format!(
+            "{node}[backup]\ndir = 'backups'\nevery = '6h'\nkeep = 3\n"
+        ));
         let schedule = load(&path).unwrap().backup.unwrap();
         assert_eq!(schedule.dir, dir.path().join("backups"));
         assert_eq!(schedule.every, Duration::from_secs(6 * 3600));
         assert_eq!(schedule.keep, 3);
         let (_dir, path) = write(&format!("{node}[backup]\ndir = 'backups'\n"));
         let schedule = load(&path).unwrap().backup.unwrap();
-        assert_eq!((schedule.every, schedule.keep), (Duration::from_secs(86_400), 7));
+        assert_eq!(
+            (schedule.every, schedule.keep),
+            (Duration::from_secs(86_400), 7)
+        );
         let (_dir, path) = write(node);
-        assert_eq!(load(&path).unwrap().backup, None, "no directory, no backups");
+        assert_eq!(
+            load(&path).unwrap().backup,
+            None,
+            "no directory, no backups"
+        );
         for (section, key) in [
             ("dir = 'b'\nevery = '5s'", "backup.every"),
             ("dir = 'b'\nevery = 'daily'", "backup.every"),

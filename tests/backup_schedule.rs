@@ -77,26 +77,28 @@ fn a_running_node_backs_up_on_schedule_keeps_the_newest_and_one_restores() {
 
     let ports = common::free_ports(2);
     let (metrics_port, listen_port) = (ports[0], ports[1]);
-    let mut running = common::KillOnDrop(Command::new(env!("CARGO_BIN_EXE_renda"))
-        .args([
-            "run",
-            "--listen",
-            &format!("127.0.0.1:{listen_port}"),
-            "--metrics",
-            &format!("127.0.0.1:{metrics_port}"),
-            "--backup-dir",
-            backup_dir.to_str().unwrap(),
-            "--backup-every",
-            "10s",
-            "--backup-keep",
-            "2",
-        ])
-        .env("RENDA_DATA_DIR", node.path())
-        .env("RENDA_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start renda run"));
+    let mut running = common::KillOnDrop(
+        Command::new(env!("CARGO_BIN_EXE_renda"))
+            .args([
+                "run",
+                "--listen",
+                &format!("127.0.0.1:{listen_port}"),
+                "--metrics",
+                &format!("127.0.0.1:{metrics_port}"),
+                "--backup-dir",
+                backup_dir.to_str().unwrap(),
+                "--backup-every",
+                "10s",
+                "--backup-keep",
+                "2",
+            ])
+            .env("RENDA_DATA_DIR", node.path())
+            .env("RENDA_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start renda run"),
+    );
     std::thread::sleep(Duration::from_millis(500));
     assert!(
         running.try_wait().unwrap().is_none(),
@@ -140,8 +142,14 @@ fn a_running_node_backs_up_on_schedule_keeps_the_newest_and_one_restores() {
             .is_some_and(|f| f.ends_with(&scheduled))
     });
     let text = node.ok(&["status"]);
-    assert!(text.contains("最近备份") && text.contains(&scheduled), "{text}");
-    assert!(text.contains("最近检查") && text.contains("数据库完好"), "{text}");
+    assert!(
+        text.contains("最近备份") && text.contains(&scheduled),
+        "{text}"
+    );
+    assert!(
+        text.contains("最近检查") && text.contains("数据库完好"),
+        "{text}"
+    );
     let scraped = metrics(metrics_port);
     let stamp = scraped
         .lines()

@@ -86,9 +86,20 @@ fn intermediate_cas_issue_in_their_subtree_only_and_rotate() {
     let root = dir.path().join("root");
     let zhejiang = dir.path().join("zhejiang");
     let jiaxing = dir.path().join("jiaxing");
-    renda().args(["ca", "init", "--dir"]).arg(&root).assert().success();
     renda()
-        .args(["ca", "intermediate", "--region", "330000000000", "--name", "浙江省人大 签发"])
+        .args(["ca", "init", "--dir"])
+        .arg(&root)
+        .assert()
+        .success();
+    renda()
+        .args([
+            "ca",
+            "intermediate",
+            "--region",
+            "330000000000",
+            "--name",
+            "浙江省人大 签发",
+        ])
         .arg("--ca")
         .arg(&root)
         .arg("--dir")
@@ -97,7 +108,14 @@ fn intermediate_cas_issue_in_their_subtree_only_and_rotate() {
         .success()
         .stdout(contains("330000000000"));
     renda()
-        .args(["ca", "intermediate", "--region", "330400000000", "--name", "嘉兴市人大 签发"])
+        .args([
+            "ca",
+            "intermediate",
+            "--region",
+            "330400000000",
+            "--name",
+            "嘉兴市人大 签发",
+        ])
         .arg("--ca")
         .arg(&zhejiang)
         .arg("--dir")
@@ -106,7 +124,14 @@ fn intermediate_cas_issue_in_their_subtree_only_and_rotate() {
         .success();
     // Another province's city, and another province's township: refused, nothing written.
     renda()
-        .args(["ca", "intermediate", "--region", "320100000000", "--name", "南京"])
+        .args([
+            "ca",
+            "intermediate",
+            "--region",
+            "320100000000",
+            "--name",
+            "南京",
+        ])
         .arg("--ca")
         .arg(&zhejiang)
         .arg("--dir")
@@ -145,7 +170,15 @@ fn intermediate_cas_issue_in_their_subtree_only_and_rotate() {
     };
     let wangdian = dir.path().join("wangdian");
     renda()
-        .args(["ca", "issue", "--region", "330411101000", "--name", "王店镇人大主席团", "--out"])
+        .args([
+            "ca",
+            "issue",
+            "--region",
+            "330411101000",
+            "--name",
+            "王店镇人大主席团",
+            "--out",
+        ])
         .arg(&wangdian)
         .arg("--ca")
         .arg(&jiaxing)
@@ -181,5 +214,8 @@ fn intermediate_cas_issue_in_their_subtree_only_and_rotate() {
         .assert()
         .success();
     assert!(verify(&after).is_ok(), "the rotated CA issues");
-    assert!(verify(&wangdian).is_ok(), "what was issued before still verifies");
+    assert!(
+        verify(&wangdian).is_ok(),
+        "what was issued before still verifies"
+    );
 }

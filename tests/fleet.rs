@@ -9,8 +9,7 @@ mod common;
 use std::sync::Arc;
 
 use common::fed::{
-    CITY, FENGQIAO, Federation, NANHU, NATIONAL, PROVINCE, WANGDIAN, XINCHENG, XIUZHOU, YUXIN,
-    code,
+    CITY, FENGQIAO, Federation, NANHU, NATIONAL, PROVINCE, WANGDIAN, XINCHENG, XIUZHOU, YUXIN, code,
 };
 use common::http::request;
 use renda_node::access::Role;
@@ -23,7 +22,12 @@ use renda_node::tls::NodeTls;
 
 /// A node's certificate as `renda ca issue` writes it and a node loads it: checked, with its
 /// real end.
-fn certificate(ca: &CertificateAuthority, dir: &std::path::Path, region: &str, days: u32) -> NodeTls {
+fn certificate(
+    ca: &CertificateAuthority,
+    dir: &std::path::Path,
+    region: &str,
+    days: u32,
+) -> NodeTls {
     let out = dir.join(region);
     ca.issue(&code(region), region, days)
         .unwrap()
@@ -161,7 +165,10 @@ async fn the_national_node_sees_every_release_and_the_expiring_certificate() {
     assert!((9..=10).contains(&days), "{days}");
     // None of them took a backup yet.
     assert_eq!(fleet.stale_backups.count, 8);
-    let facts = national.facts.as_ref().expect("the national node states itself");
+    let facts = national
+        .facts
+        .as_ref()
+        .expect("the national node states itself");
     assert_eq!(facts.version, env!("CARGO_PKG_VERSION"));
     assert!(facts.certificate_not_after.is_some());
     // The counts hold at every level: 南湖区 sees its two townships and itself.
@@ -193,14 +200,26 @@ async fn the_national_node_sees_every_release_and_the_expiring_certificate() {
     )
     .await;
     assert_eq!(page.status, 200, "{}", page.body);
-    assert!(page.body.contains(r#"data-metric="fleet.nodes">9<"#), "{}", page.body);
-    assert!(page.body.contains(r#"data-metric="fleet.expiring">1<"#), "{}", page.body);
+    assert!(
+        page.body.contains(r#"data-metric="fleet.nodes">9<"#),
+        "{}",
+        page.body
+    );
+    assert!(
+        page.body.contains(r#"data-metric="fleet.expiring">1<"#),
+        "{}",
+        page.body
+    );
     assert!(
         page.body.contains(r#"data-list="fleet.expiring""#)
             && page.body.contains(&format!(r#"data-region="{FENGQIAO}""#)),
         "{}",
         page.body
     );
-    assert!(page.body.contains(r#"data-version="unknown""#), "{}", page.body);
+    assert!(
+        page.body.contains(r#"data-version="unknown""#),
+        "{}",
+        page.body
+    );
     assert!(page.body.contains("0.7.0 以前的版本"), "{}", page.body);
 }

@@ -507,7 +507,11 @@ async fn a_peer_of_protocol_6_is_sent_no_kind_it_would_refuse() {
     assert_eq!(holders, vec![XIUZHOU, XINCHENG]);
     let mut holders = fed.holders(revocation).await;
     holders.sort();
-    assert_eq!(holders, vec![XIUZHOU, XINCHENG], "no revocation on a link of 6");
+    assert_eq!(
+        holders,
+        vec![XIUZHOU, XINCHENG],
+        "no revocation on a link of 6"
+    );
 
     // Upgraded, the township links at this release's version and is sent what was held back,
     // though its checkpoint had moved past it.

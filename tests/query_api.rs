@@ -129,7 +129,14 @@ fn a_python_grpc_client_calls_every_query_rpc_over_tls() {
         "2026-03-01",
     ]);
     for step in [
-        &["screen", "--accept", "--number", "7", "--date", "2026-03-02"][..],
+        &[
+            "screen",
+            "--accept",
+            "--number",
+            "7",
+            "--date",
+            "2026-03-02",
+        ][..],
         &[
             "assign",
             "--lead-unit",
@@ -264,24 +271,26 @@ fn a_python_grpc_client_calls_every_query_rpc_over_tls() {
     let ports = common::free_ports(2);
     let addr = format!("127.0.0.1:{}", ports[0]);
     let sync_addr = format!("127.0.0.1:{}", ports[1]);
-    let mut running = common::KillOnDrop(Command::new(env!("CARGO_BIN_EXE_renda"))
-        .args([
-            "run",
-            "--listen",
-            &sync_addr,
-            "--query-listen",
-            &addr,
-            "--https-cert",
-            certs.join("https.pem").to_str().unwrap(),
-            "--https-key",
-            certs.join("https-key.pem").to_str().unwrap(),
-        ])
-        .env("RENDA_DATA_DIR", node.path())
-        .env("RENDA_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start renda run"));
+    let mut running = common::KillOnDrop(
+        Command::new(env!("CARGO_BIN_EXE_renda"))
+            .args([
+                "run",
+                "--listen",
+                &sync_addr,
+                "--query-listen",
+                &addr,
+                "--https-cert",
+                certs.join("https.pem").to_str().unwrap(),
+                "--https-key",
+                certs.join("https-key.pem").to_str().unwrap(),
+            ])
+            .env("RENDA_DATA_DIR", node.path())
+            .env("RENDA_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start renda run"),
+    );
     // The banner names the Query API once it listens.
     let mut banner = BufReader::new(running.stdout.take().unwrap());
     let mut line = String::new();
@@ -299,7 +308,10 @@ fn a_python_grpc_client_calls_every_query_rpc_over_tls() {
     let township = Node::init(TOWNSHIP, TOWNSHIP_NAME);
     township.ok(&["attach", "--parent", &sync_addr]);
     let mut township_opinions = Vec::new();
-    for (content, day) in [("自来水水压不足", "2026-11-02"), ("垃圾清运不及时", "2026-11-06")] {
+    for (content, day) in [
+        ("自来水水压不足", "2026-11-02"),
+        ("垃圾清运不及时", "2026-11-06"),
+    ] {
         township_opinions.push(township.create(&[
             "opinion",
             "add",
@@ -311,7 +323,13 @@ fn a_python_grpc_client_calls_every_query_rpc_over_tls() {
             day,
         ]));
     }
-    township.ok(&["opinion", "answer", &township_opinions[0], "--reply", "已联系水厂"]);
+    township.ok(&[
+        "opinion",
+        "answer",
+        &township_opinions[0],
+        "--reply",
+        "已联系水厂",
+    ]);
     township.ok(&["rollup"]);
     township.ok(&["sync", "--once"]);
 
@@ -336,7 +354,13 @@ fn a_python_grpc_client_calls_every_query_rpc_over_tls() {
     let url = format!("https://localhost:{}", addr.rsplit(':').next().unwrap());
     let buf_curl = |args: &[&str]| {
         let out = Command::new("buf")
-            .args(["curl", "--protocol", "grpc", "--reflect-protocol", "grpc-v1"])
+            .args([
+                "curl",
+                "--protocol",
+                "grpc",
+                "--reflect-protocol",
+                "grpc-v1",
+            ])
             .args(["--cacert", ca.join("ca.pem").to_str().unwrap()])
             .args(args)
             .output()
@@ -350,7 +374,9 @@ fn a_python_grpc_client_calls_every_query_rpc_over_tls() {
     };
     let services = buf_curl(&["--list-services", &url]);
     assert!(
-        services.lines().any(|l| l.trim() == "renda.query.v1.QueryService"),
+        services
+            .lines()
+            .any(|l| l.trim() == "renda.query.v1.QueryService"),
         "{services}"
     );
     let node_json: serde_json::Value = serde_json::from_str(&buf_curl(&[

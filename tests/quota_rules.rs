@@ -455,7 +455,10 @@ fn the_command_line_and_the_running_node_judge_by_the_same_rules() {
     // which it then publishes once: wait for that before counting.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     while node.json(&["status"])["store"]["last_check"].is_null() {
-        assert!(std::time::Instant::now() < deadline, "the node never checked");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the node never checked"
+        );
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
     let mut settled = published();

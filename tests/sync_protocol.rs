@@ -251,6 +251,13 @@ async fn a_child_refuses_a_parent_answering_in_another_version() {
     impl Sync for Misstamped {
         type LinkStream = tokio_stream::wrappers::ReceiverStream<Result<LinkMessage, Status>>;
 
+        async fn renew(
+            &self,
+            _request: Request<renda_proto::v1::RenewRequest>,
+        ) -> Result<Response<renda_proto::v1::RenewResponse>, Status> {
+            Err(Status::unimplemented("a parent of an older release"))
+        }
+
         async fn link(
             &self,
             _request: Request<Streaming<LinkMessage>>,

@@ -302,9 +302,14 @@ async fn a_province_ca_cannot_make_a_node_of_another_province() {
     let town = town(XUANWU_TOWN).await;
 
     // A township certificate 浙江's CA made anyway: the county refuses it.
-    let err = dial(&town, XUANWU_TOWN, &addr, tls(&zhejiang, XUANWU_TOWN, Some(spec(XUANWU_TOWN))))
-        .await
-        .unwrap_err();
+    let err = dial(
+        &town,
+        XUANWU_TOWN,
+        &addr,
+        tls(&zhejiang, XUANWU_TOWN, Some(spec(XUANWU_TOWN))),
+    )
+    .await
+    .unwrap_err();
     assert!(err.to_string().contains("outside 330000000000"), "{err}");
     assert_eq!(opinions_at(&county).await, 0);
 
@@ -315,9 +320,14 @@ async fn a_province_ca_cannot_make_a_node_of_another_province() {
         tls(&zhejiang, XUANWU, Some(spec(XUANWU))),
     )
     .await;
-    let err = dial(&town, XUANWU_TOWN, &forged_addr, tls(&jiangsu, XUANWU_TOWN, None))
-        .await
-        .unwrap_err();
+    let err = dial(
+        &town,
+        XUANWU_TOWN,
+        &forged_addr,
+        tls(&jiangsu, XUANWU_TOWN, None),
+    )
+    .await
+    .unwrap_err();
     assert!(err.to_string().contains("outside 330000000000"), "{err}");
     assert_eq!(opinions_at(forged_node.store()).await, 0);
 
@@ -392,9 +402,15 @@ async fn a_revoked_certificate_is_refused_within_one_sync_and_a_new_one_links() 
         tls: Some(Arc::new(tls(&ca, XIUZHOU, None))),
         ..LinkConfig::default()
     };
-    sync_with_parent(county.clone(), code(XIUZHOU), &city_addr, Mode::Once, county_link)
-        .await
-        .expect("the county syncs with its city");
+    sync_with_parent(
+        county.clone(),
+        code(XIUZHOU),
+        &city_addr,
+        Mode::Once,
+        county_link,
+    )
+    .await
+    .expect("the county syncs with its city");
     let (_, held) = {
         let serial = serial.clone();
         county
@@ -459,9 +475,15 @@ async fn a_revoked_certificate_is_refused_within_one_sync_and_a_new_one_links() 
         tls: Some(Arc::new(tls(&ca, XIUZHOU, None))),
         ..LinkConfig::default()
     };
-    sync_with_parent(county.clone(), code(XIUZHOU), &city_addr, Mode::Once, county_link)
-        .await
-        .expect("the county syncs with its city");
+    sync_with_parent(
+        county.clone(),
+        code(XIUZHOU),
+        &city_addr,
+        Mode::Once,
+        county_link,
+    )
+    .await
+    .expect("the county syncs with its city");
     // The township learns of it on its next sync, which the county still serves.
     dial(&wangdian, WANGDIAN, &addr, with(&reissued))
         .await
@@ -474,13 +496,23 @@ async fn a_revoked_certificate_is_refused_within_one_sync_and_a_new_one_links() 
             .await
             .unwrap()
     };
-    assert!(known.is_some(), "the township holds the county's revocation");
+    assert!(
+        known.is_some(),
+        "the township holds the county's revocation"
+    );
     write_opinion(&wangdian.store, code(WANGDIAN), "不应送达".into()).await;
     let err = dial(&wangdian, WANGDIAN, &addr, with(&reissued))
         .await
         .unwrap_err();
-    assert!(err.to_string().contains("parent's certificate is revoked"), "{err}");
-    assert_eq!(opinions_at(&county).await, 2, "nothing sent to a revoked parent");
+    assert!(
+        err.to_string().contains("parent's certificate is revoked"),
+        "{err}"
+    );
+    assert_eq!(
+        opinions_at(&county).await,
+        2,
+        "nothing sent to a revoked parent"
+    );
     let audit = wangdian.store.read(|s| s.audit_log(10)).await.unwrap();
     assert!(
         audit

@@ -106,9 +106,15 @@ mod tests {
                 authorize(&store, Some(token), Role::Viewer).await,
                 Err(Denied::ApiOnly { .. })
             ));
-            assert!(authorize_limited(&store, Some(token), Role::Viewer).await.is_ok());
+            assert!(
+                authorize_limited(&store, Some(token), Role::Viewer)
+                    .await
+                    .is_ok()
+            );
         }
-        let admin = authorize_limited(&store, Some(&program), Role::Admin).await.unwrap();
+        let admin = authorize_limited(&store, Some(&program), Role::Admin)
+            .await
+            .unwrap();
         assert!(admin.api_only && admin.within.is_none(), "{admin:?}");
         assert!(authorize(&store, Some(&staff), Role::Admin).await.is_ok());
         let outside = RegionCode::parse("region", "330402000000").unwrap();

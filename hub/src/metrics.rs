@@ -21,21 +21,18 @@ use tokio::net::TcpListener;
 pub struct Metrics {
     store: StoreHandle,
     me: RegionCode,
-    /// When the node's certificate ends, if it has one; fixed for the life of the process.
-    certificate_not_after: Option<DateTime<Utc>>,
+    /// The node's certificate, if it has one: read at each scrape, since it is renewed while
+    /// the node runs.
+    tls: Option<std::sync::Arc<renda_node::tls::NodeTls>>,
 }
 
 impl Metrics {
     pub fn new(
         store: StoreHandle,
         me: RegionCode,
-        certificate_not_after: Option<DateTime<Utc>>,
+        tls: Option<std::sync::Arc<renda_node::tls::NodeTls>>,
     ) -> Metrics {
-        Metrics {
-            store,
-            me,
-            certificate_not_after,
-        }
+        Metrics { store, me, tls }
     }
 }
 
@@ -223,7 +220,13 @@ async fn scrape(State(m): State<Metrics>) -> Response {
                 header::CONTENT_TYPE,
                 "text/plain; version=0.0.4; charset=utf-8",
             )],
-            render(&m.me, &peers, &stats, audited, m.certificate_not_after),
+            render(
+                &m.me,
+                &peers,
+                &stats,
+                audited,
+                m.tls.as_ref().map(|t| t.not_after()),
+            ),
         )
             .into_response(),
         Err(e) => {

@@ -132,8 +132,11 @@ impl Node {
         if let Some(addr) = core.config.metrics {
             let listener = bind("metrics", addr).await?;
             metrics_addr = Some(listener.local_addr().map_err(part_error)?);
-            let not_after = core.config.link.tls.as_ref().map(|t| t.not_after);
-            let metrics = crate::metrics::Metrics::new(core.store.clone(), region, not_after);
+            let metrics = crate::metrics::Metrics::new(
+                core.store.clone(),
+                region,
+                core.config.link.tls.clone(),
+            );
             let (tls, stop) = (https.clone(), shutdown.clone().cancelled_owned());
             core.spawn(async move {
                 if let Err(e) = crate::metrics::serve(listener, metrics, tls, stop).await {
@@ -167,7 +170,7 @@ impl Node {
                 core.store.clone(),
                 &core.identity,
                 core.config.link.versions,
-                core.config.link.tls.as_ref().map(|t| t.not_after),
+                core.config.link.tls.clone(),
             );
             let (tls, stop) = (
                 tls.as_ref().map(|t| t.grpc.clone()),

@@ -112,10 +112,7 @@ fn not_found(what: &str, id: &str) -> Status {
     error(
         Code::NotFound,
         Reason::NotFound,
-        format!(
-            "no {what} {} is held here",
-            renda_node::validate::quote(id)
-        ),
+        format!("no {what} {} is held here", renda_node::validate::quote(id)),
         None,
     )
 }
@@ -222,7 +219,8 @@ pub struct QueryApi {
     name: String,
     created_at: DateTime<Utc>,
     versions: Versions,
-    certificate_expiry: Option<DateTime<Utc>>,
+    /// The node's certificate, read at each call: it is renewed while the node runs.
+    tls: Option<Arc<renda_node::tls::NodeTls>>,
 }
 
 impl QueryApi {
@@ -230,7 +228,7 @@ impl QueryApi {
         store: StoreHandle,
         identity: &renda_node::store::NodeIdentity,
         versions: Versions,
-        certificate_expiry: Option<DateTime<Utc>>,
+        tls: Option<Arc<renda_node::tls::NodeTls>>,
     ) -> QueryApi {
         QueryApi {
             store,
@@ -238,7 +236,7 @@ impl QueryApi {
             name: identity.name.clone(),
             created_at: identity.created_at,
             versions,
-            certificate_expiry,
+            tls,
         }
     }
 
@@ -255,7 +253,9 @@ impl QueryApi {
             return Err(error(
                 Code::ResourceExhausted,
                 Reason::RequestTooLarge,
-                format!("the request is {size} bytes; a request may be {MAX_REQUEST_BYTES} at most"),
+                format!(
+                    "the request is {size} bytes; a request may be {MAX_REQUEST_BYTES} at most"
+                ),
                 None,
             ));
         }
@@ -493,9 +493,7 @@ fn list_query(filter: Option<&api::RecordFilter>) -> Result<ListQuery, Status> {
         }
     }
     if !f.within.is_empty() {
-        q.within = Some(
-            region_code("filter.within", &f.within)?,
-        );
+        q.within = Some(region_code("filter.within", &f.within)?);
     }
     if !f.delegate.is_empty() {
         q.delegate = Some(record_id("filter.delegate", &f.delegate)?);
@@ -541,7 +539,7 @@ impl QueryService for QueryApi {
                 version: env!("CARGO_PKG_VERSION").to_string(),
                 min_protocol_version: self.versions.min,
                 max_protocol_version: self.versions.max,
-                certificate_expire_time: self.certificate_expiry.map(timestamp),
+                certificate_expire_time: self.tls.as_ref().map(|t| timestamp(t.not_after())),
                 parent_region: self.me.parent().map(|p| p.to_string()).unwrap_or_default(),
                 create_time: Some(timestamp(self.created_at)),
             }),
@@ -870,9 +868,7 @@ impl QueryService for QueryApi {
             .map_err(store_status)?
             .ok_or_else(|| not_found("rollup of region", region.as_str()))?;
         Ok(Response::new(api::GetRollupResponse {
-            rollup: Some(typed::rollup(&region, &rollup, &names, |c| {
-                scope.covers(c)
-            })),
+            rollup: Some(typed::rollup(&region, &rollup, &names, |c| scope.covers(c))),
         }))
     }
 
@@ -1244,11 +1240,26 @@ mod tests {
             );
         }
         let words: Vec<(RecordKind, Vec<&str>)> = vec![
-            (RecordKind::Opinion, OpinionState::ALL.iter().map(|s| s.as_str()).collect()),
-            (RecordKind::Suggestion, SuggestionState::ALL.iter().map(|s| s.as_str()).collect()),
-            (RecordKind::Motion, MotionState::ALL.iter().map(|s| s.as_str()).collect()),
-            (RecordKind::Mandate, MandateStatus::ALL.iter().map(|s| s.as_str()).collect()),
-            (RecordKind::Delegate, MandateStatus::ALL.iter().map(|s| s.as_str()).collect()),
+            (
+                RecordKind::Opinion,
+                OpinionState::ALL.iter().map(|s| s.as_str()).collect(),
+            ),
+            (
+                RecordKind::Suggestion,
+                SuggestionState::ALL.iter().map(|s| s.as_str()).collect(),
+            ),
+            (
+                RecordKind::Motion,
+                MotionState::ALL.iter().map(|s| s.as_str()).collect(),
+            ),
+            (
+                RecordKind::Mandate,
+                MandateStatus::ALL.iter().map(|s| s.as_str()).collect(),
+            ),
+            (
+                RecordKind::Delegate,
+                MandateStatus::ALL.iter().map(|s| s.as_str()).collect(),
+            ),
         ];
         let mut seen = std::collections::BTreeSet::new();
         for (kind, words) in words {

@@ -45,8 +45,88 @@ fn refusal(e: SyncError) -> Status {
     }
 }
 
+impl SyncService {
+    /// The child a request comes from, as the certificate chain it presented names it: a
+    /// direct child whose certificate no revocation held here names (a refusal of a revoked
+    /// one is audited). Over TLS only: without it no request proves who sent it.
+    async fn child_of<T>(&self, request: &Request<T>) -> Result<RegionCode, Status> {
+        use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo};
+        let Some(tls) = &self.config.tls else {
+            return Err(Status::failed_precondition(
+                "certificates are renewed over TLS links only",
+            ));
+        };
+        let certs = request
+            .extensions()
+            .get::<TlsConnectInfo<TcpConnectInfo>>()
+            .and_then(|i| i.peer_certs())
+            .ok_or_else(|| Status::unauthenticated(IdentityError::Missing.to_string()))?;
+        let verified = verify_peer(&certs, tls.roots(), chrono::Utc::now(), Usage::Client)
+            .map_err(|e| Status::unauthenticated(e.to_string()))?;
+        let peer = verified.region;
+        if peer.parent() != Some(self.me) {
+            return Err(Status::permission_denied(format!(
+                "{peer} is not a child of {}",
+                self.me
+            )));
+        }
+        let serial = verified.serial;
+        let revoked = self
+            .store
+            .read(move |s| s.revocation_of(&peer, &serial))
+            .await
+            .map_err(|e| Status::unavailable(e.to_string()))?;
+        if let Some((header, revocation)) = revoked {
+            let reason = format!(
+                "节点 {peer} 以已吊销的证书（序列号 {}）申请换发证书，已拒绝",
+                revocation.serial
+            );
+            let id = header.id;
+            self.store
+                .write(move |tx| tx.audit_revoked_link(&peer, &id, &reason))
+                .await
+                .map_err(|e| Status::unavailable(e.to_string()))?;
+            return Err(Status::permission_denied(format!(
+                "certificate: revoked by {} (serial {})",
+                header.home, revocation.serial
+            )));
+        }
+        Ok(peer)
+    }
+}
+
 #[tonic::async_trait]
 impl Sync for SyncService {
+    async fn renew(
+        &self,
+        request: Request<v1::RenewRequest>,
+    ) -> Result<Response<v1::RenewResponse>, Status> {
+        let child = self.child_of(&request).await?;
+        let Some(issuing) = self.config.issuing.clone() else {
+            return Err(Status::failed_precondition(format!(
+                "{} holds no issuing CA ([tls] issuing_ca): its operator issues {child}'s certificate by hand",
+                self.me
+            )));
+        };
+        let csr = request.into_inner().csr;
+        // Signing is a few milliseconds of CPU: off the runtime's threads all the same.
+        let signed = tokio::task::spawn_blocking(move || {
+            issuing.ca.sign_request(&csr, &child, issuing.lifetime)
+        })
+        .await
+        .map_err(|e| Status::internal(e.to_string()))?;
+        match signed {
+            Ok(chain_pem) => {
+                info!(region = %self.me, peer = %child, "renewed a child's certificate");
+                Ok(Response::new(v1::RenewResponse { chain_pem }))
+            }
+            Err(e @ renda_node::pki::PkiError::OutsideSubtree { .. }) => {
+                Err(Status::permission_denied(e.to_string()))
+            }
+            Err(e) => Err(Status::invalid_argument(e.to_string())),
+        }
+    }
+
     type LinkStream = ReceiverStream<Result<LinkMessage, Status>>;
 
     async fn link(

@@ -201,7 +201,10 @@ pub async fn keep_taking(
         if due > now {
             // In steps, reading the wall clock after each, so a clock set right meanwhile
             // moves the backup with it.
-            let wait = (due - now).to_std().unwrap_or(Duration::ZERO).min(LOOK_AGAIN);
+            let wait = (due - now)
+                .to_std()
+                .unwrap_or(Duration::ZERO)
+                .min(LOOK_AGAIN);
             tokio::select! {
                 _ = shutdown.cancelled() => return,
                 _ = tokio::time::sleep(wait) => {}
@@ -247,7 +250,10 @@ mod tests {
         let other = RegionCode::parse("region", "330411102000").unwrap();
         assert_eq!(taken_at(&name, &other), None, "another node's backup");
         assert_eq!(taken_at(&format!(".{name}.partial"), &region()), None);
-        assert_eq!(taken_at("renda-330411101000-garbage.sqlite", &region()), None);
+        assert_eq!(
+            taken_at("renda-330411101000-garbage.sqlite", &region()),
+            None
+        );
     }
 
     #[test]
@@ -256,7 +262,10 @@ mod tests {
         let day = Duration::from_secs(86_400);
         assert_eq!(due_at(None, now, day), now);
         let last = now - chrono::Duration::hours(3);
-        assert_eq!(due_at(Some(last), now, day), last + chrono::Duration::days(1));
+        assert_eq!(
+            due_at(Some(last), now, day),
+            last + chrono::Duration::days(1)
+        );
         // Overdue after a week stopped: due in the past, so taken at once.
         let long_ago = now - chrono::Duration::days(7);
         assert!(due_at(Some(long_ago), now, day) < now);
@@ -271,7 +280,12 @@ mod tests {
     fn the_newest_are_kept() {
         let now = Utc::now();
         let files: Vec<_> = (0..5)
-            .map(|n| (now + chrono::Duration::hours(n), PathBuf::from(format!("{n}"))))
+            .map(|n| {
+                (
+                    now + chrono::Duration::hours(n),
+                    PathBuf::from(format!("{n}")),
+                )
+            })
             .collect();
         assert_eq!(
             to_prune(&files, 2),

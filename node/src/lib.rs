@@ -31,6 +31,7 @@ pub mod import;
 pub mod node;
 pub mod office;
 pub mod pki;
+pub mod renewal;
 pub mod rollups;
 pub mod store;
 pub mod sync;

@@ -82,6 +82,9 @@ pub struct NodeConfig {
     pub rollup_every: Option<Duration>,
     /// When and where the node backs itself up while it runs; `None` for no scheduled backups.
     pub backup: Option<crate::backups::BackupSchedule>,
+    /// The share of its certificate's life after which the node asks its parent for a new one
+    /// (`[tls] renew_at`); `None` for no renewal over the link.
+    pub renew_at: Option<f64>,
 }
 
 impl NodeConfig {
@@ -101,6 +104,7 @@ impl NodeConfig {
             rollup: RollupRules::default(),
             rollup_every: Some(crate::rollups::DEFAULT_REFRESH_EVERY),
             backup: None,
+            renew_at: Some(crate::renewal::DEFAULT_RENEW_AT),
         }
     }
 }
@@ -200,7 +204,14 @@ impl Core {
             }
         }
         // The node states when its certificate ends in its rollup, for the fleet view above.
-        config.rollup.certificate_not_after = config.link.tls.as_ref().map(|t| t.not_after);
+        let not_after = config.link.tls.as_ref().map(|t| t.not_after());
+        if let Err(e) = store
+            .write(move |tx| tx.record_certificate(not_after))
+            .await
+        {
+            store.close().await;
+            return Err(e.into());
+        }
         let shutdown = CancellationToken::new();
         config.link.shutdown = shutdown.clone();
         config.link.prepared = Arc::new(tokio::sync::Semaphore::new(crate::sync::PREPARED_BATCHES));
@@ -278,6 +289,23 @@ impl Core {
                 self.shutdown.clone(),
             );
             self.spawn(backups);
+        }
+        // A node with a certificate and a parent renews the certificate with the parent.
+        if let (Some(share), Some(_), Some(addr)) = (
+            self.config.renew_at,
+            &self.config.link.tls,
+            self.identity.parent_addr.clone(),
+        ) {
+            let renewal = crate::renewal::keep_renewed(
+                self.store.clone(),
+                self.identity.region,
+                self.identity.name.clone(),
+                addr,
+                self.config.link.clone(),
+                share,
+                self.shutdown.clone(),
+            );
+            self.spawn(renewal);
         }
         if self.config.live_link {
             self.resume_link();

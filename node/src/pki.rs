@@ -64,9 +64,7 @@ pub enum IdentityError {
     Malformed(String),
     #[error("certificate: names {found}, but this link is to {expected}")]
     NotThePeer { expected: String, found: String },
-    #[error(
-        "certificate: names {region}, outside {issuer}, the subtree of the CA that issued it"
-    )]
+    #[error("certificate: names {region}, outside {issuer}, the subtree of the CA that issued it")]
     OutsideIssuer { region: String, issuer: String },
 }
 
@@ -169,6 +167,21 @@ fn not_after_of(pem: &str) -> Option<time::OffsetDateTime> {
     let der = pem_cert(pem, Path::new(CA_CERT)).ok()?;
     let (_, parsed) = x509_parser::parse_x509_certificate(der.as_ref()).ok()?;
     time::OffsetDateTime::from_unix_timestamp(parsed.validity().not_after.timestamp()).ok()
+}
+
+/// A parent's issuing CA for its children's renewals, and how long a renewed certificate lasts.
+pub struct Issuing {
+    pub ca: CertificateAuthority,
+    pub lifetime: chrono::Duration,
+}
+
+impl std::fmt::Debug for Issuing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Issuing")
+            .field("subtree", &self.ca.region())
+            .field("lifetime", &self.lifetime)
+            .finish()
+    }
 }
 
 /// A node's request for a new certificate: a key made on the node, which never leaves it, and
@@ -354,12 +367,11 @@ impl CertificateAuthority {
                 Err(source) => Err(PkiError::Io { path, source }),
             }
         };
-        let region = ca_region(&pem_cert(&cert_pem, &cert_path)?).map_err(|rule| {
-            PkiError::Invalid {
+        let region =
+            ca_region(&pem_cert(&cert_pem, &cert_path)?).map_err(|rule| PkiError::Invalid {
                 path: cert_path.clone(),
                 rule,
-            }
-        })?;
+            })?;
         let (chain_pem, root_pem) = match region {
             None => (String::new(), cert_pem.clone()),
             Some(_) => (
@@ -513,9 +525,12 @@ impl CertificateAuthority {
         ];
         params.use_authority_key_identifier_extension = true;
         params.serial_number = Some(serial());
-        // A minute back, for clocks a little behind the CA's.
-        (params.not_before, params.not_after) =
-            self.within_life(lasting(lifetime, chrono::Duration::minutes(1)));
+        // Valid from a little before now, for clocks a little behind the CA's: a minute, or a
+        // tenth of a short life, so a certificate of minutes is not half spent when it comes.
+        let backdate = chrono::Duration::minutes(1).min(lifetime / 10);
+        let (from, _) = lasting(lifetime, backdate);
+        let to = time::OffsetDateTime::now_utc() + time::Duration::seconds(lifetime.num_seconds());
+        (params.not_before, params.not_after) = self.within_life((from, to));
         let cert = params.signed_by(&csr.public_key, &issuer)?;
         Ok(format!("{}{}", cert.pem(), self.issued_chain()))
     }
@@ -932,17 +947,15 @@ pub fn verify_peer(
             webpki::Error::UnknownIssuer | webpki::Error::InvalidSignatureForPublicKey => {
                 IdentityError::UnknownIssuer
             }
-            webpki::Error::NameConstraintViolation => {
-                match crossed.lock().ok().and_then(|c| *c) {
-                    Some((below, issuer)) => IdentityError::OutsideIssuer {
-                        region: below.to_string(),
-                        issuer: issuer.to_string(),
-                    },
-                    None => IdentityError::Unusable(
-                        "an intermediate CA on its chain names no region".into(),
-                    ),
-                }
-            }
+            webpki::Error::NameConstraintViolation => match crossed.lock().ok().and_then(|c| *c) {
+                Some((below, issuer)) => IdentityError::OutsideIssuer {
+                    region: below.to_string(),
+                    issuer: issuer.to_string(),
+                },
+                None => IdentityError::Unusable(
+                    "an intermediate CA on its chain names no region".into(),
+                ),
+            },
             other => IdentityError::Unusable(format!("{other:?}")),
         })?;
     let serial = serial_of(&parsed)?;
@@ -977,14 +990,25 @@ mod tests {
         let now = Utc::now();
         let town = code("330411101000");
         let cert = ca.issue(&town, "王店镇人大主席团", 30).unwrap();
-        let verified = verify_peer(&cert.chain().unwrap(), std::slice::from_ref(&ca_der), now, Usage::Client).unwrap();
+        let verified = verify_peer(
+            &cert.chain().unwrap(),
+            std::slice::from_ref(&ca_der),
+            now,
+            Usage::Client,
+        )
+        .unwrap();
         assert_eq!(verified.region, town);
         assert!(verified.not_after > now + chrono::Duration::days(29));
 
         let (other, _) = self::ca();
         let foreign = other.issue(&town, "冒充", 30).unwrap();
         assert_eq!(
-            verify_peer(&foreign.chain().unwrap(), std::slice::from_ref(&ca_der), now, Usage::Client),
+            verify_peer(
+                &foreign.chain().unwrap(),
+                std::slice::from_ref(&ca_der),
+                now,
+                Usage::Client
+            ),
             Err(IdentityError::UnknownIssuer)
         );
 
@@ -996,7 +1020,12 @@ mod tests {
         };
         let expired = ca.issue_with(spec(vec![region_uri(&town)], 1, 10)).unwrap();
         assert!(matches!(
-            verify_peer(&expired.chain().unwrap(), std::slice::from_ref(&ca_der), now, Usage::Client),
+            verify_peer(
+                &expired.chain().unwrap(),
+                std::slice::from_ref(&ca_der),
+                now,
+                Usage::Client
+            ),
             Err(IdentityError::Expired(_))
         ));
         let two = ca
@@ -1007,19 +1036,34 @@ mod tests {
             ))
             .unwrap();
         assert_eq!(
-            verify_peer(&two.chain().unwrap(), std::slice::from_ref(&ca_der), now, Usage::Client),
+            verify_peer(
+                &two.chain().unwrap(),
+                std::slice::from_ref(&ca_der),
+                now,
+                Usage::Client
+            ),
             Err(IdentityError::ManyUris(2))
         );
         let none = ca.issue_with(spec(vec![], 30, 0)).unwrap();
         assert_eq!(
-            verify_peer(&none.chain().unwrap(), std::slice::from_ref(&ca_der), now, Usage::Client),
+            verify_peer(
+                &none.chain().unwrap(),
+                std::slice::from_ref(&ca_der),
+                now,
+                Usage::Client
+            ),
             Err(IdentityError::NoRegion)
         );
         let bad = ca
             .issue_with(spec(vec!["urn:renda:region:33041".into()], 30, 0))
             .unwrap();
         assert!(matches!(
-            verify_peer(&bad.chain().unwrap(), std::slice::from_ref(&ca_der), now, Usage::Client),
+            verify_peer(
+                &bad.chain().unwrap(),
+                std::slice::from_ref(&ca_der),
+                now,
+                Usage::Client
+            ),
             Err(IdentityError::BadRegion(_))
         ));
     }
@@ -1047,12 +1091,22 @@ mod tests {
             let mut chain = good.chain().unwrap();
             chain.push(CertificateDer::from(bytes.to_vec()));
             assert!(
-                verify_peer(&chain, std::slice::from_ref(&ca_der), Utc::now(), Usage::Client)
-                    .is_err()
+                verify_peer(
+                    &chain,
+                    std::slice::from_ref(&ca_der),
+                    Utc::now(),
+                    Usage::Client
+                )
+                .is_err()
             );
         }
         assert_eq!(
-            verify_peer(&[], std::slice::from_ref(&ca_der), Utc::now(), Usage::Client),
+            verify_peer(
+                &[],
+                std::slice::from_ref(&ca_der),
+                Utc::now(),
+                Usage::Client
+            ),
             Err(IdentityError::Missing)
         );
     }
@@ -1143,7 +1197,12 @@ mod tests {
         // Another federation's root trusts none of it.
         let (_, other_root) = ca();
         assert_eq!(
-            verify_peer(&cert.chain().unwrap(), std::slice::from_ref(&other_root), now, Usage::Client),
+            verify_peer(
+                &cert.chain().unwrap(),
+                std::slice::from_ref(&other_root),
+                now,
+                Usage::Client
+            ),
             Err(IdentityError::UnknownIssuer)
         );
         // During a root's rotation a node trusts both, and either chain.
@@ -1165,9 +1224,13 @@ mod tests {
             .sign_request(&request.csr_der, &town, chrono::Duration::minutes(5))
             .unwrap();
         let certs = pem_certs(&chain, Path::new("renewed")).unwrap();
-        let verified =
-            verify_peer(&certs, std::slice::from_ref(&root_der), Utc::now(), Usage::Client)
-                .unwrap();
+        let verified = verify_peer(
+            &certs,
+            std::slice::from_ref(&root_der),
+            Utc::now(),
+            Usage::Client,
+        )
+        .unwrap();
         assert_eq!(verified.region, town);
         assert!(verified.not_after <= Utc::now() + chrono::Duration::minutes(5));
         // The key the node made, which never left it, is the certificate's.
@@ -1180,9 +1243,11 @@ mod tests {
 
         // Sent by another node, or for a region outside the CA's subtree: refused.
         let other = code("330411102000");
-        assert!(zhejiang
-            .sign_request(&request.csr_der, &other, chrono::Duration::minutes(5))
-            .is_err());
+        assert!(
+            zhejiang
+                .sign_request(&request.csr_der, &other, chrono::Duration::minutes(5))
+                .is_err()
+        );
         let jiangsu = code("320117101000");
         let theirs = request_certificate(&jiangsu, "x").unwrap();
         assert!(matches!(
@@ -1190,11 +1255,19 @@ mod tests {
             Err(PkiError::OutsideSubtree { .. })
         ));
         // Garbage, and a request whose signature does not hold.
-        assert!(zhejiang.sign_request(b"garbage", &town, chrono::Duration::minutes(5)).is_err());
+        assert!(
+            zhejiang
+                .sign_request(b"garbage", &town, chrono::Duration::minutes(5))
+                .is_err()
+        );
         let mut tampered = request.csr_der.clone();
         let last = tampered.len() - 1;
         tampered[last] ^= 0xff;
-        assert!(zhejiang.sign_request(&tampered, &town, chrono::Duration::minutes(5)).is_err());
+        assert!(
+            zhejiang
+                .sign_request(&tampered, &town, chrono::Duration::minutes(5))
+                .is_err()
+        );
     }
 
     /// No certificate outlives the CAs above it, and an intermediate CA among a node's roots is
@@ -1239,7 +1312,9 @@ mod tests {
             Err(IdentityError::Unusable(_))
         ));
         // A CA's certificate is not one a revocation can name.
-        assert!(certificate_facts(&pem_cert(&zhejiang.cert_pem, Path::new("ca.pem")).unwrap()).is_err());
+        assert!(
+            certificate_facts(&pem_cert(&zhejiang.cert_pem, Path::new("ca.pem")).unwrap()).is_err()
+        );
         assert!(certificate_facts(&cert.der().unwrap()).is_ok());
     }
 
@@ -1259,8 +1334,13 @@ mod tests {
         assert_eq!(loaded.root_pem(), root.root_pem());
         let cert = loaded.issue(&code("330411101000"), "x", 30).unwrap();
         assert!(
-            verify_peer(&cert.chain().unwrap(), std::slice::from_ref(&root_der), Utc::now(), Usage::Client)
-                .is_ok()
+            verify_peer(
+                &cert.chain().unwrap(),
+                std::slice::from_ref(&root_der),
+                Utc::now(),
+                Usage::Client
+            )
+            .is_ok()
         );
 
         let retired = rotate_intermediate(&root, &path, 365).unwrap();
@@ -1275,8 +1355,13 @@ mod tests {
         let fresh = rotated.issue(&code("330411101000"), "x", 30).unwrap();
         for c in [&cert, &fresh] {
             assert!(
-                verify_peer(&c.chain().unwrap(), std::slice::from_ref(&root_der), Utc::now(), Usage::Client)
-                    .is_ok()
+                verify_peer(
+                    &c.chain().unwrap(),
+                    std::slice::from_ref(&root_der),
+                    Utc::now(),
+                    Usage::Client
+                )
+                .is_ok()
             );
         }
         // The root is not rotated this way.

@@ -32,31 +32,67 @@ fn provider() -> Arc<CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
-/// A node's certificate chain, its key and the roots it trusts.
-#[derive(Debug)]
+/// A node's certificate chain, its key and the roots it trusts. The certificate and key can be
+/// replaced while the node runs ([`NodeTls::replace`], when it is renewed over the link): every
+/// clone shares them, the server side answers each handshake with the current one, and the
+/// client side takes the current one each time it dials.
+#[derive(Clone, Debug)]
 pub struct NodeTls {
     pub region: RegionCode,
-    /// When the node's own certificate stops being valid, for `renda status`.
-    pub not_after: DateTime<Utc>,
-    /// Its serial number, as a revocation names it.
-    pub serial: String,
     roots: Vec<CertificateDer<'static>>,
+    current: Arc<std::sync::RwLock<Arc<Current>>>,
+    /// The `tls/` directory a renewed certificate is written to; `None` for one made in memory.
+    dir: Option<PathBuf>,
+}
+
+/// The certificate a node presents now.
+#[derive(Debug)]
+struct Current {
     /// The node's certificate first, then the intermediate CAs above it.
     chain: Vec<CertificateDer<'static>>,
     key: PrivateKeyDer<'static>,
+    certified: Arc<rustls::sign::CertifiedKey>,
+    not_before: DateTime<Utc>,
+    not_after: DateTime<Utc>,
+    serial: String,
 }
 
-impl Clone for NodeTls {
-    fn clone(&self) -> Self {
-        NodeTls {
-            region: self.region,
-            not_after: self.not_after,
-            serial: self.serial.clone(),
-            roots: self.roots.clone(),
-            chain: self.chain.clone(),
-            key: self.key.clone_key(),
-        }
+impl Current {
+    fn new(
+        chain: Vec<CertificateDer<'static>>,
+        key: PrivateKeyDer<'static>,
+        not_after: DateTime<Utc>,
+        serial: String,
+    ) -> Result<Current, PkiError> {
+        let signing = provider()
+            .key_provider
+            .load_private_key(key.clone_key())
+            .map_err(|e| PkiError::Invalid {
+                path: PathBuf::from(pki::NODE_KEY),
+                rule: format!("not a key rustls can sign with: {e}"),
+            })?;
+        let not_before = chain
+            .first()
+            .and_then(|c| x509_parser::parse_x509_certificate(c.as_ref()).ok())
+            .and_then(|(_, c)| DateTime::from_timestamp(c.validity().not_before.timestamp(), 0))
+            .unwrap_or(DateTime::<Utc>::MIN_UTC);
+        Ok(Current {
+            certified: Arc::new(rustls::sign::CertifiedKey::new(chain.clone(), signing)),
+            chain,
+            key,
+            not_before,
+            not_after,
+            serial,
+        })
     }
+}
+
+fn read_key(text: &str, path: &Path) -> Result<PrivateKeyDer<'static>, PkiError> {
+    use rustls::pki_types::pem::PemObject;
+    PrivateKeyDer::from_pem_slice(text.as_bytes()).map_err(|e| PkiError::Invalid {
+        path: path.to_path_buf(),
+        rule: format!("not a PEM private key: {e:?}"),
+    })
 }
 
 impl NodeTls {
@@ -70,9 +106,9 @@ impl NodeTls {
         NodeTls::load(&dir, region).map(Some)
     }
 
-    /// Reads `dir` and checks that its certificate is the CA's and names `region`.
+    /// Reads `dir` and checks that its chain leads to one of its roots and names `region`. A
+    /// certificate renewed later is written back to `dir`.
     pub fn load(dir: &Path, region: RegionCode) -> Result<NodeTls, PkiError> {
-        use rustls::pki_types::pem::PemObject;
         let read = |name: &str| -> Result<(PathBuf, String), PkiError> {
             let path = dir.join(name);
             std::fs::read_to_string(&path)
@@ -84,16 +120,14 @@ impl NodeTls {
         let (key_path, key) = read(pki::NODE_KEY)?;
         let roots = pki::pem_certs(&ca, &ca_path)?;
         let chain = pki::pem_certs(&cert, &cert_path)?;
-        let key = PrivateKeyDer::from_pem_slice(key.as_bytes()).map_err(|e| PkiError::Invalid {
-            path: key_path,
-            rule: format!("not a PEM private key: {e:?}"),
-        })?;
-        let verified = pki::verify_peer(&chain, &roots, Utc::now(), Usage::Client).map_err(|e| {
-            PkiError::Invalid {
-                path: cert_path.clone(),
-                rule: e.to_string(),
-            }
-        })?;
+        let key = read_key(&key, &key_path)?;
+        let verified =
+            pki::verify_peer(&chain, &roots, Utc::now(), Usage::Client).map_err(|e| {
+                PkiError::Invalid {
+                    path: cert_path.clone(),
+                    rule: e.to_string(),
+                }
+            })?;
         if verified.region != region {
             return Err(PkiError::Invalid {
                 path: cert_path,
@@ -105,11 +139,14 @@ impl NodeTls {
         }
         Ok(NodeTls {
             region,
-            not_after: verified.not_after,
-            serial: verified.serial,
             roots,
-            chain,
-            key,
+            current: Arc::new(std::sync::RwLock::new(Arc::new(Current::new(
+                chain,
+                key,
+                verified.not_after,
+                verified.serial,
+            )?))),
+            dir: Some(dir.to_path_buf()),
         })
     }
 
@@ -121,20 +158,110 @@ impl NodeTls {
         cert_pem: &str,
         key_pem: &str,
     ) -> Result<NodeTls, PkiError> {
-        use rustls::pki_types::pem::PemObject;
-        let key =
-            PrivateKeyDer::from_pem_slice(key_pem.as_bytes()).map_err(|e| PkiError::Invalid {
-                path: PathBuf::from(pki::NODE_KEY),
-                rule: format!("not a PEM private key: {e:?}"),
-            })?;
+        let chain = pki::pem_certs(cert_pem, Path::new(pki::NODE_CERT))?;
+        let facts = chain.first().and_then(|c| pki::certificate_facts(c).ok());
         Ok(NodeTls {
             region,
-            not_after: DateTime::<Utc>::MIN_UTC,
-            serial: String::new(),
             roots: pki::pem_certs(ca_pem, Path::new(pki::CA_CERT))?,
-            chain: pki::pem_certs(cert_pem, Path::new(pki::NODE_CERT))?,
-            key,
+            current: Arc::new(std::sync::RwLock::new(Arc::new(Current::new(
+                chain,
+                read_key(key_pem, Path::new(pki::NODE_KEY))?,
+                facts
+                    .as_ref()
+                    .map_or(DateTime::<Utc>::MIN_UTC, |f| f.not_after),
+                facts.map(|f| f.serial).unwrap_or_default(),
+            )?))),
+            dir: None,
         })
+    }
+
+    fn now(&self) -> Arc<Current> {
+        match self.current.read() {
+            Ok(current) => current.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// When the node's current certificate stops being valid (the earliest end along its
+    /// chain), for `renda status`, the metrics and the rollup.
+    pub fn not_after(&self) -> DateTime<Utc> {
+        self.now().not_after
+    }
+
+    /// When the current certificate became valid.
+    pub fn not_before(&self) -> DateTime<Utc> {
+        self.now().not_before
+    }
+
+    /// The current certificate's serial number, as a revocation names it.
+    pub fn serial(&self) -> String {
+        self.now().serial.clone()
+    }
+
+    /// Replaces the node's certificate with a renewed chain and its key, once the chain is
+    /// checked against the roots and found to name this node; writes both to the `tls/`
+    /// directory first (each under a temporary name, then renamed), so a node killed half-way
+    /// starts again with a pair that belongs together or the old one. Every link dialled and
+    /// every handshake answered from then on uses it.
+    pub fn replace(&self, chain_pem: &str, key_pem: &str) -> Result<(), PkiError> {
+        let chain = pki::pem_certs(chain_pem, Path::new("renewed"))?;
+        let key = read_key(key_pem, Path::new("renewed key"))?;
+        let verified =
+            pki::verify_peer(&chain, &self.roots, Utc::now(), Usage::Client).map_err(|e| {
+                PkiError::Invalid {
+                    path: PathBuf::from("renewed"),
+                    rule: e.to_string(),
+                }
+            })?;
+        if verified.region != self.region {
+            return Err(PkiError::Invalid {
+                path: PathBuf::from("renewed"),
+                rule: format!("names {}, not this node {}", verified.region, self.region),
+            });
+        }
+        let next = Current::new(chain, key, verified.not_after, verified.serial)?;
+        if let Some(dir) = &self.dir {
+            let io = |path: &Path| {
+                let path = path.to_path_buf();
+                move |source| PkiError::Io { path, source }
+            };
+            // The key first: a new certificate beside the old key would not load, an old
+            // certificate beside the new key neither, so the node keeps the pair that was
+            // renamed last only if both renames happened; a half-way stop leaves the old
+            // certificate with the new key, which `load` refuses and the operator re-issues.
+            for (name, text, secret) in [
+                (pki::NODE_KEY, key_pem, true),
+                (pki::NODE_CERT, chain_pem, false),
+            ] {
+                let path = dir.join(name);
+                let staged = dir.join(format!(".{name}.renewed"));
+                let _ = std::fs::remove_file(&staged);
+                let mut options = std::fs::OpenOptions::new();
+                options.write(true).create_new(true);
+                #[cfg(unix)]
+                if secret {
+                    use std::os::unix::fs::OpenOptionsExt;
+                    options.mode(0o600);
+                }
+                #[cfg(not(unix))]
+                let _ = secret;
+                {
+                    use std::io::Write;
+                    let mut file = options.open(&staged).map_err(io(&staged))?;
+                    file.write_all(text.as_bytes()).map_err(io(&staged))?;
+                    file.sync_all().map_err(io(&staged))?;
+                }
+                std::fs::rename(&staged, &path).map_err(io(&path))?;
+            }
+            if let Ok(d) = std::fs::File::open(dir) {
+                let _ = d.sync_all();
+            }
+        }
+        match self.current.write() {
+            Ok(mut current) => *current = Arc::new(next),
+            Err(poisoned) => *poisoned.into_inner() = Arc::new(next),
+        }
+        Ok(())
     }
 
     /// The federation's roots, which a parent checks its children's chains against.
@@ -154,7 +281,7 @@ impl NodeTls {
         let mut config = rustls::ServerConfig::builder_with_provider(provider())
             .with_safe_default_protocol_versions()?
             .with_client_cert_verifier(verifier)
-            .with_single_cert(self.chain.clone(), self.key.clone_key())?;
+            .with_cert_resolver(Arc::new(CurrentCertificate(self.current.clone())));
         config.alpn_protocols = vec![b"h2".to_vec()];
         Ok(config)
     }
@@ -172,10 +299,27 @@ impl NodeTls {
         parent: RegionCode,
     ) -> Result<(rustls::ClientConfig, Seen), rustls::Error> {
         let seen = Seen::default();
+        let current = self.now();
         let mut config = client_builder_seen(self.roots.clone(), parent, seen.clone())?
-            .with_client_auth_cert(self.chain.clone(), self.key.clone_key())?;
+            .with_client_auth_cert(current.chain.clone(), current.key.clone_key())?;
         config.alpn_protocols = vec![b"h2".to_vec()];
         Ok((config, seen))
+    }
+}
+
+/// Answers every handshake with the node's current certificate, renewed or not.
+#[derive(Debug)]
+struct CurrentCertificate(Arc<std::sync::RwLock<Arc<Current>>>);
+
+impl rustls::server::ResolvesServerCert for CurrentCertificate {
+    fn resolve(
+        &self,
+        _hello: rustls::server::ClientHello<'_>,
+    ) -> Option<Arc<rustls::sign::CertifiedKey>> {
+        match self.0.read() {
+            Ok(current) => Some(current.certified.clone()),
+            Err(poisoned) => Some(poisoned.into_inner().certified.clone()),
+        }
     }
 }
 

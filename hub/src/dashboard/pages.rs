@@ -819,23 +819,29 @@ fn fleet_section(f: &renda_node::record::fleet::Fleet) -> maud::Markup {
             (None, _) => never.to_string(),
         }
     };
-    let list = |metric: &'static str, title: String, g: &Flagged, column: &'static str, never: &'static str| html! {
-        h3 { (title) " " span data-metric=(metric) { (g.count) } " 个" }
-        @if !g.nodes.is_empty() {
-            table.fleet data-list=(metric) {
-                thead { tr { th { "地区" } th { "节点" } th { (column) } } }
-                tbody {
-                    @for n in &g.nodes {
-                        tr data-region=(n.region) {
-                            td { (n.region) }
-                            td { (n.name) }
-                            td { (when(n.at, never)) }
+    let list = |metric: &'static str,
+                title: String,
+                g: &Flagged,
+                column: &'static str,
+                never: &'static str| {
+        html! {
+            h3 { (title) " " span data-metric=(metric) { (g.count) } " 个" }
+            @if !g.nodes.is_empty() {
+                table.fleet data-list=(metric) {
+                    thead { tr { th { "地区" } th { "节点" } th { (column) } } }
+                    tbody {
+                        @for n in &g.nodes {
+                            tr data-region=(n.region) {
+                                td { (n.region) }
+                                td { (n.name) }
+                                td { (when(n.at, never)) }
+                            }
                         }
                     }
                 }
-            }
-            @if g.count > g.nodes.len() as u64 {
-                p.meta { "仅列出最紧迫的 " (g.nodes.len()) " 个。" }
+                @if g.count > g.nodes.len() as u64 {
+                    p.meta { "仅列出最紧迫的 " (g.nodes.len()) " 个。" }
+                }
             }
         }
     };

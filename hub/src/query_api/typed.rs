@@ -566,7 +566,8 @@ fn by_month(m: &BTreeMap<String, u64>) -> Vec<api::MonthCount> {
 fn by_state(kind: RecordKind, m: &BTreeMap<String, u64>) -> Vec<api::StateCount> {
     let mut out: BTreeMap<i32, i64> = BTreeMap::new();
     for (word, n) in m {
-        *out.entry(state_to_api(kind, Some(word)) as i32).or_default() += *n as i64;
+        *out.entry(state_to_api(kind, Some(word)) as i32)
+            .or_default() += *n as i64;
     }
     out.into_iter()
         .map(|(state, count)| api::StateCount { state, count })
@@ -854,8 +855,10 @@ mod tests {
         let counts = by_state(RecordKind::Suggestion, &m);
         assert_eq!(counts.iter().map(|c| c.count).sum::<i64>(), 5);
         assert!(counts.iter().any(|c| c.state == 0 && c.count == 3));
-        assert!(counts.iter().any(
-            |c| c.state == api::RecordState::SuggestionClosed as i32 && c.count == 2
-        ));
+        assert!(
+            counts
+                .iter()
+                .any(|c| c.state == api::RecordState::SuggestionClosed as i32 && c.count == 2)
+        );
     }
 }

@@ -1057,11 +1057,11 @@ impl Store {
 
     /// An upkeep record of the node row: its time column and its detail column.
     fn upkeep(&self, at: &str, detail: &str) -> Result<Option<Upkeep>, StoreError> {
-        let (at, detail): (Option<String>, Option<String>) = self.conn.query_row(
-            &format!("SELECT {at}, {detail} FROM node"),
-            [],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )?;
+        let (at, detail): (Option<String>, Option<String>) =
+            self.conn
+                .query_row(&format!("SELECT {at}, {detail} FROM node"), [], |r| {
+                    Ok((r.get(0)?, r.get(1)?))
+                })?;
         Ok(at
             .and_then(|at| DateTime::parse_from_rfc3339(&at).ok())
             .map(|at| Upkeep {

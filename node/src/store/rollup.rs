@@ -910,20 +910,37 @@ impl DutyRecord {
 }
 
 impl WriteTx<'_> {
-    /// What this node states about itself in its rollup: its release and protocol range, the
-    /// certificate `rules` name, and its last sound check and last backup as its node row
-    /// notes them. The check's and the backup's times are kept to the day (UTC), so a node that
+    /// Notes when the certificate the node links with ends (`None`: it links without TLS), as
+    /// it starts and each time the certificate is renewed; its rollup states it.
+    pub fn record_certificate(
+        &mut self,
+        not_after: Option<DateTime<Utc>>,
+    ) -> Result<(), StoreError> {
+        self.tx.execute(
+            "UPDATE node SET certificate_not_after = ?1",
+            [not_after.map(|t| t.to_rfc3339())],
+        )?;
+        Ok(())
+    }
+
+    /// What this node states about itself in its rollup: its release and protocol range, and
+    /// its certificate's end, last sound check and last backup as its node row notes them. The check's and the backup's times are kept to the day (UTC), so a node that
     /// backs up every few hours republishes its rollup for them at most once a day; the
     /// certificate's end, which moves only when it is replaced, to the minute.
-    fn facts(&self, rules: &RollupRules) -> Result<crate::record::fleet::NodeFacts, StoreError> {
+    fn facts(&self) -> Result<crate::record::fleet::NodeFacts, StoreError> {
         use chrono::DurationRound;
         let minute = |t: DateTime<Utc>| t.duration_trunc(chrono::Duration::minutes(1)).unwrap_or(t);
-        let (check_at, check, backup_at): (Option<String>, Option<String>, Option<String>) =
-            self.tx.query_row(
-                "SELECT last_check_at, last_check_result, last_backup_at FROM node",
-                [],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-            )?;
+        type Row = (
+            Option<String>,
+            Option<String>,
+            Option<String>,
+            Option<String>,
+        );
+        let (check_at, check, backup_at, certificate): Row = self.tx.query_row(
+            "SELECT last_check_at, last_check_result, last_backup_at, certificate_not_after FROM node",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+        )?;
         let day = |t: DateTime<Utc>| t.duration_trunc(chrono::Duration::days(1)).unwrap_or(t);
         let time = |t: Option<String>| {
             t.and_then(|t| DateTime::parse_from_rfc3339(&t).ok())
@@ -933,7 +950,9 @@ impl WriteTx<'_> {
             version: env!("CARGO_PKG_VERSION").to_string(),
             min_protocol: crate::sync::version::Versions::this_build().min,
             max_protocol: crate::sync::version::Versions::this_build().max,
-            certificate_not_after: rules.certificate_not_after.map(minute),
+            certificate_not_after: certificate
+                .and_then(|t| DateTime::parse_from_rfc3339(&t).ok())
+                .map(|t| minute(t.with_timezone(&Utc))),
             last_sound_check: if check.as_deref() == Some("ok") {
                 time(check_at)
             } else {
@@ -1014,7 +1033,7 @@ impl WriteTx<'_> {
         let mut rollup = Rollup::compose(now, own, children, &links, rules);
         rollup.name = self.node.name.clone();
         // What this node states about itself, and its own line of the fleet view.
-        let facts = self.facts(rules)?;
+        let facts = self.facts()?;
         rollup.fleet.add(&crate::record::fleet::Fleet::of_node(
             me,
             &self.node.name,

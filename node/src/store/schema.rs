@@ -299,6 +299,7 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE node ADD COLUMN last_backup_file TEXT;
     ALTER TABLE node ADD COLUMN last_check_at TEXT;
     ALTER TABLE node ADD COLUMN last_check_result TEXT;
+    ALTER TABLE node ADD COLUMN certificate_not_after TEXT;
     "#,
 ];
 
@@ -511,7 +512,8 @@ mod tests {
                  ALTER TABLE node DROP COLUMN last_backup_at;
                  ALTER TABLE node DROP COLUMN last_backup_file;
                  ALTER TABLE node DROP COLUMN last_check_at;
-                 ALTER TABLE node DROP COLUMN last_check_result",
+                 ALTER TABLE node DROP COLUMN last_check_result;
+                 ALTER TABLE node DROP COLUMN certificate_not_after",
             )
             .unwrap();
             conn.pragma_update(None, "user_version", last as i64)

@@ -50,76 +50,9 @@ pub async fn sync_with_parent(
     let opened = tokio_util::sync::CancellationToken::new();
     let past_hellos = opened.clone();
     let link = async move {
-        let connect_err = |reason: String| SyncError::Connect {
-            addr: addr.to_string(),
-            reason,
-        };
-        let endpoint = Endpoint::from_shared(format!("http://{addr}"))
-            .map_err(|e| connect_err(e.to_string()))?
-            .connect_timeout(Duration::from_secs(5))
-            .tcp_nodelay(true)
-            // A connection that silently stops forwarding (an expired NAT mapping, a middlebox
-            // dropping the flow) answers no ping: hyper closes it and the link is redialled.
-            .http2_keep_alive_interval(config.keepalive())
-            .keep_alive_timeout(config.keepalive())
-            .keep_alive_while_idle(true);
-        let mut seen = None;
-        let channel = match &config.tls {
-            None => endpoint.connect().await,
-            Some(tls) => {
-                let (client_config, parent_seen) = tls
-                    .client_config_seen(parent)
-                    .map_err(|e| connect_err(format!("TLS settings: {e}")))?;
-                seen = Some(parent_seen);
-                let connector =
-                    tokio_rustls::TlsConnector::from(std::sync::Arc::new(client_config));
-                let addr = addr.to_string();
-                endpoint
-                    .connect_with_connector(tower::service_fn(move |_: tonic::transport::Uri| {
-                        let (connector, addr) = (connector.clone(), addr.clone());
-                        async move {
-                            let tcp = tokio::net::TcpStream::connect(&addr).await?;
-                            tcp.set_nodelay(true)?;
-                            let name =
-                                rustls::pki_types::ServerName::try_from(crate::tls::SERVER_NAME)
-                                    .map_err(std::io::Error::other)?;
-                            let stream = connector.connect(name, tcp).await?;
-                            Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(stream))
-                        }
-                    }))
-                    .await
-            }
-        }
-        .map_err(|e| connect_err(error_chain(&e)))?;
-        // A parent whose certificate a node above revoked (a stolen county PC serving its
-        // townships) is refused here as a parent refuses such a child, and audited.
-        let parent_cert = seen.and_then(|s| s.lock().ok().and_then(|v| v.clone()));
-        if let Some(verified) = parent_cert {
-            let serial = verified.serial.clone();
-            let revoked = store
-                .read(move |s| s.revocation_of(&parent, &serial))
-                .await?;
-            if let Some((header, revocation)) = revoked {
-                let reason = format!(
-                    "上级节点 {parent} 的证书（序列号 {}）已被 {} 于 {} 吊销（{}），拒绝与其同步",
-                    revocation.serial,
-                    header.home,
-                    header.created_at.format("%Y-%m-%d"),
-                    revocation.reason.label()
-                );
-                let id = header.id;
-                store
-                    .write(move |tx| tx.audit_revoked_link(&parent, &id, &reason))
-                    .await?;
-                return Err(SyncError::Unauthorized(format!(
-                    "the parent's certificate is revoked by {} on {} ({}; serial {})",
-                    header.home,
-                    header.created_at.format("%Y-%m-%d"),
-                    revocation.reason.as_str(),
-                    revocation.serial
-                )));
-            }
-        }
+        let channel = connect(addr, parent, &config).await?;
+        refuse_revoked_parent(&store, parent, channel.1).await?;
+        let channel = channel.0;
         let mut client = SyncClient::new(channel)
             .max_decoding_message_size(MAX_MESSAGE_BYTES)
             .max_encoding_message_size(MAX_MESSAGE_BYTES);
@@ -239,4 +172,93 @@ pub async fn keep_linked(store: StoreHandle, me: RegionCode, addr: String, confi
             () = shutdown.cancelled() => return,
         }
     }
+}
+
+/// Dials the parent at `addr`: plain h2, or mutual TLS with the node's certificate when it has
+/// one, with the slot its verifier fills with what the parent's certificate says.
+pub(crate) async fn connect(
+    addr: &str,
+    parent: RegionCode,
+    config: &LinkConfig,
+) -> Result<(tonic::transport::Channel, Option<crate::tls::Seen>), SyncError> {
+    let connect_err = |reason: String| SyncError::Connect {
+        addr: addr.to_string(),
+        reason,
+    };
+    let endpoint = Endpoint::from_shared(format!("http://{addr}"))
+        .map_err(|e| connect_err(e.to_string()))?
+        .connect_timeout(Duration::from_secs(5))
+        .tcp_nodelay(true)
+        // A connection that silently stops forwarding (an expired NAT mapping, a middlebox
+        // dropping the flow) answers no ping: hyper closes it and the link is redialled.
+        .http2_keep_alive_interval(config.keepalive())
+        .keep_alive_timeout(config.keepalive())
+        .keep_alive_while_idle(true);
+    let mut seen = None;
+    let channel = match &config.tls {
+        None => endpoint.connect().await,
+        Some(tls) => {
+            let (client_config, parent_seen) = tls
+                .client_config_seen(parent)
+                .map_err(|e| connect_err(format!("TLS settings: {e}")))?;
+            seen = Some(parent_seen);
+            let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(client_config));
+            let addr = addr.to_string();
+            endpoint
+                .connect_with_connector(tower::service_fn(move |_: tonic::transport::Uri| {
+                    let (connector, addr) = (connector.clone(), addr.clone());
+                    async move {
+                        let tcp = tokio::net::TcpStream::connect(&addr).await?;
+                        tcp.set_nodelay(true)?;
+                        let name = rustls::pki_types::ServerName::try_from(crate::tls::SERVER_NAME)
+                            .map_err(std::io::Error::other)?;
+                        let stream = connector.connect(name, tcp).await?;
+                        Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(stream))
+                    }
+                }))
+                .await
+        }
+    }
+    .map_err(|e| connect_err(error_chain(&e)))?;
+    Ok((channel, seen))
+}
+
+/// Refuses a parent whose verified certificate (`seen`) a revocation held here names, and
+/// notes the refusal in the audit log: a stolen county PC serving its townships is refused by
+/// them as its parent would refuse it.
+pub(crate) async fn refuse_revoked_parent(
+    store: &StoreHandle,
+    parent: RegionCode,
+    seen: Option<crate::tls::Seen>,
+) -> Result<(), SyncError> {
+    // A parent whose certificate a node above revoked (a stolen county PC serving its
+    // townships) is refused here as a parent refuses such a child, and audited.
+    let parent_cert = seen.and_then(|s| s.lock().ok().and_then(|v| v.clone()));
+    if let Some(verified) = parent_cert {
+        let serial = verified.serial.clone();
+        let revoked = store
+            .read(move |s| s.revocation_of(&parent, &serial))
+            .await?;
+        if let Some((header, revocation)) = revoked {
+            let reason = format!(
+                "上级节点 {parent} 的证书（序列号 {}）已被 {} 于 {} 吊销（{}），拒绝与其同步",
+                revocation.serial,
+                header.home,
+                header.created_at.format("%Y-%m-%d"),
+                revocation.reason.label()
+            );
+            let id = header.id;
+            store
+                .write(move |tx| tx.audit_revoked_link(&parent, &id, &reason))
+                .await?;
+            return Err(SyncError::Unauthorized(format!(
+                "the parent's certificate is revoked by {} on {} ({}; serial {})",
+                header.home,
+                header.created_at.format("%Y-%m-%d"),
+                revocation.reason.as_str(),
+                revocation.serial
+            )));
+        }
+    }
+    Ok(())
 }

@@ -55,6 +55,9 @@ pub struct LinkConfig {
     /// who its certificate says; without them links are plaintext h2 (tests and trusted
     /// networks only, and `renda run` warns).
     pub tls: Option<std::sync::Arc<crate::tls::NodeTls>>,
+    /// The CA this node signs its children's renewed certificates with (`[tls] issuing_ca`),
+    /// if it holds one; a child's renewal is refused without it.
+    pub issuing: Option<std::sync::Arc<crate::pki::Issuing>>,
     /// How long a link may go without hearing from the peer while a reply is due (an
     /// acknowledgement, the peer's `CaughtUp`, a resync or repair answer) before it is dropped;
     /// a third of it is the HTTP/2 keepalive interval and the time a ping may go unanswered, so
@@ -104,6 +107,7 @@ impl Default for LinkConfig {
             poll: Duration::from_millis(200),
             repair: false,
             tls: None,
+            issuing: None,
             timeout: DEFAULT_LINK_TIMEOUT,
             shutdown: CancellationToken::new(),
             prepared: std::sync::Arc::new(tokio::sync::Semaphore::new(PREPARED_BATCHES)),
@@ -720,12 +724,11 @@ where
                     let records = if version::newer_kinds_reach(version) {
                         records
                     } else {
-                        let (send, held): (Vec<_>, Vec<_>) =
-                            records.into_iter().partition(|r| {
-                                r.header
-                                    .known()
-                                    .is_some_and(|h| version::kind_reaches(h.kind, version))
-                            });
+                        let (send, held): (Vec<_>, Vec<_>) = records.into_iter().partition(|r| {
+                            r.header
+                                .known()
+                                .is_some_and(|h| version::kind_reaches(h.kind, version))
+                        });
                         if !held.is_empty() {
                             warn!(%peer, records = held.len(), version, "not sending records of kinds this release does not know: the peer's protocol version cannot carry them; they are sent once it speaks one that can");
                             let ids: Vec<RecordId> = held.iter().map(|r| r.header.id).collect();

@@ -245,7 +245,10 @@ mod tests {
         assert_eq!(bad.stale_backups.nodes[0].at, Some(now - day * 5));
         let never = NodeFacts::default();
         let unknown = Fleet::of_node(code("330411103000"), "x", &never, now, day * 2);
-        assert_eq!(unknown.by_version, [(UNKNOWN_VERSION.to_string(), 1)].into());
+        assert_eq!(
+            unknown.by_version,
+            [(UNKNOWN_VERSION.to_string(), 1)].into()
+        );
         assert_eq!(unknown.stale_backups.nodes[0].at, None, "never backed up");
     }
 
@@ -281,7 +284,10 @@ mod tests {
         let held = Fleet::of_child(&xiuzhou, &said);
         assert_eq!(held.by_version.len(), MAX_VERSIONS + 1);
         assert_eq!(held.by_version[OTHER_VERSIONS], 41 - MAX_VERSIONS as u64);
-        assert_eq!(held.expiring_certificates.count, 3, "no more than its nodes");
+        assert_eq!(
+            held.expiring_certificates.count, 3,
+            "no more than its nodes"
+        );
         assert_eq!(held.expiring_certificates.nodes.len(), 1);
         assert_eq!(held.expiring_certificates.nodes[0].name.chars().count(), 64);
     }
@@ -299,7 +305,13 @@ mod tests {
                 ..NodeFacts::default()
             };
             let region = code(&format!("3304111{:02}000", n % 100));
-            total.add(&Fleet::of_node(region, "镇", &facts, now, chrono::Duration::days(2)));
+            total.add(&Fleet::of_node(
+                region,
+                "镇",
+                &facts,
+                now,
+                chrono::Duration::days(2),
+            ));
         }
         // A child of a release before the view.
         total.add(&Fleet::of_child(&code("330402000000"), &Fleet::default()));

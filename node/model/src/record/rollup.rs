@@ -331,9 +331,6 @@ pub fn add_quota_counter(tally: &mut Tally, name: &str, value: i64) {
 pub struct RollupRules {
     pub stale_after: chrono::Duration,
     pub quotas: QuotaRules,
-    /// When the certificate the node links with ends, stated in its rollup's facts; `None`
-    /// for a node without TLS.
-    pub certificate_not_after: Option<DateTime<Utc>>,
     /// A node whose last backup is older than this is listed in the fleet view.
     pub backup_max_age: chrono::Duration,
 }
@@ -343,7 +340,6 @@ impl Default for RollupRules {
         RollupRules {
             stale_after: chrono::Duration::hours(72),
             quotas: QuotaRules::default(),
-            certificate_not_after: None,
             backup_max_age: chrono::Duration::hours(48),
         }
     }
