@@ -112,8 +112,68 @@ async fn certificates_of_seconds_are_renewed_over_live_links_and_no_write_is_los
     );
     // Each renewed certificate is written where the node loads it from on a restart.
     let on_disk = NodeTls::load(&certs.path().join(WANGDIAN), code(WANGDIAN)).unwrap();
-    assert_eq!(on_disk.serial(), town_tls.serial());
-    assert!(on_disk.not_after() > chrono::Utc::now());
+    assert!(
+        town_serials.contains(&on_disk.serial()),
+        "{} not among {town_serials:?}",
+        on_disk.serial()
+    );
+
+    // A thief copies the township's files just after a renewal; the township renews again;
+    // the copy, still valid, is refused a renewal of its own: the county renewed that serial
+    // already, so whoever asks again holds a copy, and the county's audit log says so.
+    let wait_for_renewal = || async {
+        let before = town_tls.serial();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while town_tls.serial() == before {
+            assert!(Instant::now() < deadline, "no renewal within 30 s");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    };
+    wait_for_renewal().await;
+    let stolen = certs.path().join("stolen");
+    std::fs::create_dir_all(&stolen).unwrap();
+    for name in ["node.pem", "node-key.pem", "ca.pem"] {
+        std::fs::copy(certs.path().join(WANGDIAN).join(name), stolen.join(name)).unwrap();
+    }
+    wait_for_renewal().await;
+    let copy_store = {
+        let dir = tempfile::tempdir().unwrap();
+        let store = renda_node::store::StoreHandle::spawn(
+            renda_node::store::Store::init(dir.path(), code(WANGDIAN), "王店镇人大主席团", None)
+                .unwrap(),
+        )
+        .unwrap();
+        (dir, store)
+    };
+    let copy = renda_node::sync::LinkConfig {
+        tls: Some(Arc::new(
+            NodeTls::from_pem_unchecked(
+                code(WANGDIAN),
+                &std::fs::read_to_string(stolen.join("ca.pem")).unwrap(),
+                &std::fs::read_to_string(stolen.join("node.pem")).unwrap(),
+                &std::fs::read_to_string(stolen.join("node-key.pem")).unwrap(),
+            )
+            .unwrap(),
+        )),
+        ..Default::default()
+    };
+    let county_addr = fed.node(XIUZHOU).addr.to_string();
+    let refused =
+        renda_node::renewal::renew_once(&copy_store.1, code(WANGDIAN), "冒充", &county_addr, &copy)
+            .await;
+    let refused = refused.expect_err("a copy of a renewed certificate was renewed");
+    assert!(refused.to_string().contains("already renewed"), "{refused}");
+    let audit = fed
+        .node(XIUZHOU)
+        .store
+        .read(|s| s.audit_log(100))
+        .await
+        .unwrap();
+    assert!(
+        audit.iter().any(|e| e.rule == "certificate.superseded"),
+        "{audit:?}"
+    );
+    assert!(audit.iter().any(|e| e.rule == "certificate.renewed"));
 
     // Every write reaches the city over the live links.
     let city = fed.node(CITY).store.clone();

@@ -49,7 +49,7 @@ impl SyncService {
     /// The child a request comes from, as the certificate chain it presented names it: a
     /// direct child whose certificate no revocation held here names (a refusal of a revoked
     /// one is audited). Over TLS only: without it no request proves who sent it.
-    async fn child_of<T>(&self, request: &Request<T>) -> Result<RegionCode, Status> {
+    async fn child_of<T>(&self, request: &Request<T>) -> Result<(RegionCode, String), Status> {
         use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo};
         let Some(tls) = &self.config.tls else {
             return Err(Status::failed_precondition(
@@ -71,6 +71,7 @@ impl SyncService {
             )));
         }
         let serial = verified.serial;
+        let presented = serial.clone();
         let revoked = self
             .store
             .read(move |s| s.revocation_of(&peer, &serial))
@@ -91,7 +92,7 @@ impl SyncService {
                 header.home, revocation.serial
             )));
         }
-        Ok(peer)
+        Ok((peer, presented))
     }
 }
 
@@ -101,7 +102,36 @@ impl Sync for SyncService {
         &self,
         request: Request<v1::RenewRequest>,
     ) -> Result<Response<v1::RenewResponse>, Status> {
-        let child = self.child_of(&request).await?;
+        let (child, serial) = match self.child_of(&request).await {
+            Ok(found) => found,
+            Err(status) => {
+                warn!(region = %self.me, error = %status.message(), "refused a certificate renewal");
+                return Err(status);
+            }
+        };
+        // A certificate this node already renewed is renewed once: a second request from it
+        // comes from a copy of the old files (a stolen PC, an old disk image), and is refused
+        // and audited, so the copy cannot outlive a revocation of the serial it has.
+        let (old, asking) = (serial.clone(), child);
+        let renewed_to = self
+            .store
+            .read(move |s| s.superseded_renewal(&asking, &old))
+            .await
+            .map_err(|e| Status::unavailable(e.to_string()))?;
+        if let Some(newer) = renewed_to {
+            warn!(region = %self.me, peer = %child, %serial, %newer, "refused to renew a certificate already renewed: a copy of the old one is in use");
+            let reason = format!(
+                "节点 {child} 以已换发过的证书（序列号 {serial}，已换为 {newer}）再次申请换发：旧证书的副本仍在使用，已拒绝；请核查并吊销"
+            );
+            let (peer, note) = (child, reason);
+            let _ = self
+                .store
+                .write(move |tx| tx.audit_superseded(&peer, &note))
+                .await;
+            return Err(Status::permission_denied(format!(
+                "certificate {serial} was already renewed (to {newer}); only the newest renews"
+            )));
+        }
         let Some(issuing) = self.config.issuing.clone() else {
             return Err(Status::failed_precondition(format!(
                 "{} holds no issuing CA ([tls] issuing_ca): its operator issues {child}'s certificate by hand",
@@ -117,7 +147,17 @@ impl Sync for SyncService {
         .map_err(|e| Status::internal(e.to_string()))?;
         match signed {
             Ok(chain_pem) => {
-                info!(region = %self.me, peer = %child, "renewed a child's certificate");
+                let facts = renda_node::pki::pem_cert(&chain_pem, std::path::Path::new("renewed"))
+                    .ok()
+                    .and_then(|der| renda_node::pki::certificate_facts(&der).ok())
+                    .ok_or_else(|| Status::internal("the renewed certificate does not read"))?;
+                let (new, end) = (facts.serial.clone(), facts.not_after);
+                let old = serial.clone();
+                self.store
+                    .write(move |tx| tx.note_renewal(&child, &old, &new, end))
+                    .await
+                    .map_err(|e| Status::unavailable(e.to_string()))?;
+                info!(region = %self.me, peer = %child, old = %serial, new = %facts.serial, "renewed a child's certificate");
                 Ok(Response::new(v1::RenewResponse { chain_pem }))
             }
             Err(e @ renda_node::pki::PkiError::OutsideSubtree { .. }) => {

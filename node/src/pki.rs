@@ -527,7 +527,7 @@ impl CertificateAuthority {
         params.serial_number = Some(serial());
         // Valid from a little before now, for clocks a little behind the CA's: a minute, or a
         // tenth of a short life, so a certificate of minutes is not half spent when it comes.
-        let backdate = chrono::Duration::minutes(1).min(lifetime / 10);
+        let backdate = chrono::Duration::minutes(5).min(lifetime / 10);
         let (from, _) = lasting(lifetime, backdate);
         let to = time::OffsetDateTime::now_utc() + time::Duration::seconds(lifetime.num_seconds());
         (params.not_before, params.not_after) = self.within_life((from, to));

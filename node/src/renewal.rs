@@ -29,6 +29,10 @@ pub const DEFAULT_RENEW_AT: f64 = 2.0 / 3.0;
 /// How long the loop sleeps at most before reading the wall clock again.
 const LOOK_AGAIN: Duration = Duration::from_secs(60);
 
+/// How long after a refusal that asking again will not change the node asks again: six hours
+/// while its certificate is valid, an hour once it has ended.
+const AFTER_REJECTION: Duration = Duration::from_secs(6 * 3600);
+
 /// When a certificate valid from `not_before` to `not_after` is due for renewal: once `share`
 /// (0 to 1) of its life has passed.
 pub fn due_at(not_before: DateTime<Utc>, not_after: DateTime<Utc>, share: f64) -> DateTime<Utc> {
@@ -53,6 +57,11 @@ pub enum RenewError {
     Link(#[from] SyncError),
     #[error("the parent refused: {0}")]
     Refused(String),
+    /// The parent answered with a status that will not change by asking again soon: it is of
+    /// an older release (UNIMPLEMENTED), holds no issuing CA (FAILED_PRECONDITION), or refuses
+    /// this node's certificate (PERMISSION_DENIED).
+    #[error("the parent refuses to renew ({code:?}): {message}")]
+    Rejected { code: tonic::Code, message: String },
     #[error(transparent)]
     Certificate(#[from] crate::pki::PkiError),
     #[error(transparent)]
@@ -83,7 +92,16 @@ pub async fn renew_once(
             csr: request.csr_der,
         })
         .await
-        .map_err(|status| RenewError::Refused(status.message().to_string()))?
+        .map_err(|status| match status.code() {
+            code @ (tonic::Code::Unimplemented
+            | tonic::Code::FailedPrecondition
+            | tonic::Code::PermissionDenied
+            | tonic::Code::InvalidArgument) => RenewError::Rejected {
+                code,
+                message: status.message().to_string(),
+            },
+            _ => RenewError::Refused(status.message().to_string()),
+        })?
         .into_inner();
     let swap = tls.clone();
     let key = request.key_pem;
@@ -127,19 +145,38 @@ pub async fn keep_renewed(
             }
             continue;
         }
+        let life = tls.not_after() - tls.not_before();
         let wait = match renew_once(&store, me, &name, &addr, &config).await {
             Ok(not_after) => {
                 tracing::info!(%not_after, serial = %tls.serial(), "the node's certificate was renewed by its parent");
-                continue;
+                // A certificate already due again was cut short by its CA's own end: asking
+                // at once would only get another; the parent's operator must rotate that CA.
+                if due_at(tls.not_before(), tls.not_after(), share) > Utc::now() {
+                    continue;
+                }
+                tracing::warn!(%not_after, "the renewed certificate is due again at once: the parent's issuing CA ends too soon and needs rotating");
+                retry_after(tls.not_after(), Utc::now())
             }
             Err(e) => {
-                let left = tls.not_after() - Utc::now();
-                if left <= chrono::Duration::days(7) {
+                let now = Utc::now();
+                let left = tls.not_after() - now;
+                // An error when the links are about to stop: the last week, or the last tenth
+                // of a short certificate's life.
+                if left <= chrono::Duration::days(7).min(life / 10) {
                     tracing::error!(error = %e, days_left = left.num_days(), "the certificate could not be renewed and ends soon: the node's links stop when it does");
                 } else {
-                    tracing::warn!(error = %e, "the certificate could not be renewed; trying again");
+                    tracing::warn!(error = %e, "the certificate could not be renewed; trying again later");
                 }
-                retry_after(tls.not_after(), Utc::now())
+                match e {
+                    RenewError::Rejected { .. } if left > chrono::Duration::zero() => {
+                        AFTER_REJECTION
+                            .min(left.to_std().unwrap_or(Duration::ZERO) / 2)
+                            .max(retry_after(tls.not_after(), now))
+                    }
+                    RenewError::Rejected { .. } => Duration::from_secs(3600),
+                    _ if left <= chrono::Duration::zero() => Duration::from_secs(300),
+                    _ => retry_after(tls.not_after(), now),
+                }
             }
         };
         tokio::select! {

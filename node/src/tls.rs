@@ -76,8 +76,14 @@ impl Current {
             .and_then(|c| x509_parser::parse_x509_certificate(c.as_ref()).ok())
             .and_then(|(_, c)| DateTime::from_timestamp(c.validity().not_before.timestamp(), 0))
             .unwrap_or(DateTime::<Utc>::MIN_UTC);
+        let certified = rustls::sign::CertifiedKey::new(chain.clone(), signing);
+        // A certificate beside a key that is not its own would fail every handshake.
+        certified.keys_match().map_err(|e| PkiError::Invalid {
+            path: PathBuf::from(pki::NODE_KEY),
+            rule: format!("the key is not the certificate's: {e}"),
+        })?;
         Ok(Current {
-            certified: Arc::new(rustls::sign::CertifiedKey::new(chain.clone(), signing)),
+            certified: Arc::new(certified),
             chain,
             key,
             not_before,
@@ -107,8 +113,31 @@ impl NodeTls {
     }
 
     /// Reads `dir` and checks that its chain leads to one of its roots and names `region`. A
-    /// certificate renewed later is written back to `dir`.
+    /// certificate renewed later is written back to `dir`. A node stopped half-way through
+    /// writing a renewed pair (the new key beside the old certificate) starts on the pair it
+    /// had, kept as `*.previous`, and renews again.
     pub fn load(dir: &Path, region: RegionCode) -> Result<NodeTls, PkiError> {
+        match NodeTls::load_pair(dir, region, pki::NODE_CERT, pki::NODE_KEY) {
+            Ok(tls) => Ok(tls),
+            Err(e) => {
+                let previous = |name: &str| format!("{name}.previous");
+                let (cert, key) = (previous(pki::NODE_CERT), previous(pki::NODE_KEY));
+                if dir.join(&cert).exists() && dir.join(&key).exists() {
+                    tracing::warn!(error = %e, "the node's certificate and key do not load together; starting on the pair before the last renewal");
+                    NodeTls::load_pair(dir, region, &cert, &key).map_err(|_| e)
+                } else {
+                    Err(e)
+                }
+            }
+        }
+    }
+
+    fn load_pair(
+        dir: &Path,
+        region: RegionCode,
+        cert_name: &str,
+        key_name: &str,
+    ) -> Result<NodeTls, PkiError> {
         let read = |name: &str| -> Result<(PathBuf, String), PkiError> {
             let path = dir.join(name);
             std::fs::read_to_string(&path)
@@ -116,8 +145,8 @@ impl NodeTls {
                 .map_err(|source| PkiError::Io { path, source })
         };
         let (ca_path, ca) = read(pki::CA_CERT)?;
-        let (cert_path, cert) = read(pki::NODE_CERT)?;
-        let (key_path, key) = read(pki::NODE_KEY)?;
+        let (cert_path, cert) = read(cert_name)?;
+        let (key_path, key) = read(key_name)?;
         let roots = pki::pem_certs(&ca, &ca_path)?;
         let chain = pki::pem_certs(&cert, &cert_path)?;
         let key = read_key(&key, &key_path)?;
@@ -206,13 +235,24 @@ impl NodeTls {
     pub fn replace(&self, chain_pem: &str, key_pem: &str) -> Result<(), PkiError> {
         let chain = pki::pem_certs(chain_pem, Path::new("renewed"))?;
         let key = read_key(key_pem, Path::new("renewed key"))?;
-        let verified =
-            pki::verify_peer(&chain, &self.roots, Utc::now(), Usage::Client).map_err(|e| {
-                PkiError::Invalid {
-                    path: PathBuf::from("renewed"),
-                    rule: e.to_string(),
-                }
-            })?;
+        // Checked at this node's time, or at the certificate's start when this node's clock
+        // is a little behind its parent's (up to an hour): otherwise a slow clock would refuse
+        // every renewed certificate as not yet valid.
+        let now = Utc::now();
+        let starts = chain
+            .first()
+            .and_then(|c| x509_parser::parse_x509_certificate(c.as_ref()).ok())
+            .and_then(|(_, c)| DateTime::from_timestamp(c.validity().not_before.timestamp(), 0));
+        let at = match starts {
+            Some(start) if start > now && start - now <= chrono::Duration::hours(1) => start,
+            _ => now,
+        };
+        let verified = pki::verify_peer(&chain, &self.roots, at, Usage::Client).map_err(|e| {
+            PkiError::Invalid {
+                path: PathBuf::from("renewed"),
+                rule: e.to_string(),
+            }
+        })?;
         if verified.region != self.region {
             return Err(PkiError::Invalid {
                 path: PathBuf::from("renewed"),
@@ -225,10 +265,16 @@ impl NodeTls {
                 let path = path.to_path_buf();
                 move |source| PkiError::Io { path, source }
             };
-            // The key first: a new certificate beside the old key would not load, an old
-            // certificate beside the new key neither, so the node keeps the pair that was
-            // renamed last only if both renames happened; a half-way stop leaves the old
-            // certificate with the new key, which `load` refuses and the operator re-issues.
+            // The pair in use is kept as `*.previous` first; then the new key, then the new
+            // certificate. A stop between the two renames leaves a pair that does not match,
+            // which `load` refuses and falls back from to the previous pair.
+            for name in [pki::NODE_KEY, pki::NODE_CERT] {
+                let from = dir.join(name);
+                let kept = dir.join(format!("{name}.previous"));
+                if from.exists() {
+                    std::fs::copy(&from, &kept).map_err(io(&kept))?;
+                }
+            }
             for (name, text, secret) in [
                 (pki::NODE_KEY, key_pem, true),
                 (pki::NODE_CERT, chain_pem, false),
@@ -427,5 +473,51 @@ impl ServerCertVerifier for ParentVerifier {
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
         self.algorithms.supported_schemes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A node stopped between writing a renewed key and its certificate starts on the pair it
+    /// had; a key that is not the certificate's is refused, never served.
+    #[test]
+    fn a_half_written_renewal_falls_back_to_the_pair_before() {
+        let dir = tempfile::tempdir().unwrap();
+        let region = RegionCode::parse("region", "330411101000").unwrap();
+        let ca = pki::CertificateAuthority::create("CA", 30).unwrap();
+        let first = ca.issue(&region, "x", 30).unwrap();
+        first.save(dir.path(), ca.root_pem()).unwrap();
+        let tls = NodeTls::load(dir.path(), region).unwrap();
+        let second = ca.issue(&region, "x", 30).unwrap();
+        tls.replace(&second.cert_pem, &second.key_pem).unwrap();
+        assert_eq!(
+            NodeTls::load(dir.path(), region).unwrap().serial(),
+            tls.serial(),
+            "the renewed pair loads"
+        );
+        // Stopped after the key's rename and before the certificate's: the old certificate
+        // beside the new key.
+        std::fs::copy(
+            dir.path().join("node.pem.previous"),
+            dir.path().join(pki::NODE_CERT),
+        )
+        .unwrap();
+        let reloaded = NodeTls::load(dir.path(), region).unwrap();
+        let first_serial = pki::certificate_facts(&first.der().unwrap())
+            .unwrap()
+            .serial;
+        assert_eq!(
+            reloaded.serial(),
+            first_serial,
+            "started on the pair before"
+        );
+        // Without the pair before, the mismatch is refused.
+        std::fs::remove_file(dir.path().join("node-key.pem.previous")).unwrap();
+        assert!(NodeTls::load(dir.path(), region).is_err());
+        // And a renewal whose key is not its certificate's is refused before anything moves.
+        let third = ca.issue(&region, "x", 30).unwrap();
+        assert!(tls.replace(&third.cert_pem, &second.key_pem).is_err());
     }
 }

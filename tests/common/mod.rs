@@ -195,7 +195,7 @@ pub fn downgrade_to_schema_11(conn: &rusqlite::Connection) {
     conn.execute_batch(
         "ALTER TABLE credentials DROP COLUMN api_only; ALTER TABLE node DROP COLUMN last_backup_at;
          ALTER TABLE node DROP COLUMN last_backup_file; ALTER TABLE node DROP COLUMN last_check_at;
-         ALTER TABLE node DROP COLUMN last_check_result; ALTER TABLE node DROP COLUMN certificate_not_after;
+         ALTER TABLE node DROP COLUMN last_check_result; ALTER TABLE node DROP COLUMN certificate_not_after; DROP TABLE renewals;
          DROP INDEX records_newer_kind; ALTER TABLE records DROP COLUMN newer_kind;
          ALTER TABLE records DROP COLUMN personal_claimed; DROP TABLE held_back;
          ALTER TABLE credentials DROP COLUMN within;

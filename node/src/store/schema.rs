@@ -300,6 +300,14 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE node ADD COLUMN last_check_at TEXT;
     ALTER TABLE node ADD COLUMN last_check_result TEXT;
     ALTER TABLE node ADD COLUMN certificate_not_after TEXT;
+    CREATE TABLE renewals (
+        child      TEXT NOT NULL,
+        old_serial TEXT NOT NULL,
+        new_serial TEXT NOT NULL,
+        at         TEXT NOT NULL,
+        not_after  TEXT NOT NULL
+    );
+    CREATE INDEX renewals_child ON renewals(child);
     "#,
 ];
 
@@ -513,7 +521,8 @@ mod tests {
                  ALTER TABLE node DROP COLUMN last_backup_file;
                  ALTER TABLE node DROP COLUMN last_check_at;
                  ALTER TABLE node DROP COLUMN last_check_result;
-                 ALTER TABLE node DROP COLUMN certificate_not_after",
+                 ALTER TABLE node DROP COLUMN certificate_not_after;
+                 DROP TABLE renewals",
             )
             .unwrap();
             conn.pragma_update(None, "user_version", last as i64)

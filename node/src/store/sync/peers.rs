@@ -42,7 +42,74 @@ fn revocation_record(
     })
 }
 
+/// Why a child's certificate may not be renewed here although it verifies: one of its lineage
+/// was renewed since, so this one is a copy (a stolen PC's, an old disk image's).
+pub fn superseded_renewal(
+    conn: &rusqlite::Connection,
+    child: &RegionCode,
+    serial: &str,
+) -> Result<Option<String>, StoreError> {
+    // Renewed from already: whoever renews from it again holds a copy.
+    let renewed_from: Option<String> = conn
+        .query_row(
+            "SELECT new_serial FROM renewals WHERE child = ?1 AND old_serial = ?2
+             ORDER BY rowid DESC LIMIT 1",
+            params![child.as_str(), serial],
+            |r| r.get(0),
+        )
+        .optional()?;
+    Ok(renewed_from)
+}
+
 impl WriteTx<'_> {
+    /// Notes a certificate this node renewed for its child `child`: from which serial, to
+    /// which, ending when. The log of a child's lineage, which refuses a second renewal from a
+    /// certificate already renewed ([`superseded_renewal`]), and audited for the staff.
+    pub fn note_renewal(
+        &mut self,
+        child: &RegionCode,
+        old_serial: &str,
+        new_serial: &str,
+        not_after: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let now = Utc::now().to_rfc3339();
+        self.tx.execute(
+            "INSERT INTO renewals (child, old_serial, new_serial, at, not_after)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![
+                child.as_str(),
+                old_serial,
+                new_serial,
+                now,
+                not_after.to_rfc3339()
+            ],
+        )?;
+        self.tx.execute(
+            "INSERT INTO audit (at, peer, record_id, kind, rule, reason, changes)
+             VALUES (?1, ?2, ?3, 'certificate', 'certificate.renewed', ?4, 0)",
+            params![
+                now,
+                child.as_str(),
+                new_serial,
+                format!(
+                    "为下级节点 {child} 换发证书：序列号 {old_serial} 换为 {new_serial}，有效至 {}",
+                    not_after.format("%Y-%m-%d %H:%M")
+                )
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// Notes a renewal refused because the certificate was already renewed.
+    pub fn audit_superseded(&mut self, child: &RegionCode, reason: &str) -> Result<(), StoreError> {
+        self.tx.execute(
+            "INSERT INTO audit (at, peer, record_id, kind, rule, reason, changes)
+             VALUES (?1, ?2, '', 'certificate', 'certificate.superseded', ?3, 1)",
+            params![Utc::now().to_rfc3339(), child.as_str(), reason],
+        )?;
+        Ok(())
+    }
+
     /// The revocation held here of `region`'s certificate `serial`, as [`Store::revocation_of`].
     pub fn revocation_of(
         &self,
@@ -192,6 +259,16 @@ impl Store {
             None => Ok(None),
             Some(id) => revocation_record(self.get(&id)?),
         }
+    }
+
+    /// The serial a child's certificate `serial` was already renewed to here, if it was: a
+    /// second renewal from it comes from a copy.
+    pub fn superseded_renewal(
+        &self,
+        child: &RegionCode,
+        serial: &str,
+    ) -> Result<Option<String>, StoreError> {
+        superseded_renewal(&self.conn, child, serial)
     }
 
     pub fn audit_log(&self, limit: usize) -> Result<Vec<AuditEntry>, StoreError> {
