@@ -380,6 +380,17 @@ async fn a_revoked_certificate_is_refused_within_one_sync_and_a_new_one_links() 
         .await
         .expect("the certificate links before it is revoked");
     assert_eq!(opinions_at(&county).await, 1);
+    // The stolen PC keeps a live link open meanwhile.
+    let live = tokio::spawn({
+        let (store, addr) = (wangdian.store.clone(), addr.clone());
+        let config = LinkConfig {
+            tls: Some(Arc::new(with(&stolen))),
+            ..LinkConfig::default()
+        };
+        async move { sync_with_parent(store, code(WANGDIAN), &addr, Mode::Live, config).await }
+    });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(!live.is_finished(), "the live link is up");
 
     // The city revokes it; its record goes down to the county's subtree.
     let revoked = serial.clone();
@@ -420,6 +431,11 @@ async fn a_revoked_certificate_is_refused_within_one_sync_and_a_new_one_links() 
             .expect("the county holds the revocation after one sync")
     };
     assert_eq!(held.reason, RevocationReason::KeyCompromise);
+    // The live link is ended as soon as the revocation is stored at the county.
+    let ended = tokio::time::timeout(Duration::from_secs(20), live)
+        .await
+        .expect("the revoked certificate's live link is ended");
+    println!("the live link ended: {ended:?}");
 
     // The stolen PC dials again: refused, nothing of it stored, and the refusal audited.
     write_opinion(&wangdian.store, code(WANGDIAN), "被盗电脑上写的".into()).await;
@@ -443,7 +459,7 @@ async fn a_revoked_certificate_is_refused_within_one_sync_and_a_new_one_links() 
     let entry = entries[0];
     assert_eq!(entry.peer, WANGDIAN);
     assert_eq!(entry.record, revocation.id.to_string());
-    assert_eq!(entry.changes, 2, "two attempts");
+    assert_eq!(entry.changes, 3, "the live link ended, then two attempts");
     assert!(entry.reason.contains(&serial), "{}", entry.reason);
 
     // A certificate issued anew links, and brings what was written meanwhile.

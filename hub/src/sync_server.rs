@@ -306,6 +306,50 @@ impl Sync for SyncService {
         let (store, mut config) = (self.store.clone(), self.config.clone());
         // Either side may ask for a digest comparison; both then take part.
         config.repair |= hello.repair;
+        // A certificate revoked while its link is open ends the link: the watcher looks again
+        // whenever something is written here (a revocation arriving by sync, a clerk's
+        // `renda revoke` through this node) and every half minute (one written by another
+        // process), and ends the link as the node's shutdown would, audited.
+        // The link's own token, cancelled when it ends, so its watcher ends with it.
+        let link_done = config.shutdown.child_token();
+        config.shutdown = link_done.clone();
+        if let Some(serial) = serial.clone() {
+            let cut = link_done.clone();
+            let (watched, me) = (self.store.clone(), self.me);
+            let mut written = watched.subscribe();
+            tokio::spawn(async move {
+                loop {
+                    tokio::select! {
+                        _ = cut.cancelled() => return,
+                        changed = written.changed() => {
+                            if changed.is_err() {
+                                return;
+                            }
+                        }
+                        _ = tokio::time::sleep(std::time::Duration::from_secs(30)) => {}
+                    }
+                    let asked = serial.clone();
+                    let Ok(Some((header, revocation))) =
+                        watched.read(move |s| s.revocation_of(&peer, &asked)).await
+                    else {
+                        continue;
+                    };
+                    warn!(region = %me, %peer, serial = %revocation.serial, "ending a live link whose certificate was revoked");
+                    let reason = format!(
+                        "节点 {peer} 的证书（序列号 {}）已被 {} 吊销（{}），断开其正在进行的连接",
+                        revocation.serial,
+                        header.home,
+                        revocation.reason.label()
+                    );
+                    let id = header.id;
+                    let _ = watched
+                        .write(move |tx| tx.audit_revoked_link(&peer, &id, &reason))
+                        .await;
+                    cut.cancel();
+                    return;
+                }
+            });
+        }
         let span = info_span!("sync", region = %self.me, %peer);
         // A child that redials because its connection stopped forwarding may briefly have two
         // links here: both apply idempotently, and keepalive ends the dead one within the
@@ -325,7 +369,9 @@ impl Sync for SyncService {
                     peer_claim: claim,
                     version,
                 };
-                match run_link(store, opened, inbound, tx, Mode::Live, config).await {
+                let ended = run_link(store, opened, inbound, tx, Mode::Live, config).await;
+                link_done.cancel();
+                match ended {
                     Ok(report) => info!(
                         sent = report.changes_sent,
                         received = report.changes_received,
