@@ -1110,17 +1110,10 @@ impl Store {
     }
 
     /// Writes a consistent copy of the database to `to` while the node keeps running.
+    /// It copies on a connection of its own ([`Store::backup_file`]), so the store's writes are
+    /// not held up meanwhile.
     pub fn backup_to(&self, to: &Path) -> Result<(), StoreError> {
-        if to.exists() {
-            return Err(
-                ValidationError::new("to", format!("{} 已经存在，不会覆盖", to.display())).into(),
-            );
-        }
-        let target = to
-            .to_str()
-            .ok_or_else(|| ValidationError::new("to", "备份路径必须是 UTF-8"))?;
-        self.conn.execute("VACUUM INTO ?1", [target])?;
-        Ok(())
+        Store::backup_file(&self.path, to)
     }
 
     /// Replaces the data directory's database with a backup. The node must not be running.

@@ -730,7 +730,7 @@ where
                                 .is_some_and(|h| version::kind_reaches(h.kind, version))
                         });
                         if !held.is_empty() {
-                            warn!(%peer, records = held.len(), version, "not sending records of kinds this release does not know: the peer's protocol version cannot carry them; they are sent once it speaks one that can");
+                            warn!(%peer, records = held.len(), version, "not sending records of kinds the peer's protocol version cannot carry (kinds this release does not know, and those added since, such as revocations); they are sent once it speaks one that can");
                             let ids: Vec<RecordId> = held.iter().map(|r| r.header.id).collect();
                             store.write(move |tx| tx.hold_back(&peer, &ids)).await?;
                         }
