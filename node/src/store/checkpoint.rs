@@ -6,13 +6,17 @@
 //! [`super::StoreHandle`] instead tells a thread of its own how long the log is after each commit
 //! (`sqlite3_wal_hook`), and that thread copies it on a connection of its own, which in WAL mode
 //! runs beside the writer. It copies once writes pause, so a stream of batches is not slowed by
-//! copying the pages the next batch rewrites, and at once when the log grows long however busy
-//! the store is, so the log stays bounded as before.
+//! copying the pages the next batch rewrites, and at once when what is left to copy grows long
+//! however busy the store is, so the log stays bounded as before. When writes pause it also
+//! starts a long log over ([`Plan`]): on a node whose readers are often inside the log, the
+//! writer alone seldom can, and the log would otherwise grow past its end for good.
 //!
 //! A checkpoint only copies what is committed: what the node acknowledged is durable in the log
 //! before the copy and in the database after it, so a kill -9 at any point loses nothing.
 
 use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::time::Duration;
 
@@ -29,23 +33,55 @@ const HARD_PAGES: i32 = 10_000;
 /// How long the store must take no commits for the log to count as quiet.
 const QUIET: Duration = Duration::from_millis(250);
 
+/// When the log is copied: [`SOFT_PAGES`], [`HARD_PAGES`] and [`QUIET`] in a node, smaller in
+/// the tests, which cannot write 40 MiB a case.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Thresholds {
+    pub(super) soft: i32,
+    pub(super) hard: i32,
+    pub(super) quiet: Duration,
+}
+
+impl Default for Thresholds {
+    fn default() -> Self {
+        Thresholds {
+            soft: SOFT_PAGES,
+            hard: HARD_PAGES,
+            quiet: QUIET,
+        }
+    }
+}
+
 /// The thread that checkpoints one store's log. Removing the hook from the store's connection
 /// (which holds the sender) ends it; [`Checkpointer::stop`] does that and waits.
 pub(super) struct Checkpointer {
     thread: std::thread::JoinHandle<()>,
+    /// How many checkpoints the thread has run, for the tests.
+    #[cfg_attr(not(test), allow(dead_code))]
+    copies: Arc<AtomicUsize>,
 }
 
 impl Checkpointer {
     /// Starts the thread and moves `writer`'s checkpoints to it. `path` is the database file.
     pub(super) fn start(writer: &mut Connection, path: &Path) -> Result<Checkpointer, StoreError> {
+        Checkpointer::start_with(writer, path, Thresholds::default())
+    }
+
+    pub(super) fn start_with(
+        writer: &mut Connection,
+        path: &Path,
+        thresholds: Thresholds,
+    ) -> Result<Checkpointer, StoreError> {
         let conn = Connection::open(path)?;
         conn.busy_timeout(Duration::from_secs(10))?;
         // The copy's writes to the database file are flushed before the log is reused.
         conn.pragma_update(None, "synchronous", "FULL")?;
         let (pages_tx, pages_rx) = mpsc::channel::<i32>();
+        let copies = Arc::new(AtomicUsize::new(0));
+        let counted = copies.clone();
         let thread = std::thread::Builder::new()
             .name("renda-checkpoint".into())
-            .spawn(move || run(conn, pages_rx))
+            .spawn(move || run(conn, pages_rx, thresholds, &counted))
             .map_err(|e| StoreError::Io(format!("cannot start the checkpoint thread: {e}")))?;
         // Replaces SQLite's own automatic checkpoint on this connection (they share the hook).
         writer.wal_hook(Some(move |_: &mut rusqlite::hooks::Wal, pages: i32| {
@@ -53,7 +89,7 @@ impl Checkpointer {
             let _ = pages_tx.send(pages);
             Ok(())
         }))?;
-        Ok(Checkpointer { thread })
+        Ok(Checkpointer { thread, copies })
     }
 
     /// Waits for the thread to end, once the writer's connection is closed.
@@ -69,35 +105,147 @@ impl Checkpointer {
     }
 }
 
-fn run(conn: Connection, pages: mpsc::Receiver<i32>) {
-    // Pages in the log at the last commit, as the hook counted them.
-    let mut logged = 0;
+/// What the thread does next.
+#[derive(Debug, PartialEq)]
+enum Step {
+    Wait,
+    /// Copy what no reader still needs, waiting for nobody.
+    Copy,
+    /// Copy everything and start the log over, waiting briefly for readers to leave it.
+    StartOver,
+}
+
+/// When to copy the log, as a state machine without I/O: the log's length at each commit and
+/// the quiet spells in, steps out, and what each copy did back in.
+///
+/// The hook reports how long the log is, not how much of it is left to copy. A log is started
+/// over only by the first write after a copy that finished whole, and only if no reader is
+/// inside the log at that moment; on a busy node a reader often is, and the log then stays
+/// long although it is all copied. Judged by its length, every commit would copy again (and
+/// flush the database file) for nothing, so the plan counts the frames not yet copied, and
+/// starts the log over itself once writes pause.
+#[derive(Debug)]
+struct Plan {
+    t: Thresholds,
+    /// Frames in the log, as of the last commit or copy.
+    log: i32,
+    /// Frames of the log already in the database file.
+    copied: i32,
+    /// The log's length when a commit last asked for a copy: a reader that keeps a copy from
+    /// finishing does not get another attempt at every commit.
+    asked_at: i32,
+    /// Whether this quiet spell already tried to start the log over.
+    start_over_tried: bool,
+}
+
+impl Plan {
+    fn new(t: Thresholds) -> Plan {
+        Plan {
+            t,
+            log: 0,
+            copied: 0,
+            asked_at: 0,
+            start_over_tried: false,
+        }
+    }
+
+    fn uncopied(&self) -> i32 {
+        self.log - self.copied
+    }
+
+    /// A commit left the log `frames` long.
+    fn committed(&mut self, frames: i32) -> Step {
+        if frames < self.log {
+            // The writer started the log over from its beginning.
+            self.copied = 0;
+            self.asked_at = 0;
+        }
+        self.log = frames;
+        self.start_over_tried = false;
+        if self.uncopied() >= self.t.hard && frames - self.asked_at >= self.t.soft {
+            self.asked_at = frames;
+            Step::Copy
+        } else {
+            Step::Wait
+        }
+    }
+
+    /// No commit for [`Thresholds::quiet`].
+    fn quiet(&mut self) -> Step {
+        if self.uncopied() >= self.t.soft {
+            Step::Copy
+        } else if self.log >= self.t.soft && !self.start_over_tried {
+            self.start_over_tried = true;
+            Step::StartOver
+        } else {
+            Step::Wait
+        }
+    }
+
+    /// A copy reported the log `log` frames long, `copied` of them in the database file.
+    fn copied(&mut self, log: i32, copied: i32) {
+        self.log = log.max(0);
+        self.copied = copied.clamp(0, self.log);
+    }
+
+    /// A copy failed: it is tried again once as many frames again are written, or the log is
+    /// started over in the next quiet spell, instead of failing again every quiet tick.
+    fn failed(&mut self) {
+        self.copied = self.log;
+    }
+
+    /// The log was started over: the next commit writes at its beginning.
+    fn started_over(&mut self) {
+        self.log = 0;
+        self.copied = 0;
+        self.asked_at = 0;
+    }
+}
+
+/// How long starting the log over may wait for readers to leave it; meanwhile it holds up the
+/// writer, which is why it is tried only once writes pause, and only briefly.
+const START_OVER_WAIT: Duration = Duration::from_millis(50);
+
+fn run(conn: Connection, pages: mpsc::Receiver<i32>, t: Thresholds, copies: &AtomicUsize) {
+    let mut plan = Plan::new(t);
+    if let Err(e) = conn.busy_timeout(START_OVER_WAIT) {
+        warn!(error = %e, "cannot set how long a checkpoint waits for readers");
+    }
     loop {
-        let copy_now = match pages.recv_timeout(QUIET) {
-            Ok(n) => {
-                logged = n;
-                logged >= HARD_PAGES
-            }
-            Err(mpsc::RecvTimeoutError::Timeout) => logged >= SOFT_PAGES,
+        let step = match pages.recv_timeout(t.quiet) {
+            Ok(frames) => plan.committed(frames),
+            Err(mpsc::RecvTimeoutError::Timeout) => plan.quiet(),
             Err(mpsc::RecvTimeoutError::Disconnected) => return,
         };
-        if !copy_now {
-            continue;
-        }
-        // PASSIVE copies what no reader still needs, without waiting for anyone; the writer
-        // starts the log again from its beginning once a copy finished whole. Pages a reader
-        // still needed are copied the next time.
-        match conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
-            Ok((r.get::<_, i64>(1)?, r.get::<_, i64>(2)?))
+        let sql = match step {
+            Step::Wait => continue,
+            // PASSIVE copies what no reader still needs, without waiting for anyone. Pages a
+            // reader still needed are copied the next time.
+            Step::Copy => "PRAGMA wal_checkpoint(PASSIVE)",
+            // RESTART copies the rest, waits (briefly) until no reader is inside the log, and
+            // has the next commit write at its beginning.
+            Step::StartOver => "PRAGMA wal_checkpoint(RESTART)",
+        };
+        copies.fetch_add(1, Ordering::Relaxed);
+        match conn.query_row(sql, [], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, i64>(2)?,
+            ))
         }) {
-            Ok((log, copied)) => {
-                debug!(log, copied, "checkpointed the write-ahead log");
-                logged = 0;
+            Ok((busy, log, copied)) => {
+                debug!(?step, busy, log, copied, "checkpointed the write-ahead log");
+                let frames = |n: i64| i32::try_from(n).unwrap_or(i32::MAX);
+                plan.copied(frames(log), frames(copied));
+                if step == Step::StartOver && busy == 0 {
+                    plan.started_over();
+                }
             }
             Err(e) => {
                 // The log keeps growing until a copy succeeds; nothing committed is at risk.
                 warn!(error = %e, "cannot checkpoint the write-ahead log");
-                logged = 0;
+                plan.failed();
             }
         }
     }
@@ -110,6 +258,118 @@ mod tests {
     use crate::record::group::{Venue, VenueKind};
     use crate::region::RegionCode;
     use crate::store::{Store, StoreHandle};
+
+    /// The plan alone: copies are counted in frames not yet copied, a reader's hold costs one
+    /// attempt per `soft` frames, a quiet spell copies the rest and then starts the log over
+    /// once, and a log the writer started over itself is noticed.
+    #[test]
+    fn the_plan_counts_what_is_left_to_copy() {
+        let mut plan = Plan::new(Thresholds {
+            soft: 20,
+            hard: 100,
+            quiet: Duration::from_millis(1),
+        });
+        assert_eq!(plan.committed(50), Step::Wait);
+        assert_eq!(plan.committed(120), Step::Copy);
+        // A reader held frames 61 on.
+        plan.copied(120, 60);
+        assert_eq!(plan.committed(130), Step::Wait, "10 frames since the last try");
+        assert_eq!(plan.committed(159), Step::Wait, "99 left to copy");
+        assert_eq!(plan.committed(160), Step::Copy, "100 left, 40 since the last try");
+        plan.copied(160, 60);
+        assert_eq!(plan.committed(170), Step::Wait);
+        assert_eq!(plan.quiet(), Step::Copy, "quiet: the rest");
+        plan.copied(170, 170);
+        assert_eq!(plan.quiet(), Step::StartOver, "all copied, the log still long");
+        // Readers were inside the log: not started over; not tried again until a commit.
+        plan.copied(170, 170);
+        assert_eq!(plan.quiet(), Step::Wait);
+        assert_eq!(plan.committed(172), Step::Wait);
+        assert_eq!(plan.quiet(), Step::StartOver);
+        plan.started_over();
+        assert_eq!(plan.quiet(), Step::Wait);
+        assert_eq!(plan.committed(3), Step::Wait);
+        assert_eq!(plan.uncopied(), 3);
+        // The writer started the log over by itself after a whole copy.
+        plan.copied(3, 3);
+        assert_eq!(plan.committed(140), Step::Copy, "137 frames left to copy");
+        plan.copied(140, 140);
+        assert_eq!(plan.committed(2), Step::Wait);
+        assert_eq!((plan.log, plan.copied), (2, 0), "shorter than it was: started over");
+    }
+
+    /// A reader on an old snapshot keeps the log from being copied whole or started over, so
+    /// the log stays past the hard mark while writes go on. The thread must not copy again at
+    /// every commit then (it did: every commit of a county after a first sync ran a checkpoint
+    /// and a flush of the database file), and once the reader is gone and writes pause, the
+    /// log is copied whole and started over, so the next commit writes at its beginning instead
+    /// of growing the file.
+    #[test]
+    fn a_log_a_reader_holds_is_not_copied_at_every_commit_and_starts_over_when_quiet() {
+        let dir = tempfile::tempdir().unwrap();
+        let township = RegionCode::parse("region", "330411101000").unwrap();
+        let mut store = Store::init(dir.path(), township, "王店镇人大主席团", None).unwrap();
+        let thresholds = Thresholds {
+            soft: 20,
+            hard: 100,
+            quiet: Duration::from_millis(100),
+        };
+        let checkpointer =
+            Checkpointer::start_with(&mut store.conn, &store.path, thresholds).unwrap();
+        let wal = store.path.with_extension("sqlite-wal");
+        // Frames the log file holds (a 32-byte header, then 24 bytes before each page).
+        let frames = || (std::fs::metadata(&wal).map_or(0, |m| m.len()).max(32) - 32) / (4096 + 24);
+        let copies = || checkpointer.copies.load(Ordering::SeqCst);
+        store
+            .conn
+            .execute_batch("CREATE TABLE filler (bytes BLOB NOT NULL)")
+            .unwrap();
+        let write = |conn: &Connection| {
+            conn.execute("INSERT INTO filler VALUES (zeroblob(3000))", [])
+                .unwrap();
+        };
+        while frames() < 60 {
+            write(&store.conn);
+        }
+        // A reader whose snapshot is the log's first 60-odd frames: nothing after them can be
+        // copied while it reads.
+        let reader = Connection::open(&store.path).unwrap();
+        reader.execute_batch("BEGIN").unwrap();
+        let _: i64 = reader
+            .query_row("SELECT count(*) FROM filler", [], |r| r.get(0))
+            .unwrap();
+        while frames() < 110 {
+            write(&store.conn);
+        }
+        // Past the hard mark: one copy at once, which stops at the reader's snapshot.
+        let waited = std::time::Instant::now();
+        while copies() == 0 && waited.elapsed() < Duration::from_secs(5) {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert!(copies() >= 1, "the hard mark's copy ran");
+        std::thread::sleep(Duration::from_millis(50));
+        let before = copies();
+        for _ in 0..30 {
+            write(&store.conn);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+        let during = copies() - before;
+        assert!(
+            during <= 5,
+            "30 commits behind a reader ran {during} checkpoints: one a commit"
+        );
+        reader.execute_batch("COMMIT").unwrap();
+        // Quiet: the rest is copied, then the log starts over.
+        std::thread::sleep(thresholds.quiet * 10);
+        let size = frames();
+        write(&store.conn);
+        assert_eq!(
+            frames(),
+            size,
+            "the commit after a quiet spell writes at the log's beginning, not past its end"
+        );
+        checkpointer.stop(&mut store.conn);
+    }
 
     /// The log a handle's writes leave is copied into the database file by the checkpoint
     /// thread once they pause, long before SQLite's own threshold, and closing the handle
