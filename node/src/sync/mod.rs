@@ -696,6 +696,7 @@ where
         repair: config.repair,
         timeout: config.timeout,
         owed,
+        max_batch_bytes: config.max_batch_bytes,
     };
     let (mut link, opening) = Link::new(settings, start, std::time::Instant::now());
     let mut wire_out = 0usize;
@@ -760,8 +761,8 @@ where
                 Action::ReadOutgoing {
                     from,
                     skip_peer_origin,
+                    max_bytes: max,
                 } => {
-                    let max = config.max_batch_bytes;
                     let store = store.clone();
                     let read = reads_tx.clone();
                     tokio::spawn(async move {
