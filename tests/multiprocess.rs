@@ -176,16 +176,34 @@ fn a_federation_of_processes_from_deploys_configs_survives_a_killed_hub() {
         }
     }
     // The national node holds no township record, but its rollup counts every opinion.
-    wait_for("the national rollup", Duration::from_secs(90), || {
+    // Each node's own rollup, read at that node: where the count stopped, if it did.
+    let counted = |i: usize| -> Option<u64> {
         let out = renda(
-            &["rollup", "--region", "000000000000", "--json"],
-            &configs[0].1,
+            &["rollup", "--region", SPECS[i].region, "--json"],
+            &configs[i].1,
         );
-        out.status.success()
-            && serde_json::from_slice::<serde_json::Value>(&out.stdout)
-                .map(|r| r["total"]["opinions"]["received"] == written.len())
-                .unwrap_or(false)
-    });
+        serde_json::from_slice::<serde_json::Value>(&out.stdout)
+            .ok()
+            .and_then(|r| r["total"]["opinions"]["received"].as_u64())
+    };
+    let started = std::time::Instant::now();
+    while counted(0) != Some(written.len() as u64) {
+        if started.elapsed() > Duration::from_secs(90) {
+            let mut report = String::new();
+            for (i, spec) in SPECS.iter().enumerate() {
+                let status = renda(&["status"], &configs[i].1);
+                report += &format!(
+                    "== {} counts {:?}\n{}\n-- its log:\n{}\n",
+                    spec.name,
+                    counted(i),
+                    String::from_utf8_lossy(&status.stdout),
+                    std::fs::read_to_string(log(i)).unwrap_or_default()
+                );
+            }
+            panic!("timed out waiting for the national rollup to count {} opinions:\n{report}", written.len());
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
     assert!(opinion_ids(&configs[0].1).is_empty());
 
     // The restarted county reports its links to Prometheus.

@@ -22,13 +22,23 @@ pub const COALESCE: Duration = Duration::from_millis(200);
 /// without duty rules (a node made before they were records) is first given the ones `rules`
 /// seed, so the command line and a running node judge by the same records.
 pub async fn refresh(store: &StoreHandle, rules: RollupRules) -> Result<Rollup, StoreError> {
+    Ok(refresh_counting(store, rules).await?.0)
+}
+
+/// [`refresh`], with the newest position of the change sequence the refresh counted: read in
+/// its own transaction, so a write that lands after it is never taken for counted.
+async fn refresh_counting(
+    store: &StoreHandle,
+    rules: RollupRules,
+) -> Result<(Rollup, i64), StoreError> {
     store
         .write(move |tx| {
             let seeded = tx.seed_quota_rules(rules.quotas)?;
             if seeded > 0 {
                 tracing::info!(rules = seeded, "seeded the congress's first duty rules");
             }
-            tx.refresh_rollup(chrono::Utc::now(), &rules)
+            let rollup = tx.refresh_rollup(chrono::Utc::now(), &rules)?;
+            Ok((rollup, tx.last_seq()?))
         })
         .await
 }
@@ -76,16 +86,16 @@ pub async fn keep_fresh(
         if seen == Some((last, today)) {
             continue;
         }
-        match refresh(&store, rules).await {
-            Ok(rollup) => {
+        match refresh_counting(&store, rules).await {
+            Ok((rollup, counted)) => {
                 debug!(stale = rollup.stale.len(), "rollup refreshed");
                 // Our own rollup write moved the sequence; that is not a reason to refresh again.
+                // A write that landed after the refresh (a peer's batch) is not counted yet: the
+                // position is the refresh's own, so the next tick sees the sequence moved past it.
+                // (Read afterwards, it took such a write for counted, and the rollup stayed
+                // behind it until the next write: a national node once counted 58 of 60.)
                 written.borrow_and_update();
-                seen = store
-                    .read(|s| s.last_seq())
-                    .await
-                    .ok()
-                    .map(|seq| (seq, today));
+                seen = Some((counted, today));
             }
             Err(StoreError::Closed) => return,
             Err(e) => {

@@ -56,7 +56,11 @@ pub fn start(config: &Path, log: &Path) -> Running {
     let child = Command::new(BIN)
         .args(["run", "--config"])
         .arg(config)
-        .env("RENDA_LOG", "warn")
+        // `RENDA_TEST_LOG=info` to read what a failing run's nodes did.
+        .env(
+            "RENDA_LOG",
+            std::env::var("RENDA_TEST_LOG").unwrap_or_else(|_| "warn".into()),
+        )
         .stdout(Stdio::null())
         .stderr(file)
         .spawn()

@@ -73,7 +73,8 @@ impl Checkpointer {
         thresholds: Thresholds,
     ) -> Result<Checkpointer, StoreError> {
         let conn = Connection::open(path)?;
-        conn.busy_timeout(Duration::from_secs(10))?;
+        // Only starting the log over waits for anyone (`START_OVER_WAIT`).
+        conn.busy_timeout(START_OVER_WAIT)?;
         // The copy's writes to the database file are flushed before the log is reused.
         conn.pragma_update(None, "synchronous", "FULL")?;
         let (pages_tx, pages_rx) = mpsc::channel::<i32>();
@@ -115,55 +116,85 @@ enum Step {
     StartOver,
 }
 
+impl Step {
+    /// The step that does the most of `self` and `other`.
+    fn or(self, other: Step) -> Step {
+        match (self, other) {
+            (Step::StartOver, _) | (_, Step::StartOver) => Step::StartOver,
+            (Step::Copy, _) | (_, Step::Copy) => Step::Copy,
+            _ => Step::Wait,
+        }
+    }
+}
+
 /// When to copy the log, as a state machine without I/O: the log's length at each commit and
 /// the quiet spells in, steps out, and what each copy did back in.
 ///
-/// The hook reports how long the log is, not how much of it is left to copy. A log is started
-/// over only by the first write after a copy that finished whole, and only if no reader is
-/// inside the log at that moment; on a busy node a reader often is, and the log then stays
+/// The hook reports how long the log is, not how much of it is left to copy. The log is
+/// started over only by the first write after a copy that finished whole, and only if no reader
+/// is inside the log at that moment; on a busy node a reader often is, and the log then stays
 /// long although it is all copied. Judged by its length, every commit would copy again (and
-/// flush the database file) for nothing, so the plan counts the frames not yet copied, and
-/// starts the log over itself once writes pause.
+/// flush the database file) for nothing, so the plan counts the frames not yet copied. Should
+/// the log still grow past [`START_OVER_AT`] hard marks, it is started over by force, waiting
+/// briefly for the readers inside it.
 #[derive(Debug)]
 struct Plan {
     t: Thresholds,
-    /// Frames in the log, as of the last commit or copy.
+    /// The log's length at the last commit reported: the hook reports commits in order, so a
+    /// shorter one means the log was started over (a copy's report may be newer than commits
+    /// still queued, and cannot tell).
+    hooked: i32,
+    /// The log's length as last known, from a commit or a copy, whichever came later.
     log: i32,
     /// Frames of the log already in the database file.
     copied: i32,
-    /// The log's length when a commit last asked for a copy: a reader that keeps a copy from
-    /// finishing does not get another attempt at every commit.
+    /// The log's length at the last copy a commit asked for: a reader that keeps copies from
+    /// finishing gets one attempt per `soft` frames, not one per commit.
     asked_at: i32,
-    /// Whether this quiet spell already tried to start the log over.
-    start_over_tried: bool,
+    /// The last copy moved nothing and no commit came since: a quiet spell does not repeat it
+    /// (a long reader, such as a backup, holds the frames until it ends).
+    stuck: bool,
 }
+
+/// How many hard marks long the log may grow, its readers keeping the writer from starting it
+/// over, before the checkpointer starts it over itself.
+const START_OVER_AT: i32 = 4;
 
 impl Plan {
     fn new(t: Thresholds) -> Plan {
         Plan {
             t,
+            hooked: 0,
             log: 0,
             copied: 0,
             asked_at: 0,
-            start_over_tried: false,
+            stuck: false,
         }
     }
 
     fn uncopied(&self) -> i32 {
-        self.log - self.copied
+        (self.log - self.copied).max(0)
     }
 
     /// A commit left the log `frames` long.
     fn committed(&mut self, frames: i32) -> Step {
-        if frames < self.log {
-            // The writer started the log over from its beginning.
+        if frames < self.hooked {
+            // The log was started over from its beginning.
+            self.log = frames;
             self.copied = 0;
             self.asked_at = 0;
+        } else {
+            self.log = self.log.max(frames);
         }
-        self.log = frames;
-        self.start_over_tried = false;
-        if self.uncopied() >= self.t.hard && frames - self.asked_at >= self.t.soft {
-            self.asked_at = frames;
+        self.hooked = frames;
+        self.stuck = false;
+        if self.log - self.asked_at < self.t.soft {
+            Step::Wait
+        } else if self.log >= self.t.hard.saturating_mul(START_OVER_AT) {
+            self.asked_at = self.log;
+            Step::StartOver
+        } else if self.uncopied() >= self.t.hard {
+            self.asked_at = self.log;
             Step::Copy
         } else {
             Step::Wait
@@ -172,11 +203,12 @@ impl Plan {
 
     /// No commit for [`Thresholds::quiet`].
     fn quiet(&mut self) -> Step {
-        if self.uncopied() >= self.t.soft {
-            Step::Copy
-        } else if self.log >= self.t.soft && !self.start_over_tried {
-            self.start_over_tried = true;
+        if self.stuck {
+            Step::Wait
+        } else if self.log >= self.t.hard.saturating_mul(START_OVER_AT) {
             Step::StartOver
+        } else if self.uncopied() >= self.t.soft {
+            Step::Copy
         } else {
             Step::Wait
         }
@@ -184,14 +216,17 @@ impl Plan {
 
     /// A copy reported the log `log` frames long, `copied` of them in the database file.
     fn copied(&mut self, log: i32, copied: i32) {
-        self.log = log.max(0);
-        self.copied = copied.clamp(0, self.log);
+        let (log, copied) = (log.max(0), copied.clamp(0, log.max(0)));
+        self.stuck = log == self.log && copied == self.copied;
+        self.log = log;
+        self.copied = copied;
     }
 
-    /// A copy failed: it is tried again once as many frames again are written, or the log is
-    /// started over in the next quiet spell, instead of failing again every quiet tick.
+    /// A copy failed: tried again once `soft` more frames are written, or in the quiet spell
+    /// after the next commit, instead of failing again every quiet tick.
     fn failed(&mut self) {
-        self.copied = self.log;
+        self.asked_at = self.log;
+        self.stuck = true;
     }
 
     /// The log was started over: the next commit writes at its beginning.
@@ -203,17 +238,21 @@ impl Plan {
 }
 
 /// How long starting the log over may wait for readers to leave it; meanwhile it holds up the
-/// writer, which is why it is tried only once writes pause, and only briefly.
+/// writer. (A passive copy waits for nobody, and SQLite gives it no busy handler.)
 const START_OVER_WAIT: Duration = Duration::from_millis(50);
 
 fn run(conn: Connection, pages: mpsc::Receiver<i32>, t: Thresholds, copies: &AtomicUsize) {
     let mut plan = Plan::new(t);
-    if let Err(e) = conn.busy_timeout(START_OVER_WAIT) {
-        warn!(error = %e, "cannot set how long a checkpoint waits for readers");
-    }
     loop {
         let step = match pages.recv_timeout(t.quiet) {
-            Ok(frames) => plan.committed(frames),
+            // Commits queued while a copy ran are taken together: one copy for all of them.
+            Ok(frames) => {
+                let mut step = plan.committed(frames);
+                while let Ok(later) = pages.try_recv() {
+                    step = step.or(plan.committed(later));
+                }
+                step
+            }
             Err(mpsc::RecvTimeoutError::Timeout) => plan.quiet(),
             Err(mpsc::RecvTimeoutError::Disconnected) => return,
         };
@@ -223,7 +262,8 @@ fn run(conn: Connection, pages: mpsc::Receiver<i32>, t: Thresholds, copies: &Ato
             // reader still needed are copied the next time.
             Step::Copy => "PRAGMA wal_checkpoint(PASSIVE)",
             // RESTART copies the rest, waits (briefly) until no reader is inside the log, and
-            // has the next commit write at its beginning.
+            // has the next commit write at its beginning; with a write in progress it copies
+            // what it can, as PASSIVE does.
             Step::StartOver => "PRAGMA wal_checkpoint(RESTART)",
         };
         copies.fetch_add(1, Ordering::Relaxed);
@@ -259,9 +299,10 @@ mod tests {
     use crate::region::RegionCode;
     use crate::store::{Store, StoreHandle};
 
-    /// The plan alone: copies are counted in frames not yet copied, a reader's hold costs one
-    /// attempt per `soft` frames, a quiet spell copies the rest and then starts the log over
-    /// once, and a log the writer started over itself is noticed.
+    /// The plan alone: copies are counted in frames not yet copied; a reader's hold costs one
+    /// attempt per `soft` frames; a copy's report newer than queued commits is no restart, a
+    /// shorter commit is; a quiet spell copies the rest but does not repeat a copy that moved
+    /// nothing; past four hard marks the log is started over by force.
     #[test]
     fn the_plan_counts_what_is_left_to_copy() {
         let mut plan = Plan::new(Thresholds {
@@ -271,48 +312,63 @@ mod tests {
         });
         assert_eq!(plan.committed(50), Step::Wait);
         assert_eq!(plan.committed(120), Step::Copy);
-        // A reader held frames 61 on.
-        plan.copied(120, 60);
-        assert_eq!(plan.committed(130), Step::Wait, "10 frames since the last try");
+        // The copy saw commits still queued (140 frames); a reader held frames 61 on.
+        plan.copied(140, 60);
+        assert_eq!(plan.committed(130), Step::Wait, "queued, not a restart");
+        assert_eq!(plan.uncopied(), 80);
         assert_eq!(plan.committed(159), Step::Wait, "99 left to copy");
         assert_eq!(plan.committed(160), Step::Copy, "100 left, 40 since the last try");
         plan.copied(160, 60);
-        assert_eq!(plan.committed(170), Step::Wait);
+        assert_eq!(plan.committed(170), Step::Wait, "10 since the last try");
         assert_eq!(plan.quiet(), Step::Copy, "quiet: the rest");
-        plan.copied(170, 170);
-        assert_eq!(plan.quiet(), Step::StartOver, "all copied, the log still long");
-        // Readers were inside the log: not started over; not tried again until a commit.
-        plan.copied(170, 170);
-        assert_eq!(plan.quiet(), Step::Wait);
-        assert_eq!(plan.committed(172), Step::Wait);
-        assert_eq!(plan.quiet(), Step::StartOver);
+        plan.copied(170, 60);
+        assert_eq!(plan.quiet(), Step::Wait, "the reader still holds them: not again");
+        assert_eq!(plan.committed(171), Step::Wait);
+        assert_eq!(plan.quiet(), Step::Copy, "a commit came: try again");
+        plan.copied(171, 171);
+        assert_eq!(plan.quiet(), Step::Wait, "all copied");
+        // The writer started the log over after the whole copy.
+        assert_eq!(plan.committed(3), Step::Wait);
+        assert_eq!((plan.log, plan.copied, plan.uncopied()), (3, 0, 3));
+        // Readers keep it from starting over again: four hard marks, and it is forced.
+        for frames in (23..400).step_by(20) {
+            assert_ne!(plan.committed(frames), Step::StartOver, "{frames}");
+            plan.copied(frames, frames);
+        }
+        assert_eq!(plan.committed(403), Step::StartOver);
+        // Readers were inside the log: copied, not started over.
+        plan.copied(403, 403);
+        assert_eq!(plan.quiet(), Step::StartOver, "quiet: try again");
+        plan.copied(403, 403);
+        assert_eq!(plan.quiet(), Step::Wait, "that moved nothing: not again");
+        assert_eq!(plan.committed(404), Step::Wait, "one attempt per 20 frames");
+        assert_eq!(plan.quiet(), Step::StartOver, "quiet after a commit: again");
         plan.started_over();
         assert_eq!(plan.quiet(), Step::Wait);
-        assert_eq!(plan.committed(3), Step::Wait);
-        assert_eq!(plan.uncopied(), 3);
-        // The writer started the log over by itself after a whole copy.
-        plan.copied(3, 3);
-        assert_eq!(plan.committed(140), Step::Copy, "137 frames left to copy");
-        plan.copied(140, 140);
         assert_eq!(plan.committed(2), Step::Wait);
-        assert_eq!((plan.log, plan.copied), (2, 0), "shorter than it was: started over");
+        assert_eq!((plan.log, plan.copied), (2, 0));
+        // A failed copy is not repeated every quiet tick.
+        assert_eq!(Step::Copy.or(Step::Wait), Step::Copy);
+        assert_eq!(Step::Wait.or(Step::StartOver), Step::StartOver);
+        plan.failed();
+        assert_eq!(plan.quiet(), Step::Wait);
     }
 
     /// A reader on an old snapshot keeps the log from being copied whole or started over, so
     /// the log stays past the hard mark while writes go on. The thread must not copy again at
     /// every commit then (it did: every commit of a county after a first sync ran a checkpoint
-    /// and a flush of the database file), and once the reader is gone and writes pause, the
-    /// log is copied whole and started over, so the next commit writes at its beginning instead
-    /// of growing the file.
+    /// and a flush of the database file); and once the reader is gone, the log is copied whole
+    /// and starts over while the writes go on, so the file stops growing.
     #[test]
-    fn a_log_a_reader_holds_is_not_copied_at_every_commit_and_starts_over_when_quiet() {
+    fn a_log_a_reader_holds_is_not_copied_at_every_commit() {
         let dir = tempfile::tempdir().unwrap();
         let township = RegionCode::parse("region", "330411101000").unwrap();
         let mut store = Store::init(dir.path(), township, "王店镇人大主席团", None).unwrap();
+        // No quiet spell during the test: every copy it counts is one a commit asked for.
         let thresholds = Thresholds {
             soft: 20,
             hard: 100,
-            quiet: Duration::from_millis(100),
+            quiet: Duration::from_secs(600),
         };
         let checkpointer =
             Checkpointer::start_with(&mut store.conn, &store.path, thresholds).unwrap();
@@ -320,6 +376,8 @@ mod tests {
         // Frames the log file holds (a 32-byte header, then 24 bytes before each page).
         let frames = || (std::fs::metadata(&wal).map_or(0, |m| m.len()).max(32) - 32) / (4096 + 24);
         let copies = || checkpointer.copies.load(Ordering::SeqCst);
+        // Waits until the thread has taken every commit so far (it counts a copy before it runs).
+        let settle = || std::thread::sleep(Duration::from_millis(200));
         store
             .conn
             .execute_batch("CREATE TABLE filler (bytes BLOB NOT NULL)")
@@ -341,32 +399,31 @@ mod tests {
         while frames() < 110 {
             write(&store.conn);
         }
-        // Past the hard mark: one copy at once, which stops at the reader's snapshot.
-        let waited = std::time::Instant::now();
-        while copies() == 0 && waited.elapsed() < Duration::from_secs(5) {
-            std::thread::sleep(Duration::from_millis(10));
-        }
+        settle();
         assert!(copies() >= 1, "the hard mark's copy ran");
-        std::thread::sleep(Duration::from_millis(50));
         let before = copies();
+        // About 90 frames: at most one attempt per 20 of them.
         for _ in 0..30 {
             write(&store.conn);
         }
-        std::thread::sleep(Duration::from_millis(50));
+        settle();
         let during = copies() - before;
         assert!(
-            during <= 5,
+            during <= 8,
             "30 commits behind a reader ran {during} checkpoints: one a commit"
         );
         reader.execute_batch("COMMIT").unwrap();
-        // Quiet: the rest is copied, then the log starts over.
-        std::thread::sleep(thresholds.quiet * 10);
-        let size = frames();
-        write(&store.conn);
-        assert_eq!(
-            frames(),
-            size,
-            "the commit after a quiet spell writes at the log's beginning, not past its end"
+        // The next copy finishes whole, and the commit after it starts the log over.
+        let mut grew = Vec::new();
+        for _ in 0..60 {
+            let size = frames();
+            write(&store.conn);
+            std::thread::sleep(Duration::from_millis(5));
+            grew.push(frames() > size);
+        }
+        assert!(
+            grew[30..].iter().all(|g| !g),
+            "the log keeps growing past its end: {grew:?}"
         );
         checkpointer.stop(&mut store.conn);
     }

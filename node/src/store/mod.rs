@@ -504,6 +504,9 @@ fn connect(path: &Path) -> Result<Connection, StoreError> {
     // times, which halved the cost of committing a first sync's batches. A node's log file may
     // grow to that size.
     conn.pragma_update(None, "wal_autocheckpoint", 10_000)?;
+    // The log file keeps the size it grew to; when it starts over, it is cut back to that
+    // mark (`store/checkpoint.rs` copies and starts it over).
+    conn.pragma_update(None, "journal_size_limit", 10_000 * 4096)?;
     // An 8 MiB page cache instead of 2 MiB: more of a batch's index pages stay in memory until
     // commit, and a county's memory stays small.
     conn.pragma_update(None, "cache_size", -8_192)?;

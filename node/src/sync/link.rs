@@ -679,6 +679,8 @@ impl Link {
                 self.skip_peer_origin = false;
                 self.cursor = 0;
                 self.next_from = 0;
+                // Everything is resent: from small batches again, so the peer starts storing.
+                self.batch_bytes = FIRST_BATCH_BYTES;
                 self.caught_up_sent = None;
                 self.local_done = false;
                 self.overtake_read();
@@ -1297,13 +1299,13 @@ mod tests {
                 Action::Send(Body::Resync(v1::Resync { ack: true }))
             ]
         ));
-        // Everything again, the peer's own changes included.
+        // Everything again, the peer's own changes included, from a small batch again.
         assert!(matches!(
             poll(&mut link)[..],
             [Action::ReadOutgoing {
                 from: 0,
                 skip_peer_origin: false,
-                ..
+                max_bytes: FIRST_BATCH_BYTES,
             }]
         ));
         // The batch sent before no longer moves the restarted cursor.

@@ -12,14 +12,24 @@ pub struct Waiting {
     pub last_success: Option<chrono::DateTime<chrono::Utc>>,
 }
 
+/// The newest position in this node's change sequence.
+fn last_seq(conn: &rusqlite::Connection) -> Result<i64, StoreError> {
+    Ok(conn.query_row("SELECT coalesce(max(seq), 0) FROM changes", [], |r| {
+        r.get(0)
+    })?)
+}
+
+impl WriteTx<'_> {
+    /// The newest position in this node's change sequence, this transaction's writes included.
+    pub fn last_seq(&self) -> Result<i64, StoreError> {
+        last_seq(&self.tx)
+    }
+}
+
 impl Store {
     /// The newest position in this node's change sequence.
     pub fn last_seq(&self) -> Result<i64, StoreError> {
-        Ok(self
-            .conn
-            .query_row("SELECT coalesce(max(seq), 0) FROM changes", [], |r| {
-                r.get(0)
-            })?)
+        last_seq(&self.conn)
     }
 
     /// The next batch for `peer`: changes after `after_seq` that the peer holds by its routes and
