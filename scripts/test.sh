@@ -54,6 +54,7 @@ export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 # A clean clone gains nothing from incremental caches, which would double the disk the build takes.
 export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
 # Lints first (warnings are errors), so the test summary stays the run's last word.
+cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 # Proptest prints the seed of any failing case; a committed regression file replays it.
 log="$(mktemp)"

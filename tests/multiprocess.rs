@@ -200,7 +200,10 @@ fn a_federation_of_processes_from_deploys_configs_survives_a_killed_hub() {
                     std::fs::read_to_string(log(i)).unwrap_or_default()
                 );
             }
-            panic!("timed out waiting for the national rollup to count {} opinions:\n{report}", written.len());
+            panic!(
+                "timed out waiting for the national rollup to count {} opinions:\n{report}",
+                written.len()
+            );
         }
         std::thread::sleep(Duration::from_millis(200));
     }

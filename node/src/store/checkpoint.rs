@@ -343,12 +343,20 @@ mod tests {
         assert_eq!(plan.committed(130), Step::Wait, "queued, not a restart");
         assert_eq!(plan.uncopied(), 80);
         assert_eq!(plan.committed(159), Step::Wait, "99 left to copy");
-        assert_eq!(plan.committed(160), Step::Copy, "100 left, 40 since the last try");
+        assert_eq!(
+            plan.committed(160),
+            Step::Copy,
+            "100 left, 40 since the last try"
+        );
         plan.copied(160, 60);
         assert_eq!(plan.committed(170), Step::Wait, "10 since the last try");
         assert_eq!(plan.quiet(), Step::Copy, "quiet: the rest");
         plan.copied(170, 60);
-        assert_eq!(plan.quiet(), Step::Wait, "the reader still holds them: not again");
+        assert_eq!(
+            plan.quiet(),
+            Step::Wait,
+            "the reader still holds them: not again"
+        );
         assert_eq!(plan.committed(171), Step::Wait);
         assert_eq!(plan.quiet(), Step::Copy, "a commit came: try again");
         plan.copied(171, 171);

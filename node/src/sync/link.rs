@@ -954,7 +954,11 @@ mod tests {
     /// decoded and merged; once caught up, the next burst of writes starts small again.
     #[test]
     fn batches_start_small_and_double_up_to_the_largest() {
-        let (mut link, _) = Link::new(settings(Mode::Live, false), Start::Resume(0), Instant::now());
+        let (mut link, _) = Link::new(
+            settings(Mode::Live, false),
+            Start::Resume(0),
+            Instant::now(),
+        );
         let mut sizes = Vec::new();
         let mut seq = 0;
         for _ in 0..7 {

@@ -14,9 +14,11 @@ pub struct Waiting {
 
 /// The newest position in this node's change sequence.
 fn last_seq(conn: &rusqlite::Connection) -> Result<i64, StoreError> {
-    Ok(conn.query_row("SELECT coalesce(max(seq), 0) FROM changes", [], |r| {
-        r.get(0)
-    })?)
+    Ok(
+        conn.query_row("SELECT coalesce(max(seq), 0) FROM changes", [], |r| {
+            r.get(0)
+        })?,
+    )
 }
 
 impl WriteTx<'_> {
