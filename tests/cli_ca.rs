@@ -91,54 +91,28 @@ fn intermediate_cas_issue_in_their_subtree_only_and_rotate() {
         .arg(&root)
         .assert()
         .success();
-    renda()
-        .args([
-            "ca",
-            "intermediate",
-            "--region",
-            "330000000000",
-            "--name",
-            "浙江省人大 签发",
-        ])
-        .arg("--ca")
-        .arg(&root)
-        .arg("--dir")
-        .arg(&zhejiang)
-        .assert()
+    let intermediate = |ca: &std::path::Path, region: &str, name: &str, out: &std::path::Path| {
+        renda()
+            .args(["ca", "intermediate", "--region", region, "--name", name])
+            .arg("--ca")
+            .arg(ca)
+            .arg("--dir")
+            .arg(out)
+            .assert()
+    };
+    intermediate(&root, "330000000000", "浙江省人大 签发", &zhejiang)
         .success()
         .stdout(contains("330000000000"));
-    renda()
-        .args([
-            "ca",
-            "intermediate",
-            "--region",
-            "330400000000",
-            "--name",
-            "嘉兴市人大 签发",
-        ])
-        .arg("--ca")
-        .arg(&zhejiang)
-        .arg("--dir")
-        .arg(&jiaxing)
-        .assert()
-        .success();
+    intermediate(&zhejiang, "330400000000", "嘉兴市人大 签发", &jiaxing).success();
     // Another province's city, and another province's township: refused, nothing written.
-    renda()
-        .args([
-            "ca",
-            "intermediate",
-            "--region",
-            "320100000000",
-            "--name",
-            "南京",
-        ])
-        .arg("--ca")
-        .arg(&zhejiang)
-        .arg("--dir")
-        .arg(dir.path().join("nanjing"))
-        .assert()
-        .code(2)
-        .stderr(contains("outside 330000000000"));
+    intermediate(
+        &zhejiang,
+        "320100000000",
+        "南京",
+        &dir.path().join("nanjing"),
+    )
+    .code(2)
+    .stderr(contains("outside 330000000000"));
     assert!(!dir.path().join("nanjing").exists());
     renda()
         .args(["ca", "issue", "--region", "320117101000", "--out"])

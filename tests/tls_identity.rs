@@ -392,36 +392,43 @@ async fn a_revoked_certificate_is_refused_within_one_sync_and_a_new_one_links() 
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert!(!live.is_finished(), "the live link is up");
 
-    // The city revokes it; its record goes down to the county's subtree.
-    let revoked = serial.clone();
-    let revocation = city_node
-        .store()
-        .write(move |tx| {
-            renda_node::office::revoke_certificate(
-                tx,
-                "运维",
-                code(WANGDIAN),
-                &revoked,
-                RevocationReason::KeyCompromise,
-                "办公电脑被盗",
-            )
-        })
-        .await
-        .unwrap();
-    // One sync of the county with the city brings it.
-    let county_link = LinkConfig {
-        tls: Some(Arc::new(tls(&ca, XIUZHOU, None))),
-        ..LinkConfig::default()
+    // The city's operator revokes a certificate.
+    let revoke = |region: &str, serial: &str, note: &'static str| {
+        let (store, region, serial) = (city_node.store().clone(), code(region), serial.to_string());
+        async move {
+            store
+                .write(move |tx| {
+                    renda_node::office::revoke_certificate(
+                        tx,
+                        "运维",
+                        region,
+                        &serial,
+                        RevocationReason::KeyCompromise,
+                        note,
+                    )
+                })
+                .await
+                .unwrap()
+        }
     };
-    sync_with_parent(
-        county.clone(),
-        code(XIUZHOU),
-        &city_addr,
-        Mode::Once,
-        county_link,
-    )
-    .await
-    .expect("the county syncs with its city");
+    // One sync of the county with the city.
+    let county_syncs = || {
+        let county_link = LinkConfig {
+            tls: Some(Arc::new(tls(&ca, XIUZHOU, None))),
+            ..LinkConfig::default()
+        };
+        let (county, city_addr) = (county.clone(), city_addr.clone());
+        async move {
+            sync_with_parent(county, code(XIUZHOU), &city_addr, Mode::Once, county_link)
+                .await
+                .expect("the county syncs with its city");
+        }
+    };
+
+    // The city revokes it; its record goes down to the county's subtree, and one sync of the
+    // county with the city brings it.
+    let revocation = revoke(WANGDIAN, &serial, "办公电脑被盗").await;
+    county_syncs().await;
     let (_, held) = {
         let serial = serial.clone();
         county
@@ -472,34 +479,8 @@ async fn a_revoked_certificate_is_refused_within_one_sync_and_a_new_one_links() 
     // Now the county's own certificate is revoked, as if its PC were stolen and served on
     // somewhere: the revocation goes down to the city's subtree, the county's townships among
     // it, and the township refuses to sync with a server presenting it.
-    let revoked = county_serial.clone();
-    city_node
-        .store()
-        .write(move |tx| {
-            renda_node::office::revoke_certificate(
-                tx,
-                "运维",
-                code(XIUZHOU),
-                &revoked,
-                RevocationReason::KeyCompromise,
-                "区人大办公电脑被盗",
-            )
-        })
-        .await
-        .unwrap();
-    let county_link = LinkConfig {
-        tls: Some(Arc::new(tls(&ca, XIUZHOU, None))),
-        ..LinkConfig::default()
-    };
-    sync_with_parent(
-        county.clone(),
-        code(XIUZHOU),
-        &city_addr,
-        Mode::Once,
-        county_link,
-    )
-    .await
-    .expect("the county syncs with its city");
+    revoke(XIUZHOU, &county_serial, "区人大办公电脑被盗").await;
+    county_syncs().await;
     // The township learns of it on its next sync, which the county still serves.
     dial(&wangdian, WANGDIAN, &addr, with(&reissued))
         .await

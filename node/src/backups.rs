@@ -20,6 +20,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::region::RegionCode;
 use crate::store::{Store, StoreError, StoreHandle};
+use crate::wall_clock::{Toward, step_toward};
 
 /// When and where a running node backs up (`[backup]` in its configuration).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -31,10 +32,6 @@ pub struct BackupSchedule {
     /// How many of this node's backups the directory keeps; older ones are removed.
     pub keep: usize,
 }
-
-/// How long the schedule sleeps at most before looking at the wall clock again: a PC that
-/// booted with a wrong clock, corrected later, must not sleep out a wait computed from it.
-const LOOK_AGAIN: Duration = Duration::from_secs(60);
 
 /// How long a node waits before trying again after a backup failed, at most (a full disk, a
 /// directory gone): soon enough that a fixed fault costs little, rarely enough not to flood the
@@ -197,19 +194,12 @@ pub async fn keep_taking(
             // Noted while the clock ran ahead: the next is due by the clock as it is now.
             last = None;
         }
-        let due = due_at(last, now, schedule.every);
-        if due > now {
-            // In steps, reading the wall clock after each, so a clock set right meanwhile
-            // moves the backup with it.
-            let wait = (due - now)
-                .to_std()
-                .unwrap_or(Duration::ZERO)
-                .min(LOOK_AGAIN);
-            tokio::select! {
-                _ = shutdown.cancelled() => return,
-                _ = tokio::time::sleep(wait) => {}
-            }
-            continue;
+        // In steps, reading the wall clock after each, so a clock set right meanwhile moves
+        // the backup with it.
+        match step_toward(due_at(last, now, schedule.every), &shutdown).await {
+            Toward::Due => {}
+            Toward::Slept => continue,
+            Toward::Shutdown => return,
         }
         if shutdown.is_cancelled() {
             return;

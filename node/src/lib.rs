@@ -36,3 +36,4 @@ pub mod rollups;
 pub mod store;
 pub mod sync;
 pub mod tls;
+mod wall_clock;

@@ -105,7 +105,7 @@ fn read(path: &Path) -> Result<String, PkiError> {
 }
 
 /// Writes a new file, never over an existing one; keys are readable by their owner only.
-fn write_new(path: &Path, text: &str, secret: bool) -> Result<(), PkiError> {
+pub(crate) fn write_new(path: &Path, text: &str, secret: bool) -> Result<(), PkiError> {
     use std::io::Write;
     let io = |source| PkiError::Io {
         path: path.to_path_buf(),
@@ -131,6 +131,29 @@ fn write_new(path: &Path, text: &str, secret: bool) -> Result<(), PkiError> {
     })?;
     file.write_all(text.as_bytes()).map_err(io)?;
     file.sync_all().map_err(io)
+}
+
+/// A node certificate's name, regions and extensions, the same whether the CA makes the key
+/// (`issue`) or signs a node's own (`sign_request`), with a fresh serial; the validity is the
+/// caller's.
+fn node_params(name: &str, uris: &[String]) -> Result<CertificateParams, PkiError> {
+    let mut params = CertificateParams::default();
+    let mut dn = DistinguishedName::new();
+    dn.push(DnType::CommonName, name);
+    params.distinguished_name = dn;
+    params.subject_alt_names = uris
+        .iter()
+        .map(|u| u.as_str().try_into().map(SanType::URI))
+        .collect::<Result<_, _>>()?;
+    params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    // A node is a server to its children and a client of its parent.
+    params.extended_key_usages = vec![
+        ExtendedKeyUsagePurpose::ServerAuth,
+        ExtendedKeyUsagePurpose::ClientAuth,
+    ];
+    params.use_authority_key_identifier_extension = true;
+    params.serial_number = Some(serial());
+    Ok(params)
 }
 
 /// The region a certificate's SAN names, as the URI says it.
@@ -435,23 +458,7 @@ impl CertificateAuthority {
     pub fn issue_with(&self, spec: NodeCertificateSpec) -> Result<NodeCertificate, PkiError> {
         let issuer = self.issuer(Path::new(CA_CERT))?;
         let key = KeyPair::generate()?;
-        let mut params = CertificateParams::default();
-        let mut dn = DistinguishedName::new();
-        dn.push(DnType::CommonName, spec.name.as_str());
-        params.distinguished_name = dn;
-        params.subject_alt_names = spec
-            .uris
-            .iter()
-            .map(|u| u.as_str().try_into().map(SanType::URI))
-            .collect::<Result<_, _>>()?;
-        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-        // A node is a server to its children and a client of its parent.
-        params.extended_key_usages = vec![
-            ExtendedKeyUsagePurpose::ServerAuth,
-            ExtendedKeyUsagePurpose::ClientAuth,
-        ];
-        params.use_authority_key_identifier_extension = true;
-        params.serial_number = Some(serial());
+        let mut params = node_params(&spec.name, &spec.uris)?;
         (params.not_before, params.not_after) =
             self.within_life(validity(spec.days, spec.backdate));
         let cert = params.signed_by(&key, &issuer)?;
@@ -513,18 +520,7 @@ impl CertificateAuthority {
             })
             .unwrap_or_else(|| peer.to_string());
         let issuer = self.issuer(Path::new(CA_CERT))?;
-        let mut params = CertificateParams::default();
-        let mut dn = DistinguishedName::new();
-        dn.push(DnType::CommonName, name);
-        params.distinguished_name = dn;
-        params.subject_alt_names = vec![SanType::URI(region_uri(peer).as_str().try_into()?)];
-        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-        params.extended_key_usages = vec![
-            ExtendedKeyUsagePurpose::ServerAuth,
-            ExtendedKeyUsagePurpose::ClientAuth,
-        ];
-        params.use_authority_key_identifier_extension = true;
-        params.serial_number = Some(serial());
+        let mut params = node_params(&name, &[region_uri(peer)])?;
         // Valid from a little before now, for clocks a little behind the CA's: a minute, or a
         // tenth of a short life, so a certificate of minutes is not half spent when it comes.
         let backdate = chrono::Duration::minutes(5).min(lifetime / 10);

@@ -21,13 +21,11 @@ use tokio_util::sync::CancellationToken;
 use crate::region::RegionCode;
 use crate::store::StoreHandle;
 use crate::sync::{LinkConfig, SyncError};
+use crate::wall_clock::{Toward, step_toward};
 
 /// The share of a certificate's life after which it is renewed, unless configured otherwise:
 /// a year's certificate at eight months, leaving four for a parent that is unreachable a while.
 pub const DEFAULT_RENEW_AT: f64 = 2.0 / 3.0;
-
-/// How long the loop sleeps at most before reading the wall clock again.
-const LOOK_AGAIN: Duration = Duration::from_secs(60);
 
 /// How long after a refusal that asking again will not change the node asks again: six hours
 /// while its certificate is valid, an hour once it has ended.
@@ -132,18 +130,10 @@ pub async fn keep_renewed(
         return;
     };
     loop {
-        let now = Utc::now();
-        let due = due_at(tls.not_before(), tls.not_after(), share);
-        if due > now {
-            let wait = (due - now)
-                .to_std()
-                .unwrap_or(Duration::ZERO)
-                .min(LOOK_AGAIN);
-            tokio::select! {
-                _ = shutdown.cancelled() => return,
-                _ = tokio::time::sleep(wait) => {}
-            }
-            continue;
+        match step_toward(due_at(tls.not_before(), tls.not_after(), share), &shutdown).await {
+            Toward::Due => {}
+            Toward::Slept => continue,
+            Toward::Shutdown => return,
         }
         let life = tls.not_after() - tls.not_before();
         let wait = match renew_once(&store, me, &name, &addr, &config).await {

@@ -282,21 +282,7 @@ impl NodeTls {
                 let path = dir.join(name);
                 let staged = dir.join(format!(".{name}.renewed"));
                 let _ = std::fs::remove_file(&staged);
-                let mut options = std::fs::OpenOptions::new();
-                options.write(true).create_new(true);
-                #[cfg(unix)]
-                if secret {
-                    use std::os::unix::fs::OpenOptionsExt;
-                    options.mode(0o600);
-                }
-                #[cfg(not(unix))]
-                let _ = secret;
-                {
-                    use std::io::Write;
-                    let mut file = options.open(&staged).map_err(io(&staged))?;
-                    file.write_all(text.as_bytes()).map_err(io(&staged))?;
-                    file.sync_all().map_err(io(&staged))?;
-                }
+                pki::write_new(&staged, text, secret)?;
                 std::fs::rename(&staged, &path).map_err(io(&path))?;
             }
             if let Ok(d) = std::fs::File::open(dir) {
