@@ -10,7 +10,7 @@
 //! however busy the store is, so the log stays bounded as before. It counts what is left to
 //! copy, not the log's length ([`Plan`]): on a node whose readers are often inside the log, the
 //! writer seldom gets to start it over, and judged by its length every commit would copy again.
-//! A log that still grows past four times the hard mark is started over by force.
+//! A log that still grows past twice the hard mark is started over by force.
 //!
 //! A checkpoint only copies what is committed: what the node acknowledged is durable in the log
 //! before the copy and in the database after it, so a kill -9 at any point loses nothing.
@@ -28,9 +28,14 @@ use super::StoreError;
 
 /// Pages in the log after which it is copied once writes pause for [`QUIET`].
 const SOFT_PAGES: i32 = 1_000;
-/// Pages in the log after which it is copied at once: the 40 MiB SQLite's own checkpoint was
-/// set to before (`connect`).
-const HARD_PAGES: i32 = 10_000;
+/// Pages left to copy after which the log is copied at once, however busy the store. The mark
+/// bounds the log; the pause after a burst is where copies belong. At 10,000 pages (40 MiB, the
+/// mark SQLite's own checkpoint was set to, `connect`) a township's first sync of 12,000 records
+/// crossed it in its last batch, and the 40 MiB copy and its flush of the database file then
+/// ran under the edits that followed: a round of a hundred of them took 1.2 times as long
+/// (`renda bench sync`, docs/benchmarks.md). Twice that lets such a sync finish first, and its
+/// log be copied in the first quiet spell after it.
+const HARD_PAGES: i32 = 20_000;
 /// How long the store must take no commits for the log to count as quiet.
 const QUIET: Duration = Duration::from_millis(250);
 
@@ -164,8 +169,8 @@ struct Plan {
 const STUCK_QUIET_TICKS: u32 = 120;
 
 /// How many hard marks long the log may grow, its readers keeping the writer from starting it
-/// over, before the checkpointer starts it over itself.
-const START_OVER_AT: i32 = 4;
+/// over, before the checkpointer starts it over itself: 40,000 pages (160 MiB) in a node.
+const START_OVER_AT: i32 = 2;
 
 impl Plan {
     fn new(t: Thresholds) -> Plan {
@@ -180,7 +185,7 @@ impl Plan {
         }
     }
 
-    /// Past four hard marks with little left to copy, the log is started over; with much left,
+    /// Past two hard marks with little left to copy, the log is started over; with much left,
     /// a passive copy goes first, so the start-over (which holds the writer up) copies little.
     fn start_over_or_copy(&self) -> Step {
         if self.uncopied() < self.t.soft {
@@ -328,7 +333,7 @@ mod tests {
     /// The plan alone: copies are counted in frames not yet copied; a reader's hold costs one
     /// attempt per `soft` frames; a copy's report newer than queued commits is no restart, a
     /// shorter commit is; a quiet spell copies the rest but does not repeat a copy that moved
-    /// nothing; past four hard marks the log is started over by force.
+    /// nothing; past two hard marks the log is started over by force.
     #[test]
     fn the_plan_counts_what_is_left_to_copy() {
         let mut plan = Plan::new(Thresholds {
@@ -364,28 +369,28 @@ mod tests {
         // The writer started the log over after the whole copy.
         assert_eq!(plan.committed(3), Step::Wait);
         assert_eq!((plan.log, plan.copied, plan.uncopied()), (3, 0, 3));
-        // Readers keep it from starting over again: four hard marks, and it is forced.
-        for frames in (23..400).step_by(20) {
+        // Readers keep it from starting over again: two hard marks, and it is forced.
+        for frames in (23..200).step_by(20) {
             assert_ne!(plan.committed(frames), Step::StartOver, "{frames}");
             plan.copied(frames, frames);
         }
-        assert_eq!(plan.committed(401), Step::StartOver, "18 left to copy");
+        assert_eq!(plan.committed(201), Step::StartOver, "18 left to copy");
         // Readers were inside the log: copied, not started over.
-        plan.copied(401, 401);
+        plan.copied(201, 201);
         assert_eq!(plan.quiet(), Step::StartOver, "quiet: try again");
-        plan.copied(401, 401);
+        plan.copied(201, 201);
         assert_eq!(plan.quiet(), Step::Wait, "that moved nothing: not again");
-        assert_eq!(plan.committed(402), Step::Wait, "one attempt per 20 frames");
+        assert_eq!(plan.committed(202), Step::Wait, "one attempt per 20 frames");
         assert_eq!(plan.quiet(), Step::StartOver, "quiet after a commit: again");
         plan.started_over();
         assert_eq!(plan.quiet(), Step::Wait);
         assert_eq!(plan.committed(2), Step::Wait);
         assert_eq!((plan.log, plan.copied), (2, 0));
-        // Past four hard marks with much left to copy, a passive copy goes first.
+        // Past two hard marks with much left to copy, a passive copy goes first.
         let mut long = Plan::new(plan.t);
-        assert_eq!(long.committed(450), Step::Copy);
-        long.copied(460, 455);
-        assert_eq!(long.committed(470), Step::StartOver, "15 left to copy");
+        assert_eq!(long.committed(250), Step::Copy);
+        long.copied(260, 255);
+        assert_eq!(long.committed(270), Step::StartOver, "15 left to copy");
         // A failed copy is not repeated every quiet tick, but is after a while.
         assert_eq!(Step::Copy.or(Step::Wait), Step::Copy);
         assert_eq!(Step::Wait.or(Step::StartOver), Step::StartOver);

@@ -1571,6 +1571,68 @@ enum History {
 /// `WriteTx::retire_history`): years of publications at a busy county, about 50 MB.
 const RETIRED_KEEP: i64 = 1_000_000;
 
+/// The columns of `records` that an index reads, as its key or in its condition. A write names
+/// one in its `UPDATE` only when the value changes ([`WriteTx::update_row`]).
+const RECORD_INDEXED: [&str; 11] = [
+    "last_seq",
+    "status",
+    "occurred_on",
+    "due_on",
+    "subject",
+    "tag",
+    "addressed_to",
+    "number",
+    "group_id",
+    "merged_into",
+    "newer_kind",
+];
+
+/// The values a write gives the columns of [`RECORD_INDEXED`], in its order. A record this
+/// release writes is of a kind it knows, so `newer_kind` is 0.
+fn indexed_values(last_seq: i64, columns: &DerivedColumns) -> Vec<rusqlite::types::Value> {
+    use rusqlite::types::Value;
+    let text = |v: &Option<String>| v.clone().map_or(Value::Null, Value::Text);
+    vec![
+        Value::Integer(last_seq),
+        text(&columns.status),
+        text(&columns.occurred_on),
+        text(&columns.due_on),
+        text(&columns.subject),
+        text(&columns.keys.tag),
+        text(&columns.keys.addressed_to),
+        columns.keys.number.map_or(Value::Null, Value::Integer),
+        text(&columns.keys.group),
+        text(&columns.keys.merged_into),
+        Value::Integer(0),
+    ]
+}
+
+/// A stored record's row as a write reads it first.
+struct HeldRow {
+    last_seq: i64,
+    /// `doc_tail`.
+    tail: i64,
+    counted: Option<String>,
+    /// The columns of [`RECORD_INDEXED`], in its order.
+    indexed: Vec<rusqlite::types::Value>,
+}
+
+/// What a write stores in a record's row that is there already.
+struct RecordWrite<'a> {
+    /// A full save and the position it covers, when the write compacts the document (or a
+    /// publication replaces it, with no save).
+    saved: Option<(Vec<u8>, i64)>,
+    tail: i64,
+    heads_hash: &'a [u8],
+    label: &'a str,
+    summary: &'a str,
+    route: &'a str,
+    counted: Option<String>,
+    personal_claimed: bool,
+    /// The columns of [`RECORD_INDEXED`], in its order.
+    indexed: Vec<rusqlite::types::Value>,
+}
+
 /// What a writer already knows of a record's row before storing it.
 #[derive(Clone, Copy, Debug)]
 enum Prior {
@@ -1830,20 +1892,9 @@ impl WriteTx<'_> {
     fn count_row(
         &mut self,
         now: &BTreeMap<String, i64>,
-        id: &str,
-        prior: Prior,
+        before: Option<&str>,
     ) -> Result<Option<String>, StoreError> {
-        let before: Option<String> = match prior {
-            Prior::Absent => None,
-            _ => self
-                .tx
-                .prepare_cached("SELECT counted FROM records WHERE id = ?1")?
-                .query_row([id], |r| r.get(0))
-                .optional()?
-                .flatten(),
-        };
         let before: BTreeMap<String, i64> = before
-            .as_deref()
             .and_then(|text| serde_json::from_str(text).ok())
             .unwrap_or_default();
         match &mut self.counter_moves {
@@ -1945,7 +1996,9 @@ impl WriteTx<'_> {
     }
 
     /// [`WriteTx::persist`] for a caller that has already decoded the document. `prior` is
-    /// what the caller already read of the record's row, saving the queries for it. `doc` is
+    /// what the caller knows of the record's row: a record known to be absent is inserted
+    /// without a read; otherwise the row is read once, for the counters it moves from, its
+    /// document's tail and the indexed values the write leaves alone. `doc` is
     /// `None` when the record was merged by a replay of its changes rather than by automerge
     /// (`record::replay`); it is then loaded only if the stored tail is due for compaction.
     /// `row` is the record's row as the caller derived it (a link does, off the store
@@ -1976,6 +2029,19 @@ impl WriteTx<'_> {
             });
         }
         let inserted = new_rows;
+        // The row as stored, read once: what the counters move from, where the document's
+        // tail stands, and which indexed columns this write really changes.
+        let held = match prior {
+            Prior::Absent => None,
+            Prior::Unknown | Prior::Stored { .. } => self.held_row(&id)?,
+        };
+        let prior = match &held {
+            None => Prior::Absent,
+            Some(held) => Prior::Stored {
+                last_seq: held.last_seq,
+                tail: held.tail,
+            },
+        };
         let last_seq = self.last_seq_after(&id, last_seq, prior)?;
         let RowValues {
             columns,
@@ -1988,7 +2054,10 @@ impl WriteTx<'_> {
                 RowValues::of(&record, heads, record.header.home == self.node.region)
             }
         };
-        let counted = self.count_row(&contribution, &id, prior)?;
+        let counted = self.count_row(
+            &contribution,
+            held.as_ref().and_then(|h| h.counted.as_deref()),
+        )?;
         // The document is its last full save plus the changes stored after it, which the
         // change table holds anyway: a write adds its change rows and leaves the saved bytes
         // alone, and a new record has no saved bytes at all. Once the tail grows long, a full
@@ -2010,6 +2079,27 @@ impl WriteTx<'_> {
         } else {
             (Vec::new(), 0, tail)
         };
+        if let Some(held) = &held {
+            let written = RecordWrite {
+                saved: (compact || replacing).then_some((saved, doc_seq)),
+                tail,
+                heads_hash: &columns.heads_hash,
+                label: &columns.label,
+                summary: &summary,
+                route: &columns.route,
+                counted,
+                personal_claimed,
+                indexed: indexed_values(last_seq, &columns),
+            };
+            self.update_row(&id, held, written)?;
+            if self.held_people(&id)? != columns.people {
+                self.tx
+                    .prepare_cached("DELETE FROM record_people WHERE record_id = ?1")?
+                    .execute([&id])?;
+                self.insert_people(&id, &columns.people)?;
+            }
+            return Ok(record);
+        }
         self.tx.prepare_cached(
             "INSERT INTO records (id, kind, home, created_at, created_by, doc, last_seq, label, status, occurred_on, due_on, subject, summary, route, doc_tail, heads_hash, doc_seq, tag, addressed_to, number, group_id, counted, merged_into, personal_claimed)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?19, ?20, ?21, ?22, ?23, ?24, ?25)
@@ -2052,20 +2142,108 @@ impl WriteTx<'_> {
                 personal_claimed,
             ])?;
         // A record new here has no rows to replace.
-        if !matches!(prior, Prior::Absent) {
-            self.tx
-                .prepare_cached("DELETE FROM record_people WHERE record_id = ?1")?
-                .execute([&id])?;
+        self.insert_people(&id, &columns.people)?;
+        Ok(record)
+    }
+
+    fn insert_people(&mut self, id: &str, people: &[(String, String)]) -> Result<(), StoreError> {
+        let mut insert = self.tx.prepare_cached(
+            "INSERT OR IGNORE INTO record_people (record_id, delegate_id, role) VALUES (?1, ?2, ?3)",
+        )?;
+        for (delegate, role) in people {
+            insert.execute(params![id, delegate, role])?;
         }
-        {
-            let mut people = self
-                .tx
-                .prepare_cached("INSERT OR IGNORE INTO record_people (record_id, delegate_id, role) VALUES (?1, ?2, ?3)")?;
-            for (delegate, role) in &columns.people {
-                people.execute(params![id, delegate, role])?;
+        Ok(())
+    }
+
+    /// A record's `record_people` rows, in the order [`DerivedColumns::people`] keeps them.
+    fn held_people(&self, id: &str) -> Result<Vec<(String, String)>, StoreError> {
+        Ok(self
+            .tx
+            .prepare_cached(
+                "SELECT delegate_id, role FROM record_people WHERE record_id = ?1
+                 ORDER BY delegate_id, role",
+            )?
+            .query_map([id], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<Result<_, _>>()?)
+    }
+
+    /// The stored row of record `id` as a write needs it, or `None` if there is none.
+    fn held_row(&self, id: &str) -> Result<Option<HeldRow>, StoreError> {
+        Ok(self
+            .tx
+            .prepare_cached(&format!(
+                "SELECT last_seq, doc_tail, counted, {} FROM records WHERE id = ?1",
+                RECORD_INDEXED.join(", ")
+            ))?
+            .query_row([id], |r| {
+                let mut indexed = Vec::with_capacity(RECORD_INDEXED.len());
+                for i in 0..RECORD_INDEXED.len() {
+                    indexed.push(r.get::<_, rusqlite::types::Value>(3 + i)?);
+                }
+                Ok(HeldRow {
+                    last_seq: r.get(0)?,
+                    tail: r.get(1)?,
+                    counted: r.get(2)?,
+                    indexed,
+                })
+            })
+            .optional()?)
+    }
+
+    /// Rewrites a stored record's row, naming in the `UPDATE` only the indexed columns whose
+    /// value changes. SQLite deletes and reinserts a row's entry in every index on a column
+    /// an `UPDATE` names, equal values or not: a peer's edit to a hundred opinions, naming
+    /// them all, wrote 219 pages to the log, most of them index pages it put back as they were.
+    fn update_row(
+        &mut self,
+        id: &str,
+        held: &HeldRow,
+        written: RecordWrite<'_>,
+    ) -> Result<(), StoreError> {
+        use rusqlite::types::Value;
+        let RecordWrite {
+            saved,
+            tail,
+            heads_hash,
+            label,
+            summary,
+            route,
+            counted,
+            personal_claimed,
+            indexed,
+        } = written;
+        let mut sql = String::from(
+            "UPDATE records SET doc_tail = ?2, heads_hash = ?3, label = ?4, summary = ?5, route = ?6,
+               counted = ?7, personal_claimed = max(personal_claimed, ?8)",
+        );
+        let mut values: Vec<Value> = vec![
+            Value::Text(id.to_string()),
+            Value::Integer(tail),
+            Value::Blob(heads_hash.to_vec()),
+            Value::Text(label.to_string()),
+            Value::Text(summary.to_string()),
+            Value::Text(route.to_string()),
+            counted.map_or(Value::Null, Value::Text),
+            Value::Integer(personal_claimed.into()),
+        ];
+        if let Some((doc, doc_seq)) = saved {
+            values.push(Value::Blob(doc));
+            values.push(Value::Integer(doc_seq));
+            let n = values.len();
+            sql.push_str(&format!(", doc = ?{}, doc_seq = ?{n}", n - 1));
+        }
+        for ((column, old), new) in RECORD_INDEXED.iter().zip(&held.indexed).zip(indexed) {
+            if *old != new {
+                values.push(new);
+                sql.push_str(&format!(", {column} = ?{}", values.len()));
             }
         }
-        Ok(record)
+        sql.push_str(" WHERE id = ?1");
+        self.tx
+            .prepare_cached(&sql)?
+            .execute(rusqlite::params_from_iter(values))?;
+        Ok(())
     }
 
     /// Stores the changes of a record that are new to this node, in the change sequence.
