@@ -30,21 +30,25 @@ fn keys(conn: &rusqlite::Connection) -> Keys {
         .unwrap()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn filter_columns_are_filled_for_a_database_written_before_them() {
+/// A township's store in `dir` with a year of random records (the seed is printed, and
+/// `RENDA_SEED` replays it), and one of its delegates.
+async fn populated(
+    dir: &std::path::Path,
+) -> (
+    StoreHandle,
+    renda_node::region::RegionCode,
+    renda_node::record::RecordId,
+) {
     let seed: u64 = std::env::var("RENDA_SEED")
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or_else(rand::random);
     println!("store columns seed: {seed} (replay with RENDA_SEED={seed})");
-    let dir = tempfile::tempdir().unwrap();
     let region = code(WANGDIAN);
     let store =
-        StoreHandle::spawn(Store::init(dir.path(), region, "王店镇人大主席团", None).unwrap())
-            .unwrap();
+        StoreHandle::spawn(Store::init(dir, region, "王店镇人大主席团", None).unwrap()).unwrap();
     populate(&store, region, &mut StdRng::seed_from_u64(seed)).await;
-    // A numbered suggestion whatever the seed: the random ones may all be unscreened.
-    let lead = store
+    let delegate = store
         .call(|s| {
             s.list(&renda_node::store::ListQuery {
                 kind: Some(renda_node::record::RecordKind::Delegate),
@@ -57,6 +61,14 @@ async fn filter_columns_are_filled_for_a_database_written_before_them() {
         .first()
         .map(|row| row.id)
         .expect("populate registers delegates");
+    (store, region, delegate)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn filter_columns_are_filled_for_a_database_written_before_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, region, lead) = populated(dir.path()).await;
+    // A numbered suggestion whatever the seed: the random ones may all be unscreened.
     store
         .write(move |tx| {
             use renda_node::record::suggestion::SuggestionAction;
@@ -187,30 +199,8 @@ fn btrees_in_log(path: &std::path::Path) -> std::collections::BTreeSet<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_edit_writes_only_the_index_entries_it_changes() {
     use renda_node::record::opinion::OpinionAction;
-    let seed: u64 = std::env::var("RENDA_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(rand::random);
-    println!("store columns seed: {seed} (replay with RENDA_SEED={seed})");
     let dir = tempfile::tempdir().unwrap();
-    let region = code(WANGDIAN);
-    let store =
-        StoreHandle::spawn(Store::init(dir.path(), region, "王店镇人大主席团", None).unwrap())
-            .unwrap();
-    populate(&store, region, &mut StdRng::seed_from_u64(seed)).await;
-    let delegate = store
-        .call(|s| {
-            s.list(&renda_node::store::ListQuery {
-                kind: Some(renda_node::record::RecordKind::Delegate),
-                limit: Some(1),
-                ..Default::default()
-            })
-        })
-        .await
-        .unwrap()
-        .first()
-        .map(|row| row.id)
-        .expect("populate registers delegates");
+    let (store, region, delegate) = populated(dir.path()).await;
     // An opinion a delegate took in, so that it has a `record_people` row to leave alone.
     let opinion = store
         .write(move |tx| {
