@@ -40,7 +40,7 @@ const HARD_PAGES: i32 = 20_000;
 const QUIET: Duration = Duration::from_millis(250);
 
 /// When the log is copied: [`SOFT_PAGES`], [`HARD_PAGES`] and [`QUIET`] in a node, smaller in
-/// the tests, which cannot write 40 MiB a case.
+/// the tests, which cannot write 80 MiB a case.
 #[derive(Clone, Copy, Debug)]
 pub(super) struct Thresholds {
     pub(super) soft: i32,

@@ -501,8 +501,10 @@ fn connect(path: &Path) -> Result<Connection, StoreError> {
     // Copy the write-ahead log into the database every 10,000 pages (40 MiB) rather than
     // SQLite's default 1,000. A batch from a peer touches the same index pages again and again;
     // checkpointing less often writes each of them to the database file once instead of many
-    // times, which halved the cost of committing a first sync's batches. A node's log file may
-    // grow to that size.
+    // times, which halved the cost of committing a first sync's batches. This is the mark for a
+    // connection on its own (the command line's); a store run by a handle copies on its own
+    // thread instead (`store/checkpoint.rs`, whose hook replaces this one), and its log may grow
+    // to 20,000 pages before a copy is forced.
     conn.pragma_update(None, "wal_autocheckpoint", 10_000)?;
     // The log file keeps the size it grew to; when it starts over, it is cut back to that
     // mark (`store/checkpoint.rs` copies and starts it over).
@@ -1587,23 +1589,29 @@ const RECORD_INDEXED: [&str; 11] = [
     "newer_kind",
 ];
 
-/// The values a write gives the columns of [`RECORD_INDEXED`], in its order. A record this
+/// The values a write gives the indexed columns, each with its column's name. A record this
 /// release writes is of a kind it knows, so `newer_kind` is 0.
-fn indexed_values(last_seq: i64, columns: &DerivedColumns) -> Vec<rusqlite::types::Value> {
+fn indexed_values(
+    last_seq: i64,
+    columns: &DerivedColumns,
+) -> Vec<(&'static str, rusqlite::types::Value)> {
     use rusqlite::types::Value;
     let text = |v: &Option<String>| v.clone().map_or(Value::Null, Value::Text);
     vec![
-        Value::Integer(last_seq),
-        text(&columns.status),
-        text(&columns.occurred_on),
-        text(&columns.due_on),
-        text(&columns.subject),
-        text(&columns.keys.tag),
-        text(&columns.keys.addressed_to),
-        columns.keys.number.map_or(Value::Null, Value::Integer),
-        text(&columns.keys.group),
-        text(&columns.keys.merged_into),
-        Value::Integer(0),
+        ("last_seq", Value::Integer(last_seq)),
+        ("status", text(&columns.status)),
+        ("occurred_on", text(&columns.occurred_on)),
+        ("due_on", text(&columns.due_on)),
+        ("subject", text(&columns.subject)),
+        ("tag", text(&columns.keys.tag)),
+        ("addressed_to", text(&columns.keys.addressed_to)),
+        (
+            "number",
+            columns.keys.number.map_or(Value::Null, Value::Integer),
+        ),
+        ("group_id", text(&columns.keys.group)),
+        ("merged_into", text(&columns.keys.merged_into)),
+        ("newer_kind", Value::Integer(0)),
     ]
 }
 
@@ -1629,8 +1637,8 @@ struct RecordWrite<'a> {
     route: &'a str,
     counted: Option<String>,
     personal_claimed: bool,
-    /// The columns of [`RECORD_INDEXED`], in its order.
-    indexed: Vec<rusqlite::types::Value>,
+    /// The indexed columns' new values, by name ([`indexed_values`]).
+    indexed: Vec<(&'static str, rusqlite::types::Value)>,
 }
 
 /// What a writer already knows of a record's row before storing it.
@@ -2031,6 +2039,7 @@ impl WriteTx<'_> {
         let inserted = new_rows;
         // The row as stored, read once: what the counters move from, where the document's
         // tail stands, and which indexed columns this write really changes.
+        let known_absent = matches!(prior, Prior::Absent);
         let held = match prior {
             Prior::Absent => None,
             Prior::Unknown | Prior::Stored { .. } => self.held_row(&id)?,
@@ -2141,7 +2150,13 @@ impl WriteTx<'_> {
                 columns.keys.merged_into,
                 personal_claimed,
             ])?;
-        // A record new here has no rows to replace.
+        // A record known to be new here has no rows to replace; one found absent may have rows
+        // a damaged database kept after its record (`renda sync --repair` restores such records).
+        if !known_absent {
+            self.tx
+                .prepare_cached("DELETE FROM record_people WHERE record_id = ?1")?
+                .execute([&id])?;
+        }
         self.insert_people(&id, &columns.people)?;
         Ok(record)
     }
@@ -2233,8 +2248,13 @@ impl WriteTx<'_> {
             let n = values.len();
             sql.push_str(&format!(", doc = ?{}, doc_seq = ?{n}", n - 1));
         }
-        for ((column, old), new) in RECORD_INDEXED.iter().zip(&held.indexed).zip(indexed) {
-            if *old != new {
+        for (column, new) in indexed {
+            // Looked up by name, so a column missing from `RECORD_INDEXED` is always written.
+            let old = RECORD_INDEXED
+                .iter()
+                .position(|c| *c == column)
+                .map(|i| &held.indexed[i]);
+            if old != Some(&new) {
                 values.push(new);
                 sql.push_str(&format!(", {column} = ?{}", values.len()));
             }
