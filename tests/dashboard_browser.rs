@@ -575,7 +575,7 @@ async fn the_dashboard_in_chromium_shows_the_query_apis_numbers_and_drills_down(
     );
 
     // Logging out ends the session.
-    click(&c, "header .who button").await;
+    click_to_next_page(&c, "header .who button").await;
     c.goto(&format!("http://{town_web}/")).await.unwrap();
     assert_eq!(c.current_url().await.unwrap().path(), "/login");
 

@@ -179,7 +179,7 @@ async fn a_suggestion_goes_from_submission_to_closing_across_two_nodes_in_the_br
     click(&c, "button[data-action=create-account]").await;
     wait_for(&c, "tr[data-account=\"王店镇人大办 张敏\"]").await;
     screenshot(&c, "02-accounts").await;
-    click(&c, "header .who button").await;
+    click_to_next_page(&c, "header .who button").await;
 
     // The clerk logs in with the account, registers the station and two delegates with their
     // township seats, as the README's first commands do.
