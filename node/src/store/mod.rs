@@ -1615,8 +1615,9 @@ fn indexed_values(
     ]
 }
 
-/// A stored record's row as a write reads it first.
-struct HeldRow {
+/// A stored record's row as a write reads it first ([`WriteTx::held_row`]).
+#[derive(Debug)]
+pub(super) struct HeldRow {
     last_seq: i64,
     /// `doc_tail`.
     tail: i64,
@@ -1642,14 +1643,14 @@ struct RecordWrite<'a> {
 }
 
 /// What a writer already knows of a record's row before storing it.
-#[derive(Clone, Copy, Debug)]
+#[derive(Debug)]
 enum Prior {
     /// Nothing: the row is read.
     Unknown,
     /// There is no row: the record is new here.
     Absent,
-    /// The row's `last_seq` and `doc_tail`.
-    Stored { last_seq: i64, tail: i64 },
+    /// The row, as read in this transaction.
+    Stored(HeldRow),
 }
 
 /// One open write transaction. Everything written through it commits together.
@@ -2005,8 +2006,9 @@ impl WriteTx<'_> {
 
     /// [`WriteTx::persist`] for a caller that has already decoded the document. `prior` is
     /// what the caller knows of the record's row: a record known to be absent is inserted
-    /// without a read; otherwise the row is read once, for the counters it moves from, its
-    /// document's tail and the indexed values the write leaves alone. `doc` is
+    /// without a read, and a row the caller read in this transaction is used as it is;
+    /// otherwise the row is read here, once, for the counters it moves from, its document's tail
+    /// and the indexed values the write leaves alone. `doc` is
     /// `None` when the record was merged by a replay of its changes rather than by automerge
     /// (`record::replay`); it is then loaded only if the stored tail is due for compaction.
     /// `row` is the record's row as the caller derived it (a link does, off the store
@@ -2042,16 +2044,10 @@ impl WriteTx<'_> {
         let known_absent = matches!(prior, Prior::Absent);
         let held = match prior {
             Prior::Absent => None,
-            Prior::Unknown | Prior::Stored { .. } => self.held_row(&id)?,
+            Prior::Unknown => self.held_row(&id)?,
+            Prior::Stored(held) => Some(held),
         };
-        let prior = match &held {
-            None => Prior::Absent,
-            Some(held) => Prior::Stored {
-                last_seq: held.last_seq,
-                tail: held.tail,
-            },
-        };
-        let last_seq = self.last_seq_after(&id, last_seq, prior)?;
+        let last_seq = last_seq.or(held.as_ref().map(|h| h.last_seq)).unwrap_or(0);
         let RowValues {
             columns,
             summary,
@@ -2071,9 +2067,11 @@ impl WriteTx<'_> {
         // change table holds anyway: a write adds its change rows and leaves the saved bytes
         // alone, and a new record has no saved bytes at all. Once the tail grows long, a full
         // save compacts it.
-        let tail_before = self.tail_before(&id, prior)?;
         // A publication's changes are the whole document: no save is left to build on.
-        let tail_before = if replacing { 0 } else { tail_before };
+        let tail_before = match &held {
+            Some(held) if !replacing => held.tail,
+            _ => 0,
+        };
         let tail = tail_before + inserted;
         let compact = tail > MAX_DOC_TAIL;
         let (saved, doc_seq, tail) = if replacing {
@@ -2184,7 +2182,7 @@ impl WriteTx<'_> {
     }
 
     /// The stored row of record `id` as a write needs it, or `None` if there is none.
-    fn held_row(&self, id: &str) -> Result<Option<HeldRow>, StoreError> {
+    pub(super) fn held_row(&self, id: &str) -> Result<Option<HeldRow>, StoreError> {
         Ok(self
             .tx
             .prepare_cached(&format!(
@@ -2300,11 +2298,11 @@ impl WriteTx<'_> {
         &self,
         id: &str,
         stored: Option<i64>,
-        prior: Prior,
+        prior: &Prior,
     ) -> Result<i64, StoreError> {
         Ok(match (stored, prior) {
             (Some(seq), _) => seq,
-            (None, Prior::Stored { last_seq, .. }) => last_seq,
+            (None, Prior::Stored(held)) => held.last_seq,
             (None, Prior::Absent) => 0,
             (None, Prior::Unknown) => self
                 .tx
@@ -2317,9 +2315,9 @@ impl WriteTx<'_> {
     }
 
     /// How many changes the record held beyond its last full save before this write.
-    fn tail_before(&self, id: &str, prior: Prior) -> Result<i64, StoreError> {
+    fn tail_before(&self, id: &str, prior: &Prior) -> Result<i64, StoreError> {
         Ok(match prior {
-            Prior::Stored { tail, .. } => tail,
+            Prior::Stored(held) => held.tail,
             Prior::Absent => 0,
             Prior::Unknown => self
                 .tx

@@ -263,19 +263,16 @@ impl WriteTx<'_> {
         ctx: &MergeContext,
     ) -> Result<Result<(usize, bool), Rejection>, StoreError> {
         let id = prepared.header.id.to_string();
-        let current: Option<(i64, i64)> = self
-            .tx
-            .prepare_cached("SELECT last_seq, doc_tail FROM records WHERE id = ?1")?
-            .query_row([&id], |r| Ok((r.get(0)?, r.get(1)?)))
-            .optional()?;
+        // Read once: the merge's freshness check and the write both use it.
+        let current = self.held_row(&id)?;
         let (merge, row) = match prepared.merged {
-            (base, merge) if base == current.map(|(seq, _)| seq) => (merge, prepared.row),
+            (base, merge) if base == current.as_ref().map(|h| h.last_seq) => (merge, prepared.row),
             // A write landed on the record since it was merged: merge again, onto what the
             // store holds now.
             _ => match crate::record::merge::decode_changes(&prepared.raw) {
                 Err(rejection) => (Merge::Refused(rejection), None),
                 Ok(changes) => {
-                    let stored = match current {
+                    let stored = match &current {
                         Some(_) => stored_state(&self.tx, &id, true)?,
                         None => None,
                     };
@@ -296,10 +293,7 @@ impl WriteTx<'_> {
             Merge::KeptAsCame(kept) => {
                 let count = kept.applied.len();
                 let complete = kept.complete;
-                let prior = match current {
-                    Some((last_seq, tail)) => Prior::Stored { last_seq, tail },
-                    None => Prior::Absent,
-                };
+                let prior = current.map_or(Prior::Absent, Prior::Stored);
                 self.persist_newer_kind(&prepared.header, *kept, &ctx.peer, prior)?;
                 Ok(Ok((count, complete)))
             }
@@ -320,10 +314,7 @@ impl WriteTx<'_> {
                     personal_claimed: _,
                 } = *merged;
                 let count = applied.len();
-                let prior = match current {
-                    Some((last_seq, tail)) => Prior::Stored { last_seq, tail },
-                    None => Prior::Absent,
-                };
+                let prior = current.map_or(Prior::Absent, Prior::Stored);
                 let row = match row {
                     Some(row) => Row::Derived(row),
                     None => Row::Derive(&heads),
