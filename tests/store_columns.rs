@@ -168,6 +168,11 @@ fn the_store_reads_no_field_inside_a_summary() {
 /// The b-trees (tables and indexes, by name) whose pages the write-ahead log holds: read from
 /// each frame's page number and the database's own page map (`dbstat`).
 fn btrees_in_log(path: &std::path::Path) -> std::collections::BTreeSet<String> {
+    pages_in_log(path).into_keys().collect()
+}
+
+/// How many distinct pages of each b-tree (by name) the write-ahead log holds.
+fn pages_in_log(path: &std::path::Path) -> std::collections::BTreeMap<String, usize> {
     let log = std::fs::read(path.with_extension("sqlite-wal")).unwrap();
     let page_size = u32::from_be_bytes(log[8..12].try_into().unwrap()) as usize;
     let pages: std::collections::BTreeSet<i64> = log[32..]
@@ -175,7 +180,7 @@ fn btrees_in_log(path: &std::path::Path) -> std::collections::BTreeSet<String> {
         .map(|frame| u32::from_be_bytes(frame[0..4].try_into().unwrap()) as i64)
         .collect();
     let conn = rusqlite::Connection::open(path).unwrap();
-    let mut names = std::collections::BTreeSet::new();
+    let mut names = std::collections::BTreeMap::new();
     let mut stmt = conn
         .prepare("SELECT name FROM dbstat WHERE pageno = ?1")
         .unwrap();
@@ -185,10 +190,30 @@ fn btrees_in_log(path: &std::path::Path) -> std::collections::BTreeSet<String> {
             .optional()
             .unwrap()
         {
-            names.insert(name);
+            *names.entry(name).or_insert(0) += 1;
         }
     }
     names
+}
+
+/// Starts the write-ahead log over empty. The store's checkpoint thread may be copying it, and
+/// a checkpoint waits for no other: then it is tried again.
+async fn empty_log(path: &std::path::Path) {
+    let conn = rusqlite::Connection::open(path).unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let busy: i64 = conn
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get(0))
+            .unwrap();
+        if busy == 0 {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the log could not be started over"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
 }
 
 /// An edit rewrites only the index entries whose values it changes. SQLite rewrites a row's
@@ -220,24 +245,7 @@ async fn an_edit_writes_only_the_index_entries_it_changes() {
         .unwrap()
         .id;
     let path = dir.path().join(renda_node::store::DB_FILE);
-    // The log starts over empty. The store's checkpoint thread may be copying it after the
-    // writes above, and a checkpoint waits for no other: then it is tried again.
-    let conn = rusqlite::Connection::open(&path).unwrap();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    loop {
-        let busy: i64 = conn
-            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get(0))
-            .unwrap();
-        if busy == 0 {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the log could not be started over"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
-    drop(conn);
+    empty_log(&path).await;
 
     // Passing an opinion on moves its status and nothing else an index reads.
     store
@@ -294,4 +302,108 @@ async fn an_edit_writes_only_the_index_entries_it_changes() {
         .query_row("PRAGMA integrity_check", [], |r| r.get(0))
         .unwrap();
     assert_eq!(check, "ok");
+}
+
+/// Edits to neighbouring records write neighbouring pages of the index that keeps each change
+/// unique. While a change's hash was unique across the whole table, that index was in hash
+/// order, which is random: an edit to a hundred opinions written one after another touched
+/// nearly every leaf of it, and at a county those pages were half of a peer's commit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn edits_to_neighbouring_records_write_few_pages_of_the_change_index() {
+    use renda_node::record::opinion::{OpinionAction, OpinionFields, OpinionSource};
+    const OPINIONS: usize = 3_000;
+    const EDITED: usize = 100;
+    let dir = tempfile::tempdir().unwrap();
+    let (store, region, _) = populated(dir.path()).await;
+    // Enough changes that the index has many leaves for a random order to spread over.
+    let opinions = store
+        .write(move |tx| {
+            let mut ids = Vec::with_capacity(OPINIONS);
+            for i in 0..OPINIONS {
+                let fields = OpinionFields {
+                    source: OpinionSource::Visit,
+                    content: format!("第{i}条：村道破损，希望修缮"),
+                    place: String::new(),
+                    region,
+                    delegate: None,
+                    activity: None,
+                    category: None,
+                };
+                let on = common::data::d("2026-03-01");
+                ids.push(
+                    renda_node::office::add_opinion(tx, "clerk", fields, Default::default(), on)?
+                        .id,
+                );
+            }
+            Ok(ids)
+        })
+        .await
+        .unwrap();
+    let path = dir.path().join(renda_node::store::DB_FILE);
+    empty_log(&path).await;
+
+    // A hundred opinions written one after another, passed on in one commit.
+    let edited: Vec<_> = opinions[OPINIONS / 2..OPINIONS / 2 + EDITED].to_vec();
+    store
+        .write(move |tx| {
+            for id in &edited {
+                renda_node::office::opinion_step(
+                    tx,
+                    "clerk",
+                    id,
+                    OpinionAction::PassOn {
+                        to: "镇建设办".into(),
+                        congress: None,
+                    },
+                    common::data::d("2026-03-02"),
+                )?;
+            }
+            Ok(())
+        })
+        .await
+        .unwrap();
+    let written = pages_in_log(&path);
+    println!("pages written per b-tree: {written:?}");
+
+    // The indexes on `changes` that hold the hash, whatever this schema names them.
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let hash_indexes: Vec<String> = conn
+        .prepare(
+            "SELECT il.name FROM pragma_index_list('changes') il
+             WHERE EXISTS (SELECT 1 FROM pragma_index_info(il.name) ii WHERE ii.name = 'hash')",
+        )
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert!(!hash_indexes.is_empty(), "a change's hash is kept unique");
+    let leaves: i64 = conn
+        .query_row(
+            &format!(
+                "SELECT count(*) FROM dbstat WHERE pagetype = 'leaf' AND name IN ({})",
+                hash_indexes
+                    .iter()
+                    .map(|n| format!("'{n}'"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    // The test can see a random order: the index has many more leaves than the edit needs.
+    assert!(leaves >= 20, "the hash index has {leaves} leaves");
+    let pages: usize = hash_indexes
+        .iter()
+        .map(|name| written.get(name).copied().unwrap_or(0))
+        .sum();
+    assert!(
+        pages <= 12,
+        "{EDITED} edits to neighbouring records wrote {pages} of the {leaves} leaves of {hash_indexes:?}: {written:?}"
+    );
+    drop(conn);
+    store.close().await;
+    let store = Store::open(dir.path()).unwrap();
+    assert_eq!(store.derived_mismatches().unwrap(), Vec::<String>::new());
 }

@@ -2276,7 +2276,7 @@ impl WriteTx<'_> {
         let mut last_seq: Option<i64> = None;
         let mut new_rows = 0i64;
         let mut insert = self.tx.prepare_cached(
-            "INSERT INTO changes (record_id, hash, bytes, origin) VALUES (?1, ?2, ?3, ?4) ON CONFLICT(hash) DO NOTHING",
+            "INSERT INTO changes (record_id, hash, bytes, origin) VALUES (?1, ?2, ?3, ?4) ON CONFLICT(record_id, hash) DO NOTHING",
         )?;
         for change in changes {
             let inserted = insert.execute(params![

@@ -309,6 +309,33 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX renewals_child ON renewals(child);
     "#,
+    // 24: a change's hash is unique within its record rather than across the table. The
+    // table-wide unique index kept entries in hash order, which is random: a peer's edit to a
+    // hundred neighbouring records wrote some eighty of its pages, half of the commit, where an
+    // index led by the record id keeps a record's changes together and the same edit writes a
+    // few. A change's hash covers its record's id (in the first change) or changes of that
+    // record (in its dependencies), so no change belongs to two records and the narrower rule
+    // refuses nothing the old one allowed. SQLite drops a column's `UNIQUE` only with its
+    // table, so the table is copied; its sequence counter is carried over, since positions of
+    // deleted changes are never handed out again.
+    r#"
+    CREATE TABLE changes_next (
+        seq       INTEGER PRIMARY KEY AUTOINCREMENT,
+        record_id TEXT NOT NULL,
+        hash      BLOB NOT NULL,
+        bytes     BLOB NOT NULL,
+        origin    TEXT
+    );
+    INSERT INTO changes_next (seq, record_id, hash, bytes, origin)
+        SELECT seq, record_id, hash, bytes, origin FROM changes ORDER BY seq;
+    DELETE FROM sqlite_sequence WHERE name = 'changes_next';
+    INSERT INTO sqlite_sequence (name, seq)
+        SELECT 'changes_next', seq FROM sqlite_sequence WHERE name = 'changes';
+    DROP TABLE changes;
+    ALTER TABLE changes_next RENAME TO changes;
+    CREATE INDEX changes_record ON changes(record_id, seq);
+    CREATE UNIQUE INDEX changes_record_hash ON changes(record_id, hash);
+    "#,
 ];
 
 /// The schema version a file is at, refused if a newer release wrote it (`SchemaTooNew`); it
@@ -512,19 +539,10 @@ mod tests {
         drop(crate::store::Store::init(dir.path(), region, "王店镇人大主席团", None).unwrap());
         let db = dir.path().join(crate::store::DB_FILE);
         let last = MIGRATIONS.len() - 1;
-        // The last step undone, so that opening runs it again.
+        // The last step marked undone, so that opening runs it again: it copies the change
+        // table, which it can do again on a copied one.
         let undo_last_step = || {
             let conn = Connection::open(&db).unwrap();
-            conn.execute_batch(
-                "ALTER TABLE credentials DROP COLUMN api_only;
-                 ALTER TABLE node DROP COLUMN last_backup_at;
-                 ALTER TABLE node DROP COLUMN last_backup_file;
-                 ALTER TABLE node DROP COLUMN last_check_at;
-                 ALTER TABLE node DROP COLUMN last_check_result;
-                 ALTER TABLE node DROP COLUMN certificate_not_after;
-                 DROP TABLE renewals",
-            )
-            .unwrap();
             conn.pragma_update(None, "user_version", last as i64)
                 .unwrap();
         };
@@ -572,6 +590,78 @@ mod tests {
         assert!(!dead.exists() || !std::path::Path::new("/proc").is_dir());
         assert!(alive.exists());
         assert_eq!(backups(&db).len(), 3);
+    }
+
+    /// Step 24 copies the change table to drop its table-wide unique hash: every row keeps its
+    /// position and bytes, a position handed out before (a deleted row's too) is not handed out
+    /// again, and a change is still stored once per record.
+    #[test]
+    fn the_change_table_copy_keeps_every_position() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut conn = Connection::open(dir.path().join("changes.sqlite")).unwrap();
+        for sql in &MIGRATIONS[..23] {
+            conn.execute_batch(sql).unwrap();
+        }
+        conn.pragma_update(None, "user_version", 23).unwrap();
+        type Row = (i64, String, Vec<u8>, Vec<u8>, Option<String>);
+        let rows = |conn: &Connection| -> Vec<Row> {
+            conn.prepare("SELECT seq, record_id, hash, bytes, origin FROM changes ORDER BY seq")
+                .unwrap()
+                .query_map([], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+                })
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap()
+        };
+        for (record, hash, origin) in [
+            ("a", 1u8, None),
+            ("a", 2, Some("330411101000")),
+            ("b", 3, None),
+            ("b", 4, None),
+        ] {
+            conn.execute(
+                "INSERT INTO changes (record_id, hash, bytes, origin) VALUES (?1, ?2, ?3, ?4)",
+                rusqlite::params![record, [hash; 32], vec![hash; 5], origin],
+            )
+            .unwrap();
+        }
+        // The last position deleted, as a replaced publication's are.
+        conn.execute("DELETE FROM changes WHERE seq = 4", [])
+            .unwrap();
+        let before = rows(&conn);
+
+        migrate(&mut conn).unwrap();
+        assert_eq!(version_of(&conn).unwrap(), MIGRATIONS.len());
+        assert_eq!(rows(&conn), before);
+        let insert = |record: &str, hash: u8| {
+            conn.execute(
+                "INSERT INTO changes (record_id, hash, bytes, origin) VALUES (?1, ?2, ?3, NULL)
+                 ON CONFLICT(record_id, hash) DO NOTHING",
+                rusqlite::params![record, [hash; 32], vec![hash; 5]],
+            )
+            .unwrap()
+        };
+        assert_eq!(insert("b", 5), 1);
+        assert_eq!(
+            conn.last_insert_rowid(),
+            5,
+            "position 4 was handed out before"
+        );
+        assert_eq!(insert("a", 2), 0, "a record holds a change once");
+        let unique_on_hash_alone: i64 = conn
+            .query_row(
+                "SELECT count(*) FROM pragma_index_list('changes') il
+                 WHERE il.\"unique\" AND (SELECT group_concat(name) FROM pragma_index_info(il.name)) = 'hash'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(unique_on_hash_alone, 0);
+        let check: String = conn
+            .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(check, "ok");
     }
 
     /// Two processes opening a new database at once (here two connections on two threads,
