@@ -928,6 +928,9 @@ where
                     } else if result.is_ok() {
                         let _ = applier.await;
                     }
+                    // Nothing more is sent: our half of the stream closes now, so the peer
+                    // finishes its side while our notes are written rather than after.
+                    drop(outbound);
                     // The notes are written before the link says it is done, so a finished
                     // round's success and acknowledgements are in the store once it returns.
                     drop(notes);
@@ -935,7 +938,6 @@ where
                     let mut report = link.report().clone();
                     report.wire_bytes_sent = wire_out;
                     report.wire_bytes_received = wire_in;
-                    drop(outbound);
                     if result.is_ok() && mode == Mode::Once {
                         let drain =
                             async { while let Ok(Some(_)) = inbound.next_message().await {} };
