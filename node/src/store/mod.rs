@@ -2183,12 +2183,16 @@ impl WriteTx<'_> {
 
     /// The stored row of record `id` as a write needs it, or `None` if there is none.
     pub(super) fn held_row(&self, id: &str) -> Result<Option<HeldRow>, StoreError> {
-        Ok(self
-            .tx
-            .prepare_cached(&format!(
+        // Built once: a peer's batch reads a row per record, on the store thread.
+        static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+            format!(
                 "SELECT last_seq, doc_tail, counted, {} FROM records WHERE id = ?1",
                 RECORD_INDEXED.join(", ")
-            ))?
+            )
+        });
+        Ok(self
+            .tx
+            .prepare_cached(&SQL)?
             .query_row([id], |r| {
                 let mut indexed = Vec::with_capacity(RECORD_INDEXED.len());
                 for i in 0..RECORD_INDEXED.len() {
