@@ -2347,6 +2347,25 @@ mod tests {
     use crate::record::Body;
     use crate::record::group::{Venue, VenueKind};
 
+    /// The bundled SQLite keeps no memory statistics (`.cargo/config.toml`): with them, every
+    /// allocation SQLite makes anywhere in the process takes one global mutex, which a node's
+    /// store thread, readers and checkpointer all wait on.
+    #[test]
+    fn the_bundled_sqlite_keeps_no_memory_statistics() {
+        let conn = Connection::open_in_memory().unwrap();
+        let options: Vec<String> = conn
+            .prepare("SELECT compile_options FROM pragma_compile_options")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert!(
+            options.iter().any(|o| o == "DEFAULT_MEMSTATUS=0"),
+            "SQLite was built with its memory statistics: {options:?}"
+        );
+    }
+
     fn venue(name: &str, region: RegionCode) -> Venue {
         Venue {
             name: name.into(),
