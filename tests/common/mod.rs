@@ -190,10 +190,23 @@ pub fn assert_store_sound(store: &renda_node::store::Store, what: &str) {
 /// columns (nor the own counters of 13, nor the retired positions of 14, nor the merge column
 /// of 16, nor the seed flag of 17, nor the committees of 18, nor the accounts and applied forms
 /// of 19, nor the secrets of 20, nor the newer-kind mark of 22), with the kind index that 21
-/// drops. Opening it again runs every migration from 12 on.
+/// drops and the change table's hash unique across the table, as before 24. Opening it again
+/// runs every migration from 12 on.
 pub fn downgrade_to_schema_11(conn: &rusqlite::Connection) {
     conn.execute_batch(
-        "ALTER TABLE credentials DROP COLUMN api_only; ALTER TABLE node DROP COLUMN last_backup_at;
+        "CREATE TABLE changes_before (
+             seq       INTEGER PRIMARY KEY AUTOINCREMENT,
+             record_id TEXT NOT NULL,
+             hash      BLOB NOT NULL UNIQUE,
+             bytes     BLOB NOT NULL,
+             origin    TEXT
+         );
+         INSERT INTO changes_before SELECT seq, record_id, hash, bytes, origin FROM changes ORDER BY seq;
+         DELETE FROM sqlite_sequence WHERE name = 'changes_before';
+         INSERT INTO sqlite_sequence (name, seq) SELECT 'changes_before', seq FROM sqlite_sequence WHERE name = 'changes';
+         DROP TABLE changes; ALTER TABLE changes_before RENAME TO changes;
+         CREATE INDEX changes_record ON changes(record_id, seq);
+         ALTER TABLE credentials DROP COLUMN api_only; ALTER TABLE node DROP COLUMN last_backup_at;
          ALTER TABLE node DROP COLUMN last_backup_file; ALTER TABLE node DROP COLUMN last_check_at;
          ALTER TABLE node DROP COLUMN last_check_result; ALTER TABLE node DROP COLUMN certificate_not_after; DROP TABLE renewals;
          DROP INDEX records_newer_kind; ALTER TABLE records DROP COLUMN newer_kind;

@@ -657,8 +657,8 @@ where
     // applied, and the writes we lost are only at the peers. Or the peer is wrong. Either way
     // its claim moves nothing here: we send everything from the start and ask it to resync, on
     // which it forgets its checkpoint of our sequence (so no reused position is skipped) and
-    // sends everything back, our own lost writes included. Changes are unique by hash, so what
-    // either side already holds costs bytes only.
+    // sends everything back, our own lost writes included. A record's changes are unique by
+    // hash, so what either side already holds costs bytes only.
     let Opened {
         peer,
         peer_claim,

@@ -5,7 +5,8 @@
 //! *peer's* sequence it has applied (`received_seq`, written in the same transaction as the
 //! changes) and tells the peer on connect; the peer then sends only what follows. So a link cut
 //! mid-batch resumes after the last batch that was durably applied, and a batch delivered twice
-//! is a no-op: its changes are already held (unique by hash) and the checkpoint only moves forward.
+//! is a no-op: its changes are already held (unique by hash within their record) and the
+//! checkpoint only moves forward.
 
 //!
 //! Layout: this file holds the records and checkpoints as they cross the store's boundary;
