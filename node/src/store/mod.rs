@@ -2042,11 +2042,7 @@ impl WriteTx<'_> {
         // The row as stored, read once: what the counters move from, where the document's
         // tail stands, and which indexed columns this write really changes.
         let known_absent = matches!(prior, Prior::Absent);
-        let held = match prior {
-            Prior::Absent => None,
-            Prior::Unknown => self.held_row(&id)?,
-            Prior::Stored(held) => Some(held),
-        };
+        let held = self.held(&id, prior)?;
         let last_seq = last_seq.or(held.as_ref().map(|h| h.last_seq)).unwrap_or(0);
         let RowValues {
             columns,
@@ -2297,39 +2293,14 @@ impl WriteTx<'_> {
         Ok((last_seq, new_rows))
     }
 
-    /// The record's `last_seq` after a write that stored changes up to `stored` (`None`: none).
-    fn last_seq_after(
-        &self,
-        id: &str,
-        stored: Option<i64>,
-        prior: &Prior,
-    ) -> Result<i64, StoreError> {
-        Ok(match (stored, prior) {
-            (Some(seq), _) => seq,
-            (None, Prior::Stored(held)) => held.last_seq,
-            (None, Prior::Absent) => 0,
-            (None, Prior::Unknown) => self
-                .tx
-                .query_row("SELECT last_seq FROM records WHERE id = ?1", [id], |r| {
-                    r.get(0)
-                })
-                .optional()?
-                .unwrap_or(0),
-        })
-    }
-
-    /// How many changes the record held beyond its last full save before this write.
-    fn tail_before(&self, id: &str, prior: &Prior) -> Result<i64, StoreError> {
-        Ok(match prior {
-            Prior::Stored(held) => held.tail,
-            Prior::Absent => 0,
-            Prior::Unknown => self
-                .tx
-                .prepare_cached("SELECT doc_tail FROM records WHERE id = ?1")?
-                .query_row([id], |r| r.get(0))
-                .optional()?
-                .unwrap_or(0),
-        })
+    /// The stored row of record `id` as a write knows it: none if known absent, the row the
+    /// caller read in this transaction, or else read here, once.
+    fn held(&self, id: &str, prior: Prior) -> Result<Option<HeldRow>, StoreError> {
+        match prior {
+            Prior::Absent => Ok(None),
+            Prior::Stored(held) => Ok(Some(held)),
+            Prior::Unknown => self.held_row(id),
+        }
     }
 }
 

@@ -29,8 +29,9 @@ impl WriteTx<'_> {
     ) -> Result<(), StoreError> {
         let id = header.id.to_string();
         let (stored, inserted) = self.insert_changes(&id, &kept.applied, Some(origin))?;
-        let last_seq = self.last_seq_after(&id, stored, &prior)?;
-        let tail = self.tail_before(&id, &prior)? + inserted;
+        let held = self.held(&id, prior)?;
+        let last_seq = stored.or(held.as_ref().map(|h| h.last_seq)).unwrap_or(0);
+        let tail = held.as_ref().map_or(0, |h| h.tail) + inserted;
         let compact = tail > super::MAX_DOC_TAIL;
         let (saved, doc_seq, tail) = if compact {
             (kept.doc.save(), last_seq, 0)
