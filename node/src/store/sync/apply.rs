@@ -287,13 +287,13 @@ impl WriteTx<'_> {
                 }
             },
         };
+        let prior = current.map_or(Prior::Absent, Prior::Stored);
         match merge {
             Merge::Refused(rejection) => Ok(Err(rejection)),
             Merge::Unchanged { complete } => Ok(Ok((0, complete))),
             Merge::KeptAsCame(kept) => {
                 let count = kept.applied.len();
                 let complete = kept.complete;
-                let prior = current.map_or(Prior::Absent, Prior::Stored);
                 self.persist_newer_kind(&prepared.header, *kept, &ctx.peer, prior)?;
                 Ok(Ok((count, complete)))
             }
@@ -314,7 +314,6 @@ impl WriteTx<'_> {
                     personal_claimed: _,
                 } = *merged;
                 let count = applied.len();
-                let prior = current.map_or(Prior::Absent, Prior::Stored);
                 let row = match row {
                     Some(row) => Row::Derived(row),
                     None => Row::Derive(&heads),
