@@ -941,3 +941,115 @@ fn a_personal_flag_the_sender_sets_is_obeyed_for_a_known_kind() {
     receive(&mut plain, town_code, records, seq);
     assert!(up(&plain));
 }
+
+/// A peer's own changes are not sent back to it, wherever they fall in the sequence and
+/// however the scan is cut into statements, and the batch's position passes them all, the
+/// last one read included, so the link does not scan them again. Sent back on request (a
+/// restored peer), they are all there.
+#[test]
+fn a_peers_own_changes_are_passed_over_and_the_position_passes_them() {
+    use crate::record::notice::Notice;
+    let dir = tempfile::tempdir().unwrap();
+    let (county_code, town_code, mut county, mut town) = county_and_town(dir.path());
+    let notice = |title: &str| Notice {
+        title: title.into(),
+        body: "请各代表联络站做好接待安排".into(),
+        category: "通知".into(),
+        issued_on: day(),
+        audience: county_code,
+    };
+    let mut opinions = Vec::new();
+    let mut town_sent = 0;
+    let mut from_town = |county: &mut Store, town: &mut Store, opinions: &mut Vec<RecordId>| {
+        let id = town
+            .write(|tx| {
+                office::add_opinion(
+                    tx,
+                    "clerk",
+                    lamp_opinion(town_code),
+                    office::Contact::default(),
+                    day(),
+                )
+            })
+            .unwrap()
+            .id;
+        let (records, seq) = sent(town, county_code, town_sent);
+        town_sent = seq;
+        receive(county, town_code, records, seq);
+        opinions.push(id);
+    };
+    let first = county
+        .write(|tx| office::add_notice(tx, "clerk", notice("接待日安排")))
+        .unwrap()
+        .id;
+    from_town(&mut county, &mut town, &mut opinions);
+    from_town(&mut county, &mut town, &mut opinions);
+    let second = county
+        .write(|tx| office::add_notice(tx, "clerk", notice("主题活动月")))
+        .unwrap()
+        .id;
+    let second_at = county.last_seq().unwrap();
+    from_town(&mut county, &mut town, &mut opinions);
+    let last = county.last_seq().unwrap();
+    let last_hash = county.change_hash_at(last).unwrap().unwrap();
+
+    let policy = RoutePolicy::default();
+    let ids = |batch: &OutgoingBatch| {
+        batch
+            .records
+            .iter()
+            .map(|r| r.header.id)
+            .collect::<Vec<_>>()
+    };
+    // Every record the county wrote itself, in the order it wrote them: the duty rules it
+    // seeds when it is made, which reach its townships, then the two notices.
+    let written = |sql: &str| -> Vec<RecordId> {
+        let mut ids = Vec::new();
+        let mut stmt = county.conn.prepare(sql).unwrap();
+        for id in stmt.query_map([], |r| r.get::<_, String>(0)).unwrap() {
+            let id = RecordId::parse("id", &id.unwrap()).unwrap();
+            if !ids.contains(&id) {
+                ids.push(id);
+            }
+        }
+        ids
+    };
+    let own = written("SELECT record_id FROM changes WHERE origin IS NULL ORDER BY seq");
+    assert_eq!(own[own.len() - 2..], [first, second]);
+    // And everything, the township's records among it.
+    let every = written("SELECT record_id FROM changes ORDER BY seq");
+    assert!(
+        opinions
+            .iter()
+            .all(|o| every.contains(o) && !own.contains(o))
+    );
+    for chunk in [1, 2, 3, 2_000] {
+        let batch = county
+            .outgoing_in_chunks(&town_code, 0, usize::MAX, &policy, true, chunk)
+            .unwrap();
+        assert_eq!(ids(&batch), own, "chunks of {chunk}");
+        assert_eq!(
+            (batch.up_to_seq, &batch.up_to_hash),
+            (last, &last_hash),
+            "chunks of {chunk}"
+        );
+
+        let back = county
+            .outgoing_in_chunks(&town_code, 0, usize::MAX, &policy, false, chunk)
+            .unwrap();
+        assert_eq!(ids(&back), every, "chunks of {chunk}");
+        assert_eq!(back.up_to_seq, last, "chunks of {chunk}");
+
+        // Read from the second notice on, only the township's last opinion is left: nothing
+        // to send, and the position passes it.
+        let rest = county
+            .outgoing_in_chunks(&town_code, second_at, usize::MAX, &policy, true, chunk)
+            .unwrap();
+        assert!(rest.records.is_empty(), "chunks of {chunk}");
+        assert_eq!(
+            (rest.up_to_seq, &rest.up_to_hash),
+            (last, &last_hash),
+            "chunks of {chunk}"
+        );
+    }
+}
