@@ -2387,6 +2387,43 @@ mod tests {
         ));
     }
 
+    /// Only a write that added changes wakes what waits for new records: a link's note of what
+    /// its peer acknowledged does not send every live link on the node to read again.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn only_writes_that_add_changes_wake_the_links() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::init(dir.path(), township(), "王店镇人大主席团", None).unwrap();
+        let handle = StoreHandle::spawn(store).unwrap();
+        let last_seq = || handle.call(|s| s.last_seq());
+        let mut written = handle.subscribe();
+        let start = *written.borrow_and_update();
+        assert_eq!(start, last_seq().await.unwrap());
+
+        let county = RegionCode::parse("region", "330411000000").unwrap();
+        handle
+            .write(move |tx| tx.record_acked(&county, 0, 0, 0, 0))
+            .await
+            .unwrap();
+        assert_eq!(
+            handle.call(move |s| Ok(s.peers()?.len())).await.unwrap(),
+            1,
+            "the note was written"
+        );
+        assert!(
+            !written.has_changed().unwrap(),
+            "a write of no change woke the links"
+        );
+
+        handle
+            .write(|tx| office::add_venue(tx, "clerk", venue("实践点", township())))
+            .await
+            .unwrap();
+        assert!(written.has_changed().unwrap());
+        let now = *written.borrow_and_update();
+        assert!(now > start);
+        assert_eq!(now, last_seq().await.unwrap());
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn concurrent_tasks_write_through_one_handle() {
         let dir = tempfile::tempdir().unwrap();
