@@ -36,7 +36,7 @@ use crate::region::RegionCode;
 use crate::route::{RouteHints, RoutePolicy};
 use crate::store::{
     Checkpoint, IncomingRecord, MergeContext, OutgoingRecord, PreparedRecord, StoreError,
-    StoreHandle, StoredState, WriteTx,
+    StoreHandle, WriteTx,
 };
 
 /// A node's sync settings.
@@ -425,10 +425,13 @@ enum Job {
 type Prepared = (Vec<PreparedRecord>, usize, usize);
 
 /// Inflates and decodes a received batch, reads what the store holds of its records, and merges
-/// each record once ([`PreparedRecord`]) on every core of the blocking pool, whose threads (and
-/// their allocator caches) outlive the batch. The held states are read on a reader thread, so
-/// the read never waits behind the batch before this one being written; the store thread
-/// merges again only a record a write reached in between.
+/// each record once ([`PreparedRecord`]). The batch is cut into one part per core; each part's
+/// held states are read on a reader thread of its own, and the part is merged on the blocking
+/// pool, whose threads (and their allocator caches) outlive the batch, as soon as its read is
+/// done. The parts' reads run side by side, and so do their merges: read whole before any merge
+/// began, a hundred edited records waited 0.8 ms for one reader. Reading on reader threads, a
+/// batch never waits behind the batch before it being written; the store thread merges again
+/// only a record a write reached in between.
 async fn prepare_batch(
     store: StoreHandle,
     ctx: MergeContext,
@@ -442,17 +445,30 @@ async fn prepare_batch(
             .await
             .map_err(failed)??;
     let started = std::time::Instant::now();
-    let ids: Vec<RecordId> = records.iter().map(|r| r.header.id).collect();
-    let stored = store.read(move |s| s.stored_states(&ids)).await?;
-    let read_in = started.elapsed();
-    let prepared = on_workers(
-        records.into_iter().zip(stored).collect(),
-        move |(record, stored): (IncomingRecord, Option<StoredState>)| {
-            PreparedRecord::new(record, stored.as_ref(), &ctx)
-        },
-    )
-    .await
-    .map_err(failed)?;
+    let mut parts = Vec::new();
+    for part in in_parts(records) {
+        let store = store.clone();
+        parts.push(tokio::spawn(async move {
+            let ids: Vec<RecordId> = part.iter().map(|r| r.header.id).collect();
+            let stored = store.read(move |s| s.stored_states(&ids)).await?;
+            let read_in = started.elapsed();
+            let merged = tokio::task::spawn_blocking(move || {
+                part.into_iter()
+                    .zip(stored)
+                    .map(|(record, stored)| PreparedRecord::new(record, stored.as_ref(), &ctx))
+                    .collect::<Vec<_>>()
+            })
+            .await
+            .map_err(failed)?;
+            Ok::<_, SyncError>((merged, read_in))
+        }));
+    }
+    let (mut prepared, mut read_in) = (Vec::new(), std::time::Duration::ZERO);
+    for part in parts {
+        let (merged, read) = part.await.map_err(failed)??;
+        prepared.extend(merged);
+        read_in = read_in.max(read);
+    }
     debug!(
         records = prepared.len(),
         stored_read_ms = read_in.as_secs_f64() * 1e3,
@@ -462,15 +478,8 @@ async fn prepare_batch(
     Ok((prepared, changes, bytes))
 }
 
-/// Maps `items` through `f` on the blocking pool, one chunk per core, keeping their order.
-async fn on_workers<T, U>(
-    items: Vec<T>,
-    f: impl Fn(T) -> U + Send + Clone + 'static,
-) -> Result<Vec<U>, tokio::task::JoinError>
-where
-    T: Send + 'static,
-    U: Send + 'static,
-{
+/// Cuts `items` into one part per core (at most eight), keeping their order.
+fn in_parts<T>(items: Vec<T>) -> Vec<Vec<T>> {
     // Asked once: the standard library reads three of the cgroup's files on every call, once a
     // batch before this.
     static WORKERS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
@@ -479,24 +488,16 @@ where
             .map_or(1, |n| n.get())
             .clamp(1, 8)
     });
-    let per_worker = items.len().div_ceil(workers).max(1);
+    let per_part = items.len().div_ceil(workers).max(1);
     let mut items = items.into_iter();
-    let mut tasks = Vec::with_capacity(workers);
+    let mut parts = Vec::with_capacity(workers);
     loop {
-        let chunk: Vec<T> = items.by_ref().take(per_worker).collect();
-        if chunk.is_empty() {
-            break;
+        let part: Vec<T> = items.by_ref().take(per_part).collect();
+        if part.is_empty() {
+            return parts;
         }
-        let f = f.clone();
-        tasks.push(tokio::task::spawn_blocking(move || {
-            chunk.into_iter().map(&f).collect::<Vec<U>>()
-        }));
+        parts.push(part);
     }
-    let mut out = Vec::new();
-    for task in tasks {
-        out.extend(task.await?);
-    }
-    Ok(out)
 }
 
 /// Applies a peer's batches and checkpoints in arrival order and reports each once it is
