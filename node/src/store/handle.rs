@@ -179,9 +179,31 @@ impl StoreHandle {
         T: Send + 'static,
         F: FnOnce(&mut WriteTx<'_>) -> Result<T, StoreError> + Send + 'static,
     {
+        self.write_flushed(true, f).await
+    }
+
+    /// Like [`StoreHandle::write`], for bookkeeping committed without a flush
+    /// ([`Store::write_unflushed`]).
+    pub async fn write_unflushed<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut WriteTx<'_>) -> Result<T, StoreError> + Send + 'static,
+    {
+        self.write_flushed(false, f).await
+    }
+
+    async fn write_flushed<T, F>(&self, flushed: bool, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut WriteTx<'_>) -> Result<T, StoreError> + Send + 'static,
+    {
         let (out, last_seq) = self
             .call(move |store| {
-                let out = store.write(f)?;
+                let out = if flushed {
+                    store.write(f)?
+                } else {
+                    store.write_unflushed(f)?
+                };
                 // The write is committed whatever this read says; if it fails, everyone wakes.
                 Ok((out, store.last_seq().ok()))
             })

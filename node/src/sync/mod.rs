@@ -540,9 +540,13 @@ async fn apply_in_order(
                     Err(e) => vec![Err(e)],
                 }
             }
+            // A checkpoint with no records is a position that only moves forward: lost to a
+            // power cut, the peer sends again from the older one.
             Job::CaughtUp { seq, epoch, counts } => vec![
                 store
-                    .write(move |tx| tx.apply_incoming(&peer, Some(seq), Vec::new(), &policy))
+                    .write_unflushed(move |tx| {
+                        tx.apply_incoming(&peer, Some(seq), Vec::new(), &policy)
+                    })
                     .await
                     .map(|_| Applied::CaughtUp { epoch, counts })
                     .map_err(SyncError::from),
@@ -872,7 +876,7 @@ where
                     bytes,
                     confirmed,
                 } => {
-                    let _ = notes.send(Box::new(move |tx: &mut WriteTx<'_>| {
+                    let _ = notes.send(Note::position(move |tx: &mut WriteTx<'_>| {
                         tx.record_acked(&peer, acked, records, changes, bytes)?;
                         match confirmed {
                             Some(seq) => tx.record_confirmed(&peer, seq),
@@ -882,19 +886,22 @@ where
                     None
                 }
                 Action::RecordRefusedByPeer(refused) => {
-                    let _ = notes.send(Box::new(move |tx: &mut WriteTx<'_>| {
-                        tx.record_refused_by_peer(&peer, &refused)
-                    }));
+                    let _ = notes.send(Note {
+                        write: Box::new(move |tx: &mut WriteTx<'_>| {
+                            tx.record_refused_by_peer(&peer, &refused)
+                        }),
+                        flushed: true,
+                    });
                     None
                 }
                 Action::ForgetOwed(ids) => {
-                    let _ = notes.send(Box::new(move |tx: &mut WriteTx<'_>| {
+                    let _ = notes.send(Note::position(move |tx: &mut WriteTx<'_>| {
                         tx.forget_held_back(&peer, &ids)
                     }));
                     None
                 }
                 Action::RecordRound { resynced } => {
-                    let _ = notes.send(Box::new(move |tx: &mut WriteTx<'_>| {
+                    let _ = notes.send(Note::position(move |tx: &mut WriteTx<'_>| {
                         tx.record_link_success(&peer)?;
                         if resynced {
                             tx.mark_resynced(&peer)?;
@@ -990,11 +997,32 @@ where
     }
 }
 
-/// A note of what the peer said, written beside the link ([`keep_notes`]).
-type Note = Box<dyn FnOnce(&mut WriteTx<'_>) -> Result<(), StoreError> + Send>;
+/// What a [`Note`] writes.
+type NoteWrite = Box<dyn FnOnce(&mut WriteTx<'_>) -> Result<(), StoreError> + Send>;
 
-/// Writes a link's notes in the order they came, those waiting together in one transaction.
-/// A failed write is the store failing: the link learns it through `failed` and ends.
+/// A note of what the peer said, written beside the link ([`keep_notes`]).
+struct Note {
+    write: NoteWrite,
+    /// Whether the note is more than a position that only moves forward (a peer's refusal,
+    /// kept for audit) and is flushed to disk; the rest are bookkeeping whose loss costs only
+    /// a resend, committed without a flush ([`crate::store::Store::write_unflushed`]).
+    flushed: bool,
+}
+
+impl Note {
+    fn position(
+        write: impl FnOnce(&mut WriteTx<'_>) -> Result<(), StoreError> + Send + 'static,
+    ) -> Note {
+        Note {
+            write: Box::new(write),
+            flushed: false,
+        }
+    }
+}
+
+/// Writes a link's notes in the order they came, those waiting together in one transaction,
+/// flushed if any of them is to be. A failed write is the store failing: the link learns it
+/// through `failed` and ends.
 async fn keep_notes(
     store: StoreHandle,
     mut notes: mpsc::UnboundedReceiver<Note>,
@@ -1005,9 +1033,14 @@ async fn keep_notes(
         while let Ok(next) = notes.try_recv() {
             waiting.push(next);
         }
-        let written = store
-            .write(move |tx| waiting.into_iter().try_for_each(|note| note(tx)))
-            .await;
+        let flushed = waiting.iter().any(|note| note.flushed);
+        let write =
+            move |tx: &mut WriteTx<'_>| waiting.into_iter().try_for_each(|note| (note.write)(tx));
+        let written = if flushed {
+            store.write(write).await
+        } else {
+            store.write_unflushed(write).await
+        };
         if let Err(e) = written {
             let _ = failed.send(e.into());
             return;
