@@ -4,7 +4,8 @@
 //! `synchronous = FULL`: a write that returned success is on disk and survives kill -9 and power
 //! loss. Every write goes through [`Store::write`], one `BEGIN IMMEDIATE` transaction in which the
 //! saved document, its new changes in the change sequence, and its projection rows are written
-//! together, or nothing is.
+//! together, or nothing is. A link's bookkeeping alone, positions that only move forward, goes
+//! through [`Store::write_unflushed`]: it survives kill -9, and a power loss may take it.
 //!
 //! Architecture invariant: the store knows how to keep documents, not what they mean. It asks the
 //! record model for headers and projections and never interprets fields itself.
