@@ -46,6 +46,21 @@ fn lamp_opinion(town: RegionCode) -> OpinionFields {
     }
 }
 
+/// Writes `lamp_opinion(town_code)` at the township and returns its id.
+fn add_lamp_opinion(town: &mut Store, town_code: RegionCode) -> RecordId {
+    town.write(|tx| {
+        office::add_opinion(
+            tx,
+            "clerk",
+            lamp_opinion(town_code),
+            office::Contact::default(),
+            day(),
+        )
+    })
+    .unwrap()
+    .id
+}
+
 /// A seat of term `term` granted by the writing township.
 fn town_seat(term: u32) -> office::SeatDraft {
     office::SeatDraft {
@@ -482,16 +497,7 @@ fn rollups_are_published_whole_and_the_newest_is_kept() {
     let mut first: Option<(i64, Vec<u8>)> = None;
     let mut seq = 0;
     for _ in 0..6 {
-        town.write(|tx| {
-            office::add_opinion(
-                tx,
-                "clerk",
-                lamp_opinion(town_code),
-                office::Contact::default(),
-                day(),
-            )
-        })
-        .unwrap();
+        add_lamp_opinion(&mut town, town_code);
         let rollup = town
             .write(|tx| tx.refresh_rollup(Utc::now(), &rules))
             .unwrap();
@@ -692,18 +698,7 @@ fn newer_release_writes(town: &mut Store, id: RecordId, step: bool) {
 fn what_a_newer_release_writes_survives_this_one() {
     let dir = tempfile::tempdir().unwrap();
     let (county_code, town_code, mut county, mut town) = county_and_town(dir.path());
-    let opinion = town
-        .write(|tx| {
-            office::add_opinion(
-                tx,
-                "clerk",
-                lamp_opinion(town_code),
-                office::Contact::default(),
-                day(),
-            )
-        })
-        .unwrap()
-        .id;
+    let opinion = add_lamp_opinion(&mut town, town_code);
     let delegate = register_town_delegate(&mut town, "沈秀英");
     let activity = town
         .write(|tx| {
@@ -817,18 +812,7 @@ fn what_a_newer_release_writes_survives_this_one() {
 fn an_upgraded_node_reads_the_records_it_kept_as_they_came() {
     let dir = tempfile::tempdir().unwrap();
     let (county_code, town_code, mut county, mut town) = county_and_town(dir.path());
-    let id = town
-        .write(|tx| {
-            office::add_opinion(
-                tx,
-                "clerk",
-                lamp_opinion(town_code),
-                office::Contact::default(),
-                day(),
-            )
-        })
-        .unwrap()
-        .id;
+    let id = add_lamp_opinion(&mut town, town_code);
     let (records, seq) = sent(&town, county_code, 0);
     receive(&mut county, town_code, records, seq);
     let status = |county: &Store| {
@@ -877,18 +861,7 @@ fn a_personal_flag_the_sender_sets_is_obeyed_for_a_known_kind() {
     let dir = tempfile::tempdir().unwrap();
     let (county_code, town_code, mut county, mut town) = county_and_town(dir.path());
     let city = code("330400000000");
-    let id = town
-        .write(|tx| {
-            office::add_opinion(
-                tx,
-                "clerk",
-                lamp_opinion(town_code),
-                office::Contact::default(),
-                day(),
-            )
-        })
-        .unwrap()
-        .id;
+    let id = add_lamp_opinion(&mut town, town_code);
     let personal = |records: Vec<IncomingRecord>| -> Vec<IncomingRecord> {
         records
             .into_iter()
@@ -961,18 +934,7 @@ fn a_peers_own_changes_are_passed_over_and_the_position_passes_them() {
     let mut opinions = Vec::new();
     let mut town_sent = 0;
     let mut from_town = |county: &mut Store, town: &mut Store, opinions: &mut Vec<RecordId>| {
-        let id = town
-            .write(|tx| {
-                office::add_opinion(
-                    tx,
-                    "clerk",
-                    lamp_opinion(town_code),
-                    office::Contact::default(),
-                    day(),
-                )
-            })
-            .unwrap()
-            .id;
+        let id = add_lamp_opinion(town, town_code);
         let (records, seq) = sent(town, county_code, town_sent);
         town_sent = seq;
         receive(county, town_code, records, seq);
