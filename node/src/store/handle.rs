@@ -59,7 +59,7 @@ impl StoreHandle {
         // A short queue: callers wait for the store rather than pile up work it cannot keep up with.
         let (jobs, mut rx) = mpsc::channel::<Job>(64);
         let checkpointer = super::checkpoint::Checkpointer::start(&mut store.conn, &store.path)?;
-        let last_seq = store.last_seq()?;
+        let last_seq = store.guarded(|s| s.last_seq())?;
         std::thread::Builder::new()
             .name("renda-store".into())
             .spawn(move || {

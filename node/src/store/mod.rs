@@ -775,6 +775,7 @@ impl Store {
 
     /// Attaches the node to a parent, or moves it to another address.
     pub fn set_parent_addr(&mut self, addr: &str) -> Result<(), StoreError> {
+        self.flushing()?;
         crate::validate::host_port("parent", addr)?;
         if self.node.region.parent().is_none() {
             return Err(ValidationError::new("parent", "全国人大节点没有上级节点").into());
@@ -797,11 +798,18 @@ impl Store {
         &mut self,
         f: impl FnOnce(&mut WriteTx<'_>) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
+        self.flushing()?;
+        self.write_as_set(f)
+    }
+
+    /// Sets the connection back to flushing every commit, should a bookkeeping write have
+    /// failed to; every write but bookkeeping runs after it.
+    fn flushing(&mut self) -> Result<(), StoreError> {
         if self.unflushed {
             self.conn.pragma_update(None, "synchronous", "FULL")?;
             self.unflushed = false;
         }
-        self.write_as_set(f)
+        Ok(())
     }
 
     /// Like [`Store::write`], for bookkeeping whose loss costs only a resend: a position a
@@ -1138,6 +1146,7 @@ impl Store {
 
     /// Notes a backup the node took: when, and the file it wrote.
     pub fn record_backup(&mut self, at: DateTime<Utc>, file: &Path) -> Result<(), StoreError> {
+        self.flushing()?;
         self.conn.execute(
             "UPDATE node SET last_backup_at = ?1, last_backup_file = ?2",
             rusqlite::params![at.to_rfc3339(), file.display().to_string()],
@@ -1147,6 +1156,7 @@ impl Store {
 
     /// Notes a check of the database file: when, and what it found (`ok`, or the damage).
     pub fn record_check(&mut self, at: DateTime<Utc>, result: &str) -> Result<(), StoreError> {
+        self.flushing()?;
         self.conn.execute(
             "UPDATE node SET last_check_at = ?1, last_check_result = ?2",
             rusqlite::params![at.to_rfc3339(), result],

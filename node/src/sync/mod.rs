@@ -1130,6 +1130,18 @@ mod tests {
         }
     }
 
+    /// A batch is cut into parts that keep its records' order, each record in exactly one part
+    /// and no part empty, however many records it holds.
+    #[test]
+    fn a_batch_is_cut_into_parts_in_order() {
+        for n in [0, 1, 2, 3, 7, 100, 607] {
+            let parts = in_parts((0..n).collect::<Vec<usize>>());
+            assert!(parts.iter().all(|p| !p.is_empty()), "{n} records");
+            assert!(parts.len() <= 8 && parts.len() <= n, "{n} records");
+            assert_eq!(parts.concat(), (0..n).collect::<Vec<_>>(), "{n} records");
+        }
+    }
+
     fn deflate(bytes: &[u8]) -> Vec<u8> {
         let mut d = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::best());
         d.write_all(bytes).unwrap();
