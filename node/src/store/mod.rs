@@ -820,7 +820,7 @@ impl Store {
     /// moves a position forward, so losing one leaves an older position, and the peer then
     /// sends again what this node already holds, which changes nothing. Nothing a peer is
     /// told was stored may be written here. A round's end waited for these flushes: in
-    /// `renda bench sync` they were a third of a round with nothing to send.
+    /// `renda bench sync` they were about a quarter of a round with nothing to send.
     pub fn write_unflushed<T>(
         &mut self,
         f: impl FnOnce(&mut WriteTx<'_>) -> Result<T, StoreError>,

@@ -886,12 +886,9 @@ where
                     None
                 }
                 Action::RecordRefusedByPeer(refused) => {
-                    let _ = notes.send(Note {
-                        write: Box::new(move |tx: &mut WriteTx<'_>| {
-                            tx.record_refused_by_peer(&peer, &refused)
-                        }),
-                        flushed: true,
-                    });
+                    let _ = notes.send(Note::audited(move |tx: &mut WriteTx<'_>| {
+                        tx.record_refused_by_peer(&peer, &refused)
+                    }));
                     None
                 }
                 Action::ForgetOwed(ids) => {
@@ -1010,12 +1007,23 @@ struct Note {
 }
 
 impl Note {
+    /// A position that only moves forward, committed without a flush.
     fn position(
         write: impl FnOnce(&mut WriteTx<'_>) -> Result<(), StoreError> + Send + 'static,
     ) -> Note {
         Note {
             write: Box::new(write),
             flushed: false,
+        }
+    }
+
+    /// What a peer said that is kept for audit, flushed.
+    fn audited(
+        write: impl FnOnce(&mut WriteTx<'_>) -> Result<(), StoreError> + Send + 'static,
+    ) -> Note {
+        Note {
+            write: Box::new(write),
+            flushed: true,
         }
     }
 }

@@ -13,12 +13,12 @@ pub struct Waiting {
 }
 
 /// The newest position in this node's change sequence.
+/// Cached: the store handle reads it after every write, to wake the links only when a write
+/// added changes.
 fn last_seq(conn: &rusqlite::Connection) -> Result<i64, StoreError> {
-    Ok(
-        conn.query_row("SELECT coalesce(max(seq), 0) FROM changes", [], |r| {
-            r.get(0)
-        })?,
-    )
+    Ok(conn
+        .prepare_cached("SELECT coalesce(max(seq), 0) FROM changes")?
+        .query_row([], |r| r.get(0))?)
 }
 
 impl WriteTx<'_> {
