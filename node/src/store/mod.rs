@@ -19,6 +19,26 @@ mod rollup;
 mod schema;
 mod sync;
 
+/// The statements that read or remove one record's change rows, in one place so that
+/// `schema::tests` checks the plans of the statements the store runs. Each finds the rows by the
+/// unique index on `(record_id, hash)`, whose entries carry the rows' positions (schema 25).
+mod record_changes {
+    /// The changes after a position (a save's), in order.
+    pub(super) const AFTER: &str =
+        "SELECT seq, bytes FROM changes WHERE record_id = ?1 AND seq > ?2 ORDER BY seq";
+    /// Every change, in order.
+    pub(super) const ALL: &str = "SELECT bytes FROM changes WHERE record_id = ?1 ORDER BY seq";
+    /// Every change with the peer it came from, in order.
+    pub(super) const ALL_WITH_ORIGIN: &str =
+        "SELECT bytes, origin FROM changes WHERE record_id = ?1 ORDER BY seq";
+    /// Every change's position and hash, kept as retired before the rows go.
+    pub(super) const RETIRE: &str = "INSERT OR IGNORE INTO retired_changes (seq, hash)
+         SELECT seq, hash FROM changes WHERE record_id = ?1";
+    pub(super) const DELETE: &str = "DELETE FROM changes WHERE record_id = ?1";
+    #[cfg(test)]
+    pub(super) const EVERY: [&str; 5] = [AFTER, ALL, ALL_WITH_ORIGIN, RETIRE, DELETE];
+}
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -2057,13 +2077,10 @@ impl WriteTx<'_> {
     /// position and is resent everything, as after a restore.
     fn retire_history(&mut self, id: &str) -> Result<(), StoreError> {
         self.tx
-            .prepare_cached(
-                "INSERT OR IGNORE INTO retired_changes (seq, hash)
-                 SELECT seq, hash FROM changes WHERE record_id = ?1",
-            )?
+            .prepare_cached(record_changes::RETIRE)?
             .execute([id])?;
         self.tx
-            .prepare_cached("DELETE FROM changes WHERE record_id = ?1")?
+            .prepare_cached(record_changes::DELETE)?
             .execute([id])?;
         self.tx
             .prepare_cached(

@@ -148,9 +148,7 @@ impl Store {
             // subtree, and the record created there if the child brought it first.
             let origins: Vec<(Vec<u8>, Option<String>)> = tx
                 .tx
-                .prepare_cached(
-                    "SELECT bytes, origin FROM changes WHERE record_id = ?1 ORDER BY seq",
-                )?
+                .prepare_cached(super::record_changes::ALL_WITH_ORIGIN)?
                 .query_map([id.to_string()], |r| Ok((r.get(0)?, r.get(1)?)))?
                 .collect::<Result<_, _>>()?;
             for (n, (bytes, origin)) in origins.iter().enumerate() {

@@ -134,9 +134,7 @@ pub(in crate::store) fn stored_state(
     };
     // Every change after the save, whatever the row's counters say: the change table is the
     // record of what this node holds.
-    let mut stmt = conn.prepare_cached(
-        "SELECT seq, bytes FROM changes WHERE record_id = ?1 AND seq > ?2 ORDER BY seq",
-    )?;
+    let mut stmt = conn.prepare_cached(crate::store::record_changes::AFTER)?;
     let from = if all_changes { 0 } else { doc_seq };
     let rows = stmt
         .query_map(params![id, from], |r| Ok((r.get::<_, i64>(0)?, r.get(1)?)))?

@@ -198,7 +198,7 @@ impl Store {
             }
             let mut stmt = self
                 .conn
-                .prepare_cached("SELECT bytes FROM changes WHERE record_id = ?1 ORDER BY seq")?;
+                .prepare_cached(crate::store::record_changes::ALL)?;
             let changes = stmt
                 .query_map([id.to_string()], |r| r.get::<_, Vec<u8>>(0))?
                 .collect::<Result<Vec<_>, _>>()?;
