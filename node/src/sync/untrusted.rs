@@ -41,14 +41,23 @@ pub fn receive_link_message(bytes: &[u8]) -> usize {
 
 /// Forges a history of raw changes from `bytes` (`record::replay::forge`) and holds a replay
 /// of it to automerge (`record::replay::compare_with_automerge`), as the `replay` fuzz target
-/// does. Panics when they disagree: that is a bug in the replay, and the fuzzer's finding.
+/// does; then mangles the forged changes byte by byte (the input read backwards says where)
+/// and holds Renda's change reader to automerge on every one automerge still parses
+/// (`record::replay::ops::compare_mangled`). Panics when they disagree: that is a bug in the
+/// replay or the reader, and the fuzzer's finding.
 pub fn replay_against_automerge(bytes: &[u8]) -> crate::record::replay::Compared {
-    use crate::record::replay::{compare_with_automerge, forge};
+    use crate::record::replay::{compare_with_automerge, forge, ops};
     let forged = forge::history(bytes);
-    match compare_with_automerge(&forged.held, &forged.incoming) {
+    let compared = match compare_with_automerge(&forged.held, &forged.incoming) {
         Ok(compared) => compared,
         Err(disagreement) => panic!("the replay disagrees with automerge: {disagreement}"),
+    };
+    let edits: Vec<u8> = bytes.iter().rev().copied().collect();
+    let changes: Vec<Vec<u8>> = forged.held.into_iter().chain(forged.incoming).collect();
+    if let Err(disagreement) = ops::compare_mangled(&changes, &edits) {
+        panic!("the change reader disagrees with automerge: {disagreement}");
     }
+    compared
 }
 
 /// A county receiving from one of its townships, as the fuzz targets merge.

@@ -381,32 +381,9 @@ impl RecordDoc {
     /// [`RecordDoc::decode_change`], keeping the operations it expanded to screen them, which
     /// is what a [`super::replay::Replay`] applies.
     pub fn decode_change_ops(bytes: &[u8]) -> Result<DecodedChange, DocError> {
-        use automerge::legacy::OpType;
         guarded("decode change", || {
             let change = Change::try_from(bytes).map_err(|e| DocError::Change(e.to_string()))?;
-            let ops = change.decode().operations;
-            for op in &ops {
-                match &op.action {
-                    OpType::Make(ObjType::Map | ObjType::List) | OpType::Delete => {}
-                    OpType::Put(ScalarValue::Counter(_)) => {
-                        return Err(DocError::Change(
-                            "a counter has no place in a record".into(),
-                        ));
-                    }
-                    OpType::Put(_) => {}
-                    OpType::Make(other) => {
-                        return Err(DocError::Change(format!(
-                            "a {other:?} object has no place in a record"
-                        )));
-                    }
-                    OpType::Increment(_) | OpType::MarkBegin(_) | OpType::MarkEnd(_) => {
-                        return Err(DocError::Change(
-                            "counters and marks have no place in a record".into(),
-                        ));
-                    }
-                }
-            }
-            Ok(DecodedChange { change, ops })
+            DecodedChange::new(change)
         })
     }
 }

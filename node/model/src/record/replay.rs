@@ -36,19 +36,34 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use automerge::legacy::{self, ElementId, Key, ObjectId, OpType};
-use automerge::{ActorId, Change, ChangeHash, ObjType, ScalarValue};
+use automerge::{ActorId, Change, ChangeHash, ScalarValue};
 
 use super::DocError;
 
 pub mod forge;
+pub mod ops;
+
+use ops::{Action, Op, OpKey, OpRef};
 
 /// A change decoded once from its wire or disk bytes: the change automerge would apply, and its
-/// operations expanded for a [`Replay`].
+/// operations read for a [`Replay`].
 #[derive(Clone, Debug)]
 pub struct DecodedChange {
     pub change: Change,
-    pub ops: Vec<legacy::Op>,
+    pub ops: Vec<Op>,
+}
+
+impl DecodedChange {
+    /// Reads the operations of a change automerge parsed: with Renda's own reader where it
+    /// can ([`ops::read`]), through automerge's expansion otherwise ([`ops::expand`]), which
+    /// refuses what has no place in a record.
+    pub fn new(change: Change) -> Result<DecodedChange, DocError> {
+        let ops = match ops::read(&change) {
+            Ok(ops) => ops,
+            Err(_) => ops::expand(&change)?,
+        };
+        Ok(DecodedChange { change, ops })
+    }
 }
 
 /// Why a replay declined: the changes are outside the shapes it handles, and automerge must
@@ -246,13 +261,17 @@ impl Replay {
         index
     }
 
-    fn known(&self, id: &legacy::OpId) -> Result<Id, Declined> {
-        match self.actor_index.get(id.actor()) {
+    /// An operation id a change names, resolved through the change's actor list as this replay
+    /// indexes it (`actors[i]` is the replay's index of the change's actor `i`).
+    fn known(actors: &[u32], id: &OpRef) -> Result<Id, Declined> {
+        match actors.get(id.actor as usize) {
             Some(&actor) => Ok(Id {
-                counter: id.counter(),
+                counter: id.counter,
                 actor,
             }),
-            None => Err(Declined("an operation names an actor with no changes here")),
+            None => Err(Declined(
+                "an operation names an actor the change does not list",
+            )),
         }
     }
 
@@ -274,6 +293,17 @@ impl Replay {
             return Err(Declined("more operations than any record holds"));
         }
         let actor = self.actor(change.actor_id());
+        // The change's actor list as this replay indexes it; every entry is known (above).
+        let mut listed = Vec::with_capacity(1 + change.other_actor_ids().len());
+        listed.push(actor);
+        for other in change.other_actor_ids() {
+            listed.push(
+                *self
+                    .actor_index
+                    .get(other)
+                    .ok_or(Declined("a change lists an actor with no changes here"))?,
+            );
+        }
         let (last_seq, last_max) = self.actor_last[actor as usize];
         if change.seq() != last_seq + 1 {
             return Err(Declined("a change out of its actor's sequence"));
@@ -316,7 +346,7 @@ impl Replay {
             .filter(|end| end - 1 <= MAX_COUNTER)
             .ok_or(Declined("operation counters past 32 bits"))?;
         for (op, counter) in decoded.ops.iter().zip(start..last) {
-            self.apply_op(op, Id { counter, actor })?;
+            self.apply_op(op, Id { counter, actor }, &listed)?;
         }
         let max_op = last - 1;
         self.actor_last[actor as usize] = (change.seq(), max_op);
@@ -329,9 +359,9 @@ impl Replay {
         Ok(())
     }
 
-    fn apply_op(&mut self, op: &legacy::Op, id: Id) -> Result<(), Declined> {
+    fn apply_op(&mut self, op: &Op, id: Id, listed: &[u32]) -> Result<(), Declined> {
         let value = match &op.action {
-            OpType::Put(
+            Action::Put(
                 scalar @ (ScalarValue::Null
                 | ScalarValue::Boolean(_)
                 | ScalarValue::Int(_)
@@ -339,30 +369,29 @@ impl Replay {
                 | ScalarValue::F64(_)
                 | ScalarValue::Str(_)),
             ) => Some(Value::Scalar(scalar.clone())),
-            OpType::Put(_) => return Err(Declined("a scalar kind records do not use")),
-            OpType::Make(ObjType::Map | ObjType::List) => Some(Value::Object(id)),
-            OpType::Delete => None,
-            _ => return Err(Declined("an operation kind records do not use")),
+            Action::Put(_) => return Err(Declined("a scalar kind records do not use")),
+            Action::MakeMap | Action::MakeList => Some(Value::Object(id)),
+            Action::Delete => None,
         };
         let made = match &op.action {
-            OpType::Make(ObjType::Map) => Some(Object::Map(BTreeMap::new())),
-            OpType::Make(ObjType::List) => Some(Object::List(Vec::new())),
+            Action::MakeMap => Some(Object::Map(BTreeMap::new())),
+            Action::MakeList => Some(Object::List(Vec::new())),
             _ => None,
         };
         let pred = op
             .pred
             .iter()
-            .map(|p| self.known(p))
+            .map(|p| Self::known(listed, p))
             .collect::<Result<Vec<Id>, Declined>>()?;
         if value.is_none() && pred.is_empty() {
             return Err(Declined("a delete that hides nothing"));
         }
         let obj = match &op.obj {
-            ObjectId::Root => None,
-            ObjectId::Id(o) => Some(self.known(o)?),
+            None => None,
+            Some(o) => Some(Self::known(listed, o)?),
         };
         let key = match &op.key {
-            Key::Seq(ElementId::Id(e)) => Some(self.known(e)?),
+            OpKey::Elem(e) => Some(Self::known(listed, e)?),
             _ => None,
         };
         // Everything an operation names comes before it. Automerge sorts a batch's operations
@@ -392,14 +421,14 @@ impl Replay {
         // places them.
         match obj {
             None => {
-                let Key::Map(name) = &op.key else {
+                let OpKey::Map(name) = &op.key else {
                     return Err(Declined("a key that does not fit its object"));
                 };
                 let fits = matches!(
                     (name.as_str(), &op.action),
-                    ("header", OpType::Put(ScalarValue::Str(_)))
-                        | ("fields", OpType::Make(ObjType::Map))
-                        | ("events", OpType::Make(ObjType::List))
+                    ("header", Action::Put(ScalarValue::Str(_)))
+                        | ("fields", Action::MakeMap)
+                        | ("events", Action::MakeList)
                 );
                 if !fits || op.insert {
                     return Err(Declined("a root key or value no record has"));
@@ -414,7 +443,7 @@ impl Replay {
                 }
             }
             Some(o) if Some(o) == self.events => {
-                let event_text = matches!(op.action, OpType::Put(ScalarValue::Str(_)));
+                let event_text = matches!(op.action, Action::Put(ScalarValue::Str(_)));
                 if !op.insert || !event_text || !pred.is_empty() {
                     return Err(Declined(
                         "an event changed or removed, or one that is not text",
@@ -433,7 +462,7 @@ impl Replay {
         };
         match (target, &op.key) {
             // The root and nested maps.
-            (None, Key::Map(name)) | (Some(Object::Map(_)), Key::Map(name)) => {
+            (None, OpKey::Map(name)) | (Some(Object::Map(_)), OpKey::Map(name)) => {
                 if op.insert {
                     return Err(Declined("an insert into a map"));
                 }
@@ -448,7 +477,7 @@ impl Replay {
                 entry.replace(&pred, value.map(|value| Slot { op: id, value }))?;
                 entry.visible.sort_by(order);
             }
-            (Some(Object::List(list)), Key::Seq(reference)) if op.insert => {
+            (Some(Object::List(list)), reference @ (OpKey::Head | OpKey::Elem(_))) if op.insert => {
                 let Some(value) = value else {
                     return Err(Declined("an insert with no value"));
                 };
@@ -459,14 +488,14 @@ impl Replay {
                     return Err(Declined("a list longer than any record's"));
                 }
                 let mut at = match (reference, key) {
-                    (ElementId::Head, _) => 0,
-                    (ElementId::Id(_), Some(k)) => {
+                    (OpKey::Head, _) => 0,
+                    (_, Some(k)) => {
                         list.iter()
                             .position(|e| e.elem == k)
                             .ok_or(Declined("an insert after an unknown element"))?
                             + 1
                     }
-                    (ElementId::Id(_), None) => {
+                    (_, None) => {
                         return Err(Declined("an insert after an unknown element"));
                     }
                 };
@@ -493,7 +522,7 @@ impl Replay {
                     },
                 );
             }
-            (Some(Object::List(list)), Key::Seq(ElementId::Id(_))) => {
+            (Some(Object::List(list)), OpKey::Elem(_)) => {
                 let k = key.ok_or(Declined("an operation on an unknown element"))?;
                 let element = list
                     .iter_mut()
@@ -616,6 +645,9 @@ pub fn compare_with_automerge(held: &[Vec<u8>], incoming: &[Vec<u8>]) -> Result<
     let (Ok(held), Ok(incoming)) = (decode(held), decode(incoming)) else {
         return Ok(Compared::Undecodable);
     };
+    for decoded in held.iter().chain(&incoming) {
+        ops::compare_reader(&decoded.change)?;
+    }
     let mut replay = Replay::new();
     let first = match replay.apply(&held) {
         Ok(applied) => applied,
@@ -671,8 +703,9 @@ pub fn compare_with_automerge(held: &[Vec<u8>], incoming: &[Vec<u8>]) -> Result<
 
 #[cfg(test)]
 mod tests {
+    use automerge::legacy::{self, ElementId, Key, ObjectId, OpType};
     use automerge::transaction::Transactable;
-    use automerge::{Automerge, ROOT, ReadDoc};
+    use automerge::{Automerge, ObjType, ROOT, ReadDoc};
 
     use super::*;
     use crate::record::doc::from_hydrate;
@@ -680,10 +713,7 @@ mod tests {
     fn decoded(doc: &Automerge, have: &[ChangeHash]) -> Vec<DecodedChange> {
         doc.get_changes(have)
             .into_iter()
-            .map(|c| DecodedChange {
-                ops: c.decode().operations,
-                change: c,
-            })
+            .map(|c| DecodedChange::new(c).unwrap())
             .collect()
     }
 
@@ -800,10 +830,7 @@ mod tests {
             extra_bytes: Vec::new(),
             author: None,
         });
-        DecodedChange {
-            ops: change.decode().operations,
-            change,
-        }
+        DecodedChange::new(change).unwrap()
     }
 
     use super::forge::op;
@@ -901,12 +928,13 @@ mod tests {
     }
 
     #[test]
-    fn a_counter_is_declined() {
+    fn a_counter_is_refused_before_any_replay() {
         let mut doc = Automerge::new().with_actor(actor(1));
         let mut tx = doc.transaction();
         tx.put(ROOT, "n", ScalarValue::counter(1)).unwrap();
         tx.commit();
-        assert!(Replay::new().apply(&decoded(&doc, &[])).is_err());
+        let change = doc.get_changes(&[]).remove(0);
+        assert!(DecodedChange::new(change).is_err());
     }
 
     use proptest::prelude::*;

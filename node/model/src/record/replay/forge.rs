@@ -553,3 +553,27 @@ pub fn history(program: &[u8]) -> Forged {
         incoming,
     }
 }
+
+/// `chunk` (one change as automerge encodes it) with bytes of its data overwritten as `edits`
+/// says, three bytes an edit (a position in the data, little-endian, and the byte written
+/// there), and its checksum made right again, so that automerge's parser judges the bytes
+/// rather than its checksum refusing them: the byte-level input of
+/// [`super::ops::compare_reader`]. `None` when `chunk` is no chunk with data.
+pub fn mangle(chunk: &[u8], edits: &[u8]) -> Option<Vec<u8>> {
+    use sha2::{Digest, Sha256};
+    // Magic (4 bytes), checksum (4), chunk type (1), the data's length, the data.
+    let mut length = chunk.get(9..)?;
+    let len = leb128::read::unsigned(&mut length).ok()?;
+    let start = chunk.len() - length.len();
+    if len == 0 || len != length.len() as u64 {
+        return None;
+    }
+    let mut out = chunk.to_vec();
+    for edit in edits.chunks_exact(3) {
+        let at = u16::from_le_bytes([edit[0], edit[1]]) as usize % len as usize;
+        out[start + at] = edit[2];
+    }
+    let checksum = Sha256::digest(&out[8..]);
+    out[4..8].copy_from_slice(&checksum[..4]);
+    Some(out)
+}

@@ -1,0 +1,863 @@
+//! A change's operations, read straight from its columns: what a [`super::Replay`] applies.
+//!
+//! Why a reader of our own. Automerge hands out a change's operations only through its `legacy`
+//! expansion, which decodes every column a second time (its parser walked them all once to
+//! verify the change), clones an actor id into every operation id and allocates per operation:
+//! a tenth of a county's processor time in a first sync went there. The change format itself is
+//! automerge's documented, versioned binary format, so this module reads it: one pass over the
+//! columns of a change automerge has already parsed and verified ([`Change::try_from`]),
+//! yielding operations that name actors by their index in the change's own actor list.
+//!
+//! It reads only what Renda writes: maps, lists, puts of the plain scalars records hold, deletes.
+//! Anything else (a counter, a timestamp, bytes, text, a mark, an unknown column, a layout it
+//! does not expect) and it gives up with [`Unread`]; the caller then expands the change through
+//! automerge ([`expand`]), which screens it and remains the authority. So on every change
+//! automerge accepts, [`read`] either gives up or yields exactly what [`expand`] yields; the
+//! differential checks ([`compare_reader`], run over forged and byte-mangled changes by the
+//! proptests and the `replay` fuzz target) hold it to that. Each decoder below follows
+//! automerge 0.12's decoder of the same column type, step for step.
+
+use automerge::legacy::{self, ElementId, Key, ObjectId, OpType};
+use automerge::{ActorId, Change, ObjType, ScalarValue};
+
+use super::super::DocError;
+
+/// An operation id as a change names it: a counter and the index of its actor in the change's
+/// actor list (0 is the change's author, then its other actors in the order listed).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct OpRef {
+    pub counter: u64,
+    pub actor: u32,
+}
+
+/// Where an operation writes in its object.
+#[derive(Clone, Debug, PartialEq)]
+pub enum OpKey {
+    /// A map key.
+    Map(String),
+    /// The start of a list (an insert at the front).
+    Head,
+    /// A list element, named by the operation that inserted it.
+    Elem(OpRef),
+}
+
+/// What an operation does. The variants are the only ones records use; [`expand`] refuses
+/// counters, text, tables, increments and marks before anything is applied.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Action {
+    MakeMap,
+    MakeList,
+    Put(ScalarValue),
+    Delete,
+}
+
+/// One operation of a change.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Op {
+    /// The object written: `None` is the document's root.
+    pub obj: Option<OpRef>,
+    pub key: OpKey,
+    pub insert: bool,
+    pub action: Action,
+    /// The operations this one hides.
+    pub pred: Vec<OpRef>,
+}
+
+/// Why [`read`] gave up: the change is outside what it reads, and [`expand`] must read it.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Unread(pub &'static str);
+
+/// The most operations [`read`] takes from one change; a record's largest change is far below.
+const MAX_OPS: u64 = 50_000;
+/// The most operations one operation may hide.
+const MAX_PRED: u64 = 1_024;
+/// Counters and actor indexes are 32-bit inside automerge.
+const MAX_U32: u64 = u32::MAX as u64;
+
+/// The magic bytes every automerge chunk starts with.
+const MAGIC: [u8; 4] = [0x85, 0x6f, 0x4a, 0x83];
+/// The chunk type of an uncompressed change.
+const CHANGE_CHUNK: u8 = 1;
+
+// Column specifications: the column's id shifted left by four, or'ed with its type (automerge's
+// binary format). A change's operation columns, in the ascending order they are stored in.
+const OBJ_ACTOR: u64 = 1;
+const OBJ_CTR: u64 = 2;
+const KEY_ACTOR: u64 = 0x11;
+const KEY_CTR: u64 = 0x13;
+const KEY_STR: u64 = 0x15;
+const INSERT: u64 = 0x34;
+const ACTION: u64 = 0x42;
+const VAL_META: u64 = 0x56;
+const VAL_RAW: u64 = 0x57;
+const PRED_GROUP: u64 = 0x70;
+const PRED_ACTOR: u64 = 0x71;
+const PRED_CTR: u64 = 0x73;
+const EXPAND: u64 = 0x94;
+const MARK_NAME: u64 = 0xa5;
+const COLUMNS: [u64; 14] = [
+    OBJ_ACTOR, OBJ_CTR, KEY_ACTOR, KEY_CTR, KEY_STR, INSERT, ACTION, VAL_META, VAL_RAW, PRED_GROUP,
+    PRED_ACTOR, PRED_CTR, EXPAND, MARK_NAME,
+];
+
+/// Reads the operations of `change`, which automerge has parsed and verified, or gives up.
+pub fn read(change: &Change) -> Result<Vec<Op>, Unread> {
+    let mut chunk = Cursor::new(change.raw_bytes());
+    if chunk.take(4)? != MAGIC {
+        return Err(Unread("not an automerge chunk"));
+    }
+    chunk.take(4)?; // The checksum, which automerge verified.
+    if chunk.byte()? != CHANGE_CHUNK {
+        return Err(Unread("not an uncompressed change chunk"));
+    }
+    let len = chunk.uleb()?;
+    if len != chunk.remaining() as u64 {
+        return Err(Unread("a chunk whose length is not its data's"));
+    }
+    // The change's header, whose values automerge's accessors give; only its length matters here.
+    let deps = chunk.uleb()?;
+    chunk.take_u64(
+        deps.checked_mul(32)
+            .ok_or(Unread("too many dependencies"))?,
+    )?;
+    let actor = chunk.uleb()?;
+    chunk.take_u64(actor)?;
+    chunk.uleb()?; // seq
+    chunk.uleb()?; // start_op
+    chunk.sleb()?; // time
+    let message = chunk.uleb()?;
+    chunk.take_u64(message)?;
+    let others = chunk.uleb()?;
+    for _ in 0..others {
+        let len = chunk.uleb()?;
+        chunk.take_u64(len)?;
+    }
+    let actors = others.checked_add(1).ok_or(Unread("too many actors"))?;
+
+    // The column layout, then the columns' data in the same order.
+    let count = chunk.uleb()?;
+    if count > COLUMNS.len() as u64 {
+        return Err(Unread("more columns than a change has"));
+    }
+    let mut layout = Vec::with_capacity(count as usize);
+    for _ in 0..count {
+        layout.push((chunk.uleb()?, chunk.uleb()?));
+    }
+    let mut columns: [&[u8]; COLUMNS.len()] = [&[]; COLUMNS.len()];
+    let mut last = None;
+    for (spec, len) in layout {
+        // Known columns only, each once, in ascending order, none deflated (a deflated spec has
+        // the 8 bit set and matches none of them).
+        let at = COLUMNS
+            .iter()
+            .position(|&c| c == spec)
+            .ok_or(Unread("a column a change does not have"))?;
+        if last.is_some_and(|l| l >= at) {
+            return Err(Unread("columns out of order"));
+        }
+        last = Some(at);
+        columns[at] = chunk.take_u64(len)?;
+    }
+    let column = |spec: u64| columns[COLUMNS.iter().position(|&c| c == spec).unwrap_or(0)];
+    // A value's bytes without its metadata, or a group's members without the group, are a
+    // layout automerge groups differently; not read here.
+    if (column(VAL_META).is_empty() && !column(VAL_RAW).is_empty())
+        || (column(PRED_GROUP).is_empty()
+            && !(column(PRED_ACTOR).is_empty() && column(PRED_CTR).is_empty()))
+    {
+        return Err(Unread("a column without the one it belongs to"));
+    }
+
+    // As automerge reads them: an object column pair that is empty on either side makes every
+    // operation's object the root.
+    let mut objects = (!column(OBJ_ACTOR).is_empty() && !column(OBJ_CTR).is_empty())
+        .then(|| (Rle::new(column(OBJ_ACTOR)), Rle::new(column(OBJ_CTR))));
+    let mut key_actor = Rle::new(column(KEY_ACTOR));
+    let mut key_ctr = Delta::new(column(KEY_CTR));
+    let mut key_str = Rle::new(column(KEY_STR));
+    let mut insert = Boolean::new(column(INSERT));
+    let mut action = Rle::new(column(ACTION));
+    let mut meta = Rle::new(column(VAL_META));
+    let mut raw = Cursor::new(column(VAL_RAW));
+    let mut pred_count = Rle::new(column(PRED_GROUP));
+    let mut pred_actor = Rle::new(column(PRED_ACTOR));
+    let mut pred_ctr = Delta::new(column(PRED_CTR));
+    let mut expand = Boolean::new(column(EXPAND));
+    let mut mark_name = Rle::new(column(MARK_NAME));
+
+    let actor_of = |index: u64| -> Result<u32, Unread> {
+        if index < actors && index <= MAX_U32 {
+            Ok(index as u32)
+        } else {
+            Err(Unread("an actor index past the change's actors"))
+        }
+    };
+    let counter = |value: i64| -> Result<u64, Unread> {
+        u64::try_from(value)
+            .ok()
+            .filter(|&c| c <= MAX_U32)
+            .ok_or(Unread("a counter out of range"))
+    };
+
+    let mut ops = Vec::new();
+    while !action.done() {
+        if ops.len() as u64 >= MAX_OPS {
+            return Err(Unread("more operations than a record's change has"));
+        }
+        let obj = match &mut objects {
+            None => None,
+            Some((actor, ctr)) => match (actor.next_u64()?, ctr.next_u64()?) {
+                (None | Some(None), None | Some(None)) => None,
+                (Some(Some(_)), Some(Some(0))) => return Err(Unread("a root named by id")),
+                (Some(Some(a)), Some(Some(c))) if c <= MAX_U32 => Some(OpRef {
+                    counter: c,
+                    actor: actor_of(a)?,
+                }),
+                _ => return Err(Unread("an object id half missing")),
+            },
+        };
+        let key = match (key_actor.next_u64()?, key_ctr.next()?, key_str.next_str()?) {
+            (None | Some(None), None | Some(None), Some(Some(name))) => OpKey::Map(name),
+            (None | Some(None), Some(Some(0)), None | Some(None)) => OpKey::Head,
+            (Some(Some(a)), Some(Some(c)), None | Some(None)) if c > 0 => OpKey::Elem(OpRef {
+                counter: counter(c)?,
+                actor: actor_of(a)?,
+            }),
+            _ => return Err(Unread("a key of a shape Renda does not write")),
+        };
+        let insert = insert.next()?.ok_or(Unread("the insert column ended"))?;
+        let action = match action.next_u64()? {
+            Some(Some(a)) => a,
+            _ => return Err(Unread("a missing action")),
+        };
+        let value = match meta.next_u64()? {
+            Some(Some(meta)) => value(meta, &mut raw)?,
+            _ => return Err(Unread("a missing value")),
+        };
+        let pred = match pred_count.next_u64()? {
+            Some(Some(n)) if n <= MAX_PRED => {
+                let mut pred = Vec::with_capacity(n as usize);
+                for _ in 0..n {
+                    match (pred_actor.next_u64()?, pred_ctr.next()?) {
+                        (Some(Some(a)), Some(Some(c))) => pred.push(OpRef {
+                            counter: counter(c)?,
+                            actor: actor_of(a)?,
+                        }),
+                        _ => return Err(Unread("a pred half missing")),
+                    }
+                }
+                pred
+            }
+            _ => return Err(Unread("a missing or endless pred")),
+        };
+        // The expand and mark name columns may be absent; anything set in them is a mark.
+        if !column(EXPAND).is_empty() && expand.next()? == Some(true) {
+            return Err(Unread("an expanding mark"));
+        }
+        if let Some(Some(_)) = mark_name.next_str()? {
+            return Err(Unread("a mark"));
+        }
+        let action = match (action, value) {
+            (0, ScalarValue::Null) => Action::MakeMap,
+            (1, value) => Action::Put(value),
+            (2, ScalarValue::Null) => Action::MakeList,
+            (3, ScalarValue::Null) => Action::Delete,
+            _ => return Err(Unread("an action records do not use")),
+        };
+        ops.push(Op {
+            obj,
+            key,
+            insert,
+            action,
+            pred,
+        });
+    }
+    Ok(ops)
+}
+
+/// A value from its metadata (its length shifted left by four, or'ed with its type) and the
+/// raw value column. Only the scalars records hold are read.
+fn value(meta: u64, raw: &mut Cursor<'_>) -> Result<ScalarValue, Unread> {
+    let len = meta >> 4;
+    Ok(match meta & 0xf {
+        0 => ScalarValue::Null,
+        1 => ScalarValue::Boolean(false),
+        2 => ScalarValue::Boolean(true),
+        3 => {
+            let mut bytes = Cursor::new(raw.take_u64(len)?);
+            let v = bytes.uleb()?;
+            if bytes.remaining() > 0 {
+                return Err(Unread("a value with bytes to spare"));
+            }
+            ScalarValue::Uint(v)
+        }
+        4 => {
+            let mut bytes = Cursor::new(raw.take_u64(len)?);
+            let v = bytes.sleb()?;
+            if bytes.remaining() > 0 {
+                return Err(Unread("a value with bytes to spare"));
+            }
+            ScalarValue::Int(v)
+        }
+        5 => {
+            let bytes: [u8; 8] = raw
+                .take_u64(len)?
+                .try_into()
+                .map_err(|_| Unread("a float that is not eight bytes"))?;
+            ScalarValue::F64(f64::from_le_bytes(bytes))
+        }
+        6 => {
+            let text = std::str::from_utf8(raw.take_u64(len)?)
+                .map_err(|_| Unread("a string that is not UTF-8"))?;
+            ScalarValue::Str(text.into())
+        }
+        _ => return Err(Unread("a scalar kind records do not use")),
+    })
+}
+
+/// Bytes read front to back.
+struct Cursor<'a> {
+    bytes: &'a [u8],
+}
+
+impl<'a> Cursor<'a> {
+    fn new(bytes: &'a [u8]) -> Cursor<'a> {
+        Cursor { bytes }
+    }
+
+    fn remaining(&self) -> usize {
+        self.bytes.len()
+    }
+
+    fn done(&self) -> bool {
+        self.bytes.is_empty()
+    }
+
+    fn take(&mut self, n: usize) -> Result<&'a [u8], Unread> {
+        if n > self.bytes.len() {
+            return Err(Unread("a length past the end of its bytes"));
+        }
+        let (taken, rest) = self.bytes.split_at(n);
+        self.bytes = rest;
+        Ok(taken)
+    }
+
+    fn take_u64(&mut self, n: u64) -> Result<&'a [u8], Unread> {
+        self.take(usize::try_from(n).map_err(|_| Unread("a length past the end of its bytes"))?)
+    }
+
+    fn byte(&mut self) -> Result<u8, Unread> {
+        Ok(self.take(1)?[0])
+    }
+
+    fn uleb(&mut self) -> Result<u64, Unread> {
+        leb128::read::unsigned(&mut self.bytes).map_err(|_| Unread("a malformed number"))
+    }
+
+    fn sleb(&mut self) -> Result<i64, Unread> {
+        leb128::read::signed(&mut self.bytes).map_err(|_| Unread("a malformed number"))
+    }
+}
+
+/// A run-length encoded column, as automerge's `RleDecoder` reads it: a positive count is a run
+/// of one value, a negative count that many literal values, and zero a run of nulls whose
+/// length follows. `Ok(None)` is the column's end; `Ok(Some(None))` a null.
+struct Rle<'a> {
+    bytes: Cursor<'a>,
+    /// Values left in the current run.
+    count: u64,
+    literal: bool,
+    /// The repeated value of a run (`None` in a run of nulls), kept as its encoding.
+    last: Option<&'a [u8]>,
+}
+
+impl<'a> Rle<'a> {
+    fn new(bytes: &'a [u8]) -> Rle<'a> {
+        Rle {
+            bytes: Cursor::new(bytes),
+            count: 0,
+            literal: false,
+            last: None,
+        }
+    }
+
+    fn done(&self) -> bool {
+        self.bytes.done() && self.count == 0
+    }
+
+    /// The next value's encoding, and how to read it is up to the caller.
+    fn next_raw(
+        &mut self,
+        skip: fn(&mut Cursor<'a>) -> Result<(), Unread>,
+    ) -> Result<Option<Option<&'a [u8]>>, Unread> {
+        while self.count == 0 {
+            if self.bytes.done() {
+                return Ok(None);
+            }
+            match self.bytes.sleb()? {
+                count if count > 0 => {
+                    self.count = count as u64;
+                    self.literal = false;
+                    self.last = Some(encoded(&mut self.bytes, skip)?);
+                }
+                count if count < 0 => {
+                    self.count = count.unsigned_abs();
+                    self.literal = true;
+                }
+                _ => {
+                    // Automerge keeps the count in an isize; a longer run is one it misreads.
+                    let nulls = self.bytes.uleb()?;
+                    if nulls > isize::MAX as u64 {
+                        return Err(Unread("a run of nulls past what automerge counts"));
+                    }
+                    self.count = nulls;
+                    self.literal = false;
+                    self.last = None;
+                }
+            }
+        }
+        self.count -= 1;
+        if self.literal {
+            Ok(Some(Some(encoded(&mut self.bytes, skip)?)))
+        } else {
+            Ok(Some(self.last))
+        }
+    }
+
+    fn next_u64(&mut self) -> Result<Option<Option<u64>>, Unread> {
+        let skip: fn(&mut Cursor<'a>) -> Result<(), Unread> = |c| c.uleb().map(drop);
+        Ok(match self.next_raw(skip)? {
+            Some(Some(bytes)) => Some(Some(Cursor::new(bytes).uleb()?)),
+            Some(None) => Some(None),
+            None => None,
+        })
+    }
+
+    fn next_i64(&mut self) -> Result<Option<Option<i64>>, Unread> {
+        let skip: fn(&mut Cursor<'a>) -> Result<(), Unread> = |c| c.sleb().map(drop);
+        Ok(match self.next_raw(skip)? {
+            Some(Some(bytes)) => Some(Some(Cursor::new(bytes).sleb()?)),
+            Some(None) => Some(None),
+            None => None,
+        })
+    }
+
+    fn next_str(&mut self) -> Result<Option<Option<String>>, Unread> {
+        let skip: fn(&mut Cursor<'a>) -> Result<(), Unread> = |c| {
+            let len = c.uleb()?;
+            c.take_u64(len).map(drop)
+        };
+        Ok(match self.next_raw(skip)? {
+            Some(Some(bytes)) => {
+                let mut value = Cursor::new(bytes);
+                let len = value.uleb()?;
+                let text = std::str::from_utf8(value.take_u64(len)?)
+                    .map_err(|_| Unread("a string that is not UTF-8"))?;
+                Some(Some(text.to_owned()))
+            }
+            Some(None) => Some(None),
+            None => None,
+        })
+    }
+}
+
+/// The bytes of one encoded value at the cursor, which `skip` steps over.
+fn encoded<'a>(
+    cursor: &mut Cursor<'a>,
+    skip: fn(&mut Cursor<'a>) -> Result<(), Unread>,
+) -> Result<&'a [u8], Unread> {
+    let before = cursor.bytes;
+    skip(cursor)?;
+    Ok(&before[..before.len() - cursor.bytes.len()])
+}
+
+/// A delta-encoded column: run-length encoded differences, each added to the running value
+/// (saturating, as automerge adds them); a null leaves it as it was.
+struct Delta<'a> {
+    rle: Rle<'a>,
+    value: i64,
+}
+
+impl<'a> Delta<'a> {
+    fn new(bytes: &'a [u8]) -> Delta<'a> {
+        Delta {
+            rle: Rle::new(bytes),
+            value: 0,
+        }
+    }
+
+    fn next(&mut self) -> Result<Option<Option<i64>>, Unread> {
+        Ok(match self.rle.next_i64()? {
+            Some(Some(delta)) => {
+                self.value = self.value.saturating_add(delta);
+                Some(Some(self.value))
+            }
+            Some(None) => Some(None),
+            None => None,
+        })
+    }
+}
+
+/// A boolean column: lengths of alternating runs, the first of `false`.
+struct Boolean<'a> {
+    bytes: Cursor<'a>,
+    value: bool,
+    count: u64,
+}
+
+impl<'a> Boolean<'a> {
+    fn new(bytes: &'a [u8]) -> Boolean<'a> {
+        Boolean {
+            bytes: Cursor::new(bytes),
+            value: true,
+            count: 0,
+        }
+    }
+
+    fn next(&mut self) -> Result<Option<bool>, Unread> {
+        while self.count == 0 {
+            if self.bytes.done() {
+                return Ok(None);
+            }
+            self.count = self.bytes.uleb()?;
+            self.value = !self.value;
+        }
+        self.count -= 1;
+        Ok(Some(self.value))
+    }
+}
+
+/// Reads the operations of `change` through automerge's expansion, refusing what has no place
+/// in a record (a counter, text, a table, an increment, a mark): the path for every change
+/// [`read`] gives up on.
+pub fn expand(change: &Change) -> Result<Vec<Op>, DocError> {
+    let actors: Vec<&ActorId> = std::iter::once(change.actor_id())
+        .chain(change.other_actor_ids())
+        .collect();
+    let index = |id: &legacy::OpId| -> Result<OpRef, DocError> {
+        let actor = actors
+            .iter()
+            .position(|a| *a == id.actor())
+            .ok_or_else(|| DocError::Change("an operation names an unlisted actor".into()))?;
+        Ok(OpRef {
+            counter: id.counter(),
+            actor: actor as u32,
+        })
+    };
+    change
+        .decode()
+        .operations
+        .into_iter()
+        .map(|op| {
+            let action = match op.action {
+                OpType::Make(ObjType::Map) => Action::MakeMap,
+                OpType::Make(ObjType::List) => Action::MakeList,
+                OpType::Delete => Action::Delete,
+                OpType::Put(ScalarValue::Counter(_)) => {
+                    return Err(DocError::Change(
+                        "a counter has no place in a record".into(),
+                    ));
+                }
+                OpType::Put(value) => Action::Put(value),
+                OpType::Make(other) => {
+                    return Err(DocError::Change(format!(
+                        "a {other:?} object has no place in a record"
+                    )));
+                }
+                OpType::Increment(_) | OpType::MarkBegin(_) | OpType::MarkEnd(_) => {
+                    return Err(DocError::Change(
+                        "counters and marks have no place in a record".into(),
+                    ));
+                }
+            };
+            Ok(Op {
+                obj: match &op.obj {
+                    ObjectId::Root => None,
+                    ObjectId::Id(id) => Some(index(id)?),
+                },
+                key: match &op.key {
+                    Key::Map(name) => OpKey::Map(name.to_string()),
+                    Key::Seq(ElementId::Head) => OpKey::Head,
+                    Key::Seq(ElementId::Id(id)) => OpKey::Elem(index(id)?),
+                },
+                insert: op.insert,
+                action,
+                pred: op.pred.iter().map(index).collect::<Result<_, _>>()?,
+            })
+        })
+        .collect()
+}
+
+/// Holds [`read`] to automerge on one change: wherever it reads the change, [`expand`] must
+/// read it too and to the same operations. `Err` names the disagreement, a bug in [`read`].
+pub fn compare_reader(change: &Change) -> Result<(), String> {
+    let Ok(ours) = read(change) else {
+        return Ok(());
+    };
+    let theirs = expand(change)
+        .map_err(|e| format!("automerge's expansion refused a change the reader read: {e}"))?;
+    let (ours, theirs) = (named(change, &ours), named(change, &theirs));
+    if ours != theirs {
+        return Err(format!(
+            "the reader's operations {ours:?} differ from automerge's {theirs:?}"
+        ));
+    }
+    Ok(())
+}
+
+/// `ops` as a comparison needs them: printed (so that a NaN equals itself and 0.0 differs
+/// from -0.0), with every operation id naming its actor rather than an index (a change may list
+/// one actor twice) and each `pred` sorted (automerge sorts it; the order hides nothing more).
+fn named(change: &Change, ops: &[Op]) -> Vec<String> {
+    let actors: Vec<&ActorId> = std::iter::once(change.actor_id())
+        .chain(change.other_actor_ids())
+        .collect();
+    let name = |id: &OpRef| {
+        let actor = actors.get(id.actor as usize).map(|a| a.to_hex_string());
+        (id.counter, actor)
+    };
+    ops.iter()
+        .map(|op| {
+            let mut pred: Vec<_> = op.pred.iter().map(name).collect();
+            pred.sort();
+            let key = match &op.key {
+                OpKey::Elem(id) => format!("{:?}", name(id)),
+                other => format!("{other:?}"),
+            };
+            format!(
+                "{:?} {key} {} {:?} {pred:?}",
+                op.obj.as_ref().map(name),
+                op.insert,
+                op.action
+            )
+        })
+        .collect()
+}
+
+/// Mangles each of `changes` with `edits` ([`super::forge::mangle`]) and holds [`read`] to
+/// automerge on every mangled change automerge still parses. Returns how many it parsed; `Err`
+/// names a disagreement, a bug in [`read`].
+pub fn compare_mangled(changes: &[Vec<u8>], edits: &[u8]) -> Result<usize, String> {
+    let mut parsed = 0;
+    for (i, chunk) in changes.iter().enumerate() {
+        // Each change gets its own slice of the edits, so that they do not all break alike.
+        let edits = edits.get(3 * i % edits.len().max(1)..).unwrap_or_default();
+        let Some(mangled) = super::forge::mangle(chunk, &edits[..edits.len().min(12)]) else {
+            continue;
+        };
+        let parsed_change = super::super::doc::guarded("parse", || {
+            Change::try_from(&mangled[..]).map_err(|e| DocError::Change(e.to_string()))
+        });
+        if let Ok(change) = parsed_change {
+            parsed += 1;
+            // A panic inside automerge's expansion is automerge refusing, as in decoding.
+            let compared =
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| compare_reader(&change)));
+            match compared {
+                Ok(result) => result.map_err(|e| format!("{e}; mangled change {mangled:?}"))?,
+                Err(_) if read(&change).is_err() => {}
+                Err(_) => {
+                    return Err(format!(
+                        "automerge's expansion panicked on a change the reader read: {mangled:?}"
+                    ));
+                }
+            }
+        }
+    }
+    Ok(parsed)
+}
+
+#[cfg(test)]
+mod tests {
+    use automerge::transaction::Transactable;
+    use automerge::{Automerge, ROOT};
+    use chrono::Utc;
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::record::doc::RecordDoc;
+    use crate::record::event::Event;
+    use crate::record::replay::forge;
+    use crate::record::{Author, Header, RecordId, RecordKind};
+    use crate::region::RegionCode;
+
+    fn actor(n: u8) -> ActorId {
+        ActorId::from(vec![n; 16])
+    }
+
+    /// Reads `change` both ways and insists the reader read it, to what automerge reads.
+    fn read_alike(change: &Change) -> Vec<Op> {
+        let ours = read(change).unwrap_or_else(|e| panic!("the reader gave up: {e:?}"));
+        compare_reader(change).unwrap();
+        ours
+    }
+
+    /// An opinion as a township writes it, then edited at the county (whose change names the
+    /// township's operations) and stepped on: every change Renda writes is one the reader reads.
+    #[test]
+    fn every_change_renda_writes_is_read_by_the_reader_as_automerge_reads_it() {
+        let home = RegionCode::parse("home", "330411101000").unwrap();
+        let author = Author {
+            node: home,
+            user: "王店镇人大".into(),
+        };
+        let header = Header {
+            id: RecordId::new(),
+            kind: RecordKind::Opinion,
+            home,
+            created_at: Utc::now(),
+            created_by: author.clone(),
+        };
+        let fields = serde_json::json!({
+            "summary": "梅北村路灯损坏，夜间出行不便",
+            "count": 12,
+            "below_zero": -3,
+            "share": 0.25,
+            "urgent": true,
+            "closed": null,
+            "place": {"village": "梅北村", "group": 3},
+            "tags": ["路灯", "安全"],
+        });
+        let event = |n: u64, step: &str| Event {
+            id: RecordId::new(),
+            lamport: n,
+            recorded_at: Utc::now(),
+            date: chrono::NaiveDate::from_ymd_opt(2026, 12, 1).unwrap(),
+            author: author.clone(),
+            action: serde_json::json!({ "step": step }),
+        };
+        let mut township =
+            RecordDoc::create_with_event(&header, &fields, Some(&event(1, "collect")), &actor(1))
+                .unwrap();
+        let mut county = RecordDoc::load(&township.save(), &actor(2)).unwrap();
+        let mut edited = fields.clone();
+        edited["summary"] = "梅北村路灯损坏（已报修）".into();
+        edited["tags"] = serde_json::json!(["路灯"]);
+        edited.as_object_mut().unwrap().remove("closed");
+        edited["place"]["group"] = 4.into();
+        county.set_fields(&edited, 0, "edit").unwrap().unwrap();
+        county.append_event(&event(2, "pass_on")).unwrap();
+        township.append_event(&event(2, "reply")).unwrap();
+        let mut changes = county.changes_since(&[]);
+        changes.extend(township.changes_since(&county.heads()));
+        assert!(changes.len() >= 4, "{} changes", changes.len());
+        let mut named_other = false;
+        for change in &changes {
+            let ops = read_alike(change);
+            named_other |= ops.iter().any(|op| op.pred.iter().any(|p| p.actor > 0));
+        }
+        assert!(named_other, "no change named another actor's operation");
+    }
+
+    #[test]
+    fn what_records_do_not_hold_is_left_to_automerge() {
+        let mut doc = Automerge::new().with_actor(actor(1));
+        let mut tx = doc.transaction();
+        tx.put(ROOT, "when", ScalarValue::Timestamp(7)).unwrap();
+        tx.put(ROOT, "blob", ScalarValue::Bytes(vec![1, 2]))
+            .unwrap();
+        tx.commit();
+        let mut tx = doc.transaction();
+        tx.put(ROOT, "n", ScalarValue::counter(1)).unwrap();
+        tx.commit();
+        let mut tx = doc.transaction();
+        let text = tx.put_object(ROOT, "text", ObjType::Text).unwrap();
+        tx.splice_text(&text, 0, 0, "路灯").unwrap();
+        tx.commit();
+        let changes = doc.get_changes(&[]);
+        for change in &changes {
+            assert!(read(change).is_err(), "read {:?}", read(change));
+        }
+        // Automerge's expansion reads the scalars records do not use (a replay then declines)
+        // and refuses counters and text.
+        assert!(matches!(
+            expand(&changes[0]).unwrap()[0].action,
+            Action::Put(ScalarValue::Timestamp(7))
+        ));
+        assert!(expand(&changes[1]).is_err());
+        assert!(expand(&changes[2]).is_err());
+    }
+
+    #[test]
+    fn a_mangled_change_with_no_edits_is_the_change() {
+        let mut doc = Automerge::new().with_actor(actor(1));
+        let mut tx = doc.transaction();
+        tx.put(ROOT, "k", "v").unwrap();
+        tx.commit();
+        let change = doc.get_changes(&[]).remove(0);
+        // The checksum recomputed over unchanged data is the one automerge wrote.
+        assert_eq!(
+            forge::mangle(change.raw_bytes(), &[]).unwrap(),
+            change.raw_bytes()
+        );
+        let mangled = forge::mangle(change.raw_bytes(), &[0, 0, 9]).unwrap();
+        assert_ne!(mangled, change.raw_bytes());
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(1024))]
+
+        /// Forged histories with bytes of their changes overwritten and their checksums made
+        /// right: wherever automerge still parses a change and the reader reads it, both read
+        /// the same operations.
+        #[test]
+        fn the_reader_never_disagrees_with_automerge_on_mangled_changes(
+            program in proptest::collection::vec(any::<u8>(), 0..120),
+            edits in proptest::collection::vec(any::<u8>(), 0..48),
+        ) {
+            let forged = forge::history(&program);
+            let changes: Vec<Vec<u8>> = forged.held.into_iter().chain(forged.incoming).collect();
+            if let Err(disagreement) = compare_mangled(&changes, &edits) {
+                return Err(TestCaseError::fail(format!(
+                    "{disagreement}; program {program:?}, edits {edits:?}"
+                )));
+            }
+        }
+    }
+
+    /// The property above reaches the reader: many mangled changes still parse, and the reader
+    /// reads a good share of those and gives up on others, for several reasons.
+    #[test]
+    fn mangled_changes_reach_the_reader() {
+        let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+        let mut next = || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let (mut parsed, mut read_ok) = (0, 0);
+        let mut reasons = std::collections::BTreeSet::new();
+        for _ in 0..1500 {
+            let program: Vec<u8> = (0..(next() % 60)).map(|_| next() as u8).collect();
+            let edits: Vec<u8> = (0..3).map(|_| next() as u8).collect();
+            let forged = forge::history(&program);
+            for chunk in forged.held.iter().chain(&forged.incoming) {
+                let Some(mangled) = forge::mangle(chunk, &edits) else {
+                    continue;
+                };
+                let Ok(change) = crate::record::doc::guarded("parse", || {
+                    Change::try_from(&mangled[..]).map_err(|e| DocError::Change(e.to_string()))
+                }) else {
+                    continue;
+                };
+                parsed += 1;
+                match read(&change) {
+                    Ok(_) => {
+                        read_ok += 1;
+                        compare_reader(&change).unwrap();
+                    }
+                    Err(Unread(why)) => {
+                        reasons.insert(why);
+                    }
+                }
+            }
+        }
+        println!("parsed {parsed}, read {read_ok}, gave up for {reasons:#?}");
+        assert!(
+            parsed >= 500 && read_ok >= 200,
+            "parsed {parsed}, read {read_ok}"
+        );
+        assert!(reasons.len() >= 3, "{reasons:#?}");
+    }
+}
