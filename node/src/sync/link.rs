@@ -25,8 +25,12 @@ use crate::region::RegionCode;
 use crate::store::{ApplyOutcome, Checkpoint, OutgoingBatch, OutgoingRecord, Refused};
 
 /// How many batches a sender keeps unacknowledged. Two let the receiver prepare one batch while
-/// its store writes the other; more would only queue.
-pub const WINDOW: usize = 3;
+/// its store writes the other. In a first sync the receiver merges large batches below its
+/// store thread's priority (`sync::pool`), in whatever time the store thread leaves, so a merge
+/// takes longer than the store's write of the batch before; with four in flight the next batch
+/// is more often ready when the store wants it (docs/benchmarks.md, the receive path's ninth
+/// measurement).
+pub const WINDOW: usize = 4;
 
 /// The first batch a link sends holds at most this many bytes of changes, and each batch after
 /// holds twice the one before, up to [`LinkSettings::max_batch_bytes`]. The receiver's store

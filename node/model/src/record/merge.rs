@@ -15,6 +15,7 @@ use automerge::{ActorId, Change, ChangeHash};
 use super::authority::{Held, Sender, check_authors, check_incoming, needs_before};
 use super::doc::heads_hash;
 use super::event::Rejection;
+use super::replay::ops::{self, ReadChange};
 use super::replay::{Declined, DecodedChange, Replay};
 use super::{AnyHeader, Body, DocError, Header, Record, RecordDoc, RecordId, RecordKind};
 use crate::region::RegionCode;
@@ -77,11 +78,16 @@ impl Stored {
         bytes
     }
 
-    /// Every held change, decoded for a replay.
-    fn decoded(&self) -> Result<Vec<DecodedChange>, DocError> {
+    /// Every held change, read for a replay. Automerge parsed each when it first came (or
+    /// wrote it), so Renda's reader reads them from their bytes ([`ops::read_bytes`]), which
+    /// checks their checksums; a change it does not read goes through automerge again.
+    fn decoded(&self) -> Result<Vec<ReadChange>, DocError> {
         self.changes
             .iter()
-            .map(|bytes| RecordDoc::decode_change_ops(bytes))
+            .map(|bytes| match ops::read_bytes(bytes) {
+                Ok(read) => Ok(read),
+                Err(_) => RecordDoc::decode_change_ops(bytes).map(|decoded| decoded.read),
+            })
             .collect()
     }
 }

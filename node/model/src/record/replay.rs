@@ -43,14 +43,14 @@ use super::DocError;
 pub mod forge;
 pub mod ops;
 
-use ops::{Action, Op, OpKey, OpRef};
+use ops::{Action, ChangeMeta, Op, OpKey, OpRef, ReadChange};
 
-/// A change decoded once from its wire or disk bytes: the change automerge would apply, and its
-/// operations read for a [`Replay`].
+/// A change decoded once from its wire or disk bytes: the change automerge would apply, and
+/// what a [`Replay`] applies of it.
 #[derive(Clone, Debug)]
 pub struct DecodedChange {
     pub change: Change,
-    pub ops: Vec<Op>,
+    pub read: ReadChange,
 }
 
 impl DecodedChange {
@@ -62,7 +62,17 @@ impl DecodedChange {
             Ok(ops) => ops,
             Err(_) => ops::expand(&change)?,
         };
-        Ok(DecodedChange { change, ops })
+        let read = ReadChange {
+            meta: ChangeMeta::of(&change),
+            ops,
+        };
+        Ok(DecodedChange { change, read })
+    }
+}
+
+impl AsRef<ReadChange> for DecodedChange {
+    fn as_ref(&self) -> &ReadChange {
+        &self.read
     }
 }
 
@@ -192,12 +202,12 @@ impl Replay {
     /// Applies `changes` in an order their dependencies allow, skipping those already applied,
     /// and returns the indexes (into `changes`) of the ones that were new, in the order applied.
     /// On [`Declined`] the replay is left part-way and must be thrown away.
-    pub fn apply(&mut self, changes: &[DecodedChange]) -> Result<Vec<usize>, Declined> {
+    pub fn apply<C: AsRef<ReadChange>>(&mut self, changes: &[C]) -> Result<Vec<usize>, Declined> {
         // The new changes by hash, in the order given.
         let mut pending: HashMap<ChangeHash, usize> = HashMap::new();
         let mut order = Vec::new();
-        for (i, decoded) in changes.iter().enumerate() {
-            let hash = decoded.change.hash();
+        for (i, read) in changes.iter().enumerate() {
+            let hash = read.as_ref().meta.hash;
             if !self.has_change(&hash) && !pending.contains_key(&hash) {
                 pending.insert(hash, i);
                 order.push(i);
@@ -210,7 +220,7 @@ impl Replay {
         let mut ready = std::collections::VecDeque::new();
         for &i in &order {
             let mut count = 0;
-            for dep in changes[i].change.deps() {
+            for dep in &changes[i].as_ref().meta.deps {
                 if pending.contains_key(dep) {
                     count += 1;
                     dependents.entry(*dep).or_default().push(i);
@@ -228,10 +238,10 @@ impl Replay {
         }
         let mut applied = Vec::with_capacity(order.len());
         while let Some(i) = ready.pop_front() {
-            self.apply_one(&changes[i])?;
+            self.apply_one(changes[i].as_ref())?;
             applied.push(i);
             for &next in dependents
-                .get(&changes[i].change.hash())
+                .get(&changes[i].as_ref().meta.hash)
                 .into_iter()
                 .flatten()
             {
@@ -275,28 +285,28 @@ impl Replay {
         }
     }
 
-    fn apply_one(&mut self, decoded: &DecodedChange) -> Result<(), Declined> {
-        let change = &decoded.change;
-        if change.author().is_some() {
+    fn apply_one(&mut self, read: &ReadChange) -> Result<(), Declined> {
+        let change = &read.meta;
+        if change.authored {
             return Err(Declined("a change with an author footer"));
         }
         // Automerge looks up every actor a change lists and panics on one it does not know.
         if change
-            .other_actor_ids()
+            .others
             .iter()
             .any(|a| !self.actor_index.contains_key(a))
         {
             return Err(Declined("a change lists an actor with no changes here"));
         }
-        self.ops += decoded.ops.len();
+        self.ops += read.ops.len();
         if self.ops > MAX_OPS {
             return Err(Declined("more operations than any record holds"));
         }
-        let actor = self.actor(change.actor_id());
+        let actor = self.actor(&change.actor);
         // The change's actor list as this replay indexes it; every entry is known (above).
-        let mut listed = Vec::with_capacity(1 + change.other_actor_ids().len());
+        let mut listed = Vec::with_capacity(1 + change.others.len());
         listed.push(actor);
-        for other in change.other_actor_ids() {
+        for other in &change.others {
             listed.push(
                 *self
                     .actor_index
@@ -305,12 +315,12 @@ impl Replay {
             );
         }
         let (last_seq, last_max) = self.actor_last[actor as usize];
-        if change.seq() != last_seq + 1 {
+        if change.seq != last_seq + 1 {
             return Err(Declined("a change out of its actor's sequence"));
         }
-        let start = change.start_op().get();
+        let start = change.start_op;
         let past_max = change
-            .deps()
+            .deps
             .iter()
             .filter_map(|d| self.changes.get(d).copied())
             .max()
@@ -319,7 +329,7 @@ impl Replay {
         // past. Automerge takes one that does not, and then saves a document it cannot load
         // back (found by the differential checks: `forge`).
         let mut clock: Vec<u64> = Vec::new();
-        for dep in change.deps() {
+        for dep in &change.deps {
             if let Some(theirs) = self.clocks.get(dep) {
                 if clock.len() < theirs.len() {
                     clock.resize(theirs.len(), 0);
@@ -329,7 +339,7 @@ impl Replay {
                 }
             }
         }
-        if clock.get(actor as usize).copied().unwrap_or(0) + 1 != change.seq() {
+        if clock.get(actor as usize).copied().unwrap_or(0) + 1 != change.seq {
             return Err(Declined(
                 "a change that does not follow its actor's previous change",
             ));
@@ -337,25 +347,25 @@ impl Replay {
         if clock.len() <= actor as usize {
             clock.resize(actor as usize + 1, 0);
         }
-        clock[actor as usize] = change.seq();
+        clock[actor as usize] = change.seq;
         if start <= past_max || start <= last_max {
             return Err(Declined("a change reuses operation ids"));
         }
         let last = start
-            .checked_add(decoded.ops.len() as u64)
+            .checked_add(read.ops.len() as u64)
             .filter(|end| end - 1 <= MAX_COUNTER)
             .ok_or(Declined("operation counters past 32 bits"))?;
-        for (op, counter) in decoded.ops.iter().zip(start..last) {
+        for (op, counter) in read.ops.iter().zip(start..last) {
             self.apply_op(op, Id { counter, actor }, &listed)?;
         }
         let max_op = last - 1;
-        self.actor_last[actor as usize] = (change.seq(), max_op);
-        self.changes.insert(change.hash(), max_op.max(past_max));
-        self.clocks.insert(change.hash(), clock);
-        for dep in change.deps() {
+        self.actor_last[actor as usize] = (change.seq, max_op);
+        self.changes.insert(change.hash, max_op.max(past_max));
+        self.clocks.insert(change.hash, clock);
+        for dep in &change.deps {
             self.heads.remove(dep);
         }
-        self.heads.insert(change.hash());
+        self.heads.insert(change.hash);
         Ok(())
     }
 

@@ -18,7 +18,7 @@
 //! automerge 0.12's decoder of the same column type, step for step.
 
 use automerge::legacy::{self, ElementId, Key, ObjectId, OpType};
-use automerge::{ActorId, Change, ObjType, ScalarValue};
+use automerge::{ActorId, Change, ChangeHash, ObjType, ScalarValue};
 
 use super::super::DocError;
 
@@ -63,6 +63,49 @@ pub struct Op {
     pub pred: Vec<OpRef>,
 }
 
+/// What a replay needs of a change beside its operations: its header, as automerge's accessors
+/// give it ([`ChangeMeta::of`]) or as [`read_bytes`] reads it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChangeMeta {
+    pub hash: ChangeHash,
+    pub deps: Vec<ChangeHash>,
+    pub actor: ActorId,
+    /// The other actors the change lists, in order: an operation's actor index 1 is the first.
+    pub others: Vec<ActorId>,
+    pub seq: u64,
+    pub start_op: u64,
+    /// Whether the change carries an author footer (automerge's `Change::author`).
+    pub authored: bool,
+}
+
+impl ChangeMeta {
+    /// The header of a change automerge parsed.
+    pub fn of(change: &Change) -> ChangeMeta {
+        ChangeMeta {
+            hash: change.hash(),
+            deps: change.deps().to_vec(),
+            actor: change.actor_id().clone(),
+            others: change.other_actor_ids().to_vec(),
+            seq: change.seq(),
+            start_op: change.start_op().get(),
+            authored: change.author().is_some(),
+        }
+    }
+}
+
+/// A change as a replay applies it: its header and its operations.
+#[derive(Clone, Debug)]
+pub struct ReadChange {
+    pub meta: ChangeMeta,
+    pub ops: Vec<Op>,
+}
+
+impl AsRef<ReadChange> for ReadChange {
+    fn as_ref(&self) -> &ReadChange {
+        self
+    }
+}
+
 /// Why [`read`] gave up: the change is outside what it reads, and [`expand`] must read it.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Unread(pub &'static str);
@@ -73,6 +116,13 @@ const MAX_OPS: u64 = 50_000;
 const MAX_PRED: u64 = 1_024;
 /// Counters and actor indexes are 32-bit inside automerge.
 const MAX_U32: u64 = u32::MAX as u64;
+
+/// The most dependencies and other actors [`read_bytes`] takes from one change (a merge of
+/// many replicas' work names a few of each).
+const MAX_DEPS: u64 = 1_024;
+const MAX_ACTORS: u64 = 1_024;
+/// The tag of automerge's author footer in a change's extra bytes.
+const AUTHOR_FOOTER: u64 = 1;
 
 /// The magic bytes every automerge chunk starts with.
 const MAGIC: [u8; 4] = [0x85, 0x6f, 0x4a, 0x83];
@@ -102,11 +152,35 @@ const COLUMNS: [u64; 14] = [
 
 /// Reads the operations of `change`, which automerge has parsed and verified, or gives up.
 pub fn read(change: &Change) -> Result<Vec<Op>, Unread> {
-    let mut chunk = Cursor::new(change.raw_bytes());
+    read_chunk(change.raw_bytes(), Some(change.hash())).map(|read| read.ops)
+}
+
+/// Reads a change from its stored bytes, header and operations, without automerge, or gives up:
+/// how a merge reads the changes a node already holds, which automerge parsed when they first
+/// came (or wrote them). The checksum is checked against the bytes, so a change damaged on disk
+/// is not read here but left to automerge, which refuses it.
+pub fn read_bytes(bytes: &[u8]) -> Result<ReadChange, Unread> {
+    read_chunk(bytes, None)
+}
+
+/// [`read_bytes`], given the change's hash when automerge has computed it (and so checked the
+/// checksum).
+fn read_chunk(bytes: &[u8], known: Option<ChangeHash>) -> Result<ReadChange, Unread> {
+    use sha2::{Digest, Sha256};
+    let mut chunk = Cursor::new(bytes);
     if chunk.take(4)? != MAGIC {
         return Err(Unread("not an automerge chunk"));
     }
-    chunk.take(4)?; // The checksum, which automerge verified.
+    let checksum = chunk.take(4)?;
+    // A change's hash is the SHA-256 of its chunk after the magic bytes and the checksum, and
+    // the checksum is the hash's first four bytes.
+    let hash = match known {
+        Some(hash) => hash,
+        None => ChangeHash(Sha256::digest(chunk.bytes).into()),
+    };
+    if hash.0[..4] != *checksum {
+        return Err(Unread("a checksum that does not match"));
+    }
     if chunk.byte()? != CHANGE_CHUNK {
         return Err(Unread("not an uncompressed change chunk"));
     }
@@ -114,25 +188,38 @@ pub fn read(change: &Change) -> Result<Vec<Op>, Unread> {
     if len != chunk.remaining() as u64 {
         return Err(Unread("a chunk whose length is not its data's"));
     }
-    // The change's header, whose values automerge's accessors give; only its length matters here.
-    let deps = chunk.uleb()?;
-    chunk.take_u64(
-        deps.checked_mul(32)
-            .ok_or(Unread("too many dependencies"))?,
-    )?;
-    let actor = chunk.uleb()?;
-    chunk.take_u64(actor)?;
-    chunk.uleb()?; // seq
-    chunk.uleb()?; // start_op
-    chunk.sleb()?; // time
-    let message = chunk.uleb()?;
-    chunk.take_u64(message)?;
-    let others = chunk.uleb()?;
-    for _ in 0..others {
-        let len = chunk.uleb()?;
-        chunk.take_u64(len)?;
+    let count = chunk.uleb()?;
+    if count > MAX_DEPS {
+        return Err(Unread("more dependencies than a record's change has"));
     }
-    let actors = others.checked_add(1).ok_or(Unread("too many actors"))?;
+    let mut deps = Vec::with_capacity(count as usize);
+    for _ in 0..count {
+        let dep: [u8; 32] = chunk
+            .take(32)?
+            .try_into()
+            .map_err(|_| Unread("a short dependency"))?;
+        deps.push(ChangeHash(dep));
+    }
+    let len = chunk.uleb()?;
+    let actor = ActorId::from(chunk.take_u64(len)?);
+    let seq = chunk.uleb()?;
+    let start_op = chunk.uleb()?;
+    if start_op == 0 {
+        return Err(Unread("a change starting at operation zero"));
+    }
+    chunk.sleb()?; // time
+    let len = chunk.uleb()?;
+    std::str::from_utf8(chunk.take_u64(len)?).map_err(|_| Unread("a message that is not UTF-8"))?;
+    let count = chunk.uleb()?;
+    if count > MAX_ACTORS {
+        return Err(Unread("more actors than a record's change lists"));
+    }
+    let mut others = Vec::with_capacity(count as usize);
+    for _ in 0..count {
+        let len = chunk.uleb()?;
+        others.push(ActorId::from(chunk.take_u64(len)?));
+    }
+    let actors = count + 1;
 
     // The column layout, then the columns' data in the same order.
     let count = chunk.uleb()?;
@@ -158,6 +245,15 @@ pub fn read(change: &Change) -> Result<Vec<Op>, Unread> {
         last = Some(at);
         columns[at] = chunk.take_u64(len)?;
     }
+    // What follows the columns is the change's extra bytes; automerge reads an author there
+    // when they start with the author footer's tag and a length that fits.
+    let authored = {
+        let mut extra = Cursor::new(chunk.bytes);
+        matches!(
+            (extra.uleb(), extra.uleb()),
+            (Ok(AUTHOR_FOOTER), Ok(len)) if len <= extra.remaining() as u64
+        )
+    };
     let column = |spec: u64| columns[COLUMNS.iter().position(|&c| c == spec).unwrap_or(0)];
     // A value's bytes without its metadata, or a group's members without the group, are a
     // layout automerge groups differently; not read here.
@@ -272,7 +368,18 @@ pub fn read(change: &Change) -> Result<Vec<Op>, Unread> {
             pred,
         });
     }
-    Ok(ops)
+    Ok(ReadChange {
+        meta: ChangeMeta {
+            hash,
+            deps,
+            actor,
+            others,
+            seq,
+            start_op,
+            authored,
+        },
+        ops,
+    })
 }
 
 /// A value from its metadata (its length shifted left by four, or'ed with its type) and the
@@ -591,9 +698,15 @@ pub fn expand(change: &Change) -> Result<Vec<Op>, DocError> {
 /// Holds [`read`] to automerge on one change: wherever it reads the change, [`expand`] must
 /// read it too and to the same operations. `Err` names the disagreement, a bug in [`read`].
 pub fn compare_reader(change: &Change) -> Result<(), String> {
-    let Ok(ours) = read(change) else {
+    let Ok(ReadChange { meta, ops: ours }) = read_bytes(change.raw_bytes()) else {
         return Ok(());
     };
+    let header = ChangeMeta::of(change);
+    if meta != header {
+        return Err(format!(
+            "the reader's header {meta:?} differs from automerge's {header:?}"
+        ));
+    }
     let theirs = expand(change)
         .map_err(|e| format!("automerge's expansion refused a change the reader read: {e}"))?;
     let (ours, theirs) = (named(change, &ours), named(change, &theirs));
@@ -792,6 +905,27 @@ mod tests {
         );
         let mangled = forge::mangle(change.raw_bytes(), &[0, 0, 9]).unwrap();
         assert_ne!(mangled, change.raw_bytes());
+    }
+
+    /// A held change damaged on disk is not read from its bytes: its checksum no longer
+    /// matches, and automerge, which the merge then asks, refuses it.
+    #[test]
+    fn a_damaged_stored_change_is_not_read_from_its_bytes() {
+        let mut doc = Automerge::new().with_actor(actor(1));
+        let mut tx = doc.transaction();
+        tx.put(ROOT, "header", "{}").unwrap();
+        tx.commit();
+        let change = doc.get_changes(&[]).remove(0);
+        let read = read_bytes(change.raw_bytes()).unwrap();
+        assert_eq!(read.meta, ChangeMeta::of(&change));
+        let mut damaged = change.raw_bytes().to_vec();
+        let last = damaged.len() - 1;
+        damaged[last] ^= 0x40;
+        assert_eq!(
+            read_bytes(&damaged).unwrap_err(),
+            Unread("a checksum that does not match")
+        );
+        assert!(RecordDoc::decode_change_ops(&damaged).is_err());
     }
 
     proptest! {
