@@ -378,8 +378,9 @@ impl RecordDoc {
         Ok(Self::decode_change_ops(bytes)?.change)
     }
 
-    /// [`RecordDoc::decode_change`], keeping the operations it expanded to screen them, which
-    /// is what a [`super::replay::Replay`] applies.
+    /// [`RecordDoc::decode_change`], keeping the change's operations, which is what a
+    /// [`super::replay::Replay`] applies ([`DecodedChange::new`]: read by Renda's reader, or
+    /// expanded and screened by automerge's).
     pub fn decode_change_ops(bytes: &[u8]) -> Result<DecodedChange, DocError> {
         guarded("decode change", || {
             let change = Change::try_from(bytes).map_err(|e| DocError::Change(e.to_string()))?;

@@ -27,9 +27,10 @@
 //! same content and heads, and loads them again after a save (a compaction); and
 //! [`forge::history`] turns arbitrary bytes into raw changes, malformed and hostile ones
 //! included, which the proptests here and the `replay` fuzz target (`fuzz/`, its corpus
-//! replayed by every test run) feed to that comparison. The replay reads operations through
-//! automerge's `legacy` module, which automerge keeps outside its semver promise, so the
-//! workspace pins automerge to the exact version these checks ran against.
+//! replayed by every test run) feed to that comparison. The replay reads operations with
+//! Renda's own reader of automerge's change format ([`ops`]), which follows automerge 0.12's
+//! decoders and falls back on automerge's `legacy` module (outside automerge's semver promise),
+//! so the workspace pins automerge to the exact version these checks ran against.
 //!
 //! Architecture invariant: a replay never decides what a document *is* when it declines; it
 //! only saves automerge's work when the answer is certain.
