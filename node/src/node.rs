@@ -214,7 +214,7 @@ impl Core {
         }
         let shutdown = CancellationToken::new();
         config.link.shutdown = shutdown.clone();
-        config.link.prepared = Arc::new(tokio::sync::Semaphore::new(crate::sync::PREPARED_BATCHES));
+        config.link.prepared = Arc::new(tokio::sync::Semaphore::new(crate::sync::PREPARE_PERMITS));
         let timeout = config.link.timeout;
         if let Err(e) = store.write(move |tx| tx.set_link_timeout(timeout)).await {
             store.close().await;

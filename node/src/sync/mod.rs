@@ -80,8 +80,14 @@ pub struct LinkConfig {
     pub versions: version::Versions,
 }
 
-/// Batches a node holds prepared at once ([`LinkConfig::prepared`]).
+/// The most prepared batches the store writes in one transaction.
 pub const PREPARED_BATCHES: usize = 4;
+
+/// Batches a node holds prepared at once, over all its links ([`LinkConfig::prepared`]): one
+/// more than a link keeps in flight ([`link::WINDOW`]). A link in a first sync, whose merges run
+/// below the node's priority ([`pool`]) and so hold their permits longer, then always leaves one
+/// for another link's live round.
+pub const PREPARE_PERMITS: usize = link::WINDOW + 1;
 
 /// The default [`LinkConfig::max_batch_bytes`].
 pub const DEFAULT_BATCH_BYTES: usize = 512 * 1024;
@@ -111,7 +117,7 @@ impl Default for LinkConfig {
             issuing: None,
             timeout: DEFAULT_LINK_TIMEOUT,
             shutdown: CancellationToken::new(),
-            prepared: std::sync::Arc::new(tokio::sync::Semaphore::new(PREPARED_BATCHES)),
+            prepared: std::sync::Arc::new(tokio::sync::Semaphore::new(PREPARE_PERMITS)),
             versions: version::Versions::this_build(),
         }
     }

@@ -20,7 +20,8 @@
 //! priority.
 //!
 //! The pool has one thread per core, at most eight, each ten nice levels below the node's own
-//! (Unix only; lowering one's own priority needs no privilege). If the pool cannot be started
+//! (Linux only, where a thread's id names that thread alone; lowering one's own priority needs
+//! no privilege). If the pool cannot be started
 //! the work runs on the async runtime's blocking threads.
 
 use std::panic::AssertUnwindSafe;
@@ -60,7 +61,7 @@ fn pool() -> Option<&'static rayon::ThreadPool> {
 }
 
 /// Lowers the calling thread's priority by [`NICE_BELOW`] levels, to at most the lowest.
-#[cfg(unix)]
+#[cfg(target_os = "linux")]
 fn lower_priority() {
     use rustix::process::{getpriority_process, setpriority_process};
     // On Linux a thread's id names that thread alone, so only the pool's threads move.
@@ -72,7 +73,7 @@ fn lower_priority() {
     }
 }
 
-#[cfg(not(unix))]
+#[cfg(not(target_os = "linux"))]
 fn lower_priority() {}
 
 /// Runs `work`, for a batch of `records` records, and waits for it without holding up the async
@@ -135,7 +136,7 @@ mod tests {
                 .is_some_and(|n| n.starts_with("renda-bulk-")),
             "the work ran on {thread_name:?}"
         );
-        #[cfg(unix)]
+        #[cfg(target_os = "linux")]
         {
             use rustix::process::getpriority_process;
             let mine = getpriority_process(Some(rustix::thread::gettid())).expect("own priority");
