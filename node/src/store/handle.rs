@@ -50,16 +50,6 @@ pub struct StoreHandle {
     written: watch::Sender<i64>,
     /// Set when the store found its file damaged; `renda run` stops on it.
     damage: std::sync::Arc<watch::Sender<Option<super::check::Damage>>>,
-    /// The database's write-ahead log, which [`StoreHandle::flush`] flushes off the store thread.
-    wal: std::sync::Arc<std::path::PathBuf>,
-}
-
-/// A write committed to the write-ahead log but not yet flushed to disk
-/// ([`StoreHandle::write_deferred`]): nothing it wrote may be acknowledged to anyone, or
-/// announced to the links, until [`StoreHandle::flush`] has taken it.
-#[must_use = "a deferred write is durable only once flushed"]
-pub struct Deferred {
-    last_seq: Option<i64>,
 }
 
 impl StoreHandle {
@@ -70,8 +60,6 @@ impl StoreHandle {
         let (jobs, mut rx) = mpsc::channel::<Job>(64);
         let checkpointer = super::checkpoint::Checkpointer::start(&mut store.conn, &store.path)?;
         let last_seq = store.guarded(|s| s.last_seq())?;
-        let mut wal = store.path.clone().into_os_string();
-        wal.push("-wal");
         std::thread::Builder::new()
             .name("renda-store".into())
             .spawn(move || {
@@ -100,7 +88,6 @@ impl StoreHandle {
             readers: None,
             written: watch::Sender::new(last_seq),
             damage: std::sync::Arc::new(watch::Sender::new(None)),
-            wal: std::sync::Arc::new(wal.into()),
         })
     }
 
@@ -205,63 +192,6 @@ impl StoreHandle {
         self.write_flushed(false, f).await
     }
 
-    /// Runs `f` in one write transaction on the store's thread, committed to the write-ahead
-    /// log without waiting for the disk ([`Store::write_unflushed`]); [`StoreHandle::flush`]
-    /// then makes it durable off the store thread, which meanwhile goes on to the next write.
-    /// For a peer's batches, whose acknowledgement waits for the flush: in a first sync the
-    /// flush was a tenth of the store thread's part (docs/benchmarks.md, the receive path's
-    /// ninth measurement).
-    pub async fn write_deferred<T, F>(&self, f: F) -> Result<(T, Deferred), StoreError>
-    where
-        T: Send + 'static,
-        F: FnOnce(&mut WriteTx<'_>) -> Result<T, StoreError> + Send + 'static,
-    {
-        self.call(move |store| {
-            let out = store.write_unflushed(f)?;
-            Ok((
-                out,
-                Deferred {
-                    last_seq: store.last_seq().ok(),
-                },
-            ))
-        })
-        .await
-    }
-
-    /// Flushes the write-ahead log to disk, and with it every write committed before this
-    /// call, `deferred` among them, then tells the links of the changes it added. Runs on a
-    /// blocking thread: flushing the log's file through a descriptor of its own reaches
-    /// everything written to it (the flush is of the file, not of a descriptor), and a
-    /// checkpoint that copied a write into the database flushed the database first.
-    pub async fn flush(&self, deferred: Deferred) -> Result<(), StoreError> {
-        let wal = self.wal.clone();
-        tokio::task::spawn_blocking(move || {
-            std::fs::OpenOptions::new()
-                .write(true)
-                .open(wal.as_path())
-                .and_then(|file| file.sync_data())
-        })
-        .await
-        .map_err(|e| StoreError::Io(format!("flushing the write-ahead log failed: {e}")))?
-        .map_err(|e| StoreError::Io(format!("cannot flush the write-ahead log: {e}")))?;
-        self.announce(deferred.last_seq);
-        Ok(())
-    }
-
-    /// Tells the links of a write's changes: only when the write added some.
-    fn announce(&self, last_seq: Option<i64>) {
-        match last_seq {
-            Some(last_seq) => {
-                self.written.send_if_modified(|seen| {
-                    let moved = last_seq > *seen;
-                    *seen = (*seen).max(last_seq);
-                    moved
-                });
-            }
-            None => self.written.send_modify(|_| {}),
-        }
-    }
-
     async fn write_flushed<T, F>(&self, flushed: bool, f: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
@@ -278,7 +208,16 @@ impl StoreHandle {
                 Ok((out, store.last_seq().ok()))
             })
             .await?;
-        self.announce(last_seq);
+        match last_seq {
+            Some(last_seq) => {
+                self.written.send_if_modified(|seen| {
+                    let moved = last_seq > *seen;
+                    *seen = (*seen).max(last_seq);
+                    moved
+                });
+            }
+            None => self.written.send_modify(|_| {}),
+        }
         Ok(out)
     }
 

@@ -57,7 +57,7 @@ use crate::region::RegionCode;
 use crate::validate::ValidationError;
 
 pub use access::check_form_key;
-pub use handle::{Deferred, StoreHandle};
+pub use handle::StoreHandle;
 pub use rollup::DutyRecord;
 pub use sync::{
     ApplyOutcome, AuditEntry, Checkpoint, IncomingRecord, MergeContext, OutgoingBatch,
@@ -2570,32 +2570,6 @@ mod tests {
         let now = *written.borrow_and_update();
         assert!(now > start);
         assert_eq!(now, last_seq().await.unwrap());
-    }
-
-    /// A deferred write is committed at once (the next write sees it) but not announced to the
-    /// links until it is flushed: what a link would pass on, or a peer be told, is on disk.
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_deferred_write_is_announced_only_once_flushed() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::init(dir.path(), township(), "王店镇人大主席团", None).unwrap();
-        let handle = StoreHandle::spawn(store).unwrap();
-        let mut written = handle.subscribe();
-        let start = *written.borrow_and_update();
-        let (_, deferred) = handle
-            .write_deferred(|tx| office::add_venue(tx, "clerk", venue("实践点", township())))
-            .await
-            .unwrap();
-        let committed = handle.call(|s| s.last_seq()).await.unwrap();
-        assert!(committed > start, "the deferred write is committed");
-        assert!(
-            !written.has_changed().unwrap(),
-            "a deferred write woke the links before its flush"
-        );
-        handle.flush(deferred).await.unwrap();
-        assert!(written.has_changed().unwrap());
-        assert_eq!(*written.borrow_and_update(), committed);
-        // The flush is of the database's write-ahead log, which is there to flush.
-        assert!(dir.path().join(format!("{DB_FILE}-wal")).exists());
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

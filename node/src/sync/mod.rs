@@ -22,7 +22,6 @@ pub mod pool;
 pub mod untrusted;
 pub mod version;
 
-use std::collections::VecDeque;
 use std::time::Duration;
 
 use renda_proto::PROTOCOL_VERSION;
@@ -513,11 +512,6 @@ fn in_parts<T>(items: Vec<T>) -> Vec<Vec<T>> {
 /// Applies a peer's batches and checkpoints in arrival order and reports each once it is
 /// durably stored; the link then acknowledges it. It runs beside the link so that the next
 /// batch can arrive and be prepared while the store writes this one.
-///
-/// A group of batches is committed to the write-ahead log at once and flushed to disk off the
-/// store thread ([`StoreHandle::write_deferred`], [`StoreHandle::flush`]), so the store thread
-/// writes the next group while the disk takes this one; each group is reported only once its
-/// flush is done, and everything is reported in the order it came.
 async fn apply_in_order(
     store: StoreHandle,
     peer: RegionCode,
@@ -527,36 +521,13 @@ async fn apply_in_order(
 ) {
     // A job taken from the queue while gathering batches, to be done next.
     let mut next: Option<Job> = None;
-    // Stored groups waiting for their flush, oldest first.
-    let mut flushing: VecDeque<(Vec<Applied>, Flush)> = VecDeque::new();
     loop {
         let job = match next.take() {
             Some(job) => job,
-            None => {
-                let job = tokio::select! {
-                    biased;
-                    flushed = oldest_flush(&mut flushing), if !flushing.is_empty() => {
-                        if !report_flushed(&mut flushing, flushed, &done) {
-                            return;
-                        }
-                        continue;
-                    }
-                    job = jobs.recv() => job,
-                };
-                match job {
-                    Some(job) => job,
-                    None => {
-                        // The link is done taking batches; what it stored is still reported.
-                        while !flushing.is_empty() {
-                            let flushed = oldest_flush(&mut flushing).await;
-                            if !report_flushed(&mut flushing, flushed, &done) {
-                                return;
-                            }
-                        }
-                        return;
-                    }
-                }
-            }
+            None => match jobs.recv().await {
+                Some(job) => job,
+                None => return,
+            },
         };
         let results = match job {
             Job::Batch(first) => {
@@ -574,12 +545,7 @@ async fn apply_in_order(
                     }
                 }
                 match store_batches(&store, peer, policy, group).await {
-                    Ok((applied, deferred)) => {
-                        let store = store.clone();
-                        let flush = tokio::spawn(async move { store.flush(deferred).await });
-                        flushing.push_back((applied, flush));
-                        continue;
-                    }
+                    Ok(applied) => applied.into_iter().map(Ok).collect(),
                     Err(e) => vec![Err(e)],
                 }
             }
@@ -602,13 +568,6 @@ async fn apply_in_order(
                     .map_err(SyncError::from),
             ],
         };
-        // What came before is reported first.
-        while !flushing.is_empty() {
-            let flushed = oldest_flush(&mut flushing).await;
-            if !report_flushed(&mut flushing, flushed, &done) {
-                return;
-            }
-        }
         for result in results {
             let failed = result.is_err();
             if done.send(result).is_err() || failed {
@@ -618,49 +577,15 @@ async fn apply_in_order(
     }
 }
 
-/// The flush of a stored group of batches, running beside the store thread.
-type Flush = tokio::task::JoinHandle<Result<(), crate::store::StoreError>>;
-
-/// Waits for the oldest group's flush (there is one).
-async fn oldest_flush(flushing: &mut VecDeque<(Vec<Applied>, Flush)>) -> Result<(), SyncError> {
-    match flushing.front_mut() {
-        Some((_, flush)) => match flush.await {
-            Ok(flushed) => flushed.map_err(SyncError::from),
-            Err(e) => Err(SyncError::Protocol(format!(
-                "flushing stored batches failed: {e}"
-            ))),
-        },
-        None => Ok(()),
-    }
-}
-
-/// Reports the oldest group once its flush is done: its batches if the flush succeeded, the
-/// error (and none of them, so none is acknowledged) if not. Returns whether to go on.
-fn report_flushed(
-    flushing: &mut VecDeque<(Vec<Applied>, Flush)>,
-    flushed: Result<(), SyncError>,
-    done: &mpsc::UnboundedSender<Result<Applied, SyncError>>,
-) -> bool {
-    let Some((applied, _)) = flushing.pop_front() else {
-        return true;
-    };
-    if let Err(e) = flushed {
-        let _ = done.send(Err(e));
-        return false;
-    }
-    applied.into_iter().all(|a| done.send(Ok(a)).is_ok())
-}
-
 /// Stores prepared batches in one transaction, each with the checkpoint that covers it, in
-/// the order they came, committed to the write-ahead log; the caller flushes it before
-/// reporting them. A batch merged onto a snapshot that an earlier batch of the group has
+/// the order they came. A batch merged onto a snapshot that an earlier batch of the group has
 /// since changed is merged again where it moved (`WriteTx::apply_prepared`).
 async fn store_batches(
     store: &StoreHandle,
     peer: RegionCode,
     policy: RoutePolicy,
     group: Vec<PreparedJob>,
-) -> Result<(Vec<Applied>, crate::store::Deferred), SyncError> {
+) -> Result<Vec<Applied>, SyncError> {
     let mut batches = Vec::with_capacity(group.len());
     let mut permits = Vec::with_capacity(group.len());
     for PreparedJob {
@@ -678,8 +603,8 @@ async fn store_batches(
     }
     let count = batches.len();
     let applying = std::time::Instant::now();
-    let ((applied, storing), deferred) = store
-        .write_deferred(move |tx| {
+    let (applied, storing) = store
+        .write(move |tx| {
             let started = std::time::Instant::now();
             let mut applied = Vec::with_capacity(batches.len());
             for (batch_id, up_to, records, changes, bytes) in batches {
@@ -713,7 +638,7 @@ async fn store_batches(
         "applied batch"
     );
     drop(permits);
-    Ok((applied, deferred))
+    Ok(applied)
 }
 
 /// What the two `Hello`s settled: who the peer is, how far it says it has applied this node's
