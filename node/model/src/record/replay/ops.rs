@@ -1033,6 +1033,30 @@ mod tests {
         assert!(RecordDoc::decode_change_ops(&damaged).is_err());
     }
 
+    /// A run of one long key, repeated by its run length, decodes to far more text than the
+    /// change's bytes: both readers refuse it rather than copy the key for every operation.
+    #[test]
+    fn a_long_key_repeated_by_its_run_is_refused_not_copied() {
+        let mut doc = Automerge::new().with_actor(actor(1));
+        let key = "键".repeat(700);
+        let mut tx = doc.transaction();
+        for i in 0..600 {
+            tx.put(ROOT, key.as_str(), i as i64).unwrap();
+        }
+        tx.commit();
+        let change = doc.get_changes(&[]).remove(0);
+        assert!(
+            change.raw_bytes().len() < 20_000,
+            "{}",
+            change.raw_bytes().len()
+        );
+        assert_eq!(
+            read(&change).unwrap_err(),
+            Unread("more key text than a record's change has")
+        );
+        assert!(expand(&change).is_err());
+    }
+
     /// Numbers padded with a trailing zero byte, or past 64 bits, are what automerge's parser
     /// refuses in a change's header and integer values; the column decoders take them.
     #[test]
