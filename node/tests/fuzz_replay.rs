@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
-use renda_node::record::replay::Compared;
+use renda_node::record::replay::{Compared, forge};
 use renda_node::sync::untrusted::{
     load_document, receive_link_message, replay_against_automerge, sample_batch_message,
     sample_document,
@@ -122,13 +122,7 @@ fn write_seeds() {
     // high bit): the fuzzer mutates from there.
     let replay = dir.join("replay");
     std::fs::create_dir_all(&replay).unwrap();
-    let mut state = 0x9e37_79b9_7f4a_7c15_u64;
-    let mut next = || {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        state
-    };
+    let mut next = forge::seeded(0x9e37_79b9_7f4a_7c15_u64);
     for n in 0..48 {
         let len = 8 + (next() % 120) as usize;
         let mut program: Vec<u8> = (0..len).map(|_| next() as u8).collect();

@@ -1312,13 +1312,7 @@ mod tests {
     /// Without this the property above could pass by never getting past decoding.
     #[test]
     fn forged_histories_reach_the_replay_and_its_refusals() {
-        let mut state = 0x2545_f491_4f6c_dd1d_u64;
-        let mut next = || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state
-        };
+        let mut next = forge::seeded(0x2545_f491_4f6c_dd1d_u64);
         let (mut agreed, mut long, mut undecodable) = (0, 0, 0);
         let mut reasons = std::collections::BTreeMap::new();
         for _ in 0..2000 {

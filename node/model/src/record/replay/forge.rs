@@ -577,3 +577,15 @@ pub fn mangle(chunk: &[u8], edits: &[u8]) -> Option<Vec<u8>> {
     out[4..8].copy_from_slice(&checksum[..4]);
     Some(out)
 }
+
+/// A fixed pseudo-random sequence (xorshift64) from `seed`, for the seeded runs that must reach
+/// every side of the differential checks: the same numbers on every run, so a failure replays.
+pub fn seeded(seed: u64) -> impl FnMut() -> u64 {
+    let mut state = seed;
+    move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    }
+}

@@ -1133,13 +1133,7 @@ mod tests {
     /// reads a good share of those and gives up on others, for several reasons.
     #[test]
     fn mangled_changes_reach_the_reader() {
-        let mut state = 0x9e37_79b9_7f4a_7c15_u64;
-        let mut next = || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state
-        };
+        let mut next = forge::seeded(0x9e37_79b9_7f4a_7c15_u64);
         let (mut parsed, mut read_ok, mut refused) = (0, 0, 0);
         let mut reasons = std::collections::BTreeSet::new();
         for _ in 0..1500 {
