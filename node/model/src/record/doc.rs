@@ -381,9 +381,20 @@ impl RecordDoc {
     /// [`RecordDoc::decode_change`], keeping the change's operations, which is what a
     /// [`super::replay::Replay`] applies ([`DecodedChange::new`]: read by Renda's reader, or
     /// expanded and screened by automerge's).
+    ///
+    /// A change whose checksum does not match its bytes is refused here: automerge's parser
+    /// takes it, but its loader refuses it, so a record that stored it would not load again (at
+    /// its next compaction, or the next merge that loads it).
     pub fn decode_change_ops(bytes: &[u8]) -> Result<DecodedChange, DocError> {
         guarded("decode change", || {
             let change = Change::try_from(bytes).map_err(|e| DocError::Change(e.to_string()))?;
+            // A chunk's checksum is the first four bytes of its hash, whether the chunk is the
+            // change itself or the change compressed.
+            if bytes.get(4..8) != Some(&change.hash().0[..4]) {
+                return Err(DocError::Change(
+                    "a change whose checksum does not match its bytes".into(),
+                ));
+            }
             DecodedChange::new(change)
         })
     }
@@ -649,6 +660,28 @@ mod tests {
         };
         let doc = RecordDoc::create(&header, &notice, &ActorId::from(vec![actor; 16])).unwrap();
         (header, notice, doc)
+    }
+
+    /// Automerge's parser takes a change whose checksum is wrong and its loader refuses it: a
+    /// peer's change like that is refused on the way in, or the record that stored it would
+    /// not load again.
+    #[test]
+    fn a_change_whose_checksum_is_wrong_is_refused() {
+        let (_, _, doc) = notice_doc(1);
+        let change = doc.changes_since(&[]).remove(0);
+        let mut bytes = change.raw_bytes().to_vec();
+        assert!(RecordDoc::decode_change_ops(&bytes).is_ok());
+        bytes[4] ^= 0xff;
+        assert!(
+            Change::try_from(&bytes[..]).is_ok(),
+            "automerge's parser takes it"
+        );
+        assert!(
+            automerge::Automerge::load(&bytes).is_err(),
+            "automerge's loader refuses it"
+        );
+        let refused = RecordDoc::decode_change_ops(&bytes).unwrap_err();
+        assert!(refused.to_string().contains("checksum"), "{refused}");
     }
 
     #[test]
