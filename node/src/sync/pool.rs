@@ -106,17 +106,12 @@ where
     });
     match result.in_current_span().await {
         Ok(Ok(value)) => Ok(value),
-        Ok(Err(panic)) => Err(failed(panic_message(panic.as_ref()))),
+        Ok(Err(panic)) => Err(failed(
+            crate::record::doc::panic_message(panic.as_ref())
+                .unwrap_or_else(|| "it panicked".into()),
+        )),
         Err(_) => Err(failed("the bulk pool dropped the work".into())),
     }
-}
-
-fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
-    panic
-        .downcast_ref::<&str>()
-        .map(|s| s.to_string())
-        .or_else(|| panic.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "it panicked".into())
 }
 
 #[cfg(test)]

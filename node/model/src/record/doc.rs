@@ -66,13 +66,17 @@ pub(crate) fn guarded<T>(
     f: impl FnOnce() -> Result<T, DocError>,
 ) -> Result<T, DocError> {
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or_else(|panic| {
-        let detail = panic
-            .downcast_ref::<&str>()
-            .map(|s| s.to_string())
-            .or_else(|| panic.downcast_ref::<String>().cloned())
-            .unwrap_or_default();
+        let detail = panic_message(panic.as_ref()).unwrap_or_default();
         Err(DocError::Malformed(format!("{what}: {detail}")))
     })
+}
+
+/// The message a caught panic carries, if it carries one as text.
+pub fn panic_message(panic: &(dyn std::any::Any + Send)) -> Option<String> {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
 }
 
 impl From<automerge::AutomergeError> for DocError {

@@ -80,8 +80,8 @@ impl Stored {
 
     /// Every held change, read for a replay. Automerge parsed each when it first came (or
     /// wrote it), so Renda's reader reads them from their bytes ([`ops::read_bytes`], which
-    /// checks their checksums); a change it does not read is parsed by automerge again, and a
-    /// damaged one then fails the replay's check against the stored heads.
+    /// checks their checksums); a change it does not read is decoded again, which refuses one
+    /// damaged on disk (its checksum) as loading the record would.
     fn decoded(&self) -> Result<Vec<ReadChange>, DocError> {
         self.changes
             .iter()

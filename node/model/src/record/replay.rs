@@ -59,13 +59,12 @@ impl DecodedChange {
     /// can ([`ops::read`]), through automerge's expansion otherwise ([`ops::expand`]), which
     /// refuses what has no place in a record.
     pub fn new(change: Change) -> Result<DecodedChange, DocError> {
-        let ops = match ops::read(&change) {
-            Ok(ops) => ops,
-            Err(_) => ops::expand(&change)?,
-        };
-        let read = ReadChange {
-            meta: ChangeMeta::of(&change),
-            ops,
+        let read = match ops::read(&change) {
+            Ok(read) => read,
+            Err(_) => ReadChange {
+                meta: ChangeMeta::of(&change),
+                ops: ops::expand(&change)?,
+            },
         };
         Ok(DecodedChange { change, read })
     }
@@ -291,30 +290,21 @@ impl Replay {
         if change.authored {
             return Err(Declined("a change with an author footer"));
         }
-        // Automerge looks up every actor a change lists and panics on one it does not know.
-        if change
+        // Automerge looks up every actor a change lists and panics on one it does not know:
+        // each must have had changes here before this one.
+        let others = change
             .others
             .iter()
-            .any(|a| !self.actor_index.contains_key(a))
-        {
-            return Err(Declined("a change lists an actor with no changes here"));
-        }
+            .map(|a| self.actor_index.get(a).copied())
+            .collect::<Option<Vec<u32>>>()
+            .ok_or(Declined("a change lists an actor with no changes here"))?;
         self.ops += read.ops.len();
         if self.ops > MAX_OPS {
             return Err(Declined("more operations than any record holds"));
         }
         let actor = self.actor(&change.actor);
-        // The change's actor list as this replay indexes it; every entry is known (above).
-        let mut listed = Vec::with_capacity(1 + change.others.len());
-        listed.push(actor);
-        for other in &change.others {
-            listed.push(
-                *self
-                    .actor_index
-                    .get(other)
-                    .ok_or(Declined("a change lists an actor with no changes here"))?,
-            );
-        }
+        // The change's actor list as this replay indexes it.
+        let listed: Vec<u32> = std::iter::once(actor).chain(others).collect();
         let (last_seq, last_max) = self.actor_last[actor as usize];
         if change.seq != last_seq + 1 {
             return Err(Declined("a change out of its actor's sequence"));

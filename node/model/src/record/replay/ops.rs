@@ -110,8 +110,9 @@ impl AsRef<ReadChange> for ReadChange {
 #[derive(Debug, PartialEq, Eq)]
 pub struct Unread(pub &'static str);
 
-/// The most operations [`read`] takes from one change; a record's largest change is far below.
-const MAX_OPS: u64 = 50_000;
+/// The most operations [`read`] takes from one change: no more than a replay applies to a whole
+/// record.
+const MAX_OPS: u64 = super::MAX_OPS as u64;
 /// The most operations one operation may hide.
 const MAX_PRED: u64 = 1_024;
 /// The most map key text [`read`] decodes from one change, or four times the change's length if
@@ -153,24 +154,23 @@ const COLUMNS: [u64; 14] = [
     PRED_ACTOR, PRED_CTR, EXPAND, MARK_NAME,
 ];
 
-/// Reads the operations of `change`, which automerge has parsed and verified, or gives up.
-pub fn read(change: &Change) -> Result<Vec<Op>, Unread> {
-    read_chunk(change.raw_bytes(), Some(change.hash())).map(|read| read.ops)
+/// Reads `change`, which automerge has parsed and whose operations it verified, or gives up.
+pub fn read(change: &Change) -> Result<ReadChange, Unread> {
+    read_chunk(change.raw_bytes(), Some(change.hash()))
 }
 
 /// Reads a change from its stored bytes, header and operations, without automerge, or gives up:
 /// how a merge reads the changes a node already holds, which automerge parsed when they first
 /// came (or wrote them). Numbers in the header and integer values are read as strictly as
 /// automerge's parser reads them, and the checksum is checked against the bytes, so a change
-/// damaged on disk is not read here: the merge then parses it with automerge, whose hash of the
-/// damaged bytes no longer makes the record's stored heads, and falls back on loading the
-/// record, which refuses it.
+/// damaged on disk is not read here: the merge's decoding then refuses it for its checksum, and
+/// so does loading the record.
 pub fn read_bytes(bytes: &[u8]) -> Result<ReadChange, Unread> {
     read_chunk(bytes, None)
 }
 
-/// [`read_bytes`], given the change's hash when automerge has computed it (and so checked the
-/// checksum).
+/// [`read_bytes`], given the change's hash when automerge has computed it (automerge's parser
+/// does not check the checksum against it; this does, as `RecordDoc::decode_change_ops` does).
 fn read_chunk(bytes: &[u8], known: Option<ChangeHash>) -> Result<ReadChange, Unread> {
     use sha2::{Digest, Sha256};
     let mut chunk = Cursor::new(bytes);
@@ -278,20 +278,24 @@ fn read_chunk(bytes: &[u8], known: Option<ChangeHash>) -> Result<ReadChange, Unr
 
     // As automerge reads them: an object column pair that is empty on either side makes every
     // operation's object the root.
-    let mut objects = (!column(OBJ_ACTOR).is_empty() && !column(OBJ_CTR).is_empty())
-        .then(|| (Rle::new(column(OBJ_ACTOR)), Rle::new(column(OBJ_CTR))));
-    let mut key_actor = Rle::new(column(KEY_ACTOR));
+    let mut objects = (!column(OBJ_ACTOR).is_empty() && !column(OBJ_CTR).is_empty()).then(|| {
+        (
+            Rle::new(column(OBJ_ACTOR), Cursor::uleb),
+            Rle::new(column(OBJ_CTR), Cursor::uleb),
+        )
+    });
+    let mut key_actor = Rle::new(column(KEY_ACTOR), Cursor::uleb);
     let mut key_ctr = Delta::new(column(KEY_CTR));
-    let mut key_str = Rle::new(column(KEY_STR));
+    let mut key_str = Rle::new(column(KEY_STR), text);
     let mut insert = Boolean::new(column(INSERT));
-    let mut action = Rle::new(column(ACTION));
-    let mut meta = Rle::new(column(VAL_META));
+    let mut action = Rle::new(column(ACTION), Cursor::uleb);
+    let mut meta = Rle::new(column(VAL_META), Cursor::uleb);
     let mut raw = Cursor::new(column(VAL_RAW));
-    let mut pred_count = Rle::new(column(PRED_GROUP));
-    let mut pred_actor = Rle::new(column(PRED_ACTOR));
+    let mut pred_count = Rle::new(column(PRED_GROUP), Cursor::uleb);
+    let mut pred_actor = Rle::new(column(PRED_ACTOR), Cursor::uleb);
     let mut pred_ctr = Delta::new(column(PRED_CTR));
     let mut expand = Boolean::new(column(EXPAND));
-    let mut mark_name = Rle::new(column(MARK_NAME));
+    let mut mark_name = Rle::new(column(MARK_NAME), text);
 
     let actor_of = |index: u64| -> Result<u32, Unread> {
         if index < actors && index <= MAX_U32 {
@@ -319,7 +323,7 @@ fn read_chunk(bytes: &[u8], known: Option<ChangeHash>) -> Result<ReadChange, Unr
         }
         let obj = match &mut objects {
             None => None,
-            Some((actor, ctr)) => match (actor.next_u64()?, ctr.next_u64()?) {
+            Some((actor, ctr)) => match (actor.next()?, ctr.next()?) {
                 (None | Some(None), None | Some(None)) => None,
                 (Some(Some(_)), Some(Some(0))) => return Err(Unread("a root named by id")),
                 (Some(Some(a)), Some(Some(c))) if c <= MAX_U32 => Some(OpRef {
@@ -329,7 +333,7 @@ fn read_chunk(bytes: &[u8], known: Option<ChangeHash>) -> Result<ReadChange, Unr
                 _ => return Err(Unread("an object id half missing")),
             },
         };
-        let key = match (key_actor.next_u64()?, key_ctr.next()?, key_str.next_str()?) {
+        let key = match (key_actor.next()?, key_ctr.next()?, key_str.next()?) {
             (None | Some(None), None | Some(None), Some(Some(name))) => {
                 key_bytes += name.len();
                 if key_bytes > max_key_bytes {
@@ -345,15 +349,15 @@ fn read_chunk(bytes: &[u8], known: Option<ChangeHash>) -> Result<ReadChange, Unr
             _ => return Err(Unread("a key of a shape Renda does not write")),
         };
         let insert = insert.next()?.ok_or(Unread("the insert column ended"))?;
-        let action = match action.next_u64()? {
+        let action = match action.next()? {
             Some(Some(a)) => a,
             _ => return Err(Unread("a missing action")),
         };
-        let value = match meta.next_u64()? {
+        let value = match meta.next()? {
             Some(Some(meta)) => value(meta, &mut raw)?,
             _ => return Err(Unread("a missing value")),
         };
-        let pred = match pred_count.next_u64()? {
+        let pred = match pred_count.next()? {
             Some(Some(n)) if n <= MAX_PRED => {
                 preds += n;
                 if preds > MAX_OPS {
@@ -361,7 +365,7 @@ fn read_chunk(bytes: &[u8], known: Option<ChangeHash>) -> Result<ReadChange, Unr
                 }
                 let mut pred = Vec::with_capacity(n as usize);
                 for _ in 0..n {
-                    match (pred_actor.next_u64()?, pred_ctr.next()?) {
+                    match (pred_actor.next()?, pred_ctr.next()?) {
                         (Some(Some(a)), Some(Some(c))) => pred.push(OpRef {
                             counter: counter(c)?,
                             actor: actor_of(a)?,
@@ -377,7 +381,7 @@ fn read_chunk(bytes: &[u8], known: Option<ChangeHash>) -> Result<ReadChange, Unr
         if !column(EXPAND).is_empty() && expand.next()? == Some(true) {
             return Err(Unread("an expanding mark"));
         }
-        if let Some(Some(_)) = mark_name.next_str()? {
+        if let Some(Some(_)) = mark_name.next()? {
             return Err(Unread("a mark"));
         }
         let action = match (action, value) {
@@ -420,22 +424,8 @@ fn value(meta: u64, raw: &mut Cursor<'_>) -> Result<ScalarValue, Unread> {
         0 => ScalarValue::Null,
         1 => ScalarValue::Boolean(false),
         2 => ScalarValue::Boolean(true),
-        3 => {
-            let mut bytes = Cursor::new(raw.take_u64(len)?);
-            let v = bytes.uleb_strict()?;
-            if bytes.remaining() > 0 {
-                return Err(Unread("a value with bytes to spare"));
-            }
-            ScalarValue::Uint(v)
-        }
-        4 => {
-            let mut bytes = Cursor::new(raw.take_u64(len)?);
-            let v = bytes.sleb_strict()?;
-            if bytes.remaining() > 0 {
-                return Err(Unread("a value with bytes to spare"));
-            }
-            ScalarValue::Int(v)
-        }
+        3 => ScalarValue::Uint(whole(raw.take_u64(len)?, Cursor::uleb_strict)?),
+        4 => ScalarValue::Int(whole(raw.take_u64(len)?, Cursor::sleb_strict)?),
         5 => {
             let bytes: [u8; 8] = raw
                 .take_u64(len)?
@@ -450,6 +440,19 @@ fn value(meta: u64, raw: &mut Cursor<'_>) -> Result<ScalarValue, Unread> {
         }
         _ => return Err(Unread("a scalar kind records do not use")),
     })
+}
+
+/// A number that fills `bytes` exactly, as automerge reads an integer value.
+fn whole<'a, T>(
+    bytes: &'a [u8],
+    number: fn(&mut Cursor<'a>) -> Result<T, Unread>,
+) -> Result<T, Unread> {
+    let mut bytes = Cursor::new(bytes);
+    let value = number(&mut bytes)?;
+    if bytes.remaining() > 0 {
+        return Err(Unread("a value with bytes to spare"));
+    }
+    Ok(value)
 }
 
 /// Bytes read front to back.
@@ -548,19 +551,22 @@ impl<'a> Cursor<'a> {
 /// A run-length encoded column, as automerge's `RleDecoder` reads it: a positive count is a run
 /// of one value, a negative count that many literal values, and zero a run of nulls whose
 /// length follows. `Ok(None)` is the column's end; `Ok(Some(None))` a null.
-struct Rle<'a> {
+struct Rle<'a, T> {
     bytes: Cursor<'a>,
+    /// How one value is read.
+    value: fn(&mut Cursor<'a>) -> Result<T, Unread>,
     /// Values left in the current run.
     count: u64,
     literal: bool,
-    /// The repeated value of a run (`None` in a run of nulls), kept as its encoding.
-    last: Option<&'a [u8]>,
+    /// The repeated value of a run (`None` in a run of nulls).
+    last: Option<T>,
 }
 
-impl<'a> Rle<'a> {
-    fn new(bytes: &'a [u8]) -> Rle<'a> {
+impl<'a, T: Clone> Rle<'a, T> {
+    fn new(bytes: &'a [u8], value: fn(&mut Cursor<'a>) -> Result<T, Unread>) -> Rle<'a, T> {
         Rle {
             bytes: Cursor::new(bytes),
+            value,
             count: 0,
             literal: false,
             last: None,
@@ -571,11 +577,7 @@ impl<'a> Rle<'a> {
         self.bytes.done() && self.count == 0
     }
 
-    /// The next value's encoding, and how to read it is up to the caller.
-    fn next_raw(
-        &mut self,
-        skip: fn(&mut Cursor<'a>) -> Result<(), Unread>,
-    ) -> Result<Option<Option<&'a [u8]>>, Unread> {
+    fn next(&mut self) -> Result<Option<Option<T>>, Unread> {
         while self.count == 0 {
             if self.bytes.done() {
                 return Ok(None);
@@ -584,7 +586,7 @@ impl<'a> Rle<'a> {
                 count if count > 0 => {
                     self.count = count as u64;
                     self.literal = false;
-                    self.last = Some(encoded(&mut self.bytes, skip)?);
+                    self.last = Some((self.value)(&mut self.bytes)?);
                 }
                 count if count < 0 => {
                     self.count = count.unsigned_abs();
@@ -604,76 +606,38 @@ impl<'a> Rle<'a> {
         }
         self.count -= 1;
         if self.literal {
-            Ok(Some(Some(encoded(&mut self.bytes, skip)?)))
+            Ok(Some(Some((self.value)(&mut self.bytes)?)))
         } else {
-            Ok(Some(self.last))
+            Ok(Some(self.last.clone()))
         }
-    }
-
-    fn next_u64(&mut self) -> Result<Option<Option<u64>>, Unread> {
-        let skip: fn(&mut Cursor<'a>) -> Result<(), Unread> = |c| c.uleb().map(drop);
-        Ok(match self.next_raw(skip)? {
-            Some(Some(bytes)) => Some(Some(Cursor::new(bytes).uleb()?)),
-            Some(None) => Some(None),
-            None => None,
-        })
-    }
-
-    fn next_i64(&mut self) -> Result<Option<Option<i64>>, Unread> {
-        let skip: fn(&mut Cursor<'a>) -> Result<(), Unread> = |c| c.sleb().map(drop);
-        Ok(match self.next_raw(skip)? {
-            Some(Some(bytes)) => Some(Some(Cursor::new(bytes).sleb()?)),
-            Some(None) => Some(None),
-            None => None,
-        })
-    }
-
-    fn next_str(&mut self) -> Result<Option<Option<String>>, Unread> {
-        let skip: fn(&mut Cursor<'a>) -> Result<(), Unread> = |c| {
-            let len = c.uleb()?;
-            c.take_u64(len).map(drop)
-        };
-        Ok(match self.next_raw(skip)? {
-            Some(Some(bytes)) => {
-                let mut value = Cursor::new(bytes);
-                let len = value.uleb()?;
-                let text = std::str::from_utf8(value.take_u64(len)?)
-                    .map_err(|_| Unread("a string that is not UTF-8"))?;
-                Some(Some(text.to_owned()))
-            }
-            Some(None) => Some(None),
-            None => None,
-        })
     }
 }
 
-/// The bytes of one encoded value at the cursor, which `skip` steps over.
-fn encoded<'a>(
-    cursor: &mut Cursor<'a>,
-    skip: fn(&mut Cursor<'a>) -> Result<(), Unread>,
-) -> Result<&'a [u8], Unread> {
-    let before = cursor.bytes;
-    skip(cursor)?;
-    Ok(&before[..before.len() - cursor.bytes.len()])
+/// A column's text value: its length, then UTF-8.
+fn text(cursor: &mut Cursor<'_>) -> Result<String, Unread> {
+    let len = cursor.uleb()?;
+    std::str::from_utf8(cursor.take_u64(len)?)
+        .map(str::to_owned)
+        .map_err(|_| Unread("a string that is not UTF-8"))
 }
 
 /// A delta-encoded column: run-length encoded differences, each added to the running value
 /// (saturating, as automerge adds them); a null leaves it as it was.
 struct Delta<'a> {
-    rle: Rle<'a>,
+    rle: Rle<'a, i64>,
     value: i64,
 }
 
 impl<'a> Delta<'a> {
     fn new(bytes: &'a [u8]) -> Delta<'a> {
         Delta {
-            rle: Rle::new(bytes),
+            rle: Rle::new(bytes, Cursor::sleb),
             value: 0,
         }
     }
 
     fn next(&mut self) -> Result<Option<Option<i64>>, Unread> {
-        Ok(match self.rle.next_i64()? {
+        Ok(match self.rle.next()? {
             Some(Some(delta)) => {
                 self.value = self.value.saturating_add(delta);
                 Some(Some(self.value))
@@ -907,7 +871,7 @@ mod tests {
     fn read_alike(change: &Change) -> Vec<Op> {
         let ours = read(change).unwrap_or_else(|e| panic!("the reader gave up: {e:?}"));
         compare_reader(change).unwrap();
-        ours
+        ours.ops
     }
 
     /// An opinion as a township writes it, then edited at the county (whose change names the
