@@ -51,7 +51,7 @@ use crate::record::mandate::Mandate;
 use crate::record::projection::project;
 use crate::record::rollup::QuotaRules;
 use crate::record::{
-    Author, Body, DocError, Header, Record, RecordDoc, RecordId, RecordKind, Rejection,
+    Author, Body, DocError, Header, RawChange, Record, RecordDoc, RecordId, RecordKind, Rejection,
 };
 use crate::region::RegionCode;
 use crate::validate::ValidationError;
@@ -1655,9 +1655,9 @@ pub(crate) enum Row<'a> {
 #[derive(Debug)]
 enum History {
     /// Changes added to the history, as every edit and merge makes.
-    Extend(Vec<Change>),
+    Extend(Vec<RawChange>),
     /// Changes that are a whole document and replace the history: a rollup's publication.
-    Replace(Vec<Change>),
+    Replace(Vec<RawChange>),
 }
 
 /// How many positions of replaced changes are kept for peers' checkpoints at most (see
@@ -2019,7 +2019,7 @@ impl WriteTx<'_> {
             Some(doc),
             Row::Derive(&doc.heads()),
             record,
-            History::Extend(changes),
+            History::Extend(changes.into_iter().map(RawChange::from).collect()),
             origin,
             Prior::Unknown,
         )
@@ -2063,7 +2063,7 @@ impl WriteTx<'_> {
             Some(&doc),
             Row::Derive(&doc.heads()),
             record,
-            History::Replace(changes),
+            History::Replace(changes.into_iter().map(RawChange::from).collect()),
             None,
             Prior::Unknown,
         )?;
@@ -2358,7 +2358,7 @@ impl WriteTx<'_> {
     fn insert_changes(
         &mut self,
         id: &str,
-        changes: &[Change],
+        changes: &[RawChange],
         origin: Option<&RegionCode>,
     ) -> Result<(Option<i64>, i64), StoreError> {
         let mut last_seq: Option<i64> = None;

@@ -379,18 +379,22 @@ impl RecordDoc {
     /// 0.12 aborts the process (a panic during unwinding, which nothing can catch) on some
     /// malformed mark operations, found by the fuzzer (`fuzz/artifacts/link_message/`).
     pub fn decode_change(bytes: &[u8]) -> Result<Change, DocError> {
-        Ok(Self::decode_change_ops(bytes)?.change)
+        Self::decode_change_ops(bytes)?.to_automerge()
     }
 
     /// [`RecordDoc::decode_change`], keeping the change's operations, which is what a
-    /// [`super::replay::Replay`] applies ([`DecodedChange::new`]: read by Renda's reader, or
-    /// expanded and screened by automerge's).
+    /// [`super::replay::Replay`] applies: read by Renda's own reader without automerge where
+    /// it can ([`super::replay::ops::read_bytes`], which refuses whatever automerge's parser
+    /// refuses), else parsed by automerge and expanded and screened ([`DecodedChange::expanded`]).
     ///
     /// A change whose checksum does not match its bytes is refused here: automerge's parser
     /// takes it, but its loader refuses it, so a record that stored it would not load again (at
-    /// its next compaction, or the next merge that loads it).
+    /// its next compaction, or the next merge that loads it). Renda's reader checks it too.
     pub fn decode_change_ops(bytes: &[u8]) -> Result<DecodedChange, DocError> {
         guarded("decode change", || {
+            if let Ok(read) = super::replay::ops::read_bytes(bytes) {
+                return Ok(DecodedChange::read_from(bytes, read));
+            }
             let change = Change::try_from(bytes).map_err(|e| DocError::Change(e.to_string()))?;
             // A chunk's checksum is the first four bytes of its hash, whether the chunk is the
             // change itself or the change compressed.
@@ -399,7 +403,7 @@ impl RecordDoc {
                     "a change whose checksum does not match its bytes".into(),
                 ));
             }
-            DecodedChange::new(change)
+            DecodedChange::expanded(change)
         })
     }
 }
@@ -640,7 +644,7 @@ mod tests {
 
     use super::*;
     use crate::record::notice::Notice;
-    use crate::record::{Author, RecordId, RecordKind};
+    use crate::record::{Author, RawChange, RecordId, RecordKind};
     use crate::region::RegionCode;
 
     fn notice_doc(actor: u8) -> (Header, Notice, RecordDoc) {
@@ -686,6 +690,43 @@ mod tests {
         );
         let refused = RecordDoc::decode_change_ops(&bytes).unwrap_err();
         assert!(refused.to_string().contains("checksum"), "{refused}");
+    }
+
+    /// A change Renda writes is read by Renda's reader without automerge, and comes out as the
+    /// change automerge parses from the same bytes: the hash, the actor and the bytes the store
+    /// keeps, and automerge's own parse when a merge falls back on automerge.
+    #[test]
+    fn a_change_read_without_automerge_is_the_change_automerge_parses() {
+        let (_, mut notice, mut doc) = notice_doc(1);
+        notice.title = "关于开展代表活动月的补充通知".into();
+        doc.set_fields(&notice, 0, "retitle").unwrap();
+        for change in doc.changes_since(&[]) {
+            let decoded = RecordDoc::decode_change_ops(change.raw_bytes()).unwrap();
+            assert!(decoded.parsed.is_none(), "the reader read it alone");
+            assert_eq!(decoded.hash(), change.hash());
+            assert_eq!(decoded.to_raw(), RawChange::from(&change));
+            let parsed = decoded.to_automerge().unwrap();
+            assert_eq!(parsed.hash(), change.hash());
+            assert_eq!(parsed.raw_bytes(), change.raw_bytes());
+            assert_eq!(parsed.decode(), change.decode());
+        }
+    }
+
+    /// A change sent compressed is one Renda's reader does not read: automerge parses and
+    /// expands it, and it is the same change as sent uncompressed.
+    #[test]
+    fn a_compressed_change_is_parsed_by_automerge_and_is_the_same_change() {
+        let (_, _, doc) = notice_doc(1);
+        let mut change = doc.changes_since(&[]).remove(0);
+        let compressed = change.bytes().into_owned();
+        assert_ne!(&compressed[..], change.raw_bytes(), "the change compresses");
+        assert!(super::super::replay::ops::read_bytes(&compressed).is_err());
+        let decoded = RecordDoc::decode_change_ops(&compressed).unwrap();
+        assert!(decoded.parsed.is_some(), "automerge parsed it");
+        let plain = RecordDoc::decode_change_ops(change.raw_bytes()).unwrap();
+        assert_eq!(decoded.to_raw(), plain.to_raw());
+        assert_eq!(decoded.read.meta, plain.read.meta);
+        assert_eq!(decoded.read.ops, plain.read.ops);
     }
 
     #[test]

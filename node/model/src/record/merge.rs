@@ -16,7 +16,7 @@ use super::authority::{Held, Sender, check_authors, check_incoming, needs_before
 use super::doc::heads_hash;
 use super::event::Rejection;
 use super::replay::ops::{self, ReadChange};
-use super::replay::{Declined, DecodedChange, Replay};
+use super::replay::{Declined, DecodedChange, RawChange, Replay};
 use super::{AnyHeader, Body, DocError, Header, Record, RecordDoc, RecordId, RecordKind};
 use crate::region::RegionCode;
 use crate::route::{RouteHints, RoutePolicy, holds};
@@ -122,7 +122,7 @@ pub enum Merge {
 pub struct KeptAsCame {
     pub doc: RecordDoc,
     pub heads: Vec<ChangeHash>,
-    pub applied: Vec<Change>,
+    pub applied: Vec<RawChange>,
     pub complete: bool,
     /// The routes the sender claimed, checked ([`RouteHints::check_claim`]).
     pub hints: RouteHints,
@@ -143,7 +143,7 @@ pub struct Merged {
     pub doc: Option<RecordDoc>,
     pub heads: Vec<ChangeHash>,
     pub record: Record,
-    pub applied: Vec<Change>,
+    pub applied: Vec<RawChange>,
     pub complete: bool,
     /// The changes are a publication that replaces the stored history instead of adding to it.
     pub replaces: bool,
@@ -191,7 +191,7 @@ struct Candidate {
     pub heads: Vec<ChangeHash>,
     pub record: Record,
     after_events: Vec<String>,
-    pub applied: Vec<Change>,
+    pub applied: Vec<RawChange>,
     pub complete: bool,
     /// `None`: the record is new here, or a publication replaces what was held.
     before: Option<Before>,
@@ -220,10 +220,10 @@ fn all_queued(changes: &[DecodedChange]) -> bool {
     let mut seqs = std::collections::HashSet::new();
     let mut hashes = std::collections::HashSet::new();
     changes.iter().all(|c| {
-        let change = &c.change;
-        !change.deps().is_empty()
-            && change.author().is_none()
-            && (!hashes.insert(change.hash()) || seqs.insert((change.actor_id(), change.seq())))
+        let change = c.meta();
+        !change.deps.is_empty()
+            && !change.authored
+            && (!hashes.insert(change.hash) || seqs.insert((&change.actor, change.seq)))
     })
 }
 
@@ -296,11 +296,24 @@ fn replayed(
         heads: replay.heads(),
         record,
         after_events,
-        applied: applied.iter().map(|&i| changes[i].change.clone()).collect(),
+        applied: applied.iter().map(|&i| changes[i].to_raw()).collect(),
         complete: true,
         before,
         replaces: false,
     }))
+}
+
+/// The peer's changes as automerge applies them: parsed by automerge now where Renda's reader
+/// read them without it. A change automerge's parser does not take is refused, as decoding it
+/// would have refused it.
+fn to_automerge(changes: &[DecodedChange]) -> Result<Vec<Change>, Rejection> {
+    changes
+        .iter()
+        .map(|c| {
+            c.to_automerge()
+                .map_err(|e| Rejection::new("decode.change", e.to_string()))
+        })
+        .collect()
 }
 
 /// Merges with automerge: loads the stored document, reads what the checks need of it, and
@@ -312,7 +325,7 @@ fn merged_by_automerge(
     stored: Option<&Stored>,
 ) -> Result<Candidate, Merge> {
     let kind = declared.kind;
-    let incoming: Vec<Change> = changes.iter().map(|c| c.change.clone()).collect();
+    let incoming = to_automerge(changes).map_err(Merge::Refused)?;
     let hashes: Vec<_> = incoming.iter().map(|c| c.hash()).collect();
     // A damaged local copy refuses the peer's changes to that record instead of failing the
     // whole link: every other record still syncs.
@@ -372,7 +385,7 @@ fn merged_by_automerge(
         doc: Some(doc),
         record,
         after_events,
-        applied,
+        applied: applied.into_iter().map(RawChange::from).collect(),
         complete,
         before,
         replaces: false,
@@ -404,9 +417,13 @@ fn publication(
         _ => None,
     };
     let incoming = match changes {
-        [only] if only.change.deps().is_empty() => {
+        [only] if only.meta().deps.is_empty() => {
+            let change = match only.to_automerge() {
+                Ok(change) => change,
+                Err(e) => return refused("decode.change", e.to_string()),
+            };
             let mut doc = RecordDoc::empty(&merging_actor());
-            match doc.apply_changes(vec![only.change.clone()]) {
+            match doc.apply_changes(vec![change]) {
                 Ok(applied) => Record::from_doc(&doc)
                     .ok()
                     .filter(|record| published(record).is_some())
@@ -475,7 +492,7 @@ fn publication(
         doc: Some(doc),
         record,
         after_events: Vec::new(),
-        applied,
+        applied: applied.into_iter().map(RawChange::from).collect(),
         complete: true,
         before: None,
         replaces: true,
@@ -663,7 +680,10 @@ pub fn merge_newer_kind(
             format!("记录 {id} 不应发往本节点 {}", ctx.me),
         );
     }
-    let incoming: Vec<Change> = changes.iter().map(|c| c.change.clone()).collect();
+    let incoming = match to_automerge(changes) {
+        Ok(incoming) => incoming,
+        Err(rejection) => return Merge::Refused(rejection),
+    };
     let hashes: Vec<_> = incoming.iter().map(|c| c.hash()).collect();
     let mut doc = match stored {
         None => RecordDoc::empty(&merging_actor()),
@@ -714,7 +734,7 @@ pub fn merge_newer_kind(
     Merge::KeptAsCame(Box::new(KeptAsCame {
         heads: doc.heads(),
         doc,
-        applied,
+        applied: applied.into_iter().map(RawChange::from).collect(),
         complete,
         hints: hints.clone(),
         replaces_routes: stored.is_none() || from_home_side,
@@ -740,7 +760,7 @@ pub fn compare_merges(
             declared.id
         )
     })?;
-    let hashes = |c: &Candidate| c.applied.iter().map(Change::hash).collect::<Vec<_>>();
+    let hashes = |c: &Candidate| c.applied.iter().map(RawChange::hash).collect::<Vec<_>>();
     let differs = |what: &str| Err(format!("{what} differ for {}", declared.id));
     if replayed.record != merged.record {
         return differs("the records");

@@ -85,6 +85,7 @@ use crate::validate::ValidationError;
 
 pub use doc::{DocError, RecordDoc};
 pub use event::{Author, Event, EventId, Rejection};
+pub use replay::RawChange;
 
 /// A record's stable identity: a ULID, so ids sort by creation time across every node and two
 /// nodes never mint the same id without coordinating.

@@ -46,12 +46,19 @@ pub mod ops;
 
 use ops::{Action, ChangeMeta, Op, OpKey, OpRef, ReadChange};
 
-/// A change decoded once from its wire or disk bytes: the change automerge would apply, and
-/// what a [`Replay`] applies of it.
+/// A change decoded once from its wire or disk bytes: its bytes as they came, what a [`Replay`]
+/// applies of it, and automerge's parse of it where reading it took one.
+///
+/// Renda's reader ([`ops::read_bytes`]) reads nearly every change a peer sends, and it refuses
+/// whatever automerge's parser refuses (`ops::compare_mangled`, in the proptests and the
+/// `replay` fuzz target), so such a change is not parsed by automerge as well: that parse was a
+/// tenth of a first sync's work. Automerge parses it only if a merge falls back on automerge
+/// ([`DecodedChange::to_automerge`]).
 #[derive(Clone, Debug)]
 pub struct DecodedChange {
-    pub change: Change,
+    bytes: Vec<u8>,
     pub read: ReadChange,
+    pub(crate) parsed: Option<Change>,
 }
 
 impl DecodedChange {
@@ -59,14 +66,114 @@ impl DecodedChange {
     /// can ([`ops::read`]), through automerge's expansion otherwise ([`ops::expand`]), which
     /// refuses what has no place in a record.
     pub fn new(change: Change) -> Result<DecodedChange, DocError> {
-        let read = match ops::read(&change) {
-            Ok(read) => read,
-            Err(_) => ReadChange {
-                meta: ChangeMeta::of(&change),
-                ops: ops::expand(&change)?,
-            },
+        match ops::read(&change) {
+            Ok(read) => Ok(DecodedChange {
+                bytes: change.raw_bytes().to_vec(),
+                read,
+                parsed: Some(change),
+            }),
+            Err(_) => Self::expanded(change),
+        }
+    }
+
+    /// A change [`ops::read_bytes`] read from `bytes`.
+    pub(crate) fn read_from(bytes: &[u8], read: ReadChange) -> DecodedChange {
+        DecodedChange {
+            bytes: bytes.to_vec(),
+            read,
+            parsed: None,
+        }
+    }
+
+    /// A change automerge parsed and Renda's reader gave up on, read through automerge's
+    /// expansion.
+    pub(crate) fn expanded(change: Change) -> Result<DecodedChange, DocError> {
+        let read = ReadChange {
+            meta: ChangeMeta::of(&change),
+            ops: ops::expand(&change)?,
         };
-        Ok(DecodedChange { change, read })
+        Ok(DecodedChange {
+            bytes: change.raw_bytes().to_vec(),
+            read,
+            parsed: Some(change),
+        })
+    }
+
+    pub fn meta(&self) -> &ChangeMeta {
+        &self.read.meta
+    }
+
+    pub fn hash(&self) -> ChangeHash {
+        self.read.meta.hash
+    }
+
+    pub fn raw_bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+
+    /// The change as automerge applies it: its parse, made now if reading it took none. A
+    /// change Renda's reader read is one automerge's parser takes, so an error here is a
+    /// disagreement between the two, and the change is refused.
+    pub fn to_automerge(&self) -> Result<Change, DocError> {
+        match &self.parsed {
+            Some(change) => Ok(change.clone()),
+            None => super::doc::guarded("decode change", || {
+                Change::try_from(&self.bytes[..]).map_err(|e| {
+                    DocError::Change(format!(
+                        "automerge does not parse a change Renda's reader read: {e}"
+                    ))
+                })
+            }),
+        }
+    }
+
+    /// The change as the store keeps it.
+    pub fn to_raw(&self) -> RawChange {
+        RawChange {
+            hash: self.read.meta.hash,
+            actor: self.read.meta.actor.clone(),
+            bytes: self.bytes.clone(),
+        }
+    }
+}
+
+/// A change as a merge hands it to the store: its hash, the actor that wrote it, and its bytes.
+/// Made from a change automerge parsed or wrote, or from one Renda's reader read, which
+/// automerge need not parse ([`DecodedChange`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RawChange {
+    hash: ChangeHash,
+    actor: ActorId,
+    bytes: Vec<u8>,
+}
+
+impl RawChange {
+    pub fn hash(&self) -> ChangeHash {
+        self.hash
+    }
+
+    pub fn actor_id(&self) -> &ActorId {
+        &self.actor
+    }
+
+    pub fn raw_bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+}
+
+impl From<&Change> for RawChange {
+    fn from(change: &Change) -> RawChange {
+        RawChange {
+            hash: change.hash(),
+            actor: change.actor_id().clone(),
+            bytes: change.raw_bytes().to_vec(),
+        }
+    }
+}
+
+impl From<Change> for RawChange {
+    fn from(change: Change) -> RawChange {
+        RawChange::from(&change)
     }
 }
 
@@ -647,7 +754,9 @@ pub fn compare_with_automerge(held: &[Vec<u8>], incoming: &[Vec<u8>]) -> Result<
         return Ok(Compared::Undecodable);
     };
     for decoded in held.iter().chain(&incoming) {
-        ops::compare_reader(&decoded.change)?;
+        // Renda's reader read most of these without automerge: its parser must take them.
+        let change = decoded.to_automerge().map_err(|e| e.to_string())?;
+        ops::compare_reader(&change)?;
     }
     let mut replay = Replay::new();
     let first = match replay.apply(&held) {
@@ -668,7 +777,7 @@ pub fn compare_with_automerge(held: &[Vec<u8>], incoming: &[Vec<u8>]) -> Result<
         .map(|&i| &held[i])
         .chain(second.iter().map(|&i| &incoming[i]))
     {
-        kept.extend_from_slice(change.change.raw_bytes());
+        kept.extend_from_slice(change.raw_bytes());
     }
     let read =
         |bytes: &[u8], what: &str| -> Result<(automerge::Automerge, serde_json::Value), String> {
@@ -870,7 +979,7 @@ mod tests {
             &b,
             1,
             10,
-            vec![c0.change.hash()],
+            vec![c0.hash()],
             vec![op(
                 list.clone(),
                 Key::Seq(ElementId::Head),
@@ -883,7 +992,7 @@ mod tests {
             &a,
             2,
             5,
-            vec![c0.change.hash()],
+            vec![c0.hash()],
             vec![op(
                 list,
                 Key::Seq(ElementId::Id(element.clone())),
@@ -1380,8 +1489,8 @@ mod tests {
         );
         assert_eq!(
             compare_with_automerge(
-                &[first.change.raw_bytes().to_vec()],
-                &[second.change.raw_bytes().to_vec()]
+                &[first.raw_bytes().to_vec()],
+                &[second.raw_bytes().to_vec()]
             ),
             Ok(Compared::Declined(
                 "a change that does not follow its actor's previous change"

@@ -4,9 +4,19 @@
 //! expansion, which decodes every column a second time (its parser walked them all once to
 //! verify the change), clones an actor id into every operation id and allocates per operation:
 //! a tenth of a county's processor time in a first sync went there. The change format itself is
-//! automerge's documented, versioned binary format, so this module reads it: one pass over the
-//! columns of a change automerge has already parsed and verified ([`Change::try_from`]),
-//! yielding operations that name actors by their index in the change's own actor list.
+//! automerge's documented, versioned binary format, so this module reads it: one pass over a
+//! change's columns, yielding operations that name actors by their index in the change's own
+//! actor list.
+//!
+//! It is also the parser of the changes it reads. Automerge's parser walked every column of a
+//! change to verify it before this reader walked them again, another tenth of a first sync; so
+//! a change this reader reads from its bytes ([`read_bytes`]) is not parsed by automerge unless a
+//! merge falls back on automerge. That holds only because the reader refuses whatever automerge's
+//! parser refuses: its header numbers as strictly, its checksum against its hash, its columns in
+//! automerge's order and layout, its operations to the same end (the action column's). Architecture
+//! invariant: [`read_bytes`] never reads a change `Change::try_from` refuses;
+//! [`compare_mangled`] checks it on byte-mangled changes in the proptests and the `replay` fuzz
+//! target, and `compare_with_automerge` has automerge parse every change a replay read.
 //!
 //! It reads only what Renda writes: maps, lists, puts of the plain scalars records hold, deletes.
 //! Anything else (a counter, a timestamp, bytes, text, a mark, an unknown column, a layout it
