@@ -598,6 +598,9 @@ impl<'a, T: Clone> Rle<'a, T> {
                     self.literal = false;
                     self.last = Some((self.value)(&mut self.bytes)?);
                 }
+                // Automerge negates the count in its own type: the least number does not
+                // negate (a panic where overflow is checked, a different run where not).
+                i64::MIN => return Err(Unread("a run automerge cannot count")),
                 count if count < 0 => {
                     self.count = count.unsigned_abs();
                     self.literal = true;
@@ -623,9 +626,15 @@ impl<'a, T: Clone> Rle<'a, T> {
     }
 }
 
+/// The longest text automerge decodes from a column.
+const MAX_TEXT: u64 = 1_000_000_000;
+
 /// A column's text value: its length, then UTF-8.
 fn text(cursor: &mut Cursor<'_>) -> Result<String, Unread> {
     let len = cursor.uleb()?;
+    if len > MAX_TEXT {
+        return Err(Unread("a text longer than automerge decodes"));
+    }
     std::str::from_utf8(cursor.take_u64(len)?)
         .map(str::to_owned)
         .map_err(|_| Unread("a string that is not UTF-8"))
@@ -1079,6 +1088,79 @@ mod tests {
         assert_eq!(
             read_bytes(&chunk).unwrap_err(),
             Unread("a number automerge's parser refuses")
+        );
+    }
+
+    /// A change chunk around `data` (what follows a change chunk's type and length), its length
+    /// and checksum made right.
+    fn chunk_of(data: &[u8]) -> Vec<u8> {
+        use sha2::{Digest, Sha256};
+        let mut body = vec![CHANGE_CHUNK];
+        leb128::write::unsigned(&mut body, data.len() as u64).unwrap();
+        body.extend_from_slice(data);
+        let mut chunk = MAGIC.to_vec();
+        chunk.extend_from_slice(&Sha256::digest(&body)[..4]);
+        chunk.extend_from_slice(&body);
+        chunk
+    }
+
+    /// A literal run whose count is the least 64-bit number: automerge takes its absolute value
+    /// in the count's own type, which overflows (a panic where overflow is checked, a run it
+    /// counts differently where not), so the reader refuses it rather than read a change
+    /// automerge's parser may refuse. Found by reading the two decoders side by side.
+    #[test]
+    fn a_run_count_automerge_cannot_negate_is_refused() {
+        let mut doc = Automerge::new().with_actor(actor(1));
+        let mut tx = doc.transaction();
+        tx.put(ROOT, "k", "v").unwrap();
+        tx.commit();
+        let bytes = doc.get_changes(&[]).remove(0).raw_bytes().to_vec();
+        assert!(read_bytes(&bytes).is_ok());
+        let mut cursor = Cursor::new(&bytes[8..]);
+        assert_eq!(cursor.byte(), Ok(CHANGE_CHUNK));
+        let len = cursor.uleb().unwrap() as usize;
+        let data = &bytes[bytes.len() - len..];
+        // Past the header (no dependencies, the actor, sequence, first operation, time, an
+        // empty message, no other actors) to the column layout.
+        let mut header = Cursor::new(data);
+        assert_eq!(header.uleb(), Ok(0));
+        let actor_len = header.uleb().unwrap();
+        header.take_u64(actor_len).unwrap();
+        header.uleb().unwrap();
+        header.uleb().unwrap();
+        header.sleb().unwrap();
+        let message = header.uleb().unwrap();
+        header.take_u64(message).unwrap();
+        assert_eq!(header.uleb(), Ok(0));
+        let layout_at = data.len() - header.remaining();
+        let count = header.uleb().unwrap();
+        let layout: Vec<(u64, u64)> = (0..count)
+            .map(|_| (header.uleb().unwrap(), header.uleb().unwrap()))
+            .collect();
+        let mut columns = Cursor::new(header.bytes);
+        // The key column holds one literal run of one string: `7f 01 6b`. It becomes a literal
+        // run of i64::MIN, whose first value is the same string.
+        let min = [0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x7f];
+        let mut forged = data[..layout_at].to_vec();
+        let mut column_bytes = Vec::new();
+        leb128::write::unsigned(&mut forged, count).unwrap();
+        for (spec, len) in layout {
+            let column = columns.take_u64(len).unwrap();
+            let column = if spec == KEY_STR {
+                assert_eq!(column, [0x7f, 0x01, b'k']);
+                min.iter().chain(&column[1..]).copied().collect()
+            } else {
+                column.to_vec()
+            };
+            leb128::write::unsigned(&mut forged, spec).unwrap();
+            leb128::write::unsigned(&mut forged, column.len() as u64).unwrap();
+            column_bytes.extend_from_slice(&column);
+        }
+        forged.extend_from_slice(&column_bytes);
+        forged.extend_from_slice(columns.bytes);
+        assert_eq!(
+            read_bytes(&chunk_of(&forged)).unwrap_err(),
+            Unread("a run automerge cannot count")
         );
     }
 
