@@ -88,6 +88,9 @@ pub const PREPARED_BATCHES: usize = 4;
 /// below the node's priority ([`pool`]) and so hold their permits longer, then always leaves one
 /// for another link's live round.
 pub const PREPARE_PERMITS: usize = link::WINDOW + 1;
+// The reason for the permit beyond the window, held at build time: a change to either constant
+// that leaves no permit for another link fails to compile.
+const _: () = assert!(PREPARE_PERMITS > link::WINDOW);
 
 /// The default [`LinkConfig::max_batch_bytes`].
 pub const DEFAULT_BATCH_BYTES: usize = 512 * 1024;

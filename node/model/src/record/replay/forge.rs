@@ -578,6 +578,91 @@ pub fn mangle(chunk: &[u8], edits: &[u8]) -> Option<Vec<u8>> {
     Some(out)
 }
 
+/// `chunk` (one uncompressed change) with bytes spliced into, out of or over its operation
+/// columns as `edits` says, four bytes an edit (which column, where in it, whether to insert,
+/// remove or overwrite, and the byte), and the column layout, the data's length and the
+/// checksum made right again: changes whose columns grow and shrink, runs cut short or
+/// lengthened, so that automerge's parser judges the columns themselves, as [`mangle`] has it
+/// judge bytes in place. `None` when `chunk` is no change chunk whose header reads.
+pub fn splice(chunk: &[u8], edits: &[u8]) -> Option<Vec<u8>> {
+    use sha2::{Digest, Sha256};
+    fn uleb(bytes: &mut &[u8]) -> Option<u64> {
+        leb128::read::unsigned(bytes).ok()
+    }
+    fn skip(bytes: &mut &[u8], n: u64) -> Option<()> {
+        *bytes = bytes.get(usize::try_from(n).ok()?..)?;
+        Some(())
+    }
+    if chunk.get(8) != Some(&1) {
+        return None;
+    }
+    let mut rest = chunk.get(9..)?;
+    let len = uleb(&mut rest)?;
+    if len != rest.len() as u64 {
+        return None;
+    }
+    let data = rest;
+    // The header: dependencies, actor, sequence, first operation, time, message, other actors.
+    let deps = uleb(&mut rest)?;
+    skip(&mut rest, deps.checked_mul(32)?)?;
+    let actor = uleb(&mut rest)?;
+    skip(&mut rest, actor)?;
+    uleb(&mut rest)?;
+    uleb(&mut rest)?;
+    leb128::read::signed(&mut rest).ok()?;
+    let message = uleb(&mut rest)?;
+    skip(&mut rest, message)?;
+    for _ in 0..uleb(&mut rest)? {
+        let other = uleb(&mut rest)?;
+        skip(&mut rest, other)?;
+    }
+    let header = &data[..data.len() - rest.len()];
+    let count = uleb(&mut rest)?;
+    let mut layout = Vec::new();
+    for _ in 0..count.min(64) {
+        layout.push((uleb(&mut rest)?, uleb(&mut rest)?));
+    }
+    let mut columns = Vec::with_capacity(layout.len());
+    for &(_, len) in &layout {
+        let at = usize::try_from(len).ok()?;
+        columns.push(rest.get(..at)?.to_vec());
+        rest = &rest[at..];
+    }
+    if columns.is_empty() {
+        return None;
+    }
+    for edit in edits.chunks_exact(4) {
+        let column = &mut columns[edit[0] as usize % layout.len()];
+        let at = edit[1] as usize % (column.len() + 1);
+        match edit[2] % 3 {
+            0 => column.insert(at, edit[3]),
+            1 if at < column.len() => {
+                column.remove(at);
+            }
+            _ if at < column.len() => column[at] = edit[3],
+            _ => column.push(edit[3]),
+        }
+    }
+    let mut spliced = header.to_vec();
+    leb128::write::unsigned(&mut spliced, layout.len() as u64).ok()?;
+    for ((spec, _), column) in layout.iter().zip(&columns) {
+        leb128::write::unsigned(&mut spliced, *spec).ok()?;
+        leb128::write::unsigned(&mut spliced, column.len() as u64).ok()?;
+    }
+    for column in &columns {
+        spliced.extend_from_slice(column);
+    }
+    // What follows the columns (an author footer, say) stays.
+    spliced.extend_from_slice(rest);
+    let mut body = vec![1u8];
+    leb128::write::unsigned(&mut body, spliced.len() as u64).ok()?;
+    body.extend_from_slice(&spliced);
+    let mut out = chunk[..4].to_vec();
+    out.extend_from_slice(&Sha256::digest(&body)[..4]);
+    out.extend_from_slice(&body);
+    Some(out)
+}
+
 /// A fixed pseudo-random sequence (xorshift64) from `seed`, for the seeded runs that must reach
 /// every side of the differential checks: the same numbers on every run, so a failure replays.
 pub fn seeded(seed: u64) -> impl FnMut() -> u64 {

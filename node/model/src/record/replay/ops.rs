@@ -827,45 +827,58 @@ fn named(change: &Change, ops: &[Op]) -> Vec<String> {
         .collect()
 }
 
-/// Mangles each of `changes` with `edits` ([`super::forge::mangle`]) and holds [`read`] to
-/// automerge on every mangled change automerge still parses. Returns how many it parsed; `Err`
+/// Mangles each of `changes` with `edits`, in place ([`super::forge::mangle`]) and spliced
+/// into its columns ([`super::forge::splice`]), and holds [`read`] to automerge on every
+/// mangled change automerge still parses. Returns how many it parsed; `Err`
 /// names a disagreement, a bug in [`read`].
 pub fn compare_mangled(changes: &[Vec<u8>], edits: &[u8]) -> Result<usize, String> {
     let mut parsed = 0;
     for (i, chunk) in changes.iter().enumerate() {
         // Each change gets its own slice of the edits, so that they do not all break alike.
         let edits = edits.get(3 * i % edits.len().max(1)..).unwrap_or_default();
-        let Some(mangled) = super::forge::mangle(chunk, &edits[..edits.len().min(12)]) else {
-            continue;
-        };
-        let parsed_change = super::super::doc::guarded("parse", || {
-            Change::try_from(&mangled[..]).map_err(|e| DocError::Change(e.to_string()))
-        });
-        // The reader reads a node's stored changes without automerge: it must refuse whatever
-        // automerge's parser refuses.
-        if let (Err(refused), Ok(read)) = (&parsed_change, read_bytes(&mangled)) {
+        let edits = &edits[..edits.len().min(12)];
+        // Bytes overwritten in place, and bytes spliced into and out of the columns.
+        let variants = [
+            super::forge::mangle(chunk, edits),
+            super::forge::splice(chunk, edits),
+        ];
+        for mangled in variants.into_iter().flatten() {
+            parsed += compare_one(&mangled)?;
+        }
+    }
+    Ok(parsed)
+}
+
+/// [`compare_mangled`] on one mangled change: 1 if automerge parsed it.
+fn compare_one(mangled: &[u8]) -> Result<usize, String> {
+    let parsed = super::super::doc::guarded("parse", || {
+        Change::try_from(mangled).map_err(|e| DocError::Change(e.to_string()))
+    });
+    // The reader reads a node's stored changes without automerge: it must refuse whatever
+    // automerge's parser refuses.
+    let change = match (parsed, read_bytes(mangled)) {
+        (Err(refused), Ok(read)) => {
             return Err(format!(
                 "the reader read a change automerge refuses ({refused}): {:?}; bytes {mangled:?}",
                 read.meta
             ));
         }
-        if let Ok(change) = parsed_change {
-            parsed += 1;
-            // A panic inside automerge's expansion is automerge refusing, as in decoding.
-            let compared =
-                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| compare_reader(&change)));
-            match compared {
-                Ok(result) => result.map_err(|e| format!("{e}; mangled change {mangled:?}"))?,
-                Err(_) if read(&change).is_err() => {}
-                Err(_) => {
-                    return Err(format!(
-                        "automerge's expansion panicked on a change the reader read: {mangled:?}"
-                    ));
-                }
-            }
+        (Err(_), Err(_)) => return Ok(0),
+        (Ok(change), _) => change,
+    };
+    // A panic inside automerge's expansion is automerge refusing, as in decoding.
+    let compared =
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| compare_reader(&change)));
+    match compared {
+        Ok(result) => result.map_err(|e| format!("{e}; mangled change {mangled:?}"))?,
+        Err(_) if read(&change).is_err() => {}
+        Err(_) => {
+            return Err(format!(
+                "automerge's expansion panicked on a change the reader read: {mangled:?}"
+            ));
         }
     }
-    Ok(parsed)
+    Ok(1)
 }
 
 #[cfg(test)]
@@ -1185,19 +1198,27 @@ mod tests {
         }
     }
 
-    /// The property above reaches the reader: many mangled changes still parse, and the reader
-    /// reads a good share of those and gives up on others, for several reasons.
-    #[test]
-    fn mangled_changes_reach_the_reader() {
+    /// What a seeded run of forged changes, each mangled by `mangler` with `edit_len` seeded
+    /// bytes, comes to: how many automerge parsed, how many of those the reader read, how many
+    /// automerge refused (each of which the reader must refuse), and why the reader gave up.
+    fn reach(
+        mangler: fn(&[u8], &[u8]) -> Option<Vec<u8>>,
+        edit_len: usize,
+    ) -> (
+        usize,
+        usize,
+        usize,
+        std::collections::BTreeSet<&'static str>,
+    ) {
         let mut next = forge::seeded(0x9e37_79b9_7f4a_7c15_u64);
         let (mut parsed, mut read_ok, mut refused) = (0, 0, 0);
         let mut reasons = std::collections::BTreeSet::new();
         for _ in 0..1500 {
             let program: Vec<u8> = (0..(next() % 60)).map(|_| next() as u8).collect();
-            let edits: Vec<u8> = (0..3).map(|_| next() as u8).collect();
+            let edits: Vec<u8> = (0..edit_len).map(|_| next() as u8).collect();
             let forged = forge::history(&program);
             for chunk in forged.held.iter().chain(&forged.incoming) {
-                let Some(mangled) = forge::mangle(chunk, &edits) else {
+                let Some(mangled) = mangler(chunk, &edits) else {
                     continue;
                 };
                 let Ok(change) = crate::record::doc::guarded("parse", || {
@@ -1221,10 +1242,47 @@ mod tests {
             }
         }
         println!("parsed {parsed}, read {read_ok}, refused {refused}, gave up for {reasons:#?}");
+        (parsed, read_ok, refused, reasons)
+    }
+
+    /// The property above reaches the reader: many mangled changes still parse, and the reader
+    /// reads a good share of those and gives up on others, for several reasons.
+    #[test]
+    fn mangled_changes_reach_the_reader() {
+        let (parsed, read_ok, refused, reasons) = reach(forge::mangle, 3);
         assert!(
             parsed >= 500 && read_ok >= 200 && refused >= 200,
             "parsed {parsed}, read {read_ok}, refused {refused}"
         );
         assert!(reasons.len() >= 3, "{reasons:#?}");
+    }
+
+    /// So do changes with a byte spliced into, out of or over one of their columns.
+    #[test]
+    fn spliced_changes_reach_the_reader() {
+        let (parsed, read_ok, refused, reasons) = reach(forge::splice, 4);
+        assert!(
+            parsed >= 500 && read_ok >= 200 && refused >= 200,
+            "parsed {parsed}, read {read_ok}, refused {refused}"
+        );
+        assert!(reasons.len() >= 3, "{reasons:#?}");
+    }
+
+    /// A change spliced with no edits is the change: the layout, length and checksum are
+    /// rebuilt as automerge wrote them.
+    #[test]
+    fn a_spliced_change_with_no_edits_is_the_change() {
+        let mut doc = Automerge::new().with_actor(actor(1));
+        let mut tx = doc.transaction();
+        tx.put(ROOT, "k", "v").unwrap();
+        tx.commit();
+        let change = doc.get_changes(&[]).remove(0);
+        assert_eq!(
+            forge::splice(change.raw_bytes(), &[]).unwrap(),
+            change.raw_bytes()
+        );
+        // Inserting a byte grows a column by one, and the chunk with it.
+        let spliced = forge::splice(change.raw_bytes(), &[0, 0, 0, 9]).unwrap();
+        assert_eq!(spliced.len(), change.raw_bytes().len() + 1);
     }
 }
