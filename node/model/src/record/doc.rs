@@ -403,6 +403,10 @@ impl RecordDoc {
                     "a change whose checksum does not match its bytes".into(),
                 ));
             }
+            // A change sent compressed is one the reader reads once automerge has inflated it.
+            if change.raw_bytes() != bytes {
+                return DecodedChange::new(change);
+            }
             DecodedChange::expanded(change)
         })
     }

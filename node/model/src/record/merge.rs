@@ -78,9 +78,9 @@ impl Stored {
         bytes
     }
 
-    /// Every held change, read for a replay. Automerge parsed each when it first came (or
-    /// wrote it), so Renda's reader reads them from their bytes ([`ops::read_bytes`], which
-    /// checks their checksums); a change it does not read is decoded again, which refuses one
+    /// Every held change, read for a replay from its bytes by Renda's reader
+    /// ([`ops::read_bytes`], which checks their checksums), as it read most of them when they
+    /// came; a change it does not read is decoded again, through automerge, which refuses one
     /// damaged on disk (its checksum) as loading the record would.
     fn decoded(&self) -> Result<Vec<ReadChange>, DocError> {
         self.changes

@@ -580,7 +580,8 @@ pub fn mangle(chunk: &[u8], edits: &[u8]) -> Option<Vec<u8>> {
 
 /// `chunk` (one uncompressed change) with bytes spliced into, out of or over its operation
 /// columns as `edits` says, four bytes an edit (which column, where in it, whether to insert,
-/// remove or overwrite, and the byte), and the column layout, the data's length and the
+/// remove or overwrite, and the byte; at a column's end, removing or overwriting appends), of
+/// at most its first 64 columns, and the column layout, the data's length and the
 /// checksum made right again: changes whose columns grow and shrink, runs cut short or
 /// lengthened, so that automerge's parser judges the columns themselves, as [`mangle`] has it
 /// judge bytes in place. `None` when `chunk` is no change chunk whose header reads.
