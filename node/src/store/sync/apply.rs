@@ -2,6 +2,7 @@
 //! checkpoints themselves: how far this node applied each peer's sequence, and resyncs.
 
 use super::*;
+use crate::record::{RawChange, RecordDoc};
 
 /// What applying a batch did.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
@@ -287,6 +288,7 @@ impl WriteTx<'_> {
                 }
             },
         };
+        let held_tail = current.as_ref().map_or(0, |held| held.tail);
         let prior = current.map_or(Prior::Absent, Prior::Stored);
         match merge {
             Merge::Refused(rejection) => Ok(Err(rejection)),
@@ -314,6 +316,18 @@ impl WriteTx<'_> {
                     personal_claimed: _,
                 } = *merged;
                 let count = applied.len();
+                // A replay merged these changes without automerge. Storing them makes the
+                // record's tail long enough to be saved, which loads it with automerge: load it
+                // first, and refuse the record if automerge does not.
+                let doc = match doc {
+                    None if !replaces && held_tail + count as i64 > crate::store::MAX_DOC_TAIL => {
+                        match self.compaction_doc(&id, &applied)? {
+                            Ok(doc) => Some(doc),
+                            Err(rejection) => return Ok(Err(rejection)),
+                        }
+                    }
+                    doc => doc,
+                };
                 let row = match row {
                     Some(row) => Row::Derived(row),
                     None => Row::Derive(&heads),
@@ -331,6 +345,34 @@ impl WriteTx<'_> {
                     prior,
                 )?;
                 Ok(Ok((count, complete)))
+            }
+        }
+    }
+
+    /// Record `id` as automerge loads it from what the store holds with `applied` after it:
+    /// the document a compaction saves, loaded before anything of the merge is written. Should
+    /// automerge not load what a replay accepted (the change reader's or the replay's invariant
+    /// broken), the record is refused here; found only at the compaction, the load would fail
+    /// the whole batch, and again on every resend.
+    fn compaction_doc(
+        &self,
+        id: &str,
+        applied: &[RawChange],
+    ) -> Result<Result<RecordDoc, Rejection>, StoreError> {
+        let mut bytes = stored_state(&self.tx, id, false)?
+            .map(|state| state.doc_bytes())
+            .unwrap_or_default();
+        for change in applied {
+            bytes.extend_from_slice(change.raw_bytes());
+        }
+        match RecordDoc::load(&bytes, self.actor) {
+            Ok(doc) => Ok(Ok(doc)),
+            Err(e) => {
+                tracing::error!(record = id, error = %e, "automerge does not load a record merged without it; the record is refused");
+                Ok(Err(Rejection::new(
+                    "merge.unloadable",
+                    format!("记录 {id} 合并后的文档无法载入，已拒收：{e}"),
+                )))
             }
         }
     }

@@ -7,7 +7,8 @@ use super::*;
 use crate::office;
 use crate::record::opinion::{OpinionAction, OpinionFields, OpinionSource};
 use crate::record::replay::DecodedChange;
-use crate::record::{Header, RecordDoc, RecordKind};
+use crate::record::{Header, RawChange, RecordDoc, RecordKind};
+use crate::store::MAX_DOC_TAIL;
 
 fn code(s: &str) -> RegionCode {
     RegionCode::parse("region", s).unwrap()
@@ -1014,4 +1015,96 @@ fn a_peers_own_changes_are_passed_over_and_the_position_passes_them() {
             "chunks of {chunk}"
         );
     }
+}
+
+/// A replay's merge that automerge does not load, as a broken invariant of the change reader
+/// or the replay would leave (here the peer's change with its checksum broken after the merge
+/// accepted it), is refused when storing it would save the record, before anything of it is
+/// written; the rest of the batch is stored. Found only at the save, automerge's load failed
+/// the whole batch, and every resend of it failed again.
+#[test]
+fn a_merge_automerge_does_not_load_is_refused_before_the_record_is_saved() {
+    let dir = tempfile::tempdir().unwrap();
+    let (county_code, town_code, mut county, mut town) = county_and_town(dir.path());
+    let person = register_town_delegate(&mut town, "周建国");
+    let id = town.mandates_of(&person).unwrap()[0].0.id;
+    let policy = RoutePolicy::default();
+    let tail = |county: &Store| -> i64 {
+        county
+            .conn
+            .query_row(
+                "SELECT doc_tail FROM records WHERE id = ?1",
+                [id.to_string()],
+                |r| r.get(0),
+            )
+            .unwrap_or(0)
+    };
+    let mut edits = 0;
+    let mut edit = |town: &mut Store| {
+        edits += 1;
+        let status = if edits % 2 == 1 {
+            crate::record::delegate::MandateStatus::Suspended
+        } else {
+            crate::record::delegate::MandateStatus::Serving
+        };
+        town.write(|tx| office::set_mandate_status(tx, &person, town_code, 17, status, day()))
+            .unwrap();
+    };
+    // Edits synced one at a time until the county's copy is one change short of a save.
+    let mut seq = 0;
+    for _ in 0..=MAX_DOC_TAIL {
+        let (records, up_to) = sent(&town, county_code, seq);
+        seq = up_to;
+        receive(&mut county, town_code, records, seq);
+        if tail(&county) == MAX_DOC_TAIL {
+            break;
+        }
+        edit(&mut town);
+    }
+    assert_eq!(tail(&county), MAX_DOC_TAIL);
+    edit(&mut town);
+    let opinion = add_lamp_opinion(&mut town, town_code);
+    let (records, up_to) = sent(&town, county_code, seq);
+    let before = county.get(&id).unwrap();
+    let ctx = MergeContext {
+        me: county_code,
+        peer: town_code,
+        policy,
+    };
+    let ids: Vec<RecordId> = records.iter().map(|r| r.header.id).collect();
+    let stored = county.stored_states(&ids).unwrap();
+    let mut prepared: Vec<PreparedRecord> = records
+        .into_iter()
+        .zip(stored)
+        .map(|(record, stored)| PreparedRecord::new(record, stored.as_ref(), &ctx))
+        .collect();
+    let mandate = prepared.iter_mut().find(|p| p.id() == id).unwrap();
+    let Merge::Changed(merged) = &mut mandate.merged.1 else {
+        panic!("the edit merged");
+    };
+    assert!(merged.doc.is_none(), "the replay merged it");
+    let mut bytes = merged.applied[0].raw_bytes().to_vec();
+    bytes[4] ^= 0xff;
+    merged.applied[0] = RawChange::from(automerge::Change::try_from(&bytes[..]).unwrap());
+
+    let outcome = county
+        .write(|tx| {
+            tx.apply_prepared(
+                &town_code,
+                Some(Checkpoint {
+                    seq: up_to,
+                    hash: Vec::new(),
+                }),
+                prepared,
+                &policy,
+            )
+        })
+        .unwrap();
+    assert_eq!(outcome.rejected.len(), 1, "{outcome:?}");
+    assert_eq!(outcome.rejected[0].rule, "merge.unloadable");
+    assert!(outcome.rejected[0].record.contains(&id.to_string()));
+    // Nothing of the refused record was written; the opinion beside it was stored.
+    assert_eq!(county.get(&id).unwrap(), before);
+    assert_eq!(tail(&county), MAX_DOC_TAIL);
+    assert_eq!(county.get(&opinion).unwrap(), town.get(&opinion).unwrap());
 }
