@@ -41,7 +41,7 @@ pub fn receive_link_message(bytes: &[u8]) -> usize {
 
 /// Forges a history of raw changes from `bytes` (`record::replay::forge`) and holds a replay
 /// of it to automerge (`record::replay::compare_with_automerge`), as the `replay` fuzz target
-/// does; then mangles the forged changes, bytes overwritten and bytes spliced into their columns
+/// does; then mangles the forged changes, bytes overwritten and bytes spliced into their parts
 /// (the input read backwards says where), and holds Renda's change reader to automerge on every
 /// one automerge still parses
 /// (`record::replay::ops::compare_mangled`). Panics when they disagree: that is a bug in the

@@ -578,13 +578,16 @@ pub fn mangle(chunk: &[u8], edits: &[u8]) -> Option<Vec<u8>> {
     Some(out)
 }
 
-/// `chunk` (one uncompressed change) with bytes spliced into, out of or over its operation
-/// columns as `edits` says, four bytes an edit (which column, where in it, whether to insert,
-/// remove or overwrite, and the byte; at a column's end, removing or overwriting appends), of
-/// at most its first 64 columns, and the column layout, the data's length and the
-/// checksum made right again: changes whose columns grow and shrink, runs cut short or
-/// lengthened, so that automerge's parser judges the columns themselves, as [`mangle`] has it
-/// judge bytes in place. `None` when `chunk` is no change chunk whose header reads.
+/// `chunk` (one uncompressed change) with bytes spliced into, out of or over its parts as
+/// `edits` says, and its column layout, the data's length and the checksum made right again.
+/// Four bytes an edit: which part (the header, one of at most its first 64 operation columns,
+/// or the bytes after the columns, such as an author footer), where in it, what to do (insert,
+/// remove or overwrite a byte; at a part's end, removing or overwriting appends; or drop a
+/// column from the layout), and the byte. So the header's fields and the columns grow and
+/// shrink, runs are cut short or lengthened and columns go missing, while the chunk stays one
+/// automerge's parser reads to the end: the parser, not the framing, judges them, as it judges
+/// bytes overwritten in place by [`mangle`]. `None` when `chunk` is no change chunk whose
+/// header reads.
 pub fn splice(chunk: &[u8], edits: &[u8]) -> Option<Vec<u8>> {
     use sha2::{Digest, Sha256};
     fn uleb(bytes: &mut &[u8]) -> Option<u64> {
@@ -617,44 +620,52 @@ pub fn splice(chunk: &[u8], edits: &[u8]) -> Option<Vec<u8>> {
         let other = uleb(&mut rest)?;
         skip(&mut rest, other)?;
     }
-    let header = &data[..data.len() - rest.len()];
+    let mut header = data[..data.len() - rest.len()].to_vec();
     let count = uleb(&mut rest)?;
     let mut layout = Vec::new();
     for _ in 0..count.min(64) {
         layout.push((uleb(&mut rest)?, uleb(&mut rest)?));
     }
     let mut columns = Vec::with_capacity(layout.len());
-    for &(_, len) in &layout {
+    for (spec, len) in layout {
         let at = usize::try_from(len).ok()?;
-        columns.push(rest.get(..at)?.to_vec());
+        columns.push((spec, rest.get(..at)?.to_vec()));
         rest = &rest[at..];
     }
-    if columns.is_empty() {
-        return None;
-    }
+    let mut extra = rest.to_vec();
     for edit in edits.chunks_exact(4) {
-        let column = &mut columns[edit[0] as usize % layout.len()];
-        let at = edit[1] as usize % (column.len() + 1);
-        match edit[2] % 3 {
-            0 => column.insert(at, edit[3]),
-            1 if at < column.len() => {
-                column.remove(at);
+        let part = edit[0] as usize % (columns.len() + 2);
+        if edit[2] % 4 == 3 {
+            if (1..=columns.len()).contains(&part) {
+                columns.remove(part - 1);
             }
-            _ if at < column.len() => column[at] = edit[3],
-            _ => column.push(edit[3]),
+            continue;
+        }
+        let bytes = match part {
+            0 => &mut header,
+            p if p > columns.len() => &mut extra,
+            p => &mut columns[p - 1].1,
+        };
+        let at = edit[1] as usize % (bytes.len() + 1);
+        match edit[2] % 4 {
+            0 => bytes.insert(at, edit[3]),
+            1 if at < bytes.len() => {
+                bytes.remove(at);
+            }
+            _ if at < bytes.len() => bytes[at] = edit[3],
+            _ => bytes.push(edit[3]),
         }
     }
-    let mut spliced = header.to_vec();
-    leb128::write::unsigned(&mut spliced, layout.len() as u64).ok()?;
-    for ((spec, _), column) in layout.iter().zip(&columns) {
+    let mut spliced = header;
+    leb128::write::unsigned(&mut spliced, columns.len() as u64).ok()?;
+    for (spec, column) in &columns {
         leb128::write::unsigned(&mut spliced, *spec).ok()?;
         leb128::write::unsigned(&mut spliced, column.len() as u64).ok()?;
     }
-    for column in &columns {
+    for (_, column) in &columns {
         spliced.extend_from_slice(column);
     }
-    // What follows the columns (an author footer, say) stays.
-    spliced.extend_from_slice(rest);
+    spliced.extend_from_slice(&extra);
     let mut body = vec![1u8];
     leb128::write::unsigned(&mut body, spliced.len() as u64).ok()?;
     body.extend_from_slice(&spliced);
