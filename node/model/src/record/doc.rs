@@ -27,6 +27,7 @@ use serde::de::DeserializeOwned;
 
 use super::event::{Event, EventEntry};
 use super::replay::DecodedChange;
+use super::replay::ops::ReadChange;
 use super::{AnyHeader, Header};
 
 /// A document that could not be read or written. Every variant is an input problem (bytes from
@@ -391,10 +392,26 @@ impl RecordDoc {
     /// takes it, but its loader refuses it, so a record that stored it would not load again (at
     /// its next compaction, or the next merge that loads it). Renda's reader checks it too.
     pub fn decode_change_ops(bytes: &[u8]) -> Result<DecodedChange, DocError> {
+        match super::replay::ops::read_bytes(bytes) {
+            Ok(read) => Ok(DecodedChange::read_from(bytes, read)),
+            Err(_) => Self::parse_change_ops(bytes),
+        }
+    }
+
+    /// A change's operations as a [`super::replay::Replay`] applies them, read as
+    /// [`RecordDoc::decode_change_ops`] reads them but without keeping the change's bytes: how
+    /// a merge reads the changes a node already holds.
+    pub fn read_change_ops(bytes: &[u8]) -> Result<ReadChange, DocError> {
+        match super::replay::ops::read_bytes(bytes) {
+            Ok(read) => Ok(read),
+            Err(_) => Self::parse_change_ops(bytes).map(|decoded| decoded.read),
+        }
+    }
+
+    /// A change Renda's reader gave up on: parsed by automerge (its checksum checked, which
+    /// automerge's parser does not), then read through automerge's expansion.
+    fn parse_change_ops(bytes: &[u8]) -> Result<DecodedChange, DocError> {
         guarded("decode change", || {
-            if let Ok(read) = super::replay::ops::read_bytes(bytes) {
-                return Ok(DecodedChange::read_from(bytes, read));
-            }
             let change = Change::try_from(bytes).map_err(|e| DocError::Change(e.to_string()))?;
             // A chunk's checksum is the first four bytes of its hash, whether the chunk is the
             // change itself or the change compressed.

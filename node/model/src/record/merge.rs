@@ -15,7 +15,7 @@ use automerge::{ActorId, Change, ChangeHash};
 use super::authority::{Held, Sender, check_authors, check_incoming, needs_before};
 use super::doc::heads_hash;
 use super::event::Rejection;
-use super::replay::ops::{self, ReadChange};
+use super::replay::ops::ReadChange;
 use super::replay::{Declined, DecodedChange, RawChange, Replay};
 use super::{AnyHeader, Body, DocError, Header, Record, RecordDoc, RecordId, RecordKind};
 use crate::region::RegionCode;
@@ -78,17 +78,14 @@ impl Stored {
         bytes
     }
 
-    /// Every held change, read for a replay from its bytes by Renda's reader
-    /// ([`ops::read_bytes`], which checks their checksums), as it read most of them when they
-    /// came; a change it does not read is decoded again, through automerge, which refuses one
-    /// damaged on disk (its checksum) as loading the record would.
+    /// Every held change, read for a replay ([`RecordDoc::read_change_ops`]): from its bytes by
+    /// Renda's reader, which checks its checksum, as it read most of them when they came; a
+    /// change it does not read goes through automerge, which refuses one damaged on disk (its
+    /// checksum) as loading the record would.
     fn decoded(&self) -> Result<Vec<ReadChange>, DocError> {
         self.changes
             .iter()
-            .map(|bytes| match ops::read_bytes(bytes) {
-                Ok(read) => Ok(read),
-                Err(_) => RecordDoc::decode_change_ops(bytes).map(|decoded| decoded.read),
-            })
+            .map(|bytes| RecordDoc::read_change_ops(bytes))
             .collect()
     }
 }

@@ -578,73 +578,120 @@ pub fn mangle(chunk: &[u8], edits: &[u8]) -> Option<Vec<u8>> {
     Some(out)
 }
 
-/// `chunk` (one uncompressed change) with bytes spliced into, out of or over its parts as
-/// `edits` says, and its column layout, the data's length and the checksum made right again.
-/// Four bytes an edit: which part (the header, one of at most its first 64 operation columns,
-/// or the bytes after the columns, such as an author footer), where in it, what to do (insert,
-/// remove or overwrite a byte; at a part's end, removing or overwriting appends; or drop a
-/// column from the layout), and the byte. So the header's fields and the columns grow and
-/// shrink, runs are cut short or lengthened and columns go missing, while the chunk stays one
-/// automerge's parser reads to the end: the parser, not the framing, judges them, as it judges
-/// bytes overwritten in place by [`mangle`]. `None` when `chunk` is no change chunk whose
-/// header reads.
+/// A change chunk taken apart: the header's bytes (dependencies to other actors), the
+/// operation columns with their specifications, and what follows the columns (an author
+/// footer, say). [`ChangeParts::chunk`] puts it back together with its layout, length and
+/// checksum made right, whatever was done to the parts.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChangeParts {
+    pub header: Vec<u8>,
+    pub columns: Vec<(u64, Vec<u8>)>,
+    pub extra: Vec<u8>,
+}
+
+impl ChangeParts {
+    /// `chunk` taken apart, or `None` when it is no uncompressed change chunk whose header and
+    /// layout read (at most its first 64 columns are taken).
+    pub fn of(chunk: &[u8]) -> Option<ChangeParts> {
+        fn uleb(bytes: &mut &[u8]) -> Option<u64> {
+            leb128::read::unsigned(bytes).ok()
+        }
+        fn skip(bytes: &mut &[u8], n: u64) -> Option<()> {
+            *bytes = bytes.get(usize::try_from(n).ok()?..)?;
+            Some(())
+        }
+        if chunk.get(..4)? != super::ops::MAGIC || chunk.get(8) != Some(&super::ops::CHANGE_CHUNK) {
+            return None;
+        }
+        let mut rest = chunk.get(9..)?;
+        let len = uleb(&mut rest)?;
+        if len != rest.len() as u64 {
+            return None;
+        }
+        let data = rest;
+        let deps = uleb(&mut rest)?;
+        skip(&mut rest, deps.checked_mul(32)?)?;
+        let actor = uleb(&mut rest)?;
+        skip(&mut rest, actor)?;
+        uleb(&mut rest)?; // sequence
+        uleb(&mut rest)?; // first operation
+        leb128::read::signed(&mut rest).ok()?; // time
+        let message = uleb(&mut rest)?;
+        skip(&mut rest, message)?;
+        for _ in 0..uleb(&mut rest)? {
+            let other = uleb(&mut rest)?;
+            skip(&mut rest, other)?;
+        }
+        let header = data[..data.len() - rest.len()].to_vec();
+        let count = uleb(&mut rest)?;
+        let mut layout = Vec::new();
+        for _ in 0..count.min(64) {
+            layout.push((uleb(&mut rest)?, uleb(&mut rest)?));
+        }
+        let mut columns = Vec::with_capacity(layout.len());
+        for (spec, len) in layout {
+            let at = usize::try_from(len).ok()?;
+            columns.push((spec, rest.get(..at)?.to_vec()));
+            rest = &rest[at..];
+        }
+        Some(ChangeParts {
+            header,
+            columns,
+            extra: rest.to_vec(),
+        })
+    }
+
+    /// The parts as one change chunk: the header, the layout the columns now have, the
+    /// columns, the extra bytes, framed, with the checksum of what they now are.
+    pub fn chunk(&self) -> Vec<u8> {
+        use sha2::{Digest, Sha256};
+        fn uleb(out: &mut Vec<u8>, n: u64) {
+            // Writing into memory does not fail.
+            let _ = leb128::write::unsigned(out, n);
+        }
+        let mut data = self.header.clone();
+        uleb(&mut data, self.columns.len() as u64);
+        for (spec, column) in &self.columns {
+            uleb(&mut data, *spec);
+            uleb(&mut data, column.len() as u64);
+        }
+        for (_, column) in &self.columns {
+            data.extend_from_slice(column);
+        }
+        data.extend_from_slice(&self.extra);
+        let mut body = vec![super::ops::CHANGE_CHUNK];
+        uleb(&mut body, data.len() as u64);
+        body.extend_from_slice(&data);
+        let mut chunk = super::ops::MAGIC.to_vec();
+        chunk.extend_from_slice(&Sha256::digest(&body)[..4]);
+        chunk.extend_from_slice(&body);
+        chunk
+    }
+}
+
+/// `chunk` (one uncompressed change, [`ChangeParts`]) with bytes spliced into, out of or over
+/// its parts as `edits` says, and put back together with its framing made right. Four bytes an
+/// edit: which part (the header, one of its operation columns, or the bytes after the columns),
+/// where in it, what to do (insert, remove or overwrite a byte; at a part's end, removing or
+/// overwriting appends; or drop a column from the layout), and the byte. So the header's fields
+/// and the columns grow and shrink, runs are cut short or lengthened and columns go missing,
+/// while the chunk stays one automerge's parser reads to the end: the parser, not the framing,
+/// judges them, as it judges bytes overwritten in place by [`mangle`]. `None` when `chunk` does
+/// not come apart.
 pub fn splice(chunk: &[u8], edits: &[u8]) -> Option<Vec<u8>> {
-    use sha2::{Digest, Sha256};
-    fn uleb(bytes: &mut &[u8]) -> Option<u64> {
-        leb128::read::unsigned(bytes).ok()
-    }
-    fn skip(bytes: &mut &[u8], n: u64) -> Option<()> {
-        *bytes = bytes.get(usize::try_from(n).ok()?..)?;
-        Some(())
-    }
-    if chunk.get(8) != Some(&1) {
-        return None;
-    }
-    let mut rest = chunk.get(9..)?;
-    let len = uleb(&mut rest)?;
-    if len != rest.len() as u64 {
-        return None;
-    }
-    let data = rest;
-    // The header: dependencies, actor, sequence, first operation, time, message, other actors.
-    let deps = uleb(&mut rest)?;
-    skip(&mut rest, deps.checked_mul(32)?)?;
-    let actor = uleb(&mut rest)?;
-    skip(&mut rest, actor)?;
-    uleb(&mut rest)?;
-    uleb(&mut rest)?;
-    leb128::read::signed(&mut rest).ok()?;
-    let message = uleb(&mut rest)?;
-    skip(&mut rest, message)?;
-    for _ in 0..uleb(&mut rest)? {
-        let other = uleb(&mut rest)?;
-        skip(&mut rest, other)?;
-    }
-    let mut header = data[..data.len() - rest.len()].to_vec();
-    let count = uleb(&mut rest)?;
-    let mut layout = Vec::new();
-    for _ in 0..count.min(64) {
-        layout.push((uleb(&mut rest)?, uleb(&mut rest)?));
-    }
-    let mut columns = Vec::with_capacity(layout.len());
-    for (spec, len) in layout {
-        let at = usize::try_from(len).ok()?;
-        columns.push((spec, rest.get(..at)?.to_vec()));
-        rest = &rest[at..];
-    }
-    let mut extra = rest.to_vec();
+    let mut parts = ChangeParts::of(chunk)?;
     for edit in edits.chunks_exact(4) {
-        let part = edit[0] as usize % (columns.len() + 2);
+        let part = edit[0] as usize % (parts.columns.len() + 2);
         if edit[2] % 4 == 3 {
-            if (1..=columns.len()).contains(&part) {
-                columns.remove(part - 1);
+            if (1..=parts.columns.len()).contains(&part) {
+                parts.columns.remove(part - 1);
             }
             continue;
         }
         let bytes = match part {
-            0 => &mut header,
-            p if p > columns.len() => &mut extra,
-            p => &mut columns[p - 1].1,
+            0 => &mut parts.header,
+            p if p > parts.columns.len() => &mut parts.extra,
+            p => &mut parts.columns[p - 1].1,
         };
         let at = edit[1] as usize % (bytes.len() + 1);
         match edit[2] % 4 {
@@ -656,23 +703,7 @@ pub fn splice(chunk: &[u8], edits: &[u8]) -> Option<Vec<u8>> {
             _ => bytes.push(edit[3]),
         }
     }
-    let mut spliced = header;
-    leb128::write::unsigned(&mut spliced, columns.len() as u64).ok()?;
-    for (spec, column) in &columns {
-        leb128::write::unsigned(&mut spliced, *spec).ok()?;
-        leb128::write::unsigned(&mut spliced, column.len() as u64).ok()?;
-    }
-    for (_, column) in &columns {
-        spliced.extend_from_slice(column);
-    }
-    spliced.extend_from_slice(&extra);
-    let mut body = vec![1u8];
-    leb128::write::unsigned(&mut body, spliced.len() as u64).ok()?;
-    body.extend_from_slice(&spliced);
-    let mut out = chunk[..4].to_vec();
-    out.extend_from_slice(&Sha256::digest(&body)[..4]);
-    out.extend_from_slice(&body);
-    Some(out)
+    Some(parts.chunk())
 }
 
 /// A fixed pseudo-random sequence (xorshift64) from `seed`, for the seeded runs that must reach

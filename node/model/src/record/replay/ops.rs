@@ -139,9 +139,9 @@ const MAX_ACTORS: u64 = 1_024;
 const AUTHOR_FOOTER: u64 = 1;
 
 /// The magic bytes every automerge chunk starts with.
-const MAGIC: [u8; 4] = [0x85, 0x6f, 0x4a, 0x83];
+pub(super) const MAGIC: [u8; 4] = [0x85, 0x6f, 0x4a, 0x83];
 /// The chunk type of an uncompressed change.
-const CHANGE_CHUNK: u8 = 1;
+pub(super) const CHANGE_CHUNK: u8 = 1;
 
 // Column specifications: the column's id shifted left by four, or'ed with its type (automerge's
 // binary format). A change's operation columns, in the ascending order they are stored in.
@@ -997,11 +997,7 @@ mod tests {
 
     #[test]
     fn a_mangled_change_with_no_edits_is_the_change() {
-        let mut doc = Automerge::new().with_actor(actor(1));
-        let mut tx = doc.transaction();
-        tx.put(ROOT, "k", "v").unwrap();
-        tx.commit();
-        let change = doc.get_changes(&[]).remove(0);
+        let change = one_put();
         // The checksum recomputed over unchanged data is the one automerge wrote.
         assert_eq!(
             forge::mangle(change.raw_bytes(), &[]).unwrap(),
@@ -1077,29 +1073,16 @@ mod tests {
         assert!(signed(&[0xff, 0x7f]).is_err());
 
         // A change whose sequence number is padded: automerge refuses it, and so does the
-        // reader of stored bytes (a chunk rebuilt around the padded data, checksum and all).
-        let mut doc = Automerge::new().with_actor(actor(1));
-        let mut tx = doc.transaction();
-        tx.put(ROOT, "k", "v").unwrap();
-        tx.commit();
-        let bytes = doc.get_changes(&[]).remove(0).raw_bytes().to_vec();
-        let mut length = &bytes[9..];
-        let len = leb128::read::unsigned(&mut length).unwrap() as usize;
-        let data = &bytes[bytes.len() - len..];
+        // reader of stored bytes (a chunk rebuilt around the padded header, checksum and all).
+        let mut parts = forge::ChangeParts::of(one_put().raw_bytes()).unwrap();
         // No dependencies (one byte), the actor (its length and 16 bytes), then the sequence
         // number 1, padded to two bytes.
-        assert_eq!((data[0], data[1], data[18]), (0, 16, 1));
-        let mut padded = data[..18].to_vec();
-        padded.extend_from_slice(&[0x81, 0x00]);
-        padded.extend_from_slice(&data[19..]);
-        let mut body = vec![1u8];
-        leb128::write::unsigned(&mut body, padded.len() as u64).unwrap();
-        body.extend_from_slice(&padded);
-        use sha2::{Digest, Sha256};
-        let checksum = Sha256::digest(&body);
-        let mut chunk = MAGIC.to_vec();
-        chunk.extend_from_slice(&checksum[..4]);
-        chunk.extend_from_slice(&body);
+        assert_eq!(
+            (parts.header[0], parts.header[1], parts.header[18]),
+            (0, 16, 1)
+        );
+        parts.header.splice(18..19, [0x81, 0x00]);
+        let chunk = parts.chunk();
         assert!(Change::try_from(&chunk[..]).is_err());
         assert_eq!(
             read_bytes(&chunk).unwrap_err(),
@@ -1107,17 +1090,13 @@ mod tests {
         );
     }
 
-    /// A change chunk around `data` (what follows a change chunk's type and length), its length
-    /// and checksum made right.
-    fn chunk_of(data: &[u8]) -> Vec<u8> {
-        use sha2::{Digest, Sha256};
-        let mut body = vec![CHANGE_CHUNK];
-        leb128::write::unsigned(&mut body, data.len() as u64).unwrap();
-        body.extend_from_slice(data);
-        let mut chunk = MAGIC.to_vec();
-        chunk.extend_from_slice(&Sha256::digest(&body)[..4]);
-        chunk.extend_from_slice(&body);
-        chunk
+    /// A change that puts one root key, `k`, as automerge writes it.
+    fn one_put() -> Change {
+        let mut doc = Automerge::new().with_actor(actor(1));
+        let mut tx = doc.transaction();
+        tx.put(ROOT, "k", "v").unwrap();
+        tx.commit();
+        doc.get_changes(&[]).remove(0)
     }
 
     /// A literal run whose count is the least 64-bit number: automerge takes its absolute value
@@ -1128,56 +1107,23 @@ mod tests {
     /// overflow checks (a release build takes it).
     #[test]
     fn a_run_count_automerge_cannot_negate_is_refused() {
-        let mut doc = Automerge::new().with_actor(actor(1));
-        let mut tx = doc.transaction();
-        tx.put(ROOT, "k", "v").unwrap();
-        tx.commit();
-        let bytes = doc.get_changes(&[]).remove(0).raw_bytes().to_vec();
+        let bytes = one_put().raw_bytes().to_vec();
         assert!(read_bytes(&bytes).is_ok());
-        let mut cursor = Cursor::new(&bytes[8..]);
-        assert_eq!(cursor.byte(), Ok(CHANGE_CHUNK));
-        let len = cursor.uleb().unwrap() as usize;
-        let data = &bytes[bytes.len() - len..];
-        // Past the header (no dependencies, the actor, sequence, first operation, time, an
-        // empty message, no other actors) to the column layout.
-        let mut header = Cursor::new(data);
-        assert_eq!(header.uleb(), Ok(0));
-        let actor_len = header.uleb().unwrap();
-        header.take_u64(actor_len).unwrap();
-        header.uleb().unwrap();
-        header.uleb().unwrap();
-        header.sleb().unwrap();
-        let message = header.uleb().unwrap();
-        header.take_u64(message).unwrap();
-        assert_eq!(header.uleb(), Ok(0));
-        let layout_at = data.len() - header.remaining();
-        let count = header.uleb().unwrap();
-        let layout: Vec<(u64, u64)> = (0..count)
-            .map(|_| (header.uleb().unwrap(), header.uleb().unwrap()))
-            .collect();
-        let mut columns = Cursor::new(header.bytes);
+        let mut parts = forge::ChangeParts::of(&bytes).unwrap();
         // The key column holds one literal run of one string: `7f 01 6b`. It becomes a literal
         // run of i64::MIN, whose first value is the same string.
-        let min = [0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x7f];
-        let mut forged = data[..layout_at].to_vec();
-        let mut column_bytes = Vec::new();
-        leb128::write::unsigned(&mut forged, count).unwrap();
-        for (spec, len) in layout {
-            let column = columns.take_u64(len).unwrap();
-            let column = if spec == KEY_STR {
-                assert_eq!(column, [0x7f, 0x01, b'k']);
-                min.iter().chain(&column[1..]).copied().collect()
-            } else {
-                column.to_vec()
-            };
-            leb128::write::unsigned(&mut forged, spec).unwrap();
-            leb128::write::unsigned(&mut forged, column.len() as u64).unwrap();
-            column_bytes.extend_from_slice(&column);
-        }
-        forged.extend_from_slice(&column_bytes);
-        forged.extend_from_slice(columns.bytes);
+        let (_, keys) = parts
+            .columns
+            .iter_mut()
+            .find(|(spec, _)| *spec == KEY_STR)
+            .unwrap();
+        assert_eq!(keys, &[0x7f, 0x01, b'k']);
+        keys.splice(
+            0..1,
+            [0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x7f],
+        );
         assert_eq!(
-            read_bytes(&chunk_of(&forged)).unwrap_err(),
+            read_bytes(&parts.chunk()).unwrap_err(),
             Unread("a run automerge cannot count")
         );
     }
@@ -1265,11 +1211,7 @@ mod tests {
     /// rebuilt as automerge wrote them.
     #[test]
     fn a_spliced_change_with_no_edits_is_the_change() {
-        let mut doc = Automerge::new().with_actor(actor(1));
-        let mut tx = doc.transaction();
-        tx.put(ROOT, "k", "v").unwrap();
-        tx.commit();
-        let change = doc.get_changes(&[]).remove(0);
+        let change = one_put();
         assert_eq!(
             forge::splice(change.raw_bytes(), &[]).unwrap(),
             change.raw_bytes()
