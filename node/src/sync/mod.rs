@@ -441,9 +441,9 @@ type Prepared = (Vec<PreparedRecord>, usize, usize);
 /// held states are read on a reader thread of its own, and the part is merged on long-lived
 /// threads (the bulk pool for a large batch, [`pool`]; the runtime's blocking threads otherwise)
 /// as soon as its read is done. The parts' reads run side by side, and so do their merges: read
-/// whole before any merge began, a hundred edited records waited 0.8 ms for one reader. Reading on reader threads, a
-/// batch never waits behind the batch before it being written; the store thread merges again
-/// only a record a write reached in between.
+/// whole before any merge began, a hundred edited records waited 0.8 ms for one reader. Reading
+/// on reader threads, a batch never waits behind the batch before it being written; the store
+/// thread merges again only a record a write reached in between.
 async fn prepare_batch(
     store: StoreHandle,
     ctx: MergeContext,

@@ -21,8 +21,8 @@
 //!
 //! The pool has one thread per core, at most eight, each ten nice levels below the node's own
 //! (Linux only, where a thread's id names that thread alone; lowering one's own priority needs
-//! no privilege). If the pool cannot be started
-//! the work runs on the async runtime's blocking threads.
+//! no privilege). If the pool cannot be started the work runs on the async runtime's blocking
+//! threads.
 
 use std::panic::AssertUnwindSafe;
 use std::sync::OnceLock;
