@@ -11,7 +11,7 @@
 
 mod common;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{Duration, NaiveDate};
 use common::data::{d, random_activity, township_with_group};
@@ -165,6 +165,7 @@ async fn one_history(seed: u64) {
 
     let mut opinions: Vec<(RecordId, NaiveDate)> = Vec::new();
     let mut suggestions: Vec<(RecordId, NaiveDate)> = Vec::new();
+    let mut screened: BTreeSet<RecordId> = BTreeSet::new();
     let mut tally = Tally::default();
     for step in 0..160 {
         let what = rng.random_range(0..10);
@@ -236,12 +237,28 @@ async fn one_history(seed: u64) {
             }
             _ if !suggestions.is_empty() => {
                 let (id, since) = suggestions[rng.random_range(0..suggestions.len())];
-                let action = suggestion_action(&mut rng, since);
+                // Every other step can only be refused until a suggestion is screened, and a
+                // screening is one draw in ten: a suggestion not yet screened is screened half
+                // the time, so that whether a history gets past screening is not a matter of
+                // luck (seed 2911937635094974506 drew 55 steps and not one screening).
+                let action = if !screened.contains(&id) && rng.random_bool(0.5) {
+                    SuggestionAction::Screen {
+                        accepted: rng.random_range(0..5) > 0,
+                        number: None,
+                        reason: Some("不属于本级职权范围".into()),
+                    }
+                } else {
+                    suggestion_action(&mut rng, since)
+                };
+                let screening = matches!(action, SuggestionAction::Screen { .. });
                 let on = day_after(&mut rng, since);
-                store
+                let stepped = store
                     .write(move |tx| office::suggestion_step(tx, "clerk", &id, action, on))
-                    .await
-                    .map(|_| "suggestion step")
+                    .await;
+                if stepped.is_ok() && screening {
+                    screened.insert(id);
+                }
+                stepped.map(|_| "suggestion step")
             }
             _ => continue,
         };
