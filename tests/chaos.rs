@@ -7,7 +7,8 @@
 //! - every write the CLI acknowledged is held exactly where its routes say, and nowhere else;
 //! - every replica of a record is the same record;
 //! - every node's rollup counts exactly the opinions of its subtree;
-//! - every database passes `renda check`, and no process logged an ERROR.
+//! - every database passes `renda check`, and no process logged an ERROR;
+//! - every node kept its deployed backup schedule, backing up into the test's directory.
 //!
 //! The seed is printed; `RENDA_SEED=<seed>` replays a schedule. The default run is a short
 //! schedule; `scripts/test.sh --soak` adds a long one. The time from healing to the national
@@ -111,6 +112,12 @@ fn federation() -> Federation {
         table.insert("name".into(), spec.name.into());
         for key in ["http", "metrics", "https"] {
             table.remove(key);
+        }
+        // The deployed configs back up into /var/backups/renda; a test's nodes keep the schedule
+        // but back up into the test's own directory, so no run writes outside it or shares
+        // backups with another.
+        if let Some(toml::Value::Table(backup)) = table.get_mut("backup") {
+            backup.insert("dir".into(), data.join("backups").to_str().unwrap().into());
         }
         if table.contains_key("listen") {
             table.insert("listen".into(), format!("127.0.0.1:{}", ports[i]).into());
@@ -392,6 +399,19 @@ fn chaos(seconds: u64) {
         assert!(
             !text.lines().any(|l| l.contains(" ERROR ")),
             "{} logged an ERROR (seed {seed}):\n{text}",
+            spec.name
+        );
+        // Each node kept its deployed backup schedule, into its own directory.
+        let backups = std::fs::read_dir(fed.data(i).join("backups"))
+            .map(|dir| {
+                dir.filter_map(Result::ok)
+                    .filter(|e| e.file_name().to_string_lossy().ends_with(".sqlite"))
+                    .count()
+            })
+            .unwrap_or(0);
+        assert!(
+            backups > 0,
+            "{} took no backup in its own directory",
             spec.name
         );
     }

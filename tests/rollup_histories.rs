@@ -168,7 +168,12 @@ async fn one_history(seed: u64) {
     let mut screened: BTreeSet<RecordId> = BTreeSet::new();
     let mut tally = Tally::default();
     for step in 0..160 {
-        let what = rng.random_range(0..10);
+        // The first step submits a suggestion, so that every history has one to step.
+        let what = if step == 0 {
+            1
+        } else {
+            rng.random_range(0..10)
+        };
         let result: Result<&'static str, StoreError> = match what {
             0 => {
                 let on = day(&mut rng);
@@ -193,12 +198,15 @@ async fn one_history(seed: u64) {
             }
             1 => {
                 let on = day(&mut rng);
-                let cosigners = vec![delegates[rng.random_range(1..delegates.len())]];
+                // The lead and one cosigner, never the same delegate (which is refused).
+                let lead = rng.random_range(0..delegates.len());
+                let cosigner = (lead + rng.random_range(1..delegates.len())) % delegates.len();
+                let cosigners = vec![delegates[cosigner]];
                 let draft = SuggestionDraft {
                     title: format!("关于改善农田灌溉设施的建议{step}"),
                     body: "部分渠道年久失修。".into(),
                     category: "农业农村".into(),
-                    lead: delegates[rng.random_range(0..delegates.len())],
+                    lead: delegates[lead],
                     cosigners,
                     addressed_to: region,
                     session: None,

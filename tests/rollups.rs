@@ -39,7 +39,9 @@ struct Direct {
 async fn direct_count(fed: &Federation, homes: &[RegionCode]) -> Direct {
     use chrono::Datelike;
     let mut direct = Direct::default();
-    let this_year = Utc::now().year();
+    // The year in China, as the rollup judges it: for the last eight hours of a UTC year
+    // China is already in the next.
+    let this_year = renda_node::calendar::today().year();
     let mut receptions: BTreeMap<RecordId, u32> = BTreeMap::new();
     let mut suggestions: BTreeMap<RecordId, u32> = BTreeMap::new();
     let mut delegates = Vec::new();
