@@ -20,7 +20,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use common::procs::{FEDERATION as SPECS, Running, ok, record_ids, renda, start, wait_for};
+use common::procs::{
+    FEDERATION as SPECS, Running, backups_into, backups_taken, ok, record_ids, renda, start,
+    wait_for,
+};
 use common::proxy::{Proxy, State};
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
@@ -113,12 +116,7 @@ fn federation() -> Federation {
         for key in ["http", "metrics", "https"] {
             table.remove(key);
         }
-        // The deployed configs back up into /var/backups/renda; a test's nodes keep the schedule
-        // but back up into the test's own directory, so no run writes outside it or shares
-        // backups with another.
-        if let Some(toml::Value::Table(backup)) = table.get_mut("backup") {
-            backup.insert("dir".into(), data.join("backups").to_str().unwrap().into());
-        }
+        backups_into(&mut table, &data);
         if table.contains_key("listen") {
             table.insert("listen".into(), format!("127.0.0.1:{}", ports[i]).into());
         }
@@ -402,15 +400,8 @@ fn chaos(seconds: u64) {
             spec.name
         );
         // Each node kept its deployed backup schedule, into its own directory.
-        let backups = std::fs::read_dir(fed.data(i).join("backups"))
-            .map(|dir| {
-                dir.filter_map(Result::ok)
-                    .filter(|e| e.file_name().to_string_lossy().ends_with(".sqlite"))
-                    .count()
-            })
-            .unwrap_or(0);
         assert!(
-            backups > 0,
+            backups_taken(fed.data(i)) > 0,
             "{} took no backup in its own directory",
             spec.name
         );

@@ -11,7 +11,10 @@ use std::io::Read;
 use std::path::Path;
 use std::time::Duration;
 
-use common::procs::{FEDERATION as SPECS, Running, ok, opinion_ids, renda, start, wait_for};
+use common::procs::{
+    FEDERATION as SPECS, Running, backups_into, backups_taken, ok, opinion_ids, renda, start,
+    wait_for,
+};
 
 const CITY: usize = 2;
 const COUNTY: usize = 3;
@@ -61,6 +64,7 @@ fn a_federation_of_processes_from_deploys_configs_survives_a_killed_hub() {
             spec.level
         );
         table.remove("https");
+        backups_into(&mut table, &data);
         if spec.listens {
             assert!(table.contains_key("listen"), "{}.toml listens", spec.level);
             table.insert("listen".into(), format!("127.0.0.1:{}", ports[i]).into());
@@ -235,6 +239,12 @@ fn a_federation_of_processes_from_deploys_configs_survives_a_killed_hub() {
         assert!(
             !text.lines().any(|l| l.contains(" ERROR ")),
             "{} logged an ERROR:\n{text}",
+            spec.name
+        );
+        // Each node kept its deployed backup schedule, into its own directory.
+        assert!(
+            backups_taken(&configs[i].1) > 0,
+            "{} took no backup in its own directory",
             spec.name
         );
     }

@@ -98,6 +98,26 @@ pub fn record_ids(data: &Path, kind: &str) -> BTreeSet<String> {
         .unwrap_or_default()
 }
 
+/// The deployed configs back up into /var/backups/renda. A test's node keeps its level's
+/// schedule but backs up into `data`, so no run writes outside its own directory, and none finds
+/// another run's backup there and skips its own (a backup in the directory counts as taken).
+pub fn backups_into(table: &mut toml::Table, data: &Path) {
+    if let Some(toml::Value::Table(backup)) = table.get_mut("backup") {
+        backup.insert("dir".into(), data.join("backups").to_str().unwrap().into());
+    }
+}
+
+/// How many backups `data`'s node took into it (see [`backups_into`]).
+pub fn backups_taken(data: &Path) -> usize {
+    std::fs::read_dir(data.join("backups"))
+        .map(|dir| {
+            dir.filter_map(Result::ok)
+                .filter(|e| e.file_name().to_string_lossy().ends_with(".sqlite"))
+                .count()
+        })
+        .unwrap_or(0)
+}
+
 /// One node of the process federations: its level's file from deploy/config, with the addresses
 /// and the data directory changed to this machine's loopback and a temporary directory.
 pub struct NodeSpec {
