@@ -33,10 +33,13 @@ fi
 # The Query API is proven from Python (tests/python/query_api.py): stubs generated from proto/
 # with grpcio-tools, a stock grpcio client, and the packages that read health checks, server
 # reflection and rich errors. Its contract is checked with buf (tests/proto_contract.rs), which
-# PyPI ships as buf-bin. Pinned to the major versions the tests were written against.
+# PyPI ships as buf-bin. The metrics endpoint is read by the Prometheus project's own parser
+# (prometheus-client; tests/python/metrics_scrape.py). Pinned to the major versions the tests
+# were written against.
 python_packages=("grpcio-tools>=1.60,<2" "grpcio-health-checking>=1.60,<2"
-                 "grpcio-reflection>=1.60,<2" "grpcio-status>=1.60,<2" "buf-bin>=1.40,<2")
-if ! python3 -c "import grpc_tools, grpc_health, grpc_reflection, grpc_status" 2>/dev/null ||
+                 "grpcio-reflection>=1.60,<2" "grpcio-status>=1.60,<2" "buf-bin>=1.40,<2"
+                 "prometheus-client>=0.20,<1")
+if ! python3 -c "import grpc_tools, grpc_health, grpc_reflection, grpc_status, prometheus_client" 2>/dev/null ||
    ! python3 -m pip show -q buf-bin >/dev/null 2>&1; then
     python3 -m pip install -q --disable-pip-version-check "${python_packages[@]}" ||
         { echo "the Query API test needs Python 3 with pip: ${python_packages[*]}" >&2; exit 1; }

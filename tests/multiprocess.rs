@@ -7,7 +7,6 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::io::Read;
 use std::path::Path;
 use std::time::Duration;
 
@@ -213,24 +212,53 @@ fn a_federation_of_processes_from_deploys_configs_survives_a_killed_hub() {
     }
     assert!(opinion_ids(&configs[0].1).is_empty());
 
-    // The restarted county reports its links to Prometheus.
-    let mut body = String::new();
-    let mut stream = std::net::TcpStream::connect(("127.0.0.1", metrics_port)).unwrap();
-    std::io::Write::write_all(
-        &mut stream,
-        b"GET /metrics HTTP/1.1\r\nHost: county\r\nConnection: close\r\n\r\n",
-    )
-    .unwrap();
-    stream.read_to_string(&mut body).unwrap();
-    assert!(body.starts_with("HTTP/1.1 200"), "{body}");
-    for township in ["330411101000", "330411102000"] {
-        assert!(
-            body.contains(&format!(
-                "renda_sync_records_total{{node=\"330411000000\",peer=\"{township}\",direction=\"in\"}}"
-            )),
-            "{body}"
-        );
+    // The restarted county reports its links to Prometheus, in text Prometheus's own parser
+    // reads (tests/python/metrics_scrape.py): every sample names the county, each township's
+    // records came in, and the records it holds are those the townships wrote.
+    let scrape = std::process::Command::new("python3")
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/python/metrics_scrape.py"
+        ))
+        .args(["--url", &format!("http://127.0.0.1:{metrics_port}/metrics")])
+        .output()
+        .expect("run python3 (scripts/test.sh installs prometheus-client)");
+    assert!(
+        scrape.status.success(),
+        "{}",
+        String::from_utf8_lossy(&scrape.stderr)
+    );
+    let families: serde_json::Value = serde_json::from_slice(&scrape.stdout).unwrap();
+    let samples = |family: &str, kind: &str| -> Vec<serde_json::Value> {
+        assert_eq!(families[family]["type"], kind, "{family}: {families}");
+        families[family]["samples"].as_array().unwrap().clone()
+    };
+    for family in families.as_object().unwrap().values() {
+        for sample in family["samples"].as_array().unwrap() {
+            assert_eq!(sample["labels"]["node"], "330411000000", "{sample}");
+        }
     }
+    let records_in = samples("renda_sync_records", "counter");
+    for township in ["330411101000", "330411102000"] {
+        let came = records_in
+            .iter()
+            .find(|s| {
+                s["name"] == "renda_sync_records_total"
+                    && s["labels"]["peer"] == township
+                    && s["labels"]["direction"] == "in"
+            })
+            .unwrap_or_else(|| panic!("no records in from {township}: {families}"));
+        assert!(came["value"].as_f64().unwrap() > 0.0, "{came}");
+    }
+    let opinions = samples("renda_store_records", "gauge")
+        .into_iter()
+        .find(|s| s["labels"]["kind"] == "opinion")
+        .unwrap_or_else(|| panic!("no opinion count: {families}"));
+    assert_eq!(
+        opinions["value"].as_f64(),
+        Some(written.len() as f64),
+        "{opinions}"
+    );
 
     // Nothing was at risk: no process logged an ERROR.
     drop(running);

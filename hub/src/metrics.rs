@@ -3,7 +3,7 @@
 //! nothing about people: link counters and lag, refused changes, what the store holds, and when
 //! the node's certificate ends.
 
-use std::fmt::Write;
+use std::borrow::Cow;
 use std::future::Future;
 
 use axum::Router;
@@ -12,6 +12,12 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use chrono::{DateTime, Utc};
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric, prometheus_text};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::registry::Registry;
 use renda_node::region::RegionCode;
 use renda_node::store::{PeerStatus, StoreHandle, StoreStats};
 use tokio::net::TcpListener;
@@ -36,175 +42,232 @@ impl Metrics {
     }
 }
 
-/// Escapes a label value as the text format requires.
-fn label(value: &str) -> String {
-    value
-        .replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
-}
-
-/// The exposition text for one scrape.
-pub fn render(
-    me: &RegionCode,
-    peers: &[PeerStatus],
-    stats: &StoreStats,
+/// One scrape's values, read from the store, as a prometheus-client collector: every value
+/// lives in the database (the link counters survive restarts there), not in the process, so a
+/// scrape reads the store and encodes what it read, in a fixed order of families and samples.
+#[derive(Debug)]
+struct Scrape {
+    peers: Vec<PeerStatus>,
+    stats: StoreStats,
     audited: u64,
     certificate_not_after: Option<DateTime<Utc>>,
-) -> String {
-    let mut out = String::new();
-    let node = label(me.as_str());
-    let mut family = |name: &str, kind: &str, help: &str, rows: Vec<(String, String)>| {
-        let _ = writeln!(out, "# HELP {name} {help}");
-        let _ = writeln!(out, "# TYPE {name} {kind}");
-        for (labels, value) in rows {
-            let _ = writeln!(out, "{name}{{node=\"{node}\"{labels}}} {value}");
+}
+
+/// A sample's labels beyond the node's own, which the registry adds to every sample.
+type Labels = Vec<(&'static str, String)>;
+
+/// Writes one family: its help and type, then each sample. Counter names are given without
+/// `_total`, which the encoder adds.
+fn family(
+    encoder: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    kind: MetricType,
+    samples: impl IntoIterator<Item = (Labels, i64)>,
+) -> std::fmt::Result {
+    let mut metric = encoder.encode_descriptor(name, help, None, kind)?;
+    for (labels, value) in samples {
+        let sample = metric.encode_family(&labels)?;
+        match kind {
+            // The store keeps its counts as SQLite integers, never negative; a negative one
+            // would be a damaged row, and shows as 0 rather than as a counter gone backwards.
+            MetricType::Counter => {
+                ConstCounter::new(u64::try_from(value).unwrap_or(0)).encode(sample)?
+            }
+            _ => ConstGauge::new(value).encode(sample)?,
         }
-    };
-    let per_peer = |f: &dyn Fn(&PeerStatus) -> Vec<(&'static str, i64)>| {
-        peers
-            .iter()
-            .flat_map(|p| {
-                f(p).into_iter().map(move |(direction, v)| {
-                    let dir = if direction.is_empty() {
-                        String::new()
-                    } else {
-                        format!(",direction=\"{direction}\"")
-                    };
-                    (
-                        format!(",peer=\"{}\"{dir}", label(p.peer.as_str())),
-                        v.to_string(),
-                    )
-                })
+    }
+    Ok(())
+}
+
+/// A count as a sample's value.
+fn clamp(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+impl Scrape {
+    /// A family with one sample per peer and direction.
+    fn per_peer(
+        &self,
+        encoder: &mut DescriptorEncoder,
+        name: &str,
+        help: &str,
+        kind: MetricType,
+        of: impl Fn(&PeerStatus) -> Vec<(Option<&'static str>, i64)>,
+    ) -> std::fmt::Result {
+        let samples = self.peers.iter().flat_map(|p| {
+            of(p).into_iter().map(|(direction, value)| {
+                let mut labels: Labels = vec![("peer", p.peer.as_str().to_string())];
+                labels.extend(direction.map(|d| ("direction", d.to_string())));
+                (labels, value)
             })
-            .collect::<Vec<_>>()
-    };
-    family(
-        "renda_sync_records_total",
-        "counter",
-        "Records sent to and received from each peer.",
-        per_peer(&|p| vec![("out", p.records_out), ("in", p.records_in)]),
-    );
-    family(
-        "renda_sync_changes_total",
-        "counter",
-        "Automerge changes sent to and received from each peer.",
-        per_peer(&|p| vec![("out", p.changes_out), ("in", p.changes_in)]),
-    );
-    family(
-        "renda_sync_bytes_total",
-        "counter",
-        "Bytes of changes sent to and received from each peer.",
-        per_peer(&|p| vec![("out", p.bytes_out), ("in", p.bytes_in)]),
-    );
-    family(
-        "renda_sync_lag_changes",
-        "gauge",
-        "Changes of this node the peer has not acknowledged yet.",
-        per_peer(&|p| vec![("", p.lag)]),
-    );
-    family(
-        "renda_sync_link_stalled",
-        "gauge",
-        "1 while the peer owes acknowledgements and none arrived within the link timeout.",
-        per_peer(&|p| vec![("", i64::from(p.stalled))]),
-    );
-    family(
-        "renda_sync_last_success_timestamp_seconds",
-        "gauge",
-        "When the last round with the peer completed (0: never).",
-        per_peer(&|p| vec![("", p.last_success.map_or(0, |t| t.timestamp()))]),
-    );
-    family(
-        "renda_sync_link_error",
-        "gauge",
-        "1 while the last attempt to sync with the peer failed.",
-        per_peer(&|p| vec![("", i64::from(p.last_error.is_some()))]),
-    );
-    family(
-        "renda_refused_records_total",
-        "counter",
-        "Records whose changes were refused: in, by this node from the peer; out, by the peer from this node.",
-        per_peer(&|p| vec![("in", p.refused_in), ("out", p.refused_out)]),
-    );
-    family(
-        "renda_audit_entries",
-        "gauge",
-        "Entries in this node's audit log of refused changes.",
-        vec![(String::new(), audited.to_string())],
-    );
-    family(
-        "renda_store_records",
-        "gauge",
-        "Records held, by kind.",
-        stats
-            .records_by_kind
-            .iter()
-            .map(|(kind, n)| (format!(",kind=\"{}\"", kind.as_str()), n.to_string()))
-            .collect(),
-    );
-    family(
-        "renda_store_unknown_state",
-        "gauge",
-        "Workflow records holding a step of a newer release, whose state this release cannot tell; they wait for this node's upgrade.",
-        vec![(String::new(), stats.unknown_state.to_string())],
-    );
-    family(
-        "renda_store_newer_kind_records",
-        "gauge",
-        "Records of kinds a newer release added, kept as they came and passed on by their routes, by kind; this release reads them once upgraded.",
-        stats
-            .newer_kinds
-            .iter()
-            .map(|(kind, n)| (format!(",kind=\"{kind}\""), n.to_string()))
-            .collect(),
-    );
-    family(
-        "renda_store_changes",
-        "gauge",
-        "Automerge changes held.",
-        vec![(String::new(), stats.changes.to_string())],
-    );
-    family(
-        "renda_store_bytes",
-        "gauge",
-        "Size of the node's SQLite database file.",
-        vec![(String::new(), stats.file_bytes.to_string())],
-    );
-    family(
-        "renda_backup_last_timestamp_seconds",
-        "gauge",
-        "When the node last took a backup of its database (0: never).",
-        vec![(
-            String::new(),
+        });
+        family(encoder, name, help, kind, samples)
+    }
+}
+
+impl Collector for Scrape {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> std::fmt::Result {
+        let e = &mut encoder;
+        let (counter, gauge) = (MetricType::Counter, MetricType::Gauge);
+        let one = |value: i64| [(Labels::new(), value)];
+        let stats = &self.stats;
+        self.per_peer(
+            e,
+            "renda_sync_records",
+            "Records sent to and received from each peer.",
+            counter,
+            |p| vec![(Some("out"), p.records_out), (Some("in"), p.records_in)],
+        )?;
+        self.per_peer(
+            e,
+            "renda_sync_changes",
+            "Automerge changes sent to and received from each peer.",
+            counter,
+            |p| vec![(Some("out"), p.changes_out), (Some("in"), p.changes_in)],
+        )?;
+        self.per_peer(
+            e,
+            "renda_sync_bytes",
+            "Bytes of changes sent to and received from each peer.",
+            counter,
+            |p| vec![(Some("out"), p.bytes_out), (Some("in"), p.bytes_in)],
+        )?;
+        self.per_peer(
+            e,
+            "renda_sync_lag_changes",
+            "Changes of this node the peer has not acknowledged yet.",
+            gauge,
+            |p| vec![(None, p.lag)],
+        )?;
+        self.per_peer(
+            e,
+            "renda_sync_link_stalled",
+            "1 while the peer owes acknowledgements and none arrived within the link timeout.",
+            gauge,
+            |p| vec![(None, i64::from(p.stalled))],
+        )?;
+        self.per_peer(
+            e,
+            "renda_sync_last_success_timestamp_seconds",
+            "When the last round with the peer completed (0: never).",
+            gauge,
+            |p| vec![(None, p.last_success.map_or(0, |t| t.timestamp()))],
+        )?;
+        self.per_peer(
+            e,
+            "renda_sync_link_error",
+            "1 while the last attempt to sync with the peer failed.",
+            gauge,
+            |p| vec![(None, i64::from(p.last_error.is_some()))],
+        )?;
+        self.per_peer(
+            e,
+            "renda_refused_records",
+            "Records whose changes were refused: in, by this node from the peer; out, by the peer from this node.",
+            counter,
+            |p| vec![(Some("in"), p.refused_in), (Some("out"), p.refused_out)],
+        )?;
+        family(
+            e,
+            "renda_audit_entries",
+            "Entries in this node's audit log of refused changes.",
+            gauge,
+            one(clamp(self.audited)),
+        )?;
+        family(
+            e,
+            "renda_store_records",
+            "Records held, by kind.",
+            gauge,
             stats
-                .last_backup
-                .as_ref()
-                .map_or(0, |b| b.at.timestamp())
-                .to_string(),
-        )],
-    );
-    family(
-        "renda_store_check_timestamp_seconds",
-        "gauge",
-        "When the node's database file was last found sound by a check (0: never).",
-        vec![(
-            String::new(),
+                .records_by_kind
+                .iter()
+                .map(|(kind, n)| (vec![("kind", kind.as_str().to_string())], clamp(*n))),
+        )?;
+        family(
+            e,
+            "renda_store_unknown_state",
+            "Workflow records holding a step of a newer release, whose state this release cannot tell; they wait for this node's upgrade.",
+            gauge,
+            one(clamp(stats.unknown_state)),
+        )?;
+        family(
+            e,
+            "renda_store_newer_kind_records",
+            "Records of kinds a newer release added, kept as they came and passed on by their routes, by kind; this release reads them once upgraded.",
+            gauge,
             stats
+                .newer_kinds
+                .iter()
+                .map(|(kind, n)| (vec![("kind", kind.clone())], clamp(*n))),
+        )?;
+        family(
+            e,
+            "renda_store_changes",
+            "Automerge changes held.",
+            gauge,
+            one(clamp(stats.changes)),
+        )?;
+        family(
+            e,
+            "renda_store_bytes",
+            "Size of the node's SQLite database file.",
+            gauge,
+            one(clamp(stats.file_bytes)),
+        )?;
+        family(
+            e,
+            "renda_backup_last_timestamp_seconds",
+            "When the node last took a backup of its database (0: never).",
+            gauge,
+            one(stats.last_backup.as_ref().map_or(0, |b| b.at.timestamp())),
+        )?;
+        family(
+            e,
+            "renda_store_check_timestamp_seconds",
+            "When the node's database file was last found sound by a check (0: never).",
+            gauge,
+            one(stats
                 .last_check
                 .as_ref()
                 .filter(|c| c.detail == "ok")
-                .map_or(0, |c| c.at.timestamp())
-                .to_string(),
-        )],
-    );
-    if let Some(not_after) = certificate_not_after {
-        family(
-            "renda_certificate_expiry_timestamp_seconds",
-            "gauge",
-            "When the node's certificate ends.",
-            vec![(String::new(), not_after.timestamp().to_string())],
-        );
+                .map_or(0, |c| c.at.timestamp())),
+        )?;
+        if let Some(not_after) = self.certificate_not_after {
+            family(
+                e,
+                "renda_certificate_expiry_timestamp_seconds",
+                "When the node's certificate ends.",
+                gauge,
+                one(not_after.timestamp()),
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// The exposition text for one scrape, in Prometheus's text format (0.0.4).
+pub fn render(
+    me: &RegionCode,
+    peers: Vec<PeerStatus>,
+    stats: StoreStats,
+    audited: u64,
+    certificate_not_after: Option<DateTime<Utc>>,
+) -> String {
+    let node = (Cow::Borrowed("node"), Cow::Owned(me.as_str().to_string()));
+    let mut registry = Registry::with_labels(std::iter::once(node));
+    registry.register_collector(Box::new(Scrape {
+        peers,
+        stats,
+        audited,
+        certificate_not_after,
+    }));
+    let mut out = String::new();
+    // Writing into a String fails only where an encoder reports an error of its own, which
+    // counters and gauges with string labels never do.
+    if let Err(e) = prometheus_text::encode(&mut out, &registry) {
+        tracing::warn!(error = %e, "the metrics could not be encoded whole");
     }
     out
 }
@@ -216,14 +279,11 @@ async fn scrape(State(m): State<Metrics>) -> Response {
         .await;
     match read {
         Ok((peers, stats, audited)) => (
-            [(
-                header::CONTENT_TYPE,
-                "text/plain; version=0.0.4; charset=utf-8",
-            )],
+            [(header::CONTENT_TYPE, prometheus_text::CONTENT_TYPE)],
             render(
                 &m.me,
-                &peers,
-                &stats,
+                peers,
+                stats,
                 audited,
                 m.tls.as_ref().map(|t| t.not_after()),
             ),
@@ -236,7 +296,6 @@ async fn scrape(State(m): State<Metrics>) -> Response {
     }
 }
 
-/// Serves `GET /metrics` on `listener` until `shutdown` completes.
 /// Serves `/metrics` on `listener` until `shutdown`: over HTTPS with `tls`, else plain HTTP
 /// (which callers keep to loopback).
 pub async fn serve(
@@ -291,7 +350,9 @@ mod tests {
         let stats = StoreStats {
             records_by_kind: vec![(RecordKind::Opinion, 12)],
             unknown_state: 0,
-            newer_kinds: vec![("petition".into(), 3)],
+            // A newer kind's name came from a peer: whatever it holds is escaped, not
+            // written into the text as it is.
+            newer_kinds: vec![("petition".into(), 3), ("a\"b\\c\nd".into(), 1)],
             changes: 40,
             last_seq: 40,
             file_bytes: 4096,
@@ -301,7 +362,7 @@ mod tests {
             }),
             last_check: None,
         };
-        let text = render(&me, &[peer], &stats, 1, None);
+        let text = render(&me, vec![peer], stats, 1, None);
         for line in [
             "renda_sync_changes_total{node=\"330411000000\",peer=\"330411101000\",direction=\"in\"} 5",
             "renda_sync_lag_changes{node=\"330411000000\",peer=\"330411101000\"} 2",
@@ -312,10 +373,39 @@ mod tests {
             "renda_store_records{node=\"330411000000\",kind=\"opinion\"} 12",
             "renda_store_newer_kind_records{node=\"330411000000\",kind=\"petition\"} 3",
             "renda_store_bytes{node=\"330411000000\"} 4096",
+            "renda_store_newer_kind_records{node=\"330411000000\",kind=\"a\\\"b\\\\c\\nd\"} 1",
             "# TYPE renda_sync_bytes_total counter",
+            "# HELP renda_store_changes Automerge changes held.",
         ] {
             assert!(text.lines().any(|l| l == line), "missing {line}:\n{text}");
         }
         assert!(!text.contains("certificate"), "no certificate, no sample");
+        // The families operators' alerts name (deploy/README.md), in this order; a release may
+        // add families but not rename or drop one.
+        let families: Vec<&str> = text
+            .lines()
+            .filter_map(|l| l.strip_prefix("# TYPE "))
+            .collect();
+        assert_eq!(
+            families,
+            [
+                "renda_sync_records_total counter",
+                "renda_sync_changes_total counter",
+                "renda_sync_bytes_total counter",
+                "renda_sync_lag_changes gauge",
+                "renda_sync_link_stalled gauge",
+                "renda_sync_last_success_timestamp_seconds gauge",
+                "renda_sync_link_error gauge",
+                "renda_refused_records_total counter",
+                "renda_audit_entries gauge",
+                "renda_store_records gauge",
+                "renda_store_unknown_state gauge",
+                "renda_store_newer_kind_records gauge",
+                "renda_store_changes gauge",
+                "renda_store_bytes gauge",
+                "renda_backup_last_timestamp_seconds gauge",
+                "renda_store_check_timestamp_seconds gauge",
+            ]
+        );
     }
 }
