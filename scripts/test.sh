@@ -42,7 +42,7 @@ python_packages=("grpcio-tools>=1.60,<2" "grpcio-health-checking>=1.60,<2"
 if ! python3 -c "import grpc_tools, grpc_health, grpc_reflection, grpc_status, prometheus_client" 2>/dev/null ||
    ! python3 -m pip show -q buf-bin >/dev/null 2>&1; then
     python3 -m pip install -q --disable-pip-version-check "${python_packages[@]}" ||
-        { echo "the Query API test needs Python 3 with pip: ${python_packages[*]}" >&2; exit 1; }
+        { echo "the Query API and metrics tests need Python 3 with pip: ${python_packages[*]}" >&2; exit 1; }
 fi
 
 extra=()

@@ -42,9 +42,11 @@ impl Metrics {
     }
 }
 
-/// One scrape's values, read from the store, as a prometheus-client collector: every value
-/// lives in the database (the link counters survive restarts there), not in the process, so a
-/// scrape reads the store and encodes what it read, in a fixed order of families and samples.
+/// One scrape's values as a prometheus-client collector. They are read from the store at the
+/// scrape (the link counters live in the database and survive restarts there; a link's stall is
+/// judged as it is read), and the certificate's end from the node's TLS state, which renewal
+/// swaps while the node runs; nothing is counted in the process. The collector encodes what was
+/// read in a fixed order of families and samples.
 #[derive(Debug)]
 struct Scrape {
     peers: Vec<PeerStatus>,
@@ -254,7 +256,7 @@ pub fn render(
     stats: StoreStats,
     audited: u64,
     certificate_not_after: Option<DateTime<Utc>>,
-) -> String {
+) -> Result<String, std::fmt::Error> {
     let node = (Cow::Borrowed("node"), Cow::Owned(me.as_str().to_string()));
     let mut registry = Registry::with_labels(std::iter::once(node));
     registry.register_collector(Box::new(Scrape {
@@ -264,12 +266,8 @@ pub fn render(
         certificate_not_after,
     }));
     let mut out = String::new();
-    // Writing into a String fails only where an encoder reports an error of its own, which
-    // counters and gauges with string labels never do.
-    if let Err(e) = prometheus_text::encode(&mut out, &registry) {
-        tracing::warn!(error = %e, "the metrics could not be encoded whole");
-    }
-    out
+    prometheus_text::encode(&mut out, &registry)?;
+    Ok(out)
 }
 
 async fn scrape(State(m): State<Metrics>) -> Response {
@@ -277,18 +275,19 @@ async fn scrape(State(m): State<Metrics>) -> Response {
         .store
         .read(|s| Ok((s.peers()?, s.stats()?, s.audit_count()?)))
         .await;
-    match read {
-        Ok((peers, stats, audited)) => (
+    let not_after = m.tls.as_ref().map(|t| t.not_after());
+    match read.map(|(peers, stats, audited)| render(&m.me, peers, stats, audited, not_after)) {
+        Ok(Ok(text)) => (
             [(header::CONTENT_TYPE, prometheus_text::CONTENT_TYPE)],
-            render(
-                &m.me,
-                peers,
-                stats,
-                audited,
-                m.tls.as_ref().map(|t| t.not_after()),
-            ),
+            text,
         )
             .into_response(),
+        // Half a scrape is not answered as a whole one. Writing into a String fails only where
+        // an encoder reports an error of its own, which counters and gauges never do.
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "the metrics could not be encoded");
+            (StatusCode::INTERNAL_SERVER_ERROR, "metrics not encoded\n").into_response()
+        }
         Err(e) => {
             tracing::error!(error = %e, "the metrics endpoint could not read the store");
             (StatusCode::INTERNAL_SERVER_ERROR, "store unavailable\n").into_response()
@@ -362,7 +361,7 @@ mod tests {
             }),
             last_check: None,
         };
-        let text = render(&me, vec![peer], stats, 1, None);
+        let text = render(&me, vec![peer], stats.clone(), 1, None).unwrap();
         for line in [
             "renda_sync_changes_total{node=\"330411000000\",peer=\"330411101000\",direction=\"in\"} 5",
             "renda_sync_lag_changes{node=\"330411000000\",peer=\"330411101000\"} 2",
@@ -382,12 +381,22 @@ mod tests {
         assert!(!text.contains("certificate"), "no certificate, no sample");
         // The families operators' alerts name (deploy/README.md), in this order; a release may
         // add families but not rename or drop one.
-        let families: Vec<&str> = text
-            .lines()
-            .filter_map(|l| l.strip_prefix("# TYPE "))
-            .collect();
+        let families = |text: &str| -> Vec<String> {
+            text.lines()
+                .filter_map(|l| l.strip_prefix("# TYPE "))
+                .map(String::from)
+                .collect()
+        };
+        // A node with no peer and no newer kind still declares every family.
+        let bare = StoreStats {
+            newer_kinds: vec![],
+            ..stats
+        };
+        let empty = render(&me, vec![], bare, 0, None).unwrap();
+        assert_eq!(families(&empty), families(&text), "{empty}");
+        assert!(!empty.contains("peer="), "{empty}");
         assert_eq!(
-            families,
+            families(&text),
             [
                 "renda_sync_records_total counter",
                 "renda_sync_changes_total counter",
