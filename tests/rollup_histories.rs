@@ -42,14 +42,19 @@ fn day_after(rng: &mut StdRng, from: NaiveDate) -> NaiveDate {
 
 const UNITS: [&str; 2] = ["镇农业农村办", "镇建设办"];
 
+/// A screening, accepting the suggestion four times in five.
+fn screening(rng: &mut StdRng) -> SuggestionAction {
+    SuggestionAction::Screen {
+        accepted: rng.random_range(0..5) > 0,
+        number: None,
+        reason: Some("不属于本级职权范围".into()),
+    }
+}
+
 fn suggestion_action(rng: &mut StdRng, since: NaiveDate) -> SuggestionAction {
     let unit = UNITS[rng.random_range(0..UNITS.len())].to_string();
     match rng.random_range(0..10) {
-        0 => SuggestionAction::Screen {
-            accepted: rng.random_range(0..5) > 0,
-            number: None,
-            reason: Some("不属于本级职权范围".into()),
-        },
+        0 => screening(rng),
         1 | 2 => SuggestionAction::Assign {
             units: if rng.random_range(0..3) == 0 {
                 vec![
@@ -250,11 +255,7 @@ async fn one_history(seed: u64) {
                 // the time, so that whether a history gets past screening is not a matter of
                 // luck (seed 2911937635094974506 drew 55 steps and not one screening).
                 let action = if !screened.contains(&id) && rng.random_bool(0.5) {
-                    SuggestionAction::Screen {
-                        accepted: rng.random_range(0..5) > 0,
-                        number: None,
-                        reason: Some("不属于本级职权范围".into()),
-                    }
+                    screening(&mut rng)
                 } else {
                     suggestion_action(&mut rng, since)
                 };

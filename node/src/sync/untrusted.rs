@@ -43,9 +43,8 @@ pub fn receive_link_message(bytes: &[u8]) -> usize {
 /// of it to automerge (`record::replay::compare_with_automerge`), as the `replay` fuzz target
 /// does; then mangles the forged changes, bytes overwritten and bytes spliced into their parts
 /// (the input read backwards says where), and holds Renda's change reader to automerge on every
-/// one automerge still parses
-/// (`record::replay::ops::compare_mangled`). Panics when they disagree: that is a bug in the
-/// replay or the reader, and the fuzzer's finding.
+/// one automerge still parses (`record::replay::ops::compare_mangled`). Panics when they
+/// disagree: that is a bug in the replay or the reader, and the fuzzer's finding.
 pub fn replay_against_automerge(bytes: &[u8]) -> crate::record::replay::Compared {
     use crate::record::replay::{compare_with_automerge, forge, ops};
     let forged = forge::history(bytes);
